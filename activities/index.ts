@@ -1,0 +1,13 @@
+import type { AppContext } from '../src/core/context';
+import { createEvidenceActivities } from './evidence';
+import { createVerifyActivities } from './verify';
+
+/** Every activity the worker registers; workflows type their proxies from this. */
+export function createActivities(ctx: AppContext) {
+  return {
+    ...createEvidenceActivities(ctx),
+    ...createVerifyActivities(ctx),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

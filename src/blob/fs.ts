@@ -1,0 +1,211 @@
+import { createReadStream, createWriteStream, promises as fsp, constants as FS } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { BlobNotFoundError, DigestMismatchError, type BlobStat, type BlobStore, type PutResult } from './types';
+import { hexOf, VerifyingStream } from './hashing';
+
+/**
+ * Filesystem blob store. Layout `<root>/sha256/ab/cd/<hex>`; writes go to `<root>/tmp`,
+ * are fsynced, verified and renamed into place, so a crash never leaves a half blob under
+ * its final name, and the directory entry is fsynced so the rename survives power loss.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly kind = 'fs' as const;
+  constructor(private readonly root: string) {}
+
+  get location(): string {
+    return this.root;
+  }
+
+  pathFor(digest: string): string {
+    const hex = hexOf(digest);
+    return join(this.root, 'sha256', hex.slice(0, 2), hex.slice(2, 4), hex);
+  }
+
+  private tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  private async tmpPath(): Promise<string> {
+    await fsp.mkdir(this.tmpDir(), { recursive: true });
+    return join(this.tmpDir(), `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}.part`);
+  }
+
+  private async commit(tmp: string, digest: string, size: number): Promise<PutResult> {
+    const final = this.pathFor(digest);
+    await fsp.mkdir(dirname(final), { recursive: true });
+    const existing = await this.stat(digest);
+    if (existing) {
+      // Same content already present (content addressing makes this a no-op), unless the
+      // stored copy is damaged: then the verified new copy replaces it.
+      const h = await this.hash(digest);
+      if (h && h.actual === digest) {
+        await fsp.rm(tmp, { force: true });
+        return { digest, size, created: false };
+      }
+    }
+    await fsp.rename(tmp, final);
+    await fsyncDir(dirname(final));
+    return { digest, size, created: !existing };
+  }
+
+  async put(digest: string, data: Buffer): Promise<PutResult> {
+    hexOf(digest);
+    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
+    if (await this.stat(digest)) {
+      const h = await this.hash(digest);
+      if (h?.actual === digest) return { digest, size: data.length, created: false };
+    }
+    const tmp = await this.tmpPath();
+    const fh = await fsp.open(tmp, FS.O_CREAT | FS.O_EXCL | FS.O_WRONLY, 0o444);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return this.commit(tmp, digest, data.length);
+  }
+
+  async putFile(digest: string, path: string): Promise<PutResult> {
+    hexOf(digest);
+    const tmp = await this.tmpPath();
+    const verify = new VerifyingStream(digest);
+    try {
+      await pipeline(createReadStream(path), verify, createWriteStream(tmp, { flags: 'wx', mode: 0o444 }));
+      const fh = await fsp.open(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    return this.commit(tmp, digest, verify.bytes);
+  }
+
+  async get(digest: string): Promise<Readable> {
+    const p = this.pathFor(digest);
+    const fh = await fsp.open(p, 'r').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw new BlobNotFoundError(digest);
+      throw e;
+    });
+    return fh.createReadStream().pipe(new VerifyingStream(digest));
+  }
+
+  async getBuffer(digest: string): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await fsp.readFile(this.pathFor(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(digest);
+      throw e;
+    }
+    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
+    return data;
+  }
+
+  async hash(digest: string): Promise<{ actual: string; size: number } | null> {
+    const h = createHash('sha256');
+    let size = 0;
+    try {
+      // Large reads keep verify close to raw sha256 throughput.
+      for await (const chunk of createReadStream(this.pathFor(digest), { highWaterMark: 1 << 20 })) {
+        h.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    return { actual: `sha256:${h.digest('hex')}`, size };
+  }
+
+  async stat(digest: string): Promise<BlobStat | null> {
+    try {
+      const s = await fsp.stat(this.pathFor(digest));
+      return { digest, size: s.size, modifiedAt: s.mtime };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async *list(): AsyncIterable<BlobStat> {
+    const base = join(this.root, 'sha256');
+    const l1 = await fsp.readdir(base).catch(() => [] as string[]);
+    for (const a of l1.sort()) {
+      const l2 = await fsp.readdir(join(base, a)).catch(() => [] as string[]);
+      for (const b of l2.sort()) {
+        const files = await fsp.readdir(join(base, a, b)).catch(() => [] as string[]);
+        for (const f of files.sort()) {
+          if (!/^[0-9a-f]{64}$/.test(f)) continue;
+          const s = await fsp.stat(join(base, a, b, f)).catch(() => null);
+          if (s?.isFile()) yield { digest: `sha256:${f}`, size: s.size, modifiedAt: s.mtime };
+        }
+      }
+    }
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    try {
+      await fsp.unlink(this.pathFor(digest));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  async writeRaw(digest: string, data: Buffer): Promise<void> {
+    const p = this.pathFor(digest);
+    await fsp.mkdir(dirname(p), { recursive: true });
+    await fsp.chmod(p, 0o644).catch(() => {});
+    await fsp.writeFile(p, data, { mode: 0o444 });
+    await fsp.chmod(p, 0o444).catch(() => {});
+  }
+
+  withPrefix(prefix: string): BlobStore {
+    return new FsBlobStore(join(this.root, prefix));
+  }
+
+  async health(): Promise<void> {
+    await fsp.mkdir(this.root, { recursive: true });
+    const probe = Buffer.from(`stella-health-${Date.now()}-${randomBytes(4).toString('hex')}`);
+    const tmp = await this.tmpPath();
+    await fsp.writeFile(tmp, probe);
+    const back = await fsp.readFile(tmp);
+    await fsp.rm(tmp, { force: true });
+    if (!back.equals(probe)) throw new Error(`filesystem store at ${this.root} returned different bytes than written`);
+  }
+
+  async cleanupTemp(olderThanMs: number, dryRun: boolean): Promise<{ removed: number; bytes: number }> {
+    const entries = await fsp.readdir(this.tmpDir()).catch(() => [] as string[]);
+    let removed = 0;
+    let bytes = 0;
+    const cutoff = Date.now() - olderThanMs;
+    for (const e of entries) {
+      const p = join(this.tmpDir(), e);
+      const s = await fsp.stat(p).catch(() => null);
+      if (!s || s.mtimeMs > cutoff) continue;
+      removed++;
+      bytes += s.size;
+      if (!dryRun) await fsp.rm(p, { force: true });
+    }
+    return { removed, bytes };
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename itself is still atomic.
+  } finally {
+    await fh.close();
+  }
+}

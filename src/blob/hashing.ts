@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DigestMismatchError } from './types';
+
+export function hexOf(digest: string): string {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  if (!m) throw new Error(`malformed digest ${JSON.stringify(digest)}: expected sha256:<64 hex>`);
+  return m[1]!;
+}
+
+/**
+ * Pass-through stream that hashes what flows through it and fails at the end (before the
+ * consumer sees a clean 'end') when the content does not match the expected digest.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+  constructor(private readonly expected: string) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    const actual = `sha256:${this.hash.digest('hex')}`;
+    cb(actual === this.expected ? null : new DigestMismatchError(this.expected, actual));
+  }
+}

@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream';
+
+/** Raised when stored bytes do not hash to the digest they are stored under. */
+export class DigestMismatchError extends Error {
+  readonly code = 'DIGEST_MISMATCH';
+  constructor(public readonly expected: string, public readonly actual: string) {
+    super(`digest mismatch: expected ${expected}, content hashes to ${actual}`);
+  }
+}
+
+export class BlobNotFoundError extends Error {
+  readonly code = 'BLOB_NOT_FOUND';
+  constructor(public readonly digest: string) {
+    super(`blob not found: ${digest}`);
+  }
+}
+
+export interface BlobStat { digest: string; size: number; modifiedAt?: Date }
+
+export interface PutResult { digest: string; size: number; created: boolean }
+
+/**
+ * Content-addressed blob storage. Keys are `sha256:<hex>` digests; every write is verified
+ * against the digest before it becomes visible, every read is re-hashed.
+ */
+export interface BlobStore {
+  readonly kind: 'fs' | 's3';
+  /** Human-readable location, e.g. a path or s3://bucket/prefix. */
+  readonly location: string;
+  /** Stores bytes under `digest`; refuses content that hashes otherwise. Idempotent. */
+  put(digest: string, data: Buffer): Promise<PutResult>;
+  /** Stores a local file (streamed) under `digest`; refuses content that hashes otherwise. */
+  putFile(digest: string, path: string): Promise<PutResult>;
+  /** Streams the blob; the stream errors with DigestMismatchError at its end if content is wrong. */
+  get(digest: string): Promise<Readable>;
+  /** Whole blob in memory, verified. */
+  getBuffer(digest: string): Promise<Buffer>;
+  /** Hashes the stored bytes without trusting them (for verify); null when absent. */
+  hash(digest: string): Promise<{ actual: string; size: number } | null>;
+  stat(digest: string): Promise<BlobStat | null>;
+  list(): AsyncIterable<BlobStat>;
+  /** Removes the blob; true if it existed. Callers write the audit entry. */
+  delete(digest: string): Promise<boolean>;
+  /** Overwrites raw bytes without verification; only for recovery tooling and fault-injection tests. */
+  writeRaw(digest: string, data: Buffer): Promise<void>;
+  /** A store rooted under a sub-namespace (e.g. `replay`, `cold`). */
+  withPrefix(prefix: string): BlobStore;
+  /** Cheap connectivity/permission check: writes, reads back and deletes a probe. */
+  health(): Promise<void>;
+  /** Stale temp files / incomplete uploads older than `olderThanMs`; removed unless dryRun. */
+  cleanupTemp(olderThanMs: number, dryRun: boolean): Promise<{ removed: number; bytes: number }>;
+}

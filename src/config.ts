@@ -1,0 +1,204 @@
+import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one configuration module. Sources, later wins: defaults < `<dataDir>/config.json`
+ * (written by `stella config set`) < environment. Every value is validated; a bad one
+ * stops start-up with a single line naming the variable and the problem.
+ */
+
+export class ConfigError extends Error {
+  constructor(public readonly variable: string, problem: string) {
+    super(`invalid configuration: ${variable}: ${problem}`);
+  }
+}
+
+/** Runbook-style keys (`stella config set EvidenceLocker:Path …`) map onto env names. */
+export const CONFIG_KEY_ALIASES: Record<string, string> = {
+  'EvidenceLocker:Path': 'STELLA_BLOB_PATH',
+  'EvidenceLocker:Kind': 'STELLA_BLOB_KIND',
+  'EvidenceLocker:ReplicaPath': 'STELLA_REPLICA_PATH',
+  'EvidenceLocker:MaxUploadBytes': 'STELLA_MAX_UPLOAD_BYTES',
+  'Temporal:Address': 'STELLA_TEMPORAL_ADDRESS',
+  'Temporal:Namespace': 'STELLA_TEMPORAL_NAMESPACE',
+  'Temporal:TaskQueue': 'STELLA_TASK_QUEUE',
+  'Database:Url': 'DATABASE_URL',
+  'Api:Port': 'STELLA_API_PORT',
+  'Api:Url': 'STELLA_API_URL',
+  'S3:Bucket': 'STELLA_S3_BUCKET',
+  'S3:Endpoint': 'STELLA_S3_ENDPOINT',
+  'S3:Region': 'STELLA_S3_REGION',
+  'Anchor:Interval': 'STELLA_ANCHOR_INTERVAL',
+  'Verify:DailyMode': 'STELLA_VERIFY_SCHEDULE_MODE',
+  'Verify:QuickSampleRate': 'STELLA_VERIFY_SAMPLE_RATE',
+  'Replay:NightlyLatestN': 'STELLA_REPLAY_VERIFY_LATEST_N',
+};
+
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z
+  .string()
+  .transform((s) => s.trim().toLowerCase())
+  .pipe(z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']))
+  .transform((s) => ['1', 'true', 'yes', 'on'].includes(s));
+const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 15m, 6h or 1d');
+
+const schema = z.object({
+  STELLA_DATA_DIR: z.string().min(1),
+  STELLA_TENANT: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ -').default('default'),
+  STELLA_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
+  STELLA_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  STELLA_TASK_QUEUE: z.string().min(1).default('stella'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
+  STELLA_BLOB_KIND: z.enum(['fs', 's3']).default('fs'),
+  STELLA_BLOB_PATH: z.string().min(1).optional(),
+  STELLA_REPLICA_PATH: z.string().min(1).optional(),
+  STELLA_REPLICA_BUCKET: z.string().min(3).optional(),
+  STELLA_S3_BUCKET: z.string().min(3).optional(),
+  STELLA_S3_ENDPOINT: z.url().optional(),
+  STELLA_S3_REGION: z.string().min(1).default('us-east-1'),
+  STELLA_S3_ACCESS_KEY_ID: z.string().optional(),
+  STELLA_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  STELLA_S3_FORCE_PATH_STYLE: bool.default(true),
+  STELLA_API_HOST: z.string().min(1).default('127.0.0.1'),
+  STELLA_API_PORT: port.default(8787),
+  STELLA_API_URL: z.url().optional(),
+  STELLA_TOKEN: z.string().optional(),
+  STELLA_KEYS_DIR: z.string().min(1).optional(),
+  STELLA_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  STELLA_ANCHOR_INTERVAL: duration.default('6h'),
+  STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
+  STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
+  STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
+  STELLA_SCHEDULES: bool.default(true),
+  STELLA_TEMPORAL_BIN: z.string().optional(),
+  STELLA_DEV_TEMPORAL_PORT: port.default(7233),
+  STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
+  STELLA_DEV_PG_PORT: port.default(55432),
+});
+
+export type RawConfig = z.infer<typeof schema>;
+
+export interface StellaConfig {
+  dataDir: string;
+  tenant: string;
+  temporal: { address?: string; namespace: string; taskQueue: string };
+  databaseUrl?: string;
+  blob:
+    | { kind: 'fs'; path: string; replicaPath?: string }
+    | { kind: 's3'; bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean; replicaBucket?: string };
+  api: { host: string; port: number; url: string; token?: string };
+  keysDir: string;
+  maxUploadBytes: number;
+  logLevel: RawConfig['STELLA_LOG_LEVEL'];
+  schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
+  dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.STELLA_DATA_DIR ?? env.STELLA_HOME ?? join(homedir(), '.stella'));
+}
+
+export function configFilePath(dataDir: string): string {
+  return join(dataDir, 'config.json');
+}
+
+export function readConfigFile(dataDir: string): Record<string, string> {
+  const file = configFilePath(dataDir);
+  if (!existsSync(file)) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(file, `not valid JSON (${(e as Error).message})`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(file, 'expected a JSON object');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) out[CONFIG_KEY_ALIASES[k] ?? k] = String(v);
+  return out;
+}
+
+/** `stella config set`: validate the key and value, then write the file atomically. */
+export function writeConfigValue(dataDir: string, key: string, value: string): { key: string; variable: string } {
+  const variable = CONFIG_KEY_ALIASES[key] ?? key;
+  if (!(variable in schema.shape)) {
+    throw new ConfigError(key, `unknown setting; known: ${Object.keys(CONFIG_KEY_ALIASES).join(', ')} or any STELLA_* variable`);
+  }
+  const field = schema.shape[variable as keyof typeof schema.shape];
+  const check = field.safeParse(value);
+  if (!check.success) throw new ConfigError(key, check.error.issues[0]?.message ?? 'invalid value');
+  const file = configFilePath(dataDir);
+  mkdirSync(dirname(file), { recursive: true });
+  const current = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {};
+  current[key] = value;
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(current, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, file);
+  return { key, variable };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
+  const dataDir = defaultDataDir(env);
+  const merged: Record<string, string | undefined> = { ...readConfigFile(dataDir) };
+  for (const key of Object.keys(schema.shape)) if (env[key] !== undefined && env[key] !== '') merged[key] = env[key];
+  merged.STELLA_DATA_DIR = dataDir;
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'config');
+    const shown = merged[variable] === undefined ? '' : ` (got ${JSON.stringify(merged[variable])})`;
+    throw new ConfigError(variable, issue.message + shown);
+  }
+  const c = parsed.data;
+  let blob: StellaConfig['blob'];
+  if (c.STELLA_BLOB_KIND === 's3') {
+    if (!c.STELLA_S3_BUCKET) throw new ConfigError('STELLA_S3_BUCKET', 'required when STELLA_BLOB_KIND=s3');
+    blob = {
+      kind: 's3',
+      bucket: c.STELLA_S3_BUCKET,
+      endpoint: c.STELLA_S3_ENDPOINT,
+      region: c.STELLA_S3_REGION,
+      accessKeyId: c.STELLA_S3_ACCESS_KEY_ID,
+      secretAccessKey: c.STELLA_S3_SECRET_ACCESS_KEY,
+      forcePathStyle: c.STELLA_S3_FORCE_PATH_STYLE,
+      replicaBucket: c.STELLA_REPLICA_BUCKET,
+    };
+  } else {
+    blob = { kind: 'fs', path: resolve(c.STELLA_BLOB_PATH ?? join(dataDir, 'evidence')), replicaPath: c.STELLA_REPLICA_PATH && resolve(c.STELLA_REPLICA_PATH) };
+  }
+  return {
+    dataDir,
+    tenant: c.STELLA_TENANT,
+    temporal: { address: c.STELLA_TEMPORAL_ADDRESS, namespace: c.STELLA_TEMPORAL_NAMESPACE, taskQueue: c.STELLA_TASK_QUEUE },
+    databaseUrl: c.DATABASE_URL,
+    blob,
+    api: {
+      host: c.STELLA_API_HOST,
+      port: c.STELLA_API_PORT,
+      url: c.STELLA_API_URL ?? `http://${c.STELLA_API_HOST === '0.0.0.0' ? '127.0.0.1' : c.STELLA_API_HOST}:${c.STELLA_API_PORT}`,
+      token: c.STELLA_TOKEN,
+    },
+    keysDir: resolve(c.STELLA_KEYS_DIR ?? join(dataDir, 'keys')),
+    maxUploadBytes: c.STELLA_MAX_UPLOAD_BYTES,
+    logLevel: c.STELLA_LOG_LEVEL,
+    schedules: {
+      enabled: c.STELLA_SCHEDULES,
+      anchorInterval: c.STELLA_ANCHOR_INTERVAL,
+      verifyMode: c.STELLA_VERIFY_SCHEDULE_MODE,
+      verifySampleRate: c.STELLA_VERIFY_SAMPLE_RATE,
+      replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
+    },
+    dev: { temporalBin: c.STELLA_TEMPORAL_BIN, temporalPort: c.STELLA_DEV_TEMPORAL_PORT, temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT, pgPort: c.STELLA_DEV_PG_PORT },
+  };
+}
+
+/** Parses `6h`, `30m`, `1d` into milliseconds. */
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s.trim());
+  if (!m) throw new Error(`bad duration ${JSON.stringify(s)}: expected e.g. 30s, 15m, 6h, 1d`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}

@@ -1,0 +1,26 @@
+import type { Db, DbClient } from '../db/pool';
+
+export interface AuditEntry {
+  tenant: string;
+  actor: string;
+  action: string;
+  target?: string;
+  reason?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Appends to the audit log; every destructive or state-changing action calls this. */
+export async function audit(db: Db | DbClient, e: AuditEntry): Promise<void> {
+  await db.query('INSERT INTO audit_log (tenant_id, actor, action, target, reason, details) VALUES ($1,$2,$3,$4,$5,$6)', [
+    e.tenant,
+    e.actor,
+    e.action,
+    e.target ?? null,
+    e.reason ?? null,
+    JSON.stringify(e.details ?? {}),
+  ]);
+}
+
+export async function timelineEvent(db: Db | DbClient, tenant: string, type: string, subject: string | null, payload: Record<string, unknown>): Promise<void> {
+  await db.query('INSERT INTO timeline_events (tenant_id, type, subject, payload) VALUES ($1,$2,$3,$4)', [tenant, type, subject, JSON.stringify(payload)]);
+}

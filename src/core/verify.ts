@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import type { AppContext } from './context';
+
+export type VerifyMode = 'quick' | 'full';
+export type VerifyResult = 'ok' | 'hash-mismatch' | 'missing-blob' | 'unindexed-blob' | 'size-mismatch';
+
+export interface VerifyRunInput {
+  runId: string;
+  tenant?: string | null;
+  mode: VerifyMode;
+  sampleRate: number;
+  batchSize?: number;
+  /** Only items in the Merkle log below this size (point-in-time verification to an anchor). */
+  maxLogSize?: number | null;
+  toAnchor?: string | null;
+}
+
+export interface BatchOutcome { nextAfter: string | null; checked: number; ok: number; failed: number; failures: { id: string; result: VerifyResult; detail: string }[] }
+
+/** Deterministic sample: the same run id picks the same items, so a retried batch checks the same set. */
+export function inSample(runId: string, id: string, rate: number): boolean {
+  if (rate >= 1) return true;
+  const h = createHash('sha256').update(runId).update(id).digest();
+  return h.readUInt32BE(0) / 0x1_0000_0000 < rate;
+}
+
+function scope(input: VerifyRunInput, params: unknown[]): string {
+  const where = [`i.state <> 'purged'`];
+  if (input.tenant) {
+    params.push(input.tenant);
+    where.push(`i.tenant_id = $${params.length}`);
+  }
+  if (input.maxLogSize != null) {
+    params.push(input.maxLogSize);
+    where.push(`EXISTS (SELECT 1 FROM evidence_log l WHERE l.item_id = i.id AND l.tenant_id = i.tenant_id AND l.seq < $${params.length})`);
+  }
+  return where.join(' AND ');
+}
+
+export async function startVerifyRun(ctx: AppContext, input: VerifyRunInput, workflowId: string): Promise<{ total: number }> {
+  const params: unknown[] = [];
+  const where = scope(input, params);
+  const r = await ctx.db.query(`SELECT count(DISTINCT i.id)::int AS n FROM evidence_items i WHERE ${where}`, params);
+  const total = r.rows[0].n as number;
+  await ctx.db.query(
+    `INSERT INTO verify_runs (id, tenant_id, mode, workflow_id, sample_rate, to_anchor, total) VALUES ($1,$2,$3,$4,$5,$6,$7)
+     ON CONFLICT (id) DO NOTHING`,
+    [input.runId, input.tenant ?? '*', input.mode, workflowId, input.mode === 'quick' ? input.sampleRate : 1, input.toAnchor ?? null, total],
+  );
+  return { total };
+}
+
+async function record(ctx: AppContext, runId: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<void> {
+  for (const f of failures) {
+    await ctx.db.query(
+      `INSERT INTO verify_results (run_id, item_id, result, detail) VALUES ($1,$2,$3,$4)
+       ON CONFLICT (run_id, item_id) DO UPDATE SET result = EXCLUDED.result, detail = EXCLUDED.detail`,
+      [runId, f.id, f.result, f.detail],
+    );
+  }
+  await ctx.db.query('UPDATE verify_runs SET checked = checked + $2, ok = ok + $3, failed = failed + $4 WHERE id = $1', [runId, checked, ok, failures.length]);
+}
+
+/**
+ * Checks one keyset page of distinct evidence ids. `onProgress` is called after each item with
+ * the last id done, so an activity can heartbeat it and resume mid-batch after a crash.
+ */
+export async function verifyBatch(ctx: AppContext, input: VerifyRunInput, after: string | null, resumeFrom: string | null, onProgress: (lastId: string) => void): Promise<BatchOutcome> {
+  const params: unknown[] = [];
+  const where = scope(input, params);
+  params.push(resumeFrom ?? after ?? '');
+  const limit = input.batchSize ?? 500;
+  params.push(limit);
+  const r = await ctx.db.query(
+    `SELECT i.id, max(i.size_bytes) AS size FROM evidence_items i WHERE ${where} AND i.id > $${params.length - 1}
+     GROUP BY i.id ORDER BY i.id LIMIT $${params.length}`,
+    params,
+  );
+  const out: BatchOutcome = { nextAfter: null, checked: 0, ok: 0, failed: 0, failures: [] };
+  for (const row of r.rows as { id: string; size: number }[]) {
+    if (input.mode === 'full' || inSample(input.runId, row.id, input.sampleRate)) {
+      out.checked++;
+      const h = await ctx.blobs.primary.hash(row.id);
+      if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
+      else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
+      else if (h.size !== Number(row.size)) out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
+      else out.ok++;
+    }
+    onProgress(row.id);
+  }
+  out.failed = out.failures.length;
+  out.nextAfter = r.rows.length === limit ? (r.rows[r.rows.length - 1] as { id: string }).id : null;
+  await record(ctx, input.runId, out.failures, out.checked, out.ok);
+  return out;
+}
+
+/** Full mode: blobs in the store that no index row names. */
+export async function findUnindexed(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
+  let found = 0;
+  let page: string[] = [];
+  const flush = async () => {
+    if (!page.length) return;
+    const r = await ctx.db.query('SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1)', [page]);
+    const known = new Set(r.rows.map((x) => x.id as string));
+    const missing = page.filter((d) => !known.has(d));
+    found += missing.length;
+    await record(ctx, runId, missing.map((id) => ({ id, result: 'unindexed-blob' as const, detail: `present in ${ctx.blobs.primary.location} but not in the index` })), 0, 0);
+    page = [];
+    onProgress();
+  };
+  for await (const b of ctx.blobs.primary.list()) {
+    page.push(b.digest);
+    if (page.length >= 1000) await flush();
+  }
+  await flush();
+  return found;
+}
+
+export async function finishVerifyRun(ctx: AppContext, runId: string): Promise<VerifyRunSummary> {
+  const r = await ctx.db.query(`UPDATE verify_runs SET status = CASE WHEN failed > 0 THEN 'failed' ELSE 'passed' END, finished_at = now() WHERE id = $1 RETURNING *`, [runId]);
+  return summaryOf(r.rows[0]);
+}
+
+export interface VerifyRunSummary { runId: string; mode: string; status: string; tenant: string; total: number; checked: number; ok: number; failed: number; startedAt: string; finishedAt: string | null; toAnchor: string | null; byResult?: Record<string, number> }
+
+export function summaryOf(row: Record<string, any>): VerifyRunSummary {
+  return {
+    runId: row.id,
+    mode: row.mode,
+    status: row.status,
+    tenant: row.tenant_id,
+    total: row.total,
+    checked: row.checked,
+    ok: row.ok,
+    failed: row.failed,
+    startedAt: new Date(row.started_at).toISOString(),
+    finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
+    toAnchor: row.to_anchor,
+  };
+}
+
+export async function verifyReport(ctx: AppContext, q: { runId?: string; latest?: boolean; failedOnly?: boolean }) {
+  const run = q.runId
+    ? await ctx.db.query('SELECT * FROM verify_runs WHERE id=$1', [q.runId])
+    : await ctx.db.query(`SELECT * FROM verify_runs ORDER BY started_at DESC LIMIT 1`);
+  if (!run.rowCount) return null;
+  const summary = summaryOf(run.rows[0]);
+  const res = await ctx.db.query('SELECT item_id, result, detail, checked_at FROM verify_results WHERE run_id=$1 ORDER BY item_id', [summary.runId]);
+  const byResult: Record<string, number> = { ok: summary.ok };
+  for (const x of res.rows) byResult[x.result] = (byResult[x.result] ?? 0) + 1;
+  const results = res.rows
+    .filter((x) => !q.failedOnly || x.result !== 'ok')
+    .map((x) => ({ id: x.item_id, result: x.result as VerifyResult, detail: x.detail, checkedAt: new Date(x.checked_at).toISOString() }));
+  return { ...summary, byResult, results };
+}

@@ -1,0 +1,45 @@
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, Runtime, makeTelemetryFilterString, type WorkerOptions } from '@temporalio/worker';
+import type { AppContext } from '../src/core/context';
+import { createActivities } from '../activities';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+let runtimeInstalled = false;
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    // Signals are handled by the serve process (API and worker shut down together).
+    Runtime.install({ shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+  } catch {
+    // Already installed by an earlier worker in this process.
+  }
+}
+
+export interface StellaWorkerOptions {
+  taskQueue?: string;
+  /** Prebuilt workflow bundle (tests share one); otherwise bundled from WORKFLOWS_PATH. */
+  workflowBundle?: { code: string };
+  /** How long in-flight activities get to finish on SIGINT/SIGTERM. */
+  shutdownGraceTime?: string;
+  maxConcurrentActivityTaskExecutions?: number;
+}
+
+export async function createStellaWorker(ctx: AppContext, opts: StellaWorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installRuntime();
+  const address = ctx.cfg.temporal.address;
+  if (!address) throw new Error('STELLA_TEMPORAL_ADDRESS is not set');
+  const connection = await NativeConnection.connect({ address });
+  const base: WorkerOptions = {
+    connection,
+    namespace: ctx.cfg.temporal.namespace,
+    taskQueue: opts.taskQueue ?? ctx.cfg.temporal.taskQueue,
+    activities: createActivities(ctx),
+    shutdownGraceTime: opts.shutdownGraceTime ?? '30s',
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+  };
+  const worker = await Worker.create(base);
+  return { worker, connection };
+}

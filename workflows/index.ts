@@ -1,0 +1,2 @@
+// The worker bundles this file: every workflow type stella runs is exported from here.
+export * from './evidence';
