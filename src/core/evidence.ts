@@ -208,7 +208,8 @@ export class EvidenceService {
       where.push(`i.kind=$${params.length}`);
     }
     if (q.cursor) {
-      // Keyset pagination on (created_at, id): stable under concurrent inserts.
+      // Keyset pagination on (created_at, id): stable under concurrent inserts. The cursor keeps
+      // PostgreSQL's microsecond timestamp text, since a JS Date would round to milliseconds.
       const [ts, id] = Buffer.from(q.cursor, 'base64url').toString().split('|');
       if (!ts || !id) throw badInput('malformed cursor');
       params.push(ts, id);
@@ -216,7 +217,7 @@ export class EvidenceService {
     }
     params.push(limit + 1);
     const r = await this.db.query(
-      `SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id
+      `SELECT i.*, i.created_at::text AS created_key, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id
        WHERE ${where.join(' AND ')} ORDER BY i.created_at, i.id LIMIT $${params.length}`,
       params,
     );
@@ -237,7 +238,7 @@ export class EvidenceService {
       ),
     );
     const last = rows[rows.length - 1];
-    const nextCursor = r.rows.length > limit && last ? Buffer.from(`${new Date(last.created_at).toISOString()}|${last.id}`).toString('base64url') : null;
+    const nextCursor = r.rows.length > limit && last ? Buffer.from(`${last.created_key}|${last.id}`).toString('base64url') : null;
     return { items, nextCursor };
   }
 
