@@ -35,7 +35,9 @@ export const verifyProgressQuery = defineQuery<VerifyProgress>('progress');
  * batch heartbeats the last id, so a worker crash resumes where it stopped. History stays
  * bounded via continue-as-new on very large lockers.
  */
-export async function verifyEvidence(input: VerifyRunInput, carried?: { after: string | null; progress: VerifyProgress }): Promise<VerifyRunSummary> {
+export async function verifyEvidence(rawInput: VerifyRunInput, carried?: { after: string | null; progress: VerifyProgress }): Promise<VerifyRunSummary> {
+  // Scheduled runs pass no run id: the (unique) workflow id serves.
+  const input: VerifyRunInput = { ...rawInput, runId: rawInput.runId || workflowInfo().workflowId };
   let progress: VerifyProgress = carried?.progress ?? { runId: input.runId, mode: input.mode, total: 0, checked: 0, scanned: 0, ok: 0, failed: 0, phase: 'items' };
   setHandler(verifyProgressQuery, () => progress);
   let after: string | null = carried?.after ?? null;

@@ -4,6 +4,8 @@ import { migrate } from '../db/migrate';
 import { createBlobStores, type BlobStores } from '../blob';
 import { EvidenceService } from './evidence';
 import { createLogger, type Logger } from '../log';
+import type { KeyStore } from '../crypto/keys';
+import { openKeyStore } from './keys';
 
 /** Everything an activity or API handler needs to do I/O, built once per process. */
 export interface AppContext {
@@ -12,6 +14,7 @@ export interface AppContext {
   blobs: BlobStores;
   evidence: EvidenceService;
   log: Logger;
+  keys: KeyStore;
 }
 
 export async function createAppContext(cfg: StellaConfig, opts: { migrate?: boolean; log?: Logger } = {}): Promise<AppContext> {
@@ -20,7 +23,8 @@ export async function createAppContext(cfg: StellaConfig, opts: { migrate?: bool
   if (opts.migrate !== false) await migrate(db);
   const blobs = createBlobStores(cfg);
   const log = opts.log ?? createLogger(cfg.logLevel);
-  return { cfg, db, blobs, evidence: new EvidenceService(db, blobs), log };
+  const keys = await openKeyStore(cfg.keysDir);
+  return { cfg, db, blobs, evidence: new EvidenceService(db, blobs), log, keys };
 }
 
 export async function closeAppContext(ctx: AppContext): Promise<void> {

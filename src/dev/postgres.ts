@@ -46,6 +46,8 @@ export async function startLocalPostgres(opts: { dir: string; port: number; data
   const { dir, port } = opts;
   const database = opts.database ?? 'stella';
   if (!existsSync(join(dir, 'PG_VERSION'))) {
+    // Parents traversable (the server may run as another user); the cluster itself private.
+    mkdirSync(join(dir, '..'), { recursive: true, mode: 0o755 });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (isRoot()) {
       const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());

@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Client } from '@temporalio/client';
+import type { AppContext } from '../core/context';
+import type { Metrics } from '../core/metrics';
+import { StellaError } from '../core/errors';
+
+export interface ApiDeps {
+  ctx: AppContext;
+  temporal: { client: Client; taskQueue: string } | null;
+  metrics: Metrics;
+  /** Public JWKs that API tokens are verified against. */
+  tokenKeys: () => Promise<{ keys: Record<string, unknown>[] }>;
+}
+
+export interface Principal { sub: string; tenant: string; scopes: string[] }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Enforces a scope (or `admin`) on the verified token; 403 otherwise. */
+export function requireScope(req: FastifyRequest, scope: string): Principal {
+  const p = req.principal;
+  if (!p) throw new StellaError('FORBIDDEN', 'no principal');
+  if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) throw new StellaError('FORBIDDEN', `token lacks scope ${scope}`);
+  return p;
+}
+
+/** The tenant a request acts for: the token's, unless an admin names another. */
+export function tenantOf(req: FastifyRequest): string {
+  const p = req.principal!;
+  const asked = (req.headers['x-stella-tenant'] as string | undefined) ?? (req.query as Record<string, string> | undefined)?.tenant;
+  if (asked && asked !== p.tenant) {
+    if (!p.scopes.includes('admin')) throw new StellaError('FORBIDDEN', `token is for tenant ${p.tenant}, not ${asked}`);
+    return asked;
+  }
+  return p.tenant;
+}
+
+export function temporalOrThrow(deps: ApiDeps) {
+  if (!deps.temporal) throw new StellaError('UNAVAILABLE', 'Temporal is not connected');
+  return deps.temporal;
+}
+
+export type Reply = FastifyReply;

@@ -1,0 +1,2 @@
+// Feature route modules register themselves with the API here (import for side effects).
+import './verify';

@@ -1,0 +1,192 @@
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import { action, ctxOf, requireDigest } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
+import { qs } from '../client';
+import { progressBar } from '../progress';
+
+const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
+
+export interface ItemView { id: string; kind: string; mediaType: string; size: number; state: string; createdAt: string; subjects: string[]; parents: { id: string; relation: string }[]; children: { id: string; relation: string }[]; producer: Record<string, unknown>; predicateType: string | null; logSeq: number | null; tier: string }
+
+export const itemColumns = [
+  { header: 'ID', get: (i: ItemView) => shortDigest(i.id) },
+  { header: 'KIND', get: (i: ItemView) => i.kind },
+  { header: 'TYPE', get: (i: ItemView) => i.predicateType ?? i.mediaType },
+  { header: 'SIZE', get: (i: ItemView) => humanBytes(i.size), align: 'right' as const },
+  { header: 'STATE', get: (i: ItemView) => i.state },
+  { header: 'CREATED', get: (i: ItemView) => i.createdAt },
+];
+
+export function registerEvidenceCommands(program: Command): void {
+  const ev = program.command('evidence').description('the Evidence Locker');
+
+  ev.command('put <file>')
+    .description('store a file as evidence for an artifact (idempotent by content digest)')
+    .requiredOption('--artifact <digest...>', 'subject artifact digest(s) sha256:…')
+    .requiredOption('--kind <kind>', `evidence kind: ${KINDS.join(', ')}`)
+    .option('--media-type <type>', 'media type', 'application/octet-stream')
+    .option('--parent <id...>', 'evidence this item derives from')
+    .option('--predicate-type <uri>', 'in-toto predicate type (attestations)')
+    .action(
+      action(async (file: string, o: { artifact: string[]; kind: string; mediaType: string; parent?: string[]; predicateType?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        o.artifact.forEach((a) => requireDigest(a, 'artifact digest'));
+        (o.parent ?? []).forEach((p) => requireDigest(p, 'parent id'));
+        if (!KINDS.includes(o.kind)) throw new CliError(`unknown kind ${o.kind}; expected one of ${KINDS.join(', ')}`, EXIT.USAGE);
+        const st = await fsp.stat(file).catch(() => null);
+        if (!st?.isFile()) throw new CliError(`${file}: no such file`, EXIT.USAGE);
+        const mediaType = o.mediaType === 'application/octet-stream' && file.endsWith('.json') ? 'application/json' : o.mediaType;
+        const params = new URLSearchParams({ kind: o.kind });
+        o.artifact.forEach((a) => params.append('artifact', a));
+        (o.parent ?? []).forEach((p) => params.append('parent', p));
+        if (o.predicateType) params.set('predicateType', o.predicateType);
+        const res = await c.api().raw('POST', `/evidence?${params}`, {
+          body: Readable.from(createReadStream(file)),
+          headers: { 'content-type': mediaType, 'content-length': String(st.size) },
+        });
+        const r = (await res.json()) as { id: string; size: number; created: boolean; logSeq: number | null };
+        print(c.format, r, () => `${r.created ? 'stored' : 'already present'}: ${r.id} (${humanBytes(r.size)}, log #${r.logSeq})`);
+      }),
+    );
+
+  ev.command('get <id>')
+    .description('fetch an item (verified against its digest)')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(
+      action(async (id: string, o: { output?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const res = await c.api().raw('GET', `/evidence/${id}`);
+        const body = Readable.fromWeb(res.body as never);
+        if (o.output) {
+          const tmp = `${o.output}.part`;
+          await pipeline(body, createWriteStream(tmp));
+          await fsp.rename(tmp, o.output);
+        } else await pipeline(body, process.stdout);
+      }),
+    );
+
+  ev.command('list')
+    .description('evidence for an artifact')
+    .option('--artifact <digest>', 'subject artifact digest')
+    .option('--kind <kind>', 'only this kind')
+    .option('--limit <n>', 'page size', '100')
+    .option('--cursor <c>', 'continue from a previous page')
+    .option('--all', 'include purged items')
+    .action(
+      action(async (o: { artifact?: string; kind?: string; limit: string; cursor?: string; all?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.artifact) requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().get<{ items: ItemView[]; nextCursor: string | null }>(`/evidence${qs({ artifact: o.artifact, kind: o.kind, limit: o.limit, cursor: o.cursor, all: o.all })}`);
+        print(c.format, r, () => (r.items.length ? renderTable(r.items, itemColumns) : 'no evidence found') + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : ''));
+      }),
+    );
+
+  ev.command('exists <id>')
+    .description('whether an item is stored (exit 0 yes, 3 no)')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        try {
+          const res = await c.api().raw('HEAD', `/evidence/${id}`);
+          const out = { id, exists: true, kind: res.headers.get('x-stella-kind'), size: Number(res.headers.get('content-length')) };
+          print(c.format, out, () => `exists: ${id} (${out.kind}, ${humanBytes(out.size)})`);
+        } catch (e) {
+          if (e instanceof CliError && e.exitCode === EXIT.NOT_FOUND) {
+            print(c.format, { id, exists: false }, () => `not found: ${id}`);
+            return EXIT.NOT_FOUND;
+          }
+          throw e;
+        }
+      }),
+    );
+
+  ev.command('inspect <id>')
+    .description('everything the index knows about an item')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const i = await c.api().get<ItemView>(`/evidence/${id}/meta`);
+        print(c.format, i, () =>
+          renderKv({
+            id: i.id,
+            kind: i.kind,
+            'media type': i.mediaType,
+            'predicate type': i.predicateType,
+            size: `${i.size} bytes`,
+            state: i.state,
+            tier: i.tier,
+            created: i.createdAt,
+            subjects: i.subjects.join('\n' + ' '.repeat(16)),
+            producer: i.producer,
+            parents: i.parents.map((p) => `${p.relation} ${p.id}`).join('; ') || '-',
+            children: i.children.map((p) => `${p.relation} ${p.id}`).join('; ') || '-',
+            'log seq': i.logSeq,
+          }),
+        );
+      }),
+    );
+
+  ev.command('verify')
+    .description('integrity verification (quick: sample; full: every blob re-hashed, plus unindexed blobs)')
+    .option('--mode <mode>', 'quick or full', 'quick')
+    .option('--sample-rate <r>', 'share of items a quick run checks (0..1]')
+    .option('--to-anchor <anchor-id>', 'only items up to that anchor (point-in-time)')
+    .option('--all-tenants', 'every tenant (admin)')
+    .option('--no-wait', 'start and return the run id')
+    .action(
+      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.mode !== 'quick' && o.mode !== 'full') throw new CliError('--mode must be quick or full', EXIT.USAGE);
+        const api = c.api();
+        const body: Record<string, unknown> = { mode: o.mode, allTenants: !!o.allTenants };
+        if (o.sampleRate) body.sampleRate = Number(o.sampleRate);
+        if (o.toAnchor) body.toAnchor = o.toAnchor;
+        const { runId } = await api.post<{ runId: string }>('/evidence/verify', body);
+        if (!o.wait) {
+          print(c.format, { runId }, () => `started ${runId}`);
+          return;
+        }
+        const bar = progressBar(`verify ${o.mode}`, c.quiet || c.format === 'json');
+        let st: { status: string; progress: { total: number; scanned: number } | null; result: { status: string; checked: number; ok: number; failed: number; total: number } | null };
+        for (;;) {
+          st = await api.get(`/evidence/verify/${runId}`);
+          if (st.progress) bar.update(st.progress.scanned, st.progress.total);
+          if (st.status !== 'RUNNING') break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        bar.stop();
+        if (!st.result) throw new CliError(`verification run ${runId} ended ${st.status}`, EXIT.FAILURE);
+        const r = st.result;
+        print(c.format, { runId, ...r }, () => `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`);
+        return r.failed ? EXIT.INTEGRITY : EXIT.OK;
+      }),
+    );
+
+  ev.command('verify-report')
+    .description('results of an integrity verification run')
+    .option('--latest', 'the most recent run (default)')
+    .option('--run <id>', 'a specific run')
+    .option('--filter <f>', 'failed: only failures')
+    .action(
+      action(async (o: { latest?: boolean; run?: string; filter?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<{ runId: string; mode: string; status: string; checked: number; ok: number; failed: number; startedAt: string; finishedAt: string | null; byResult: Record<string, number>; results: { id: string; result: string; detail: string }[] }>(
+          `/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`,
+        );
+        print(c.format, r, () =>
+          [
+            renderKv({ run: r.runId, mode: r.mode, status: r.status, started: r.startedAt, finished: r.finishedAt, checked: r.checked, ok: r.ok, failed: r.failed, 'by result': r.byResult }),
+            '',
+            r.results.length ? renderTable(r.results, [{ header: 'ID', get: (x) => x.id }, { header: 'RESULT', get: (x) => x.result }, { header: 'DETAIL', get: (x) => x.detail }]) : 'no failures',
+          ].join('\n'),
+        );
+      }),
+    );
+}

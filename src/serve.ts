@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import type { StellaConfig } from './config';
+import { createAppContext, closeAppContext, type AppContext } from './core/context';
+import { createMetrics } from './core/metrics';
+import { tokenJwks } from './core/keys';
+import { connectTemporal, ensureSearchAttributes, type TemporalHandles } from './temporal/client';
+import { ensureSchedules } from './temporal/schedules';
+import { buildApi } from './api/server';
+import './api/routes';
+import { createStellaWorker } from '../workers/worker';
+
+export interface Running { ctx: AppContext; api?: FastifyInstance; temporal: TemporalHandles; stop: () => Promise<void>; done: Promise<void> }
+
+/**
+ * Runs the worker and/or the HTTP API in this process. On SIGINT/SIGTERM the API stops
+ * accepting requests and the worker drains: in-flight activities get their grace time.
+ */
+export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: boolean; handleSignals?: boolean } = {}): Promise<Running> {
+  const wantApi = opts.api !== false;
+  const wantWorker = opts.worker !== false;
+  const ctx = await createAppContext(cfg);
+  const temporal = await connectTemporal(cfg);
+  await ensureSearchAttributes(temporal.connection, temporal.namespace);
+  if (cfg.schedules.enabled && wantWorker) await ensureSchedules(temporal.client, cfg);
+
+  let workerRun: Promise<void> = Promise.resolve();
+  let shutdownWorker = () => {};
+  if (wantWorker) {
+    const { worker, connection } = await createStellaWorker(ctx);
+    workerRun = worker.run().finally(() => connection.close());
+    shutdownWorker = () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    };
+  }
+
+  let api: FastifyInstance | undefined;
+  if (wantApi) {
+    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: () => tokenJwks(ctx.keys) });
+    await api.listen({ host: cfg.api.host, port: cfg.api.port });
+  }
+  ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueue: cfg.temporal.taskQueue, temporal: cfg.temporal.address }, 'stella serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      ctx.log.info('shutting down: draining API and worker');
+      await api?.close();
+      shutdownWorker();
+      await workerRun;
+      await temporal.connection.close();
+      await closeAppContext(ctx);
+    })());
+  if (opts.handleSignals) {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
+  }
+  const done = workerRun.then(async () => {
+    if (!stopping) {
+      ctx.log.error('worker stopped unexpectedly');
+      await stop();
+    }
+  });
+  return { ctx, api, temporal, stop, done };
+}
