@@ -39,3 +39,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
   };
 }
+
+/** The named command group (e.g. `evidence`), created once and shared by feature modules. */
+export function group(program: Command, name: string, description: string): Command {
+  return program.commands.find((c) => c.name() === name) ?? program.command(name).description(description);
+}

@@ -66,7 +66,11 @@ export function createMetrics(db: Db | null) {
       },
     });
   }
+  for (const extra of extraMetrics) extra(registry, db);
   return { registry, retrievalLatency, ingestTotal, httpRequests };
 }
+
+/** Feature modules add their metrics (usually DB-backed gauges) here at import time. */
+export const extraMetrics: ((registry: client.Registry, db: Db | null) => void)[] = [];
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { action, ctxOf, requireDigest } from '../common';
+import { action, ctxOf, requireDigest, group } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
@@ -22,7 +22,7 @@ export const itemColumns = [
 ];
 
 export function registerEvidenceCommands(program: Command): void {
-  const ev = program.command('evidence').description('the Evidence Locker');
+  const ev = group(program, 'evidence', 'the Evidence Locker');
 
   ev.command('put <file>')
     .description('store a file as evidence for an artifact (idempotent by content digest)')
