@@ -9,6 +9,6 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 180_000,
-    reporters: process.env.CI ? ['default'] : ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
