@@ -21,8 +21,8 @@ export function resolveConnection(flags: { apiUrl?: string; token?: string; tena
       throw new CliError(`${p} is not valid JSON`, EXIT.USAGE);
     }
   }
-  const apiUrl = flags.apiUrl ?? process.env.STELLA_API_URL ?? file.apiUrl ?? 'http://127.0.0.1:8787';
-  return { apiUrl: apiUrl.replace(/\/$/, ''), token: flags.token ?? process.env.STELLA_TOKEN ?? file.token, tenant: flags.tenant ?? process.env.STELLA_TENANT };
+  const apiUrl = flags.apiUrl || process.env.STELLA_API_URL || file.apiUrl || 'http://127.0.0.1:8787';
+  return { apiUrl: apiUrl.replace(/\/$/, ''), token: flags.token || process.env.STELLA_TOKEN || file.token, tenant: flags.tenant || process.env.STELLA_TENANT || undefined };
 }
 
 export class ApiClient {
