@@ -1,0 +1,7 @@
+/** RFC 6962 / RFC 9162 Merkle log primitives and signed anchors. Pure: no DB, no Temporal. */
+export * from './hash';
+export * from './tree';
+export * from './frontier';
+export * from './source';
+export * from './leaf';
+export * from './anchor';
