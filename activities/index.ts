@@ -1,12 +1,14 @@
 import type { AppContext } from '../src/core/context';
 import { createEvidenceActivities } from './evidence';
 import { createVerifyActivities } from './verify';
+import { createPromotionActivities } from './promotion';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
 export function createActivities(ctx: AppContext) {
   return {
     ...createEvidenceActivities(ctx),
     ...createVerifyActivities(ctx),
+    ...createPromotionActivities(ctx),
   };
 }
 

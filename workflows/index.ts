@@ -1,2 +1,3 @@
 // The worker bundles this file: every workflow type stella runs is exported from here.
 export * from './evidence';
+export * from './promotion';

@@ -1,2 +1,3 @@
 // Feature route modules register themselves with the API here (import for side effects).
 import './verify';
+import './promotion';

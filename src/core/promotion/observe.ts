@@ -1,0 +1,63 @@
+import client from 'prom-client';
+import { extraMetrics } from '../metrics';
+import { registerDoctorCheck } from '../doctor';
+import { blockedOnEvidence } from './store';
+
+/**
+ * Operability for promotions: the `stella_promotions_waiting_evidence` gauge (read from
+ * PostgreSQL at scrape time, so every API replica agrees) behind the OrchestratorEvidenceMissing
+ * alert, and the doctor check `check.orchestrator.evidence-availability` from the runbook.
+ */
+
+extraMetrics.push((registry, db) => {
+  if (!db) return;
+  new client.Gauge({
+    name: 'stella_promotions_waiting_evidence',
+    help: 'Promotions blocked waiting for required evidence, by tenant and target environment',
+    labelNames: ['tenant', 'env'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const r = await db.query(`SELECT tenant_id, to_env, count(*)::int AS n FROM promotions WHERE state='waiting-evidence' GROUP BY tenant_id, to_env`);
+      for (const row of r.rows) this.set({ tenant: row.tenant_id, env: row.to_env }, row.n);
+    },
+  });
+  new client.Gauge({
+    name: 'stella_promotions_waiting_evidence_oldest_seconds',
+    help: 'Age of the longest-waiting promotion blocked on evidence (0 when none)',
+    registers: [registry],
+    async collect() {
+      const r = await db.query(`SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0)::float AS s FROM promotions WHERE state='waiting-evidence'`);
+      this.set(r.rows[0]?.s ?? 0);
+    },
+  });
+});
+
+registerDoctorCheck({
+  id: 'check.orchestrator.evidence-availability',
+  categories: ['orchestrator', 'evidence'],
+  description: 'Promotions blocked on missing evidence, and what each one misses',
+  scope: 'promotion:read',
+  async run({ ctx, tenant }) {
+    const blocked = await blockedOnEvidence(ctx.db, tenant);
+    if (!blocked.length) return { status: 'PASS', message: 'no promotion is waiting for evidence' };
+    const lines = blocked.map((b) => `${b.workflowId}: ${b.missing.map((g) => g.detail).join('; ')}`);
+    const commands = [...new Set(blocked.flatMap((b) => b.missing.map((g) => g.missing?.command).filter((c): c is string => !!c)))];
+    return {
+      status: 'WARN',
+      message: `${blocked.length} promotion(s) blocked on evidence: ${lines.join(' | ')}`,
+      remedy: `generate the missing evidence (${commands.join(' ; ')}), then: stella promotion retry`,
+      details: {
+        promotions: blocked.map((b) => ({
+          id: b.workflowId,
+          promotionId: b.promotionId,
+          artifact: b.artifactDigest,
+          to: b.toEnv,
+          waitingSince: b.waitingSince,
+          deadline: b.deadline,
+          missing: b.missing.map((g) => ({ gate: g.name, detail: g.detail, ...g.missing })),
+        })),
+      },
+    };
+  },
+});

@@ -1,0 +1,144 @@
+import type { Db } from '../../db/pool';
+import { withTransaction } from '../../db/pool';
+import { audit, timelineEvent } from '../audit';
+import type { Approval, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from './types';
+import { FINAL_STATES } from './types';
+
+/** PostgreSQL side of promotions: the row per run, gate results per attempt, final record. */
+
+export interface RegisterPromotion {
+  promotionId: string;
+  workflowId: string;
+  input: PromotionInput;
+  imageRef: string | null;
+  policyEnv: string;
+  policyVersion: number | null;
+  deadline: string;
+}
+
+/** Idempotent: a retried activity or a replayed start finds the row already there. */
+export async function registerPromotion(db: Db, p: RegisterPromotion): Promise<void> {
+  await db.query(
+    `INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline)
+     VALUES ($1,$2,$3,$4,$5,$6,'evaluating',$7,$8,$9,$10,$11) ON CONFLICT (tenant_id, id) DO NOTHING`,
+    [p.input.tenant, p.promotionId, p.workflowId, p.input.artifactDigest, p.input.fromEnv, p.input.toEnv, p.input.requestedBy, p.imageRef, p.policyEnv, p.policyVersion, p.deadline],
+  );
+}
+
+export async function recordGateResults(db: Db, tenant: string, promotionId: string, attempt: number, gates: GateResult[]): Promise<void> {
+  await withTransaction(db, async (tx) => {
+    for (const g of gates) {
+      await tx.query(
+        `INSERT INTO promotion_gate_results (tenant_id, promotion_id, attempt, gate, required, passed, detail, evidence_id, missing)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+         ON CONFLICT (tenant_id, promotion_id, attempt, gate) DO UPDATE SET required=EXCLUDED.required, passed=EXCLUDED.passed, detail=EXCLUDED.detail,
+           evidence_id=EXCLUDED.evidence_id, missing=EXCLUDED.missing, evaluated_at=now()`,
+        [tenant, promotionId, attempt, g.name, g.required, g.passed, g.detail, g.evidenceId ?? null, g.missing ? JSON.stringify(g.missing) : null],
+      );
+    }
+    await tx.query(`UPDATE promotions SET gate_snapshot=$3, attempts=GREATEST(attempts,$4), updated_at=now() WHERE tenant_id=$1 AND id=$2`, [tenant, promotionId, JSON.stringify(gates), attempt]);
+  });
+}
+
+/** Non-final state changes (evaluating, waiting-evidence, waiting-approval); never overwrites a final state. */
+export async function setPromotionState(db: Db, q: { tenant: string; promotionId: string; state: PromotionStateName; reason?: string | null; approvals?: Approval[] }): Promise<void> {
+  await db.query(
+    `UPDATE promotions SET state=$3, reason=$4, approvals=COALESCE($5, approvals), updated_at=now()
+     WHERE tenant_id=$1 AND id=$2 AND state NOT IN ('promoted','failed','aborted')`,
+    [q.tenant, q.promotionId, q.state, q.reason ?? null, q.approvals ? JSON.stringify(q.approvals) : null],
+  );
+}
+
+export interface FinalizePromotion {
+  tenant: string;
+  promotionId: string;
+  state: 'promoted' | 'failed' | 'aborted';
+  actor: string;
+  reason: string | null;
+  gates: GateResult[];
+  approvals: Approval[];
+}
+
+/**
+ * The final record: row state + gate snapshot, an audit entry and a timeline event, in one
+ * transaction. Idempotent: a retried activity finds the row already final and adds nothing.
+ */
+export async function finalizePromotion(db: Db, f: FinalizePromotion): Promise<{ changed: boolean }> {
+  return withTransaction(db, async (tx) => {
+    const r = await tx.query(
+      `UPDATE promotions SET state=$3, reason=$4, gate_snapshot=$5, approvals=$6, updated_at=now(), finished_at=now()
+       WHERE tenant_id=$1 AND id=$2 AND state NOT IN ('promoted','failed','aborted')
+       RETURNING workflow_id, artifact_digest, from_env, to_env, requested_by, attempts`,
+      [f.tenant, f.promotionId, f.state, f.reason, JSON.stringify(f.gates), JSON.stringify(f.approvals)],
+    );
+    if (!r.rowCount) return { changed: false };
+    const row = r.rows[0];
+    const details = { promotionId: f.promotionId, workflowId: row.workflow_id, artifact: row.artifact_digest, from: row.from_env, to: row.to_env, requestedBy: row.requested_by, attempts: row.attempts, gates: f.gates.map((g) => ({ name: g.name, passed: g.passed, evidenceId: g.evidenceId ?? null })) };
+    await audit(tx, { tenant: f.tenant, actor: f.actor, action: `promotion.${f.state}`, target: row.artifact_digest, reason: f.reason ?? undefined, details });
+    await timelineEvent(tx, f.tenant, `promotion.${f.state}`, row.artifact_digest, { ...details, reason: f.reason });
+    return { changed: true };
+  });
+}
+
+type Row = Record<string, any>;
+
+export function statusFromRow(row: Row): PromotionStatus {
+  return {
+    promotionId: row.id,
+    workflowId: row.workflow_id,
+    tenant: row.tenant_id,
+    artifactDigest: row.artifact_digest,
+    fromEnv: row.from_env,
+    toEnv: row.to_env,
+    requestedBy: row.requested_by,
+    imageRef: row.image_ref,
+    state: row.state,
+    gates: row.gate_snapshot ?? [],
+    attempts: row.attempts,
+    deadline: row.deadline ? new Date(row.deadline).toISOString() : null,
+    approvals: row.approvals ?? [],
+    approvalsRequired: 0,
+    autoGenerate: false,
+    policy: row.policy_env ? { env: row.policy_env, version: row.policy_version, checksum: '' } : null,
+    reason: row.reason,
+  };
+}
+
+/** By promotion id (run id) or by workflow id (its newest run). */
+export async function findPromotion(db: Db, tenant: string, id: string): Promise<(PromotionStatus & { createdAt: string; updatedAt: string; finishedAt: string | null }) | null> {
+  const r = await db.query(`SELECT * FROM promotions WHERE tenant_id=$1 AND (id=$2 OR workflow_id=$2) ORDER BY created_at DESC LIMIT 1`, [tenant, id]);
+  if (!r.rowCount) return null;
+  const row = r.rows[0];
+  return { ...statusFromRow(row), createdAt: new Date(row.created_at).toISOString(), updatedAt: new Date(row.updated_at).toISOString(), finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null };
+}
+
+export async function listPromotionRows(db: Db, q: { tenant: string; state?: string; artifact?: string; limit?: number; active?: boolean }) {
+  const params: unknown[] = [q.tenant];
+  const where = ['tenant_id=$1'];
+  if (q.state) {
+    params.push(q.state);
+    where.push(`state=$${params.length}`);
+  }
+  if (q.artifact) {
+    params.push(q.artifact);
+    where.push(`artifact_digest=$${params.length}`);
+  }
+  if (q.active) where.push(`state NOT IN ('promoted','failed','aborted')`);
+  params.push(Math.min(Math.max(q.limit ?? 50, 1), 500));
+  const r = await db.query(`SELECT * FROM promotions WHERE ${where.join(' AND ')} ORDER BY updated_at DESC LIMIT $${params.length}`, params);
+  return r.rows.map((row) => ({ ...statusFromRow(row), createdAt: new Date(row.created_at).toISOString(), updatedAt: new Date(row.updated_at).toISOString() }));
+}
+
+/** Promotions currently blocked on evidence, with what each one misses (doctor, gauge). */
+export async function blockedOnEvidence(db: Db, tenant?: string) {
+  const r = await db.query(
+    `SELECT * FROM promotions WHERE state='waiting-evidence' ${tenant ? 'AND tenant_id=$1' : ''} ORDER BY updated_at`,
+    tenant ? [tenant] : [],
+  );
+  return r.rows.map((row) => {
+    const s = statusFromRow(row);
+    return { ...s, waitingSince: new Date(row.updated_at).toISOString(), missing: s.gates.filter((g) => g.required && !g.passed) };
+  });
+}
+
+export const isFinal = (s: string) => (FINAL_STATES as readonly string[]).includes(s);

@@ -1,0 +1,88 @@
+/**
+ * Shapes shared by the promotion workflow, its activities, the API and the CLI. Type-only
+ * (plus constants), so the workflow sandbox can import it.
+ */
+
+export const PROMOTION_STATES = ['evaluating', 'waiting-evidence', 'waiting-approval', 'promoted', 'failed', 'aborted'] as const;
+export type PromotionStateName = (typeof PROMOTION_STATES)[number];
+export const FINAL_STATES: readonly PromotionStateName[] = ['promoted', 'failed', 'aborted'];
+
+export interface PromotionInput {
+  tenant: string;
+  artifactDigest: string;
+  fromEnv: string;
+  toEnv: string;
+  requestedBy: string;
+  imageRef?: string;
+}
+
+export interface MissingEvidence {
+  kind: string;
+  predicateType?: string;
+  /** The command that produces it (runbook "Immediate mitigation"). */
+  command: string;
+}
+
+export interface GateResult {
+  name: string;
+  required: boolean;
+  passed: boolean;
+  detail: string;
+  evidenceId?: string;
+  missing?: MissingEvidence;
+  /** Present but failing (e.g. critical findings): regenerating the same evidence will not help. */
+  violation?: boolean;
+}
+
+export interface Approval { by: string; at: string; comment?: string }
+
+export interface PromotionStatus {
+  promotionId: string;
+  workflowId: string;
+  tenant: string;
+  artifactDigest: string;
+  fromEnv: string;
+  toEnv: string;
+  requestedBy: string;
+  imageRef: string | null;
+  state: PromotionStateName;
+  gates: GateResult[];
+  attempts: number;
+  deadline: string | null;
+  approvals: Approval[];
+  approvalsRequired: number;
+  autoGenerate: boolean;
+  policy: { env: string; version: number | null; checksum: string } | null;
+  reason: string | null;
+}
+
+/** What evaluateGates needs and returns; policy travels as the resolved document. */
+export interface EvaluateGatesInput {
+  promotionId: string;
+  workflowId: string;
+  attempt: number;
+  input: PromotionInput;
+}
+
+export interface EvaluateGatesResult {
+  gates: GateResult[];
+  imageRef: string | null;
+  policy: {
+    env: string;
+    version: number | null;
+    checksum: string;
+    autoGenerate: boolean;
+    waitDeadlineMs: number;
+    requireApproval: boolean;
+    approvals: number;
+  };
+  /** Whether a scanThenAttest workflow is registered on this worker build. */
+  generatorAvailable: boolean;
+  evaluationMs: number;
+}
+
+export const promotionWorkflowId = (tenant: string, env: string, digest: string) => `promotion-${tenant}-${env}-${digest.replace(/^sha256:/, '')}`;
+export const scanWorkflowId = (tenant: string, digest: string) => `scan-${tenant}-${digest.replace(/^sha256:/, '')}`;
+
+/** The exact failure message when the deadline passes (runbook symptom). */
+export const evidenceNotFoundMessage = (kinds: string[]) => `required evidence not found: ${kinds.join(',')}`;

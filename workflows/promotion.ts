@@ -1,0 +1,233 @@
+import {
+  proxyLocalActivities,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  setHandler,
+  condition,
+  upsertSearchAttributes,
+  workflowInfo,
+  executeChild,
+  ApplicationFailure,
+  allHandlersFinished,
+  ParentClosePolicy,
+  WorkflowIdReusePolicy,
+  log,
+} from '@temporalio/workflow';
+import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import type { Activities } from '../activities';
+import type { Approval, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
+
+// Constants are repeated here (not imported) so the workflow bundle stays free of runtime imports.
+const FINAL: readonly string[] = ['promoted', 'failed', 'aborted'];
+const scanWorkflowId = (tenant: string, digest: string) => `scan-${tenant}-${digest.replace(/^sha256:/, '')}`;
+/** How long to wait before re-checking when a scan of the artifact is already running elsewhere. */
+const GENERATION_RECHECK = '1 minute';
+const MAX_GENERATION_ROUNDS = 3;
+
+/** Typed search attribute keys (registered on the namespace: src/dev/temporal.ts SEARCH_ATTRIBUTES). */
+const kw = (name: string) => ({ name, type: 'KEYWORD' }) as SearchAttributeKey<'KEYWORD'>;
+export const SA_ARTIFACT = kw('StellaArtifactDigest');
+export const SA_ENVIRONMENT = kw('StellaEnvironment');
+export const SA_PROMOTION_STATE = kw('StellaPromotionState');
+export const SA_TENANT = kw('StellaTenant');
+
+export const promotionStateQuery = defineQuery<PromotionStatus>('state');
+export const promotionRetrySignal = defineSignal<[{ by?: string }]>('retry');
+export const promotionRetryUpdate = defineUpdate<PromotionStatus, [{ by?: string }]>('retry');
+export const promotionApproveSignal = defineSignal<[{ by: string; comment?: string }]>('approve');
+export const promotionAbortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
+
+// Gate evaluation and bookkeeping are short DB/blob operations: local activities keep a
+// promotion to a handful of workflow tasks (throughput), retried with backoff on faults.
+const acts = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  localRetryThreshold: '10 seconds',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
+});
+
+/**
+ * Promotion of an artifact into an environment, gated on evidence (release-orchestrator
+ * runbook). Evaluates every gate; when evidence is missing either generates it (child
+ * scanThenAttest, policy autoGenerate) or waits for the operator's `retry` until the policy
+ * deadline, then fails with `required evidence not found: <kinds>`. Optional manual approval.
+ * On pass, records the promotion (row + audit + timeline event).
+ */
+export async function promotion(input: PromotionInput): Promise<PromotionStatus> {
+  const info = workflowInfo();
+  const st: PromotionStatus = {
+    promotionId: info.firstExecutionRunId,
+    workflowId: info.workflowId,
+    tenant: input.tenant,
+    artifactDigest: input.artifactDigest,
+    fromEnv: input.fromEnv,
+    toEnv: input.toEnv,
+    requestedBy: input.requestedBy,
+    imageRef: input.imageRef ?? null,
+    state: 'evaluating',
+    gates: [],
+    attempts: 0,
+    deadline: null,
+    approvals: [],
+    approvalsRequired: 0,
+    autoGenerate: false,
+    policy: null,
+    reason: null,
+  };
+  let retrySeq = 0;
+  let evaluatedSeq = 0;
+  let aborted: { by: string; reason?: string } | null = null;
+
+  setHandler(promotionStateQuery, () => st);
+  setHandler(promotionRetrySignal, () => {
+    retrySeq++;
+  });
+  setHandler(
+    promotionRetryUpdate,
+    async (_req) => {
+      const mine = ++retrySeq;
+      // Resolves with the gate results of the evaluation that ran for this request.
+      await condition(() => evaluatedSeq >= mine || st.state === 'waiting-approval' || FINAL.includes(st.state));
+      return st;
+    },
+    {
+      validator: (_req) => {
+        if (FINAL.includes(st.state)) throw new Error(`promotion ${st.promotionId} is already ${st.state}`);
+      },
+    },
+  );
+  setHandler(promotionApproveSignal, (a) => {
+    if (!a?.by) return;
+    if (!st.approvals.some((x) => x.by === a.by)) st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
+  });
+  setHandler(promotionAbortSignal, (a) => {
+    aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
+  });
+
+  const setState = async (state: PromotionStateName, reason: string | null, persist: boolean) => {
+    st.state = state;
+    st.reason = reason;
+    upsertSearchAttributes([{ key: SA_PROMOTION_STATE, value: state }]);
+    if (persist) await acts.promotionSetState({ tenant: input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals });
+  };
+  const finish = async (state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string) => {
+    st.state = state;
+    st.reason = reason;
+    upsertSearchAttributes([{ key: SA_PROMOTION_STATE, value: state }]);
+    await acts.promotionFinalize({ tenant: input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals });
+    await condition(allHandlersFinished);
+  };
+  const fail = async (message: string, type: string): Promise<never> => {
+    await finish('failed', message, 'system:promotion');
+    throw ApplicationFailure.create({ message, type, nonRetryable: true, details: [st] });
+  };
+  const abort = async () => {
+    await finish('aborted', aborted!.reason ?? `aborted by ${aborted!.by}`, aborted!.by);
+    return st;
+  };
+
+  upsertSearchAttributes([
+    { key: SA_TENANT, value: input.tenant },
+    { key: SA_ARTIFACT, value: input.artifactDigest },
+    { key: SA_ENVIRONMENT, value: input.toEnv },
+    { key: SA_PROMOTION_STATE, value: 'evaluating' },
+  ]);
+
+  let deadlineMs = 0;
+  let waitDeadlineMs = 0;
+  let requireApproval = false;
+  let generationRounds = 0;
+  try {
+    for (;;) {
+      const seq = retrySeq;
+      if (st.state !== 'evaluating') await setState('evaluating', null, false);
+      st.attempts++;
+      const r = await acts.evaluateGates({ promotionId: st.promotionId, workflowId: st.workflowId, attempt: st.attempts, input, startedAt: info.startTime.toISOString() });
+      st.gates = r.gates;
+      st.imageRef = r.imageRef;
+      st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
+      st.autoGenerate = r.policy.autoGenerate;
+      st.approvalsRequired = r.policy.requireApproval ? r.policy.approvals : 0;
+      requireApproval = r.policy.requireApproval;
+      waitDeadlineMs = r.policy.waitDeadlineMs;
+      if (!deadlineMs) {
+        // Fixed by the first evaluation (recorded in history): start time + policy waitDeadline.
+        deadlineMs = Date.parse(r.deadline);
+        st.deadline = r.deadline;
+      }
+      evaluatedSeq = seq;
+      if (aborted) return await abort();
+
+      const blocking = r.gates.filter((g) => g.required && !g.passed);
+      if (!blocking.length) {
+        evaluatedSeq = retrySeq;
+        break;
+      }
+      const violations = blocking.filter((g) => g.violation);
+      if (violations.length) {
+        evaluatedSeq = retrySeq;
+        return await fail(`policy gate failed: ${violations.map((g) => `${g.name}: ${g.detail}`).join('; ')}`, 'PromotionGateFailed');
+      }
+
+      if (r.policy.autoGenerate && r.generatorAvailable && generationRounds < MAX_GENERATION_ROUNDS && Date.now() < deadlineMs) {
+        generationRounds++;
+        await generateEvidence(input, st, blocking, deadlineMs);
+        if (st.reason?.startsWith('a scan of')) await condition(() => retrySeq > evaluatedSeq || !!aborted, GENERATION_RECHECK);
+        if (aborted) return await abort();
+        continue;
+      }
+
+      const kinds = [...new Set(blocking.map((g) => g.missing?.kind ?? g.name))];
+      await setState('waiting-evidence', `waiting for evidence: ${blocking.map((g) => g.detail).join('; ')}`, true);
+      const remaining = deadlineMs - Date.now();
+      const woke = remaining > 0 && (await condition(() => retrySeq > evaluatedSeq || !!aborted, remaining));
+      if (aborted) return await abort();
+      if (!woke) return await fail(`required evidence not found: ${kinds.join(',')}`, 'EvidenceNotFound');
+    }
+
+    if (requireApproval) {
+      await setState('waiting-approval', `waiting for ${st.approvalsRequired} approval(s)`, true);
+      const approved = await condition(() => st.approvals.length >= st.approvalsRequired || !!aborted, waitDeadlineMs);
+      if (aborted) return await abort();
+      if (!approved) return await fail(`approval not granted within ${Math.round(waitDeadlineMs / 60_000)} minutes`, 'ApprovalTimeout');
+    }
+
+    await finish('promoted', null, input.requestedBy);
+    return st;
+  } catch (e) {
+    // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
+    if (e instanceof ApplicationFailure && e.nonRetryable && FINAL.includes(st.state)) throw e;
+    const message = (e as Error).message ?? String(e);
+    log.error('promotion failed unexpectedly', { error: message });
+    if (!FINAL.includes(st.state)) await finish('failed', `promotion error: ${message}`, 'system:promotion');
+    throw ApplicationFailure.create({ message: `promotion error: ${message}`, type: 'PromotionError', nonRetryable: true, details: [st] });
+  }
+}
+
+/** Starts scanThenAttest as a child (by type name: built separately) and waits for it. */
+async function generateEvidence(input: PromotionInput, st: PromotionStatus, blocking: GateResult[], deadlineMs: number): Promise<void> {
+  st.reason = `generating missing evidence: ${blocking.map((g) => g.missing?.kind ?? g.name).join(',')}`;
+  const onlySbom = blocking.every((g) => g.missing?.kind === 'sbom');
+  const stale = blocking.some((g) => g.missing?.command.includes('--force'));
+  try {
+    await executeChild('scanThenAttest', {
+      workflowId: scanWorkflowId(input.tenant, input.artifactDigest),
+      args: [{ tenant: input.tenant, artifactDigest: input.artifactDigest, ...(st.imageRef ? { imageRef: st.imageRef } : {}), sbomOnly: onlySbom, force: stale, requestedBy: input.requestedBy, trigger: 'promote' }],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      // The scan is useful on its own: it finishes even if this promotion is aborted.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      workflowExecutionTimeout: Math.max(60_000, deadlineMs - Date.now()),
+    });
+    st.reason = 'evidence generated; re-evaluating';
+  } catch (e) {
+    const name = (e as Error).name;
+    if (name === 'WorkflowExecutionAlreadyStartedError') st.reason = 'a scan of this artifact is already running; re-checking shortly';
+    else st.reason = `evidence generation failed: ${(e as Error).message}`;
+    log.warn('scanThenAttest did not produce evidence', { reason: st.reason });
+  }
+}
+
+/** An empty workflow: the baseline the promotion benchmark compares against. */
+export async function promotionBenchNoop(): Promise<void> {}
+
+export type { Approval };
