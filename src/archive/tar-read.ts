@@ -1,0 +1,594 @@
+/**
+ * Safe tar reader and extractor for archives we did not necessarily write.
+ *
+ * Accepted: POSIX ustar/pax and GNU tar headers (incl. GNU long names), regular files and
+ * directories (a leading `./` is stripped, as `tar -C dir .` writes it), optionally gzip- or
+ * zstd-compressed (detected from magic bytes). Refused with ArchiveSecurityError naming the
+ * entry: unsafe paths (see paths.ts), symlinks, hardlinks,
+ * devices, fifos, sparse files, duplicate or conflicting paths, entries or totals over the
+ * limits, and data after the end-of-archive marker (other tar implementations would read
+ * entries there that we skipped, or vice versa). Damaged input (bad checksum, truncation,
+ * corrupt compression) raises ArchiveFormatError.
+ *
+ * Everything streams: headers are parsed as bytes arrive, each entry's size is checked against
+ * the limits before any of its body is read, and bodies are handed out lazily.
+ */
+import { constants as fsc, createReadStream } from 'node:fs';
+import { lstat, mkdir, open, realpath, rmdir, unlink } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ArchiveError, ArchiveFormatError, ArchiveSecurityError } from './errors';
+import { archivePathProblem, PathLedger } from './paths';
+import { decompressChunks, ZSTD_MAX_BYTES, type Compression } from './compress';
+
+export interface TarLimits {
+  /** Largest single entry body, in bytes. */
+  maxEntryBytes: number;
+  /** Largest sum of entry body sizes, in bytes (headers and padding not counted). */
+  maxTotalBytes: number;
+  /** Most entries (files and directories). */
+  maxEntries: number;
+}
+
+export const DEFAULT_TAR_LIMITS: Readonly<TarLimits> = Object.freeze({
+  maxEntryBytes: 1024 * 1024 * 1024,
+  maxTotalBytes: 8 * 1024 * 1024 * 1024,
+  maxEntries: 100_000,
+});
+
+/** A file path, an in-memory archive, or a byte stream; any of them may be gzip/zstd compressed. */
+export type TarInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+export interface TarReadOptions extends Partial<TarLimits> {
+  /** Called once the compression has been sniffed. */
+  onCompression?: (compression: Compression) => void;
+}
+
+export interface TarEntry {
+  /** Canonical relative path (directories without the trailing slash). */
+  readonly path: string;
+  readonly type: 'file' | 'directory';
+  readonly size: number;
+  /** Permission bits as recorded; informational (extraction always uses 0644/0755). */
+  readonly mode: number;
+  /** Modification time in seconds since the epoch, as recorded. */
+  readonly mtime: number;
+  /**
+   * The body, streamed straight from the archive. Iterate it at most once, and only before
+   * asking the reader for the next entry; bytes left unread are skipped.
+   */
+  readonly data: AsyncIterable<Buffer>;
+  /** The whole body in memory (at most maxEntryBytes). Same rules as `data`. */
+  buffer(): Promise<Buffer>;
+}
+
+/** Largest pax / GNU long-name header body we accept; real ones are a few KiB. */
+const MAX_META_BYTES = 1024 * 1024;
+const MAX_GLOBAL_HEADERS = 16;
+/** Zero padding tolerated after the end marker (covers tar's largest common blocking factors). */
+const MAX_TRAILING_BYTES = 1024 * 1024;
+const BLOCK = 512;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function resolveLimits(opts: Partial<TarLimits>): TarLimits {
+  const limits = {
+    maxEntryBytes: opts.maxEntryBytes ?? DEFAULT_TAR_LIMITS.maxEntryBytes,
+    maxTotalBytes: opts.maxTotalBytes ?? DEFAULT_TAR_LIMITS.maxTotalBytes,
+    maxEntries: opts.maxEntries ?? DEFAULT_TAR_LIMITS.maxEntries,
+  };
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`tar limit ${k} must be a non-negative integer, got ${v}`);
+  }
+  return limits;
+}
+
+// ---------------------------------------------------------------------------------------------
+// byte source
+
+/** The stream behind `input`, if any, so an early exit can stop it even mid-read. */
+function inputStream(input: TarInput): Readable | null {
+  if (typeof input === 'string') return createReadStream(input, { highWaterMark: 256 * 1024 });
+  if (input instanceof Uint8Array) return null;
+  return typeof (input as Readable).destroy === 'function' && typeof (input as Readable).pipe === 'function' ? (input as Readable) : null;
+}
+
+async function* sourceChunks(input: TarInput, stream: Readable | null): AsyncGenerator<Uint8Array> {
+  if (stream) yield* stream as AsyncIterable<Buffer>;
+  else if (input instanceof Uint8Array) yield input;
+  else yield* input as AsyncIterable<Uint8Array>;
+}
+
+/** Pull-based reader over a chunk iterator: exact reads for headers, bounded slices for bodies. */
+class ByteSource {
+  private head: Buffer | null = null;
+  private done = false;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  private async fill(): Promise<boolean> {
+    while (!this.head || this.head.length === 0) {
+      if (this.done) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      this.head = r.value;
+    }
+    return true;
+  }
+
+  /** Up to `max` (>0) bytes, or null at end of input. */
+  async readSome(max: number): Promise<Buffer | null> {
+    if (!(await this.fill())) return null;
+    const h = this.head!;
+    if (h.length <= max) {
+      this.head = null;
+      return h;
+    }
+    this.head = h.subarray(max);
+    return h.subarray(0, max);
+  }
+
+  /** Exactly `n` bytes, or fewer only if input ends (caller decides whether that is an error). */
+  async read(n: number): Promise<Buffer> {
+    const first = await this.readSome(n);
+    if (!first || first.length === n) return first ?? Buffer.alloc(0);
+    const parts = [first];
+    let got = first.length;
+    while (got < n) {
+      const more = await this.readSome(n - got);
+      if (!more) break;
+      parts.push(more);
+      got += more.length;
+    }
+    return Buffer.concat(parts, got);
+  }
+
+  /** Skips `n` bytes; false if input ended first. */
+  async skip(n: number): Promise<boolean> {
+    while (n > 0) {
+      const chunk = await this.readSome(Math.min(n, 1024 * 1024));
+      if (!chunk) return false;
+      n -= chunk.length;
+    }
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.done = true;
+    this.head = null;
+    await this.it.return?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// header parsing
+
+interface RawHeader {
+  name: Buffer; // raw bytes; decoded only once we know which name applies
+  prefix: Buffer | null;
+  typeflag: string;
+  size: number;
+  mode: number;
+  mtime: number;
+}
+
+const cstr = (b: Buffer, off: number, len: number): Buffer => {
+  const f = b.subarray(off, off + len);
+  const nul = f.indexOf(0);
+  return nul === -1 ? f : f.subarray(0, nul);
+};
+
+/** ustar numeric field: octal digits padded with spaces/NULs, or GNU base-256 (positive only). */
+function parseNumeric(b: Buffer, off: number, len: number): number | null {
+  const f = b.subarray(off, off + len);
+  if (f[0]! & 0x80) {
+    if (f[0] !== 0x80) return null; // negative (0xff) or malformed
+    let v = 0;
+    for (let i = 1; i < len; i++) {
+      if (v > (Number.MAX_SAFE_INTEGER - 255) / 256) return Number.POSITIVE_INFINITY;
+      v = v * 256 + f[i]!;
+    }
+    return v;
+  }
+  let i = 0;
+  while (i < len && f[i] === 0x20) i++;
+  let v = 0;
+  while (i < len && f[i]! >= 0x30 && f[i]! <= 0x37) v = v * 8 + (f[i++]! - 0x30);
+  while (i < len && (f[i] === 0 || f[i] === 0x20)) i++;
+  return i === len ? v : null;
+}
+
+function parseHeader(b: Buffer, position: number): RawHeader {
+  const stored = parseNumeric(b, 148, 8);
+  let unsigned = 8 * 0x20;
+  let signed = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) {
+    if (i >= 148 && i < 156) continue;
+    unsigned += b[i]!;
+    signed += (b[i]! << 24) >> 24; // some historic writers summed signed chars
+  }
+  if (stored === null || (stored !== unsigned && stored !== signed)) {
+    throw new ArchiveFormatError(`bad tar header checksum at offset ${position} (corrupt, truncated or not a tar)`);
+  }
+  const magic = b.toString('latin1', 257, 265);
+  const ustar = magic.startsWith('ustar\0');
+  if (!ustar && magic !== 'ustar  \0') throw new ArchiveFormatError(`unsupported tar header format at offset ${position} (pre-POSIX v7 tar?)`);
+  const size = parseNumeric(b, 124, 12);
+  if (size === null) throw new ArchiveFormatError(`invalid size field in tar header at offset ${position}`);
+  const prefix = ustar ? cstr(b, 345, 155) : null;
+  return {
+    name: cstr(b, 0, 100),
+    prefix: prefix && prefix.length > 0 ? prefix : null,
+    typeflag: b[156] === 0 ? '0' : String.fromCharCode(b[156]!),
+    size,
+    mode: (parseNumeric(b, 100, 8) ?? 0) & 0o7777,
+    mtime: finiteOr0(parseNumeric(b, 136, 12)),
+  };
+}
+
+const finiteOr0 = (n: number | null) => (n !== null && Number.isFinite(n) ? n : 0);
+
+const printable = (b: Buffer) => b.toString('latin1').replace(/[^\x20-\x7e]/g, '?');
+
+function decodeName(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new ArchiveSecurityError('unsafe-path', 'path is not valid UTF-8', printable(bytes));
+  }
+}
+
+/** Strict pax parser: "<len> <key>=<value>\n" records that exactly tile the body. */
+function parsePax(buf: Buffer, position: number): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const bad = () => new ArchiveFormatError(`malformed pax header at offset ${position}`);
+  let pos = 0;
+  while (pos < buf.length) {
+    const sp = buf.indexOf(0x20, pos);
+    if (sp === -1 || sp - pos > 10) throw bad();
+    const lenStr = buf.toString('latin1', pos, sp);
+    if (!/^[1-9][0-9]*$/.test(lenStr)) throw bad();
+    const end = pos + Number(lenStr);
+    if (end > buf.length || end <= sp + 1 || buf[end - 1] !== 0x0a) throw bad();
+    const rec = buf.subarray(sp + 1, end - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq <= 0) throw bad();
+    const key = rec.toString('latin1', 0, eq);
+    // Repeated keys let two readers pick different values; nothing legitimate repeats them.
+    if (out.has(key)) throw bad();
+    out.set(key, rec.subarray(eq + 1));
+    pos = end;
+  }
+  return out;
+}
+
+/** Keys that change which bytes belong to an entry or how they are laid out; we refuse rather than guess. */
+function unsupportedPaxKey(keys: Iterable<string>): string | undefined {
+  for (const k of keys) if (k.startsWith('GNU.sparse.') || k === 'hdrcharset') return k;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// entries
+
+class EntryBody implements AsyncIterable<Buffer> {
+  remaining: number;
+  private used = false;
+  stale = false;
+  active = false;
+
+  constructor(private readonly src: ByteSource, readonly path: string, size: number) {
+    this.remaining = size;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.stale) throw new ArchiveError('entry body read after the reader moved to the next entry', this.path);
+    if (this.used) throw new ArchiveError('entry body can only be read once', this.path);
+    this.used = true;
+    return this.chunks();
+  }
+
+  private async *chunks(): AsyncGenerator<Buffer> {
+    this.active = true;
+    try {
+      while (this.remaining > 0) {
+        if (this.stale) throw new ArchiveError('entry body read after the reader moved to the next entry', this.path);
+        const chunk = await this.src.readSome(this.remaining);
+        if (!chunk) throw new ArchiveFormatError('archive truncated inside entry', this.path);
+        this.remaining -= chunk.length;
+        yield chunk;
+      }
+    } finally {
+      this.active = false;
+    }
+  }
+
+  async buffer(size: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of this) parts.push(chunk);
+    return Buffer.concat(parts, size);
+  }
+}
+
+/**
+ * Streams the entries of a tar archive (files and directories), enforcing the safety rules
+ * and limits described at the top of this module. Breaking out of the loop (or an error)
+ * closes the input; a Readable passed in is destroyed.
+ */
+export async function* readTar(input: TarInput, opts: TarReadOptions = {}): AsyncGenerator<TarEntry, void, undefined> {
+  const limits = resolveLimits(opts);
+  // zstd is decompressed in one go, so bound its output by what the limits could possibly need.
+  // Per-entry overhead allowance: ustar + pax header blocks for a maximal path, plus padding.
+  const maxZstdBytes = Math.min(ZSTD_MAX_BYTES, limits.maxTotalBytes + (limits.maxEntries + 4) * 16 * BLOCK + 2 * MAX_META_BYTES + MAX_TRAILING_BYTES);
+  const stream = inputStream(input);
+  const src = new ByteSource(decompressChunks(sourceChunks(input, stream), { maxZstdBytes, onDetect: opts.onCompression }));
+  try {
+    yield* parse(src, limits);
+  } finally {
+    // Destroy first: a read pending on a stalled stream would otherwise block close() forever.
+    stream?.destroy();
+    await src.close();
+  }
+}
+
+async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEntry, void, undefined> {
+  const ledger = new PathLedger();
+  let position = 0; // offset of the current header in the (decompressed) tar, for messages
+  let entries = 0;
+  let total = 0;
+  let globals = 0;
+  let pax: Map<string, Buffer> | null = null;
+  let longName: Buffer | null = null;
+
+  const readBlock = async (): Promise<Buffer | null> => {
+    const block = await src.read(BLOCK);
+    if (block.length === 0) return null;
+    if (block.length < BLOCK) throw new ArchiveFormatError(`archive truncated in a header at offset ${position}`);
+    return block;
+  };
+  const readMeta = async (h: RawHeader, what: string): Promise<Buffer> => {
+    if (h.size > MAX_META_BYTES) throw new ArchiveSecurityError('entry-too-large', `${what} of ${h.size} bytes exceeds ${MAX_META_BYTES}`, printable(h.name));
+    const body = await src.read(h.size);
+    if (body.length < h.size || !(await src.skip(pad(h.size)))) throw new ArchiveFormatError(`archive truncated in ${what} at offset ${position}`);
+    position += BLOCK + h.size + pad(h.size);
+    return body;
+  };
+
+  for (;;) {
+    const block = await readBlock();
+    if (!block) throw new ArchiveFormatError('archive ends without an end-of-archive marker (truncated?)');
+    if (isZero(block)) {
+      if (pax || longName) throw new ArchiveFormatError(`extended header at offset ${position} is not followed by an entry`);
+      await checkTrailer(src, position + BLOCK);
+      return;
+    }
+    const h = parseHeader(block, position);
+
+    switch (h.typeflag) {
+      case 'x': {
+        if (pax) throw new ArchiveFormatError(`two pax headers in a row at offset ${position}`);
+        pax = parsePax(await readMeta(h, 'pax header'), position);
+        const bad = unsupportedPaxKey(pax.keys());
+        if (bad) throw new ArchiveSecurityError('unsupported-entry', `pax key ${bad} is not supported`, paxPath(pax) ?? printable(h.name));
+        continue;
+      }
+      case 'g': {
+        if (++globals > MAX_GLOBAL_HEADERS) throw new ArchiveSecurityError('unsupported-entry', 'too many global pax headers', printable(h.name));
+        const g = parsePax(await readMeta(h, 'global pax header'), position);
+        // Harmless globals (git archive's comment=<commit>) are ignored; ones that would rename or resize every later entry are refused.
+        for (const k of g.keys()) {
+          if (k === 'path' || k === 'linkpath' || k === 'size' || unsupportedPaxKey([k])) {
+            throw new ArchiveSecurityError('unsupported-entry', `global pax header sets ${k}`, printable(h.name));
+          }
+        }
+        continue;
+      }
+      case 'L': {
+        if (longName) throw new ArchiveFormatError(`two GNU long-name headers in a row at offset ${position}`);
+        longName = cstr(await readMeta(h, 'GNU long name'), 0, MAX_META_BYTES);
+        continue;
+      }
+      case 'K':
+        throw new ArchiveSecurityError('link-entry', 'GNU long link name (links are not allowed)', printable(h.name));
+    }
+
+    // A real entry: work out its name and size, then vet it before touching its body.
+    if (pax?.has('path') && longName) throw new ArchiveSecurityError('unsupported-entry', 'entry has both a pax path and a GNU long name', paxPath(pax));
+    const rawPath = pax?.has('path') ? decodeName(pax.get('path')!) : longName ? decodeName(longName) : h.prefix ? `${decodeName(h.prefix)}/${decodeName(h.name)}` : decodeName(h.name);
+    let size = h.size;
+    if (pax?.has('size')) {
+      const s = pax.get('size')!.toString('latin1');
+      if (!/^[0-9]{1,16}$/.test(s)) throw new ArchiveFormatError('invalid pax size', rawPath);
+      size = Number(s);
+    }
+    pax = null;
+    longName = null;
+
+    let type: 'file' | 'directory';
+    switch (h.typeflag) {
+      case '0':
+      case '7': // contiguous file: a regular file to every modern reader
+        type = 'file';
+        break;
+      case '5':
+        type = 'directory';
+        break;
+      case '1':
+        throw new ArchiveSecurityError('link-entry', 'hardlink entries are not allowed', rawPath);
+      case '2':
+        throw new ArchiveSecurityError('link-entry', 'symlink entries are not allowed', rawPath);
+      case '3':
+      case '4':
+      case '6':
+        throw new ArchiveSecurityError('special-entry', 'device and fifo entries are not allowed', rawPath);
+      default:
+        throw new ArchiveSecurityError('unsupported-entry', `tar entry type ${JSON.stringify(h.typeflag)} is not supported`, rawPath);
+    }
+
+    // `tar -C dir .` writes `./`-prefixed names and a `./` root entry; both are harmless, so
+    // accept them (the ledger still catches `./a` colliding with `a`). Any other `.` is refused.
+    let path = rawPath;
+    while (path.startsWith('./')) path = path.slice(2);
+    if (type === 'directory' && path.endsWith('/')) path = path.slice(0, -1);
+    if (type === 'directory' && size !== 0) throw new ArchiveFormatError('directory entry has a body', rawPath);
+    if (++entries > limits.maxEntries) throw new ArchiveSecurityError('too-many-entries', `archive has more than ${limits.maxEntries} entries`, rawPath);
+    if (type === 'directory' && (path === '' || path === '.')) {
+      position += BLOCK;
+      continue; // the archive root itself
+    }
+    const problem = archivePathProblem(path);
+    if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
+    if (size > limits.maxEntryBytes) throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
+    if (total + size > limits.maxTotalBytes) throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+    total += size;
+    const conflict = ledger.add(path, type);
+    if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
+
+    const body = new EntryBody(src, path, size);
+    yield {
+      path,
+      type,
+      size,
+      mode: h.mode,
+      mtime: h.mtime,
+      data: body,
+      buffer: () => body.buffer(size),
+    };
+    if (body.active) throw new ArchiveError('the next entry was requested while the previous body was still being read', path);
+    body.stale = true;
+    if (!(await src.skip(body.remaining + pad(size)))) throw new ArchiveFormatError('archive truncated inside entry', path);
+    position += BLOCK + size + pad(size);
+  }
+}
+
+function paxPath(pax: Map<string, Buffer>): string | undefined {
+  const p = pax.get('path');
+  return p ? printable(p) : undefined;
+}
+
+const pad = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** After the first zero block only zeros may follow (the second end block and record padding). */
+async function checkTrailer(src: ByteSource, offset: number): Promise<void> {
+  let seen = 0;
+  for (;;) {
+    const chunk = await src.readSome(64 * 1024);
+    if (!chunk) return;
+    if (!isZero(chunk)) throw new ArchiveSecurityError('trailing-data', `data after the end-of-archive marker at offset ${offset}`);
+    seen += chunk.length;
+    if (seen > MAX_TRAILING_BYTES) throw new ArchiveSecurityError('trailing-data', `more than ${MAX_TRAILING_BYTES} bytes of padding after the end-of-archive marker`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// extraction
+
+export interface ExtractResult {
+  /** Archive paths of the files written, in archive order. */
+  files: string[];
+  directories: string[];
+  bytes: number;
+}
+
+/**
+ * Extracts files and directories into `destDir` (created if missing). Nothing is ever written
+ * outside it: paths are vetted by readTar, every target is re-checked against the resolved
+ * root, existing directories on the way are lstat'ed (a symlink is refused, never followed),
+ * and files are created with O_EXCL|O_NOFOLLOW so nothing existing is overwritten. Modes are
+ * always 0644/0755. On any error everything this call created is removed again.
+ *
+ * Assumes no one else modifies destDir during extraction (Node has no openat(), so a concurrent
+ * writer could still swap a verified directory for a symlink).
+ */
+export async function extractTar(input: TarInput, destDir: string, limits: TarReadOptions = {}): Promise<ExtractResult> {
+  const absDest = resolve(destDir);
+  const createdTop = await mkdir(absDest, { recursive: true, mode: 0o755 });
+  const root = await realpath(absDest);
+  const created: { path: string; dir: boolean }[] = [];
+  const knownDirs = new Set<string>([root]);
+  const result: ExtractResult = { files: [], directories: [], bytes: 0 };
+
+  const inside = (entryPath: string): string => {
+    const target = join(root, ...entryPath.split('/'));
+    const rel = relative(root, target);
+    if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
+      throw new ArchiveSecurityError('outside-destination', 'entry resolves outside the destination', entryPath);
+    }
+    return target;
+  };
+
+  const ensureDir = async (entryPath: string, parts: string[]): Promise<void> => {
+    let current = root;
+    for (const part of parts) {
+      current = join(current, part);
+      if (knownDirs.has(current)) continue;
+      try {
+        await mkdir(current, { mode: 0o755 });
+        created.push({ path: current, dir: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const st = await lstat(current);
+        if (st.isSymbolicLink()) throw new ArchiveSecurityError('outside-destination', 'destination contains a symlink on the entry path', entryPath);
+        if (!st.isDirectory()) throw new ArchiveSecurityError('exists', 'a non-directory already exists on the entry path', entryPath);
+      }
+      knownDirs.add(current);
+    }
+  };
+
+  try {
+    for await (const entry of readTar(input, limits)) {
+      const target = inside(entry.path);
+      const parts = entry.path.split('/');
+      if (entry.type === 'directory') {
+        await ensureDir(entry.path, parts);
+        result.directories.push(entry.path);
+        continue;
+      }
+      await ensureDir(entry.path, parts.slice(0, -1));
+      let fh;
+      try {
+        fh = await open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST' || code === 'ELOOP') throw new ArchiveSecurityError('exists', 'refusing to overwrite an existing path', entry.path);
+        throw err;
+      }
+      created.push({ path: target, dir: false });
+      try {
+        for await (const chunk of entry.data) {
+          let off = 0;
+          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
+      } finally {
+        await fh.close();
+      }
+      result.files.push(entry.path);
+      result.bytes += entry.size;
+    }
+  } catch (err) {
+    await cleanup(created, createdTop, absDest);
+    throw err;
+  }
+  return result;
+}
+
+async function cleanup(created: { path: string; dir: boolean }[], createdTop: string | undefined, absDest: string): Promise<void> {
+  // Reverse creation order: files before the directories that hold them. rmdir (not rm -r)
+  // so anything we did not create is never deleted.
+  for (const c of created.reverse()) {
+    await (c.dir ? rmdir(c.path) : unlink(c.path)).catch(() => {});
+  }
+  if (createdTop) {
+    for (let dir = absDest; ; dir = resolve(dir, '..')) {
+      await rmdir(dir).catch(() => {});
+      if (dir === createdTop || dir === resolve(dir, '..')) break;
+    }
+  }
+}
