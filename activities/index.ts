@@ -1,6 +1,7 @@
 import type { AppContext } from '../src/core/context';
 import { createEvidenceActivities } from './evidence';
 import { createVerifyActivities } from './verify';
+import { createLockerActivities } from './locker';
 import { createPromotionActivities } from './promotion';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
@@ -8,6 +9,7 @@ export function createActivities(ctx: AppContext) {
   return {
     ...createEvidenceActivities(ctx),
     ...createVerifyActivities(ctx),
+    ...createLockerActivities(ctx),
     ...createPromotionActivities(ctx),
   };
 }

@@ -1,3 +1,4 @@
 // The worker bundles this file: every workflow type stella runs is exported from here.
 export * from './evidence';
+export * from './locker';
 export * from './promotion';

@@ -8,6 +8,7 @@ import { BlobNotFoundError } from '../blob';
 import { canonicalJson, isDigest, sha256Digest } from './canonical';
 import { badInput, notFound, integrity, StellaError } from './errors';
 import { audit } from './audit';
+import { ingestMany } from './locker/batch-ingest';
 
 export const EVIDENCE_KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
@@ -169,6 +170,11 @@ export class EvidenceService {
       }
       return { id: digest, size, created, alreadyPresent: !created, logSeq };
     });
+  }
+
+  /** Batched ingest with ingest()'s guarantees and one commit per batch (src/core/locker/batch-ingest.ts). */
+  ingestMany(inputs: (IngestInput & { data: Buffer })[], opts?: { concurrency?: number }): Promise<IngestResult[]> {
+    return ingestMany(this.db, this.blobs, inputs, opts);
   }
 
   async find(tenant: string, id: string): Promise<EvidenceItem | null> {

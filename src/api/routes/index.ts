@@ -1,3 +1,5 @@
 // Feature route modules register themselves with the API here (import for side effects).
 import './verify';
+import './locker';
+import './doctor';
 import './promotion';

@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
 import { registerDevCommands } from './dev';
 import { registerEvidenceCommands } from './evidence';
+import { registerLockerCommands } from './locker';
+import { registerDoctorCommands } from './doctor';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
   registerDevCommands(program);
   registerEvidenceCommands(program);
+  registerLockerCommands(program);
+  registerDoctorCommands(program);
 }

@@ -1,0 +1,446 @@
+import { promises as fsp } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { action, ctxOf, requireDigest, group } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
+import { qs, type ApiClient } from '../client';
+import { progressBar } from '../progress';
+
+// Evidence Locker runbook commands beyond put/get/list/verify (those are in ./evidence.ts).
+
+const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mark = (ok: boolean) => (ok ? '✓' : '✗');
+
+function positiveInt(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`${what} must be a positive integer, got ${JSON.stringify(v)}`, EXIT.USAGE);
+  return n;
+}
+
+interface Probe { role: string; kind: string; location: string; ok: boolean; connectivityMs: number | null; error?: string; steps: { op: string; ok: boolean; ms: number; error?: string }[] }
+
+function probeTable(stores: Probe[]): string {
+  return renderTable(stores, [
+    { header: 'STORE', get: (s) => s.role },
+    { header: 'KIND', get: (s) => s.kind },
+    { header: 'LOCATION', get: (s) => s.location },
+    { header: 'CONNECT', get: (s) => (s.connectivityMs === null ? 'FAIL' : `${s.connectivityMs} ms`), align: 'right' },
+    { header: 'WRITE', get: (s) => stepCell(s, 'write'), align: 'right' },
+    { header: 'READ', get: (s) => stepCell(s, 'read'), align: 'right' },
+    { header: 'DELETE', get: (s) => stepCell(s, 'delete'), align: 'right' },
+    { header: 'RESULT', get: (s) => (s.ok ? 'ok' : `FAIL: ${s.error}`) },
+  ]);
+}
+const stepCell = (s: Probe, op: string) => {
+  const st = s.steps.find((x) => x.op === op);
+  return !st ? '-' : st.ok ? `${st.ms} ms` : 'FAIL';
+};
+
+export function registerLockerCommands(program: Command): void {
+  const ev = group(program, 'evidence', 'the Evidence Locker');
+
+  ev.command('status')
+    .description('locker overview: counts by kind/state, bytes, store health, index size, latest verify run, log size, latest anchor')
+    .action(
+      action(async (_o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const s = await c.api().get<any>('/evidence/status');
+        print(c.format, s, () => {
+          const store = (x: any) => (x ? `${x.kind} ${x.location} — ${x.healthy ? `healthy (${x.latencyMs} ms)` : `UNHEALTHY: ${x.error}`}` : 'not configured');
+          const v = s.latestVerify;
+          return [
+            renderKv({
+              'Tenant': s.tenant,
+              'Overall': s.healthy ? 'healthy' : 'ATTENTION NEEDED',
+              'Items': `${s.items} (${humanBytes(s.bytes)})`,
+              'States': Object.entries(s.byState).map(([k, n]) => `${k} ${n}`).join(', ') || '-',
+              'Store': store(s.store),
+              'Capacity': s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)}` : 'n/a',
+              'Replica': store(s.replica),
+              'Index size': humanBytes(s.index.bytes),
+              'Log': `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
+              'Latest verify': v ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})` : 'never (stella evidence verify --mode quick)',
+              'Latest anchor': s.latestAnchor === null ? 'anchoring not set up' : s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
+            }),
+            '',
+            s.byKind.length ? renderTable(s.byKind as { kind: string; items: number; bytes: number }[], [{ header: 'KIND', get: (k) => k.kind }, { header: 'ITEMS', get: (k) => k.items, align: 'right' }, { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' }]) : 'no evidence stored yet',
+          ].join('\n');
+        });
+      }),
+    );
+
+  const store = ev.command('store').description('the evidence blob store');
+  store
+    .command('health')
+    .description('store connectivity and a write/read/delete probe, primary and replica (exit 5 if unhealthy)')
+    .action(
+      action(async (_o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const h = await c.api().get<{ healthy: boolean; replicaConfigured: boolean; stores: Probe[] }>('/evidence/store/health');
+        print(c.format, h, () => `${probeTable(h.stores)}\n\n${h.healthy ? 'store healthy' : 'store UNHEALTHY'}${h.replicaConfigured ? '' : ' (no replica configured)'}`);
+        return h.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
+      }),
+    );
+
+  const prov = ev.command('provenance').description('where evidence came from');
+  prov
+    .command('show <id>')
+    .description('producer, parent chain, children, Merkle log entry and audit trail of an item')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const p = await c.api().get<any>(`/evidence/${id}/provenance`);
+        print(c.format, p, () => {
+          const graph = (nodes: any[], dir: string) =>
+            nodes.length ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n') : '  (none)';
+          return [
+            renderKv({ id: p.id, kind: p.kind, state: p.state + (p.stateReason ? ` (${p.stateReason})` : ''), created: p.createdAt, producer: p.producer, subjects: p.subjects.join(', '), 'log seq': p.log ? `${p.log.seq} leaf ${p.log.leafHash.slice(0, 16)}… at ${p.log.appendedAt}` : 'not in log' }),
+            '',
+            'Parents (chain up):',
+            graph(p.ancestors, '↑'),
+            'Children (derived):',
+            graph(p.descendants, '↓'),
+            '',
+            'Audit trail:',
+            p.audit.length ? renderTable(p.audit as any[], [{ header: 'AT', get: (a) => a.at }, { header: 'ACTOR', get: (a) => a.actor }, { header: 'ACTION', get: (a) => a.action }, { header: 'REASON', get: (a) => a.reason }]) : '  (no audit entries)',
+            ...(p.verifyHistory.length ? ['', 'Verification findings:', renderTable(p.verifyHistory as any[], [{ header: 'RUN', get: (v) => v.runId }, { header: 'RESULT', get: (v) => v.result }, { header: 'DETAIL', get: (v) => v.detail }])] : []),
+          ].join('\n');
+        });
+      }),
+    );
+
+  ev.command('chain')
+    .description('the evidence graph for an artifact: SBOM → scan report → attestations, with missing nodes (exit 4 if incomplete)')
+    .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
+    .option('--verbose', 'every item, its links and other evidence')
+    .action(
+      action(async (o: { artifact: string; verbose?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().get<any>(`/evidence/chain${qs({ artifact: o.artifact })}`);
+        print(c.format, r, () => {
+          const lines = [`Evidence chain for ${o.artifact}: ${r.complete ? 'COMPLETE' : `INCOMPLETE (${r.missing.length} missing)`}`, ''];
+          const w = Math.max(...(r.nodes as any[]).map((n) => n.label.length));
+          for (const n of r.nodes as any[]) {
+            if (n.status === 'missing') lines.push(`✗ ${n.label} (missing) — generate: ${n.remedy}`);
+            else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i: any) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
+            else {
+              const link = n.expectedParent ? (n.linked === false ? `  ! not linked to ${n.expectedParent}` : n.linked ? `  ← ${n.expectedParent}` : '') : '';
+              lines.push(`✓ ${n.label.padEnd(w)}  ${n.items.filter((i: any) => i.state === 'present').map((i: any) => shortDigest(i.id)).join(', ')}${link}`);
+            }
+            if (o.verbose) for (const i of n.items) lines.push(`    ${i.id}  ${i.state}  ${i.predicateType ?? ''}  ${i.createdAt}${i.linkedTo.length ? `  derived-from ${i.linkedTo.map(shortDigest).join(',')}` : ''}`);
+          }
+          if (o.verbose) {
+            lines.push('', r.other.length ? 'Other evidence:' : 'Other evidence: none');
+            for (const i of r.other) lines.push(`    ${i.id}  ${i.kind}  ${i.state}  ${i.predicateType ?? ''}`);
+          }
+          return lines.join('\n');
+        });
+        return r.complete ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+
+  // ---- index -------------------------------------------------------------------------------
+  const index = ev.command('index').description('the PostgreSQL evidence index (SP-002)');
+  index
+    .command('status')
+    .description('row counts, dangling links, unindexed blobs (sampled; --full for all), last maintenance')
+    .option('--full', 'check every blob in the store for an index row (slow on big stores)')
+    .option('--sample <n>', 'blobs to sample for unindexed ones', '1000')
+    .action(
+      action(async (o: { full?: boolean; sample: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const s = await c.api().get<any>(`/evidence/index/status${qs({ full: o.full, sample: positiveInt(o.sample, '--sample') })}`);
+        print(c.format, s, () =>
+          renderKv({
+            'Index': s.healthy ? 'healthy' : 'NEEDS ATTENTION',
+            'Items': `${s.rows.items} (${s.rows.corrupted} corrupted, ${s.rows.quarantined} quarantined)`,
+            'Subjects': s.rows.subjects,
+            'Edges': `${s.rows.edges} (${s.danglingEdges.parentNotIndexed} to unindexed parents, ${s.danglingEdges.childNotIndexed} from unindexed children)`,
+            'Log entries': s.rows.logEntries,
+            'Items w/o subject': s.itemsWithoutSubjects,
+            'Items w/o log leaf': s.itemsWithoutLogLeaf,
+            'Unindexed blobs': `${s.blobs.unindexed} of ${s.blobs.scanned} ${s.blobs.mode === 'full' ? 'blobs (full scan)' : s.blobs.complete ? 'blobs (all)' : 'sampled'}${s.blobs.unindexed ? ' → stella evidence index rebuild' : ''}`,
+            'Index size': humanBytes(s.indexBytes),
+            'Last rebuild': s.lastRebuild ? `${s.lastRebuild.startedAt} ${s.lastRebuild.status}` : 'never',
+            'Last refresh': s.lastRefresh ? `${s.lastRefresh.startedAt} ${s.lastRefresh.status}` : 'never',
+            'Last optimize': s.lastOptimize ? `${s.lastOptimize.startedAt} ${s.lastOptimize.status}` : 'never',
+          }),
+        );
+      }),
+    );
+
+  index
+    .command('refresh')
+    .description('reconcile index rows with the store (missing or wrong-size blobs → corrupted; restored ones → present)')
+    .option('--dry-run', 'report what would change')
+    .action(
+      action(async (o: { dryRun?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post<any>('/evidence/index/refresh', { dryRun: !!o.dryRun }, { timeoutMs: 3_600_000 });
+        print(c.format, r, () =>
+          [
+            `${o.dryRun ? 'dry run: ' : ''}checked ${r.checked} item(s): ${r.markedCorrupted} marked corrupted, ${r.restored} restored, ${r.danglingEdges} edge(s) to unindexed parents`,
+            ...(r.changes.length ? ['', renderTable(r.changes as any[], [{ header: 'ID', get: (x) => x.id }, { header: 'FROM', get: (x) => x.from }, { header: 'TO', get: (x) => x.to }, { header: 'REASON', get: (x) => x.reason }])] : []),
+          ].join('\n'),
+        );
+      }),
+    );
+
+  index
+    .command('rebuild')
+    .description('scan the blob store and index blobs missing from the index (quarantined, subject unknown); durable workflow')
+    .option('--no-wait', 'start and return the operation id')
+    .action(
+      action(async (o: { wait: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const api = c.api();
+        const { opId } = await api.post<{ opId: string }>('/evidence/index/rebuild', {});
+        if (!o.wait) {
+          print(c.format, { opId }, () => `started ${opId}`);
+          return;
+        }
+        const quiet = c.quiet || c.format === 'json';
+        let st: any;
+        for (;;) {
+          st = await api.get(`/evidence/index/rebuild/${opId}`);
+          if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined) process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
+          if (st.workflowStatus !== 'RUNNING') break;
+          await sleep(500);
+        }
+        if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
+        if (st.workflowStatus !== 'COMPLETED') throw new CliError(`index rebuild ${opId} ended ${st.workflowStatus}${st.result?.error ? `: ${st.result.error}` : ''}`, EXIT.FAILURE);
+        const r = st.result;
+        print(c.format, { opId, ...r }, () =>
+          [
+            `index rebuild ${opId}: ${r.scanned} blob(s) scanned, ${r.alreadyIndexed} already indexed, ${r.reindexed} re-indexed (quarantined), ${r.damaged} damaged`,
+            ...r.reindexedIds.map((id: string) => `  re-indexed  ${id}  (kind other, subject unknown: attribute it or purge it)`),
+            ...r.damagedIds.map((id: string) => `  DAMAGED     ${id}  (bytes do not match the name; not indexed)`),
+          ].join('\n'),
+        );
+        return r.damaged ? EXIT.INTEGRITY : EXIT.OK;
+      }),
+    );
+
+  index
+    .command('optimize')
+    .description('VACUUM ANALYZE and REINDEX the evidence tables')
+    .action(
+      action(async (_o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post<any>('/evidence/index/optimize', {}, { timeoutMs: 3_600_000 });
+        print(c.format, r, () => `${renderTable(r.tables as any[], [{ header: 'TABLE', get: (t) => t.table }, { header: 'TIME', get: (t) => `${t.ms} ms`, align: 'right' }])}\n\nindex size ${humanBytes(r.bytesBefore)} → ${humanBytes(r.bytesAfter)}`);
+      }),
+    );
+
+  index
+    .command('lookup <id>')
+    .description('index row(s) for an id (all tenants with an admin token) and where its blob lives')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const r = await c.api().get<any>(`/evidence/index/lookup/${id}`);
+        print(c.format, r, () =>
+          [
+            r.rows.length
+              ? renderTable(r.rows as any[], [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'KIND', get: (x) => x.kind }, { header: 'SIZE', get: (x) => x.size, align: 'right' }, { header: 'STATE', get: (x) => x.state + (x.stateReason ? ` (${x.stateReason})` : '') }, { header: 'LOG', get: (x) => x.logSeq }, { header: 'CREATED', get: (x) => x.createdAt }])
+              : `not indexed: ${id} (blob present → stella evidence index rebuild)`,
+            '',
+            renderKv({ 'blob': `${r.blob.location} ${r.blob.present ? `(${r.blob.size} bytes)` : '(MISSING)'}`, 'replica': r.replica ? `${r.replica.location} ${r.replica.present ? `(${r.replica.size} bytes)` : '(missing)'}` : 'not configured' }),
+          ].join('\n'),
+        );
+        return r.indexed ? EXIT.OK : EXIT.NOT_FOUND;
+      }),
+    );
+
+  // ---- storage -----------------------------------------------------------------------------
+  const storage = ev.command('storage').description('storage usage and checks (SP-004, INC-002, INC-004)');
+  storage
+    .command('stats')
+    .description('bytes and items by kind, tier, tenant and state; temp and spool files')
+    .option('--all-tenants', 'every tenant (admin)')
+    .action(
+      action(async (o: { allTenants?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const s = await c.api().get<any>(`/evidence/storage/stats${qs({ allTenants: o.allTenants })}`);
+        const t = (title: string, rows: { key: string; items: number; bytes: number }[]) =>
+          `${title}\n${rows.length ? renderTable(rows, [{ header: 'KEY', get: (r) => r.key }, { header: 'ITEMS', get: (r) => r.items, align: 'right' }, { header: 'BYTES', get: (r) => humanBytes(r.bytes), align: 'right' }]) : '  (none)'}`;
+        print(c.format, s, () =>
+          [
+            renderKv({
+              'Store': `${s.store.kind} ${s.store.location}`,
+              'Capacity': s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)} (${((s.store.capacity.availableBytes / s.store.capacity.totalBytes) * 100).toFixed(1)}%)` : 'n/a',
+              'Replica': s.replica ? `${s.replica.kind} ${s.replica.location}` : 'not configured',
+              'Distinct blobs': `${s.totals.blobs} (${humanBytes(s.totals.bytes)})`,
+              'Temp files': `${s.tempFiles.count} (${humanBytes(s.tempFiles.bytes)})`,
+              'Spool': `${s.spool.files} file(s) (${humanBytes(s.spool.bytes)}) in ${s.spool.dir}`,
+            }),
+            '',
+            t('By kind', s.byKind),
+            '',
+            t('By tier', s.byTier),
+            '',
+            t('By state', s.byState),
+            ...(s.scope === '*' ? ['', t('By tenant', s.byTenant)] : []),
+          ].join('\n'),
+        );
+      }),
+    );
+
+  storage
+    .command('check <id>')
+    .description('stat and re-hash one blob (primary and replica) and compare with the index (exit 4 on mismatch)')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const r = await c.api().get<any>(`/evidence/storage/check/${id}`);
+        const line = (x: any) => (x ? `${x.result}${x.size !== null ? ` (${x.size} bytes)` : ''}${x.result === 'hash-mismatch' ? ` hashes to ${x.actual}` : ''}${x.error ? `: ${x.error}` : ''} — ${x.location}` : 'not configured');
+        print(c.format, r, () =>
+          renderKv({ 'id': r.id, 'index': r.indexed ? `${r.indexed.state}${r.indexed.stateReason ? ` (${r.indexed.stateReason})` : ''}, ${r.indexed.size} bytes` : 'NOT INDEXED', 'primary': line(r.primary), 'replica': line(r.replica), 'result': r.ok ? 'ok' : 'PROBLEM' }),
+        );
+        return r.ok ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+
+  storage
+    .command('test')
+    .description('write/read/delete probe with latency on the primary and replica stores (exit 5 on failure)')
+    .action(
+      action(async (_o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post<{ ok: boolean; stores: Probe[] }>('/evidence/storage/test', {});
+        print(c.format, r, () => `${probeTable(r.stores)}\n\n${r.ok ? 'storage test passed' : 'storage test FAILED'}`);
+        return r.ok ? EXIT.OK : EXIT.UNAVAILABLE;
+      }),
+    );
+
+  storage
+    .command('analyze')
+    .description('largest or oldest items')
+    .option('--sort <key>', 'size or age', 'size')
+    .option('--limit <n>', 'how many', '20')
+    .option('--all-tenants', 'every tenant (admin)')
+    .action(
+      action(async (o: { sort: string; limit: string; allTenants?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.sort !== 'size' && o.sort !== 'age') throw new CliError('--sort must be size or age', EXIT.USAGE);
+        const r = await c.api().get<any>(`/evidence/storage/analyze${qs({ sort: o.sort, limit: positiveInt(o.limit, '--limit'), allTenants: o.allTenants })}`);
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items as any[], [
+                { header: 'ID', get: (i) => i.id },
+                { header: 'KIND', get: (i) => i.kind },
+                { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
+                { header: 'TIER', get: (i) => i.tier },
+                { header: 'STATE', get: (i) => i.state },
+                { header: 'CREATED', get: (i) => i.createdAt },
+                ...(o.allTenants ? [{ header: 'TENANT', get: (i: any) => i.tenant }] : []),
+              ])
+            : 'no evidence stored',
+        );
+      }),
+    );
+
+  // ---- repair ------------------------------------------------------------------------------
+  ev.command('mark-corrupted')
+    .description('flag an item corrupted (audited) when it cannot be recovered')
+    .requiredOption('--id <id>', 'evidence id sha256:…')
+    .requiredOption('--reason <reason>', 'why, e.g. hash-mismatch')
+    .action(
+      action(async (o: { id: string; reason: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.id, 'evidence id');
+        if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
+        const r = await c.api().post<any>(`/evidence/${o.id}/mark-corrupted`, { reason: o.reason });
+        print(c.format, r, () => `marked corrupted: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
+      }),
+    );
+
+  ev.command('recover')
+    .description('restore a corrupted or missing blob from a verified replica copy (audited)')
+    .requiredOption('--id <id>', 'evidence id sha256:…')
+    .option('--source <source>', 'where to recover from', 'replica')
+    .action(
+      action(async (o: { id: string; source: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.id, 'evidence id');
+        if (o.source !== 'replica') throw new CliError(`--source must be replica, got ${JSON.stringify(o.source)}`, EXIT.USAGE);
+        const r = await c.api().post<any>(`/evidence/${o.id}/recover`, { source: o.source });
+        print(c.format, r, () => `recovered: ${r.id} from ${r.replica} (${r.bytes} bytes; primary was ${r.primaryWas}, state was ${r.previousState}; now ${r.state})`);
+      }),
+    );
+
+  ev.command('retry-store')
+    .description('re-drive storage of evidence for an artifact: parked spool files, blobs missing from the primary (from replica), missing replica copies')
+    .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
+    .action(
+      action(async (o: { artifact: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().post<any>('/evidence/retry-store', { artifact: o.artifact }, { timeoutMs: 3_600_000 });
+        print(c.format, r, () =>
+          [
+            `retry-store ${o.artifact}: ${r.checked} indexed item(s) checked, ${r.retried} retried, ${r.unrecoverable} unrecoverable`,
+            ...(r.outcomes.length ? ['', renderTable(r.outcomes as any[], [{ header: 'ID', get: (x) => x.id }, { header: 'ACTION', get: (x) => x.action }, { header: 'DETAIL', get: (x) => x.detail }])] : ['nothing needed retrying']),
+          ].join('\n'),
+        );
+        return r.unrecoverable ? EXIT.INTEGRITY : EXIT.OK;
+      }),
+    );
+
+  ev.command('ingest <path>')
+    .description('bulk-ingest every file of a directory (durable workflow; the path is read by the stella server)')
+    .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
+    .requiredOption('--kind <kind>', `evidence kind: ${KINDS.join(', ')}`)
+    .option('--media-type <type>', 'media type for every file (default: by extension)')
+    .option('--batch-size <n>', 'files per activity', '200')
+    .option('--no-wait', 'start and return the workflow id')
+    .action(
+      action(async (path: string, o: { artifact: string; kind: string; mediaType?: string; batchSize: string; wait: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.artifact, 'artifact digest');
+        if (!KINDS.includes(o.kind)) throw new CliError(`unknown kind ${o.kind}; expected one of ${KINDS.join(', ')}`, EXIT.USAGE);
+        const abs = resolve(path);
+        const st = await fsp.stat(abs).catch(() => null);
+        if (!st) throw new CliError(`${path}: no such file or directory`, EXIT.USAGE);
+        if (!st.isDirectory()) {
+          if (/\.(tar|tar\.gz|tgz|tar\.zst)$/i.test(abs)) {
+            // No safe extractor (src/archive) is available yet; never unpack with an unsafe one.
+            throw new CliError(`${path}: tar ingestion needs the safe archive extractor, which this build does not have yet; extract it (e.g. tar -xf into an empty directory) and ingest the directory`, EXIT.USAGE);
+          }
+          throw new CliError(`${path} is not a directory; use stella evidence put for a single file`, EXIT.USAGE);
+        }
+        const api = c.api();
+        const { workflowId } = await api.post<{ workflowId: string }>('/evidence/ingest', { path: abs, artifact: o.artifact, kind: o.kind, mediaType: o.mediaType, batchSize: positiveInt(o.batchSize, '--batch-size') });
+        if (!o.wait) {
+          print(c.format, { workflowId }, () => `started ${workflowId}`);
+          return;
+        }
+        await followIngest(api, workflowId, c.quiet || c.format === 'json').then((r) =>
+          print(c.format, { workflowId, ...r }, () => `ingested ${r.total} file(s) from ${abs}: ${r.created} new, ${r.present} already present, ${humanBytes(r.bytes)} (workflow ${workflowId})`),
+        );
+      }),
+    );
+}
+
+async function followIngest(api: ApiClient, workflowId: string, quiet: boolean) {
+  const bar = progressBar('ingest', quiet);
+  for (;;) {
+    const st = await api.get<any>(`/evidence/ingest/${workflowId}`);
+    if (st.progress) bar.update(st.progress.done, st.progress.total);
+    if (st.status === 'COMPLETED') {
+      bar.stop();
+      return st.result as { total: number; done: number; created: number; present: number; bytes: number };
+    }
+    if (st.status !== 'RUNNING') {
+      bar.stop();
+      throw new CliError(`ingest ${workflowId} ended ${st.status}${st.error ? `: ${st.error}` : ''}`, EXIT.FAILURE);
+    }
+    await sleep(500);
+  }
+}
