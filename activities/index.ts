@@ -1,6 +1,7 @@
 import type { AppContext } from '../src/core/context';
 import { createEvidenceActivities } from './evidence';
 import { createVerifyActivities } from './verify';
+import { createRetentionActivities } from './retention';
 import { createLockerActivities } from './locker';
 import { createPromotionActivities } from './promotion';
 
@@ -9,6 +10,7 @@ export function createActivities(ctx: AppContext) {
   return {
     ...createEvidenceActivities(ctx),
     ...createVerifyActivities(ctx),
+    ...createRetentionActivities(ctx),
     ...createLockerActivities(ctx),
     ...createPromotionActivities(ctx),
   };

@@ -2,3 +2,4 @@
 export * from './evidence';
 export * from './locker';
 export * from './promotion';
+export * from './retention';

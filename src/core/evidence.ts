@@ -148,7 +148,7 @@ export class EvidenceService {
       const created = ins.rowCount === 1;
       if (!created) {
         // A purged item whose bytes come back is present again (the blob was just rewritten).
-        await tx.query(`UPDATE evidence_items SET state='present', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2 AND state='purged'`, [input.tenant, digest]);
+        await tx.query(`UPDATE evidence_items SET state='present', tier='hot', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2 AND state='purged'`, [input.tenant, digest]);
       }
       for (const s of input.subjects) {
         await tx.query('INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING', [input.tenant, digest, s]);
@@ -253,7 +253,7 @@ export class EvidenceService {
     const item = await this.get(tenant, id);
     if (item.state === 'purged') throw notFound(`evidence ${id} was purged (${item.stateReason ?? 'retention'})`);
     try {
-      return { item, stream: await this.blobs.primary.get(id) };
+      return { item, stream: await this.storeOf(item).get(id) };
     } catch (e) {
       if (e instanceof BlobNotFoundError) throw integrity(`evidence ${id} is indexed but its blob is missing from ${this.blobs.primary.location}`);
       throw e;
@@ -264,12 +264,17 @@ export class EvidenceService {
     const item = await this.get(tenant, id);
     if (item.state === 'purged') throw notFound(`evidence ${id} was purged`);
     try {
-      return await this.blobs.primary.getBuffer(id);
+      return await this.storeOf(item).getBuffer(id);
     } catch (e) {
       if (e instanceof BlobNotFoundError) throw integrity(`evidence ${id} is indexed but its blob is missing`);
       if ((e as { code?: string }).code === 'DIGEST_MISMATCH') throw integrity(`evidence ${id} failed its integrity check: ${(e as Error).message}`);
       throw e;
     }
+  }
+
+  /** Cold-tier items live under the `cold` namespace of the primary store (retention tier move). */
+  storeOf(item: Pick<EvidenceItem, 'tier'>) {
+    return item.tier === 'cold' ? this.blobs.primary.withPrefix('cold') : this.blobs.primary;
   }
 
   async setState(tenant: string, id: string, state: 'present' | 'corrupted' | 'purged' | 'quarantined', reason: string, actor: string): Promise<void> {

@@ -72,15 +72,16 @@ export async function verifyBatch(ctx: AppContext, input: VerifyRunInput, after:
   const limit = input.batchSize ?? 500;
   params.push(limit);
   const r = await ctx.db.query(
-    `SELECT i.id, max(i.size_bytes) AS size FROM evidence_items i WHERE ${where} AND i.id > $${params.length - 1}
+    `SELECT i.id, max(i.size_bytes) AS size, bool_and(i.tier = 'cold') AS cold FROM evidence_items i WHERE ${where} AND i.id > $${params.length - 1}
      GROUP BY i.id ORDER BY i.id LIMIT $${params.length}`,
     params,
   );
   const out: BatchOutcome = { nextAfter: null, checked: 0, ok: 0, failed: 0, failures: [] };
-  for (const row of r.rows as { id: string; size: number }[]) {
+  for (const row of r.rows as { id: string; size: number; cold: boolean }[]) {
     if (input.mode === 'full' || inSample(input.runId, row.id, input.sampleRate)) {
       out.checked++;
-      const h = await ctx.blobs.primary.hash(row.id);
+      // Items moved to the cold tier by retention live under the primary store's `cold` namespace.
+      const h = await (row.cold ? ctx.blobs.primary.withPrefix('cold') : ctx.blobs.primary).hash(row.id);
       if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
       else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
       else if (h.size !== Number(row.size)) out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });

@@ -3,3 +3,4 @@ import './verify';
 import './locker';
 import './doctor';
 import './promotion';
+import './retention';
