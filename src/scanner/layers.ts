@@ -1,0 +1,466 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { extract as tarExtract, type Header as TarHeader } from 'tar-stream';
+import { DigestMismatchError, ImageFormatError, LayerSecurityError, ScanLimitError, ScannerError, TruncatedArchiveError } from './errors';
+import type { LayerRef, OpenedImage } from './oci';
+
+/**
+ * Layers → a virtual, in-memory view of the image's final filesystem.
+ *
+ * Nothing is extracted to disk: we keep the tree of paths (type, size, link target) and
+ * the *content* only of files a detector asked for (`wants`). Security checks therefore
+ * guard the model rather than the host, but are kept strict so the view can never
+ * disagree with what a careless extractor would do: `..` components, absolute names,
+ * links out of the root and writes through symlinks are refused outright.
+ */
+
+export interface LayerLimits {
+  /** Bytes kept per file of interest; bigger files are skipped with a warning. */
+  maxFileBytes: number;
+  /** Total bytes of file content kept across the image. */
+  maxTotalBytes: number;
+  /** Total filesystem entries across all layers. */
+  maxEntries: number;
+}
+
+export const DEFAULT_LIMITS: LayerLimits = {
+  maxFileBytes: 64 << 20,
+  maxTotalBytes: 512 << 20,
+  maxEntries: 2_000_000,
+};
+
+export interface ReadFilesystemOptions {
+  /** Which files (absolute image paths, e.g. "/var/lib/dpkg/status") to keep the content of. */
+  wants: (path: string) => boolean;
+  limits?: Partial<LayerLimits>;
+}
+
+export type NodeType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface FsNode {
+  type: NodeType;
+  /** Index of the layer that last wrote this node. */
+  layer: number;
+  size: number;
+  children?: Map<string, FsNode>;
+  linkname?: string;
+  content?: Buffer;
+}
+
+export interface LayerStat {
+  index: number;
+  digest?: string;
+  diffId: string;
+  compression: 'gzip' | 'none';
+  storedBytes: number;
+  uncompressedBytes: number;
+  entries: number;
+}
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+const MAX_SYMLINK_HOPS = 40;
+
+const toPath = (parts: readonly string[]) => `/${parts.join('/')}`;
+
+function splitPath(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+export class ImageFilesystem {
+  readonly root: FsNode = { type: 'dir', layer: -1, size: 0, children: new Map() };
+  readonly warnings: string[] = [];
+  readonly layers: LayerStat[] = [];
+  entryCount = 0;
+  keptBytes = 0;
+  private captured: string[] | undefined;
+
+  /** Find a node without following symlinks in any component. */
+  lstat(path: string): FsNode | undefined {
+    let node: FsNode | undefined = this.root;
+    for (const c of splitPath(path)) {
+      node = node?.children?.get(c);
+      if (!node) return undefined;
+    }
+    return node;
+  }
+
+  /**
+   * Find a node following symlinks the way the container would: absolute targets are
+   * relative to the image root and `..` never climbs above it.
+   */
+  stat(path: string): FsNode | undefined {
+    let hops = 0;
+    const walk = (parts: string[]): FsNode | undefined => {
+      const resolved: string[] = [];
+      let node: FsNode = this.root;
+      for (let i = 0; i < parts.length; i++) {
+        const c = parts[i]!;
+        if (c === '..') {
+          resolved.pop();
+          node = this.lstat(toPath(resolved))!;
+          continue;
+        }
+        const child = node.children?.get(c);
+        if (!child) return undefined;
+        if (child.type === 'symlink' && child.linkname !== undefined) {
+          if (++hops > MAX_SYMLINK_HOPS) return undefined;
+          const target = child.linkname.startsWith('/') ? splitPath(child.linkname) : [...resolved, ...splitPath(child.linkname)];
+          return walk([...target, ...parts.slice(i + 1)]);
+        }
+        resolved.push(c);
+        node = child;
+      }
+      return node;
+    };
+    return walk(splitPath(path));
+  }
+
+  /** Content of a captured regular file (following symlinks), or undefined. */
+  readFile(path: string): Buffer | undefined {
+    const n = this.stat(path);
+    return n?.type === 'file' ? n.content : undefined;
+  }
+
+  exists(path: string): boolean {
+    return this.lstat(path) !== undefined;
+  }
+
+  /** Every path in the final filesystem, depth-first in sorted order. */
+  *walk(): Generator<[string, FsNode]> {
+    const stack: Array<[string[], FsNode]> = [[[], this.root]];
+    while (stack.length) {
+      const [parts, node] = stack.pop()!;
+      if (parts.length) yield [toPath(parts), node];
+      if (node.children) {
+        const names = [...node.children.keys()].sort().reverse();
+        for (const n of names) stack.push([[...parts, n], node.children.get(n)!]);
+      }
+    }
+  }
+
+  paths(): string[] {
+    return [...this.walk()].map(([p]) => p);
+  }
+
+  /** Paths of regular files whose content was captured, sorted (cached: detectors ask repeatedly). */
+  capturedFiles(): string[] {
+    if (!this.captured) {
+      const out: string[] = [];
+      for (const [p, n] of this.walk()) if (n.type === 'file' && n.content) out.push(p);
+      this.captured = out;
+    }
+    return [...this.captured];
+  }
+
+  /** Called after a layer is applied. */
+  invalidate(): void {
+    this.captured = undefined;
+  }
+}
+
+type Pending =
+  | { kind: 'file'; parts: string[]; size: number; content?: Buffer; oversize?: boolean }
+  | { kind: 'dir'; parts: string[] }
+  | { kind: 'symlink'; parts: string[]; linkname: string }
+  | { kind: 'hardlink'; parts: string[]; target: string[] }
+  | { kind: 'other'; parts: string[] }
+  | { kind: 'whiteout'; parts: string[] }
+  | { kind: 'opaque'; parts: string[] };
+
+/** Validate and normalise a layer entry name; refuses absolute names and `..`. */
+function entryParts(name: string, label: string): string[] {
+  if (name.includes('\0')) throw new LayerSecurityError(name, 'NUL byte in name', label);
+  if (name.startsWith('/')) throw new LayerSecurityError(name, 'absolute path', label);
+  const raw = name.split('/');
+  if (raw.includes('..')) throw new LayerSecurityError(name, 'path contains a ".." component', label);
+  return raw.filter((c) => c !== '' && c !== '.');
+}
+
+function classify(header: TarHeader, label: string, wants: (p: string) => boolean, limits: LayerLimits): { pending: Pending; capture: boolean } | null {
+  const parts = entryParts(header.name, label);
+  if (parts.length === 0) return null; // "./": the root itself
+  const base = parts[parts.length - 1]!;
+  const dirParts = parts.slice(0, -1);
+  if (base.startsWith(WHITEOUT)) {
+    if (base === OPAQUE) return { pending: { kind: 'opaque', parts: dirParts }, capture: false };
+    if (base.startsWith(`${WHITEOUT}${WHITEOUT}`)) return null; // other AUFS metadata (.wh..wh.plnk etc.)
+    const victim = base.slice(WHITEOUT.length);
+    if (victim === '' || victim === '.' || victim === '..') throw new LayerSecurityError(header.name, 'malformed whiteout', label);
+    return { pending: { kind: 'whiteout', parts: [...dirParts, victim] }, capture: false };
+  }
+  switch (header.type) {
+    case 'file':
+    case 'contiguous-file':
+    case null:
+    case undefined: {
+      const size = header.size ?? 0;
+      if (!wants(toPath(parts))) return { pending: { kind: 'file', parts, size }, capture: false };
+      // Wanted but too big: the path is recorded, the content is not read (a warning says so).
+      if (size > limits.maxFileBytes) return { pending: { kind: 'file', parts, size, oversize: true }, capture: false };
+      return { pending: { kind: 'file', parts, size }, capture: true };
+    }
+    case 'directory':
+      return { pending: { kind: 'dir', parts }, capture: false };
+    case 'symlink': {
+      const linkname = header.linkname ?? '';
+      if (linkname === '') throw new LayerSecurityError(header.name, 'symlink with empty target', label);
+      if (linkname.includes('\0')) throw new LayerSecurityError(header.name, 'NUL byte in symlink target', label);
+      if (!linkname.startsWith('/')) {
+        // Relative targets are resolved lexically from the link's directory; climbing
+        // above the root is a classic escape for naive extractors.
+        let depth = dirParts.length;
+        for (const c of linkname.split('/')) {
+          if (c === '..') depth--;
+          else if (c !== '' && c !== '.') depth++;
+          if (depth < 0) throw new LayerSecurityError(header.name, `symlink target ${JSON.stringify(linkname)} points outside the image root`, label);
+        }
+      }
+      // Absolute targets are root-relative inside the container (e.g. /etc/mtab -> /proc/mounts).
+      return { pending: { kind: 'symlink', parts, linkname }, capture: false };
+    }
+    case 'link': {
+      const linkname = header.linkname ?? '';
+      if (linkname === '' || linkname.startsWith('/') || linkname.split('/').includes('..') || linkname.includes('\0')) {
+        throw new LayerSecurityError(header.name, `hard link target ${JSON.stringify(linkname)} points outside the image root`, label);
+      }
+      const target = splitPath(linkname);
+      if (target.length === 0) throw new LayerSecurityError(header.name, 'hard link to the root', label);
+      return { pending: { kind: 'hardlink', parts, target }, capture: false };
+    }
+    default:
+      return { pending: { kind: 'other', parts }, capture: false };
+  }
+}
+
+async function drain(entry: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of entry) {
+    // discard
+  }
+}
+
+async function collect(entry: AsyncIterable<Buffer>, expected: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of entry) {
+    n += c.length;
+    if (n <= expected) chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+function describeLayer(layer: LayerRef): string {
+  return `layer ${layer.index} (${layer.digest ?? layer.diffId ?? layer.name})`;
+}
+
+function hasPrefix(buf: Buffer, magic: number[]): boolean {
+  return magic.every((b, i) => buf[i] === b);
+}
+
+/** Map low-level stream failures to scanner errors with a clear message. */
+function translate(err: unknown, label: string): Error {
+  if (err instanceof ScannerError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const msg = e?.message ?? String(err);
+  if (msg === 'Unexpected end of data' || e?.code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(msg)) {
+    return new TruncatedArchiveError(label, msg);
+  }
+  if (/Invalid tar header|unknown format/.test(msg)) return new ImageFormatError(`${label}: not a valid tar stream (${msg})`);
+  if (e?.code === 'Z_DATA_ERROR' || /incorrect header check|invalid .* (length|distance|code)/i.test(msg)) {
+    return new ImageFormatError(`${label}: corrupt gzip stream (${msg})`);
+  }
+  return err instanceof Error ? err : new Error(msg);
+}
+
+async function hashStored(image: OpenedImage, layer: LayerRef): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of image.openLayer(layer) as AsyncIterable<Buffer>) h.update(c);
+  return `sha256:${h.digest('hex')}`;
+}
+
+async function readLayer(
+  image: OpenedImage,
+  layer: LayerRef,
+  wants: (p: string) => boolean,
+  limits: LayerLimits,
+): Promise<{ pending: Pending[]; stat: LayerStat }> {
+  const label = describeLayer(layer);
+  if (!layer.digest && !layer.diffId) throw new ImageFormatError(`${label}: no digest to verify against`);
+  const head = await image.peekLayer(layer, 4);
+  if (hasPrefix(head, ZSTD_MAGIC)) throw new ImageFormatError(`${label}: zstd-compressed layers are not supported`);
+  const compression = hasPrefix(head, GZIP_MAGIC) ? 'gzip' : 'none';
+
+  const blobHash = createHash('sha256');
+  const diffHash = createHash('sha256');
+  let storedBytes = 0;
+  let uncompressedBytes = 0;
+  let tail: Buffer = Buffer.alloc(0);
+  const tapStored = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      storedBytes += chunk.length;
+      // Stop reading as soon as the blob is longer than its descriptor says.
+      if (layer.size !== undefined && storedBytes > layer.size) {
+        return cb(new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `more than ${layer.size} bytes`));
+      }
+      blobHash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const tapTar = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      uncompressedBytes += chunk.length;
+      diffHash.update(chunk);
+      // Keep a copy of the last 512 bytes (not a view that would pin a large chunk).
+      tail = Buffer.from(chunk.length >= 512 ? chunk.subarray(chunk.length - 512) : Buffer.concat([tail, chunk]).subarray(-512));
+      cb(null, chunk);
+    },
+  });
+  // Pre-POSIX (v7) headers are accepted: their checksum is still verified.
+  const extract = tarExtract({ allowUnknownFormat: true } as Parameters<typeof tarExtract>[0]);
+  const done = pipeline([image.openLayer(layer), tapStored, ...(compression === 'gzip' ? [createGunzip()] : []), tapTar, extract]);
+
+  const pending: Pending[] = [];
+  let failure: unknown;
+  try {
+    for await (const entry of extract) {
+      const c = classify(entry.header, label, wants, limits);
+      if (c?.capture && c.pending.kind === 'file') {
+        c.pending.content = await collect(entry as unknown as AsyncIterable<Buffer>, c.pending.size);
+      } else {
+        await drain(entry);
+      }
+      if (c) pending.push(c.pending);
+      if (pending.length > limits.maxEntries) throw new ScanLimitError(`${label} has more than ${limits.maxEntries} entries`);
+    }
+  } catch (e) {
+    failure = e;
+  }
+  try {
+    await done;
+  } catch (e) {
+    failure ??= e;
+  }
+
+  if (failure !== undefined) {
+    // A blob that is not the one the manifest names is the more fundamental problem:
+    // report that rather than whatever parse error its bytes happened to cause.
+    const expected = layer.digest ?? (compression === 'none' ? layer.diffId : undefined);
+    if (expected) {
+      const actual = await hashStored(image, layer).catch(() => undefined);
+      if (actual && actual !== expected) throw new DigestMismatchError(label, expected, actual);
+    }
+    throw translate(failure, label);
+  }
+
+  const stored = `sha256:${blobHash.digest('hex')}`;
+  const diffId = `sha256:${diffHash.digest('hex')}`;
+  if (layer.size !== undefined && storedBytes !== layer.size) throw new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `${storedBytes} bytes`);
+  if (layer.digest && stored !== layer.digest) throw new DigestMismatchError(label, layer.digest, stored);
+  if (layer.diffId && diffId !== layer.diffId) throw new DigestMismatchError(`${label} uncompressed content (diff_id)`, layer.diffId, diffId);
+  // Conforming writers end a tar with zero blocks; without them the stream was cut at an entry boundary.
+  if (uncompressedBytes > 0 && (tail.length < 512 || tail.some((b) => b !== 0))) {
+    throw new TruncatedArchiveError(label, 'no end-of-archive marker');
+  }
+  return {
+    pending,
+    stat: { index: layer.index, ...(layer.digest ? { digest: layer.digest } : {}), diffId, compression, storedBytes, uncompressedBytes, entries: pending.length },
+  };
+}
+
+/** Apply one layer's changes on top of the lower layers (whiteouts first: they only hide lower content). */
+function applyLayer(fs: ImageFilesystem, index: number, pending: Pending[], label: string, limits: LayerLimits): void {
+  const parentOf = (parts: string[], entry: string, create: boolean): FsNode | undefined => {
+    let node = fs.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const c = parts[i]!;
+      let child = node.children!.get(c);
+      if (child?.type === 'symlink') {
+        throw new LayerSecurityError(entry, `would be written through symlink ${toPath(parts.slice(0, i + 1))} -> ${child.linkname}`, label);
+      }
+      if (!child || child.type !== 'dir') {
+        if (!create) return undefined;
+        // Implicit parent (tars need not list directories); a non-directory in the way is replaced, as overlayfs would.
+        child = { type: 'dir', layer: index, size: 0, children: new Map() };
+        node.children!.set(c, child);
+        countEntry();
+      }
+      node = child;
+    }
+    return node;
+  };
+  const countEntry = () => {
+    if (++fs.entryCount > limits.maxEntries) throw new ScanLimitError(`image has more than ${limits.maxEntries} filesystem entries`);
+  };
+
+  for (const p of pending) {
+    if (p.kind === 'whiteout') {
+      parentOf(p.parts, toPath(p.parts), false)?.children!.delete(p.parts[p.parts.length - 1]!);
+    } else if (p.kind === 'opaque') {
+      const dir = p.parts.length === 0 ? fs.root : parentOf(p.parts, toPath(p.parts), false)?.children!.get(p.parts[p.parts.length - 1]!);
+      if (dir?.type === 'dir') dir.children = new Map();
+    }
+  }
+
+  for (const p of pending) {
+    if (p.kind === 'whiteout' || p.kind === 'opaque') continue;
+    const path = toPath(p.parts);
+    const parent = parentOf(p.parts, path, true)!;
+    const name = p.parts[p.parts.length - 1]!;
+    const existing = parent.children!.get(name);
+    if (!existing) countEntry();
+    switch (p.kind) {
+      case 'dir':
+        if (existing?.type === 'dir') existing.layer = index;
+        else parent.children!.set(name, { type: 'dir', layer: index, size: 0, children: new Map() });
+        break;
+      case 'file': {
+        const node: FsNode = { type: 'file', layer: index, size: p.size };
+        if (p.content) {
+          fs.keptBytes += p.content.length;
+          if (fs.keptBytes > limits.maxTotalBytes) throw new ScanLimitError(`files of interest exceed ${limits.maxTotalBytes} bytes in total`);
+          node.content = p.content;
+        } else if (p.oversize) {
+          fs.warnings.push(`${path}: ${p.size} bytes exceeds the ${limits.maxFileBytes}-byte limit for files of interest; not read`);
+        }
+        parent.children!.set(name, node);
+        break;
+      }
+      case 'symlink':
+        parent.children!.set(name, { type: 'symlink', layer: index, size: 0, linkname: p.linkname });
+        break;
+      case 'hardlink': {
+        const tparent = parentOf(p.target, path, false);
+        const target = tparent?.children?.get(p.target[p.target.length - 1]!);
+        if (target?.type === 'dir') throw new LayerSecurityError(path, 'hard link to a directory', label);
+        if (!target) {
+          fs.warnings.push(`${path}: hard link target /${p.target.join('/')} not found in ${label}`);
+          parent.children!.set(name, { type: 'file', layer: index, size: 0 });
+        } else {
+          // A hard link shares the target's inode: same type, size, content.
+          parent.children!.set(name, { ...target, layer: index });
+        }
+        break;
+      }
+      case 'other':
+        parent.children!.set(name, { type: 'other', layer: index, size: 0 });
+        break;
+    }
+  }
+}
+
+/** Read every layer in order and return the merged filesystem view. */
+export async function readImageFilesystem(image: OpenedImage, opts: ReadFilesystemOptions): Promise<ImageFilesystem> {
+  const limits: LayerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const fs = new ImageFilesystem();
+  for (const layer of image.layers) {
+    const { pending, stat } = await readLayer(image, layer, opts.wants, limits);
+    applyLayer(fs, layer.index, pending, describeLayer(layer), limits);
+    fs.invalidate();
+    fs.layers.push(stat);
+  }
+  return fs;
+}

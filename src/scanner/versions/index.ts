@@ -1,0 +1,24 @@
+import { compareApk, isValidApkVersion } from './apk';
+import { compareDpkg, isValidDpkgVersion } from './dpkg';
+import { comparePep440, isValidPep440 } from './pypi';
+import { compareSemver, isValidSemver } from './semver';
+
+export { compareApk, isValidApkVersion } from './apk';
+export { compareDpkg, isValidDpkgVersion, parseDpkgVersion } from './dpkg';
+export { comparePep440, isValidPep440, normalizePypiName } from './pypi';
+export { compareSemver, isValidSemver } from './semver';
+
+export type VersionScheme = 'dpkg' | 'apk' | 'semver' | 'pep440';
+
+export interface VersionComparator {
+  scheme: VersionScheme;
+  compare(a: string, b: string): number;
+  valid(v: string): boolean;
+}
+
+export const COMPARATORS: Record<VersionScheme, VersionComparator> = {
+  dpkg: { scheme: 'dpkg', compare: compareDpkg, valid: isValidDpkgVersion },
+  apk: { scheme: 'apk', compare: compareApk, valid: isValidApkVersion },
+  semver: { scheme: 'semver', compare: compareSemver, valid: isValidSemver },
+  pep440: { scheme: 'pep440', compare: comparePep440, valid: isValidPep440 },
+};
