@@ -1,0 +1,153 @@
+import { promises as fsp, existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { action, ctxOf, group } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderKv, renderTable } from '../output';
+import { readKit, writeKit, kitDir } from '../../core/replay/kit';
+import { replayVerify, type ReplayResult } from '../../core/replay/verify';
+import { validateManifest } from '../../core/replay/manifest';
+import { qs } from '../client';
+
+function summary(r: ReplayResult): string {
+  const lines = [
+    renderKv({
+      result: r.ok ? 'PASS' : 'FAIL',
+      'scan id': r.scanId,
+      artifact: r.artifactDigest,
+      'recorded verdict': r.recorded.verdict,
+      'recomputed verdict': r.recomputed?.status ?? '-',
+      signer: r.signer.map((s) => `${s.keyid} (${s.valid ? 'valid' : 'invalid'}, ${s.trusted ? 'trusted' : 'untrusted'})`).join('; ') || '-',
+      strict: r.strict,
+    }),
+  ];
+  if (r.problems.length) lines.push('', renderTable(r.problems, [{ header: 'CODE', get: (p) => p.code }, { header: 'LEVEL', get: (p) => p.severity }, { header: 'DETAIL', get: (p) => p.detail }]));
+  return lines.join('\n');
+}
+
+async function writeLogs(dir: string, r: ReplayResult): Promise<string> {
+  const d = join(dir, r.scanId ?? 'unknown');
+  await fsp.mkdir(d, { recursive: true });
+  const file = join(d, 'verify.json');
+  await fsp.writeFile(file, JSON.stringify({ ...r, verifiedAt: new Date().toISOString(), source: 'offline' }, null, 2) + '\n');
+  return file;
+}
+
+/** Runs a replay from files alone: the air-gapped path (no database, Temporal or network). */
+async function replayFiles(manifestPath: string, o: { strict?: boolean; rootpack?: string }): Promise<ReplayResult> {
+  const kit = await readKit(manifestPath, o.rootpack);
+  if (!kit.rootpack) throw new CliError(`no RootPack: put rootpack.json beside ${manifestPath} or pass --rootpack <file>`, EXIT.USAGE);
+  return replayVerify({ manifest: kit.manifest, envelope: kit.envelope, inputBundle: kit.input, outputBundle: kit.output, rootpack: kit.rootpack, strict: !!o.strict });
+}
+
+export function registerReplayCommands(program: Command): void {
+  program
+    .command('replay [manifest]')
+    .description('recompute a scan verdict from its input bundle and compare with the recorded output')
+    .option('--strict', 'fail on any difference, tool drift included')
+    .option('--offline', 'use only the files given: no database, no Temporal, no network')
+    .option('--rootpack <file>', 'trusted keys (default: rootpack.json beside the manifest)')
+    .option('--log-dir <dir>', 'write verification logs under this directory (e.g. ops/offline/replay)')
+    .option('--evidence <pack>', 'replay from an offline evidence pack (.tar.gz) instead of a manifest')
+    .option('-o, --output <file>', 'write the verdict JSON to a file')
+    .action(
+      action(async (manifest: string | undefined, o: { strict?: boolean; offline?: boolean; rootpack?: string; logDir?: string; evidence?: string; output?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        let r: ReplayResult;
+        if (o.evidence) {
+          const { replayFromPack } = await import('../../core/replay/pack');
+          r = await replayFromPack(o.evidence, { strict: !!o.strict, rootpack: o.rootpack });
+        } else {
+          if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
+          const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
+          r = await replayFiles(p, o);
+        }
+        if (o.logDir) process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), r)}\n`);
+        if (o.output) await fsp.writeFile(o.output, JSON.stringify({ scanId: r.scanId, artifactDigest: r.artifactDigest, ok: r.ok, verdict: r.recomputed, recorded: r.recorded, problems: r.problems }, null, 2) + '\n');
+        print(c.format, r, () => summary(r));
+        return r.ok ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+
+  program
+    .command('verify <target>')
+    .description('verify a replay manifest (file) or a recorded scan (scan id): signature, bundle digests, replay equality')
+    .option('--explain', 'print the differences as JSON')
+    .option('--ledger', "check the manifest's inclusion in the Merkle anchors")
+    .option('--strict', 'tool drift is an error (default for scan ids)')
+    .option('--rootpack <file>', 'trusted keys for a manifest file')
+    .action(
+      action(async (target: string, o: { explain?: boolean; ledger?: boolean; strict?: boolean; rootpack?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        let r: ReplayResult & { ledger?: unknown };
+        if (existsSync(target)) {
+          const p = statSync(target).isDirectory() ? join(target, 'manifest.json') : target;
+          r = await replayFiles(p, { strict: o.strict, rootpack: o.rootpack });
+          if (o.ledger) {
+            const kit = await readKit(p, o.rootpack);
+            const m = validateManifest(kit.manifest);
+            r.ledger = await c.api().get(`/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
+          }
+        } else {
+          r = await c.api().post(`/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
+        }
+        const ledgerOk = !o.ledger || (r.ledger as { ok?: boolean } | undefined)?.ok === true;
+        if (o.explain || c.format === 'json') print('json', o.explain ? { ok: r.ok && ledgerOk, codes: r.problems.map((p) => p.code), problems: r.problems, diff: r.diff, ledger: r.ledger ?? null } : r, () => '');
+        else print('table', r, () => summary(r) + (o.ledger ? `\n\nledger: ${JSON.stringify(r.ledger)}` : ''));
+        return r.ok && ledgerOk ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+
+  const kit = program.command('offline-kit').description('air-gapped replay kits');
+  kit
+    .command('export')
+    .description('write offline/replay/<scan-id>/ (manifest, bundles, DSSE signature, RootPack snapshot)')
+    .requiredOption('--scan-id <id>', 'the recorded scan')
+    .requiredOption('--output <dir>', 'kit root directory')
+    .action(
+      action(async (o: { scanId: string; output: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const k = await c.api().get<{ manifest: any; envelope: any; input: string; output: string; rootpack: any }>(`/replay/runs/${encodeURIComponent(o.scanId)}/kit`);
+        const dir = kitDir(resolve(o.output), o.scanId);
+        const files = await writeKit(dir, { manifest: k.manifest, envelope: k.envelope, input: Buffer.from(k.input, 'base64'), output: Buffer.from(k.output, 'base64'), rootpack: k.rootpack });
+        print(c.format, { dir, files }, () => `wrote ${dir}\n  ${files.map((f) => f.slice(dir.length + 1)).join('\n  ')}\nverify air-gapped: stella replay ${join(dir, 'manifest.json')} --strict --offline`);
+      }),
+    );
+  kit
+    .command('sync <dir>')
+    .description('bring offline verification logs (verify.json files under <dir>) back into the locker')
+    .action(
+      action(async (dir: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const found: string[] = [];
+        const walk = async (d: string) => {
+          for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+            const p = join(d, e.name);
+            if (e.isDirectory()) await walk(p);
+            else if (e.name === 'verify.json') found.push(p);
+          }
+        };
+        if (!existsSync(dir)) throw new CliError(`${dir}: no such directory`, EXIT.USAGE);
+        await walk(resolve(dir));
+        const synced: { scanId: string; result: string; codes: string[] }[] = [];
+        for (const f of found.sort()) {
+          const log = JSON.parse(await fsp.readFile(f, 'utf8'));
+          synced.push(await c.api().post('/replay/sync', log));
+        }
+        print(c.format, { synced }, () => (synced.length ? renderTable(synced, [{ header: 'SCAN', get: (s: any) => s.scanId }, { header: 'RESULT', get: (s: any) => s.result }, { header: 'CODES', get: (s: any) => s.codes }]) : `no verify.json logs under ${dir}`));
+      }),
+    );
+
+  const runs = group(program, 'replay-runs', 'recorded scans that can be replayed');
+  runs
+    .command('list')
+    .option('--artifact <digest>')
+    .option('--limit <n>', 'how many', '50')
+    .action(
+      action(async (o: { artifact?: string; limit: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<{ runs: any[] }>(`/replay/runs${qs({ artifact: o.artifact, limit: o.limit })}`);
+        print(c.format, r, () => renderTable(r.runs, [{ header: 'SCAN', get: (x) => x.scanId }, { header: 'ARTIFACT', get: (x) => x.artifactDigest.slice(0, 19) }, { header: 'VERDICT', get: (x) => x.verdict }, { header: 'LAST VERIFY', get: (x) => x.lastResult ?? '-' }, { header: 'CREATED', get: (x) => x.createdAt }]));
+      }),
+    );
+}

@@ -1,0 +1,92 @@
+import type { AppContext } from '../context';
+import { exportRootPack } from '../../crypto/rootpack';
+import type { Envelope } from '../../crypto/dsse';
+import { notFound } from '../errors';
+import { replayVerify, type ReplayResult } from './verify';
+import type { ReplayManifest } from './manifest';
+
+export interface ReplayRun {
+  tenant: string;
+  scanId: string;
+  artifactDigest: string;
+  manifestDigest: string;
+  envelopeDigest: string;
+  inputDigest: string;
+  outputDigest: string;
+  inputSize: number;
+  outputSize: number;
+  verdict: string;
+  scannerVersion: string;
+  createdAt: string;
+  lastVerifiedAt: string | null;
+  lastResult: string | null;
+  lastCodes: string[];
+}
+
+function toRun(r: Record<string, any>): ReplayRun {
+  return {
+    tenant: r.tenant_id,
+    scanId: r.scan_id,
+    artifactDigest: r.artifact_digest,
+    manifestDigest: r.manifest_digest,
+    envelopeDigest: r.envelope_digest,
+    inputDigest: r.input_digest,
+    outputDigest: r.output_digest,
+    inputSize: Number(r.input_size),
+    outputSize: Number(r.output_size),
+    verdict: r.verdict,
+    scannerVersion: r.scanner_version,
+    createdAt: new Date(r.created_at).toISOString(),
+    lastVerifiedAt: r.last_verified_at ? new Date(r.last_verified_at).toISOString() : null,
+    lastResult: r.last_result,
+    lastCodes: r.last_codes ?? [],
+  };
+}
+
+export async function getRun(ctx: AppContext, tenant: string, scanId: string): Promise<ReplayRun> {
+  const r = await ctx.db.query('SELECT * FROM replay_runs WHERE tenant_id=$1 AND scan_id=$2', [tenant, scanId]);
+  if (!r.rowCount) throw notFound(`replay run ${scanId} not found`);
+  return toRun(r.rows[0]);
+}
+
+export async function listRuns(ctx: AppContext, q: { tenant: string; artifact?: string; limit?: number }): Promise<ReplayRun[]> {
+  const r = await ctx.db.query(
+    `SELECT * FROM replay_runs WHERE tenant_id=$1 AND ($2::text IS NULL OR artifact_digest=$2) ORDER BY created_at DESC, scan_id LIMIT $3`,
+    [q.tenant, q.artifact ?? null, Math.min(q.limit ?? 50, 1000)],
+  );
+  return r.rows.map(toRun);
+}
+
+export async function tenantsWithRuns(ctx: AppContext): Promise<string[]> {
+  const r = await ctx.db.query('SELECT DISTINCT tenant_id FROM replay_runs ORDER BY tenant_id');
+  return r.rows.map((x) => x.tenant_id);
+}
+
+/** The stored files of a run, read back from the replay/ namespace (verified reads). */
+export async function loadRunFiles(ctx: AppContext, run: ReplayRun) {
+  const store = ctx.blobs.primary.withPrefix('replay');
+  const get = async (d: string) => store.getBuffer(d).catch(() => null);
+  const [m, e, input, output] = await Promise.all([get(run.manifestDigest), get(run.envelopeDigest), get(run.inputDigest), get(run.outputDigest)]);
+  return {
+    manifest: m ? (JSON.parse(m.toString('utf8')) as ReplayManifest) : null,
+    envelope: e ? (JSON.parse(e.toString('utf8')) as Envelope) : null,
+    input,
+    output,
+  };
+}
+
+/** Verifies one run online (RootPack from the key store) and records the outcome. */
+export async function verifyRun(ctx: AppContext, tenant: string, scanId: string, source: string, strict = true): Promise<ReplayResult> {
+  const run = await getRun(ctx, tenant, scanId);
+  const files = await loadRunFiles(ctx, run);
+  const result = await replayVerify({ manifest: files.manifest, envelope: files.envelope, inputBundle: files.input, outputBundle: files.output, rootpack: await exportRootPack(ctx.keys), strict });
+  await recordVerification(ctx, tenant, scanId, source, result);
+  return result;
+}
+
+export async function recordVerification(ctx: AppContext, tenant: string, scanId: string, source: string, result: Pick<ReplayResult, 'ok' | 'problems'> & Partial<ReplayResult>): Promise<void> {
+  const codes = result.problems.filter((p) => p.severity === 'error').map((p) => p.code);
+  const outcome = result.ok ? 'passed' : 'failed';
+  await ctx.db.query('INSERT INTO replay_verifications (tenant_id, scan_id, source, result, codes, explain) VALUES ($1,$2,$3,$4,$5,$6)', [tenant, scanId, source, outcome, JSON.stringify(codes), JSON.stringify(result)]);
+  await ctx.db.query('UPDATE replay_runs SET last_verified_at=now(), last_result=$3, last_codes=$4, last_explain=$5 WHERE tenant_id=$1 AND scan_id=$2', [tenant, scanId, outcome, JSON.stringify(codes), JSON.stringify(result)]);
+}

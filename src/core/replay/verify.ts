@@ -1,0 +1,149 @@
+import { canonicalJson, sha256Digest } from '../canonical';
+import { verifyEnvelope, type Envelope } from '../../crypto/dsse';
+import { rootPackResolver, type RootPack } from '../../crypto/rootpack';
+import { feedFromRecords, matchPackages, type Finding } from '../../scanner/osv';
+import type { Distro, Package } from '../../scanner/detectors/types';
+import { MANIFEST_PAYLOAD_TYPE, validateManifest, manifestBytes, type ReplayManifest } from './manifest';
+import { readBundle, jsonFile } from './bundles';
+import { scannerIdentity } from './tools';
+import { decideVerdict, VerdictPolicySchema, type Verdict } from './verdict';
+
+/**
+ * Replay failure codes. Each names one way a recorded scan can fail to reproduce; the
+ * nightly job stores them and `stella verify --explain` prints them with a diff.
+ */
+export type ReplayCode =
+  | 'MANIFEST_INVALID'
+  | 'SIGNATURE_MISSING'
+  | 'SIGNATURE_INVALID'
+  | 'SIGNER_UNTRUSTED'
+  | 'MANIFEST_MISMATCH'
+  | 'INPUT_DIGEST_MISMATCH'
+  | 'OUTPUT_DIGEST_MISMATCH'
+  | 'FEED_DIGEST_MISMATCH'
+  | 'SCANNER_VERSION_DRIFT'
+  | 'TOOL_HASH_DRIFT'
+  | 'FINDINGS_MISMATCH'
+  | 'VERDICT_MISMATCH'
+  | 'BUNDLE_UNREADABLE';
+
+export interface ReplayProblem { code: ReplayCode; detail: string; severity: 'error' | 'warning' }
+
+export interface ReplayResult {
+  ok: boolean;
+  strict: boolean;
+  scanId: string | null;
+  artifactDigest: string | null;
+  signer: { keyid: string; valid: boolean; trusted: boolean; reason: string }[];
+  recorded: { verdict: string | null; counts: Record<string, number> | null };
+  recomputed: Verdict | null;
+  problems: ReplayProblem[];
+  diff: { findingsAdded: string[]; findingsRemoved: string[]; findingsChanged: string[]; verdict?: { recorded: string; recomputed: string } } | null;
+}
+
+export interface ReplayInputs {
+  manifest: unknown;
+  envelope: Envelope | null;
+  inputBundle: Uint8Array | null;
+  outputBundle: Uint8Array | null;
+  rootpack: RootPack;
+  strict?: boolean;
+}
+
+const findingKey = (f: Pick<Finding, 'id' | 'package'>) => `${f.id}|${f.package.ecosystem}|${f.package.name}|${f.package.version}`;
+
+/** Verifies signature, digests and tools, then recomputes the verdict from the input bundle alone. */
+export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
+  const strict = !!inp.strict;
+  const problems: ReplayProblem[] = [];
+  const err = (code: ReplayCode, detail: string) => problems.push({ code, detail, severity: 'error' });
+  const warn = (code: ReplayCode, detail: string) => problems.push({ code, detail, severity: strict ? 'error' : 'warning' });
+  const result: ReplayResult = { ok: false, strict, scanId: null, artifactDigest: null, signer: [], recorded: { verdict: null, counts: null }, recomputed: null, problems, diff: null };
+
+  let m: ReplayManifest;
+  try {
+    m = validateManifest(inp.manifest);
+  } catch (e) {
+    err('MANIFEST_INVALID', (e as Error).message);
+    return result;
+  }
+  result.scanId = m.scanId;
+  result.artifactDigest = m.artifactDigest;
+  result.recorded = { verdict: m.verdict, counts: m.counts ?? null };
+
+  // Signature: trusted for the signing time, so a key rotated out later still verifies.
+  if (!inp.envelope) err('SIGNATURE_MISSING', 'no DSSE envelope for the manifest');
+  else {
+    try {
+      const v = verifyEnvelope(inp.envelope, rootPackResolver(inp.rootpack), new Date(m.createdAt));
+      result.signer = v.signatures;
+      if (v.payloadType !== MANIFEST_PAYLOAD_TYPE) err('SIGNATURE_INVALID', `payload type ${v.payloadType}, expected ${MANIFEST_PAYLOAD_TYPE}`);
+      if (!v.ok) {
+        if (v.signatures.some((s) => s.valid && !s.trusted)) err('SIGNER_UNTRUSTED', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; '));
+        else err('SIGNATURE_INVALID', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; ') || 'no valid signature');
+      }
+      if (!Buffer.from(v.payload).equals(manifestBytes(m))) err('MANIFEST_MISMATCH', 'the signed payload differs from manifest.json');
+    } catch (e) {
+      err('SIGNATURE_INVALID', (e as Error).message);
+    }
+  }
+
+  const checkDigest = (bytes: Uint8Array | null, want: { digest: string; size: number }, code: ReplayCode, name: string) => {
+    if (!bytes) {
+      err('BUNDLE_UNREADABLE', `${name} is missing`);
+      return false;
+    }
+    const got = sha256Digest(bytes);
+    if (got !== want.digest) {
+      err(code, `${name} hashes to ${got}, manifest says ${want.digest}`);
+      return false;
+    }
+    return true;
+  };
+  const inputOk = checkDigest(inp.inputBundle, m.inputBundle, 'INPUT_DIGEST_MISMATCH', 'inputbundle.tar.zst');
+  const outputOk = checkDigest(inp.outputBundle, m.outputBundle, 'OUTPUT_DIGEST_MISMATCH', 'outputbundle.tar.zst');
+
+  const here = scannerIdentity();
+  if (m.scanner.version !== here.version) warn('SCANNER_VERSION_DRIFT', `recorded with ${m.scanner.name} ${m.scanner.version}, replaying with ${here.version}`);
+  for (const [tool, hash] of Object.entries(m.scanner.toolHashes)) {
+    if (here.toolHashes[tool] !== hash) warn('TOOL_HASH_DRIFT', `${tool}: recorded ${hash}, this installation has ${here.toolHashes[tool] ?? 'none'}`);
+  }
+
+  // Recompute from the input bundle alone: inventory → advisory match → policy verdict.
+  if (inputOk && inp.inputBundle) {
+    try {
+      const files = await readBundle(inp.inputBundle);
+      const inventory = jsonFile<{ packages: Package[]; distro?: Distro }>(files, 'inventory.json', 'input bundle');
+      const records = jsonFile<unknown[]>(files, 'feed/records.json', 'input bundle');
+      const policy = VerdictPolicySchema.parse(jsonFile(files, 'policy.json', 'input bundle'));
+      const feed = feedFromRecords(records, 'input-bundle');
+      if (m.feedDigest && feed.digest !== m.feedDigest) err('FEED_DIGEST_MISMATCH', `feed snapshot hashes to ${feed.digest}, manifest says ${m.feedDigest}`);
+      const findings = matchPackages(inventory.packages, feed, inventory.distro);
+      result.recomputed = decideVerdict(policy, findings);
+      if (outputOk && inp.outputBundle) {
+        const out = await readBundle(inp.outputBundle);
+        const recordedFindings = jsonFile<Finding[]>(out, 'findings.json', 'output bundle');
+        const recordedVerdict = jsonFile<Verdict>(out, 'verdict.json', 'output bundle');
+        const a = new Map(recordedFindings.map((f) => [findingKey(f), canonicalJson(f)]));
+        const b = new Map(findings.map((f) => [findingKey(f), canonicalJson(JSON.parse(JSON.stringify(f)))]));
+        const diff = {
+          findingsAdded: [...b.keys()].filter((k) => !a.has(k)).sort(),
+          findingsRemoved: [...a.keys()].filter((k) => !b.has(k)).sort(),
+          findingsChanged: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).sort(),
+        } as NonNullable<ReplayResult['diff']>;
+        if (diff.findingsAdded.length || diff.findingsRemoved.length || diff.findingsChanged.length) {
+          err('FINDINGS_MISMATCH', `${diff.findingsAdded.length} added, ${diff.findingsRemoved.length} removed, ${diff.findingsChanged.length} changed`);
+        }
+        if (recordedVerdict.status !== result.recomputed.status || recordedVerdict.status !== m.verdict) {
+          diff.verdict = { recorded: `${recordedVerdict.status} (manifest: ${m.verdict})`, recomputed: result.recomputed.status };
+          err('VERDICT_MISMATCH', `recorded ${recordedVerdict.status}, recomputed ${result.recomputed.status}`);
+        }
+        result.diff = diff;
+      }
+    } catch (e) {
+      err('BUNDLE_UNREADABLE', (e as Error).message);
+    }
+  }
+  result.ok = !problems.some((p) => p.severity === 'error');
+  return result;
+}
