@@ -1,6 +1,10 @@
 import { heartbeat, activityInfo } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
 import { opStart, opFinish, rebuildScan, rebuildFinish, type RebuildInput, type RebuildTotals } from '../src/core/locker/index-ops';
+import { promises as fsp } from 'node:fs';
+import { extractTar, ArchiveError } from '../src/archive';
+import { StellaError } from '../src/core/errors';
+import { spoolWorkDir } from '../src/core/locker/storage';
 import { nonRetryable } from './evidence';
 
 /** Activities of the Evidence Locker maintenance workflows (index rebuild). */
@@ -29,8 +33,29 @@ export function createLockerActivities(ctx: AppContext) {
     async lockerRebuildFinish(input: RebuildInput, totals: RebuildTotals) {
       return rebuildFinish(ctx, input, totals);
     },
+    /**
+     * Unpacks an evidence tar (plain, gzip or zstd) with the safe extractor into a fresh work
+     * directory under <dataDir>/spool. Idempotent: a retry starts from an empty directory.
+     */
+    async lockerExtractArchive(archive: string, workDir: string): Promise<{ files: number; bytes: number }> {
+      const dir = spoolWorkDir(ctx.cfg.dataDir, workDir);
+      await fsp.rm(dir, { recursive: true, force: true });
+      try {
+        const r = await extractTar(archive, dir, { maxEntryBytes: ctx.cfg.maxUploadBytes });
+        return { files: r.files.length, bytes: r.bytes };
+      } catch (e) {
+        await fsp.rm(dir, { recursive: true, force: true });
+        if (e instanceof ArchiveError) nonRetryable(new StellaError('BAD_INPUT', `${archive}: ${e.message}`));
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') nonRetryable(new StellaError('BAD_INPUT', `${archive} does not exist`));
+        throw e;
+      }
+    },
+    async lockerRemoveWorkDir(workDir: string): Promise<void> {
+      await fsp.rm(spoolWorkDir(ctx.cfg.dataDir, workDir), { recursive: true, force: true });
+    },
     async lockerOpFailed(opId: string, error: string): Promise<void> {
       await opFinish(ctx.db, opId, 'failed', { error });
     },
   };
 }
+

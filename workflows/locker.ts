@@ -1,6 +1,8 @@
 import { proxyActivities, ApplicationFailure } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RebuildInput, RebuildTotals } from '../src/core/locker/index-ops';
+import type { BulkIngestSource } from '../activities/evidence';
+import { bulkIngest, type BulkIngestProgress } from './evidence';
 
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -27,5 +29,21 @@ export async function evidenceIndexRebuild(input: RebuildInput): Promise<{ opId:
     const msg = e instanceof ApplicationFailure ? e.message : (e as Error).message;
     await quick.lockerOpFailed(input.opId, msg);
     throw e;
+  }
+}
+
+export interface ArchiveIngestSource extends Omit<BulkIngestSource, 'dir'> { archive: string; workDir: string; workDirPath: string }
+
+/**
+ * `stella evidence ingest <file.tar>`: safe extraction into a spool work directory, then the
+ * same batched bulk ingest as for a directory (its `progress` query included), then cleanup.
+ */
+export async function evidenceIngestArchive(src: ArchiveIngestSource, batchSize = 200): Promise<BulkIngestProgress> {
+  await scan.lockerExtractArchive(src.archive, src.workDir);
+  try {
+    const { archive: _a, workDir: _w, workDirPath, ...rest } = src;
+    return await bulkIngest({ ...rest, dir: workDirPath }, batchSize);
+  } finally {
+    await quick.lockerRemoveWorkDir(src.workDir);
   }
 }

@@ -9,7 +9,7 @@ import { extraRoutes } from '../server';
 import { badInput, notFound, StellaError } from '../../core/errors';
 import { validateDigest, validateKind } from '../../core/evidence';
 import { lockerStatus } from '../../core/locker/status';
-import { storeHealth, storageStats, storageCheck, probeStore, storageAnalyze } from '../../core/locker/storage';
+import { storeHealth, storageStats, storageCheck, probeStore, storageAnalyze, spoolWorkDir } from '../../core/locker/storage';
 import { provenanceShow, evidenceChain } from '../../core/locker/graph';
 import { indexStatus, indexRefresh, indexOptimize, indexLookup, latestOp } from '../../core/locker/index-ops';
 import { markCorrupted, recover, retryStore } from '../../core/locker/repair';
@@ -164,14 +164,21 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
     const kind = validateKind(b.kind);
     const st = await fsp.stat(b.path).catch(() => null);
     if (!st) throw badInput(`${b.path} does not exist on the stella server`);
-    if (!st.isDirectory()) throw badInput(`${b.path} is not a directory (tar archives are extracted by the CLI first)`);
+    const isTar = st.isFile() && /\.(tar|tar\.gz|tgz|tar\.zst|tar\.zstd)$/i.test(b.path);
+    if (!st.isDirectory() && !isTar) throw badInput(`${b.path} is neither a directory nor a .tar/.tar.gz/.tar.zst archive`);
     const t = temporalOrThrow(deps);
     const workflowId = `ingest-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-    await t.client.workflow.start('bulkIngest', {
-      taskQueue: t.taskQueue,
-      workflowId,
-      args: [{ tenant: tenantOf(req), dir: b.path, kind, artifact: b.artifact, mediaType: b.mediaType, actor: actorOf(p.sub) }, b.batchSize ?? 200],
-    });
+    const base = { tenant: tenantOf(req), kind, artifact: b.artifact, mediaType: b.mediaType, actor: actorOf(p.sub) };
+    if (isTar) {
+      // Extracted by the worker with the safe extractor (src/archive) into its own spool directory.
+      await t.client.workflow.start('evidenceIngestArchive', {
+        taskQueue: t.taskQueue,
+        workflowId,
+        args: [{ ...base, archive: b.path, workDir: workflowId, workDirPath: spoolWorkDir(ctx.cfg.dataDir, workflowId) }, b.batchSize ?? 200],
+      });
+    } else {
+      await t.client.workflow.start('bulkIngest', { taskQueue: t.taskQueue, workflowId, args: [{ ...base, dir: b.path }, b.batchSize ?? 200] });
+    }
     return reply.status(202).send({ workflowId });
   });
 

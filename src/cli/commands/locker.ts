@@ -394,7 +394,7 @@ export function registerLockerCommands(program: Command): void {
     );
 
   ev.command('ingest <path>')
-    .description('bulk-ingest every file of a directory (durable workflow; the path is read by the stella server)')
+    .description('bulk-ingest every file of a directory or tar archive (durable workflow; the path is read by the stella worker, tars are extracted safely)')
     .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
     .requiredOption('--kind <kind>', `evidence kind: ${KINDS.join(', ')}`)
     .option('--media-type <type>', 'media type for every file (default: by extension)')
@@ -408,12 +408,8 @@ export function registerLockerCommands(program: Command): void {
         const abs = resolve(path);
         const st = await fsp.stat(abs).catch(() => null);
         if (!st) throw new CliError(`${path}: no such file or directory`, EXIT.USAGE);
-        if (!st.isDirectory()) {
-          if (/\.(tar|tar\.gz|tgz|tar\.zst)$/i.test(abs)) {
-            // No safe extractor (src/archive) is available yet; never unpack with an unsafe one.
-            throw new CliError(`${path}: tar ingestion needs the safe archive extractor, which this build does not have yet; extract it (e.g. tar -xf into an empty directory) and ingest the directory`, EXIT.USAGE);
-          }
-          throw new CliError(`${path} is not a directory; use stella evidence put for a single file`, EXIT.USAGE);
+        if (!st.isDirectory() && !(st.isFile() && /\.(tar|tar\.gz|tgz|tar\.zst|tar\.zstd)$/i.test(abs))) {
+          throw new CliError(`${path} is neither a directory nor a .tar/.tar.gz/.tar.zst archive; use stella evidence put for a single file`, EXIT.USAGE);
         }
         const api = c.api();
         const { workflowId } = await api.post<{ workflowId: string }>('/evidence/ingest', { path: abs, artifact: o.artifact, kind: o.kind, mediaType: o.mediaType, batchSize: positiveInt(o.batchSize, '--batch-size') });

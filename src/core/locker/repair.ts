@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AppContext } from '../context';
 import { BlobNotFoundError, type BlobStore } from '../../blob';
-import { spoolUpload } from '../spool';
 import { validateDigest, EVIDENCE_KINDS, type IngestInput } from '../evidence';
 import { audit } from '../audit';
 import { badInput, integrity, StellaError } from '../errors';
@@ -33,24 +34,28 @@ export async function markCorrupted(ctx: AppContext, tenant: string, id: string,
  * (the replica's copy must be proven good before it may overwrite anything).
  */
 async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Promise<{ path: string; size: number }> {
-  let stream;
+  const dir = join(spoolDir(ctx), 'recover');
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `recover-${Date.now()}-${randomBytes(6).toString('hex')}.part`);
+  let stream: Readable;
   try {
     stream = await source.get(id);
   } catch (e) {
     if (e instanceof BlobNotFoundError) throw integrity(`the replica (${source.location}) has no copy of ${id}; nothing changed`);
     throw new StellaError('UNAVAILABLE', `cannot read the replica ${source.location}: ${(e as Error).message}`);
   }
+  // Consume at once (no await in between): the verifying stream may fail as soon as it has
+  // seen the last byte, and that error must land in this pipeline, not go unhandled.
+  let size = 0;
+  const counted = stream.on('data', (c: Buffer) => (size += c.length));
   try {
-    const r = await spoolUpload(stream, join(spoolDir(ctx), 'recover'), Number.MAX_SAFE_INTEGER);
-    if (r.digest !== id) {
-      await fsp.rm(r.path, { force: true });
-      throw integrity(`the replica copy of ${id} is also damaged (hashes to ${r.digest}); nothing changed`);
-    }
-    return { path: r.path, size: r.size };
+    await pipeline(counted, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
   } catch (e) {
+    await fsp.rm(path, { force: true });
     if ((e as { code?: string }).code === 'DIGEST_MISMATCH') throw integrity(`the replica copy of ${id} is also damaged (${(e as Error).message}); nothing changed`);
     throw e;
   }
+  return { path, size };
 }
 
 /**

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import type { AppContext } from '../context';
 import type { BlobStore } from '../../blob';
 import { sha256Digest } from '../canonical';
 import { validateDigest } from '../evidence';
-import { notFound } from '../errors';
+import { notFound, StellaError } from '../errors';
 
 /** Runs `fn` but gives up after `ms` (a hung NFS mount or S3 endpoint must not hang a status call). */
 export async function withTimeout<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
@@ -197,4 +197,13 @@ export async function storageAnalyze(ctx: AppContext, tenant: string, q: { sort:
     limit: q.limit,
     items: r.rows.map((x) => ({ tenant: x.tenant_id, id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), tier: x.tier, state: x.state, createdAt: new Date(x.created_at).toISOString() })),
   };
+}
+
+/** Work directories are named by the workflow and always resolved inside <dataDir>/spool/ingest. */
+export function spoolWorkDir(dataDir: string, name: string): string {
+  const base = resolve(dataDir, 'spool', 'ingest');
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new StellaError('BAD_INPUT', `bad work directory name ${JSON.stringify(name)}`);
+  const dir = join(base, name);
+  if (!dir.startsWith(base + sep)) throw new StellaError('BAD_INPUT', 'work directory escapes the spool');
+  return dir;
 }
