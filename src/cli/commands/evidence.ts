@@ -7,6 +7,7 @@ import { CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
 import { progressBar } from '../progress';
+import { verifyOffline } from './retention';
 
 const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
 
@@ -140,9 +141,15 @@ export function registerEvidenceCommands(program: Command): void {
     .option('--to-anchor <anchor-id>', 'only items up to that anchor (point-in-time)')
     .option('--all-tenants', 'every tenant (admin)')
     .option('--no-wait', 'start and return the run id')
+    .option('--offline', 'verify an archive / evidence pack file locally (no API): every body against its manifest')
+    .option('--input <file>', 'with --offline: the archive to verify')
     .action(
-      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean }, cmd: Command) => {
+      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean; input?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
+        if (o.offline || o.input) {
+          if (!o.offline || !o.input) throw new CliError('--offline needs --input <archive> (and --input needs --offline)', EXIT.USAGE);
+          return verifyOffline(c, o.input);
+        }
         if (o.mode !== 'quick' && o.mode !== 'full') throw new CliError('--mode must be quick or full', EXIT.USAGE);
         const api = c.api();
         const body: Record<string, unknown> = { mode: o.mode, allTenants: !!o.allTenants };

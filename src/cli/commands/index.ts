@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerDevCommands } from './dev';
 import { registerEvidenceCommands } from './evidence';
+import { registerRetentionCommands } from './retention';
 import { registerLockerCommands } from './locker';
 import { registerDoctorCommands } from './doctor';
 
@@ -10,4 +11,5 @@ export function registerAll(program: Command): void {
   registerEvidenceCommands(program);
   registerLockerCommands(program);
   registerDoctorCommands(program);
+  registerRetentionCommands(program);
 }

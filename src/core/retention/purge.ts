@@ -163,7 +163,8 @@ function eligibleSql(mode: 'expire' | 'ids', aggressive: boolean, promotionsTabl
   const days = `CASE WHEN $5::boolean THEN least(c.retention_days, $4::int) ELSE c.retention_days END`;
   const e =
     mode === 'ids'
-      ? `e AS (SELECT c.*, 'archived' AS reason FROM c WHERE NOT c.policy_hold)`
+      ? // (the unused parameters are typed so PostgreSQL can prepare the statement)
+        `e AS (SELECT c.*, 'archived' AS reason FROM c WHERE NOT c.policy_hold AND $2::timestamptz IS NOT NULL AND $4::int IS NOT NULL AND $5::boolean IS NOT NULL)`
       : `e AS (SELECT c.*,
            CASE WHEN c.created_at < $2::timestamptz - make_interval(days => c.retention_days) THEN 'expired: older than ' || c.retention_days || ' days (policy ' || c.policy_id || ')'
                 WHEN c.superseded THEN 'aggressive: scan report superseded by a newer one'
