@@ -3,3 +3,4 @@ export * from './evidence';
 export * from './locker';
 export * from './promotion';
 export * from './retention';
+export * from './anchoring';

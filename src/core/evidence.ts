@@ -9,6 +9,7 @@ import { canonicalJson, isDigest, sha256Digest } from './canonical';
 import { badInput, notFound, integrity, StellaError } from './errors';
 import { audit } from './audit';
 import { ingestMany } from './locker/batch-ingest';
+import { encodeLeaf } from '../merkle/leaf';
 
 export const EVIDENCE_KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
@@ -67,9 +68,9 @@ export function validateKind(k: string): EvidenceKind {
   return k as EvidenceKind;
 }
 
-/** Leaf bytes for the evidence Merkle log: canonical JSON of what identifies the item. */
+/** Leaf bytes for the evidence Merkle log: the Merkle library's one canonical leaf encoding. */
 export function evidenceLeaf(e: { id: string; kind: string; subjects: string[]; tenant: string; time: string }): Buffer {
-  return Buffer.from(canonicalJson({ v: 1, id: e.id, kind: e.kind, subjects: [...e.subjects].sort(), tenant: e.tenant, time: e.time }));
+  return encodeLeaf(e);
 }
 
 async function hashFile(path: string): Promise<{ digest: string; size: number }> {

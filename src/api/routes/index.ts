@@ -4,3 +4,4 @@ import './locker';
 import './doctor';
 import './promotion';
 import './retention';
+import './anchoring';

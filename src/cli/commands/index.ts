@@ -4,6 +4,7 @@ import { registerEvidenceCommands } from './evidence';
 import { registerRetentionCommands } from './retention';
 import { registerLockerCommands } from './locker';
 import { registerDoctorCommands } from './doctor';
+import { registerAnchoringCommands } from './anchoring';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
@@ -12,4 +13,5 @@ export function registerAll(program: Command): void {
   registerLockerCommands(program);
   registerDoctorCommands(program);
   registerRetentionCommands(program);
+  registerAnchoringCommands(program);
 }

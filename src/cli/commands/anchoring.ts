@@ -1,0 +1,311 @@
+import { promises as fsp } from 'node:fs';
+import type { Command } from 'commander';
+import type { JWK } from 'jose';
+import { action, ctxOf, group, requireDigest } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderKv, renderTable } from '../output';
+import { qs } from '../client';
+import { verifyOffline, type OfflineVerifyResult } from '../../core/anchoring/offline';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const short = (h: string | null | undefined, n = 12) => (h ? h.slice(0, n) : '-');
+const shortChain = (c: string | null | undefined) => (c ? c.slice(0, 15) : '-');
+
+function anchorIdArg(id: string): string {
+  const v = id.trim().toLowerCase();
+  if (!/^[0-9a-f]{8,64}$/.test(v)) throw new CliError(`malformed anchor id ${JSON.stringify(id)}: expected 8-64 hex characters (stella evidence anchor list)`, EXIT.USAGE);
+  return v;
+}
+
+async function readJsonFile(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fsp.readFile(path, 'utf8');
+  } catch {
+    throw new CliError(`${path}: no such file (${what})`, EXIT.USAGE);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`${path} is not valid JSON (${what})`, EXIT.USAGE);
+  }
+}
+
+async function writeOut(path: string, doc: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.part`;
+  await fsp.writeFile(tmp, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o644 });
+  await fsp.rename(tmp, path);
+}
+
+/** A pinned key: a JWK, or a JWKS from which the key with the anchor's kid is taken. */
+async function readKey(path: string, kid: string | undefined): Promise<JWK> {
+  const k = (await readJsonFile(path, 'public key')) as any;
+  if (k && Array.isArray(k.keys)) {
+    const m = k.keys.find((x: JWK) => x.kid === kid) ?? (k.keys.length === 1 ? k.keys[0] : undefined);
+    if (!m) throw new CliError(`${path}: no key with kid ${kid} in the JWKS`, EXIT.USAGE);
+    return m;
+  }
+  if (!k || typeof k !== 'object' || typeof k.kty !== 'string') throw new CliError(`${path} is not a JWK`, EXIT.USAGE);
+  return k;
+}
+
+function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: string): number {
+  print(format, r, () =>
+    r.ok
+      ? renderKv({
+          result: 'VERIFIED (offline)',
+          file,
+          anchor: r.anchorHash,
+          chain: r.payload!.chainId,
+          seq: r.payload!.seq,
+          'log size': r.payload!.logSize,
+          root: r.payload!.rootHash,
+          'created at': r.payload!.createdAt,
+          key: `${r.keyThumbprint} (${r.keySource === 'pinned' ? 'pinned with --key' : 'embedded; pin it with --key for trust'})`,
+          inclusion: r.inclusion === 'verified' ? `leaf ${r.leafIndex}${r.evidence ? ` = ${r.evidence.id} (${r.evidence.kind}, tenant ${r.evidence.tenant}, ${r.evidence.time})` : ''}` : 'none in this file',
+        })
+      : `FAILED (${r.reason}): ${r.detail}`,
+  );
+  return r.ok ? EXIT.OK : EXIT.INTEGRITY;
+}
+
+function breakLine(b: any): string {
+  return `anchor ${short(b.anchorId)} (chain ${shortChain(b.chainId)}, seq ${b.seq ?? '?'}): ${b.reason}: ${b.detail}`;
+}
+
+export function registerAnchoringCommands(program: Command): void {
+  const ev = group(program, 'evidence', 'the Evidence Locker');
+  const an = group(ev, 'anchor', 'Merkle anchors of the evidence log (SP-003, INC-003)');
+
+  an.command('create')
+    .description('anchor the evidence log now: sign the tree head, linked to the previous anchor (skips when the log has not grown unless --force)')
+    .option('--reason <text>', 'why (recorded on the anchor)')
+    .option('--force', 'anchor even if no leaves were added since the last anchor')
+    .action(
+      action(async (o: { reason?: string; force?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post('/evidence/anchors', { ...(o.reason ? { reason: o.reason } : {}), ...(o.force ? { force: true } : {}) });
+        print(c.format, r, () => {
+          const a = r.anchor;
+          if (r.status === 'skipped') return `skipped: ${r.message}`;
+          return renderKv({ result: r.status, anchor: a.id, chain: a.chainId, seq: a.seq, 'log size': a.logSize, 'new leaves': r.leavesRead, root: a.rootHash, 'prev anchor': a.prevAnchorHash ?? '(genesis)', 'created at': a.createdAt, workflow: r.workflowId });
+        });
+      }),
+    );
+
+  an.command('verify')
+    .description('verify anchors: signatures, links, roots recomputed from the log, consistency; exit 4 on a break')
+    .option('--latest', 'the newest anchor of the active chain (and its link)')
+    .option('--all', 'every anchor of every chain')
+    .option('--verbose', 'one line per anchor checked')
+    .action(
+      action(async (o: { latest?: boolean; all?: boolean; verbose?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.latest && o.all) throw new CliError('give --latest or --all, not both', EXIT.USAGE);
+        const scope = o.all ? 'all' : 'latest';
+        const r = await c.api().post('/evidence/anchors/verify', { scope, verbose: !!o.verbose });
+        print(c.format, r, () => {
+          const lines: string[] = [];
+          const kv: Record<string, unknown> = {
+            'anchor chain': r.ok ? 'OK' : 'BROKEN',
+            scope: r.scope,
+            anchors: `${r.checked} of ${r.total} verified`,
+            leaves: `${r.leavesHashed} re-hashed from the log`,
+            latest: r.latest ? `${r.latest.id} (seq ${r.latest.seq}, ${r.latest.logSize} leaves, ${r.latest.createdAt})` : 'none',
+          };
+          if (r.firstBreak) kv['first break'] = breakLine(r.firstBreak);
+          const rows = r.logRows.filter((x: any) => !x.acknowledged);
+          if (rows.length) kv['log rows'] = rows.map((x: any) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
+          const ack = r.breaks.filter((b: any) => b.acknowledged);
+          if (ack.length) kv.acknowledged = ack.map((b: any) => `${breakLine(b)} [archived chain]`).join('; ');
+          lines.push(renderKv(kv));
+          if (o.verbose && r.steps?.length) {
+            lines.push('', renderTable(r.steps, [
+              { header: 'CHAIN', get: (s: any) => shortChain(s.chainId) },
+              { header: 'SEQ', get: (s: any) => s.seq, align: 'right' },
+              { header: 'ANCHOR', get: (s: any) => short(s.anchorId) },
+              { header: 'LOG SIZE', get: (s: any) => s.logSize, align: 'right' },
+              { header: 'RESULT', get: (s: any) => (s.ok ? 'ok' : 'BROKEN') },
+              { header: 'DETAIL', get: (s: any) => s.detail },
+            ]));
+            for (const ch of r.chains) lines.push(`chain ${ch.id} (${ch.status}, ${ch.reason}): ${ch.checked}/${ch.anchors} ok${ch.firstBreak ? `, first break at seq ${ch.firstBreak.seq}` : ''}`);
+          }
+          return lines.join('\n');
+        });
+        if (!r.ok) {
+          if (c.format !== 'json') process.stderr.write(`stella: anchor chain broken: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered (see above)'}\n`);
+          return EXIT.INTEGRITY;
+        }
+      }),
+    );
+
+  an.command('list')
+    .description('anchors, newest first')
+    .option('--show-links', 'show each anchor\'s link to its predecessor and whether it holds')
+    .option('--before <time>', 'only anchors created before this time (ISO-8601), e.g. for point-in-time restore')
+    .option('--chain <id>', 'only this chain')
+    .option('--limit <n>', 'at most n anchors', '50')
+    .action(
+      action(async (o: { showLinks?: boolean; before?: string; chain?: string; limit: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.before && Number.isNaN(Date.parse(o.before))) throw new CliError(`--before ${JSON.stringify(o.before)} is not a timestamp (e.g. 2026-01-17T12:00:00Z)`, EXIT.USAGE);
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be 1-1000', EXIT.USAGE);
+        const r = await c.api().get(`/evidence/anchors${qs({ before: o.before, chain: o.chain, limit, links: o.showLinks ? 'true' : undefined })}`);
+        print(c.format, r, () => {
+          if (!r.anchors.length) return 'no anchors (stella evidence anchor create)';
+          const cols: any[] = [
+            { header: 'ID', get: (a: any) => short(a.id) },
+            { header: 'CHAIN', get: (a: any) => shortChain(a.chainId) },
+            { header: 'SEQ', get: (a: any) => a.seq, align: 'right' },
+            { header: 'LOG SIZE', get: (a: any) => a.logSize, align: 'right' },
+            { header: 'ROOT', get: (a: any) => short(a.rootHash, 16) },
+            { header: 'STATUS', get: (a: any) => a.status },
+            { header: 'CREATED', get: (a: any) => a.createdAt },
+          ];
+          if (o.showLinks) {
+            cols.push({ header: 'PREV', get: (a: any) => short(a.prevAnchorHash) }, { header: 'LINK', get: (a: any) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) });
+          }
+          const out = [renderTable(r.anchors, cols)];
+          if (o.showLinks) {
+            for (const ch of r.chains) out.push(`chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`);
+          }
+          return out.join('\n');
+        });
+      }),
+    );
+
+  an.command('inspect <anchor-id>')
+    .description('one anchor: signed payload, signature, link, chain')
+    .action(
+      action(async (id: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get(`/evidence/anchors/${id === 'latest' ? 'latest' : anchorIdArg(id)}`);
+        print(c.format, r, () =>
+          renderKv({
+            id: r.anchor.id,
+            chain: `${r.anchor.chainId} (${r.chain?.status ?? '?'}, ${r.chain?.reason ?? '?'})`,
+            seq: r.anchor.seq,
+            'log size': r.anchor.logSize,
+            root: r.anchor.rootHash,
+            'prev anchor': r.anchor.prevAnchorHash ?? '(genesis)',
+            kid: r.anchor.kid,
+            'created at': r.anchor.createdAt,
+            status: r.anchor.status,
+            reason: r.anchor.reason,
+            signature: `${r.signature.ok ? 'valid' : 'INVALID'}: ${r.signature.detail}`,
+            link: `${r.link.ok ? 'ok' : 'BROKEN'}: ${r.link.detail}`,
+            'id = hash(jws)': r.jwsHashMatchesId ? 'yes' : 'NO (row altered)',
+            previous: r.previousId,
+            next: r.nextId,
+            ...(r.anchor.seq === 0 && r.chain?.prevChainId ? { 'follows chain': `${r.chain.prevChainId} at head ${r.chain.prevChainHeadHash}` } : {}),
+          }),
+        );
+      }),
+    );
+
+  an.command('export')
+    .description('write an anchor as a self-contained file, verifiable offline with its public key')
+    .option('--latest', 'the newest anchor')
+    .option('--id <anchor-id>', 'this anchor')
+    .requiredOption('--output <file>', 'where to write the JSON')
+    .action(
+      action(async (o: { latest?: boolean; id?: string; output: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (!!o.latest === !!o.id) throw new CliError('give --latest or --id <anchor-id>', EXIT.USAGE);
+        const doc = await c.api().get(`/evidence/anchors/${o.latest ? 'latest' : anchorIdArg(o.id!)}/export`);
+        await writeOut(o.output, doc);
+        const summary = { output: o.output, anchor: doc.anchorHash, chain: doc.payload.chainId, seq: doc.payload.seq, logSize: doc.payload.logSize, keyThumbprint: doc.keyThumbprint };
+        print(c.format, summary, () => `wrote ${o.output}: anchor ${doc.anchorHash} (seq ${doc.payload.seq}, ${doc.payload.logSize} leaves, key ${doc.keyThumbprint}); check it with: stella evidence anchor verify-export ${o.output}`);
+      }),
+    );
+
+  an.command('verify-export <file>')
+    .description('OFFLINE: verify an exported anchor or proof file (no API, no database)')
+    .option('--evidence-id <id>', 'the file must prove this evidence item is included')
+    .option('--leaf-file <file>', 'the file must prove these leaf bytes are included')
+    .option('--key <jwk-file>', 'trusted public key (JWK or JWKS) to pin')
+    .action(
+      action(async (file: string, o: { evidenceId?: string; leafFile?: string; key?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
+        const doc = (await readJsonFile(file, 'anchor export')) as any;
+        const leaf = o.leafFile ? await fsp.readFile(o.leafFile).catch(() => { throw new CliError(`${o.leafFile}: no such file`, EXIT.USAGE); }) : undefined;
+        const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
+        return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, pinnedJwk }), file);
+      }),
+    );
+
+  an.command('new-chain')
+    .description('archive the active chain and start a new one (INC-003); the new chain records the old head and the reason')
+    .requiredOption('--reason <reason>', 'why, e.g. chain-break-recovery')
+    .action(
+      action(async (o: { reason: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
+        const r = await c.api().post('/evidence/anchors/new-chain', { reason: o.reason });
+        print(c.format, r, () =>
+          renderKv({
+            'new chain': r.chainId,
+            'archived chain': r.oldChainId ?? '(none)',
+            'old head': r.oldHeadHash ?? '(none)',
+            'old chain at archival': r.oldChainVerify.ok ? 'intact' : `broken: ${r.oldChainVerify.firstBreak ? `${r.oldChainVerify.firstBreak.reason} at ${short(r.oldChainVerify.firstBreak.anchorId)}` : ''}${r.oldChainVerify.logRows.length ? ` log rows ${r.oldChainVerify.logRows.join(',')}` : ''}`,
+            'first anchor': `${r.anchor.id} (seq 0, ${r.logSize} leaves)`,
+            'nodes rebuilt': r.rebuiltNodes,
+            reason: o.reason,
+          }),
+        );
+      }),
+    );
+
+  an.command('recover')
+    .description('restore one anchor row from a backup after checking its signature and root against the log')
+    .requiredOption('--id <anchor-id>', 'the anchor to restore')
+    .option('--source <source>', '"backup" (<dataDir>/backups/anchors on the server) or a backup directory/file path', 'backup')
+    .action(
+      action(async (o: { id: string; source: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post(`/evidence/anchors/${anchorIdArg(o.id)}/recover`, { source: o.source });
+        print(c.format, r, () => `${r.replaced ? 'restored' : 'inserted'} anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) from ${r.source}; run stella evidence anchor verify --all`);
+      }),
+    );
+
+  const proof = ev
+    .command('proof')
+    .description('inclusion proof of an evidence item in an anchored tree (verifiable offline)')
+    .argument('<evidence-id>', 'evidence id sha256:…')
+    .option('--anchor <anchor-id>', 'prove against this anchor (default: newest covering the item)')
+    .option('--output <file>', 'write the proof here (default: stdout)')
+    .action(
+      action(async (id: string, o: { anchor?: string; output?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'evidence id');
+        const doc = await c.api().get(`/evidence/${id}/proof${qs({ anchor: o.anchor ? anchorIdArg(o.anchor) : undefined })}`);
+        if (o.output) {
+          await writeOut(o.output, doc);
+          const s = { output: o.output, evidenceId: id, leafIndex: doc.inclusion.leafIndex, treeSize: doc.inclusion.treeSize, anchor: doc.anchorHash, proofHashes: doc.inclusion.proof.length };
+          print(c.format, s, () => `wrote ${o.output}: ${id} is leaf ${s.leafIndex} of ${s.treeSize} under anchor ${s.anchor} (${s.proofHashes} proof hashes); check offline: stella evidence proof verify ${o.output}`);
+        } else {
+          print(c.format, doc, () =>
+            renderKv({ evidence: id, 'leaf index': doc.inclusion.leafIndex, 'tree size': doc.inclusion.treeSize, 'leaf hash': doc.inclusion.leafHash, anchor: doc.anchorHash, root: doc.payload.rootHash, proof: doc.inclusion.proof.map((h: string) => short(h, 16)).join(' ') }),
+          );
+        }
+      }),
+    );
+  proof
+    .command('verify <proof-file>')
+    .description('OFFLINE: verify a proof file: anchor signature, inclusion of the leaf, leaf names the evidence')
+    .option('--key <jwk-file>', 'trusted public key (JWK or JWKS) to pin')
+    .option('--evidence-id <id>', 'the proof must be for this evidence id')
+    .action(
+      action(async (file: string, o: { key?: string; evidenceId?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
+        const doc = (await readJsonFile(file, 'proof')) as any;
+        const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
+        const r = await verifyOffline(doc, { pinnedJwk, evidenceId: o.evidenceId });
+        if (r.ok && r.inclusion !== 'verified') return offlineReport(c.format, { ok: false, reason: 'inclusion', detail: 'the file carries no inclusion proof (an anchor export? use anchor verify-export)' }, file);
+        return offlineReport(c.format, r, file);
+      }),
+    );
+}

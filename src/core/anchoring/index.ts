@@ -1,0 +1,9 @@
+/** Merkle anchoring over PostgreSQL (issue 6): the pure library is src/merkle. */
+export * from './source';
+export * from './store';
+export * from './trust';
+export * from './create';
+export * from './verify';
+export * from './export';
+export * from './offline';
+import './register';

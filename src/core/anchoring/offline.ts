@@ -1,0 +1,76 @@
+import type { JWK } from 'jose';
+import { decodeLeaf, verifyExportedAnchor, type AnchorPayload, type EvidenceLeaf, type ExportedAnchor } from '../../merkle';
+
+/**
+ * Offline verification of anchor exports and inclusion proofs: no database, no API, no
+ * Temporal, no network. Imports only the pure Merkle library.
+ */
+export const PROOF_FORMAT = 'stella.inclusion-proof.v1';
+
+export interface InclusionProofFile extends ExportedAnchor {
+  proofFormat: typeof PROOF_FORMAT;
+  evidence: { id: string; tenant: string; leafIndex: number; /** base64 of the canonical leaf bytes */ leaf: string; decoded: EvidenceLeaf };
+}
+
+export interface OfflineVerifyOptions {
+  /** Trusted public key (JWK); without it only self-consistency under the embedded key is shown. */
+  pinnedJwk?: JWK;
+  /** The evidence id the proof must be about. */
+  evidenceId?: string;
+  /** Leaf bytes from elsewhere that must be the proven leaf. */
+  leaf?: Uint8Array;
+}
+
+export interface OfflineVerifyResult {
+  ok: boolean;
+  reason?: string;
+  detail: string;
+  anchorHash?: string;
+  payload?: AnchorPayload;
+  keySource?: 'pinned' | 'embedded';
+  keyThumbprint?: string;
+  inclusion?: 'verified' | 'absent';
+  leafIndex?: number;
+  evidence?: EvidenceLeaf;
+}
+
+export async function verifyOffline(doc: unknown, opts: OfflineVerifyOptions = {}): Promise<OfflineVerifyResult> {
+  const fail = (reason: string, detail: string): OfflineVerifyResult => ({ ok: false, reason, detail });
+  if (!doc || typeof doc !== 'object') return fail('format', 'not a JSON object');
+  const d = doc as Partial<InclusionProofFile>;
+  let leaf = opts.leaf;
+  let evidence: EvidenceLeaf | undefined;
+  if (d.evidence !== undefined) {
+    const e = d.evidence;
+    if (!e || typeof e.leaf !== 'string' || typeof e.id !== 'string') return fail('format', 'evidence block is malformed');
+    const bytes = Buffer.from(e.leaf, 'base64');
+    try {
+      evidence = decodeLeaf(bytes);
+    } catch (err) {
+      return fail('format', `evidence leaf is not a canonical leaf: ${(err as Error).message}`);
+    }
+    if (evidence.id !== e.id) return fail('inclusion', `the proven leaf is for ${evidence.id}, not ${e.id}`);
+    if (d.inclusion && d.inclusion.leafIndex !== e.leafIndex) return fail('inclusion', 'evidence.leafIndex differs from the inclusion proof');
+    if (leaf && !Buffer.from(leaf).equals(bytes)) return fail('inclusion', 'the given leaf file is not the leaf in this proof');
+    leaf = bytes;
+  }
+  if (opts.evidenceId !== undefined) {
+    if (!evidence) return fail('inclusion', `the file carries no evidence leaf, so it cannot prove ${opts.evidenceId}`);
+    if (evidence.id !== opts.evidenceId) return fail('inclusion', `the proof is for ${evidence.id}, not ${opts.evidenceId}`);
+  }
+  const r = await verifyExportedAnchor(doc, { leaf, pinnedJwk: opts.pinnedJwk });
+  if (!r.ok) return fail(r.reason, r.detail);
+  const p = r.payload;
+  const what = r.inclusion === 'verified' ? `leaf ${r.leafIndex}${evidence ? ` (${evidence.id})` : ''} is included in the tree of ${p.logSize} leaves; ` : '';
+  return {
+    ok: true,
+    detail: `${what}anchor ${r.anchorHash.slice(0, 12)} (chain ${p.chainId.slice(0, 15)}, seq ${p.seq}) signature valid under the ${r.keySource} key ${r.keyThumbprint.slice(0, 12)}`,
+    anchorHash: r.anchorHash,
+    payload: p,
+    keySource: r.keySource,
+    keyThumbprint: r.keyThumbprint,
+    inclusion: r.inclusion,
+    leafIndex: r.leafIndex,
+    evidence,
+  };
+}
