@@ -178,7 +178,7 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
       }
 
       const kinds = [...new Set(blocking.map((g) => g.missing?.kind ?? g.name))];
-      await setState('waiting-evidence', `waiting for evidence: ${blocking.map((g) => g.detail).join('; ')}`, true);
+      await setState('waiting-evidence', `waiting for evidence: ${kinds.join(', ')} (stella promotion evidence --missing)`, true);
       const remaining = deadlineMs - Date.now();
       const woke = remaining > 0 && (await condition(() => retrySeq > evaluatedSeq || !!aborted, remaining));
       if (aborted) return await abort();

@@ -5,6 +5,7 @@ import { registerRetentionCommands } from './retention';
 import { registerLockerCommands } from './locker';
 import { registerDoctorCommands } from './doctor';
 import { registerAnchoringCommands } from './anchoring';
+import { registerPromotionCommands } from './promotion';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
@@ -14,4 +15,5 @@ export function registerAll(program: Command): void {
   registerDoctorCommands(program);
   registerRetentionCommands(program);
   registerAnchoringCommands(program);
+  registerPromotionCommands(program);
 }

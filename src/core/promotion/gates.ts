@@ -29,8 +29,8 @@ const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
 export function attestType(predicateType: string): string {
   if (predicateType === SLSA_PROVENANCE_V1) return 'slsa-provenance';
-  if (predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`)) return 'sbom';
-  if (predicateType === VULNS_V02) return 'vuln';
+  if (predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`)) return 'cyclonedx';
+  if (predicateType === VULNS_V02) return 'vuln-scan';
   return predicateType;
 }
 
@@ -63,7 +63,8 @@ async function readJson(ctx: AppContext, tenant: string, c: Candidate): Promise<
 }
 
 const ageOf = (c: Candidate, now: Date) => now.getTime() - c.createdAt.getTime();
-const humanAge = (ms: number) => (ms >= 86_400_000 ? `${Math.floor(ms / 86_400_000)}d` : ms >= 3_600_000 ? `${Math.floor(ms / 3_600_000)}h` : `${Math.floor(ms / 60_000)}m`);
+const humanAge = (ms: number) =>
+  ms >= 86_400_000 ? `${Math.floor(ms / 86_400_000)}d` : ms >= 3_600_000 ? `${Math.floor(ms / 3_600_000)}h` : ms >= 60_000 ? `${Math.floor(ms / 60_000)}m` : `${Math.max(0, Math.floor(ms / 1000))}s`;
 
 async function sbomGate(ctx: AppContext, g: GateContext, req: Extract<Requirement, { kind: 'sbom' }>, all: Candidate[], maxAge: number, now: Date): Promise<GateResult> {
   const base = { name: req.name, required: req.required };

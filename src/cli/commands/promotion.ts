@@ -1,0 +1,307 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderKv, renderTable, shortDigest } from '../output';
+import { qs } from '../client';
+import { defaultDataDir } from '../../config';
+
+const STATES = ['evaluating', 'waiting-evidence', 'waiting-approval', 'promoted', 'failed', 'aborted'];
+const FINAL = ['promoted', 'failed', 'aborted'];
+const ENV_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+interface Gate { name: string; required: boolean; passed: boolean; detail: string; evidenceId?: string; missing?: { kind: string; predicateType?: string; command: string } }
+interface Status {
+  id?: string;
+  promotionId: string;
+  workflowId: string;
+  artifactDigest: string;
+  fromEnv: string;
+  toEnv: string;
+  state: string;
+  gates: Gate[];
+  attempts: number;
+  deadline: string | null;
+  approvals: { by: string; at: string; comment?: string }[];
+  approvalsRequired?: number;
+  reason: string | null;
+  requestedBy?: string;
+  temporalStatus?: string;
+  joined?: boolean;
+  message?: string;
+  final?: boolean;
+}
+
+// --- which promotion: explicit id, else the one this CLI last worked with, else the newest waiting one
+
+const statePath = () => join(defaultDataDir(), 'cli-state.json');
+
+function readState(): { lastPromotion?: { id: string; at: string } } {
+  try {
+    return existsSync(statePath()) ? JSON.parse(readFileSync(statePath(), 'utf8')) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Remembers the promotion this CLI last started or acted on (other keys of the file are kept). */
+function remember(id: string): void {
+  try {
+    const p = statePath();
+    mkdirSync(dirname(p), { recursive: true });
+    const tmp = `${p}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ ...readState(), lastPromotion: { id, at: new Date().toISOString() } }, null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, p);
+  } catch {
+    /* best effort: an unwritable data dir must not fail the command */
+  }
+}
+
+async function resolveId(c: Ctx, id: string | undefined): Promise<string> {
+  if (id) {
+    remember(id);
+    return id;
+  }
+  const api = c.api();
+  const last = readState().lastPromotion?.id;
+  if (last) {
+    const s = await api.get<Status>(`/promotions/${encodeURIComponent(last)}`).catch(() => null);
+    if (s && !FINAL.includes(s.state)) return last;
+  }
+  for (const state of ['waiting-evidence', 'waiting-approval', 'evaluating']) {
+    const r = await api.get<{ items: { id: string }[] }>(`/promotions${qs({ state, limit: 1 })}`);
+    if (r.items[0]) {
+      remember(r.items[0].id);
+      return r.items[0].id;
+    }
+  }
+  if (last) return last; // nothing unfinished: the last one this CLI worked with (e.g. just promoted)
+  throw new CliError('no promotion in progress; pass an id (stella promotion list) or start one (stella promotion start --artifact <digest> --to <env>)', EXIT.NOT_FOUND);
+}
+
+// --- rendering
+
+function renderGates(gates: Gate[]): string {
+  if (!gates.length) return 'gates: not evaluated yet';
+  return renderTable(gates, [
+    { header: 'GATE', get: (g) => g.name },
+    { header: 'REQUIRED', get: (g) => (g.required ? 'yes' : 'no') },
+    { header: 'RESULT', get: (g) => (g.passed ? 'PASS' : 'FAIL') },
+    { header: 'DETAIL', get: (g) => g.detail },
+  ]);
+}
+
+function renderStatus(s: Status): string {
+  const missing = s.gates.filter((g) => g.required && !g.passed && g.missing);
+  const lines = [
+    renderKv({
+      promotion: s.id ?? s.workflowId,
+      'promotion id': s.promotionId,
+      artifact: s.artifactDigest,
+      'from → to': `${s.fromEnv} → ${s.toEnv}`,
+      state: s.state,
+      attempts: s.attempts,
+      deadline: s.deadline,
+      approvals: s.approvalsRequired ? `${s.approvals.length}/${s.approvalsRequired}${s.approvals.length ? ` (${s.approvals.map((a) => a.by).join(', ')})` : ''}` : s.approvals.length || '-',
+      reason: s.reason,
+    }),
+    '',
+    renderGates(s.gates),
+  ];
+  if (missing.length && !FINAL.includes(s.state)) {
+    lines.push('', 'Missing evidence; produce it with:', ...missing.map((g) => `  ${g.missing!.command}`), 'then: stella promotion retry');
+  }
+  return lines.join('\n');
+}
+
+const exitFor = (s: Status) => (s.state === 'promoted' ? EXIT.OK : s.state === 'failed' || s.state === 'aborted' ? EXIT.FAILURE : EXIT.PENDING);
+
+export function registerPromotionCommands(program: Command): void {
+  const pr = group(program, 'promotion', 'promote artifacts between environments, gated on evidence');
+
+  pr.command('start')
+    .description('start a promotion (joins the running one for the same artifact and target)')
+    .requiredOption('--artifact <digest>', 'artifact digest sha256:…')
+    .requiredOption('--to <env>', 'target environment')
+    .option('--from <env>', 'source environment')
+    .option('--image <ref>', 'image reference (for generated evidence and hints)')
+    .option('--wait', 'wait for the final result (exit 0 promoted, 1 failed/aborted, 8 still pending)')
+    .option('--timeout <seconds>', 'how long --wait waits (max 300)', '300')
+    .action(
+      action(async (o: { artifact: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.artifact, 'artifact digest');
+        for (const [flag, v] of [['--to', o.to], ['--from', o.from]] as const) if (v !== undefined && !ENV_RE.test(v)) throw new CliError(`malformed ${flag} ${JSON.stringify(v)}: lowercase letters, digits, . _ -`, EXIT.USAGE);
+        const timeout = Number(o.timeout);
+        if (!Number.isInteger(timeout) || timeout < 1 || timeout > 300) throw new CliError('--timeout must be 1..300 seconds', EXIT.USAGE);
+        const body = { artifact: o.artifact, to: o.to, ...(o.from ? { from: o.from } : {}), ...(o.image ? { imageRef: o.image } : {}) };
+        const r = await c.api().post<Status>(`/promotions${o.wait ? qs({ wait: timeout }) : ''}`, body, { timeoutMs: (timeout + 30) * 1000 });
+        remember(r.id ?? r.workflowId);
+        if (!o.wait) {
+          print(c.format, r, () => `${r.message}\nid: ${r.id}\nnext: stella promotion status ${r.id}`);
+          return;
+        }
+        print(c.format, r, () => `${r.message}\n\n${renderStatus(r)}${r.final ? '' : `\n\n(still ${r.state} after ${timeout}s)`}`);
+        return exitFor(r);
+      }),
+    );
+
+  pr.command('status [id]')
+    .description('state of a promotion: each gate, what is missing (default: the one in progress)')
+    .action(
+      action(async (id: string | undefined, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const pid = await resolveId(c, id);
+        const s = await c.api().get<Status>(`/promotions/${encodeURIComponent(pid)}`);
+        print(c.format, s, () => renderStatus(s));
+      }),
+    );
+
+  pr.command('evidence [id]')
+    .description('evidence a promotion requires; --missing: only what is missing, with the command that produces it')
+    .option('--missing', 'only missing evidence')
+    .action(
+      action(async (id: string | undefined, o: { missing?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const pid = await resolveId(c, id);
+        const r = await c.api().get<{ id: string; artifact: string; to: string; state: string; deadline: string | null; gates?: Gate[]; missing: { gate: string; detail: string; kind?: string; predicateType?: string; command?: string }[] }>(
+          `/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`,
+        );
+        print(c.format, r, () => {
+          const head = `${r.id} (${r.state}) → ${r.to}, artifact ${r.artifact}`;
+          if (!o.missing) return `${head}\n\n${renderGates(r.gates ?? [])}`;
+          if (!r.missing.length) return `${head}\n\nno missing evidence`;
+          return `${head}\n\n${renderTable(r.missing, [
+            { header: 'GATE', get: (m) => m.gate },
+            { header: 'KIND', get: (m) => (m.predicateType ? `${m.kind} (${m.predicateType})` : m.kind) },
+            { header: 'DETAIL', get: (m) => m.detail },
+          ])}\n\nto produce it:\n${r.missing.map((m) => `  ${m.command ?? '-'}`).join('\n')}\nthen: stella promotion retry`;
+        });
+        return r.missing.length && o.missing ? EXIT.PENDING : EXIT.OK;
+      }),
+    );
+
+  pr.command('retry [id]')
+    .description('re-evaluate the gates now (default: the promotion in progress); prints the new results')
+    .option('--no-wait', 'signal the retry and return without the new results')
+    .action(
+      action(async (id: string | undefined, o: { wait: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const pid = await resolveId(c, id);
+        if (!o.wait) {
+          const r = await c.api().post<{ message: string }>(`/promotions/${encodeURIComponent(pid)}/retry?mode=signal`);
+          print(c.format, r, () => r.message);
+          return;
+        }
+        const s = await c.api().post<Status>(`/promotions/${encodeURIComponent(pid)}/retry`, {}, { timeoutMs: 600_000 });
+        print(c.format, s, () => renderStatus(s));
+        return s.state === 'waiting-evidence' ? EXIT.PENDING : exitFor(s) === EXIT.PENDING ? EXIT.OK : exitFor(s);
+      }),
+    );
+
+  pr.command('list')
+    .description('promotions (Temporal visibility: what the Temporal UI lists)')
+    .option('--state <state>', `only this state: ${STATES.join(', ')}`)
+    .option('--artifact <digest>', 'only this artifact')
+    .option('--env <env>', 'only this target environment')
+    .option('--limit <n>', 'at most n', '50')
+    .action(
+      action(async (o: { state?: string; artifact?: string; env?: string; limit: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.state && !STATES.includes(o.state)) throw new CliError(`unknown --state ${o.state}; expected one of ${STATES.join(', ')}`, EXIT.USAGE);
+        if (o.artifact) requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().get<{ query: string; items: { id: string; status: string; state: string | null; artifact: string | null; env: string | null; startTime: string }[] }>(
+          `/promotions${qs({ state: o.state, artifact: o.artifact, env: o.env, limit: o.limit })}`,
+        );
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items, [
+                { header: 'ID', get: (i) => i.id },
+                { header: 'STATE', get: (i) => i.state },
+                { header: 'TO', get: (i) => i.env },
+                { header: 'ARTIFACT', get: (i) => shortDigest(i.artifact) },
+                { header: 'TEMPORAL', get: (i) => i.status },
+                { header: 'STARTED', get: (i) => i.startTime },
+              ])
+            : `no promotions${o.state ? ` in state ${o.state}` : ''}`,
+        );
+      }),
+    );
+
+  for (const op of ['approve', 'abort'] as const) {
+    pr.command(`${op} <id>`)
+      .description(op === 'approve' ? 'approve a promotion waiting for manual approval' : 'abort a promotion (audited)')
+      .option(op === 'approve' ? '--comment <text>' : '--reason <text>', op === 'approve' ? 'approval comment' : 'why')
+      .action(
+        action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
+          const c = ctxOf(cmd);
+          remember(id);
+          const r = await c.api().post<{ message: string }>(`/promotions/${encodeURIComponent(id)}/${op}`, { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+          print(c.format, r, () => r.message);
+        }),
+      );
+  }
+
+  const pol = pr.command('policy').description('promotion policy per target environment');
+  pol
+    .command('set')
+    .description('store a new policy version for an environment (YAML or JSON; validated)')
+    .requiredOption('--env <env>', "target environment ('*' = every environment without its own)")
+    .requiredOption('--file <path>', 'policy document')
+    .action(
+      action(async (o: { env: string; file: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.env !== '*' && !ENV_RE.test(o.env)) throw new CliError(`malformed --env ${JSON.stringify(o.env)}`, EXIT.USAGE);
+        const document = await fsp.readFile(o.file, 'utf8').catch(() => {
+          throw new CliError(`${o.file}: cannot read`, EXIT.USAGE);
+        });
+        const r = await c.api().json<{ env: string; version: number; checksum: string; changed: boolean }>('PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
+        print(c.format, r, () => (r.changed ? `stored policy for ${r.env}: version ${r.version} (${r.checksum})` : `unchanged: policy for ${r.env} is already version ${r.version} with this content`));
+      }),
+    );
+  pol.command('show').description('the policy that applies').option('--env <env>', 'target environment').action(action(showPolicy));
+
+  // `stella evidence policy show` (runbook): the promotion section; other policy kinds can add theirs.
+  const evPolicy = group(group(program, 'evidence', 'the Evidence Locker'), 'policy', 'evidence policies');
+  if (!evPolicy.commands.some((x) => x.name() === 'show')) {
+    evPolicy.command('show').description('policies that apply (promotion evidence requirements, …)').option('--env <env>', 'target environment').action(action(showPolicy));
+  }
+}
+
+/** Other policy sections for `stella evidence policy show` (e.g. retention) register here. */
+export const evidencePolicySections: { key: string; fetch: (c: Ctx, o: { env?: string }) => Promise<unknown>; render: (v: unknown) => string }[] = [];
+
+interface PolicyView { source: string; policyEnv: string; version: number | null; checksum: string; createdAt?: string | null; createdBy?: string | null; policy: { requirements: Record<string, unknown>[]; maxEvidenceAge: string; autoGenerate: boolean; waitDeadline: string; requireApproval: boolean; approvals: number } }
+
+function renderPolicy(title: string, p: PolicyView): string {
+  const reqs = p.policy.requirements.map((r) => {
+    const extra = r.kind === 'scan-report' ? ` thresholds ${JSON.stringify(r.thresholds)}` : r.kind === 'attestation' ? ` ${r.predicateType}${r.trustedSigner ? ', signed by a RootPack-trusted key' : ''}` : ` ${r.format}`;
+    return `  - ${r.name} (${r.kind}${r.required ? '' : ', optional'}):${extra}${r.maxAge ? `, max age ${r.maxAge}` : ''}`;
+  });
+  return [
+    `${title}: ${p.source}${p.version ? ` version ${p.version}` : ''} (${p.checksum.slice(0, 19)}…)`,
+    `required evidence:`,
+    ...reqs,
+    renderKv({ '  max evidence age': p.policy.maxEvidenceAge, '  auto-generate': p.policy.autoGenerate, '  wait deadline': p.policy.waitDeadline, '  manual approval': p.policy.requireApproval ? `yes (${p.policy.approvals})` : 'no' }),
+  ].join('\n');
+}
+
+async function showPolicy(o: { env?: string }, cmd: Command): Promise<void> {
+  const c = ctxOf(cmd);
+  if (o.env && !ENV_RE.test(o.env)) throw new CliError(`malformed --env ${JSON.stringify(o.env)}`, EXIT.USAGE);
+  const r = await c.api().get<{ promotion: PolicyView | { policies: PolicyView[]; builtIn: PolicyView } }>(`/promotion-policies${qs({ env: o.env })}`);
+  const out: Record<string, unknown> = { promotion: r.promotion };
+  const human: string[] = [];
+  if ('policies' in r.promotion) {
+    human.push(...r.promotion.policies.map((p) => renderPolicy(`promotion policy for ${p.policyEnv}`, p)));
+    human.push(renderPolicy('promotion policy for any other environment', r.promotion.builtIn.policy && r.promotion.policies.some((p) => p.policyEnv === '*') ? r.promotion.policies.find((p) => p.policyEnv === '*')! : r.promotion.builtIn));
+  } else human.push(renderPolicy(`promotion policy for ${o.env}`, r.promotion));
+  for (const s of evidencePolicySections) {
+    const v = await s.fetch(c, o);
+    out[s.key] = v;
+    human.push(s.render(v));
+  }
+  print(c.format, out, () => human.join('\n\n'));
+}
