@@ -153,6 +153,7 @@ describe('Merkle anchoring on PostgreSQL', () => {
     const m = await (createMetrics(h.ctx.db).registry.metrics());
     expect(m).toMatch(/stella_merkle_anchor_chain_ok\{scope="all"\} 1/);
     expect(m).toMatch(/stella_merkle_anchor_age_seconds \d/);
+    expect(m).toMatch(/stella_merkle_unanchored_leaves 0/);
   });
 
   it('API: list with links, inspect, verify, proof, export', async () => {

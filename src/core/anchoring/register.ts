@@ -33,6 +33,15 @@ extraMetrics.push((registry, db) => {
     },
   });
   new client.Gauge({
+    name: 'stella_merkle_unanchored_leaves',
+    help: 'Log leaves not yet covered by the newest anchor (anchoring skips when this is 0)',
+    registers: [registry],
+    async collect() {
+      const r = await db.query(`SELECT (SELECT size FROM log_state WHERE id) - coalesce((SELECT max(log_size) FROM anchors WHERE status = 'active'), 0) AS n`);
+      this.set(Math.max(0, Number(r.rows[0]?.n ?? 0)));
+    },
+  });
+  new client.Gauge({
     name: 'stella_merkle_anchor_chain_ok',
     help: '1 when the latest `anchor verify` found the chain intact, 0 when it found a break (absent until the first verify)',
     labelNames: ['scope'],
