@@ -225,12 +225,28 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
   it.skipIf(typeof (workflows as Record<string, unknown>).scanThenAttest !== 'function')(
     'auto-generation: missing evidence is produced by the scanThenAttest child, then the promotion passes',
     async () => {
-      await setPolicy(h.ctx.db, { tenant: TENANT, env: 'auto', text: 'autoGenerate: true\nwaitDeadline: 1h\n', actor: 'test' });
-      const digest = artifact();
-      const s = await api('POST', '/promotions?wait=90', { artifact: digest, to: 'auto' });
-      expect(s.body.state).toBe('promoted');
-      const kinds = await h.ctx.db.query(`SELECT DISTINCT i.kind FROM evidence_items i JOIN evidence_subjects s ON s.item_id=i.id WHERE s.artifact_digest=$1`, [digest]);
-      expect(kinds.rows.map((r) => r.kind).sort()).toEqual(expect.arrayContaining(['attestation', 'sbom', 'scan-report']));
+      // Built by the scanner engineer: loaded dynamically so this file does not depend on it otherwise.
+      const { buildOciFixture } = await import('./helpers/oci-fixture');
+      const { registerImage } = await import('../src/core/scan/catalogue');
+      const lock = { name: 'x', lockfileVersion: 3, packages: { '': { name: 'x' }, 'node_modules/left-pad': { version: '1.3.0' } } };
+      const fx = await buildOciFixture({ ref: 'shop:42', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify(lock) }]], archives: false });
+      try {
+        await registerImage(h.ctx, TENANT, 'registry.example/shop:42', fx.dir, 'test');
+        await setPolicy(h.ctx.db, { tenant: TENANT, env: 'auto', text: 'autoGenerate: true\nwaitDeadline: 1h\n', actor: 'test' });
+        const s = await api('POST', '/promotions?wait=90', { artifact: fx.digest, from: 'staging', to: 'auto' });
+        expect(s.body.reason ?? null).toBeNull();
+        expect(s.body).toMatchObject({ final: true, state: 'promoted', imageRef: 'registry.example/shop:42' });
+        expect(s.body.attempts).toBe(2);
+        const items = await h.ctx.db.query(`SELECT i.kind, i.predicate_type FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id WHERE s.artifact_digest=$1`, [fx.digest]);
+        expect(items.rows.map((r) => r.kind)).toEqual(expect.arrayContaining(['attestation', 'sbom', 'scan-report']));
+        // the child ran under the id the scan module uses
+        const child = await h.client.workflow.getHandle(`scan-default-${fx.digest.slice(7)}`).describe();
+        expect(child.status.name).toBe('COMPLETED');
+        const first = await h.ctx.db.query('SELECT gate, passed FROM promotion_gate_results WHERE promotion_id=$1 AND attempt=1', [s.body.promotionId]);
+        expect(first.rows.every((r) => !r.passed)).toBe(true);
+      } finally {
+        await fx.cleanup();
+      }
     },
   );
 

@@ -183,7 +183,7 @@ export async function lookupImageRef(ctx: AppContext, tenant: string, digest: st
   const digestCol = ['artifact_digest', 'digest', 'manifest_digest', 'image_digest'].find((c) => names.has(c));
   if (!refCol || !digestCol) return null;
   const tenantFilter = names.has('tenant_id') ? ' AND tenant_id = $2' : '';
-  const order = names.has('created_at') ? ' ORDER BY created_at DESC' : '';
+  const order = names.has('registered_at') ? ' ORDER BY registered_at DESC' : names.has('created_at') ? ' ORDER BY created_at DESC' : '';
   try {
     const r = await ctx.db.query(`SELECT ${refCol} AS ref FROM scan_images WHERE ${digestCol} = $1${tenantFilter}${order} LIMIT 1`, tenantFilter ? [digest, tenant] : [digest]);
     return (r.rows[0]?.ref as string | undefined) ?? null;
