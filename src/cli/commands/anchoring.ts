@@ -117,7 +117,8 @@ export function registerAnchoringCommands(program: Command): void {
           const rows = r.logRows.filter((x: any) => !x.acknowledged);
           if (rows.length) kv['log rows'] = rows.map((x: any) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
           const ack = r.breaks.filter((b: any) => b.acknowledged);
-          if (ack.length) kv.acknowledged = ack.map((b: any) => `${breakLine(b)} [archived chain]`).join('; ');
+          const ackRows = r.logRows.filter((x: any) => x.acknowledged).map((x: any) => `log row seq ${x.seq}`);
+          if (ack.length || ackRows.length) kv.acknowledged = [...ack.map((b: any) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
           lines.push(renderKv(kv));
           if (o.verbose && r.steps?.length) {
             lines.push('', renderTable(r.steps, [
