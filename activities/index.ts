@@ -4,6 +4,7 @@ import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 import { createLockerActivities } from './locker';
 import { createPromotionActivities } from './promotion';
+import { createScanActivities } from './scan';
 import { createAnchoringActivities } from './anchoring';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
@@ -14,6 +15,7 @@ export function createActivities(ctx: AppContext) {
     ...createRetentionActivities(ctx),
     ...createLockerActivities(ctx),
     ...createPromotionActivities(ctx),
+    ...createScanActivities(ctx),
     ...createAnchoringActivities(ctx),
   };
 }

@@ -4,3 +4,4 @@ export * from './locker';
 export * from './promotion';
 export * from './retention';
 export * from './anchoring';
+export * from './scan';

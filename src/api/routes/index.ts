@@ -5,3 +5,4 @@ import './doctor';
 import './promotion';
 import './retention';
 import './anchoring';
+import './scan';

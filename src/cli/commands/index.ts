@@ -6,6 +6,8 @@ import { registerLockerCommands } from './locker';
 import { registerDoctorCommands } from './doctor';
 import { registerAnchoringCommands } from './anchoring';
 import { registerPromotionCommands } from './promotion';
+import { registerScanCommands } from './scan';
+import { registerKeysCommands } from './keys';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
@@ -16,4 +18,6 @@ export function registerAll(program: Command): void {
   registerRetentionCommands(program);
   registerAnchoringCommands(program);
   registerPromotionCommands(program);
+  registerScanCommands(program);
+  registerKeysCommands(program);
 }

@@ -1,0 +1,120 @@
+import { promises as fsp } from 'node:fs';
+import type { Command } from 'commander';
+import { action, ctxOf, group } from '../common';
+import { CliError, EXIT } from '../exit';
+import { print, renderKv, renderTable } from '../output';
+import { qs } from '../client';
+
+const ALGS = ['ES256', 'EdDSA'];
+const PURPOSES = ['signing', 'api-token'];
+
+function check(o: { alg?: string; purpose?: string }) {
+  if (o.alg && !ALGS.includes(o.alg)) throw new CliError(`--alg must be one of ${ALGS.join(', ')}`, EXIT.USAGE);
+  if (o.purpose && !PURPOSES.includes(o.purpose)) throw new CliError(`--purpose must be one of ${PURPOSES.join(', ')}`, EXIT.USAGE);
+}
+
+async function writePack(path: string, pack: unknown) {
+  const tmp = `${path}.part`;
+  await fsp.writeFile(tmp, `${JSON.stringify(pack, null, 2)}\n`, { mode: 0o644 });
+  await fsp.rename(tmp, path);
+}
+
+const keyColumns = [
+  { header: 'KID', get: (k: any) => k.kid },
+  { header: 'ALG', get: (k: any) => k.alg },
+  { header: 'PURPOSE', get: (k: any) => k.purpose },
+  { header: 'STATUS', get: (k: any) => k.status },
+  { header: 'NOT BEFORE', get: (k: any) => k.notBefore },
+  { header: 'NOT AFTER', get: (k: any) => k.notAfter },
+];
+
+export function registerKeysCommands(program: Command): void {
+  const keys = group(program, 'keys', 'signing keys (the API server key store)');
+  keys
+    .command('generate')
+    .description('create a new active key (does not retire others; see rotate)')
+    .option('--alg <alg>', `ES256 (ECDSA P-256) or EdDSA (Ed25519)`, 'ES256')
+    .option('--purpose <purpose>', `signing or api-token`, 'signing')
+    .action(
+      action(async (o: { alg: string; purpose: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        check(o);
+        const k = await c.api().post<any>('/keys', { alg: o.alg, purpose: o.purpose });
+        print(c.format, k, () => `generated ${k.alg} ${k.purpose} key ${k.kid} (active from ${k.notBefore})`);
+      }),
+    );
+  keys
+    .command('list')
+    .description('every key, active and retired (public metadata only)')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<{ items: any[] }>('/keys');
+        print(c.format, r, () => renderTable(r.items, keyColumns));
+      }),
+    );
+  keys
+    .command('rotate')
+    .description('new active key; the previous active key of that purpose is retired (its signatures stay valid for its window)')
+    .option('--alg <alg>', 'algorithm of the new key (default: same as the current one)')
+    .option('--purpose <purpose>', 'signing or api-token', 'signing')
+    .action(
+      action(async (o: { alg?: string; purpose: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        check(o);
+        const r = await c.api().post<any>('/keys/rotate', { purpose: o.purpose, ...(o.alg ? { alg: o.alg } : {}) });
+        print(c.format, r, () => `active: ${r.active.kid} (${r.active.alg})\nretired: ${r.retired.map((k: any) => `${k.kid} (notAfter ${k.notAfter})`).join(', ') || 'none'}`);
+      }),
+    );
+  keys
+    .command('export-rootpack')
+    .description("write this locker's public keys and their validity windows as a RootPack")
+    .option('-o, --output <file>', 'file to write', 'rootpack.json')
+    .action(
+      action(async (o: { output: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const pack = await c.api().get<any>(`/rootpack${qs({ scope: 'own' })}`);
+        await writePack(o.output, pack);
+        print(c.format, { output: o.output, digest: pack.digest, keys: pack.keys.length }, () => `wrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`);
+      }),
+    );
+
+  const rp = group(program, 'rootpack', 'trusted public keys with validity windows');
+  rp.command('show')
+    .description('the RootPack verification trusts (own keys merged with imported packs)')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const pack = await c.api().get<any>('/rootpack');
+        print(c.format, pack, () => [renderKv({ digest: pack.digest, created: pack.createdAt, keys: pack.keys.length }), renderTable(pack.keys, [...keyColumns.slice(0, 2), { header: 'PURPOSES', get: (k: any) => k.purposes }, ...keyColumns.slice(3)])].join('\n'));
+      }),
+    );
+  rp.command('import <file>')
+    .description('merge a RootPack into the trusted set (trust for known keys can only narrow)')
+    .action(
+      action(async (file: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const body = await fsp.readFile(file).catch(() => {
+          throw new CliError(`${file}: no such file`, EXIT.USAGE);
+        });
+        const res = await c.api().raw('POST', '/rootpack', { body, headers: { 'content-type': 'application/json' } });
+        const r = (await res.json()) as any;
+        print(c.format, r, () => `imported ${file}: ${r.added.length} key(s) added, ${r.updated.length} narrowed; trusted pack ${r.digest}`);
+      }),
+    );
+  rp.command('rotate')
+    .description('rotate the signing key and re-export the RootPack')
+    .option('--alg <alg>', 'algorithm of the new key (default: same as the current one)')
+    .option('-o, --output <file>', 'file to write', 'rootpack.json')
+    .action(
+      action(async (o: { alg?: string; output: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        check(o);
+        const api = c.api();
+        const r = await api.post<any>('/keys/rotate', { purpose: 'signing', ...(o.alg ? { alg: o.alg } : {}) });
+        const pack = await api.get<any>(`/rootpack${qs({ scope: 'own' })}`);
+        await writePack(o.output, pack);
+        print(c.format, { ...r, output: o.output, digest: pack.digest }, () => `active signing key: ${r.active.kid} (${r.active.alg}); retired: ${r.retired.map((k: any) => k.kid).join(', ') || 'none'}\nwrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`);
+      }),
+    );
+}

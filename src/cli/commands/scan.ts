@@ -1,0 +1,351 @@
+import { promises as fsp } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { action, ctxOf, group, requireDigest } from '../common';
+import { CliError, EXIT, API_CODE_TO_EXIT } from '../exit';
+import { print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
+import { qs } from '../client';
+import { loadFeed, ScannerError } from '../../scanner/index';
+
+const ATTEST_TYPES = ['slsa-provenance', 'sbom', 'vuln'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const countsLine = (c: Record<string, number> | null | undefined) =>
+  c ? (['critical', 'high', 'medium', 'low', 'unknown'] as const).map((k) => `${k}=${c[k] ?? 0}`).join(' ') : '-';
+
+export function registerScanCommands(program: Command): void {
+  // ---- scan -------------------------------------------------------------------------------
+  const scan = group(program, 'scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)');
+  scan
+    .command('image')
+    .description('scan an image (catalogue name, absolute path on the worker, or a known artifact digest) and attest the results')
+    .requiredOption('--image <ref>', 'catalogue name (stella image list), image path (OCI layout dir, OCI tar, docker-save tar) or sha256 digest')
+    .option('--sbom-only', 'stop after storing the SBOM (no advisory matching, no attestations)')
+    .option('--force', 'scan again and store fresh evidence even if an identical scan exists (supersedes a running non-forced scan)')
+    .option('--no-wait', 'start (or join) the workflow and return')
+    .option('--timeout <seconds>', 'how long to wait for the result', '900')
+    .action(
+      action(async (o: { image: string; sbomOnly?: boolean; force?: boolean; wait: boolean; timeout: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const api = c.api();
+        // A relative path means the caller's cwd; the worker reads absolute paths (same machine in dev).
+        let image = o.image;
+        if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null))) image = resolve(image);
+        const started = await api.post<any>('/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
+        if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
+        if (!o.wait) {
+          print(c.format, started, () => renderKv({ workflow: started.workflowId, run: started.runId, artifact: started.artifactDigest, joined: started.joined }));
+          return;
+        }
+        const deadline = Date.now() + Number(o.timeout) * 1000;
+        let st: any;
+        let last = '';
+        for (;;) {
+          st = await api.get<any>(`/scans/status${qs({ workflowId: started.workflowId, runId: started.runId })}`);
+          const phase = st.progress?.phase ?? st.status;
+          if (phase !== last && !c.quiet && c.format !== 'json') process.stderr.write(`  ${phase}\n`);
+          last = phase;
+          if (st.status !== 'RUNNING') break;
+          if (Date.now() > deadline) {
+            print(c.format, st, () => `still running after ${o.timeout}s: ${started.workflowId} (phase ${phase}); check: stella scanner jobs list --artifact ${started.artifactDigest}`);
+            return EXIT.PENDING;
+          }
+          await sleep(500);
+        }
+        const p = st.progress ?? {};
+        if (st.status !== 'COMPLETED') {
+          const msg = st.error ?? `scan ended ${st.status}`;
+          const m = /\b(BAD_INPUT|NOT_FOUND|INTEGRITY|CONFLICT|TOO_LARGE|UNAVAILABLE|FORBIDDEN)\b/.exec(JSON.stringify(st.errorType ?? ''));
+          throw new CliError(`${msg}`, (m && API_CODE_TO_EXIT[m[1]!]) ?? EXIT.FAILURE);
+        }
+        print(c.format, st, () =>
+          [
+            `${p.phase === 'reused' ? 'UP TO DATE (evidence of an identical scan reused)' : 'DONE'}: ${started.artifactDigest}${p.imageRef ? ` (${p.imageRef})` : ''}`,
+            renderKv({
+              scan: st.runId,
+              sbom: p.sbomId,
+              components: p.components,
+              report: p.reportId ?? (o.sbomOnly ? '(--sbom-only)' : '-'),
+              findings: countsLine(p.counts),
+              feed: p.feed ? `v${p.feed.version} ${shortDigest(p.feed.digest)}` : 'none',
+              attestations: (p.attestationIds ?? []).length ? p.attestationIds.map(shortDigest).join(', ') : '-',
+              ...(p.reusedFrom ? { 'reused from': p.reusedFrom } : {}),
+            }),
+            ...(p.warnings ?? []).map((w: string) => `warning: ${w}`),
+            `see: stella evidence list --artifact ${started.artifactDigest}`,
+          ].join('\n'),
+        );
+      }),
+    );
+
+  // ---- image catalogue ----------------------------------------------------------------------
+  const image = group(program, 'image', 'the local image catalogue (names for image paths on the worker machine)');
+  image
+    .command('register <name> <path>')
+    .description('register an image path (OCI layout dir, OCI tar, docker-save tar) under a name; the worker reads it from this path')
+    .action(
+      action(async (name: string, path: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().post<any>('/images', { name, path: resolve(path) });
+        print(c.format, r, () => `registered ${r.name} -> ${r.path} (${r.format}, ${r.digest})${r.replaced ? ` [replaced ${r.replaced.digest}]` : ''}`);
+      }),
+    );
+  image
+    .command('list')
+    .description('registered images')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<{ items: any[] }>('/images');
+        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
+          { header: 'NAME', get: (i) => i.name },
+          { header: 'DIGEST', get: (i) => i.digest },
+          { header: 'FORMAT', get: (i) => i.format },
+          { header: 'PATH', get: (i) => i.path },
+          { header: 'REGISTERED', get: (i) => i.registeredAt },
+        ]) : 'no images registered (stella image register <name> <path>)'));
+      }),
+    );
+
+  // ---- feeds --------------------------------------------------------------------------------
+  const feeds = group(program, 'feeds', 'OSV advisory feeds (versioned snapshots)');
+  feeds
+    .command('import <dirOrZip>')
+    .description('import OSV JSON records from a directory tree, a .zip or a .json file as a new feed version')
+    .action(
+      action(async (src: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        let feed;
+        try {
+          feed = await loadFeed(src);
+        } catch (e) {
+          if (e instanceof ScannerError) throw new CliError(e.message, EXIT.USAGE);
+          throw e;
+        }
+        if (!feed.count) throw new CliError(`${src}: no OSV records found`, EXIT.USAGE);
+        const body = Buffer.from(JSON.stringify(feed.records));
+        const res = await c.api().raw('POST', '/feeds', { body, headers: { 'content-type': 'application/json', 'x-stella-feed-source': resolve(src) } });
+        const r = (await res.json()) as any;
+        if (r.digest !== feed.digest) throw new CliError(`server recorded feed ${r.digest}, expected ${feed.digest}`, EXIT.INTEGRITY);
+        print(c.format, r, () => `${r.created ? 'imported' : 'already imported'}: feed v${r.version} ${r.digest} (${r.records} records; ${r.ecosystems.join(', ')}; ${humanBytes(r.size)})${feed.superseded ? `; ${feed.superseded} superseded duplicate record(s)` : ''}`);
+      }),
+    );
+  feeds
+    .command('list')
+    .description('imported feed versions, newest first (scans use the newest)')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<{ items: any[] }>('/feeds');
+        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
+          { header: 'VERSION', get: (i) => i.version, align: 'right' },
+          { header: 'DIGEST', get: (i) => i.digest },
+          { header: 'RECORDS', get: (i) => i.records, align: 'right' },
+          { header: 'ECOSYSTEMS', get: (i) => i.ecosystems.join(',') },
+          { header: 'IMPORTED', get: (i) => i.importedAt },
+        ]) : 'no advisory feed imported (stella feeds import <dir|zip>); scans report feed: none'));
+      }),
+    );
+
+  // ---- attest -------------------------------------------------------------------------------
+  const attest = group(program, 'attest', 'in-toto/DSSE attestations');
+  attest
+    .command('create')
+    .description('sign and store an attestation for an artifact (slsa-provenance from its latest scan, sbom, vuln)')
+    .requiredOption('--subject <digest>', 'artifact digest sha256:…')
+    .requiredOption('--type <type>', `attestation type: ${ATTEST_TYPES.join(', ')}`)
+    .action(
+      action(async (o: { subject: string; type: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.subject, 'subject digest');
+        if (!ATTEST_TYPES.includes(o.type)) throw new CliError(`unknown --type ${o.type}; expected one of ${ATTEST_TYPES.join(', ')}`, EXIT.USAGE);
+        const r = await c.api().post<any>('/attestations', { subject: o.subject, type: o.type });
+        print(c.format, r, () => `${r.reused ? 'already attested' : 'created'}: ${o.type} attestation ${r.id} for ${o.subject} (signed by ${r.kid})${r.attests.length ? `\nattests: ${r.attests.join(', ')}` : ''}`);
+      }),
+    );
+  attest
+    .command('list')
+    .description('attestations for an artifact, each verified against the trusted RootPack')
+    .requiredOption('--subject <digest>', 'artifact digest sha256:…')
+    .action(
+      action(async (o: { subject: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.subject, 'subject digest');
+        const r = await c.api().get<{ items: any[] }>(`/attestations${qs({ subject: o.subject })}`);
+        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
+          { header: 'ID', get: (i) => shortDigest(i.id) },
+          { header: 'TYPE', get: (i) => i.type },
+          { header: 'PREDICATE', get: (i) => i.predicateType },
+          { header: 'SIGNER', get: (i) => i.signer },
+          { header: 'VALID', get: (i) => (i.valid ? 'yes' : `NO${i.error ? ` (${i.error})` : i.signatures?.[0] ? ` (${i.signatures[0].reason})` : ''}`) },
+          { header: 'TRUSTED NOW', get: (i) => (i.trustedNow ? 'yes' : i.signatures?.[0] ? `no (${i.signatures[0].reasonNow})` : 'no') },
+          { header: 'CREATED', get: (i) => i.createdAt },
+        ]) : `no attestations for ${o.subject} (stella attest create --subject ${o.subject} --type slsa-provenance)`));
+        return r.items.some((i) => !i.valid) ? EXIT.INTEGRITY : EXIT.OK;
+      }),
+    );
+  attest
+    .command('verify <id>')
+    .description('verify a stored attestation: DSSE signature, signer key and its trust window (RootPack)')
+    .action(
+      action(async (id: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'attestation id');
+        const r = await c.api().get<any>(`/attestations/${id}`);
+        print(c.format, r, () =>
+          [
+            `${r.valid ? 'VALID' : 'INVALID'}: ${r.type} attestation ${r.id}`,
+            renderKv({
+              'predicate type': r.predicateType,
+              subjects: r.subjects.join(', '),
+              signer: r.signer,
+              'trusted when stored': r.signatures.some((s: any) => s.valid && s.trustedAtSigning) ? 'yes' : 'no',
+              'trusted now': r.trustedNow ? 'yes' : 'no',
+              stored: r.createdAt,
+              attests: r.attests.map((a: any) => `${a.id} (${a.relation})`).join(', ') || '-',
+            }),
+            ...r.signatures.map((s: any) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`),
+            ...(r.error ? [`error: ${r.error}`] : []),
+          ].join('\n'),
+        );
+        return r.valid ? EXIT.OK : EXIT.INTEGRITY;
+      }),
+    );
+  attest
+    .command('import <file>')
+    .description('store an external DSSE attestation; refused (nothing stored) unless signed by a key the RootPack trusts')
+    .option('--attests <id...>', 'evidence items the attestation is about (edges)')
+    .action(
+      action(async (file: string, o: { attests?: string[] }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        (o.attests ?? []).forEach((a) => requireDigest(a, 'attested item id'));
+        const body = await fsp.readFile(file).catch(() => {
+          throw new CliError(`${file}: no such file`, EXIT.USAGE);
+        });
+        const params = new URLSearchParams();
+        (o.attests ?? []).forEach((a) => params.append('attests', a));
+        const res = await c.api().raw('POST', `/attestations/import${params.size ? `?${params}` : ''}`, { body, headers: { 'content-type': 'application/vnd.dsse.envelope.v1+json' } });
+        const r = (await res.json()) as any;
+        print(c.format, r, () => `${r.created ? 'stored' : 'already present'}: attestation ${r.id} (${r.predicateType}) for ${r.subject}, signed by ${r.signer}`);
+      }),
+    );
+  attest
+    .command('status')
+    .description('signer health: active signing key, test signature, RootPack membership, recent signing failures')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<any>('/attestations/status');
+        print(c.format, r, () =>
+          [
+            `Attestor: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`,
+            renderKv({
+              'active key': r.activeKey ? `${r.activeKey.kid} (${r.activeKey.alg}, since ${r.activeKey.notBefore})` : 'NONE (stella keys generate)',
+              'test signature': r.canSign ? 'ok' : `FAILED${r.canSignError ? `: ${r.canSignError}` : ''}`,
+              'in RootPack': r.inRootPack ? 'yes' : 'no',
+              keys: `${r.keys.active} active, ${r.keys.retired} retired`,
+              'failures (24h)': r.failuresLast24h,
+            }),
+            ...(r.recentFailures.length ? ['Recent signing failures:', renderTable(r.recentFailures, [
+              { header: 'AT', get: (f: any) => f.at },
+              { header: 'KEY', get: (f: any) => f.kid },
+              { header: 'SUBJECT', get: (f: any) => shortDigest(f.subject) },
+              { header: 'ERROR', get: (f: any) => f.error },
+            ])] : ['No recent signing failures.']),
+          ].join('\n'),
+        );
+        return r.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
+      }),
+    );
+
+  // ---- scanner ------------------------------------------------------------------------------
+  const scanner = group(program, 'scanner', 'scan jobs, queue and auto-scan configuration');
+  scanner
+    .command('jobs')
+    .description('scan runs')
+    .command('list')
+    .description('scan runs of an artifact (scan_runs, with live Temporal status)')
+    .option('--artifact <digest>', 'artifact digest')
+    .option('--limit <n>', 'rows', '50')
+    .action(
+      action(async (o: { artifact?: string; limit: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.artifact) requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().get<{ items: any[] }>(`/scans${qs({ artifact: o.artifact, limit: o.limit })}`);
+        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
+          { header: 'SCAN', get: (i) => i.scanId },
+          { header: 'ARTIFACT', get: (i) => shortDigest(i.artifactDigest) },
+          { header: 'IMAGE', get: (i) => i.imageRef },
+          { header: 'STATUS', get: (i) => i.status + (i.temporalStatus && i.temporalStatus !== 'COMPLETED' && i.status !== 'failed' ? ` (${i.temporalStatus})` : '') },
+          { header: 'TRIGGER', get: (i) => i.trigger },
+          { header: 'SBOM', get: (i) => shortDigest(i.sbomId) },
+          { header: 'FINDINGS', get: (i) => (i.sbomOnly ? 'sbom-only' : countsLine(i.counts)) },
+          { header: 'FEED', get: (i) => (i.feedDigest ? `v${i.feedVersion}` : i.sbomOnly ? '-' : 'none') },
+          { header: 'ATTEST', get: (i) => i.attestationIds.length, align: 'right' },
+          { header: 'STARTED', get: (i) => i.startedAt },
+          { header: 'ERROR', get: (i) => i.error },
+        ]) : `no scans${o.artifact ? ` of ${o.artifact}` : ''} (stella scan image --image <ref>)`));
+      }),
+    );
+  scanner
+    .command('queue')
+    .description('pending work')
+    .command('list')
+    .description('running scan workflows and auto-scan events that did not start a scan (with the reason)')
+    .option('--artifact <digest>', 'artifact digest')
+    .action(
+      action(async (o: { artifact?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (o.artifact) requireDigest(o.artifact, 'artifact digest');
+        const r = await c.api().get<any>(`/scans/queue${qs({ artifact: o.artifact })}`);
+        print(c.format, r, () =>
+          [
+            `auto-scan: ${r.autoScan.enabled ? 'enabled' : 'DISABLED'}; triggers: ${r.autoScan.triggers.join(',') || 'none'}`,
+            r.workflows.length
+              ? renderTable(r.workflows, [
+                  { header: 'WORKFLOW', get: (w: any) => w.workflowId },
+                  { header: 'RUN', get: (w: any) => w.runId },
+                  { header: 'PHASE', get: (w: any) => w.progress?.phase ?? w.status },
+                  { header: 'STARTED', get: (w: any) => w.startTime },
+                ])
+              : 'no scan running',
+            r.events.length
+              ? renderTable(r.events, [
+                  { header: 'EVENT', get: (e: any) => e.id, align: 'right' as const },
+                  { header: 'TRIGGER', get: (e: any) => e.trigger },
+                  { header: 'IMAGE', get: (e: any) => e.image ?? [e.repository, e.tag].filter(Boolean).join(':') },
+                  { header: 'STATUS', get: (e: any) => e.status },
+                  { header: 'REASON', get: (e: any) => e.reason },
+                  { header: 'RECEIVED', get: (e: any) => e.receivedAt },
+                ])
+              : 'no queued or ignored auto-scan events',
+          ].join('\n'),
+        );
+      }),
+    );
+  const config = scanner.command('config').description('scanner settings (auto_scan.enabled, auto_scan.triggers)');
+  config
+    .command('set <key> <value>')
+    .description('auto_scan.enabled true|false; auto_scan.triggers "push,promote"')
+    .action(
+      action(async (key: string, value: string, _o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().json<any>('PUT', '/scanner/config', { key, value });
+        print(c.format, r, () => `${key} = ${value}\nauto-scan: ${r.auto_scan.enabled ? 'enabled' : 'disabled'}; triggers: ${r.auto_scan.triggers.join(',') || 'none'}`);
+      }),
+    );
+  config
+    .command('show')
+    .description('current scanner settings')
+    .action(
+      action(async (_o: unknown, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await c.api().get<any>('/scanner/config');
+        print(c.format, r, () => renderKv({
+          'auto_scan.enabled': r.auto_scan.enabled,
+          'auto_scan.triggers': r.auto_scan.triggers.join(',') || '(none)',
+          scanner: `${r.scanner.name} ${r.scanner.version}`,
+          feed: r.feed ? `v${r.feed.version} ${r.feed.digest} (${r.feed.records} records)` : 'none imported',
+        }));
+      }),
+    );
+}

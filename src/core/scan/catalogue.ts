@@ -1,0 +1,80 @@
+import { isAbsolute, resolve } from 'node:path';
+import type { AppContext } from '../context';
+import { audit } from '../audit';
+import { isDigest } from '../canonical';
+import { badInput, notFound } from '../errors';
+import { identifyImage } from './engine';
+
+/**
+ * Local image catalogue: names → image paths ON THE WORKER'S MACHINE (OCI layout dir, OCI
+ * tar, docker-save tar). The API opens the image once at registration to record its
+ * digest, so in a split deployment the path must be visible to API and worker alike.
+ */
+
+export interface CatalogueImage { name: string; path: string; digest: string; format: string | null; registeredAt: string; registeredBy: string | null }
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
+
+function row(r: Record<string, any>): CatalogueImage {
+  return { name: r.name, path: r.path, digest: r.digest, format: r.format, registeredAt: new Date(r.registered_at).toISOString(), registeredBy: r.registered_by };
+}
+
+export async function registerImage(ctx: AppContext, tenant: string, name: string, path: string, actor: string): Promise<CatalogueImage & { replaced: CatalogueImage | null }> {
+  if (!NAME_RE.test(name) || name.startsWith('sha256:')) throw badInput(`image name ${JSON.stringify(name)} is not valid (letters, digits, . _ - / : @; not a digest)`);
+  if (!isAbsolute(path)) throw badInput(`image path must be absolute on the worker's machine, got ${JSON.stringify(path)}`);
+  const abs = resolve(path);
+  const id = await identifyImage(abs);
+  const prev = await ctx.db.query('SELECT * FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, name]);
+  const r = await ctx.db.query(
+    `INSERT INTO scan_images (tenant_id, name, path, digest, format, registered_by) VALUES ($1,$2,$3,$4,$5,$6)
+     ON CONFLICT (tenant_id, name) DO UPDATE SET path=EXCLUDED.path, digest=EXCLUDED.digest, format=EXCLUDED.format, registered_by=EXCLUDED.registered_by, registered_at=now()
+     RETURNING *`,
+    [tenant, name, abs, id.digest, id.format, actor],
+  );
+  const replaced = prev.rowCount ? row(prev.rows[0]) : null;
+  if (replaced && (replaced.path !== abs || replaced.digest !== id.digest)) {
+    await audit(ctx.db, { tenant, actor, action: 'scan.image.replace', target: name, details: { from: replaced, to: { path: abs, digest: id.digest } } });
+  }
+  return { ...row(r.rows[0]), replaced };
+}
+
+export async function listImages(ctx: AppContext, tenant: string): Promise<CatalogueImage[]> {
+  const r = await ctx.db.query('SELECT * FROM scan_images WHERE tenant_id=$1 ORDER BY name', [tenant]);
+  return r.rows.map(row);
+}
+
+export interface ResolvedImage { path: string; ref: string | null; digest: string; format: string; source: 'catalogue' | 'path' | 'previous-scan' }
+
+/**
+ * `--image` is a catalogue name, an absolute path on the worker's machine, or an artifact
+ * digest that the catalogue (or an earlier scan) knows a path for. The image is opened to
+ * learn its digest, so a workflow id can be derived from it before anything starts.
+ */
+export async function resolveImage(ctx: AppContext, tenant: string, image: string): Promise<ResolvedImage> {
+  if (!image || image.length > 4096) throw badInput('--image is required');
+  if (isDigest(image)) {
+    const c = await ctx.db.query('SELECT name, path FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [tenant, image]);
+    let path: string | undefined = c.rows[0]?.path;
+    let ref: string | null = c.rows[0]?.name ?? null;
+    let source: ResolvedImage['source'] = 'catalogue';
+    if (!path) {
+      const s = await ctx.db.query(`SELECT image_path, image_ref FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND image_path IS NOT NULL ORDER BY started_at DESC LIMIT 1`, [tenant, image]);
+      path = s.rows[0]?.image_path;
+      ref = s.rows[0]?.image_ref ?? null;
+      source = 'previous-scan';
+    }
+    if (!path) throw notFound(`unknown image ${image}: no catalogue entry or earlier scan has a path for this digest (stella image register <name> <path>)`);
+    const id = await identifyImage(path);
+    if (id.digest !== image) throw badInput(`image ${ref ?? path} now hashes to ${id.digest}, not ${image}; re-register it`);
+    return { path, ref, digest: id.digest, format: id.format, source };
+  }
+  const c = await ctx.db.query('SELECT name, path, digest FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, image]);
+  if (c.rowCount) {
+    const { name, path } = c.rows[0];
+    const id = await identifyImage(path);
+    return { path, ref: name, digest: id.digest, format: id.format, source: 'catalogue' };
+  }
+  if (!isAbsolute(image)) throw notFound(`unknown image ${JSON.stringify(image)}: not a catalogue name (stella image list) nor an absolute path`);
+  const id = await identifyImage(resolve(image));
+  return { path: resolve(image), ref: id.ref, digest: id.digest, format: id.format, source: 'path' };
+}

@@ -1,0 +1,98 @@
+import { proxyActivities, defineQuery, setHandler, workflowInfo, ApplicationFailure, log } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ScanThenAttestInput } from '../activities/scan';
+
+/**
+ * scanThenAttest: resolve image → scan (SBOM) → store SBOM → match advisories → store
+ * report → sign statements → store attestations (edges indexed with each item) → record
+ * the run. Every step is an idempotent activity: ingest is idempotent by digest and the
+ * scan time is fixed here (workflow time, replay-stable), so a retried step rebuilds the
+ * same bytes; attestations are looked up by statement digest before signing. A worker
+ * killed midway resumes on another worker without duplicate evidence.
+ *
+ * Workflow id: scan-<tenant>-<artifact hex> (callers resolve the digest first), so
+ * concurrent requests for one artifact join one run.
+ */
+
+const retry = { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 10 };
+
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
+// Reading layers of a large image takes a while; it heartbeats every 5 s.
+const heavy = proxyActivities<Activities>({ startToCloseTimeout: '60 minutes', heartbeatTimeout: '60 seconds', retry });
+
+export type ScanPhase = 'resolving' | 'scanning' | 'matching' | 'attesting' | 'done' | 'failed' | 'reused';
+
+export interface ScanProgress {
+  scanId: string;
+  phase: ScanPhase;
+  artifactDigest: string | null;
+  imageRef: string | null;
+  sbomId: string | null;
+  reportId: string | null;
+  attestationIds: string[];
+  components: number | null;
+  counts: Record<string, number> | null;
+  feed: { version: number; digest: string } | null;
+  warnings: string[];
+  reusedFrom: string | null;
+  error: string | null;
+}
+
+export const scanProgressQuery = defineQuery<ScanProgress>('progress');
+
+export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanProgress> {
+  const info = workflowInfo();
+  const scanId = info.runId;
+  // Workflow time is recorded in history: stable across replays and worker restarts.
+  const scanTime = new Date().toISOString();
+  const p: ScanProgress = {
+    scanId, phase: 'resolving', artifactDigest: input.artifactDigest ?? null, imageRef: input.imageRef ?? null,
+    sbomId: null, reportId: null, attestationIds: [], components: null, counts: null, feed: null, warnings: [], reusedFrom: null, error: null,
+  };
+  setHandler(scanProgressQuery, () => p);
+
+  try {
+    const { ctx, reuse } = await quick.scanPrepare({ ...input, scanId, workflowId: info.workflowId, scanTime });
+    p.artifactDigest = ctx.artifactDigest;
+    p.imageRef = ctx.imageRef;
+    p.feed = ctx.feed ? { version: ctx.feed.version, digest: ctx.feed.digest } : null;
+    if (reuse) {
+      // Evidence from an identical earlier run (same artifact, scanner, feed) is present: nothing to redo.
+      Object.assign(p, { phase: 'reused', reusedFrom: reuse.scanId, sbomId: reuse.sbomId, components: reuse.components });
+      if (!ctx.sbomOnly) Object.assign(p, { reportId: reuse.reportId, attestationIds: reuse.attestationIds, counts: reuse.counts });
+      await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, status: 'reused' });
+      return p;
+    }
+
+    p.phase = 'scanning';
+    const sbom = await heavy.scanSbom(ctx);
+    Object.assign(p, { sbomId: sbom.sbomId, components: sbom.components });
+    p.warnings.push(...sbom.warnings.slice(0, 20));
+
+    if (!ctx.sbomOnly) {
+      p.phase = 'matching';
+      const m = await heavy.scanMatch(ctx, sbom.sbomId);
+      Object.assign(p, { reportId: m.reportId, counts: m.counts });
+      p.warnings.push(...m.warnings);
+      const finishedAt = new Date().toISOString();
+
+      p.phase = 'attesting';
+      const ids = { sbomId: sbom.sbomId, reportId: m.reportId, finishedAt };
+      for (const type of ['sbom', 'vuln', 'slsa-provenance'] as const) {
+        const a = await quick.scanAttest(ctx, type, ids);
+        p.attestationIds.push(a.id);
+      }
+    }
+    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, artifactDigest: ctx.artifactDigest, status: 'completed' });
+    p.phase = 'done';
+    return p;
+  } catch (e) {
+    const cause = (e as { cause?: Error }).cause;
+    p.error = cause?.message ?? (e as Error).message;
+    p.phase = 'failed';
+    log.warn('scanThenAttest failed', { error: p.error });
+    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, ...(p.artifactDigest ? { artifactDigest: p.artifactDigest } : {}), status: 'failed', error: p.error });
+    const type = (cause as { type?: string } | undefined)?.type ?? 'ScanFailed';
+    throw ApplicationFailure.create({ message: `scan failed: ${p.error}`, type, nonRetryable: true, details: [p] });
+  }
+}
