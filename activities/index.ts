@@ -6,6 +6,7 @@ import { createLockerActivities } from './locker';
 import { createPromotionActivities } from './promotion';
 import { createScanActivities } from './scan';
 import { createAnchoringActivities } from './anchoring';
+import { createBackupActivities } from './backup';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
 export function createActivities(ctx: AppContext) {
@@ -17,6 +18,7 @@ export function createActivities(ctx: AppContext) {
     ...createPromotionActivities(ctx),
     ...createScanActivities(ctx),
     ...createAnchoringActivities(ctx),
+    ...createBackupActivities(ctx),
   };
 }
 

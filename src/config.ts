@@ -34,6 +34,9 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'Verify:DailyMode': 'STELLA_VERIFY_SCHEDULE_MODE',
   'Verify:QuickSampleRate': 'STELLA_VERIFY_SAMPLE_RATE',
   'Replay:NightlyLatestN': 'STELLA_REPLAY_VERIFY_LATEST_N',
+  'Backup:Path': 'STELLA_BACKUP_DIR',
+  'Backup:Schedule': 'STELLA_BACKUP_SCHEDULE',
+  'Backup:Cron': 'STELLA_BACKUP_CRON',
 };
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -73,6 +76,9 @@ const schema = z.object({
   STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
   STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
   STELLA_SCHEDULES: bool.default(true),
+  STELLA_BACKUP_DIR: z.string().min(1).optional(),
+  STELLA_BACKUP_SCHEDULE: bool.default(false),
+  STELLA_BACKUP_CRON: z.string().regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression').default('30 3 * * *'),
   STELLA_TEMPORAL_BIN: z.string().optional(),
   STELLA_DEV_TEMPORAL_PORT: port.default(7233),
   STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
@@ -95,6 +101,8 @@ export interface StellaConfig {
   logLevel: RawConfig['STELLA_LOG_LEVEL'];
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
+  /** Evidence Locker backups (issue 9): where they go, and the optional daily schedule. */
+  backup: { dir: string; schedule: boolean; cron: string };
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -191,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
     dev: { temporalBin: c.STELLA_TEMPORAL_BIN, temporalPort: c.STELLA_DEV_TEMPORAL_PORT, temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT, pgPort: c.STELLA_DEV_PG_PORT },
+    backup: { dir: resolve(c.STELLA_BACKUP_DIR ?? join(dataDir, 'backups')), schedule: c.STELLA_BACKUP_SCHEDULE, cron: c.STELLA_BACKUP_CRON },
   };
 }
 

@@ -5,3 +5,4 @@ export * from './promotion';
 export * from './retention';
 export * from './anchoring';
 export * from './scan';
+export * from './backup';

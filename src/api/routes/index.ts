@@ -6,3 +6,4 @@ import './promotion';
 import './retention';
 import './anchoring';
 import './scan';
+import './backup';

@@ -6,6 +6,7 @@ import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
 import { badInput, notFound } from '../../core/errors';
 import { verifyReport } from '../../core/verify';
 import { extraRoutes } from '../server';
+import { resolveToAnchor } from '../../core/backup/anchors';
 
 const startBody = z.object({
   mode: z.enum(['quick', 'full']).default('quick'),
@@ -24,10 +25,12 @@ export async function registerVerifyRoutes(app: FastifyInstance, deps: ApiDeps) 
     const t = temporalOrThrow(deps);
     const runId = `verify-${b.data.mode}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
     const allTenants = b.data.allTenants && p.scopes.includes('admin');
+    // Point-in-time: verify exactly the log prefix the anchor signed (root checked first).
+    const pit = b.data.toAnchor ? await resolveToAnchor(deps.ctx.db, b.data.toAnchor) : null;
     await t.client.workflow.start('verifyEvidence', {
       taskQueue: t.taskQueue,
       workflowId: runId,
-      args: [{ runId, tenant: allTenants ? null : tenantOf(req), mode: b.data.mode, sampleRate: b.data.sampleRate ?? deps.ctx.cfg.schedules.verifySampleRate, batchSize: b.data.batchSize, toAnchor: b.data.toAnchor ?? null, maxLogSize: b.data.maxLogSize ?? null }],
+      args: [{ runId, tenant: allTenants ? null : tenantOf(req), mode: b.data.mode, sampleRate: b.data.sampleRate ?? deps.ctx.cfg.schedules.verifySampleRate, batchSize: b.data.batchSize, toAnchor: pit?.anchorId ?? null, maxLogSize: pit?.logSize ?? b.data.maxLogSize ?? null }],
     });
     return reply.status(202).send({ runId, workflowId: runId });
   });

@@ -8,6 +8,7 @@ import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output
 import { qs } from '../client';
 import { progressBar } from '../progress';
 import { verifyOffline } from './retention';
+import { isEvidencePack, verifyPackCli } from './backup';
 
 const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
 
@@ -143,11 +144,14 @@ export function registerEvidenceCommands(program: Command): void {
     .option('--no-wait', 'start and return the run id')
     .option('--offline', 'verify an archive / evidence pack file locally (no API): every body against its manifest')
     .option('--input <file>', 'with --offline: the archive to verify')
+    .option('--rootpack <file>', 'with --offline, for evidence packs: pinned RootPack the anchor and attestations must verify against')
     .action(
-      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean; input?: string }, cmd: Command) => {
+      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean; input?: string; rootpack?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.offline || o.input) {
           if (!o.offline || !o.input) throw new CliError('--offline needs --input <archive> (and --input needs --offline)', EXIT.USAGE);
+          // Evidence packs (manifest kind evidence-pack) get the full offline check: src/core/pack/verify.ts.
+          if (await isEvidencePack(o.input)) return verifyPackCli(c, o.input, o.rootpack);
           return verifyOffline(c, o.input);
         }
         if (o.mode !== 'quick' && o.mode !== 'full') throw new CliError('--mode must be quick or full', EXIT.USAGE);

@@ -8,6 +8,7 @@ import { registerAnchoringCommands } from './anchoring';
 import { registerPromotionCommands } from './promotion';
 import { registerScanCommands } from './scan';
 import { registerKeysCommands } from './keys';
+import { registerBackupCommands } from './backup';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
@@ -20,4 +21,5 @@ export function registerAll(program: Command): void {
   registerPromotionCommands(program);
   registerScanCommands(program);
   registerKeysCommands(program);
+  registerBackupCommands(program);
 }

@@ -1,0 +1,346 @@
+import { createReadStream, createWriteStream, existsSync, promises as fsp } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { AppContext } from '../context';
+import { FsBlobStore, type BlobStore } from '../../blob';
+import { buildManifest, serializeManifest, parseManifest, type ArchiveManifest, type ManifestEntry } from '../../archive';
+import { exportRootPack, loadRootPack, type RootPack } from '../../crypto/rootpack';
+import { sha256Digest } from '../canonical';
+import { audit } from '../audit';
+import { badInput, integrity, notFound } from '../errors';
+import { exportIndex, readLinesAt, type IndexExport } from './index-io';
+import { anchorsTableExists } from './anchors';
+
+/**
+ * Evidence Locker backups. A backup is a directory `<backups>/<backup-id>/`:
+ *
+ *   index/<table>.jsonl      logical export of every table, one snapshot (index-io.ts)
+ *   index/schema.json        tables, columns, row counts, batch offsets, migrations applied
+ *   blobs.jsonl              every blob the snapshot references: {digest, size, key, location}
+ *   blobs/sha256/xx/yy/<hex> the blob bytes (FsBlobStore layout, so the folder is itself a store)
+ *   anchors/chain.jsonl      the anchor chain (compact JWS, chain/seq order)
+ *   keys/rootpack.json       the signing PUBLIC keys (RootPack; never private material)
+ *   manifest.json            stella.archive-manifest/v1, kind evidence-locker-backup: sha256 + size of every file
+ *   manifest.sha256          digest of manifest.json
+ *   backup.json              summary for `stella backup list` (status, time, size, items, latest anchor)
+ *
+ * It lives beside the database, not in it, so `backup list` and restore work after the
+ * database is gone.
+ */
+
+export const BACKUP_KIND = 'evidence-locker-backup';
+export const BLOB_BATCH = 500;
+
+export interface BackupInput { backupId: string; dir: string; actor: string }
+
+export interface BackupSummary {
+  id: string;
+  type: 'evidence-locker';
+  status: 'running' | 'complete' | 'failed';
+  createdAt: string;
+  finishedAt?: string | null;
+  location: string;
+  sizeBytes: number;
+  items: number;
+  blobs: number;
+  blobBytes: number;
+  logSize: number;
+  latestAnchor: { id: string; seq: number; logSize: number; rootHash: string; createdAt: string } | null;
+  manifestSha256?: string | null;
+  problems?: { id: string; problem: string }[];
+}
+
+export interface BackupSchema extends IndexExport {
+  backupId: string;
+  itemCount: number;
+  logSize: number;
+  blobCount: number;
+  blobBytes: number;
+  blobBatchOffsets: number[];
+  latestAnchor: BackupSummary['latestAnchor'];
+  anchors: { id: string; chainId: string; seq: number; logSize: number; rootHash: string }[];
+  source: { blobKind: string; blobLocation: string };
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function newBackupId(now = new Date()): string {
+  return `bk-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+export function validateBackupId(id: string): string {
+  if (!ID_RE.test(id)) throw badInput(`malformed backup id ${JSON.stringify(id)}`);
+  return id;
+}
+
+export function backupRoot(ctx: AppContext, dir?: string | null): string {
+  return resolve(dir || ctx.cfg.backup.dir);
+}
+
+export function backupPath(root: string, id: string): string {
+  return join(root, validateBackupId(id));
+}
+
+export const backupBlobStore = (path: string) => new FsBlobStore(join(path, 'blobs'));
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
+  await fsp.rename(tmp, file);
+}
+
+async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { sha256: `sha256:${h.digest('hex')}`, size };
+}
+
+export async function readSchema(path: string): Promise<BackupSchema> {
+  try {
+    return JSON.parse(await fsp.readFile(join(path, 'index', 'schema.json'), 'utf8')) as BackupSchema;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`backup at ${path} has no index/schema.json (incomplete backup?)`);
+    throw e;
+  }
+}
+
+export async function readSummary(path: string): Promise<BackupSummary | null> {
+  try {
+    return JSON.parse(await fsp.readFile(join(path, 'backup.json'), 'utf8')) as BackupSummary;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Step 1 (one activity): the index in one snapshot, and in that same snapshot the list of
+ * blobs to copy, the anchor chain and the log size; plus the public keys. Re-running it
+ * starts over (a new snapshot), unless the backup is already complete.
+ */
+export async function backupExport(ctx: AppContext, input: BackupInput, hb: (detail: unknown) => void): Promise<BackupSchema> {
+  const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
+  if (existsSync(join(path, 'manifest.json'))) return readSchema(path);
+  await fsp.rm(join(path, 'index'), { recursive: true, force: true });
+  await fsp.mkdir(join(path, 'anchors'), { recursive: true });
+  await fsp.mkdir(join(path, 'keys'), { recursive: true });
+  await writeJson(join(path, 'backup.json'), { id: input.backupId, type: 'evidence-locker', status: 'running', createdAt: new Date().toISOString(), location: path, sizeBytes: 0, items: 0, blobs: 0, blobBytes: 0, logSize: 0, latestAnchor: null } satisfies BackupSummary);
+  await ctx.db.query(`INSERT INTO backup_runs (id, location, actor, workflow_id) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING`, [input.backupId, path, input.actor, input.backupId]);
+
+  const ex = await exportIndex(ctx.db, join(path, 'index'), (table, rows) => hb({ table, rows }), async (client) => {
+    // Blobs of every item whose bytes should exist; purged items have none, corrupted ones
+    // have bad bytes (recorded as a problem rather than copied).
+    const blobs = await client.query(`SELECT id, max(size_bytes) AS size, min(storage_key) AS key, bool_or(state <> 'corrupted') AS good
+      FROM evidence_items WHERE state <> 'purged' GROUP BY id ORDER BY id`);
+    const out = createWriteStream(join(path, 'blobs.jsonl'));
+    const offsets: number[] = [];
+    let bytes = 0;
+    let blobBytes = 0;
+    let n = 0;
+    for (const b of blobs.rows) {
+      if (!b.good) continue;
+      if (n % BLOB_BATCH === 0) offsets.push(bytes);
+      const line = Buffer.from(JSON.stringify({ digest: b.id, size: Number(b.size), key: b.key ?? b.id, location: ctx.blobs.primary.location }) + '\n');
+      out.write(line);
+      bytes += line.length;
+      blobBytes += Number(b.size);
+      n++;
+    }
+    out.end();
+    await new Promise<void>((res, rej) => out.once('finish', res).once('error', rej));
+    const items = Number((await client.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+    const logSize = Number((await client.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
+    let anchors: BackupSchema['anchors'] = [];
+    let latest: BackupSchema['latestAnchor'] = null;
+    if (await anchorsTableExists(client)) {
+      const a = await client.query(`SELECT id::text AS id, chain_id::text AS chain_id, seq, log_size, root_hash, jws, created_at, status FROM anchors ORDER BY chain_id, seq`);
+      const hex = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
+      anchors = a.rows.map((r) => ({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), logSize: Number(r.log_size), rootHash: hex(r.root_hash) }));
+      await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), a.rows.map((r) => JSON.stringify({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), status: r.status, jws: r.jws }) + '\n').join(''));
+      const live = a.rows.filter((r) => r.status !== 'archived').sort((x, y) => Number(y.log_size) - Number(x.log_size) || +new Date(y.created_at) - +new Date(x.created_at))[0];
+      if (live) latest = { id: live.id, seq: Number(live.seq), logSize: Number(live.log_size), rootHash: hex(live.root_hash), createdAt: new Date(live.created_at).toISOString() };
+    } else {
+      await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), '');
+    }
+    return { blobCount: n, blobBytes, blobBatchOffsets: offsets, items, logSize, anchors, latest };
+  });
+
+  const rootpack = await exportRootPack(ctx.keys);
+  // Belt and braces: a RootPack is public by construction; refuse to write one that is not.
+  if (JSON.stringify(rootpack).includes('"d":')) throw integrity('refusing to write a RootPack containing private key material');
+  await writeJson(join(path, 'keys', 'rootpack.json'), rootpack);
+
+  const { extra, ...index } = ex;
+  const schema: BackupSchema = {
+    ...index,
+    backupId: input.backupId,
+    itemCount: extra.items,
+    logSize: extra.logSize,
+    blobCount: extra.blobCount,
+    blobBytes: extra.blobBytes,
+    blobBatchOffsets: extra.blobBatchOffsets,
+    latestAnchor: extra.latest,
+    anchors: extra.anchors,
+    source: { blobKind: ctx.blobs.primary.kind, blobLocation: ctx.blobs.primary.location },
+  };
+  await writeJson(join(path, 'index', 'schema.json'), schema);
+  return schema;
+}
+
+export async function readBlobBatch(path: string, schema: BackupSchema, batchNo: number): Promise<{ digest: string; size: number; key: string }[]> {
+  const off = schema.blobBatchOffsets[batchNo];
+  if (off === undefined) return [];
+  return (await readLinesAt(join(path, 'blobs.jsonl'), off, BLOB_BATCH)).map((l) => JSON.parse(l));
+}
+
+/** Copies one blob into a filesystem store, verified against its digest on the way in. */
+export async function copyBlobInto(src: BlobStore, dest: FsBlobStore, digest: string, tmpDir: string): Promise<{ copied: boolean; size: number }> {
+  const st = await dest.stat(digest);
+  if (st) return { copied: false, size: st.size };
+  if (src instanceof FsBlobStore) {
+    const r = await dest.putFile(digest, src.pathFor(digest));
+    return { copied: r.created, size: r.size };
+  }
+  await fsp.mkdir(tmpDir, { recursive: true });
+  const tmp = join(tmpDir, `${digest.slice(7)}.${process.pid}.part`);
+  try {
+    await pipeline(await src.get(digest), createWriteStream(tmp));
+    const r = await dest.putFile(digest, tmp);
+    return { copied: r.created, size: r.size };
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+}
+
+/** Step 2 (one activity per batch): blob bytes into the backup. Idempotent: copied blobs are skipped. */
+export async function backupCopyBlobs(ctx: AppContext, input: BackupInput, batchNo: number, hb: (i: number) => void): Promise<{ copied: number; bytes: number; problems: { id: string; problem: string }[] }> {
+  const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
+  const schema = await readSchema(path);
+  const dest = backupBlobStore(path);
+  const out = { copied: 0, bytes: 0, problems: [] as { id: string; problem: string }[] };
+  const batch = await readBlobBatch(path, schema, batchNo);
+  for (let i = 0; i < batch.length; i++) {
+    const b = batch[i]!;
+    try {
+      const r = await copyBlobInto(ctx.blobs.primary, dest, b.digest, join(path, 'tmp'));
+      if (r.copied) out.copied++;
+      out.bytes += r.size;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'BLOB_NOT_FOUND' || code === 'DIGEST_MISMATCH' || code === 'ENOENT') out.problems.push({ id: b.digest, problem: code === 'DIGEST_MISMATCH' ? (e as Error).message : 'blob missing from the store' });
+      else throw e;
+    }
+    hb(i + 1);
+  }
+  return out;
+}
+
+/** Step 3: manifest of every file with its digest, the manifest's digest, the summary. */
+export async function backupFinalize(ctx: AppContext, input: BackupInput, problems: { id: string; problem: string }[]): Promise<BackupSummary> {
+  const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
+  const schema = await readSchema(path);
+  const done = await readSummary(path);
+  if (done?.status === 'complete' && existsSync(join(path, 'manifest.json'))) return done;
+  const entries: ManifestEntry[] = [];
+  for (const t of schema.tables) entries.push({ path: `index/${t.file}`, sha256: t.sha256, size: t.bytes, mediaType: 'application/x-ndjson', meta: { rows: t.rows } });
+  for (const f of ['index/schema.json', 'blobs.jsonl', 'anchors/chain.jsonl', 'keys/rootpack.json']) entries.push({ path: f, ...(await hashFile(join(path, f))) });
+  const bad = new Set(problems.map((p) => p.id));
+  const store = backupBlobStore(path);
+  for (let b = 0; b < schema.blobBatchOffsets.length; b++) {
+    for (const blob of await readBlobBatch(path, schema, b)) {
+      if (bad.has(blob.digest)) continue;
+      // The bytes were verified against the digest when copied; the digest is the file's sha256.
+      entries.push({ path: `blobs/${store.pathFor(blob.digest).slice(join(path, 'blobs').length + 1)}`, sha256: blob.digest, size: blob.size });
+    }
+  }
+  const summaryMeta = { backupId: input.backupId, items: schema.itemCount, blobs: schema.blobCount - bad.size, logSize: schema.logSize, latestAnchor: schema.latestAnchor, snapshotAt: schema.snapshotAt, problems };
+  const manifest = buildManifest({ kind: BACKUP_KIND, createdAt: schema.snapshotAt, meta: summaryMeta }, entries);
+  const bytes = serializeManifest(manifest);
+  const manifestSha256 = sha256Digest(bytes);
+  await fsp.writeFile(join(path, 'manifest.json'), bytes);
+  await fsp.writeFile(join(path, 'manifest.sha256'), `${manifestSha256}  manifest.json\n`);
+  await fsp.rm(join(path, 'tmp'), { recursive: true, force: true });
+  const sizeBytes = entries.reduce((s, e) => s + e.size, 0) + bytes.length;
+  const summary: BackupSummary = {
+    id: input.backupId,
+    type: 'evidence-locker',
+    status: 'complete',
+    createdAt: schema.snapshotAt,
+    finishedAt: new Date().toISOString(),
+    location: path,
+    sizeBytes,
+    items: schema.itemCount,
+    blobs: schema.blobCount - bad.size,
+    blobBytes: schema.blobBytes,
+    logSize: schema.logSize,
+    latestAnchor: schema.latestAnchor,
+    manifestSha256,
+    problems,
+  };
+  await writeJson(join(path, 'backup.json'), summary);
+  await ctx.db.query(`UPDATE backup_runs SET status='succeeded', summary=$2, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify(summary)]);
+  await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'backup.create', target: input.backupId, details: { location: path, items: summary.items, blobs: summary.blobs, manifestSha256, problems: problems.length } });
+  return summary;
+}
+
+export async function backupFailed(ctx: AppContext, input: BackupInput, error: string): Promise<void> {
+  const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
+  const s = await readSummary(path);
+  if (s) await writeJson(join(path, 'backup.json'), { ...s, status: 'failed', error, finishedAt: new Date().toISOString() });
+  await ctx.db.query(`UPDATE backup_runs SET status='failed', summary = summary || $2::jsonb, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify({ error })]).catch(() => {});
+}
+
+/** `stella backup list`: every backup under the backup directory, newest first. */
+export async function listBackups(root: string): Promise<BackupSummary[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(root);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: BackupSummary[] = [];
+  for (const n of names) {
+    if (!ID_RE.test(n)) continue;
+    const s = await readSummary(join(root, n));
+    if (!s) continue;
+    if (s.status === 'complete' && !existsSync(join(root, n, 'manifest.json'))) s.status = 'failed';
+    out.push(s);
+  }
+  return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+}
+
+export interface BackupCheck { ok: boolean; manifest: ArchiveManifest; manifestSha256: string; problems: { path: string; problem: string }[]; rootpack: RootPack }
+
+/**
+ * Checks a backup before restoring from it: manifest.json against manifest.sha256, and every
+ * non-blob file against the manifest. Blobs are verified by digest as they are restored
+ * (or here too, with `full`).
+ */
+export async function checkBackup(path: string, opts: { full?: boolean; hb?: () => void } = {}): Promise<BackupCheck> {
+  let bytes: Buffer;
+  try {
+    bytes = await fsp.readFile(join(path, 'manifest.json'));
+  } catch {
+    throw notFound(`no complete backup at ${path} (manifest.json missing)`);
+  }
+  const recorded = (await fsp.readFile(join(path, 'manifest.sha256'), 'utf8').catch(() => '')).trim().split(/\s+/)[0];
+  const manifestSha256 = sha256Digest(bytes);
+  if (recorded !== manifestSha256) throw integrity(`backup manifest digest mismatch: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
+  const manifest = parseManifest(bytes);
+  if (manifest.kind !== BACKUP_KIND) throw badInput(`${path} is a ${manifest.kind}, not an evidence-locker backup`);
+  const problems: { path: string; problem: string }[] = [];
+  for (const e of manifest.entries) {
+    if (!opts.full && e.path.startsWith('blobs/')) continue;
+    const h = await hashFile(join(path, e.path)).catch(() => null);
+    if (!h) problems.push({ path: e.path, problem: 'missing' });
+    else if (h.sha256 !== e.sha256 || h.size !== e.size) problems.push({ path: e.path, problem: `hashes to ${h.sha256} (${h.size} bytes), manifest says ${e.sha256} (${e.size} bytes)` });
+    opts.hb?.();
+  }
+  const rootpack = await loadRootPack(await fsp.readFile(join(path, 'keys', 'rootpack.json'), 'utf8'));
+  return { ok: problems.length === 0, manifest, manifestSha256, problems, rootpack };
+}

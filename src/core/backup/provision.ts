@@ -1,0 +1,74 @@
+import { promises as fsp } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { badInput, StellaError } from '../errors';
+import { audit } from '../audit';
+import type { AppContext } from '../context';
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, ki: 1024, kib: 1024, m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2, g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3, t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4 };
+
+/** `500M`, `10G`, `1.5TiB`, `123456` → bytes. */
+export function parseSize(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(s));
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw badInput(`bad size ${JSON.stringify(s)}: expected e.g. 500M, 10G, 1TiB or a byte count`);
+  const n = Math.ceil(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(n) || n <= 0) throw badInput(`bad size ${JSON.stringify(s)}`);
+  return n;
+}
+
+/** Bytes available to us at `path` (statfs of the nearest existing ancestor); null if unknown. */
+export async function freeSpace(path: string): Promise<number | null> {
+  let dir = resolve(path);
+  for (;;) {
+    try {
+      const s = await fsp.statfs(dir);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return null;
+      const up = dirname(dir);
+      if (up === dir) return null;
+      dir = up;
+    }
+  }
+}
+
+export interface ProvisionResult { path: string; requestedBytes: number; availableBytes: number | null; created: boolean; ok: true }
+
+/**
+ * DR-001 step 1: prepare a restore target. Creates the directory, checks it is writable and
+ * that the filesystem has at least `size` bytes free; refuses otherwise (nothing is reserved:
+ * the check is repeated when the restore starts).
+ */
+export async function provisionStorage(ctx: AppContext, q: { size: string; path?: string | null; actor: string }): Promise<ProvisionResult> {
+  const requestedBytes = parseSize(q.size);
+  const cfgPath = ctx.cfg.blob.kind === 'fs' ? ctx.cfg.blob.path : null;
+  const path = resolve(q.path || cfgPath || join(ctx.cfg.dataDir, 'evidence'));
+  const available = await freeSpace(path);
+  if (available !== null && available < requestedBytes) {
+    throw new StellaError('TOO_LARGE', `not enough space at ${path}: ${available} bytes free, ${requestedBytes} requested; nothing provisioned`);
+  }
+  let created = false;
+  try {
+    await fsp.mkdir(path, { recursive: false });
+    created = true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      await fsp.mkdir(path, { recursive: true });
+      created = true;
+    } else if (code !== 'EEXIST') throw e;
+  }
+  const st = await fsp.stat(path);
+  if (!st.isDirectory()) throw badInput(`${path} exists and is not a directory`);
+  const probe = join(path, `.stella-provision-${process.pid}`);
+  try {
+    await fsp.writeFile(probe, 'ok');
+  } catch (e) {
+    throw new StellaError('FORBIDDEN', `${path} is not writable: ${(e as Error).message}`);
+  } finally {
+    await fsp.rm(probe, { force: true });
+  }
+  await fsp.writeFile(join(path, '.stella-provisioned.json'), JSON.stringify({ requestedBytes, availableBytes: available, at: new Date().toISOString(), actor: q.actor }) + '\n');
+  await audit(ctx.db, { tenant: '*', actor: q.actor, action: 'evidence.storage.provision', target: path, details: { requestedBytes, availableBytes: available } }).catch(() => {});
+  return { path, requestedBytes, availableBytes: available, created, ok: true };
+}

@@ -1,0 +1,295 @@
+import { promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { AppContext } from '../context';
+import { FsBlobStore, type BlobStore } from '../../blob';
+import { migrate } from '../../db/migrate';
+import { withTransaction } from '../../db/pool';
+import { audit } from '../audit';
+import { badInput, conflict, integrity, StellaError } from '../errors';
+import { backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
+import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from './index-io';
+import { anchorsTableExists, findAnchor, logRootAt, verifyAllAnchors } from './anchors';
+import { freeSpace } from './provision';
+
+/**
+ * Restore (DR-001) and point-in-time restore (DR-002). The workflow drives these steps in
+ * batches; every step is idempotent (batch markers for index rows, content addressing for
+ * blobs), so a worker that dies mid-restore is simply replaced and the restore continues.
+ */
+
+export interface RestoreInput {
+  restoreId: string;
+  actor: string;
+  /** Restore from this backup (DR-001); absent for a point-in-time restore of the live index. */
+  backupId?: string | null;
+  /** Backup root directory; default the configured backup directory. */
+  backupDir?: string | null;
+  /** Where blobs go (a directory); default the configured primary store. */
+  target?: string | null;
+  /** Point-in-time: cut back to exactly this anchor's log size (DR-002). */
+  toAnchor?: string | null;
+  /** Skip the verification phase (tests of resumption only). */
+  skipVerify?: boolean;
+}
+
+export interface RestorePlan {
+  restoreId: string;
+  backupId: string | null;
+  tables: { name: string; rows: number; batches: number }[];
+  blobBatches: number;
+  blobCount: number;
+  blobBytes: number;
+  itemCount: number;
+  logSize: number;
+  target: string;
+  /** The verify child can check the target only when it is the store the workers serve from. */
+  targetIsPrimary: boolean;
+  anchors: BackupSchema['anchors'];
+}
+
+const schemaCache = new Map<string, BackupSchema>();
+async function schemaOf(path: string): Promise<BackupSchema> {
+  let s = schemaCache.get(path);
+  if (!s) {
+    s = await readSchema(path);
+    schemaCache.set(path, s);
+  }
+  return s;
+}
+
+function pathOf(ctx: AppContext, input: RestoreInput): string {
+  if (!input.backupId) throw badInput('no backup id');
+  return backupPath(backupRoot(ctx, input.backupDir), input.backupId);
+}
+
+export function targetStore(ctx: AppContext, input: RestoreInput): BlobStore {
+  if (!input.target) return ctx.blobs.primary;
+  const t = resolve(input.target);
+  if (ctx.blobs.primary instanceof FsBlobStore && resolve(ctx.blobs.primary.location) === t) return ctx.blobs.primary;
+  return new FsBlobStore(t);
+}
+
+async function setProgress(ctx: AppContext, restoreId: string, phase: string, progress: Record<string, unknown>): Promise<void> {
+  await ctx.db.query(`UPDATE restore_runs SET phase=$2, progress=$3 WHERE id=$1`, [restoreId, phase, JSON.stringify(progress)]).catch(() => {});
+}
+
+/**
+ * Runs migrations (the database may be brand new), checks the backup and the target, refuses
+ * a non-empty index, and records the run. A resumed run (row already there) skips the checks.
+ */
+export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: () => void): Promise<RestorePlan> {
+  await migrate(ctx.db);
+  const store = targetStore(ctx, input);
+  const targetIsPrimary = store === ctx.blobs.primary;
+  if (!input.backupId) {
+    await ctx.db.query(`INSERT INTO restore_runs (id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.toAnchor ?? null, store.location, input.actor]);
+    const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
+    return { restoreId: input.restoreId, backupId: null, tables: [], blobBatches: 0, blobCount: 0, blobBytes: 0, itemCount: 0, logSize, target: store.location, targetIsPrimary, anchors: [] };
+  }
+  const path = pathOf(ctx, input);
+  const schema = await schemaOf(path);
+  const resumed = (await ctx.db.query('SELECT 1 FROM restore_runs WHERE id=$1', [input.restoreId])).rowCount! > 0;
+  if (!resumed) {
+    const check = await checkBackup(path, { hb });
+    if (!check.ok) throw integrity(`backup ${input.backupId} is damaged: ${check.problems.map((p) => `${p.path}: ${p.problem}`).join('; ')}`);
+    // Forward-only migrations: this build must know every migration the backup was made with.
+    const have = new Map((await ctx.db.query('SELECT version, checksum FROM schema_migrations')).rows.map((r) => [Number(r.version), String(r.checksum)]));
+    for (const m of schema.migrations) {
+      if (!have.has(m.version)) throw conflict(`backup ${input.backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
+    }
+    const n = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+    if (n > 0) throw conflict(`the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`);
+    if (store instanceof FsBlobStore) {
+      await fsp.mkdir(store.location, { recursive: true });
+      const free = await freeSpace(store.location);
+      if (free !== null && free < schema.blobBytes) throw new StellaError('TOO_LARGE', `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`);
+    }
+    await ctx.db.query(`INSERT INTO restore_runs (id, backup_id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$5,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.backupId, input.toAnchor ?? null, store.location, input.actor]);
+    await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'evidence.restore.start', target: input.backupId, details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null } });
+  }
+  return {
+    restoreId: input.restoreId,
+    backupId: input.backupId,
+    tables: schema.tables.map((t) => ({ name: t.name, rows: t.rows, batches: t.batchOffsets.length })),
+    blobBatches: schema.blobBatchOffsets.length,
+    blobCount: schema.blobCount,
+    blobBytes: schema.blobBytes,
+    itemCount: schema.itemCount,
+    logSize: schema.logSize,
+    target: store.location,
+    targetIsPrimary,
+    anchors: schema.anchors,
+  };
+}
+
+let tablesCache: { db: unknown; tables: Map<string, TableInfo> } | null = null;
+async function targetTables(ctx: AppContext): Promise<Map<string, TableInfo>> {
+  if (tablesCache?.db !== ctx.db) tablesCache = { db: ctx.db, tables: new Map((await describeTables(ctx.db)).map((t) => [t.name, t])) };
+  return tablesCache.tables;
+}
+
+/** One batch of one table's rows; exactly once (see importBatch). */
+export async function restoreIndexBatch(ctx: AppContext, input: RestoreInput, table: string, batchNo: number): Promise<{ rows: number; inserted: number; skipped: boolean }> {
+  const path = pathOf(ctx, input);
+  const schema = await schemaOf(path);
+  const t = schema.tables.find((x) => x.name === table);
+  if (!t) throw badInput(`backup has no table ${table}`);
+  let info = (await targetTables(ctx)).get(table);
+  if (!info) {
+    tablesCache = null;
+    info = (await targetTables(ctx)).get(table);
+  }
+  if (!info) throw conflict(`table ${table} from the backup does not exist in this database`);
+  const lines = await readLinesAt(join(path, 'index', t.file), t.batchOffsets[batchNo] ?? 0, BATCH_ROWS);
+  const r = await importBatch(ctx.db, input.restoreId, info, t.columns.map((c) => c.name), batchNo, lines);
+  await setProgress(ctx, input.restoreId, 'index', { table, batchNo });
+  return { rows: lines.length, ...r };
+}
+
+export async function restoreIndexFinish(ctx: AppContext, input: RestoreInput): Promise<{ sequences: number; items: number; logSize: number }> {
+  const sequences = await resetSequences(ctx.db);
+  const items = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+  const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
+  const schema = await schemaOf(pathOf(ctx, input));
+  if (items !== schema.itemCount || logSize !== schema.logSize) {
+    throw integrity(`index restore incomplete: ${items}/${schema.itemCount} items, log size ${logSize}/${schema.logSize}`);
+  }
+  return { sequences, items, logSize };
+}
+
+/** One batch of blobs into the target, each verified against its digest. Idempotent. */
+export async function restoreBlobBatch(ctx: AppContext, input: RestoreInput, batchNo: number, hb: (i: number) => void): Promise<{ blobs: number; copied: number; bytes: number }> {
+  const path = pathOf(ctx, input);
+  const schema = await schemaOf(path);
+  const src = backupBlobStore(path);
+  const dest = targetStore(ctx, input);
+  const replica = !input.target ? ctx.blobs.replica : undefined;
+  const out = { blobs: 0, copied: 0, bytes: 0 };
+  const batch = await readBlobBatch(path, schema, batchNo);
+  for (let i = 0; i < batch.length; i++) {
+    const b = batch[i]!;
+    for (const store of replica ? [dest, replica] : [dest]) {
+      if (await store.stat(b.digest)) continue;
+      try {
+        const r = await store.putFile(b.digest, src.pathFor(b.digest));
+        if (store === dest && r.created) out.copied++;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code === 'ENOENT') throw integrity(`backup ${input.backupId} is missing the blob of ${b.digest}`);
+        if (code === 'DIGEST_MISMATCH') throw integrity(`backup ${input.backupId} holds a damaged blob for ${b.digest}: ${(e as Error).message}`);
+        throw e;
+      }
+    }
+    out.blobs++;
+    out.bytes += b.size;
+    hb(i + 1);
+  }
+  await setProgress(ctx, input.restoreId, 'blobs', { batchNo });
+  return out;
+}
+
+/** When blobs went to a directory the workers do not serve from yet: re-hash them there. */
+export async function restoreVerifyTarget(ctx: AppContext, input: RestoreInput, hb: () => void): Promise<{ checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }> {
+  const store = targetStore(ctx, input);
+  const r = await ctx.db.query(`SELECT id, max(size_bytes) AS size FROM evidence_items WHERE state IN ('present','quarantined') GROUP BY id ORDER BY id`);
+  const out = { checked: 0, ok: 0, failed: 0, failures: [] as { id: string; result: string }[] };
+  for (const row of r.rows) {
+    out.checked++;
+    const h = await store.hash(row.id);
+    const result = !h ? 'missing-blob' : h.actual !== row.id ? 'hash-mismatch' : h.size !== Number(row.size) ? 'size-mismatch' : 'ok';
+    if (result === 'ok') out.ok++;
+    else {
+      out.failed++;
+      if (out.failures.length < 100) out.failures.push({ id: row.id, result });
+    }
+    if (out.checked % 200 === 0) hb();
+  }
+  return out;
+}
+
+export interface AnchorCheck {
+  ok: boolean;
+  anchors: number;
+  checked: number;
+  firstBreak: unknown;
+  chains: { id: string; status: string; anchors: number; checked: number; ok: boolean }[];
+  /** Every anchor in the backup is back with the same root and log size, and the restored log reproduces that root. */
+  rootsMatchBackup: boolean | null;
+  mismatches: string[];
+}
+
+/** anchor verify --all (anchoring module) against the restored log, and roots identical to the backup's. */
+export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): Promise<AnchorCheck> {
+  let rootpack;
+  let backupAnchors: BackupSchema['anchors'] = [];
+  if (input.backupId) {
+    const path = pathOf(ctx, input);
+    rootpack = (await checkBackup(path)).rootpack;
+    backupAnchors = (await schemaOf(path)).anchors;
+  }
+  if (!(await anchorsTableExists(ctx.db))) return { ok: true, anchors: 0, checked: 0, firstBreak: null, chains: [], rootsMatchBackup: backupAnchors.length ? false : null, mismatches: [] };
+  const v = await verifyAllAnchors(ctx, rootpack);
+  const mismatches: string[] = [];
+  const rows = new Map((await ctx.db.query('SELECT id, log_size, root_hash FROM anchors')).rows.map((r) => [String(r.id), { logSize: Number(r.log_size), rootHash: String(r.root_hash) }]));
+  const roots = new Map<number, string>();
+  for (const a of backupAnchors) {
+    const now = rows.get(a.id);
+    if (!now) mismatches.push(`${a.id}: missing after restore`);
+    else if (now.rootHash !== a.rootHash || now.logSize !== a.logSize) mismatches.push(`${a.id}: root ${now.rootHash}@${now.logSize}, backup ${a.rootHash}@${a.logSize}`);
+    else {
+      if (!roots.has(a.logSize)) roots.set(a.logSize, await logRootAt(ctx.db, a.logSize));
+      if (roots.get(a.logSize) !== a.rootHash) mismatches.push(`${a.id}: restored log root at size ${a.logSize} is ${roots.get(a.logSize)}, anchored ${a.rootHash}`);
+    }
+  }
+  return {
+    ok: v.ok && mismatches.length === 0,
+    anchors: v.total,
+    checked: v.checked,
+    firstBreak: v.firstBreak,
+    chains: v.chains.map((c) => ({ id: c.id, status: c.status, anchors: c.anchors, checked: c.checked, ok: c.ok })),
+    rootsMatchBackup: input.backupId ? mismatches.length === 0 : null,
+    mismatches,
+  };
+}
+
+export interface PitResult { anchorId: string; logSize: number; rootHash: string; quarantined: number; alreadyQuarantined: number; anchorsArchived: number }
+
+/**
+ * DR-002: cut the locker back to exactly the anchor's log size. The log is append-only and
+ * stays whole; every item whose leaf is at seq ≥ logSize is QUARANTINED (never deleted) with
+ * an audit entry, and anchors beyond the point are archived. Idempotent.
+ */
+export async function pointInTimeApply(ctx: AppContext, input: RestoreInput): Promise<PitResult> {
+  if (!input.toAnchor) throw badInput('no anchor given');
+  const a = await findAnchor(ctx.db, input.toAnchor);
+  if (a.status === 'archived') throw conflict(`anchor ${a.id} is archived (a later point-in-time restore went before it)`);
+  const root = await logRootAt(ctx.db, a.logSize).catch((e) => {
+    throw integrity(`cannot recompute the log root at size ${a.logSize}: ${(e as Error).message}`);
+  });
+  if (root !== a.rootHash) throw integrity(`anchor ${a.id} root ${a.rootHash} does not match the log at size ${a.logSize} (${root}); refusing to restore to it`);
+  const reason = `point-in-time restore to anchor ${a.id} (log size ${a.logSize})`;
+  return withTransaction(ctx.db, async (tx) => {
+    const items = await tx.query(
+      `UPDATE evidence_items i SET state='quarantined', state_reason=$2, state_changed_at=now()
+       FROM evidence_log l WHERE l.tenant_id=i.tenant_id AND l.item_id=i.id AND l.seq >= $1 AND i.state NOT IN ('quarantined','purged')
+       RETURNING i.tenant_id, i.id, l.seq`,
+      [a.logSize, reason],
+    );
+    for (const r of items.rows) {
+      await audit(tx, { tenant: r.tenant_id, actor: input.actor, action: 'evidence.state.quarantined', target: r.id, reason, details: { restoreId: input.restoreId, anchorId: a.id, logSeq: Number(r.seq) } });
+    }
+    const already = await tx.query(`SELECT count(*)::int AS n FROM evidence_log l JOIN evidence_items i ON i.tenant_id=l.tenant_id AND i.id=l.item_id WHERE l.seq >= $1 AND i.state='quarantined'`, [a.logSize]);
+    const archived = await tx.query(
+      `UPDATE anchors SET status='archived' WHERE status <> 'archived' AND ((chain_id = $1 AND seq > $2) OR log_size > $3) RETURNING id`,
+      [a.chainId, a.seq, a.logSize],
+    );
+    for (const r of archived.rows) await audit(tx, { tenant: '*', actor: input.actor, action: 'anchor.archived', target: r.id, reason, details: { restoreId: input.restoreId } });
+    await audit(tx, { tenant: '*', actor: input.actor, action: 'evidence.restore.to-anchor', target: a.id, reason, details: { restoreId: input.restoreId, quarantined: items.rowCount, anchorsArchived: archived.rowCount } });
+    return { anchorId: a.id, logSize: a.logSize, rootHash: a.rootHash, quarantined: items.rowCount ?? 0, alreadyQuarantined: Number(already.rows[0].n) - (items.rowCount ?? 0), anchorsArchived: archived.rowCount ?? 0 };
+  });
+}
+
+export async function restoreFinish(ctx: AppContext, input: RestoreInput, result: Record<string, unknown> & { outcome: string }): Promise<void> {
+  await ctx.db.query(`UPDATE restore_runs SET status=$2, phase='done', result=$3, finished_at=now() WHERE id=$1`, [input.restoreId, result.outcome === 'passed' ? 'succeeded' : 'failed', JSON.stringify(result)]);
+  await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'evidence.restore.finish', target: input.backupId ?? input.toAnchor ?? input.restoreId, details: { restoreId: input.restoreId, outcome: result.outcome } });
+}

@@ -1,0 +1,158 @@
+import type { AppContext } from '../context';
+import { writeManifestArchiveFile, type Compression } from '../../archive';
+import { exportRootPack } from '../../crypto/rootpack';
+import { canonicalJson } from '../canonical';
+import { conflict, integrity, notFound } from '../errors';
+import { validateDigest } from '../evidence';
+import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../merkle';
+import { PgSubtreeSource, PROOF_OPTS, latestAnchor } from '../anchoring';
+import { audit } from '../audit';
+
+/**
+ * Offline evidence packs (`stella evidence export`). A deterministic manifest archive
+ * (src/archive) holding, for one artifact:
+ *
+ *   anchor.json          the anchor covering every item: compact JWS + decoded payload
+ *   index.json           every item: id, kind, media type, subjects, parents, log seq, leaf bytes
+ *   items/<hex>          the item bytes (sha256 = the item id)
+ *   proofs/<hex>.json    RFC 6962 inclusion proof of the item's leaf in the anchored tree
+ *   rootpack.json        the public keys (RootPack) the anchor and DSSE attestations verify against
+ *   manifest.json        sha256 + size of every file (kind evidence-pack)
+ *
+ * createdAt is the anchor's time, so exporting the same artifact against the same anchor
+ * gives the same bytes.
+ */
+
+export const PACK_KIND = 'evidence-pack';
+export const PACK_FORMAT = 'stella.evidence-pack.v1';
+
+export interface PackItem {
+  id: string;
+  kind: string;
+  mediaType: string;
+  predicateType: string | null;
+  size: number;
+  subjects: string[];
+  parents: { id: string; relation: string }[];
+  createdAt: string;
+  logSeq: number;
+  leaf: string;
+  leafHash: string;
+  path: string;
+  /** Why it is in the pack: a subject of the artifact, or a dependency of one. */
+  via: 'subject' | 'dependency';
+}
+
+export interface PackIndex { format: typeof PACK_FORMAT; artifact: string; tenant: string; includeDeps: boolean; items: PackItem[]; missingDependencies: { id: string; reason: string }[] }
+
+export function compressionFor(file: string): Compression {
+  if (/\.(tar\.gz|tgz|gz)$/i.test(file)) return 'gzip';
+  if (/\.(tar\.zst|zst)$/i.test(file)) return 'zstd';
+  return 'none';
+}
+
+type Row = Record<string, any>;
+
+async function loadItems(ctx: AppContext, tenant: string, ids: string[]): Promise<Row[]> {
+  const r = await ctx.db.query(
+    `SELECT i.*, l.seq, l.leaf, l.leaf_hash,
+       coalesce((SELECT array_agg(artifact_digest ORDER BY artifact_digest) FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id), '{}') AS subjects,
+       coalesce((SELECT json_agg(json_build_object('id', parent_id, 'relation', relation) ORDER BY parent_id, relation) FROM evidence_edges e WHERE e.tenant_id=i.tenant_id AND e.child_id=i.id), '[]') AS parents
+     FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id
+     WHERE i.tenant_id=$1 AND i.id = ANY($2)`,
+    [tenant, ids],
+  );
+  return r.rows;
+}
+
+export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; digest: string; includeDeps: boolean; actor: string }, dest: string) {
+  validateDigest(q.digest, 'artifact digest');
+  const direct = await ctx.db.query(`SELECT DISTINCT item_id FROM evidence_subjects WHERE tenant_id=$1 AND artifact_digest=$2 ORDER BY item_id`, [q.tenant, q.digest]);
+  if (!direct.rowCount) throw notFound(`no evidence for artifact ${q.digest}`);
+  const via = new Map<string, 'subject' | 'dependency'>(direct.rows.map((r) => [r.item_id as string, 'subject']));
+  const missing: { id: string; reason: string }[] = [];
+  let rows = await loadItems(ctx, q.tenant, [...via.keys()]);
+  if (q.includeDeps) {
+    // Transitively, the items they reference (child -> parent edges).
+    let frontier = rows.flatMap((r) => (r.parents as { id: string }[]).map((p) => p.id)).filter((id) => !via.has(id));
+    while (frontier.length) {
+      const ids = [...new Set(frontier)];
+      ids.forEach((id) => via.set(id, 'dependency'));
+      const more = await loadItems(ctx, q.tenant, ids);
+      const found = new Set(more.map((r) => r.id as string));
+      for (const id of ids) if (!found.has(id)) missing.push({ id, reason: 'not in the locker' });
+      rows = rows.concat(more);
+      frontier = more.flatMap((r) => (r.parents as { id: string }[]).map((p) => p.id)).filter((id) => !via.has(id));
+    }
+  }
+  // Only items whose bytes are present and trusted go in; the rest are named in the index.
+  const usable = rows.filter((r) => {
+    if (r.state === 'present') return true;
+    missing.push({ id: r.id, reason: `state ${r.state}${r.state_reason ? ` (${r.state_reason})` : ''}` });
+    return false;
+  });
+  const direct0 = usable.filter((r) => via.get(r.id) === 'subject');
+  if (!direct0.length) throw conflict(`no present evidence for artifact ${q.digest} (${missing.map((m) => `${m.id}: ${m.reason}`).join('; ')})`);
+  for (const r of usable) if (r.seq == null) throw integrity(`evidence ${r.id} has no Merkle log leaf; run stella evidence index status`);
+  usable.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  const anchor = await latestAnchor(ctx, { jws: true });
+  const maxSeq = Math.max(...usable.map((r) => Number(r.seq)));
+  if (!anchor || anchor.logSize <= maxSeq) {
+    throw conflict(`evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`);
+  }
+  const rootpack = await exportRootPack(ctx.keys, { now: new Date(anchor.createdAt) });
+  if (!rootpack.keys.some((k) => k.kid === anchor.kid)) throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
+
+  const source = new PgSubtreeSource(ctx.db);
+  const root = hashFromHex(anchor.rootHash);
+  const items: PackItem[] = [];
+  const proofs = new Map<string, Buffer>();
+  for (const r of usable) {
+    const seq = Number(r.seq);
+    const proof = await inclusionProofFromSource(source, seq, anchor.logSize, PROOF_OPTS);
+    // Never hand out a proof that does not verify.
+    if (!verifyInclusion(r.leaf_hash, seq, anchor.logSize, proof, root)) throw integrity(`inclusion proof for ${r.id} (leaf ${seq}) does not verify against anchor ${anchor.id}; run stella evidence anchor verify --all`);
+    const hex = String(r.id).slice(7);
+    items.push({
+      id: r.id,
+      kind: r.kind,
+      mediaType: r.media_type,
+      predicateType: r.predicate_type,
+      size: Number(r.size_bytes),
+      subjects: r.subjects,
+      parents: r.parents,
+      createdAt: new Date(r.created_at).toISOString(),
+      logSeq: seq,
+      leaf: (r.leaf as Buffer).toString('base64'),
+      leafHash: (r.leaf_hash as Buffer).toString('hex'),
+      path: `items/${hex}`,
+      via: via.get(r.id) ?? 'dependency',
+    });
+    proofs.set(hex, Buffer.from(canonicalJson({ id: r.id, leafIndex: seq, treeSize: anchor.logSize, leafHash: (r.leaf_hash as Buffer).toString('hex'), proof: proof.map((h) => Buffer.from(h).toString('hex')) })));
+  }
+  const index: PackIndex = { format: PACK_FORMAT, artifact: q.digest, tenant: q.tenant, includeDeps: q.includeDeps, items, missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)) };
+  const anchorDoc = Buffer.from(canonicalJson({ id: anchor.id, chainId: anchor.chainId, seq: anchor.seq, logSize: anchor.logSize, rootHash: anchor.rootHash, kid: anchor.kid, createdAt: anchor.createdAt, jws: anchor.jws, payload: decodeAnchorUnverified(anchor.jws!) }));
+  const indexDoc = Buffer.from(canonicalJson(index));
+  const rootpackDoc = Buffer.from(canonicalJson(rootpack));
+
+  const result = await writeManifestArchiveFile(
+    dest,
+    { kind: PACK_KIND, createdAt: anchor.createdAt, compression: compressionFor(dest), meta: { format: PACK_FORMAT, artifact: q.digest, includeDeps: q.includeDeps, items: items.length, anchorId: anchor.id, logSize: anchor.logSize } },
+    async (w) => {
+      // Strictly increasing path order: anchor.json < index.json < items/ < proofs/ < rootpack.json
+      await w.addFile('anchor.json', anchorDoc.length, anchorDoc, { mediaType: 'application/json' });
+      await w.addFile('index.json', indexDoc.length, indexDoc, { mediaType: 'application/json' });
+      for (const it of items) {
+        await w.addFile(it.path, it.size, await ctx.blobs.primary.get(it.id), { sha256: it.id, mediaType: it.mediaType, meta: { id: it.id, kind: it.kind } });
+      }
+      for (const it of items) {
+        const p = proofs.get(it.id.slice(7))!;
+        await w.addFile(`proofs/${it.id.slice(7)}.json`, p.length, p, { mediaType: 'application/json', meta: { id: it.id } });
+      }
+      await w.addFile('rootpack.json', rootpackDoc.length, rootpackDoc, { mediaType: 'application/json' });
+    },
+  );
+  await audit(ctx.db, { tenant: q.tenant, actor: q.actor, action: 'evidence.export', target: q.digest, details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 } });
+  return { manifestSha256: result.manifestSha256, items: items.length, missing: missing.length, anchorId: anchor.id, logSize: anchor.logSize };
+}

@@ -1,0 +1,153 @@
+import { proxyActivities, defineQuery, setHandler, workflowInfo, executeChild } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { BackupInput, BackupSummary } from '../src/core/backup/backup';
+import type { RestoreInput, RestorePlan, AnchorCheck, PitResult } from '../src/core/backup/restore';
+import type { VerifyRunSummary } from '../src/core/verify';
+
+// Batches are short, so a dead worker is noticed quickly (heartbeat timeout) and the batch retried.
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
+});
+
+export interface BackupProgress { backupId: string; phase: 'export' | 'blobs' | 'finalize' | 'done'; blobBatches: number; blobBatchesDone: number; blobsCopied: number; bytes: number }
+export const backupProgressQuery = defineQuery<BackupProgress>('progress');
+
+/** `stella backup create --type evidence-locker` and the stella-backup-daily schedule. */
+export async function backupEvidenceLocker(raw: BackupInput): Promise<BackupSummary> {
+  // Scheduled runs pass no id: derive a path-safe one from the (unique) workflow id.
+  const input: BackupInput = { ...raw, backupId: raw.backupId || workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-'), actor: raw.actor || 'schedule' };
+  const p: BackupProgress = { backupId: input.backupId, phase: 'export', blobBatches: 0, blobBatchesDone: 0, blobsCopied: 0, bytes: 0 };
+  setHandler(backupProgressQuery, () => p);
+  try {
+    const ex = await acts.backupExport(input);
+    p.phase = 'blobs';
+    p.blobBatches = ex.blobBatches;
+    const problems: { id: string; problem: string }[] = [];
+    for (let b = 0; b < ex.blobBatches; b++) {
+      const r = await acts.backupCopyBlobs(input, b);
+      p.blobBatchesDone++;
+      p.blobsCopied += r.copied;
+      p.bytes += r.bytes;
+      problems.push(...r.problems);
+    }
+    p.phase = 'finalize';
+    const summary = await acts.backupFinalize(input, problems);
+    p.phase = 'done';
+    return summary;
+  } catch (e) {
+    await acts.backupFailed(input, (e as Error).message);
+    throw e;
+  }
+}
+
+export interface RestoreProgress {
+  restoreId: string;
+  phase: 'prepare' | 'index' | 'blobs' | 'verify' | 'anchors' | 'point-in-time' | 'done';
+  tables: number;
+  tablesDone: number;
+  rows: number;
+  rowsDone: number;
+  blobs: number;
+  blobsDone: number;
+  bytesDone: number;
+  batchesDone: number;
+}
+export const restoreProgressQuery = defineQuery<RestoreProgress>('progress');
+
+export interface RestoreOutcome {
+  restoreId: string;
+  backupId: string | null;
+  outcome: 'passed' | 'failed';
+  target: string;
+  items: number;
+  logSize: number;
+  blobsRestored: number;
+  verify: (VerifyRunSummary & { kind: 'verify-workflow' }) | { kind: 'target-rehash'; checked: number; ok: number; failed: number; failures: { id: string; result: string }[] } | null;
+  anchors: AnchorCheck | null;
+  pointInTime: PitResult | null;
+  nextSteps: string[];
+}
+
+/**
+ * DR-001 / DR-002 as one durable workflow: migrations + checks, the index table by table in
+ * batches, the blobs in batches, then `verify --mode full` (the verifyEvidence workflow as a
+ * child) and `anchor verify --all`, and the outcome. Point-in-time (toAnchor) runs after the
+ * index (or alone, on the live index, without a backup).
+ */
+export async function restoreEvidenceLocker(raw: RestoreInput): Promise<RestoreOutcome> {
+  const input: RestoreInput = { ...raw, restoreId: raw.restoreId || workflowInfo().workflowId };
+  const p: RestoreProgress = { restoreId: input.restoreId, phase: 'prepare', tables: 0, tablesDone: 0, rows: 0, rowsDone: 0, blobs: 0, blobsDone: 0, bytesDone: 0, batchesDone: 0 };
+  setHandler(restoreProgressQuery, () => p);
+  const plan: RestorePlan = await acts.restorePrepare(input);
+  p.tables = plan.tables.length;
+  p.rows = plan.tables.reduce((s, t) => s + t.rows, 0);
+  p.blobs = plan.blobCount;
+  let items = plan.itemCount;
+  let logSize = plan.logSize;
+  if (plan.backupId) {
+    p.phase = 'index';
+    for (const t of plan.tables) {
+      for (let b = 0; b < t.batches; b++) {
+        const r = await acts.restoreIndexBatch(input, t.name, b);
+        p.rowsDone += r.rows;
+        p.batchesDone++;
+      }
+      p.tablesDone++;
+    }
+    const fin = await acts.restoreIndexFinish(input);
+    items = fin.items;
+    logSize = fin.logSize;
+    p.phase = 'blobs';
+    for (let b = 0; b < plan.blobBatches; b++) {
+      const r = await acts.restoreBlobBatch(input, b);
+      p.blobsDone += r.blobs;
+      p.bytesDone += r.bytes;
+      p.batchesDone++;
+    }
+  }
+  let pit: PitResult | null = null;
+  let maxLogSize: number | null = null;
+  if (input.toAnchor) {
+    p.phase = 'point-in-time';
+    pit = await acts.restorePointInTime(input);
+    maxLogSize = pit.logSize;
+  }
+  let verify: RestoreOutcome['verify'] = null;
+  let anchors: AnchorCheck | null = null;
+  const nextSteps: string[] = [];
+  if (!input.skipVerify) {
+    p.phase = 'verify';
+    if (plan.targetIsPrimary) {
+      const runId = `${input.restoreId}-verify-full`;
+      const v = await executeChild('verifyEvidence', {
+        workflowId: runId,
+        args: [{ runId, tenant: null, mode: 'full', sampleRate: 1, toAnchor: input.toAnchor ?? null, maxLogSize }],
+      });
+      verify = { kind: 'verify-workflow', ...(v as VerifyRunSummary) };
+    } else {
+      verify = { kind: 'target-rehash', ...(await acts.restoreVerifyTarget(input)) };
+      nextSteps.push(`stella config set EvidenceLocker:Path ${plan.target}`, 'stella service restart', 'stella evidence verify --mode full');
+    }
+    p.phase = 'anchors';
+    anchors = await acts.restoreAnchorCheck(input);
+  }
+  const verifyOk = !verify || (verify.kind === 'verify-workflow' ? verify.status === 'passed' : verify.failed === 0);
+  const outcome: RestoreOutcome = {
+    restoreId: input.restoreId,
+    backupId: plan.backupId,
+    outcome: verifyOk && (!anchors || anchors.ok) ? 'passed' : 'failed',
+    target: plan.target,
+    items,
+    logSize,
+    blobsRestored: p.blobsDone,
+    verify,
+    anchors,
+    pointInTime: pit,
+    nextSteps,
+  };
+  await acts.restoreFinish(input, outcome as unknown as Record<string, unknown> & { outcome: string });
+  p.phase = 'done';
+  return outcome;
+}
