@@ -5,7 +5,7 @@ import { canonicalJson } from '../canonical';
 import { conflict, integrity, notFound } from '../errors';
 import { validateDigest } from '../evidence';
 import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../merkle';
-import { PgSubtreeSource, PROOF_OPTS, latestAnchor } from '../anchoring';
+import { PgSubtreeSource, PROOF_OPTS, latestAnchor, toAnchorView } from '../anchoring';
 import { audit } from '../audit';
 
 /**
@@ -96,8 +96,10 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
   for (const r of usable) if (r.seq == null) throw integrity(`evidence ${r.id} has no Merkle log leaf; run stella evidence index status`);
   usable.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-  const anchor = await latestAnchor(ctx, { jws: true });
   const maxSeq = Math.max(...usable.map((r) => Number(r.seq)));
+  // The newest live anchor covering every item (anchors archived by a point-in-time restore are skipped).
+  const ar = await ctx.db.query(`SELECT * FROM anchors WHERE status = 'active' AND log_size > $1 ORDER BY log_size DESC, created_at DESC LIMIT 1`, [maxSeq]);
+  const anchor = ar.rowCount ? toAnchorView(ar.rows[0], true) : await latestAnchor(ctx, { jws: true });
   if (!anchor || anchor.logSize <= maxSeq) {
     throw conflict(`evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`);
   }
