@@ -186,7 +186,8 @@ export async function signAndStore(
   } catch (e) {
     await recordSigningFailure(ctx, { tenant: a.tenant, kid, predicateType: a.statement.predicateType, subject: artifact, ...(a.scanId ? { scanId: a.scanId } : {}), error: (e as Error).message });
     if (e instanceof StellaError) throw new StellaError(e.code === 'NOT_FOUND' ? 'UNAVAILABLE' : e.code, `signing failed: ${e.message}`, e.details);
-    throw e;
+    // I/O trouble with the key store: transient, left retryable by the workflow.
+    throw new Error(`signing failed: ${(e as Error).message}`, { cause: e });
   }
   const r = await ctx.evidence.ingest({
     tenant: a.tenant,
