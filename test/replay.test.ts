@@ -19,6 +19,11 @@ import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { createMetrics } from '../src/core/metrics';
 import '../src/core/replay/schedule';
+import { buildApi } from '../src/api/server';
+import '../src/api/routes';
+import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { mintToken } from '../src/crypto/tokens';
+import { createAnchor } from '../src/core/anchoring';
 
 const BIN = join(__dirname, '..', 'bin', 'stella.mjs');
 const ARTIFACT = sha256Digest('registry.example/shop@2');
@@ -206,6 +211,24 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const metrics = await createMetrics(h.ctx.db).registry.metrics();
     expect(metrics).toMatch(/replay_verify_total\{result="failed"\} [1-9]/);
     expect(metrics).toMatch(/replay_bundle_size_bytes\{bundle="input"\} [1-9]/);
+  });
+
+  it('--ledger finds the manifest in a signed anchor; bundles need replay:read', async () => {
+    const app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+    const tok = (scopes: string[], tenant = 'default') => mintToken(h.ctx.keys, { sub: 't', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+    const reader = { authorization: `Bearer ${await tok(['replay:read'])}` };
+    const before = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
+    expect(before.json().ok).toBe(false);
+    await createAnchor(h.ctx, { force: true } as never);
+    const after = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
+    expect(after.json(), after.body).toMatchObject({ ok: true });
+    const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: { authorization: `Bearer ${await tok(['evidence:read'])}` } });
+    expect(noScope.statusCode).toBe(403);
+    const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: { authorization: `Bearer ${await tok(['replay:read'], 'acme')}` } });
+    expect(otherTenant.statusCode).toBe(404);
+    const kit = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: reader });
+    expect(kit.statusCode).toBe(200);
+    await app.close();
   });
 
   it('the nightly schedule exists with its spec', async () => {

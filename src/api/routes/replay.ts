@@ -6,6 +6,7 @@ import { getRun, listRuns, loadRunFiles, verifyRun, recordVerification } from '.
 import { exportRootPack } from '../../crypto/rootpack';
 import { badInput, notFound } from '../../core/errors';
 import { audit } from '../../core/audit';
+import { inclusionProofFor, verifyOffline } from '../../core/anchoring';
 
 const syncBody = z.object({
   scanId: z.string().min(1),
@@ -81,28 +82,19 @@ export async function registerReplayRoutes(app: FastifyInstance, deps: ApiDeps) 
   });
 }
 
-/** `--ledger`: the manifest's evidence item is in the Merkle log and covered by an anchor. */
+/**
+ * `--ledger`: the manifest's evidence item has an inclusion proof in a signed anchor of the
+ * Merkle log, and that proof verifies the way an offline verifier would check it.
+ */
 async function ledgerCheck(deps: ApiDeps, tenant: string, scanId: string) {
   const run = await getRun(deps.ctx, tenant, scanId);
-  const log = await deps.ctx.db.query('SELECT seq FROM evidence_log WHERE tenant_id=$1 AND item_id=$2', [tenant, run.manifestDigest]);
-  if (!log.rowCount) return { ok: false, reason: 'manifest is not in the evidence log' };
-  const seq = Number(log.rows[0].seq);
-  const hasAnchors = (await deps.ctx.db.query(`SELECT to_regclass('anchors') AS t`)).rows[0].t;
-  if (!hasAnchors) return { ok: false, seq, reason: 'no anchors table (anchoring not set up)' };
-  const a = await deps.ctx.db.query(`SELECT id, log_size FROM anchors WHERE log_size > $1 ORDER BY log_size ASC LIMIT 1`, [seq]);
-  if (!a.rowCount) return { ok: false, seq, reason: 'no anchor covers the manifest yet (stella evidence anchor create)' };
   try {
-    const anchoringModule = '../../core/anchoring/index'; // optional module: resolved at run time
-    const mod = (await import(/* @vite-ignore */ anchoringModule)) as unknown as Record<string, (...a: unknown[]) => Promise<{ ok?: boolean; verified?: boolean }>>;
-    const prove = mod.verifyItemInclusion ?? mod.proveAndVerify;
-    if (prove) {
-      const r = await prove(deps.ctx, tenant, run.manifestDigest, a.rows[0].id);
-      return { ok: r.ok ?? r.verified ?? false, seq, anchor: a.rows[0].id, proof: r };
-    }
-  } catch {
-    /* anchoring module without a proof helper */
+    const proof = await inclusionProofFor(deps.ctx, tenant, run.manifestDigest);
+    const v = await verifyOffline(proof);
+    return { ok: v.ok, manifest: run.manifestDigest, anchor: (proof as { anchorId?: string }).anchorId ?? null, leafIndex: proof.inclusion?.leafIndex ?? null, treeSize: (proof as { treeSize?: number }).treeSize ?? null, result: v };
+  } catch (e) {
+    return { ok: false, manifest: run.manifestDigest, reason: (e as Error).message };
   }
-  return { ok: true, seq, anchor: a.rows[0].id, note: 'covered by anchor (inclusion proof: stella evidence proof ' + run.manifestDigest + ')' };
 }
 
 extraRoutes.push(registerReplayRoutes);

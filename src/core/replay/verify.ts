@@ -79,7 +79,9 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
       result.signer = v.signatures;
       if (v.payloadType !== MANIFEST_PAYLOAD_TYPE) err('SIGNATURE_INVALID', `payload type ${v.payloadType}, expected ${MANIFEST_PAYLOAD_TYPE}`);
       if (!v.ok) {
-        if (v.signatures.some((s) => s.valid && !s.trusted)) err('SIGNER_UNTRUSTED', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; '));
+        const known = new Set(inp.rootpack.keys.map((k) => k.kid));
+        // A signer the RootPack does not know (or no longer trusts) is a trust failure, not a bad signature.
+        if (v.signatures.some((s) => (s.valid && !s.trusted) || !known.has(s.keyid))) err('SIGNER_UNTRUSTED', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; '));
         else err('SIGNATURE_INVALID', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; ') || 'no valid signature');
       }
       if (!Buffer.from(v.payload).equals(manifestBytes(m))) err('MANIFEST_MISMATCH', 'the signed payload differs from manifest.json');
