@@ -59,27 +59,40 @@ function remember(id: string): void {
   }
 }
 
-async function resolveId(c: Ctx, id: string | undefined): Promise<string> {
+/**
+ * No id given: the promotion this CLI last started or acted on while it is unfinished (or
+ * finished within `keepFinishedMs`: "retry, then status" shows the one just retried), else
+ * the newest waiting one from the list endpoint. Says on stderr which one it picked.
+ */
+async function resolveId(c: Ctx, id: string | undefined, keepFinishedMs = 0): Promise<string> {
   if (id) {
     remember(id);
     return id;
   }
   const api = c.api();
+  const say = (picked: string, why: string) => {
+    if (!c.quiet) process.stderr.write(`(no id given: ${picked}, ${why})\n`);
+    return picked;
+  };
   const last = readState().lastPromotion?.id;
   if (last) {
-    const s = await api.get<Status>(`/promotions/${encodeURIComponent(last)}`).catch(() => null);
-    if (s && !FINAL.includes(s.state)) return last;
+    const s = await api.get<Status & { finishedAt?: string | null }>(`/promotions/${encodeURIComponent(last)}`).catch(() => null);
+    if (s && !FINAL.includes(s.state)) return say(last, 'the promotion this CLI last worked with');
+    if (s && keepFinishedMs && s.finishedAt && Date.now() - Date.parse(s.finishedAt) < keepFinishedMs) return say(last, `the promotion this CLI last worked with, ${s.state}`);
   }
   for (const state of ['waiting-evidence', 'waiting-approval', 'evaluating']) {
     const r = await api.get<{ items: { id: string }[] }>(`/promotions${qs({ state, limit: 1 })}`);
     if (r.items[0]) {
       remember(r.items[0].id);
-      return r.items[0].id;
+      return say(r.items[0].id, `the newest promotion ${state}`);
     }
   }
-  if (last) return last; // nothing unfinished: the last one this CLI worked with (e.g. just promoted)
+  if (last) return say(last, 'the promotion this CLI last worked with'); // nothing unfinished
   throw new CliError('no promotion in progress; pass an id (stella promotion list) or start one (stella promotion start --artifact <digest> --to <env>)', EXIT.NOT_FOUND);
 }
+
+/** How long a just-finished promotion stays the default for status/evidence. */
+const KEEP_FINISHED_MS = 30 * 60_000;
 
 // --- rendering
 
@@ -153,7 +166,7 @@ export function registerPromotionCommands(program: Command): void {
     .action(
       action(async (id: string | undefined, _o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const pid = await resolveId(c, id);
+        const pid = await resolveId(c, id, KEEP_FINISHED_MS);
         const s = await c.api().get<Status>(`/promotions/${encodeURIComponent(pid)}`);
         print(c.format, s, () => renderStatus(s));
       }),
@@ -165,7 +178,7 @@ export function registerPromotionCommands(program: Command): void {
     .action(
       action(async (id: string | undefined, o: { missing?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const pid = await resolveId(c, id);
+        const pid = await resolveId(c, id, KEEP_FINISHED_MS);
         const r = await c.api().get<{ id: string; artifact: string; to: string; state: string; deadline: string | null; gates?: Gate[]; missing: { gate: string; detail: string; kind?: string; predicateType?: string; command?: string }[] }>(
           `/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`,
         );
@@ -296,7 +309,8 @@ async function showPolicy(o: { env?: string }, cmd: Command): Promise<void> {
   const human: string[] = [];
   if ('policies' in r.promotion) {
     human.push(...r.promotion.policies.map((p) => renderPolicy(`promotion policy for ${p.policyEnv}`, p)));
-    human.push(renderPolicy('promotion policy for any other environment', r.promotion.builtIn.policy && r.promotion.policies.some((p) => p.policyEnv === '*') ? r.promotion.policies.find((p) => p.policyEnv === '*')! : r.promotion.builtIn));
+    // '*' (tenant-wide) is listed above when set; otherwise the built-in default applies elsewhere.
+    if (!r.promotion.policies.some((p) => p.policyEnv === '*')) human.push(renderPolicy('promotion policy for any other environment', r.promotion.builtIn));
   } else human.push(renderPolicy(`promotion policy for ${o.env}`, r.promotion));
   for (const s of evidencePolicySections) {
     const v = await s.fetch(c, o);

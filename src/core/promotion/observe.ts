@@ -18,7 +18,11 @@ extraMetrics.push((registry, db) => {
     registers: [registry],
     async collect() {
       this.reset();
-      const r = await db.query(`SELECT tenant_id, to_env, count(*)::int AS n FROM promotions WHERE state='waiting-evidence' GROUP BY tenant_id, to_env`);
+      // Explicit zeros for targets promoted to recently, so dashboards show 0 rather than no data.
+      const r = await db.query(
+        `SELECT tenant_id, to_env, (count(*) FILTER (WHERE state='waiting-evidence'))::int AS n FROM promotions
+         WHERE state='waiting-evidence' OR updated_at > now() - interval '30 days' GROUP BY tenant_id, to_env`,
+      );
       for (const row of r.rows) this.set({ tenant: row.tenant_id, env: row.to_env }, row.n);
     },
   });
@@ -41,11 +45,12 @@ registerDoctorCheck({
   async run({ ctx, tenant }) {
     const blocked = await blockedOnEvidence(ctx.db, tenant);
     if (!blocked.length) return { status: 'PASS', message: 'no promotion is waiting for evidence' };
-    const lines = blocked.map((b) => `${b.workflowId}: ${b.missing.map((g) => g.detail).join('; ')}`);
+    // Short form per promotion ("SBOM not found, attestation missing"); full detail in details.
+    const lines = blocked.map((b) => `${b.workflowId} (to ${b.toEnv}): ${b.missing.map((g) => g.detail.split(':')[0]).join(', ')}`);
     const commands = [...new Set(blocked.flatMap((b) => b.missing.map((g) => g.missing?.command).filter((c): c is string => !!c)))];
     return {
       status: 'WARN',
-      message: `${blocked.length} promotion(s) blocked on evidence: ${lines.join(' | ')}`,
+      message: `${blocked.length} promotion(s) blocked on evidence: ${lines.join('; ')}`,
       remedy: `generate the missing evidence (${commands.join(' ; ')}), then: stella promotion retry`,
       details: {
         promotions: blocked.map((b) => ({
