@@ -9,6 +9,18 @@ import { buildApi } from './api/server';
 import './api/routes';
 import { createStellaWorker } from '../workers/worker';
 
+/**
+ * Token verification keys, re-read from the key store at most every 30 s: reading and
+ * parsing the key directory on every request dominated retrieval latency.
+ */
+function cachedTokenKeys(ctx: AppContext) {
+  let cached: { at: number; jwks: Awaited<ReturnType<typeof tokenJwks>> } | null = null;
+  return async () => {
+    if (!cached || Date.now() - cached.at > 30_000) cached = { at: Date.now(), jwks: await tokenJwks(ctx.keys) };
+    return cached.jwks;
+  };
+}
+
 export interface Running { ctx: AppContext; api?: FastifyInstance; temporal: TemporalHandles; stop: () => Promise<void>; done: Promise<void> }
 
 /**
@@ -35,7 +47,7 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
 
   let api: FastifyInstance | undefined;
   if (wantApi) {
-    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: () => tokenJwks(ctx.keys) });
+    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenKeys(ctx) });
     await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueue: cfg.temporal.taskQueue, temporal: cfg.temporal.address }, 'stella serving');
