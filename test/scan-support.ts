@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApi } from '../src/api/server';
@@ -9,7 +10,9 @@ import { parseDpkgStatus, parseOsRelease } from '../src/scanner/detectors/index'
 import { REPO_ROOT } from './helpers/oci-fixture';
 import type { Harness } from './support/context';
 
-export const TENANT = 'default';
+// Unique per test process: workflow ids (scan-<tenant>-<digest>) are namespace-wide, and
+// fixtures built from the same content have the same digest in every test file.
+export const TENANT = `scan${randomBytes(4).toString('hex')}`;
 
 export function api(h: Harness) {
   return buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });

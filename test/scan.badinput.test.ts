@@ -166,6 +166,16 @@ describe('bad input', () => {
     expect(list.body.items[0]).toMatchObject({ valid: true, trustedNow: false, signer: own.keyid });
     const v = await call('GET', `/attestations/${ok.body.id}`);
     expect(v.body.signatures[0].reasonNow).toContain('after key notAfter');
+
+    // RootPack round trip: export own keys, import as trusted (creates the trust file), show.
+    const own2 = await call('GET', '/rootpack?scope=own');
+    const imp = await call('POST', '/rootpack', Buffer.from(JSON.stringify(own2.body)), { 'content-type': 'application/json' });
+    expect(imp.status, JSON.stringify(imp.body)).toBe(200);
+    expect(imp.body.added.length).toBe(own2.body.keys.length);
+    const shown = await call('GET', '/rootpack');
+    expect(shown.body.keys.find((k: any) => k.kid === own.keyid)).toMatchObject({ status: 'retired' });
+    const tampered = { ...own2.body, createdAt: new Date(0).toISOString() };
+    expect((await call('POST', '/rootpack', Buffer.from(JSON.stringify(tampered)), { 'content-type': 'application/json' })).status).toBe(422);
   });
 
   it('a signing failure is recorded and shown by attest status; nothing is stored', async () => {

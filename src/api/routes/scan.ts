@@ -280,7 +280,12 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       `SELECT * FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND status IN ('completed','reused') ORDER BY finished_at DESC NULLS LAST LIMIT 1`,
       [tenant, b.subject],
     );
-    const run = lastRun.rowCount ? runRow(lastRun.rows[0]) : null;
+    let run = lastRun.rowCount ? runRow(lastRun.rows[0]) : null;
+    // A reused run produced nothing itself: describe the run whose evidence it reused.
+    if (run?.status === 'reused' && run.reusedFrom) {
+      const orig = await ctx.db.query('SELECT * FROM scan_runs WHERE tenant_id=$1 AND scan_id=$2', [tenant, run.reusedFrom]);
+      if (orig.rowCount) run = runRow(orig.rows[0]);
+    }
     const latest = async (kind: string) =>
       (await ctx.db.query(
         `SELECT i.id FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { canonicalJson, sha256Digest } from '../canonical';
@@ -71,6 +72,7 @@ export async function importTrust(ctx: AppContext, tenant: string, pack: unknown
   const f = trustFile(ctx);
   const base = existsSync(f) ? await readRootPackFile(f) : undefined;
   const r = await importRootPack(base, pack);
+  await mkdir(dirname(f), { recursive: true, mode: 0o700 });
   await writeRootPackFile(f, r.pack);
   await audit(ctx.db, { tenant, actor, action: 'rootpack.import', target: r.pack.digest, details: { added: r.added, updated: r.updated } });
   return { added: r.added, updated: r.updated, digest: r.pack.digest };
