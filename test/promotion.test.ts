@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -134,26 +135,38 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(done.reason).toBe('test cleanup');
   });
 
-  it('a worker stopped and restarted mid-promotion completes it with one promotion record', async () => {
-    const digest = artifact();
-    const start = await api('POST', '/promotions', { artifact: digest, from: 'staging', to: 'perf' });
-    await waitFor(() => status(start.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+  it('a worker killed (SIGKILL) mid-promotion and restarted completes it with one promotion record', async () => {
+    // The harness worker steps aside; promotions on this queue run in a separate worker process.
     await h.stopWorker();
-    // While no worker runs: evidence arrives and the operator signals retry (held by the server).
-    await storeAllEvidence(h.ctx, TENANT, digest);
-    await h.client.workflow.getHandle(start.body.id).signal('retry', { by: 'operator' });
-    const { worker, connection } = await createStellaWorker(h.ctx, { workflowBundle: { code: readFileSync(inject('workflowBundlePath'), 'utf8') }, shutdownGraceTime: '2s' });
-    const run = worker.run();
+    const spawnWorker = async () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/promotion-worker-proc.ts'], {
+        env: { ...process.env, STELLA_DATA_DIR: h.ctx.cfg.dataDir, DATABASE_URL: h.ctx.cfg.databaseUrl!, STELLA_TEMPORAL_ADDRESS: h.ctx.cfg.temporal.address!, STELLA_TASK_QUEUE: h.ctx.cfg.temporal.taskQueue, STELLA_TEST_BUNDLE: inject('workflowBundlePath'), STELLA_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => d.toString().includes('worker-ready') && resolve());
+        child.once('exit', (code) => reject(new Error(`worker process exited early (${code})`)));
+      });
+      return child;
+    };
+    const digest = artifact();
+    let proc = await spawnWorker();
     try {
+      const start = await api('POST', '/promotions', { artifact: digest, from: 'staging', to: 'perf' });
+      await waitFor(() => status(start.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+      // While no worker runs: evidence arrives and the operator signals retry (held by the server).
+      await storeAllEvidence(h.ctx, TENANT, digest);
+      await h.client.workflow.getHandle(start.body.id).signal('retry', { by: 'operator' });
+      proc = await spawnWorker();
       const result = await h.client.workflow.getHandle(start.body.id).result();
       expect(result.state).toBe('promoted');
     } finally {
-      worker.shutdown();
-      await run;
-      await connection.close();
+      proc.kill('SIGKILL');
     }
-    const rows = await h.ctx.db.query('SELECT state FROM promotions WHERE artifact_digest=$1', [digest]);
-    expect(rows.rows).toEqual([{ state: 'promoted' }]);
+    const rows = await h.ctx.db.query('SELECT state, attempts FROM promotions WHERE artifact_digest=$1', [digest]);
+    expect(rows.rows).toEqual([{ state: 'promoted', attempts: 2 }]);
     const events = await h.ctx.db.query(`SELECT count(*)::int AS n FROM timeline_events WHERE type='promotion.promoted' AND subject=$1`, [digest]);
     expect(events.rows[0].n).toBe(1);
     // the harness worker is gone; start a fresh one for the remaining tests
