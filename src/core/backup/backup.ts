@@ -11,6 +11,7 @@ import { audit } from '../audit';
 import { badInput, integrity, notFound } from '../errors';
 import { exportIndex, readLinesAt, type IndexExport } from './index-io';
 import { anchorsTableExists } from './anchors';
+import { mapLimit } from '../locker/batch-ingest';
 
 /**
  * Evidence Locker backups. A backup is a directory `<backups>/<backup-id>/`:
@@ -31,6 +32,8 @@ import { anchorsTableExists } from './anchors';
 
 export const BACKUP_KIND = 'evidence-locker-backup';
 export const BLOB_BATCH = 500;
+/** Blob copies in flight per batch. */
+export const COPY_CONCURRENCY = 16;
 
 export interface BackupInput { backupId: string; dir: string; actor: string }
 
@@ -223,8 +226,9 @@ export async function backupCopyBlobs(ctx: AppContext, input: BackupInput, batch
   const dest = backupBlobStore(path);
   const out = { copied: 0, bytes: 0, problems: [] as { id: string; problem: string }[] };
   const batch = await readBlobBatch(path, schema, batchNo);
-  for (let i = 0; i < batch.length; i++) {
-    const b = batch[i]!;
+  let done = 0;
+  // Blob copies are fsync-bound; overlapping them is what gets near plain-copy speed.
+  await mapLimit(batch, COPY_CONCURRENCY, async (b) => {
     try {
       const r = await copyBlobInto(ctx.blobs.primary, dest, b.digest, join(path, 'tmp'));
       if (r.copied) out.copied++;
@@ -234,8 +238,9 @@ export async function backupCopyBlobs(ctx: AppContext, input: BackupInput, batch
       if (code === 'BLOB_NOT_FOUND' || code === 'DIGEST_MISMATCH' || code === 'ENOENT') out.problems.push({ id: b.digest, problem: code === 'DIGEST_MISMATCH' ? (e as Error).message : 'blob missing from the store' });
       else throw e;
     }
-    hb(i + 1);
-  }
+    hb(++done);
+  });
+  out.problems.sort((a, b) => (a.id < b.id ? -1 : 1));
   return out;
 }
 

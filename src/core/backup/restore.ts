@@ -6,7 +6,8 @@ import { migrate } from '../../db/migrate';
 import { withTransaction } from '../../db/pool';
 import { audit } from '../audit';
 import { badInput, conflict, integrity, StellaError } from '../errors';
-import { backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
+import { mapLimit } from '../locker/batch-ingest';
+import { COPY_CONCURRENCY, backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
 import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from './index-io';
 import { anchorsTableExists, findAnchor, logRootAt, verifyAllAnchors } from './anchors';
 import { freeSpace } from './provision';
@@ -166,8 +167,8 @@ export async function restoreBlobBatch(ctx: AppContext, input: RestoreInput, bat
   const replica = !input.target ? ctx.blobs.replica : undefined;
   const out = { blobs: 0, copied: 0, bytes: 0 };
   const batch = await readBlobBatch(path, schema, batchNo);
-  for (let i = 0; i < batch.length; i++) {
-    const b = batch[i]!;
+  let done = 0;
+  await mapLimit(batch, COPY_CONCURRENCY, async (b) => {
     for (const store of replica ? [dest, replica] : [dest]) {
       if (await store.stat(b.digest)) continue;
       try {
@@ -182,8 +183,8 @@ export async function restoreBlobBatch(ctx: AppContext, input: RestoreInput, bat
     }
     out.blobs++;
     out.bytes += b.size;
-    hb(i + 1);
-  }
+    hb(++done);
+  });
   await setProgress(ctx, input.restoreId, 'blobs', { batchNo });
   return out;
 }
