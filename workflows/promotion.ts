@@ -197,7 +197,8 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
   } catch (e) {
     // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
     if (e instanceof ApplicationFailure && e.nonRetryable && FINAL.includes(st.state)) throw e;
-    const message = (e as Error).message ?? String(e);
+    // An activity failure's own message is generic ("Activity task failed"): report its cause.
+    const message = ((e as { cause?: Error }).cause?.message ?? (e as Error).message) || String(e);
     log.error('promotion failed unexpectedly', { error: message });
     if (!FINAL.includes(st.state)) await finish('failed', `promotion error: ${message}`, 'system:promotion');
     throw ApplicationFailure.create({ message: `promotion error: ${message}`, type: 'PromotionError', nonRetryable: true, details: [st] });

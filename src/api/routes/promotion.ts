@@ -57,7 +57,9 @@ async function locate(deps: ApiDeps, tenant: string, id: string): Promise<Locate
   try {
     const d = await handle.describe();
     const owner = d.typedSearchAttributes.get(SA.tenant);
-    if (d.type !== 'promotion' || (owner !== undefined && owner !== tenant)) throw notFound(`promotion ${id} not found`);
+    // Before its first workflow task a promotion may carry no tenant attribute yet: the id prefix decides then.
+    const mine = owner !== undefined ? owner === tenant : workflowId.startsWith(`promotion-${tenant}-`);
+    if (d.type !== 'promotion' || !mine) throw notFound(`promotion ${id} not found`);
     return { handle: t.client.workflow.getHandle(workflowId, d.runId), workflowId, runId: d.runId, running: d.status.name === 'RUNNING', status: d.status.name };
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) throw notFound(`promotion ${id} not found`);
