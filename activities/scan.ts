@@ -238,10 +238,10 @@ export function createScanActivities(ctx: AppContext) {
     },
 
     /** Final state of the run record (+ timeline event). Idempotent. */
-    async scanFinish(a: { tenant: string; scanId: string; workflowId: string; input: ScanThenAttestInput; artifactDigest?: string; status: 'completed' | 'failed' | 'reused'; error?: string }): Promise<ScanRun | null> {
+    async scanFinish(a: { tenant: string; scanId: string; workflowId: string; input: ScanThenAttestInput; artifactDigest?: string; status: 'completed' | 'failed' | 'reused'; error?: string; finishedAt?: string }): Promise<ScanRun | null> {
       let r = await ctx.db.query(
-        `UPDATE scan_runs SET status=$3, error=$4, finished_at=COALESCE(finished_at, now()) WHERE tenant_id=$1 AND scan_id=$2 RETURNING *`,
-        [a.tenant, a.scanId, a.status, a.error ?? null],
+        `UPDATE scan_runs SET status=$3, error=$4, finished_at=COALESCE(finished_at, $5::timestamptz, now()) WHERE tenant_id=$1 AND scan_id=$2 RETURNING *`,
+        [a.tenant, a.scanId, a.status, a.error ?? null, a.finishedAt ?? null],
       );
       if (!r.rowCount && a.artifactDigest) {
         // Failed before the run was recorded (e.g. unknown image): still leave a record for `scanner jobs list`.

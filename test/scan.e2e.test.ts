@@ -130,6 +130,10 @@ describe('scanThenAttest end to end', () => {
     expect(runs.body.items[0]).toMatchObject({ status: 'completed', temporalStatus: 'COMPLETED', feedVersion: 1, feedDigest: feed.body.digest, sbomId: result.sbomId, reportId: result.reportId, imagePath: fx.dir });
     expect(runs.body.items[0].attestationIds.sort()).toEqual([...result.attestationIds].sort());
 
+    // `attest create` after the scan rebuilds the same statement and returns the existing attestation.
+    const again = await call('POST', '/attestations', { subject: fx.digest, type: 'slsa-provenance' });
+    expect(again.body).toMatchObject({ id: byType[SLSA_PROVENANCE_V1].item.id, reused: true });
+
     // evidence list / chain by artifact show all five items.
     const ev = await call('GET', `/evidence?artifact=${fx.digest}`);
     expect(ev.body.items.map((i: any) => i.kind).sort()).toEqual(['attestation', 'attestation', 'attestation', 'sbom', 'scan-report']);

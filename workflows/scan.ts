@@ -68,13 +68,14 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
     const sbom = await heavy.scanSbom(ctx);
     Object.assign(p, { sbomId: sbom.sbomId, components: sbom.components });
     p.warnings.push(...sbom.warnings.slice(0, 20));
+    let finishedAt: string | undefined;
 
     if (!ctx.sbomOnly) {
       p.phase = 'matching';
       const m = await heavy.scanMatch(ctx, sbom.sbomId);
       Object.assign(p, { reportId: m.reportId, counts: m.counts });
       p.warnings.push(...m.warnings);
-      const finishedAt = new Date().toISOString();
+      finishedAt = new Date().toISOString();
 
       p.phase = 'attesting';
       const ids = { sbomId: sbom.sbomId, reportId: m.reportId, finishedAt };
@@ -83,7 +84,8 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
         p.attestationIds.push(a.id);
       }
     }
-    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, artifactDigest: ctx.artifactDigest, status: 'completed' });
+    // finishedAt is what the statements carry, so `attest create` later rebuilds identical statements (and reuses them).
+    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, artifactDigest: ctx.artifactDigest, status: 'completed', ...(finishedAt ? { finishedAt } : {}) });
     p.phase = 'done';
     return p;
   } catch (e) {
