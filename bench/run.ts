@@ -1,3 +1,4 @@
+export {};
 /**
  * Runs every benchmark in one process and prints its figures. Each bench reports ratios
  * against a baseline measured in the same run (raw sha256, an empty workflow, a plain copy),

@@ -1,3 +1,4 @@
+import { verifyRun } from '../src/core/replay/runs';
 import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -136,7 +137,14 @@ describe('scanThenAttest end to end', () => {
 
     // evidence list / chain by artifact show all five items.
     const ev = await call('GET', `/evidence?artifact=${fx.digest}`);
-    expect(ev.body.items.map((i: any) => i.kind).sort()).toEqual(['attestation', 'attestation', 'attestation', 'sbom', 'scan-report']);
+    expect(ev.body.items.map((i: any) => i.kind).filter((k: string) => k !== 'replay-bundle').sort()).toEqual(['attestation', 'attestation', 'attestation', 'sbom', 'scan-report']);
+
+    // The run recorded a signed replay manifest whose verdict replays from its input bundle.
+    expect(result.replayManifest).toMatch(/^sha256:/);
+    expect(ev.body.items.filter((i: any) => i.kind === 'replay-bundle')).toHaveLength(4);
+    const replay = await verifyRun(h.ctx, TENANT, result.scanId, 'test');
+    expect(replay.problems).toEqual([]);
+    expect(replay.recomputed).toMatchObject({ status: 'fail', counts: { critical: 1, high: 1, medium: 1 } });
     const chain = await call('GET', `/evidence/chain?artifact=${fx.digest}`);
     if (chain.status === 200) expect(JSON.stringify(chain.body)).toContain(result.sbomId);
   });
@@ -150,8 +158,9 @@ describe('scanThenAttest end to end', () => {
     const forced = await scanAndWait(fx.digest, { force: true });
     expect(forced.result.phase).toBe('done');
     const after = await countEvidence(h);
-    // New scan time → a fresh SBOM, report and three attestations.
-    expect(after).toEqual({ ...before, sbom: before.sbom! + 1, 'scan-report': before['scan-report']! + 1, attestation: before.attestation! + 3 });
+    // New scan time → a fresh SBOM, report and three attestations, and a new replay record whose
+    // input bundle (same inventory, feed, policy, tools) is byte-identical, so stored once.
+    expect(after).toEqual({ ...before, sbom: before.sbom! + 1, 'scan-report': before['scan-report']! + 1, attestation: before.attestation! + 3, 'replay-bundle': before['replay-bundle']! + 3 });
 
     const fx2 = await buildOciFixture({ ref: 'tiny:1', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify({ name: 'x', lockfileVersion: 3, packages: { '': { name: 'x' }, 'node_modules/left-pad': { version: '1.3.0' } } }) }]], archives: true });
     try {

@@ -85,7 +85,7 @@ describe('scanThenAttest resumes after a worker dies', () => {
     const result = (await w2.runUntil(handle.result())) as any;
     expect(crashedOnce).toBe(true);
     expect(result.phase).toBe('done');
-    expect(await countEvidence(h)).toEqual({ sbom: 1, 'scan-report': 1, attestation: 3 });
+    expect(await countEvidence(h)).toEqual({ sbom: 1, 'scan-report': 1, attestation: 3, 'replay-bundle': 4 });
     expect(new Set(result.attestationIds).size).toBe(3);
     const runs = await h.ctx.db.query('SELECT status, attestation_ids, sbom_id FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2', [TENANT, fx.digest]);
     expect(runs.rows).toHaveLength(1);

@@ -36,6 +36,8 @@ export interface ScanProgress {
   warnings: string[];
   reusedFrom: string | null;
   error: string | null;
+  /** The signed replay manifest recorded for this run (evidence id). */
+  replayManifest?: string | null;
 }
 
 export const scanProgressQuery = defineQuery<ScanProgress>('progress');
@@ -83,6 +85,9 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
         const a = await quick.scanAttest(ctx, type, ids);
         p.attestationIds.push(a.id);
       }
+      // Every full run records a signed replay manifest + bundles (replay runbook §2.1).
+      const rp = await heavy.scanRecordReplay(ctx);
+      p.replayManifest = rp.manifestDigest;
     }
     // finishedAt is what the statements carry, so `attest create` later rebuilds identical statements (and reuses them).
     await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, artifactDigest: ctx.artifactDigest, status: 'completed', ...(finishedAt ? { finishedAt } : {}) });
