@@ -21,7 +21,7 @@ import { sha256Digest } from '../src/core/canonical';
 import { startVerifyRun, verifyBatch, findUnindexed, finishVerifyRun } from '../src/core/verify';
 import { buildApi } from '../src/api/server';
 import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { cachedTokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 
 /** Flat (bench/run.ts prints one line per key); timings are from this run on this machine. */
@@ -162,7 +162,7 @@ export async function benchEvidence(opts: { items?: number; itemBytes?: number; 
     log(`verify full: ${ids.length} blobs, ${mb.toFixed(1)} MB in ${v.seconds.toFixed(2)} s; raw sha256 ${rawSec.toFixed(2)} s; ratio ${ratio.toFixed(2)}`);
 
     // Retrieval through the API (fastify inject: routing, auth, DB lookup, verified read).
-    const app = await buildApi({ ctx, temporal: null, metrics: createMetrics(ctx.db), tokenKeys: () => tokenJwks(ctx!.keys) });
+    const app = await buildApi({ ctx, temporal: null, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenJwks(ctx.keys) });
     const token = await mintToken(ctx.keys, { sub: 'bench', tenant: 'default', scopes: ['evidence:read'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
     const headers = { authorization: `Bearer ${token}` };
     const pick = () => ids[Math.floor(Math.random() * ids.length)]!;

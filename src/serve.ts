@@ -2,24 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { StellaConfig } from './config';
 import { createAppContext, closeAppContext, type AppContext } from './core/context';
 import { createMetrics } from './core/metrics';
-import { tokenJwks } from './core/keys';
+import { cachedTokenJwks } from './core/keys';
 import { connectTemporal, ensureSearchAttributes, type TemporalHandles } from './temporal/client';
 import { ensureSchedules } from './temporal/schedules';
 import { buildApi } from './api/server';
 import './api/routes';
 import { createStellaWorker } from '../workers/worker';
-
-/**
- * Token verification keys, re-read from the key store at most every 30 s: reading and
- * parsing the key directory on every request dominated retrieval latency.
- */
-function cachedTokenKeys(ctx: AppContext) {
-  let cached: { at: number; jwks: Awaited<ReturnType<typeof tokenJwks>> } | null = null;
-  return async () => {
-    if (!cached || Date.now() - cached.at > 30_000) cached = { at: Date.now(), jwks: await tokenJwks(ctx.keys) };
-    return cached.jwks;
-  };
-}
 
 export interface Running { ctx: AppContext; api?: FastifyInstance; temporal: TemporalHandles; stop: () => Promise<void>; done: Promise<void> }
 
@@ -47,7 +35,7 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
 
   let api: FastifyInstance | undefined;
   if (wantApi) {
-    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenKeys(ctx) });
+    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenJwks(ctx.keys) });
     await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueue: cfg.temporal.taskQueue, temporal: cfg.temporal.address }, 'stella serving');

@@ -17,3 +17,15 @@ export async function openKeyStore(dir: string): Promise<KeyStore> {
 export async function tokenJwks(ks: KeyStore) {
   return { keys: (await ks.list()).filter((k) => k.purpose === TOKEN_PURPOSE).map((k) => k.publicJwk) };
 }
+
+/**
+ * Token verification keys, re-read from the key store at most every `ttlMs`: reading and
+ * parsing the key directory on every request dominated API latency.
+ */
+export function cachedTokenJwks(ks: KeyStore, ttlMs = 30_000) {
+  let cached: { at: number; jwks: Awaited<ReturnType<typeof tokenJwks>> } | null = null;
+  return async () => {
+    if (!cached || Date.now() - cached.at > ttlMs) cached = { at: Date.now(), jwks: await tokenJwks(ks) };
+    return cached.jwks;
+  };
+}
