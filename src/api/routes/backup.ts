@@ -38,7 +38,17 @@ async function workflowStatus(deps: ApiDeps, id: string, what: string) {
     let result: unknown = null;
     let error: string | null = null;
     if (d.status.name === 'COMPLETED') result = await h.result();
-    else if (!running) error = await h.result().then(() => null, (e: Error) => (e.cause as Error | undefined)?.message ?? e.message);
+    else if (!running) {
+      // The innermost cause is the activity's own one-line error (e.g. "database already holds …").
+      error = await h.result().then(
+        () => null,
+        (e: Error) => {
+          let c: Error = e;
+          while (c.cause instanceof Error) c = c.cause;
+          return c.message;
+        },
+      );
+    }
     return { id, status: d.status.name, running, progress, result, error };
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) throw notFound(`${what} ${id} not found`);

@@ -11,6 +11,7 @@ import { COPY_CONCURRENCY, backupBlobStore, backupPath, backupRoot, checkBackup,
 import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from './index-io';
 import { anchorsTableExists, findAnchor, logRootAt, verifyAllAnchors } from './anchors';
 import { freeSpace } from './provision';
+import { importTrust, trustedRootPack } from '../attest/attest';
 
 /**
  * Restore (DR-001) and point-in-time restore (DR-002). The workflow drives these steps in
@@ -105,6 +106,10 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
       const free = await freeSpace(store.location);
       if (free !== null && free < schema.blobBytes) throw new StellaError('TOO_LARGE', `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`);
     }
+    // The keys that signed the anchors and attestations may be gone with the old host: trust
+    // their public halves from the backup (merged into <dataDir>/trust/rootpack.json; merging
+    // only ever narrows trust for a known key).
+    await importTrust(ctx, '*', check.rootpack, input.actor);
     await ctx.db.query(`INSERT INTO restore_runs (id, backup_id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$5,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.backupId, input.toAnchor ?? null, store.location, input.actor]);
     await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'evidence.restore.start', target: input.backupId, details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null } });
   }
@@ -221,13 +226,10 @@ export interface AnchorCheck {
 
 /** anchor verify --all (anchoring module) against the restored log, and roots identical to the backup's. */
 export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): Promise<AnchorCheck> {
-  let rootpack;
   let backupAnchors: BackupSchema['anchors'] = [];
-  if (input.backupId) {
-    const path = pathOf(ctx, input);
-    rootpack = (await checkBackup(path)).rootpack;
-    backupAnchors = (await schemaOf(path)).anchors;
-  }
+  if (input.backupId) backupAnchors = (await schemaOf(pathOf(ctx, input))).anchors;
+  // Own keys plus every imported RootPack (the backup's was imported by restorePrepare).
+  const rootpack = await trustedRootPack(ctx);
   if (!(await anchorsTableExists(ctx.db))) return { ok: true, anchors: 0, checked: 0, firstBreak: null, chains: [], rootsMatchBackup: backupAnchors.length ? false : null, mismatches: [] };
   const v = await verifyAllAnchors(ctx, rootpack);
   const mismatches: string[] = [];

@@ -1,6 +1,6 @@
 import type { AppContext } from '../context';
 import { writeManifestArchiveFile, type Compression } from '../../archive';
-import { exportRootPack } from '../../crypto/rootpack';
+import { trustedRootPack } from '../attest/attest';
 import { canonicalJson } from '../canonical';
 import { conflict, integrity, notFound } from '../errors';
 import { validateDigest } from '../evidence';
@@ -103,7 +103,8 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
   if (!anchor || anchor.logSize <= maxSeq) {
     throw conflict(`evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`);
   }
-  const rootpack = await exportRootPack(ctx.keys, { now: new Date(anchor.createdAt) });
+  // Own keys plus imported trust (after a restore, the old signing keys' public halves).
+  const rootpack = await trustedRootPack(ctx, new Date(anchor.createdAt));
   if (!rootpack.keys.some((k) => k.kid === anchor.kid)) throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
 
   const source = new PgSubtreeSource(ctx.db);
