@@ -86,7 +86,8 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
   if (!input.backupId) {
     await ctx.db.query(`INSERT INTO restore_runs (id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.toAnchor ?? null, store.location, input.actor]);
     const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
-    return { restoreId: input.restoreId, backupId: null, tables: [], blobBatches: 0, blobCount: 0, blobBytes: 0, itemCount: 0, logSize, target: store.location, targetIsPrimary, anchors: [] };
+    const itemCount = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+    return { restoreId: input.restoreId, backupId: null, tables: [], blobBatches: 0, blobCount: 0, blobBytes: 0, itemCount, logSize, target: store.location, targetIsPrimary, anchors: [] };
   }
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
