@@ -1,7 +1,7 @@
 import type { AppContext } from '../src/core/context';
 import { evaluateGates as evaluate, lookupImageRef } from '../src/core/promotion/gates';
 import { resolvePolicy, policyTimings } from '../src/core/promotion/policy';
-import { registerPromotion, recordGateResults, setPromotionState, finalizePromotion, type FinalizePromotion } from '../src/core/promotion/store';
+import { recordEvaluation, setPromotionState, finalizePromotion, type FinalizePromotion } from '../src/core/promotion/store';
 import type { Approval, EvaluateGatesInput, EvaluateGatesResult, PromotionStateName } from '../src/core/promotion/types';
 import { nonRetryable } from './evidence';
 
@@ -20,8 +20,8 @@ function generatorAvailable(): Promise<boolean> {
 export function createPromotionActivities(ctx: AppContext) {
   return {
     /**
-     * Resolves the policy for the target environment, registers the promotion row (first
-     * attempt), evaluates every gate and records each result for this attempt.
+     * Resolves the policy for the target environment, evaluates every gate, and records the
+     * promotion row (first attempt) and each gate result for this attempt.
      */
     async evaluateGates(req: EvaluateGatesInput & { startedAt: string }): Promise<EvaluateGatesResult & { deadline: string }> {
       const t0 = performance.now();
@@ -31,9 +31,8 @@ export function createPromotionActivities(ctx: AppContext) {
         const { waitDeadlineMs } = policyTimings(resolved.policy);
         const imageRef = input.imageRef ?? (await lookupImageRef(ctx, input.tenant, input.artifactDigest));
         const deadline = new Date(Date.parse(req.startedAt) + waitDeadlineMs).toISOString();
-        await registerPromotion(ctx.db, { promotionId: req.promotionId, workflowId: req.workflowId, input, imageRef, policyEnv: resolved.policyEnv, policyVersion: resolved.version, deadline });
         const gates = await evaluate(ctx, { tenant: input.tenant, artifactDigest: input.artifactDigest, imageRef, policy: resolved.policy });
-        await recordGateResults(ctx.db, input.tenant, req.promotionId, req.attempt, gates);
+        await recordEvaluation(ctx.db, { promotionId: req.promotionId, workflowId: req.workflowId, input, imageRef, policyEnv: resolved.policyEnv, policyVersion: resolved.version, deadline, attempt: req.attempt, gates });
         return {
           gates,
           imageRef,

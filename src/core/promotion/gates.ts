@@ -1,4 +1,7 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AppContext } from '../context';
+import type { KeyStore } from '../../crypto/keys';
 import { exportRootPack, rootPackResolver, type RootPack } from '../../crypto/rootpack';
 import { verifyStatement, statementFromEnvelope, SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../crypto/intoto';
 import { parseDuration } from '../../config';
@@ -160,7 +163,7 @@ export async function evaluateGates(ctx: AppContext, g: GateContext): Promise<Ga
   const all = await candidates(ctx, g.tenant, g.artifactDigest);
   const defaultAge = parseDuration(g.policy.maxEvidenceAge);
   let pack: Promise<RootPack> | undefined = g.rootPack ? Promise.resolve(g.rootPack) : undefined;
-  const rootPack = () => (pack ??= exportRootPack(ctx.keys));
+  const rootPack = () => (pack ??= currentRootPack(ctx.keys));
   const out: GateResult[] = [];
   for (const req of g.policy.requirements) {
     const maxAge = req.maxAge ? parseDuration(req.maxAge) : defaultAge;
@@ -171,21 +174,43 @@ export async function evaluateGates(ctx: AppContext, g: GateContext): Promise<Ga
   return out;
 }
 
+const packCache = new WeakMap<KeyStore, { mtimeMs: number; pack: Promise<RootPack> }>();
+/**
+ * The RootPack of the key store, re-exported only when the key directory changed (every key
+ * write is an atomic rename into it, which bumps its mtime): rotations are seen at once.
+ */
+export async function currentRootPack(keys: KeyStore): Promise<RootPack> {
+  const mtimeMs = (await stat(join(keys.dir, 'keys'))).mtimeMs;
+  const hit = packCache.get(keys);
+  if (hit && hit.mtimeMs === mtimeMs) return hit.pack;
+  const pack = exportRootPack(keys);
+  packCache.set(keys, { mtimeMs, pack });
+  pack.catch(() => packCache.delete(keys));
+  return pack;
+}
+
+const catalogueCache = new WeakMap<object, { at: number; cols: { ref: string; digest: string; tenant: boolean; order: string } | null }>();
+
 /**
  * The image reference for an artifact, from the scanner's image catalogue when it exists
  * (table `scan_images`; column names discovered, since that module is built separately).
  */
 export async function lookupImageRef(ctx: AppContext, tenant: string, digest: string): Promise<string | null> {
-  const cols = await ctx.db.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'scan_images'`);
-  if (!cols.rowCount) return null;
-  const names = new Set(cols.rows.map((r) => r.column_name as string));
-  const refCol = ['image_ref', 'ref', 'image', 'reference', 'image_reference'].find((c) => names.has(c));
-  const digestCol = ['artifact_digest', 'digest', 'manifest_digest', 'image_digest'].find((c) => names.has(c));
-  if (!refCol || !digestCol) return null;
-  const tenantFilter = names.has('tenant_id') ? ' AND tenant_id = $2' : '';
-  const order = names.has('registered_at') ? ' ORDER BY registered_at DESC' : names.has('created_at') ? ' ORDER BY created_at DESC' : '';
+  // Column discovery is cached per pool; "no catalogue" is re-checked every minute (it may be migrated in later).
+  let c = catalogueCache.get(ctx.db);
+  if (!c || (!c.cols && Date.now() - c.at > 60_000)) {
+    const cols = await ctx.db.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'scan_images'`);
+    const names = new Set(cols.rows.map((r) => r.column_name as string));
+    const ref = ['image_ref', 'ref', 'image', 'reference', 'image_reference', 'name'].find((x) => names.has(x));
+    const dig = ['artifact_digest', 'digest', 'manifest_digest', 'image_digest'].find((x) => names.has(x));
+    const order = names.has('registered_at') ? ' ORDER BY registered_at DESC' : names.has('created_at') ? ' ORDER BY created_at DESC' : '';
+    c = { at: Date.now(), cols: ref && dig ? { ref, digest: dig, tenant: names.has('tenant_id'), order } : null };
+    catalogueCache.set(ctx.db, c);
+  }
+  if (!c.cols) return null;
+  const { ref, digest: dig, tenant: byTenant, order } = c.cols;
   try {
-    const r = await ctx.db.query(`SELECT ${refCol} AS ref FROM scan_images WHERE ${digestCol} = $1${tenantFilter}${order} LIMIT 1`, tenantFilter ? [digest, tenant] : [digest]);
+    const r = await ctx.db.query(`SELECT ${ref} AS ref FROM scan_images WHERE ${dig} = $1${byTenant ? ' AND tenant_id = $2' : ''}${order} LIMIT 1`, byTenant ? [digest, tenant] : [digest]);
     return (r.rows[0]?.ref as string | undefined) ?? null;
   } catch {
     return null;

@@ -6,7 +6,7 @@ import { FINAL_STATES } from './types';
 
 /** PostgreSQL side of promotions: the row per run, gate results per attempt, final record. */
 
-export interface RegisterPromotion {
+export interface RecordEvaluation {
   promotionId: string;
   workflowId: string;
   input: PromotionInput;
@@ -14,30 +14,31 @@ export interface RegisterPromotion {
   policyEnv: string;
   policyVersion: number | null;
   deadline: string;
+  attempt: number;
+  gates: GateResult[];
 }
 
-/** Idempotent: a retried activity or a replayed start finds the row already there. */
-export async function registerPromotion(db: Db, p: RegisterPromotion): Promise<void> {
+/**
+ * One statement (atomic, one round trip): creates the promotion row on the first attempt,
+ * refreshes its gate snapshot, and upserts this attempt's gate results. Idempotent: a
+ * retried or replayed activity writes the same rows again.
+ */
+export async function recordEvaluation(db: Db, e: RecordEvaluation): Promise<void> {
+  const gates = e.gates.map((g) => ({ gate: g.name, required: g.required, passed: g.passed, detail: g.detail, evidence_id: g.evidenceId ?? null, missing: g.missing ?? null }));
   await db.query(
-    `INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline)
-     VALUES ($1,$2,$3,$4,$5,$6,'evaluating',$7,$8,$9,$10,$11) ON CONFLICT (tenant_id, id) DO NOTHING`,
-    [p.input.tenant, p.promotionId, p.workflowId, p.input.artifactDigest, p.input.fromEnv, p.input.toEnv, p.input.requestedBy, p.imageRef, p.policyEnv, p.policyVersion, p.deadline],
+    `WITH p AS (
+       INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline, attempts, gate_snapshot)
+       VALUES ($1,$2,$3,$4,$5,$6,'evaluating',$7,$8,$9,$10,$11,$12,$13)
+       ON CONFLICT (tenant_id, id) DO UPDATE SET gate_snapshot=EXCLUDED.gate_snapshot, attempts=GREATEST(promotions.attempts, EXCLUDED.attempts),
+         image_ref=COALESCE(EXCLUDED.image_ref, promotions.image_ref), updated_at=now()
+       RETURNING id)
+     INSERT INTO promotion_gate_results (tenant_id, promotion_id, attempt, gate, required, passed, detail, evidence_id, missing)
+     SELECT $1, (SELECT id FROM p), $12, g.gate, g.required, g.passed, g.detail, g.evidence_id, g.missing
+     FROM jsonb_to_recordset($14::jsonb) AS g(gate text, required boolean, passed boolean, detail text, evidence_id text, missing jsonb)
+     ON CONFLICT (tenant_id, promotion_id, attempt, gate) DO UPDATE SET required=EXCLUDED.required, passed=EXCLUDED.passed, detail=EXCLUDED.detail,
+       evidence_id=EXCLUDED.evidence_id, missing=EXCLUDED.missing, evaluated_at=now()`,
+    [e.input.tenant, e.promotionId, e.workflowId, e.input.artifactDigest, e.input.fromEnv, e.input.toEnv, e.input.requestedBy, e.imageRef, e.policyEnv, e.policyVersion, e.deadline, e.attempt, JSON.stringify(e.gates), JSON.stringify(gates)],
   );
-}
-
-export async function recordGateResults(db: Db, tenant: string, promotionId: string, attempt: number, gates: GateResult[]): Promise<void> {
-  await withTransaction(db, async (tx) => {
-    for (const g of gates) {
-      await tx.query(
-        `INSERT INTO promotion_gate_results (tenant_id, promotion_id, attempt, gate, required, passed, detail, evidence_id, missing)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-         ON CONFLICT (tenant_id, promotion_id, attempt, gate) DO UPDATE SET required=EXCLUDED.required, passed=EXCLUDED.passed, detail=EXCLUDED.detail,
-           evidence_id=EXCLUDED.evidence_id, missing=EXCLUDED.missing, evaluated_at=now()`,
-        [tenant, promotionId, attempt, g.name, g.required, g.passed, g.detail, g.evidenceId ?? null, g.missing ? JSON.stringify(g.missing) : null],
-      );
-    }
-    await tx.query(`UPDATE promotions SET gate_snapshot=$3, attempts=GREATEST(attempts,$4), updated_at=now() WHERE tenant_id=$1 AND id=$2`, [tenant, promotionId, JSON.stringify(gates), attempt]);
-  });
 }
 
 /** Non-final state changes (evaluating, waiting-evidence, waiting-approval); never overwrites a final state. */
