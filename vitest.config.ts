@@ -7,6 +7,7 @@ export default defineConfig({
     // Integration tests share real servers; two cores: keep parallelism modest.
     pool: 'forks',
     maxWorkers: 2,
+    env: { STELLA_LOG_LEVEL: process.env.STELLA_LOG_LEVEL ?? 'warn' },
     testTimeout: 120_000,
     hookTimeout: 180_000,
     reporters: ['default', './test/support/summary-reporter.ts'],

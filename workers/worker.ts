@@ -1,17 +1,25 @@
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, Runtime, makeTelemetryFilterString, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, Runtime, DefaultLogger, makeTelemetryFilterString, type WorkerOptions, type LogLevel } from '@temporalio/worker';
 import type { AppContext } from '../src/core/context';
 import { createActivities } from '../activities';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 let runtimeInstalled = false;
+function sdkLevel(): LogLevel {
+  const l = (process.env.STELLA_LOG_LEVEL ?? 'info').toUpperCase();
+  return (['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(l) ? l : l === 'FATAL' || l === 'SILENT' ? 'ERROR' : 'INFO') as LogLevel;
+}
 function installRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
     // Signals are handled by the serve process (API and worker shut down together).
-    Runtime.install({ shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+    Runtime.install({
+      shutdownSignals: [],
+      // SDK logs follow STELLA_LOG_LEVEL (tests run at warn), so routine worker chatter stays out of CI output.
+      logger: new DefaultLogger(sdkLevel()),
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
   } catch {
     // Already installed by an earlier worker in this process.
   }
