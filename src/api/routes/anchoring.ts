@@ -1,3 +1,4 @@
+import { trustedRootPack } from '../../core/attest/attest';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -91,7 +92,7 @@ export async function registerAnchoringRoutes(app: FastifyInstance, deps: ApiDep
       ctx.db.query('SELECT id, jws FROM anchors WHERE chain_id = $1 AND seq = $2', [a.chainId, a.seq - 1]),
       ctx.db.query('SELECT id FROM anchors WHERE chain_id = $1 AND seq = $2', [a.chainId, a.seq + 1]),
     ]);
-    const trust = await anchorTrust(ctx.keys);
+    const trust = await anchorTrust(ctx.keys, await trustedRootPack(ctx));
     let signature: { ok: boolean; detail: string };
     try {
       const v = await verifyAnchor(a.jws!, trust.resolver);

@@ -1,3 +1,4 @@
+import { trustedRootPack } from '../attest/attest';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -98,7 +99,7 @@ export async function recoverAnchor(ctx: AppContext, input: { id: string; source
   if (id.length < 64) fullId = (await anchorById(ctx, id)).id;
   if (!/^[0-9a-f]{64}$/.test(fullId)) throw badInput('recover needs a full 64-hex anchor id or a unique prefix of a stored one');
   const b = await readBackup(ctx, fullId, input.source || 'backup');
-  const trust = await anchorTrust(ctx.keys);
+  const trust = await anchorTrust(ctx.keys, await trustedRootPack(ctx));
   let v;
   try {
     v = await verifyAnchor(b.jws, trust.resolver);

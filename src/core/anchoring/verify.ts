@@ -1,3 +1,4 @@
+import { trustedRootPack } from '../attest/attest';
 import {
   MerkleFrontier,
   anchorHash,
@@ -114,7 +115,8 @@ function rowProblem(row: Row, v: VerifiedAnchor): string | undefined {
  * when it archived that chain is acknowledged rather than failed.
  */
 export async function verifyAnchors(ctx: AppContext, opts: AnchorVerifyOptions): Promise<AnchorVerifyResult> {
-  const trust = await anchorTrust(ctx.keys, opts.rootPack);
+  // Keys restored from a backup or imported RootPacks are trusted too (after DR the key store is new).
+  const trust = await anchorTrust(ctx.keys, opts.rootPack ?? (await trustedRootPack(ctx)));
   const chains = await listChains(ctx.db);
   const all = (await ctx.db.query('SELECT a.* FROM anchors a JOIN anchor_chains c ON c.id = a.chain_id ORDER BY c.started_at, c.id, a.seq')).rows;
   const byChain = new Map<string, Row[]>(chains.map((c) => [c.id, []]));
