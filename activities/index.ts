@@ -1,11 +1,12 @@
 import type { AppContext } from '../src/core/context';
 import { createEvidenceActivities } from './evidence';
 import { createVerifyActivities } from './verify';
+import { createReplayActivities } from './replay';
 import { createRetentionActivities } from './retention';
 import { createLockerActivities } from './locker';
 import { createPromotionActivities } from './promotion';
-import { createScanActivities } from './scan';
 import { createAnchoringActivities } from './anchoring';
+import { createScanActivities } from './scan';
 import { createBackupActivities } from './backup';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
@@ -13,11 +14,12 @@ export function createActivities(ctx: AppContext) {
   return {
     ...createEvidenceActivities(ctx),
     ...createVerifyActivities(ctx),
+    ...createReplayActivities(ctx),
     ...createRetentionActivities(ctx),
     ...createLockerActivities(ctx),
     ...createPromotionActivities(ctx),
-    ...createScanActivities(ctx),
     ...createAnchoringActivities(ctx),
+    ...createScanActivities(ctx),
     ...createBackupActivities(ctx),
   };
 }

@@ -3,6 +3,7 @@ export * from './evidence';
 export * from './locker';
 export * from './promotion';
 export * from './retention';
-export * from './anchoring';
+export * from './replay';
 export * from './scan';
+export * from './anchoring';
 export * from './backup';

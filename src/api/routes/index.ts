@@ -4,6 +4,7 @@ import './locker';
 import './doctor';
 import './promotion';
 import './retention';
-import './anchoring';
+import './replay';
 import './scan';
+import './anchoring';
 import './backup';

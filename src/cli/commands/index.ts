@@ -4,11 +4,12 @@ import { registerEvidenceCommands } from './evidence';
 import { registerRetentionCommands } from './retention';
 import { registerLockerCommands } from './locker';
 import { registerDoctorCommands } from './doctor';
-import { registerAnchoringCommands } from './anchoring';
+import { registerReplayCommands } from './replay';
 import { registerPromotionCommands } from './promotion';
 import { registerScanCommands } from './scan';
 import { registerKeysCommands } from './keys';
 import { registerBackupCommands } from './backup';
+import { registerAnchoringCommands } from './anchoring';
 
 /** Every command group; feature modules add theirs here. */
 export function registerAll(program: Command): void {
@@ -16,10 +17,11 @@ export function registerAll(program: Command): void {
   registerEvidenceCommands(program);
   registerLockerCommands(program);
   registerDoctorCommands(program);
-  registerRetentionCommands(program);
-  registerAnchoringCommands(program);
+  registerReplayCommands(program);
   registerPromotionCommands(program);
   registerScanCommands(program);
   registerKeysCommands(program);
   registerBackupCommands(program);
+  registerRetentionCommands(program);
+  registerAnchoringCommands(program);
 }
