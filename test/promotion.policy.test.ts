@@ -40,7 +40,7 @@ describe('promotion policy documents', () => {
     expect(commandFor(DEFAULT_POLICY.requirements[0]!, d, 'registry.example/app:1').command).toBe('stella scan image --image registry.example/app:1 --sbom-only');
     expect(commandFor(DEFAULT_POLICY.requirements[1]!, d, null, true).command).toBe(`stella scan image --image ${d} --force`);
     expect(commandFor(DEFAULT_POLICY.requirements[2]!, d, null)).toEqual({ kind: 'attestation', predicateType: SLSA_PROVENANCE_V1, command: `stella attest create --subject ${d} --type slsa-provenance` });
-    expect([attestType(CYCLONEDX_BOM), attestType(VULNS_V02)]).toEqual(['cyclonedx', 'vuln-scan']);
+    expect([attestType(CYCLONEDX_BOM), attestType(VULNS_V02)]).toEqual(['sbom', 'vuln']);
   });
 
   it('the alert rules file defines OrchestratorEvidenceMissing on the gauge the API exports', () => {

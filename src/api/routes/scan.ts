@@ -1,3 +1,4 @@
+import { imageRefFor } from '../../core/scan/catalogue';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -296,7 +297,7 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     const sbomId = run?.sbomId && (await present(run.sbomId)) ? run.sbomId : ((await latest('sbom')) ?? null);
     const reportId = run?.reportId && (await present(run.reportId)) ? run.reportId : ((await latest('scan-report')) ?? null);
     let imageRef = run?.imageRef ?? null;
-    if (!imageRef) imageRef = (await ctx.db.query('SELECT name FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [tenant, b.subject])).rows[0]?.name ?? null;
+    if (!imageRef) imageRef = await imageRefFor(ctx, tenant, b.subject);
     const feedRow = run?.feedDigest ? (await ctx.db.query('SELECT imported_at FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, run.feedDigest])).rows[0] : undefined;
     const facts: ScanFacts = {
       // Without a scan run the provenance describes this request; with one it describes the scan (deterministic, so repeat calls reuse it).

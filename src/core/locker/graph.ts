@@ -1,3 +1,4 @@
+import { imageRefFor } from '../scan/catalogue';
 import type { AppContext } from '../context';
 import { validateDigest } from '../evidence';
 import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../crypto/intoto';
@@ -55,15 +56,15 @@ export async function provenanceShow(ctx: AppContext, tenant: string, id: string
 }
 
 /** Nodes the release gates expect for an artifact; `match` says which items satisfy a node. */
-interface Requirement { key: string; label: string; match: (i: ChainItem) => boolean; remedy: (artifact: string) => string; parentKey?: string }
+interface Requirement { key: string; label: string; match: (i: ChainItem) => boolean; remedy: (artifact: string, imageRef: string) => string; parentKey?: string }
 
 export interface ChainItem { id: string; kind: string; predicateType: string | null; mediaType: string; state: string; createdAt: string; parents: { id: string; relation: string }[] }
 
 const pt = (i: ChainItem, ...prefixes: string[]) => !!i.predicateType && prefixes.some((p) => i.predicateType!.startsWith(p));
 
 export const CHAIN_REQUIREMENTS: Requirement[] = [
-  { key: 'sbom', label: 'SBOM', match: (i) => i.kind === 'sbom', remedy: (a) => `stella scan image --image <image-ref>@${a} --sbom-only` },
-  { key: 'scan-report', label: 'Scan report', parentKey: 'sbom', match: (i) => i.kind === 'scan-report', remedy: (a) => `stella scan image --image <image-ref>@${a} --force` },
+  { key: 'sbom', label: 'SBOM', match: (i) => i.kind === 'sbom', remedy: (_a, img) => `stella scan image --image ${img} --sbom-only` },
+  { key: 'scan-report', label: 'Scan report', parentKey: 'sbom', match: (i) => i.kind === 'scan-report', remedy: (_a, img) => `stella scan image --image ${img} --force` },
   {
     key: 'attestation:slsa-provenance',
     label: 'SLSA provenance attestation',
@@ -75,14 +76,14 @@ export const CHAIN_REQUIREMENTS: Requirement[] = [
     label: 'CycloneDX SBOM attestation',
     parentKey: 'sbom',
     match: (i) => i.kind === 'attestation' && pt(i, CYCLONEDX_BOM),
-    remedy: (a) => `stella attest create --subject ${a} --type cyclonedx`,
+    remedy: (a) => `stella attest create --subject ${a} --type sbom`,
   },
   {
     key: 'attestation:vuln-scan',
     label: 'Vulnerability scan attestation',
     parentKey: 'scan-report',
     match: (i) => i.kind === 'attestation' && pt(i, VULNS_V02, 'https://in-toto.io/attestation/vulns/'),
-    remedy: (a) => `stella attest create --subject ${a} --type vuln-scan`,
+    remedy: (a) => `stella attest create --subject ${a} --type vuln`,
   },
 ];
 
@@ -112,6 +113,8 @@ export async function evidenceChain(ctx: AppContext, tenant: string, artifact: s
     all.push(...page.items.map((i) => ({ id: i.id, kind: i.kind, predicateType: i.predicateType, mediaType: i.mediaType, state: i.state, createdAt: i.createdAt, parents: i.parents })));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
+  // Remedies name the image as the operator registered it (stella image register), when known.
+  const imageRef = (await imageRefFor(ctx, tenant, artifact)) ?? '<image path or name>';
   const matched = new Map<string, ChainItem[]>();
   const used = new Set<string>();
   for (const r of CHAIN_REQUIREMENTS) {
@@ -132,7 +135,7 @@ export async function evidenceChain(ctx: AppContext, tenant: string, artifact: s
       items: items.map((i) => ({ id: i.id, state: i.state, predicateType: i.predicateType, createdAt: i.createdAt, linkedTo: i.parents.filter((p) => parentIds.has(p.id)).map((p) => p.id) })),
       expectedParent: r.parentKey ?? null,
       linked,
-      remedy: status === 'present' ? null : r.remedy(artifact),
+      remedy: status === 'present' ? null : r.remedy(artifact, imageRef),
     };
   });
   const other = all.filter((i) => !used.has(i.id)).map((i) => ({ id: i.id, kind: i.kind, predicateType: i.predicateType, state: i.state, createdAt: i.createdAt }));

@@ -1,3 +1,4 @@
+import { imageRefFor } from '../scan/catalogue';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AppContext } from '../context';
@@ -30,10 +31,11 @@ export interface GateContext {
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
+/** The `stella attest create --type` value that produces an attestation of this predicate type. */
 export function attestType(predicateType: string): string {
   if (predicateType === SLSA_PROVENANCE_V1) return 'slsa-provenance';
-  if (predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`)) return 'cyclonedx';
-  if (predicateType === VULNS_V02) return 'vuln-scan';
+  if (predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`)) return 'sbom';
+  if (predicateType === VULNS_V02) return 'vuln';
   return predicateType;
 }
 
@@ -189,30 +191,7 @@ export async function currentRootPack(keys: KeyStore): Promise<RootPack> {
   return pack;
 }
 
-const catalogueCache = new WeakMap<object, { at: number; cols: { ref: string; digest: string; tenant: boolean; order: string } | null }>();
-
-/**
- * The image reference for an artifact, from the scanner's image catalogue when it exists
- * (table `scan_images`; column names discovered, since that module is built separately).
- */
+/** The image reference for an artifact, from the scanner's image catalogue. */
 export async function lookupImageRef(ctx: AppContext, tenant: string, digest: string): Promise<string | null> {
-  // Column discovery is cached per pool; "no catalogue" is re-checked every minute (it may be migrated in later).
-  let c = catalogueCache.get(ctx.db);
-  if (!c || (!c.cols && Date.now() - c.at > 60_000)) {
-    const cols = await ctx.db.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'scan_images'`);
-    const names = new Set(cols.rows.map((r) => r.column_name as string));
-    const ref = ['image_ref', 'ref', 'image', 'reference', 'image_reference', 'name'].find((x) => names.has(x));
-    const dig = ['artifact_digest', 'digest', 'manifest_digest', 'image_digest'].find((x) => names.has(x));
-    const order = names.has('registered_at') ? ' ORDER BY registered_at DESC' : names.has('created_at') ? ' ORDER BY created_at DESC' : '';
-    c = { at: Date.now(), cols: ref && dig ? { ref, digest: dig, tenant: names.has('tenant_id'), order } : null };
-    catalogueCache.set(ctx.db, c);
-  }
-  if (!c.cols) return null;
-  const { ref, digest: dig, tenant: byTenant, order } = c.cols;
-  try {
-    const r = await ctx.db.query(`SELECT ${ref} AS ref FROM scan_images WHERE ${dig} = $1${byTenant ? ' AND tenant_id = $2' : ''}${order} LIMIT 1`, byTenant ? [digest, tenant] : [digest]);
-    return (r.rows[0]?.ref as string | undefined) ?? null;
-  } catch {
-    return null;
-  }
+  return imageRefFor(ctx, tenant, digest);
 }

@@ -78,3 +78,9 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
   const id = await identifyImage(resolve(image));
   return { path: resolve(image), ref: id.ref, digest: id.digest, format: id.format, source: 'path' };
 }
+
+/** The catalogue name registered for an artifact digest (newest registration), if any. */
+export async function imageRefFor(ctx: Pick<AppContext, 'db'>, tenant: string, digest: string): Promise<string | null> {
+  const r = await ctx.db.query('SELECT name FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [tenant, digest]);
+  return (r.rows[0]?.name as string | undefined) ?? null;
+}
