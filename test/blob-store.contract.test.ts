@@ -38,6 +38,9 @@ describe.each(backends)('blob store contract: %s', (_name, make) => {
     const listed: string[] = [];
     for await (const b of store.list()) listed.push(b.digest);
     expect(listed).toContain(d);
+    const digests: string[] = [];
+    for await (const x of store.digests()) digests.push(x);
+    expect(digests.sort()).toEqual([...listed].sort());
   });
 
   it('is idempotent: the same bytes twice give one blob', async () => {

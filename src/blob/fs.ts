@@ -169,6 +169,16 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async *digests(): AsyncIterable<string> {
+    const base = join(this.root, 'sha256');
+    for (const a of (await fsp.readdir(base).catch(() => [] as string[])).sort()) {
+      for (const b of (await fsp.readdir(join(base, a)).catch(() => [] as string[])).sort()) {
+        const entries = await fsp.readdir(join(base, a, b), { withFileTypes: true }).catch(() => []);
+        for (const e of entries.sort((x, y) => (x.name < y.name ? -1 : 1))) if (e.isFile() && /^[0-9a-f]{64}$/.test(e.name)) yield `sha256:${e.name}`;
+      }
+    }
+  }
+
   async delete(digest: string): Promise<boolean> {
     try {
       await fsp.unlink(this.pathFor(digest));

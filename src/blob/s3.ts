@@ -186,6 +186,11 @@ export class S3BlobStore implements BlobStore {
     } while (token);
   }
 
+  async *digests(): AsyncIterable<string> {
+    // A listing already carries the keys; nothing cheaper exists on S3.
+    for await (const b of this.list()) yield b.digest;
+  }
+
   async delete(digest: string): Promise<boolean> {
     const existed = (await this.stat(digest)) !== null;
     if (existed) await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.keyFor(digest) }));

@@ -39,6 +39,8 @@ export interface BlobStore {
   hash(digest: string): Promise<{ actual: string; size: number } | null>;
   stat(digest: string): Promise<BlobStat | null>;
   list(): AsyncIterable<BlobStat>;
+  /** Just the digests stored, cheaper than list() where sizes are not needed (no per-blob stat). */
+  digests(): AsyncIterable<string>;
   /** Removes the blob; true if it existed. Callers write the audit entry. */
   delete(digest: string): Promise<boolean>;
   /** Overwrites raw bytes without verification; only for recovery tooling and fault-injection tests. */

@@ -120,8 +120,8 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
     page = [];
     onProgress();
   };
-  for await (const b of ctx.blobs.primary.list()) {
-    page.push(b.digest);
+  for await (const d of ctx.blobs.primary.digests()) {
+    page.push(d);
     if (page.length >= 1000) await flush();
   }
   await flush();
