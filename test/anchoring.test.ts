@@ -1,12 +1,12 @@
+import { apiFor } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes';
 import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, SIGNING_PURPOSE } from '../src/core/keys';
+import { SIGNING_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { anchorStats, backupDir, createAnchor, latestAnchor, anchorById, newChain, recoverAnchor, verifyAnchors, anchorVerifyAll, inclusionProofFor, verifyOffline } from '../src/core/anchoring';
@@ -31,7 +31,7 @@ const anchorRows = async () => (await h.ctx.db.query('SELECT * FROM anchors ORDE
 
 beforeAll(async () => {
   h = await harness({ blob: 'fs' });
-  app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+  app = await apiFor(h);
 });
 afterAll(async () => {
   await app?.close();

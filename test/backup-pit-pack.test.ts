@@ -1,3 +1,4 @@
+import { apiFor } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
@@ -7,10 +8,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes';
-import { createMetrics } from '../src/core/metrics';
-import { tokenJwks } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { signEnvelope } from '../src/crypto/dsse';
@@ -49,7 +47,7 @@ let n1: number;
 
 beforeAll(async () => {
   h = await harness({ blob: 'fs' });
-  app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+  app = await apiFor(h);
   baseSbom = (await put(`{"base":"sbom","r":"${randomBytes(4).toString('hex')}"}`, 'sbom', [BASE])).id;
   sbom = (await put(`{"bomFormat":"CycloneDX","r":"${randomBytes(4).toString('hex')}"}`, 'sbom', [ART], [baseSbom])).id;
   const signer = await h.ctx.keys.signer();

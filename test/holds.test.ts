@@ -1,11 +1,9 @@
+import { apiFor } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes';
-import { createMetrics } from '../src/core/metrics';
-import { tokenJwks } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { isHeld, createHold } from '../src/core/retention/holds';
@@ -18,7 +16,7 @@ const auth = async (scopes: string[]) => ({ authorization: `Bearer ${await tok(s
 
 beforeAll(async () => {
   h = await harness({ blob: 'fs' });
-  app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+  app = await apiFor(h);
 });
 afterAll(async () => {
   await app?.close();

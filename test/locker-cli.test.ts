@@ -1,3 +1,4 @@
+import { apiFor } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -6,12 +7,10 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes/verify';
 import '../src/api/routes/locker';
 import '../src/api/routes/doctor';
-import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 
@@ -39,7 +38,7 @@ describe('stella evidence CLI against a live API', () => {
 
   beforeAll(async () => {
     h = await harness({ blob: 'fs', replica: true });
-    app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+    app = await apiFor(h);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const port = (app.server.address() as { port: number }).port;
     const token = await mintToken(h.ctx.keys, { sub: 'cli-test', tenant: 'default', scopes: ['admin'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });

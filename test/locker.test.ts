@@ -1,3 +1,4 @@
+import { apiFor } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -5,12 +6,10 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes/verify';
 import '../src/api/routes/locker';
 import '../src/api/routes/doctor';
-import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, TOKEN_PURPOSE, openKeyStore } from '../src/core/keys';
+import { TOKEN_PURPOSE, openKeyStore } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { verifyReport } from '../src/core/verify';
@@ -23,7 +22,7 @@ const TENANT = 'default';
 const rnd = () => randomBytes(6).toString('hex');
 
 async function api(h: Harness) {
-  return buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+  return apiFor(h);
 }
 const token = (h: Harness, scopes: string[], tenant = TENANT) => mintToken(h.ctx.keys, { sub: 'tester', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
 

@@ -1,3 +1,4 @@
+import { apiFor } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -6,10 +7,9 @@ import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { WorkflowFailedError } from '@temporalio/client';
 import { harness, type Harness } from './support/context';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes';
 import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { runDoctor } from '../src/core/doctor';
@@ -33,7 +33,7 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
 
   beforeAll(async () => {
     h = await harness({ blob: 'fs' });
-    app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+    app = await apiFor(h);
     const token = await mintToken(h.ctx.keys, { sub: 'ci-pipeline', tenant: TENANT, scopes: ['promotion:read', 'promotion:write', 'evidence:read'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
     auth = { authorization: `Bearer ${token}` };
   });

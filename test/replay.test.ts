@@ -1,3 +1,4 @@
+import { apiFor } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
@@ -19,9 +20,8 @@ import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { createMetrics } from '../src/core/metrics';
 import '../src/core/replay/schedule';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes';
-import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { createAnchor } from '../src/core/anchoring';
 
@@ -214,7 +214,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
   });
 
   it('--ledger finds the manifest in a signed anchor; bundles need replay:read', async () => {
-    const app = await buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+    const app = await apiFor(h);
     const tok = (scopes: string[], tenant = 'default') => mintToken(h.ctx.keys, { sub: 't', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
     const reader = { authorization: `Bearer ${await tok(['replay:read'])}` };
     const before = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });

@@ -1,10 +1,9 @@
+import { apiFor } from './support/api';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApi } from '../src/api/server';
 import '../src/api/routes/scan';
-import { createMetrics } from '../src/core/metrics';
-import { tokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
+import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { parseDpkgStatus, parseOsRelease } from '../src/scanner/detectors/index';
 import { REPO_ROOT } from './helpers/oci-fixture';
@@ -15,7 +14,7 @@ import type { Harness } from './support/context';
 export const TENANT = `scan${randomBytes(4).toString('hex')}`;
 
 export function api(h: Harness) {
-  return buildApi({ ctx: h.ctx, temporal: { client: h.client, taskQueue: h.ctx.cfg.temporal.taskQueue }, metrics: createMetrics(h.ctx.db), tokenKeys: () => tokenJwks(h.ctx.keys) });
+  return apiFor(h);
 }
 
 export const token = (h: Harness, scopes: string[] = ['admin'], tenant = TENANT) => mintToken(h.ctx.keys, { sub: 'tester', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });

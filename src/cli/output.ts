@@ -32,13 +32,4 @@ export function shortDigest(d: string | null | undefined): string {
   return d.startsWith('sha256:') ? `sha256:${d.slice(7, 19)}` : d;
 }
 
-export function humanBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${u[i]}`;
-}
+export { humanBytesShort as humanBytes } from '../core/locker/format';

@@ -58,6 +58,8 @@ export interface EvidenceItem {
   logSeq: number | null;
 }
 
+export type EvidenceHead = Pick<EvidenceItem, 'id' | 'kind' | 'mediaType' | 'size' | 'state' | 'stateReason' | 'tier'>;
+
 export function validateDigest(d: string, what = 'digest'): string {
   if (!isDigest(d)) throw badInput(`malformed ${what} ${JSON.stringify(d)}: expected sha256:<64 lowercase hex>`);
   return d;
@@ -250,8 +252,17 @@ export class EvidenceService {
   }
 
   /** Streams a present item's bytes; the stream fails at the end if the blob is damaged. */
-  async open(tenant: string, id: string): Promise<{ item: EvidenceItem; stream: Readable }> {
-    const item = await this.get(tenant, id);
+  /** What retrieval needs, in one query (no subjects or edges): the hot path of GET /evidence/:id. */
+  async head(tenant: string, id: string): Promise<EvidenceHead> {
+    validateDigest(id, 'evidence id');
+    const r = await this.db.query('SELECT id, kind, media_type, size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [tenant, id]);
+    if (!r.rowCount) throw notFound(`evidence ${id} not found`);
+    const x = r.rows[0];
+    return { id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier };
+  }
+
+  async open<T extends EvidenceHead = EvidenceItem>(tenant: string, id: string, known?: T): Promise<{ item: T; stream: Readable }> {
+    const item = (known ?? (await this.get(tenant, id))) as T;
     if (item.state === 'purged') throw notFound(`evidence ${id} was purged (${item.stateReason ?? 'retention'})`);
     try {
       return { item, stream: await this.storeOf(item).get(id) };
@@ -261,8 +272,8 @@ export class EvidenceService {
     }
   }
 
-  async read(tenant: string, id: string): Promise<Buffer> {
-    const item = await this.get(tenant, id);
+  async read(tenant: string, id: string, known?: EvidenceHead): Promise<Buffer> {
+    const item = known ?? (await this.head(tenant, id));
     if (item.state === 'purged') throw notFound(`evidence ${id} was purged`);
     try {
       return await this.storeOf(item).getBuffer(id);
@@ -274,7 +285,7 @@ export class EvidenceService {
   }
 
   /** Cold-tier items live under the `cold` namespace of the primary store (retention tier move). */
-  storeOf(item: Pick<EvidenceItem, 'tier'>) {
+  storeOf(item: Pick<EvidenceHead, 'tier'>) {
     return item.tier === 'cold' ? this.blobs.primary.withPrefix('cold') : this.blobs.primary;
   }
 

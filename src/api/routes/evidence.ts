@@ -93,15 +93,15 @@ export async function registerEvidenceRoutes(app: FastifyInstance, deps: ApiDeps
     const tenant = tenantOf(req);
     validateDigest(id, 'evidence id');
     const end = deps.metrics.retrievalLatency.startTimer();
-    const item = await ctx.evidence.get(tenant, id);
+    const item = await ctx.evidence.head(tenant, id);
     if (item.kind === 'replay-bundle') requireScope(req, 'replay:read');
     reply.header('content-type', item.mediaType).header('etag', `"${item.id}"`).header('x-stella-kind', item.kind);
     if (item.size <= VERIFY_BEFORE_SEND) {
-      const data = await ctx.evidence.read(tenant, id);
+      const data = await ctx.evidence.read(tenant, id, item);
       end();
       return reply.send(data);
     }
-    const { stream } = await ctx.evidence.open(tenant, id);
+    const { stream } = await ctx.evidence.open(tenant, id, item);
     // A digest mismatch surfaces as a stream error: the response is aborted, never completed.
     stream.on('end', () => end());
     return reply.send(stream);
