@@ -231,6 +231,24 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     await app.close();
   });
 
+  it('replays from an offline evidence pack (runbook: stella replay --evidence evidence-pack.tar.gz --output verdict.json)', async () => {
+    const { exportEvidencePack } = await import('../src/core/pack/export');
+    const dir = mkdtempSync(join(tmpdir(), 'pack-'));
+    const pack = join(dir, 'evidence-pack.tar.gz');
+    await createAnchor(h.ctx, { force: true } as never);
+    await exportEvidencePack(h.ctx, { tenant: 'default', digest: ARTIFACT, includeDeps: true, actor: 'test' }, pack);
+    const verdictFile = join(dir, 'verdict.json');
+    const r = stella(['replay', '--evidence', pack, '--output', verdictFile, '--format', 'json']);
+    expect(r.code, r.err).toBe(0);
+    const v = JSON.parse(readFileSync(verdictFile, 'utf8'));
+    expect(v.ok).toBe(true);
+    expect(v.artifactDigest).toBe(ARTIFACT);
+    expect(v.verdict.status).toBe('fail');
+    // the same pack also verifies offline as a whole
+    const pv = stella(['evidence', 'verify', '--offline', '--input', pack]);
+    expect(pv.code, pv.err + pv.out).toBe(0);
+  });
+
   it('the nightly schedule exists with its spec', async () => {
     const cfg = { ...h.ctx.cfg, schedules: { ...h.ctx.cfg.schedules, enabled: true } };
     await ensureSchedules(h.client, cfg, ['stella-replay-nightly']);
