@@ -13,6 +13,7 @@ import {
   restoreFinish,
   type RestoreInput,
 } from '../src/core/backup/restore';
+import { backupUpload, restoreFetch, restoreCleanup, s3LocationOf } from '../src/core/backup/s3';
 
 /** Backup/restore activities. Every one is idempotent; long ones heartbeat. */
 export function createBackupActivities(ctx: AppContext) {
@@ -28,7 +29,8 @@ export function createBackupActivities(ctx: AppContext) {
       return guard(async () => {
         const s = await backupExport(ctx, input, (d) => heartbeat(d));
         // Only what the workflow needs: the schema can be large.
-        return { blobBatches: s.blobBatchOffsets.length, blobCount: s.blobCount, blobBytes: s.blobBytes, items: s.itemCount, logSize: s.logSize, tables: s.tables.length };
+        // remote: an s3:// location, so the workflow uploads the staged backup after finalizing.
+        return { blobBatches: s.blobBatchOffsets.length, blobCount: s.blobCount, blobBytes: s.blobBytes, items: s.itemCount, logSize: s.logSize, tables: s.tables.length, remote: s3LocationOf(ctx, input.dir)?.url ?? null };
       });
     },
     async backupCopyBlobs(input: BackupInput, batchNo: number) {
@@ -37,10 +39,19 @@ export function createBackupActivities(ctx: AppContext) {
     async backupFinalize(input: BackupInput, problems: { id: string; problem: string }[]) {
       return guard(() => backupFinalize(ctx, input, problems));
     },
+    async backupUpload(input: BackupInput) {
+      return guard(() => backupUpload(ctx, input, (d) => heartbeat(d)));
+    },
     async backupFailed(input: BackupInput, error: string) {
       await backupFailed(ctx, input, error);
     },
 
+    async restoreFetch(input: RestoreInput) {
+      return guard(() => restoreFetch(ctx, input, (d) => heartbeat(d)));
+    },
+    async restoreCleanup(input: RestoreInput) {
+      await restoreCleanup(ctx, input.restoreId);
+    },
     async restorePrepare(input: RestoreInput) {
       return guard(() => restorePrepare(ctx, input, () => heartbeat()));
     },

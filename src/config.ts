@@ -39,6 +39,9 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'Backup:Cron': 'STELLA_BACKUP_CRON',
 };
 
+/** `s3://bucket[/prefix]`: bucket names per S3 rules, prefix without empty segments. */
+export const S3_URL_RE = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/((?:[^/\s]+\/)*[^/\s]+)?\/?)?$/;
+
 const port = z.coerce.number().int().min(0).max(65535);
 const bool = z
   .string()
@@ -76,7 +79,12 @@ const schema = z.object({
   STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
   STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
   STELLA_SCHEDULES: bool.default(true),
-  STELLA_BACKUP_DIR: z.string().min(1).optional(),
+  // A directory, or s3://bucket[/prefix] (endpoint, region and credentials from STELLA_S3_*).
+  STELLA_BACKUP_DIR: z
+    .string()
+    .min(1)
+    .refine((s) => !/^s3:/i.test(s) || S3_URL_RE.test(s), 'expected a directory or s3://<bucket>[/<prefix>]')
+    .optional(),
   STELLA_BACKUP_SCHEDULE: bool.default(false),
   STELLA_BACKUP_CRON: z.string().regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression').default('30 3 * * *'),
   STELLA_TEMPORAL_BIN: z.string().optional(),
@@ -102,7 +110,14 @@ export interface StellaConfig {
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
   /** Evidence Locker backups (issue 9): where they go, and the optional daily schedule. */
-  backup: { dir: string; schedule: boolean; cron: string };
+  backup: {
+    /** An absolute directory, or an s3://bucket[/prefix] URL. */
+    dir: string;
+    schedule: boolean;
+    cron: string;
+    /** S3 connection for s3:// backup locations (the STELLA_S3_* settings, whatever the blob kind). */
+    s3: { endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
+  };
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -199,7 +214,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
     dev: { temporalBin: c.STELLA_TEMPORAL_BIN, temporalPort: c.STELLA_DEV_TEMPORAL_PORT, temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT, pgPort: c.STELLA_DEV_PG_PORT },
-    backup: { dir: resolve(c.STELLA_BACKUP_DIR ?? join(dataDir, 'backups')), schedule: c.STELLA_BACKUP_SCHEDULE, cron: c.STELLA_BACKUP_CRON },
+    backup: {
+      dir: c.STELLA_BACKUP_DIR && S3_URL_RE.test(c.STELLA_BACKUP_DIR) ? c.STELLA_BACKUP_DIR : resolve(c.STELLA_BACKUP_DIR ?? join(dataDir, 'backups')),
+      schedule: c.STELLA_BACKUP_SCHEDULE,
+      cron: c.STELLA_BACKUP_CRON,
+      s3: { endpoint: c.STELLA_S3_ENDPOINT, region: c.STELLA_S3_REGION, accessKeyId: c.STELLA_S3_ACCESS_KEY_ID, secretAccessKey: c.STELLA_S3_SECRET_ACCESS_KEY, forcePathStyle: c.STELLA_S3_FORCE_PATH_STYLE },
+    },
   };
 }
 

@@ -11,7 +11,7 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
 });
 
-export interface BackupProgress { backupId: string; phase: 'export' | 'blobs' | 'finalize' | 'done'; blobBatches: number; blobBatchesDone: number; blobsCopied: number; bytes: number }
+export interface BackupProgress { backupId: string; phase: 'export' | 'blobs' | 'finalize' | 'upload' | 'done'; blobBatches: number; blobBatchesDone: number; blobsCopied: number; bytes: number }
 export const backupProgressQuery = defineQuery<BackupProgress>('progress');
 
 /** `stella backup create --type evidence-locker` and the stella-backup-daily schedule. */
@@ -33,7 +33,12 @@ export async function backupEvidenceLocker(raw: BackupInput): Promise<BackupSumm
       problems.push(...r.problems);
     }
     p.phase = 'finalize';
-    const summary = await acts.backupFinalize(input, problems);
+    let summary = await acts.backupFinalize(input, problems);
+    if (ex.remote) {
+      // s3:// location: the staged backup goes up, manifest last (absent from older histories: no upload).
+      p.phase = 'upload';
+      summary = await acts.backupUpload(input);
+    }
     p.phase = 'done';
     return summary;
   } catch (e) {
@@ -44,7 +49,7 @@ export async function backupEvidenceLocker(raw: BackupInput): Promise<BackupSumm
 
 export interface RestoreProgress {
   restoreId: string;
-  phase: 'prepare' | 'index' | 'blobs' | 'verify' | 'anchors' | 'point-in-time' | 'done';
+  phase: 'fetch' | 'prepare' | 'index' | 'blobs' | 'verify' | 'anchors' | 'point-in-time' | 'done';
   tables: number;
   tablesDone: number;
   rows: number;
@@ -77,7 +82,27 @@ export interface RestoreOutcome {
  * index (or alone, on the live index, without a backup).
  */
 export async function restoreEvidenceLocker(raw: RestoreInput): Promise<RestoreOutcome> {
-  const input: RestoreInput = { ...raw, restoreId: raw.restoreId || workflowInfo().workflowId };
+  let input: RestoreInput = { ...raw, restoreId: raw.restoreId || workflowInfo().workflowId };
+  // An s3:// backup is fetched (and checked against its manifest) into a local staging directory
+  // first; everything after works on that copy, which goes at the end whatever the outcome.
+  const remote = !!input.backupId && /^s3:\/\//i.test(input.backupDir ?? '');
+  if (!remote) return restoreFrom(input);
+  const stage: RestoreProgress = { ...emptyProgress(input.restoreId), phase: 'fetch' };
+  setHandler(restoreProgressQuery, () => stage);
+  try {
+    const f = await acts.restoreFetch(input);
+    input = { ...input, backupDir: f.dir };
+    return await restoreFrom(input);
+  } finally {
+    await acts.restoreCleanup(input);
+  }
+}
+
+function emptyProgress(restoreId: string): RestoreProgress {
+  return { restoreId, phase: 'prepare', tables: 0, tablesDone: 0, rows: 0, rowsDone: 0, blobs: 0, blobsDone: 0, bytesDone: 0, batchesDone: 0 };
+}
+
+async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
   const p: RestoreProgress = { restoreId: input.restoreId, phase: 'prepare', tables: 0, tablesDone: 0, rows: 0, rowsDone: 0, blobs: 0, blobsDone: 0, bytesDone: 0, batchesDone: 0 };
   setHandler(restoreProgressQuery, () => p);
   const plan: RestorePlan = await acts.restorePrepare(input);

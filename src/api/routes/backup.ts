@@ -9,6 +9,7 @@ import { badInput, conflict, notFound } from '../../core/errors';
 import { extraRoutes } from '../server';
 import { extraSchedules } from '../../temporal/schedules';
 import { backupRoot, listBackups, newBackupId, validateBackupId, backupPath, readSummary } from '../../core/backup/backup';
+import { listS3Backups, readS3Summary, s3LocationOf } from '../../core/backup/s3';
 import { provisionStorage } from '../../core/backup/provision';
 import { exportEvidencePack } from '../../core/pack/export';
 import { collectDiagnostics } from '../../core/diagnostics';
@@ -65,16 +66,20 @@ export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) 
     if (!b.success) throw badInput(b.error.issues[0]!.message);
     const t = temporalOrThrow(deps);
     const backupId = newBackupId();
-    const dir = backupRoot(ctx, b.data.outputDir);
-    await fsp.mkdir(dir, { recursive: true });
+    // s3://bucket/prefix: staged locally, then uploaded by the workflow.
+    const s3 = s3LocationOf(ctx, b.data.outputDir);
+    const dir = s3 ? s3.url : backupRoot(ctx, b.data.outputDir);
+    if (!s3) await fsp.mkdir(dir, { recursive: true });
     await t.client.workflow.start('backupEvidenceLocker', { taskQueue: t.taskQueue, workflowId: backupId, args: [{ backupId, dir, actor: p.sub }] });
-    return reply.status(202).send({ backupId, workflowId: backupId, location: join(dir, backupId) });
+    return reply.status(202).send({ backupId, workflowId: backupId, location: s3 ? `${s3.url}/${backupId}` : join(dir, backupId) });
   });
 
   app.get('/backups', async (req) => {
     requireScope(req, 'admin');
     const q = req.query as { type?: string; dir?: string };
     if (q.type && q.type !== 'evidence-locker') throw badInput('only --type evidence-locker is supported');
+    const s3 = s3LocationOf(ctx, q.dir);
+    if (s3) return { location: s3.url, backups: await listS3Backups(ctx, s3) };
     const root = backupRoot(ctx, q.dir);
     return { location: root, backups: await listBackups(root) };
   });
@@ -88,7 +93,8 @@ export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) 
       return await workflowStatus(deps, id, 'backup');
     } catch (e) {
       // Made elsewhere (or Temporal history gone): the directory still tells.
-      const s = await readSummary(backupPath(backupRoot(ctx, q.dir), id));
+      const s3 = s3LocationOf(ctx, q.dir);
+      const s = s3 ? await readS3Summary(ctx, s3, id) : await readSummary(backupPath(backupRoot(ctx, q.dir), id));
       if (!s) throw e;
       return { id, status: s.status === 'complete' ? 'COMPLETED' : s.status.toUpperCase(), running: false, progress: null, result: s, error: null };
     }
@@ -106,13 +112,16 @@ export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) 
     const b = restoreBody.safeParse(req.body ?? {});
     if (!b.success) throw badInput(b.error.issues[0]!.message);
     if (b.data.backupId) validateBackupId(b.data.backupId);
+    // An s3:// location (given or configured) goes to the workflow as is: it fetches the backup first.
+    const s3 = b.data.backupId ? s3LocationOf(ctx, b.data.backupDir) : null;
+    const backupDir = s3 ? s3.url : b.data.backupDir ? backupRoot(ctx, b.data.backupDir) : null;
     const t = temporalOrThrow(deps);
     const restoreId = `restore-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
     try {
       await t.client.workflow.start('restoreEvidenceLocker', {
         taskQueue: t.taskQueue,
         workflowId: restoreId,
-        args: [{ restoreId, actor: p.sub, backupId: b.data.backupId ?? null, backupDir: b.data.backupDir ? backupRoot(ctx, b.data.backupDir) : null, target: b.data.target ?? null, toAnchor: b.data.toAnchor ?? null }],
+        args: [{ restoreId, actor: p.sub, backupId: b.data.backupId ?? null, backupDir, target: b.data.target ?? null, toAnchor: b.data.toAnchor ?? null }],
       });
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) throw conflict(`restore ${restoreId} already running`);

@@ -12,6 +12,9 @@ import { writeManifestArchive } from '../../archive';
 import { compressionFor } from '../../core/pack/export';
 import { verifyEvidencePack, isEvidencePack } from '../../core/pack/verify';
 
+/** Directories are resolved here (the API may run elsewhere); s3:// URLs pass through. */
+const loc = (d?: string) => (d ? (/^s3:\/\//i.test(d) ? d : resolve(d)) : undefined);
+
 interface WfStatus<T> { id: string; status: string; running: boolean; progress: Record<string, number | string> | null; result: T | null; error: string | null }
 
 async function waitFor<T>(c: Ctx, path: string, label: string, total: (p: Record<string, number | string>) => [number, number]): Promise<WfStatus<T>> {
@@ -39,13 +42,13 @@ export function registerBackupCommands(program: Command): void {
   bk.command('create')
     .description('consistent backup: index snapshot, blobs, anchor chain, public keys, manifest + digest')
     .requiredOption('--type <type>', 'what to back up: evidence-locker')
-    .option('--output-dir <dir>', 'backup root directory (default Backup:Path, <dataDir>/backups)')
+    .option('--output-dir <dir>', 'backup root: a directory or s3://bucket[/prefix] (default Backup:Path, <dataDir>/backups)')
     .option('--no-wait', 'start and return the backup id')
     .action(
       action(async (o: { type: string; outputDir?: string; wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.type !== 'evidence-locker') throw new CliError('--type must be evidence-locker', EXIT.USAGE);
-        const r = await c.api().post<{ backupId: string; location: string }>('/backups', { type: o.type, outputDir: o.outputDir ? resolve(o.outputDir) : undefined });
+        const r = await c.api().post<{ backupId: string; location: string }>('/backups', { type: o.type, outputDir: loc(o.outputDir) });
         if (!o.wait) return print(c.format, r, () => `started backup ${r.backupId} -> ${r.location}`);
         const st = await waitFor<BackupSummaryView>(c, `/backups/${r.backupId}`, 'backup', (p) => [Number(p.blobBatchesDone), Number(p.blobBatches)]);
         const s = st.result!;
@@ -59,12 +62,12 @@ export function registerBackupCommands(program: Command): void {
   bk.command('list')
     .description('backups with id, time, size, item count and latest anchor')
     .requiredOption('--type <type>', 'evidence-locker')
-    .option('--dir <dir>', 'backup root directory (default Backup:Path)')
+    .option('--dir <dir>', 'backup root: a directory or s3://bucket[/prefix] (default Backup:Path)')
     .action(
       action(async (o: { type: string; dir?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.type !== 'evidence-locker') throw new CliError('--type must be evidence-locker', EXIT.USAGE);
-        const r = await c.api().get<{ location: string; backups: BackupSummaryView[] }>(`/backups${qs({ type: o.type, dir: o.dir ? resolve(o.dir) : undefined })}`);
+        const r = await c.api().get<{ location: string; backups: BackupSummaryView[] }>(`/backups${qs({ type: o.type, dir: loc(o.dir) })}`);
         print(c.format, r, () =>
           r.backups.length
             ? renderTable(r.backups, [
@@ -100,13 +103,13 @@ export function registerBackupCommands(program: Command): void {
     .option('--backup-id <id>', 'backup to restore (stella backup list --type evidence-locker)')
     .option('--target <path>', 'directory the blobs are restored into (default EvidenceLocker:Path)')
     .option('--to-anchor <anchor-id>', 'point-in-time: cut back to exactly this anchor; later items are quarantined')
-    .option('--backup-dir <dir>', 'backup root directory (default Backup:Path)')
+    .option('--backup-dir <dir>', 'backup root: a directory or s3://bucket[/prefix] (default Backup:Path)')
     .option('--no-wait', 'start and return the restore id')
     .action(
       action(async (o: { backupId?: string; target?: string; toAnchor?: string; backupDir?: string; wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!o.backupId && !o.toAnchor) throw new CliError('give --backup-id <id> (full restore) and/or --to-anchor <anchor-id> (point-in-time)', EXIT.USAGE);
-        const r = await c.api().post<{ restoreId: string }>('/evidence/restore', { backupId: o.backupId, target: o.target ? resolve(o.target) : undefined, toAnchor: o.toAnchor, backupDir: o.backupDir ? resolve(o.backupDir) : undefined });
+        const r = await c.api().post<{ restoreId: string }>('/evidence/restore', { backupId: o.backupId, target: o.target ? resolve(o.target) : undefined, toAnchor: o.toAnchor, backupDir: loc(o.backupDir) });
         if (!o.wait) return print(c.format, r, () => `started ${r.restoreId}`);
         const st = await waitFor<any>(c, `/evidence/restore/${r.restoreId}`, 'restore', (p) => [Number(p.rowsDone) + Number(p.blobsDone), Number(p.rows) + Number(p.blobs)]);
         const x = st.result;

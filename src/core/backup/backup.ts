@@ -40,7 +40,8 @@ export interface BackupInput { backupId: string; dir: string; actor: string }
 export interface BackupSummary {
   id: string;
   type: 'evidence-locker';
-  status: 'running' | 'complete' | 'failed';
+  /** incomplete: on S3 without a manifest (an interrupted upload). */
+  status: 'running' | 'complete' | 'failed' | 'incomplete';
   createdAt: string;
   finishedAt?: string | null;
   location: string;
@@ -77,8 +78,13 @@ export function validateBackupId(id: string): string {
   return id;
 }
 
+export const isS3Location = (d?: string | null): boolean => !!d && /^s3:\/\//i.test(d);
+
+/** The local root of a backup location; an s3:// location is built in `<dataDir>/tmp/backup-staging` (s3.ts uploads it). */
 export function backupRoot(ctx: AppContext, dir?: string | null): string {
-  return resolve(dir || ctx.cfg.backup.dir);
+  const d = dir || ctx.cfg.backup.dir;
+  if (isS3Location(d)) return join(ctx.cfg.dataDir, 'tmp', 'backup-staging');
+  return resolve(d);
 }
 
 export function backupPath(root: string, id: string): string {
@@ -296,6 +302,8 @@ export async function backupFailed(ctx: AppContext, input: BackupInput, error: s
   const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
   const s = await readSummary(path);
   if (s) await writeJson(join(path, 'backup.json'), { ...s, status: 'failed', error, finishedAt: new Date().toISOString() });
+  // S3: whatever was uploaded has no manifest (listed as incomplete); the staging copy is only disk.
+  if (isS3Location(input.dir || ctx.cfg.backup.dir)) await fsp.rm(path, { recursive: true, force: true });
   await ctx.db.query(`UPDATE backup_runs SET status='failed', summary = summary || $2::jsonb, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify({ error })]).catch(() => {});
 }
 
