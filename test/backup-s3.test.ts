@@ -110,6 +110,11 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     const err = await refused.result().then(() => null, (e) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(innermost(err)).toMatch(new RegExp(`no complete backup ${brokenId} at ${url}/${brokenId}: manifest.json is missing .*interrupted upload.*refusing to restore`));
+    // Bad locations are refused before any work starts.
+    const noBucket = await app.inject({ method: 'POST', url: '/backups', headers: auth, payload: { type: 'evidence-locker', outputDir: 's3://no-such-bucket-4711/x' } });
+    expect([noBucket.statusCode, (noBucket.json() as { message?: string; error?: string }).message ?? noBucket.body]).toEqual([404, expect.stringContaining('bucket no-such-bucket-4711 does not exist')]);
+    const malformed = await app.inject({ method: 'GET', url: '/backups?dir=s3://A_B', headers: auth });
+    expect(malformed.statusCode).toBe(400);
     await app.close();
     const before = await snapshot(h.ctx.db);
 

@@ -9,7 +9,7 @@ import { badInput, conflict, notFound } from '../../core/errors';
 import { extraRoutes } from '../server';
 import { extraSchedules } from '../../temporal/schedules';
 import { backupRoot, listBackups, newBackupId, validateBackupId, backupPath, readSummary } from '../../core/backup/backup';
-import { listS3Backups, readS3Summary, s3LocationOf } from '../../core/backup/s3';
+import { checkS3Location, listS3Backups, readS3Summary, s3LocationOf } from '../../core/backup/s3';
 import { provisionStorage } from '../../core/backup/provision';
 import { exportEvidencePack } from '../../core/pack/export';
 import { collectDiagnostics } from '../../core/diagnostics';
@@ -69,7 +69,8 @@ export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) 
     // s3://bucket/prefix: staged locally, then uploaded by the workflow.
     const s3 = s3LocationOf(ctx, b.data.outputDir);
     const dir = s3 ? s3.url : backupRoot(ctx, b.data.outputDir);
-    if (!s3) await fsp.mkdir(dir, { recursive: true });
+    if (s3) await checkS3Location(ctx, s3);
+    else await fsp.mkdir(dir, { recursive: true });
     await t.client.workflow.start('backupEvidenceLocker', { taskQueue: t.taskQueue, workflowId: backupId, args: [{ backupId, dir, actor: p.sub }] });
     return reply.status(202).send({ backupId, workflowId: backupId, location: s3 ? `${s3.url}/${backupId}` : join(dir, backupId) });
   });

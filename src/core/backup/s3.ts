@@ -3,14 +3,14 @@ import { createHash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { AppContext } from '../context';
 import { createS3Client } from '../../blob/s3';
 import { S3_URL_RE } from '../../config';
 import { parseManifest } from '../../archive';
 import { sha256Digest } from '../canonical';
 import { audit } from '../audit';
-import { badInput, integrity, notFound } from '../errors';
+import { StellaError, badInput, integrity, notFound } from '../errors';
 import { mapLimit } from '../locker/batch-ingest';
 import { BACKUP_KIND, backupPath, readSummary, validateBackupId, type BackupInput, type BackupSummary } from './backup';
 
@@ -66,6 +66,24 @@ function clientOf(ctx: AppContext): S3Client {
   }
   return c;
 }
+
+/** Fails fast, with the location named, when the bucket is missing or unreachable. */
+export async function checkS3Location(ctx: AppContext, loc: S3Location): Promise<void> {
+  try {
+    await clientOf(ctx).send(new HeadBucketCommand({ Bucket: loc.bucket }));
+  } catch (e) {
+    if (isNotFound(e)) throw notFound(`backup location ${loc.url}: bucket ${loc.bucket} does not exist`);
+    const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 403) throw new StellaError('FORBIDDEN', `backup location ${loc.url}: access to bucket ${loc.bucket} denied (STELLA_S3_ACCESS_KEY_ID / STELLA_S3_SECRET_ACCESS_KEY)`);
+    throw new StellaError('UNAVAILABLE', `backup location ${loc.url}: ${(e as Error).message || (e as Error).name}`);
+  }
+}
+
+/** In activities an unreachable S3 is retried (plain error); a missing bucket or denied access is not. */
+const checkRetryable = (ctx: AppContext, loc: S3Location) =>
+  checkS3Location(ctx, loc).catch((e: StellaError) => {
+    throw e.code === 'UNAVAILABLE' ? new Error(e.message) : e;
+  });
 
 const keyOf = (loc: S3Location, id: string, rel: string) => `${loc.prefix}${id}/${rel}`;
 const urlOf = (loc: S3Location, id: string) => `${loc.url}/${id}`;
@@ -164,6 +182,7 @@ export async function backupUpload(ctx: AppContext, input: BackupInput, hb: (d: 
     if (done?.status === 'complete') return done;
     throw notFound(`backup ${id}: staging directory ${path} has no manifest.json and ${url} holds no complete backup`);
   }
+  await checkRetryable(ctx, loc);
   const local = await readSummary(path);
   if (!local) throw notFound(`backup ${id}: staging directory ${path} has no backup.json`);
   const summary: BackupSummary = { ...local, location: url };
@@ -226,6 +245,7 @@ function emptySummary(id: string, location: string): BackupSummary {
 /** `stella backup list` on an S3 location: one entry per `<prefix>/<id>/`, complete only with a manifest. */
 export async function listS3Backups(ctx: AppContext, loc: S3Location): Promise<BackupSummary[]> {
   const client = clientOf(ctx);
+  await checkS3Location(ctx, loc);
   const ids: string[] = [];
   let token: string | undefined;
   do {
@@ -255,6 +275,7 @@ export async function restoreFetch(ctx: AppContext, input: { restoreId: string; 
   const id = validateBackupId(input.backupId);
   const client = clientOf(ctx);
   const url = urlOf(loc, id);
+  await checkRetryable(ctx, loc);
   const root = restoreStagingRoot(ctx, input.restoreId);
   const dest = join(root, id);
   const manifestBytes = await getBytes(client, loc.bucket, keyOf(loc, id, 'manifest.json'));
