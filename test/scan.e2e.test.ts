@@ -215,5 +215,21 @@ describe('scanThenAttest end to end', () => {
     expect(q.body.events.map((e: any) => e.status).sort()).toEqual(['ignored', 'queued']);
     const runs = (await call('GET', `/scans?artifact=${fx.digest}`)).body.items;
     expect(runs.some((r: any) => r.trigger === 'push')).toBe(true);
+
+    // Registering the pushed image later starts the queued scan.
+    const fx3 = await buildOciFixture({ ref: 'unknown:2', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify({ name: 'y', lockfileVersion: 3, packages: { '': { name: 'y' }, 'node_modules/is-number': { version: '7.0.0' } } }) }]], archives: true });
+    try {
+      const reg = await call('POST', '/images', { name: 'registry.local/unknown:2', path: fx3.tarPath });
+      expect(reg.body.queuedScans.eventIds).toEqual([queued.body.eventId]);
+      await h.client.workflow.getHandle(reg.body.queuedScans.workflowId).result();
+      // no longer pending in the queue; the event row records the run it started
+      const after = await call('GET', '/scans/queue');
+      expect(after.body.events.find((e: any) => e.id === queued.body.eventId)).toBeUndefined();
+      const row = (await h.ctx.db.query('SELECT status, artifact_digest, workflow_id FROM scan_events WHERE id=$1', [queued.body.eventId])).rows[0];
+      expect(row).toMatchObject({ status: 'started', artifact_digest: fx3.digest, workflow_id: reg.body.queuedScans.workflowId });
+      expect((await h.ctx.evidence.list({ tenant: TENANT, artifact: fx3.digest, kind: 'sbom' })).items).toHaveLength(1);
+    } finally {
+      await fx3.cleanup();
+    }
   });
 });

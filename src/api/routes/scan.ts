@@ -234,8 +234,27 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     const b = parse(z.object({ name: z.string().min(1), path: z.string().min(1) }), req.body);
     const r = await registerImage(ctx, tenant, b.name, b.path, p.sub);
     await audit(ctx.db, { tenant, actor: p.sub, action: 'scan.image.register', target: b.name, details: { path: r.path, digest: r.digest } });
-    return r;
+    return { ...r, queuedScans: await startQueuedPushScans(tenant, b.name, r.digest, p.sub) };
   });
+
+  /**
+   * Push events that arrived before their image was available to the scanner wait as
+   * `queued`; registering the image starts them (once, joining one run per artifact).
+   */
+  async function startQueuedPushScans(tenant: string, name: string, digest: string, actor: string): Promise<{ eventIds: number[]; workflowId: string } | null> {
+    const cfg = await autoScanConfig(ctx, tenant);
+    if (!cfg.enabled || !cfg.triggers.includes('push') || !deps.temporal) return null;
+    const q = await ctx.db.query(
+      `SELECT id FROM scan_events WHERE tenant_id=$1 AND status='queued' AND trigger='push'
+         AND (image=$2 OR repository=$2 OR repository || ':' || tag = $2 OR artifact_digest=$3)`,
+      [tenant, name, digest],
+    );
+    if (!q.rowCount) return null;
+    const started = await startScan(ctx, deps.temporal, tenant, { image: name, requestedBy: `push:${actor}`, trigger: 'push' });
+    const ids = q.rows.map((x) => Number(x.id));
+    await ctx.db.query(`UPDATE scan_events SET status='started', workflow_id=$2, artifact_digest=$3, reason=$4 WHERE id = ANY($1)`, [ids, started.workflowId, started.artifactDigest, `started when ${name} was registered`]);
+    return { eventIds: ids, workflowId: started.workflowId };
+  }
 
   app.get('/images', async (req) => {
     requireScope(req, 'evidence:read');
