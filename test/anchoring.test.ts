@@ -1,4 +1,4 @@
-import { apiFor } from './support/api';
+import { apiFor, bearer } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
@@ -7,7 +7,6 @@ import { harness, type Harness } from './support/context';
 import '../src/api/routes';
 import { createMetrics } from '../src/core/metrics';
 import { SIGNING_PURPOSE } from '../src/core/keys';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { anchorStats, backupDir, createAnchor, latestAnchor, anchorById, newChain, recoverAnchor, verifyAnchors, anchorVerifyAll, inclusionProofFor, verifyOffline } from '../src/core/anchoring';
 import { decodeAnchorUnverified, merkleRoot, signAnchor, verifyConsistency, consistencyProof } from '../src/merkle';
@@ -15,9 +14,7 @@ import { decodeAnchorUnverified, merkleRoot, signAnchor, verifyConsistency, cons
 let h: Harness;
 let app: FastifyInstance;
 const ART = sha256Digest('registry.example/app@anchoring');
-const auth = async (scopes: string[]) => ({
-  authorization: `Bearer ${await mintToken(h.ctx.keys, { sub: `u-${scopes.join('+')}`, tenant: 'default', scopes: scopes as never, ttlSeconds: 600 }, { purpose: 'api-token' })}`,
-});
+const auth = (scopes: string[]) => bearer(h, scopes);
 const ingest = async (n: number) => {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {

@@ -1,15 +1,14 @@
-import { apiFor } from './support/api';
+import { apiFor, bearer } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
 import '../src/api/routes';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { signEnvelope } from '../src/crypto/dsse';
 import { exportRootPack, writeRootPackFile } from '../src/crypto/rootpack';
@@ -24,7 +23,7 @@ let app: FastifyInstance;
 const ART = sha256Digest(`registry.example/app@${randomBytes(4).toString('hex')}`);
 const BASE = sha256Digest('registry.example/base@1');
 const scratch = () => mkdtempSync(join(inject('scratch'), 'pack-'));
-const auth = async () => ({ authorization: `Bearer ${await mintToken(h.ctx.keys, { sub: 'ops', tenant: 'default', scopes: ['admin'] as never, ttlSeconds: 600 }, { purpose: 'api-token' })}` });
+const auth = () => bearer(h, ['admin']);
 const put = (data: string, kind: 'sbom' | 'attestation' | 'scan-report' | 'vex', subjects = [ART], parents: string[] = []) =>
   h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(data), kind, mediaType: 'application/json', subjects, parents: parents.map((id) => ({ id })) });
 

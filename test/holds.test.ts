@@ -1,18 +1,16 @@
-import { apiFor } from './support/api';
+import { apiFor, bearer } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
 import '../src/api/routes';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/core/canonical';
 import { isHeld, createHold } from '../src/core/retention/holds';
 import { readTar } from '../src/archive';
 
 let h: Harness;
 let app: FastifyInstance;
-const tok = (scopes: string[]) => mintToken(h.ctx.keys, { sub: `user-${scopes.join('+')}`, tenant: 'default', scopes: scopes as never, ttlSeconds: 600 }, { purpose: 'api-token' });
-const auth = async (scopes: string[]) => ({ authorization: `Bearer ${await tok(scopes)}` });
+const auth = (scopes: string[]) => bearer(h, scopes);
 
 beforeAll(async () => {
   h = await harness({ blob: 'fs' });
@@ -32,7 +30,7 @@ describe('legal hold API', () => {
     const created = await app.inject({ method: 'POST', url: '/evidence/holds', headers: await auth(['evidence:write']), payload: body });
     expect(created.statusCode).toBe(201);
     const hold = created.json();
-    expect(hold).toMatchObject({ scope: 'artifact', values: [sha256Digest('a1')], incidentTicket: 'INC-7', active: true, createdBy: 'user-evidence:write' });
+    expect(hold).toMatchObject({ scope: 'artifact', values: [sha256Digest('a1')], incidentTicket: 'INC-7', active: true, createdBy: 'test-evidence:write' });
 
     expect((await app.inject({ method: 'GET', url: '/evidence/holds', headers: await auth(['promotion:read']) })).statusCode).toBe(403);
     const list = await app.inject({ method: 'GET', url: '/evidence/holds', headers: await auth(['evidence:read']) });
@@ -44,7 +42,7 @@ describe('legal hold API', () => {
     expect((await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:read']) })).statusCode).toBe(403);
     const rel = await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:write']), payload: { reason: 'INC-7 resolved' } });
     expect(rel.statusCode).toBe(200);
-    expect(rel.json()).toMatchObject({ active: false, releasedBy: 'user-evidence:write', releaseReason: 'INC-7 resolved' });
+    expect(rel.json()).toMatchObject({ active: false, releasedBy: 'test-evidence:write', releaseReason: 'INC-7 resolved' });
     expect((await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:write']) })).statusCode).toBe(409);
     const audits = await h.ctx.db.query(`SELECT action FROM audit_log WHERE target=$1 ORDER BY id`, [hold.id]);
     expect(audits.rows.map((x) => x.action)).toEqual(['evidence.hold.created', 'evidence.hold.released']);

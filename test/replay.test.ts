@@ -1,7 +1,7 @@
-import { apiFor } from './support/api';
+import { apiFor, bearer } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { harness, type Harness } from './support/context';
@@ -21,8 +21,6 @@ import { ensureSchedules } from '../src/temporal/schedules';
 import { createMetrics } from '../src/core/metrics';
 import '../src/core/replay/schedule';
 import '../src/api/routes';
-import { TOKEN_PURPOSE } from '../src/core/keys';
-import { mintToken } from '../src/crypto/tokens';
 import { createAnchor } from '../src/core/anchoring';
 
 const BIN = join(__dirname, '..', 'bin', 'stella.mjs');
@@ -215,16 +213,15 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
 
   it('--ledger finds the manifest in a signed anchor; bundles need replay:read', async () => {
     const app = await apiFor(h);
-    const tok = (scopes: string[], tenant = 'default') => mintToken(h.ctx.keys, { sub: 't', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
-    const reader = { authorization: `Bearer ${await tok(['replay:read'])}` };
+    const reader = await bearer(h, ['replay:read']);
     const before = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
     expect(before.json().ok).toBe(false);
     await createAnchor(h.ctx, { force: true } as never);
     const after = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
     expect(after.json(), after.body).toMatchObject({ ok: true });
-    const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: { authorization: `Bearer ${await tok(['evidence:read'])}` } });
+    const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: await bearer(h, ['evidence:read']) });
     expect(noScope.statusCode).toBe(403);
-    const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: { authorization: `Bearer ${await tok(['replay:read'], 'acme')}` } });
+    const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: await bearer(h, ['replay:read'], 'acme') });
     expect(otherTenant.statusCode).toBe(404);
     const kit = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: reader });
     expect(kit.statusCode).toBe(200);
