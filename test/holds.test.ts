@@ -31,6 +31,8 @@ describe('legal hold API', () => {
     expect(created.statusCode).toBe(201);
     const hold = created.json();
     expect(hold).toMatchObject({ scope: 'artifact', values: [sha256Digest('a1')], incidentTicket: 'INC-7', active: true, createdBy: 'test-evidence:write' });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/stella_legal_holds_active\{tenant="default",scope="artifact"\} 1/);
 
     expect((await app.inject({ method: 'GET', url: '/evidence/holds', headers: await auth(['promotion:read']) })).statusCode).toBe(403);
     const list = await app.inject({ method: 'GET', url: '/evidence/holds', headers: await auth(['evidence:read']) });

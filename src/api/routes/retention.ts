@@ -10,6 +10,7 @@ import { extraSchedules } from '../../temporal/schedules';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
 import { getRun, listRuns, runItems, openPromotionArtifactsFromDb } from '../../core/retention/purge';
+import '../../core/retention/metrics';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
 
 // Daily retention (tier move + purge, per tenant) as a Temporal Schedule.
