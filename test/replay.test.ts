@@ -218,7 +218,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     expect(before.json().ok).toBe(false);
     await createAnchor(h.ctx, { force: true } as never);
     const after = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
-    expect(after.json(), after.body).toMatchObject({ ok: true });
+    expect(after.json(), after.body).toMatchObject({ ok: true, leafIndex: expect.any(Number), treeSize: expect.any(Number), anchor: expect.stringMatching(/^[0-9a-f]{64}$/) });
     const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: await bearer(h, ['evidence:read']) });
     expect(noScope.statusCode).toBe(403);
     const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: await bearer(h, ['replay:read'], 'acme') });

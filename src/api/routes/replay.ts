@@ -7,6 +7,8 @@ import { exportRootPack } from '../../crypto/rootpack';
 import { badInput, notFound } from '../../core/errors';
 import { audit } from '../../core/audit';
 import { inclusionProofFor, verifyOffline } from '../../core/anchoring';
+import { decodeAnchorUnverified } from '../../merkle';
+import { trustedRootPack } from '../../core/attest/attest';
 
 const syncBody = z.object({
   scanId: z.string().min(1),
@@ -90,8 +92,12 @@ async function ledgerCheck(deps: ApiDeps, tenant: string, scanId: string) {
   const run = await getRun(deps.ctx, tenant, scanId);
   try {
     const proof = await inclusionProofFor(deps.ctx, tenant, run.manifestDigest);
-    const v = await verifyOffline(proof);
-    return { ok: v.ok, manifest: run.manifestDigest, anchor: (proof as { anchorId?: string }).anchorId ?? null, leafIndex: proof.inclusion?.leafIndex ?? null, treeSize: (proof as { treeSize?: number }).treeSize ?? null, result: v };
+    // Pin the anchor's signing key to one this locker trusts (not just the key embedded in the proof).
+    const kid = decodeAnchorUnverified(proof.anchor)?.kid;
+    const trusted = (await trustedRootPack(deps.ctx)).keys.find((k) => k.kid === kid);
+    if (!trusted) return { ok: false, manifest: run.manifestDigest, reason: `anchor signed by ${kid ?? 'an unknown key'}, which is not in the RootPack` };
+    const v = await verifyOffline(proof, { pinnedJwk: trusted.publicJwk, evidenceId: run.manifestDigest });
+    return { ok: v.ok, manifest: run.manifestDigest, anchor: v.anchorHash ?? null, leafIndex: v.leafIndex ?? null, treeSize: v.payload?.logSize ?? null, signer: kid, detail: v.detail };
   } catch (e) {
     return { ok: false, manifest: run.manifestDigest, reason: (e as Error).message };
   }
