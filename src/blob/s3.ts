@@ -67,6 +67,16 @@ export class S3BlobStore implements BlobStore {
     return `${this.prefix}sha256/${hexOf(digest)}`;
   }
 
+  async bucketExists(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
   async ensureBucket(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));

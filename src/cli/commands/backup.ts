@@ -87,14 +87,14 @@ export function registerBackupCommands(program: Command): void {
   const storage = group(ev, 'storage', 'storage usage and checks');
   storage
     .command('provision')
-    .description('prepare a restore target directory: create it, check it is writable and has --size free')
+    .description('prepare a restore target: a directory (created, writable, --size free) or an S3 bucket (created when missing, write/read/delete probe)')
     .requiredOption('--size <size>', 'space needed, e.g. 500G, 2TiB')
-    .option('--path <dir>', 'the directory (default EvidenceLocker:Path)')
+    .option('--path <dir|s3://bucket>', 'the target (default: the configured evidence store)')
     .action(
       action(async (o: { size: string; path?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<{ path: string; requestedBytes: number; availableBytes: number | null; created: boolean }>('/evidence/storage/provision', { size: o.size, path: o.path ? resolve(o.path) : undefined });
-        print(c.format, r, () => `provisioned ${r.path}${r.created ? ' (created)' : ''}: ${humanBytes(r.requestedBytes)} requested, ${r.availableBytes === null ? 'unknown' : humanBytes(r.availableBytes)} free\nnext: stella evidence restore --backup-id <id> --target ${r.path}`);
+        const r = await c.api().post<{ path: string; requestedBytes: number; availableBytes: number | null; created: boolean }>('/evidence/storage/provision', { size: o.size, path: loc(o.path) });
+        print(c.format, r, () => `provisioned ${r.path}${r.created ? ' (created)' : ''}: ${humanBytes(r.requestedBytes)} requested, ${r.availableBytes === null ? (r.path.startsWith('s3://') ? 'no fixed capacity (S3)' : 'unknown') : humanBytes(r.availableBytes)} free\nnext: stella evidence restore --backup-id <id> --target ${r.path}`);
       }),
     );
 

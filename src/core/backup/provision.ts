@@ -3,6 +3,8 @@ import { dirname, join, resolve } from 'node:path';
 import { badInput, StellaError } from '../errors';
 import { audit } from '../audit';
 import type { AppContext } from '../context';
+import { S3BlobStore } from '../../blob';
+import { S3_URL_RE } from '../../config';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, ki: 1024, kib: 1024, m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2, g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3, t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4 };
 
@@ -41,6 +43,8 @@ export interface ProvisionResult { path: string; requestedBytes: number; availab
  */
 export async function provisionStorage(ctx: AppContext, q: { size: string; path?: string | null; actor: string }): Promise<ProvisionResult> {
   const requestedBytes = parseSize(q.size);
+  const bucketUrl = q.path && /^s3:\/\//i.test(q.path) ? q.path : !q.path && ctx.cfg.blob.kind === 's3' ? `s3://${ctx.cfg.blob.bucket}` : null;
+  if (bucketUrl) return provisionBucket(ctx, bucketUrl, requestedBytes, q.actor);
   const cfgPath = ctx.cfg.blob.kind === 'fs' ? ctx.cfg.blob.path : null;
   const path = resolve(q.path || cfgPath || join(ctx.cfg.dataDir, 'evidence'));
   const available = await freeSpace(path);
@@ -71,4 +75,24 @@ export async function provisionStorage(ctx: AppContext, q: { size: string; path?
   await fsp.writeFile(join(path, '.stella-provisioned.json'), JSON.stringify({ requestedBytes, availableBytes: available, at: new Date().toISOString(), actor: q.actor }) + '\n');
   await audit(ctx.db, { tenant: '*', actor: q.actor, action: 'evidence.storage.provision', target: path, details: { requestedBytes, availableBytes: available } }).catch(() => {});
   return { path, requestedBytes, availableBytes: available, created, ok: true };
+}
+
+/**
+ * An S3 target: the bucket is created when missing and must take a write, read and delete.
+ * S3 has no fixed capacity, so there is no free-space figure to check (availableBytes null).
+ */
+async function provisionBucket(ctx: AppContext, url: string, requestedBytes: number, actor: string): Promise<ProvisionResult> {
+  const m = S3_URL_RE.exec(url);
+  if (!m) throw badInput(`bad bucket URL ${JSON.stringify(url)}: expected s3://<bucket>[/<prefix>]`);
+  const s3 = ctx.cfg.blob.kind === 's3' ? ctx.cfg.blob : ctx.cfg.backup.s3;
+  const store = S3BlobStore.create({ bucket: m[1]!, prefix: m[2], endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: s3.forcePathStyle });
+  const existed = await store.bucketExists();
+  if (!existed) await store.ensureBucket();
+  try {
+    await store.health();
+  } catch (e) {
+    throw new StellaError('FORBIDDEN', `${url} does not take writes: ${(e as Error).message}`);
+  }
+  await audit(ctx.db, { tenant: '*', actor, action: 'evidence.storage.provision', target: url, details: { requestedBytes, bucketCreated: !existed } }).catch(() => {});
+  return { path: url, requestedBytes, availableBytes: null, created: !existed, ok: true };
 }
