@@ -74,3 +74,25 @@ export function createMetrics(db: Db | null) {
 export const extraMetrics: ((registry: client.Registry, db: Db | null) => void)[] = [];
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * A gauge read from PostgreSQL at scrape time: one series per result row. Queries that fail
+ * (e.g. a table from a later migration) leave the gauge empty rather than failing the scrape.
+ */
+export function dbGauge(
+  registry: client.Registry,
+  db: Db,
+  g: { name: string; help: string; labelNames?: string[]; sql: string; value: (row: Record<string, any>) => number; labels?: (row: Record<string, any>) => Record<string, string> },
+): client.Gauge {
+  return new client.Gauge({
+    name: g.name,
+    help: g.help,
+    labelNames: g.labelNames ?? [],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const r = await db.query(g.sql).catch(() => ({ rows: [] as Record<string, any>[] }));
+      for (const row of r.rows) this.set(g.labels ? g.labels(row) : {}, g.value(row));
+    },
+  });
+}

@@ -1,6 +1,5 @@
 import { extraSchedules } from '../../temporal/schedules';
-import { extraMetrics } from '../metrics';
-import client from 'prom-client';
+import { dbGauge, extraMetrics } from '../metrics';
 
 // Nightly replay verification of the latest N manifests per tenant (runbook §2.2).
 extraSchedules.push((cfg) => [
@@ -16,31 +15,21 @@ extraSchedules.push((cfg) => [
 // Replay metrics, read from the verification record so every API replica agrees.
 extraMetrics.push((registry, db) => {
   if (!db) return;
-  new client.Gauge({
+  dbGauge(registry, db, {
     name: 'replay_verify_total',
     help: 'Replay manifest verifications by result (monotonic count from the verification record)',
     labelNames: ['result'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      this.set({ result: 'passed' }, 0);
-      this.set({ result: 'failed' }, 0);
-      const r = await db.query(`SELECT result, count(*)::int AS n FROM replay_verifications GROUP BY result`).catch(() => ({ rows: [] as { result: string; n: number }[] }));
-      for (const row of r.rows) this.set({ result: row.result }, row.n);
-    },
+    // Both results always present (0 when none), so alert expressions see the series.
+    sql: `SELECT r.result, count(v.id) AS n FROM (VALUES ('passed'), ('failed')) AS r(result) LEFT JOIN replay_verifications v ON v.result = r.result GROUP BY r.result`,
+    value: (row) => Number(row.n),
+    labels: (row) => ({ result: row.result }),
   });
-  new client.Gauge({
+  dbGauge(registry, db, {
     name: 'replay_bundle_size_bytes',
-    help: 'Size of the latest replay bundles, by bundle',
+    help: 'Bytes of recorded replay bundles, by bundle',
     labelNames: ['bundle'],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const r = await db.query(`SELECT coalesce(sum(input_size),0)::bigint AS i, coalesce(sum(output_size),0)::bigint AS o, count(*)::int AS n FROM replay_runs`).catch(() => ({ rows: [] as any[] }));
-      if (r.rows[0]) {
-        this.set({ bundle: 'input' }, Number(r.rows[0].i));
-        this.set({ bundle: 'output' }, Number(r.rows[0].o));
-      }
-    },
+    sql: `SELECT 'input' AS bundle, coalesce(sum(input_size),0) AS n FROM replay_runs UNION ALL SELECT 'output', coalesce(sum(output_size),0) FROM replay_runs`,
+    value: (row) => Number(row.n),
+    labels: (row) => ({ bundle: row.bundle }),
   });
 });
