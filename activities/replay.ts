@@ -22,7 +22,7 @@ export function createReplayActivities(ctx: AppContext) {
       const feed = c.feed ? await loadFeedSnapshot(ctx, c.feed.digest) : undefined;
       const hb = setInterval(() => heartbeat('replay'), 5000);
       try {
-        const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, ...(feed ? { feed } : {}) });
+        const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) });
         const logs = [`scan ${c.scanId} of ${c.imageRef ?? c.imagePath} (${c.artifactDigest})`, `scanner ${r.scannerName} ${r.scannerVersion}`, `feed ${feed ? feed.digest : 'none'}`, ...r.warnings.map((w) => `warning: ${w}`)].join('\n') + '\n';
         const rec = await recordReplay(ctx, {
           tenant: c.tenant,

@@ -6,7 +6,8 @@ import { canonicalJson } from '../src/core/canonical';
 import { resolveImage } from '../src/core/scan/catalogue';
 import { latestFeed, loadFeedSnapshot } from '../src/core/scan/feeds';
 import { SCANNER, buildReport, runScan, toStellaError } from '../src/core/scan/engine';
-import { reportCounts, runRow, type ReportCounts, type ScanRun } from '../src/core/scan/runs';
+import { reportCounts, runRow, scannerEngine, type ReportCounts, type ScanRun } from '../src/core/scan/runs';
+import type { ScanEngine } from '../src/core/scan/external';
 import { provenanceStatement, sbomStatement, signAndStore, vulnStatement, type AttestType, type ScanFacts } from '../src/core/attest/attest';
 
 export const SBOM_MEDIA_TYPE = 'application/vnd.cyclonedx+json';
@@ -36,7 +37,13 @@ export interface ScanContext {
   force: boolean;
   scanTime: string;
   feed: { version: number; digest: string; records: number; importedAt: string } | null;
+  /** Which tool lists the packages (scanner config `engine`); pinned for the whole run. */
+  engine?: ScanEngine;
 }
+
+/** scan_runs.scanner_name carries the engine, so reuse never mixes SBOMs from different tools. */
+const scannerNameFor = (engine: ScanEngine) => (engine === 'builtin' ? SCANNER.name : `${SCANNER.name}+${engine}`);
+const engineOf = (scannerName: string | null | undefined): ScanEngine => ((scannerName ?? '').split('+')[1] as ScanEngine | undefined) ?? 'builtin';
 
 /**
  * Decisions (bad input, unknown image, integrity failures) fail the activity for good;
@@ -94,6 +101,7 @@ export function createScanActivities(ctx: AppContext) {
               tenant: input.tenant, scanId: r.scanId, workflowId: r.workflowId, artifactDigest: r.artifactDigest, imagePath: r.imagePath!, imageRef: r.imageRef, imageFormat: r.imageFormat ?? '',
               trigger: r.trigger, requestedBy: r.requestedBy, sbomOnly: r.sbomOnly, force: r.force, scanTime: r.scanTime,
               feed: r.feedDigest && f?.rowCount ? { version: r.feedVersion!, digest: r.feedDigest, records: f.rows[0].record_count, importedAt: new Date(f.rows[0].imported_at).toISOString() } : null,
+              engine: engineOf(existing.rows[0].scanner_name),
             },
             reuse: null,
           };
@@ -119,14 +127,15 @@ export function createScanActivities(ctx: AppContext) {
           force: !!input.force,
           scanTime: input.scanTime,
           feed: feed ? { version: feed.version, digest: feed.digest, records: feed.records, importedAt: feed.importedAt } : null,
+          engine: await scannerEngine(ctx, input.tenant),
         };
         let reuse: ScanRun | null = null;
         if (!input.force) {
           // Same artifact, scanner and feed, and every item it produced still present.
           const prev = await ctx.db.query(
             `SELECT * FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND status='completed' AND scanner_version=$3
-               AND feed_digest IS NOT DISTINCT FROM $4 AND (sbom_only = false OR $5) ORDER BY finished_at DESC LIMIT 1`,
-            [c.tenant, c.artifactDigest, SCANNER.version, c.feed?.digest ?? null, c.sbomOnly],
+               AND feed_digest IS NOT DISTINCT FROM $4 AND (sbom_only = false OR $5) AND scanner_name=$6 ORDER BY finished_at DESC LIMIT 1`,
+            [c.tenant, c.artifactDigest, SCANNER.version, c.feed?.digest ?? null, c.sbomOnly, scannerNameFor(c.engine ?? 'builtin')],
           );
           if (prev.rowCount) {
             const p = runRow(prev.rows[0]);
@@ -141,7 +150,7 @@ export function createScanActivities(ctx: AppContext) {
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) ON CONFLICT (tenant_id, scan_id) DO NOTHING`,
           [
             c.tenant, c.scanId, c.workflowId, c.artifactDigest, c.imageRef, c.imagePath, c.imageFormat, c.trigger, c.requestedBy, c.sbomOnly, c.force,
-            c.feed?.version ?? null, c.feed?.digest ?? null, SCANNER.name, SCANNER.version, c.scanTime,
+            c.feed?.version ?? null, c.feed?.digest ?? null, scannerNameFor(c.engine ?? 'builtin'), SCANNER.version, c.scanTime,
             reuse ? 'reused' : 'running', reuse?.scanId ?? null, reuse?.sbomId ?? null, reuse && !c.sbomOnly ? reuse.reportId : null,
             JSON.stringify(reuse && !c.sbomOnly ? reuse.attestationIds : []), reuse && !c.sbomOnly ? JSON.stringify(reuse.counts) : null, reuse?.components ?? null,
           ],
@@ -156,7 +165,7 @@ export function createScanActivities(ctx: AppContext) {
     /** Scan the image into a CycloneDX SBOM and store it. Same scan time → same bytes → idempotent ingest. */
     async scanSbom(c: ScanContext): Promise<{ sbomId: string; components: number; packages: number; warnings: string[]; created: boolean }> {
       try {
-        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime }), () => ({ phase: 'scan', attempt: activityInfo().attempt }));
+        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine }), () => ({ phase: 'scan', attempt: activityInfo().attempt }));
         const components = r.sbom.components.length;
         const stored = await ctx.evidence.ingest({
           tenant: c.tenant,
@@ -185,7 +194,7 @@ export function createScanActivities(ctx: AppContext) {
         const warnings: string[] = [];
         const feed = c.feed ? await loadFeedSnapshot(ctx, c.feed.digest) : undefined;
         if (!feed) warnings.push('no advisory feed imported: findings not evaluated, counts are 0 (stella feeds import <dir|zip>)');
-        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, ...(feed ? { feed } : {}) }), () => ({ phase: 'match' }));
+        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) }), () => ({ phase: 'match' }));
         if (r.sbomDigest !== sbomId) throw integrity(`image ${c.imageRef ?? c.imagePath} no longer yields SBOM ${sbomId} (got ${r.sbomDigest}); re-run the scan`);
         const report = { ...buildReport(r, { scanId: c.scanId, feed: c.feed, warnings }), counts: reportCounts(r.counts) };
         const stored = await ctx.evidence.ingest({

@@ -10,7 +10,7 @@ import { validateDigest } from '../../core/evidence';
 import { SIGNING_PURPOSE } from '../../core/keys';
 import { listImages, registerImage } from '../../core/scan/catalogue';
 import { importFeed, listFeeds } from '../../core/scan/feeds';
-import { autoScanConfig, listScanRuns, runRow, setScannerConfig, type ScanRun } from '../../core/scan/runs';
+import { autoScanConfig, listScanRuns, runRow, scannerEngine, setScannerConfig, type ScanRun } from '../../core/scan/runs';
 import { SCAN_SA, scanWorkflowId, startScan } from '../../core/scan/start';
 import { SCANNER } from '../../core/scan/engine';
 import {
@@ -214,7 +214,7 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.get('/scanner/config', async (req) => {
     requireScope(req, 'evidence:read');
     const tenant = tenantOf(req);
-    return { auto_scan: await autoScanConfig(ctx, tenant), scanner: SCANNER, feed: (await listFeeds(ctx, tenant))[0] ?? null };
+    return { auto_scan: await autoScanConfig(ctx, tenant), engine: await scannerEngine(ctx, tenant), scanner: SCANNER, feed: (await listFeeds(ctx, tenant))[0] ?? null };
   });
 
   app.put('/scanner/config', async (req) => {
@@ -224,7 +224,7 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     const before = await autoScanConfig(ctx, tenant);
     const after = await setScannerConfig(ctx, tenant, b.key, b.value);
     await audit(ctx.db, { tenant, actor: p.sub, action: 'scanner.config.set', target: b.key, details: { value: b.value, before, after } });
-    return { auto_scan: after };
+    return { auto_scan: after, engine: await scannerEngine(ctx, tenant) };
   });
 
   // ---- image catalogue ------------------------------------------------------------------

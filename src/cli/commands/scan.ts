@@ -322,15 +322,15 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
-  const config = scanner.command('config').description('scanner settings (auto_scan.enabled, auto_scan.triggers)');
+  const config = scanner.command('config').description('scanner settings (auto_scan.enabled, auto_scan.triggers, engine)');
   config
     .command('set <key> <value>')
-    .description('auto_scan.enabled true|false; auto_scan.triggers "push,promote"')
+    .description('auto_scan.enabled true|false; auto_scan.triggers "push,promote"; engine builtin|syft|trivy (syft/trivy must be on the worker\'s PATH)')
     .action(
       action(async (key: string, value: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().json<any>('PUT', '/scanner/config', { key, value });
-        print(c.format, r, () => `${key} = ${value}\nauto-scan: ${r.auto_scan.enabled ? 'enabled' : 'disabled'}; triggers: ${r.auto_scan.triggers.join(',') || 'none'}`);
+        print(c.format, r, () => `${key} = ${value}\nauto-scan: ${r.auto_scan.enabled ? 'enabled' : 'disabled'}; triggers: ${r.auto_scan.triggers.join(',') || 'none'}; engine: ${r.engine}`);
       }),
     );
   config
@@ -343,6 +343,7 @@ export function registerScanCommands(program: Command): void {
         print(c.format, r, () => renderKv({
           'auto_scan.enabled': r.auto_scan.enabled,
           'auto_scan.triggers': r.auto_scan.triggers.join(',') || '(none)',
+          engine: r.engine,
           scanner: `${r.scanner.name} ${r.scanner.version}`,
           feed: r.feed ? `v${r.feed.version} ${r.feed.digest} (${r.feed.records} records)` : 'none imported',
         }));

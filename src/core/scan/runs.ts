@@ -1,3 +1,4 @@
+import { ENGINES, type ScanEngine } from './external';
 import type { AppContext } from '../context';
 import { badInput } from '../errors';
 import type { Finding, SeverityCounts } from '../../scanner/osv';
@@ -120,10 +121,26 @@ export async function autoScanConfig(ctx: AppContext, tenant: string): Promise<A
   return { ...DEFAULT_AUTO, ...(r.rows[0]?.value ?? {}) };
 }
 
-/** `auto_scan.enabled true|false`, `auto_scan.triggers "push,promote"`. */
+export const ENGINE_KEY = 'scanner.engine';
+
+/** Which tool lists an image's packages: the built-in scanner unless syft/trivy is chosen. */
+export async function scannerEngine(ctx: AppContext, tenant: string): Promise<ScanEngine> {
+  const r = await ctx.db.query('SELECT value FROM settings WHERE tenant_id=$1 AND key=$2', [tenant, ENGINE_KEY]);
+  return (r.rows[0]?.value?.engine as ScanEngine | undefined) ?? 'builtin';
+}
+
+/** `auto_scan.enabled true|false`, `auto_scan.triggers "push,promote"`, `engine builtin|syft|trivy`. */
 export async function setScannerConfig(ctx: AppContext, tenant: string, key: string, value: string): Promise<AutoScanConfig> {
   const cur = await autoScanConfig(ctx, tenant);
   let next: AutoScanConfig;
+  if (key === 'engine') {
+    if (!(ENGINES as readonly string[]).includes(value)) throw badInput(`engine must be one of ${ENGINES.join(', ')}, got ${JSON.stringify(value)}`);
+    await ctx.db.query(
+      `INSERT INTO settings (tenant_id, key, value) VALUES ($1,$2,$3) ON CONFLICT (tenant_id, key) DO UPDATE SET value=EXCLUDED.value, updated_at=now()`,
+      [tenant, ENGINE_KEY, JSON.stringify({ engine: value })],
+    );
+    return cur;
+  }
   if (key === 'auto_scan.enabled') {
     if (!['true', 'false'].includes(value)) throw badInput(`auto_scan.enabled must be true or false, got ${JSON.stringify(value)}`);
     next = { ...cur, enabled: value === 'true' };
@@ -132,7 +149,7 @@ export async function setScannerConfig(ctx: AppContext, tenant: string, key: str
     const bad = list.filter((t) => !(TRIGGERS as readonly string[]).includes(t));
     if (bad.length) throw badInput(`unknown trigger(s) ${bad.join(', ')}: expected a comma list of ${TRIGGERS.join(', ')}`);
     next = { ...cur, triggers: list };
-  } else throw badInput(`unknown scanner setting ${JSON.stringify(key)}: expected auto_scan.enabled or auto_scan.triggers`);
+  } else throw badInput(`unknown scanner setting ${JSON.stringify(key)}: expected auto_scan.enabled, auto_scan.triggers or engine`);
   await ctx.db.query(
     `INSERT INTO settings (tenant_id, key, value) VALUES ($1,$2,$3) ON CONFLICT (tenant_id, key) DO UPDATE SET value=EXCLUDED.value, updated_at=now()`,
     [tenant, AUTO_SCAN_KEY, JSON.stringify(next)],
