@@ -1,3 +1,4 @@
+import { importRootPack, loadRootPack } from '../../crypto/rootpack';
 import { trustedRootPack } from '../../core/attest/attest';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -21,7 +22,7 @@ import { anchorHash, verifyAnchor } from '../../merkle';
 import { extraRoutes } from '../server';
 
 const createBody = z.object({ reason: z.string().min(1).max(500).optional(), force: z.boolean().optional() }).strict();
-const verifyBody = z.object({ scope: z.enum(['latest', 'all']).default('latest'), verbose: z.boolean().optional() }).strict();
+const verifyBody = z.object({ scope: z.enum(['latest', 'all']).default('latest'), verbose: z.boolean().optional(), rootPack: z.unknown().optional() }).strict();
 const newChainBody = z.object({ reason: z.string().trim().min(1, 'reason is required').max(500) }).strict();
 const recoverBody = z.object({ source: z.string().min(1).max(4096).default('backup') }).strict();
 const listQuery = z.object({
@@ -72,7 +73,11 @@ export async function registerAnchoringRoutes(app: FastifyInstance, deps: ApiDep
   app.post('/evidence/anchors/verify', async (req) => {
     requireScope(req, 'evidence:read');
     const b = parse(verifyBody, req.body);
-    const r = await verifyAnchors(ctx, { scope: b.scope });
+    // An operator-supplied RootPack (e.g. from an offline kit) is trusted in addition to ours.
+    const extra = b.rootPack === undefined ? undefined : await loadRootPack(b.rootPack).catch((e: Error) => {
+      throw badInput(`rootPack: ${e.message}`);
+    });
+    const r = await verifyAnchors(ctx, { scope: b.scope, ...(extra ? { rootPack: (await importRootPack(await trustedRootPack(ctx), extra)).pack } : {}) });
     return b.verbose ? r : { ...r, steps: undefined };
   });
 

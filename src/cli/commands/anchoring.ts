@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { JWK } from 'jose';
 import { action, ctxOf, group, requireDigest } from '../common';
@@ -98,12 +98,21 @@ export function registerAnchoringCommands(program: Command): void {
     .option('--latest', 'the newest anchor of the active chain (and its link)')
     .option('--all', 'every anchor of every chain')
     .option('--verbose', 'one line per anchor checked')
+    .option('--rootpack <file>', 'also trust the keys of this RootPack (e.g. keys of a host lost in a disaster)')
     .action(
-      action(async (o: { latest?: boolean; all?: boolean; verbose?: boolean }, cmd: Command) => {
+      action(async (o: { latest?: boolean; all?: boolean; verbose?: boolean; rootpack?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.latest && o.all) throw new CliError('give --latest or --all, not both', EXIT.USAGE);
         const scope = o.all ? 'all' : 'latest';
-        const r = await c.api().post('/evidence/anchors/verify', { scope, verbose: !!o.verbose });
+        let rootPack: unknown;
+        if (o.rootpack) {
+          try {
+            rootPack = JSON.parse(readFileSync(o.rootpack, 'utf8'));
+          } catch (e) {
+            throw new CliError(`--rootpack ${o.rootpack}: ${(e as Error).message}`, EXIT.USAGE);
+          }
+        }
+        const r = await c.api().post('/evidence/anchors/verify', { scope, verbose: !!o.verbose, ...(rootPack ? { rootPack } : {}) });
         print(c.format, r, () => {
           const lines: string[] = [];
           const kv: Record<string, unknown> = {
