@@ -1,3 +1,4 @@
+import { lockerSnapshot } from './support/snapshot';
 import { describe, it, expect, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,16 +24,6 @@ async function seed(ctx: AppContext, n: number, tag: string) {
   return res;
 }
 
-async function snapshot(db: AppContext['db']) {
-  const q = async (sql: string) => (await db.query(sql)).rows;
-  return {
-    items: await q(`SELECT tenant_id, id, kind, size_bytes, state, created_at::text AS t FROM evidence_items ORDER BY tenant_id, id`),
-    log: await q(`SELECT seq, item_id, encode(leaf_hash, 'hex') AS h FROM evidence_log ORDER BY seq`),
-    anchors: await q(`SELECT id, seq, log_size, root_hash, status FROM anchors ORDER BY chain_id, seq`),
-    edges: await q(`SELECT * FROM evidence_edges ORDER BY child_id, parent_id`),
-    audit: (await q(`SELECT count(*)::int AS n FROM audit_log`))[0].n as number,
-  };
-}
 
 function dbName(url: string) {
   return new URL(url).pathname.slice(1);
@@ -84,7 +75,7 @@ describe('backup and disaster recovery (real PostgreSQL, Temporal, fs blobs)', (
     expect(summary.manifestSha256).toMatch(/^sha256:[0-9a-f]{64}$/);
     const listed = await listBackups(backups);
     expect(listed.map((b) => [b.id, b.status, b.items])).toEqual([[backupId, 'complete', 2202]]);
-    const before = await snapshot(h.ctx.db);
+    const before = await lockerSnapshot(h.ctx.db);
 
     // Disaster: stop everything, drop the database, delete the data directory (keys included).
     await h.stopWorker();
@@ -119,7 +110,7 @@ describe('backup and disaster recovery (real PostgreSQL, Temporal, fs blobs)', (
     expect(out.anchors).toMatchObject({ ok: true, rootsMatchBackup: true, mismatches: [] });
     expect(out.anchors!.checked).toBe(2);
 
-    const after = await snapshot(ctx2.db);
+    const after = await lockerSnapshot(ctx2.db);
     expect(after.items).toEqual(before.items);
     expect(after.log).toEqual(before.log);
     expect(after.anchors).toEqual(before.anchors);

@@ -1,3 +1,4 @@
+import { lockerSnapshot } from './support/snapshot';
 import { describe, it, expect, afterAll } from 'vitest';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,15 +27,6 @@ async function seed(ctx: AppContext, n: number, tag: string) {
   await ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`${tag} vex`), kind: 'vex', mediaType: 'text/plain', subjects: [ART], parents: [{ id: res[0]!.id }] });
 }
 
-async function snapshot(db: AppContext['db']) {
-  const q = async (sql: string) => (await db.query(sql)).rows;
-  return {
-    items: await q(`SELECT tenant_id, id, kind, size_bytes, state, created_at::text AS t FROM evidence_items ORDER BY tenant_id, id`),
-    log: await q(`SELECT seq, item_id, encode(leaf_hash, 'hex') AS h FROM evidence_log ORDER BY seq`),
-    anchors: await q(`SELECT id, seq, log_size, root_hash, status FROM anchors ORDER BY chain_id, seq`),
-    edges: await q(`SELECT * FROM evidence_edges ORDER BY child_id, parent_id`),
-  };
-}
 
 function innermost(e: unknown): string {
   let c = e as Error;
@@ -116,7 +108,7 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     const malformed = await app.inject({ method: 'GET', url: '/backups?dir=s3://A_B', headers: auth });
     expect(malformed.statusCode).toBe(400);
     await app.close();
-    const before = await snapshot(h.ctx.db);
+    const before = await lockerSnapshot(h.ctx.db);
 
     // Disaster: stop everything, drop the database, delete the data directory (keys included).
     await h.stopWorker();
@@ -142,7 +134,7 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     expect(out.items).toBe(44);
     expect(out.verify).toMatchObject({ kind: 'verify-workflow', status: 'passed', failed: 0, checked: 44 });
     expect(out.anchors).toMatchObject({ ok: true, rootsMatchBackup: true, mismatches: [], checked: 2 });
-    const after = await snapshot(ctx2.db);
+    const after = await lockerSnapshot(ctx2.db);
     expect(after).toEqual(before);
     for (const it of before.items) expect((await ctx2.blobs.primary.hash(it.id))?.actual).toBe(it.id);
     // The downloaded copy is cleaned up.

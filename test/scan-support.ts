@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { apiFor } from './support/api';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,14 @@ export const TENANT = `scan${randomBytes(4).toString('hex')}`;
 
 export function api(h: Harness) {
   return apiFor(h);
+}
+
+/** app.inject with a bearer header, JSON body parsed: what the scan tests call the API with. */
+export function caller(app: FastifyInstance, auth: () => Record<string, string>) {
+  return async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) => {
+    const r = await app.inject({ method, url, headers: { ...auth(), ...headers }, ...(payload !== undefined ? { payload: payload as never } : {}) });
+    return { status: r.statusCode, body: r.body ? JSON.parse(r.body) : null };
+  };
 }
 
 export const token = (h: Harness, scopes: string[] = ['admin'], tenant = TENANT) => mintToken(h.ctx.keys, { sub: 'tester', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import '../src/api/routes/locker';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, realSystemLayer, type OciFixture } from './helpers/oci-fixture';
-import { api, countEvidence, realFacts, TENANT, token } from './scan-support';
+import { api, countEvidence, realFacts, TENANT, token, caller } from './scan-support';
 import { CYCLONEDX_BOM, SLSA_PROVENANCE_V1, VULNS_V02 } from '../src/crypto/intoto';
 import { scanWorkflowId } from '../src/core/scan/start';
 
@@ -32,10 +32,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const call = async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) => {
-  const r = await app.inject({ method, url, headers: { ...auth, ...headers }, ...(payload !== undefined ? { payload: payload as never } : {}) });
-  return { status: r.statusCode, body: r.body ? JSON.parse(r.body) : null };
-};
+const call = (...a: Parameters<ReturnType<typeof caller>>) => caller(app, () => auth)(...a);
 
 async function scanAndWait(image: string, opts: { force?: boolean; sbomOnly?: boolean } = {}) {
   const s = await call('POST', '/scans', { image, ...opts });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, type OciFixture } from './helpers/oci-fixture';
-import { api, TENANT, token } from './scan-support';
+import { api, TENANT, token, caller } from './scan-support';
 import { externalSbom, parsePurl, packagesFromBom } from '../src/core/scan/external';
 import { verifyRun } from '../src/core/replay/runs';
 
@@ -52,10 +52,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const call = async (method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown, headers: Record<string, string> = {}) => {
-  const r = await app.inject({ method, url, headers: { ...auth, ...headers }, ...(payload !== undefined ? { payload: payload as never } : {}) });
-  return { status: r.statusCode, body: r.body ? JSON.parse(r.body) : null };
-};
+const call = (...a: Parameters<ReturnType<typeof caller>>) => caller(app, () => auth)(...a);
 
 describe('scanner engine chosen by config', () => {
   it('parses purls into matchable packages', () => {
