@@ -3,8 +3,20 @@ import type { AppContext } from '../src/core/context';
 import { createAnchor, verifyAnchors, type CreateAnchorResult } from '../src/core/anchoring';
 import { nonRetryable } from './evidence';
 
-export interface AnchorCreateInput { reason?: string; force?: boolean; requestId: string; actor?: string }
-export interface AnchorVerifySummary { ok: boolean; scope: 'latest' | 'all'; checked: number; total: number; firstBreak: { anchorId: string; reason: string; detail: string } | null; logRows: number }
+export interface AnchorCreateInput {
+  reason?: string;
+  force?: boolean;
+  requestId: string;
+  actor?: string;
+}
+export interface AnchorVerifySummary {
+  ok: boolean;
+  scope: 'latest' | 'all';
+  checked: number;
+  total: number;
+  firstBreak: { anchorId: string; reason: string; detail: string } | null;
+  logRows: number;
+}
 
 export function createAnchoringActivities(ctx: AppContext) {
   return {
@@ -25,7 +37,14 @@ export function createAnchoringActivities(ctx: AppContext) {
       try {
         const r = await verifyAnchors(ctx, { scope: input.scope, onProgress: (p) => heartbeat(p) });
         const fb = r.firstBreak;
-        return { ok: r.ok, scope: r.scope, checked: r.checked, total: r.total, firstBreak: fb ? { anchorId: fb.anchorId, reason: fb.reason, detail: fb.detail } : null, logRows: r.logRows.filter((x) => !x.acknowledged).length };
+        return {
+          ok: r.ok,
+          scope: r.scope,
+          checked: r.checked,
+          total: r.total,
+          firstBreak: fb ? { anchorId: fb.anchorId, reason: fb.reason, detail: fb.detail } : null,
+          logRows: r.logRows.filter((x) => !x.acknowledged).length,
+        };
       } catch (e) {
         return nonRetryable(e);
       }

@@ -30,7 +30,15 @@ export function createBackupActivities(ctx: AppContext) {
         const s = await backupExport(ctx, input, (d) => heartbeat(d));
         // Only what the workflow needs: the schema can be large.
         // remote: an s3:// location, so the workflow uploads the staged backup after finalizing.
-        return { blobBatches: s.blobBatchOffsets.length, blobCount: s.blobCount, blobBytes: s.blobBytes, items: s.itemCount, logSize: s.logSize, tables: s.tables.length, remote: s3LocationOf(ctx, input.dir)?.url ?? null };
+        return {
+          blobBatches: s.blobBatchOffsets.length,
+          blobCount: s.blobCount,
+          blobBytes: s.blobBytes,
+          items: s.itemCount,
+          logSize: s.logSize,
+          tables: s.tables.length,
+          remote: s3LocationOf(ctx, input.dir)?.url ?? null,
+        };
       });
     },
     async backupCopyBlobs(input: BackupInput, batchNo: number) {

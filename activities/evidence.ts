@@ -3,10 +3,17 @@ import { promises as fsp, createReadStream } from 'node:fs';
 import { join, relative, extname } from 'node:path';
 import { heartbeat, activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
-import { StellaError } from '../src/core/errors';
+import { StellaError } from '../src/lib/errors';
 import type { EvidenceKind } from '../src/core/evidence';
 
-export interface BulkIngestSource { tenant: string; dir: string; kind: EvidenceKind; artifact: string; mediaType?: string; actor: string }
+export interface BulkIngestSource {
+  tenant: string;
+  dir: string;
+  kind: EvidenceKind;
+  artifact: string;
+  mediaType?: string;
+  actor: string;
+}
 
 const MEDIA_BY_EXT: Record<string, string> = { '.json': 'application/json', '.txt': 'text/plain', '.xml': 'application/xml', '.log': 'text/plain' };
 
@@ -60,7 +67,7 @@ export function createEvidenceActivities(ctx: AppContext) {
             kind: src.kind,
             mediaType: src.mediaType ?? MEDIA_BY_EXT[extname(path)] ?? 'application/octet-stream',
             subjects: [src.artifact],
-            producer: { type: 'bulk-ingest', workflowId: activityInfo().workflowExecution?.workflowId ?? "unknown", source: files[i], actor: src.actor },
+            producer: { type: 'bulk-ingest', workflowId: activityInfo().workflowExecution?.workflowId ?? 'unknown', source: files[i], actor: src.actor },
           });
           if (r.created) created++;
           else present++;

@@ -3,7 +3,7 @@ import type { AppContext } from '../src/core/context';
 import { opStart, opFinish, rebuildScan, rebuildFinish, type RebuildInput, type RebuildTotals } from '../src/core/locker/index-ops';
 import { promises as fsp } from 'node:fs';
 import { extractTar, ArchiveError } from '../src/archive';
-import { StellaError } from '../src/core/errors';
+import { StellaError } from '../src/lib/errors';
 import { spoolWorkDir } from '../src/core/locker/storage';
 import { nonRetryable } from './evidence';
 
@@ -11,7 +11,13 @@ import { nonRetryable } from './evidence';
 export function createLockerActivities(ctx: AppContext) {
   return {
     async lockerRebuildStart(input: RebuildInput): Promise<void> {
-      await opStart(ctx.db, { id: input.opId, tenant: input.tenant, op: 'index.rebuild', actor: input.actor, workflowId: activityInfo().workflowExecution?.workflowId ?? null });
+      await opStart(ctx.db, {
+        id: input.opId,
+        tenant: input.tenant,
+        op: 'index.rebuild',
+        actor: input.actor,
+        workflowId: activityInfo().workflowExecution?.workflowId ?? null,
+      });
     },
     /**
      * One long scan of the blob store. Progress (cursor + totals) is committed to locker_ops
@@ -23,9 +29,15 @@ export function createLockerActivities(ctx: AppContext) {
         const r = await ctx.db.query('SELECT cursor FROM locker_ops WHERE id=$1', [input.opId]);
         const resumeAfter = (r.rows[0]?.cursor as string | null) ?? null;
         let n = 0;
-        return await rebuildScan(ctx, input, resumeAfter, (last, t) => heartbeat({ last, scanned: t.scanned }), () => {
-          if (++n % 500 === 0) heartbeat({ listed: n });
-        });
+        return await rebuildScan(
+          ctx,
+          input,
+          resumeAfter,
+          (last, t) => heartbeat({ last, scanned: t.scanned }),
+          () => {
+            if (++n % 500 === 0) heartbeat({ listed: n });
+          },
+        );
       } catch (e) {
         return nonRetryable(e);
       }
@@ -58,4 +70,3 @@ export function createLockerActivities(ctx: AppContext) {
     },
   };
 }
-

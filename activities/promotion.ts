@@ -8,9 +8,7 @@ import { nonRetryable } from './evidence';
 let generator: Promise<boolean> | undefined;
 /** Is a scanThenAttest workflow part of this build? Starting an unknown child type would hang. */
 function generatorAvailable(): Promise<boolean> {
-  return (generator ??= import('../workflows/index')
-    .then((m) => typeof (m as Record<string, unknown>).scanThenAttest === 'function')
-    .catch(() => false));
+  return (generator ??= import('../workflows/index').then((m) => typeof (m as Record<string, unknown>).scanThenAttest === 'function').catch(() => false));
 }
 
 /**
@@ -32,7 +30,17 @@ export function createPromotionActivities(ctx: AppContext) {
         const imageRef = input.imageRef ?? (await lookupImageRef(ctx, input.tenant, input.artifactDigest));
         const deadline = new Date(Date.parse(req.startedAt) + waitDeadlineMs).toISOString();
         const gates = await evaluate(ctx, { tenant: input.tenant, artifactDigest: input.artifactDigest, imageRef, policy: resolved.policy });
-        await recordEvaluation(ctx.db, { promotionId: req.promotionId, workflowId: req.workflowId, input, imageRef, policyEnv: resolved.policyEnv, policyVersion: resolved.version, deadline, attempt: req.attempt, gates });
+        await recordEvaluation(ctx.db, {
+          promotionId: req.promotionId,
+          workflowId: req.workflowId,
+          input,
+          imageRef,
+          policyEnv: resolved.policyEnv,
+          policyVersion: resolved.version,
+          deadline,
+          attempt: req.attempt,
+          gates,
+        });
         return {
           gates,
           imageRef,
@@ -54,7 +62,13 @@ export function createPromotionActivities(ctx: AppContext) {
       }
     },
 
-    async promotionSetState(q: { tenant: string; promotionId: string; state: PromotionStateName; reason?: string | null; approvals?: Approval[] }): Promise<void> {
+    async promotionSetState(q: {
+      tenant: string;
+      promotionId: string;
+      state: PromotionStateName;
+      reason?: string | null;
+      approvals?: Approval[];
+    }): Promise<void> {
       await setPromotionState(ctx.db, q);
     },
 

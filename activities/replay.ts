@@ -23,7 +23,13 @@ export function createReplayActivities(ctx: AppContext) {
       const hb = setInterval(() => heartbeat('replay'), 5000);
       try {
         const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) });
-        const logs = [`scan ${c.scanId} of ${c.imageRef ?? c.imagePath} (${c.artifactDigest})`, `scanner ${r.scannerName} ${r.scannerVersion}`, `feed ${feed ? feed.digest : 'none'}`, ...r.warnings.map((w) => `warning: ${w}`)].join('\n') + '\n';
+        const logs =
+          [
+            `scan ${c.scanId} of ${c.imageRef ?? c.imagePath} (${c.artifactDigest})`,
+            `scanner ${r.scannerName} ${r.scannerVersion}`,
+            `feed ${feed ? feed.digest : 'none'}`,
+            ...r.warnings.map((w) => `warning: ${w}`),
+          ].join('\n') + '\n';
         const rec = await recordReplay(ctx, {
           tenant: c.tenant,
           scanId: c.scanId,
@@ -53,7 +59,14 @@ export function createReplayActivities(ctx: AppContext) {
       heartbeat();
       const r = await verifyRun(ctx, tenant, scanId, source, true);
       let holdId: string | null = null;
-      if (!r.ok) holdId = await holdFailedReplay(ctx, tenant, scanId, r.problems.filter((p) => p.severity === 'error').map((p) => p.code), incident);
+      if (!r.ok)
+        holdId = await holdFailedReplay(
+          ctx,
+          tenant,
+          scanId,
+          r.problems.filter((p) => p.severity === 'error').map((p) => p.code),
+          incident,
+        );
       return { scanId, ok: r.ok, codes: r.problems.filter((p) => p.severity === 'error').map((p) => p.code), holdId };
     },
   };

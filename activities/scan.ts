@@ -1,8 +1,8 @@
 import { heartbeat, activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
-import { StellaError, badInput, integrity } from '../src/core/errors';
+import { StellaError, badInput, integrity } from '../src/lib/errors';
 import { timelineEvent } from '../src/core/audit';
-import { canonicalJson } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
 import { resolveImage } from '../src/core/scan/catalogue';
 import { latestFeed, loadFeedSnapshot } from '../src/core/scan/feeds';
 import { SCANNER, buildReport, runScan, toStellaError } from '../src/core/scan/engine';
@@ -90,17 +90,39 @@ export function createScanActivities(ctx: AppContext) {
      * Without force, a completed earlier run over the same inputs whose evidence is still
      * present is returned as `reuse` instead of scanning again.
      */
-    async scanPrepare(input: ScanThenAttestInput & { scanId: string; workflowId: string; scanTime: string }): Promise<{ ctx: ScanContext; reuse: ScanRun | null }> {
+    async scanPrepare(
+      input: ScanThenAttestInput & { scanId: string; workflowId: string; scanTime: string },
+    ): Promise<{ ctx: ScanContext; reuse: ScanRun | null }> {
       try {
         const existing = await ctx.db.query('SELECT * FROM scan_runs WHERE tenant_id=$1 AND scan_id=$2', [input.tenant, input.scanId]);
         if (existing.rowCount) {
           const r = runRow(existing.rows[0]);
-          const f = r.feedDigest ? await ctx.db.query('SELECT record_count, imported_at FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [input.tenant, r.feedDigest]) : null;
+          const f = r.feedDigest
+            ? await ctx.db.query('SELECT record_count, imported_at FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [input.tenant, r.feedDigest])
+            : null;
           return {
             ctx: {
-              tenant: input.tenant, scanId: r.scanId, workflowId: r.workflowId, artifactDigest: r.artifactDigest, imagePath: r.imagePath!, imageRef: r.imageRef, imageFormat: r.imageFormat ?? '',
-              trigger: r.trigger, requestedBy: r.requestedBy, sbomOnly: r.sbomOnly, force: r.force, scanTime: r.scanTime,
-              feed: r.feedDigest && f?.rowCount ? { version: r.feedVersion!, digest: r.feedDigest, records: f.rows[0].record_count, importedAt: new Date(f.rows[0].imported_at).toISOString() } : null,
+              tenant: input.tenant,
+              scanId: r.scanId,
+              workflowId: r.workflowId,
+              artifactDigest: r.artifactDigest,
+              imagePath: r.imagePath!,
+              imageRef: r.imageRef,
+              imageFormat: r.imageFormat ?? '',
+              trigger: r.trigger,
+              requestedBy: r.requestedBy,
+              sbomOnly: r.sbomOnly,
+              force: r.force,
+              scanTime: r.scanTime,
+              feed:
+                r.feedDigest && f?.rowCount
+                  ? {
+                      version: r.feedVersion!,
+                      digest: r.feedDigest,
+                      records: f.rows[0].record_count,
+                      importedAt: new Date(f.rows[0].imported_at).toISOString(),
+                    }
+                  : null,
               engine: engineOf(existing.rows[0].scanner_name),
             },
             reuse: null,
@@ -140,7 +162,10 @@ export function createScanActivities(ctx: AppContext) {
           if (prev.rowCount) {
             const p = runRow(prev.rows[0]);
             const ids = [p.sbomId, ...(c.sbomOnly ? [] : [p.reportId, ...p.attestationIds])].filter((x): x is string => !!x);
-            const present = await ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items WHERE tenant_id=$1 AND id = ANY($2) AND state='present'`, [c.tenant, ids]);
+            const present = await ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items WHERE tenant_id=$1 AND id = ANY($2) AND state='present'`, [
+              c.tenant,
+              ids,
+            ]);
             if (ids.length && present.rows[0].n === ids.length) reuse = p;
           }
         }
@@ -149,10 +174,29 @@ export function createScanActivities(ctx: AppContext) {
              feed_version, feed_digest, scanner_name, scanner_version, scan_time, status, reused_from, sbom_id, report_id, attestation_ids, counts, components)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) ON CONFLICT (tenant_id, scan_id) DO NOTHING`,
           [
-            c.tenant, c.scanId, c.workflowId, c.artifactDigest, c.imageRef, c.imagePath, c.imageFormat, c.trigger, c.requestedBy, c.sbomOnly, c.force,
-            c.feed?.version ?? null, c.feed?.digest ?? null, scannerNameFor(c.engine ?? 'builtin'), SCANNER.version, c.scanTime,
-            reuse ? 'reused' : 'running', reuse?.scanId ?? null, reuse?.sbomId ?? null, reuse && !c.sbomOnly ? reuse.reportId : null,
-            JSON.stringify(reuse && !c.sbomOnly ? reuse.attestationIds : []), reuse && !c.sbomOnly ? JSON.stringify(reuse.counts) : null, reuse?.components ?? null,
+            c.tenant,
+            c.scanId,
+            c.workflowId,
+            c.artifactDigest,
+            c.imageRef,
+            c.imagePath,
+            c.imageFormat,
+            c.trigger,
+            c.requestedBy,
+            c.sbomOnly,
+            c.force,
+            c.feed?.version ?? null,
+            c.feed?.digest ?? null,
+            scannerNameFor(c.engine ?? 'builtin'),
+            SCANNER.version,
+            c.scanTime,
+            reuse ? 'reused' : 'running',
+            reuse?.scanId ?? null,
+            reuse?.sbomId ?? null,
+            reuse && !c.sbomOnly ? reuse.reportId : null,
+            JSON.stringify(reuse && !c.sbomOnly ? reuse.attestationIds : []),
+            reuse && !c.sbomOnly ? JSON.stringify(reuse.counts) : null,
+            reuse?.components ?? null,
           ],
         );
         if (reuse) await ctx.db.query('UPDATE scan_runs SET finished_at=now() WHERE tenant_id=$1 AND scan_id=$2', [c.tenant, c.scanId]);
@@ -165,7 +209,10 @@ export function createScanActivities(ctx: AppContext) {
     /** Scan the image into a CycloneDX SBOM and store it. Same scan time → same bytes → idempotent ingest. */
     async scanSbom(c: ScanContext): Promise<{ sbomId: string; components: number; packages: number; warnings: string[]; created: boolean }> {
       try {
-        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine }), () => ({ phase: 'scan', attempt: activityInfo().attempt }));
+        const r = await beating(
+          () => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine }),
+          () => ({ phase: 'scan', attempt: activityInfo().attempt }),
+        );
         const components = r.sbom.components.length;
         const stored = await ctx.evidence.ingest({
           tenant: c.tenant,
@@ -177,7 +224,13 @@ export function createScanActivities(ctx: AppContext) {
           labels: { 'stella.scan-id': c.scanId, 'stella.sbom-format': 'CycloneDX-1.6' },
         });
         const warnings = r.warnings.slice(0, 100);
-        await ctx.db.query('UPDATE scan_runs SET sbom_id=$3, components=$4, warnings=$5 WHERE tenant_id=$1 AND scan_id=$2', [c.tenant, c.scanId, stored.id, components, JSON.stringify(warnings)]);
+        await ctx.db.query('UPDATE scan_runs SET sbom_id=$3, components=$4, warnings=$5 WHERE tenant_id=$1 AND scan_id=$2', [
+          c.tenant,
+          c.scanId,
+          stored.id,
+          components,
+          JSON.stringify(warnings),
+        ]);
         return { sbomId: stored.id, components, packages: r.packages.length, warnings, created: stored.created };
       } catch (e) {
         fail(e, `scan of ${c.imageRef ?? c.imagePath}`);
@@ -194,8 +247,12 @@ export function createScanActivities(ctx: AppContext) {
         const warnings: string[] = [];
         const feed = c.feed ? await loadFeedSnapshot(ctx, c.feed.digest) : undefined;
         if (!feed) warnings.push('no advisory feed imported: findings not evaluated, counts are 0 (stella feeds import <dir|zip>)');
-        const r = await beating(() => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) }), () => ({ phase: 'match' }));
-        if (r.sbomDigest !== sbomId) throw integrity(`image ${c.imageRef ?? c.imagePath} no longer yields SBOM ${sbomId} (got ${r.sbomDigest}); re-run the scan`);
+        const r = await beating(
+          () => runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) }),
+          () => ({ phase: 'match' }),
+        );
+        if (r.sbomDigest !== sbomId)
+          throw integrity(`image ${c.imageRef ?? c.imagePath} no longer yields SBOM ${sbomId} (got ${r.sbomDigest}); re-run the scan`);
         const report = { ...buildReport(r, { scanId: c.scanId, feed: c.feed, warnings }), counts: reportCounts(r.counts) };
         const stored = await ctx.evidence.ingest({
           tenant: c.tenant,
@@ -218,7 +275,11 @@ export function createScanActivities(ctx: AppContext) {
     },
 
     /** Sign one statement type and store it; reuses an existing attestation of the same statement. */
-    async scanAttest(c: ScanContext, type: AttestType, ids: { sbomId: string | null; reportId: string | null; finishedAt?: string }): Promise<{ id: string; reused: boolean }> {
+    async scanAttest(
+      c: ScanContext,
+      type: AttestType,
+      ids: { sbomId: string | null; reportId: string | null; finishedAt?: string },
+    ): Promise<{ id: string; reused: boolean }> {
       try {
         const f = facts(c, ids);
         let statement;
@@ -247,7 +308,16 @@ export function createScanActivities(ctx: AppContext) {
     },
 
     /** Final state of the run record (+ timeline event). Idempotent. */
-    async scanFinish(a: { tenant: string; scanId: string; workflowId: string; input: ScanThenAttestInput; artifactDigest?: string; status: 'completed' | 'failed' | 'reused'; error?: string; finishedAt?: string }): Promise<ScanRun | null> {
+    async scanFinish(a: {
+      tenant: string;
+      scanId: string;
+      workflowId: string;
+      input: ScanThenAttestInput;
+      artifactDigest?: string;
+      status: 'completed' | 'failed' | 'reused';
+      error?: string;
+      finishedAt?: string;
+    }): Promise<ScanRun | null> {
       let r = await ctx.db.query(
         `UPDATE scan_runs SET status=$3, error=$4, finished_at=COALESCE(finished_at, $5::timestamptz, now()) WHERE tenant_id=$1 AND scan_id=$2 RETURNING *`,
         [a.tenant, a.scanId, a.status, a.error ?? null, a.finishedAt ?? null],
@@ -257,11 +327,31 @@ export function createScanActivities(ctx: AppContext) {
         r = await ctx.db.query(
           `INSERT INTO scan_runs (tenant_id, scan_id, workflow_id, artifact_digest, image_ref, trigger, requested_by, sbom_only, force, scanner_name, scanner_version, scan_time, status, error, finished_at)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,now(),$12,$13,now()) ON CONFLICT (tenant_id, scan_id) DO UPDATE SET status=EXCLUDED.status RETURNING *`,
-          [a.tenant, a.scanId, a.workflowId, a.artifactDigest, a.input.imageRef ?? null, a.input.trigger ?? 'manual', a.input.requestedBy, !!a.input.sbomOnly, !!a.input.force, SCANNER.name, SCANNER.version, a.status, a.error ?? null],
+          [
+            a.tenant,
+            a.scanId,
+            a.workflowId,
+            a.artifactDigest,
+            a.input.imageRef ?? null,
+            a.input.trigger ?? 'manual',
+            a.input.requestedBy,
+            !!a.input.sbomOnly,
+            !!a.input.force,
+            SCANNER.name,
+            SCANNER.version,
+            a.status,
+            a.error ?? null,
+          ],
         );
       }
       const run = r.rowCount ? runRow(r.rows[0]) : null;
-      await timelineEvent(ctx.db, a.tenant, `scan.${a.status}`, run?.artifactDigest ?? a.artifactDigest ?? null, { scanId: a.scanId, ...(a.error ? { error: a.error } : {}), sbom: run?.sbomId ?? null, report: run?.reportId ?? null, counts: run?.counts ?? null });
+      await timelineEvent(ctx.db, a.tenant, `scan.${a.status}`, run?.artifactDigest ?? a.artifactDigest ?? null, {
+        scanId: a.scanId,
+        ...(a.error ? { error: a.error } : {}),
+        sbom: run?.sbomId ?? null,
+        report: run?.reportId ?? null,
+        counts: run?.counts ?? null,
+      });
       return run;
     },
   };

@@ -5,7 +5,7 @@ import { startVerifyRun, verifyBatch, findUnindexed, finishVerifyRun, type Verif
 export function createVerifyActivities(ctx: AppContext) {
   return {
     async verifyStart(input: VerifyRunInput) {
-      return startVerifyRun(ctx, input, activityInfo().workflowExecution?.workflowId ?? "unknown");
+      return startVerifyRun(ctx, input, activityInfo().workflowExecution?.workflowId ?? 'unknown');
     },
     /** Resumes from the last heartbeated id when a worker died mid-batch. */
     async verifyBatch(input: VerifyRunInput, after: string | null) {

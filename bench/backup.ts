@@ -17,8 +17,8 @@ import { loadConfig } from '../src/config';
 import { createAppContext, closeAppContext, type AppContext } from '../src/core/context';
 import { startLocalPostgres, stopLocalPostgres } from '../src/dev/postgres';
 import { freePort } from '../src/dev/proc';
-import { FsBlobStore } from '../src/blob';
-import { sha256Digest } from '../src/core/canonical';
+import type { FsBlobStore } from '../src/blob';
+import { sha256Digest } from '../src/lib/hash';
 import { createAnchor } from '../src/core/anchoring';
 import { backupExport, backupCopyBlobs, backupFinalize, newBackupId } from '../src/core/backup/backup';
 import { restorePrepare, restoreIndexBatch, restoreIndexFinish, restoreBlobBatch, type RestoreInput } from '../src/core/backup/restore';
@@ -93,7 +93,15 @@ export async function benchBackup(opts: { items?: number; itemBytes?: number; lo
     const art = sha256Digest('bench/backup');
     for (let i = 0; i < items; i += 500) {
       const n = Math.min(500, items - i);
-      await src.evidence.ingestMany(Array.from({ length: n }, () => ({ tenant: 'default', data: randomBytes(itemBytes), kind: 'other' as const, mediaType: 'application/octet-stream', subjects: [art] })));
+      await src.evidence.ingestMany(
+        Array.from({ length: n }, () => ({
+          tenant: 'default',
+          data: randomBytes(itemBytes),
+          kind: 'other' as const,
+          mediaType: 'application/octet-stream',
+          subjects: [art],
+        })),
+      );
     }
     await createAnchor(src, { reason: 'bench' });
     const ids = (await src.db.query('SELECT id FROM evidence_items ORDER BY id')).rows.map((r) => r.id as string);

@@ -16,11 +16,12 @@ import { loadConfig } from '../src/config';
 import { createAppContext, closeAppContext, type AppContext } from '../src/core/context';
 import { startLocalPostgres, stopLocalPostgres } from '../src/dev/postgres';
 import { freePort } from '../src/dev/proc';
-import { FsBlobStore } from '../src/blob';
-import { sha256Digest } from '../src/core/canonical';
+import type { FsBlobStore } from '../src/blob';
+import { sha256Digest } from '../src/lib/hash';
 import { startVerifyRun, verifyBatch, findUnindexed, finishVerifyRun } from '../src/core/verify';
 import { buildApi } from '../src/api/server';
-import { createMetrics } from '../src/core/metrics';
+import { createMetrics } from '../src/app/metrics';
+import { doctorChecksOf, routesOf } from '../src/app/features';
 import { cachedTokenJwks, TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 
@@ -111,7 +112,9 @@ async function fullVerify(ctx: AppContext): Promise<{ seconds: number; itemsPhas
   return { seconds: (end - t) / 1000, itemsPhase: (t2 - t) / 1000, unindexedPhase: (end - t2) / 1000, failed: s.failed };
 }
 
-export async function benchEvidence(opts: { items?: number; itemBytes?: number; batchSize?: number; log?: (s: string) => void } = {}): Promise<EvidenceBenchResult> {
+export async function benchEvidence(
+  opts: { items?: number; itemBytes?: number; batchSize?: number; log?: (s: string) => void } = {},
+): Promise<EvidenceBenchResult> {
   const items = opts.items ?? Number(process.env.STELLA_BENCH_ITEMS ?? 10_000);
   const itemBytes = opts.itemBytes ?? 4096;
   const batchSize = opts.batchSize ?? 250;
@@ -144,7 +147,11 @@ export async function benchEvidence(opts: { items?: number; itemBytes?: number; 
     const payloads = Array.from({ length: items }, () => randomBytes(itemBytes));
     t = performance.now();
     for (let i = 0; i < items; i += batchSize) {
-      await ctx.evidence.ingestMany(payloads.slice(i, i + batchSize).map((data) => ({ tenant: 'default', data, kind: 'other' as const, mediaType: 'application/octet-stream', subjects: [artifact] })));
+      await ctx.evidence.ingestMany(
+        payloads
+          .slice(i, i + batchSize)
+          .map((data) => ({ tenant: 'default', data, kind: 'other' as const, mediaType: 'application/octet-stream', subjects: [artifact] })),
+      );
     }
     const ingestSec = (performance.now() - t) / 1000;
     const itemsPerSec = items / ingestSec;
@@ -162,7 +169,10 @@ export async function benchEvidence(opts: { items?: number; itemBytes?: number; 
     log(`verify full: ${ids.length} blobs, ${mb.toFixed(1)} MB in ${v.seconds.toFixed(2)} s; raw sha256 ${rawSec.toFixed(2)} s; ratio ${ratio.toFixed(2)}`);
 
     // Retrieval through the API (fastify inject: routing, auth, DB lookup, verified read).
-    const app = await buildApi({ ctx, temporal: null, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenJwks(ctx.keys) });
+    const app = await buildApi(
+      { ctx, temporal: null, metrics: createMetrics(ctx.db, { blobs: ctx.blobs }), doctorChecks: doctorChecksOf(), tokenKeys: cachedTokenJwks(ctx.keys) },
+      await routesOf(),
+    );
     const token = await mintToken(ctx.keys, { sub: 'bench', tenant: 'default', scopes: ['evidence:read'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
     const headers = { authorization: `Bearer ${token}` };
     const pick = () => ids[Math.floor(Math.random() * ids.length)]!;
@@ -198,7 +208,9 @@ export async function benchEvidence(opts: { items?: number; itemBytes?: number; 
       retrieval_p50_ms: r2(pct(lat, 50)),
       retrieval_p99_ms: r2(p99),
       retrieval_target_p99_ms: 10,
-      pass: Object.entries(passes).map(([k, ok]) => `${k}:${ok ? 'PASS' : 'MISS'}`).join(' '),
+      pass: Object.entries(passes)
+        .map(([k, ok]) => `${k}:${ok ? 'PASS' : 'MISS'}`)
+        .join(' '),
     };
   } finally {
     if (ctx) await closeAppContext(ctx);
@@ -211,16 +223,36 @@ export function formatEvidenceBench(r: EvidenceBenchResult): string {
   const ok = (k: string) => (r.pass.includes(`${k}:PASS`) ? 'PASS' : 'MISS');
   const rows = [
     ['metric', 'value', 'target', 'result'],
-    [`ingest ${r.items} × ${r.item_bytes / 1024} KiB (fs, ingestMany ×${r.ingest_batch_size})`, `${r.ingest_items_per_s} items/s`, '≥ 1000 items/s', ok('ingest')],
+    [
+      `ingest ${r.items} × ${r.item_bytes / 1024} KiB (fs, ingestMany ×${r.ingest_batch_size})`,
+      `${r.ingest_items_per_s} items/s`,
+      '≥ 1000 items/s',
+      ok('ingest'),
+    ],
     ['ingest, one item per transaction (reference)', `${r.ingest_single_items_per_s} items/s`, '-', '-'],
-    [`full verify (items ${r.verify_items_phase_s} s + unindexed scan ${r.verify_unindexed_phase_s} s)`, `${r.verify_mb_per_s} MB/s`, '-', r.verify_failed ? `${r.verify_failed} FAILED` : 'all ok'],
+    [
+      `full verify (items ${r.verify_items_phase_s} s + unindexed scan ${r.verify_unindexed_phase_s} s)`,
+      `${r.verify_mb_per_s} MB/s`,
+      '-',
+      r.verify_failed ? `${r.verify_failed} FAILED` : 'all ok',
+    ],
     ['raw sha256, same blobs, same disk (sequential)', `${r.raw_sha256_mb_per_s} MB/s`, '-', '-'],
     ['verify / raw sha256 ratio', `${r.verify_to_raw_ratio}`, '≥ 0.8', ok('verify')],
     [`retrieval p50 (API, ${r.retrieval_requests} GETs)`, `${r.retrieval_p50_ms} ms`, '-', '-'],
     ['retrieval p99', `${r.retrieval_p99_ms} ms`, '< 10 ms', ok('retrieval')],
   ];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row, j) => [row.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd(), ...(j === 0 ? [w.map((x) => '-'.repeat(x)).join('  ')] : [])].join('\n')).join('\n');
+  return rows
+    .map((row, j) =>
+      [
+        row
+          .map((c, i) => c.padEnd(w[i]!))
+          .join('  ')
+          .trimEnd(),
+        ...(j === 0 ? [w.map((x) => '-'.repeat(x)).join('  ')] : []),
+      ].join('\n'),
+    )
+    .join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -95,7 +95,7 @@ export async function benchMerkle(opts: MerkleBenchOptions = {}): Promise<Record
   out.frontier_build_1M_s = round((performance.now() - tb) / 1000);
   if (!src.frontier.root().equals(root)) throw new Error('bench: frontier root differs');
   const P = 2_000;
-  const picks = Array.from({ length: P }, (_, k) => Math.floor(((k * 2654435761) % 2 ** 32) / 2 ** 32 * N));
+  const picks = Array.from({ length: P }, (_, k) => Math.floor((((k * 2654435761) % 2 ** 32) / 2 ** 32) * N));
   src.resetStats();
   let proofNodes = 0;
   const ts = performance.now();

@@ -21,14 +21,19 @@ import { startLocalPostgres, stopLocalPostgres } from '../src/dev/postgres';
 import { findTemporalBin, startTemporalDevServer } from '../src/dev/temporal';
 import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { createPromotionActivities } from '../activities/promotion';
 import { evaluateGates } from '../src/core/promotion/gates';
 import { DEFAULT_POLICY } from '../src/core/promotion/policy';
 import { exportRootPack } from '../src/crypto/rootpack';
 import { storeAllEvidence } from '../test/promotion-support';
 
-export interface PromotionBenchOptions { promotions?: number; concurrency?: number; databaseUrl?: string; temporalAddress?: string }
+export interface PromotionBenchOptions {
+  promotions?: number;
+  concurrency?: number;
+  databaseUrl?: string;
+  temporalAddress?: string;
+}
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 const r2 = (n: number) => Math.round(n * 100) / 100;
@@ -81,13 +86,25 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
     }
     let address = opts.temporalAddress ?? process.env.STELLA_BENCH_TEMPORAL_ADDRESS;
     if (!address) {
-      const t = await startTemporalDevServer({ bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false), dbFile: join(scratch, 'temporal.db'), port: await freePort(), logFile: join(scratch, 'temporal.log') });
+      const t = await startTemporalDevServer({
+        bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false),
+        dbFile: join(scratch, 'temporal.db'),
+        port: await freePort(),
+        logFile: join(scratch, 'temporal.log'),
+      });
       address = t.address;
       cleanups.push(() => stopPid(t.pid));
     }
 
     const taskQueue = `bench-promo-${randomBytes(4).toString('hex')}`;
-    const cfg = loadConfig({ STELLA_DATA_DIR: join(scratch, 'data'), DATABASE_URL: dbUrl, STELLA_TEMPORAL_ADDRESS: address, STELLA_TASK_QUEUE: taskQueue, STELLA_LOG_LEVEL: 'warn', STELLA_SCHEDULES: 'false' });
+    const cfg = loadConfig({
+      STELLA_DATA_DIR: join(scratch, 'data'),
+      DATABASE_URL: dbUrl,
+      STELLA_TEMPORAL_ADDRESS: address,
+      STELLA_TASK_QUEUE: taskQueue,
+      STELLA_LOG_LEVEL: 'warn',
+      STELLA_SCHEDULES: 'false',
+    });
     const ctx = await createAppContext(cfg);
     cleanups.push(() => closeAppContext(ctx));
     const connection = await Connection.connect({ address });
@@ -112,13 +129,27 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
 
     // Worker with only the promotion workflows (bundled from workflows/promotion.ts) and activities.
     try {
-      Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [], telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+      Runtime.install({
+        logger: new DefaultLogger('WARN'),
+        shutdownSignals: [],
+        telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+      });
     } catch {
       /* already installed */
     }
-    const bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../workflows/promotion.ts', import.meta.url)), logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never });
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('../workflows/promotion.ts', import.meta.url)),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never,
+    });
     const native = await NativeConnection.connect({ address });
-    const worker = await Worker.create({ connection: native, taskQueue, workflowBundle: bundle, activities: createPromotionActivities(ctx), maxConcurrentWorkflowTaskExecutions: 40, maxConcurrentLocalActivityExecutions: 40 });
+    const worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createPromotionActivities(ctx),
+      maxConcurrentWorkflowTaskExecutions: 40,
+      maxConcurrentLocalActivityExecutions: 40,
+    });
     const running = worker.run();
     cleanups.unshift(async () => {
       worker.shutdown();
@@ -126,11 +157,16 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
       await native.close();
     });
 
-    const noop = (i: number, tag: string) => client.workflow.execute('promotionBenchNoop', { taskQueue, workflowId: `bench-noop-${tag}-${i}-${randomBytes(3).toString('hex')}` });
+    const noop = (i: number, tag: string) =>
+      client.workflow.execute('promotionBenchNoop', { taskQueue, workflowId: `bench-noop-${tag}-${i}-${randomBytes(3).toString('hex')}` });
     let k = 0;
     const promote = async () => {
       const a = artifacts[k++]!;
-      const r = await client.workflow.execute('promotion', { taskQueue, workflowId: `promotion-default-prod-${a.slice(7)}`, args: [{ tenant: 'default', artifactDigest: a, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'bench' }] });
+      const r = await client.workflow.execute('promotion', {
+        taskQueue,
+        workflowId: `promotion-default-prod-${a.slice(7)}`,
+        args: [{ tenant: 'default', artifactDigest: a, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'bench' }],
+      });
       if ((r as { state: string }).state !== 'promoted') throw new Error(`promotion ended ${(r as { state: string }).state}`);
     };
     // Warm-up both (bundle load, connections, JIT), then measure back to back.

@@ -66,7 +66,10 @@ export async function benchScanner(opts: ScannerBenchOptions = {}): Promise<Reco
       modified: '2024-01-01T00:00:00Z',
       affected: [
         i % 2 === 0
-          ? { package: { ecosystem: 'Debian:12', name: `synth-pkg-${i % debN}` }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: `${(i % 9) + 1}.0-1` }] }] }
+          ? {
+              package: { ecosystem: 'Debian:12', name: `synth-pkg-${i % debN}` },
+              ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: `${(i % 9) + 1}.0-1` }] }],
+            }
           : { package: { ecosystem: 'npm', name: `other-${i}` }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '1.0.0' }] }] },
       ],
     }));

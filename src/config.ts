@@ -10,7 +10,10 @@ import { z } from 'zod';
  */
 
 export class ConfigError extends Error {
-  constructor(public readonly variable: string, problem: string) {
+  constructor(
+    public readonly variable: string,
+    problem: string,
+  ) {
     super(`invalid configuration: ${variable}: ${problem}`);
   }
 }
@@ -52,11 +55,20 @@ const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such
 
 const schema = z.object({
   STELLA_DATA_DIR: z.string().min(1),
-  STELLA_TENANT: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ -').default('default'),
-  STELLA_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
+  STELLA_TENANT: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ -')
+    .default('default'),
+  STELLA_TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+    .optional(),
   STELLA_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   STELLA_TASK_QUEUE: z.string().min(1).default('stella'),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+    .optional(),
   STELLA_BLOB_KIND: z.enum(['fs', 's3']).default('fs'),
   STELLA_BLOB_PATH: z.string().min(1).optional(),
   STELLA_REPLICA_PATH: z.string().min(1).optional(),
@@ -72,7 +84,11 @@ const schema = z.object({
   STELLA_API_URL: z.url().optional(),
   STELLA_TOKEN: z.string().optional(),
   STELLA_KEYS_DIR: z.string().min(1).optional(),
-  STELLA_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  STELLA_MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   STELLA_ANCHOR_INTERVAL: duration.default('6h'),
   STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
@@ -86,7 +102,10 @@ const schema = z.object({
     .refine((s) => !/^s3:/i.test(s) || S3_URL_RE.test(s), 'expected a directory or s3://<bucket>[/<prefix>]')
     .optional(),
   STELLA_BACKUP_SCHEDULE: bool.default(false),
-  STELLA_BACKUP_CRON: z.string().regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression').default('30 3 * * *'),
+  STELLA_BACKUP_CRON: z
+    .string()
+    .regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression')
+    .default('30 3 * * *'),
   STELLA_TEMPORAL_BIN: z.string().optional(),
   STELLA_DEV_TEMPORAL_PORT: port.default(7233),
   STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
@@ -102,7 +121,16 @@ export interface StellaConfig {
   databaseUrl?: string;
   blob:
     | { kind: 'fs'; path: string; replicaPath?: string }
-    | { kind: 's3'; bucket: string; endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean; replicaBucket?: string };
+    | {
+        kind: 's3';
+        bucket: string;
+        endpoint?: string;
+        region: string;
+        accessKeyId?: string;
+        secretAccessKey?: string;
+        forcePathStyle: boolean;
+        replicaBucket?: string;
+      };
   api: { host: string; port: number; url: string; token?: string };
   keysDir: string;
   maxUploadBytes: number;
@@ -213,21 +241,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       verifySampleRate: c.STELLA_VERIFY_SAMPLE_RATE,
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
-    dev: { temporalBin: c.STELLA_TEMPORAL_BIN, temporalPort: c.STELLA_DEV_TEMPORAL_PORT, temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT, pgPort: c.STELLA_DEV_PG_PORT },
+    dev: {
+      temporalBin: c.STELLA_TEMPORAL_BIN,
+      temporalPort: c.STELLA_DEV_TEMPORAL_PORT,
+      temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT,
+      pgPort: c.STELLA_DEV_PG_PORT,
+    },
     backup: {
       dir: c.STELLA_BACKUP_DIR && S3_URL_RE.test(c.STELLA_BACKUP_DIR) ? c.STELLA_BACKUP_DIR : resolve(c.STELLA_BACKUP_DIR ?? join(dataDir, 'backups')),
       schedule: c.STELLA_BACKUP_SCHEDULE,
       cron: c.STELLA_BACKUP_CRON,
-      s3: { endpoint: c.STELLA_S3_ENDPOINT, region: c.STELLA_S3_REGION, accessKeyId: c.STELLA_S3_ACCESS_KEY_ID, secretAccessKey: c.STELLA_S3_SECRET_ACCESS_KEY, forcePathStyle: c.STELLA_S3_FORCE_PATH_STYLE },
+      s3: {
+        endpoint: c.STELLA_S3_ENDPOINT,
+        region: c.STELLA_S3_REGION,
+        accessKeyId: c.STELLA_S3_ACCESS_KEY_ID,
+        secretAccessKey: c.STELLA_S3_SECRET_ACCESS_KEY,
+        forcePathStyle: c.STELLA_S3_FORCE_PATH_STYLE,
+      },
     },
   };
 }
 
-/** Parses `6h`, `30m`, `1d` into milliseconds. */
-export function parseDuration(s: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(s.trim());
-  if (!m) throw new Error(`bad duration ${JSON.stringify(s)}: expected e.g. 30s, 15m, 6h, 1d`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return n * unit;
-}
+export { parseDuration } from './lib/format';

@@ -1,15 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import type { StellaConfig } from './config';
 import { createAppContext, closeAppContext, type AppContext } from './core/context';
-import { createMetrics } from './core/metrics';
 import { cachedTokenJwks } from './core/keys';
 import { connectTemporal, ensureSearchAttributes, type TemporalHandles } from './temporal/client';
 import { ensureSchedules } from './temporal/schedules';
-import { buildApi } from './api/server';
-import './api/routes';
+import { FEATURES, doctorChecksOf, routesOf } from './app/features';
 import { createStellaWorker } from '../workers/worker';
 
-export interface Running { ctx: AppContext; api?: FastifyInstance; temporal: TemporalHandles; stop: () => Promise<void>; done: Promise<void> }
+export interface Running {
+  ctx: AppContext;
+  api?: FastifyInstance;
+  temporal: TemporalHandles;
+  stop: () => Promise<void>;
+  done: Promise<void>;
+}
 
 /**
  * Runs the worker and/or the HTTP API in this process. On SIGINT/SIGTERM the API stops
@@ -21,7 +25,7 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
   const ctx = await createAppContext(cfg);
   const temporal = await connectTemporal(cfg);
   await ensureSearchAttributes(temporal.connection, temporal.namespace);
-  if (cfg.schedules.enabled && wantWorker) await ensureSchedules(temporal.client, cfg);
+  if (cfg.schedules.enabled && wantWorker) await ensureSchedules(temporal.client, cfg, FEATURES);
 
   let workerRun: Promise<void> = Promise.resolve();
   let shutdownWorker = () => {};
@@ -35,7 +39,16 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
 
   let api: FastifyInstance | undefined;
   if (wantApi) {
-    api = await buildApi({ ctx, temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue }, metrics: createMetrics(ctx.db), tokenKeys: cachedTokenJwks(ctx.keys) });
+    // HTTP code is loaded only when this process serves the API (a worker-only process never imports it).
+    const [{ buildApi }, { createMetrics }] = await Promise.all([import('./api/server'), import('./app/metrics')]);
+    const deps = {
+      ctx,
+      temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue },
+      metrics: createMetrics(ctx.db, { blobs: ctx.blobs }),
+      doctorChecks: doctorChecksOf(),
+      tokenKeys: cachedTokenJwks(ctx.keys),
+    };
+    api = await buildApi(deps, await routesOf());
     await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
   ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueue: cfg.temporal.taskQueue, temporal: cfg.temporal.address }, 'stella serving');

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { harness, type Harness } from './support/context';
 import { apiFor, bearer } from './support/api';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { createAnchor } from '../src/core/anchoring';
 import { exportRootPack } from '../src/crypto/rootpack';
 import { SIGNING_PURPOSE } from '../src/core/keys';
@@ -19,7 +19,14 @@ describe('anchor verify --rootpack', () => {
   });
 
   it('a lost signing key breaks verification until its RootPack is given', async () => {
-    for (let i = 0; i < 3; i++) await h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`{"i":${i}}`), kind: 'sbom', mediaType: 'application/json', subjects: [sha256Digest('rp-app')] });
+    for (let i = 0; i < 3; i++)
+      await h.ctx.evidence.ingest({
+        tenant: 'default',
+        data: Buffer.from(`{"i":${i}}`),
+        kind: 'sbom',
+        mediaType: 'application/json',
+        subjects: [sha256Digest('rp-app')],
+      });
     await createAnchor(h.ctx, { reason: 'test' });
     const kid = (await h.ctx.keys.active(SIGNING_PURPOSE)).kid;
     const saved = await exportRootPack(h.ctx.keys);
@@ -34,7 +41,12 @@ describe('anchor verify --rootpack', () => {
     expect(JSON.stringify(without.json())).toContain('signature');
     const withPack = await app.inject({ method: 'POST', url: '/evidence/anchors/verify', headers, payload: { scope: 'all', rootPack: saved } });
     expect(withPack.json(), withPack.body).toMatchObject({ ok: true, checked: 1 });
-    const tampered = await app.inject({ method: 'POST', url: '/evidence/anchors/verify', headers, payload: { scope: 'all', rootPack: { ...saved, digest: sha256Digest('x') } } });
+    const tampered = await app.inject({
+      method: 'POST',
+      url: '/evidence/anchors/verify',
+      headers,
+      payload: { scope: 'all', rootPack: { ...saved, digest: sha256Digest('x') } },
+    });
     expect(tampered.statusCode).toBe(400);
     await app.close();
   });

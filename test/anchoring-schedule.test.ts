@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FEATURES } from '../src/app/features';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { harness, type Harness } from './support/context';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { ANCHOR_SCHEDULE_ID } from '../src/core/anchoring/register';
@@ -13,20 +14,35 @@ import { exportAnchorById, inclusionProofFor } from '../src/core/anchoring';
 
 let h: Harness;
 const ART = sha256Digest('registry.example/app@anchor-schedule');
-const ingest = (tag: string) => h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`{"t":"${tag}","r":"${randomBytes(6).toString('hex')}"}`), kind: 'attestation', mediaType: 'application/json', subjects: [ART] });
+const ingest = (tag: string) =>
+  h.ctx.evidence.ingest({
+    tenant: 'default',
+    data: Buffer.from(`{"t":"${tag}","r":"${randomBytes(6).toString('hex')}"}`),
+    kind: 'attestation',
+    mediaType: 'application/json',
+    subjects: [ART],
+  });
 
 beforeAll(async () => {
   h = await harness({ blob: 'fs' });
 });
 afterAll(async () => {
-  await h.client.schedule.getHandle(ANCHOR_SCHEDULE_ID).delete().catch(() => undefined);
+  await h.client.schedule
+    .getHandle(ANCHOR_SCHEDULE_ID)
+    .delete()
+    .catch(() => undefined);
   await h?.close();
 });
 
 describe('anchoring on Temporal', () => {
   it('anchorEvidence workflow anchors and verifies; a second run without new leaves skips', async () => {
     for (let i = 0; i < 9; i++) await ingest(`wf-${i}`);
-    const run = (args: object) => h.client.workflow.execute('anchorEvidence', { args: [args], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `anchor-${randomBytes(4).toString('hex')}` });
+    const run = (args: object) =>
+      h.client.workflow.execute('anchorEvidence', {
+        args: [args],
+        taskQueue: h.ctx.cfg.temporal.taskQueue,
+        workflowId: `anchor-${randomBytes(4).toString('hex')}`,
+      });
     const r = await run({ reason: 'on demand', verify: true });
     expect(r).toMatchObject({ status: 'created', anchor: { seq: 0, logSize: 9 }, leavesRead: 9, verify: { ok: true, scope: 'latest' } });
     const again = await run({});
@@ -36,7 +52,7 @@ describe('anchoring on Temporal', () => {
   });
 
   it('the stella-merkle-anchor schedule exists after ensureSchedules with a 6h interval, and a triggered run anchors', async () => {
-    const ids = await ensureSchedules(h.client, h.ctx.cfg, [ANCHOR_SCHEDULE_ID]);
+    const ids = await ensureSchedules(h.client, h.ctx.cfg, FEATURES, [ANCHOR_SCHEDULE_ID]);
     expect(ids).toEqual([ANCHOR_SCHEDULE_ID]);
     const handle = h.client.schedule.getHandle(ANCHOR_SCHEDULE_ID);
     const d = await handle.describe();
@@ -73,7 +89,8 @@ describe('anchoring on Temporal', () => {
 
     // No DATABASE_URL, no Temporal, an API URL nothing listens on, an empty data dir.
     const env = { PATH: process.env.PATH!, HOME: dir, STELLA_DATA_DIR: join(dir, 'empty'), STELLA_API_URL: 'http://127.0.0.1:9' };
-    const stella = (...args: string[]) => spawnSync(process.execPath, ['bin/stella.mjs', ...args], { cwd: process.cwd(), env, encoding: 'utf8', timeout: 60_000 });
+    const stella = (...args: string[]) =>
+      spawnSync(process.execPath, ['bin/stella.mjs', ...args], { cwd: process.cwd(), env, encoding: 'utf8', timeout: 60_000 });
 
     const ok = stella('evidence', 'proof', 'verify', join(dir, 'proof.json'), '--key', join(dir, 'key.json'), '--evidence-id', item);
     expect(ok.stderr).toBe('');

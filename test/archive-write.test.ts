@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import { sha256Hex } from '../src/core/canonical';
+import { sha256Hex } from '../src/lib/hash';
 import { ArchiveError, ArchiveSecurityError, buildTar, createTarStream, readTar, writeTarFile, type TarBufferEntry } from '../src/archive/index';
 import { encodeEntryHeader } from '../src/archive/tar-write';
 
@@ -65,7 +65,9 @@ describe('buildTar determinism', () => {
   it('writes sorted entries with fixed metadata, readable by tar-stream', async () => {
     const entries = await listWithTarStream(buildTar(ENTRIES, { mtime: 1_700_000_000 }));
     const names = entries.map((e) => e.header.name);
-    const expected = ENTRIES.map((e) => ('type' in e ? `${e.path}/` : e.path)).sort((a, b) => Buffer.compare(Buffer.from(a.replace(/\/$/, '')), Buffer.from(b.replace(/\/$/, ''))));
+    const expected = ENTRIES.map((e) => ('type' in e ? `${e.path}/` : e.path)).sort((a, b) =>
+      Buffer.compare(Buffer.from(a.replace(/\/$/, '')), Buffer.from(b.replace(/\/$/, ''))),
+    );
     expect(names).toEqual(expected);
     for (const { header, body } of entries) {
       expect(header.uid).toBe(0);
@@ -95,24 +97,29 @@ describe('buildTar determinism', () => {
     expect(header.toString('latin1', 512, 1024)).toContain(' size=9000000000\n');
   });
 
-  it.each([
-    ['../evil'],
-    ['/etc/passwd'],
-    ['a/../../b'],
-    ['a//b'],
-    ['./a'],
-    ['a\\..\\b'],
-    ['a\u0000b'],
-    ['C:/x'],
-    [''],
-  ])('refuses unsafe path %j', (path) => {
+  it.each([['../evil'], ['/etc/passwd'], ['a/../../b'], ['a//b'], ['./a'], ['a\\..\\b'], ['a\u0000b'], ['C:/x'], ['']])('refuses unsafe path %j', (path) => {
     expect(() => buildTar([{ path, data: 'x' }])).toThrow(ArchiveSecurityError);
   });
 
   it('refuses duplicates and files that would shadow directories', () => {
-    expect(() => buildTar([{ path: 'a', data: '1' }, { path: 'a', data: '2' }])).toThrow(/duplicate/);
-    expect(() => buildTar([{ path: 'a', data: '1' }, { path: 'a/b', data: '2' }])).toThrow(/nested under file/);
-    expect(() => buildTar([{ path: 'd', type: 'directory' }, { path: 'd/', type: 'directory' }])).toThrow(/duplicate/);
+    expect(() =>
+      buildTar([
+        { path: 'a', data: '1' },
+        { path: 'a', data: '2' },
+      ]),
+    ).toThrow(/duplicate/);
+    expect(() =>
+      buildTar([
+        { path: 'a', data: '1' },
+        { path: 'a/b', data: '2' },
+      ]),
+    ).toThrow(/nested under file/);
+    expect(() =>
+      buildTar([
+        { path: 'd', type: 'directory' },
+        { path: 'd/', type: 'directory' },
+      ]),
+    ).toThrow(/duplicate/);
   });
 });
 
@@ -165,10 +172,12 @@ describe('createTarStream', () => {
   it('refuses overlapping add calls and adds after finalize', async () => {
     const tar = createTarStream();
     void collect(tar.readable);
-    const slow = Readable.from((async function* () {
-      await new Promise((r) => setTimeout(r, 20));
-      yield Buffer.from('ab');
-    })());
+    const slow = Readable.from(
+      (async function* () {
+        await new Promise((r) => setTimeout(r, 20));
+        yield Buffer.from('ab');
+      })(),
+    );
     const p = tar.addFile('a', 2, slow);
     await expect(tar.addFile('b', 1, 'b')).rejects.toThrow(/previous entry/);
     await p;

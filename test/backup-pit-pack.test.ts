@@ -8,11 +8,10 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
-import '../src/api/routes';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { signEnvelope } from '../src/crypto/dsse';
 import { exportRootPack, writeRootPackFile } from '../src/crypto/rootpack';
-import { KeyStore } from '../src/crypto/keys';
+import type { KeyStore } from '../src/crypto/keys';
 import { openKeyStore } from '../src/core/keys';
 import { createAnchor } from '../src/core/anchoring';
 import { redact } from '../src/core/diagnostics';
@@ -29,7 +28,14 @@ const put = (data: string, kind: 'sbom' | 'attestation' | 'scan-report' | 'vex',
 
 /** The CLI in a separate process that can reach no server at all. */
 function offlineCli(args: string[]) {
-  const env = { PATH: process.env.PATH!, HOME: scratch(), STELLA_DATA_DIR: scratch(), STELLA_API_URL: 'http://127.0.0.1:9', DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none', STELLA_TEMPORAL_ADDRESS: '127.0.0.1:9' };
+  const env = {
+    PATH: process.env.PATH!,
+    HOME: scratch(),
+    STELLA_DATA_DIR: scratch(),
+    STELLA_API_URL: 'http://127.0.0.1:9',
+    DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
+    STELLA_TEMPORAL_ADDRESS: '127.0.0.1:9',
+  };
   return spawnSync(process.execPath, [resolve('bin/stella.mjs'), ...args], { env, encoding: 'utf8', timeout: 60_000 });
 }
 
@@ -50,7 +56,18 @@ beforeAll(async () => {
   baseSbom = (await put(`{"base":"sbom","r":"${randomBytes(4).toString('hex')}"}`, 'sbom', [BASE])).id;
   sbom = (await put(`{"bomFormat":"CycloneDX","r":"${randomBytes(4).toString('hex')}"}`, 'sbom', [ART], [baseSbom])).id;
   const signer = await h.ctx.keys.signer();
-  const env = await signEnvelope('application/vnd.in-toto+json', Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ digest: { sha256: ART.slice(7) } }], predicateType: 'https://slsa.dev/provenance/v1', predicate: {} })), [signer]);
+  const env = await signEnvelope(
+    'application/vnd.in-toto+json',
+    Buffer.from(
+      JSON.stringify({
+        _type: 'https://in-toto.io/Statement/v1',
+        subject: [{ digest: { sha256: ART.slice(7) } }],
+        predicateType: 'https://slsa.dev/provenance/v1',
+        predicate: {},
+      }),
+    ),
+    [signer],
+  );
   att = (await put(JSON.stringify(env), 'attestation', [ART], [sbom])).id;
   report = (await put(`{"scan":"UNIQUE-REPORT-BYTES-${randomBytes(4).toString('hex')}"}`, 'scan-report', [ART], [sbom])).id;
   const r1 = await createAnchor(h.ctx, { reason: 'test' });
@@ -139,13 +156,25 @@ describe('point-in-time restore to an anchor (DR-002)', () => {
 
     const states = await h.ctx.db.query(`SELECT i.id, i.state, l.seq FROM evidence_items i JOIN evidence_log l ON l.item_id = i.id ORDER BY l.seq`);
     for (const r of states.rows) expect(r.state).toBe(Number(r.seq) >= n1 ? 'quarantined' : 'present');
-    expect(states.rows.filter((r) => r.state === 'quarantined').map((r) => r.id).sort()).toEqual([...later].sort());
+    expect(
+      states.rows
+        .filter((r) => r.state === 'quarantined')
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([...later].sort());
     // never deleted: rows, log leaves and blobs are all still there
     for (const id of later) expect((await h.ctx.blobs.primary.hash(id))?.actual).toBe(id);
     const anchors = await h.ctx.db.query('SELECT id, status FROM anchors ORDER BY seq');
     expect(anchors.rows.map((r) => r.status)).toEqual(['active', 'archived']);
-    const audits = await h.ctx.db.query(`SELECT action, target FROM audit_log WHERE action IN ('evidence.state.quarantined','anchor.archived','evidence.restore.to-anchor')`);
-    expect(audits.rows.filter((r) => r.action === 'evidence.state.quarantined').map((r) => r.target).sort()).toEqual([...later].sort());
+    const audits = await h.ctx.db.query(
+      `SELECT action, target FROM audit_log WHERE action IN ('evidence.state.quarantined','anchor.archived','evidence.restore.to-anchor')`,
+    );
+    expect(
+      audits.rows
+        .filter((r) => r.action === 'evidence.state.quarantined')
+        .map((r) => r.target)
+        .sort(),
+    ).toEqual([...later].sort());
     expect(audits.rows.some((r) => r.action === 'anchor.archived' && r.target === r2.anchor!.id)).toBe(true);
 
     // stella evidence verify --mode full --to-anchor <id>
@@ -166,7 +195,15 @@ describe('diagnostics bundle', () => {
     const res = await app.inject({ method: 'GET', url: '/evidence/diagnostics', headers: await auth() });
     expect(res.statusCode).toBe(200);
     const d = res.json() as { files: Record<string, string> };
-    expect(Object.keys(d.files).sort()).toEqual(['anchors.json', 'audit-log.jsonl', 'environment.json', 'index-status.json', 'integrity.json', 'operations.json', 'storage-stats.json']);
+    expect(Object.keys(d.files).sort()).toEqual([
+      'anchors.json',
+      'audit-log.jsonl',
+      'environment.json',
+      'index-status.json',
+      'integrity.json',
+      'operations.json',
+      'storage-stats.json',
+    ]);
     const all = Object.values(d.files).join('\n');
     expect(all).not.toMatch(/"d"\s*:/);
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{8,}\.eyJ/);
@@ -174,7 +211,14 @@ describe('diagnostics bundle', () => {
     expect(d.files['audit-log.jsonl']).toContain('evidence.restore.to-anchor');
     expect(JSON.parse(d.files['index-status.json']!).rows.items).toBeGreaterThan(0);
     // the redactor itself: URL passwords, key members and tokens
-    const r = JSON.stringify(redact({ url: 'postgres://stella:hunter2@db:5432/x', jwk: { kty: 'EC', d: 'secret', x: 'pub' }, token: 'abc', note: 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXh4eA' }));
+    const r = JSON.stringify(
+      redact({
+        url: 'postgres://stella:hunter2@db:5432/x',
+        jwk: { kty: 'EC', d: 'secret', x: 'pub' },
+        token: 'abc',
+        note: 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXh4eA',
+      }),
+    );
     expect(r).not.toContain('hunter2');
     expect(r).not.toMatch(/"d"\s*:\s*"secret"/);
     expect(r).not.toContain('eyJhbGci');

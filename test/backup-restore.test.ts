@@ -17,13 +17,25 @@ import type { RestoreOutcome } from '../workflows/backup';
 const ART = `sha256:${'ab'.repeat(32)}`;
 
 async function seed(ctx: AppContext, n: number, tag: string) {
-  const inputs = Array.from({ length: n }, (_, i) => ({ tenant: 'default', data: Buffer.from(`${tag} item ${i} ${randomBytes(8).toString('hex')}\n`), kind: (i % 5 === 0 ? 'sbom' : 'scan-report') as 'sbom' | 'scan-report', mediaType: 'text/plain', subjects: [ART] }));
+  const inputs = Array.from({ length: n }, (_, i) => ({
+    tenant: 'default',
+    data: Buffer.from(`${tag} item ${i} ${randomBytes(8).toString('hex')}\n`),
+    kind: (i % 5 === 0 ? 'sbom' : 'scan-report') as 'sbom' | 'scan-report',
+    mediaType: 'text/plain',
+    subjects: [ART],
+  }));
   const res = await ctx.evidence.ingestMany(inputs);
   // a few edges, so evidence_edges is non-empty
-  await ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`${tag} vex`), kind: 'vex', mediaType: 'text/plain', subjects: [ART], parents: [{ id: res[0]!.id }] });
+  await ctx.evidence.ingest({
+    tenant: 'default',
+    data: Buffer.from(`${tag} vex`),
+    kind: 'vex',
+    mediaType: 'text/plain',
+    subjects: [ART],
+    parents: [{ id: res[0]!.id }],
+  });
   return res;
 }
-
 
 function dbName(url: string) {
   return new URL(url).pathname.slice(1);
@@ -67,7 +79,11 @@ describe('backup and disaster recovery (real PostgreSQL, Temporal, fs blobs)', (
 
     const backups = mkdtempSync(join(inject('scratch'), 'backups-'));
     const backupId = newBackupId();
-    const summary: BackupSummary = await h.client.workflow.execute('backupEvidenceLocker', { taskQueue: cfg.temporal.taskQueue, workflowId: backupId, args: [{ backupId, dir: backups, actor: 'test' }] });
+    const summary: BackupSummary = await h.client.workflow.execute('backupEvidenceLocker', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: backupId,
+      args: [{ backupId, dir: backups, actor: 'test' }],
+    });
     expect(summary.status).toBe('complete');
     expect(summary.items).toBe(2202);
     expect(summary.blobs).toBe(2202);
@@ -89,10 +105,17 @@ describe('backup and disaster recovery (real PostgreSQL, Temporal, fs blobs)', (
     const e1: (typeof extra)[number] = { ctx: ctx2, worker: await startWorker(ctx2) };
     extra.push(e1);
     const restoreId = `restore-${randomBytes(4).toString('hex')}`;
-    const handle = await h.client.workflow.start('restoreEvidenceLocker', { taskQueue: cfg.temporal.taskQueue, workflowId: restoreId, args: [{ restoreId, actor: 'test', backupId, backupDir: backups, target: null }] });
+    const handle = await h.client.workflow.start('restoreEvidenceLocker', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: restoreId,
+      args: [{ restoreId, actor: 'test', backupId, backupDir: backups, target: null }],
+    });
 
     // Kill the worker once some batches are in, then bring up a new one.
-    const batches = async () => Number((await ctx2.db.query('SELECT count(*)::int AS n FROM restore_batches WHERE restore_id=$1', [restoreId]).catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n);
+    const batches = async () =>
+      Number(
+        (await ctx2.db.query('SELECT count(*)::int AS n FROM restore_batches WHERE restore_id=$1', [restoreId]).catch(() => ({ rows: [{ n: 0 }] }))).rows[0].n,
+      );
     for (let i = 0; i < 600 && (await batches()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
     e1.worker!.worker.shutdown();
     await e1.worker!.done;

@@ -22,11 +22,23 @@ const ART = `sha256:${'cd'.repeat(32)}`;
 
 async function seed(ctx: AppContext, n: number, tag: string) {
   const res = await ctx.evidence.ingestMany(
-    Array.from({ length: n }, (_, i) => ({ tenant: 'default', data: Buffer.from(`${tag} ${i} ${randomBytes(8).toString('hex')}\n`), kind: (i % 4 === 0 ? 'sbom' : 'scan-report') as 'sbom' | 'scan-report', mediaType: 'text/plain', subjects: [ART] })),
+    Array.from({ length: n }, (_, i) => ({
+      tenant: 'default',
+      data: Buffer.from(`${tag} ${i} ${randomBytes(8).toString('hex')}\n`),
+      kind: (i % 4 === 0 ? 'sbom' : 'scan-report') as 'sbom' | 'scan-report',
+      mediaType: 'text/plain',
+      subjects: [ART],
+    })),
   );
-  await ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`${tag} vex`), kind: 'vex', mediaType: 'text/plain', subjects: [ART], parents: [{ id: res[0]!.id }] });
+  await ctx.evidence.ingest({
+    tenant: 'default',
+    data: Buffer.from(`${tag} vex`),
+    kind: 'vex',
+    mediaType: 'text/plain',
+    subjects: [ART],
+    parents: [{ id: res[0]!.id }],
+  });
 }
-
 
 function innermost(e: unknown): string {
   let c = e as Error;
@@ -49,7 +61,9 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
   it('backs up to s3://bucket/prefix (checksummed objects, manifest last), lists it, restores on a new database and data dir with identical digests and roots; an upload without a manifest is incomplete and refused', async () => {
     const bucket = await freshBucket();
     const url = `s3://${bucket}/stella/nightly`;
-    h = await harness({ env: { STELLA_BACKUP_DIR: url, STELLA_S3_ENDPOINT: inject('s3Endpoint'), STELLA_S3_ACCESS_KEY_ID: 'test', STELLA_S3_SECRET_ACCESS_KEY: 'test' } });
+    h = await harness({
+      env: { STELLA_BACKUP_DIR: url, STELLA_S3_ENDPOINT: inject('s3Endpoint'), STELLA_S3_ACCESS_KEY_ID: 'test', STELLA_S3_SECRET_ACCESS_KEY: 'test' },
+    });
     const cfg = h.ctx.cfg;
     expect(cfg.backup.dir).toBe(url);
     const s3 = createS3Client({ bucket, region: 'us-east-1', endpoint: inject('s3Endpoint'), accessKeyId: 'test', secretAccessKey: 'test' });
@@ -75,7 +89,17 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     // Objects: every file under <prefix>/<id>/, each with its SHA-256 checksum.
     const objs = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `stella/nightly/${backupId}/` }));
     const keys = (objs.Contents ?? []).map((o) => o.Key!.slice(`stella/nightly/${backupId}/`.length));
-    expect(keys).toEqual(expect.arrayContaining(['manifest.json', 'manifest.sha256', 'backup.json', 'index/schema.json', 'blobs.jsonl', 'anchors/chain.jsonl', 'keys/rootpack.json']));
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        'manifest.json',
+        'manifest.sha256',
+        'backup.json',
+        'index/schema.json',
+        'blobs.jsonl',
+        'anchors/chain.jsonl',
+        'keys/rootpack.json',
+      ]),
+    );
     expect(keys.filter((k) => k.startsWith('blobs/sha256/')).length).toBe(44);
     const someBlob = keys.find((k) => k.startsWith('blobs/sha256/'))!;
     const hd = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `stella/nightly/${backupId}/${someBlob}`, ChecksumMode: 'ENABLED' }));
@@ -87,7 +111,11 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
 
     // A second backup whose upload was "interrupted": its manifest object is gone.
     const brokenId = `bk-broken-${randomBytes(3).toString('hex')}`;
-    await h.client.workflow.execute('backupEvidenceLocker', { taskQueue: cfg.temporal.taskQueue, workflowId: brokenId, args: [{ backupId: brokenId, dir: url, actor: 'test' }] });
+    await h.client.workflow.execute('backupEvidenceLocker', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: brokenId,
+      args: [{ backupId: brokenId, dir: url, actor: 'test' }],
+    });
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `stella/nightly/${brokenId}/manifest.json` }));
 
     const listed = await app.inject({ method: 'GET', url: '/backups?type=evidence-locker', headers: auth });
@@ -98,13 +126,30 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     expect(lb.backups.find((b) => b.id === backupId)).toMatchObject({ items: 44, location: `${url}/${backupId}` });
 
     // Restore refuses the incomplete one, clearly, before touching anything.
-    const refused = await h.client.workflow.start('restoreEvidenceLocker', { taskQueue: cfg.temporal.taskQueue, workflowId: `restore-${randomBytes(4).toString('hex')}`, args: [{ restoreId: '', actor: 'test', backupId: brokenId, backupDir: url, target: null }] });
-    const err = await refused.result().then(() => null, (e) => e);
+    const refused = await h.client.workflow.start('restoreEvidenceLocker', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: `restore-${randomBytes(4).toString('hex')}`,
+      args: [{ restoreId: '', actor: 'test', backupId: brokenId, backupDir: url, target: null }],
+    });
+    const err = await refused.result().then(
+      () => null,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect(innermost(err)).toMatch(new RegExp(`no complete backup ${brokenId} at ${url}/${brokenId}: manifest.json is missing .*interrupted upload.*refusing to restore`));
+    expect(innermost(err)).toMatch(
+      new RegExp(`no complete backup ${brokenId} at ${url}/${brokenId}: manifest.json is missing .*interrupted upload.*refusing to restore`),
+    );
     // Bad locations are refused before any work starts.
-    const noBucket = await app.inject({ method: 'POST', url: '/backups', headers: auth, payload: { type: 'evidence-locker', outputDir: 's3://no-such-bucket-4711/x' } });
-    expect([noBucket.statusCode, (noBucket.json() as { message?: string; error?: string }).message ?? noBucket.body]).toEqual([404, expect.stringContaining('bucket no-such-bucket-4711 does not exist')]);
+    const noBucket = await app.inject({
+      method: 'POST',
+      url: '/backups',
+      headers: auth,
+      payload: { type: 'evidence-locker', outputDir: 's3://no-such-bucket-4711/x' },
+    });
+    expect([noBucket.statusCode, (noBucket.json() as { message?: string; error?: string }).message ?? noBucket.body]).toEqual([
+      404,
+      expect.stringContaining('bucket no-such-bucket-4711 does not exist'),
+    ]);
     const malformed = await app.inject({ method: 'GET', url: '/backups?dir=s3://A_B', headers: auth });
     expect(malformed.statusCode).toBe(400);
     await app.close();
@@ -126,10 +171,19 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     extra.push({ ctx: ctx2, worker: w.worker, done: w.worker.run().finally(() => w.connection.close()) });
 
     // Listing works with no database state at all: it reads the bucket.
-    expect((await listS3Backups(ctx2, parseS3Location(url))).map((b) => [b.id, b.status])).toEqual(expect.arrayContaining([[backupId, 'complete'], [brokenId, 'incomplete']]));
+    expect((await listS3Backups(ctx2, parseS3Location(url))).map((b) => [b.id, b.status])).toEqual(
+      expect.arrayContaining([
+        [backupId, 'complete'],
+        [brokenId, 'incomplete'],
+      ]),
+    );
 
     const restoreId = `restore-${randomBytes(4).toString('hex')}`;
-    const out: RestoreOutcome = await h.client.workflow.execute('restoreEvidenceLocker', { taskQueue: cfg.temporal.taskQueue, workflowId: restoreId, args: [{ restoreId, actor: 'test', backupId, backupDir: url, target: null }] });
+    const out: RestoreOutcome = await h.client.workflow.execute('restoreEvidenceLocker', {
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: restoreId,
+      args: [{ restoreId, actor: 'test', backupId, backupDir: url, target: null }],
+    });
     expect(out.outcome).toBe('passed');
     expect(out.items).toBe(44);
     expect(out.verify).toMatchObject({ kind: 'verify-workflow', status: 'passed', failed: 0, checked: 44 });
@@ -148,7 +202,10 @@ describe('S3 backup upload resumes', () => {
   it('an upload killed midway leaves no manifest (incomplete); the retry skips objects already there and commits the manifest last', async () => {
     const bucket = await freshBucket();
     const url = `s3://${bucket}/bk`;
-    const h2 = await harness({ worker: false, env: { STELLA_BACKUP_DIR: url, STELLA_S3_ENDPOINT: inject('s3Endpoint'), STELLA_S3_ACCESS_KEY_ID: 'test', STELLA_S3_SECRET_ACCESS_KEY: 'test' } });
+    const h2 = await harness({
+      worker: false,
+      env: { STELLA_BACKUP_DIR: url, STELLA_S3_ENDPOINT: inject('s3Endpoint'), STELLA_S3_ACCESS_KEY_ID: 'test', STELLA_S3_SECRET_ACCESS_KEY: 'test' },
+    });
     try {
       await seed(h2.ctx, 24, 'r');
       const { backupExport, backupCopyBlobs, backupFinalize } = await import('../src/core/backup/backup');
@@ -162,7 +219,10 @@ describe('S3 backup upload resumes', () => {
       let beats = 0;
       const killed = await backupUpload(h2.ctx, input, () => {
         if (++beats >= 10) throw new Error('worker killed');
-      }).then(() => null, (e: Error) => e);
+      }).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(killed?.message).toBe('worker killed');
       const loc = parseS3Location(url);
       expect((await listS3Backups(h2.ctx, loc)).map((b) => [b.id, b.status])).toEqual([[input.backupId, 'incomplete']]);

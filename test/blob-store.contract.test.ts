@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { inject } from 'vitest';
 import { FsBlobStore, S3BlobStore, DigestMismatchError, BlobNotFoundError, type BlobStore } from '../src/blob';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { freshBucket } from './support/context';
 
 async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -17,7 +17,15 @@ const backends: [string, () => Promise<BlobStore>][] = [
   ['fs', async () => new FsBlobStore(mkdtempSync(join(tmpdir(), 'blob-')))],
   [
     's3',
-    async () => S3BlobStore.create({ bucket: await freshBucket(), endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'test', secretAccessKey: 'test', forcePathStyle: true }),
+    async () =>
+      S3BlobStore.create({
+        bucket: await freshBucket(),
+        endpoint: inject('s3Endpoint'),
+        region: 'us-east-1',
+        accessKeyId: 'test',
+        secretAccessKey: 'test',
+        forcePathStyle: true,
+      }),
   ],
 ];
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StellaError } from '../src/core/errors';
+import { StellaError } from '../src/lib/errors';
 import { pae, signEnvelope, verifyEnvelope, type Envelope, type KeyInfo, type TrustResolver } from '../src/crypto/dsse';
 import { KeyStore, type KeySigner } from '../src/crypto/keys';
 
@@ -196,15 +196,20 @@ describe('DSSE envelope handling', () => {
 
   it('round-trips arbitrary payloads and types, verified independently (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.string({ maxLength: 40, unit: 'grapheme' }), fc.uint8Array({ maxLength: 256 }), fc.constantFrom('ES256', 'EdDSA'), async (type, body, alg) => {
-        const s = signers[alg as 'ES256' | 'EdDSA'];
-        const env = await signEnvelope(type, body, [s]);
-        expect(independentVerify(alg as 'ES256' | 'EdDSA', s.publicJwk as Record<string, unknown>, env)).toBe(true);
-        const res = verifyEnvelope(JSON.parse(JSON.stringify(env)), trustOnly(s));
-        expect(res.ok).toBe(true);
-        expect(res.payloadType).toBe(type);
-        expect(Buffer.from(res.payload).equals(Buffer.from(body))).toBe(true);
-      }),
+      fc.asyncProperty(
+        fc.string({ maxLength: 40, unit: 'grapheme' }),
+        fc.uint8Array({ maxLength: 256 }),
+        fc.constantFrom('ES256', 'EdDSA'),
+        async (type, body, alg) => {
+          const s = signers[alg as 'ES256' | 'EdDSA'];
+          const env = await signEnvelope(type, body, [s]);
+          expect(independentVerify(alg as 'ES256' | 'EdDSA', s.publicJwk as Record<string, unknown>, env)).toBe(true);
+          const res = verifyEnvelope(JSON.parse(JSON.stringify(env)), trustOnly(s));
+          expect(res.ok).toBe(true);
+          expect(res.payloadType).toBe(type);
+          expect(Buffer.from(res.payload).equals(Buffer.from(body))).toBe(true);
+        },
+      ),
       { numRuns: 30 },
     );
   });

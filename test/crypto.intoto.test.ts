@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, sha256Hex } from '../src/core/canonical';
-import { StellaError } from '../src/core/errors';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Hex } from '../src/lib/hash';
+import { StellaError } from '../src/lib/errors';
 import { signEnvelope } from '../src/crypto/dsse';
 import {
   CYCLONEDX_BOM,
@@ -125,11 +126,28 @@ describe('in-toto statements', () => {
     bad(() => vulnsPredicate({ scanner: { uri: 'x' }, db: { lastUpdate: 'yesterday' }, result: [], scanStartedOn: new Date(), scanFinishedOn: new Date() }));
     bad(() => makeStatement([], SLSA_PROVENANCE_V1, provenance()));
     // Known predicate types are validated even when parsed from foreign input.
-    bad(() => parseStatement({ _type: STATEMENT_TYPE_V1, subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }], predicateType: SLSA_PROVENANCE_V1, predicate: {} }));
-    bad(() => parseStatement({ _type: 'https://in-toto.io/Statement/v0.1', subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }], predicateType: 'x', predicate: {} }));
+    bad(() =>
+      parseStatement({
+        _type: STATEMENT_TYPE_V1,
+        subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }],
+        predicateType: SLSA_PROVENANCE_V1,
+        predicate: {},
+      }),
+    );
+    bad(() =>
+      parseStatement({
+        _type: 'https://in-toto.io/Statement/v0.1',
+        subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }],
+        predicateType: 'x',
+        predicate: {},
+      }),
+    );
     bad(() => parseStatement('not json'));
     // Foreign predicate types pass with any object predicate.
-    expect(parseStatement({ _type: STATEMENT_TYPE_V1, subject: [{ name: 'a', digest: { sha512: 'ab' } }], predicateType: 'https://example/p', predicate: { x: 1 } }).predicateType).toBe('https://example/p');
+    expect(
+      parseStatement({ _type: STATEMENT_TYPE_V1, subject: [{ name: 'a', digest: { sha512: 'ab' } }], predicateType: 'https://example/p', predicate: { x: 1 } })
+        .predicateType,
+    ).toBe('https://example/p');
   });
 
   it('refuses envelopes that are untrusted or carry another payloadType', async () => {

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, sha256Digest } from '../src/core/canonical';
-import { StellaError } from '../src/core/errors';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Digest } from '../src/lib/hash';
+import { StellaError } from '../src/lib/errors';
 import { signEnvelope, verifyEnvelope } from '../src/crypto/dsse';
 import { KeyStore } from '../src/crypto/keys';
 import {

@@ -103,10 +103,20 @@ describe('API tokens', () => {
   });
 
   it('rejects alg=none and algorithms outside ES256/EdDSA', async () => {
-    const none = new UnsecuredJWT({ tenant: 'acme', scope: 'admin' }).setIssuer('stella').setAudience('stella-api').setSubject('x').setIssuedAt().setExpirationTime('5m').encode();
+    const none = new UnsecuredJWT({ tenant: 'acme', scope: 'admin' })
+      .setIssuer('stella')
+      .setAudience('stella-api')
+      .setSubject('x')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .encode();
     await expectKind(verifyToken(none, jwks), 'malformed'); // no kid
     const [, body] = none.split('.');
-    for (const [alg, sig] of [['none', ''], ['HS256', 'AAAA'], ['ES384', 'AAAA']]) {
+    for (const [alg, sig] of [
+      ['none', ''],
+      ['HS256', 'AAAA'],
+      ['ES384', 'AAAA'],
+    ]) {
       const header = Buffer.from(JSON.stringify({ alg, kid: jwks.keys[0]!.kid, typ: 'at+jwt' })).toString('base64url');
       await expectKind(verifyToken(`${header}.${body}.${sig}`, jwks), 'invalid_signature');
     }

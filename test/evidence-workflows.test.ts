@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { verifyReport } from '../src/core/verify';
 
 const ARTIFACT = sha256Digest('registry.example/app@1');
@@ -23,9 +23,17 @@ describe.each(['fs', 's3'] as const)('evidence on real Temporal + PostgreSQL + %
     const contents = Array.from({ length: 25 }, (_, i) => `{"n":${i},"r":"${randomBytes(4).toString('hex')}"}`);
     contents.forEach((c, i) => writeFileSync(join(dir, `item-${String(i).padStart(2, '0')}.json`), c));
     const src = { tenant: 'default', dir, kind: 'sbom' as const, artifact: ARTIFACT, actor: 'test' };
-    const first = await h.client.workflow.execute('bulkIngest', { args: [src, 10], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `bulk-${randomBytes(4).toString('hex')}` });
+    const first = await h.client.workflow.execute('bulkIngest', {
+      args: [src, 10],
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId: `bulk-${randomBytes(4).toString('hex')}`,
+    });
     expect(first).toMatchObject({ total: 25, done: 25, created: 25, present: 0 });
-    const again = await h.client.workflow.execute('bulkIngest', { args: [src, 10], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `bulk-${randomBytes(4).toString('hex')}` });
+    const again = await h.client.workflow.execute('bulkIngest', {
+      args: [src, 10],
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId: `bulk-${randomBytes(4).toString('hex')}`,
+    });
     expect(again).toMatchObject({ created: 0, present: 25 });
     // real rows in PostgreSQL, real blobs in the store
     const rows = await h.ctx.db.query('SELECT count(*)::int AS n FROM evidence_items WHERE kind = $1', ['sbom']);
@@ -41,7 +49,8 @@ describe.each(['fs', 's3'] as const)('evidence on real Temporal + PostgreSQL + %
   });
 
   it('full verify finds a flipped byte, a missing blob and an unindexed blob; quick verify samples', async () => {
-    const mk = (s: string) => h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(s), kind: 'scan-report', mediaType: 'application/json', subjects: [ARTIFACT] });
+    const mk = (s: string) =>
+      h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(s), kind: 'scan-report', mediaType: 'application/json', subjects: [ARTIFACT] });
     const a = await mk(`{"corrupt-me":"${randomBytes(4).toString('hex')}"}`);
     const b = await mk(`{"delete-me":"${randomBytes(4).toString('hex')}"}`);
     const orphan = Buffer.from(`orphan ${randomBytes(4).toString('hex')}`);
@@ -67,7 +76,11 @@ describe.each(['fs', 's3'] as const)('evidence on real Temporal + PostgreSQL + %
     expect(report!.results).toHaveLength(3);
 
     const q = `quick-${randomBytes(4).toString('hex')}`;
-    const quick = await h.client.workflow.execute('verifyEvidence', { args: [{ runId: q, mode: 'quick', sampleRate: 0.5 }], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: q });
+    const quick = await h.client.workflow.execute('verifyEvidence', {
+      args: [{ runId: q, mode: 'quick', sampleRate: 0.5 }],
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId: q,
+    });
     expect(quick.checked).toBeGreaterThan(0);
     expect(quick.checked).toBeLessThan(quick.total);
   });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 
 /**
  * `stella serve` on SIGTERM stops polling and lets the activity it is running finish before
@@ -27,7 +27,15 @@ describe('graceful shutdown of the worker', () => {
     for (let i = 0; i < 600; i++) writeFileSync(join(dir, `f${String(i).padStart(4, '0')}.json`), `{"i":${i},"r":"${randomBytes(8).toString('hex')}"}`);
     const cfg = h.ctx.cfg;
     const proc = spawn(process.execPath, [BIN, 'serve', '--no-api'], {
-      env: { ...process.env, STELLA_DATA_DIR: cfg.dataDir, DATABASE_URL: cfg.databaseUrl, STELLA_TEMPORAL_ADDRESS: cfg.temporal.address, STELLA_TASK_QUEUE: cfg.temporal.taskQueue, STELLA_SCHEDULES: 'false', STELLA_LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        STELLA_DATA_DIR: cfg.dataDir,
+        DATABASE_URL: cfg.databaseUrl,
+        STELLA_TEMPORAL_ADDRESS: cfg.temporal.address,
+        STELLA_TASK_QUEUE: cfg.temporal.taskQueue,
+        STELLA_SCHEDULES: 'false',
+        STELLA_LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -35,7 +43,11 @@ describe('graceful shutdown of the worker', () => {
     const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
 
     const wfId = `graceful-${randomBytes(4).toString('hex')}`;
-    const handle = await h.client.workflow.start('bulkIngest', { args: [{ tenant: 'default', dir, kind: 'other', artifact: sha256Digest('graceful'), actor: 'test' }, 600], taskQueue: cfg.temporal.taskQueue, workflowId: wfId });
+    const handle = await h.client.workflow.start('bulkIngest', {
+      args: [{ tenant: 'default', dir, kind: 'other', artifact: sha256Digest('graceful'), actor: 'test' }, 600],
+      taskQueue: cfg.temporal.taskQueue,
+      workflowId: wfId,
+    });
     // Wait until the single 600-file batch activity is running, then ask the worker to stop.
     const deadline = Date.now() + 90_000;
     for (;;) {

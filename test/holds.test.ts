@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
-import '../src/api/routes';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { isHeld, createHold } from '../src/core/retention/holds';
 import { readTar } from '../src/archive';
 
@@ -42,7 +41,12 @@ describe('legal hold API', () => {
     expect(ev.rows).toEqual([{ type: 'replay.hold.created', payload: expect.objectContaining({ incidentTicket: 'INC-7', scope: 'artifact' }) }]);
 
     expect((await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:read']) })).statusCode).toBe(403);
-    const rel = await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:write']), payload: { reason: 'INC-7 resolved' } });
+    const rel = await app.inject({
+      method: 'DELETE',
+      url: `/evidence/holds/${hold.id}`,
+      headers: await auth(['evidence:write']),
+      payload: { reason: 'INC-7 resolved' },
+    });
     expect(rel.statusCode).toBe(200);
     expect(rel.json()).toMatchObject({ active: false, releasedBy: 'test-evidence:write', releaseReason: 'INC-7 resolved' });
     expect((await app.inject({ method: 'DELETE', url: `/evidence/holds/${hold.id}`, headers: await auth(['evidence:write']) })).statusCode).toBe(409);
@@ -54,13 +58,23 @@ describe('legal hold API', () => {
 
   it('rejects malformed holds with 400', async () => {
     const w = await auth(['evidence:write']);
-    expect((await app.inject({ method: 'POST', url: '/evidence/holds', headers: w, payload: { scope: 'items', values: ['nope'], reason: 'x' } })).statusCode).toBe(400);
-    expect((await app.inject({ method: 'POST', url: '/evidence/holds', headers: w, payload: { scope: 'bundle_type', values: ['sbom'] } })).statusCode).toBe(400);
+    expect(
+      (await app.inject({ method: 'POST', url: '/evidence/holds', headers: w, payload: { scope: 'items', values: ['nope'], reason: 'x' } })).statusCode,
+    ).toBe(400);
+    expect((await app.inject({ method: 'POST', url: '/evidence/holds', headers: w, payload: { scope: 'bundle_type', values: ['sbom'] } })).statusCode).toBe(
+      400,
+    );
     expect((await app.inject({ method: 'POST', url: '/evidence/holds', headers: w, payload: { scope: 'galaxy', reason: 'x' } })).statusCode).toBe(400);
   });
 
   it('isHeld covers item, artifact, bundle-type and tenant scopes', async () => {
-    const r = await h.ctx.evidence.ingest({ tenant: 'default', data: randomBytes(32), kind: 'vex', mediaType: 'application/json', subjects: [sha256Digest('a2')] });
+    const r = await h.ctx.evidence.ingest({
+      tenant: 'default',
+      data: randomBytes(32),
+      kind: 'vex',
+      mediaType: 'application/json',
+      subjects: [sha256Digest('a2')],
+    });
     expect(await isHeld(h.ctx.db, 'default', r.id)).toBe(false);
     await createHold(h.ctx, { tenant: 'default', scope: 'bundle-type', values: ['vex'], reason: 'audit', actor: 'op' });
     expect(await isHeld(h.ctx.db, 'default', r.id)).toBe(true);
@@ -71,7 +85,13 @@ describe('legal hold API', () => {
 describe('access to held / archived data follows the API scopes', () => {
   it('replay bundles need replay:read to fetch and are left out of archives without it', async () => {
     const bundle = randomBytes(100);
-    const r = await h.ctx.evidence.ingest({ tenant: 'default', data: bundle, kind: 'replay-bundle', mediaType: 'application/zstd', subjects: [sha256Digest('a3')] });
+    const r = await h.ctx.evidence.ingest({
+      tenant: 'default',
+      data: bundle,
+      kind: 'replay-bundle',
+      mediaType: 'application/zstd',
+      subjects: [sha256Digest('a3')],
+    });
     await h.ctx.db.query(`UPDATE evidence_items SET created_at = now() - interval '400 days' WHERE id=$1`, [r.id]);
     await createHold(h.ctx, { tenant: 'default', scope: 'items', values: [r.id], reason: 'INC-9', actor: 'op' });
     expect((await app.inject({ method: 'GET', url: `/evidence/${r.id}`, headers: await auth(['evidence:read']) })).statusCode).toBe(403);
@@ -91,8 +111,22 @@ describe('access to held / archived data follows the API scopes', () => {
     const withReplay = await names(['evidence:read', 'replay:read']);
     expect(withReplay.paths).toEqual([`items/sha256/${r.id.slice(7)}`, 'manifest.json']);
     // Archive-delete needs evidence:write, and a held item is kept.
-    expect((await app.inject({ method: 'POST', url: '/evidence/archive/delete', headers: await auth(['evidence:read']), payload: { ids: [r.id], manifestSha256: sha256Digest('m') } })).statusCode).toBe(403);
-    const del = await app.inject({ method: 'POST', url: '/evidence/archive/delete', headers: await auth(['evidence:write']), payload: { ids: [r.id], manifestSha256: sha256Digest('m') } });
+    expect(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/evidence/archive/delete',
+          headers: await auth(['evidence:read']),
+          payload: { ids: [r.id], manifestSha256: sha256Digest('m') },
+        })
+      ).statusCode,
+    ).toBe(403);
+    const del = await app.inject({
+      method: 'POST',
+      url: '/evidence/archive/delete',
+      headers: await auth(['evidence:write']),
+      payload: { ids: [r.id], manifestSha256: sha256Digest('m') },
+    });
     expect(del.statusCode).toBe(200);
     expect(del.json()).toMatchObject({ items: 0, keptIds: [r.id], skippedHeld: 1 });
   });

@@ -12,7 +12,7 @@ import '../src/api/routes/locker';
 import '../src/api/routes/doctor';
 import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 
 const BIN = resolve(__dirname, '..', 'bin', 'stella.mjs');
 
@@ -80,7 +80,13 @@ describe('stella evidence CLI against a live API', () => {
   });
 
   it('storage check finds a flipped byte, recover fixes it, mark-corrupted is audited; doctor exits 0', async () => {
-    const r = await h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(`{"scan":"${randomBytes(4).toString('hex')}"}`), kind: 'scan-report', mediaType: 'application/json', subjects: [ARTIFACT] });
+    const r = await h.ctx.evidence.ingest({
+      tenant: 'default',
+      data: Buffer.from(`{"scan":"${randomBytes(4).toString('hex')}"}`),
+      kind: 'scan-report',
+      mediaType: 'application/json',
+      subjects: [ARTIFACT],
+    });
     const good = await h.ctx.blobs.primary.getBuffer(r.id);
     const bad = Buffer.from(good);
     bad[2] = bad[2]! ^ 0x20;

@@ -11,7 +11,7 @@ import '../src/api/routes/locker';
 import '../src/api/routes/doctor';
 import { TOKEN_PURPOSE, openKeyStore } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { verifyReport } from '../src/core/verify';
 import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../src/crypto/intoto';
 import { UNKNOWN_SUBJECT } from '../src/core/locker/index-ops';
@@ -24,11 +24,16 @@ const rnd = () => randomBytes(6).toString('hex');
 async function api(h: Harness) {
   return apiFor(h);
 }
-const token = (h: Harness, scopes: string[], tenant = TENANT) => mintToken(h.ctx.keys, { sub: 'tester', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+const token = (h: Harness, scopes: string[], tenant = TENANT) =>
+  mintToken(h.ctx.keys, { sub: 'tester', tenant, scopes: scopes as never, ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
 
 async function fullVerify(h: Harness) {
   const runId = `verify-${rnd()}`;
-  const summary = await h.client.workflow.execute('verifyEvidence', { args: [{ runId, mode: 'full', sampleRate: 1 }], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: runId });
+  const summary = await h.client.workflow.execute('verifyEvidence', {
+    args: [{ runId, mode: 'full', sampleRate: 1 }],
+    taskQueue: h.ctx.cfg.temporal.taskQueue,
+    workflowId: runId,
+  });
   return { summary, report: (await verifyReport(h.ctx, { runId, failedOnly: true }))! };
 }
 
@@ -112,7 +117,11 @@ describe.each(['fs', 's3'] as const)('evidence locker operations on %s with a re
 
   it('retry-store ingests evidence parked in the spool for the artifact', async () => {
     const data = Buffer.from(`{"parked":"${rnd()}"}`);
-    await spoolPendingEvidence(h.ctx.cfg.dataDir, { tenant: TENANT, data, kind: 'sbom', mediaType: 'application/json', subjects: [ARTIFACT] }, 'store unavailable');
+    await spoolPendingEvidence(
+      h.ctx.cfg.dataDir,
+      { tenant: TENANT, data, kind: 'sbom', mediaType: 'application/json', subjects: [ARTIFACT] },
+      'store unavailable',
+    );
     const r = await call('POST', '/evidence/retry-store', { artifact: ARTIFACT });
     expect(r.json().outcomes).toContainEqual(expect.objectContaining({ id: sha256Digest(data), action: 'ingested-from-spool' }));
     expect((await h.ctx.evidence.get(TENANT, sha256Digest(data))).kind).toBe('sbom');
@@ -143,7 +152,15 @@ describe.each(['fs', 's3'] as const)('evidence locker operations on %s with a re
   it('evidence chain shows missing nodes and becomes complete', async () => {
     const art = sha256Digest(`chain-${rnd()}`);
     const put = (s: string, kind: 'sbom' | 'scan-report' | 'attestation', predicateType?: string, parent?: string) =>
-      h.ctx.evidence.ingest({ tenant: TENANT, data: Buffer.from(s), kind, mediaType: 'application/json', subjects: [art], predicateType, parents: parent ? [{ id: parent }] : [] });
+      h.ctx.evidence.ingest({
+        tenant: TENANT,
+        data: Buffer.from(s),
+        kind,
+        mediaType: 'application/json',
+        subjects: [art],
+        predicateType,
+        parents: parent ? [{ id: parent }] : [],
+      });
     const sbom = await put(`{"sbom":"${rnd()}"}`, 'sbom');
     let c = (await call('GET', `/evidence/chain?artifact=${art}`)).json();
     expect(c.complete).toBe(false);
@@ -214,7 +231,12 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
     expect((await app.inject({ method: 'GET', url: `/evidence/chain?artifact=sha256:short`, headers: auth })).statusCode).toBe(400);
 
     const big = Buffer.alloc(4096, 7);
-    const tooBig = await app.inject({ method: 'POST', url: `/evidence?kind=log&artifact=${ARTIFACT}`, headers: { ...auth, 'content-type': 'application/octet-stream' }, payload: big });
+    const tooBig = await app.inject({
+      method: 'POST',
+      url: `/evidence?kind=log&artifact=${ARTIFACT}`,
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      payload: big,
+    });
     expect(tooBig.statusCode).toBe(413);
     const body = Buffer.from('{"ok":1}');
     const mismatch = await app.inject({
@@ -232,16 +254,27 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
   it('missing, expired and forged tokens are 401; wrong scope or tenant 403', async () => {
     const url = '/evidence/status';
     expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
-    const expired = await mintToken(h.ctx.keys, { sub: 'old', tenant: TENANT, scopes: ['evidence:read'], ttlSeconds: 60 }, { purpose: TOKEN_PURPOSE, now: new Date(Date.now() - 3_600_000) });
+    const expired = await mintToken(
+      h.ctx.keys,
+      { sub: 'old', tenant: TENANT, scopes: ['evidence:read'], ttlSeconds: 60 },
+      { purpose: TOKEN_PURPOSE, now: new Date(Date.now() - 3_600_000) },
+    );
     expect((await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${expired}` } })).statusCode).toBe(401);
     const otherKeys = await openKeyStore(mkdtempSync(join(tmpdir(), 'keys-')));
     const forged = await mintToken(otherKeys, { sub: 'mallory', tenant: TENANT, scopes: ['admin'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
     expect((await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${forged}` } })).statusCode).toBe(401);
 
     const reader = await token(h, ['evidence:read']);
-    const asReader = (method: 'GET' | 'POST', u: string, payload?: object, extra: Record<string, string> = {}) => app.inject({ method, url: u, headers: { authorization: `Bearer ${reader}`, ...extra }, payload });
+    const asReader = (method: 'GET' | 'POST', u: string, payload?: object, extra: Record<string, string> = {}) =>
+      app.inject({ method, url: u, headers: { authorization: `Bearer ${reader}`, ...extra }, payload });
     expect((await asReader('GET', url)).statusCode).toBe(200);
-    const a = await h.ctx.evidence.ingest({ tenant: TENANT, data: Buffer.from(`{"a":"${rnd()}"}`), kind: 'log', mediaType: 'application/json', subjects: [ARTIFACT] });
+    const a = await h.ctx.evidence.ingest({
+      tenant: TENANT,
+      data: Buffer.from(`{"a":"${rnd()}"}`),
+      kind: 'log',
+      mediaType: 'application/json',
+      subjects: [ARTIFACT],
+    });
     expect((await asReader('POST', `/evidence/${a.id}/mark-corrupted`, { reason: 'x' })).statusCode).toBe(403);
     expect((await asReader('POST', '/evidence/index/optimize', {})).statusCode).toBe(403);
     expect((await asReader('POST', '/evidence/ingest', { path: '/tmp', artifact: ARTIFACT, kind: 'log' })).statusCode).toBe(403);
@@ -256,7 +289,15 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
     const r = await app.inject({ method: 'GET', url: '/doctor?category=evidence', headers: { authorization: `Bearer ${admin}` } });
     expect(r.statusCode).toBe(200);
     const ids = r.json().results.map((x: { id: string }) => x.id);
-    expect(ids).toEqual(expect.arrayContaining(['check.evidence.database', 'check.storage.evidencelocker', 'check.storage.evidencelocker.replica', 'check.evidence.verify', 'check.evidence.index']));
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'check.evidence.database',
+        'check.storage.evidencelocker',
+        'check.storage.evidencelocker.replica',
+        'check.evidence.verify',
+        'check.evidence.index',
+      ]),
+    );
     const replica = r.json().results.find((x: { id: string }) => x.id === 'check.storage.evidencelocker.replica');
     expect(replica).toMatchObject({ status: 'WARN' });
     expect(replica.remedy).toMatch(/ReplicaPath/);
@@ -264,13 +305,29 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
     expect(one.json().results.every((x: { id: string }) => x.id.startsWith('check.storage.evidencelocker'))).toBe(true);
     expect(one.json().results[0]).toMatchObject({ id: 'check.storage.evidencelocker', status: 'PASS' });
     expect((await app.inject({ method: 'GET', url: '/doctor?check=check.nope.none', headers: { authorization: `Bearer ${admin}` } })).statusCode).toBe(400);
-    const recover = await app.inject({ method: 'POST', url: `/evidence/${sha256Digest('x')}/recover`, headers: { authorization: `Bearer ${admin}` }, payload: { source: 'replica' } });
+    const recover = await app.inject({
+      method: 'POST',
+      url: `/evidence/${sha256Digest('x')}/recover`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { source: 'replica' },
+    });
     expect(recover.statusCode).toBe(404);
   });
 
   it('recover without a replica is a clear error', async () => {
-    const a = await h.ctx.evidence.ingest({ tenant: TENANT, data: Buffer.from(`{"n":"${rnd()}"}`), kind: 'log', mediaType: 'application/json', subjects: [ARTIFACT] });
-    const r = await app.inject({ method: 'POST', url: `/evidence/${a.id}/recover`, headers: { authorization: `Bearer ${admin}` }, payload: { source: 'replica' } });
+    const a = await h.ctx.evidence.ingest({
+      tenant: TENANT,
+      data: Buffer.from(`{"n":"${rnd()}"}`),
+      kind: 'log',
+      mediaType: 'application/json',
+      subjects: [ARTIFACT],
+    });
+    const r = await app.inject({
+      method: 'POST',
+      url: `/evidence/${a.id}/recover`,
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { source: 'replica' },
+    });
     expect(r.statusCode).toBe(400);
     expect(r.json().error.message).toMatch(/no replica store is configured/);
   });

@@ -1,6 +1,6 @@
 import { CompactSign, exportJWK, generateKeyPair, type JWK, type KeyInput } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { canonicalJson } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
 import {
   ANCHOR_TYP,
   AnchorError,
@@ -35,7 +35,13 @@ async function makeKey(alg: 'ES256' | 'EdDSA', kid: string): Promise<Keys> {
 }
 
 function leafBytes(i: number): Buffer {
-  return encodeLeaf({ id: `sha256:${i.toString(16).padStart(64, '0')}`, kind: 'sbom', subjects: [`img-${i % 7}`], tenant: 'acme', time: new Date(Date.UTC(2024, 0, 1, 0, 0, i)) });
+  return encodeLeaf({
+    id: `sha256:${i.toString(16).padStart(64, '0')}`,
+    kind: 'sbom',
+    subjects: [`img-${i % 7}`],
+    tenant: 'acme',
+    time: new Date(Date.UTC(2024, 0, 1, 0, 0, i)),
+  });
 }
 
 let es: Keys;
@@ -65,7 +71,9 @@ async function resign(jws: string, change: Partial<AnchorPayload>, signer?: Anch
     if (!(e instanceof AnchorError)) throw e;
     // signAnchor refuses to build some broken anchors (e.g. genesis with a link); sign raw.
     const s = signer ?? signerFor(p.seq);
-    return new CompactSign(Buffer.from(canonicalJson(p))).setProtectedHeader({ alg: s === es.signer ? 'ES256' : 'EdDSA', kid: s.kid, typ: ANCHOR_TYP }).sign(s.key);
+    return new CompactSign(Buffer.from(canonicalJson(p)))
+      .setProtectedHeader({ alg: s === es.signer ? 'ES256' : 'EdDSA', kid: s.kid, typ: ANCHOR_TYP })
+      .sign(s.key);
   });
 }
 
@@ -121,11 +129,17 @@ describe('signAnchor / verifyAnchor', () => {
   it('works with JWK and KeyObject keys too', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const kp = generateKeyPairSync('ed25519');
-    const jws = await signAnchor({ chainId: 'c', seq: 0, logSize: 0, rootHash: await rootFromSource(log, 0), prevAnchorHash: null }, { key: kp.privateKey, kid: 'ko' });
+    const jws = await signAnchor(
+      { chainId: 'c', seq: 0, logSize: 0, rootHash: await rootFromSource(log, 0), prevAnchorHash: null },
+      { key: kp.privateKey, kid: 'ko' },
+    );
     const pubJwk = kp.publicKey.export({ format: 'jwk' }) as JWK;
     expect((await verifyAnchor(jws, () => pubJwk)).payload.logSize).toBe(0);
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jws2 = await signAnchor({ chainId: 'c', seq: 0, logSize: 0, rootHash: await rootFromSource(log, 0), prevAnchorHash: null }, { key: ec.privateKey.export({ format: 'jwk' }) as JWK, kid: 'jwk' });
+    const jws2 = await signAnchor(
+      { chainId: 'c', seq: 0, logSize: 0, rootHash: await rootFromSource(log, 0), prevAnchorHash: null },
+      { key: ec.privateKey.export({ format: 'jwk' }) as JWK, kid: 'jwk' },
+    );
     expect((await verifyAnchor(jws2, () => ec.publicKey)).alg).toBe('ES256');
     expect((await verifyAnchor(jws, () => kp.publicKey)).alg).toBe('EdDSA');
   });
@@ -185,7 +199,11 @@ describe('verifyAnchorChain', () => {
 
     const unknown = await makeKey('ES256', 'rogue');
     const rogue = await resign(chain[1]!, {}, unknown.signer);
-    expect((await verifyAnchorChain([chain[0]!, rogue], opts())).firstBreak).toMatchObject({ index: 1, reason: 'signature', detail: expect.stringMatching(/unknown kid/) });
+    expect((await verifyAnchorChain([chain[0]!, rogue], opts())).firstBreak).toMatchObject({
+      index: 1,
+      reason: 'signature',
+      detail: expect.stringMatching(/unknown kid/),
+    });
     expect((await verifyAnchorChain(['garbage'], opts())).firstBreak).toMatchObject({ index: 0, seq: null, reason: 'signature' });
   });
 
@@ -230,7 +248,10 @@ describe('verifyAnchorChain', () => {
   it('detects a rewritten log and a shrinking log', async () => {
     const rewritten = new MemorySubtreeSource();
     for (let i = 0; i < 40; i++) rewritten.append(leafHash(i === 12 ? leafBytes(999) : leafBytes(i)));
-    const r = await verifyAnchorChain(chain, opts({ recomputeRoot: (n) => rootFromSource(rewritten, n), consistency: (m, n) => consistencyProofFromSource(rewritten, m, n) }));
+    const r = await verifyAnchorChain(
+      chain,
+      opts({ recomputeRoot: (n) => rootFromSource(rewritten, n), consistency: (m, n) => consistencyProofFromSource(rewritten, m, n) }),
+    );
     // Leaf 12 is first covered by the anchor of size 17 (seq 3).
     expect(r.firstBreak).toMatchObject({ index: 3, seq: 3, reason: 'root-mismatch' });
 
@@ -313,7 +334,12 @@ describe('offline export', () => {
       ['format', { ...exported, format: 'v0' }, {}, 'format'],
       ['signature', { ...exported, anchor: exported.anchor.slice(0, -3) + (exported.anchor.endsWith('AAA') ? 'BBB' : 'AAA') }, {}, 'signature'],
       ['embedded key', { ...exported, publicJwk: es.jwk }, {}, 'format'],
-      ['proof', { ...exported, inclusion: { ...exported.inclusion!, proof: [flipHex(exported.inclusion!.proof[0]!), ...exported.inclusion!.proof.slice(1)] } }, {}, 'inclusion'],
+      [
+        'proof',
+        { ...exported, inclusion: { ...exported.inclusion!, proof: [flipHex(exported.inclusion!.proof[0]!), ...exported.inclusion!.proof.slice(1)] } },
+        {},
+        'inclusion',
+      ],
       ['leaf index', { ...exported, inclusion: { ...exported.inclusion!, leafIndex: LEAF + 1 } }, {}, 'inclusion'],
       ['tree size', { ...exported, inclusion: { ...exported.inclusion!, treeSize: 40 } }, {}, 'inclusion'],
       ['wrong leaf', exported, { leaf: leafBytes(LEAF + 1) }, 'inclusion'],

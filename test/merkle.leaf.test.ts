@@ -36,12 +36,19 @@ describe('evidence leaf encoding', () => {
   it('round-trips arbitrary entries (fast-check)', () => {
     const str = fc.string({ minLength: 1, maxLength: 20 });
     fc.assert(
-      fc.property(str, str, fc.array(str, { maxLength: 6 }), str, fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }), (id, kind, subjects, tenant, time) => {
-        const bytes = encodeLeaf({ id, kind, subjects, tenant, time });
-        const back = decodeLeaf(bytes);
-        expect(encodeLeaf(back)).toEqual(bytes);
-        expect(back.subjects).toEqual([...new Set(subjects)].sort());
-      }),
+      fc.property(
+        str,
+        str,
+        fc.array(str, { maxLength: 6 }),
+        str,
+        fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }),
+        (id, kind, subjects, tenant, time) => {
+          const bytes = encodeLeaf({ id, kind, subjects, tenant, time });
+          const back = decodeLeaf(bytes);
+          expect(encodeLeaf(back)).toEqual(bytes);
+          expect(back.subjects).toEqual([...new Set(subjects)].sort());
+        },
+      ),
       { numRuns: 200 },
     );
   });

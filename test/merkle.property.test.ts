@@ -106,7 +106,7 @@ describe(`inclusion proofs, every index of every size 1..${MAX}`, () => {
     expect(proofs).toBe((MAX * (MAX + 1)) / 2);
   });
 
-  it('a proof never verifies for any other (index, size) against that size\'s root (fast-check)', async () => {
+  it("a proof never verifies for any other (index, size) against that size's root (fast-check)", async () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: MAX }), fc.nat(), fc.integer({ min: 1, max: MAX }), fc.nat(), async (n, a, n2, b) => {
         const i = a % n;

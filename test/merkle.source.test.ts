@@ -134,7 +134,14 @@ describe('proofs over a SubtreeSource', () => {
   });
 
   it(`consistency proofs and roots in a ${N}-leaf log use O(log N) lookups`, async () => {
-    for (const [m, n] of [[1, N], [999_999, N], [500_000, N], [524_288, N], [3, 17], [123_457, 987_653]] as const) {
+    for (const [m, n] of [
+      [1, N],
+      [999_999, N],
+      [500_000, N],
+      [524_288, N],
+      [3, 17],
+      [123_457, 987_653],
+    ] as const) {
       const s = new CountingSource(N);
       await consistencyProofFromSource(s, m, n);
       expect(s.lookups).toBeLessThanOrEqual(2 * LOG);
@@ -225,7 +232,12 @@ describe('proofs over a SubtreeSource', () => {
     it('resolveSubtrees handles overlapping and duplicate refs', async () => {
       const sparse = new MemorySubtreeSource({ storeLevel: (l) => l === 10 });
       sparse.appendAll(ref.leaves.slice(0, 4_096));
-      const refs: SubtreeRef[] = [{ level: 12, index: 0 }, { level: 11, index: 1 }, { level: 12, index: 0 }, { level: 3, index: 5 }];
+      const refs: SubtreeRef[] = [
+        { level: 12, index: 0 },
+        { level: 11, index: 1 },
+        { level: 12, index: 0 },
+        { level: 3, index: 5 },
+      ];
       const got = await resolveSubtrees(sparse, refs, { maxLeafRead: 4 });
       expect(got.map(hex)).toEqual(refs.map((r) => hex(ref.mth(r.index * 2 ** r.level, (r.index + 1) * 2 ** r.level))));
     });
@@ -246,8 +258,15 @@ describe('proofs over a SubtreeSource', () => {
   });
 
   it('perfectSubtrees decomposes aligned ranges and rejects unaligned ones', () => {
-    expect(perfectSubtrees(0, 13)).toEqual([{ level: 3, index: 0 }, { level: 2, index: 2 }, { level: 0, index: 12 }]);
-    expect(perfectSubtrees(8, 11)).toEqual([{ level: 1, index: 4 }, { level: 0, index: 10 }]);
+    expect(perfectSubtrees(0, 13)).toEqual([
+      { level: 3, index: 0 },
+      { level: 2, index: 2 },
+      { level: 0, index: 12 },
+    ]);
+    expect(perfectSubtrees(8, 11)).toEqual([
+      { level: 1, index: 4 },
+      { level: 0, index: 10 },
+    ]);
     expect(() => perfectSubtrees(2, 8)).toThrow(RangeError);
   });
 });

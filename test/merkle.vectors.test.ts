@@ -1,14 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { emptyRoot, leafHash, nodeHash } from '../src/merkle/hash';
-import {
-  consistencyProof,
-  inclusionProof,
-  merkleRoot,
-  rootFromInclusionProof,
-  verifyConsistency,
-  verifyInclusion,
-} from '../src/merkle/tree';
+import { consistencyProof, inclusionProof, merkleRoot, rootFromInclusionProof, verifyConsistency, verifyInclusion } from '../src/merkle/tree';
 import { MerkleFrontier } from '../src/merkle/frontier';
 import { hex, unhex } from './fixtures/merkle/reference';
 
@@ -193,7 +186,12 @@ describe('verifier edge cases (transparency-dev/merkle TestVerifyInclusion / Tes
   });
 
   it('rejects impossible index/size pairs', () => {
-    for (const [i, n] of [[0, 0], [0, 1], [1, 0], [2, 1]] as const) {
+    for (const [i, n] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [2, 1],
+    ] as const) {
       expect(verifyInclusion(SOME_HASH, i, n, [], Buffer.alloc(0))).toBe(false);
       expect(verifyInclusion(Buffer.alloc(0), i, n, [], emptyRoot())).toBe(false);
       expect(verifyInclusion(SOME_HASH, i, n, [], emptyRoot())).toBe(false);

@@ -8,21 +8,48 @@ import { SIGNING_PURPOSE } from '../src/core/keys';
  * (parent = the SBOM) with severity counts, and a DSSE-signed SLSA provenance attestation.
  */
 export async function storeSbom(ctx: AppContext, tenant: string, artifact: string) {
-  const sbom = Buffer.from(JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.5', serialNumber: `urn:uuid:${randomUUID()}`, metadata: { component: { name: 'app' } }, components: [] }));
-  return ctx.evidence.ingest({ tenant, data: sbom, kind: 'sbom', mediaType: 'application/vnd.cyclonedx+json', subjects: [artifact], producer: { type: 'test' } });
+  const sbom = Buffer.from(
+    JSON.stringify({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.5',
+      serialNumber: `urn:uuid:${randomUUID()}`,
+      metadata: { component: { name: 'app' } },
+      components: [],
+    }),
+  );
+  return ctx.evidence.ingest({
+    tenant,
+    data: sbom,
+    kind: 'sbom',
+    mediaType: 'application/vnd.cyclonedx+json',
+    subjects: [artifact],
+    producer: { type: 'test' },
+  });
 }
 
-export async function storeScanReport(ctx: AppContext, tenant: string, artifact: string, sbomId: string, counts: Partial<Record<'critical' | 'high' | 'medium' | 'low' | 'unknown', number>> = {}) {
-  const report = Buffer.from(JSON.stringify({ artifact, scanner: 'test', nonce: randomUUID(), counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, ...counts } }));
+export async function storeScanReport(
+  ctx: AppContext,
+  tenant: string,
+  artifact: string,
+  sbomId: string,
+  counts: Partial<Record<'critical' | 'high' | 'medium' | 'low' | 'unknown', number>> = {},
+) {
+  const report = Buffer.from(
+    JSON.stringify({ artifact, scanner: 'test', nonce: randomUUID(), counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, ...counts } }),
+  );
   return ctx.evidence.ingest({ tenant, data: report, kind: 'scan-report', mediaType: 'application/json', subjects: [artifact], parents: [{ id: sbomId }] });
 }
 
 export async function storeProvenance(ctx: AppContext, tenant: string, artifact: string, opts: { purpose?: string } = {}) {
-  const st = makeStatement([subject('registry.example/app', artifact)], SLSA_PROVENANCE_V1, slsaProvenance({
-    buildType: 'https://stella.dev/buildtypes/test@v1',
-    externalParameters: { nonce: randomUUID() },
-    builderId: 'https://stella.dev/builders/test',
-  }));
+  const st = makeStatement(
+    [subject('registry.example/app', artifact)],
+    SLSA_PROVENANCE_V1,
+    slsaProvenance({
+      buildType: 'https://stella.dev/buildtypes/test@v1',
+      externalParameters: { nonce: randomUUID() },
+      builderId: 'https://stella.dev/builders/test',
+    }),
+  );
   const signer = await ctx.keys.signer((await ctx.keys.active(opts.purpose ?? SIGNING_PURPOSE)).kid);
   const env = await signStatement(st, [signer]);
   return ctx.evidence.ingest({

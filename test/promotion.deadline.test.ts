@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { harness, type Harness } from './support/context';
 import { timeSkippingEnv, workflowBundle } from './support/time-skipping';
 import { createPromotionActivities } from '../activities/promotion';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { setPolicy } from '../src/core/promotion/policy';
 import { storeSbom } from './promotion-support';
 
@@ -19,14 +19,22 @@ describe('promotion deadline (time-skipping Temporal test server)', () => {
   let h: Harness;
   let env: TestWorkflowEnvironment;
   // A Worker runs once (runUntil shuts it down): one per test.
-  const worker = { runUntil: async <T>(p: Promise<T>) => (await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: workflowBundle(), activities: createPromotionActivities(h.ctx) })).runUntil(p) };
+  const worker = {
+    runUntil: async <T>(p: Promise<T>) =>
+      (
+        await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: workflowBundle(), activities: createPromotionActivities(h.ctx) })
+      ).runUntil(p),
+  };
   const taskQueue = `promo-deadline-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
     h = await harness({ worker: false });
     env = await timeSkippingEnv();
     // The test server starts without our custom search attributes; the workflow upserts them.
-    await env.connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes: { StellaTenant: 2, StellaArtifactDigest: 2, StellaEnvironment: 2, StellaPromotionState: 2 } });
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: 'default',
+      searchAttributes: { StellaTenant: 2, StellaArtifactDigest: 2, StellaEnvironment: 2, StellaPromotionState: 2 },
+    });
   });
   afterAll(async () => {
     await env?.teardown().catch(() => {});
@@ -37,8 +45,15 @@ describe('promotion deadline (time-skipping Temporal test server)', () => {
     const artifact = sha256Digest(`app@${randomBytes(6).toString('hex')}`);
     const err = await worker.runUntil(
       env.client.workflow
-        .execute('promotion', { taskQueue, workflowId: `promotion-default-prod-${artifact.slice(7)}`, args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'test' }] })
-        .then(() => null, (e) => e),
+        .execute('promotion', {
+          taskQueue,
+          workflowId: `promotion-default-prod-${artifact.slice(7)}`,
+          args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'test' }],
+        })
+        .then(
+          () => null,
+          (e) => e,
+        ),
     );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause?.message).toBe('required evidence not found: sbom,scan-report,attestation');
@@ -55,8 +70,15 @@ describe('promotion deadline (time-skipping Temporal test server)', () => {
     await storeSbom(h.ctx, 'default', artifact);
     const err = await worker.runUntil(
       env.client.workflow
-        .execute('promotion', { taskQueue, workflowId: `promotion-default-edge-${artifact.slice(7)}`, args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'edge', requestedBy: 'test' }] })
-        .then(() => null, (e) => e),
+        .execute('promotion', {
+          taskQueue,
+          workflowId: `promotion-default-edge-${artifact.slice(7)}`,
+          args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'edge', requestedBy: 'test' }],
+        })
+        .then(
+          () => null,
+          (e) => e,
+        ),
     );
     expect((err as WorkflowFailedError).cause?.message).toBe('required evidence not found: scan-report,attestation');
     // The deadline is the workflow's start time + the policy's 2h, not the 24h default.

@@ -37,9 +37,15 @@ describe('promotion policy documents', () => {
 
   it('missing evidence names the command that produces it', () => {
     const d = `sha256:${'a'.repeat(64)}`;
-    expect(commandFor(DEFAULT_POLICY.requirements[0]!, d, 'registry.example/app:1').command).toBe('stella scan image --image registry.example/app:1 --sbom-only');
+    expect(commandFor(DEFAULT_POLICY.requirements[0]!, d, 'registry.example/app:1').command).toBe(
+      'stella scan image --image registry.example/app:1 --sbom-only',
+    );
     expect(commandFor(DEFAULT_POLICY.requirements[1]!, d, null, true).command).toBe(`stella scan image --image ${d} --force`);
-    expect(commandFor(DEFAULT_POLICY.requirements[2]!, d, null)).toEqual({ kind: 'attestation', predicateType: SLSA_PROVENANCE_V1, command: `stella attest create --subject ${d} --type slsa-provenance` });
+    expect(commandFor(DEFAULT_POLICY.requirements[2]!, d, null)).toEqual({
+      kind: 'attestation',
+      predicateType: SLSA_PROVENANCE_V1,
+      command: `stella attest create --subject ${d} --type slsa-provenance`,
+    });
     expect([attestType(CYCLONEDX_BOM), attestType(VULNS_V02)]).toEqual(['sbom', 'vuln']);
   });
 

@@ -11,7 +11,7 @@ import { findTemporalBin, startTemporalDevServer } from '../src/dev/temporal';
 import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
 import { createActivities } from '../activities';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { storeAllEvidence, waitFor } from './promotion-support';
 
 /**
@@ -31,7 +31,12 @@ describe('promotion survives a Temporal dev server restart (persistent file)', (
     const dir = mkdtempSync(join(inject('scratch'), 'temporal-restart-'));
     const port = await freePort();
     const boot = async () => {
-      const t = await startTemporalDevServer({ bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false), dbFile: join(dir, 'temporal.db'), port, logFile: join(dir, 'temporal.log') });
+      const t = await startTemporalDevServer({
+        bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false),
+        dbFile: join(dir, 'temporal.db'),
+        port,
+        logFile: join(dir, 'temporal.log'),
+      });
       pid = t.pid;
       const connection = await Connection.connect({ address: t.address });
       await ensureSearchAttributes(connection, 'default');
@@ -53,8 +58,16 @@ describe('promotion survives a Temporal dev server restart (persistent file)', (
 
     let srv = await boot();
     let stopWorker = await runWorker(srv.address);
-    await srv.client.workflow.start('promotion', { taskQueue, workflowId, args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'test' }] });
-    const before = await waitFor(() => srv.client.workflow.getHandle(workflowId).query<{ state: string; promotionId: string }>('state'), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+    await srv.client.workflow.start('promotion', {
+      taskQueue,
+      workflowId,
+      args: [{ tenant: 'default', artifactDigest: artifact, fromEnv: 'staging', toEnv: 'prod', requestedBy: 'test' }],
+    });
+    const before = await waitFor(
+      () => srv.client.workflow.getHandle(workflowId).query<{ state: string; promotionId: string }>('state'),
+      (s) => s.state === 'waiting-evidence',
+      'waiting-evidence',
+    );
 
     // Stop everything Temporal, then start the server again on the same file.
     await stopWorker();
@@ -67,7 +80,9 @@ describe('promotion survives a Temporal dev server restart (persistent file)', (
       expect(d.status.name).toBe('RUNNING');
       expect(d.runId).toBe(before.promotionId);
       await storeAllEvidence(h.ctx, 'default', artifact);
-      const after = await srv.client.workflow.getHandle(workflowId).executeUpdate<{ state: string; attempts: number }, [{ by: string }]>('retry', { args: [{ by: 'operator' }] });
+      const after = await srv.client.workflow
+        .getHandle(workflowId)
+        .executeUpdate<{ state: string; attempts: number }, [{ by: string }]>('retry', { args: [{ by: 'operator' }] });
       expect(after).toMatchObject({ state: 'promoted', attempts: 2 });
       await srv.client.workflow.getHandle(workflowId).result();
     } finally {

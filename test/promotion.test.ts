@@ -1,4 +1,5 @@
 import { apiFor } from './support/api';
+import { doctorChecksOf } from '../src/app/features';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -7,11 +8,10 @@ import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { WorkflowFailedError } from '@temporalio/client';
 import { harness, type Harness } from './support/context';
-import '../src/api/routes';
-import { createMetrics } from '../src/core/metrics';
+import { createMetrics } from '../src/app/metrics';
 import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { runDoctor } from '../src/core/doctor';
 import { setPolicy, resolvePolicy } from '../src/core/promotion/policy';
 import { createStellaWorker } from '../workers/worker';
@@ -34,7 +34,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
   beforeAll(async () => {
     h = await harness({ blob: 'fs' });
     app = await apiFor(h);
-    const token = await mintToken(h.ctx.keys, { sub: 'ci-pipeline', tenant: TENANT, scopes: ['promotion:read', 'promotion:write', 'evidence:read'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
+    const token = await mintToken(
+      h.ctx.keys,
+      { sub: 'ci-pipeline', tenant: TENANT, scopes: ['promotion:read', 'promotion:write', 'evidence:read'], ttlSeconds: 3600 },
+      { purpose: TOKEN_PURPOSE },
+    );
     auth = { authorization: `Bearer ${token}` };
   });
   afterAll(async () => {
@@ -49,7 +53,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(start.body.id).toBe(`promotion-default-prod-${digest.slice(7)}`);
     expect(start.body.joined).toBe(false);
 
-    const blocked = await waitFor(() => status(start.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+    const blocked = await waitFor(
+      () => status(start.body.id),
+      (s) => s.state === 'waiting-evidence',
+      'waiting-evidence',
+    );
     const sbomGate = blocked.gates.find((g: any) => g.name === 'sbom');
     expect(sbomGate.passed).toBe(false);
     expect(sbomGate.detail).toMatch(/^SBOM not found/);
@@ -67,7 +75,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     // Diagnosis: evidence --missing, doctor, gauge.
     const missing = await api('GET', `/promotions/${start.body.id}/evidence?missing=true`);
     expect(missing.body.missing.map((m: any) => m.kind).sort()).toEqual(['attestation', 'sbom', 'scan-report']);
-    const doctor = await runDoctor({ ctx: h.ctx, tenant: TENANT, scopes: ['admin'], temporal: null, args: {} }, { check: 'check.orchestrator.evidence-availability' });
+    const doctor = await runDoctor(
+      { ctx: h.ctx, tenant: TENANT, scopes: ['admin'], temporal: null, args: {} },
+      { check: 'check.orchestrator.evidence-availability' },
+      doctorChecksOf(),
+    );
     expect(doctor.results[0]!.status).toBe('WARN');
     expect(doctor.results[0]!.message).toContain(start.body.id);
     expect(doctor.results[0]!.message).toContain('SBOM not found');
@@ -83,13 +95,19 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(retried.body.attempts).toBe(2);
 
     // Verification: status says promoted; exactly one promotion row, an audit entry, an event.
-    const final = await waitFor(() => status(start.body.id), (s) => s.temporalStatus === 'COMPLETED', 'completion');
+    const final = await waitFor(
+      () => status(start.body.id),
+      (s) => s.temporalStatus === 'COMPLETED',
+      'completion',
+    );
     expect(final.state).toBe('promoted');
     const rows = await h.ctx.db.query('SELECT state, gate_snapshot, finished_at FROM promotions WHERE artifact_digest=$1', [digest]);
     expect(rows.rows).toHaveLength(1);
     expect(rows.rows[0].state).toBe('promoted');
     expect(rows.rows[0].finished_at).not.toBeNull();
-    const gates = await h.ctx.db.query('SELECT attempt, gate, passed FROM promotion_gate_results WHERE promotion_id=$1 ORDER BY attempt, gate', [start.body.promotionId]);
+    const gates = await h.ctx.db.query('SELECT attempt, gate, passed FROM promotion_gate_results WHERE promotion_id=$1 ORDER BY attempt, gate', [
+      start.body.promotionId,
+    ]);
     expect(gates.rows.filter((g) => g.attempt === 1).every((g) => !g.passed)).toBe(true);
     expect(gates.rows.filter((g) => g.attempt === 2).map((g) => g.passed)).toEqual([true, true, true]);
     const auditRows = await h.ctx.db.query(`SELECT actor FROM audit_log WHERE action='promotion.promoted' AND target=$1`, [digest]);
@@ -112,12 +130,17 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
   it('search attributes are visible through the Temporal visibility API (what the UI lists)', async () => {
     const digest = artifact();
     const start = await api('POST', '/promotions', { artifact: digest, to: 'qa' });
-    await waitFor(() => status(start.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+    await waitFor(
+      () => status(start.body.id),
+      (s) => s.state === 'waiting-evidence',
+      'waiting-evidence',
+    );
     const query = `WorkflowType='promotion' AND StellaPromotionState='waiting-evidence' AND StellaArtifactDigest='${digest}'`;
     const listed = await waitFor(
       async () => {
         const out: any[] = [];
-        for await (const w of h.client.workflow.list({ query })) out.push({ workflowId: w.workflowId, status: w.status.name, searchAttributes: w.searchAttributes });
+        for await (const w of h.client.workflow.list({ query }))
+          out.push({ workflowId: w.workflowId, status: w.status.name, searchAttributes: w.searchAttributes });
         return out;
       },
       (l) => l.length === 1,
@@ -125,12 +148,25 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     );
     console.log(`visibility query: ${query}\n${JSON.stringify(listed, null, 2)}`);
     expect(listed[0]).toMatchObject({ workflowId: start.body.id, status: 'RUNNING' });
-    expect(listed[0].searchAttributes).toMatchObject({ StellaArtifactDigest: [digest], StellaEnvironment: ['qa'], StellaPromotionState: ['waiting-evidence'], StellaTenant: ['default'] });
-    const viaApi = await waitFor(() => api('GET', '/promotions?state=waiting-evidence'), (r) => r.body.items.some((i: any) => i.id === start.body.id), 'list endpoint');
+    expect(listed[0].searchAttributes).toMatchObject({
+      StellaArtifactDigest: [digest],
+      StellaEnvironment: ['qa'],
+      StellaPromotionState: ['waiting-evidence'],
+      StellaTenant: ['default'],
+    });
+    const viaApi = await waitFor(
+      () => api('GET', '/promotions?state=waiting-evidence'),
+      (r) => r.body.items.some((i: any) => i.id === start.body.id),
+      'list endpoint',
+    );
     expect(viaApi.body.query).toBe(`WorkflowType='promotion' AND StellaTenant='default' AND StellaPromotionState='waiting-evidence'`);
     const abort = await api('POST', `/promotions/${start.body.id}/abort`, { reason: 'test cleanup' });
     expect(abort.status).toBe(202);
-    const done = await waitFor(() => status(start.body.id), (s) => s.temporalStatus === 'COMPLETED', 'abort');
+    const done = await waitFor(
+      () => status(start.body.id),
+      (s) => s.temporalStatus === 'COMPLETED',
+      'abort',
+    );
     expect(done.state).toBe('aborted');
     expect(done.reason).toBe('test cleanup');
   });
@@ -140,7 +176,15 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     await h.stopWorker();
     const spawnWorker = async () => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/promotion-worker-proc.ts'], {
-        env: { ...process.env, STELLA_DATA_DIR: h.ctx.cfg.dataDir, DATABASE_URL: h.ctx.cfg.databaseUrl!, STELLA_TEMPORAL_ADDRESS: h.ctx.cfg.temporal.address!, STELLA_TASK_QUEUE: h.ctx.cfg.temporal.taskQueue, STELLA_TEST_BUNDLE: inject('workflowBundlePath'), STELLA_LOG_LEVEL: 'warn' },
+        env: {
+          ...process.env,
+          STELLA_DATA_DIR: h.ctx.cfg.dataDir,
+          DATABASE_URL: h.ctx.cfg.databaseUrl!,
+          STELLA_TEMPORAL_ADDRESS: h.ctx.cfg.temporal.address!,
+          STELLA_TASK_QUEUE: h.ctx.cfg.temporal.taskQueue,
+          STELLA_TEST_BUNDLE: inject('workflowBundlePath'),
+          STELLA_LOG_LEVEL: 'warn',
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       await new Promise<void>((resolve, reject) => {
@@ -153,7 +197,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     let proc = await spawnWorker();
     try {
       const start = await api('POST', '/promotions', { artifact: digest, from: 'staging', to: 'perf' });
-      await waitFor(() => status(start.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+      await waitFor(
+        () => status(start.body.id),
+        (s) => s.state === 'waiting-evidence',
+        'waiting-evidence',
+      );
       proc.kill('SIGKILL');
       await new Promise((r) => proc.once('exit', r));
       // While no worker runs: evidence arrives and the operator signals retry (held by the server).
@@ -194,7 +242,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     await storeScanReport(h.ctx, TENANT, untrusted, sb2.id);
     await storeProvenance(h.ctx, TENANT, untrusted, { purpose: TOKEN_PURPOSE });
     const s2 = await api('POST', '/promotions', { artifact: untrusted, to: 'prod' });
-    const blocked = await waitFor(() => status(s2.body.id), (s) => s.state === 'waiting-evidence', 'waiting-evidence');
+    const blocked = await waitFor(
+      () => status(s2.body.id),
+      (s) => s.state === 'waiting-evidence',
+      'waiting-evidence',
+    );
     const prov = blocked.gates.find((g: any) => g.name === 'provenance');
     expect(prov.passed).toBe(false);
     expect(prov.detail).toMatch(/attestation missing: .*no valid trusted signature/);
@@ -206,10 +258,18 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     const ok = artifact();
     await storeAllEvidence(h.ctx, TENANT, ok);
     const s3 = await api('POST', '/promotions', { artifact: ok, to: 'prod-eu' });
-    const waiting = await waitFor(() => status(s3.body.id), (s) => s.state === 'waiting-approval', 'waiting-approval');
+    const waiting = await waitFor(
+      () => status(s3.body.id),
+      (s) => s.state === 'waiting-approval',
+      'waiting-approval',
+    );
     expect(waiting.approvalsRequired).toBe(1);
     expect((await api('POST', `/promotions/${s3.body.id}/approve`, { comment: 'LGTM' })).status).toBe(202);
-    const done = await waitFor(() => status(s3.body.id), (s) => s.temporalStatus === 'COMPLETED', 'approval');
+    const done = await waitFor(
+      () => status(s3.body.id),
+      (s) => s.temporalStatus === 'COMPLETED',
+      'approval',
+    );
     expect(done.state).toBe('promoted');
     expect(done.approvals).toMatchObject([{ by: 'ci-pipeline', comment: 'LGTM' }]);
   });
@@ -250,7 +310,10 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
         expect(s.body.reason ?? null).toBeNull();
         expect(s.body).toMatchObject({ final: true, state: 'promoted', imageRef: 'registry.example/shop:42' });
         expect(s.body.attempts).toBe(2);
-        const items = await h.ctx.db.query(`SELECT i.kind, i.predicate_type FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id WHERE s.artifact_digest=$1`, [fx.digest]);
+        const items = await h.ctx.db.query(
+          `SELECT i.kind, i.predicate_type FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id WHERE s.artifact_digest=$1`,
+          [fx.digest],
+        );
         expect(items.rows.map((r) => r.kind)).toEqual(expect.arrayContaining(['attestation', 'sbom', 'scan-report']));
         // the child ran under the id the scan module uses
         const child = await h.client.workflow.getHandle(`scan-default-${fx.digest.slice(7)}`).describe();
@@ -269,7 +332,12 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect((await api('GET', '/promotions?state=stuck')).status).toBe(400);
     expect((await api('GET', '/promotions/promotion-default-prod-ffff')).status).toBe(404);
     const noWrite = await mintToken(h.ctx.keys, { sub: 'viewer', tenant: TENANT, scopes: ['promotion:read'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
-    const r = await app.inject({ method: 'POST', url: '/promotions', headers: { authorization: `Bearer ${noWrite}` }, payload: { artifact: artifact(), to: 'prod' } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/promotions',
+      headers: { authorization: `Bearer ${noWrite}` },
+      payload: { artifact: artifact(), to: 'prod' },
+    });
     expect(r.statusCode).toBe(403);
   });
 
@@ -278,7 +346,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     const sbom = await storeSbom(h.ctx, TENANT, bad);
     await storeScanReport(h.ctx, TENANT, bad, sbom.id, { critical: 1 });
     const err = await h.client.workflow
-      .execute('promotion', { taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `promotion-default-x-${bad.slice(7)}`, args: [{ tenant: TENANT, artifactDigest: bad, fromEnv: 'dev', toEnv: 'x', requestedBy: 'test' }] })
+      .execute('promotion', {
+        taskQueue: h.ctx.cfg.temporal.taskQueue,
+        workflowId: `promotion-default-x-${bad.slice(7)}`,
+        args: [{ tenant: TENANT, artifactDigest: bad, fromEnv: 'dev', toEnv: 'x', requestedBy: 'test' }],
+      })
       .catch((e) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause?.message).toMatch(/^policy gate failed: vulnerability-scan/);

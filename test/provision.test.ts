@@ -25,7 +25,14 @@ describe('evidence storage provision (DR-001 step 1)', () => {
     const bucket = `dr-${randomBytes(4).toString('hex')}`;
     const fresh = await provisionStorage(h.ctx, { size: '1T', path: `s3://${bucket}/evidence`, actor: 'test' });
     expect(fresh).toMatchObject({ created: true, path: `s3://${bucket}/evidence` });
-    const s3 = S3BlobStore.create({ bucket, endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'test', secretAccessKey: 'test', forcePathStyle: true });
+    const s3 = S3BlobStore.create({
+      bucket,
+      endpoint: inject('s3Endpoint'),
+      region: 'us-east-1',
+      accessKeyId: 'test',
+      secretAccessKey: 'test',
+      forcePathStyle: true,
+    });
     expect(await s3.bucketExists()).toBe(true);
     await expect(provisionStorage(h.ctx, { size: '1T', path: 's3://Not_A_Bucket', actor: 'test' })).rejects.toThrow(/bad bucket URL/);
 

@@ -1,11 +1,13 @@
 import { apiFor, bearer } from './support/api';
+import { FEATURES } from '../src/app/features';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { harness, type Harness } from './support/context';
-import { sha256Digest, canonicalJson } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { feedFromRecords, matchPackages } from '../src/scanner/osv';
 import type { Package } from '../src/scanner/detectors/types';
 import { buildReplay, recordReplay, type ReplayRecordInput } from '../src/core/replay/record';
@@ -18,9 +20,8 @@ import { exportRootPack } from '../src/crypto/rootpack';
 import { KeyStore } from '../src/crypto/keys';
 import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
-import { createMetrics } from '../src/core/metrics';
+import { createMetrics } from '../src/app/metrics';
 import '../src/core/replay/schedule';
-import '../src/api/routes';
 import { createAnchor } from '../src/core/anchoring';
 
 const BIN = join(__dirname, '..', 'bin', 'stella.mjs');
@@ -54,12 +55,27 @@ const at = (ms: number) => new Date(t0 + ms).toISOString();
 function recordInput(scanId: string, tenant = 'default'): ReplayRecordInput {
   const feed = feedFromRecords(records);
   const findings = matchPackages(packages, feed);
-  return { tenant, scanId, artifactDigest: ARTIFACT, imageRef: 'shop:2', packages, feed, sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', components: packages.map((p) => ({ purl: p.purl })) }, findings, logs: `${scanId}: scanned 2 packages\n`, createdAt: at(1) };
+  return {
+    tenant,
+    scanId,
+    artifactDigest: ARTIFACT,
+    imageRef: 'shop:2',
+    packages,
+    feed,
+    sbom: { bomFormat: 'CycloneDX', specVersion: '1.6', components: packages.map((p) => ({ purl: p.purl })) },
+    findings,
+    logs: `${scanId}: scanned 2 packages\n`,
+    createdAt: at(1),
+  };
 }
 
 function stella(args: string[]) {
   // No servers reachable: the offline path must not need any.
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME, STELLA_API_URL: 'http://127.0.0.1:9', STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'offline-')) }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, STELLA_API_URL: 'http://127.0.0.1:9', STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'offline-')) },
+    timeout: 60_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -124,7 +140,8 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const base = await exportKit('scan-1', mkdtempSync(join(tmpdir(), 'kit-base-')));
     const copy = (name: string) => {
       const d = mkdtempSync(join(tmpdir(), `kit-${name}-`));
-      for (const f of ['manifest.json', 'manifest.dsse.json', 'inputbundle.tar.zst', 'outputbundle.tar.zst', 'rootpack.json']) copyFileSync(join(base, f), join(d, f));
+      for (const f of ['manifest.json', 'manifest.dsse.json', 'inputbundle.tar.zst', 'outputbundle.tar.zst', 'rootpack.json'])
+        copyFileSync(join(base, f), join(d, f));
       return d;
     };
     const run = (d: string, extra: string[] = []) => {
@@ -188,14 +205,24 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     await recordReplay(h.ctx, { ...recordInput('acme-1', 'acme'), createdAt: at(4) });
     // rotate: scan-1..3 were signed by the key now retired
     await h.ctx.keys.rotate({ purpose: SIGNING_PURPOSE });
-    const rotated = await replayVerify({ ...(await loadRunFiles(h.ctx, await getRun(h.ctx, 'default', 'scan-2'))), inputBundle: null, outputBundle: null, rootpack: await exportRootPack(h.ctx.keys), strict: true } as never);
+    const rotated = await replayVerify({
+      ...(await loadRunFiles(h.ctx, await getRun(h.ctx, 'default', 'scan-2'))),
+      inputBundle: null,
+      outputBundle: null,
+      rootpack: await exportRootPack(h.ctx.keys),
+      strict: true,
+    } as never);
     expect(rotated.problems.map((p) => p.code)).not.toContain('SIGNER_UNTRUSTED');
 
     // corrupt the stored output bundle of scan-3 (the newest default-tenant run)
     const run3 = await getRun(h.ctx, 'default', 'scan-3');
     await h.ctx.blobs.primary.withPrefix('replay').writeRaw(run3.outputDigest, Buffer.from('rotten'));
 
-    const result = await h.client.workflow.execute('replayVerifyNightly', { args: [{ latestN: 2, concurrency: 2 }], taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `nightly-${Date.now()}` });
+    const result = await h.client.workflow.execute('replayVerifyNightly', {
+      args: [{ latestN: 2, concurrency: 2 }],
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId: `nightly-${Date.now()}`,
+    });
     expect(result, JSON.stringify(result)).toMatchObject({ tenants: 2, verified: 3, passed: 2 });
     expect(result.failed).toHaveLength(1);
     expect(result.failed[0]).toMatchObject({ tenant: 'default', scanId: 'scan-3' });
@@ -218,7 +245,12 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     expect(before.json().ok).toBe(false);
     await createAnchor(h.ctx, { force: true } as never);
     const after = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
-    expect(after.json(), after.body).toMatchObject({ ok: true, leafIndex: expect.any(Number), treeSize: expect.any(Number), anchor: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(after.json(), after.body).toMatchObject({
+      ok: true,
+      leafIndex: expect.any(Number),
+      treeSize: expect.any(Number),
+      anchor: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: await bearer(h, ['evidence:read']) });
     expect(noScope.statusCode).toBe(403);
     const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: await bearer(h, ['replay:read'], 'acme') });
@@ -248,7 +280,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
 
   it('the nightly schedule exists with its spec', async () => {
     const cfg = { ...h.ctx.cfg, schedules: { ...h.ctx.cfg.schedules, enabled: true } };
-    await ensureSchedules(h.client, cfg, ['stella-replay-nightly']);
+    await ensureSchedules(h.client, cfg, FEATURES, ['stella-replay-nightly']);
     const d = await h.client.schedule.getHandle('stella-replay-nightly').describe();
     expect(d.action.type).toBe('startWorkflow');
     expect((d.action as { workflowType: string }).workflowType).toBe('replayVerifyNightly');

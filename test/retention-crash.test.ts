@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
-import { sha256Digest } from '../src/core/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { createStellaWorker } from '../workers/worker';
 
 /**
@@ -34,7 +34,10 @@ describe('retention purge crash/resume', () => {
        SELECT 'default', x.id, 'application/octet-stream', 'log', x.size, now() - interval '1000 days' FROM unnest($1::text[], $2::bigint[]) AS x(id, size)`,
       [ids, sizes],
     );
-    await h.ctx.db.query(`INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) SELECT 'default', id, $2 FROM unnest($1::text[]) AS id`, [ids, sha256Digest('artifact')]);
+    await h.ctx.db.query(`INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) SELECT 'default', id, $2 FROM unnest($1::text[]) AS id`, [
+      ids,
+      sha256Digest('artifact'),
+    ]);
     const totalBytes = sizes.reduce((a, b) => a + b, 0);
 
     const handle = await h.client.workflow.start('retentionPurge', {
@@ -65,9 +68,14 @@ describe('retention purge crash/resume', () => {
     }
     const st = await h.ctx.db.query(`SELECT state, count(*)::int AS n FROM evidence_items GROUP BY state`);
     expect(st.rows).toEqual([{ state: 'purged', n: N }]);
-    const a = await h.ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT target)::int AS d FROM audit_log WHERE action='evidence.purged' AND details->>'runId' = $1`, [handle.workflowId]);
+    const a = await h.ctx.db.query(
+      `SELECT count(*)::int AS n, count(DISTINCT target)::int AS d FROM audit_log WHERE action='evidence.purged' AND details->>'runId' = $1`,
+      [handle.workflowId],
+    );
     expect(a.rows[0]).toEqual({ n: N, d: N });
-    const ri = await h.ctx.db.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE blob_done)::int AS done FROM retention_run_items WHERE run_id=$1`, [handle.workflowId]);
+    const ri = await h.ctx.db.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE blob_done)::int AS done FROM retention_run_items WHERE run_id=$1`, [
+      handle.workflowId,
+    ]);
     expect(ri.rows[0]).toEqual({ n: N, done: N });
     let left = 0;
     for await (const _ of h.ctx.blobs.primary.list()) left++;

@@ -6,12 +6,20 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
-import { sha256Digest } from '../src/core/canonical';
-import { applyDeclaration, declarationChecksum, checkDeclaration, DECLARATION_PAYLOAD_TYPE, effectivePolicies, setTiers, type RetentionDeclaration } from '../src/core/retention/policy';
+import { sha256Digest } from '../src/lib/hash';
+import {
+  applyDeclaration,
+  declarationChecksum,
+  checkDeclaration,
+  DECLARATION_PAYLOAD_TYPE,
+  effectivePolicies,
+  setTiers,
+  type RetentionDeclaration,
+} from '../src/core/retention/policy';
 import { createHold, releaseHold } from '../src/core/retention/holds';
 import { streamArchive, verifyArchiveFile, archivePlan } from '../src/core/retention/archive';
 import { signEnvelope } from '../src/crypto/dsse';
-import { StellaError } from '../src/core/errors';
+import { StellaError } from '../src/lib/errors';
 
 let h: Harness;
 const T = 'default';
@@ -24,7 +32,16 @@ async function put(kind: string, subject: string, ageDays: number, body = random
 }
 
 function decl(over: Partial<RetentionDeclaration> = {}): RetentionDeclaration {
-  const d = { retention_policy_id: 'pol-sbom-30', tenant_id: T, bundle_type: 'sbom', retention_days: 30, legal_hold: false, purge_after: null, created_at: '2026-01-01T00:00:00Z', ...over } as Omit<RetentionDeclaration, 'checksum'>;
+  const d = {
+    retention_policy_id: 'pol-sbom-30',
+    tenant_id: T,
+    bundle_type: 'sbom',
+    retention_days: 30,
+    legal_hold: false,
+    purge_after: null,
+    created_at: '2026-01-01T00:00:00Z',
+    ...over,
+  } as Omit<RetentionDeclaration, 'checksum'>;
   return { ...d, checksum: declarationChecksum(d) } as RetentionDeclaration;
 }
 
@@ -38,7 +55,11 @@ async function snapshot() {
 }
 
 async function runPurge(args: Record<string, unknown>) {
-  return h.client.workflow.execute('retentionPurge', { taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `purge-${randomBytes(4).toString('hex')}`, args: [{ tenant: T, actor: 'test-operator', ...args }] }) as Promise<any>;
+  return h.client.workflow.execute('retentionPurge', {
+    taskQueue: h.ctx.cfg.temporal.taskQueue,
+    workflowId: `purge-${randomBytes(4).toString('hex')}`,
+    args: [{ tenant: T, actor: 'test-operator', ...args }],
+  }) as Promise<any>;
 }
 
 beforeAll(async () => {
@@ -59,7 +80,10 @@ describe('retention declarations', () => {
 
   it('refuses a declaration whose checksum does not match its content', async () => {
     const bad = { ...decl(), retention_days: 1 }; // edited after checksumming
-    await expect(applyDeclaration(h.ctx, { tenant: T, input: bad, actor: 'op' })).rejects.toMatchObject({ code: 'INTEGRITY', message: expect.stringContaining('checksum mismatch') });
+    await expect(applyDeclaration(h.ctx, { tenant: T, input: bad, actor: 'op' })).rejects.toMatchObject({
+      code: 'INTEGRITY',
+      message: expect.stringContaining('checksum mismatch'),
+    });
     const n = await h.ctx.db.query(`SELECT count(*)::int AS n FROM retention_policies WHERE retention_days = 1`);
     expect(n.rows[0].n).toBe(0);
   });
@@ -91,7 +115,14 @@ describe('purge workflow', () => {
     const fresh = await put('sbom', art(3), 5);
     const promoItem = await put('sbom', art(4), 40);
     const heldByArtifact = await put('sbom', art(5), 40);
-    const hold = await createHold(h.ctx, { tenant: T, scope: 'items', values: [heldItem], reason: 'INC-42 investigation', incidentTicket: 'INC-42', actor: 'op' });
+    const hold = await createHold(h.ctx, {
+      tenant: T,
+      scope: 'items',
+      values: [heldItem],
+      reason: 'INC-42 investigation',
+      incidentTicket: 'INC-42',
+      actor: 'op',
+    });
     await createHold(h.ctx, { tenant: T, scope: 'artifact', values: [art(5)], reason: 'customer dispute', actor: 'op' });
     await h.ctx.db.query(
       `INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by) VALUES ($1,'p1','wf-p1',$2,'dev','prod','waiting-approval','op')`,
@@ -119,7 +150,11 @@ describe('purge workflow', () => {
     expect(after.log).toEqual(before.log);
     const a = await h.ctx.db.query(`SELECT actor, reason, details FROM audit_log WHERE action='evidence.purged' AND target=$1`, [expired]);
     expect(a.rows).toHaveLength(1);
-    expect(a.rows[0]).toMatchObject({ actor: 'test-operator', reason: expect.stringContaining('SP-004 monthly cleanup'), details: { digest: expired, policyId: 'pol-sbom-30', runId: res.runId } });
+    expect(a.rows[0]).toMatchObject({
+      actor: 'test-operator',
+      reason: expect.stringContaining('SP-004 monthly cleanup'),
+      details: { digest: expired, policyId: 'pol-sbom-30', runId: res.runId },
+    });
 
     // Release the hold: the next purge takes the item (and the release is audited + on the timeline).
     await releaseHold(h.ctx, { tenant: T, id: hold.id, actor: 'op', reason: 'INC-42 closed' });
@@ -132,7 +167,11 @@ describe('purge workflow', () => {
   });
 
   it('aggressive mode purges past hot retention, and a policy-level legal hold still protects', async () => {
-    await applyDeclaration(h.ctx, { tenant: T, input: decl({ retention_policy_id: 'pol-log-hold', bundle_type: 'log', retention_days: 1, legal_hold: true }), actor: 'op' });
+    await applyDeclaration(h.ctx, {
+      tenant: T,
+      input: decl({ retention_policy_id: 'pol-log-hold', bundle_type: 'log', retention_days: 1, legal_hold: true }),
+      actor: 'op',
+    });
     const oldAttestation = await put('attestation', art(10), 200); // default 730 days; hot 180
     const oldLog = await put('log', art(11), 400);
     const normal = await runPurge({ dryRun: true });
@@ -164,7 +203,11 @@ describe('tiers', () => {
     await setTiers(h.ctx.db, T, { hotDays: 60 }, 'op');
     const id = await put('attestation', art(30), 70);
     const young = await put('attestation', art(31), 10);
-    const r = (await h.client.workflow.execute('retentionTierMove', { taskQueue: h.ctx.cfg.temporal.taskQueue, workflowId: `tier-${randomBytes(4).toString('hex')}`, args: [{ tenant: T, actor: 'op' }] })) as any;
+    const r = (await h.client.workflow.execute('retentionTierMove', {
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId: `tier-${randomBytes(4).toString('hex')}`,
+      args: [{ tenant: T, actor: 'op' }],
+    })) as any;
     expect(r.items).toBeGreaterThanOrEqual(1);
     expect(r.failed).toBe(0);
     const cold = h.ctx.blobs.primary.withPrefix('cold');

@@ -9,7 +9,7 @@ import { buildOciFixture, realSystemLayer, type OciFixture } from './helpers/oci
 import { api, countEvidence, TENANT, token } from './scan-support';
 import { KeyStore } from '../src/crypto/keys';
 import { signStatement, makeStatement, subject, SLSA_PROVENANCE_V1, slsaProvenance } from '../src/crypto/intoto';
-import { canonicalJson } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
 import { signAndStore, signerStatus, provenanceStatement } from '../src/core/attest/attest';
 import { SCANNER } from '../src/core/scan/engine';
 
@@ -100,7 +100,12 @@ describe('bad input', () => {
       { name: 'hardlink', entries: [{ path: 'etc/passwd-link', type: 'hardlink', target: '../../../etc/passwd' }] },
     ];
     for (const c of cases) {
-      const f = await fixture({ ref: `trav-${c.name}`, layers: [[{ path: 'etc/os-release', content: 'ID=debian\nVERSION_ID=12\n' }], c.entries], parent, archives: false });
+      const f = await fixture({
+        ref: `trav-${c.name}`,
+        layers: [[{ path: 'etc/os-release', content: 'ID=debian\nVERSION_ID=12\n' }], c.entries],
+        parent,
+        archives: false,
+      });
       const before = await countEvidence(h);
       const fail = await scanFails(f.dir);
       expect(fail.type, `${c.name}: ${fail.message}`).toBe('FORBIDDEN');
@@ -130,7 +135,11 @@ describe('bad input', () => {
 
   it('attestation import: bad signature and untrusted key refused (nothing stored); a trusted one is stored', async () => {
     const digest = `sha256:${'cd'.repeat(32)}`;
-    const st = makeStatement([subject('x', digest)], SLSA_PROVENANCE_V1, slsaProvenance({ buildType: 'https://example/bt', externalParameters: {}, builderId: 'https://example/builder' }));
+    const st = makeStatement(
+      [subject('x', digest)],
+      SLSA_PROVENANCE_V1,
+      slsaProvenance({ buildType: 'https://example/bt', externalParameters: {}, builderId: 'https://example/builder' }),
+    );
     const own = await h.ctx.keys.signer((await h.ctx.keys.active('signing')).kid);
     const good = await signStatement(st, [own]);
     const before = await countEvidence(h);
@@ -179,7 +188,18 @@ describe('bad input', () => {
   });
 
   it('a signing failure is recorded and shown by attest status; nothing is stored', async () => {
-    const facts = { scanId: 's1', artifactDigest: `sha256:${'ef'.repeat(32)}`, imageRef: null, trigger: 'manual', requestedBy: 't', scanTime: new Date().toISOString(), scanner: SCANNER, feed: null, sbomId: null, reportId: null };
+    const facts = {
+      scanId: 's1',
+      artifactDigest: `sha256:${'ef'.repeat(32)}`,
+      imageRef: null,
+      trigger: 'manual',
+      requestedBy: 't',
+      scanTime: new Date().toISOString(),
+      scanner: SCANNER,
+      feed: null,
+      sbomId: null,
+      reportId: null,
+    };
     const keysDir = join(h.ctx.keys.dir, 'keys');
     const hidden = `${keysDir}.hidden`;
     const before = await countEvidence(h);

@@ -71,7 +71,9 @@ describe('scanThenAttest end to end', () => {
     // The snapshot is in the blob store under the feeds prefix and hashes to the feed digest.
     const snap = await h.ctx.blobs.primary.withPrefix('feeds').getBuffer(feed.body.digest);
     expect('sha256:' + createHash('sha256').update(snap).digest('hex')).toBe(feed.body.digest);
-    expect((await call('POST', '/feeds', Buffer.from(JSON.stringify([...facts.records].reverse())), { 'content-type': 'application/json' })).body).toMatchObject({ version: 1, created: false });
+    expect(
+      (await call('POST', '/feeds', Buffer.from(JSON.stringify([...facts.records].reverse())), { 'content-type': 'application/json' })).body,
+    ).toMatchObject({ version: 1, created: false });
 
     const { start, result } = await scanAndWait('app:1');
     expect(start.workflowId).toBe(scanWorkflowId(TENANT, fx.digest));
@@ -125,7 +127,15 @@ describe('scanThenAttest end to end', () => {
     // Scan run record: replay inputs and outputs.
     const runs = await call('GET', `/scans?artifact=${fx.digest}`);
     expect(runs.body.items).toHaveLength(1);
-    expect(runs.body.items[0]).toMatchObject({ status: 'completed', temporalStatus: 'COMPLETED', feedVersion: 1, feedDigest: feed.body.digest, sbomId: result.sbomId, reportId: result.reportId, imagePath: fx.dir });
+    expect(runs.body.items[0]).toMatchObject({
+      status: 'completed',
+      temporalStatus: 'COMPLETED',
+      feedVersion: 1,
+      feedDigest: feed.body.digest,
+      sbomId: result.sbomId,
+      reportId: result.reportId,
+      imagePath: fx.dir,
+    });
     expect(runs.body.items[0].attestationIds.sort()).toEqual([...result.attestationIds].sort());
 
     // `attest create` after the scan rebuilds the same statement and returns the existing attestation.
@@ -134,7 +144,12 @@ describe('scanThenAttest end to end', () => {
 
     // evidence list / chain by artifact show all five items.
     const ev = await call('GET', `/evidence?artifact=${fx.digest}`);
-    expect(ev.body.items.map((i: any) => i.kind).filter((k: string) => k !== 'replay-bundle').sort()).toEqual(['attestation', 'attestation', 'attestation', 'sbom', 'scan-report']);
+    expect(
+      ev.body.items
+        .map((i: any) => i.kind)
+        .filter((k: string) => k !== 'replay-bundle')
+        .sort(),
+    ).toEqual(['attestation', 'attestation', 'attestation', 'sbom', 'scan-report']);
 
     // The run recorded a signed replay manifest whose verdict replays from its input bundle.
     expect(result.replayManifest).toMatch(/^sha256:/);
@@ -157,9 +172,26 @@ describe('scanThenAttest end to end', () => {
     const after = await countEvidence(h);
     // New scan time → a fresh SBOM, report and three attestations, and a new replay record whose
     // input bundle (same inventory, feed, policy, tools) is byte-identical, so stored once.
-    expect(after).toEqual({ ...before, sbom: before.sbom! + 1, 'scan-report': before['scan-report']! + 1, attestation: before.attestation! + 3, 'replay-bundle': before['replay-bundle']! + 3 });
+    expect(after).toEqual({
+      ...before,
+      sbom: before.sbom! + 1,
+      'scan-report': before['scan-report']! + 1,
+      attestation: before.attestation! + 3,
+      'replay-bundle': before['replay-bundle']! + 3,
+    });
 
-    const fx2 = await buildOciFixture({ ref: 'tiny:1', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify({ name: 'x', lockfileVersion: 3, packages: { '': { name: 'x' }, 'node_modules/left-pad': { version: '1.3.0' } } }) }]], archives: true });
+    const fx2 = await buildOciFixture({
+      ref: 'tiny:1',
+      layers: [
+        [
+          {
+            path: 'app/package-lock.json',
+            content: JSON.stringify({ name: 'x', lockfileVersion: 3, packages: { '': { name: 'x' }, 'node_modules/left-pad': { version: '1.3.0' } } }),
+          },
+        ],
+      ],
+      archives: true,
+    });
     try {
       const only = await scanAndWait(fx2.tarPath, { sbomOnly: true });
       expect(only.result).toMatchObject({ phase: 'done', reportId: null, attestationIds: [] });
@@ -201,7 +233,10 @@ describe('scanThenAttest end to end', () => {
     expect(ignored.body).toMatchObject({ status: 'ignored' });
     expect(ignored.body.reason).toContain('auto_scan.enabled');
     expect((await call('PUT', '/scanner/config', { key: 'auto_scan.enabled', value: 'true' })).status).toBe(200);
-    expect((await call('PUT', '/scanner/config', { key: 'auto_scan.triggers', value: 'push,promote' })).body.auto_scan).toEqual({ enabled: true, triggers: ['push', 'promote'] });
+    expect((await call('PUT', '/scanner/config', { key: 'auto_scan.triggers', value: 'push,promote' })).body.auto_scan).toEqual({
+      enabled: true,
+      triggers: ['push', 'promote'],
+    });
     expect((await call('PUT', '/scanner/config', { key: 'auto_scan.triggers', value: 'push,bogus' })).status).toBe(400);
     const started = await call('POST', '/events/push', ev);
     expect(started.body).toMatchObject({ status: 'started', artifactDigest: fx.digest });
@@ -214,7 +249,18 @@ describe('scanThenAttest end to end', () => {
     expect(runs.some((r: any) => r.trigger === 'push')).toBe(true);
 
     // Registering the pushed image later starts the queued scan.
-    const fx3 = await buildOciFixture({ ref: 'unknown:2', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify({ name: 'y', lockfileVersion: 3, packages: { '': { name: 'y' }, 'node_modules/is-number': { version: '7.0.0' } } }) }]], archives: true });
+    const fx3 = await buildOciFixture({
+      ref: 'unknown:2',
+      layers: [
+        [
+          {
+            path: 'app/package-lock.json',
+            content: JSON.stringify({ name: 'y', lockfileVersion: 3, packages: { '': { name: 'y' }, 'node_modules/is-number': { version: '7.0.0' } } }),
+          },
+        ],
+      ],
+      archives: true,
+    });
     try {
       const reg = await call('POST', '/images', { name: 'registry.local/unknown:2', path: fx3.tarPath });
       expect(reg.body.queuedScans.eventIds).toEqual([queued.body.eventId]);

@@ -44,7 +44,11 @@ console.log(JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.6', serialN
   h = await harness({ blob: 'fs' });
   app = await api(h);
   auth = { authorization: `Bearer ${await token(h)}` };
-  fx = await buildOciFixture({ ref: 'engine:1', layers: [[{ path: 'app/package-lock.json', content: '{"name":"x","lockfileVersion":3,"packages":{"":{"name":"x"}}}' }]], archives: true });
+  fx = await buildOciFixture({
+    ref: 'engine:1',
+    layers: [[{ path: 'app/package-lock.json', content: '{"name":"x","lockfileVersion":3,"packages":{"":{"name":"x"}}}' }]],
+    archives: true,
+  });
 });
 afterAll(async () => {
   await app?.close();
@@ -57,8 +61,16 @@ const call = (...a: Parameters<ReturnType<typeof caller>>) => caller(app, () => 
 describe('scanner engine chosen by config', () => {
   it('parses purls into matchable packages', () => {
     expect(parsePurl('pkg:npm/%40babel/core@7.0.0')).toMatchObject({ type: 'npm', namespace: '@babel', name: 'core', version: '7.0.0' });
-    expect(parsePurl('pkg:deb/debian/openssl@3.0.11-1?arch=amd64&upstream=openssl%403.0.11')).toMatchObject({ type: 'deb', name: 'openssl', qualifiers: { arch: 'amd64', upstream: 'openssl@3.0.11' } });
-    const pk = packagesFromBom({ bomFormat: 'CycloneDX', specVersion: '1.6', components: [{ purl: 'pkg:npm/%40babel/core@7.0.0' }, { purl: 'pkg:golang/x@1' }, { purl: 'pkg:deb/debian/libssl3@3.0.11-1?upstream=openssl%403.0.11' }] } as never);
+    expect(parsePurl('pkg:deb/debian/openssl@3.0.11-1?arch=amd64&upstream=openssl%403.0.11')).toMatchObject({
+      type: 'deb',
+      name: 'openssl',
+      qualifiers: { arch: 'amd64', upstream: 'openssl@3.0.11' },
+    });
+    const pk = packagesFromBom({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      components: [{ purl: 'pkg:npm/%40babel/core@7.0.0' }, { purl: 'pkg:golang/x@1' }, { purl: 'pkg:deb/debian/libssl3@3.0.11-1?upstream=openssl%403.0.11' }],
+    } as never);
     expect(pk.map((p) => [p.ecosystem, p.name, p.version, p.source?.name])).toEqual([
       ['deb', 'libssl3', '3.0.11-1', 'openssl'],
       ['npm', '@babel/core', '7.0.0', undefined],
@@ -69,7 +81,15 @@ describe('scanner engine chosen by config', () => {
     expect((await call('PUT', '/scanner/config', { key: 'engine', value: 'grype' })).status).toBe(400);
     const set = await call('PUT', '/scanner/config', { key: 'engine', value: 'syft' });
     expect(set.body.engine).toBe('syft');
-    const feed = [{ id: 'GHSA-35jh-r3h4-6jhm', modified: '2021-05-20T00:00:00Z', summary: 'lodash command injection', database_specific: { severity: 'HIGH' }, affected: [{ package: { ecosystem: 'npm', name: 'lodash' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '4.17.21' }] }] }] }];
+    const feed = [
+      {
+        id: 'GHSA-35jh-r3h4-6jhm',
+        modified: '2021-05-20T00:00:00Z',
+        summary: 'lodash command injection',
+        database_specific: { severity: 'HIGH' },
+        affected: [{ package: { ecosystem: 'npm', name: 'lodash' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '4.17.21' }] }] }],
+      },
+    ];
     expect((await call('POST', '/feeds', Buffer.from(JSON.stringify(feed)), { 'content-type': 'application/json' })).status).toBe(200);
     const s = await call('POST', '/scans', { image: fx.tarPath });
     expect(s.status, JSON.stringify(s.body)).toBe(202);

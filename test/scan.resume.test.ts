@@ -58,7 +58,11 @@ describe('scanThenAttest resumes after a worker dies', () => {
     });
     const run1 = w1.run();
     const wid = scanWorkflowId(TENANT, fx.digest);
-    const handle = await h.client.workflow.start('scanThenAttest', { taskQueue, workflowId: wid, args: [{ tenant: TENANT, artifactDigest: fx.digest, imageRef: 'resume:1', requestedBy: 'tester', trigger: 'manual' }] });
+    const handle = await h.client.workflow.start('scanThenAttest', {
+      taskQueue,
+      workflowId: wid,
+      args: [{ tenant: TENANT, artifactDigest: fx.digest, imageRef: 'resume:1', requestedBy: 'tester', trigger: 'manual' }],
+    });
     await reached;
     expect(await countEvidence(h)).toEqual({ sbom: 1 });
     w1.shutdown();

@@ -2,22 +2,33 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectPackages, parseApkInstalled, parseDpkgStatus, parseOsRelease, parsePackageLock, parsePythonMetadata, wantsFile, type Package } from '../src/scanner/detectors/index';
+import {
+  detectPackages,
+  parseApkInstalled,
+  parseDpkgStatus,
+  parseOsRelease,
+  parsePackageLock,
+  parsePythonMetadata,
+  wantsFile,
+  type Package,
+} from '../src/scanner/detectors/index';
 import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
 import { buildPurl, npmPurl, pypiPurl } from '../src/scanner/purl';
 import { buildOciFixture, dpkgStanza, pythonMetadata, realSystemLayer, REPO_ROOT, type OciFixture } from './helpers/oci-fixture';
 
-const hasDpkg = existsSync('/var/lib/dpkg/status') && (() => {
-  try {
-    execFileSync('dpkg-query', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasDpkg =
+  existsSync('/var/lib/dpkg/status') &&
+  (() => {
+    try {
+      execFileSync('dpkg-query', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
 
-describe('detectors on this machine\'s real metadata, inside a real image', () => {
+describe("detectors on this machine's real metadata, inside a real image", () => {
   let fx: OciFixture;
   let packages: Package[];
   let distro: ReturnType<typeof detectPackages>['distro'];
@@ -43,18 +54,24 @@ describe('detectors on this machine\'s real metadata, inside a real image', () =
   it.skipIf(!hasDpkg)('records the source package and a correct deb purl', () => {
     const os = parseOsRelease(readFileSync('/etc/os-release', 'utf8'));
     expect(distro?.id).toBe(os.ID);
-    const withSource = execFileSync('dpkg-query', ['-W', '-f', '${Package}\\t${source:Package}\\t${source:Version}\\n'], { encoding: 'utf8' }).trim().split('\n');
+    const withSource = execFileSync('dpkg-query', ['-W', '-f', '${Package}\\t${source:Package}\\t${source:Version}\\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     const byName = new Map(packages.filter((p) => p.ecosystem === 'deb').map((p) => [p.name, p]));
     for (const line of withSource) {
       const [name, srcName, srcVer] = line.split('\t');
       expect(byName.get(name!)?.source, line).toEqual({ name: srcName, version: srcVer });
     }
     const p = byName.values().next().value!;
-    expect(p.purl).toBe(`pkg:deb/${os.ID}/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version).replace(/%3A/g, ':')}?arch=${p.arch}&distro=${os.ID}-${os.VERSION_ID}`);
+    expect(p.purl).toBe(
+      `pkg:deb/${os.ID}/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version).replace(/%3A/g, ':')}?arch=${p.arch}&distro=${os.ID}-${os.VERSION_ID}`,
+    );
   });
 
-  it('finds every package of the repo\'s real package-lock.json', () => {
-    const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { name?: string; version?: string; link?: boolean }> };
+  it("finds every package of the repo's real package-lock.json", () => {
+    const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { name?: string; version?: string; link?: boolean }>;
+    };
     const expected = new Set<string>();
     for (const [k, v] of Object.entries(lock.packages)) {
       if (!k.includes('node_modules/') || v.link || !v.version) continue;
@@ -148,7 +165,15 @@ describe('apk', () => {
   });
 
   it('is found in an image', async () => {
-    const fx = await buildOciFixture({ archives: false, layers: [[{ path: 'etc/alpine-release', content: '3.19.1\n' }, { path: 'lib/apk/db/installed', content: db }]] });
+    const fx = await buildOciFixture({
+      archives: false,
+      layers: [
+        [
+          { path: 'etc/alpine-release', content: '3.19.1\n' },
+          { path: 'lib/apk/db/installed', content: db },
+        ],
+      ],
+    });
     try {
       const d = detectPackages(await readImageFilesystem(await openImage(fx.dir), { wants: wantsFile }));
       expect(d.distro).toMatchObject({ id: 'alpine', versionId: '3.19.1' });
@@ -201,7 +226,10 @@ describe('npm', () => {
           { path: 'srv/node_modules/@scope/x/package.json', content: JSON.stringify({ name: '@scope/x', version: '1.0.0' }) },
           { path: 'srv/node_modules/broken/package.json', content: '{not json' },
           { path: 'srv/package-lock.json', content: JSON.stringify({ lockfileVersion: 3, packages: { 'node_modules/left-pad': { version: '1.3.0' } } }) },
-          { path: 'srv/node_modules/some-dep/package-lock.json', content: JSON.stringify({ lockfileVersion: 3, packages: { 'node_modules/ignored': { version: '1.0.0' } } }) },
+          {
+            path: 'srv/node_modules/some-dep/package-lock.json',
+            content: JSON.stringify({ lockfileVersion: 3, packages: { 'node_modules/ignored': { version: '1.0.0' } } }),
+          },
         ],
       ],
     });
@@ -220,8 +248,14 @@ describe('npm', () => {
 
 describe('python', () => {
   it('prefers License-Expression, ignores long license texts, and stops at the body', () => {
-    const meta = 'Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0.post1\nLicense-Expression: MIT OR Apache-2.0\nLicense: a very\n  long text\n\nName: body-not-header\n';
-    expect(parsePythonMetadata(meta, '/x/METADATA')).toMatchObject({ name: 'Foo_Bar', version: '1.0.post1', purl: 'pkg:pypi/foo-bar@1.0.post1', licenses: ['MIT OR Apache-2.0'] });
+    const meta =
+      'Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0.post1\nLicense-Expression: MIT OR Apache-2.0\nLicense: a very\n  long text\n\nName: body-not-header\n';
+    expect(parsePythonMetadata(meta, '/x/METADATA')).toMatchObject({
+      name: 'Foo_Bar',
+      version: '1.0.post1',
+      purl: 'pkg:pypi/foo-bar@1.0.post1',
+      licenses: ['MIT OR Apache-2.0'],
+    });
     const long = pythonMetadata({ name: 'x', version: '1', license: 'x'.repeat(500) });
     expect(parsePythonMetadata(long, '/x')!.licenses).toBeUndefined();
   });
@@ -247,12 +281,18 @@ describe('python', () => {
 
 describe('os-release and purls', () => {
   it('parses quoted and escaped os-release values', () => {
-    expect(parseOsRelease('ID=debian\nPRETTY_NAME="Debian \\"GNU\\" Linux"\nVERSION_ID=\'12\'\n# comment\nBAD LINE\n')).toEqual({ ID: 'debian', PRETTY_NAME: 'Debian "GNU" Linux', VERSION_ID: '12' });
+    expect(parseOsRelease('ID=debian\nPRETTY_NAME="Debian \\"GNU\\" Linux"\nVERSION_ID=\'12\'\n# comment\nBAD LINE\n')).toEqual({
+      ID: 'debian',
+      PRETTY_NAME: 'Debian "GNU" Linux',
+      VERSION_ID: '12',
+    });
   });
 
   it('builds spec-conformant purls', () => {
     expect(npmPurl('@Scope/Name', '1.0.0')).toBe('pkg:npm/%40scope/name@1.0.0');
     expect(pypiPurl('Django_Rest', '3.0')).toBe('pkg:pypi/django-rest@3.0');
-    expect(buildPurl({ type: 'deb', namespace: 'debian', name: 'a', version: '1:2+b1', qualifiers: { distro: 'debian-12', arch: 'amd64', empty: '' } })).toBe('pkg:deb/debian/a@1:2%2Bb1?arch=amd64&distro=debian-12');
+    expect(buildPurl({ type: 'deb', namespace: 'debian', name: 'a', version: '1:2+b1', qualifiers: { distro: 'debian-12', arch: 'amd64', empty: '' } })).toBe(
+      'pkg:deb/debian/a@1:2%2Bb1?arch=amd64&distro=debian-12',
+    );
   });
 });

@@ -68,7 +68,11 @@ describe('whiteouts', () => {
   });
 
   it('content re-added above a whiteout is visible again', async () => {
-    const fs = await filesystem([base, [{ path: 'app/node_modules/lodash', type: 'whiteout' }], [{ path: 'app/node_modules/lodash/package.json', content: JSON.stringify({ name: 'lodash', version: '4.17.22' }) }]]);
+    const fs = await filesystem([
+      base,
+      [{ path: 'app/node_modules/lodash', type: 'whiteout' }],
+      [{ path: 'app/node_modules/lodash/package.json', content: JSON.stringify({ name: 'lodash', version: '4.17.22' }) }],
+    ]);
     expect(detectPackages(fs).packages.find((p) => p.name === 'lodash')?.version).toBe('4.17.22');
     expect(fs.exists('/app/node_modules/lodash/package.json')).toBe(true);
   });
@@ -80,7 +84,7 @@ describe('whiteouts', () => {
     expect(fs.lstat('/etc/mtab')?.type).toBe('symlink');
   });
 
-  it('follows in-image symlinks when reading (Debian\'s /etc/os-release -> ../usr/lib/os-release)', async () => {
+  it("follows in-image symlinks when reading (Debian's /etc/os-release -> ../usr/lib/os-release)", async () => {
     const fs = await filesystem([
       [
         { path: 'usr/lib/os-release', content: 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n' },
@@ -91,12 +95,15 @@ describe('whiteouts', () => {
   });
 
   it('copies content through hard links inside the image', async () => {
-    const fs = await filesystem([
+    const fs = await filesystem(
       [
-        { path: 'var/lib/dpkg/status-old', content: dpkgStanza({ name: 'zlib1g', version: '1:1.2.13.dfsg-1' }) },
-        { path: 'var/lib/dpkg/status', type: 'hardlink', target: 'var/lib/dpkg/status-old' },
+        [
+          { path: 'var/lib/dpkg/status-old', content: dpkgStanza({ name: 'zlib1g', version: '1:1.2.13.dfsg-1' }) },
+          { path: 'var/lib/dpkg/status', type: 'hardlink', target: 'var/lib/dpkg/status-old' },
+        ],
       ],
-    ], (p) => p.startsWith('/var/lib/dpkg/'));
+      (p) => p.startsWith('/var/lib/dpkg/'),
+    );
     expect(fs.readFile('/var/lib/dpkg/status')?.toString()).toContain('zlib1g');
   });
 });
@@ -117,13 +124,30 @@ describe('bounded reads', () => {
 
 describe('path safety', () => {
   const canary = `/tmp/stella-scanner-canary-${process.pid}`;
-  const hostile: Array<[string, FixtureEntry[][] , RegExp]> = [
+  const hostile: Array<[string, FixtureEntry[][], RegExp]> = [
     ['a ../ entry', [[{ path: '../../../../tmp/x', content: 'pwned' }]], /"\.\." component/],
     ['a ../ in the middle', [[{ path: 'usr/../../etc/passwd', content: 'pwned' }]], /"\.\." component/],
     ['an absolute path', [[{ path: canary, content: 'pwned' }]], /absolute path/],
-    ['a relative symlink climbing out of the root', [[{ path: 'usr/lib/evil', type: 'symlink', target: '../../../etc/passwd' }]], /points outside the image root/],
-    ['a file written through a symlink to /etc/passwd', [[{ path: 'evil', type: 'symlink', target: '/etc/passwd' }, { path: 'evil/x', content: 'pwned' }]], /written through symlink \/evil -> \/etc\/passwd/],
-    ['a file written through a symlinked directory from a lower layer', [[{ path: 'etc', type: 'symlink', target: '/tmp' }], [{ path: 'etc/os-release', content: 'ID=evil\n' }]], /written through symlink \/etc -> \/tmp/],
+    [
+      'a relative symlink climbing out of the root',
+      [[{ path: 'usr/lib/evil', type: 'symlink', target: '../../../etc/passwd' }]],
+      /points outside the image root/,
+    ],
+    [
+      'a file written through a symlink to /etc/passwd',
+      [
+        [
+          { path: 'evil', type: 'symlink', target: '/etc/passwd' },
+          { path: 'evil/x', content: 'pwned' },
+        ],
+      ],
+      /written through symlink \/evil -> \/etc\/passwd/,
+    ],
+    [
+      'a file written through a symlinked directory from a lower layer',
+      [[{ path: 'etc', type: 'symlink', target: '/tmp' }], [{ path: 'etc/os-release', content: 'ID=evil\n' }]],
+      /written through symlink \/etc -> \/tmp/,
+    ],
     ['a hard link out of the root', [[{ path: 'h', type: 'hardlink', target: '../../etc/passwd' }]], /hard link target .* points outside/],
     ['a hard link to an absolute host path', [[{ path: 'h', type: 'hardlink', target: '/etc/passwd' }]], /hard link target .* points outside/],
     ['a whiteout with ..', [[{ path: 'a/../../b', type: 'whiteout' }]], /"\.\." component/],
@@ -141,12 +165,27 @@ describe('path safety', () => {
   }
 
   it('accepts absolute symlinks, which are root-relative inside a container', async () => {
-    fx = await buildOciFixture({ archives: false, layers: [[{ path: 'etc/mtab', type: 'symlink', target: '/proc/self/mounts' }, { path: 'bin', type: 'symlink', target: 'usr/bin' }]] });
+    fx = await buildOciFixture({
+      archives: false,
+      layers: [
+        [
+          { path: 'etc/mtab', type: 'symlink', target: '/proc/self/mounts' },
+          { path: 'bin', type: 'symlink', target: 'usr/bin' },
+        ],
+      ],
+    });
     await expect(scanImage(fx.dir, { now: NOW })).resolves.toMatchObject({ packages: [] });
   });
 
   it('refuses hostile layers in tar and docker-save forms too', async () => {
-    fx = await buildOciFixture({ layers: [[{ path: 'evil', type: 'symlink', target: '/etc' }, { path: 'evil/passwd', content: 'x' }]] });
+    fx = await buildOciFixture({
+      layers: [
+        [
+          { path: 'evil', type: 'symlink', target: '/etc' },
+          { path: 'evil/passwd', content: 'x' },
+        ],
+      ],
+    });
     for (const p of [fx.tarPath, fx.dockerTarPath]) await expect(scanImage(p, { now: NOW })).rejects.toBeInstanceOf(LayerSecurityError);
   });
 });

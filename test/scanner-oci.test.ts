@@ -3,7 +3,8 @@ import { appendFile, readFile, rm, stat, symlink, truncate, writeFile } from 'no
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { canonicalJson, sha256Digest } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { DigestMismatchError, ImageFormatError, ImageRefError, LayerSecurityError, TruncatedArchiveError } from '../src/scanner/errors';
 import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
@@ -67,7 +68,13 @@ describe('opening images in every supported form', () => {
 describe('digest verification', () => {
   let fx: OciFixture;
   beforeEach(async () => {
-    fx = await buildOciFixture({ archives: false, layers: [[{ path: 'etc/os-release', content: 'ID=debian\nVERSION_ID="12"\n' }], [{ path: 'var/lib/dpkg/status', content: 'Package: a\nStatus: install ok installed\nVersion: 1\n' }]] });
+    fx = await buildOciFixture({
+      archives: false,
+      layers: [
+        [{ path: 'etc/os-release', content: 'ID=debian\nVERSION_ID="12"\n' }],
+        [{ path: 'var/lib/dpkg/status', content: 'Package: a\nStatus: install ok installed\nVersion: 1\n' }],
+      ],
+    });
   });
   afterEach(() => fx.cleanup());
 
@@ -194,7 +201,17 @@ describe('ref and platform selection', () => {
     );
     const indexDigest = sha256Digest(index);
     await writeFile(blobPath(fx, indexDigest), index);
-    const top = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: index.length, annotations: { 'org.opencontainers.image.ref.name': 'multi' } }] };
+    const top = {
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          digest: indexDigest,
+          size: index.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'multi' },
+        },
+      ],
+    };
     const saved = await readFile(join(fx.dir, 'index.json'));
     await writeFile(join(fx.dir, 'index.json'), JSON.stringify(top));
     try {
@@ -231,14 +248,19 @@ describe('truncated archives', () => {
     const gz = gzipSync(full);
     for (const raw of [full.subarray(0, 2000), gz.subarray(0, gz.length >> 1), full.subarray(0, 512 + 5120)]) {
       fx = await buildOciFixture({ archives: false, layers: [{ raw }] });
-      const err = await openImage(fx.dir).then((img) => readImageFilesystem(img, { wants: wantAll })).catch((e: unknown) => e);
+      const err = await openImage(fx.dir)
+        .then((img) => readImageFilesystem(img, { wants: wantAll }))
+        .catch((e: unknown) => e);
       expect(err, `raw length ${raw.length}`).toBeInstanceOf(TruncatedArchiveError);
       await fx.cleanup();
     }
   });
 
   it('refuses a layer that stops at an entry boundary without the end-of-archive marker', async () => {
-    const full = await layerTar([{ path: 'a', content: 'x'.repeat(512) }, { path: 'b', content: 'y'.repeat(512) }]);
+    const full = await layerTar([
+      { path: 'a', content: 'x'.repeat(512) },
+      { path: 'b', content: 'y'.repeat(512) },
+    ]);
     fx = await buildOciFixture({ archives: false, layers: [{ raw: full.subarray(0, 2048) }] });
     await expect(scanImage(fx.dir, { now: NOW })).rejects.toThrow(/no end-of-archive marker/);
   });

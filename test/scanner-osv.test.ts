@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { createWriteStream } from 'node:fs';
 import yazl from 'yazl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, sha256Digest } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
+import { sha256Digest } from '../src/lib/hash';
 import { bucketCvss3, cvss2BaseScore, cvss3BaseScore } from '../src/scanner/cvss';
 import type { Distro, Package } from '../src/scanner/detectors/types';
 import { FeedError } from '../src/scanner/errors';
@@ -65,12 +66,23 @@ describe('OSV range semantics', () => {
 
 const debian12: Distro = { id: 'debian', versionId: '12', idLike: [], location: '/etc/os-release' };
 const alpine319: Distro = { id: 'alpine', versionId: '3.19.1', idLike: [], location: '/etc/os-release' };
-const deb = (name: string, version: string, source?: { name: string; version: string }): Package => ({ ecosystem: 'deb', name, version, purl: `pkg:deb/debian/${name}@${version}`, locations: ['/var/lib/dpkg/status'], ...(source ? { source } : {}) });
+const deb = (name: string, version: string, source?: { name: string; version: string }): Package => ({
+  ecosystem: 'deb',
+  name,
+  version,
+  purl: `pkg:deb/debian/${name}@${version}`,
+  locations: ['/var/lib/dpkg/status'],
+  ...(source ? { source } : {}),
+});
 
 describe('matching', () => {
   it('matches Debian advisories by source package and release only', async () => {
     const feed = await loadFeed(FEED_DIR);
-    const pkgs = [deb('libc6', '2.36-9+deb12u4', { name: 'glibc', version: '2.36-9+deb12u4' }), deb('libc-bin', '2.36-9+deb12u7', { name: 'glibc', version: '2.36-9+deb12u7' }), deb('zlib1g', '1:1.2.13.dfsg-1', { name: 'zlib', version: '1:1.2.13.dfsg-1' })];
+    const pkgs = [
+      deb('libc6', '2.36-9+deb12u4', { name: 'glibc', version: '2.36-9+deb12u4' }),
+      deb('libc-bin', '2.36-9+deb12u7', { name: 'glibc', version: '2.36-9+deb12u7' }),
+      deb('zlib1g', '1:1.2.13.dfsg-1', { name: 'zlib', version: '1:1.2.13.dfsg-1' }),
+    ];
     const f = matchPackages(pkgs, feed, debian12);
     expect(f.map((x) => [x.id, x.package.name, x.fixedVersion, x.severity])).toEqual([
       ['DSA-5900-1', 'libc6', '2.36-9+deb12u7', 'high'], // CVSS 7.8
@@ -80,14 +92,29 @@ describe('matching', () => {
     expect(f[0]!.score).toBe(7.8);
     expect(f[1]!.summary).toBe('An unfixed issue in zlib.');
     // Debian 11 has a different fixed version: the Debian:11 entry must not apply to a bookworm image.
-    expect(matchPackages([deb('libc6', '2.31-13+deb11u5', { name: 'glibc', version: '2.31-13+deb11u5' })], feed, debian12).map((x) => x.fixedVersion)).toEqual(['2.36-9+deb12u7']);
-    expect(matchPackages([deb('libc6', '2.31-13+deb11u5', { name: 'glibc', version: '2.31-13+deb11u5' })], feed, { ...debian12, versionId: '11' }).map((x) => x.fixedVersion)).toEqual(['2.31-13+deb11u9']);
+    expect(matchPackages([deb('libc6', '2.31-13+deb11u5', { name: 'glibc', version: '2.31-13+deb11u5' })], feed, debian12).map((x) => x.fixedVersion)).toEqual([
+      '2.36-9+deb12u7',
+    ]);
+    expect(
+      matchPackages([deb('libc6', '2.31-13+deb11u5', { name: 'glibc', version: '2.31-13+deb11u5' })], feed, { ...debian12, versionId: '11' }).map(
+        (x) => x.fixedVersion,
+      ),
+    ).toEqual(['2.31-13+deb11u9']);
   });
 
   it('matches Alpine advisories by origin and vMAJOR.MINOR release', async () => {
     const feed = await loadFeed(FEED_DIR);
-    const apk = (v: string): Package => ({ ecosystem: 'apk', name: 'libcrypto3', version: v, purl: `pkg:apk/alpine/libcrypto3@${v}`, locations: [], source: { name: 'openssl', version: v } });
-    expect(matchPackages([apk('3.1.4-r4')], feed, alpine319).map((x) => [x.id, x.fixedVersion, x.severity])).toEqual([['ALPINE-CVE-2024-5', '3.1.4-r5', 'high']]);
+    const apk = (v: string): Package => ({
+      ecosystem: 'apk',
+      name: 'libcrypto3',
+      version: v,
+      purl: `pkg:apk/alpine/libcrypto3@${v}`,
+      locations: [],
+      source: { name: 'openssl', version: v },
+    });
+    expect(matchPackages([apk('3.1.4-r4')], feed, alpine319).map((x) => [x.id, x.fixedVersion, x.severity])).toEqual([
+      ['ALPINE-CVE-2024-5', '3.1.4-r5', 'high'],
+    ]);
     expect(matchPackages([apk('3.1.4-r5')], feed, alpine319)).toEqual([]);
     expect(matchPackages([apk('3.1.4-r2')], feed, { ...alpine319, versionId: '3.18.6' })).toEqual([]); // fixed in r1 on 3.18
   });
@@ -116,12 +143,29 @@ describe('matching', () => {
 
   it('applies unversioned distro ecosystems ("Debian", "Alpine") to every release', () => {
     const feed = feedFromRecords([
-      { id: 'D-1', affected: [{ package: { ecosystem: 'Debian', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.0.13-1' }] }] }] },
-      { id: 'A-1', affected: [{ package: { ecosystem: 'Alpine', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.1.4-r5' }] }] }] },
+      {
+        id: 'D-1',
+        affected: [
+          { package: { ecosystem: 'Debian', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.0.13-1' }] }] },
+        ],
+      },
+      {
+        id: 'A-1',
+        affected: [
+          { package: { ecosystem: 'Alpine', name: 'openssl' }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '3.1.4-r5' }] }] },
+        ],
+      },
     ]);
     const ssl = deb('libssl3', '3.0.11-1~deb12u2', { name: 'openssl', version: '3.0.11-1~deb12u2' });
     expect(matchPackages([ssl], feed, debian12).map((f) => f.id)).toEqual(['D-1']);
-    const apk: Package = { ecosystem: 'apk', name: 'libssl3', version: '3.1.4-r0', purl: 'pkg:apk/alpine/libssl3@3.1.4-r0', locations: [], source: { name: 'openssl', version: '3.1.4-r0' } };
+    const apk: Package = {
+      ecosystem: 'apk',
+      name: 'libssl3',
+      version: '3.1.4-r0',
+      purl: 'pkg:apk/alpine/libssl3@3.1.4-r0',
+      locations: [],
+      source: { name: 'openssl', version: '3.1.4-r0' },
+    };
     expect(matchPackages([apk], feed, alpine319).map((f) => f.id)).toEqual(['A-1']);
   });
 
@@ -134,7 +178,11 @@ describe('matching', () => {
 
   it('counts by severity', async () => {
     const feed = await loadFeed(FEED_DIR);
-    const f = matchPackages([deb('libc6', '2.36-9', { name: 'glibc', version: '2.36-9' }), deb('zlib1g', '1.0', { name: 'zlib', version: '1.0' })], feed, debian12);
+    const f = matchPackages(
+      [deb('libc6', '2.36-9', { name: 'glibc', version: '2.36-9' }), deb('zlib1g', '1.0', { name: 'zlib', version: '1.0' })],
+      feed,
+      debian12,
+    );
     expect(countBySeverity(f)).toEqual({ critical: 0, high: 1, medium: 0, low: 0, none: 0, unknown: 1 });
   });
 });
@@ -148,14 +196,22 @@ describe('severity', () => {
     expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:N/A:L')).toBe(3.7);
     expect(cvss3BaseScore('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N')).toBe(0);
     expect(cvss2BaseScore('AV:N/AC:M/Au:N/C:N/I:P/A:N')).toBe(4.3);
-    expect(['critical', 'high', 'medium', 'low', 'none'].map((_, i) => bucketCvss3([9.0, 7.0, 4.0, 0.1, 0][i]!))).toEqual(['critical', 'high', 'medium', 'low', 'none']);
+    expect(['critical', 'high', 'medium', 'low', 'none'].map((_, i) => bucketCvss3([9.0, 7.0, 4.0, 0.1, 0][i]!))).toEqual([
+      'critical',
+      'high',
+      'medium',
+      'low',
+      'none',
+    ]);
     expect(() => cvss3BaseScore('CVSS:3.1/AV:N')).toThrow();
   });
 
   it('prefers database_specific.severity, then CVSS, then unknown', () => {
     const base: OsvRecord = { id: 'S' };
     expect(severityOf({ ...base, database_specific: { severity: 'MODERATE' } }).severity).toBe('medium');
-    expect(severityOf({ ...base, database_specific: { severity: 'LOW' }, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] })).toEqual({ severity: 'low', score: 9.8, vector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' });
+    expect(
+      severityOf({ ...base, database_specific: { severity: 'LOW' }, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] }),
+    ).toEqual({ severity: 'low', score: 9.8, vector: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' });
     expect(severityOf({ ...base, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }] }).severity).toBe('critical');
     expect(severityOf({ ...base, severity: [{ type: 'CVSS_V3', score: 'garbage' }] }).severity).toBe('unknown');
     expect(severityOf({ ...base, severity: [{ type: 'Ubuntu', score: 'negligible' }] }).severity).toBe('low');

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson, isDigest, sha256Digest } from '../src/core/canonical';
+import { canonicalJson } from '../src/lib/canonical';
+import { isDigest, sha256Digest } from '../src/lib/hash';
 import { buildCycloneDx, validateCycloneDx } from '../src/scanner/cyclonedx';
 import { feedFromRecords, loadFeed } from '../src/scanner/osv';
 import { SCANNER_NAME, SCANNER_VERSION, scanImage, scanReport, ScanReportSchema, type ScanResult } from '../src/scanner/scan';
@@ -40,7 +41,12 @@ describe('CycloneDX SBOM from a real image', () => {
     const os = r.sbom.components.find((c) => c.type === 'operating-system');
     expect(os).toMatchObject({ name: r.distro!.id, version: r.distro!.versionId });
     const lock = libs.find((c) => c.name === 'zod')!;
-    expect(lock.properties).toEqual(expect.arrayContaining([{ name: 'stella:package:ecosystem', value: 'npm' }, { name: 'stella:package:location', value: '/app/package-lock.json' }]));
+    expect(lock.properties).toEqual(
+      expect.arrayContaining([
+        { name: 'stella:package:ecosystem', value: 'npm' },
+        { name: 'stella:package:location', value: '/app/package-lock.json' },
+      ]),
+    );
     const libc = libs.find((c) => c.name === 'libc6');
     if (libc) expect(libc.properties).toEqual(expect.arrayContaining([{ name: 'stella:package:source-name', value: 'glibc' }]));
   });
@@ -70,7 +76,13 @@ describe('scanImage with a feed, and the scan report', () => {
       layers: [
         [
           { path: 'etc/os-release', content: 'ID=debian\nVERSION_ID="12"\n' },
-          { path: 'var/lib/dpkg/status', content: [dpkgStanza({ name: 'libc6', version: '2.36-9+deb12u4', source: 'glibc' }), dpkgStanza({ name: 'zlib1g', version: '1:1.2.13.dfsg-1', source: 'zlib' })].join('\n') },
+          {
+            path: 'var/lib/dpkg/status',
+            content: [
+              dpkgStanza({ name: 'libc6', version: '2.36-9+deb12u4', source: 'glibc' }),
+              dpkgStanza({ name: 'zlib1g', version: '1:1.2.13.dfsg-1', source: 'zlib' }),
+            ].join('\n'),
+          },
           { path: 'app/node_modules/@scope/left/package.json', content: JSON.stringify({ name: '@scope/left', version: '1.4.0' }) },
         ],
       ],

@@ -47,7 +47,9 @@ describe('dpkg versions', () => {
 
   it('is a total order on generated versions (antisymmetric, transitive)', () => {
     const part = fc.stringMatching(/^[0-9][0-9a-z.+~]{0,6}$/);
-    const ver = fc.tuple(fc.nat({ max: 3 }), part, fc.option(fc.stringMatching(/^[0-9a-z.+~]{1,4}$/), { nil: undefined })).map(([e, u, r]) => `${e ? `${e}:` : ''}${u}${r ? `-${r}` : ''}`);
+    const ver = fc
+      .tuple(fc.nat({ max: 3 }), part, fc.option(fc.stringMatching(/^[0-9a-z.+~]{1,4}$/), { nil: undefined }))
+      .map(([e, u, r]) => `${e ? `${e}:` : ''}${u}${r ? `-${r}` : ''}`);
     fc.assert(
       fc.property(ver, ver, ver, (a, b, c) => {
         expect(Math.sign(compareDpkg(a, b)) || 0).toBe(-Math.sign(compareDpkg(b, a)) || 0);

@@ -19,7 +19,8 @@ function installRuntime(): void {
       shutdownSignals: [],
       // SDK logs follow STELLA_LOG_LEVEL (tests run at warn), so routine worker chatter stays out of CI output.
       logger: new DefaultLogger(sdkLevel()),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } } });
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    });
   } catch {
     // Already installed by an earlier worker in this process.
   }

@@ -18,7 +18,9 @@ export interface AnchorEvidenceInput {
   actor?: string;
 }
 
-export interface AnchorEvidenceResult extends CreateAnchorResult { verify: AnchorVerifySummary | null }
+export interface AnchorEvidenceResult extends CreateAnchorResult {
+  verify: AnchorVerifySummary | null;
+}
 
 /**
  * SP-003 Merkle anchoring: on the `stella-merkle-anchor` schedule (every 6h by default) and on
@@ -26,7 +28,12 @@ export interface AnchorEvidenceResult extends CreateAnchorResult { verify: Ancho
  */
 export async function anchorEvidence(input: AnchorEvidenceInput = {}): Promise<AnchorEvidenceResult> {
   const info = workflowInfo();
-  const created = await acts.anchorCreate({ reason: input.reason, force: input.force, actor: input.actor ?? 'schedule', requestId: `${info.workflowId}/${info.runId}` });
+  const created = await acts.anchorCreate({
+    reason: input.reason,
+    force: input.force,
+    actor: input.actor ?? 'schedule',
+    requestId: `${info.workflowId}/${info.runId}`,
+  });
   const verify = input.verify ? await acts.anchorVerify({ scope: 'latest' }) : null;
   return { ...created, verify };
 }

@@ -11,7 +11,14 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
 });
 
-export interface BackupProgress { backupId: string; phase: 'export' | 'blobs' | 'finalize' | 'upload' | 'done'; blobBatches: number; blobBatchesDone: number; blobsCopied: number; bytes: number }
+export interface BackupProgress {
+  backupId: string;
+  phase: 'export' | 'blobs' | 'finalize' | 'upload' | 'done';
+  blobBatches: number;
+  blobBatchesDone: number;
+  blobsCopied: number;
+  bytes: number;
+}
 export const backupProgressQuery = defineQuery<BackupProgress>('progress');
 
 /** `stella backup create --type evidence-locker` and the stella-backup-daily schedule. */
@@ -69,7 +76,10 @@ export interface RestoreOutcome {
   items: number;
   logSize: number;
   blobsRestored: number;
-  verify: (VerifyRunSummary & { kind: 'verify-workflow' }) | { kind: 'target-rehash'; checked: number; ok: number; failed: number; failures: { id: string; result: string }[] } | null;
+  verify:
+    | (VerifyRunSummary & { kind: 'verify-workflow' })
+    | { kind: 'target-rehash'; checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }
+    | null;
   anchors: AnchorCheck | null;
   pointInTime: PitResult | null;
   nextSteps: string[];
@@ -103,7 +113,18 @@ function emptyProgress(restoreId: string): RestoreProgress {
 }
 
 async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
-  const p: RestoreProgress = { restoreId: input.restoreId, phase: 'prepare', tables: 0, tablesDone: 0, rows: 0, rowsDone: 0, blobs: 0, blobsDone: 0, bytesDone: 0, batchesDone: 0 };
+  const p: RestoreProgress = {
+    restoreId: input.restoreId,
+    phase: 'prepare',
+    tables: 0,
+    tablesDone: 0,
+    rows: 0,
+    rowsDone: 0,
+    blobs: 0,
+    blobsDone: 0,
+    bytesDone: 0,
+    batchesDone: 0,
+  };
   setHandler(restoreProgressQuery, () => p);
   const plan: RestorePlan = await acts.restorePrepare(input);
   p.tables = plan.tables.length;

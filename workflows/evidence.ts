@@ -9,7 +9,13 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
 });
 
-export interface BulkIngestProgress { total: number; done: number; created: number; present: number; bytes: number }
+export interface BulkIngestProgress {
+  total: number;
+  done: number;
+  created: number;
+  present: number;
+  bytes: number;
+}
 export const bulkIngestProgressQuery = defineQuery<BulkIngestProgress>('progress');
 
 /** Ingests every regular file under a directory as evidence for one artifact, in batches. */
@@ -27,7 +33,16 @@ export async function bulkIngest(src: BulkIngestSource, batchSize = 200): Promis
   return p;
 }
 
-export interface VerifyProgress { runId: string; mode: string; total: number; checked: number; scanned: number; ok: number; failed: number; phase: 'items' | 'unindexed' | 'done' }
+export interface VerifyProgress {
+  runId: string;
+  mode: string;
+  total: number;
+  checked: number;
+  scanned: number;
+  ok: number;
+  failed: number;
+  phase: 'items' | 'unindexed' | 'done';
+}
 export const verifyProgressQuery = defineQuery<VerifyProgress>('progress');
 
 /**
@@ -38,7 +53,16 @@ export const verifyProgressQuery = defineQuery<VerifyProgress>('progress');
 export async function verifyEvidence(rawInput: VerifyRunInput, carried?: { after: string | null; progress: VerifyProgress }): Promise<VerifyRunSummary> {
   // Scheduled runs pass no run id: the (unique) workflow id serves.
   const input: VerifyRunInput = { ...rawInput, runId: rawInput.runId || workflowInfo().workflowId };
-  let progress: VerifyProgress = carried?.progress ?? { runId: input.runId, mode: input.mode, total: 0, checked: 0, scanned: 0, ok: 0, failed: 0, phase: 'items' };
+  let progress: VerifyProgress = carried?.progress ?? {
+    runId: input.runId,
+    mode: input.mode,
+    total: 0,
+    checked: 0,
+    scanned: 0,
+    ok: 0,
+    failed: 0,
+    phase: 'items',
+  };
   setHandler(verifyProgressQuery, () => progress);
   let after: string | null = carried?.after ?? null;
   if (!carried) {

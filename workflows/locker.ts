@@ -32,7 +32,11 @@ export async function evidenceIndexRebuild(input: RebuildInput): Promise<{ opId:
   }
 }
 
-export interface ArchiveIngestSource extends Omit<BulkIngestSource, 'dir'> { archive: string; workDir: string; workDirPath: string }
+export interface ArchiveIngestSource extends Omit<BulkIngestSource, 'dir'> {
+  archive: string;
+  workDir: string;
+  workDirPath: string;
+}
 
 /**
  * `stella evidence ingest <file.tar>`: safe extraction into a spool work directory, then the

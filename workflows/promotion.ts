@@ -142,7 +142,13 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
       const seq = retrySeq;
       if (st.state !== 'evaluating') await setState('evaluating', null, false);
       st.attempts++;
-      const r = await acts.evaluateGates({ promotionId: st.promotionId, workflowId: st.workflowId, attempt: st.attempts, input, startedAt: info.startTime.toISOString() });
+      const r = await acts.evaluateGates({
+        promotionId: st.promotionId,
+        workflowId: st.workflowId,
+        attempt: st.attempts,
+        input,
+        startedAt: info.startTime.toISOString(),
+      });
       st.gates = r.gates;
       st.imageRef = r.imageRef;
       st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
@@ -213,7 +219,17 @@ async function generateEvidence(input: PromotionInput, st: PromotionStatus, bloc
   try {
     await executeChild('scanThenAttest', {
       workflowId: scanWorkflowId(input.tenant, input.artifactDigest),
-      args: [{ tenant: input.tenant, artifactDigest: input.artifactDigest, ...(st.imageRef ? { imageRef: st.imageRef } : {}), sbomOnly: onlySbom, force: stale, requestedBy: input.requestedBy, trigger: 'promote' }],
+      args: [
+        {
+          tenant: input.tenant,
+          artifactDigest: input.artifactDigest,
+          ...(st.imageRef ? { imageRef: st.imageRef } : {}),
+          sbomOnly: onlySbom,
+          force: stale,
+          requestedBy: input.requestedBy,
+          trigger: 'promote',
+        },
+      ],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       // The scan is useful on its own: it finishes even if this promotion is aborted.
       parentClosePolicy: ParentClosePolicy.ABANDON,

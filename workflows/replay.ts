@@ -7,8 +7,17 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '2s', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 
-export interface NightlyReplayInput { latestN: number; concurrency?: number; incident?: string | null }
-export interface NightlyReplayResult { tenants: number; verified: number; passed: number; failed: { tenant: string; scanId: string; codes: string[]; holdId: string | null }[] }
+export interface NightlyReplayInput {
+  latestN: number;
+  concurrency?: number;
+  incident?: string | null;
+}
+export interface NightlyReplayResult {
+  tenants: number;
+  verified: number;
+  passed: number;
+  failed: { tenant: string; scanId: string; codes: string[]; holdId: string | null }[];
+}
 
 /**
  * Nightly replay verification (runbook §2.2): the latest N manifests of every tenant, with

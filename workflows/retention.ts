@@ -19,7 +19,12 @@ export interface RetentionPurgeInput {
   runId?: string;
 }
 
-export interface RetentionProgress { runId: string; phase: 'starting' | 'planning' | 'purging' | 'moving' | 'done'; items: number; bytes: number }
+export interface RetentionProgress {
+  runId: string;
+  phase: 'starting' | 'planning' | 'purging' | 'moving' | 'done';
+  items: number;
+  bytes: number;
+}
 export const retentionProgressQuery = defineQuery<RetentionProgress>('progress');
 
 /**
@@ -33,7 +38,15 @@ export async function retentionPurge(input: RetentionPurgeInput, carried?: { pro
   const progress: RetentionProgress = carried?.progress ?? { runId, phase: 'starting', items: 0, bytes: 0 };
   setHandler(retentionProgressQuery, () => progress);
   if (!carried) {
-    await acts.retentionStart({ runId, tenant: input.tenant, kind: 'purge', dryRun: !!input.dryRun, aggressive: !!input.aggressive, actor: input.actor ?? 'retention-schedule', reason: input.reason ?? null });
+    await acts.retentionStart({
+      runId,
+      tenant: input.tenant,
+      kind: 'purge',
+      dryRun: !!input.dryRun,
+      aggressive: !!input.aggressive,
+      actor: input.actor ?? 'retention-schedule',
+      reason: input.reason ?? null,
+    });
   }
   if (input.dryRun) {
     progress.phase = 'planning';
@@ -56,10 +69,18 @@ export async function retentionPurge(input: RetentionPurgeInput, carried?: { pro
   return acts.retentionFinish(runId, 'succeeded');
 }
 
-export interface RetentionTierMoveInput { tenant: string; actor?: string; batchSize?: number; runId?: string }
+export interface RetentionTierMoveInput {
+  tenant: string;
+  actor?: string;
+  batchSize?: number;
+  runId?: string;
+}
 
 /** Moves items older than the tenant's hot retention to the cold tier (durable, resumable). */
-export async function retentionTierMove(input: RetentionTierMoveInput, carried?: { after: string | null; progress: RetentionProgress; failed: number }): Promise<RetentionRunSummary & { failed: number }> {
+export async function retentionTierMove(
+  input: RetentionTierMoveInput,
+  carried?: { after: string | null; progress: RetentionProgress; failed: number },
+): Promise<RetentionRunSummary & { failed: number }> {
   const runId = input.runId || workflowInfo().workflowId;
   const progress: RetentionProgress = carried?.progress ?? { runId, phase: 'starting', items: 0, bytes: 0 };
   setHandler(retentionProgressQuery, () => progress);
@@ -75,7 +96,8 @@ export async function retentionTierMove(input: RetentionTierMoveInput, carried?:
     failed += r.failed.length;
     if (!r.last) break;
     after = r.last;
-    if (++batches >= 100 && workflowInfo().historyLength > 2000) await continueAsNew<typeof retentionTierMove>({ ...input, runId }, { after, progress, failed });
+    if (++batches >= 100 && workflowInfo().historyLength > 2000)
+      await continueAsNew<typeof retentionTierMove>({ ...input, runId }, { after, progress, failed });
   }
   progress.phase = 'done';
   const s = await acts.retentionFinish(runId, failed ? 'failed' : 'succeeded');
@@ -83,7 +105,9 @@ export async function retentionTierMove(input: RetentionTierMoveInput, carried?:
 }
 
 /** The daily schedule `stella-retention-daily`: tier move then purge, per tenant, as child workflows. */
-export async function retentionDaily(input: { actor?: string; dryRun?: boolean } = {}): Promise<{ tenant: string; moved: number; purged: number; bytesFreed: number }[]> {
+export async function retentionDaily(
+  input: { actor?: string; dryRun?: boolean } = {},
+): Promise<{ tenant: string; moved: number; purged: number; bytesFreed: number }[]> {
   const tenants = await acts.retentionTenants();
   const base = workflowInfo().workflowId;
   const out: { tenant: string; moved: number; purged: number; bytesFreed: number }[] = [];

@@ -48,8 +48,19 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
   // Workflow time is recorded in history: stable across replays and worker restarts.
   const scanTime = new Date().toISOString();
   const p: ScanProgress = {
-    scanId, phase: 'resolving', artifactDigest: input.artifactDigest ?? null, imageRef: input.imageRef ?? null,
-    sbomId: null, reportId: null, attestationIds: [], components: null, counts: null, feed: null, warnings: [], reusedFrom: null, error: null,
+    scanId,
+    phase: 'resolving',
+    artifactDigest: input.artifactDigest ?? null,
+    imageRef: input.imageRef ?? null,
+    sbomId: null,
+    reportId: null,
+    attestationIds: [],
+    components: null,
+    counts: null,
+    feed: null,
+    warnings: [],
+    reusedFrom: null,
+    error: null,
   };
   setHandler(scanProgressQuery, () => p);
 
@@ -90,7 +101,15 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
       p.replayManifest = rp.manifestDigest;
     }
     // finishedAt is what the statements carry, so `attest create` later rebuilds identical statements (and reuses them).
-    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, artifactDigest: ctx.artifactDigest, status: 'completed', ...(finishedAt ? { finishedAt } : {}) });
+    await quick.scanFinish({
+      tenant: input.tenant,
+      scanId,
+      workflowId: info.workflowId,
+      input,
+      artifactDigest: ctx.artifactDigest,
+      status: 'completed',
+      ...(finishedAt ? { finishedAt } : {}),
+    });
     p.phase = 'done';
     return p;
   } catch (e) {
@@ -98,7 +117,15 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
     p.error = cause?.message ?? (e as Error).message;
     p.phase = 'failed';
     log.warn('scanThenAttest failed', { error: p.error });
-    await quick.scanFinish({ tenant: input.tenant, scanId, workflowId: info.workflowId, input, ...(p.artifactDigest ? { artifactDigest: p.artifactDigest } : {}), status: 'failed', error: p.error });
+    await quick.scanFinish({
+      tenant: input.tenant,
+      scanId,
+      workflowId: info.workflowId,
+      input,
+      ...(p.artifactDigest ? { artifactDigest: p.artifactDigest } : {}),
+      status: 'failed',
+      error: p.error,
+    });
     const type = (cause as { type?: string } | undefined)?.type ?? 'ScanFailed';
     throw ApplicationFailure.create({ message: `scan failed: ${p.error}`, type, nonRetryable: true, details: [p] });
   }

@@ -1,4 +1,4 @@
-import { StellaError } from '../core/errors';
+import { StellaError } from '../lib/errors';
 import { bearerToken, verifyToken, TokenError } from '../crypto/tokens';
 import type { ApiDeps, Principal } from './deps';
 

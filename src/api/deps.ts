@@ -1,18 +1,26 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { AppContext } from '../core/context';
-import type { Metrics } from '../core/metrics';
-import { StellaError } from '../core/errors';
+import type { FastifyInstance } from 'fastify';
+import type { HttpMetrics } from '../core/metrics';
+import type { DoctorCheck } from '../core/doctor';
+import { StellaError } from '../lib/errors';
 
 export interface ApiDeps {
   ctx: AppContext;
   temporal: { client: Client; taskQueue: string } | null;
-  metrics: Metrics;
+  metrics: HttpMetrics;
+  /** Every feature's doctor checks (src/app/features.ts). */
+  doctorChecks: readonly DoctorCheck[];
   /** Public JWKs that API tokens are verified against. */
   tokenKeys: () => Promise<{ keys: Record<string, unknown>[] }>;
 }
 
-export interface Principal { sub: string; tenant: string; scopes: string[] }
+export interface Principal {
+  sub: string;
+  tenant: string;
+  scopes: string[];
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,3 +53,6 @@ export function temporalOrThrow(deps: ApiDeps) {
 }
 
 export type Reply = FastifyReply;
+
+/** A feature's HTTP routes: registered on the app by buildApi. */
+export type RegisterRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;

@@ -1,9 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { StellaError } from '../core/errors';
-import type { ApiDeps } from './deps';
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { StellaError } from '../lib/errors';
+import type { ApiDeps, RegisterRoutes } from './deps';
 import { authenticate } from './auth';
 import { registerHealthRoutes } from './routes/health';
-import { registerEvidenceRoutes } from './routes/evidence';
+import { registerDoctorRoutes } from './routes/doctor';
 
 const STATUS: Record<StellaError['code'], number> = {
   BAD_INPUT: 400,
@@ -18,8 +19,13 @@ const STATUS: Record<StellaError['code'], number> = {
 /** Routes that need no token: probes and metrics scraping. */
 const PUBLIC = new Set(['/healthz', '/readyz', '/metrics']);
 
-export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+/** The HTTP API: platform routes (health, metrics, doctor) plus each feature's routes, in list order. */
+export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRoutes[]): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+
+  // Routes declare zod schemas (src/contracts) for params, query, body and responses.
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
   // Evidence uploads are streamed: any content type reaches the handler as the raw stream.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
@@ -39,6 +45,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const status = err.code === 'FORBIDDEN' && (err.details as { unauthenticated?: boolean } | undefined)?.unauthenticated ? 401 : STATUS[err.code];
       return reply.status(status).send({ error: { code: err.code, message: err.message, ...(err.details ?? {}) } });
     }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      // 400 naming the parameter: "querystring.limit: Too small: expected number to be >=1".
+      const first = err.validation[0];
+      const where = `${err.validationContext ?? 'request'}${first?.instancePath ? first.instancePath.replace(/\//g, '.') : ''}`;
+      return reply.status(400).send({ error: { code: 'BAD_INPUT', message: `${where}: ${first?.message ?? 'invalid'}` } });
+    }
     const e = err as { statusCode?: number; message: string; code?: string };
     if (e.statusCode && e.statusCode < 500) return reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
     deps.ctx.log.error({ err, url: req.url }, 'request failed');
@@ -46,10 +58,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   await registerHealthRoutes(app, deps);
-  await registerEvidenceRoutes(app, deps);
-  for (const extra of extraRoutes) await extra(app, deps);
+  await registerDoctorRoutes(app, deps);
+  for (const register of featureRoutes) await register(app, deps);
   return app;
 }
-
-/** Feature modules add their routes here at import time (see src/api/routes/index.ts). */
-export const extraRoutes: ((app: FastifyInstance, deps: ApiDeps) => Promise<void>)[] = [];

@@ -293,7 +293,11 @@ export function zstdDecompressStream(maxBytes: number = ZSTD_MAX_BYTES): Transfo
 class BufferingTransform extends Transform {
   private chunks: Buffer[] = [];
   private size = 0;
-  constructor(private readonly limit: number, private readonly what: string, private readonly fn: (buf: Buffer) => Promise<Buffer>) {
+  constructor(
+    private readonly limit: number,
+    private readonly what: string,
+    private readonly fn: (buf: Buffer) => Promise<Buffer>,
+  ) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

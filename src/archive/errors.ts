@@ -19,7 +19,10 @@ export type ArchiveSecurityCode =
   | 'exists'; // extraction target already exists (never overwritten)
 
 export class ArchiveError extends Error {
-  constructor(message: string, public readonly entry?: string) {
+  constructor(
+    message: string,
+    public readonly entry?: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -27,7 +30,11 @@ export class ArchiveError extends Error {
 
 /** The archive breaks a safety rule; `entry` names the offending entry when there is one. */
 export class ArchiveSecurityError extends ArchiveError {
-  constructor(public readonly code: ArchiveSecurityCode, message: string, entry?: string) {
+  constructor(
+    public readonly code: ArchiveSecurityCode,
+    message: string,
+    entry?: string,
+  ) {
     super(entry === undefined ? message : `${message}: ${JSON.stringify(entry)}`, entry);
   }
 }

@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { canonicalJson, isDigest, sha256Digest } from '../core/canonical';
+import { canonicalJson } from '../lib/canonical';
+import { isDigest, sha256Digest } from '../lib/hash';
 import { ArchiveError, ArchiveFormatError } from './errors';
 import { archivePathProblem, comparePaths } from './paths';
 import { compressBuffer, type Compression } from './compress';
@@ -151,7 +152,10 @@ export function createManifestTarStream(opts: ManifestArchiveOptions): ManifestT
 
 class ManifestWriter implements ManifestTarStream {
   private readonly entries: ManifestEntry[] = [];
-  constructor(private readonly opts: ManifestArchiveOptions, private readonly tar: TarStream) {
+  constructor(
+    private readonly opts: ManifestArchiveOptions,
+    private readonly tar: TarStream,
+  ) {
     buildManifest(opts, []); // validate kind/createdAt/meta before any bytes are produced
   }
 

@@ -279,7 +279,11 @@ class EntryBody implements AsyncIterable<Buffer> {
   stale = false;
   active = false;
 
-  constructor(private readonly src: ByteSource, readonly path: string, size: number) {
+  constructor(
+    private readonly src: ByteSource,
+    readonly path: string,
+    size: number,
+  ) {
     this.remaining = size;
   }
 
@@ -396,7 +400,13 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
 
     // A real entry: work out its name and size, then vet it before touching its body.
     if (pax?.has('path') && longName) throw new ArchiveSecurityError('unsupported-entry', 'entry has both a pax path and a GNU long name', paxPath(pax));
-    const rawPath = pax?.has('path') ? decodeName(pax.get('path')!) : longName ? decodeName(longName) : h.prefix ? `${decodeName(h.prefix)}/${decodeName(h.name)}` : decodeName(h.name);
+    const rawPath = pax?.has('path')
+      ? decodeName(pax.get('path')!)
+      : longName
+        ? decodeName(longName)
+        : h.prefix
+          ? `${decodeName(h.prefix)}/${decodeName(h.name)}`
+          : decodeName(h.name);
     let size = h.size;
     if (pax?.has('size')) {
       const s = pax.get('size')!.toString('latin1');
@@ -440,8 +450,10 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
     }
     const problem = archivePathProblem(path);
     if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
-    if (size > limits.maxEntryBytes) throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
-    if (total + size > limits.maxTotalBytes) throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+    if (size > limits.maxEntryBytes)
+      throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
+    if (total + size > limits.maxTotalBytes)
+      throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
     total += size;
     const conflict = ledger.add(path, type);
     if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
@@ -483,7 +495,8 @@ async function checkTrailer(src: ByteSource, offset: number): Promise<void> {
     if (!chunk) return;
     if (!isZero(chunk)) throw new ArchiveSecurityError('trailing-data', `data after the end-of-archive marker at offset ${offset}`);
     seen += chunk.length;
-    if (seen > MAX_TRAILING_BYTES) throw new ArchiveSecurityError('trailing-data', `more than ${MAX_TRAILING_BYTES} bytes of padding after the end-of-archive marker`);
+    if (seen > MAX_TRAILING_BYTES)
+      throw new ArchiveSecurityError('trailing-data', `more than ${MAX_TRAILING_BYTES} bytes of padding after the end-of-archive marker`);
   }
 }
 

@@ -31,9 +31,7 @@ export interface TarWriteOptions {
   mtime?: number;
 }
 
-export type TarBufferEntry =
-  | { path: string; data: Buffer | Uint8Array | string }
-  | { path: string; type: 'directory' };
+export type TarBufferEntry = { path: string; data: Buffer | Uint8Array | string } | { path: string; type: 'directory' };
 
 export type TarFileSource = Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>;
 
@@ -247,7 +245,10 @@ class TarStreamWriter implements TarStream {
     if (this.trailing) throw new ArchiveError('tar stream: no ordered entries may follow a trailer', original);
     const key = Buffer.from(path, 'utf8');
     if (this.last && Buffer.compare(this.last, key) >= 0) {
-      throw new ArchiveError(`tar stream entries must be added in strictly increasing path order (previous ${JSON.stringify(this.last.toString('utf8'))})`, original);
+      throw new ArchiveError(
+        `tar stream entries must be added in strictly increasing path order (previous ${JSON.stringify(this.last.toString('utf8'))})`,
+        original,
+      );
     }
     this.last = key;
   }
@@ -412,5 +413,3 @@ async function fsyncDir(dir: string): Promise<void> {
     /* ignore */
   }
 }
-
-

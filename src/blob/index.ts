@@ -7,7 +7,10 @@ export * from './types';
 export { FsBlobStore } from './fs';
 export { S3BlobStore } from './s3';
 
-export interface BlobStores { primary: BlobStore; replica?: BlobStore }
+export interface BlobStores {
+  primary: BlobStore;
+  replica?: BlobStore;
+}
 
 export function createBlobStores(cfg: StellaConfig): BlobStores {
   const b = cfg.blob;

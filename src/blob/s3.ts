@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
   S3Client,
   PutObjectCommand,
@@ -51,7 +51,10 @@ function isNotFound(e: unknown): boolean {
 export class S3BlobStore implements BlobStore {
   readonly kind = 's3' as const;
   private readonly prefix: string;
-  constructor(private readonly client: S3Client, private readonly opts: S3StoreOptions) {
+  constructor(
+    private readonly client: S3Client,
+    private readonly opts: S3StoreOptions,
+  ) {
     this.prefix = opts.prefix ? opts.prefix.replace(/\/?$/, '/') : '';
   }
 

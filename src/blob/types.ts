@@ -3,7 +3,10 @@ import type { Readable } from 'node:stream';
 /** Raised when stored bytes do not hash to the digest they are stored under. */
 export class DigestMismatchError extends Error {
   readonly code = 'DIGEST_MISMATCH';
-  constructor(public readonly expected: string, public readonly actual: string) {
+  constructor(
+    public readonly expected: string,
+    public readonly actual: string,
+  ) {
     super(`digest mismatch: expected ${expected}, content hashes to ${actual}`);
   }
 }
@@ -15,9 +18,17 @@ export class BlobNotFoundError extends Error {
   }
 }
 
-export interface BlobStat { digest: string; size: number; modifiedAt?: Date }
+export interface BlobStat {
+  digest: string;
+  size: number;
+  modifiedAt?: Date;
+}
 
-export interface PutResult { digest: string; size: number; created: boolean }
+export interface PutResult {
+  digest: string;
+  size: number;
+  created: boolean;
+}
 
 /**
  * Content-addressed blob storage. Keys are `sha256:<hex>` digests; every write is verified

@@ -1,10 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { z } from 'zod';
+import { formatZodError } from '../lib/zod';
 import { defaultDataDir } from '../config';
 import { CliError, EXIT, API_CODE_TO_EXIT } from './exit';
 
-export interface CliConnection { apiUrl: string; token?: string; tenant?: string }
+export interface CliConnection {
+  apiUrl: string;
+  token?: string;
+  tenant?: string;
+}
 
 /** Where `stella dev up` leaves the API URL and a dev token for the CLI. */
 export function cliStatePath(dataDir = defaultDataDir()): string {
@@ -22,7 +28,11 @@ export function resolveConnection(flags: { apiUrl?: string; token?: string; tena
     }
   }
   const apiUrl = flags.apiUrl || process.env.STELLA_API_URL || file.apiUrl || 'http://127.0.0.1:8787';
-  return { apiUrl: apiUrl.replace(/\/$/, ''), token: flags.token || process.env.STELLA_TOKEN || file.token, tenant: flags.tenant || process.env.STELLA_TENANT || undefined };
+  return {
+    apiUrl: apiUrl.replace(/\/$/, ''),
+    token: flags.token || process.env.STELLA_TOKEN || file.token,
+    tenant: flags.tenant || process.env.STELLA_TENANT || undefined,
+  };
 }
 
 export class ApiClient {
@@ -35,7 +45,11 @@ export class ApiClient {
     return h;
   }
 
-  async raw(method: string, path: string, init: { body?: string | Uint8Array | Readable; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Response> {
+  async raw(
+    method: string,
+    path: string,
+    init: { body?: string | Uint8Array | Readable; headers?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(`${this.conn.apiUrl}${path}`, {
@@ -59,7 +73,7 @@ export class ApiClient {
       } catch {
         /* non-JSON error body */
       }
-      const exit = res.status === 401 ? EXIT.UNAUTHORIZED : API_CODE_TO_EXIT[code] ?? (res.status === 404 ? EXIT.NOT_FOUND : EXIT.FAILURE);
+      const exit = res.status === 401 ? EXIT.UNAUTHORIZED : (API_CODE_TO_EXIT[code] ?? (res.status === 404 ? EXIT.NOT_FOUND : EXIT.FAILURE));
       throw new CliError(message, exit);
     }
     return res;
@@ -73,6 +87,17 @@ export class ApiClient {
     });
     if (res.status === 204) return undefined as T;
     return (await res.json()) as T;
+  }
+
+  /**
+   * Calls the API and parses the answer with the route's contract schema (src/contracts), so
+   * nothing untyped crosses into the CLI; an answer that does not match is a clear failure.
+   */
+  async call<S extends z.ZodType>(schema: S, method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<z.infer<S>> {
+    const data = await this.json<unknown>(method, path, body, opts);
+    const r = schema.safeParse(data);
+    if (!r.success) throw new CliError(`unexpected answer from ${method} ${path}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
+    return r.data;
   }
 
   get<T = any>(path: string) {

@@ -1,10 +1,15 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { loadConfig, ConfigError, type StellaConfig } from '../config';
 import { ApiClient, resolveConnection } from './client';
 import { CliError, EXIT } from './exit';
 import type { Format } from './output';
 
-export interface Ctx { format: Format; api: () => ApiClient; config: () => StellaConfig; quiet: boolean }
+export interface Ctx {
+  format: Format;
+  api: () => ApiClient;
+  config: () => StellaConfig;
+  quiet: boolean;
+}
 
 /** Global options live on the root command; every subcommand reads them through this. */
 export function ctxOf(cmd: Command): Ctx {

@@ -13,7 +13,10 @@ export const EXIT = {
 } as const;
 
 export class CliError extends Error {
-  constructor(message: string, public readonly exitCode: number = EXIT.FAILURE) {
+  constructor(
+    message: string,
+    public readonly exitCode: number = EXIT.FAILURE,
+  ) {
     super(message);
   }
 }

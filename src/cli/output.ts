@@ -1,7 +1,11 @@
 /** Readable tables by default, `--format json` for machines. */
 export type Format = 'table' | 'json';
 
-export interface Column<T> { header: string; get: (row: T) => unknown; align?: 'left' | 'right' }
+export interface Column<T> {
+  header: string;
+  get: (row: T) => unknown;
+  align?: 'left' | 'right';
+}
 
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
@@ -13,7 +17,11 @@ function cell(v: unknown): string {
 export function renderTable<T>(rows: T[], cols: Column<T>[]): string {
   const data = rows.map((r) => cols.map((c) => cell(c.get(r))));
   const widths = cols.map((c, i) => Math.max(c.header.length, ...data.map((d) => d[i]!.length)));
-  const line = (vals: string[]) => vals.map((v, i) => (cols[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (cols[i]!.align === 'right' ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(cols.map((c) => c.header)), line(widths.map((w) => '-'.repeat(w))), ...data.map(line)].join('\n');
 }
 

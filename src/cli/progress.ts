@@ -2,8 +2,12 @@ import cliProgress from 'cli-progress';
 
 /** A progress bar on stderr when it is a terminal (and not --quiet); silent otherwise. */
 export function progressBar(label: string, quiet: boolean) {
-  if (quiet || !process.stderr.isTTY) return { start() {}, update() {}, stop() {} } as { start(total: number): void; update(n: number, total?: number): void; stop(): void };
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} {percentage}%`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  if (quiet || !process.stderr.isTTY)
+    return { start() {}, update() {}, stop() {} } as { start(total: number): void; update(n: number, total?: number): void; stop(): void };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {percentage}%`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
   let started = false;
   return {
     start(total: number) {

@@ -12,7 +12,8 @@ import { listAnchors } from './anchoring';
  * is checked once more before it is returned.
  */
 
-const SECRET_KEYS = /^(d|p|q|dp|dq|qi|oth|k|privatejwk|privatekey|private_key|password|passwd|secret|token|accesstoken|refreshtoken|authorization|cookie|secretaccesskey|s3secretaccesskey|stella_s3_secret_access_key|stella_token|apikey|api_key)$/i;
+const SECRET_KEYS =
+  /^(d|p|q|dp|dq|qi|oth|k|privatejwk|privatekey|private_key|password|passwd|secret|token|accesstoken|refreshtoken|authorization|cookie|secretaccesskey|s3secretaccesskey|stella_s3_secret_access_key|stella_token|apikey|api_key)$/i;
 const JWT_RE = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b/g;
 const URL_PW_RE = /\b([a-z][a-z0-9+.-]*:\/\/[^:/@\s]+):[^@\s]+@/gi;
 
@@ -55,14 +56,33 @@ export async function collectDiagnostics(ctx: AppContext, tenant: string, opts: 
       return { ...list, verifications: v.rows };
     }),
     section(async () => {
-      const runs = await ctx.db.query('SELECT id, tenant_id, mode, status, total, checked, ok, failed, to_anchor, started_at, finished_at FROM verify_runs ORDER BY started_at DESC LIMIT 10');
+      const runs = await ctx.db.query(
+        'SELECT id, tenant_id, mode, status, total, checked, ok, failed, to_anchor, started_at, finished_at FROM verify_runs ORDER BY started_at DESC LIMIT 10',
+      );
       return { latest: await verifyReport(ctx, { failedOnly: true }), recentRuns: runs.rows };
     }),
-    section(async () => (await ctx.db.query(`SELECT id, tenant_id, at, actor, action, target, reason, details FROM audit_log WHERE tenant_id IN ($1, '*') ORDER BY id DESC LIMIT $2`, [tenant, auditLimit])).rows),
+    section(
+      async () =>
+        (
+          await ctx.db.query(
+            `SELECT id, tenant_id, at, actor, action, target, reason, details FROM audit_log WHERE tenant_id IN ($1, '*') ORDER BY id DESC LIMIT $2`,
+            [tenant, auditLimit],
+          )
+        ).rows,
+    ),
     section(async () => ({
-      backups: (await ctx.db.query('SELECT id, status, location, actor, started_at, finished_at, summary FROM backup_runs ORDER BY started_at DESC LIMIT 20')).rows,
-      restores: (await ctx.db.query('SELECT id, backup_id, to_anchor, target, actor, status, phase, started_at, finished_at FROM restore_runs ORDER BY started_at DESC LIMIT 20')).rows,
-      lockerOps: (await ctx.db.query('SELECT id, op, status, actor, started_at, finished_at FROM locker_ops ORDER BY started_at DESC LIMIT 20').catch(() => ({ rows: [] }))).rows,
+      backups: (await ctx.db.query('SELECT id, status, location, actor, started_at, finished_at, summary FROM backup_runs ORDER BY started_at DESC LIMIT 20'))
+        .rows,
+      restores: (
+        await ctx.db.query(
+          'SELECT id, backup_id, to_anchor, target, actor, status, phase, started_at, finished_at FROM restore_runs ORDER BY started_at DESC LIMIT 20',
+        )
+      ).rows,
+      lockerOps: (
+        await ctx.db
+          .query('SELECT id, op, status, actor, started_at, finished_at FROM locker_ops ORDER BY started_at DESC LIMIT 20')
+          .catch(() => ({ rows: [] }))
+      ).rows,
     })),
     section(async () => ({
       node: process.version,

@@ -2,8 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { AppContext } from './context';
 
 /**
- * `stella doctor`: a registry of health checks that features add to at import time
- * (registerDoctorCheck). The API runs them (GET /doctor) because they need the database and
+ * `stella doctor`: health checks that features export (src/app/features.ts lists them). The API runs them (GET /doctor) because they need the database and
  * the stores; the CLI prints them. Check ids follow the runbooks (e.g. check.storage.evidencelocker);
  * `--check X` also runs sub-checks `X.*`.
  */
@@ -37,21 +36,25 @@ export interface DoctorCheck {
   run(env: DoctorEnv): Promise<DoctorOutcome>;
 }
 
-export interface DoctorResult extends DoctorOutcome { id: string; description: string; categories: string[]; durationMs: number }
-
-const registry = new Map<string, DoctorCheck>();
-
-export function registerDoctorCheck(check: DoctorCheck): void {
-  if (!/^check\.[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(check.id)) throw new Error(`doctor check id ${check.id} must look like check.<area>.<name>`);
-  registry.set(check.id, check);
+export interface DoctorResult extends DoctorOutcome {
+  id: string;
+  description: string;
+  categories: string[];
+  durationMs: number;
 }
 
-export function doctorChecks(): DoctorCheck[] {
-  return [...registry.values()].sort((a, b) => a.id.localeCompare(b.id));
+const CHECK_ID = /^check\.[a-z0-9-]+(\.[a-z0-9-]+)+$/;
+
+/** Checks sorted by id; ids must look like check.<area>.<name> (the runbooks name them). */
+export function sortedChecks(checks: readonly DoctorCheck[]): DoctorCheck[] {
+  for (const c of checks) if (!CHECK_ID.test(c.id)) throw new Error(`doctor check id ${c.id} must look like check.<area>.<name>`);
+  return [...checks].sort((a, b) => a.id.localeCompare(b.id));
 }
 
-export function selectChecks(q: { category?: string; check?: string }): DoctorCheck[] {
-  return doctorChecks().filter((c) => (!q.category || c.categories.includes(q.category)) && (!q.check || c.id === q.check || c.id.startsWith(`${q.check}.`)));
+export function selectChecks(checks: readonly DoctorCheck[], q: { category?: string; check?: string }): DoctorCheck[] {
+  return sortedChecks(checks).filter(
+    (c) => (!q.category || c.categories.includes(q.category)) && (!q.check || c.id === q.check || c.id.startsWith(`${q.check}.`)),
+  );
 }
 
 export async function runDoctorCheck(c: DoctorCheck, env: DoctorEnv): Promise<DoctorResult> {
@@ -77,8 +80,8 @@ export async function runDoctorCheck(c: DoctorCheck, env: DoctorEnv): Promise<Do
 }
 
 /** Runs the selected checks (sequentially: some probe the same store) and summarises. */
-export async function runDoctor(env: DoctorEnv, q: { category?: string; check?: string }) {
-  const checks = selectChecks(q);
+export async function runDoctor(env: DoctorEnv, q: { category?: string; check?: string }, all: readonly DoctorCheck[]) {
+  const checks = selectChecks(all, q);
   const results: DoctorResult[] = [];
   for (const c of checks) results.push(await runDoctorCheck(c, env));
   const count = (s: DoctorStatus) => results.filter((r) => r.status === s).length;

@@ -5,8 +5,9 @@ import type { Db } from '../db/pool';
 import { withTransaction } from '../db/pool';
 import type { BlobStores } from '../blob';
 import { BlobNotFoundError } from '../blob';
-import { canonicalJson, isDigest, sha256Digest } from './canonical';
-import { badInput, notFound, integrity, StellaError } from './errors';
+import { canonicalJson } from '../lib/canonical';
+import { isDigest, sha256Digest } from '../lib/hash';
+import { badInput, notFound, integrity, StellaError } from '../lib/errors';
 import { audit } from './audit';
 import { ingestMany } from './locker/batch-ingest';
 import { encodeLeaf } from '../merkle/leaf';
@@ -66,7 +67,8 @@ export function validateDigest(d: string, what = 'digest'): string {
 }
 
 export function validateKind(k: string): EvidenceKind {
-  if (!(EVIDENCE_KINDS as readonly string[]).includes(k)) throw badInput(`unknown evidence kind ${JSON.stringify(k)}: expected one of ${EVIDENCE_KINDS.join(', ')}`);
+  if (!(EVIDENCE_KINDS as readonly string[]).includes(k))
+    throw badInput(`unknown evidence kind ${JSON.stringify(k)}: expected one of ${EVIDENCE_KINDS.join(', ')}`);
   return k as EvidenceKind;
 }
 
@@ -109,7 +111,10 @@ function toItem(r: Row, subjects: string[], parents: Row[], children: Row[]): Ev
 }
 
 export class EvidenceService {
-  constructor(private readonly db: Db, private readonly blobs: BlobStores) {}
+  constructor(
+    private readonly db: Db,
+    private readonly blobs: BlobStores,
+  ) {}
 
   /**
    * Blob first (verified, atomic), then the index row, subjects, edges and Merkle log leaf in
@@ -146,26 +151,62 @@ export class EvidenceService {
       const ins = await tx.query(
         `INSERT INTO evidence_items (tenant_id, id, media_type, kind, predicate_type, size_bytes, producer, labels)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (tenant_id, id) DO NOTHING RETURNING created_at`,
-        [input.tenant, digest, input.mediaType, input.kind, input.predicateType ?? null, size, JSON.stringify(input.producer ?? {}), JSON.stringify(input.labels ?? {})],
+        [
+          input.tenant,
+          digest,
+          input.mediaType,
+          input.kind,
+          input.predicateType ?? null,
+          size,
+          JSON.stringify(input.producer ?? {}),
+          JSON.stringify(input.labels ?? {}),
+        ],
       );
       const created = ins.rowCount === 1;
       if (!created) {
         // A purged item whose bytes come back is present again (the blob was just rewritten).
-        await tx.query(`UPDATE evidence_items SET state='present', tier='hot', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2 AND state='purged'`, [input.tenant, digest]);
+        await tx.query(
+          `UPDATE evidence_items SET state='present', tier='hot', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2 AND state='purged'`,
+          [input.tenant, digest],
+        );
       }
       for (const s of input.subjects) {
-        await tx.query('INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING', [input.tenant, digest, s]);
+        await tx.query('INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING', [
+          input.tenant,
+          digest,
+          s,
+        ]);
       }
       for (const p of input.parents ?? []) {
-        await tx.query('INSERT INTO evidence_edges (tenant_id, child_id, parent_id, relation) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [input.tenant, digest, p.id, p.relation ?? 'derived-from']);
+        await tx.query('INSERT INTO evidence_edges (tenant_id, child_id, parent_id, relation) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [
+          input.tenant,
+          digest,
+          p.id,
+          p.relation ?? 'derived-from',
+        ]);
       }
       let logSeq: number | null = null;
       if (created) {
         const st = await tx.query('SELECT size FROM log_state WHERE id FOR UPDATE');
         logSeq = Number(st.rows[0].size);
-        const leaf = evidenceLeaf({ id: digest, kind: input.kind, subjects: input.subjects, tenant: input.tenant, time: new Date(ins.rows[0].created_at).toISOString() });
-        const leafHash = createHash('sha256').update(Buffer.from([0])).update(leaf).digest();
-        await tx.query('INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash) VALUES ($1,$2,$3,$4,$5)', [logSeq, input.tenant, digest, leaf, leafHash]);
+        const leaf = evidenceLeaf({
+          id: digest,
+          kind: input.kind,
+          subjects: input.subjects,
+          tenant: input.tenant,
+          time: new Date(ins.rows[0].created_at).toISOString(),
+        });
+        const leafHash = createHash('sha256')
+          .update(Buffer.from([0]))
+          .update(leaf)
+          .digest();
+        await tx.query('INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash) VALUES ($1,$2,$3,$4,$5)', [
+          logSeq,
+          input.tenant,
+          digest,
+          leaf,
+          leafHash,
+        ]);
         await tx.query('UPDATE log_state SET size = size + 1 WHERE id');
       } else {
         const r = await tx.query('SELECT seq FROM evidence_log WHERE tenant_id=$1 AND item_id=$2', [input.tenant, digest]);
@@ -192,7 +233,12 @@ export class EvidenceService {
       this.db.query('SELECT parent_id, relation FROM evidence_edges WHERE tenant_id=$1 AND child_id=$2 ORDER BY parent_id', [tenant, id]),
       this.db.query('SELECT child_id, relation FROM evidence_edges WHERE tenant_id=$1 AND parent_id=$2 ORDER BY child_id', [tenant, id]),
     ]);
-    return toItem(r.rows[0], subs.rows.map((s) => s.artifact_digest), parents.rows, children.rows);
+    return toItem(
+      r.rows[0],
+      subs.rows.map((s) => s.artifact_digest),
+      parents.rows,
+      children.rows,
+    );
   }
 
   async get(tenant: string, id: string): Promise<EvidenceItem> {
@@ -201,7 +247,14 @@ export class EvidenceService {
     return item;
   }
 
-  async list(q: { tenant: string; artifact?: string; kind?: string; limit?: number; cursor?: string; includeAll?: boolean }): Promise<{ items: EvidenceItem[]; nextCursor: string | null }> {
+  async list(q: {
+    tenant: string;
+    artifact?: string;
+    kind?: string;
+    limit?: number;
+    cursor?: string;
+    includeAll?: boolean;
+  }): Promise<{ items: EvidenceItem[]; nextCursor: string | null }> {
     if (q.artifact) validateDigest(q.artifact, 'artifact digest');
     if (q.kind) validateKind(q.kind);
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
@@ -234,8 +287,14 @@ export class EvidenceService {
     const ids = rows.map((x) => x.id);
     const [subs, edges] = ids.length
       ? await Promise.all([
-          this.db.query('SELECT item_id, artifact_digest FROM evidence_subjects WHERE tenant_id=$1 AND item_id = ANY($2) ORDER BY artifact_digest', [q.tenant, ids]),
-          this.db.query('SELECT child_id, parent_id, relation FROM evidence_edges WHERE tenant_id=$1 AND (child_id = ANY($2) OR parent_id = ANY($2))', [q.tenant, ids]),
+          this.db.query('SELECT item_id, artifact_digest FROM evidence_subjects WHERE tenant_id=$1 AND item_id = ANY($2) ORDER BY artifact_digest', [
+            q.tenant,
+            ids,
+          ]),
+          this.db.query('SELECT child_id, parent_id, relation FROM evidence_edges WHERE tenant_id=$1 AND (child_id = ANY($2) OR parent_id = ANY($2))', [
+            q.tenant,
+            ids,
+          ]),
         ])
       : [{ rows: [] as Row[] }, { rows: [] as Row[] }];
     const items = rows.map((row) =>
@@ -255,7 +314,10 @@ export class EvidenceService {
   /** What retrieval needs, in one query (no subjects or edges): the hot path of GET /evidence/:id. */
   async head(tenant: string, id: string): Promise<EvidenceHead> {
     validateDigest(id, 'evidence id');
-    const r = await this.db.query('SELECT id, kind, media_type, size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [tenant, id]);
+    const r = await this.db.query('SELECT id, kind, media_type, size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [
+      tenant,
+      id,
+    ]);
     if (!r.rowCount) throw notFound(`evidence ${id} not found`);
     const x = r.rows[0];
     return { id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier };
@@ -290,7 +352,12 @@ export class EvidenceService {
   }
 
   async setState(tenant: string, id: string, state: 'present' | 'corrupted' | 'purged' | 'quarantined', reason: string, actor: string): Promise<void> {
-    const r = await this.db.query('UPDATE evidence_items SET state=$3, state_reason=$4, state_changed_at=now() WHERE tenant_id=$1 AND id=$2', [tenant, id, state, reason]);
+    const r = await this.db.query('UPDATE evidence_items SET state=$3, state_reason=$4, state_changed_at=now() WHERE tenant_id=$1 AND id=$2', [
+      tenant,
+      id,
+      state,
+      reason,
+    ]);
     if (!r.rowCount) throw notFound(`evidence ${id} not found`);
     await audit(this.db, { tenant, actor, action: `evidence.state.${state}`, target: id, reason });
   }

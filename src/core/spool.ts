@@ -3,7 +3,7 @@ import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StellaError } from './errors';
+import { StellaError } from '../lib/errors';
 
 /**
  * Streams an upload to a private temp file while hashing it, refusing anything over

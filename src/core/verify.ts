@@ -15,7 +15,13 @@ export interface VerifyRunInput {
   toAnchor?: string | null;
 }
 
-export interface BatchOutcome { nextAfter: string | null; checked: number; ok: number; failed: number; failures: { id: string; result: VerifyResult; detail: string }[] }
+export interface BatchOutcome {
+  nextAfter: string | null;
+  checked: number;
+  ok: number;
+  failed: number;
+  failures: { id: string; result: VerifyResult; detail: string }[];
+}
 
 /** Deterministic sample: the same run id picks the same items, so a retried batch checks the same set. */
 export function inSample(runId: string, id: string, rate: number): boolean {
@@ -65,7 +71,13 @@ async function record(ctx: AppContext, runId: string, failures: BatchOutcome['fa
  * Checks one keyset page of distinct evidence ids. `onProgress` is called after each item with
  * the last id done, so an activity can heartbeat it and resume mid-batch after a crash.
  */
-export async function verifyBatch(ctx: AppContext, input: VerifyRunInput, after: string | null, resumeFrom: string | null, onProgress: (lastId: string) => void): Promise<BatchOutcome> {
+export async function verifyBatch(
+  ctx: AppContext,
+  input: VerifyRunInput,
+  after: string | null,
+  resumeFrom: string | null,
+  onProgress: (lastId: string) => void,
+): Promise<BatchOutcome> {
   const params: unknown[] = [];
   const where = scope(input, params);
   params.push(resumeFrom ?? after ?? '');
@@ -95,7 +107,8 @@ export async function verifyBatch(ctx: AppContext, input: VerifyRunInput, after:
       out.checked++;
       if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
       else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
-      else if (h.size !== Number(row.size)) out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
+      else if (h.size !== Number(row.size))
+        out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
       else out.ok++;
     }
     onProgress(chunk[chunk.length - 1]!.id);
@@ -116,7 +129,13 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
     const known = new Set(r.rows.map((x) => x.id as string));
     const missing = page.filter((d) => !known.has(d));
     found += missing.length;
-    await record(ctx, runId, missing.map((id) => ({ id, result: 'unindexed-blob' as const, detail: `present in ${ctx.blobs.primary.location} but not in the index` })), 0, 0);
+    await record(
+      ctx,
+      runId,
+      missing.map((id) => ({ id, result: 'unindexed-blob' as const, detail: `present in ${ctx.blobs.primary.location} but not in the index` })),
+      0,
+      0,
+    );
     page = [];
     onProgress();
   };
@@ -129,11 +148,27 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
 }
 
 export async function finishVerifyRun(ctx: AppContext, runId: string): Promise<VerifyRunSummary> {
-  const r = await ctx.db.query(`UPDATE verify_runs SET status = CASE WHEN failed > 0 THEN 'failed' ELSE 'passed' END, finished_at = now() WHERE id = $1 RETURNING *`, [runId]);
+  const r = await ctx.db.query(
+    `UPDATE verify_runs SET status = CASE WHEN failed > 0 THEN 'failed' ELSE 'passed' END, finished_at = now() WHERE id = $1 RETURNING *`,
+    [runId],
+  );
   return summaryOf(r.rows[0]);
 }
 
-export interface VerifyRunSummary { runId: string; mode: string; status: string; tenant: string; total: number; checked: number; ok: number; failed: number; startedAt: string; finishedAt: string | null; toAnchor: string | null; byResult?: Record<string, number> }
+export interface VerifyRunSummary {
+  runId: string;
+  mode: string;
+  status: string;
+  tenant: string;
+  total: number;
+  checked: number;
+  ok: number;
+  failed: number;
+  startedAt: string;
+  finishedAt: string | null;
+  toAnchor: string | null;
+  byResult?: Record<string, number>;
+}
 
 export function summaryOf(row: Record<string, any>): VerifyRunSummary {
   return {

@@ -1,6 +1,6 @@
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import { badInput } from '../core/errors';
+import { badInput } from '../lib/errors';
 
 /**
  * DSSE v1 envelopes (https://github.com/secure-systems-lab/dsse).

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { canonicalJson } from '../core/canonical';
-import { badInput, integrity } from '../core/errors';
+import { canonicalJson } from '../lib/canonical';
+import { badInput, integrity } from '../lib/errors';
 import { signEnvelope, verifyEnvelope, parseEnvelope, envelopePayload, type Envelope, type Signer, type TrustResolver, type VerifyResult } from './dsse';
 
 /**
@@ -116,9 +116,7 @@ const SlsaProvenanceSchema = z.looseObject({
       version: z.record(z.string(), z.string()).optional(),
       builderDependencies: z.array(ResourceDescriptorSchema).optional(),
     }),
-    metadata: z
-      .looseObject({ invocationId: z.string().optional(), startedOn: timestamp.optional(), finishedOn: timestamp.optional() })
-      .optional(),
+    metadata: z.looseObject({ invocationId: z.string().optional(), startedOn: timestamp.optional(), finishedOn: timestamp.optional() }).optional(),
     byproducts: z.array(ResourceDescriptorSchema).optional(),
   }),
 });

@@ -3,7 +3,7 @@ import { chmod, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
-import { conflict, integrity, notFound, badInput, StellaError } from '../core/errors';
+import { conflict, integrity, notFound, badInput, StellaError } from '../lib/errors';
 import { assertKeyMatchesAlg, rawSign, SIG_ALGS, type SigAlg, type Signer } from './dsse';
 import { writeFileAtomic } from './fsutil';
 
@@ -76,7 +76,10 @@ export class KeyStore {
   private readonly now: () => Date;
   private readonly lockTimeoutMs: number;
 
-  private constructor(readonly dir: string, opts: KeyStoreOptions) {
+  private constructor(
+    readonly dir: string,
+    opts: KeyStoreOptions,
+  ) {
     this.keysDir = join(dir, 'keys');
     this.now = opts.now ?? (() => new Date());
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 10_000;

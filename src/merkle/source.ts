@@ -1,14 +1,6 @@
 import { HASH_SIZE, emptyRoot, nodeHash } from './hash';
 import { MerkleFrontier, type CompletedSubtree } from './frontier';
-import {
-  consistencyPlan,
-  foldSubtrees,
-  inclusionPlan,
-  perfectSubtrees,
-  rangeRoot,
-  type LeafRange,
-  type SubtreeRef,
-} from './tree';
+import { consistencyPlan, foldSubtrees, inclusionPlan, perfectSubtrees, rangeRoot, type LeafRange, type SubtreeRef } from './tree';
 
 /**
  * Proof generation over storage (e.g. PostgreSQL) instead of an in-memory leaf array.
@@ -96,7 +88,10 @@ export async function resolveSubtrees(source: SubtreeSource, refs: readonly Subt
       else if (2 ** r.level <= maxLeafRead) fromLeaves.push(r);
       else {
         derived.push(r);
-        for (const c of [{ level: r.level - 1, index: r.index * 2 }, { level: r.level - 1, index: r.index * 2 + 1 }]) {
+        for (const c of [
+          { level: r.level - 1, index: r.index * 2 },
+          { level: r.level - 1, index: r.index * 2 + 1 },
+        ]) {
           const ck = key(c.level, c.index);
           if (!seen.has(ck)) {
             seen.add(ck);
@@ -120,9 +115,7 @@ export async function resolveSubtrees(source: SubtreeSource, refs: readonly Subt
 /** Compute subtrees from their leaves, coalescing adjacent subtrees into one read each. */
 async function readFromLeaves(source: SubtreeSource, refs: SubtreeRef[], memo: Map<string, Uint8Array>): Promise<void> {
   if (refs.length === 0) return;
-  const spans = refs
-    .map((r) => ({ ref: r, start: r.index * 2 ** r.level, end: (r.index + 1) * 2 ** r.level }))
-    .sort((a, b) => a.start - b.start);
+  const spans = refs.map((r) => ({ ref: r, start: r.index * 2 ** r.level, end: (r.index + 1) * 2 ** r.level })).sort((a, b) => a.start - b.start);
   const groups: { start: number; end: number; members: typeof spans }[] = [];
   for (const s of spans) {
     const g = groups[groups.length - 1];
@@ -174,7 +167,11 @@ export async function consistencyProofFromSource(source: SubtreeSource, m: numbe
 }
 
 /** Rebuild a frontier for the first `size` leaves (e.g. after a restart) from a source. */
-export async function frontierFromSource(source: SubtreeSource, size: number, opts: SourceProofOptions & { onSubtree?: (s: CompletedSubtree) => void } = {}): Promise<MerkleFrontier> {
+export async function frontierFromSource(
+  source: SubtreeSource,
+  size: number,
+  opts: SourceProofOptions & { onSubtree?: (s: CompletedSubtree) => void } = {},
+): Promise<MerkleFrontier> {
   assertSafeSize('size', size);
   const refs = perfectSubtrees(0, size);
   const hashes = await resolveSubtrees(source, refs, opts);

@@ -46,7 +46,7 @@ export function cvss3BaseScore(vector: string): number {
   const i = pick(cia, m.I, 'I');
   const a = pick(cia, m.A, 'A');
   const iss = 1 - (1 - c) * (1 - i) * (1 - a);
-  const impact = changed ? 7.52 * (iss - 0.029) - 3.25 * Math.pow(iss - 0.02, 15) : 6.42 * iss;
+  const impact = changed ? 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 : 6.42 * iss;
   const exploitability = 8.22 * av * ac * pr * ui;
   if (impact <= 0) return 0;
   const round = head === 'CVSS:3.1' ? roundup31 : (x: number) => Math.ceil(x * 10) / 10;
@@ -54,7 +54,10 @@ export function cvss3BaseScore(vector: string): number {
 }
 
 export function cvss2BaseScore(vector: string): number {
-  const v = vector.trim().replace(/^\(|\)$/g, '').replace(/^CVSS:2\.0\//, '');
+  const v = vector
+    .trim()
+    .replace(/^\(|\)$/g, '')
+    .replace(/^CVSS:2\.0\//, '');
   const m = metrics(v.split('/'), ['AV', 'AC', 'Au', 'C', 'I', 'A'], 'CVSS v2');
   const av = pick({ L: 0.395, A: 0.646, N: 1.0 }, m.AV, 'AV');
   const ac = pick({ H: 0.35, M: 0.61, L: 0.71 }, m.AC, 'AC');

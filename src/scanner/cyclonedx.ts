@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalJson, sha256Hex } from '../core/canonical';
+import { canonicalJson } from '../lib/canonical';
+import { sha256Hex } from '../lib/hash';
 import type { Distro, Package } from './detectors/types';
 import { SCANNER_NAME, SCANNER_VERSION } from './version';
 
@@ -81,7 +82,10 @@ function licenses(ls: readonly string[] | undefined): CdxComponent['licenses'] {
 }
 
 function component(p: Package): CdxComponent {
-  const props: CdxProperty[] = [{ name: 'stella:package:ecosystem', value: p.ecosystem }, ...p.locations.map((l) => ({ name: 'stella:package:location', value: l }))];
+  const props: CdxProperty[] = [
+    { name: 'stella:package:ecosystem', value: p.ecosystem },
+    ...p.locations.map((l) => ({ name: 'stella:package:location', value: l })),
+  ];
   if (p.arch) props.push({ name: 'stella:package:arch', value: p.arch });
   if (p.source) props.push({ name: 'stella:package:source-name', value: p.source.name }, { name: 'stella:package:source-version', value: p.source.version });
   if (p.dev) props.push({ name: 'stella:npm:dev', value: 'true' });
@@ -119,7 +123,10 @@ export function buildCycloneDx(input: SbomInput): CycloneDxBom {
       name: d.id,
       ...(d.versionId ? { version: d.versionId } : {}),
       ...(d.prettyName ? { description: d.prettyName } : {}),
-      properties: sortProps([{ name: 'stella:os:location', value: d.location }, ...(d.versionCodename ? [{ name: 'stella:os:codename', value: d.versionCodename }] : [])]),
+      properties: sortProps([
+        { name: 'stella:os:location', value: d.location },
+        ...(d.versionCodename ? [{ name: 'stella:os:codename', value: d.versionCodename }] : []),
+      ]),
     });
   }
   components.sort((a, b) => cmp(a['bom-ref'], b['bom-ref']));
@@ -158,13 +165,31 @@ export function sbomBytes(bom: CycloneDxBom): Buffer {
 
 const PropertySchema = z.object({ name: z.string().min(1), value: z.string() });
 const ComponentSchema = z.looseObject({
-  type: z.enum(['application', 'framework', 'library', 'container', 'platform', 'operating-system', 'device', 'device-driver', 'firmware', 'file', 'machine-learning-model', 'data', 'cryptographic-asset']),
+  type: z.enum([
+    'application',
+    'framework',
+    'library',
+    'container',
+    'platform',
+    'operating-system',
+    'device',
+    'device-driver',
+    'firmware',
+    'file',
+    'machine-learning-model',
+    'data',
+    'cryptographic-asset',
+  ]),
   'bom-ref': z.string().min(1).optional(),
   name: z.string().min(1),
   version: z.string().optional(),
   purl: z.string().startsWith('pkg:').optional(),
-  hashes: z.array(z.object({ alg: z.string(), content: z.string().regex(/^([a-fA-F0-9]{32}|[a-fA-F0-9]{40}|[a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})$/) })).optional(),
-  licenses: z.array(z.union([z.object({ license: z.union([z.object({ id: z.string() }), z.object({ name: z.string() })]) }), z.object({ expression: z.string() })])).optional(),
+  hashes: z
+    .array(z.object({ alg: z.string(), content: z.string().regex(/^([a-fA-F0-9]{32}|[a-fA-F0-9]{40}|[a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})$/) }))
+    .optional(),
+  licenses: z
+    .array(z.union([z.object({ license: z.union([z.object({ id: z.string() }), z.object({ name: z.string() })]) }), z.object({ expression: z.string() })]))
+    .optional(),
   properties: z.array(PropertySchema).optional(),
 });
 const BomSchema = z.looseObject({

@@ -367,7 +367,15 @@ async function readLayer(
   }
   return {
     pending,
-    stat: { index: layer.index, ...(layer.digest ? { digest: layer.digest } : {}), diffId, compression, storedBytes, uncompressedBytes, entries: pending.length },
+    stat: {
+      index: layer.index,
+      ...(layer.digest ? { digest: layer.digest } : {}),
+      diffId,
+      compression,
+      storedBytes,
+      uncompressedBytes,
+      entries: pending.length,
+    },
   };
 }
 

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { sha256Digest } from '../core/canonical';
+import { sha256Digest } from '../lib/hash';
 import { DigestMismatchError, ImageFormatError, ImageRefError, LayerSecurityError, ScanLimitError } from './errors';
 import { normaliseMemberName, TarIndex } from './tar-index';
 
@@ -235,7 +235,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function asDescriptor(v: unknown, what: string): Descriptor {
   if (!isObject(v) || typeof v.digest !== 'string') throw new ImageFormatError(`${what}: malformed descriptor`);
   if (!DIGEST_RE.test(v.digest)) throw new ImageFormatError(`${what}: unsupported or malformed digest ${JSON.stringify(v.digest)} (only sha256 is supported)`);
-  if (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)) throw new ImageFormatError(`${what}: malformed size`);
+  if (v.size !== undefined && (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0))
+    throw new ImageFormatError(`${what}: malformed size`);
   return v as unknown as Descriptor;
 }
 
@@ -243,7 +244,13 @@ function blobName(digest: string): string {
   return `blobs/sha256/${digest.slice('sha256:'.length)}`;
 }
 
-async function readVerified(src: BlobSource, name: string, desc: Descriptor | undefined, what: string, maxBytes: number): Promise<{ bytes: Buffer; json: unknown; digest: string }> {
+async function readVerified(
+  src: BlobSource,
+  name: string,
+  desc: Descriptor | undefined,
+  what: string,
+  maxBytes: number,
+): Promise<{ bytes: Buffer; json: unknown; digest: string }> {
   const bytes = await src.read(name, maxBytes);
   const digest = sha256Digest(bytes);
   if (desc) {
@@ -288,7 +295,11 @@ async function resolveOci(src: BlobSource, opts: OpenImageOptions, maxJson: numb
   }
   const distinct = [...new Map(chosen.map((d) => [d.digest, d])).values()];
   if (distinct.length !== 1) {
-    throw new ImageRefError(`${src.label}: index.json holds ${distinct.length} different manifests${opts.ref ? ` named ${JSON.stringify(opts.ref)}` : ''}; pass ref to choose`, available, 'BAD_INPUT');
+    throw new ImageRefError(
+      `${src.label}: index.json holds ${distinct.length} different manifests${opts.ref ? ` named ${JSON.stringify(opts.ref)}` : ''}; pass ref to choose`,
+      available,
+      'BAD_INPUT',
+    );
   }
   const selected = distinct[0]!;
   const refs = [...new Set(chosen.flatMap(descriptorNames))].sort();
@@ -301,7 +312,8 @@ async function resolveOci(src: BlobSource, opts: OpenImageOptions, maxJson: numb
     if (depth > 4) throw new ImageFormatError(`${src.label}: image indexes nested too deeply`);
     const { json, digest } = await readVerified(src, blobName(desc.digest), desc, `manifest ${desc.digest}`, maxJson);
     if (!isObject(json)) throw new ImageFormatError(`manifest ${digest}: not a JSON object`);
-    const mediaType = (typeof json.mediaType === 'string' ? json.mediaType : undefined) ?? desc.mediaType ?? (Array.isArray(json.manifests) ? MT.ociIndex : MT.ociManifest);
+    const mediaType =
+      (typeof json.mediaType === 'string' ? json.mediaType : undefined) ?? desc.mediaType ?? (Array.isArray(json.manifests) ? MT.ociIndex : MT.ociManifest);
     if (INDEX_TYPES.has(mediaType) || (Array.isArray(json.manifests) && !Array.isArray(json.layers))) {
       const children = (Array.isArray(json.manifests) ? json.manifests : []).map((m, i) => asDescriptor(m, `index ${digest} manifests[${i}]`));
       // BuildKit attaches attestation manifests with platform unknown/unknown: never images.

@@ -4,7 +4,7 @@ import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import yauzl from 'yauzl';
 import { z } from 'zod';
-import { canonicalJson } from '../core/canonical';
+import { canonicalJson } from '../lib/canonical';
 import { bucketCvss2, bucketCvss3, cvss2BaseScore, cvss3BaseScore, normaliseSeverityText, type Severity } from './cvss';
 import type { Distro, Ecosystem, Package } from './detectors/types';
 import { FeedError, ScanLimitError } from './errors';
@@ -84,7 +84,9 @@ export function feedFromRecords(raw: readonly unknown[], source = 'records'): Fe
     const parsed = OsvRecordSchema.safeParse(r);
     if (!parsed.success) {
       const id = typeof (r as { id?: unknown })?.id === 'string' ? (r as { id: string }).id : `#${i}`;
-      throw new FeedError(`${source}: record ${id} is not a valid OSV record: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      throw new FeedError(
+        `${source}: record ${id} is not a valid OSV record: ${parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`,
+      );
     }
     // Keep the caller's JSON value (not zod's copy) so the digest covers exactly what was read.
     const rec = r as OsvRecord;

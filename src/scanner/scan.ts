@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sha256Digest } from '../core/canonical';
+import { sha256Digest } from '../lib/hash';
 import { buildCycloneDx, sbomBytes as toBytes, validateCycloneDx, type CycloneDxBom } from './cyclonedx';
 import { detectPackages, wantsFile, type Distro, type Ecosystem, type Package } from './detectors/index';
 import { readImageFilesystem, type LayerLimits, type LayerStat } from './layers';
@@ -102,7 +102,14 @@ export async function scanImage(path: string, opts: ScanOptions): Promise<ScanRe
 
 const SeverityEnum = z.enum(['critical', 'high', 'medium', 'low', 'none', 'unknown']);
 const DigestString = z.string().regex(/^sha256:[0-9a-f]{64}$/);
-const CountsSchema = z.object({ critical: z.number().int(), high: z.number().int(), medium: z.number().int(), low: z.number().int(), none: z.number().int(), unknown: z.number().int() });
+const CountsSchema = z.object({
+  critical: z.number().int(),
+  high: z.number().int(),
+  medium: z.number().int(),
+  low: z.number().int(),
+  none: z.number().int(),
+  unknown: z.number().int(),
+});
 
 export const ScanReportSchema = z.object({
   kind: z.literal('scan-report'),
@@ -119,7 +126,13 @@ export const ScanReportSchema = z.object({
     platform: z.object({ os: z.string().optional(), architecture: z.string().optional(), variant: z.string().optional() }),
   }),
   distro: z.object({ id: z.string(), versionId: z.string().optional(), versionCodename: z.string().optional(), prettyName: z.string().optional() }).nullable(),
-  sbom: z.object({ digest: DigestString, format: z.literal('CycloneDX'), specVersion: z.literal('1.6'), serialNumber: z.string(), components: z.number().int() }),
+  sbom: z.object({
+    digest: DigestString,
+    format: z.literal('CycloneDX'),
+    specVersion: z.literal('1.6'),
+    serialNumber: z.string(),
+    components: z.number().int(),
+  }),
   packages: z.object({ total: z.number().int(), deb: z.number().int(), apk: z.number().int(), npm: z.number().int(), pypi: z.number().int() }),
   feed: z.object({ digest: DigestString, count: z.number().int() }).nullable(),
   counts: CountsSchema,
@@ -151,7 +164,15 @@ export function scanReport(r: ScanResult): ScanReport {
     schemaVersion: 1,
     scanner: { name: r.scannerName, version: r.scannerVersion },
     scannedAt: r.scannedAt,
-    artifact: { digest: r.artifactDigest, digestKind: r.digestKind, ref: r.imageRef, format: r.format, mediaType: r.mediaType, configDigest: r.configDigest, platform: r.platform },
+    artifact: {
+      digest: r.artifactDigest,
+      digestKind: r.digestKind,
+      ref: r.imageRef,
+      format: r.format,
+      mediaType: r.mediaType,
+      configDigest: r.configDigest,
+      platform: r.platform,
+    },
     distro: r.distro
       ? {
           id: r.distro.id,

@@ -116,7 +116,8 @@ export class TarIndex {
           if (!Number.isSafeInteger(size)) throw new ImageFormatError(`image archive ${path}: bad pax size at offset ${pos}`);
         }
         const dataOffset = pos + BLOCK;
-        if (dataOffset + size > fileSize) throw new TruncatedArchiveError(`image archive ${path}`, `member at offset ${pos} needs ${size} bytes, archive ends first`);
+        if (dataOffset + size > fileSize)
+          throw new TruncatedArchiveError(`image archive ${path}`, `member at offset ${pos} needs ${size} bytes, archive ends first`);
         const next = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
 
         if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
@@ -146,11 +147,25 @@ export class TarIndex {
 
         const type: TarMember['type'] =
           typeflag === '0' || typeflag === '\0' || typeflag === '7'
-            ? name.endsWith('/') ? 'dir' : 'file'
-            : typeflag === '5' ? 'dir' : typeflag === '2' ? 'symlink' : typeflag === '1' ? 'hardlink' : 'other';
+            ? name.endsWith('/')
+              ? 'dir'
+              : 'file'
+            : typeflag === '5'
+              ? 'dir'
+              : typeflag === '2'
+                ? 'symlink'
+                : typeflag === '1'
+                  ? 'hardlink'
+                  : 'other';
         const norm = normaliseMemberName(name);
         if (norm !== '') {
-          members.set(norm, { name: norm, type, offset: dataOffset, size: type === 'file' ? size : 0, ...(linkname && (type === 'symlink' || type === 'hardlink') ? { linkname } : {}) });
+          members.set(norm, {
+            name: norm,
+            type,
+            offset: dataOffset,
+            size: type === 'file' ? size : 0,
+            ...(linkname && (type === 'symlink' || type === 'hardlink') ? { linkname } : {}),
+          });
           if (members.size > maxMembers) throw new ScanLimitError(`image archive ${path} has more than ${maxMembers} members`);
         }
         pos = next;
@@ -169,10 +184,7 @@ export class TarIndex {
     let cur = this.members.get(normaliseMemberName(name));
     for (let hops = 0; cur && (cur.type === 'symlink' || cur.type === 'hardlink'); hops++) {
       if (hops > 16 || !cur.linkname) return undefined;
-      const target =
-        cur.type === 'hardlink' || cur.linkname.startsWith('/')
-          ? cur.linkname
-          : `${cur.name.split('/').slice(0, -1).join('/')}/${cur.linkname}`;
+      const target = cur.type === 'hardlink' || cur.linkname.startsWith('/') ? cur.linkname : `${cur.name.split('/').slice(0, -1).join('/')}/${cur.linkname}`;
       const parts: string[] = [];
       for (const c of target.split('/')) {
         if (c === '' || c === '.') continue;

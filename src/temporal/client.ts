@@ -1,8 +1,13 @@
 import { Client, Connection } from '@temporalio/client';
 import type { StellaConfig } from '../config';
-import { SEARCH_ATTRIBUTES } from '../dev/temporal';
+import { SEARCH_ATTRIBUTES } from './names';
 
-export interface TemporalHandles { connection: Connection; client: Client; namespace: string; taskQueue: string }
+export interface TemporalHandles {
+  connection: Connection;
+  client: Client;
+  namespace: string;
+  taskQueue: string;
+}
 
 export async function connectTemporal(cfg: StellaConfig): Promise<TemporalHandles> {
   if (!cfg.temporal.address) throw new Error('STELLA_TEMPORAL_ADDRESS is not set (stella dev up starts a Temporal dev server and sets it for you)');

@@ -1,6 +1,6 @@
 import { ScheduleOverlapPolicy, ScheduleNotFoundError, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { StellaConfig } from '../config';
-import { parseDuration } from '../config';
+import { parseDuration } from '../lib/format';
 
 export interface StellaSchedule {
   id: string;
@@ -12,26 +12,17 @@ export interface StellaSchedule {
   cron?: string[];
 }
 
+/** A feature's schedules for a given configuration (features list them in src/app/features.ts). */
+export type ScheduleSource = (cfg: StellaConfig) => StellaSchedule[];
+
 /**
  * Long-period jobs are Temporal Schedules, never timers in a process: they survive restarts
  * and show in the Temporal UI. Overlap SKIP, and a catch-up window of one period so a
  * downtime produces one catch-up run, not a flood.
  */
-export function scheduleDefinitions(cfg: StellaConfig): StellaSchedule[] {
-  return [
-    {
-      id: 'stella-integrity-daily',
-      description: 'SP-001 daily integrity check of the Evidence Locker',
-      workflowType: 'verifyEvidence',
-      args: [{ runId: '', mode: cfg.schedules.verifyMode, sampleRate: cfg.schedules.verifySampleRate }],
-      cron: ['15 2 * * *'],
-    },
-    ...extraSchedules.flatMap((f) => f(cfg)),
-  ];
+export function scheduleDefinitions(cfg: StellaConfig, sources: readonly { schedules?: ScheduleSource }[]): StellaSchedule[] {
+  return sources.flatMap((f) => f.schedules?.(cfg) ?? []);
 }
-
-/** Feature modules register their schedules here. */
-export const extraSchedules: ((cfg: StellaConfig) => StellaSchedule[])[] = [];
 
 function toOptions(cfg: StellaConfig, s: StellaSchedule): ScheduleOptions {
   const periodMs = s.every ? parseDuration(s.every) : 24 * 3_600_000;
@@ -45,9 +36,14 @@ function toOptions(cfg: StellaConfig, s: StellaSchedule): ScheduleOptions {
 }
 
 /** Creates missing schedules and updates existing ones to the configured spec (idempotent). */
-export async function ensureSchedules(client: Client, cfg: StellaConfig, only?: string[]): Promise<string[]> {
+export async function ensureSchedules(
+  client: Client,
+  cfg: StellaConfig,
+  sources: readonly { schedules?: ScheduleSource }[],
+  only?: string[],
+): Promise<string[]> {
   const done: string[] = [];
-  for (const s of scheduleDefinitions(cfg)) {
+  for (const s of scheduleDefinitions(cfg, sources)) {
     if (only && !only.includes(s.id)) continue;
     const opts = toOptions(cfg, s);
     const handle = client.schedule.getHandle(s.id);

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { canonicalJson, sha256Digest } from '../../src/core/canonical';
+import { canonicalJson } from '../../src/lib/canonical';
+import { sha256Digest } from '../../src/lib/hash';
 
 /**
  * Builds real image fixtures on disk: an OCI image layout directory, the same layout as
@@ -224,7 +225,14 @@ export async function buildOciFixture(opts: BuildOciFixtureOptions): Promise<Oci
       platform: { architecture: img.architecture ?? 'amd64', os: img.os ?? 'linux' },
       ...(img.ref ? { annotations: { 'org.opencontainers.image.ref.name': img.ref } } : {}),
     });
-    infos.push({ ...(img.ref ? { ref: img.ref } : {}), digest, configDigest, layerDigests: layers.map((l) => l.digest), diffIds: layers.map((l) => l.diffId), manifestSize: manifest.length });
+    infos.push({
+      ...(img.ref ? { ref: img.ref } : {}),
+      digest,
+      configDigest,
+      layerDigests: layers.map((l) => l.digest),
+      diffIds: layers.map((l) => l.diffId),
+      manifestSize: manifest.length,
+    });
     built.push({ img, layers, config, configDigest });
   }
 
@@ -272,7 +280,12 @@ export async function buildOciFixture(opts: BuildOciFixtureOptions): Promise<Oci
           layerNames.push(`${id}/layer.tar`);
           if (seen.has(id)) continue;
           seen.add(id);
-          items.push({ name: `${id}/`, type: 'directory' }, { name: `${id}/VERSION`, type: 'file', body: Buffer.from('1.0') }, { name: `${id}/json`, type: 'file', body: json({ id }) }, { name: `${id}/layer.tar`, type: 'file', body: l.tar! });
+          items.push(
+            { name: `${id}/`, type: 'directory' },
+            { name: `${id}/VERSION`, type: 'file', body: Buffer.from('1.0') },
+            { name: `${id}/json`, type: 'file', body: json({ id }) },
+            { name: `${id}/layer.tar`, type: 'file', body: l.tar! },
+          );
         }
         const cfgName = `${hex(b.configDigest)}.json`;
         if (!seen.has(cfgName)) {
@@ -342,7 +355,14 @@ export function dpkgStanza(p: { name: string; version: string; arch?: string; so
 /** A synthetic dpkg status database with n packages. */
 export function synthDpkgStatus(n: number): string {
   const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(dpkgStanza({ name: `synth-pkg-${i}`, version: `${(i % 7) + 1}.${i % 13}.${i % 5}-${(i % 3) + 1}`, ...(i % 4 === 0 ? { source: `synth-src-${i >> 2}` } : {}) }));
+  for (let i = 0; i < n; i++)
+    out.push(
+      dpkgStanza({
+        name: `synth-pkg-${i}`,
+        version: `${(i % 7) + 1}.${i % 13}.${i % 5}-${(i % 3) + 1}`,
+        ...(i % 4 === 0 ? { source: `synth-src-${i >> 2}` } : {}),
+      }),
+    );
   return out.join('\n');
 }
 
@@ -366,7 +386,13 @@ export async function realSystemLayer(): Promise<FixtureEntry[]> {
     { path: 'etc/os-release', content: await readFile('/etc/os-release') },
     { path: 'var/lib/dpkg/status', content: await readFile('/var/lib/dpkg/status') },
     { path: 'app/package-lock.json', content: await readFile(join(REPO_ROOT, 'package-lock.json')) },
-    { path: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA', content: pythonMetadata({ name: 'requests', version: '2.31.0', license: 'Apache 2.0' }) },
-    { path: 'usr/local/lib/python3.11/site-packages/Typing_Extensions-4.7.1.dist-info/METADATA', content: pythonMetadata({ name: 'Typing_Extensions', version: '4.7.1', classifiers: ['License :: OSI Approved :: Python Software Foundation License'] }) },
+    {
+      path: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA',
+      content: pythonMetadata({ name: 'requests', version: '2.31.0', license: 'Apache 2.0' }),
+    },
+    {
+      path: 'usr/local/lib/python3.11/site-packages/Typing_Extensions-4.7.1.dist-info/METADATA',
+      content: pythonMetadata({ name: 'Typing_Extensions', version: '4.7.1', classifiers: ['License :: OSI Approved :: Python Software Foundation License'] }),
+    },
   ];
 }

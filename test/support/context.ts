@@ -27,7 +27,14 @@ export async function freshDatabase(): Promise<string> {
 
 export async function freshBucket(): Promise<string> {
   const bucket = `stella-${randomBytes(6).toString('hex')}`;
-  await S3BlobStore.create({ bucket, endpoint: inject('s3Endpoint'), region: 'us-east-1', accessKeyId: 'test', secretAccessKey: 'test', forcePathStyle: true }).ensureBucket();
+  await S3BlobStore.create({
+    bucket,
+    endpoint: inject('s3Endpoint'),
+    region: 'us-east-1',
+    accessKeyId: 'test',
+    secretAccessKey: 'test',
+    forcePathStyle: true,
+  }).ensureBucket();
   return bucket;
 }
 
@@ -60,7 +67,14 @@ export async function testConfig(opts: { blob?: BlobKind; replica?: boolean; env
   return loadConfig(testEnv(env));
 }
 
-export interface Harness { ctx: AppContext; client: Client; connection: Connection; worker?: Worker; stopWorker: () => Promise<void>; close: () => Promise<void> }
+export interface Harness {
+  ctx: AppContext;
+  client: Client;
+  connection: Connection;
+  worker?: Worker;
+  stopWorker: () => Promise<void>;
+  close: () => Promise<void>;
+}
 
 /** App context on real PostgreSQL + blob store, a Temporal client, and optionally a running worker. */
 export async function harness(opts: { blob?: BlobKind; replica?: boolean; worker?: boolean; env?: Record<string, string> } = {}): Promise<Harness> {

@@ -43,7 +43,12 @@ export default async function setup(project: TestProject) {
   let temporalAddress = process.env.STELLA_TEST_TEMPORAL_ADDRESS;
   if (!temporalAddress) {
     const port = await freePort();
-    const t = await startTemporalDevServer({ bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false), dbFile: join(scratch, 'temporal.db'), port, logFile: join(scratch, 'temporal.log') });
+    const t = await startTemporalDevServer({
+      bin: findTemporalBin(process.env.STELLA_TEMPORAL_BIN, false),
+      dbFile: join(scratch, 'temporal.db'),
+      port,
+      logFile: join(scratch, 'temporal.log'),
+    });
     temporalAddress = t.address;
     cleanups.push(() => stopPid(t.pid));
   }
@@ -61,7 +66,10 @@ export default async function setup(project: TestProject) {
   }
 
   // Bundle workflow code once for every test file's worker.
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error } as never,
+  });
   const workflowBundlePath = join(scratch, 'workflow-bundle.js');
   writeFileSync(workflowBundlePath, bundle.code);
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, notFound } from '../../core/errors';
+import { badInput, notFound } from '../../lib/errors';
 import {
   anchorById,
   anchorTrust,
@@ -19,7 +19,6 @@ import {
   type AnchorView,
 } from '../../core/anchoring';
 import { anchorHash, verifyAnchor } from '../../merkle';
-import { extraRoutes } from '../server';
 
 const createBody = z.object({ reason: z.string().min(1).max(500).optional(), force: z.boolean().optional() }).strict();
 const verifyBody = z.object({ scope: z.enum(['latest', 'all']).default('latest'), verbose: z.boolean().optional(), rootPack: z.unknown().optional() }).strict();
@@ -74,9 +73,12 @@ export async function registerAnchoringRoutes(app: FastifyInstance, deps: ApiDep
     requireScope(req, 'evidence:read');
     const b = parse(verifyBody, req.body);
     // An operator-supplied RootPack (e.g. from an offline kit) is trusted in addition to ours.
-    const extra = b.rootPack === undefined ? undefined : await loadRootPack(b.rootPack).catch((e: Error) => {
-      throw badInput(`rootPack: ${e.message}`);
-    });
+    const extra =
+      b.rootPack === undefined
+        ? undefined
+        : await loadRootPack(b.rootPack).catch((e: Error) => {
+            throw badInput(`rootPack: ${e.message}`);
+          });
     const r = await verifyAnchors(ctx, { scope: b.scope, ...(extra ? { rootPack: (await importRootPack(await trustedRootPack(ctx), extra)).pack } : {}) });
     return b.verbose ? r : { ...r, steps: undefined };
   });
@@ -111,7 +113,11 @@ export async function registerAnchoringRoutes(app: FastifyInstance, deps: ApiDep
       a.seq === 0
         ? { ok: a.prevAnchorHash === null, detail: 'genesis anchor of its chain' }
         : prevRow
-          ? { ok: anchorHash(prevRow.jws) === a.prevAnchorHash, detail: anchorHash(prevRow.jws) === a.prevAnchorHash ? `links to seq ${a.seq - 1} (${prevRow.id})` : `prev_anchor_hash does not match seq ${a.seq - 1}` }
+          ? {
+              ok: anchorHash(prevRow.jws) === a.prevAnchorHash,
+              detail:
+                anchorHash(prevRow.jws) === a.prevAnchorHash ? `links to seq ${a.seq - 1} (${prevRow.id})` : `prev_anchor_hash does not match seq ${a.seq - 1}`,
+            }
           : { ok: false, detail: `seq ${a.seq - 1} is missing` };
     return {
       anchor: a,
@@ -144,5 +150,3 @@ export async function registerAnchoringRoutes(app: FastifyInstance, deps: ApiDep
     return inclusionProofFor(ctx, tenantOf(req), id, q.anchor || undefined);
   });
 }
-
-extraRoutes.push(registerAnchoringRoutes);

@@ -5,9 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { WorkflowNotFoundError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, conflict, notFound } from '../../core/errors';
-import { extraRoutes } from '../server';
-import { extraSchedules } from '../../temporal/schedules';
+import { badInput, conflict, notFound } from '../../lib/errors';
 import { backupRoot, listBackups, newBackupId, validateBackupId, backupPath, readSummary } from '../../core/backup/backup';
 import { checkS3Location, listS3Backups, readS3Summary, s3LocationOf } from '../../core/backup/s3';
 import { provisionStorage } from '../../core/backup/provision';
@@ -15,17 +13,17 @@ import { exportEvidencePack } from '../../core/pack/export';
 import { collectDiagnostics } from '../../core/diagnostics';
 import { validateDigest } from '../../core/evidence';
 
-// `stella-backup-daily`: off by default (a backup copies every blob; opt in with
-// `stella config set Backup:Schedule true`, cron via Backup:Cron, destination via Backup:Path).
-extraSchedules.push((cfg) =>
-  cfg.backup.schedule
-    ? [{ id: 'stella-backup-daily', description: 'Evidence Locker backup (index snapshot, blobs, anchor chain, public keys) to Backup:Path', workflowType: 'backupEvidenceLocker', args: [{ backupId: '', dir: '', actor: 'backup-schedule' }], cron: [cfg.backup.cron] }]
-    : [],
-);
-
-const backupBody = z.object({ type: z.literal('evidence-locker', { message: 'only --type evidence-locker is supported' }).default('evidence-locker'), outputDir: z.string().min(1).optional() });
+const backupBody = z.object({
+  type: z.literal('evidence-locker', { message: 'only --type evidence-locker is supported' }).default('evidence-locker'),
+  outputDir: z.string().min(1).optional(),
+});
 const restoreBody = z
-  .object({ backupId: z.string().min(1).optional(), backupDir: z.string().min(1).optional(), target: z.string().min(1).optional(), toAnchor: z.string().min(1).optional() })
+  .object({
+    backupId: z.string().min(1).optional(),
+    backupDir: z.string().min(1).optional(),
+    target: z.string().min(1).optional(),
+    toAnchor: z.string().min(1).optional(),
+  })
   .refine((b) => b.backupId || b.toAnchor, { message: 'give --backup-id <id> and/or --to-anchor <anchor-id>' });
 const provisionBody = z.object({ size: z.string().min(1), path: z.string().min(1).optional() });
 
@@ -169,5 +167,3 @@ export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) 
     return collectDiagnostics(ctx, tenantOf(req), { auditLimit: q.auditLimit ? Number(q.auditLimit) : undefined });
   });
 }
-
-extraRoutes.push(registerBackupRoutes);

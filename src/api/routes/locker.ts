@@ -5,16 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { extraRoutes } from '../server';
-import { badInput, notFound, StellaError } from '../../core/errors';
+import { badInput, notFound, StellaError } from '../../lib/errors';
 import { validateDigest, validateKind } from '../../core/evidence';
 import { lockerStatus } from '../../core/locker/status';
 import { storeHealth, storageStats, storageCheck, probeStore, storageAnalyze, spoolWorkDir } from '../../core/locker/storage';
 import { provenanceShow, evidenceChain } from '../../core/locker/graph';
 import { indexStatus, indexRefresh, indexOptimize, indexLookup, latestOp } from '../../core/locker/index-ops';
 import { markCorrupted, recover, retryStore } from '../../core/locker/repair';
-import { registerLockerMetrics } from '../../core/locker/metrics';
-import '../../core/locker/doctor-checks';
 
 const isAdmin = (scopes: string[]) => scopes.includes('admin');
 const parse = <T>(schema: z.ZodType<T>, v: unknown): T => {
@@ -22,12 +19,14 @@ const parse = <T>(schema: z.ZodType<T>, v: unknown): T => {
   if (!r.success) throw badInput(r.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`)[0]!);
   return r.data;
 };
-const flag = z.enum(['true', 'false']).optional().transform((v) => v === 'true');
+const flag = z
+  .enum(['true', 'false'])
+  .optional()
+  .transform((v) => v === 'true');
 
 /** Evidence Locker runbook operations (status, index, storage, repair, chain, bulk ingest). */
 export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) {
   const { ctx } = deps;
-  registerLockerMetrics(ctx);
   const actorOf = (sub: string) => `api:${sub}`;
 
   app.get('/evidence/status', async (req) => {
@@ -70,7 +69,11 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
     const p = requireScope(req, 'admin');
     const t = temporalOrThrow(deps);
     const opId = `index-rebuild-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-    await t.client.workflow.start('evidenceIndexRebuild', { taskQueue: t.taskQueue, workflowId: opId, args: [{ opId, tenant: tenantOf(req), actor: actorOf(p.sub) }] });
+    await t.client.workflow.start('evidenceIndexRebuild', {
+      taskQueue: t.taskQueue,
+      workflowId: opId,
+      args: [{ opId, tenant: tenantOf(req), actor: actorOf(p.sub) }],
+    });
     return reply.status(202).send({ opId, workflowId: opId });
   });
 
@@ -87,7 +90,15 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
     }
     const r = await ctx.db.query('SELECT status, cursor, result, started_at, finished_at FROM locker_ops WHERE id=$1', [opId]);
     const row = r.rows[0];
-    return { opId, workflowStatus: status, status: row?.status ?? 'starting', cursor: row?.cursor ?? null, result: row?.result ?? {}, startedAt: row?.started_at ?? null, finishedAt: row?.finished_at ?? null };
+    return {
+      opId,
+      workflowStatus: status,
+      status: row?.status ?? 'starting',
+      cursor: row?.cursor ?? null,
+      result: row?.result ?? {},
+      startedAt: row?.started_at ?? null,
+      finishedAt: row?.finished_at ?? null,
+    };
   });
 
   app.post('/evidence/index/optimize', async (req) => {
@@ -125,7 +136,15 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
 
   app.get('/evidence/storage/analyze', async (req) => {
     const p = requireScope(req, 'evidence:read');
-    const q = parse(z.object({ sort: z.enum(['size', 'age']).default('size'), limit: z.coerce.number().int().min(1).max(1000).default(20), allTenants: flag, tenant: z.string().optional() }), req.query);
+    const q = parse(
+      z.object({
+        sort: z.enum(['size', 'age']).default('size'),
+        limit: z.coerce.number().int().min(1).max(1000).default(20),
+        allTenants: flag,
+        tenant: z.string().optional(),
+      }),
+      req.query,
+    );
     if (q.allTenants && !isAdmin(p.scopes)) throw new StellaError('FORBIDDEN', 'all-tenant analysis needs the admin scope');
     return storageAnalyze(ctx, tenantOf(req), { sort: q.sort, limit: q.limit, allTenants: q.allTenants });
   });
@@ -156,7 +175,13 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
     // Reads paths on the worker's machine: administrators only.
     const p = requireScope(req, 'admin');
     const b = parse(
-      z.object({ path: z.string().min(1), artifact: z.string(), kind: z.string(), mediaType: z.string().max(255).optional(), batchSize: z.number().int().min(1).max(5000).optional() }),
+      z.object({
+        path: z.string().min(1),
+        artifact: z.string(),
+        kind: z.string(),
+        mediaType: z.string().max(255).optional(),
+        batchSize: z.number().int().min(1).max(5000).optional(),
+      }),
       req.body,
     );
     if (!isAbsolute(b.path)) throw badInput(`path must be absolute (it is read by the worker): ${b.path}`);
@@ -194,7 +219,11 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
       let result: unknown = null;
       let error: string | null = null;
       if (d.status.name === 'COMPLETED') result = await h.result();
-      else if (!running) error = await h.result().then(() => null, (e) => ((e as { cause?: Error }).cause ?? (e as Error)).message);
+      else if (!running)
+        error = await h.result().then(
+          () => null,
+          (e) => ((e as { cause?: Error }).cause ?? (e as Error)).message,
+        );
       return { workflowId, status: d.status.name, progress, result, error };
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) throw notFound(`ingest ${workflowId} not found`);
@@ -208,5 +237,3 @@ export async function registerLockerRoutes(app: FastifyInstance, deps: ApiDeps) 
     return (await latestOp(ctx.db, tenantOf(req), q.op)) ?? {};
   });
 }
-
-extraRoutes.push(registerLockerRoutes);

@@ -3,14 +3,12 @@ import { z } from 'zod';
 import { WorkflowNotFoundError, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, conflict, notFound } from '../../core/errors';
+import { badInput, conflict, notFound } from '../../lib/errors';
 import { audit } from '../../core/audit';
 import { validateDigest } from '../../core/evidence';
 import { resolvePolicy, listPolicies, setPolicy, validateEnv, DEFAULT_POLICY, policyChecksum } from '../../core/promotion/policy';
 import { findPromotion, listPromotionRows } from '../../core/promotion/store';
 import { PROMOTION_STATES, promotionWorkflowId, type PromotionInput, type PromotionStatus } from '../../core/promotion/types';
-import '../../core/promotion/observe';
-import { extraRoutes } from '../server';
 
 const SA = {
   tenant: defineSearchAttributeKey('StellaTenant', SearchAttributeType.KEYWORD),
@@ -60,7 +58,13 @@ async function locate(deps: ApiDeps, tenant: string, id: string): Promise<Locate
     // Before its first workflow task a promotion may carry no tenant attribute yet: the id prefix decides then.
     const mine = owner !== undefined ? owner === tenant : workflowId.startsWith(`promotion-${tenant}-`);
     if (d.type !== 'promotion' || !mine) throw notFound(`promotion ${id} not found`);
-    return { handle: t.client.workflow.getHandle(workflowId, d.runId), workflowId, runId: d.runId, running: d.status.name === 'RUNNING', status: d.status.name };
+    return {
+      handle: t.client.workflow.getHandle(workflowId, d.runId),
+      workflowId,
+      runId: d.runId,
+      running: d.status.name === 'RUNNING',
+      status: d.status.name,
+    };
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) throw notFound(`promotion ${id} not found`);
     throw e;
@@ -72,7 +76,16 @@ async function statusOf(deps: ApiDeps, tenant: string, loc: Located): Promise<Pr
   const live = loc.running ? await loc.handle.query<PromotionStatus>('state').catch(() => null) : null;
   const row = await findPromotion(deps.ctx.db, tenant, loc.runId);
   if (!live && !row) {
-    return { promotionId: loc.runId, workflowId: loc.workflowId, state: 'evaluating', gates: [], attempts: 0, deadline: null, approvals: [], temporalStatus: loc.status } as never;
+    return {
+      promotionId: loc.runId,
+      workflowId: loc.workflowId,
+      state: 'evaluating',
+      gates: [],
+      attempts: 0,
+      deadline: null,
+      approvals: [],
+      temporalStatus: loc.status,
+    } as never;
   }
   return { ...(row ?? {}), ...(live ?? {}), id: loc.workflowId, temporalStatus: loc.status } as never;
 }
@@ -125,7 +138,14 @@ export async function registerPromotionRoutes(app: FastifyInstance, deps: ApiDep
     if (fromEnv === toEnv) throw badInput(`source and target environment are both ${toEnv}`);
     const wait = waitSeconds(req, b.data.wait);
     const t = temporalOrThrow(deps);
-    const input: PromotionInput = { tenant, artifactDigest: artifact, fromEnv, toEnv, requestedBy: p.sub, ...(b.data.imageRef ? { imageRef: b.data.imageRef } : {}) };
+    const input: PromotionInput = {
+      tenant,
+      artifactDigest: artifact,
+      fromEnv,
+      toEnv,
+      requestedBy: p.sub,
+      ...(b.data.imageRef ? { imageRef: b.data.imageRef } : {}),
+    };
     const workflowId = promotionWorkflowId(tenant, toEnv, artifact);
     let handle: WorkflowHandle;
     let runId: string;
@@ -148,7 +168,13 @@ export async function registerPromotionRoutes(app: FastifyInstance, deps: ApiDep
       });
       handle = h;
       runId = h.firstExecutionRunId;
-      await audit(ctx.db, { tenant, actor: p.sub, action: 'promotion.requested', target: artifact, details: { workflowId, promotionId: runId, from: fromEnv, to: toEnv } });
+      await audit(ctx.db, {
+        tenant,
+        actor: p.sub,
+        action: 'promotion.requested',
+        target: artifact,
+        details: { workflowId, promotionId: runId, from: fromEnv, to: toEnv },
+      });
     } catch (e) {
       if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
       const d = await t.client.workflow.getHandle(workflowId).describe();
@@ -171,7 +197,8 @@ export async function registerPromotionRoutes(app: FastifyInstance, deps: ApiDep
     requireScope(req, 'promotion:read');
     const tenant = tenantOf(req);
     const q = req.query as Record<string, string | undefined>;
-    if (q.state && !(PROMOTION_STATES as readonly string[]).includes(q.state)) throw badInput(`unknown state ${JSON.stringify(q.state)}: expected one of ${PROMOTION_STATES.join(', ')}`);
+    if (q.state && !(PROMOTION_STATES as readonly string[]).includes(q.state))
+      throw badInput(`unknown state ${JSON.stringify(q.state)}: expected one of ${PROMOTION_STATES.join(', ')}`);
     if (q.artifact) validateDigest(q.artifact, 'artifact digest');
     if (q.env) validateEnv(q.env);
     const limit = Math.min(Math.max(Number(q.limit ?? 50) || 50, 1), 500);
@@ -281,10 +308,15 @@ export async function registerPromotionRoutes(app: FastifyInstance, deps: ApiDep
     const p = requireScope(req, 'promotion:write');
     const tenant = tenantOf(req);
     const { env } = req.params as { env: string };
-    const body = z.object({ document: z.string().min(1).max(256 * 1024) }).safeParse(req.body ?? {});
+    const body = z
+      .object({
+        document: z
+          .string()
+          .min(1)
+          .max(256 * 1024),
+      })
+      .safeParse(req.body ?? {});
     if (!body.success) throw badInput('body must be {"document": "<policy YAML or JSON text>"}');
     return setPolicy(ctx.db, { tenant, env, text: body.data.document, actor: p.sub });
   });
 }
-
-extraRoutes.push(registerPromotionRoutes);

@@ -3,20 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, notFound } from '../../core/errors';
+import { badInput, notFound } from '../../lib/errors';
 import { validateDigest } from '../../core/evidence';
-import { extraRoutes } from '../server';
-import { extraSchedules } from '../../temporal/schedules';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
 import { getRun, listRuns, runItems, openPromotionArtifactsFromDb } from '../../core/retention/purge';
-import '../../core/retention/metrics';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
-
-// Daily retention (tier move + purge, per tenant) as a Temporal Schedule.
-extraSchedules.push(() => [
-  { id: 'stella-retention-daily', description: 'Retention: hot->cold tier move and purge of expired evidence, every tenant (SP-004)', workflowType: 'retentionDaily', args: [{ actor: 'retention-schedule' }], cron: ['45 3 * * *'] },
-]);
 
 const holdBody = z.object({
   scope: z.enum(['items', 'artifact', 'tenant', 'bundle_type', 'bundle-type']),
@@ -24,7 +16,12 @@ const holdBody = z.object({
   reason: z.string().min(1).max(2000),
   incidentTicket: z.string().max(200).optional().nullable(),
 });
-const purgeBody = z.object({ dryRun: z.boolean().default(false), aggressive: z.boolean().default(false), reason: z.string().max(500).optional(), batchSize: z.number().int().min(1).max(5000).optional() });
+const purgeBody = z.object({
+  dryRun: z.boolean().default(false),
+  aggressive: z.boolean().default(false),
+  reason: z.string().max(500).optional(),
+  batchSize: z.number().int().min(1).max(5000).optional(),
+});
 const tiersBody = z.object({ hotDays: z.number().int().min(1).max(36500).optional(), coldDays: z.number().int().min(1).max(36500).optional() });
 const deleteArchivedBody = z.object({ ids: z.array(z.string()).min(1).max(10_000), manifestSha256: z.string() });
 
@@ -38,7 +35,14 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     const p = requireScope(req, 'evidence:write');
     const b = holdBody.safeParse(req.body ?? {});
     if (!b.success) throw badInput(`${b.error.issues[0]!.path.join('.') || 'body'}: ${b.error.issues[0]!.message}`);
-    const hold = await createHold(ctx, { tenant: tenantOf(req), scope: b.data.scope, values: b.data.values, reason: b.data.reason, incidentTicket: b.data.incidentTicket, actor: p.sub });
+    const hold = await createHold(ctx, {
+      tenant: tenantOf(req),
+      scope: b.data.scope,
+      values: b.data.values,
+      reason: b.data.reason,
+      incidentTicket: b.data.incidentTicket,
+      actor: p.sub,
+    });
     return reply.status(201).send(hold);
   });
   app.get('/evidence/holds', async (req) => {
@@ -89,7 +93,17 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     await t.client.workflow.start('retentionPurge', {
       taskQueue: t.taskQueue,
       workflowId: runId,
-      args: [{ tenant: tenantOf(req), dryRun: b.data.dryRun, aggressive: b.data.aggressive, actor: p.sub, reason: b.data.reason, batchSize: b.data.batchSize, runId }],
+      args: [
+        {
+          tenant: tenantOf(req),
+          dryRun: b.data.dryRun,
+          aggressive: b.data.aggressive,
+          actor: p.sub,
+          reason: b.data.reason,
+          batchSize: b.data.batchSize,
+          runId,
+        },
+      ],
     });
     return reply.status(202).send({ runId, workflowId: runId });
   });
@@ -140,7 +154,12 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     const p = requireScope(req, 'evidence:write');
     const b = z.object({ dryRun: z.boolean().default(false), olderThanMinutes: z.number().int().min(0).max(100_000).optional() }).safeParse(req.body ?? {});
     if (!b.success) throw badInput(b.error.issues[0]!.message);
-    return cleanupTemp(ctx, { tenant: tenantOf(req), actor: p.sub, dryRun: b.data.dryRun, olderThanMs: b.data.olderThanMinutes === undefined ? undefined : b.data.olderThanMinutes * 60_000 });
+    return cleanupTemp(ctx, {
+      tenant: tenantOf(req),
+      actor: p.sub,
+      dryRun: b.data.dryRun,
+      olderThanMs: b.data.olderThanMinutes === undefined ? undefined : b.data.olderThanMinutes * 60_000,
+    });
   });
 
   // --- archive (streamed manifest tar) ---
@@ -152,7 +171,13 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     // Replay bundles follow their own scope (runbook §2.4): without replay:read they are left out.
     const includeReplay = p.scopes.includes('replay:read') || p.scopes.includes('admin');
     const plan = await archivePlan(ctx, tenant, days, includeReplay);
-    const w = streamArchive(ctx, { tenant, olderThanDays: days, includeReplay, skippedReplayBundles: plan.skippedReplayBundles, onError: (e) => ctx.log.error({ err: e.message }, 'evidence archive aborted') });
+    const w = streamArchive(ctx, {
+      tenant,
+      olderThanDays: days,
+      includeReplay,
+      skippedReplayBundles: plan.skippedReplayBundles,
+      onError: (e) => ctx.log.error({ err: e.message }, 'evidence archive aborted'),
+    });
     reply
       .header('content-type', 'application/x-tar')
       .header('x-stella-archive-items', String(plan.items))
@@ -172,7 +197,13 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     b.data.ids.forEach((id) => validateDigest(id, 'evidence id'));
     validateDigest(b.data.manifestSha256, 'manifest sha256');
     const tenant = tenantOf(req);
-    return deleteArchived(ctx, { tenant, ids: b.data.ids, actor: p.sub, manifestSha256: b.data.manifestSha256, protectedArtifacts: await openPromotionArtifactsFromDb(ctx.db, tenant) });
+    return deleteArchived(ctx, {
+      tenant,
+      ids: b.data.ids,
+      actor: p.sub,
+      manifestSha256: b.data.manifestSha256,
+      protectedArtifacts: await openPromotionArtifactsFromDb(ctx.db, tenant),
+    });
   });
 
   // Effective retention per bundle type (also used by `stella evidence policy show`).
@@ -181,5 +212,3 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
     return effectivePolicies(ctx.db, tenantOf(req));
   });
 }
-
-extraRoutes.push(registerRetentionRoutes);

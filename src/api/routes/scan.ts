@@ -3,9 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { extraRoutes } from '../server';
 import { audit } from '../../core/audit';
-import { badInput, notFound, StellaError } from '../../core/errors';
+import { badInput, notFound, StellaError } from '../../lib/errors';
 import { validateDigest } from '../../core/evidence';
 import { SIGNING_PURPOSE } from '../../core/keys';
 import { listImages, registerImage } from '../../core/scan/catalogue';
@@ -104,8 +103,25 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     const b = parse(scanBody, req.body);
     const t = temporalOrThrow(deps);
     const s = await startScan(ctx, t, tenant, { image: b.image, sbomOnly: b.sbomOnly, force: b.force, requestedBy: p.sub, trigger: 'manual' });
-    await audit(ctx.db, { tenant, actor: p.sub, action: 'scan.requested', target: s.artifactDigest, details: { workflowId: s.workflowId, runId: s.runId, joined: s.joined, force: !!b.force, sbomOnly: !!b.sbomOnly, image: b.image } });
-    return reply.status(202).send({ workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, imageRef: s.imageRef, imagePath: s.image.path, joined: s.joined, superseded: s.superseded, message: s.message });
+    await audit(ctx.db, {
+      tenant,
+      actor: p.sub,
+      action: 'scan.requested',
+      target: s.artifactDigest,
+      details: { workflowId: s.workflowId, runId: s.runId, joined: s.joined, force: !!b.force, sbomOnly: !!b.sbomOnly, image: b.image },
+    });
+    return reply
+      .status(202)
+      .send({
+        workflowId: s.workflowId,
+        runId: s.runId,
+        artifactDigest: s.artifactDigest,
+        imageRef: s.imageRef,
+        imagePath: s.image.path,
+        joined: s.joined,
+        superseded: s.superseded,
+        message: s.message,
+      });
   });
 
   app.get('/scans/status', async (req) => {
@@ -151,8 +167,18 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       // Promotion-started children carry no search attributes: match on the id, which embeds tenant and digest.
       if (q.artifact ? w.workflowId !== prefix : !w.workflowId.startsWith(prefix)) continue;
       let progress: unknown = null;
-      progress = await t.client.workflow.getHandle(w.workflowId, w.runId).query('progress').catch(() => null);
-      workflows.push({ workflowId: w.workflowId, runId: w.runId, status: w.status.name, startTime: w.startTime.toISOString(), artifact: w.typedSearchAttributes.get(SCAN_SA.artifact) ?? null, progress });
+      progress = await t.client.workflow
+        .getHandle(w.workflowId, w.runId)
+        .query('progress')
+        .catch(() => null);
+      workflows.push({
+        workflowId: w.workflowId,
+        runId: w.runId,
+        status: w.status.name,
+        startTime: w.startTime.toISOString(),
+        artifact: w.typedSearchAttributes.get(SCAN_SA.artifact) ?? null,
+        progress,
+      });
       if (workflows.length >= 200) break;
     }
     const params: unknown[] = [tenant];
@@ -162,7 +188,17 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       where += ` AND artifact_digest=$2`;
     }
     const ev = await ctx.db.query(`SELECT * FROM scan_events WHERE ${where} ORDER BY received_at DESC LIMIT 100`, params);
-    const events = ev.rows.map((r) => ({ id: Number(r.id), trigger: r.trigger, repository: r.repository, tag: r.tag, artifact: r.artifact_digest, image: r.image, status: r.status, reason: r.reason, receivedAt: new Date(r.received_at).toISOString() }));
+    const events = ev.rows.map((r) => ({
+      id: Number(r.id),
+      trigger: r.trigger,
+      repository: r.repository,
+      tag: r.tag,
+      artifact: r.artifact_digest,
+      image: r.image,
+      status: r.status,
+      reason: r.reason,
+      receivedAt: new Date(r.received_at).toISOString(),
+    }));
     return { workflows, events, autoScan: await autoScanConfig(ctx, tenant) };
   });
 
@@ -182,7 +218,9 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       return Number(r.rows[0].id);
     };
     if (!cfg.enabled || !cfg.triggers.includes('push')) {
-      const reason = !cfg.enabled ? 'auto_scan.enabled is false (stella scanner config set auto_scan.enabled true)' : `push is not in auto_scan.triggers (${cfg.triggers.join(',') || 'none'})`;
+      const reason = !cfg.enabled
+        ? 'auto_scan.enabled is false (stella scanner config set auto_scan.enabled true)'
+        : `push is not in auto_scan.triggers (${cfg.triggers.join(',') || 'none'})`;
       const id = await record('ignored', reason);
       return reply.status(202).send({ eventId: id, status: 'ignored', reason });
     }
@@ -199,7 +237,9 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
           return reply.status(409).send({ eventId: id, status: 'failed', reason, workflowId: s.workflowId });
         }
         const id = await record('started', s.joined ? 'joined a running scan' : null, { workflowId: s.workflowId, digest: s.artifactDigest });
-        return reply.status(202).send({ eventId: id, status: 'started', workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, joined: s.joined });
+        return reply
+          .status(202)
+          .send({ eventId: id, status: 'started', workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, joined: s.joined });
       } catch (e) {
         if (!(e instanceof StellaError) || (e.code !== 'NOT_FOUND' && e.code !== 'BAD_INPUT')) throw e;
         lastErr = e;
@@ -214,7 +254,12 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.get('/scanner/config', async (req) => {
     requireScope(req, 'evidence:read');
     const tenant = tenantOf(req);
-    return { auto_scan: await autoScanConfig(ctx, tenant), engine: await scannerEngine(ctx, tenant), scanner: SCANNER, feed: (await listFeeds(ctx, tenant))[0] ?? null };
+    return {
+      auto_scan: await autoScanConfig(ctx, tenant),
+      engine: await scannerEngine(ctx, tenant),
+      scanner: SCANNER,
+      feed: (await listFeeds(ctx, tenant))[0] ?? null,
+    };
   });
 
   app.put('/scanner/config', async (req) => {
@@ -252,7 +297,12 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     if (!q.rowCount) return null;
     const started = await startScan(ctx, deps.temporal, tenant, { image: name, requestedBy: `push:${actor}`, trigger: 'push' });
     const ids = q.rows.map((x) => Number(x.id));
-    await ctx.db.query(`UPDATE scan_events SET status='started', workflow_id=$2, artifact_digest=$3, reason=$4 WHERE id = ANY($1)`, [ids, started.workflowId, started.artifactDigest, `started when ${name} was registered`]);
+    await ctx.db.query(`UPDATE scan_events SET status='started', workflow_id=$2, artifact_digest=$3, reason=$4 WHERE id = ANY($1)`, [
+      ids,
+      started.workflowId,
+      started.artifactDigest,
+      `started when ${name} was registered`,
+    ]);
     return { eventIds: ids, workflowId: started.workflowId };
   }
 
@@ -275,7 +325,13 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       const q = req.query as { attests?: string | string[] };
       const attests = (q.attests === undefined ? [] : Array.isArray(q.attests) ? q.attests : [q.attests]).map((a) => validateDigest(a, 'attested item id'));
       const r = await importAttestation(ctx, tenant, bodyBuffer(req), { actor: p.sub, attests });
-      await audit(ctx.db, { tenant, actor: p.sub, action: 'attestation.import', target: r.id, details: { subject: r.subject, signer: r.signer, created: r.created } });
+      await audit(ctx.db, {
+        tenant,
+        actor: p.sub,
+        action: 'attestation.import',
+        target: r.id,
+        details: { subject: r.subject, signer: r.signer, created: r.created },
+      });
       return r;
     });
     scope.post('/rootpack', async (req) => {
@@ -307,17 +363,22 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (orig.rowCount) run = runRow(orig.rows[0]);
     }
     const latest = async (kind: string) =>
-      (await ctx.db.query(
-        `SELECT i.id FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
+      (
+        await ctx.db.query(
+          `SELECT i.id FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
          WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.kind=$3 AND i.state='present' ORDER BY i.created_at DESC LIMIT 1`,
-        [tenant, b.subject, kind],
-      )).rows[0]?.id as string | undefined;
-    const present = async (id: string | null) => (id ? (await ctx.db.query(`SELECT 1 FROM evidence_items WHERE tenant_id=$1 AND id=$2 AND state='present'`, [tenant, id])).rowCount === 1 : false);
+          [tenant, b.subject, kind],
+        )
+      ).rows[0]?.id as string | undefined;
+    const present = async (id: string | null) =>
+      id ? (await ctx.db.query(`SELECT 1 FROM evidence_items WHERE tenant_id=$1 AND id=$2 AND state='present'`, [tenant, id])).rowCount === 1 : false;
     const sbomId = run?.sbomId && (await present(run.sbomId)) ? run.sbomId : ((await latest('sbom')) ?? null);
     const reportId = run?.reportId && (await present(run.reportId)) ? run.reportId : ((await latest('scan-report')) ?? null);
     let imageRef = run?.imageRef ?? null;
     if (!imageRef) imageRef = await imageRefFor(ctx, tenant, b.subject);
-    const feedRow = run?.feedDigest ? (await ctx.db.query('SELECT imported_at FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, run.feedDigest])).rows[0] : undefined;
+    const feedRow = run?.feedDigest
+      ? (await ctx.db.query('SELECT imported_at FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, run.feedDigest])).rows[0]
+      : undefined;
     const facts: ScanFacts = {
       // Without a scan run the provenance describes this request; with one it describes the scan (deterministic, so repeat calls reuse it).
       scanId: run?.scanId ?? `attest-${new Date().toISOString()}`,
@@ -347,7 +408,13 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
       attests = [sbomId, reportId].filter((x): x is string => !!x).map((id) => ({ id, relation: 'describes' }));
     }
     const r = await signAndStore(ctx, { tenant, statement, attests, ...(run ? { scanId: run.scanId } : {}), actor: p.sub });
-    await audit(ctx.db, { tenant, actor: p.sub, action: 'attestation.create', target: r.id, details: { subject: b.subject, type, predicateType: ATTEST_TYPES[type], kid: r.kid, reused: r.reused } });
+    await audit(ctx.db, {
+      tenant,
+      actor: p.sub,
+      action: 'attestation.create',
+      target: r.id,
+      details: { subject: b.subject, type, predicateType: ATTEST_TYPES[type], kid: r.kid, reused: r.reused },
+    });
     return reply.status(r.reused ? 200 : 201).send({ ...r, type, subject: b.subject, attests: attests.map((a) => a.id), scanId: run?.scanId ?? null });
   });
 
@@ -391,7 +458,13 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     const p = requireScope(req, 'admin');
     const b = parse(keyBody, req.body);
     const r = await ctx.keys.rotate({ purpose: b.purpose ?? SIGNING_PURPOSE, ...(b.alg ? { alg: b.alg as SigAlg } : {}) });
-    await audit(ctx.db, { tenant: tenantOf(req), actor: p.sub, action: 'keys.rotate', target: r.active.kid, details: { purpose: r.active.purpose, alg: r.active.alg, retired: r.retired.map((k) => k.kid) } });
+    await audit(ctx.db, {
+      tenant: tenantOf(req),
+      actor: p.sub,
+      action: 'keys.rotate',
+      target: r.active.kid,
+      details: { purpose: r.active.purpose, alg: r.active.alg, retired: r.retired.map((k) => k.kid) },
+    });
     return r;
   });
 
@@ -402,5 +475,3 @@ export async function registerScanRoutes(app: FastifyInstance, deps: ApiDeps) {
     return q.scope === 'own' ? exportRootPack(ctx.keys) : trustedRootPack(ctx);
   });
 }
-
-extraRoutes.push(registerScanRoutes);

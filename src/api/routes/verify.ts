@@ -3,9 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, notFound } from '../../core/errors';
+import { badInput, notFound } from '../../lib/errors';
 import { verifyReport } from '../../core/verify';
-import { extraRoutes } from '../server';
 import { resolveToAnchor } from '../../core/backup/anchors';
 
 const startBody = z.object({
@@ -30,7 +29,17 @@ export async function registerVerifyRoutes(app: FastifyInstance, deps: ApiDeps) 
     await t.client.workflow.start('verifyEvidence', {
       taskQueue: t.taskQueue,
       workflowId: runId,
-      args: [{ runId, tenant: allTenants ? null : tenantOf(req), mode: b.data.mode, sampleRate: b.data.sampleRate ?? deps.ctx.cfg.schedules.verifySampleRate, batchSize: b.data.batchSize, toAnchor: pit?.anchorId ?? null, maxLogSize: pit?.logSize ?? b.data.maxLogSize ?? null }],
+      args: [
+        {
+          runId,
+          tenant: allTenants ? null : tenantOf(req),
+          mode: b.data.mode,
+          sampleRate: b.data.sampleRate ?? deps.ctx.cfg.schedules.verifySampleRate,
+          batchSize: b.data.batchSize,
+          toAnchor: pit?.anchorId ?? null,
+          maxLogSize: pit?.logSize ?? b.data.maxLogSize ?? null,
+        },
+      ],
     });
     return reply.status(202).send({ runId, workflowId: runId });
   });
@@ -61,5 +70,3 @@ export async function registerVerifyRoutes(app: FastifyInstance, deps: ApiDeps) 
     return r;
   });
 }
-
-extraRoutes.push(registerVerifyRoutes);

@@ -13,7 +13,8 @@ const shortChain = (c: string | null | undefined) => (c ? c.slice(0, 15) : '-');
 
 function anchorIdArg(id: string): string {
   const v = id.trim().toLowerCase();
-  if (!/^[0-9a-f]{8,64}$/.test(v)) throw new CliError(`malformed anchor id ${JSON.stringify(id)}: expected 8-64 hex characters (stella evidence anchor list)`, EXIT.USAGE);
+  if (!/^[0-9a-f]{8,64}$/.test(v))
+    throw new CliError(`malformed anchor id ${JSON.stringify(id)}: expected 8-64 hex characters (stella evidence anchor list)`, EXIT.USAGE);
   return v;
 }
 
@@ -62,7 +63,10 @@ function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: s
           root: r.payload!.rootHash,
           'created at': r.payload!.createdAt,
           key: `${r.keyThumbprint} (${r.keySource === 'pinned' ? 'pinned with --key' : 'embedded; pin it with --key for trust'})`,
-          inclusion: r.inclusion === 'verified' ? `leaf ${r.leafIndex}${r.evidence ? ` = ${r.evidence.id} (${r.evidence.kind}, tenant ${r.evidence.tenant}, ${r.evidence.time})` : ''}` : 'none in this file',
+          inclusion:
+            r.inclusion === 'verified'
+              ? `leaf ${r.leafIndex}${r.evidence ? ` = ${r.evidence.id} (${r.evidence.kind}, tenant ${r.evidence.tenant}, ${r.evidence.time})` : ''}`
+              : 'none in this file',
         })
       : `FAILED (${r.reason}): ${r.detail}`,
   );
@@ -88,7 +92,18 @@ export function registerAnchoringCommands(program: Command): void {
         print(c.format, r, () => {
           const a = r.anchor;
           if (r.status === 'skipped') return `skipped: ${r.message}`;
-          return renderKv({ result: r.status, anchor: a.id, chain: a.chainId, seq: a.seq, 'log size': a.logSize, 'new leaves': r.leavesRead, root: a.rootHash, 'prev anchor': a.prevAnchorHash ?? '(genesis)', 'created at': a.createdAt, workflow: r.workflowId });
+          return renderKv({
+            result: r.status,
+            anchor: a.id,
+            chain: a.chainId,
+            seq: a.seq,
+            'log size': a.logSize,
+            'new leaves': r.leavesRead,
+            root: a.rootHash,
+            'prev anchor': a.prevAnchorHash ?? '(genesis)',
+            'created at': a.createdAt,
+            workflow: r.workflowId,
+          });
         });
       }),
     );
@@ -127,23 +142,31 @@ export function registerAnchoringCommands(program: Command): void {
           if (rows.length) kv['log rows'] = rows.map((x: any) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
           const ack = r.breaks.filter((b: any) => b.acknowledged);
           const ackRows = r.logRows.filter((x: any) => x.acknowledged).map((x: any) => `log row seq ${x.seq}`);
-          if (ack.length || ackRows.length) kv.acknowledged = [...ack.map((b: any) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
+          if (ack.length || ackRows.length)
+            kv.acknowledged = [...ack.map((b: any) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
           lines.push(renderKv(kv));
           if (o.verbose && r.steps?.length) {
-            lines.push('', renderTable(r.steps, [
-              { header: 'CHAIN', get: (s: any) => shortChain(s.chainId) },
-              { header: 'SEQ', get: (s: any) => s.seq, align: 'right' },
-              { header: 'ANCHOR', get: (s: any) => short(s.anchorId) },
-              { header: 'LOG SIZE', get: (s: any) => s.logSize, align: 'right' },
-              { header: 'RESULT', get: (s: any) => (s.ok ? 'ok' : 'BROKEN') },
-              { header: 'DETAIL', get: (s: any) => s.detail },
-            ]));
-            for (const ch of r.chains) lines.push(`chain ${ch.id} (${ch.status}, ${ch.reason}): ${ch.checked}/${ch.anchors} ok${ch.firstBreak ? `, first break at seq ${ch.firstBreak.seq}` : ''}`);
+            lines.push(
+              '',
+              renderTable(r.steps, [
+                { header: 'CHAIN', get: (s: any) => shortChain(s.chainId) },
+                { header: 'SEQ', get: (s: any) => s.seq, align: 'right' },
+                { header: 'ANCHOR', get: (s: any) => short(s.anchorId) },
+                { header: 'LOG SIZE', get: (s: any) => s.logSize, align: 'right' },
+                { header: 'RESULT', get: (s: any) => (s.ok ? 'ok' : 'BROKEN') },
+                { header: 'DETAIL', get: (s: any) => s.detail },
+              ]),
+            );
+            for (const ch of r.chains)
+              lines.push(
+                `chain ${ch.id} (${ch.status}, ${ch.reason}): ${ch.checked}/${ch.anchors} ok${ch.firstBreak ? `, first break at seq ${ch.firstBreak.seq}` : ''}`,
+              );
           }
           return lines.join('\n');
         });
         if (!r.ok) {
-          if (c.format !== 'json') process.stderr.write(`stella: anchor chain broken: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered (see above)'}\n`);
+          if (c.format !== 'json')
+            process.stderr.write(`stella: anchor chain broken: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered (see above)'}\n`);
           return EXIT.INTEGRITY;
         }
       }),
@@ -151,14 +174,15 @@ export function registerAnchoringCommands(program: Command): void {
 
   an.command('list')
     .description('anchors, newest first')
-    .option('--show-links', 'show each anchor\'s link to its predecessor and whether it holds')
+    .option('--show-links', "show each anchor's link to its predecessor and whether it holds")
     .option('--before <time>', 'only anchors created before this time (ISO-8601), e.g. for point-in-time restore')
     .option('--chain <id>', 'only this chain')
     .option('--limit <n>', 'at most n anchors', '50')
     .action(
       action(async (o: { showLinks?: boolean; before?: string; chain?: string; limit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        if (o.before && Number.isNaN(Date.parse(o.before))) throw new CliError(`--before ${JSON.stringify(o.before)} is not a timestamp (e.g. 2026-01-17T12:00:00Z)`, EXIT.USAGE);
+        if (o.before && Number.isNaN(Date.parse(o.before)))
+          throw new CliError(`--before ${JSON.stringify(o.before)} is not a timestamp (e.g. 2026-01-17T12:00:00Z)`, EXIT.USAGE);
         const limit = Number(o.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be 1-1000', EXIT.USAGE);
         const r = await c.api().get(`/evidence/anchors${qs({ before: o.before, chain: o.chain, limit, links: o.showLinks ? 'true' : undefined })}`);
@@ -174,11 +198,17 @@ export function registerAnchoringCommands(program: Command): void {
             { header: 'CREATED', get: (a: any) => a.createdAt },
           ];
           if (o.showLinks) {
-            cols.push({ header: 'PREV', get: (a: any) => short(a.prevAnchorHash) }, { header: 'LINK', get: (a: any) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) });
+            cols.push(
+              { header: 'PREV', get: (a: any) => short(a.prevAnchorHash) },
+              { header: 'LINK', get: (a: any) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
+            );
           }
           const out = [renderTable(r.anchors, cols)];
           if (o.showLinks) {
-            for (const ch of r.chains) out.push(`chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`);
+            for (const ch of r.chains)
+              out.push(
+                `chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`,
+              );
           }
           return out.join('\n');
         });
@@ -225,8 +255,20 @@ export function registerAnchoringCommands(program: Command): void {
         if (!!o.latest === !!o.id) throw new CliError('give --latest or --id <anchor-id>', EXIT.USAGE);
         const doc = await c.api().get(`/evidence/anchors/${o.latest ? 'latest' : anchorIdArg(o.id!)}/export`);
         await writeOut(o.output, doc);
-        const summary = { output: o.output, anchor: doc.anchorHash, chain: doc.payload.chainId, seq: doc.payload.seq, logSize: doc.payload.logSize, keyThumbprint: doc.keyThumbprint };
-        print(c.format, summary, () => `wrote ${o.output}: anchor ${doc.anchorHash} (seq ${doc.payload.seq}, ${doc.payload.logSize} leaves, key ${doc.keyThumbprint}); check it with: stella evidence anchor verify-export ${o.output}`);
+        const summary = {
+          output: o.output,
+          anchor: doc.anchorHash,
+          chain: doc.payload.chainId,
+          seq: doc.payload.seq,
+          logSize: doc.payload.logSize,
+          keyThumbprint: doc.keyThumbprint,
+        };
+        print(
+          c.format,
+          summary,
+          () =>
+            `wrote ${o.output}: anchor ${doc.anchorHash} (seq ${doc.payload.seq}, ${doc.payload.logSize} leaves, key ${doc.keyThumbprint}); check it with: stella evidence anchor verify-export ${o.output}`,
+        );
       }),
     );
 
@@ -240,7 +282,11 @@ export function registerAnchoringCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
         const doc = (await readJsonFile(file, 'anchor export')) as any;
-        const leaf = o.leafFile ? await fsp.readFile(o.leafFile).catch(() => { throw new CliError(`${o.leafFile}: no such file`, EXIT.USAGE); }) : undefined;
+        const leaf = o.leafFile
+          ? await fsp.readFile(o.leafFile).catch(() => {
+              throw new CliError(`${o.leafFile}: no such file`, EXIT.USAGE);
+            })
+          : undefined;
         const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
         return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, pinnedJwk }), file);
       }),
@@ -259,7 +305,9 @@ export function registerAnchoringCommands(program: Command): void {
             'new chain': r.chainId,
             'archived chain': r.oldChainId ?? '(none)',
             'old head': r.oldHeadHash ?? '(none)',
-            'old chain at archival': r.oldChainVerify.ok ? 'intact' : `broken: ${r.oldChainVerify.firstBreak ? `${r.oldChainVerify.firstBreak.reason} at ${short(r.oldChainVerify.firstBreak.anchorId)}` : ''}${r.oldChainVerify.logRows.length ? ` log rows ${r.oldChainVerify.logRows.join(',')}` : ''}`,
+            'old chain at archival': r.oldChainVerify.ok
+              ? 'intact'
+              : `broken: ${r.oldChainVerify.firstBreak ? `${r.oldChainVerify.firstBreak.reason} at ${short(r.oldChainVerify.firstBreak.anchorId)}` : ''}${r.oldChainVerify.logRows.length ? ` log rows ${r.oldChainVerify.logRows.join(',')}` : ''}`,
             'first anchor': `${r.anchor.id} (seq 0, ${r.logSize} leaves)`,
             'nodes rebuilt': r.rebuiltNodes,
             reason: o.reason,
@@ -276,7 +324,12 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (o: { id: string; source: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().post(`/evidence/anchors/${anchorIdArg(o.id)}/recover`, { source: o.source });
-        print(c.format, r, () => `${r.replaced ? 'restored' : 'inserted'} anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) from ${r.source}; run stella evidence anchor verify --all`);
+        print(
+          c.format,
+          r,
+          () =>
+            `${r.replaced ? 'restored' : 'inserted'} anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) from ${r.source}; run stella evidence anchor verify --all`,
+        );
       }),
     );
 
@@ -293,11 +346,31 @@ export function registerAnchoringCommands(program: Command): void {
         const doc = await c.api().get(`/evidence/${id}/proof${qs({ anchor: o.anchor ? anchorIdArg(o.anchor) : undefined })}`);
         if (o.output) {
           await writeOut(o.output, doc);
-          const s = { output: o.output, evidenceId: id, leafIndex: doc.inclusion.leafIndex, treeSize: doc.inclusion.treeSize, anchor: doc.anchorHash, proofHashes: doc.inclusion.proof.length };
-          print(c.format, s, () => `wrote ${o.output}: ${id} is leaf ${s.leafIndex} of ${s.treeSize} under anchor ${s.anchor} (${s.proofHashes} proof hashes); check offline: stella evidence proof verify ${o.output}`);
+          const s = {
+            output: o.output,
+            evidenceId: id,
+            leafIndex: doc.inclusion.leafIndex,
+            treeSize: doc.inclusion.treeSize,
+            anchor: doc.anchorHash,
+            proofHashes: doc.inclusion.proof.length,
+          };
+          print(
+            c.format,
+            s,
+            () =>
+              `wrote ${o.output}: ${id} is leaf ${s.leafIndex} of ${s.treeSize} under anchor ${s.anchor} (${s.proofHashes} proof hashes); check offline: stella evidence proof verify ${o.output}`,
+          );
         } else {
           print(c.format, doc, () =>
-            renderKv({ evidence: id, 'leaf index': doc.inclusion.leafIndex, 'tree size': doc.inclusion.treeSize, 'leaf hash': doc.inclusion.leafHash, anchor: doc.anchorHash, root: doc.payload.rootHash, proof: doc.inclusion.proof.map((h: string) => short(h, 16)).join(' ') }),
+            renderKv({
+              evidence: id,
+              'leaf index': doc.inclusion.leafIndex,
+              'tree size': doc.inclusion.treeSize,
+              'leaf hash': doc.inclusion.leafHash,
+              anchor: doc.anchorHash,
+              root: doc.payload.rootHash,
+              proof: doc.inclusion.proof.map((h: string) => short(h, 16)).join(' '),
+            }),
           );
         }
       }),
@@ -314,7 +387,12 @@ export function registerAnchoringCommands(program: Command): void {
         const doc = (await readJsonFile(file, 'proof')) as any;
         const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
         const r = await verifyOffline(doc, { pinnedJwk, evidenceId: o.evidenceId });
-        if (r.ok && r.inclusion !== 'verified') return offlineReport(c.format, { ok: false, reason: 'inclusion', detail: 'the file carries no inclusion proof (an anchor export? use anchor verify-export)' }, file);
+        if (r.ok && r.inclusion !== 'verified')
+          return offlineReport(
+            c.format,
+            { ok: false, reason: 'inclusion', detail: 'the file carries no inclusion proof (an anchor export? use anchor verify-export)' },
+            file,
+          );
         return offlineReport(c.format, r, file);
       }),
     );

@@ -15,7 +15,14 @@ import { verifyEvidencePack, isEvidencePack } from '../../core/pack/verify';
 /** Directories are resolved here (the API may run elsewhere); s3:// URLs pass through. */
 const loc = (d?: string) => (d ? (/^s3:\/\//i.test(d) ? d : resolve(d)) : undefined);
 
-interface WfStatus<T> { id: string; status: string; running: boolean; progress: Record<string, number | string> | null; result: T | null; error: string | null }
+interface WfStatus<T> {
+  id: string;
+  status: string;
+  running: boolean;
+  progress: Record<string, number | string> | null;
+  result: T | null;
+  error: string | null;
+}
 
 async function waitFor<T>(c: Ctx, path: string, label: string, total: (p: Record<string, number | string>) => [number, number]): Promise<WfStatus<T>> {
   const bar = progressBar(label, c.quiet || c.format === 'json');
@@ -30,11 +37,33 @@ async function waitFor<T>(c: Ctx, path: string, label: string, total: (p: Record
     await new Promise((r) => setTimeout(r, 500));
   }
   bar.stop();
-  if (st.status !== 'COMPLETED' || !st.result) throw new CliError(`${label} ${st.id} ended ${st.status}${st.error ? `: ${st.error}` : ''}`, /integrity|damaged|mismatch/i.test(st.error ?? '') ? EXIT.INTEGRITY : /not found|no complete backup/i.test(st.error ?? '') ? EXIT.NOT_FOUND : /already holds|not have/i.test(st.error ?? '') ? EXIT.CONFLICT : EXIT.FAILURE);
+  if (st.status !== 'COMPLETED' || !st.result)
+    throw new CliError(
+      `${label} ${st.id} ended ${st.status}${st.error ? `: ${st.error}` : ''}`,
+      /integrity|damaged|mismatch/i.test(st.error ?? '')
+        ? EXIT.INTEGRITY
+        : /not found|no complete backup/i.test(st.error ?? '')
+          ? EXIT.NOT_FOUND
+          : /already holds|not have/i.test(st.error ?? '')
+            ? EXIT.CONFLICT
+            : EXIT.FAILURE,
+    );
   return st;
 }
 
-interface BackupSummaryView { id: string; status: string; createdAt: string; location: string; sizeBytes: number; items: number; blobs: number; logSize: number; latestAnchor: { id: string; seq: number; logSize: number } | null; manifestSha256?: string | null; problems?: { id: string; problem: string }[] }
+interface BackupSummaryView {
+  id: string;
+  status: string;
+  createdAt: string;
+  location: string;
+  sizeBytes: number;
+  items: number;
+  blobs: number;
+  logSize: number;
+  latestAnchor: { id: string; seq: number; logSize: number } | null;
+  manifestSha256?: string | null;
+  problems?: { id: string; problem: string }[];
+}
 
 export function registerBackupCommands(program: Command): void {
   const bk = group(program, 'backup', 'backups of the Evidence Locker (DR-001)');
@@ -53,7 +82,19 @@ export function registerBackupCommands(program: Command): void {
         const st = await waitFor<BackupSummaryView>(c, `/backups/${r.backupId}`, 'backup', (p) => [Number(p.blobBatchesDone), Number(p.blobBatches)]);
         const s = st.result!;
         print(c.format, s, () =>
-          renderKv({ backup: s.id, status: s.status, location: s.location, created: s.createdAt, items: s.items, blobs: s.blobs, size: humanBytes(s.sizeBytes), 'log size': s.logSize, 'latest anchor': s.latestAnchor ? `${s.latestAnchor.id.slice(0, 16)} (seq ${s.latestAnchor.seq}, ${s.latestAnchor.logSize} leaves)` : '-', manifest: s.manifestSha256, problems: s.problems?.length ? s.problems.map((p) => `${p.id}: ${p.problem}`).join('; ') : 'none' }),
+          renderKv({
+            backup: s.id,
+            status: s.status,
+            location: s.location,
+            created: s.createdAt,
+            items: s.items,
+            blobs: s.blobs,
+            size: humanBytes(s.sizeBytes),
+            'log size': s.logSize,
+            'latest anchor': s.latestAnchor ? `${s.latestAnchor.id.slice(0, 16)} (seq ${s.latestAnchor.seq}, ${s.latestAnchor.logSize} leaves)` : '-',
+            manifest: s.manifestSha256,
+            problems: s.problems?.length ? s.problems.map((p) => `${p.id}: ${p.problem}`).join('; ') : 'none',
+          }),
         );
         return s.problems?.length ? EXIT.INTEGRITY : EXIT.OK;
       }),
@@ -76,7 +117,10 @@ export function registerBackupCommands(program: Command): void {
                 { header: 'STATUS', get: (b) => b.status },
                 { header: 'SIZE', get: (b) => humanBytes(b.sizeBytes), align: 'right' },
                 { header: 'ITEMS', get: (b) => b.items, align: 'right' },
-                { header: 'LATEST ANCHOR', get: (b) => (b.latestAnchor ? `${b.latestAnchor.id.slice(0, 12)} (seq ${b.latestAnchor.seq}, ${b.latestAnchor.logSize} leaves)` : '-') },
+                {
+                  header: 'LATEST ANCHOR',
+                  get: (b) => (b.latestAnchor ? `${b.latestAnchor.id.slice(0, 12)} (seq ${b.latestAnchor.seq}, ${b.latestAnchor.logSize} leaves)` : '-'),
+                },
               ])
             : `no backups in ${r.location} (stella backup create --type evidence-locker)`,
         );
@@ -93,8 +137,18 @@ export function registerBackupCommands(program: Command): void {
     .action(
       action(async (o: { size: string; path?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<{ path: string; requestedBytes: number; availableBytes: number | null; created: boolean }>('/evidence/storage/provision', { size: o.size, path: loc(o.path) });
-        print(c.format, r, () => `provisioned ${r.path}${r.created ? ' (created)' : ''}: ${humanBytes(r.requestedBytes)} requested, ${r.availableBytes === null ? (r.path.startsWith('s3://') ? 'no fixed capacity (S3)' : 'unknown') : humanBytes(r.availableBytes)} free\nnext: stella evidence restore --backup-id <id> --target ${r.path}`);
+        const r = await c
+          .api()
+          .post<{ path: string; requestedBytes: number; availableBytes: number | null; created: boolean }>('/evidence/storage/provision', {
+            size: o.size,
+            path: loc(o.path),
+          });
+        print(
+          c.format,
+          r,
+          () =>
+            `provisioned ${r.path}${r.created ? ' (created)' : ''}: ${humanBytes(r.requestedBytes)} requested, ${r.availableBytes === null ? (r.path.startsWith('s3://') ? 'no fixed capacity (S3)' : 'unknown') : humanBytes(r.availableBytes)} free\nnext: stella evidence restore --backup-id <id> --target ${r.path}`,
+        );
       }),
     );
 
@@ -109,9 +163,19 @@ export function registerBackupCommands(program: Command): void {
       action(async (o: { backupId?: string; target?: string; toAnchor?: string; backupDir?: string; wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!o.backupId && !o.toAnchor) throw new CliError('give --backup-id <id> (full restore) and/or --to-anchor <anchor-id> (point-in-time)', EXIT.USAGE);
-        const r = await c.api().post<{ restoreId: string }>('/evidence/restore', { backupId: o.backupId, target: o.target ? resolve(o.target) : undefined, toAnchor: o.toAnchor, backupDir: loc(o.backupDir) });
+        const r = await c
+          .api()
+          .post<{ restoreId: string }>('/evidence/restore', {
+            backupId: o.backupId,
+            target: o.target ? resolve(o.target) : undefined,
+            toAnchor: o.toAnchor,
+            backupDir: loc(o.backupDir),
+          });
         if (!o.wait) return print(c.format, r, () => `started ${r.restoreId}`);
-        const st = await waitFor<any>(c, `/evidence/restore/${r.restoreId}`, 'restore', (p) => [Number(p.rowsDone) + Number(p.blobsDone), Number(p.rows) + Number(p.blobs)]);
+        const st = await waitFor<any>(c, `/evidence/restore/${r.restoreId}`, 'restore', (p) => [
+          Number(p.rowsDone) + Number(p.blobsDone),
+          Number(p.rows) + Number(p.blobs),
+        ]);
         const x = st.result;
         print(c.format, x, () => {
           const v = x.verify;
@@ -122,9 +186,17 @@ export function registerBackupCommands(program: Command): void {
               items: x.items,
               'log size': x.logSize,
               'blobs restored': x.blobsRestored,
-              'point-in-time': x.pointInTime ? `anchor ${x.pointInTime.anchorId.slice(0, 16)} (log size ${x.pointInTime.logSize}): ${x.pointInTime.quarantined} item(s) quarantined, ${x.pointInTime.anchorsArchived} anchor(s) archived` : '-',
-              'verify --mode full': v ? (v.kind === 'verify-workflow' ? `${v.status.toUpperCase()} (${v.runId}: ${v.checked} checked, ${v.ok} ok, ${v.failed} failed)` : `${v.failed ? 'FAILED' : 'PASSED'} (re-hashed ${v.checked} blobs in the target: ${v.ok} ok, ${v.failed} failed)`) : 'skipped',
-              'anchor verify --all': x.anchors ? `${x.anchors.ok ? 'PASSED' : 'FAILED'} (${x.anchors.checked}/${x.anchors.anchors} anchors${x.anchors.rootsMatchBackup === null ? '' : x.anchors.rootsMatchBackup ? ', roots identical to the backup' : `, roots differ: ${x.anchors.mismatches.join('; ')}`})` : 'skipped',
+              'point-in-time': x.pointInTime
+                ? `anchor ${x.pointInTime.anchorId.slice(0, 16)} (log size ${x.pointInTime.logSize}): ${x.pointInTime.quarantined} item(s) quarantined, ${x.pointInTime.anchorsArchived} anchor(s) archived`
+                : '-',
+              'verify --mode full': v
+                ? v.kind === 'verify-workflow'
+                  ? `${v.status.toUpperCase()} (${v.runId}: ${v.checked} checked, ${v.ok} ok, ${v.failed} failed)`
+                  : `${v.failed ? 'FAILED' : 'PASSED'} (re-hashed ${v.checked} blobs in the target: ${v.ok} ok, ${v.failed} failed)`
+                : 'skipped',
+              'anchor verify --all': x.anchors
+                ? `${x.anchors.ok ? 'PASSED' : 'FAILED'} (${x.anchors.checked}/${x.anchors.anchors} anchors${x.anchors.rootsMatchBackup === null ? '' : x.anchors.rootsMatchBackup ? ', roots identical to the backup' : `, roots differ: ${x.anchors.mismatches.join('; ')}`})`
+                : 'skipped',
             }),
           ];
           if (x.nextSteps?.length) lines.push('', 'next (serve from the restored path):', ...x.nextSteps.map((s: string) => `  ${s}`));
@@ -144,29 +216,59 @@ export function registerBackupCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.digest, 'artifact digest');
         const comp = compressionFor(o.output);
-        const res = await c.api().raw('GET', `/evidence/export${qs({ digest: o.digest, includeDeps: o.includeDeps, format: comp === 'gzip' ? 'gz' : comp === 'zstd' ? 'zst' : 'tar' })}`);
+        const res = await c
+          .api()
+          .raw(
+            'GET',
+            `/evidence/export${qs({ digest: o.digest, includeDeps: o.includeDeps, format: comp === 'gzip' ? 'gz' : comp === 'zstd' ? 'zst' : 'tar' })}`,
+          );
         const out = resolve(o.output);
         await fsp.mkdir(dirname(out), { recursive: true });
         const tmp = `${out}.part`;
         await pipeline(Readable.fromWeb(res.body as never), createWriteStream(tmp));
         await fsp.rename(tmp, out);
-        const r = { output: out, manifestSha256: res.headers.get('x-stella-manifest-sha256'), items: Number(res.headers.get('x-stella-pack-items')), anchor: res.headers.get('x-stella-anchor'), bytes: (await fsp.stat(out)).size };
-        print(c.format, r, () => `wrote ${r.output} (${humanBytes(r.bytes)}): ${r.items} item(s), anchor ${shortDigest(r.anchor)}, manifest ${r.manifestSha256}\nverify offline: stella evidence verify --offline --input ${o.output}`);
+        const r = {
+          output: out,
+          manifestSha256: res.headers.get('x-stella-manifest-sha256'),
+          items: Number(res.headers.get('x-stella-pack-items')),
+          anchor: res.headers.get('x-stella-anchor'),
+          bytes: (await fsp.stat(out)).size,
+        };
+        print(
+          c.format,
+          r,
+          () =>
+            `wrote ${r.output} (${humanBytes(r.bytes)}): ${r.items} item(s), anchor ${shortDigest(r.anchor)}, manifest ${r.manifestSha256}\nverify offline: stella evidence verify --offline --input ${o.output}`,
+        );
       }),
     );
 
   ev.command('diagnostics')
     .description('evidence capture bundle: index status, storage stats, recent anchor chain, integrity results, audit log (no secrets)')
-    .option('--output <file>', 'bundle file (.tar.gz)', `evidence-diag-${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '')}.tar.gz`)
+    .option(
+      '--output <file>',
+      'bundle file (.tar.gz)',
+      `evidence-diag-${new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, '')}.tar.gz`,
+    )
     .option('--audit-limit <n>', 'audit log entries to include', '1000')
     .action(
       action(async (o: { output: string; auditLimit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const d = await c.api().get<{ generatedAt: string; tenant: string; files: Record<string, string> }>(`/evidence/diagnostics${qs({ auditLimit: o.auditLimit })}`);
+        const d = await c
+          .api()
+          .get<{ generatedAt: string; tenant: string; files: Record<string, string> }>(`/evidence/diagnostics${qs({ auditLimit: o.auditLimit })}`);
         // Checked again here: whatever the server sent, no private key member leaves this host.
-        for (const [n, text] of Object.entries(d.files)) if (/"d"\s*:/.test(text)) throw new CliError(`diagnostics file ${n} contains a private key member; not written`, EXIT.INTEGRITY);
+        for (const [n, text] of Object.entries(d.files))
+          if (/"d"\s*:/.test(text)) throw new CliError(`diagnostics file ${n} contains a private key member; not written`, EXIT.INTEGRITY);
         const { archive, manifestSha256 } = await writeManifestArchive(
-          Object.entries(d.files).map(([path, text]) => ({ path, data: text, mediaType: path.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/json' })),
+          Object.entries(d.files).map(([path, text]) => ({
+            path,
+            data: text,
+            mediaType: path.endsWith('.jsonl') ? 'application/x-ndjson' : 'application/json',
+          })),
           { kind: 'evidence-diagnostics', createdAt: d.generatedAt, compression: compressionFor(o.output), meta: { tenant: d.tenant } },
         );
         const out = resolve(o.output);
@@ -198,7 +300,10 @@ export async function verifyPackCli(c: Ctx, input: string, rootpack?: string): P
           `  anchor ${v.anchor!.id} (log size ${v.anchor!.logSize}, root ${v.anchor!.rootHash.slice(0, 16)}…) signed by ${v.anchor!.kid} (${v.keySource === 'pinned' ? 'pinned RootPack' : "pack's RootPack — pin one with --rootpack <file> for authenticity"})`,
           ...v.attestations.map((a) => `  attestation ${a.id}: ${a.detail}`),
         ].join('\n')
-      : [`FAILED: ${input}: ${v.problems.length} problem(s)`, ...v.problems.map((p) => `  ${p.item ?? p.path}: ${p.reason}${p.item && p.path ? ` [${p.path}]` : ''}`)].join('\n'),
+      : [
+          `FAILED: ${input}: ${v.problems.length} problem(s)`,
+          ...v.problems.map((p) => `  ${p.item ?? p.path}: ${p.reason}${p.item && p.path ? ` [${p.path}]` : ''}`),
+        ].join('\n'),
   );
   return v.ok ? EXIT.OK : EXIT.INTEGRITY;
 }

@@ -33,7 +33,15 @@ export function registerDevCommands(program: Command): void {
         };
         print(c.format, info, () =>
           [
-            renderKv({ 'Stack': info.status, 'API': info.apiUrl, 'Temporal UI': info.temporalUiUrl ?? '(external Temporal)', 'Temporal': info.temporalAddress, 'Namespace': info.namespace, 'PostgreSQL': info.database, 'Data dir': info.dataDir }),
+            renderKv({
+              Stack: info.status,
+              API: info.apiUrl,
+              'Temporal UI': info.temporalUiUrl ?? '(external Temporal)',
+              Temporal: info.temporalAddress,
+              Namespace: info.namespace,
+              PostgreSQL: info.database,
+              'Data dir': info.dataDir,
+            }),
             '',
             `Dev API token (admin, 30 days; also saved for the CLI in ${cfg.dataDir}/cli.json):`,
             `  export STELLA_TOKEN=${info.token}`,
@@ -66,8 +74,24 @@ export function registerDevCommands(program: Command): void {
           print(c.format, { running: false }, () => 'not running (stella dev up)');
           return EXIT.UNAVAILABLE;
         }
-        const out = { running: isAlive(s.serve.pid), apiUrl: s.apiUrl, temporal: s.temporal, postgres: s.postgres.url, servePid: s.serve.pid, log: s.serve.log };
-        print(c.format, out, () => renderKv({ running: out.running, api: out.apiUrl, 'temporal ui': s.temporal.uiUrl, temporal: s.temporal.address, postgres: out.postgres, log: out.log }));
+        const out = {
+          running: isAlive(s.serve.pid),
+          apiUrl: s.apiUrl,
+          temporal: s.temporal,
+          postgres: s.postgres.url,
+          servePid: s.serve.pid,
+          log: s.serve.log,
+        };
+        print(c.format, out, () =>
+          renderKv({
+            running: out.running,
+            api: out.apiUrl,
+            'temporal ui': s.temporal.uiUrl,
+            temporal: s.temporal.address,
+            postgres: out.postgres,
+            log: out.log,
+          }),
+        );
         return out.running ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
@@ -141,13 +165,19 @@ export function registerDevCommands(program: Command): void {
       action(async (o: { scopes: string; sub: string; ttl: string; forTenant?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const cfg = c.config();
-        const scopes = o.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+        const scopes = o.scopes
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const bad = scopes.filter((s) => !isScope(s));
         if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}; known: ${SCOPES.join(', ')}`, EXIT.USAGE);
         const ttl = Number(o.ttl);
         if (!Number.isInteger(ttl) || ttl <= 0) throw new CliError('--ttl must be a positive number of seconds', EXIT.USAGE);
         const ks = await openKeyStore(cfg.keysDir);
-        const token = scopes.length === 1 && scopes[0] === 'admin' && o.sub === 'dev-operator' ? await mintDevToken(cfg) : await mintToken(ks, { sub: o.sub, tenant: o.forTenant ?? cfg.tenant, scopes: scopes as never, ttlSeconds: ttl }, { purpose: TOKEN_PURPOSE });
+        const token =
+          scopes.length === 1 && scopes[0] === 'admin' && o.sub === 'dev-operator'
+            ? await mintDevToken(cfg)
+            : await mintToken(ks, { sub: o.sub, tenant: o.forTenant ?? cfg.tenant, scopes: scopes as never, ttlSeconds: ttl }, { purpose: TOKEN_PURPOSE });
         print(c.format, { token, sub: o.sub, tenant: o.forTenant ?? cfg.tenant, scopes, ttlSeconds: ttl }, () => token);
       }),
     );

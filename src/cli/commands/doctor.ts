@@ -4,7 +4,13 @@ import { CliError, EXIT } from '../exit';
 import { print, renderTable } from '../output';
 import { qs } from '../client';
 
-interface Result { id: string; status: 'PASS' | 'WARN' | 'FAIL' | 'SKIP'; message: string; remedy?: string; durationMs: number }
+interface Result {
+  id: string;
+  status: 'PASS' | 'WARN' | 'FAIL' | 'SKIP';
+  message: string;
+  remedy?: string;
+  durationMs: number;
+}
 
 /**
  * `stella doctor --category evidence`, `stella doctor --check check.storage.evidencelocker`.
@@ -25,7 +31,13 @@ export function registerDoctorCommands(program: Command): void {
         const api = c.api();
         if (o.list) {
           const r = await api.get<{ checks: { id: string; categories: string[]; description: string }[] }>('/doctor/checks');
-          print(c.format, r, () => renderTable(r.checks, [{ header: 'CHECK', get: (x) => x.id }, { header: 'CATEGORIES', get: (x) => x.categories }, { header: 'DESCRIPTION', get: (x) => x.description }]));
+          print(c.format, r, () =>
+            renderTable(r.checks, [
+              { header: 'CHECK', get: (x) => x.id },
+              { header: 'CATEGORIES', get: (x) => x.categories },
+              { header: 'DESCRIPTION', get: (x) => x.description },
+            ]),
+          );
           return;
         }
         const params: Record<string, string | undefined> = { category: o.category, check: o.check };
@@ -39,7 +51,13 @@ export function registerDoctorCommands(program: Command): void {
           r = await api.get(`/doctor${qs(params)}`);
         } catch (e) {
           if (!(e instanceof CliError) || e.exitCode !== EXIT.UNAVAILABLE) throw e;
-          const res: Result = { id: 'check.api.reachable', status: 'FAIL', message: e.message, remedy: 'stella dev up (or start `stella serve`), then retry', durationMs: 0 };
+          const res: Result = {
+            id: 'check.api.reachable',
+            status: 'FAIL',
+            message: e.message,
+            remedy: 'stella dev up (or start `stella serve`), then retry',
+            durationMs: 0,
+          };
           r = { ok: false, summary: { pass: 0, warn: 0, fail: 1, skip: 0 }, results: [res] };
         }
         print(c.format, r, () =>

@@ -12,7 +12,21 @@ import { isEvidencePack, verifyPackCli } from './backup';
 
 const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
 
-export interface ItemView { id: string; kind: string; mediaType: string; size: number; state: string; createdAt: string; subjects: string[]; parents: { id: string; relation: string }[]; children: { id: string; relation: string }[]; producer: Record<string, unknown>; predicateType: string | null; logSeq: number | null; tier: string }
+export interface ItemView {
+  id: string;
+  kind: string;
+  mediaType: string;
+  size: number;
+  state: string;
+  createdAt: string;
+  subjects: string[];
+  parents: { id: string; relation: string }[];
+  children: { id: string; relation: string }[];
+  producer: Record<string, unknown>;
+  predicateType: string | null;
+  logSeq: number | null;
+  tier: string;
+}
 
 export const itemColumns = [
   { header: 'ID', get: (i: ItemView) => shortDigest(i.id) },
@@ -83,8 +97,16 @@ export function registerEvidenceCommands(program: Command): void {
       action(async (o: { artifact?: string; kind?: string; limit: string; cursor?: string; all?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().get<{ items: ItemView[]; nextCursor: string | null }>(`/evidence${qs({ artifact: o.artifact, kind: o.kind, limit: o.limit, cursor: o.cursor, all: o.all })}`);
-        print(c.format, r, () => (r.items.length ? renderTable(r.items, itemColumns) : 'no evidence found') + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : ''));
+        const r = await c
+          .api()
+          .get<{ items: ItemView[]; nextCursor: string | null }>(
+            `/evidence${qs({ artifact: o.artifact, kind: o.kind, limit: o.limit, cursor: o.cursor, all: o.all })}`,
+          );
+        print(
+          c.format,
+          r,
+          () => (r.items.length ? renderTable(r.items, itemColumns) : 'no evidence found') + (r.nextCursor ? `\n(more: --cursor ${r.nextCursor})` : ''),
+        );
       }),
     );
 
@@ -146,38 +168,61 @@ export function registerEvidenceCommands(program: Command): void {
     .option('--input <file>', 'with --offline: the archive to verify')
     .option('--rootpack <file>', 'with --offline, for evidence packs: pinned RootPack the anchor and attestations must verify against')
     .action(
-      action(async (o: { mode: string; sampleRate?: string; toAnchor?: string; allTenants?: boolean; wait: boolean; offline?: boolean; input?: string; rootpack?: string }, cmd: Command) => {
-        const c = ctxOf(cmd);
-        if (o.offline || o.input) {
-          if (!o.offline || !o.input) throw new CliError('--offline needs --input <archive> (and --input needs --offline)', EXIT.USAGE);
-          // Evidence packs (manifest kind evidence-pack) get the full offline check: src/core/pack/verify.ts.
-          if (await isEvidencePack(o.input)) return verifyPackCli(c, o.input, o.rootpack);
-          return verifyOffline(c, o.input);
-        }
-        if (o.mode !== 'quick' && o.mode !== 'full') throw new CliError('--mode must be quick or full', EXIT.USAGE);
-        const api = c.api();
-        const body: Record<string, unknown> = { mode: o.mode, allTenants: !!o.allTenants };
-        if (o.sampleRate) body.sampleRate = Number(o.sampleRate);
-        if (o.toAnchor) body.toAnchor = o.toAnchor;
-        const { runId } = await api.post<{ runId: string }>('/evidence/verify', body);
-        if (!o.wait) {
-          print(c.format, { runId }, () => `started ${runId}`);
-          return;
-        }
-        const bar = progressBar(`verify ${o.mode}`, c.quiet || c.format === 'json');
-        let st: { status: string; progress: { total: number; scanned: number } | null; result: { status: string; checked: number; ok: number; failed: number; total: number } | null };
-        for (;;) {
-          st = await api.get(`/evidence/verify/${runId}`);
-          if (st.progress) bar.update(st.progress.scanned, st.progress.total);
-          if (st.status !== 'RUNNING') break;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-        bar.stop();
-        if (!st.result) throw new CliError(`verification run ${runId} ended ${st.status}`, EXIT.FAILURE);
-        const r = st.result;
-        print(c.format, { runId, ...r }, () => `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`);
-        return r.failed ? EXIT.INTEGRITY : EXIT.OK;
-      }),
+      action(
+        async (
+          o: {
+            mode: string;
+            sampleRate?: string;
+            toAnchor?: string;
+            allTenants?: boolean;
+            wait: boolean;
+            offline?: boolean;
+            input?: string;
+            rootpack?: string;
+          },
+          cmd: Command,
+        ) => {
+          const c = ctxOf(cmd);
+          if (o.offline || o.input) {
+            if (!o.offline || !o.input) throw new CliError('--offline needs --input <archive> (and --input needs --offline)', EXIT.USAGE);
+            // Evidence packs (manifest kind evidence-pack) get the full offline check: src/core/pack/verify.ts.
+            if (await isEvidencePack(o.input)) return verifyPackCli(c, o.input, o.rootpack);
+            return verifyOffline(c, o.input);
+          }
+          if (o.mode !== 'quick' && o.mode !== 'full') throw new CliError('--mode must be quick or full', EXIT.USAGE);
+          const api = c.api();
+          const body: Record<string, unknown> = { mode: o.mode, allTenants: !!o.allTenants };
+          if (o.sampleRate) body.sampleRate = Number(o.sampleRate);
+          if (o.toAnchor) body.toAnchor = o.toAnchor;
+          const { runId } = await api.post<{ runId: string }>('/evidence/verify', body);
+          if (!o.wait) {
+            print(c.format, { runId }, () => `started ${runId}`);
+            return;
+          }
+          const bar = progressBar(`verify ${o.mode}`, c.quiet || c.format === 'json');
+          let st: {
+            status: string;
+            progress: { total: number; scanned: number } | null;
+            result: { status: string; checked: number; ok: number; failed: number; total: number } | null;
+          };
+          for (;;) {
+            st = await api.get(`/evidence/verify/${runId}`);
+            if (st.progress) bar.update(st.progress.scanned, st.progress.total);
+            if (st.status !== 'RUNNING') break;
+            await new Promise((r) => setTimeout(r, 500));
+          }
+          bar.stop();
+          if (!st.result) throw new CliError(`verification run ${runId} ended ${st.status}`, EXIT.FAILURE);
+          const r = st.result;
+          print(
+            c.format,
+            { runId, ...r },
+            () =>
+              `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`,
+          );
+          return r.failed ? EXIT.INTEGRITY : EXIT.OK;
+        },
+      ),
     );
 
   ev.command('verify-report')
@@ -188,14 +233,41 @@ export function registerEvidenceCommands(program: Command): void {
     .action(
       action(async (o: { latest?: boolean; run?: string; filter?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ runId: string; mode: string; status: string; checked: number; ok: number; failed: number; startedAt: string; finishedAt: string | null; byResult: Record<string, number>; results: { id: string; result: string; detail: string }[] }>(
-          `/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`,
-        );
+        const r = await c
+          .api()
+          .get<{
+            runId: string;
+            mode: string;
+            status: string;
+            checked: number;
+            ok: number;
+            failed: number;
+            startedAt: string;
+            finishedAt: string | null;
+            byResult: Record<string, number>;
+            results: { id: string; result: string; detail: string }[];
+          }>(`/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`);
         print(c.format, r, () =>
           [
-            renderKv({ run: r.runId, mode: r.mode, status: r.status, started: r.startedAt, finished: r.finishedAt, checked: r.checked, ok: r.ok, failed: r.failed, 'by result': r.byResult }),
+            renderKv({
+              run: r.runId,
+              mode: r.mode,
+              status: r.status,
+              started: r.startedAt,
+              finished: r.finishedAt,
+              checked: r.checked,
+              ok: r.ok,
+              failed: r.failed,
+              'by result': r.byResult,
+            }),
             '',
-            r.results.length ? renderTable(r.results, [{ header: 'ID', get: (x) => x.id }, { header: 'RESULT', get: (x) => x.result }, { header: 'DETAIL', get: (x) => x.detail }]) : 'no failures',
+            r.results.length
+              ? renderTable(r.results, [
+                  { header: 'ID', get: (x) => x.id },
+                  { header: 'RESULT', get: (x) => x.result },
+                  { header: 'DETAIL', get: (x) => x.detail },
+                ])
+              : 'no failures',
           ].join('\n'),
         );
       }),

@@ -63,7 +63,11 @@ export function registerKeysCommands(program: Command): void {
         const c = ctxOf(cmd);
         check(o);
         const r = await c.api().post<any>('/keys/rotate', { purpose: o.purpose, ...(o.alg ? { alg: o.alg } : {}) });
-        print(c.format, r, () => `active: ${r.active.kid} (${r.active.alg})\nretired: ${r.retired.map((k: any) => `${k.kid} (notAfter ${k.notAfter})`).join(', ') || 'none'}`);
+        print(
+          c.format,
+          r,
+          () => `active: ${r.active.kid} (${r.active.alg})\nretired: ${r.retired.map((k: any) => `${k.kid} (notAfter ${k.notAfter})`).join(', ') || 'none'}`,
+        );
       }),
     );
   keys
@@ -75,7 +79,11 @@ export function registerKeysCommands(program: Command): void {
         const c = ctxOf(cmd);
         const pack = await c.api().get<any>(`/rootpack${qs({ scope: 'own' })}`);
         await writePack(o.output, pack);
-        print(c.format, { output: o.output, digest: pack.digest, keys: pack.keys.length }, () => `wrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`);
+        print(
+          c.format,
+          { output: o.output, digest: pack.digest, keys: pack.keys.length },
+          () => `wrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`,
+        );
       }),
     );
 
@@ -86,7 +94,12 @@ export function registerKeysCommands(program: Command): void {
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const pack = await c.api().get<any>('/rootpack');
-        print(c.format, pack, () => [renderKv({ digest: pack.digest, created: pack.createdAt, keys: pack.keys.length }), renderTable(pack.keys, [...keyColumns.slice(0, 2), { header: 'PURPOSES', get: (k: any) => k.purposes }, ...keyColumns.slice(3)])].join('\n'));
+        print(c.format, pack, () =>
+          [
+            renderKv({ digest: pack.digest, created: pack.createdAt, keys: pack.keys.length }),
+            renderTable(pack.keys, [...keyColumns.slice(0, 2), { header: 'PURPOSES', get: (k: any) => k.purposes }, ...keyColumns.slice(3)]),
+          ].join('\n'),
+        );
       }),
     );
   rp.command('import <file>')
@@ -114,7 +127,12 @@ export function registerKeysCommands(program: Command): void {
         const r = await api.post<any>('/keys/rotate', { purpose: 'signing', ...(o.alg ? { alg: o.alg } : {}) });
         const pack = await api.get<any>(`/rootpack${qs({ scope: 'own' })}`);
         await writePack(o.output, pack);
-        print(c.format, { ...r, output: o.output, digest: pack.digest }, () => `active signing key: ${r.active.kid} (${r.active.alg}); retired: ${r.retired.map((k: any) => k.kid).join(', ') || 'none'}\nwrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`);
+        print(
+          c.format,
+          { ...r, output: o.output, digest: pack.digest },
+          () =>
+            `active signing key: ${r.active.kid} (${r.active.alg}); retired: ${r.retired.map((k: any) => k.kid).join(', ') || 'none'}\nwrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`,
+        );
       }),
     );
 }

@@ -19,7 +19,15 @@ function positiveInt(v: string, what: string): number {
   return n;
 }
 
-interface Probe { role: string; kind: string; location: string; ok: boolean; connectivityMs: number | null; error?: string; steps: { op: string; ok: boolean; ms: number; error?: string }[] }
+interface Probe {
+  role: string;
+  kind: string;
+  location: string;
+  ok: boolean;
+  connectivityMs: number | null;
+  error?: string;
+  steps: { op: string; ok: boolean; ms: number; error?: string }[];
+}
 
 function probeTable(stores: Probe[]): string {
   return renderTable(stores, [
@@ -52,20 +60,31 @@ export function registerLockerCommands(program: Command): void {
           const v = s.latestVerify;
           return [
             renderKv({
-              'Tenant': s.tenant,
-              'Overall': s.healthy ? 'healthy' : 'ATTENTION NEEDED',
-              'Items': `${s.items} (${humanBytes(s.bytes)})`,
-              'States': Object.entries(s.byState).map(([k, n]) => `${k} ${n}`).join(', ') || '-',
-              'Store': store(s.store),
-              'Capacity': s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)}` : 'n/a',
-              'Replica': store(s.replica),
+              Tenant: s.tenant,
+              Overall: s.healthy ? 'healthy' : 'ATTENTION NEEDED',
+              Items: `${s.items} (${humanBytes(s.bytes)})`,
+              States:
+                Object.entries(s.byState)
+                  .map(([k, n]) => `${k} ${n}`)
+                  .join(', ') || '-',
+              Store: store(s.store),
+              Capacity: s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)}` : 'n/a',
+              Replica: store(s.replica),
               'Index size': humanBytes(s.index.bytes),
-              'Log': `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
-              'Latest verify': v ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})` : 'never (stella evidence verify --mode quick)',
+              Log: `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
+              'Latest verify': v
+                ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})`
+                : 'never (stella evidence verify --mode quick)',
               'Latest anchor': s.latestAnchor === null ? 'anchoring not set up' : s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
             }),
             '',
-            s.byKind.length ? renderTable(s.byKind as { kind: string; items: number; bytes: number }[], [{ header: 'KIND', get: (k) => k.kind }, { header: 'ITEMS', get: (k) => k.items, align: 'right' }, { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' }]) : 'no evidence stored yet',
+            s.byKind.length
+              ? renderTable(s.byKind as { kind: string; items: number; bytes: number }[], [
+                  { header: 'KIND', get: (k) => k.kind },
+                  { header: 'ITEMS', get: (k) => k.items, align: 'right' },
+                  { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' },
+                ])
+              : 'no evidence stored yet',
           ].join('\n');
         });
       }),
@@ -79,7 +98,11 @@ export function registerLockerCommands(program: Command): void {
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
         const h = await c.api().get<{ healthy: boolean; replicaConfigured: boolean; stores: Probe[] }>('/evidence/store/health');
-        print(c.format, h, () => `${probeTable(h.stores)}\n\n${h.healthy ? 'store healthy' : 'store UNHEALTHY'}${h.replicaConfigured ? '' : ' (no replica configured)'}`);
+        print(
+          c.format,
+          h,
+          () => `${probeTable(h.stores)}\n\n${h.healthy ? 'store healthy' : 'store UNHEALTHY'}${h.replicaConfigured ? '' : ' (no replica configured)'}`,
+        );
         return h.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
@@ -95,9 +118,19 @@ export function registerLockerCommands(program: Command): void {
         const p = await c.api().get<any>(`/evidence/${id}/provenance`);
         print(c.format, p, () => {
           const graph = (nodes: any[], dir: string) =>
-            nodes.length ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n') : '  (none)';
+            nodes.length
+              ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n')
+              : '  (none)';
           return [
-            renderKv({ id: p.id, kind: p.kind, state: p.state + (p.stateReason ? ` (${p.stateReason})` : ''), created: p.createdAt, producer: p.producer, subjects: p.subjects.join(', '), 'log seq': p.log ? `${p.log.seq} leaf ${p.log.leafHash.slice(0, 16)}… at ${p.log.appendedAt}` : 'not in log' }),
+            renderKv({
+              id: p.id,
+              kind: p.kind,
+              state: p.state + (p.stateReason ? ` (${p.stateReason})` : ''),
+              created: p.createdAt,
+              producer: p.producer,
+              subjects: p.subjects.join(', '),
+              'log seq': p.log ? `${p.log.seq} leaf ${p.log.leafHash.slice(0, 16)}… at ${p.log.appendedAt}` : 'not in log',
+            }),
             '',
             'Parents (chain up):',
             graph(p.ancestors, '↑'),
@@ -105,8 +138,25 @@ export function registerLockerCommands(program: Command): void {
             graph(p.descendants, '↓'),
             '',
             'Audit trail:',
-            p.audit.length ? renderTable(p.audit as any[], [{ header: 'AT', get: (a) => a.at }, { header: 'ACTOR', get: (a) => a.actor }, { header: 'ACTION', get: (a) => a.action }, { header: 'REASON', get: (a) => a.reason }]) : '  (no audit entries)',
-            ...(p.verifyHistory.length ? ['', 'Verification findings:', renderTable(p.verifyHistory as any[], [{ header: 'RUN', get: (v) => v.runId }, { header: 'RESULT', get: (v) => v.result }, { header: 'DETAIL', get: (v) => v.detail }])] : []),
+            p.audit.length
+              ? renderTable(p.audit as any[], [
+                  { header: 'AT', get: (a) => a.at },
+                  { header: 'ACTOR', get: (a) => a.actor },
+                  { header: 'ACTION', get: (a) => a.action },
+                  { header: 'REASON', get: (a) => a.reason },
+                ])
+              : '  (no audit entries)',
+            ...(p.verifyHistory.length
+              ? [
+                  '',
+                  'Verification findings:',
+                  renderTable(p.verifyHistory as any[], [
+                    { header: 'RUN', get: (v) => v.runId },
+                    { header: 'RESULT', get: (v) => v.result },
+                    { header: 'DETAIL', get: (v) => v.detail },
+                  ]),
+                ]
+              : []),
           ].join('\n');
         });
       }),
@@ -129,9 +179,18 @@ export function registerLockerCommands(program: Command): void {
             else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i: any) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
             else {
               const link = n.expectedParent ? (n.linked === false ? `  ! not linked to ${n.expectedParent}` : n.linked ? `  ← ${n.expectedParent}` : '') : '';
-              lines.push(`✓ ${n.label.padEnd(w)}  ${n.items.filter((i: any) => i.state === 'present').map((i: any) => shortDigest(i.id)).join(', ')}${link}`);
+              lines.push(
+                `✓ ${n.label.padEnd(w)}  ${n.items
+                  .filter((i: any) => i.state === 'present')
+                  .map((i: any) => shortDigest(i.id))
+                  .join(', ')}${link}`,
+              );
             }
-            if (o.verbose) for (const i of n.items) lines.push(`    ${i.id}  ${i.state}  ${i.predicateType ?? ''}  ${i.createdAt}${i.linkedTo.length ? `  derived-from ${i.linkedTo.map(shortDigest).join(',')}` : ''}`);
+            if (o.verbose)
+              for (const i of n.items)
+                lines.push(
+                  `    ${i.id}  ${i.state}  ${i.predicateType ?? ''}  ${i.createdAt}${i.linkedTo.length ? `  derived-from ${i.linkedTo.map(shortDigest).join(',')}` : ''}`,
+                );
           }
           if (o.verbose) {
             lines.push('', r.other.length ? 'Other evidence:' : 'Other evidence: none');
@@ -156,10 +215,10 @@ export function registerLockerCommands(program: Command): void {
         const s = await c.api().get<any>(`/evidence/index/status${qs({ full: o.full, sample: positiveInt(o.sample, '--sample') })}`);
         print(c.format, s, () =>
           renderKv({
-            'Index': s.healthy ? 'healthy' : 'NEEDS ATTENTION',
-            'Items': `${s.rows.items} (${s.rows.corrupted} corrupted, ${s.rows.quarantined} quarantined)`,
-            'Subjects': s.rows.subjects,
-            'Edges': `${s.rows.edges} (${s.danglingEdges.parentNotIndexed} to unindexed parents, ${s.danglingEdges.childNotIndexed} from unindexed children)`,
+            Index: s.healthy ? 'healthy' : 'NEEDS ATTENTION',
+            Items: `${s.rows.items} (${s.rows.corrupted} corrupted, ${s.rows.quarantined} quarantined)`,
+            Subjects: s.rows.subjects,
+            Edges: `${s.rows.edges} (${s.danglingEdges.parentNotIndexed} to unindexed parents, ${s.danglingEdges.childNotIndexed} from unindexed children)`,
             'Log entries': s.rows.logEntries,
             'Items w/o subject': s.itemsWithoutSubjects,
             'Items w/o log leaf': s.itemsWithoutLogLeaf,
@@ -184,7 +243,17 @@ export function registerLockerCommands(program: Command): void {
         print(c.format, r, () =>
           [
             `${o.dryRun ? 'dry run: ' : ''}checked ${r.checked} item(s): ${r.markedCorrupted} marked corrupted, ${r.restored} restored, ${r.danglingEdges} edge(s) to unindexed parents`,
-            ...(r.changes.length ? ['', renderTable(r.changes as any[], [{ header: 'ID', get: (x) => x.id }, { header: 'FROM', get: (x) => x.from }, { header: 'TO', get: (x) => x.to }, { header: 'REASON', get: (x) => x.reason }])] : []),
+            ...(r.changes.length
+              ? [
+                  '',
+                  renderTable(r.changes as any[], [
+                    { header: 'ID', get: (x) => x.id },
+                    { header: 'FROM', get: (x) => x.from },
+                    { header: 'TO', get: (x) => x.to },
+                    { header: 'REASON', get: (x) => x.reason },
+                  ]),
+                ]
+              : []),
           ].join('\n'),
         );
       }),
@@ -207,12 +276,14 @@ export function registerLockerCommands(program: Command): void {
         let st: any;
         for (;;) {
           st = await api.get(`/evidence/index/rebuild/${opId}`);
-          if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined) process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
+          if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined)
+            process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
           if (st.workflowStatus !== 'RUNNING') break;
           await sleep(500);
         }
         if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
-        if (st.workflowStatus !== 'COMPLETED') throw new CliError(`index rebuild ${opId} ended ${st.workflowStatus}${st.result?.error ? `: ${st.result.error}` : ''}`, EXIT.FAILURE);
+        if (st.workflowStatus !== 'COMPLETED')
+          throw new CliError(`index rebuild ${opId} ended ${st.workflowStatus}${st.result?.error ? `: ${st.result.error}` : ''}`, EXIT.FAILURE);
         const r = st.result;
         print(c.format, { opId, ...r }, () =>
           [
@@ -232,7 +303,15 @@ export function registerLockerCommands(program: Command): void {
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().post<any>('/evidence/index/optimize', {}, { timeoutMs: 3_600_000 });
-        print(c.format, r, () => `${renderTable(r.tables as any[], [{ header: 'TABLE', get: (t) => t.table }, { header: 'TIME', get: (t) => `${t.ms} ms`, align: 'right' }])}\n\nindex size ${humanBytes(r.bytesBefore)} → ${humanBytes(r.bytesAfter)}`);
+        print(
+          c.format,
+          r,
+          () =>
+            `${renderTable(r.tables as any[], [
+              { header: 'TABLE', get: (t) => t.table },
+              { header: 'TIME', get: (t) => `${t.ms} ms`, align: 'right' },
+            ])}\n\nindex size ${humanBytes(r.bytesBefore)} → ${humanBytes(r.bytesAfter)}`,
+        );
       }),
     );
 
@@ -247,10 +326,20 @@ export function registerLockerCommands(program: Command): void {
         print(c.format, r, () =>
           [
             r.rows.length
-              ? renderTable(r.rows as any[], [{ header: 'TENANT', get: (x) => x.tenant }, { header: 'KIND', get: (x) => x.kind }, { header: 'SIZE', get: (x) => x.size, align: 'right' }, { header: 'STATE', get: (x) => x.state + (x.stateReason ? ` (${x.stateReason})` : '') }, { header: 'LOG', get: (x) => x.logSeq }, { header: 'CREATED', get: (x) => x.createdAt }])
+              ? renderTable(r.rows as any[], [
+                  { header: 'TENANT', get: (x) => x.tenant },
+                  { header: 'KIND', get: (x) => x.kind },
+                  { header: 'SIZE', get: (x) => x.size, align: 'right' },
+                  { header: 'STATE', get: (x) => x.state + (x.stateReason ? ` (${x.stateReason})` : '') },
+                  { header: 'LOG', get: (x) => x.logSeq },
+                  { header: 'CREATED', get: (x) => x.createdAt },
+                ])
               : `not indexed: ${id} (blob present → stella evidence index rebuild)`,
             '',
-            renderKv({ 'blob': `${r.blob.location} ${r.blob.present ? `(${r.blob.size} bytes)` : '(MISSING)'}`, 'replica': r.replica ? `${r.replica.location} ${r.replica.present ? `(${r.replica.size} bytes)` : '(missing)'}` : 'not configured' }),
+            renderKv({
+              blob: `${r.blob.location} ${r.blob.present ? `(${r.blob.size} bytes)` : '(MISSING)'}`,
+              replica: r.replica ? `${r.replica.location} ${r.replica.present ? `(${r.replica.size} bytes)` : '(missing)'}` : 'not configured',
+            }),
           ].join('\n'),
         );
         return r.indexed ? EXIT.OK : EXIT.NOT_FOUND;
@@ -268,16 +357,26 @@ export function registerLockerCommands(program: Command): void {
         const c = ctxOf(cmd);
         const s = await c.api().get<any>(`/evidence/storage/stats${qs({ allTenants: o.allTenants })}`);
         const t = (title: string, rows: { key: string; items: number; bytes: number }[]) =>
-          `${title}\n${rows.length ? renderTable(rows, [{ header: 'KEY', get: (r) => r.key }, { header: 'ITEMS', get: (r) => r.items, align: 'right' }, { header: 'BYTES', get: (r) => humanBytes(r.bytes), align: 'right' }]) : '  (none)'}`;
+          `${title}\n${
+            rows.length
+              ? renderTable(rows, [
+                  { header: 'KEY', get: (r) => r.key },
+                  { header: 'ITEMS', get: (r) => r.items, align: 'right' },
+                  { header: 'BYTES', get: (r) => humanBytes(r.bytes), align: 'right' },
+                ])
+              : '  (none)'
+          }`;
         print(c.format, s, () =>
           [
             renderKv({
-              'Store': `${s.store.kind} ${s.store.location}`,
-              'Capacity': s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)} (${((s.store.capacity.availableBytes / s.store.capacity.totalBytes) * 100).toFixed(1)}%)` : 'n/a',
-              'Replica': s.replica ? `${s.replica.kind} ${s.replica.location}` : 'not configured',
+              Store: `${s.store.kind} ${s.store.location}`,
+              Capacity: s.store.capacity
+                ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)} (${((s.store.capacity.availableBytes / s.store.capacity.totalBytes) * 100).toFixed(1)}%)`
+                : 'n/a',
+              Replica: s.replica ? `${s.replica.kind} ${s.replica.location}` : 'not configured',
               'Distinct blobs': `${s.totals.blobs} (${humanBytes(s.totals.bytes)})`,
               'Temp files': `${s.tempFiles.count} (${humanBytes(s.tempFiles.bytes)})`,
-              'Spool': `${s.spool.files} file(s) (${humanBytes(s.spool.bytes)}) in ${s.spool.dir}`,
+              Spool: `${s.spool.files} file(s) (${humanBytes(s.spool.bytes)}) in ${s.spool.dir}`,
             }),
             '',
             t('By kind', s.byKind),
@@ -299,9 +398,18 @@ export function registerLockerCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
         const r = await c.api().get<any>(`/evidence/storage/check/${id}`);
-        const line = (x: any) => (x ? `${x.result}${x.size !== null ? ` (${x.size} bytes)` : ''}${x.result === 'hash-mismatch' ? ` hashes to ${x.actual}` : ''}${x.error ? `: ${x.error}` : ''} — ${x.location}` : 'not configured');
+        const line = (x: any) =>
+          x
+            ? `${x.result}${x.size !== null ? ` (${x.size} bytes)` : ''}${x.result === 'hash-mismatch' ? ` hashes to ${x.actual}` : ''}${x.error ? `: ${x.error}` : ''} — ${x.location}`
+            : 'not configured';
         print(c.format, r, () =>
-          renderKv({ 'id': r.id, 'index': r.indexed ? `${r.indexed.state}${r.indexed.stateReason ? ` (${r.indexed.stateReason})` : ''}, ${r.indexed.size} bytes` : 'NOT INDEXED', 'primary': line(r.primary), 'replica': line(r.replica), 'result': r.ok ? 'ok' : 'PROBLEM' }),
+          renderKv({
+            id: r.id,
+            index: r.indexed ? `${r.indexed.state}${r.indexed.stateReason ? ` (${r.indexed.stateReason})` : ''}, ${r.indexed.size} bytes` : 'NOT INDEXED',
+            primary: line(r.primary),
+            replica: line(r.replica),
+            result: r.ok ? 'ok' : 'PROBLEM',
+          }),
         );
         return r.ok ? EXIT.OK : EXIT.INTEGRITY;
       }),
@@ -371,7 +479,11 @@ export function registerLockerCommands(program: Command): void {
         requireDigest(o.id, 'evidence id');
         if (o.source !== 'replica') throw new CliError(`--source must be replica, got ${JSON.stringify(o.source)}`, EXIT.USAGE);
         const r = await c.api().post<any>(`/evidence/${o.id}/recover`, { source: o.source });
-        print(c.format, r, () => `recovered: ${r.id} from ${r.replica} (${r.bytes} bytes; primary was ${r.primaryWas}, state was ${r.previousState}; now ${r.state})`);
+        print(
+          c.format,
+          r,
+          () => `recovered: ${r.id} from ${r.replica} (${r.bytes} bytes; primary was ${r.primaryWas}, state was ${r.previousState}; now ${r.state})`,
+        );
       }),
     );
 
@@ -386,7 +498,16 @@ export function registerLockerCommands(program: Command): void {
         print(c.format, r, () =>
           [
             `retry-store ${o.artifact}: ${r.checked} indexed item(s) checked, ${r.retried} retried, ${r.unrecoverable} unrecoverable`,
-            ...(r.outcomes.length ? ['', renderTable(r.outcomes as any[], [{ header: 'ID', get: (x) => x.id }, { header: 'ACTION', get: (x) => x.action }, { header: 'DETAIL', get: (x) => x.detail }])] : ['nothing needed retrying']),
+            ...(r.outcomes.length
+              ? [
+                  '',
+                  renderTable(r.outcomes as any[], [
+                    { header: 'ID', get: (x) => x.id },
+                    { header: 'ACTION', get: (x) => x.action },
+                    { header: 'DETAIL', get: (x) => x.detail },
+                  ]),
+                ]
+              : ['nothing needed retrying']),
           ].join('\n'),
         );
         return r.unrecoverable ? EXIT.INTEGRITY : EXIT.OK;
@@ -412,13 +533,23 @@ export function registerLockerCommands(program: Command): void {
           throw new CliError(`${path} is neither a directory nor a .tar/.tar.gz/.tar.zst archive; use stella evidence put for a single file`, EXIT.USAGE);
         }
         const api = c.api();
-        const { workflowId } = await api.post<{ workflowId: string }>('/evidence/ingest', { path: abs, artifact: o.artifact, kind: o.kind, mediaType: o.mediaType, batchSize: positiveInt(o.batchSize, '--batch-size') });
+        const { workflowId } = await api.post<{ workflowId: string }>('/evidence/ingest', {
+          path: abs,
+          artifact: o.artifact,
+          kind: o.kind,
+          mediaType: o.mediaType,
+          batchSize: positiveInt(o.batchSize, '--batch-size'),
+        });
         if (!o.wait) {
           print(c.format, { workflowId }, () => `started ${workflowId}`);
           return;
         }
         await followIngest(api, workflowId, c.quiet || c.format === 'json').then((r) =>
-          print(c.format, { workflowId, ...r }, () => `ingested ${r.total} file(s) from ${abs}: ${r.created} new, ${r.present} already present, ${humanBytes(r.bytes)} (workflow ${workflowId})`),
+          print(
+            c.format,
+            { workflowId, ...r },
+            () => `ingested ${r.total} file(s) from ${abs}: ${r.created} new, ${r.present} already present, ${humanBytes(r.bytes)} (workflow ${workflowId})`,
+          ),
         );
       }),
     );

@@ -12,7 +12,14 @@ const STATES = ['evaluating', 'waiting-evidence', 'waiting-approval', 'promoted'
 const FINAL = ['promoted', 'failed', 'aborted'];
 const ENV_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-interface Gate { name: string; required: boolean; passed: boolean; detail: string; evidenceId?: string; missing?: { kind: string; predicateType?: string; command: string } }
+interface Gate {
+  name: string;
+  required: boolean;
+  passed: boolean;
+  detail: string;
+  evidenceId?: string;
+  missing?: { kind: string; predicateType?: string; command: string };
+}
 interface Status {
   id?: string;
   promotionId: string;
@@ -78,7 +85,8 @@ async function resolveId(c: Ctx, id: string | undefined, keepFinishedMs = 0): Pr
   if (last) {
     const s = await api.get<Status & { finishedAt?: string | null }>(`/promotions/${encodeURIComponent(last)}`).catch(() => null);
     if (s && !FINAL.includes(s.state)) return say(last, 'the promotion this CLI last worked with');
-    if (s && keepFinishedMs && s.finishedAt && Date.now() - Date.parse(s.finishedAt) < keepFinishedMs) return say(last, `the promotion this CLI last worked with, ${s.state}`);
+    if (s && keepFinishedMs && s.finishedAt && Date.now() - Date.parse(s.finishedAt) < keepFinishedMs)
+      return say(last, `the promotion this CLI last worked with, ${s.state}`);
   }
   for (const state of ['waiting-evidence', 'waiting-approval', 'evaluating']) {
     const r = await api.get<{ items: { id: string }[] }>(`/promotions${qs({ state, limit: 1 })}`);
@@ -88,7 +96,10 @@ async function resolveId(c: Ctx, id: string | undefined, keepFinishedMs = 0): Pr
     }
   }
   if (last) return say(last, 'the promotion this CLI last worked with'); // nothing unfinished
-  throw new CliError('no promotion in progress; pass an id (stella promotion list) or start one (stella promotion start --artifact <digest> --to <env>)', EXIT.NOT_FOUND);
+  throw new CliError(
+    'no promotion in progress; pass an id (stella promotion list) or start one (stella promotion start --artifact <digest> --to <env>)',
+    EXIT.NOT_FOUND,
+  );
 }
 
 /** How long a just-finished promotion stays the default for status/evidence. */
@@ -117,7 +128,9 @@ function renderStatus(s: Status): string {
       state: s.state,
       attempts: s.attempts,
       deadline: s.deadline,
-      approvals: s.approvalsRequired ? `${s.approvals.length}/${s.approvalsRequired}${s.approvals.length ? ` (${s.approvals.map((a) => a.by).join(', ')})` : ''}` : s.approvals.length || '-',
+      approvals: s.approvalsRequired
+        ? `${s.approvals.length}/${s.approvalsRequired}${s.approvals.length ? ` (${s.approvals.map((a) => a.by).join(', ')})` : ''}`
+        : s.approvals.length || '-',
       reason: s.reason,
     }),
     '',
@@ -146,7 +159,11 @@ export function registerPromotionCommands(program: Command): void {
       action(async (o: { artifact: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(o.artifact, 'artifact digest');
-        for (const [flag, v] of [['--to', o.to], ['--from', o.from]] as const) if (v !== undefined && !ENV_RE.test(v)) throw new CliError(`malformed ${flag} ${JSON.stringify(v)}: lowercase letters, digits, . _ -`, EXIT.USAGE);
+        for (const [flag, v] of [
+          ['--to', o.to],
+          ['--from', o.from],
+        ] as const)
+          if (v !== undefined && !ENV_RE.test(v)) throw new CliError(`malformed ${flag} ${JSON.stringify(v)}: lowercase letters, digits, . _ -`, EXIT.USAGE);
         const timeout = Number(o.timeout);
         if (!Number.isInteger(timeout) || timeout < 1 || timeout > 300) throw new CliError('--timeout must be 1..300 seconds', EXIT.USAGE);
         const body = { artifact: o.artifact, to: o.to, ...(o.from ? { from: o.from } : {}), ...(o.image ? { imageRef: o.image } : {}) };
@@ -179,9 +196,17 @@ export function registerPromotionCommands(program: Command): void {
       action(async (id: string | undefined, o: { missing?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id, KEEP_FINISHED_MS);
-        const r = await c.api().get<{ id: string; artifact: string; to: string; state: string; deadline: string | null; gates?: Gate[]; missing: { gate: string; detail: string; kind?: string; predicateType?: string; command?: string }[] }>(
-          `/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`,
-        );
+        const r = await c
+          .api()
+          .get<{
+            id: string;
+            artifact: string;
+            to: string;
+            state: string;
+            deadline: string | null;
+            gates?: Gate[];
+            missing: { gate: string; detail: string; kind?: string; predicateType?: string; command?: string }[];
+          }>(`/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`);
         print(c.format, r, () => {
           const head = `${r.id} (${r.state}) → ${r.to}, artifact ${r.artifact}`;
           if (!o.missing) return `${head}\n\n${renderGates(r.gates ?? [])}`;
@@ -225,9 +250,12 @@ export function registerPromotionCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.state && !STATES.includes(o.state)) throw new CliError(`unknown --state ${o.state}; expected one of ${STATES.join(', ')}`, EXIT.USAGE);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().get<{ query: string; items: { id: string; status: string; state: string | null; artifact: string | null; env: string | null; startTime: string }[] }>(
-          `/promotions${qs({ state: o.state, artifact: o.artifact, env: o.env, limit: o.limit })}`,
-        );
+        const r = await c
+          .api()
+          .get<{
+            query: string;
+            items: { id: string; status: string; state: string | null; artifact: string | null; env: string | null; startTime: string }[];
+          }>(`/promotions${qs({ state: o.state, artifact: o.artifact, env: o.env, limit: o.limit })}`);
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -251,7 +279,12 @@ export function registerPromotionCommands(program: Command): void {
         action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
           const c = ctxOf(cmd);
           remember(id);
-          const r = await c.api().post<{ message: string }>(`/promotions/${encodeURIComponent(id)}/${op}`, { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) });
+          const r = await c
+            .api()
+            .post<{ message: string }>(`/promotions/${encodeURIComponent(id)}/${op}`, {
+              ...(o.comment ? { comment: o.comment } : {}),
+              ...(o.reason ? { reason: o.reason } : {}),
+            });
           print(c.format, r, () => r.message);
         }),
       );
@@ -270,8 +303,14 @@ export function registerPromotionCommands(program: Command): void {
         const document = await fsp.readFile(o.file, 'utf8').catch(() => {
           throw new CliError(`${o.file}: cannot read`, EXIT.USAGE);
         });
-        const r = await c.api().json<{ env: string; version: number; checksum: string; changed: boolean }>('PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
-        print(c.format, r, () => (r.changed ? `stored policy for ${r.env}: version ${r.version} (${r.checksum})` : `unchanged: policy for ${r.env} is already version ${r.version} with this content`));
+        const r = await c
+          .api()
+          .json<{ env: string; version: number; checksum: string; changed: boolean }>('PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
+        print(c.format, r, () =>
+          r.changed
+            ? `stored policy for ${r.env}: version ${r.version} (${r.checksum})`
+            : `unchanged: policy for ${r.env} is already version ${r.version} with this content`,
+        );
       }),
     );
   pol.command('show').description('the policy that applies').option('--env <env>', 'target environment').action(action(showPolicy));
@@ -279,25 +318,54 @@ export function registerPromotionCommands(program: Command): void {
   // `stella evidence policy show` (runbook): the promotion section; other policy kinds can add theirs.
   const evPolicy = group(group(program, 'evidence', 'the Evidence Locker'), 'policy', 'evidence policies');
   if (!evPolicy.commands.some((x) => x.name() === 'show')) {
-    evPolicy.command('show').description('policies that apply (promotion evidence requirements, …)').option('--env <env>', 'target environment').action(action(showPolicy));
+    evPolicy
+      .command('show')
+      .description('policies that apply (promotion evidence requirements, …)')
+      .option('--env <env>', 'target environment')
+      .action(action(showPolicy));
   }
 }
 
 /** Other policy sections for `stella evidence policy show` (e.g. retention) register here. */
 export const evidencePolicySections: { key: string; fetch: (c: Ctx, o: { env?: string }) => Promise<unknown>; render: (v: unknown) => string }[] = [];
 
-interface PolicyView { source: string; policyEnv: string; version: number | null; checksum: string; createdAt?: string | null; createdBy?: string | null; policy: { requirements: Record<string, unknown>[]; maxEvidenceAge: string; autoGenerate: boolean; waitDeadline: string; requireApproval: boolean; approvals: number } }
+interface PolicyView {
+  source: string;
+  policyEnv: string;
+  version: number | null;
+  checksum: string;
+  createdAt?: string | null;
+  createdBy?: string | null;
+  policy: {
+    requirements: Record<string, unknown>[];
+    maxEvidenceAge: string;
+    autoGenerate: boolean;
+    waitDeadline: string;
+    requireApproval: boolean;
+    approvals: number;
+  };
+}
 
 function renderPolicy(title: string, p: PolicyView): string {
   const reqs = p.policy.requirements.map((r) => {
-    const extra = r.kind === 'scan-report' ? ` thresholds ${JSON.stringify(r.thresholds)}` : r.kind === 'attestation' ? ` ${r.predicateType}${r.trustedSigner ? ', signed by a RootPack-trusted key' : ''}` : ` ${r.format}`;
+    const extra =
+      r.kind === 'scan-report'
+        ? ` thresholds ${JSON.stringify(r.thresholds)}`
+        : r.kind === 'attestation'
+          ? ` ${r.predicateType}${r.trustedSigner ? ', signed by a RootPack-trusted key' : ''}`
+          : ` ${r.format}`;
     return `  - ${r.name} (${r.kind}${r.required ? '' : ', optional'}):${extra}${r.maxAge ? `, max age ${r.maxAge}` : ''}`;
   });
   return [
     `${title}: ${p.source}${p.version ? ` version ${p.version}` : ''} (${p.checksum.slice(0, 19)}…)`,
     `required evidence:`,
     ...reqs,
-    renderKv({ '  max evidence age': p.policy.maxEvidenceAge, '  auto-generate': p.policy.autoGenerate, '  wait deadline': p.policy.waitDeadline, '  manual approval': p.policy.requireApproval ? `yes (${p.policy.approvals})` : 'no' }),
+    renderKv({
+      '  max evidence age': p.policy.maxEvidenceAge,
+      '  auto-generate': p.policy.autoGenerate,
+      '  wait deadline': p.policy.waitDeadline,
+      '  manual approval': p.policy.requireApproval ? `yes (${p.policy.approvals})` : 'no',
+    }),
   ].join('\n');
 }
 

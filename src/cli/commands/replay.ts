@@ -21,7 +21,15 @@ function summary(r: ReplayResult): string {
       strict: r.strict,
     }),
   ];
-  if (r.problems.length) lines.push('', renderTable(r.problems, [{ header: 'CODE', get: (p) => p.code }, { header: 'LEVEL', get: (p) => p.severity }, { header: 'DETAIL', get: (p) => p.detail }]));
+  if (r.problems.length)
+    lines.push(
+      '',
+      renderTable(r.problems, [
+        { header: 'CODE', get: (p) => p.code },
+        { header: 'LEVEL', get: (p) => p.severity },
+        { header: 'DETAIL', get: (p) => p.detail },
+      ]),
+    );
   return lines.join('\n');
 }
 
@@ -37,7 +45,14 @@ async function writeLogs(dir: string, r: ReplayResult): Promise<string> {
 async function replayFiles(manifestPath: string, o: { strict?: boolean; rootpack?: string }): Promise<ReplayResult> {
   const kit = await readKit(manifestPath, o.rootpack);
   if (!kit.rootpack) throw new CliError(`no RootPack: put rootpack.json beside ${manifestPath} or pass --rootpack <file>`, EXIT.USAGE);
-  return replayVerify({ manifest: kit.manifest, envelope: kit.envelope, inputBundle: kit.input, outputBundle: kit.output, rootpack: kit.rootpack, strict: !!o.strict });
+  return replayVerify({
+    manifest: kit.manifest,
+    envelope: kit.envelope,
+    inputBundle: kit.input,
+    outputBundle: kit.output,
+    rootpack: kit.rootpack,
+    strict: !!o.strict,
+  });
 }
 
 export function registerReplayCommands(program: Command): void {
@@ -51,22 +66,36 @@ export function registerReplayCommands(program: Command): void {
     .option('--evidence <pack>', 'replay from an offline evidence pack (.tar.gz) instead of a manifest')
     .option('-o, --output <file>', 'write the verdict JSON to a file')
     .action(
-      action(async (manifest: string | undefined, o: { strict?: boolean; offline?: boolean; rootpack?: string; logDir?: string; evidence?: string; output?: string }, cmd: Command) => {
-        const c = ctxOf(cmd);
-        let r: ReplayResult;
-        if (o.evidence) {
-          const { replayFromPack } = await import('../../core/replay/pack');
-          r = await replayFromPack(o.evidence, { strict: !!o.strict, rootpack: o.rootpack });
-        } else {
-          if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
-          const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
-          r = await replayFiles(p, o);
-        }
-        if (o.logDir) process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), r)}\n`);
-        if (o.output) await fsp.writeFile(o.output, JSON.stringify({ scanId: r.scanId, artifactDigest: r.artifactDigest, ok: r.ok, verdict: r.recomputed, recorded: r.recorded, problems: r.problems }, null, 2) + '\n');
-        print(c.format, r, () => summary(r));
-        return r.ok ? EXIT.OK : EXIT.INTEGRITY;
-      }),
+      action(
+        async (
+          manifest: string | undefined,
+          o: { strict?: boolean; offline?: boolean; rootpack?: string; logDir?: string; evidence?: string; output?: string },
+          cmd: Command,
+        ) => {
+          const c = ctxOf(cmd);
+          let r: ReplayResult;
+          if (o.evidence) {
+            const { replayFromPack } = await import('../../core/replay/pack');
+            r = await replayFromPack(o.evidence, { strict: !!o.strict, rootpack: o.rootpack });
+          } else {
+            if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
+            const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
+            r = await replayFiles(p, o);
+          }
+          if (o.logDir) process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), r)}\n`);
+          if (o.output)
+            await fsp.writeFile(
+              o.output,
+              JSON.stringify(
+                { scanId: r.scanId, artifactDigest: r.artifactDigest, ok: r.ok, verdict: r.recomputed, recorded: r.recorded, problems: r.problems },
+                null,
+                2,
+              ) + '\n',
+            );
+          print(c.format, r, () => summary(r));
+          return r.ok ? EXIT.OK : EXIT.INTEGRITY;
+        },
+      ),
     );
 
   program
@@ -92,7 +121,12 @@ export function registerReplayCommands(program: Command): void {
           r = await c.api().post(`/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
         }
         const ledgerOk = !o.ledger || (r.ledger as { ok?: boolean } | undefined)?.ok === true;
-        if (o.explain || c.format === 'json') print('json', o.explain ? { ok: r.ok && ledgerOk, codes: r.problems.map((p) => p.code), problems: r.problems, diff: r.diff, ledger: r.ledger ?? null } : r, () => '');
+        if (o.explain || c.format === 'json')
+          print(
+            'json',
+            o.explain ? { ok: r.ok && ledgerOk, codes: r.problems.map((p) => p.code), problems: r.problems, diff: r.diff, ledger: r.ledger ?? null } : r,
+            () => '',
+          );
         else print('table', r, () => summary(r) + (o.ledger ? `\n\nledger: ${JSON.stringify(r.ledger)}` : ''));
         return r.ok && ledgerOk ? EXIT.OK : EXIT.INTEGRITY;
       }),
@@ -107,10 +141,23 @@ export function registerReplayCommands(program: Command): void {
     .action(
       action(async (o: { scanId: string; output: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const k = await c.api().get<{ manifest: any; envelope: any; input: string; output: string; rootpack: any }>(`/replay/runs/${encodeURIComponent(o.scanId)}/kit`);
+        const k = await c
+          .api()
+          .get<{ manifest: any; envelope: any; input: string; output: string; rootpack: any }>(`/replay/runs/${encodeURIComponent(o.scanId)}/kit`);
         const dir = kitDir(resolve(o.output), o.scanId);
-        const files = await writeKit(dir, { manifest: k.manifest, envelope: k.envelope, input: Buffer.from(k.input, 'base64'), output: Buffer.from(k.output, 'base64'), rootpack: k.rootpack });
-        print(c.format, { dir, files }, () => `wrote ${dir}\n  ${files.map((f) => f.slice(dir.length + 1)).join('\n  ')}\nverify air-gapped: stella replay ${join(dir, 'manifest.json')} --strict --offline`);
+        const files = await writeKit(dir, {
+          manifest: k.manifest,
+          envelope: k.envelope,
+          input: Buffer.from(k.input, 'base64'),
+          output: Buffer.from(k.output, 'base64'),
+          rootpack: k.rootpack,
+        });
+        print(
+          c.format,
+          { dir, files },
+          () =>
+            `wrote ${dir}\n  ${files.map((f) => f.slice(dir.length + 1)).join('\n  ')}\nverify air-gapped: stella replay ${join(dir, 'manifest.json')} --strict --offline`,
+        );
       }),
     );
   kit
@@ -134,7 +181,15 @@ export function registerReplayCommands(program: Command): void {
           const log = JSON.parse(await fsp.readFile(f, 'utf8'));
           synced.push(await c.api().post('/replay/sync', log));
         }
-        print(c.format, { synced }, () => (synced.length ? renderTable(synced, [{ header: 'SCAN', get: (s: any) => s.scanId }, { header: 'RESULT', get: (s: any) => s.result }, { header: 'CODES', get: (s: any) => s.codes }]) : `no verify.json logs under ${dir}`));
+        print(c.format, { synced }, () =>
+          synced.length
+            ? renderTable(synced, [
+                { header: 'SCAN', get: (s: any) => s.scanId },
+                { header: 'RESULT', get: (s: any) => s.result },
+                { header: 'CODES', get: (s: any) => s.codes },
+              ])
+            : `no verify.json logs under ${dir}`,
+        );
       }),
     );
 
@@ -147,7 +202,15 @@ export function registerReplayCommands(program: Command): void {
       action(async (o: { artifact?: string; limit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().get<{ runs: any[] }>(`/replay/runs${qs({ artifact: o.artifact, limit: o.limit })}`);
-        print(c.format, r, () => renderTable(r.runs, [{ header: 'SCAN', get: (x) => x.scanId }, { header: 'ARTIFACT', get: (x) => x.artifactDigest.slice(0, 19) }, { header: 'VERDICT', get: (x) => x.verdict }, { header: 'LAST VERIFY', get: (x) => x.lastResult ?? '-' }, { header: 'CREATED', get: (x) => x.createdAt }]));
+        print(c.format, r, () =>
+          renderTable(r.runs, [
+            { header: 'SCAN', get: (x) => x.scanId },
+            { header: 'ARTIFACT', get: (x) => x.artifactDigest.slice(0, 19) },
+            { header: 'VERDICT', get: (x) => x.verdict },
+            { header: 'LAST VERIFY', get: (x) => x.lastResult ?? '-' },
+            { header: 'CREATED', get: (x) => x.createdAt },
+          ]),
+        );
       }),
     );
 }

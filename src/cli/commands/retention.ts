@@ -20,9 +20,50 @@ import { evidencePolicySections } from './promotion';
  *   stella evidence retention runs|tier-move
  */
 
-interface Hold { id: string; scope: string; values: string[]; reason: string; incidentTicket: string | null; createdBy: string; createdAt: string; releasedBy: string | null; releasedAt: string | null; active: boolean }
-interface RunSummary { runId: string; kind: string; dryRun: boolean; aggressive: boolean; status: string; items: number; bytes: number; bytesFreed: number; skippedHeld: number; skippedPromotion: number; pendingBlobs: number; asOf: string; startedAt: string; finishedAt: string | null; actor: string }
-interface PolicySection { tenant: string; tiers: { hotDays: number; coldDays: number; source: string }; activeHolds: number; policies: { bundleType: string; policyId: string; retentionDays: number; legalHold: boolean; purgeAfter: string | null; source: string; version: number | null; signedBy: string | null }[] }
+interface Hold {
+  id: string;
+  scope: string;
+  values: string[];
+  reason: string;
+  incidentTicket: string | null;
+  createdBy: string;
+  createdAt: string;
+  releasedBy: string | null;
+  releasedAt: string | null;
+  active: boolean;
+}
+interface RunSummary {
+  runId: string;
+  kind: string;
+  dryRun: boolean;
+  aggressive: boolean;
+  status: string;
+  items: number;
+  bytes: number;
+  bytesFreed: number;
+  skippedHeld: number;
+  skippedPromotion: number;
+  pendingBlobs: number;
+  asOf: string;
+  startedAt: string;
+  finishedAt: string | null;
+  actor: string;
+}
+interface PolicySection {
+  tenant: string;
+  tiers: { hotDays: number; coldDays: number; source: string };
+  activeHolds: number;
+  policies: {
+    bundleType: string;
+    policyId: string;
+    retentionDays: number;
+    legalHold: boolean;
+    purgeAfter: string | null;
+    source: string;
+    version: number | null;
+    signedBy: string | null;
+  }[];
+}
 
 export function renderRetentionSection(v: unknown): string {
   const r = v as PolicySection;
@@ -39,7 +80,6 @@ export function renderRetentionSection(v: unknown): string {
   ].join('\n');
 }
 
-
 function parseDays(s: string, flag: string): number {
   const m = /^(\d+)d?$/.exec(s.trim());
   if (!m) throw new CliError(`${flag} must be a number of days such as 365d (got ${JSON.stringify(s)})`, EXIT.USAGE);
@@ -48,7 +88,8 @@ function parseDays(s: string, flag: string): number {
 
 function runLine(r: RunSummary): string {
   const skipped = `skipped: ${r.skippedHeld} under legal hold, ${r.skippedPromotion} needed by open promotions`;
-  if (r.dryRun) return `DRY RUN: would purge ${r.items} item(s), ${humanBytes(r.bytes)} (${humanBytes(r.bytesFreed)} of storage freed); ${skipped}; nothing was changed (run ${r.runId})`;
+  if (r.dryRun)
+    return `DRY RUN: would purge ${r.items} item(s), ${humanBytes(r.bytes)} (${humanBytes(r.bytesFreed)} of storage freed); ${skipped}; nothing was changed (run ${r.runId})`;
   return `purged ${r.items} item(s), ${humanBytes(r.bytes)} (${humanBytes(r.bytesFreed)} of storage freed); ${skipped}; Merkle leaves kept; run ${r.runId}${r.aggressive ? ' (aggressive)' : ''}`;
 }
 
@@ -60,7 +101,8 @@ async function waitRun(c: Ctx, runId: string, label: string): Promise<RunSummary
       const st = await api.get<{ status: string; progress: { items: number } | null; run: RunSummary | null }>(`/evidence/retention/runs/${runId}`);
       if (st.progress) bar.update(st.progress.items, Math.max(st.progress.items, st.run?.items ?? 0, 1));
       if (st.status !== 'RUNNING' && st.status !== 'UNKNOWN' && st.run) {
-        if (st.status !== 'COMPLETED') throw new CliError(`retention run ${runId} ended ${st.status} (see the Temporal UI); counts so far: ${st.run.items} item(s)`, EXIT.FAILURE);
+        if (st.status !== 'COMPLETED')
+          throw new CliError(`retention run ${runId} ended ${st.status} (see the Temporal UI); counts so far: ${st.run.items} item(s)`, EXIT.FAILURE);
         return st.run;
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -95,7 +137,14 @@ export function registerRetentionCommands(program: Command): void {
         } catch {
           throw new CliError(`${o.file}: not valid JSON`, EXIT.USAGE);
         }
-        const r = await c.api().post<{ version: number; changed: boolean; declaration: { retention_policy_id: string; bundle_type: string; retention_days: number; checksum: string }; signedBy: string | null }>('/evidence/retention/policies', body);
+        const r = await c
+          .api()
+          .post<{
+            version: number;
+            changed: boolean;
+            declaration: { retention_policy_id: string; bundle_type: string; retention_days: number; checksum: string };
+            signedBy: string | null;
+          }>('/evidence/retention/policies', body);
         const d = r.declaration;
         print(c.format, r, () =>
           r.changed
@@ -134,16 +183,40 @@ export function registerRetentionCommands(program: Command): void {
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .option('--ticket <id>', 'incident ticket reference')
     .action(
-      action(async (o: { scope?: string; value?: string[]; item?: string[]; artifact?: string[]; bundleType?: string[]; tenantWide?: boolean; reason: string; ticket?: string }, cmd: Command) => {
-        const c = ctxOf(cmd);
-        const picked = [o.item && ['items', o.item], o.artifact && ['artifact', o.artifact], o.bundleType && ['bundle_type', o.bundleType], o.tenantWide && ['tenant', []]].filter(Boolean) as [string, string[]][];
-        if (o.scope) picked.push([o.scope === 'bundle-type' ? 'bundle_type' : o.scope, o.value ?? []]);
-        if (picked.length !== 1) throw new CliError('give exactly one of --scope, --item, --artifact, --bundle-type, --tenant-wide', EXIT.USAGE);
-        const [scope, values] = picked[0]!;
-        if (scope === 'items' || scope === 'artifact') values.forEach((v) => requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest'));
-        const h = await c.api().post<Hold>('/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
-        print(c.format, h, () => `created legal hold ${h.id} (${h.scope}${h.values.length ? `: ${h.values.map(shortDigest).join(', ')}` : ''})${h.incidentTicket ? ` for ${h.incidentTicket}` : ''}`);
-      }),
+      action(
+        async (
+          o: {
+            scope?: string;
+            value?: string[];
+            item?: string[];
+            artifact?: string[];
+            bundleType?: string[];
+            tenantWide?: boolean;
+            reason: string;
+            ticket?: string;
+          },
+          cmd: Command,
+        ) => {
+          const c = ctxOf(cmd);
+          const picked = [
+            o.item && ['items', o.item],
+            o.artifact && ['artifact', o.artifact],
+            o.bundleType && ['bundle_type', o.bundleType],
+            o.tenantWide && ['tenant', []],
+          ].filter(Boolean) as [string, string[]][];
+          if (o.scope) picked.push([o.scope === 'bundle-type' ? 'bundle_type' : o.scope, o.value ?? []]);
+          if (picked.length !== 1) throw new CliError('give exactly one of --scope, --item, --artifact, --bundle-type, --tenant-wide', EXIT.USAGE);
+          const [scope, values] = picked[0]!;
+          if (scope === 'items' || scope === 'artifact') values.forEach((v) => requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest'));
+          const h = await c.api().post<Hold>('/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
+          print(
+            c.format,
+            h,
+            () =>
+              `created legal hold ${h.id} (${h.scope}${h.values.length ? `: ${h.values.map(shortDigest).join(', ')}` : ''})${h.incidentTicket ? ` for ${h.incidentTicket}` : ''}`,
+          );
+        },
+      ),
     );
   hold
     .command('list')
@@ -158,7 +231,11 @@ export function registerRetentionCommands(program: Command): void {
             ? renderTable(r.holds, [
                 { header: 'ID', get: (h) => h.id },
                 { header: 'SCOPE', get: (h) => h.scope },
-                { header: 'VALUES', get: (h) => (h.values.length > 2 ? `${h.values.slice(0, 2).map(shortDigest).join(',')},… (${h.values.length})` : h.values.map(shortDigest).join(',')) },
+                {
+                  header: 'VALUES',
+                  get: (h) =>
+                    h.values.length > 2 ? `${h.values.slice(0, 2).map(shortDigest).join(',')},… (${h.values.length})` : h.values.map(shortDigest).join(','),
+                },
                 { header: 'REASON', get: (h) => h.reason },
                 { header: 'TICKET', get: (h) => h.incidentTicket },
                 { header: 'BY', get: (h) => h.createdBy },
@@ -192,50 +269,72 @@ export function registerRetentionCommands(program: Command): void {
     .option('--limit <n>', 'dry run: items listed in the table (json lists all)', '50')
     .option('--no-wait', 'start the purge and print its run id')
     .action(
-      action(async (o: { applyRetention?: boolean; dryRun?: boolean; aggressive?: boolean; tempOnly?: boolean; reason?: string; limit: string; wait: boolean }, cmd: Command) => {
-        const c = ctxOf(cmd);
-        if (!!o.applyRetention === !!o.tempOnly) throw new CliError('give one of --apply-retention or --temp-only', EXIT.USAGE);
-        const api = c.api();
-        if (o.tempOnly) {
-          if (o.aggressive) throw new CliError('--aggressive applies to --apply-retention only', EXIT.USAGE);
-          const r = await api.post<{ dryRun: boolean; removed: number; bytes: number; results: { where: string; removed: number; bytes: number }[] }>('/evidence/cleanup/temp', { dryRun: !!o.dryRun });
-          print(c.format, r, () =>
+      action(
+        async (
+          o: { applyRetention?: boolean; dryRun?: boolean; aggressive?: boolean; tempOnly?: boolean; reason?: string; limit: string; wait: boolean },
+          cmd: Command,
+        ) => {
+          const c = ctxOf(cmd);
+          if (!!o.applyRetention === !!o.tempOnly) throw new CliError('give one of --apply-retention or --temp-only', EXIT.USAGE);
+          const api = c.api();
+          if (o.tempOnly) {
+            if (o.aggressive) throw new CliError('--aggressive applies to --apply-retention only', EXIT.USAGE);
+            const r = await api.post<{ dryRun: boolean; removed: number; bytes: number; results: { where: string; removed: number; bytes: number }[] }>(
+              '/evidence/cleanup/temp',
+              { dryRun: !!o.dryRun },
+            );
+            print(c.format, r, () =>
+              [
+                renderTable(r.results, [
+                  { header: 'LOCATION', get: (x) => x.where },
+                  { header: 'FILES', get: (x) => x.removed, align: 'right' },
+                  { header: 'BYTES', get: (x) => humanBytes(x.bytes), align: 'right' },
+                ]),
+                `${r.dryRun ? 'DRY RUN: would remove' : 'removed'} ${r.removed} stale temp file(s), ${humanBytes(r.bytes)}`,
+              ].join('\n'),
+            );
+            return;
+          }
+          const { runId } = await api.post<{ runId: string }>('/evidence/retention/purge', {
+            dryRun: !!o.dryRun,
+            aggressive: !!o.aggressive,
+            reason: o.reason,
+          });
+          if (!o.wait) {
+            print(c.format, { runId }, () => `started ${runId}`);
+            return;
+          }
+          const run = await waitRun(c, runId, o.dryRun ? 'retention dry run' : 'retention purge');
+          const limit = Math.max(0, Number(o.limit) || 0);
+          const items = o.dryRun
+            ? (
+                await api.get<{ items: { id: string; kind: string; size: number; tier: string; policyId: string; reason: string; blobShared: boolean }[] }>(
+                  `/evidence/retention/runs/${runId}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`,
+                )
+              ).items
+            : [];
+          print(c.format, { ...run, ...(o.dryRun ? { wouldPurge: items } : {}) }, () =>
             [
-              renderTable(r.results, [{ header: 'LOCATION', get: (x) => x.where }, { header: 'FILES', get: (x) => x.removed, align: 'right' }, { header: 'BYTES', get: (x) => humanBytes(x.bytes), align: 'right' }]),
-              `${r.dryRun ? 'DRY RUN: would remove' : 'removed'} ${r.removed} stale temp file(s), ${humanBytes(r.bytes)}`,
-            ].join('\n'),
+              runLine(run),
+              ...(o.dryRun && items.length && limit
+                ? [
+                    renderTable(items.slice(0, limit), [
+                      { header: 'ID', get: (i) => shortDigest(i.id) },
+                      { header: 'KIND', get: (i) => i.kind },
+                      { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
+                      { header: 'TIER', get: (i) => i.tier },
+                      { header: 'POLICY', get: (i) => i.policyId },
+                      { header: 'WHY', get: (i) => i.reason },
+                    ]),
+                    run.items > limit ? `(${run.items - limit} more: --limit ${run.items} or --format json)` : '',
+                  ]
+                : []),
+            ]
+              .filter(Boolean)
+              .join('\n'),
           );
-          return;
-        }
-        const { runId } = await api.post<{ runId: string }>('/evidence/retention/purge', { dryRun: !!o.dryRun, aggressive: !!o.aggressive, reason: o.reason });
-        if (!o.wait) {
-          print(c.format, { runId }, () => `started ${runId}`);
-          return;
-        }
-        const run = await waitRun(c, runId, o.dryRun ? 'retention dry run' : 'retention purge');
-        const limit = Math.max(0, Number(o.limit) || 0);
-        const items = o.dryRun ? (await api.get<{ items: { id: string; kind: string; size: number; tier: string; policyId: string; reason: string; blobShared: boolean }[] }>(`/evidence/retention/runs/${runId}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`)).items : [];
-        print(c.format, { ...run, ...(o.dryRun ? { wouldPurge: items } : {}) }, () =>
-          [
-            runLine(run),
-            ...(o.dryRun && items.length && limit
-              ? [
-                  renderTable(items.slice(0, limit), [
-                    { header: 'ID', get: (i) => shortDigest(i.id) },
-                    { header: 'KIND', get: (i) => i.kind },
-                    { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
-                    { header: 'TIER', get: (i) => i.tier },
-                    { header: 'POLICY', get: (i) => i.policyId },
-                    { header: 'WHY', get: (i) => i.reason },
-                  ]),
-                  run.items > limit ? `(${run.items - limit} more: --limit ${run.items} or --format json)` : '',
-                ]
-              : []),
-          ]
-            .filter(Boolean)
-            .join('\n'),
-        );
-      }),
+        },
+      ),
     );
 
   // ---- archive --------------------------------------------------------------------------------
@@ -268,7 +367,13 @@ export function registerRetentionCommands(program: Command): void {
         });
         const body = Readable.fromWeb(res.body as never).pipe(meter);
         try {
-          await writeStreamAtomically(out, body, { compression: o.compress ? 'gzip' : 'none' }, async () => {}, (err) => body.destroy(err));
+          await writeStreamAtomically(
+            out,
+            body,
+            { compression: o.compress ? 'gzip' : 'none' },
+            async () => {},
+            (err) => body.destroy(err),
+          );
         } catch (e) {
           throw new CliError(`archive failed, nothing written to ${out}: ${(e as Error).message}`, EXIT.FAILURE);
         } finally {
@@ -281,7 +386,15 @@ export function registerRetentionCommands(program: Command): void {
           throw new CliError(`archive ${out} does not verify: ${p.item ?? p.path}: ${p.reason}`, EXIT.INTEGRITY);
         }
         const size = (await fsp.stat(out)).size;
-        const result: Record<string, unknown> = { output: out, items: v.items, bytes, archiveBytes: size, manifestSha256: v.manifestSha256, skippedReplayBundles: skippedReplay, compressed: !!o.compress };
+        const result: Record<string, unknown> = {
+          output: out,
+          items: v.items,
+          bytes,
+          archiveBytes: size,
+          manifestSha256: v.manifestSha256,
+          skippedReplayBundles: skippedReplay,
+          compressed: !!o.compress,
+        };
         const lines = [`archived ${v.items} item(s) (${humanBytes(bytes)}) to ${out} (${humanBytes(size)}), manifest ${v.manifestSha256}; verified`];
         if (skippedReplay) lines.push(`left out ${skippedReplay} replay bundle(s): the token lacks replay:read`);
         if (o.deleteArchived && v.items) {
@@ -289,13 +402,17 @@ export function registerRetentionCommands(program: Command): void {
           let purged = 0;
           const kept: string[] = [];
           for (let i = 0; i < ids.length; i += 5000) {
-            const r = await c.api().post<{ items: number; keptIds: string[] }>('/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256: v.manifestSha256 });
+            const r = await c
+              .api()
+              .post<{ items: number; keptIds: string[] }>('/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256: v.manifestSha256 });
             purged += r.items;
             kept.push(...r.keptIds);
           }
           result.deleted = purged;
           result.kept = kept;
-          lines.push(`deleted ${purged} archived item(s) from the locker (audited; Merkle leaves kept)${kept.length ? `; kept ${kept.length} under legal hold / open promotion / policy hold` : ''}`);
+          lines.push(
+            `deleted ${purged} archived item(s) from the locker (audited; Merkle leaves kept)${kept.length ? `; kept ${kept.length} under legal hold / open promotion / policy hold` : ''}`,
+          );
         } else lines.push('nothing deleted from the locker (--delete-archived to purge archived items)');
         print(c.format, result, () => lines.join('\n'));
       }),
@@ -363,7 +480,13 @@ export async function verifyOffline(c: Ctx, input: string): Promise<number> {
   print(c.format, v, () =>
     v.ok
       ? `VERIFIED: ${input}: ${v.items} item(s) match manifest ${v.manifestSha256}${v.kind ? ` (${v.kind})` : ''}`
-      : [`FAILED: ${input}: ${v.problems.length} problem(s)`, ...v.problems.map((p) => `  ${p.item ?? p.path}: ${p.reason}${p.expected !== undefined ? ` (expected ${p.expected}, got ${p.actual})` : ''}${p.item ? ` [${p.path}]` : ''}`)].join('\n'),
+      : [
+          `FAILED: ${input}: ${v.problems.length} problem(s)`,
+          ...v.problems.map(
+            (p) =>
+              `  ${p.item ?? p.path}: ${p.reason}${p.expected !== undefined ? ` (expected ${p.expected}, got ${p.actual})` : ''}${p.item ? ` [${p.path}]` : ''}`,
+          ),
+        ].join('\n'),
   );
   return v.ok ? EXIT.OK : EXIT.INTEGRITY;
 }

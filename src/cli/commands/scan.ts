@@ -29,11 +29,14 @@ export function registerScanCommands(program: Command): void {
         const api = c.api();
         // A relative path means the caller's cwd; the worker reads absolute paths (same machine in dev).
         let image = o.image;
-        if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null))) image = resolve(image);
+        if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null)))
+          image = resolve(image);
         const started = await api.post<any>('/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
         if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
         if (!o.wait) {
-          print(c.format, started, () => renderKv({ workflow: started.workflowId, run: started.runId, artifact: started.artifactDigest, joined: started.joined }));
+          print(c.format, started, () =>
+            renderKv({ workflow: started.workflowId, run: started.runId, artifact: started.artifactDigest, joined: started.joined }),
+          );
           return;
         }
         const deadline = Date.now() + Number(o.timeout) * 1000;
@@ -46,7 +49,12 @@ export function registerScanCommands(program: Command): void {
           last = phase;
           if (st.status !== 'RUNNING') break;
           if (Date.now() > deadline) {
-            print(c.format, st, () => `still running after ${o.timeout}s: ${started.workflowId} (phase ${phase}); check: stella scanner jobs list --artifact ${started.artifactDigest}`);
+            print(
+              c.format,
+              st,
+              () =>
+                `still running after ${o.timeout}s: ${started.workflowId} (phase ${phase}); check: stella scanner jobs list --artifact ${started.artifactDigest}`,
+            );
             return EXIT.PENDING;
           }
           await sleep(500);
@@ -96,13 +104,17 @@ export function registerScanCommands(program: Command): void {
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().get<{ items: any[] }>('/images');
-        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
-          { header: 'NAME', get: (i) => i.name },
-          { header: 'DIGEST', get: (i) => i.digest },
-          { header: 'FORMAT', get: (i) => i.format },
-          { header: 'PATH', get: (i) => i.path },
-          { header: 'REGISTERED', get: (i) => i.registeredAt },
-        ]) : 'no images registered (stella image register <name> <path>)'));
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items, [
+                { header: 'NAME', get: (i) => i.name },
+                { header: 'DIGEST', get: (i) => i.digest },
+                { header: 'FORMAT', get: (i) => i.format },
+                { header: 'PATH', get: (i) => i.path },
+                { header: 'REGISTERED', get: (i) => i.registeredAt },
+              ])
+            : 'no images registered (stella image register <name> <path>)',
+        );
       }),
     );
 
@@ -126,7 +138,12 @@ export function registerScanCommands(program: Command): void {
         const res = await c.api().raw('POST', '/feeds', { body, headers: { 'content-type': 'application/json', 'x-stella-feed-source': resolve(src) } });
         const r = (await res.json()) as any;
         if (r.digest !== feed.digest) throw new CliError(`server recorded feed ${r.digest}, expected ${feed.digest}`, EXIT.INTEGRITY);
-        print(c.format, r, () => `${r.created ? 'imported' : 'already imported'}: feed v${r.version} ${r.digest} (${r.records} records; ${r.ecosystems.join(', ')}; ${humanBytes(r.size)})${feed.superseded ? `; ${feed.superseded} superseded duplicate record(s)` : ''}`);
+        print(
+          c.format,
+          r,
+          () =>
+            `${r.created ? 'imported' : 'already imported'}: feed v${r.version} ${r.digest} (${r.records} records; ${r.ecosystems.join(', ')}; ${humanBytes(r.size)})${feed.superseded ? `; ${feed.superseded} superseded duplicate record(s)` : ''}`,
+        );
       }),
     );
   feeds
@@ -136,13 +153,17 @@ export function registerScanCommands(program: Command): void {
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().get<{ items: any[] }>('/feeds');
-        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
-          { header: 'VERSION', get: (i) => i.version, align: 'right' },
-          { header: 'DIGEST', get: (i) => i.digest },
-          { header: 'RECORDS', get: (i) => i.records, align: 'right' },
-          { header: 'ECOSYSTEMS', get: (i) => i.ecosystems.join(',') },
-          { header: 'IMPORTED', get: (i) => i.importedAt },
-        ]) : 'no advisory feed imported (stella feeds import <dir|zip>); scans report feed: none'));
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items, [
+                { header: 'VERSION', get: (i) => i.version, align: 'right' },
+                { header: 'DIGEST', get: (i) => i.digest },
+                { header: 'RECORDS', get: (i) => i.records, align: 'right' },
+                { header: 'ECOSYSTEMS', get: (i) => i.ecosystems.join(',') },
+                { header: 'IMPORTED', get: (i) => i.importedAt },
+              ])
+            : 'no advisory feed imported (stella feeds import <dir|zip>); scans report feed: none',
+        );
       }),
     );
 
@@ -159,7 +180,12 @@ export function registerScanCommands(program: Command): void {
         requireDigest(o.subject, 'subject digest');
         if (!ATTEST_TYPES.includes(o.type)) throw new CliError(`unknown --type ${o.type}; expected one of ${ATTEST_TYPES.join(', ')}`, EXIT.USAGE);
         const r = await c.api().post<any>('/attestations', { subject: o.subject, type: o.type });
-        print(c.format, r, () => `${r.reused ? 'already attested' : 'created'}: ${o.type} attestation ${r.id} for ${o.subject} (signed by ${r.kid})${r.attests.length ? `\nattests: ${r.attests.join(', ')}` : ''}`);
+        print(
+          c.format,
+          r,
+          () =>
+            `${r.reused ? 'already attested' : 'created'}: ${o.type} attestation ${r.id} for ${o.subject} (signed by ${r.kid})${r.attests.length ? `\nattests: ${r.attests.join(', ')}` : ''}`,
+        );
       }),
     );
   attest
@@ -171,15 +197,19 @@ export function registerScanCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.subject, 'subject digest');
         const r = await c.api().get<{ items: any[] }>(`/attestations${qs({ subject: o.subject })}`);
-        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
-          { header: 'ID', get: (i) => shortDigest(i.id) },
-          { header: 'TYPE', get: (i) => i.type },
-          { header: 'PREDICATE', get: (i) => i.predicateType },
-          { header: 'SIGNER', get: (i) => i.signer },
-          { header: 'VALID', get: (i) => (i.valid ? 'yes' : `NO${i.error ? ` (${i.error})` : i.signatures?.[0] ? ` (${i.signatures[0].reason})` : ''}`) },
-          { header: 'TRUSTED NOW', get: (i) => (i.trustedNow ? 'yes' : i.signatures?.[0] ? `no (${i.signatures[0].reasonNow})` : 'no') },
-          { header: 'CREATED', get: (i) => i.createdAt },
-        ]) : `no attestations for ${o.subject} (stella attest create --subject ${o.subject} --type slsa-provenance)`));
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items, [
+                { header: 'ID', get: (i) => shortDigest(i.id) },
+                { header: 'TYPE', get: (i) => i.type },
+                { header: 'PREDICATE', get: (i) => i.predicateType },
+                { header: 'SIGNER', get: (i) => i.signer },
+                { header: 'VALID', get: (i) => (i.valid ? 'yes' : `NO${i.error ? ` (${i.error})` : i.signatures?.[0] ? ` (${i.signatures[0].reason})` : ''}`) },
+                { header: 'TRUSTED NOW', get: (i) => (i.trustedNow ? 'yes' : i.signatures?.[0] ? `no (${i.signatures[0].reasonNow})` : 'no') },
+                { header: 'CREATED', get: (i) => i.createdAt },
+              ])
+            : `no attestations for ${o.subject} (stella attest create --subject ${o.subject} --type slsa-provenance)`,
+        );
         return r.items.some((i) => !i.valid) ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
@@ -203,7 +233,9 @@ export function registerScanCommands(program: Command): void {
               stored: r.createdAt,
               attests: r.attests.map((a: any) => `${a.id} (${a.relation})`).join(', ') || '-',
             }),
-            ...r.signatures.map((s: any) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`),
+            ...r.signatures.map(
+              (s: any) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`,
+            ),
             ...(r.error ? [`error: ${r.error}`] : []),
           ].join('\n'),
         );
@@ -223,9 +255,18 @@ export function registerScanCommands(program: Command): void {
         });
         const params = new URLSearchParams();
         (o.attests ?? []).forEach((a) => params.append('attests', a));
-        const res = await c.api().raw('POST', `/attestations/import${params.size ? `?${params}` : ''}`, { body, headers: { 'content-type': 'application/vnd.dsse.envelope.v1+json' } });
+        const res = await c
+          .api()
+          .raw('POST', `/attestations/import${params.size ? `?${params}` : ''}`, {
+            body,
+            headers: { 'content-type': 'application/vnd.dsse.envelope.v1+json' },
+          });
         const r = (await res.json()) as any;
-        print(c.format, r, () => `${r.created ? 'stored' : 'already present'}: attestation ${r.id} (${r.predicateType}) for ${r.subject}, signed by ${r.signer}`);
+        print(
+          c.format,
+          r,
+          () => `${r.created ? 'stored' : 'already present'}: attestation ${r.id} (${r.predicateType}) for ${r.subject}, signed by ${r.signer}`,
+        );
       }),
     );
   attest
@@ -245,12 +286,17 @@ export function registerScanCommands(program: Command): void {
               keys: `${r.keys.active} active, ${r.keys.retired} retired`,
               'failures (24h)': r.failuresLast24h,
             }),
-            ...(r.recentFailures.length ? ['Recent signing failures:', renderTable(r.recentFailures, [
-              { header: 'AT', get: (f: any) => f.at },
-              { header: 'KEY', get: (f: any) => f.kid },
-              { header: 'SUBJECT', get: (f: any) => shortDigest(f.subject) },
-              { header: 'ERROR', get: (f: any) => f.error },
-            ])] : ['No recent signing failures.']),
+            ...(r.recentFailures.length
+              ? [
+                  'Recent signing failures:',
+                  renderTable(r.recentFailures, [
+                    { header: 'AT', get: (f: any) => f.at },
+                    { header: 'KEY', get: (f: any) => f.kid },
+                    { header: 'SUBJECT', get: (f: any) => shortDigest(f.subject) },
+                    { header: 'ERROR', get: (f: any) => f.error },
+                  ]),
+                ]
+              : ['No recent signing failures.']),
           ].join('\n'),
         );
         return r.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
@@ -271,19 +317,26 @@ export function registerScanCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
         const r = await c.api().get<{ items: any[] }>(`/scans${qs({ artifact: o.artifact, limit: o.limit })}`);
-        print(c.format, r, () => (r.items.length ? renderTable(r.items, [
-          { header: 'SCAN', get: (i) => i.scanId },
-          { header: 'ARTIFACT', get: (i) => shortDigest(i.artifactDigest) },
-          { header: 'IMAGE', get: (i) => i.imageRef },
-          { header: 'STATUS', get: (i) => i.status + (i.temporalStatus && i.temporalStatus !== 'COMPLETED' && i.status !== 'failed' ? ` (${i.temporalStatus})` : '') },
-          { header: 'TRIGGER', get: (i) => i.trigger },
-          { header: 'SBOM', get: (i) => shortDigest(i.sbomId) },
-          { header: 'FINDINGS', get: (i) => (i.sbomOnly ? 'sbom-only' : countsLine(i.counts)) },
-          { header: 'FEED', get: (i) => (i.feedDigest ? `v${i.feedVersion}` : i.sbomOnly ? '-' : 'none') },
-          { header: 'ATTEST', get: (i) => i.attestationIds.length, align: 'right' },
-          { header: 'STARTED', get: (i) => i.startedAt },
-          { header: 'ERROR', get: (i) => i.error },
-        ]) : `no scans${o.artifact ? ` of ${o.artifact}` : ''} (stella scan image --image <ref>)`));
+        print(c.format, r, () =>
+          r.items.length
+            ? renderTable(r.items, [
+                { header: 'SCAN', get: (i) => i.scanId },
+                { header: 'ARTIFACT', get: (i) => shortDigest(i.artifactDigest) },
+                { header: 'IMAGE', get: (i) => i.imageRef },
+                {
+                  header: 'STATUS',
+                  get: (i) => i.status + (i.temporalStatus && i.temporalStatus !== 'COMPLETED' && i.status !== 'failed' ? ` (${i.temporalStatus})` : ''),
+                },
+                { header: 'TRIGGER', get: (i) => i.trigger },
+                { header: 'SBOM', get: (i) => shortDigest(i.sbomId) },
+                { header: 'FINDINGS', get: (i) => (i.sbomOnly ? 'sbom-only' : countsLine(i.counts)) },
+                { header: 'FEED', get: (i) => (i.feedDigest ? `v${i.feedVersion}` : i.sbomOnly ? '-' : 'none') },
+                { header: 'ATTEST', get: (i) => i.attestationIds.length, align: 'right' },
+                { header: 'STARTED', get: (i) => i.startedAt },
+                { header: 'ERROR', get: (i) => i.error },
+              ])
+            : `no scans${o.artifact ? ` of ${o.artifact}` : ''} (stella scan image --image <ref>)`,
+        );
       }),
     );
   scanner
@@ -330,7 +383,12 @@ export function registerScanCommands(program: Command): void {
       action(async (key: string, value: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().json<any>('PUT', '/scanner/config', { key, value });
-        print(c.format, r, () => `${key} = ${value}\nauto-scan: ${r.auto_scan.enabled ? 'enabled' : 'disabled'}; triggers: ${r.auto_scan.triggers.join(',') || 'none'}; engine: ${r.engine}`);
+        print(
+          c.format,
+          r,
+          () =>
+            `${key} = ${value}\nauto-scan: ${r.auto_scan.enabled ? 'enabled' : 'disabled'}; triggers: ${r.auto_scan.triggers.join(',') || 'none'}; engine: ${r.engine}`,
+        );
       }),
     );
   config
@@ -340,13 +398,15 @@ export function registerScanCommands(program: Command): void {
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().get<any>('/scanner/config');
-        print(c.format, r, () => renderKv({
-          'auto_scan.enabled': r.auto_scan.enabled,
-          'auto_scan.triggers': r.auto_scan.triggers.join(',') || '(none)',
-          engine: r.engine,
-          scanner: `${r.scanner.name} ${r.scanner.version}`,
-          feed: r.feed ? `v${r.feed.version} ${r.feed.digest} (${r.feed.records} records)` : 'none imported',
-        }));
+        print(c.format, r, () =>
+          renderKv({
+            'auto_scan.enabled': r.auto_scan.enabled,
+            'auto_scan.triggers': r.auto_scan.triggers.join(',') || '(none)',
+            engine: r.engine,
+            scanner: `${r.scanner.name} ${r.scanner.version}`,
+            feed: r.feed ? `v${r.feed.version} ${r.feed.digest} (${r.feed.records} records)` : 'none imported',
+          }),
+        );
       }),
     );
 }

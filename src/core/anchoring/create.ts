@@ -2,7 +2,7 @@ import { withTransaction, type DbClient } from '../../db/pool';
 import { MerkleFrontier, anchorHash, signAnchor, type CompletedSubtree } from '../../merkle';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
-import { badInput, integrity } from '../errors';
+import { badInput, integrity } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 import { STORE_MIN_LEVEL, leafRowProblem, storeNodes, streamLog } from './source';
 import { chainIdFor, toAnchorView, writeAnchorBackup, type AnchorView, type ArchivedVerify } from './store';
@@ -46,15 +46,23 @@ async function activeChain(tx: DbClient): Promise<{ id: string } | null> {
 async function insertChain(tx: DbClient, c: { reason: string; prevChainId: string | null; prevChainHeadHash: string | null }): Promise<string> {
   const startedAt = nowIso();
   const id = chainIdFor({ ...c, startedAt });
-  await tx.query(
-    `INSERT INTO anchor_chains (id, started_at, reason, status, prev_chain_id, prev_chain_head_hash) VALUES ($1,$2,$3,'active',$4,$5)`,
-    [id, startedAt, c.reason, c.prevChainId, c.prevChainHeadHash],
-  );
+  await tx.query(`INSERT INTO anchor_chains (id, started_at, reason, status, prev_chain_id, prev_chain_head_hash) VALUES ($1,$2,$3,'active',$4,$5)`, [
+    id,
+    startedAt,
+    c.reason,
+    c.prevChainId,
+    c.prevChainHeadHash,
+  ]);
   return id;
 }
 
 /** Append leaves [frontier.size, logSize) to the frontier, checking each row; returns completed subtrees to store. */
-async function extend(tx: DbClient, frontier: MerkleFrontier, logSize: number, onProgress?: CreateAnchorInput['onProgress']): Promise<{ nodes: CompletedSubtree[]; read: number }> {
+async function extend(
+  tx: DbClient,
+  frontier: MerkleFrontier,
+  logSize: number,
+  onProgress?: CreateAnchorInput['onProgress'],
+): Promise<{ nodes: CompletedSubtree[]; read: number }> {
   const nodes: CompletedSubtree[] = [];
   const from = frontier.size;
   let read = 0;
@@ -102,7 +110,8 @@ async function signAndInsert(
  * commitment, and the schedule must not pile up identical anchors.
  */
 export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {}): Promise<CreateAnchorResult> {
-  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500)) throw badInput('reason must be a string of at most 500 characters');
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
+    throw badInput('reason must be a string of at most 500 characters');
   const res = await withTransaction(ctx.db, async (tx) => {
     const frontier = await lockFrontier(tx);
     if (input.requestId) {
@@ -119,7 +128,13 @@ export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {
     const logSize = Number((await tx.query('SELECT size FROM log_state WHERE id')).rows[0].size);
     if (frontier.size > logSize) throw integrity(`the Merkle frontier covers ${frontier.size} leaves but the log has only ${logSize}`);
     if (last && last.logSize === logSize && frontier.size === logSize && !input.force) {
-      return { status: 'skipped' as const, message: `no new leaves since anchor ${last.id.slice(0, 12)} (log size ${logSize}); use --force to anchor anyway`, anchor: last, leavesRead: 0, logSize };
+      return {
+        status: 'skipped' as const,
+        message: `no new leaves since anchor ${last.id.slice(0, 12)} (log size ${logSize}); use --force to anchor anyway`,
+        anchor: last,
+        leavesRead: 0,
+        logSize,
+      };
     }
     const { nodes, read } = await extend(tx, frontier, logSize, input.onProgress);
     await storeNodes(tx, nodes);
@@ -133,8 +148,21 @@ export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {
       reason: input.reason ?? null,
       requestId: input.requestId ?? null,
     });
-    await audit(tx, { tenant: '*', actor: input.actor ?? 'system', action: 'evidence.anchor.create', target: anchor.id, reason: input.reason, details: { chainId, seq: anchor.seq, logSize, newLeaves: read } });
-    return { status: 'created' as const, message: `anchor ${anchor.id.slice(0, 12)} seq ${anchor.seq} over ${logSize} leaves (${read} new)`, anchor, leavesRead: read, logSize };
+    await audit(tx, {
+      tenant: '*',
+      actor: input.actor ?? 'system',
+      action: 'evidence.anchor.create',
+      target: anchor.id,
+      reason: input.reason,
+      details: { chainId, seq: anchor.seq, logSize, newLeaves: read },
+    });
+    return {
+      status: 'created' as const,
+      message: `anchor ${anchor.id.slice(0, 12)} seq ${anchor.seq} over ${logSize} leaves (${read} new)`,
+      anchor,
+      leavesRead: read,
+      logSize,
+    };
   });
   // After commit (a retry re-writes it): the backup copy `anchor recover --source backup` uses.
   if (res.anchor && res.status !== 'skipped') await writeAnchorBackup(ctx, res.anchor as AnchorView & { jws: string });
@@ -142,9 +170,21 @@ export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {
   return res;
 }
 
-export interface NewChainInput { reason: string; actor?: string; archivedVerify: ArchivedVerify; onProgress?: CreateAnchorInput['onProgress'] }
+export interface NewChainInput {
+  reason: string;
+  actor?: string;
+  archivedVerify: ArchivedVerify;
+  onProgress?: CreateAnchorInput['onProgress'];
+}
 
-export interface NewChainResult { oldChainId: string | null; oldHeadHash: string | null; chainId: string; anchor: AnchorView; rebuiltNodes: number; logSize: number }
+export interface NewChainResult {
+  oldChainId: string | null;
+  oldHeadHash: string | null;
+  chainId: string;
+  anchor: AnchorView;
+  rebuiltNodes: number;
+  logSize: number;
+}
 
 /**
  * INC-003: archive the active chain and start a new one whose first anchor (seq 0) covers
@@ -163,7 +203,10 @@ export async function startNewChain(ctx: AppContext, input: NewChainInput): Prom
     if (old) {
       const h = await tx.query('SELECT * FROM anchors WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1', [old.id]);
       head = h.rowCount ? toAnchorView(h.rows[0], true) : null;
-      await tx.query(`UPDATE anchor_chains SET status = 'archived', archived_at = now(), archived_verify = $2 WHERE id = $1`, [old.id, JSON.stringify(input.archivedVerify)]);
+      await tx.query(`UPDATE anchor_chains SET status = 'archived', archived_at = now(), archived_verify = $2 WHERE id = $1`, [
+        old.id,
+        JSON.stringify(input.archivedVerify),
+      ]);
       await tx.query(`UPDATE anchors SET status = 'archived' WHERE chain_id = $1`, [old.id]);
     }
     const logSize = Number((await tx.query('SELECT size FROM log_state WHERE id')).rows[0].size);
@@ -179,7 +222,15 @@ export async function startNewChain(ctx: AppContext, input: NewChainInput): Prom
     await tx.query('UPDATE merkle_frontier SET size = $1, frontier = $2, updated_at = now() WHERE id', [frontier.size, JSON.stringify(frontier.toJSON())]);
     const oldHeadHash = head ? head.id : null;
     const chainId = await insertChain(tx, { reason, prevChainId: old?.id ?? null, prevChainHeadHash: oldHeadHash });
-    const anchor = await signAndInsert(ctx, tx, { chainId, seq: 0, prevAnchorHash: null, logSize, root: frontier.root(), reason: `new-chain: ${reason}`, requestId: null });
+    const anchor = await signAndInsert(ctx, tx, {
+      chainId,
+      seq: 0,
+      prevAnchorHash: null,
+      logSize,
+      root: frontier.root(),
+      reason: `new-chain: ${reason}`,
+      requestId: null,
+    });
     await audit(tx, {
       tenant: '*',
       actor: input.actor ?? 'system',

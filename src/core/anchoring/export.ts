@@ -15,7 +15,7 @@ import {
 import type { AppContext } from '../context';
 import { withTransaction } from '../../db/pool';
 import { audit } from '../audit';
-import { badInput, conflict, integrity, notFound } from '../errors';
+import { badInput, conflict, integrity, notFound } from '../../lib/errors';
 import { validateDigest } from '../evidence';
 import { PROOF_OPTS, PgSubtreeSource } from './source';
 import { anchorById, backupDir, latestAnchor, signingJwk, toAnchorView, type AnchorView } from './store';
@@ -59,10 +59,17 @@ export async function inclusionProofFor(ctx: AppContext, tenant: string, evidenc
   } catch (e) {
     throw integrity(`cannot prove ${evidenceId} in anchor ${a.id.slice(0, 12)}: ${(e as Error).message} (stella evidence anchor verify --all)`);
   }
-  return { ...exported, proofFormat: PROOF_FORMAT, evidence: { id: evidenceId, tenant, leafIndex: seq, leaf: leaf.toString('base64'), decoded: decodeLeaf(leaf) } };
+  return {
+    ...exported,
+    proofFormat: PROOF_FORMAT,
+    evidence: { id: evidenceId, tenant, leafIndex: seq, leaf: leaf.toString('base64'), decoded: decodeLeaf(leaf) },
+  };
 }
 
-interface BackupDoc { jws: string; source: string }
+interface BackupDoc {
+  jws: string;
+  source: string;
+}
 
 async function readBackup(ctx: AppContext, id: string, source: string): Promise<BackupDoc> {
   const path = source === 'backup' ? backupDir(ctx) : source;
@@ -93,7 +100,10 @@ async function readBackup(ctx: AppContext, id: string, source: string): Promise<
  * hash to the anchor id, verify under a trusted signing key, carry the root the log has now
  * at its size, and link to the stored predecessor; only then is the row replaced (audited).
  */
-export async function recoverAnchor(ctx: AppContext, input: { id: string; source: string; actor?: string }): Promise<{ anchor: AnchorView; source: string; replaced: boolean; before: AnchorView | null }> {
+export async function recoverAnchor(
+  ctx: AppContext,
+  input: { id: string; source: string; actor?: string },
+): Promise<{ anchor: AnchorView; source: string; replaced: boolean; before: AnchorView | null }> {
   const id = input.id.trim().toLowerCase();
   let fullId = id;
   if (id.length < 64) fullId = (await anchorById(ctx, id)).id;
@@ -113,14 +123,18 @@ export async function recoverAnchor(ctx: AppContext, input: { id: string; source
   if (p.logSize > logSize) throw integrity(`backup anchor covers ${p.logSize} leaves but the log has ${logSize}; restore the log first`);
   const root = await rootFromSource(new PgSubtreeSource(ctx.db, { storedNodes: false }), p.logSize, PROOF_OPTS);
   if (!hashEquals(root, hashFromHex(p.rootHash))) {
-    throw integrity(`backup anchor root ${p.rootHash.slice(0, 16)}… does not match the log (${root.toString('hex').slice(0, 16)}…) at size ${p.logSize}; the log itself changed, not only the anchor`);
+    throw integrity(
+      `backup anchor root ${p.rootHash.slice(0, 16)}… does not match the log (${root.toString('hex').slice(0, 16)}…) at size ${p.logSize}; the log itself changed, not only the anchor`,
+    );
   }
   const chain = await ctx.db.query('SELECT status FROM anchor_chains WHERE id = $1', [p.chainId]);
   if (!chain.rowCount) throw integrity(`backup anchor belongs to chain ${p.chainId}, which is not stored`);
   if (p.seq > 0) {
     const prev = await ctx.db.query('SELECT jws FROM anchors WHERE chain_id = $1 AND seq = $2', [p.chainId, p.seq - 1]);
     if (!prev.rowCount || anchorHash(prev.rows[0].jws) !== p.prevAnchorHash) {
-      throw integrity(`backup anchor links to ${String(p.prevAnchorHash).slice(0, 12)}, which is not the stored anchor seq ${p.seq - 1}; recover that one first`);
+      throw integrity(
+        `backup anchor links to ${String(p.prevAnchorHash).slice(0, 12)}, which is not the stored anchor seq ${p.seq - 1}; recover that one first`,
+      );
     }
   }
   return withTransaction(ctx.db, async (tx) => {
@@ -135,9 +149,19 @@ export async function recoverAnchor(ctx: AppContext, input: { id: string; source
         [...vals, cur.rows[0].id],
       );
     } else {
-      r = await tx.query(`INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *`, vals);
+      r = await tx.query(
+        `INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *`,
+        vals,
+      );
     }
-    await audit(tx, { tenant: '*', actor: input.actor ?? 'system', action: 'evidence.anchor.recover', target: fullId, reason: `restored from ${b.source}`, details: { before, chainId: p.chainId, seq: p.seq } });
+    await audit(tx, {
+      tenant: '*',
+      actor: input.actor ?? 'system',
+      action: 'evidence.anchor.recover',
+      target: fullId,
+      reason: `restored from ${b.source}`,
+      details: { before, chainId: p.chainId, seq: p.seq },
+    });
     return { anchor: toAnchorView(r.rows[0]), source: b.source, replaced: !!before, before };
   });
 }

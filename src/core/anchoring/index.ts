@@ -6,4 +6,3 @@ export * from './create';
 export * from './verify';
 export * from './export';
 export * from './offline';
-import './register';

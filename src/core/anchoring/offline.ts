@@ -9,7 +9,7 @@ export const PROOF_FORMAT = 'stella.inclusion-proof.v1';
 
 export interface InclusionProofFile extends ExportedAnchor {
   proofFormat: typeof PROOF_FORMAT;
-  evidence: { id: string; tenant: string; leafIndex: number; /** base64 of the canonical leaf bytes */ leaf: string; decoded: EvidenceLeaf };
+  evidence: { id: string; tenant: string; leafIndex: number /** base64 of the canonical leaf bytes */; leaf: string; decoded: EvidenceLeaf };
 }
 
 export interface OfflineVerifyOptions {

@@ -1,12 +1,13 @@
+import { SCHEDULE_IDS } from '../../temporal/names';
 import client from 'prom-client';
-import { extraMetrics } from '../metrics';
-import { extraSchedules } from '../../temporal/schedules';
+import type { MetricsEnv } from '../metrics';
+import type { ScheduleSource } from '../../temporal/schedules';
 
-export const ANCHOR_SCHEDULE_ID = 'stella-merkle-anchor';
+export const ANCHOR_SCHEDULE_ID = SCHEDULE_IDS.merkleAnchor;
 
 // SP-003: anchor every cfg.schedules.anchorInterval (default 6h); overlap SKIP and a one-period
 // catch-up window come from ensureSchedules, so downtime yields one catch-up run.
-extraSchedules.push((cfg) => [
+export const anchoringSchedules: ScheduleSource = (cfg) => [
   {
     id: ANCHOR_SCHEDULE_ID,
     description: 'SP-003 Merkle anchoring of the evidence log (signed, linked anchor; then verify --latest)',
@@ -14,9 +15,9 @@ extraSchedules.push((cfg) => [
     args: [{ reason: 'scheduled', verify: true }],
     every: cfg.schedules.anchorInterval,
   },
-]);
+];
 
-extraMetrics.push((registry, db) => {
+export function anchoringMetrics({ registry, db }: MetricsEnv): void {
   if (!db) return;
   new client.Gauge({
     name: 'stella_merkle_anchor_age_seconds',
@@ -52,4 +53,4 @@ extraMetrics.push((registry, db) => {
       if (r.rowCount) this.set({ scope: r.rows[0].scope }, r.rows[0].ok ? 1 : 0);
     },
   });
-});
+}

@@ -1,6 +1,6 @@
 import type { Db, DbClient } from '../../db/pool';
 import { HASH_SIZE, leafHash as leafHashOf, hashEquals, type SubtreeRef, type SubtreeSource } from '../../merkle';
-import { integrity } from '../errors';
+import { integrity } from '../../lib/errors';
 
 /**
  * PostgreSQL-backed SubtreeSource: leaf hashes from evidence_log, perfect subtrees from
@@ -12,14 +12,22 @@ export const STORE_MIN_LEVEL = 4;
 export const MAX_LEAF_READ = 16;
 export const PROOF_OPTS = { maxLeafRead: MAX_LEAF_READ };
 
-export interface SourceStats { leafReads: number; leavesRead: number; subtreeLookups: number; roundTrips: number }
+export interface SourceStats {
+  leafReads: number;
+  leavesRead: number;
+  subtreeLookups: number;
+  roundTrips: number;
+}
 
 export class PgSubtreeSource implements SubtreeSource {
   stats: SourceStats = { leafReads: 0, leavesRead: 0, subtreeLookups: 0, roundTrips: 0 };
   getSubtrees?: (refs: readonly SubtreeRef[]) => Promise<(Uint8Array | undefined)[]>;
 
   /** storedNodes=false: recompute everything from evidence_log (verification "from the log"). */
-  constructor(private readonly db: Db | DbClient, opts: { storedNodes?: boolean } = {}) {
+  constructor(
+    private readonly db: Db | DbClient,
+    opts: { storedNodes?: boolean } = {},
+  ) {
     if (opts.storedNodes !== false) {
       this.getSubtrees = async (refs) => {
         this.stats.roundTrips++;
@@ -50,7 +58,13 @@ export class PgSubtreeSource implements SubtreeSource {
   }
 }
 
-export interface LogRow { seq: number; tenant: string; itemId: string; leaf: Buffer; leafHash: Buffer }
+export interface LogRow {
+  seq: number;
+  tenant: string;
+  itemId: string;
+  leaf: Buffer;
+  leafHash: Buffer;
+}
 
 /** Stream log rows [from, to) in seq order, in chunks; fails on a gap (the log must be dense). */
 export async function* streamLog(db: Db | DbClient, from: number, to: number, chunk = 5000): AsyncGenerator<LogRow[]> {

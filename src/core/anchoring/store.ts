@@ -3,8 +3,9 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
 import type { Db, DbClient } from '../../db/pool';
 import type { AppContext } from '../context';
-import { canonicalJson, sha256Hex } from '../canonical';
-import { badInput, notFound } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { sha256Hex } from '../../lib/hash';
+import { badInput, notFound } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 
 /** One anchor as the API and CLI show it (the JWS is authoritative; these mirror its payload). */
@@ -94,17 +95,23 @@ export async function anchorById(ctx: Pick<AppContext, 'db'>, id: string, opts: 
 
 /** The newest anchor of the active chain (null when nothing was anchored yet). */
 export async function latestAnchor(ctx: Pick<AppContext, 'db'>, opts: { jws?: boolean } = {}): Promise<AnchorView | null> {
-  const r = await ctx.db.query(
-    `SELECT a.* FROM anchors a JOIN anchor_chains c ON c.id = a.chain_id WHERE c.status = 'active' ORDER BY a.seq DESC LIMIT 1`,
-  );
+  const r = await ctx.db.query(`SELECT a.* FROM anchors a JOIN anchor_chains c ON c.id = a.chain_id WHERE c.status = 'active' ORDER BY a.seq DESC LIMIT 1`);
   if (r.rowCount) return toAnchorView(r.rows[0], opts.jws);
   // No active chain anchor (e.g. right after an archival): the newest anchor of any chain.
   const any = await ctx.db.query('SELECT * FROM anchors ORDER BY created_at DESC, seq DESC LIMIT 1');
   return any.rowCount ? toAnchorView(any.rows[0], opts.jws) : null;
 }
 
-export interface ListAnchorsQuery { before?: string; limit?: number; chainId?: string; showLinks?: boolean }
-export interface ListedAnchor extends AnchorView { link?: 'ok' | 'genesis' | 'broken' | 'unknown'; linkDetail?: string }
+export interface ListAnchorsQuery {
+  before?: string;
+  limit?: number;
+  chainId?: string;
+  showLinks?: boolean;
+}
+export interface ListedAnchor extends AnchorView {
+  link?: 'ok' | 'genesis' | 'broken' | 'unknown';
+  linkDetail?: string;
+}
 
 /** Anchors newest first; with showLinks, each row says whether its prev_anchor_hash matches the stored predecessor. */
 export async function listAnchors(ctx: Pick<AppContext, 'db'>, q: ListAnchorsQuery = {}): Promise<{ anchors: ListedAnchor[]; chains: ChainView[] }> {

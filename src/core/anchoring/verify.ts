@@ -30,9 +30,23 @@ export interface AnchorBreak {
   acknowledged?: boolean;
 }
 
-export interface LogRowBreak { seq: number; tenant: string; itemId: string; detail: string; acknowledged?: boolean }
+export interface LogRowBreak {
+  seq: number;
+  tenant: string;
+  itemId: string;
+  detail: string;
+  acknowledged?: boolean;
+}
 
-export interface ChainReport { id: string; status: 'active' | 'archived'; reason: string; anchors: number; checked: number; ok: boolean; firstBreak: AnchorBreak | null }
+export interface ChainReport {
+  id: string;
+  status: 'active' | 'archived';
+  reason: string;
+  anchors: number;
+  checked: number;
+  ok: boolean;
+  firstBreak: AnchorBreak | null;
+}
 
 export interface AnchorVerifyResult {
   ok: boolean;
@@ -73,7 +87,10 @@ class LogReplayer {
   private frontier = new MerkleFrontier();
   readonly logRows: LogRowBreak[] = [];
   hashed = 0;
-  constructor(private readonly ctx: AppContext, private readonly onProgress?: (n: number) => void) {}
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly onProgress?: (n: number) => void,
+  ) {}
 
   async rootAt(size: number): Promise<Uint8Array> {
     if (size < this.frontier.size) return rootFromSource(new PgSubtreeSource(this.ctx.db, { storedNodes: false }), size, PROOF_OPTS);
@@ -101,7 +118,8 @@ function rowProblem(row: Row, v: VerifiedAnchor): string | undefined {
   if (Number(row.seq) !== p.seq) bad.push(`seq ${row.seq} ≠ signed ${p.seq}`);
   if (Number(row.log_size) !== p.logSize) bad.push(`log_size ${row.log_size} ≠ signed ${p.logSize}`);
   if (row.root_hash !== p.rootHash) bad.push(`root_hash ${String(row.root_hash).slice(0, 16)}… ≠ signed ${p.rootHash.slice(0, 16)}…`);
-  if ((row.prev_anchor_hash ?? null) !== p.prevAnchorHash) bad.push(`prev_anchor_hash ${String(row.prev_anchor_hash).slice(0, 16)} ≠ signed ${String(p.prevAnchorHash).slice(0, 16)}`);
+  if ((row.prev_anchor_hash ?? null) !== p.prevAnchorHash)
+    bad.push(`prev_anchor_hash ${String(row.prev_anchor_hash).slice(0, 16)} ≠ signed ${String(p.prevAnchorHash).slice(0, 16)}`);
   if (row.kid !== p.kid) bad.push(`kid ≠ signed kid`);
   if (new Date(row.created_at).getTime() !== Date.parse(p.createdAt)) bad.push(`created_at ≠ signed ${p.createdAt}`);
   return bad.length ? `row columns disagree with the signed anchor: ${bad.join('; ')}` : undefined;
@@ -134,12 +152,18 @@ export async function verifyAnchors(ctx: AppContext, opts: AnchorVerifyOptions):
 
   for (const chain of inScope) {
     const rows = byChain.get(chain.id) ?? [];
-    let start = opts.scope === 'latest' ? Math.max(0, rows.length - 1) : 0;
+    const start = opts.scope === 'latest' ? Math.max(0, rows.length - 1) : 0;
     const report: ChainReport = { id: chain.id, status: chain.status, reason: chain.reason, anchors: rows.length, checked: 0, ok: true, firstBreak: null };
     reports.push(report);
     const fail = (row: Row, reason: BreakReason, detail: string, seq?: number | null) => {
       const claimed = decodeAnchorUnverified(row.jws)?.seq;
-      const b: AnchorBreak = { chainId: chain.id, anchorId: row.id, seq: seq ?? (Number.isSafeInteger(claimed) ? (claimed as number) : Number(row.seq)), reason, detail };
+      const b: AnchorBreak = {
+        chainId: chain.id,
+        anchorId: row.id,
+        seq: seq ?? (Number.isSafeInteger(claimed) ? (claimed as number) : Number(row.seq)),
+        reason,
+        detail,
+      };
       const rec = chain.archivedVerify?.firstBreak;
       if (rec && rec.anchorId === b.anchorId && rec.reason === b.reason) b.acknowledged = true;
       report.ok = false;
@@ -200,7 +224,14 @@ export async function verifyAnchors(ctx: AppContext, opts: AnchorVerifyOptions):
       checked++;
       anchorsDone++;
       report.checked++;
-      steps.push({ anchorId: row.id, chainId: chain.id, seq: v.payload.seq, logSize: v.payload.logSize, ok: true, detail: `signature (${v.alg}, kid ${v.payload.kid.slice(0, 8)}), link, root over ${v.payload.logSize} leaves, consistency: ok` });
+      steps.push({
+        anchorId: row.id,
+        chainId: chain.id,
+        seq: v.payload.seq,
+        logSize: v.payload.logSize,
+        ok: true,
+        detail: `signature (${v.alg}, kid ${v.payload.kid.slice(0, 8)}), link, root over ${v.payload.logSize} leaves, consistency: ok`,
+      });
     }
   }
 
@@ -247,7 +278,8 @@ async function genesisProblem(
   stored: PgSubtreeSource,
 ): Promise<{ reason: BreakReason; detail: string } | undefined> {
   const expect = chainIdFor({ prevChainId: chain.prevChainId, prevChainHeadHash: chain.prevChainHeadHash, reason: chain.reason, startedAt: chain.startedAt });
-  if (expect !== chain.id) return { reason: 'chain-id', detail: `chain ${chain.id} does not match its recorded start (reason, started_at or previous head were edited)` };
+  if (expect !== chain.id)
+    return { reason: 'chain-id', detail: `chain ${chain.id} does not match its recorded start (reason, started_at or previous head were edited)` };
   if (!chain.prevChainId) return undefined;
   const prev = chains.find((c) => c.id === chain.prevChainId);
   if (!prev) return { reason: 'chain-link', detail: `previous chain ${chain.prevChainId} is missing` };
@@ -255,7 +287,10 @@ async function genesisProblem(
   const head = prevRows[prevRows.length - 1];
   const headHash = head ? anchorHash(head.jws) : null;
   if (headHash !== chain.prevChainHeadHash) {
-    return { reason: 'chain-link', detail: `chain records previous head ${String(chain.prevChainHeadHash).slice(0, 12)} but chain ${prev.id.slice(0, 15)} ends at ${String(headHash).slice(0, 12)}` };
+    return {
+      reason: 'chain-link',
+      detail: `chain records previous head ${String(chain.prevChainHeadHash).slice(0, 12)} but chain ${prev.id.slice(0, 15)} ends at ${String(headHash).slice(0, 12)}`,
+    };
   }
   // A hand-over from a chain archived as broken re-baselines on the log as it stood; only
   // an intact old chain must be consistent with the new one.

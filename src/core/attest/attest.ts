@@ -3,8 +3,9 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
-import { canonicalJson, sha256Digest } from '../canonical';
-import { badInput, integrity, notFound, StellaError } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { sha256Digest } from '../../lib/hash';
+import { badInput, integrity, notFound, StellaError } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 import type { EvidenceItem } from '../evidence';
 import { pae, parseEnvelope, rawSign, rawVerify, publicKeyFromJwk, verifyEnvelope, type Envelope } from '../../crypto/dsse';
@@ -46,7 +47,7 @@ export type AttestType = keyof typeof ATTEST_TYPES;
 
 export function attestTypeOf(predicateType: string | null): string {
   const e = Object.entries(ATTEST_TYPES).find(([, v]) => v === predicateType);
-  return e ? e[0] : predicateType ?? 'unknown';
+  return e ? e[0] : (predicateType ?? 'unknown');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -68,7 +69,12 @@ export async function trustedRootPack(ctx: AppContext, now = new Date()): Promis
 }
 
 /** Merge a pack into the imported trust file (audited). */
-export async function importTrust(ctx: AppContext, tenant: string, pack: unknown, actor: string): Promise<{ added: string[]; updated: string[]; digest: string }> {
+export async function importTrust(
+  ctx: AppContext,
+  tenant: string,
+  pack: unknown,
+  actor: string,
+): Promise<{ added: string[]; updated: string[]; digest: string }> {
   const f = trustFile(ctx);
   const base = existsSync(f) ? await readRootPackFile(f) : undefined;
   const r = await importRootPack(base, pack);
@@ -101,17 +107,34 @@ export function sbomStatement(f: ScanFacts, bom: Record<string, unknown>): State
   return makeStatement([subject(subjectName(f), f.artifactDigest)], CYCLONEDX_BOM, cyclonedxPredicate(bom as never));
 }
 
-interface ReportFinding { id: string; severity: string; score?: number; cvssVector?: string; package: { purl: string }; installedVersion: string; fixedVersion?: string }
+interface ReportFinding {
+  id: string;
+  severity: string;
+  score?: number;
+  cvssVector?: string;
+  package: { purl: string };
+  installedVersion: string;
+  fixedVersion?: string;
+}
 
 export function vulnStatement(f: ScanFacts, report: { findings: ReportFinding[] }): Statement {
   const result: VulnResult[] = report.findings.map((x) => ({
     id: x.id,
-    severity: [{ method: x.cvssVector ? (x.cvssVector.startsWith('CVSS:3') ? 'CVSSv3' : 'CVSSv2') : 'severity', score: x.score !== undefined ? String(x.score) : x.severity }],
-    annotations: [{ purl: x.package.purl, installedVersion: x.installedVersion, ...(x.fixedVersion ? { fixedVersion: x.fixedVersion } : {}), severity: x.severity }],
+    severity: [
+      {
+        method: x.cvssVector ? (x.cvssVector.startsWith('CVSS:3') ? 'CVSSv3' : 'CVSSv2') : 'severity',
+        score: x.score !== undefined ? String(x.score) : x.severity,
+      },
+    ],
+    annotations: [
+      { purl: x.package.purl, installedVersion: x.installedVersion, ...(x.fixedVersion ? { fixedVersion: x.fixedVersion } : {}), severity: x.severity },
+    ],
   }));
   const predicate = vulnsPredicate({
     scanner: { uri: `urn:stella:scanner:${f.scanner.name}`, version: f.scanner.version },
-    db: f.feed ? { uri: `urn:stella:feed:${f.feed.digest}`, version: String(f.feed.version), lastUpdate: f.feed.importedAt } : { uri: 'urn:stella:feed:none', version: 'none', lastUpdate: f.scanTime },
+    db: f.feed
+      ? { uri: `urn:stella:feed:${f.feed.digest}`, version: String(f.feed.version), lastUpdate: f.feed.importedAt }
+      : { uri: 'urn:stella:feed:none', version: 'none', lastUpdate: f.scanTime },
     result,
     scanStartedOn: f.scanTime,
     scanFinishedOn: f.finishedAt ?? f.scanTime,
@@ -120,7 +143,9 @@ export function vulnStatement(f: ScanFacts, report: { findings: ReportFinding[] 
 }
 
 export function provenanceStatement(f: ScanFacts): Statement {
-  const deps: ResourceDescriptor[] = [{ name: 'image', uri: f.imageRef ? `oci:${f.imageRef}` : `oci:${f.artifactDigest}`, digest: { sha256: f.artifactDigest.slice(7) } }];
+  const deps: ResourceDescriptor[] = [
+    { name: 'image', uri: f.imageRef ? `oci:${f.imageRef}` : `oci:${f.artifactDigest}`, digest: { sha256: f.artifactDigest.slice(7) } },
+  ];
   if (f.feed) deps.push({ name: 'advisory-feed', uri: `urn:stella:feed:v${f.feed.version}`, digest: { sha256: f.feed.digest.slice(7) } });
   const byproducts: ResourceDescriptor[] = [];
   if (f.sbomId) byproducts.push({ name: 'sbom', mediaType: 'application/vnd.cyclonedx+json', digest: { sha256: f.sbomId.slice(7) } });
@@ -143,13 +168,29 @@ export function provenanceStatement(f: ScanFacts): Statement {
 // ---------------------------------------------------------------------------------------
 // Signing + storing
 
-export async function recordSigningFailure(ctx: AppContext, e: { tenant: string; kid?: string | null; predicateType?: string; subject?: string; scanId?: string; error: string }): Promise<void> {
+export async function recordSigningFailure(
+  ctx: AppContext,
+  e: { tenant: string; kid?: string | null; predicateType?: string; subject?: string; scanId?: string; error: string },
+): Promise<void> {
   await ctx.db
-    .query('INSERT INTO signing_failures (tenant_id, kid, predicate_type, subject, scan_id, error) VALUES ($1,$2,$3,$4,$5,$6)', [e.tenant, e.kid ?? null, e.predicateType ?? null, e.subject ?? null, e.scanId ?? null, e.error.slice(0, 2000)])
+    .query('INSERT INTO signing_failures (tenant_id, kid, predicate_type, subject, scan_id, error) VALUES ($1,$2,$3,$4,$5,$6)', [
+      e.tenant,
+      e.kid ?? null,
+      e.predicateType ?? null,
+      e.subject ?? null,
+      e.scanId ?? null,
+      e.error.slice(0, 2000),
+    ])
     .catch((err) => ctx.log.error({ err }, 'could not record signing failure'));
 }
 
-export interface StoredAttestation { id: string; predicateType: string; kid: string; created: boolean; reused: boolean }
+export interface StoredAttestation {
+  id: string;
+  predicateType: string;
+  kid: string;
+  created: boolean;
+  reused: boolean;
+}
 
 /**
  * Sign `statement` with the active signing key and store the envelope, unless an
@@ -172,7 +213,13 @@ export async function signAndStore(
     const id = existing.rows[0].id as string;
     // Make sure the edges exist (a crash could not have split them from the row, but a
     // caller may attest an extra item with the same statement).
-    for (const p of a.attests) await ctx.db.query('INSERT INTO evidence_edges (tenant_id, child_id, parent_id, relation) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [a.tenant, id, p.id, p.relation ?? 'attests']);
+    for (const p of a.attests)
+      await ctx.db.query('INSERT INTO evidence_edges (tenant_id, child_id, parent_id, relation) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [
+        a.tenant,
+        id,
+        p.id,
+        p.relation ?? 'attests',
+      ]);
     return { id, predicateType: a.statement.predicateType, kid: existing.rows[0].labels['stella.signer'] ?? '', created: false, reused: true };
   }
   let kid: string | null = null;
@@ -183,10 +230,22 @@ export async function signAndStore(
     const signer = await ctx.keys.signer(rec.kid);
     const sig = await signer.sign(pae(INTOTO_PAYLOAD_TYPE, payload));
     // Self-check: never store an envelope that does not verify against the key's public half.
-    if (!rawVerify(rec.alg, publicKeyFromJwk(rec.publicJwk), pae(INTOTO_PAYLOAD_TYPE, payload), sig)) throw integrity(`signature by ${rec.kid} does not verify`);
-    env = { payloadType: INTOTO_PAYLOAD_TYPE, payload: Buffer.from(payload).toString('base64'), signatures: [{ keyid: rec.kid, sig: Buffer.from(sig).toString('base64') }] };
+    if (!rawVerify(rec.alg, publicKeyFromJwk(rec.publicJwk), pae(INTOTO_PAYLOAD_TYPE, payload), sig))
+      throw integrity(`signature by ${rec.kid} does not verify`);
+    env = {
+      payloadType: INTOTO_PAYLOAD_TYPE,
+      payload: Buffer.from(payload).toString('base64'),
+      signatures: [{ keyid: rec.kid, sig: Buffer.from(sig).toString('base64') }],
+    };
   } catch (e) {
-    await recordSigningFailure(ctx, { tenant: a.tenant, kid, predicateType: a.statement.predicateType, subject: artifact, ...(a.scanId ? { scanId: a.scanId } : {}), error: (e as Error).message });
+    await recordSigningFailure(ctx, {
+      tenant: a.tenant,
+      kid,
+      predicateType: a.statement.predicateType,
+      subject: artifact,
+      ...(a.scanId ? { scanId: a.scanId } : {}),
+      error: (e as Error).message,
+    });
     if (e instanceof StellaError) throw new StellaError(e.code === 'NOT_FOUND' ? 'UNAVAILABLE' : e.code, `signing failed: ${e.message}`, e.details);
     // I/O trouble with the key store: transient, left retryable by the workflow.
     throw new Error(`signing failed: ${(e as Error).message}`, { cause: e });
@@ -208,7 +267,15 @@ export async function signAndStore(
 // ---------------------------------------------------------------------------------------
 // Verification
 
-export interface SignatureView { keyid: string; alg: string | null; valid: boolean; trustedAtSigning: boolean; trustedNow: boolean; reason: string; reasonNow: string }
+export interface SignatureView {
+  keyid: string;
+  alg: string | null;
+  valid: boolean;
+  trustedAtSigning: boolean;
+  trustedNow: boolean;
+  reason: string;
+  reasonNow: string;
+}
 export interface AttestationView {
   id: string;
   predicateType: string | null;
@@ -230,7 +297,12 @@ export interface AttestationView {
  * Verify a stored attestation. The signing time is the locker's ingestion time (trusted),
  * never a timestamp inside the payload; "trusted now" re-evaluates the same key today.
  */
-export function verifyEnvelopeBytes(bytes: Buffer, pack: RootPack, signedAt: Date, now = new Date()): { valid: boolean; trustedNow: boolean; signatures: SignatureView[]; statement: Statement | null; error?: string } {
+export function verifyEnvelopeBytes(
+  bytes: Buffer,
+  pack: RootPack,
+  signedAt: Date,
+  now = new Date(),
+): { valid: boolean; trustedNow: boolean; signatures: SignatureView[]; statement: Statement | null; error?: string } {
   let env: Envelope;
   try {
     env = parseEnvelope(bytes);
@@ -281,7 +353,12 @@ function viewOf(item: EvidenceItem, v: ReturnType<typeof verifyEnvelopeBytes>): 
   };
 }
 
-export async function verifyAttestation(ctx: AppContext, tenant: string, id: string, pack?: RootPack): Promise<AttestationView & { statement: Statement | null }> {
+export async function verifyAttestation(
+  ctx: AppContext,
+  tenant: string,
+  id: string,
+  pack?: RootPack,
+): Promise<AttestationView & { statement: Statement | null }> {
   const item = await ctx.evidence.get(tenant, id);
   if (item.kind !== 'attestation') throw badInput(`evidence ${id} is a ${item.kind}, not an attestation`);
   const bytes = await ctx.evidence.read(tenant, id);
@@ -308,7 +385,12 @@ export async function listAttestations(ctx: AppContext, tenant: string, subjectD
  * Store an externally produced attestation, but only if it verifies against the trusted
  * RootPack now and names the artifact; otherwise nothing is stored (INTEGRITY/BAD_INPUT).
  */
-export async function importAttestation(ctx: AppContext, tenant: string, bytes: Buffer, opts: { actor: string; attests?: string[] }): Promise<{ id: string; created: boolean; predicateType: string; subject: string; signer: string }> {
+export async function importAttestation(
+  ctx: AppContext,
+  tenant: string,
+  bytes: Buffer,
+  opts: { actor: string; attests?: string[] },
+): Promise<{ id: string; created: boolean; predicateType: string; subject: string; signer: string }> {
   const pack = await trustedRootPack(ctx);
   const v = verifyEnvelopeBytes(bytes, pack, new Date());
   if (!v.statement) throw badInput(`not an in-toto attestation envelope: ${v.error ?? 'unparseable'}`);
@@ -316,7 +398,10 @@ export async function importAttestation(ctx: AppContext, tenant: string, bytes: 
     const why = v.signatures.map((s) => `${s.keyid || '(no keyid)'}: ${s.reason}`).join('; ') || 'no signatures';
     throw integrity(`attestation refused, no valid signature by a trusted key (${why}); nothing stored`, { signatures: v.signatures });
   }
-  const subjects = v.statement.subject.map((s) => s.digest.sha256).filter((h): h is string => !!h && /^[0-9a-f]{64}$/.test(h)).map((h) => `sha256:${h}`);
+  const subjects = v.statement.subject
+    .map((s) => s.digest.sha256)
+    .filter((h): h is string => !!h && /^[0-9a-f]{64}$/.test(h))
+    .map((h) => `sha256:${h}`);
   if (!subjects.length) throw badInput('attestation names no sha256 subject; nothing stored');
   for (const p of opts.attests ?? []) await ctx.evidence.get(tenant, p);
   const good = v.signatures.find((s) => s.valid && s.trustedAtSigning)!;
@@ -377,7 +462,14 @@ export async function signerStatus(ctx: AppContext, tenant: string): Promise<Sig
     canSignError,
     inRootPack,
     keys: { total: all.length, active: all.filter((k) => k.status === 'active').length, retired: all.filter((k) => k.status === 'retired').length },
-    recentFailures: f.rows.map((r) => ({ at: new Date(r.at).toISOString(), kid: r.kid, predicateType: r.predicate_type, subject: r.subject, scanId: r.scan_id, error: r.error })),
+    recentFailures: f.rows.map((r) => ({
+      at: new Date(r.at).toISOString(),
+      kid: r.kid,
+      predicateType: r.predicate_type,
+      subject: r.subject,
+      scanId: r.scan_id,
+      error: r.error,
+    })),
     failuresLast24h: n.rows[0].n,
   };
 }
@@ -386,4 +478,3 @@ export function ensureKnownType(t: string): AttestType {
   if (!(t in ATTEST_TYPES)) throw badInput(`unknown attestation type ${JSON.stringify(t)}: expected one of ${Object.keys(ATTEST_TYPES).join(', ')}`);
   return t as AttestType;
 }
-

@@ -3,7 +3,7 @@ import type { AppContext } from '../context';
 import { merkleRoot } from '../../merkle';
 import type { RootPack } from '../../crypto/rootpack';
 import { anchorById, latestAnchor, anchorVerifyAll, type AnchorView, type AnchorVerifyResult } from '../anchoring';
-import { integrity } from '../errors';
+import { integrity } from '../../lib/errors';
 
 /**
  * Thin glue to the anchoring module (src/core/anchoring owns the anchors tables): lookups,
@@ -29,9 +29,10 @@ export async function newestAnchor(db: Db): Promise<AnchorView | null> {
 
 /** Leaf hashes of the evidence log below `size` (all when omitted), seq order; gaps are errors. */
 export async function logLeafHashes(db: Db | DbClient, size?: number): Promise<Buffer[]> {
-  const r = size == null
-    ? await db.query('SELECT seq, leaf_hash FROM evidence_log ORDER BY seq')
-    : await db.query('SELECT seq, leaf_hash FROM evidence_log WHERE seq < $1 ORDER BY seq', [size]);
+  const r =
+    size == null
+      ? await db.query('SELECT seq, leaf_hash FROM evidence_log ORDER BY seq')
+      : await db.query('SELECT seq, leaf_hash FROM evidence_log WHERE seq < $1 ORDER BY seq', [size]);
   const out: Buffer[] = [];
   for (const row of r.rows) {
     if (Number(row.seq) !== out.length) throw new Error(`evidence log has a gap at seq ${out.length}`);

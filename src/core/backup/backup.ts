@@ -6,9 +6,9 @@ import type { AppContext } from '../context';
 import { FsBlobStore, type BlobStore } from '../../blob';
 import { buildManifest, serializeManifest, parseManifest, type ArchiveManifest, type ManifestEntry } from '../../archive';
 import { exportRootPack, loadRootPack, type RootPack } from '../../crypto/rootpack';
-import { sha256Digest } from '../canonical';
+import { sha256Digest } from '../../lib/hash';
 import { audit } from '../audit';
-import { badInput, integrity, notFound } from '../errors';
+import { badInput, integrity, notFound } from '../../lib/errors';
 import { exportIndex, readLinesAt, type IndexExport } from './index-io';
 import { anchorsTableExists } from './anchors';
 import { mapLimit } from '../locker/batch-ingest';
@@ -35,7 +35,11 @@ export const BLOB_BATCH = 500;
 /** Blob copies in flight per batch. */
 export const COPY_CONCURRENCY = 16;
 
-export interface BackupInput { backupId: string; dir: string; actor: string }
+export interface BackupInput {
+  backupId: string;
+  dir: string;
+  actor: string;
+}
 
 export interface BackupSummary {
   id: string;
@@ -70,7 +74,10 @@ export interface BackupSchema extends IndexExport {
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function newBackupId(now = new Date()): string {
-  return `bk-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `bk-${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 export function validateBackupId(id: string): string {
@@ -137,46 +144,82 @@ export async function backupExport(ctx: AppContext, input: BackupInput, hb: (det
   await fsp.rm(join(path, 'index'), { recursive: true, force: true });
   await fsp.mkdir(join(path, 'anchors'), { recursive: true });
   await fsp.mkdir(join(path, 'keys'), { recursive: true });
-  await writeJson(join(path, 'backup.json'), { id: input.backupId, type: 'evidence-locker', status: 'running', createdAt: new Date().toISOString(), location: path, sizeBytes: 0, items: 0, blobs: 0, blobBytes: 0, logSize: 0, latestAnchor: null } satisfies BackupSummary);
-  await ctx.db.query(`INSERT INTO backup_runs (id, location, actor, workflow_id) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING`, [input.backupId, path, input.actor, input.backupId]);
+  await writeJson(join(path, 'backup.json'), {
+    id: input.backupId,
+    type: 'evidence-locker',
+    status: 'running',
+    createdAt: new Date().toISOString(),
+    location: path,
+    sizeBytes: 0,
+    items: 0,
+    blobs: 0,
+    blobBytes: 0,
+    logSize: 0,
+    latestAnchor: null,
+  } satisfies BackupSummary);
+  await ctx.db.query(`INSERT INTO backup_runs (id, location, actor, workflow_id) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING`, [
+    input.backupId,
+    path,
+    input.actor,
+    input.backupId,
+  ]);
 
-  const ex = await exportIndex(ctx.db, join(path, 'index'), (table, rows) => hb({ table, rows }), async (client) => {
-    // Blobs of every item whose bytes should exist; purged items have none, corrupted ones
-    // have bad bytes (recorded as a problem rather than copied).
-    const blobs = await client.query(`SELECT id, max(size_bytes) AS size, min(storage_key) AS key, bool_or(state <> 'corrupted') AS good
+  const ex = await exportIndex(
+    ctx.db,
+    join(path, 'index'),
+    (table, rows) => hb({ table, rows }),
+    async (client) => {
+      // Blobs of every item whose bytes should exist; purged items have none, corrupted ones
+      // have bad bytes (recorded as a problem rather than copied).
+      const blobs = await client.query(`SELECT id, max(size_bytes) AS size, min(storage_key) AS key, bool_or(state <> 'corrupted') AS good
       FROM evidence_items WHERE state <> 'purged' GROUP BY id ORDER BY id`);
-    const out = createWriteStream(join(path, 'blobs.jsonl'));
-    const offsets: number[] = [];
-    let bytes = 0;
-    let blobBytes = 0;
-    let n = 0;
-    for (const b of blobs.rows) {
-      if (!b.good) continue;
-      if (n % BLOB_BATCH === 0) offsets.push(bytes);
-      const line = Buffer.from(JSON.stringify({ digest: b.id, size: Number(b.size), key: b.key ?? b.id, location: ctx.blobs.primary.location }) + '\n');
-      out.write(line);
-      bytes += line.length;
-      blobBytes += Number(b.size);
-      n++;
-    }
-    out.end();
-    await new Promise<void>((res, rej) => out.once('finish', res).once('error', rej));
-    const items = Number((await client.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
-    const logSize = Number((await client.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
-    let anchors: BackupSchema['anchors'] = [];
-    let latest: BackupSchema['latestAnchor'] = null;
-    if (await anchorsTableExists(client)) {
-      const a = await client.query(`SELECT id::text AS id, chain_id::text AS chain_id, seq, log_size, root_hash, jws, created_at, status FROM anchors ORDER BY chain_id, seq`);
-      const hex = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
-      anchors = a.rows.map((r) => ({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), logSize: Number(r.log_size), rootHash: hex(r.root_hash) }));
-      await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), a.rows.map((r) => JSON.stringify({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), status: r.status, jws: r.jws }) + '\n').join(''));
-      const live = a.rows.filter((r) => r.status !== 'archived').sort((x, y) => Number(y.log_size) - Number(x.log_size) || +new Date(y.created_at) - +new Date(x.created_at))[0];
-      if (live) latest = { id: live.id, seq: Number(live.seq), logSize: Number(live.log_size), rootHash: hex(live.root_hash), createdAt: new Date(live.created_at).toISOString() };
-    } else {
-      await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), '');
-    }
-    return { blobCount: n, blobBytes, blobBatchOffsets: offsets, items, logSize, anchors, latest };
-  });
+      const out = createWriteStream(join(path, 'blobs.jsonl'));
+      const offsets: number[] = [];
+      let bytes = 0;
+      let blobBytes = 0;
+      let n = 0;
+      for (const b of blobs.rows) {
+        if (!b.good) continue;
+        if (n % BLOB_BATCH === 0) offsets.push(bytes);
+        const line = Buffer.from(JSON.stringify({ digest: b.id, size: Number(b.size), key: b.key ?? b.id, location: ctx.blobs.primary.location }) + '\n');
+        out.write(line);
+        bytes += line.length;
+        blobBytes += Number(b.size);
+        n++;
+      }
+      out.end();
+      await new Promise<void>((res, rej) => out.once('finish', res).once('error', rej));
+      const items = Number((await client.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+      const logSize = Number((await client.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
+      let anchors: BackupSchema['anchors'] = [];
+      let latest: BackupSchema['latestAnchor'] = null;
+      if (await anchorsTableExists(client)) {
+        const a = await client.query(
+          `SELECT id::text AS id, chain_id::text AS chain_id, seq, log_size, root_hash, jws, created_at, status FROM anchors ORDER BY chain_id, seq`,
+        );
+        const hex = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
+        anchors = a.rows.map((r) => ({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), logSize: Number(r.log_size), rootHash: hex(r.root_hash) }));
+        await fsp.writeFile(
+          join(path, 'anchors', 'chain.jsonl'),
+          a.rows.map((r) => JSON.stringify({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), status: r.status, jws: r.jws }) + '\n').join(''),
+        );
+        const live = a.rows
+          .filter((r) => r.status !== 'archived')
+          .sort((x, y) => Number(y.log_size) - Number(x.log_size) || +new Date(y.created_at) - +new Date(x.created_at))[0];
+        if (live)
+          latest = {
+            id: live.id,
+            seq: Number(live.seq),
+            logSize: Number(live.log_size),
+            rootHash: hex(live.root_hash),
+            createdAt: new Date(live.created_at).toISOString(),
+          };
+      } else {
+        await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), '');
+      }
+      return { blobCount: n, blobBytes, blobBatchOffsets: offsets, items, logSize, anchors, latest };
+    },
+  );
 
   const rootpack = await exportRootPack(ctx.keys);
   // Belt and braces: a RootPack is public by construction; refuse to write one that is not.
@@ -226,7 +269,12 @@ export async function copyBlobInto(src: BlobStore, dest: FsBlobStore, digest: st
 }
 
 /** Step 2 (one activity per batch): blob bytes into the backup. Idempotent: copied blobs are skipped. */
-export async function backupCopyBlobs(ctx: AppContext, input: BackupInput, batchNo: number, hb: (i: number) => void): Promise<{ copied: number; bytes: number; problems: { id: string; problem: string }[] }> {
+export async function backupCopyBlobs(
+  ctx: AppContext,
+  input: BackupInput,
+  batchNo: number,
+  hb: (i: number) => void,
+): Promise<{ copied: number; bytes: number; problems: { id: string; problem: string }[] }> {
   const path = backupPath(backupRoot(ctx, input.dir), input.backupId);
   const schema = await readSchema(path);
   const dest = backupBlobStore(path);
@@ -241,7 +289,8 @@ export async function backupCopyBlobs(ctx: AppContext, input: BackupInput, batch
       out.bytes += r.size;
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (code === 'BLOB_NOT_FOUND' || code === 'DIGEST_MISMATCH' || code === 'ENOENT') out.problems.push({ id: b.digest, problem: code === 'DIGEST_MISMATCH' ? (e as Error).message : 'blob missing from the store' });
+      if (code === 'BLOB_NOT_FOUND' || code === 'DIGEST_MISMATCH' || code === 'ENOENT')
+        out.problems.push({ id: b.digest, problem: code === 'DIGEST_MISMATCH' ? (e as Error).message : 'blob missing from the store' });
       else throw e;
     }
     hb(++done);
@@ -257,8 +306,10 @@ export async function backupFinalize(ctx: AppContext, input: BackupInput, proble
   const done = await readSummary(path);
   if (done?.status === 'complete' && existsSync(join(path, 'manifest.json'))) return done;
   const entries: ManifestEntry[] = [];
-  for (const t of schema.tables) entries.push({ path: `index/${t.file}`, sha256: t.sha256, size: t.bytes, mediaType: 'application/x-ndjson', meta: { rows: t.rows } });
-  for (const f of ['index/schema.json', 'blobs.jsonl', 'anchors/chain.jsonl', 'keys/rootpack.json']) entries.push({ path: f, ...(await hashFile(join(path, f))) });
+  for (const t of schema.tables)
+    entries.push({ path: `index/${t.file}`, sha256: t.sha256, size: t.bytes, mediaType: 'application/x-ndjson', meta: { rows: t.rows } });
+  for (const f of ['index/schema.json', 'blobs.jsonl', 'anchors/chain.jsonl', 'keys/rootpack.json'])
+    entries.push({ path: f, ...(await hashFile(join(path, f))) });
   const bad = new Set(problems.map((p) => p.id));
   const store = backupBlobStore(path);
   for (let b = 0; b < schema.blobBatchOffsets.length; b++) {
@@ -268,7 +319,15 @@ export async function backupFinalize(ctx: AppContext, input: BackupInput, proble
       entries.push({ path: `blobs/${store.pathFor(blob.digest).slice(join(path, 'blobs').length + 1)}`, sha256: blob.digest, size: blob.size });
     }
   }
-  const summaryMeta = { backupId: input.backupId, items: schema.itemCount, blobs: schema.blobCount - bad.size, logSize: schema.logSize, latestAnchor: schema.latestAnchor, snapshotAt: schema.snapshotAt, problems };
+  const summaryMeta = {
+    backupId: input.backupId,
+    items: schema.itemCount,
+    blobs: schema.blobCount - bad.size,
+    logSize: schema.logSize,
+    latestAnchor: schema.latestAnchor,
+    snapshotAt: schema.snapshotAt,
+    problems,
+  };
   const manifest = buildManifest({ kind: BACKUP_KIND, createdAt: schema.snapshotAt, meta: summaryMeta }, entries);
   const bytes = serializeManifest(manifest);
   const manifestSha256 = sha256Digest(bytes);
@@ -294,7 +353,13 @@ export async function backupFinalize(ctx: AppContext, input: BackupInput, proble
   };
   await writeJson(join(path, 'backup.json'), summary);
   await ctx.db.query(`UPDATE backup_runs SET status='succeeded', summary=$2, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify(summary)]);
-  await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'backup.create', target: input.backupId, details: { location: path, items: summary.items, blobs: summary.blobs, manifestSha256, problems: problems.length } });
+  await audit(ctx.db, {
+    tenant: '*',
+    actor: input.actor,
+    action: 'backup.create',
+    target: input.backupId,
+    details: { location: path, items: summary.items, blobs: summary.blobs, manifestSha256, problems: problems.length },
+  });
   return summary;
 }
 
@@ -304,7 +369,9 @@ export async function backupFailed(ctx: AppContext, input: BackupInput, error: s
   if (s) await writeJson(join(path, 'backup.json'), { ...s, status: 'failed', error, finishedAt: new Date().toISOString() });
   // S3: whatever was uploaded has no manifest (listed as incomplete); the staging copy is only disk.
   if (isS3Location(input.dir || ctx.cfg.backup.dir)) await fsp.rm(path, { recursive: true, force: true });
-  await ctx.db.query(`UPDATE backup_runs SET status='failed', summary = summary || $2::jsonb, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify({ error })]).catch(() => {});
+  await ctx.db
+    .query(`UPDATE backup_runs SET status='failed', summary = summary || $2::jsonb, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify({ error })])
+    .catch(() => {});
 }
 
 /** `stella backup list`: every backup under the backup directory, newest first. */
@@ -327,7 +394,13 @@ export async function listBackups(root: string): Promise<BackupSummary[]> {
   return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
 }
 
-export interface BackupCheck { ok: boolean; manifest: ArchiveManifest; manifestSha256: string; problems: { path: string; problem: string }[]; rootpack: RootPack }
+export interface BackupCheck {
+  ok: boolean;
+  manifest: ArchiveManifest;
+  manifestSha256: string;
+  problems: { path: string; problem: string }[];
+  rootpack: RootPack;
+}
 
 /**
  * Checks a backup before restoring from it: manifest.json against manifest.sha256, and every
@@ -343,7 +416,8 @@ export async function checkBackup(path: string, opts: { full?: boolean; hb?: () 
   }
   const recorded = (await fsp.readFile(join(path, 'manifest.sha256'), 'utf8').catch(() => '')).trim().split(/\s+/)[0];
   const manifestSha256 = sha256Digest(bytes);
-  if (recorded !== manifestSha256) throw integrity(`backup manifest digest mismatch: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
+  if (recorded !== manifestSha256)
+    throw integrity(`backup manifest digest mismatch: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
   const manifest = parseManifest(bytes);
   if (manifest.kind !== BACKUP_KIND) throw badInput(`${path} is a ${manifest.kind}, not an evidence-locker backup`);
   const problems: { path: string; problem: string }[] = [];
@@ -351,7 +425,8 @@ export async function checkBackup(path: string, opts: { full?: boolean; hb?: () 
     if (!opts.full && e.path.startsWith('blobs/')) continue;
     const h = await hashFile(join(path, e.path)).catch(() => null);
     if (!h) problems.push({ path: e.path, problem: 'missing' });
-    else if (h.sha256 !== e.sha256 || h.size !== e.size) problems.push({ path: e.path, problem: `hashes to ${h.sha256} (${h.size} bytes), manifest says ${e.sha256} (${e.size} bytes)` });
+    else if (h.sha256 !== e.sha256 || h.size !== e.size)
+      problems.push({ path: e.path, problem: `hashes to ${h.sha256} (${h.size} bytes), manifest says ${e.sha256} (${e.size} bytes)` });
     opts.hb?.();
   }
   const rootpack = await loadRootPack(await fsp.readFile(join(path, 'keys', 'rootpack.json'), 'utf8'));

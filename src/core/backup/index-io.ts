@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import type { Db, DbClient } from '../../db/pool';
-import { canonicalJson } from '../canonical';
+import { canonicalJson } from '../../lib/canonical';
 
 /**
  * Logical export/import of the whole index, independent of pg_dump versions. Export: every
@@ -17,8 +17,18 @@ import { canonicalJson } from '../canonical';
 /** Bookkeeping that describes a restore in progress, not locker state: never exported. */
 export const EXCLUDED_TABLES = new Set(['schema_migrations', 'restore_batches']);
 
-export interface ColumnInfo { name: string; type: string; generated: boolean }
-export interface TableInfo { name: string; columns: ColumnInfo[]; primaryKey: string[]; dependsOn: string[]; updateBlocked: boolean }
+export interface ColumnInfo {
+  name: string;
+  type: string;
+  generated: boolean;
+}
+export interface TableInfo {
+  name: string;
+  columns: ColumnInfo[];
+  primaryKey: string[];
+  dependsOn: string[];
+  updateBlocked: boolean;
+}
 
 export async function describeTables(db: Db | DbClient): Promise<TableInfo[]> {
   const t = await db.query(`SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -26,18 +36,31 @@ export async function describeTables(db: Db | DbClient): Promise<TableInfo[]> {
   const out: TableInfo[] = [];
   for (const row of t.rows as { oid: number; relname: string }[]) {
     if (EXCLUDED_TABLES.has(row.relname)) continue;
-    const cols = await db.query(`SELECT attname, format_type(atttypid, atttypmod) AS type, attgenerated <> '' AS generated
-      FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [row.oid]);
-    const pk = await db.query(`SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord`, [row.oid]);
-    const fk = await db.query(`SELECT DISTINCT confrelid::regclass::text AS ref FROM pg_constraint WHERE conrelid = $1 AND contype = 'f' AND confrelid <> conrelid`, [row.oid]);
+    const cols = await db.query(
+      `SELECT attname, format_type(atttypid, atttypmod) AS type, attgenerated <> '' AS generated
+      FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [row.oid],
+    );
+    const pk = await db.query(
+      `SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord`,
+      [row.oid],
+    );
+    const fk = await db.query(
+      `SELECT DISTINCT confrelid::regclass::text AS ref FROM pg_constraint WHERE conrelid = $1 AND contype = 'f' AND confrelid <> conrelid`,
+      [row.oid],
+    );
     // Tables whose rows may not be updated (append-only triggers): restore them with DO NOTHING.
     const trg = await db.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal AND (tgtype & 16) <> 0`, [row.oid]);
     out.push({
       name: row.relname,
       columns: cols.rows.map((c) => ({ name: c.attname, type: c.type, generated: c.generated })),
       primaryKey: pk.rows.map((p) => p.attname),
-      dependsOn: fk.rows.map((f) => String(f.ref).replace(/^public\./, '').replace(/"/g, '')),
+      dependsOn: fk.rows.map((f) =>
+        String(f.ref)
+          .replace(/^public\./, '')
+          .replace(/"/g, ''),
+      ),
       updateBlocked: trg.rows[0].n > 0,
     });
   }
@@ -69,7 +92,16 @@ const TEXT_CARRIED = /^(bigint|numeric)/;
 /** Rows per restore batch; the export records the byte offset of every batch's first row. */
 export const BATCH_ROWS = 1000;
 
-export interface ExportedTable { name: string; file: string; rows: number; bytes: number; sha256: string; columns: ColumnInfo[]; primaryKey: string[]; batchOffsets: number[] }
+export interface ExportedTable {
+  name: string;
+  file: string;
+  rows: number;
+  bytes: number;
+  sha256: string;
+  columns: ColumnInfo[];
+  primaryKey: string[];
+  batchOffsets: number[];
+}
 export interface IndexExport {
   snapshotAt: string;
   tables: ExportedTable[];
@@ -81,7 +113,12 @@ export interface IndexExport {
  * page (heartbeat). `extra(client)` runs inside the same snapshot, for reads that must agree
  * with the exported rows (blob list, latest anchor).
  */
-export async function exportIndex<T>(db: Db, dir: string, onRows: (table: string, rows: number) => void, extra: (client: DbClient) => Promise<T>): Promise<IndexExport & { extra: T }> {
+export async function exportIndex<T>(
+  db: Db,
+  dir: string,
+  onRows: (table: string, rows: number) => void,
+  extra: (client: DbClient) => Promise<T>,
+): Promise<IndexExport & { extra: T }> {
   await fsp.mkdir(dir, { recursive: true });
   const client = await db.connect();
   try {
@@ -121,11 +158,25 @@ export async function exportIndex<T>(db: Db, dir: string, onRows: (table: string
       await client.query('CLOSE bk_cur');
       out.end();
       await once(out, 'finish');
-      exported.push({ name: t.name, file: `${t.name}.jsonl`, rows, bytes, sha256: `sha256:${hash.digest('hex')}`, columns: cols, primaryKey: t.primaryKey, batchOffsets });
+      exported.push({
+        name: t.name,
+        file: `${t.name}.jsonl`,
+        rows,
+        bytes,
+        sha256: `sha256:${hash.digest('hex')}`,
+        columns: cols,
+        primaryKey: t.primaryKey,
+        batchOffsets,
+      });
     }
     const extraResult = await extra(client);
     await client.query('COMMIT');
-    return { snapshotAt: snap.rows[0].at, tables: exported, migrations: mig.rows.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })), extra: extraResult };
+    return {
+      snapshotAt: snap.rows[0].at,
+      tables: exported,
+      migrations: mig.rows.map((m) => ({ version: m.version, name: m.name, checksum: m.checksum })),
+      extra: extraResult,
+    };
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {});
     throw e;
@@ -155,7 +206,14 @@ export async function readLinesAt(file: string, offset: number, count: number): 
  * transaction, so a retry after a crash finds it and skips. Rows already present (seed rows
  * the migrations created, e.g. log_state) are overwritten unless the table is append-only.
  */
-export async function importBatch(db: Db, restoreId: string, table: TableInfo, backupColumns: string[], batchNo: number, lines: string[]): Promise<{ inserted: number; skipped: boolean }> {
+export async function importBatch(
+  db: Db,
+  restoreId: string,
+  table: TableInfo,
+  backupColumns: string[],
+  batchNo: number,
+  lines: string[],
+): Promise<{ inserted: number; skipped: boolean }> {
   const client = await db.connect();
   try {
     await client.query('BEGIN');
@@ -167,12 +225,15 @@ export async function importBatch(db: Db, restoreId: string, table: TableInfo, b
     const target = new Set(table.columns.filter((c) => !c.generated).map((c) => c.name));
     const cols = backupColumns.filter((c) => target.has(c));
     const list = cols.map(q).join(', ');
-    const conflict = table.primaryKey.length && !table.updateBlocked
-      ? (() => {
-          const upd = cols.filter((c) => !table.primaryKey.includes(c));
-          return upd.length ? `ON CONFLICT (${table.primaryKey.map(q).join(', ')}) DO UPDATE SET ${upd.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}` : 'ON CONFLICT DO NOTHING';
-        })()
-      : 'ON CONFLICT DO NOTHING';
+    const conflict =
+      table.primaryKey.length && !table.updateBlocked
+        ? (() => {
+            const upd = cols.filter((c) => !table.primaryKey.includes(c));
+            return upd.length
+              ? `ON CONFLICT (${table.primaryKey.map(q).join(', ')}) DO UPDATE SET ${upd.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`
+              : 'ON CONFLICT DO NOTHING';
+          })()
+        : 'ON CONFLICT DO NOTHING';
     let inserted = 0;
     if (lines.length) {
       const r = await client.query(

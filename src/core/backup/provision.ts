@@ -1,22 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { badInput, StellaError } from '../errors';
+import { badInput, StellaError } from '../../lib/errors';
+import { parseSize } from '../../lib/format';
+export { parseSize };
 import { audit } from '../audit';
 import type { AppContext } from '../context';
 import { S3BlobStore } from '../../blob';
 import { S3_URL_RE } from '../../config';
-
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, ki: 1024, kib: 1024, m: 1e6, mb: 1e6, mi: 1024 ** 2, mib: 1024 ** 2, g: 1e9, gb: 1e9, gi: 1024 ** 3, gib: 1024 ** 3, t: 1e12, tb: 1e12, ti: 1024 ** 4, tib: 1024 ** 4 };
-
-/** `500M`, `10G`, `1.5TiB`, `123456` → bytes. */
-export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(s));
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw badInput(`bad size ${JSON.stringify(s)}: expected e.g. 500M, 10G, 1TiB or a byte count`);
-  const n = Math.ceil(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(n) || n <= 0) throw badInput(`bad size ${JSON.stringify(s)}`);
-  return n;
-}
 
 /** Bytes available to us at `path` (statfs of the nearest existing ancestor); null if unknown. */
 export async function freeSpace(path: string): Promise<number | null> {
@@ -34,7 +24,13 @@ export async function freeSpace(path: string): Promise<number | null> {
   }
 }
 
-export interface ProvisionResult { path: string; requestedBytes: number; availableBytes: number | null; created: boolean; ok: true }
+export interface ProvisionResult {
+  path: string;
+  requestedBytes: number;
+  availableBytes: number | null;
+  created: boolean;
+  ok: true;
+}
 
 /**
  * DR-001 step 1: prepare a restore target. Creates the directory, checks it is writable and
@@ -72,8 +68,17 @@ export async function provisionStorage(ctx: AppContext, q: { size: string; path?
   } finally {
     await fsp.rm(probe, { force: true });
   }
-  await fsp.writeFile(join(path, '.stella-provisioned.json'), JSON.stringify({ requestedBytes, availableBytes: available, at: new Date().toISOString(), actor: q.actor }) + '\n');
-  await audit(ctx.db, { tenant: '*', actor: q.actor, action: 'evidence.storage.provision', target: path, details: { requestedBytes, availableBytes: available } }).catch(() => {});
+  await fsp.writeFile(
+    join(path, '.stella-provisioned.json'),
+    JSON.stringify({ requestedBytes, availableBytes: available, at: new Date().toISOString(), actor: q.actor }) + '\n',
+  );
+  await audit(ctx.db, {
+    tenant: '*',
+    actor: q.actor,
+    action: 'evidence.storage.provision',
+    target: path,
+    details: { requestedBytes, availableBytes: available },
+  }).catch(() => {});
   return { path, requestedBytes, availableBytes: available, created, ok: true };
 }
 
@@ -85,7 +90,15 @@ async function provisionBucket(ctx: AppContext, url: string, requestedBytes: num
   const m = S3_URL_RE.exec(url);
   if (!m) throw badInput(`bad bucket URL ${JSON.stringify(url)}: expected s3://<bucket>[/<prefix>]`);
   const s3 = ctx.cfg.blob.kind === 's3' ? ctx.cfg.blob : ctx.cfg.backup.s3;
-  const store = S3BlobStore.create({ bucket: m[1]!, prefix: m[2], endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: s3.forcePathStyle });
+  const store = S3BlobStore.create({
+    bucket: m[1]!,
+    prefix: m[2],
+    endpoint: s3.endpoint,
+    region: s3.region,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    forcePathStyle: s3.forcePathStyle,
+  });
   const existed = await store.bucketExists();
   if (!existed) await store.ensureBucket();
   try {
@@ -93,6 +106,8 @@ async function provisionBucket(ctx: AppContext, url: string, requestedBytes: num
   } catch (e) {
     throw new StellaError('FORBIDDEN', `${url} does not take writes: ${(e as Error).message}`);
   }
-  await audit(ctx.db, { tenant: '*', actor, action: 'evidence.storage.provision', target: url, details: { requestedBytes, bucketCreated: !existed } }).catch(() => {});
+  await audit(ctx.db, { tenant: '*', actor, action: 'evidence.storage.provision', target: url, details: { requestedBytes, bucketCreated: !existed } }).catch(
+    () => {},
+  );
   return { path: url, requestedBytes, availableBytes: null, created: !existed, ok: true };
 }

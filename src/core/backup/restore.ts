@@ -5,7 +5,7 @@ import { FsBlobStore, type BlobStore } from '../../blob';
 import { migrate } from '../../db/migrate';
 import { withTransaction } from '../../db/pool';
 import { audit } from '../audit';
-import { badInput, conflict, integrity, StellaError } from '../errors';
+import { badInput, conflict, integrity, StellaError } from '../../lib/errors';
 import { mapLimit } from '../locker/batch-ingest';
 import { COPY_CONCURRENCY, backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
 import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from './index-io';
@@ -84,10 +84,27 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
   const store = targetStore(ctx, input);
   const targetIsPrimary = store === ctx.blobs.primary;
   if (!input.backupId) {
-    await ctx.db.query(`INSERT INTO restore_runs (id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.toAnchor ?? null, store.location, input.actor]);
+    await ctx.db.query(`INSERT INTO restore_runs (id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$1) ON CONFLICT (id) DO NOTHING`, [
+      input.restoreId,
+      input.toAnchor ?? null,
+      store.location,
+      input.actor,
+    ]);
     const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
     const itemCount = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
-    return { restoreId: input.restoreId, backupId: null, tables: [], blobBatches: 0, blobCount: 0, blobBytes: 0, itemCount, logSize, target: store.location, targetIsPrimary, anchors: [] };
+    return {
+      restoreId: input.restoreId,
+      backupId: null,
+      tables: [],
+      blobBatches: 0,
+      blobCount: 0,
+      blobBytes: 0,
+      itemCount,
+      logSize,
+      target: store.location,
+      targetIsPrimary,
+      anchors: [],
+    };
   }
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
@@ -98,21 +115,38 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
     // Forward-only migrations: this build must know every migration the backup was made with.
     const have = new Map((await ctx.db.query('SELECT version, checksum FROM schema_migrations')).rows.map((r) => [Number(r.version), String(r.checksum)]));
     for (const m of schema.migrations) {
-      if (!have.has(m.version)) throw conflict(`backup ${input.backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
+      if (!have.has(m.version))
+        throw conflict(`backup ${input.backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
     }
     const n = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
-    if (n > 0) throw conflict(`the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`);
+    if (n > 0)
+      throw conflict(
+        `the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`,
+      );
     if (store instanceof FsBlobStore) {
       await fsp.mkdir(store.location, { recursive: true });
       const free = await freeSpace(store.location);
-      if (free !== null && free < schema.blobBytes) throw new StellaError('TOO_LARGE', `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`);
+      if (free !== null && free < schema.blobBytes)
+        throw new StellaError(
+          'TOO_LARGE',
+          `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`,
+        );
     }
     // The keys that signed the anchors and attestations may be gone with the old host: trust
     // their public halves from the backup (merged into <dataDir>/trust/rootpack.json; merging
     // only ever narrows trust for a known key).
     await importTrust(ctx, '*', check.rootpack, input.actor);
-    await ctx.db.query(`INSERT INTO restore_runs (id, backup_id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$5,$1) ON CONFLICT (id) DO NOTHING`, [input.restoreId, input.backupId, input.toAnchor ?? null, store.location, input.actor]);
-    await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'evidence.restore.start', target: input.backupId, details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null } });
+    await ctx.db.query(
+      `INSERT INTO restore_runs (id, backup_id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$5,$1) ON CONFLICT (id) DO NOTHING`,
+      [input.restoreId, input.backupId, input.toAnchor ?? null, store.location, input.actor],
+    );
+    await audit(ctx.db, {
+      tenant: '*',
+      actor: input.actor,
+      action: 'evidence.restore.start',
+      target: input.backupId,
+      details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null },
+    });
   }
   return {
     restoreId: input.restoreId,
@@ -136,7 +170,12 @@ async function targetTables(ctx: AppContext): Promise<Map<string, TableInfo>> {
 }
 
 /** One batch of one table's rows; exactly once (see importBatch). */
-export async function restoreIndexBatch(ctx: AppContext, input: RestoreInput, table: string, batchNo: number): Promise<{ rows: number; inserted: number; skipped: boolean }> {
+export async function restoreIndexBatch(
+  ctx: AppContext,
+  input: RestoreInput,
+  table: string,
+  batchNo: number,
+): Promise<{ rows: number; inserted: number; skipped: boolean }> {
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
   const t = schema.tables.find((x) => x.name === table);
@@ -148,7 +187,14 @@ export async function restoreIndexBatch(ctx: AppContext, input: RestoreInput, ta
   }
   if (!info) throw conflict(`table ${table} from the backup does not exist in this database`);
   const lines = await readLinesAt(join(path, 'index', t.file), t.batchOffsets[batchNo] ?? 0, BATCH_ROWS);
-  const r = await importBatch(ctx.db, input.restoreId, info, t.columns.map((c) => c.name), batchNo, lines);
+  const r = await importBatch(
+    ctx.db,
+    input.restoreId,
+    info,
+    t.columns.map((c) => c.name),
+    batchNo,
+    lines,
+  );
   await setProgress(ctx, input.restoreId, 'index', { table, batchNo });
   return { rows: lines.length, ...r };
 }
@@ -165,7 +211,12 @@ export async function restoreIndexFinish(ctx: AppContext, input: RestoreInput): 
 }
 
 /** One batch of blobs into the target, each verified against its digest. Idempotent. */
-export async function restoreBlobBatch(ctx: AppContext, input: RestoreInput, batchNo: number, hb: (i: number) => void): Promise<{ blobs: number; copied: number; bytes: number }> {
+export async function restoreBlobBatch(
+  ctx: AppContext,
+  input: RestoreInput,
+  batchNo: number,
+  hb: (i: number) => void,
+): Promise<{ blobs: number; copied: number; bytes: number }> {
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
   const src = backupBlobStore(path);
@@ -196,7 +247,11 @@ export async function restoreBlobBatch(ctx: AppContext, input: RestoreInput, bat
 }
 
 /** When blobs went to a directory the workers do not serve from yet: re-hash them there. */
-export async function restoreVerifyTarget(ctx: AppContext, input: RestoreInput, hb: () => void): Promise<{ checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }> {
+export async function restoreVerifyTarget(
+  ctx: AppContext,
+  input: RestoreInput,
+  hb: () => void,
+): Promise<{ checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }> {
   const store = targetStore(ctx, input);
   const r = await ctx.db.query(`SELECT id, max(size_bytes) AS size FROM evidence_items WHERE state IN ('present','quarantined') GROUP BY id ORDER BY id`);
   const out = { checked: 0, ok: 0, failed: 0, failures: [] as { id: string; result: string }[] };
@@ -231,18 +286,26 @@ export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): 
   if (input.backupId) backupAnchors = (await schemaOf(pathOf(ctx, input))).anchors;
   // Own keys plus every imported RootPack (the backup's was imported by restorePrepare).
   const rootpack = await trustedRootPack(ctx);
-  if (!(await anchorsTableExists(ctx.db))) return { ok: true, anchors: 0, checked: 0, firstBreak: null, chains: [], rootsMatchBackup: backupAnchors.length ? false : null, mismatches: [] };
+  if (!(await anchorsTableExists(ctx.db)))
+    return { ok: true, anchors: 0, checked: 0, firstBreak: null, chains: [], rootsMatchBackup: backupAnchors.length ? false : null, mismatches: [] };
   const v = await verifyAllAnchors(ctx, rootpack);
   const mismatches: string[] = [];
-  const rows = new Map((await ctx.db.query('SELECT id, log_size, root_hash FROM anchors')).rows.map((r) => [String(r.id), { logSize: Number(r.log_size), rootHash: String(r.root_hash) }]));
+  const rows = new Map(
+    (await ctx.db.query('SELECT id, log_size, root_hash FROM anchors')).rows.map((r) => [
+      String(r.id),
+      { logSize: Number(r.log_size), rootHash: String(r.root_hash) },
+    ]),
+  );
   const roots = new Map<number, string>();
   for (const a of backupAnchors) {
     const now = rows.get(a.id);
     if (!now) mismatches.push(`${a.id}: missing after restore`);
-    else if (now.rootHash !== a.rootHash || now.logSize !== a.logSize) mismatches.push(`${a.id}: root ${now.rootHash}@${now.logSize}, backup ${a.rootHash}@${a.logSize}`);
+    else if (now.rootHash !== a.rootHash || now.logSize !== a.logSize)
+      mismatches.push(`${a.id}: root ${now.rootHash}@${now.logSize}, backup ${a.rootHash}@${a.logSize}`);
     else {
       if (!roots.has(a.logSize)) roots.set(a.logSize, await logRootAt(ctx.db, a.logSize));
-      if (roots.get(a.logSize) !== a.rootHash) mismatches.push(`${a.id}: restored log root at size ${a.logSize} is ${roots.get(a.logSize)}, anchored ${a.rootHash}`);
+      if (roots.get(a.logSize) !== a.rootHash)
+        mismatches.push(`${a.id}: restored log root at size ${a.logSize} is ${roots.get(a.logSize)}, anchored ${a.rootHash}`);
     }
   }
   return {
@@ -256,7 +319,14 @@ export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): 
   };
 }
 
-export interface PitResult { anchorId: string; logSize: number; rootHash: string; quarantined: number; alreadyQuarantined: number; anchorsArchived: number }
+export interface PitResult {
+  anchorId: string;
+  logSize: number;
+  rootHash: string;
+  quarantined: number;
+  alreadyQuarantined: number;
+  anchorsArchived: number;
+}
 
 /**
  * DR-002: cut the locker back to exactly the anchor's log size. The log is append-only and
@@ -270,7 +340,8 @@ export async function pointInTimeApply(ctx: AppContext, input: RestoreInput): Pr
   const root = await logRootAt(ctx.db, a.logSize).catch((e) => {
     throw integrity(`cannot recompute the log root at size ${a.logSize}: ${(e as Error).message}`);
   });
-  if (root !== a.rootHash) throw integrity(`anchor ${a.id} root ${a.rootHash} does not match the log at size ${a.logSize} (${root}); refusing to restore to it`);
+  if (root !== a.rootHash)
+    throw integrity(`anchor ${a.id} root ${a.rootHash} does not match the log at size ${a.logSize} (${root}); refusing to restore to it`);
   const reason = `point-in-time restore to anchor ${a.id} (log size ${a.logSize})`;
   return withTransaction(ctx.db, async (tx) => {
     const items = await tx.query(
@@ -280,20 +351,55 @@ export async function pointInTimeApply(ctx: AppContext, input: RestoreInput): Pr
       [a.logSize, reason],
     );
     for (const r of items.rows) {
-      await audit(tx, { tenant: r.tenant_id, actor: input.actor, action: 'evidence.state.quarantined', target: r.id, reason, details: { restoreId: input.restoreId, anchorId: a.id, logSeq: Number(r.seq) } });
+      await audit(tx, {
+        tenant: r.tenant_id,
+        actor: input.actor,
+        action: 'evidence.state.quarantined',
+        target: r.id,
+        reason,
+        details: { restoreId: input.restoreId, anchorId: a.id, logSeq: Number(r.seq) },
+      });
     }
-    const already = await tx.query(`SELECT count(*)::int AS n FROM evidence_log l JOIN evidence_items i ON i.tenant_id=l.tenant_id AND i.id=l.item_id WHERE l.seq >= $1 AND i.state='quarantined'`, [a.logSize]);
+    const already = await tx.query(
+      `SELECT count(*)::int AS n FROM evidence_log l JOIN evidence_items i ON i.tenant_id=l.tenant_id AND i.id=l.item_id WHERE l.seq >= $1 AND i.state='quarantined'`,
+      [a.logSize],
+    );
     const archived = await tx.query(
       `UPDATE anchors SET status='archived' WHERE status <> 'archived' AND ((chain_id = $1 AND seq > $2) OR log_size > $3) RETURNING id`,
       [a.chainId, a.seq, a.logSize],
     );
-    for (const r of archived.rows) await audit(tx, { tenant: '*', actor: input.actor, action: 'anchor.archived', target: r.id, reason, details: { restoreId: input.restoreId } });
-    await audit(tx, { tenant: '*', actor: input.actor, action: 'evidence.restore.to-anchor', target: a.id, reason, details: { restoreId: input.restoreId, quarantined: items.rowCount, anchorsArchived: archived.rowCount } });
-    return { anchorId: a.id, logSize: a.logSize, rootHash: a.rootHash, quarantined: items.rowCount ?? 0, alreadyQuarantined: Number(already.rows[0].n) - (items.rowCount ?? 0), anchorsArchived: archived.rowCount ?? 0 };
+    for (const r of archived.rows)
+      await audit(tx, { tenant: '*', actor: input.actor, action: 'anchor.archived', target: r.id, reason, details: { restoreId: input.restoreId } });
+    await audit(tx, {
+      tenant: '*',
+      actor: input.actor,
+      action: 'evidence.restore.to-anchor',
+      target: a.id,
+      reason,
+      details: { restoreId: input.restoreId, quarantined: items.rowCount, anchorsArchived: archived.rowCount },
+    });
+    return {
+      anchorId: a.id,
+      logSize: a.logSize,
+      rootHash: a.rootHash,
+      quarantined: items.rowCount ?? 0,
+      alreadyQuarantined: Number(already.rows[0].n) - (items.rowCount ?? 0),
+      anchorsArchived: archived.rowCount ?? 0,
+    };
   });
 }
 
 export async function restoreFinish(ctx: AppContext, input: RestoreInput, result: Record<string, unknown> & { outcome: string }): Promise<void> {
-  await ctx.db.query(`UPDATE restore_runs SET status=$2, phase='done', result=$3, finished_at=now() WHERE id=$1`, [input.restoreId, result.outcome === 'passed' ? 'succeeded' : 'failed', JSON.stringify(result)]);
-  await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'evidence.restore.finish', target: input.backupId ?? input.toAnchor ?? input.restoreId, details: { restoreId: input.restoreId, outcome: result.outcome } });
+  await ctx.db.query(`UPDATE restore_runs SET status=$2, phase='done', result=$3, finished_at=now() WHERE id=$1`, [
+    input.restoreId,
+    result.outcome === 'passed' ? 'succeeded' : 'failed',
+    JSON.stringify(result),
+  ]);
+  await audit(ctx.db, {
+    tenant: '*',
+    actor: input.actor,
+    action: 'evidence.restore.finish',
+    target: input.backupId ?? input.toAnchor ?? input.restoreId,
+    details: { restoreId: input.restoreId, outcome: result.outcome },
+  });
 }

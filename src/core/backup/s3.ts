@@ -8,9 +8,9 @@ import type { AppContext } from '../context';
 import { createS3Client } from '../../blob/s3';
 import { S3_URL_RE } from '../../config';
 import { parseManifest } from '../../archive';
-import { sha256Digest } from '../canonical';
+import { sha256Digest } from '../../lib/hash';
 import { audit } from '../audit';
-import { StellaError, badInput, integrity, notFound } from '../errors';
+import { StellaError, badInput, integrity, notFound } from '../../lib/errors';
 import { mapLimit } from '../locker/batch-ingest';
 import { BACKUP_KIND, backupPath, readSummary, validateBackupId, type BackupInput, type BackupSummary } from './backup';
 
@@ -22,7 +22,11 @@ import { BACKUP_KIND, backupPath, readSummary, validateBackupId, type BackupInpu
  * manifest count as complete (list) or restorable (restore).
  */
 
-export interface S3Location { bucket: string; prefix: string; url: string }
+export interface S3Location {
+  bucket: string;
+  prefix: string;
+  url: string;
+}
 
 /** backup.json goes first (so an interrupted upload still lists with its size and time). */
 const FIRST = ['backup.json'];
@@ -61,7 +65,14 @@ function clientOf(ctx: AppContext): S3Client {
   let c = clients.get(ctx);
   if (!c) {
     const s = ctx.cfg.backup.s3;
-    c = createS3Client({ bucket: '', region: s.region, endpoint: s.endpoint, accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, forcePathStyle: s.forcePathStyle });
+    c = createS3Client({
+      bucket: '',
+      region: s.region,
+      endpoint: s.endpoint,
+      accessKeyId: s.accessKeyId,
+      secretAccessKey: s.secretAccessKey,
+      forcePathStyle: s.forcePathStyle,
+    });
     clients.set(ctx, c);
   }
   return c;
@@ -74,7 +85,11 @@ export async function checkS3Location(ctx: AppContext, loc: S3Location): Promise
   } catch (e) {
     if (isNotFound(e)) throw notFound(`backup location ${loc.url}: bucket ${loc.bucket} does not exist`);
     const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 403) throw new StellaError('FORBIDDEN', `backup location ${loc.url}: access to bucket ${loc.bucket} denied (STELLA_S3_ACCESS_KEY_ID / STELLA_S3_SECRET_ACCESS_KEY)`);
+    if (status === 403)
+      throw new StellaError(
+        'FORBIDDEN',
+        `backup location ${loc.url}: access to bucket ${loc.bucket} denied (STELLA_S3_ACCESS_KEY_ID / STELLA_S3_SECRET_ACCESS_KEY)`,
+      );
     throw new StellaError('UNAVAILABLE', `backup location ${loc.url}: ${(e as Error).message || (e as Error).name}`);
   }
 }
@@ -136,7 +151,15 @@ async function putChecked(client: S3Client, bucket: string, key: string, file: s
   const h = await head(client, bucket, key);
   if (h && h.size === size && (h.sha256b64 === b64 || h.sha256hex === hex)) return { uploaded: false, size };
   await client.send(
-    new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(file), ContentLength: size, ChecksumAlgorithm: 'SHA256', ChecksumSHA256: b64, Metadata: { sha256: hex } }),
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: createReadStream(file),
+      ContentLength: size,
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumSHA256: b64,
+      Metadata: { sha256: hex },
+    }),
   );
   return { uploaded: true, size };
 }
@@ -162,7 +185,13 @@ async function getBytes(client: S3Client, bucket: string, key: string): Promise<
   }
 }
 
-export interface UploadResult { location: string; files: number; uploaded: number; skipped: number; bytes: number }
+export interface UploadResult {
+  location: string;
+  files: number;
+  uploaded: number;
+  skipped: number;
+  bytes: number;
+}
 
 /**
  * Step 4 for S3 locations (one activity, heartbeating per file): the staged backup to S3,
@@ -209,7 +238,8 @@ export async function backupUpload(ctx: AppContext, input: BackupInput, hb: (d: 
       const got = remote.get(f);
       if (got !== want) bad.push(`${f}: ${got === undefined ? 'missing' : `${got} bytes`}, expected ${want}`);
     }
-    if (bad.length) throw integrity(`upload of backup ${id} to ${url} is incomplete: ${bad.slice(0, 5).join('; ')}${bad.length > 5 ? ` (+${bad.length - 5} more)` : ''}`);
+    if (bad.length)
+      throw integrity(`upload of backup ${id} to ${url} is incomplete: ${bad.slice(0, 5).join('; ')}${bad.length > 5 ? ` (+${bad.length - 5} more)` : ''}`);
   };
   await verify([...FIRST, ...body]);
   for (const f of LAST) count(await putChecked(client, loc.bucket, keyOf(loc, id, f), join(path, f)));
@@ -224,7 +254,10 @@ export async function backupUpload(ctx: AppContext, input: BackupInput, hb: (d: 
 /** backup.json of an uploaded backup, its status decided by the manifest's presence. */
 export async function readS3Summary(ctx: AppContext, loc: S3Location, id: string): Promise<BackupSummary | null> {
   const client = clientOf(ctx);
-  const [raw, manifest] = await Promise.all([getBytes(client, loc.bucket, keyOf(loc, id, 'backup.json')), head(client, loc.bucket, keyOf(loc, id, 'manifest.json'))]);
+  const [raw, manifest] = await Promise.all([
+    getBytes(client, loc.bucket, keyOf(loc, id, 'backup.json')),
+    head(client, loc.bucket, keyOf(loc, id, 'manifest.json')),
+  ]);
   if (!raw && !manifest) return null;
   let s: BackupSummary;
   try {
@@ -239,7 +272,19 @@ export async function readS3Summary(ctx: AppContext, loc: S3Location, id: string
 }
 
 function emptySummary(id: string, location: string): BackupSummary {
-  return { id, type: 'evidence-locker', status: 'incomplete', createdAt: '', location, sizeBytes: 0, items: 0, blobs: 0, blobBytes: 0, logSize: 0, latestAnchor: null };
+  return {
+    id,
+    type: 'evidence-locker',
+    status: 'incomplete',
+    createdAt: '',
+    location,
+    sizeBytes: 0,
+    items: 0,
+    blobs: 0,
+    blobBytes: 0,
+    logSize: 0,
+    latestAnchor: null,
+  };
 }
 
 /** `stella backup list` on an S3 location: one entry per `<prefix>/<id>/`, complete only with a manifest. */
@@ -261,7 +306,13 @@ export async function listS3Backups(ctx: AppContext, loc: S3Location): Promise<B
   return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
 }
 
-export interface FetchResult { dir: string; source: string; files: number; downloaded: number; bytes: number }
+export interface FetchResult {
+  dir: string;
+  source: string;
+  files: number;
+  downloaded: number;
+  bytes: number;
+}
 
 /**
  * Restore from S3, step 0 (one activity, heartbeating per file): the backup into
@@ -269,7 +320,11 @@ export interface FetchResult { dir: string; source: string; files: number; downl
  * manifest's sha256 and size (and the manifest against manifest.sha256). Refuses a backup
  * without a manifest. Resumable: files already staged with the right digest are kept.
  */
-export async function restoreFetch(ctx: AppContext, input: { restoreId: string; backupId?: string | null; backupDir?: string | null }, hb: (d: unknown) => void): Promise<FetchResult> {
+export async function restoreFetch(
+  ctx: AppContext,
+  input: { restoreId: string; backupId?: string | null; backupDir?: string | null },
+  hb: (d: unknown) => void,
+): Promise<FetchResult> {
   const loc = s3LocationOf(ctx, input.backupDir);
   if (!loc || !input.backupId) throw badInput('restore from S3 needs --backup-id and an s3:// backup location');
   const id = validateBackupId(input.backupId);
@@ -290,7 +345,8 @@ export async function restoreFetch(ctx: AppContext, input: { restoreId: string; 
   const sumBytes = await getBytes(client, loc.bucket, keyOf(loc, id, 'manifest.sha256'));
   const recorded = (sumBytes?.toString('utf8') ?? '').trim().split(/\s+/)[0];
   const manifestSha256 = sha256Digest(manifestBytes);
-  if (recorded !== manifestSha256) throw integrity(`backup ${id} at ${url}: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
+  if (recorded !== manifestSha256)
+    throw integrity(`backup ${id} at ${url}: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
   const manifest = parseManifest(manifestBytes);
   if (manifest.kind !== BACKUP_KIND) throw badInput(`${url} is a ${manifest.kind}, not an evidence-locker backup`);
 
@@ -298,7 +354,8 @@ export async function restoreFetch(ctx: AppContext, input: { restoreId: string; 
   let done = 0;
   await mapLimit(manifest.entries, UPLOAD_CONCURRENCY, async (e) => {
     // The manifest names the files; never let it name one outside the staging directory.
-    if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(e.path) || e.path.split('/').some((s) => s === '..' || s === '.')) throw integrity(`backup ${id} manifest names an unsafe path ${JSON.stringify(e.path)}`);
+    if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(e.path) || e.path.split('/').some((s) => s === '..' || s === '.'))
+      throw integrity(`backup ${id} manifest names an unsafe path ${JSON.stringify(e.path)}`);
     const file = join(dest, e.path);
     const have = existsSync(file) ? await hashFile(file) : null;
     if (have && `sha256:${have.hex}` === e.sha256 && have.size === e.size) {
@@ -329,7 +386,8 @@ export async function restoreFetch(ctx: AppContext, input: { restoreId: string; 
         createWriteStream(tmp),
       );
       const got = `sha256:${h.digest('hex')}`;
-      if (got !== e.sha256 || size !== e.size) throw integrity(`backup ${id} at ${url}: ${e.path} hashes to ${got} (${size} bytes), manifest says ${e.sha256} (${e.size} bytes)`);
+      if (got !== e.sha256 || size !== e.size)
+        throw integrity(`backup ${id} at ${url}: ${e.path} hashes to ${got} (${size} bytes), manifest says ${e.sha256} (${e.size} bytes)`);
       await fsp.rename(tmp, file);
     } finally {
       await fsp.rm(tmp, { force: true });

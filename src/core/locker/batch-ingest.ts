@@ -2,26 +2,19 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import type { BlobStores } from '../../blob';
-import { sha256Digest } from '../canonical';
-import { badInput } from '../errors';
+import { sha256Digest } from '../../lib/hash';
+import { badInput } from '../../lib/errors';
+import { mapLimit } from '../../lib/concurrency';
+export { mapLimit };
 import { evidenceLeaf, validateDigest, validateKind, type IngestInput, type IngestResult } from '../evidence';
 
-/** Runs `fn` over `items` with at most `limit` in flight (keeps order of results). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      out[i] = await fn(items[i]!, i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
+interface Prepared {
+  input: IngestInput & { data: Buffer };
+  tenant: string;
+  id: string;
+  size: number;
+  key: string;
 }
-
-interface Prepared { input: IngestInput & { data: Buffer }; tenant: string; id: string; size: number; key: string }
 
 /**
  * Batched ingest with the same guarantees as EvidenceService.ingest: every blob is written
@@ -35,7 +28,12 @@ interface Prepared { input: IngestInput & { data: Buffer }; tenant: string; id: 
  * Results are in input order; a digest repeated within the batch is stored once
  * (the second occurrence reports created=false).
  */
-export async function ingestMany(db: Db, blobs: BlobStores, inputs: (IngestInput & { data: Buffer })[], opts: { concurrency?: number } = {}): Promise<IngestResult[]> {
+export async function ingestMany(
+  db: Db,
+  blobs: BlobStores,
+  inputs: (IngestInput & { data: Buffer })[],
+  opts: { concurrency?: number } = {},
+): Promise<IngestResult[]> {
   const prepared: Prepared[] = inputs.map((input) => {
     validateKind(input.kind);
     if (!input.data) throw badInput('ingestMany needs in-memory data for every item');
@@ -44,7 +42,8 @@ export async function ingestMany(db: Db, blobs: BlobStores, inputs: (IngestInput
     if (!input.mediaType || input.mediaType.length > 255) throw badInput('media type is required');
     for (const p of input.parents ?? []) validateDigest(p.id, 'parent id');
     const id = sha256Digest(input.data);
-    if (input.expectedDigest && input.expectedDigest !== id) throw badInput(`digest mismatch: declared ${input.expectedDigest}, content hashes to ${id}; nothing stored`);
+    if (input.expectedDigest && input.expectedDigest !== id)
+      throw badInput(`digest mismatch: declared ${input.expectedDigest}, content hashes to ${id}; nothing stored`);
     return { input, tenant: input.tenant, id, size: input.data.length, key: `${input.tenant}\u0000${id}` };
   });
   if (!prepared.length) return [];
@@ -119,7 +118,16 @@ export async function ingestMany(db: Db, blobs: BlobStores, inputs: (IngestInput
       const leaves = fresh.map((p, i) => {
         const leaf = evidenceLeaf({ id: p.id, kind: p.input.kind, subjects: p.input.subjects, tenant: p.tenant, time: createdAt.get(p.key)! });
         seqOf.set(p.key, base + i);
-        return { seq: base + i, tenant: p.tenant, id: p.id, leaf, hash: createHash('sha256').update(Buffer.from([0])).update(leaf).digest() };
+        return {
+          seq: base + i,
+          tenant: p.tenant,
+          id: p.id,
+          leaf,
+          hash: createHash('sha256')
+            .update(Buffer.from([0]))
+            .update(leaf)
+            .digest(),
+        };
       });
       await tx.query(
         `INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])`,
@@ -128,7 +136,10 @@ export async function ingestMany(db: Db, blobs: BlobStores, inputs: (IngestInput
       await tx.query('UPDATE log_state SET size = size + $1 WHERE id', [fresh.length]);
     }
     const old = notCreated.length
-      ? await tx.query('SELECT l.tenant_id, l.item_id, l.seq FROM evidence_log l JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON l.tenant_id=k.t AND l.item_id=k.id', [notCreated.map((r) => r.tenant), notCreated.map((r) => r.id)])
+      ? await tx.query(
+          'SELECT l.tenant_id, l.item_id, l.seq FROM evidence_log l JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON l.tenant_id=k.t AND l.item_id=k.id',
+          [notCreated.map((r) => r.tenant), notCreated.map((r) => r.id)],
+        )
       : { rows: [] as Record<string, any>[] };
     for (const r of old.rows) seqOf.set(`${r.tenant_id}\u0000${r.item_id}`, Number(r.seq));
 

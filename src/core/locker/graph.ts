@@ -6,7 +6,14 @@ import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../crypto/intot
 /** How far `provenance show` walks up or down the graph (cycles are cut by the path check). */
 const MAX_DEPTH = 32;
 
-export interface GraphNode { id: string; relation: string; depth: number; kind: string | null; state: string | null; via: string }
+export interface GraphNode {
+  id: string;
+  relation: string;
+  depth: number;
+  kind: string | null;
+  state: string | null;
+  via: string;
+}
 
 /** INC-001: where an item came from (producer, ancestors), what derives from it, its log leaf and audit trail. */
 export async function provenanceShow(ctx: AppContext, tenant: string, id: string) {
@@ -49,22 +56,44 @@ export async function provenanceShow(ctx: AppContext, tenant: string, id: string
     // Ancestors whose rows are absent are dangling links (parent never ingested or purged).
     ancestors,
     descendants,
-    log: log.rowCount ? { seq: Number(log.rows[0].seq), leafHash: log.rows[0].leaf_hash as string, appendedAt: new Date(log.rows[0].appended_at).toISOString() } : null,
+    log: log.rowCount
+      ? { seq: Number(log.rows[0].seq), leafHash: log.rows[0].leaf_hash as string, appendedAt: new Date(log.rows[0].appended_at).toISOString() }
+      : null,
     audit: auditRows.rows.map((a) => ({ at: new Date(a.at).toISOString(), actor: a.actor, action: a.action, reason: a.reason, details: a.details })),
     verifyHistory: verifyRows.rows.map((v) => ({ runId: v.run_id, result: v.result, detail: v.detail, checkedAt: new Date(v.checked_at).toISOString() })),
   };
 }
 
 /** Nodes the release gates expect for an artifact; `match` says which items satisfy a node. */
-interface Requirement { key: string; label: string; match: (i: ChainItem) => boolean; remedy: (artifact: string, imageRef: string) => string; parentKey?: string }
+interface Requirement {
+  key: string;
+  label: string;
+  match: (i: ChainItem) => boolean;
+  remedy: (artifact: string, imageRef: string) => string;
+  parentKey?: string;
+}
 
-export interface ChainItem { id: string; kind: string; predicateType: string | null; mediaType: string; state: string; createdAt: string; parents: { id: string; relation: string }[] }
+export interface ChainItem {
+  id: string;
+  kind: string;
+  predicateType: string | null;
+  mediaType: string;
+  state: string;
+  createdAt: string;
+  parents: { id: string; relation: string }[];
+}
 
 const pt = (i: ChainItem, ...prefixes: string[]) => !!i.predicateType && prefixes.some((p) => i.predicateType!.startsWith(p));
 
 export const CHAIN_REQUIREMENTS: Requirement[] = [
   { key: 'sbom', label: 'SBOM', match: (i) => i.kind === 'sbom', remedy: (_a, img) => `stella scan image --image ${img} --sbom-only` },
-  { key: 'scan-report', label: 'Scan report', parentKey: 'sbom', match: (i) => i.kind === 'scan-report', remedy: (_a, img) => `stella scan image --image ${img} --force` },
+  {
+    key: 'scan-report',
+    label: 'Scan report',
+    parentKey: 'sbom',
+    match: (i) => i.kind === 'scan-report',
+    remedy: (_a, img) => `stella scan image --image ${img} --force`,
+  },
   {
     key: 'attestation:slsa-provenance',
     label: 'SLSA provenance attestation',
@@ -110,7 +139,17 @@ export async function evidenceChain(ctx: AppContext, tenant: string, artifact: s
   let cursor: string | undefined;
   do {
     const page = await ctx.evidence.list({ tenant, artifact, limit: 1000, cursor });
-    all.push(...page.items.map((i) => ({ id: i.id, kind: i.kind, predicateType: i.predicateType, mediaType: i.mediaType, state: i.state, createdAt: i.createdAt, parents: i.parents })));
+    all.push(
+      ...page.items.map((i) => ({
+        id: i.id,
+        kind: i.kind,
+        predicateType: i.predicateType,
+        mediaType: i.mediaType,
+        state: i.state,
+        createdAt: i.createdAt,
+        parents: i.parents,
+      })),
+    );
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   // Remedies name the image as the operator registered it (stella image register), when known.
@@ -132,13 +171,21 @@ export async function evidenceChain(ctx: AppContext, tenant: string, artifact: s
       key: r.key,
       label: r.label,
       status,
-      items: items.map((i) => ({ id: i.id, state: i.state, predicateType: i.predicateType, createdAt: i.createdAt, linkedTo: i.parents.filter((p) => parentIds.has(p.id)).map((p) => p.id) })),
+      items: items.map((i) => ({
+        id: i.id,
+        state: i.state,
+        predicateType: i.predicateType,
+        createdAt: i.createdAt,
+        linkedTo: i.parents.filter((p) => parentIds.has(p.id)).map((p) => p.id),
+      })),
       expectedParent: r.parentKey ?? null,
       linked,
       remedy: status === 'present' ? null : r.remedy(artifact, imageRef),
     };
   });
-  const other = all.filter((i) => !used.has(i.id)).map((i) => ({ id: i.id, kind: i.kind, predicateType: i.predicateType, state: i.state, createdAt: i.createdAt }));
+  const other = all
+    .filter((i) => !used.has(i.id))
+    .map((i) => ({ id: i.id, kind: i.kind, predicateType: i.predicateType, state: i.state, createdAt: i.createdAt }));
   return {
     artifact,
     complete: nodes.every((n) => n.status === 'present'),

@@ -4,7 +4,7 @@ import type { Db } from '../../db/pool';
 import { DigestMismatchError, FsBlobStore, S3BlobStore, type BlobStore } from '../../blob';
 import { validateDigest } from '../evidence';
 import { audit } from '../audit';
-import { notFound } from '../errors';
+import { notFound } from '../../lib/errors';
 import { mapLimit } from './batch-ingest';
 import { tierStore } from './storage';
 
@@ -20,7 +20,13 @@ export type LockerOp = 'index.refresh' | 'index.rebuild' | 'index.optimize' | 'r
 
 export async function opStart(db: Db, o: { id?: string; tenant: string; op: LockerOp; actor: string; workflowId?: string | null }): Promise<string> {
   const id = o.id ?? `${o.op.replace('.', '-')}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-  await db.query('INSERT INTO locker_ops (id, tenant_id, op, actor, workflow_id) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (id) DO NOTHING', [id, o.tenant, o.op, o.actor, o.workflowId ?? null]);
+  await db.query('INSERT INTO locker_ops (id, tenant_id, op, actor, workflow_id) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (id) DO NOTHING', [
+    id,
+    o.tenant,
+    o.op,
+    o.actor,
+    o.workflowId ?? null,
+  ]);
   return id;
 }
 
@@ -31,7 +37,16 @@ export async function opFinish(db: Db, id: string, status: 'succeeded' | 'failed
 export async function latestOp(db: Db, tenant: string, op: LockerOp) {
   const r = await db.query(`SELECT * FROM locker_ops WHERE (tenant_id=$1 OR tenant_id='*') AND op=$2 ORDER BY started_at DESC LIMIT 1`, [tenant, op]);
   const x = r.rows[0];
-  return x ? { id: x.id as string, status: x.status as string, actor: x.actor as string, startedAt: new Date(x.started_at).toISOString(), finishedAt: x.finished_at ? new Date(x.finished_at).toISOString() : null, result: x.result as Record<string, unknown> } : null;
+  return x
+    ? {
+        id: x.id as string,
+        status: x.status as string,
+        actor: x.actor as string,
+        startedAt: new Date(x.started_at).toISOString(),
+        finishedAt: x.finished_at ? new Date(x.finished_at).toISOString() : null,
+        result: x.result as Record<string, unknown>,
+      }
+    : null;
 }
 
 const OUR_TABLES = ['evidence_items', 'evidence_subjects', 'evidence_edges', 'evidence_log', 'verify_runs', 'verify_results', 'audit_log', 'locker_ops'];
@@ -39,19 +54,28 @@ const OUR_TABLES = ['evidence_items', 'evidence_subjects', 'evidence_edges', 'ev
 /** SP-002 step 1: row counts, dangling links, unindexed blobs (sampled unless full), last maintenance. */
 export async function indexStatus(ctx: AppContext, tenant: string, opts: { full?: boolean; sample?: number } = {}) {
   const c = async (sql: string, params: unknown[] = [tenant]) => Number((await ctx.db.query(sql, params)).rows[0].n);
-  const [items, subjects, edges, logEntries, danglingParents, danglingChildren, itemsWithoutSubjects, itemsWithoutLog, quarantined, corrupted, tableBytes] = await Promise.all([
-    c('SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1'),
-    c('SELECT count(*) AS n FROM evidence_subjects WHERE tenant_id=$1'),
-    c('SELECT count(*) AS n FROM evidence_edges WHERE tenant_id=$1'),
-    c('SELECT count(*) AS n FROM evidence_log WHERE tenant_id=$1'),
-    c('SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.parent_id)'),
-    c('SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.child_id)'),
-    c('SELECT count(*) AS n FROM evidence_items i WHERE i.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id)'),
-    c('SELECT count(*) AS n FROM evidence_items i WHERE i.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id=i.tenant_id AND l.item_id=i.id)'),
-    c(`SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1 AND state='quarantined'`),
-    c(`SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1 AND state='corrupted'`),
-    c(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES]),
-  ]);
+  const [items, subjects, edges, logEntries, danglingParents, danglingChildren, itemsWithoutSubjects, itemsWithoutLog, quarantined, corrupted, tableBytes] =
+    await Promise.all([
+      c('SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1'),
+      c('SELECT count(*) AS n FROM evidence_subjects WHERE tenant_id=$1'),
+      c('SELECT count(*) AS n FROM evidence_edges WHERE tenant_id=$1'),
+      c('SELECT count(*) AS n FROM evidence_log WHERE tenant_id=$1'),
+      c(
+        'SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.parent_id)',
+      ),
+      c(
+        'SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.child_id)',
+      ),
+      c(
+        'SELECT count(*) AS n FROM evidence_items i WHERE i.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id)',
+      ),
+      c(
+        'SELECT count(*) AS n FROM evidence_items i WHERE i.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id=i.tenant_id AND l.item_id=i.id)',
+      ),
+      c(`SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1 AND state='quarantined'`),
+      c(`SELECT count(*) AS n FROM evidence_items WHERE tenant_id=$1 AND state='corrupted'`),
+      c(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES]),
+    ]);
   // Blobs with no index row in any tenant (content is shared across tenants).
   const limit = opts.full ? Infinity : Math.max(1, opts.sample ?? 1000);
   let scanned = 0;
@@ -70,7 +94,11 @@ export async function indexStatus(ctx: AppContext, tenant: string, opts: { full?
     if (scanned >= limit) break;
   }
   await flush();
-  const [lastRebuild, lastRefresh, lastOptimize] = await Promise.all([latestOp(ctx.db, tenant, 'index.rebuild'), latestOp(ctx.db, tenant, 'index.refresh'), latestOp(ctx.db, tenant, 'index.optimize')]);
+  const [lastRebuild, lastRefresh, lastOptimize] = await Promise.all([
+    latestOp(ctx.db, tenant, 'index.rebuild'),
+    latestOp(ctx.db, tenant, 'index.refresh'),
+    latestOp(ctx.db, tenant, 'index.optimize'),
+  ]);
   const problems = danglingChildren + itemsWithoutSubjects + itemsWithoutLog + unindexed;
   return {
     tenant,
@@ -87,7 +115,12 @@ export async function indexStatus(ctx: AppContext, tenant: string, opts: { full?
   };
 }
 
-export interface RefreshChange { id: string; from: string; to: string; reason: string }
+export interface RefreshChange {
+  id: string;
+  from: string;
+  to: string;
+  reason: string;
+}
 
 /**
  * SP-002 incremental refresh: reconcile this tenant's index rows with the store by stat (cheap,
@@ -127,10 +160,21 @@ export async function indexRefresh(ctx: AppContext, tenant: string, actor: strin
       after = r.rows[r.rows.length - 1].id;
     }
     const danglingEdges = Number(
-      (await ctx.db.query('SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.parent_id)', [tenant])).rows[0].n,
+      (
+        await ctx.db.query(
+          'SELECT count(*) AS n FROM evidence_edges e WHERE e.tenant_id=$1 AND NOT EXISTS (SELECT 1 FROM evidence_items i WHERE i.tenant_id=e.tenant_id AND i.id=e.parent_id)',
+          [tenant],
+        )
+      ).rows[0].n,
     );
     if (!opts.dryRun) await ctx.db.query('ANALYZE evidence_items, evidence_subjects, evidence_edges');
-    const result = { checked, changed: changes.length, markedCorrupted: changes.filter((c) => c.to === 'corrupted').length, restored: changes.filter((c) => c.to === 'present').length, danglingEdges };
+    const result = {
+      checked,
+      changed: changes.length,
+      markedCorrupted: changes.filter((c) => c.to === 'corrupted').length,
+      restored: changes.filter((c) => c.to === 'present').length,
+      danglingEdges,
+    };
     if (opId) await opFinish(ctx.db, opId, 'succeeded', result);
     return { opId, dryRun: !!opts.dryRun, ...result, changes };
   } catch (e) {
@@ -166,8 +210,19 @@ export function sniffMediaType(data: Buffer): string {
   return 'application/octet-stream';
 }
 
-export interface RebuildInput { opId: string; tenant: string; actor: string }
-export interface RebuildTotals { scanned: number; reindexed: number; alreadyIndexed: number; damaged: number; damagedIds: string[]; reindexedIds: string[] }
+export interface RebuildInput {
+  opId: string;
+  tenant: string;
+  actor: string;
+}
+export interface RebuildTotals {
+  scanned: number;
+  reindexed: number;
+  alreadyIndexed: number;
+  damaged: number;
+  damagedIds: string[];
+  reindexedIds: string[];
+}
 
 /**
  * SP-002 / INC-002 full rebuild: scan every blob in the primary store (sorted by digest) and
@@ -175,11 +230,24 @@ export interface RebuildTotals { scanned: number; reindexed: number; alreadyInde
  * state quarantined, audited. A blob whose bytes do not hash to its name is reported as damaged
  * and not indexed. `resumeAfter` skips what a previous attempt did (activity heartbeats).
  */
-export async function rebuildScan(ctx: AppContext, input: RebuildInput, resumeAfter: string | null, onProgress: (last: string, t: RebuildTotals) => void, tick: () => void = () => {}): Promise<RebuildTotals> {
+export async function rebuildScan(
+  ctx: AppContext,
+  input: RebuildInput,
+  resumeAfter: string | null,
+  onProgress: (last: string, t: RebuildTotals) => void,
+  tick: () => void = () => {},
+): Promise<RebuildTotals> {
   const prev = await ctx.db.query('SELECT result FROM locker_ops WHERE id=$1', [input.opId]);
   const base = (prev.rows[0]?.result ?? {}) as Partial<RebuildTotals>;
   const t: RebuildTotals = resumeAfter
-    ? { scanned: base.scanned ?? 0, reindexed: base.reindexed ?? 0, alreadyIndexed: base.alreadyIndexed ?? 0, damaged: base.damaged ?? 0, damagedIds: base.damagedIds ?? [], reindexedIds: base.reindexedIds ?? [] }
+    ? {
+        scanned: base.scanned ?? 0,
+        reindexed: base.reindexed ?? 0,
+        alreadyIndexed: base.alreadyIndexed ?? 0,
+        damaged: base.damaged ?? 0,
+        damagedIds: base.damagedIds ?? [],
+        reindexedIds: base.reindexedIds ?? [],
+      }
     : { scanned: 0, reindexed: 0, alreadyIndexed: 0, damaged: 0, damagedIds: [], reindexedIds: [] };
   let page: string[] = [];
   const flush = async () => {
@@ -219,7 +287,14 @@ export async function rebuildScan(ctx: AppContext, input: RebuildInput, resumeAf
       );
       // Audit once: a retried page finds the row already created.
       if (res.created) {
-        await audit(ctx.db, { tenant: input.tenant, actor: input.actor, action: 'evidence.index.rebuild.reindexed', target: d, reason: 'blob present but not indexed', details: { opId: input.opId, mediaType, size: data.length, subject: UNKNOWN_SUBJECT } });
+        await audit(ctx.db, {
+          tenant: input.tenant,
+          actor: input.actor,
+          action: 'evidence.index.rebuild.reindexed',
+          target: d,
+          reason: 'blob present but not indexed',
+          details: { opId: input.opId, mediaType, size: data.length, subject: UNKNOWN_SUBJECT },
+        });
         t.reindexed++;
         if (t.reindexedIds.length < 1000) t.reindexedIds.push(d);
       } else t.alreadyIndexed++;
@@ -241,14 +316,22 @@ export async function rebuildScan(ctx: AppContext, input: RebuildInput, resumeAf
 
 export async function rebuildFinish(ctx: AppContext, input: RebuildInput, t: RebuildTotals) {
   await opFinish(ctx.db, input.opId, 'succeeded', { ...t });
-  await audit(ctx.db, { tenant: input.tenant, actor: input.actor, action: 'evidence.index.rebuild', target: input.opId, details: { scanned: t.scanned, reindexed: t.reindexed, damaged: t.damaged } });
+  await audit(ctx.db, {
+    tenant: input.tenant,
+    actor: input.actor,
+    action: 'evidence.index.rebuild',
+    target: input.opId,
+    details: { scanned: t.scanned, reindexed: t.reindexed, damaged: t.damaged },
+  });
   return { opId: input.opId, ...t };
 }
 
 /** SP-002 step 3: VACUUM ANALYZE and REINDEX our tables (outside a transaction, as PostgreSQL requires). */
 export async function indexOptimize(ctx: AppContext, tenant: string, actor: string) {
   const opId = await opStart(ctx.db, { tenant: '*', op: 'index.optimize', actor });
-  const before = Number((await ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES])).rows[0].n);
+  const before = Number(
+    (await ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES])).rows[0].n,
+  );
   const steps: { table: string; ms: number }[] = [];
   try {
     for (const t of OUR_TABLES) {
@@ -261,7 +344,9 @@ export async function indexOptimize(ctx: AppContext, tenant: string, actor: stri
     await opFinish(ctx.db, opId, 'failed', { error: (e as Error).message });
     throw e;
   }
-  const after = Number((await ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES])).rows[0].n);
+  const after = Number(
+    (await ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0) AS n FROM unnest($1::text[]) t`, [OUR_TABLES])).rows[0].n,
+  );
   const result = { tables: steps, bytesBefore: before, bytesAfter: after };
   await opFinish(ctx.db, opId, 'succeeded', result);
   await audit(ctx.db, { tenant, actor, action: 'evidence.index.optimize', target: opId, details: result });
@@ -279,15 +364,31 @@ export async function indexLookup(ctx: AppContext, id: string, tenants: string[]
   validateDigest(id, 'evidence id');
   const r =
     tenants === '*'
-      ? await ctx.db.query('SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id WHERE i.id=$1 ORDER BY i.tenant_id', [id])
-      : await ctx.db.query('SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id WHERE i.id=$1 AND i.tenant_id = ANY($2) ORDER BY i.tenant_id', [id, tenants]);
+      ? await ctx.db.query(
+          'SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id WHERE i.id=$1 ORDER BY i.tenant_id',
+          [id],
+        )
+      : await ctx.db.query(
+          'SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id WHERE i.id=$1 AND i.tenant_id = ANY($2) ORDER BY i.tenant_id',
+          [id, tenants],
+        );
   const primary = tierStore(ctx, r.rows[0]?.tier);
   const [pst, rst] = await Promise.all([primary.stat(id), ctx.blobs.replica?.stat(id) ?? Promise.resolve(null)]);
   if (!r.rowCount && !pst) throw notFound(`evidence ${id} is not in the index or the store`);
   return {
     id,
     indexed: r.rowCount! > 0,
-    rows: r.rows.map((x) => ({ tenant: x.tenant_id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier, createdAt: new Date(x.created_at).toISOString(), logSeq: x.seq ?? null })),
+    rows: r.rows.map((x) => ({
+      tenant: x.tenant_id,
+      kind: x.kind,
+      mediaType: x.media_type,
+      size: Number(x.size_bytes),
+      state: x.state,
+      stateReason: x.state_reason,
+      tier: x.tier,
+      createdAt: new Date(x.created_at).toISOString(),
+      logSeq: x.seq ?? null,
+    })),
     blob: { location: blobLocation(primary, id), present: !!pst, size: pst?.size ?? null, modifiedAt: pst?.modifiedAt?.toISOString() ?? null },
     replica: ctx.blobs.replica ? { location: blobLocation(ctx.blobs.replica, id), present: !!rst, size: rst?.size ?? null } : null,
   };

@@ -1,26 +1,70 @@
 import client from 'prom-client';
-import { extraMetrics } from '../metrics';
-import type { AppContext } from '../context';
+import type { MetricsEnv } from '../metrics';
 import { capacity } from './storage';
 
 /**
- * Capacity gauges for StellaEvidenceStorageFull (ops/prometheus/evidence-alerts.yml). They need
- * the blob store, which createMetrics does not get: the API hands it over when it registers
- * the locker routes, before any scrape happens.
+ * Evidence Locker gauges, read at scrape time so every API replica reports the same truth:
+ * items and bytes stored, the latest integrity run, and store capacity for
+ * StellaEvidenceStorageFull (ops/prometheus/evidence-alerts.yml).
  */
-let current: AppContext | null = null;
+export function lockerMetrics({ registry, db, blobs }: MetricsEnv): void {
+  if (db) {
+    new client.Gauge({
+      name: 'stella_evidence_artifacts_total',
+      help: 'Evidence items stored (not purged), by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const r = await db.query(`SELECT kind, count(*)::int AS n FROM evidence_items WHERE state <> 'purged' GROUP BY kind`);
+        for (const row of r.rows) this.set({ kind: row.kind }, row.n);
+      },
+    });
+    new client.Gauge({
+      name: 'stella_evidence_storage_bytes',
+      help: 'Bytes of evidence stored (distinct blobs, not purged), by tier',
+      labelNames: ['tier'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const r = await db.query(
+          `SELECT tier, coalesce(sum(size),0)::bigint AS b FROM (SELECT DISTINCT ON (id) id, tier, size_bytes AS size FROM evidence_items WHERE state <> 'purged') x GROUP BY tier`,
+        );
+        for (const row of r.rows) this.set({ tier: row.tier }, Number(row.b));
+      },
+    });
+    new client.Gauge({
+      name: 'stella_evidence_verify_results',
+      help: 'Outcome counts of the latest integrity verification run, by result',
+      labelNames: ['result', 'mode'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const run = await db.query(`SELECT id, mode, ok FROM verify_runs WHERE finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1`);
+        if (!run.rowCount) return;
+        const { id, mode, ok } = run.rows[0];
+        this.set({ result: 'ok', mode }, ok);
+        const r = await db.query('SELECT result, count(*)::int AS n FROM verify_results WHERE run_id=$1 GROUP BY result', [id]);
+        for (const row of r.rows) this.set({ result: row.result, mode }, row.n);
+      },
+    });
+    new client.Gauge({
+      name: 'stella_evidence_verify_last_run_timestamp_seconds',
+      help: 'Finish time of the latest integrity verification run',
+      registers: [registry],
+      async collect() {
+        const r = await db.query(`SELECT extract(epoch FROM max(finished_at))::float AS t FROM verify_runs`);
+        this.set(r.rows[0]?.t ?? 0);
+      },
+    });
+  }
 
-export function registerLockerMetrics(ctx: AppContext): void {
-  current = ctx;
-}
-
-extraMetrics.push((registry) => {
   new client.Gauge({
     name: 'stella_evidence_store_capacity_bytes',
     help: 'Size of the filesystem holding the evidence store (fs backend only)',
     registers: [registry],
     async collect() {
-      const c = current ? await capacity(current.blobs.primary).catch(() => null) : null;
+      const c = blobs ? await capacity(blobs.primary).catch(() => null) : null;
       if (c) this.set(c.totalBytes);
     },
   });
@@ -29,8 +73,8 @@ extraMetrics.push((registry) => {
     help: 'Free bytes on the filesystem holding the evidence store (fs backend only)',
     registers: [registry],
     async collect() {
-      const c = current ? await capacity(current.blobs.primary).catch(() => null) : null;
+      const c = blobs ? await capacity(blobs.primary).catch(() => null) : null;
       if (c) this.set(c.availableBytes);
     },
   });
-});
+}

@@ -8,8 +8,8 @@ import type { AppContext } from '../context';
 import { BlobNotFoundError, type BlobStore } from '../../blob';
 import { validateDigest, EVIDENCE_KINDS, type IngestInput } from '../evidence';
 import { audit } from '../audit';
-import { badInput, integrity, StellaError } from '../errors';
-import { sha256Digest } from '../canonical';
+import { badInput, integrity, StellaError } from '../../lib/errors';
+import { sha256Digest } from '../../lib/hash';
 import { opStart, opFinish } from './index-ops';
 import { spoolDir, tierStore } from './storage';
 
@@ -52,7 +52,8 @@ async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Pr
     await pipeline(counted, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
   } catch (e) {
     await fsp.rm(path, { force: true });
-    if ((e as { code?: string }).code === 'DIGEST_MISMATCH') throw integrity(`the replica copy of ${id} is also damaged (${(e as Error).message}); nothing changed`);
+    if ((e as { code?: string }).code === 'DIGEST_MISMATCH')
+      throw integrity(`the replica copy of ${id} is also damaged (${(e as Error).message}); nothing changed`);
     throw e;
   }
   return { path, size };
@@ -68,7 +69,10 @@ export async function recover(ctx: AppContext, tenant: string, id: string, sourc
   if (source !== 'replica') throw badInput(`unknown recovery source ${JSON.stringify(source)}: expected replica`);
   const item = await ctx.evidence.get(tenant, id);
   const replica = ctx.blobs.replica;
-  if (!replica) throw badInput('no replica store is configured (set STELLA_REPLICA_PATH or STELLA_REPLICA_BUCKET); mark it instead: stella evidence mark-corrupted --id <id> --reason "hash-mismatch"');
+  if (!replica)
+    throw badInput(
+      'no replica store is configured (set STELLA_REPLICA_PATH or STELLA_REPLICA_BUCKET); mark it instead: stella evidence mark-corrupted --id <id> --reason "hash-mismatch"',
+    );
   const primary = tierStore(ctx, item.tier);
   const before = await primary.hash(id).catch(() => null);
   const primaryWas = !before ? 'missing' : before.actual === id ? 'intact' : 'hash-mismatch';
@@ -80,9 +84,17 @@ export async function recover(ctx: AppContext, tenant: string, id: string, sourc
     await fsp.rm(copy.path, { force: true });
   }
   const after = await primary.hash(id);
-  if (after?.actual !== id) throw integrity(`wrote the replica copy of ${id} but the primary still reads back ${after?.actual ?? 'nothing'}; check the primary store`);
+  if (after?.actual !== id)
+    throw integrity(`wrote the replica copy of ${id} but the primary still reads back ${after?.actual ?? 'nothing'}; check the primary store`);
   await ctx.db.query(`UPDATE evidence_items SET state='present', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2`, [tenant, id]);
-  await audit(ctx.db, { tenant, actor, action: 'evidence.recover', target: id, reason: `restored from replica (primary was ${primaryWas})`, details: { source: replica.location, previousState: item.state, primaryWas, bytes: copy.size } });
+  await audit(ctx.db, {
+    tenant,
+    actor,
+    action: 'evidence.recover',
+    target: id,
+    reason: `restored from replica (primary was ${primaryWas})`,
+    details: { source: replica.location, previousState: item.state, primaryWas, bytes: copy.size },
+  });
   return { id, recovered: true, source: 'replica', replica: replica.location, previousState: item.state, primaryWas, state: 'present', bytes: copy.size };
 }
 
@@ -136,7 +148,11 @@ export async function spoolPendingEvidence(dataDir: string, input: IngestInput &
   return name;
 }
 
-export interface RetryOutcome { id: string; action: 'restored-from-replica' | 'state-cleared' | 'ingested-from-spool' | 'replicated' | 'unrecoverable'; detail: string }
+export interface RetryOutcome {
+  id: string;
+  action: 'restored-from-replica' | 'state-cleared' | 'ingested-from-spool' | 'replicated' | 'unrecoverable';
+  detail: string;
+}
 
 /**
  * Runbook 000 "evidence was generated but not stored": re-drive storage for one artifact.
@@ -161,8 +177,26 @@ export async function retryStore(ctx: AppContext, tenant: string, artifact: stri
     }
     if (m.tenant !== tenant || !m.subjects.includes(artifact)) continue;
     try {
-      const r = await ctx.evidence.ingest({ tenant, filePath: join(dir, `${base}.bin`), expectedDigest: m.digest, kind: m.kind, mediaType: m.mediaType, subjects: m.subjects, predicateType: m.predicateType, producer: m.producer, parents: m.parents, labels: m.labels });
-      await audit(ctx.db, { tenant, actor, action: 'evidence.retry-store.ingested', target: r.id, reason: 'parked evidence stored', details: { opId, spool: base, created: r.created } });
+      const r = await ctx.evidence.ingest({
+        tenant,
+        filePath: join(dir, `${base}.bin`),
+        expectedDigest: m.digest,
+        kind: m.kind,
+        mediaType: m.mediaType,
+        subjects: m.subjects,
+        predicateType: m.predicateType,
+        producer: m.producer,
+        parents: m.parents,
+        labels: m.labels,
+      });
+      await audit(ctx.db, {
+        tenant,
+        actor,
+        action: 'evidence.retry-store.ingested',
+        target: r.id,
+        reason: 'parked evidence stored',
+        details: { opId, spool: base, created: r.created },
+      });
       await fsp.rm(join(dir, f), { force: true });
       await fsp.rm(join(dir, `${base}.bin`), { force: true });
       out.push({ id: r.id, action: 'ingested-from-spool', detail: `${m.kind} from spool ${base}${r.created ? '' : ' (already indexed)'}` });

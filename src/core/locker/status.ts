@@ -7,7 +7,13 @@ async function storeState(store: AppContext['blobs']['primary'] | undefined) {
   const t = performance.now();
   try {
     await withTimeout(() => store.health(), 5000, 'health check');
-    return { kind: store.kind, location: store.location, healthy: true, latencyMs: Math.round((performance.now() - t) * 100) / 100, error: null as string | null };
+    return {
+      kind: store.kind,
+      location: store.location,
+      healthy: true,
+      latencyMs: Math.round((performance.now() - t) * 100) / 100,
+      error: null as string | null,
+    };
   } catch (e) {
     return { kind: store.kind, location: store.location, healthy: false, latencyMs: null, error: (e as Error).message };
   }
@@ -30,15 +36,26 @@ async function latestAnchor(ctx: AppContext): Promise<Record<string, unknown> | 
 /** Runbook pre-flight `stella evidence status`: what is stored, where, and whether it's healthy. */
 export async function lockerStatus(ctx: AppContext, tenant: string) {
   const [byKind, byState, totals, log, verify, primary, replica, anchor, indexBytes, cap] = await Promise.all([
-    ctx.db.query(`SELECT kind, count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS b FROM evidence_items WHERE tenant_id=$1 AND state <> 'purged' GROUP BY kind ORDER BY kind`, [tenant]),
+    ctx.db.query(
+      `SELECT kind, count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS b FROM evidence_items WHERE tenant_id=$1 AND state <> 'purged' GROUP BY kind ORDER BY kind`,
+      [tenant],
+    ),
     ctx.db.query(`SELECT state, count(*)::int AS n FROM evidence_items WHERE tenant_id=$1 GROUP BY state ORDER BY state`, [tenant]),
-    ctx.db.query(`SELECT count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS b, count(DISTINCT s.artifact_digest)::int AS artifacts FROM evidence_items i LEFT JOIN LATERAL (SELECT artifact_digest FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id LIMIT 1) s ON true WHERE i.tenant_id=$1 AND i.state <> 'purged'`, [tenant]),
-    ctx.db.query(`SELECT (SELECT size FROM log_state) AS size, (SELECT count(*) FROM evidence_log WHERE tenant_id=$1) AS mine, (SELECT max(appended_at) FROM evidence_log) AS last`, [tenant]),
+    ctx.db.query(
+      `SELECT count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS b, count(DISTINCT s.artifact_digest)::int AS artifacts FROM evidence_items i LEFT JOIN LATERAL (SELECT artifact_digest FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id LIMIT 1) s ON true WHERE i.tenant_id=$1 AND i.state <> 'purged'`,
+      [tenant],
+    ),
+    ctx.db.query(
+      `SELECT (SELECT size FROM log_state) AS size, (SELECT count(*) FROM evidence_log WHERE tenant_id=$1) AS mine, (SELECT max(appended_at) FROM evidence_log) AS last`,
+      [tenant],
+    ),
     ctx.db.query(`SELECT * FROM verify_runs WHERE tenant_id IN ($1, '*') ORDER BY started_at DESC LIMIT 1`, [tenant]),
     storeState(ctx.blobs.primary),
     storeState(ctx.blobs.replica),
     latestAnchor(ctx).catch((e) => ({ error: (e as Error).message })),
-    ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0)::bigint AS n FROM unnest($1::text[]) t`, [['evidence_items', 'evidence_subjects', 'evidence_edges', 'evidence_log']]),
+    ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0)::bigint AS n FROM unnest($1::text[]) t`, [
+      ['evidence_items', 'evidence_subjects', 'evidence_edges', 'evidence_log'],
+    ]),
     capacity(ctx.blobs.primary),
   ]);
   const states = Object.fromEntries(byState.rows.map((r) => [r.state, r.n]));
@@ -54,7 +71,11 @@ export async function lockerStatus(ctx: AppContext, tenant: string) {
     store: { ...primary!, capacity: cap },
     replica,
     index: { bytes: Number(indexBytes.rows[0].n) },
-    log: { size: Number(log.rows[0].size), tenantEntries: Number(log.rows[0].mine), lastAppendedAt: log.rows[0].last ? new Date(log.rows[0].last).toISOString() : null },
+    log: {
+      size: Number(log.rows[0].size),
+      tenantEntries: Number(log.rows[0].mine),
+      lastAppendedAt: log.rows[0].last ? new Date(log.rows[0].last).toISOString() : null,
+    },
     latestVerify,
     latestAnchor: anchor,
   };

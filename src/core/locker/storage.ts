@@ -3,9 +3,9 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import type { AppContext } from '../context';
 import type { BlobStore } from '../../blob';
-import { sha256Digest } from '../canonical';
+import { sha256Digest } from '../../lib/hash';
 import { validateDigest } from '../evidence';
-import { notFound, StellaError } from '../errors';
+import { notFound, StellaError } from '../../lib/errors';
 
 /** Runs `fn` but gives up after `ms` (a hung NFS mount or S3 endpoint must not hang a status call). */
 export async function withTimeout<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {
@@ -30,8 +30,21 @@ export function tierStore(ctx: AppContext, tier: string | null | undefined): Blo
   return tier === 'cold' ? ctx.blobs.primary.withPrefix('cold') : ctx.blobs.primary;
 }
 
-export interface ProbeStep { op: 'write' | 'read' | 'delete'; ok: boolean; ms: number; error?: string }
-export interface StoreProbe { role: 'primary' | 'replica'; kind: string; location: string; ok: boolean; connectivityMs: number | null; error?: string; steps: ProbeStep[] }
+export interface ProbeStep {
+  op: 'write' | 'read' | 'delete';
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+export interface StoreProbe {
+  role: 'primary' | 'replica';
+  kind: string;
+  location: string;
+  ok: boolean;
+  connectivityMs: number | null;
+  error?: string;
+  steps: ProbeStep[];
+}
 
 /**
  * Connectivity check plus a write/read/delete of a random content-addressed probe blob through
@@ -125,14 +138,23 @@ export async function storageStats(ctx: AppContext, tenant: string, allTenants: 
   const where = allTenants ? 'TRUE' : 'tenant_id = $1';
   const params = allTenants ? [] : [tenant];
   const q = (group: string) =>
-    ctx.db.query(`SELECT ${group} AS k, count(*)::int AS items, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${where} AND state <> 'purged' GROUP BY 1 ORDER BY 1`, params);
+    ctx.db.query(
+      `SELECT ${group} AS k, count(*)::int AS items, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${where} AND state <> 'purged' GROUP BY 1 ORDER BY 1`,
+      params,
+    );
   const [byKind, byTier, byTenant, byState, total] = await Promise.all([
     q('kind'),
     q('tier'),
     q('tenant_id'),
-    ctx.db.query(`SELECT state AS k, count(*)::int AS items, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${where} GROUP BY 1 ORDER BY 1`, params),
+    ctx.db.query(
+      `SELECT state AS k, count(*)::int AS items, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${where} GROUP BY 1 ORDER BY 1`,
+      params,
+    ),
     // Distinct blobs: the same bytes held by two tenants are stored once.
-    ctx.db.query(`SELECT count(DISTINCT id)::int AS blobs, coalesce(sum(size_bytes) FILTER (WHERE rn = 1),0)::bigint AS bytes FROM (SELECT id, size_bytes, row_number() OVER (PARTITION BY id) rn FROM evidence_items WHERE ${where} AND state <> 'purged') x`, params),
+    ctx.db.query(
+      `SELECT count(DISTINCT id)::int AS blobs, coalesce(sum(size_bytes) FILTER (WHERE rn = 1),0)::bigint AS bytes FROM (SELECT id, size_bytes, row_number() OVER (PARTITION BY id) rn FROM evidence_items WHERE ${where} AND state <> 'purged') x`,
+      params,
+    ),
   ]);
   const shape = (r: { rows: Record<string, any>[] }) => r.rows.map((x) => ({ key: x.k as string, items: x.items as number, bytes: Number(x.bytes) }));
   const temp = await ctx.blobs.primary.cleanupTemp(0, true).catch(() => ({ removed: 0, bytes: 0 }));
@@ -170,7 +192,14 @@ async function checkOne(store: BlobStore, id: string, indexedSize: number | null
 export async function storageCheck(ctx: AppContext, tenant: string, id: string) {
   validateDigest(id, 'evidence id');
   const row = await ctx.db.query('SELECT size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [tenant, id]);
-  const indexed = row.rowCount ? { size: Number(row.rows[0].size_bytes), state: row.rows[0].state as string, stateReason: row.rows[0].state_reason as string | null, tier: row.rows[0].tier as string } : null;
+  const indexed = row.rowCount
+    ? {
+        size: Number(row.rows[0].size_bytes),
+        state: row.rows[0].state as string,
+        stateReason: row.rows[0].state_reason as string | null,
+        tier: row.rows[0].tier as string,
+      }
+    : null;
   const primary = await checkOne(tierStore(ctx, indexed?.tier), id, indexed?.size ?? null);
   // Not in this tenant's index and not in the store: nothing to talk about.
   if (!indexed && primary.result === 'missing') throw notFound(`evidence ${id} not found in the index or the store`);
@@ -195,7 +224,16 @@ export async function storageAnalyze(ctx: AppContext, tenant: string, q: { sort:
   return {
     sort: q.sort,
     limit: q.limit,
-    items: r.rows.map((x) => ({ tenant: x.tenant_id, id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), tier: x.tier, state: x.state, createdAt: new Date(x.created_at).toISOString() })),
+    items: r.rows.map((x) => ({
+      tenant: x.tenant_id,
+      id: x.id,
+      kind: x.kind,
+      mediaType: x.media_type,
+      size: Number(x.size_bytes),
+      tier: x.tier,
+      state: x.state,
+      createdAt: new Date(x.created_at).toISOString(),
+    })),
   };
 }
 

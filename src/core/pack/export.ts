@@ -1,8 +1,8 @@
 import type { AppContext } from '../context';
 import { writeManifestArchiveFile, type Compression } from '../../archive';
 import { trustedRootPack } from '../attest/attest';
-import { canonicalJson } from '../canonical';
-import { conflict, integrity, notFound } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { conflict, integrity, notFound } from '../../lib/errors';
 import { validateDigest } from '../evidence';
 import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../merkle';
 import { PgSubtreeSource, PROOF_OPTS, latestAnchor, toAnchorView } from '../anchoring';
@@ -43,7 +43,14 @@ export interface PackItem {
   via: 'subject' | 'dependency';
 }
 
-export interface PackIndex { format: typeof PACK_FORMAT; artifact: string; tenant: string; includeDeps: boolean; items: PackItem[]; missingDependencies: { id: string; reason: string }[] }
+export interface PackIndex {
+  format: typeof PACK_FORMAT;
+  artifact: string;
+  tenant: string;
+  includeDeps: boolean;
+  items: PackItem[];
+  missingDependencies: { id: string; reason: string }[];
+}
 
 export function compressionFor(file: string): Compression {
   if (/\.(tar\.gz|tgz|gz)$/i.test(file)) return 'gzip';
@@ -67,7 +74,10 @@ async function loadItems(ctx: AppContext, tenant: string, ids: string[]): Promis
 
 export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; digest: string; includeDeps: boolean; actor: string }, dest: string) {
   validateDigest(q.digest, 'artifact digest');
-  const direct = await ctx.db.query(`SELECT DISTINCT item_id FROM evidence_subjects WHERE tenant_id=$1 AND artifact_digest=$2 ORDER BY item_id`, [q.tenant, q.digest]);
+  const direct = await ctx.db.query(`SELECT DISTINCT item_id FROM evidence_subjects WHERE tenant_id=$1 AND artifact_digest=$2 ORDER BY item_id`, [
+    q.tenant,
+    q.digest,
+  ]);
   if (!direct.rowCount) throw notFound(`no evidence for artifact ${q.digest}`);
   const via = new Map<string, 'subject' | 'dependency'>(direct.rows.map((r) => [r.item_id as string, 'subject']));
   const missing: { id: string; reason: string }[] = [];
@@ -101,11 +111,14 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
   const ar = await ctx.db.query(`SELECT * FROM anchors WHERE status = 'active' AND log_size > $1 ORDER BY log_size DESC, created_at DESC LIMIT 1`, [maxSeq]);
   const anchor = ar.rowCount ? toAnchorView(ar.rows[0], true) : await latestAnchor(ctx, { jws: true });
   if (!anchor || anchor.logSize <= maxSeq) {
-    throw conflict(`evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`);
+    throw conflict(
+      `evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`,
+    );
   }
   // Own keys plus imported trust (after a restore, the old signing keys' public halves).
   const rootpack = await trustedRootPack(ctx, new Date(anchor.createdAt));
-  if (!rootpack.keys.some((k) => k.kid === anchor.kid)) throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
+  if (!rootpack.keys.some((k) => k.kid === anchor.kid))
+    throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
 
   const source = new PgSubtreeSource(ctx.db);
   const root = hashFromHex(anchor.rootHash);
@@ -115,7 +128,8 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
     const seq = Number(r.seq);
     const proof = await inclusionProofFromSource(source, seq, anchor.logSize, PROOF_OPTS);
     // Never hand out a proof that does not verify.
-    if (!verifyInclusion(r.leaf_hash, seq, anchor.logSize, proof, root)) throw integrity(`inclusion proof for ${r.id} (leaf ${seq}) does not verify against anchor ${anchor.id}; run stella evidence anchor verify --all`);
+    if (!verifyInclusion(r.leaf_hash, seq, anchor.logSize, proof, root))
+      throw integrity(`inclusion proof for ${r.id} (leaf ${seq}) does not verify against anchor ${anchor.id}; run stella evidence anchor verify --all`);
     const hex = String(r.id).slice(7);
     items.push({
       id: r.id,
@@ -132,16 +146,51 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
       path: `items/${hex}`,
       via: via.get(r.id) ?? 'dependency',
     });
-    proofs.set(hex, Buffer.from(canonicalJson({ id: r.id, leafIndex: seq, treeSize: anchor.logSize, leafHash: (r.leaf_hash as Buffer).toString('hex'), proof: proof.map((h) => Buffer.from(h).toString('hex')) })));
+    proofs.set(
+      hex,
+      Buffer.from(
+        canonicalJson({
+          id: r.id,
+          leafIndex: seq,
+          treeSize: anchor.logSize,
+          leafHash: (r.leaf_hash as Buffer).toString('hex'),
+          proof: proof.map((h) => Buffer.from(h).toString('hex')),
+        }),
+      ),
+    );
   }
-  const index: PackIndex = { format: PACK_FORMAT, artifact: q.digest, tenant: q.tenant, includeDeps: q.includeDeps, items, missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)) };
-  const anchorDoc = Buffer.from(canonicalJson({ id: anchor.id, chainId: anchor.chainId, seq: anchor.seq, logSize: anchor.logSize, rootHash: anchor.rootHash, kid: anchor.kid, createdAt: anchor.createdAt, jws: anchor.jws, payload: decodeAnchorUnverified(anchor.jws!) }));
+  const index: PackIndex = {
+    format: PACK_FORMAT,
+    artifact: q.digest,
+    tenant: q.tenant,
+    includeDeps: q.includeDeps,
+    items,
+    missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)),
+  };
+  const anchorDoc = Buffer.from(
+    canonicalJson({
+      id: anchor.id,
+      chainId: anchor.chainId,
+      seq: anchor.seq,
+      logSize: anchor.logSize,
+      rootHash: anchor.rootHash,
+      kid: anchor.kid,
+      createdAt: anchor.createdAt,
+      jws: anchor.jws,
+      payload: decodeAnchorUnverified(anchor.jws!),
+    }),
+  );
   const indexDoc = Buffer.from(canonicalJson(index));
   const rootpackDoc = Buffer.from(canonicalJson(rootpack));
 
   const result = await writeManifestArchiveFile(
     dest,
-    { kind: PACK_KIND, createdAt: anchor.createdAt, compression: compressionFor(dest), meta: { format: PACK_FORMAT, artifact: q.digest, includeDeps: q.includeDeps, items: items.length, anchorId: anchor.id, logSize: anchor.logSize } },
+    {
+      kind: PACK_KIND,
+      createdAt: anchor.createdAt,
+      compression: compressionFor(dest),
+      meta: { format: PACK_FORMAT, artifact: q.digest, includeDeps: q.includeDeps, items: items.length, anchorId: anchor.id, logSize: anchor.logSize },
+    },
     async (w) => {
       // Strictly increasing path order: anchor.json < index.json < items/ < proofs/ < rootpack.json
       await w.addFile('anchor.json', anchorDoc.length, anchorDoc, { mediaType: 'application/json' });
@@ -156,6 +205,12 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
       await w.addFile('rootpack.json', rootpackDoc.length, rootpackDoc, { mediaType: 'application/json' });
     },
   );
-  await audit(ctx.db, { tenant: q.tenant, actor: q.actor, action: 'evidence.export', target: q.digest, details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 } });
+  await audit(ctx.db, {
+    tenant: q.tenant,
+    actor: q.actor,
+    action: 'evidence.export',
+    target: q.digest,
+    details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 },
+  });
   return { manifestSha256: result.manifestSha256, items: items.length, missing: missing.length, anchorId: anchor.id, logSize: anchor.logSize };
 }

@@ -19,7 +19,11 @@ const SIGNING = 'signing';
 /** Extraction limits: a pack is refused (not truncated) beyond these. */
 export const PACK_LIMITS: TarReadOptions = { maxEntryBytes: 2 * 1024 ** 3, maxTotalBytes: 16 * 1024 ** 3, maxEntries: 200_000 };
 
-export interface PackProblem { item?: string; path?: string; reason: string }
+export interface PackProblem {
+  item?: string;
+  path?: string;
+  reason: string;
+}
 export interface PackVerifyResult {
   ok: boolean;
   kind: 'evidence-pack';
@@ -61,13 +65,29 @@ const itemOfPath = (p: string): string | undefined => {
 };
 
 export async function verifyEvidencePack(input: string, opts: { rootpack?: string } = {}): Promise<PackVerifyResult> {
-  const out: PackVerifyResult = { ok: false, kind: 'evidence-pack', input, artifact: null, items: 0, attestations: [], anchor: null, keySource: opts.rootpack ? 'pinned' : 'embedded', manifestSha256: null, problems: [] };
+  const out: PackVerifyResult = {
+    ok: false,
+    kind: 'evidence-pack',
+    input,
+    artifact: null,
+    items: 0,
+    attestations: [],
+    anchor: null,
+    keySource: opts.rootpack ? 'pinned' : 'embedded',
+    manifestSha256: null,
+    problems: [],
+  };
   const fail = (p: PackProblem) => out.problems.push(p);
 
   // 1. Every file against the manifest (one streaming pass; unsafe archives throw).
   const mv = await verifyManifestArchive(input, PACK_LIMITS);
   out.manifestSha256 = mv.manifestSha256;
-  for (const p of mv.problems) fail({ item: itemOfPath(p.path), path: p.path, reason: `${p.reason}${p.expected !== undefined ? ` (manifest ${p.expected}, found ${p.actual})` : ''}${p.detail ? `: ${p.detail}` : ''}` });
+  for (const p of mv.problems)
+    fail({
+      item: itemOfPath(p.path),
+      path: p.path,
+      reason: `${p.reason}${p.expected !== undefined ? ` (manifest ${p.expected}, found ${p.actual})` : ''}${p.detail ? `: ${p.detail}` : ''}`,
+    });
   if (!mv.manifest) return out;
   if (mv.manifest.kind !== PACK_KIND) throw new ArchiveError(`${input} is a ${mv.manifest.kind} archive, not an evidence pack`);
 
@@ -96,7 +116,8 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
       if (!key) throw new Error(`anchor key ${a.kid} is not a trusted signing key in the ${opts.rootpack ? 'pinned' : "pack's"} RootPack`);
       if (opts.rootpack) {
         const embedded = packRootpack.keys.find((k) => k.kid === a.kid);
-        if (!embedded || embedded.publicJwk.x !== key.publicJwk.x || embedded.publicJwk.y !== key.publicJwk.y) throw new Error(`the pack's key ${a.kid} differs from the pinned RootPack`);
+        if (!embedded || embedded.publicJwk.x !== key.publicJwk.x || embedded.publicJwk.y !== key.publicJwk.y)
+          throw new Error(`the pack's key ${a.kid} differs from the pinned RootPack`);
       }
       const v = await verifyAnchor(a.jws, (kid) => (kid === key.kid ? key.publicJwk : undefined));
       payload = v.payload;
@@ -114,7 +135,17 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
     const index = await readJson('index.json');
     out.artifact = index.artifact ?? null;
     const listed = new Set<string>();
-    for (const it of index.items as { id: string; kind: string; mediaType: string; size: number; createdAt: string; logSeq: number; leaf: string; leafHash: string; path: string }[]) {
+    for (const it of index.items as {
+      id: string;
+      kind: string;
+      mediaType: string;
+      size: number;
+      createdAt: string;
+      logSeq: number;
+      leaf: string;
+      leafHash: string;
+      path: string;
+    }[]) {
       out.items++;
       listed.add(it.path);
       const bad = (reason: string) => fail({ item: it.id, path: it.path, reason });
@@ -155,7 +186,15 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
         bad(`inclusion proof is for leaf ${proof.leafIndex}@${proof.treeSize}, expected ${it.logSeq}@${payload.logSize}`);
         continue;
       }
-      if (!verifyInclusion(lh, proof.leafIndex, proof.treeSize, proof.proof.map((h) => hashFromHex(h)), anchorRoot)) {
+      if (
+        !verifyInclusion(
+          lh,
+          proof.leafIndex,
+          proof.treeSize,
+          proof.proof.map((h) => hashFromHex(h)),
+          anchorRoot,
+        )
+      ) {
         bad(`inclusion proof does not verify against anchor root ${payload.rootHash}`);
         continue;
       }
@@ -172,7 +211,9 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
         else {
           try {
             const r = verifyEnvelope(env, rootPackResolver(trust), new Date(it.createdAt));
-            const detail = r.ok ? `DSSE signature by ${r.signatures.find((s) => s.valid && s.trusted)?.keyid}` : `DSSE signature does not verify: ${r.signatures.map((s) => `${s.keyid || '?'}: ${s.reason}`).join('; ') || 'no signatures'}`;
+            const detail = r.ok
+              ? `DSSE signature by ${r.signatures.find((s) => s.valid && s.trusted)?.keyid}`
+              : `DSSE signature does not verify: ${r.signatures.map((s) => `${s.keyid || '?'}: ${s.reason}`).join('; ') || 'no signatures'}`;
             out.attestations.push({ id: it.id, ok: r.ok, detail });
             if (!r.ok) bad(detail);
           } catch (e) {

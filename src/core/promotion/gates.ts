@@ -17,7 +17,14 @@ import type { PromotionPolicy, Requirement } from './policy';
  * the policy (critical findings) fails with `violation`, since regenerating it won't help.
  */
 
-interface Candidate { id: string; kind: string; mediaType: string; predicateType: string | null; createdAt: Date; size: number }
+interface Candidate {
+  id: string;
+  kind: string;
+  mediaType: string;
+  predicateType: string | null;
+  createdAt: Date;
+  size: number;
+}
 
 export interface GateContext {
   tenant: string;
@@ -47,7 +54,11 @@ export function commandFor(req: Requirement, digest: string, imageRef: string | 
     case 'scan-report':
       return { kind: 'scan-report', command: `stella scan image --image ${ref}${stale ? ' --force' : ''}` };
     case 'attestation':
-      return { kind: 'attestation', predicateType: req.predicateType, command: `stella attest create --subject ${digest} --type ${attestType(req.predicateType)}` };
+      return {
+        kind: 'attestation',
+        predicateType: req.predicateType,
+        command: `stella attest create --subject ${digest} --type ${attestType(req.predicateType)}`,
+      };
   }
 }
 
@@ -59,7 +70,14 @@ async function candidates(ctx: AppContext, tenant: string, artifact: string): Pr
      ORDER BY i.created_at DESC, i.id`,
     [tenant, artifact],
   );
-  return r.rows.map((x) => ({ id: x.id, kind: x.kind, mediaType: x.media_type, predicateType: x.predicate_type, createdAt: new Date(x.created_at), size: Number(x.size_bytes) }));
+  return r.rows.map((x) => ({
+    id: x.id,
+    kind: x.kind,
+    mediaType: x.media_type,
+    predicateType: x.predicate_type,
+    createdAt: new Date(x.created_at),
+    size: Number(x.size_bytes),
+  }));
 }
 
 async function readJson(ctx: AppContext, tenant: string, c: Candidate): Promise<unknown> {
@@ -69,9 +87,22 @@ async function readJson(ctx: AppContext, tenant: string, c: Candidate): Promise<
 
 const ageOf = (c: Candidate, now: Date) => now.getTime() - c.createdAt.getTime();
 const humanAge = (ms: number) =>
-  ms >= 86_400_000 ? `${Math.floor(ms / 86_400_000)}d` : ms >= 3_600_000 ? `${Math.floor(ms / 3_600_000)}h` : ms >= 60_000 ? `${Math.floor(ms / 60_000)}m` : `${Math.max(0, Math.floor(ms / 1000))}s`;
+  ms >= 86_400_000
+    ? `${Math.floor(ms / 86_400_000)}d`
+    : ms >= 3_600_000
+      ? `${Math.floor(ms / 3_600_000)}h`
+      : ms >= 60_000
+        ? `${Math.floor(ms / 60_000)}m`
+        : `${Math.max(0, Math.floor(ms / 1000))}s`;
 
-async function sbomGate(ctx: AppContext, g: GateContext, req: Extract<Requirement, { kind: 'sbom' }>, all: Candidate[], maxAge: number, now: Date): Promise<GateResult> {
+async function sbomGate(
+  ctx: AppContext,
+  g: GateContext,
+  req: Extract<Requirement, { kind: 'sbom' }>,
+  all: Candidate[],
+  maxAge: number,
+  now: Date,
+): Promise<GateResult> {
   const base = { name: req.name, required: req.required };
   const sboms = all.filter((c) => c.kind === 'sbom');
   let foreign: Candidate | undefined;
@@ -80,7 +111,9 @@ async function sbomGate(ctx: AppContext, g: GateContext, req: Extract<Requiremen
     let cyclonedx = /^application\/vnd\.cyclonedx\+json/i.test(c.mediaType) || (c.predicateType ?? '').startsWith(CYCLONEDX_BOM);
     if (!cyclonedx && /json/i.test(c.mediaType)) {
       // Generic JSON media type: look at the document itself.
-      cyclonedx = await readJson(ctx, g.tenant, c).then((d) => (d as { bomFormat?: unknown })?.bomFormat === 'CycloneDX').catch(() => false);
+      cyclonedx = await readJson(ctx, g.tenant, c)
+        .then((d) => (d as { bomFormat?: unknown })?.bomFormat === 'CycloneDX')
+        .catch(() => false);
     }
     if (!cyclonedx) {
       foreign ??= c;
@@ -92,14 +125,32 @@ async function sbomGate(ctx: AppContext, g: GateContext, req: Extract<Requiremen
     }
     return { ...base, passed: true, detail: `CycloneDX SBOM ${c.id} (${humanAge(ageOf(c, now))} old)`, evidenceId: c.id };
   }
-  if (stale) return { ...base, passed: false, detail: `SBOM not found: newest CycloneDX SBOM ${stale.id} is ${humanAge(ageOf(stale, now))} old (max ${humanAge(maxAge)})`, missing: commandFor(req, g.artifactDigest, g.imageRef, true) };
+  if (stale)
+    return {
+      ...base,
+      passed: false,
+      detail: `SBOM not found: newest CycloneDX SBOM ${stale.id} is ${humanAge(ageOf(stale, now))} old (max ${humanAge(maxAge)})`,
+      missing: commandFor(req, g.artifactDigest, g.imageRef, true),
+    };
   const extra = foreign ? ` (an SBOM ${foreign.id} exists but is not CycloneDX: ${foreign.mediaType})` : '';
-  return { ...base, passed: false, detail: `SBOM not found: no CycloneDX SBOM for ${g.artifactDigest}${extra}`, missing: commandFor(req, g.artifactDigest, g.imageRef) };
+  return {
+    ...base,
+    passed: false,
+    detail: `SBOM not found: no CycloneDX SBOM for ${g.artifactDigest}${extra}`,
+    missing: commandFor(req, g.artifactDigest, g.imageRef),
+  };
 }
 
 type Counts = Record<'critical' | 'high' | 'medium' | 'low' | 'unknown', number>;
 
-async function scanGate(ctx: AppContext, g: GateContext, req: Extract<Requirement, { kind: 'scan-report' }>, all: Candidate[], maxAge: number, now: Date): Promise<GateResult> {
+async function scanGate(
+  ctx: AppContext,
+  g: GateContext,
+  req: Extract<Requirement, { kind: 'scan-report' }>,
+  all: Candidate[],
+  maxAge: number,
+  now: Date,
+): Promise<GateResult> {
   const base = { name: req.name, required: req.required };
   const reports = all.filter((c) => c.kind === 'scan-report');
   const fresh = reports.find((c) => ageOf(c, now) <= maxAge);
@@ -112,20 +163,30 @@ async function scanGate(ctx: AppContext, g: GateContext, req: Extract<Requiremen
   }
   let counts: Partial<Counts> | undefined;
   try {
-    counts = (await readJson(ctx, g.tenant, fresh) as { counts?: Partial<Counts> })?.counts;
+    counts = ((await readJson(ctx, g.tenant, fresh)) as { counts?: Partial<Counts> })?.counts;
   } catch (e) {
     return { ...base, passed: false, violation: true, detail: `scan report ${fresh.id} is unreadable: ${(e as Error).message}`, evidenceId: fresh.id };
   }
-  if (!counts || typeof counts !== 'object') return { ...base, passed: false, violation: true, detail: `scan report ${fresh.id} has no counts {critical, high, …}`, evidenceId: fresh.id };
+  if (!counts || typeof counts !== 'object')
+    return { ...base, passed: false, violation: true, detail: `scan report ${fresh.id} has no counts {critical, high, …}`, evidenceId: fresh.id };
   const over = (Object.entries(req.thresholds) as [keyof Counts, number | undefined][])
     .filter(([sev, max]) => max !== undefined && Number(counts![sev] ?? 0) > max)
     .map(([sev, max]) => `${Number(counts![sev] ?? 0)} ${sev} (max ${max})`);
   const summary = (['critical', 'high', 'medium', 'low'] as const).map((s) => `${s}=${Number(counts![s] ?? 0)}`).join(' ');
-  if (over.length) return { ...base, passed: false, violation: true, detail: `vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}`, evidenceId: fresh.id };
+  if (over.length)
+    return { ...base, passed: false, violation: true, detail: `vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}`, evidenceId: fresh.id };
   return { ...base, passed: true, detail: `scan report ${fresh.id}: ${summary}`, evidenceId: fresh.id };
 }
 
-async function attestationGate(ctx: AppContext, g: GateContext, req: Extract<Requirement, { kind: 'attestation' }>, all: Candidate[], maxAge: number, now: Date, rootPack: () => Promise<RootPack>): Promise<GateResult> {
+async function attestationGate(
+  ctx: AppContext,
+  g: GateContext,
+  req: Extract<Requirement, { kind: 'attestation' }>,
+  all: Candidate[],
+  maxAge: number,
+  now: Date,
+  rootPack: () => Promise<RootPack>,
+): Promise<GateResult> {
   const base = { name: req.name, required: req.required };
   const hex = g.artifactDigest.slice('sha256:'.length);
   // predicate_type may be unset when an envelope was stored without it: those are checked too.
@@ -147,7 +208,12 @@ async function attestationGate(ctx: AppContext, g: GateContext, req: Extract<Req
         problems.push(`${c.id} does not name ${g.artifactDigest} as its subject`);
         continue;
       }
-      return { ...base, passed: true, detail: `${attestType(req.predicateType)} attestation ${c.id}${req.trustedSigner ? ' signed by a trusted key' : ''}`, evidenceId: c.id };
+      return {
+        ...base,
+        passed: true,
+        detail: `${attestType(req.predicateType)} attestation ${c.id}${req.trustedSigner ? ' signed by a trusted key' : ''}`,
+        evidenceId: c.id,
+      };
     } catch (e) {
       const sigs = (e as { details?: { signatures?: { keyid: string; reason: string }[] } }).details?.signatures;
       problems.push(`${c.id}: ${(e as Error).message}${sigs?.length ? ` (${sigs.map((s) => `${s.keyid.slice(0, 8)}: ${s.reason}`).join('; ')})` : ''}`);

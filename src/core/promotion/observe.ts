@@ -1,6 +1,6 @@
 import client from 'prom-client';
-import { extraMetrics } from '../metrics';
-import { registerDoctorCheck } from '../doctor';
+import type { MetricsEnv } from '../metrics';
+import type { DoctorCheck } from '../doctor';
 import { blockedOnEvidence } from './store';
 
 /**
@@ -9,7 +9,7 @@ import { blockedOnEvidence } from './store';
  * alert, and the doctor check `check.orchestrator.evidence-availability` from the runbook.
  */
 
-extraMetrics.push((registry, db) => {
+export function promotionMetrics({ registry, db }: MetricsEnv): void {
   if (!db) return;
   new client.Gauge({
     name: 'stella_promotions_waiting_evidence',
@@ -35,34 +35,36 @@ extraMetrics.push((registry, db) => {
       this.set(r.rows[0]?.s ?? 0);
     },
   });
-});
+}
 
-registerDoctorCheck({
-  id: 'check.orchestrator.evidence-availability',
-  categories: ['orchestrator', 'evidence'],
-  description: 'Promotions blocked on missing evidence, and what each one misses',
-  scope: 'promotion:read',
-  async run({ ctx, tenant }) {
-    const blocked = await blockedOnEvidence(ctx.db, tenant);
-    if (!blocked.length) return { status: 'PASS', message: 'no promotion is waiting for evidence' };
-    // Short form per promotion ("SBOM not found, attestation missing"); full detail in details.
-    const lines = blocked.map((b) => `${b.workflowId} (to ${b.toEnv}): ${b.missing.map((g) => g.detail.split(':')[0]).join(', ')}`);
-    const commands = [...new Set(blocked.flatMap((b) => b.missing.map((g) => g.missing?.command).filter((c): c is string => !!c)))];
-    return {
-      status: 'WARN',
-      message: `${blocked.length} promotion(s) blocked on evidence: ${lines.join('; ')}`,
-      remedy: `generate the missing evidence (${commands.join(' ; ')}), then: stella promotion retry`,
-      details: {
-        promotions: blocked.map((b) => ({
-          id: b.workflowId,
-          promotionId: b.promotionId,
-          artifact: b.artifactDigest,
-          to: b.toEnv,
-          waitingSince: b.waitingSince,
-          deadline: b.deadline,
-          missing: b.missing.map((g) => ({ gate: g.name, detail: g.detail, ...g.missing })),
-        })),
-      },
-    };
+export const promotionDoctorChecks: DoctorCheck[] = [
+  {
+    id: 'check.orchestrator.evidence-availability',
+    categories: ['orchestrator', 'evidence'],
+    description: 'Promotions blocked on missing evidence, and what each one misses',
+    scope: 'promotion:read',
+    async run({ ctx, tenant }) {
+      const blocked = await blockedOnEvidence(ctx.db, tenant);
+      if (!blocked.length) return { status: 'PASS', message: 'no promotion is waiting for evidence' };
+      // Short form per promotion ("SBOM not found, attestation missing"); full detail in details.
+      const lines = blocked.map((b) => `${b.workflowId} (to ${b.toEnv}): ${b.missing.map((g) => g.detail.split(':')[0]).join(', ')}`);
+      const commands = [...new Set(blocked.flatMap((b) => b.missing.map((g) => g.missing?.command).filter((c): c is string => !!c)))];
+      return {
+        status: 'WARN',
+        message: `${blocked.length} promotion(s) blocked on evidence: ${lines.join('; ')}`,
+        remedy: `generate the missing evidence (${commands.join(' ; ')}), then: stella promotion retry`,
+        details: {
+          promotions: blocked.map((b) => ({
+            id: b.workflowId,
+            promotionId: b.promotionId,
+            artifact: b.artifactDigest,
+            to: b.toEnv,
+            waitingSince: b.waitingSince,
+            deadline: b.deadline,
+            missing: b.missing.map((g) => ({ gate: g.name, detail: g.detail, ...g.missing })),
+          })),
+        },
+      };
+    },
   },
-});
+];

@@ -1,8 +1,9 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Db } from '../../db/pool';
-import { canonicalJson, sha256Digest } from '../canonical';
-import { badInput, conflict } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { sha256Digest } from '../../lib/hash';
+import { badInput, conflict } from '../../lib/errors';
 import { audit } from '../audit';
 import { parseDuration } from '../../config';
 import { SLSA_PROVENANCE_V1 } from '../../crypto/intoto';
@@ -86,7 +87,9 @@ export function parsePolicyDocument(text: string): PromotionPolicy {
   const r = policySchema.safeParse(body);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw badInput(`invalid policy: ${i.path.join('.') || '(root)'}: ${i.message}`, { issues: r.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`) });
+    throw badInput(`invalid policy: ${i.path.join('.') || '(root)'}: ${i.message}`, {
+      issues: r.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`),
+    });
   }
   return r.data;
 }
@@ -118,7 +121,17 @@ export async function resolvePolicy(db: Db, tenant: string, env: string): Promis
      WHERE tenant_id=$1 AND env = ANY($2) ORDER BY (env = '*'), version DESC LIMIT 1`,
     [tenant, [env, '*']],
   );
-  if (!r.rowCount) return { env, source: 'built-in', policyEnv: 'built-in', version: null, checksum: policyChecksum(DEFAULT_POLICY), createdAt: null, createdBy: null, policy: DEFAULT_POLICY };
+  if (!r.rowCount)
+    return {
+      env,
+      source: 'built-in',
+      policyEnv: 'built-in',
+      version: null,
+      checksum: policyChecksum(DEFAULT_POLICY),
+      createdAt: null,
+      createdBy: null,
+      policy: DEFAULT_POLICY,
+    };
   const row = r.rows[0];
   // Re-validate on read: defaults added in later versions fill in, and a bad row fails loudly.
   const policy = policySchema.parse(row.document);
@@ -152,12 +165,18 @@ export async function listPolicies(db: Db, tenant: string): Promise<Omit<Resolve
 }
 
 /** Stores a new version when the validated document differs from the latest one. Audited. */
-export async function setPolicy(db: Db, q: { tenant: string; env: string; text: string; actor: string }): Promise<{ env: string; version: number; checksum: string; changed: boolean; policy: PromotionPolicy }> {
+export async function setPolicy(
+  db: Db,
+  q: { tenant: string; env: string; text: string; actor: string },
+): Promise<{ env: string; version: number; checksum: string; changed: boolean; policy: PromotionPolicy }> {
   if (q.env !== '*') validateEnv(q.env);
   const policy = parsePolicyDocument(q.text);
   const checksum = policyChecksum(policy);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const latest = await db.query('SELECT version, checksum FROM promotion_policies WHERE tenant_id=$1 AND env=$2 ORDER BY version DESC LIMIT 1', [q.tenant, q.env]);
+    const latest = await db.query('SELECT version, checksum FROM promotion_policies WHERE tenant_id=$1 AND env=$2 ORDER BY version DESC LIMIT 1', [
+      q.tenant,
+      q.env,
+    ]);
     if (latest.rows[0]?.checksum === checksum) return { env: q.env, version: latest.rows[0].version, checksum, changed: false, policy };
     const version = (latest.rows[0]?.version ?? 0) + 1;
     const ins = await db.query(

@@ -24,7 +24,14 @@ export interface RecordEvaluation {
  * retried or replayed activity writes the same rows again.
  */
 export async function recordEvaluation(db: Db, e: RecordEvaluation): Promise<void> {
-  const gates = e.gates.map((g) => ({ gate: g.name, required: g.required, passed: g.passed, detail: g.detail, evidence_id: g.evidenceId ?? null, missing: g.missing ?? null }));
+  const gates = e.gates.map((g) => ({
+    gate: g.name,
+    required: g.required,
+    passed: g.passed,
+    detail: g.detail,
+    evidence_id: g.evidenceId ?? null,
+    missing: g.missing ?? null,
+  }));
   await db.query(
     `WITH p AS (
        INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline, attempts, gate_snapshot)
@@ -37,12 +44,30 @@ export async function recordEvaluation(db: Db, e: RecordEvaluation): Promise<voi
      FROM jsonb_to_recordset($14::jsonb) AS g(gate text, required boolean, passed boolean, detail text, evidence_id text, missing jsonb)
      ON CONFLICT (tenant_id, promotion_id, attempt, gate) DO UPDATE SET required=EXCLUDED.required, passed=EXCLUDED.passed, detail=EXCLUDED.detail,
        evidence_id=EXCLUDED.evidence_id, missing=EXCLUDED.missing, evaluated_at=now()`,
-    [e.input.tenant, e.promotionId, e.workflowId, e.input.artifactDigest, e.input.fromEnv, e.input.toEnv, e.input.requestedBy, e.imageRef, e.policyEnv, e.policyVersion, e.deadline, e.attempt, JSON.stringify(e.gates), JSON.stringify(gates)],
+    [
+      e.input.tenant,
+      e.promotionId,
+      e.workflowId,
+      e.input.artifactDigest,
+      e.input.fromEnv,
+      e.input.toEnv,
+      e.input.requestedBy,
+      e.imageRef,
+      e.policyEnv,
+      e.policyVersion,
+      e.deadline,
+      e.attempt,
+      JSON.stringify(e.gates),
+      JSON.stringify(gates),
+    ],
   );
 }
 
 /** Non-final state changes (evaluating, waiting-evidence, waiting-approval); never overwrites a final state. */
-export async function setPromotionState(db: Db, q: { tenant: string; promotionId: string; state: PromotionStateName; reason?: string | null; approvals?: Approval[] }): Promise<void> {
+export async function setPromotionState(
+  db: Db,
+  q: { tenant: string; promotionId: string; state: PromotionStateName; reason?: string | null; approvals?: Approval[] },
+): Promise<void> {
   await db.query(
     `UPDATE promotions SET state=$3, reason=$4, approvals=COALESCE($5, approvals), updated_at=now()
      WHERE tenant_id=$1 AND id=$2 AND state NOT IN ('promoted','failed','aborted')`,
@@ -74,7 +99,16 @@ export async function finalizePromotion(db: Db, f: FinalizePromotion): Promise<{
     );
     if (!r.rowCount) return { changed: false };
     const row = r.rows[0];
-    const details = { promotionId: f.promotionId, workflowId: row.workflow_id, artifact: row.artifact_digest, from: row.from_env, to: row.to_env, requestedBy: row.requested_by, attempts: row.attempts, gates: f.gates.map((g) => ({ name: g.name, passed: g.passed, evidenceId: g.evidenceId ?? null })) };
+    const details = {
+      promotionId: f.promotionId,
+      workflowId: row.workflow_id,
+      artifact: row.artifact_digest,
+      from: row.from_env,
+      to: row.to_env,
+      requestedBy: row.requested_by,
+      attempts: row.attempts,
+      gates: f.gates.map((g) => ({ name: g.name, passed: g.passed, evidenceId: g.evidenceId ?? null })),
+    };
     await audit(tx, { tenant: f.tenant, actor: f.actor, action: `promotion.${f.state}`, target: row.artifact_digest, reason: f.reason ?? undefined, details });
     await timelineEvent(tx, f.tenant, `promotion.${f.state}`, row.artifact_digest, { ...details, reason: f.reason });
     return { changed: true };
@@ -106,11 +140,20 @@ export function statusFromRow(row: Row): PromotionStatus {
 }
 
 /** By promotion id (run id) or by workflow id (its newest run). */
-export async function findPromotion(db: Db, tenant: string, id: string): Promise<(PromotionStatus & { createdAt: string; updatedAt: string; finishedAt: string | null }) | null> {
+export async function findPromotion(
+  db: Db,
+  tenant: string,
+  id: string,
+): Promise<(PromotionStatus & { createdAt: string; updatedAt: string; finishedAt: string | null }) | null> {
   const r = await db.query(`SELECT * FROM promotions WHERE tenant_id=$1 AND (id=$2 OR workflow_id=$2) ORDER BY created_at DESC LIMIT 1`, [tenant, id]);
   if (!r.rowCount) return null;
   const row = r.rows[0];
-  return { ...statusFromRow(row), createdAt: new Date(row.created_at).toISOString(), updatedAt: new Date(row.updated_at).toISOString(), finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null };
+  return {
+    ...statusFromRow(row),
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+    finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
+  };
 }
 
 export async function listPromotionRows(db: Db, q: { tenant: string; state?: string; artifact?: string; limit?: number; active?: boolean }) {

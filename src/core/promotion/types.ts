@@ -34,7 +34,11 @@ export interface GateResult {
   violation?: boolean;
 }
 
-export interface Approval { by: string; at: string; comment?: string }
+export interface Approval {
+  by: string;
+  at: string;
+  comment?: string;
+}
 
 export interface PromotionStatus {
   promotionId: string;

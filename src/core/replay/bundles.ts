@@ -1,6 +1,7 @@
 import { buildTar, readTar, zstdCompress } from '../../archive';
-import { canonicalJson, sha256Digest } from '../canonical';
-import { integrity } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { sha256Digest } from '../../lib/hash';
+import { integrity } from '../../lib/errors';
 
 /**
  * Replay bundles: deterministic tar (sorted entries, mtime 0, uid/gid 0, fixed modes) with

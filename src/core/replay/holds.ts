@@ -12,7 +12,14 @@ export async function holdFailedReplay(ctx: AppContext, tenant: string, scanId: 
   const items = [run.manifestDigest, run.envelopeDigest, run.inputDigest, run.outputDigest];
   const reason = `replay verification failed: ${codes.join(', ')}`;
   // The hold store writes the replay.hold.created timeline event itself.
-  const hold = await createHold(ctx, { tenant, scope: 'items', values: items, reason, incidentTicket: incident ?? `replay-${scanId}`, actor: 'replay-nightly' });
+  const hold = await createHold(ctx, {
+    tenant,
+    scope: 'items',
+    values: items,
+    reason,
+    incidentTicket: incident ?? `replay-${scanId}`,
+    actor: 'replay-nightly',
+  });
   const holdId = hold.id;
   await audit(ctx.db, { tenant, actor: 'replay-nightly', action: 'replay.verify.failed', target: scanId, reason, details: { codes, items, holdId } });
   return holdId;

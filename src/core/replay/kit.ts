@@ -2,8 +2,8 @@ import { promises as fsp, existsSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import type { Envelope } from '../../crypto/dsse';
 import { loadRootPack, type RootPack } from '../../crypto/rootpack';
-import { canonicalJson } from '../canonical';
-import { badInput } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { badInput } from '../../lib/errors';
 import { INPUT_BUNDLE, OUTPUT_BUNDLE } from './bundles';
 import { manifestBytes, type ReplayManifest } from './manifest';
 
@@ -19,7 +19,10 @@ export function kitDir(root: string, scanId: string): string {
   return join(root, 'offline', 'replay', scanId);
 }
 
-export async function writeKit(dir: string, k: { manifest: ReplayManifest; envelope: Envelope; input: Uint8Array; output: Uint8Array; rootpack: RootPack }): Promise<string[]> {
+export async function writeKit(
+  dir: string,
+  k: { manifest: ReplayManifest; envelope: Envelope; input: Uint8Array; output: Uint8Array; rootpack: RootPack },
+): Promise<string[]> {
   await fsp.mkdir(dir, { recursive: true });
   const files: [string, Uint8Array | string][] = [
     ['manifest.json', manifestBytes(k.manifest)],
@@ -36,7 +39,14 @@ export async function writeKit(dir: string, k: { manifest: ReplayManifest; envel
   return files.map(([n]) => join(dir, n));
 }
 
-export interface LoadedKit { dir: string; manifest: unknown; envelope: Envelope | null; input: Buffer | null; output: Buffer | null; rootpack: RootPack | null }
+export interface LoadedKit {
+  dir: string;
+  manifest: unknown;
+  envelope: Envelope | null;
+  input: Buffer | null;
+  output: Buffer | null;
+  rootpack: RootPack | null;
+}
 
 /** Reads a kit from its manifest path; only the files beside it (no network, no database). */
 export async function readKit(manifestPath: string, rootpackPath?: string): Promise<LoadedKit> {

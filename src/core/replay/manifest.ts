@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { canonicalJson } from '../canonical';
-import { badInput } from '../errors';
+import { canonicalJson } from '../../lib/canonical';
+import { badInput } from '../../lib/errors';
 import { signEnvelope, type Envelope, type Signer } from '../../crypto/dsse';
 
 export const MANIFEST_SCHEMA_ID = 'stella.replay-manifest/v1';
@@ -26,7 +26,7 @@ export interface ReplayManifest {
   createdAt: string;
 }
 
-let validator: ((v: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null } | undefined;
+let validator: (((v: unknown) => boolean) & { errors?: { instancePath: string; message?: string }[] | null }) | undefined;
 
 export function validateManifest(value: unknown): ReplayManifest {
   if (!validator) {

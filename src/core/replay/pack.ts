@@ -1,8 +1,8 @@
 import { readTar } from '../../archive';
 import { loadRootPack, type RootPack } from '../../crypto/rootpack';
 import type { Envelope } from '../../crypto/dsse';
-import { sha256Digest } from '../canonical';
-import { badInput } from '../errors';
+import { sha256Digest } from '../../lib/hash';
+import { badInput } from '../../lib/errors';
 import { manifestBytes, validateManifest, type ReplayManifest } from './manifest';
 import { replayVerify, type ReplayResult } from './verify';
 import { promises as fsp } from 'node:fs';
@@ -58,5 +58,12 @@ export async function replayFromPack(packPath: string, o: { strict: boolean; roo
     }
   }
   if (!rootpack) throw badInput(`${packPath} has no RootPack; pass --rootpack <file>`);
-  return replayVerify({ manifest: m, envelope, inputBundle: byDigest.get(m.inputBundle.digest) ?? null, outputBundle: byDigest.get(m.outputBundle.digest) ?? null, rootpack, strict: o.strict });
+  return replayVerify({
+    manifest: m,
+    envelope,
+    inputBundle: byDigest.get(m.inputBundle.digest) ?? null,
+    outputBundle: byDigest.get(m.outputBundle.digest) ?? null,
+    rootpack,
+    strict: o.strict,
+  });
 }

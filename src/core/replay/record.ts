@@ -5,7 +5,7 @@ import { buildBundle, INPUT_BUNDLE, OUTPUT_BUNDLE } from './bundles';
 import { MANIFEST_SCHEMA_ID, manifestBytes, signManifest, type ReplayManifest } from './manifest';
 import { scannerIdentity } from './tools';
 import { decideVerdict, DEFAULT_VERDICT_POLICY, type VerdictPolicy } from './verdict';
-import { sha256Digest } from '../canonical';
+import { sha256Digest } from '../../lib/hash';
 import { SIGNING_PURPOSE } from '../keys';
 import type { Envelope } from '../../crypto/dsse';
 
@@ -29,7 +29,12 @@ export interface ReplayRecordInput {
   createdAt: string;
 }
 
-export interface BuiltReplay { manifest: ReplayManifest; envelope: Envelope; input: Buffer; output: Buffer }
+export interface BuiltReplay {
+  manifest: ReplayManifest;
+  envelope: Envelope;
+  input: Buffer;
+  output: Buffer;
+}
 
 /** Builds the deterministic bundles and the signed manifest for one scan (no storage). */
 export async function buildReplay(input: ReplayRecordInput, signer: Awaited<ReturnType<AppContext['keys']['signer']>>): Promise<BuiltReplay> {
@@ -75,7 +80,10 @@ export async function buildReplay(input: ReplayRecordInput, signer: Awaited<Retu
  * mirrored into the Evidence Locker as replay-bundle items for the artifact, and a replay_runs
  * row. Idempotent: same inputs → same bytes → same digests; the row is upserted.
  */
-export async function recordReplay(ctx: AppContext, input: ReplayRecordInput): Promise<{ manifest: ReplayManifest; manifestDigest: string; evidenceIds: string[] }> {
+export async function recordReplay(
+  ctx: AppContext,
+  input: ReplayRecordInput,
+): Promise<{ manifest: ReplayManifest; manifestDigest: string; evidenceIds: string[] }> {
   const existing = await ctx.db.query('SELECT * FROM replay_runs WHERE tenant_id=$1 AND scan_id=$2', [input.tenant, input.scanId]);
   if (existing.rowCount) {
     // Already recorded (a retried activity): signatures are randomized, so never re-sign.
@@ -109,12 +117,23 @@ export async function recordReplay(ctx: AppContext, input: ReplayRecordInput): P
     });
     ids.push(r.id);
   }
-  {
     await ctx.db.query(
       `INSERT INTO replay_runs (tenant_id, scan_id, artifact_digest, manifest_digest, envelope_digest, input_digest, output_digest, input_size, output_size, verdict, scanner_version, created_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (tenant_id, scan_id) DO NOTHING`,
-      [input.tenant, input.scanId, input.artifactDigest, ids[2], ids[3], ids[0], ids[1], built.input.length, built.output.length, built.manifest.verdict, built.manifest.scanner.version, input.createdAt],
+      [
+        input.tenant,
+        input.scanId,
+        input.artifactDigest,
+        ids[2],
+        ids[3],
+        ids[0],
+        ids[1],
+        built.input.length,
+        built.output.length,
+        built.manifest.verdict,
+        built.manifest.scanner.version,
+        input.createdAt,
+      ],
     );
-  }
   return { manifest: built.manifest, manifestDigest: ids[2]!, evidenceIds: ids };
 }

@@ -1,7 +1,7 @@
 import type { AppContext } from '../context';
 import { exportRootPack } from '../../crypto/rootpack';
 import type { Envelope } from '../../crypto/dsse';
-import { notFound } from '../errors';
+import { notFound } from '../../lib/errors';
 import { replayVerify, type ReplayResult } from './verify';
 import type { ReplayManifest } from './manifest';
 
@@ -79,14 +79,40 @@ export async function loadRunFiles(ctx: AppContext, run: ReplayRun) {
 export async function verifyRun(ctx: AppContext, tenant: string, scanId: string, source: string, strict = true): Promise<ReplayResult> {
   const run = await getRun(ctx, tenant, scanId);
   const files = await loadRunFiles(ctx, run);
-  const result = await replayVerify({ manifest: files.manifest, envelope: files.envelope, inputBundle: files.input, outputBundle: files.output, rootpack: await exportRootPack(ctx.keys), strict });
+  const result = await replayVerify({
+    manifest: files.manifest,
+    envelope: files.envelope,
+    inputBundle: files.input,
+    outputBundle: files.output,
+    rootpack: await exportRootPack(ctx.keys),
+    strict,
+  });
   await recordVerification(ctx, tenant, scanId, source, result);
   return result;
 }
 
-export async function recordVerification(ctx: AppContext, tenant: string, scanId: string, source: string, result: Pick<ReplayResult, 'ok' | 'problems'> & Partial<ReplayResult>): Promise<void> {
+export async function recordVerification(
+  ctx: AppContext,
+  tenant: string,
+  scanId: string,
+  source: string,
+  result: Pick<ReplayResult, 'ok' | 'problems'> & Partial<ReplayResult>,
+): Promise<void> {
   const codes = result.problems.filter((p) => p.severity === 'error').map((p) => p.code);
   const outcome = result.ok ? 'passed' : 'failed';
-  await ctx.db.query('INSERT INTO replay_verifications (tenant_id, scan_id, source, result, codes, explain) VALUES ($1,$2,$3,$4,$5,$6)', [tenant, scanId, source, outcome, JSON.stringify(codes), JSON.stringify(result)]);
-  await ctx.db.query('UPDATE replay_runs SET last_verified_at=now(), last_result=$3, last_codes=$4, last_explain=$5 WHERE tenant_id=$1 AND scan_id=$2', [tenant, scanId, outcome, JSON.stringify(codes), JSON.stringify(result)]);
+  await ctx.db.query('INSERT INTO replay_verifications (tenant_id, scan_id, source, result, codes, explain) VALUES ($1,$2,$3,$4,$5,$6)', [
+    tenant,
+    scanId,
+    source,
+    outcome,
+    JSON.stringify(codes),
+    JSON.stringify(result),
+  ]);
+  await ctx.db.query('UPDATE replay_runs SET last_verified_at=now(), last_result=$3, last_codes=$4, last_explain=$5 WHERE tenant_id=$1 AND scan_id=$2', [
+    tenant,
+    scanId,
+    outcome,
+    JSON.stringify(codes),
+    JSON.stringify(result),
+  ]);
 }

@@ -1,19 +1,20 @@
-import { extraSchedules } from '../../temporal/schedules';
-import { dbGauge, extraMetrics } from '../metrics';
+import { SCHEDULE_IDS } from '../../temporal/names';
+import type { ScheduleSource } from '../../temporal/schedules';
+import { dbGauge, type MetricsEnv } from '../metrics';
 
 // Nightly replay verification of the latest N manifests per tenant (runbook §2.2).
-extraSchedules.push((cfg) => [
+export const replaySchedules: ScheduleSource = (cfg) => [
   {
-    id: 'stella-replay-nightly',
+    id: SCHEDULE_IDS.replayNightly,
     description: 'Nightly verification of the latest replay manifests per tenant',
     workflowType: 'replayVerifyNightly',
     args: [{ latestN: cfg.schedules.replayLatestN, concurrency: 4 }],
     cron: ['30 3 * * *'],
   },
-]);
+];
 
 // Replay metrics, read from the verification record so every API replica agrees.
-extraMetrics.push((registry, db) => {
+export function replayMetrics({ registry, db }: MetricsEnv): void {
   if (!db) return;
   dbGauge(registry, db, {
     name: 'replay_verify_total',
@@ -32,4 +33,4 @@ extraMetrics.push((registry, db) => {
     value: (row) => Number(row.n),
     labels: (row) => ({ bundle: row.bundle }),
   });
-});
+}

@@ -13,7 +13,12 @@ export type VerdictPolicy = z.infer<typeof VerdictPolicySchema>;
 
 export const DEFAULT_VERDICT_POLICY: VerdictPolicy = { id: 'default', maxFindings: { critical: 0 }, ignore: [] };
 
-export interface Verdict { status: 'pass' | 'fail'; policyId: string; counts: Record<string, number>; reasons: string[] }
+export interface Verdict {
+  status: 'pass' | 'fail';
+  policyId: string;
+  counts: Record<string, number>;
+  reasons: string[];
+}
 
 export function decideVerdict(policy: VerdictPolicy, findings: readonly Finding[]): Verdict {
   const relevant = findings.filter((f) => !policy.ignore.includes(f.id) && !f.aliases.some((a) => policy.ignore.includes(a)));

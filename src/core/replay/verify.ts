@@ -1,4 +1,5 @@
-import { canonicalJson, sha256Digest } from '../canonical';
+import { canonicalJson } from '../../lib/canonical';
+import { sha256Digest } from '../../lib/hash';
 import { verifyEnvelope, type Envelope } from '../../crypto/dsse';
 import { rootPackResolver, type RootPack } from '../../crypto/rootpack';
 import { feedFromRecords, matchPackages, type Finding } from '../../scanner/osv';
@@ -27,7 +28,11 @@ export type ReplayCode =
   | 'VERDICT_MISMATCH'
   | 'BUNDLE_UNREADABLE';
 
-export interface ReplayProblem { code: ReplayCode; detail: string; severity: 'error' | 'warning' }
+export interface ReplayProblem {
+  code: ReplayCode;
+  detail: string;
+  severity: 'error' | 'warning';
+}
 
 export interface ReplayResult {
   ok: boolean;
@@ -58,7 +63,17 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
   const problems: ReplayProblem[] = [];
   const err = (code: ReplayCode, detail: string) => problems.push({ code, detail, severity: 'error' });
   const warn = (code: ReplayCode, detail: string) => problems.push({ code, detail, severity: strict ? 'error' : 'warning' });
-  const result: ReplayResult = { ok: false, strict, scanId: null, artifactDigest: null, signer: [], recorded: { verdict: null, counts: null }, recomputed: null, problems, diff: null };
+  const result: ReplayResult = {
+    ok: false,
+    strict,
+    scanId: null,
+    artifactDigest: null,
+    signer: [],
+    recorded: { verdict: null, counts: null },
+    recomputed: null,
+    problems,
+    diff: null,
+  };
 
   let m: ReplayManifest;
   try {
@@ -81,7 +96,8 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
       if (!v.ok) {
         const known = new Set(inp.rootpack.keys.map((k) => k.kid));
         // A signer the RootPack does not know (or no longer trusts) is a trust failure, not a bad signature.
-        if (v.signatures.some((s) => (s.valid && !s.trusted) || !known.has(s.keyid))) err('SIGNER_UNTRUSTED', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; '));
+        if (v.signatures.some((s) => (s.valid && !s.trusted) || !known.has(s.keyid)))
+          err('SIGNER_UNTRUSTED', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; '));
         else err('SIGNATURE_INVALID', v.signatures.map((s) => `${s.keyid}: ${s.reason}`).join('; ') || 'no valid signature');
       }
       if (!Buffer.from(v.payload).equals(manifestBytes(m))) err('MANIFEST_MISMATCH', 'the signed payload differs from manifest.json');

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { AppContext } from '../context';
-import { badInput } from '../errors';
+import { badInput } from '../../lib/errors';
 import { audit } from '../audit';
 import { createManifestTarStream, verifyManifestArchive, type ManifestTarStream, type ManifestProblem, type ArchiveManifest } from '../../archive';
 import { startRun, purgeBatch, finishRun, countSkipped, getRun, type RetentionRunSummary } from './purge';
@@ -24,7 +24,10 @@ function scopeSql(includeReplay: boolean): string {
 
 export async function archivePlan(ctx: AppContext, tenant: string, olderThanDays: number, includeReplay: boolean) {
   if (!Number.isInteger(olderThanDays) || olderThanDays < 0) throw badInput('older-than must be a whole number of days');
-  const r = await ctx.db.query(`SELECT count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${scopeSql(includeReplay)}`, [tenant, olderThanDays]);
+  const r = await ctx.db.query(`SELECT count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${scopeSql(includeReplay)}`, [
+    tenant,
+    olderThanDays,
+  ]);
   const s = includeReplay
     ? { rows: [{ n: 0 }] }
     : await ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items WHERE ${scopeSql(true)} AND kind = 'replay-bundle'`, [tenant, olderThanDays]);
@@ -36,9 +39,16 @@ export async function archivePlan(ctx: AppContext, tenant: string, olderThanDays
  * the caller may read them (replay:read); otherwise they are left out and counted in the
  * manifest meta. A blob that fails its digest check aborts the stream (never a silently bad archive).
  */
-export function streamArchive(ctx: AppContext, q: { tenant: string; olderThanDays: number; includeReplay: boolean; skippedReplayBundles: number; onError?: (e: Error) => void }): ManifestTarStream {
+export function streamArchive(
+  ctx: AppContext,
+  q: { tenant: string; olderThanDays: number; includeReplay: boolean; skippedReplayBundles: number; onError?: (e: Error) => void },
+): ManifestTarStream {
   const createdAt = new Date().toISOString();
-  const w = createManifestTarStream({ kind: ARCHIVE_KIND, createdAt, meta: { tenant: q.tenant, olderThanDays: q.olderThanDays, skippedReplayBundles: q.skippedReplayBundles } });
+  const w = createManifestTarStream({
+    kind: ARCHIVE_KIND,
+    createdAt,
+    meta: { tenant: q.tenant, olderThanDays: q.olderThanDays, skippedReplayBundles: q.skippedReplayBundles },
+  });
   void (async () => {
     let after = '';
     for (;;) {
@@ -47,13 +57,22 @@ export function streamArchive(ctx: AppContext, q: { tenant: string; olderThanDay
         [q.tenant, q.olderThanDays, after],
       );
       if (!r.rowCount) break;
-      const subs = await ctx.db.query('SELECT item_id, artifact_digest FROM evidence_subjects WHERE tenant_id=$1 AND item_id = ANY($2) ORDER BY artifact_digest', [q.tenant, r.rows.map((x) => x.id)]);
+      const subs = await ctx.db.query(
+        'SELECT item_id, artifact_digest FROM evidence_subjects WHERE tenant_id=$1 AND item_id = ANY($2) ORDER BY artifact_digest',
+        [q.tenant, r.rows.map((x) => x.id)],
+      );
       for (const row of r.rows) {
         const stream = await ctx.evidence.storeOf(row).get(row.id);
         await w.addFile(archivePath(row.id), Number(row.size_bytes), stream, {
           sha256: row.id,
           mediaType: row.media_type,
-          meta: { id: row.id, kind: row.kind, createdAt: new Date(row.created_at).toISOString(), tier: row.tier, subjects: subs.rows.filter((s) => s.item_id === row.id).map((s) => s.artifact_digest) },
+          meta: {
+            id: row.id,
+            kind: row.kind,
+            createdAt: new Date(row.created_at).toISOString(),
+            tier: row.tier,
+            subjects: subs.rows.filter((s) => s.item_id === row.id).map((s) => s.artifact_digest),
+          },
         });
       }
       after = r.rows[r.rows.length - 1].id;
@@ -102,20 +121,37 @@ export async function verifyArchiveFile(file: string): Promise<OfflineArchiveVer
  * `archive --delete-archived`: purges exactly the named items (verified into an archive by the
  * caller), respecting legal holds, policy-level holds and open promotions; audited per item.
  */
-export async function deleteArchived(ctx: AppContext, q: { tenant: string; ids: string[]; actor: string; manifestSha256: string; protectedArtifacts?: string[] }): Promise<RetentionRunSummary & { keptIds: string[] }> {
+export async function deleteArchived(
+  ctx: AppContext,
+  q: { tenant: string; ids: string[]; actor: string; manifestSha256: string; protectedArtifacts?: string[] },
+): Promise<RetentionRunSummary & { keptIds: string[] }> {
   const runId = `archive-delete-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-  await startRun(ctx, { runId, tenant: q.tenant, kind: 'archive-delete', actor: q.actor, reason: `archived in ${q.manifestSha256}`, protectedArtifacts: q.protectedArtifacts });
+  await startRun(ctx, {
+    runId,
+    tenant: q.tenant,
+    kind: 'archive-delete',
+    actor: q.actor,
+    reason: `archived in ${q.manifestSha256}`,
+    protectedArtifacts: q.protectedArtifacts,
+  });
   await countSkipped(ctx, runId, q.ids);
   for (;;) {
     const r = await purgeBatch(ctx, runId, { ids: q.ids, batchSize: 500 });
     if (!r.purged) break;
   }
-  const held = await ctx.db.query(
-    `SELECT i.id FROM evidence_items i WHERE i.tenant_id=$1 AND i.id = ANY($2) AND i.state <> 'purged' ORDER BY i.id`,
-    [q.tenant, q.ids],
-  );
+  const held = await ctx.db.query(`SELECT i.id FROM evidence_items i WHERE i.tenant_id=$1 AND i.id = ANY($2) AND i.state <> 'purged' ORDER BY i.id`, [
+    q.tenant,
+    q.ids,
+  ]);
   await finishRun(ctx, runId);
-  await audit(ctx.db, { tenant: q.tenant, actor: q.actor, action: 'evidence.archive.deleted', target: q.manifestSha256, reason: 'archive --delete-archived', details: { runId, requested: q.ids.length, kept: held.rowCount } });
+  await audit(ctx.db, {
+    tenant: q.tenant,
+    actor: q.actor,
+    action: 'evidence.archive.deleted',
+    target: q.manifestSha256,
+    reason: 'archive --delete-archived',
+    details: { runId, requested: q.ids.length, kept: held.rowCount },
+  });
   return { ...(await getRun(ctx.db, runId)), keptIds: held.rows.map((x) => x.id as string) };
 }
 
@@ -144,6 +180,13 @@ export async function cleanupTemp(ctx: AppContext, q: { tenant: string; actor: s
   }
   results.push({ where: `spool (${spool})`, removed, bytes });
   const total = { removed: results.reduce((a, r) => a + r.removed, 0), bytes: results.reduce((a, r) => a + r.bytes, 0) };
-  if (!q.dryRun) await audit(ctx.db, { tenant: q.tenant, actor: q.actor, action: 'evidence.cleanup.temp', reason: `temp files older than ${Math.round(age / 60000)} min`, details: { results, ...total } });
+  if (!q.dryRun)
+    await audit(ctx.db, {
+      tenant: q.tenant,
+      actor: q.actor,
+      action: 'evidence.cleanup.temp',
+      reason: `temp files older than ${Math.round(age / 60000)} min`,
+      details: { results, ...total },
+    });
   return { dryRun: q.dryRun, olderThanMs: age, results, ...total };
 }

@@ -3,7 +3,7 @@ import type { Db, DbClient } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import type { AppContext } from '../context';
 import { audit, timelineEvent } from '../audit';
-import { badInput, conflict, notFound } from '../errors';
+import { badInput, conflict, notFound } from '../../lib/errors';
 import { validateDigest, validateKind } from '../evidence';
 
 /**
@@ -61,7 +61,8 @@ export function normalizeHold(input: HoldInput): { scope: HoldScope; values: str
   if (!HOLD_SCOPES.includes(scope)) throw badInput(`unknown hold scope ${JSON.stringify(input.scope)}: expected one of ${HOLD_SCOPES.join(', ')}`);
   const values = [...new Set((input.values ?? []).map((v) => String(v).trim()).filter(Boolean))].sort();
   if (scope === 'tenant') {
-    if (values.length && !(values.length === 1 && values[0] === input.tenant)) throw badInput('a tenant hold takes no values (it holds the whole tenant it is created for)');
+    if (values.length && !(values.length === 1 && values[0] === input.tenant))
+      throw badInput('a tenant hold takes no values (it holds the whole tenant it is created for)');
     return { scope, values: [] };
   }
   if (!values.length) throw badInput(`a ${scope} hold needs at least one value`);
@@ -87,7 +88,14 @@ export async function createHold(ctx: Pick<AppContext, 'db'>, input: HoldInput):
       [id, input.tenant, scope, values, reason, ticket, input.actor],
     );
     const hold = toHold(r.rows[0]);
-    await audit(tx, { tenant: input.tenant, actor: input.actor, action: 'evidence.hold.created', target: id, reason, details: { scope, values, incidentTicket: ticket } });
+    await audit(tx, {
+      tenant: input.tenant,
+      actor: input.actor,
+      action: 'evidence.hold.created',
+      target: id,
+      reason,
+      details: { scope, values, incidentTicket: ticket },
+    });
     await timelineEvent(tx, input.tenant, 'replay.hold.created', id, { holdId: id, scope, values, reason, incidentTicket: ticket, createdBy: input.actor });
     return hold;
   });
@@ -100,7 +108,9 @@ export async function getHold(db: Db, tenant: string, id: string): Promise<Hold>
 }
 
 export async function listHolds(db: Db, tenant: string, opts: { includeReleased?: boolean } = {}): Promise<Hold[]> {
-  const r = await db.query(`SELECT * FROM legal_holds WHERE tenant_id=$1 ${opts.includeReleased ? '' : 'AND released_at IS NULL'} ORDER BY created_at, id`, [tenant]);
+  const r = await db.query(`SELECT * FROM legal_holds WHERE tenant_id=$1 ${opts.includeReleased ? '' : 'AND released_at IS NULL'} ORDER BY created_at, id`, [
+    tenant,
+  ]);
   return r.rows.map(toHold);
 }
 
@@ -109,12 +119,32 @@ export async function releaseHold(ctx: Pick<AppContext, 'db'>, q: { tenant: stri
   return withTransaction(ctx.db as Db, async (tx) => {
     const cur = await tx.query('SELECT * FROM legal_holds WHERE tenant_id=$1 AND id=$2 FOR UPDATE', [q.tenant, q.id]);
     if (!cur.rowCount) throw notFound(`hold ${q.id} not found`);
-    if (cur.rows[0].released_at) throw conflict(`hold ${q.id} was already released by ${cur.rows[0].released_by} at ${new Date(cur.rows[0].released_at).toISOString()}`);
+    if (cur.rows[0].released_at)
+      throw conflict(`hold ${q.id} was already released by ${cur.rows[0].released_by} at ${new Date(cur.rows[0].released_at).toISOString()}`);
     const reason = q.reason?.trim() || 'released';
-    const r = await tx.query(`UPDATE legal_holds SET released_by=$3, released_at=now(), release_reason=$4 WHERE tenant_id=$1 AND id=$2 RETURNING *`, [q.tenant, q.id, q.actor, reason]);
+    const r = await tx.query(`UPDATE legal_holds SET released_by=$3, released_at=now(), release_reason=$4 WHERE tenant_id=$1 AND id=$2 RETURNING *`, [
+      q.tenant,
+      q.id,
+      q.actor,
+      reason,
+    ]);
     const hold = toHold(r.rows[0]);
-    await audit(tx, { tenant: q.tenant, actor: q.actor, action: 'evidence.hold.released', target: q.id, reason, details: { scope: hold.scope, values: hold.values, incidentTicket: hold.incidentTicket } });
-    await timelineEvent(tx, q.tenant, 'replay.hold.released', q.id, { holdId: q.id, scope: hold.scope, values: hold.values, reason, releasedBy: q.actor, incidentTicket: hold.incidentTicket });
+    await audit(tx, {
+      tenant: q.tenant,
+      actor: q.actor,
+      action: 'evidence.hold.released',
+      target: q.id,
+      reason,
+      details: { scope: hold.scope, values: hold.values, incidentTicket: hold.incidentTicket },
+    });
+    await timelineEvent(tx, q.tenant, 'replay.hold.released', q.id, {
+      holdId: q.id,
+      scope: hold.scope,
+      values: hold.values,
+      reason,
+      releasedBy: q.actor,
+      incidentTicket: hold.incidentTicket,
+    });
     return hold;
   });
 }
@@ -136,7 +166,10 @@ export async function isHeld(db: Db | DbClient, tenant: string, itemId: string):
   const r = await db.query(`SELECT ${heldFilterSql('i')} AS held FROM evidence_items i WHERE i.tenant_id=$1 AND i.id=$2`, [tenant, itemId]);
   if (r.rowCount) return r.rows[0].held as boolean;
   // Not indexed (yet): an items hold naming it, or a tenant hold, still counts.
-  const h = await db.query(`SELECT 1 FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL AND (scope='tenant' OR (scope='items' AND $2 = ANY (scope_values))) LIMIT 1`, [tenant, itemId]);
+  const h = await db.query(
+    `SELECT 1 FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL AND (scope='tenant' OR (scope='items' AND $2 = ANY (scope_values))) LIMIT 1`,
+    [tenant, itemId],
+  );
   return !!h.rowCount;
 }
 

@@ -1,13 +1,27 @@
-import { dbGauge, extraMetrics } from '../metrics';
+import { dbGauge, type MetricsEnv } from '../metrics';
 
 // Retention metrics, read from the run records at scrape time (any API replica agrees).
-extraMetrics.push((registry, db) => {
+export function retentionMetrics({ registry, db }: MetricsEnv): void {
   if (!db) return;
   const byTenant = (row: Record<string, any>) => ({ tenant: row.tenant_id as string });
   const n = (row: Record<string, any>) => Number(row.n ?? 0);
   const purges = `FROM retention_runs WHERE kind='purge' AND NOT dry_run`;
-  dbGauge(registry, db, { name: 'stella_retention_purged_items_total', help: 'Evidence items purged by retention runs (not dry runs), by tenant', labelNames: ['tenant'], sql: `SELECT tenant_id, sum(items) AS n ${purges} GROUP BY tenant_id`, value: n, labels: byTenant });
-  dbGauge(registry, db, { name: 'stella_retention_bytes_freed_total', help: 'Storage bytes freed by retention purges, by tenant', labelNames: ['tenant'], sql: `SELECT tenant_id, sum(bytes_freed) AS n ${purges} GROUP BY tenant_id`, value: n, labels: byTenant });
+  dbGauge(registry, db, {
+    name: 'stella_retention_purged_items_total',
+    help: 'Evidence items purged by retention runs (not dry runs), by tenant',
+    labelNames: ['tenant'],
+    sql: `SELECT tenant_id, sum(items) AS n ${purges} GROUP BY tenant_id`,
+    value: n,
+    labels: byTenant,
+  });
+  dbGauge(registry, db, {
+    name: 'stella_retention_bytes_freed_total',
+    help: 'Storage bytes freed by retention purges, by tenant',
+    labelNames: ['tenant'],
+    sql: `SELECT tenant_id, sum(bytes_freed) AS n ${purges} GROUP BY tenant_id`,
+    value: n,
+    labels: byTenant,
+  });
   dbGauge(registry, db, {
     name: 'stella_retention_last_success_timestamp_seconds',
     help: 'Finish time of the latest successful retention purge (dry runs excluded), by tenant',
@@ -16,7 +30,14 @@ extraMetrics.push((registry, db) => {
     value: n,
     labels: byTenant,
   });
-  dbGauge(registry, db, { name: 'stella_retention_runs_failed', help: 'Retention runs that ended failed in the last 7 days, by tenant', labelNames: ['tenant'], sql: `SELECT tenant_id, count(*) AS n FROM retention_runs WHERE status='failed' AND started_at > now() - interval '7 days' GROUP BY tenant_id`, value: n, labels: byTenant });
+  dbGauge(registry, db, {
+    name: 'stella_retention_runs_failed',
+    help: 'Retention runs that ended failed in the last 7 days, by tenant',
+    labelNames: ['tenant'],
+    sql: `SELECT tenant_id, count(*) AS n FROM retention_runs WHERE status='failed' AND started_at > now() - interval '7 days' GROUP BY tenant_id`,
+    value: n,
+    labels: byTenant,
+  });
   dbGauge(registry, db, {
     name: 'stella_legal_holds_active',
     help: 'Legal holds not yet released, by tenant and scope',
@@ -25,4 +46,4 @@ extraMetrics.push((registry, db) => {
     value: n,
     labels: (row) => ({ tenant: row.tenant_id, scope: row.scope }),
   });
-});
+}

@@ -2,7 +2,7 @@ import type { Db } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import type { AppContext } from '../context';
 import type { BlobStore } from '../../blob';
-import { badInput, notFound } from '../errors';
+import { badInput, notFound } from '../../lib/errors';
 import { getTiers, policyJoinSql } from './policy';
 import { heldFilterSql } from './holds';
 
@@ -93,7 +93,16 @@ export async function startRun(ctx: AppContext, input: RetentionRunInput): Promi
   if (!input.runId) throw badInput('run id is required');
   await ctx.db.query(
     `INSERT INTO retention_runs (id, tenant_id, kind, dry_run, aggressive, actor, reason, protected_artifacts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
-    [input.runId, input.tenant, input.kind, !!input.dryRun, !!input.aggressive, input.actor, input.reason ?? null, [...new Set(input.protectedArtifacts ?? [])].sort()],
+    [
+      input.runId,
+      input.tenant,
+      input.kind,
+      !!input.dryRun,
+      !!input.aggressive,
+      input.actor,
+      input.reason ?? null,
+      [...new Set(input.protectedArtifacts ?? [])].sort(),
+    ],
   );
   return getRun(ctx.db, input.runId);
 }
@@ -110,22 +119,56 @@ export async function listRuns(db: Db, tenant: string, limit = 20): Promise<Rete
   return r.rows.map((x) => summaryOf(x));
 }
 
-export interface RunItem { id: string; kind: string; size: number; tier: string; policyId: string; reason: string; blobShared: boolean; blobDone: boolean }
+export interface RunItem {
+  id: string;
+  kind: string;
+  size: number;
+  tier: string;
+  policyId: string;
+  reason: string;
+  blobShared: boolean;
+  blobDone: boolean;
+}
 
-export async function runItems(db: Db, runId: string, q: { tenant: string; limit?: number; after?: string | null }): Promise<{ items: RunItem[]; next: string | null }> {
+export async function runItems(
+  db: Db,
+  runId: string,
+  q: { tenant: string; limit?: number; after?: string | null },
+): Promise<{ items: RunItem[]; next: string | null }> {
   const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10_000);
-  const r = await db.query(
-    `SELECT * FROM retention_run_items WHERE run_id=$1 AND tenant_id=$2 AND item_id > $3 ORDER BY item_id LIMIT $4`,
-    [runId, q.tenant, q.after ?? '', limit + 1],
-  );
+  const r = await db.query(`SELECT * FROM retention_run_items WHERE run_id=$1 AND tenant_id=$2 AND item_id > $3 ORDER BY item_id LIMIT $4`, [
+    runId,
+    q.tenant,
+    q.after ?? '',
+    limit + 1,
+  ]);
   const rows = r.rows.slice(0, limit);
   return {
-    items: rows.map((x) => ({ id: x.item_id, kind: x.kind, size: Number(x.size_bytes), tier: x.tier, policyId: x.policy_id, reason: x.reason, blobShared: x.blob_shared, blobDone: x.blob_done })),
+    items: rows.map((x) => ({
+      id: x.item_id,
+      kind: x.kind,
+      size: Number(x.size_bytes),
+      tier: x.tier,
+      policyId: x.policy_id,
+      reason: x.reason,
+      blobShared: x.blob_shared,
+      blobDone: x.blob_done,
+    })),
     next: r.rows.length > limit ? rows[rows.length - 1]!.item_id : null,
   };
 }
 
-interface RunRow { id: string; tenant_id: string; kind: RunKind; dry_run: boolean; aggressive: boolean; actor: string; reason: string | null; as_of: Date; protected_artifacts: string[] }
+interface RunRow {
+  id: string;
+  tenant_id: string;
+  kind: RunKind;
+  dry_run: boolean;
+  aggressive: boolean;
+  actor: string;
+  reason: string | null;
+  as_of: Date;
+  protected_artifacts: string[];
+}
 
 async function runRow(db: Db, runId: string): Promise<RunRow> {
   const r = await db.query('SELECT * FROM retention_runs WHERE id=$1', [runId]);
@@ -216,7 +259,14 @@ export async function planRun(ctx: AppContext, runId: string): Promise<Retention
       params,
     );
     const x = r.rows[0];
-    await tx.query(`UPDATE retention_runs SET items=$2, bytes=$3, bytes_freed=$4, skipped_held=$5, skipped_promotion=$6 WHERE id=$1`, [runId, x.items, x.bytes, x.freed, x.held, x.promo]);
+    await tx.query(`UPDATE retention_runs SET items=$2, bytes=$3, bytes_freed=$4, skipped_held=$5, skipped_promotion=$6 WHERE id=$1`, [
+      runId,
+      x.items,
+      x.bytes,
+      x.freed,
+      x.held,
+      x.promo,
+    ]);
   });
   return getRun(ctx.db, runId);
 }
@@ -227,9 +277,11 @@ function storeFor(ctx: AppContext, tier: string): BlobStore {
 
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 /**
@@ -271,7 +323,11 @@ export async function finishPendingBlobs(ctx: AppContext, runId: string, onProgr
  * One purge batch (expired items, or the named ids for archive-delete). Returns how many
  * items this batch tombstoned; 0 means the run has nothing left.
  */
-export async function purgeBatch(ctx: AppContext, runId: string, opts: { batchSize?: number; ids?: string[]; onProgress?: (n: number) => void } = {}): Promise<{ purged: number; bytes: number }> {
+export async function purgeBatch(
+  ctx: AppContext,
+  runId: string,
+  opts: { batchSize?: number; ids?: string[]; onProgress?: (n: number) => void } = {},
+): Promise<{ purged: number; bytes: number }> {
   const onProgress = opts.onProgress ?? (() => {});
   await finishPendingBlobs(ctx, runId, onProgress);
   const run = await runRow(ctx.db, runId);
@@ -306,7 +362,11 @@ export async function purgeBatch(ctx: AppContext, runId: string, opts: { batchSi
 }
 
 /** One hot->cold batch: copy + verify in cold, flip the tier (audited), then drop the hot copy. */
-export async function tierMoveBatch(ctx: AppContext, runId: string, opts: { after?: string | null; batchSize?: number; onProgress?: (n: number) => void } = {}): Promise<{ moved: number; bytes: number; failed: { id: string; error: string }[]; last: string | null }> {
+export async function tierMoveBatch(
+  ctx: AppContext,
+  runId: string,
+  opts: { after?: string | null; batchSize?: number; onProgress?: (n: number) => void } = {},
+): Promise<{ moved: number; bytes: number; failed: { id: string; error: string }[]; last: string | null }> {
   const onProgress = opts.onProgress ?? (() => {});
   await finishPendingBlobs(ctx, runId, onProgress);
   const run = await runRow(ctx.db, runId);

@@ -1,8 +1,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
-import { isDigest } from '../canonical';
-import { badInput, notFound } from '../errors';
+import { isDigest } from '../../lib/hash';
+import { badInput, notFound } from '../../lib/errors';
 import { identifyImage } from './engine';
 
 /**
@@ -11,16 +11,37 @@ import { identifyImage } from './engine';
  * digest, so in a split deployment the path must be visible to API and worker alike.
  */
 
-export interface CatalogueImage { name: string; path: string; digest: string; format: string | null; registeredAt: string; registeredBy: string | null }
+export interface CatalogueImage {
+  name: string;
+  path: string;
+  digest: string;
+  format: string | null;
+  registeredAt: string;
+  registeredBy: string | null;
+}
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
 
 function row(r: Record<string, any>): CatalogueImage {
-  return { name: r.name, path: r.path, digest: r.digest, format: r.format, registeredAt: new Date(r.registered_at).toISOString(), registeredBy: r.registered_by };
+  return {
+    name: r.name,
+    path: r.path,
+    digest: r.digest,
+    format: r.format,
+    registeredAt: new Date(r.registered_at).toISOString(),
+    registeredBy: r.registered_by,
+  };
 }
 
-export async function registerImage(ctx: AppContext, tenant: string, name: string, path: string, actor: string): Promise<CatalogueImage & { replaced: CatalogueImage | null }> {
-  if (!NAME_RE.test(name) || name.startsWith('sha256:')) throw badInput(`image name ${JSON.stringify(name)} is not valid (letters, digits, . _ - / : @; not a digest)`);
+export async function registerImage(
+  ctx: AppContext,
+  tenant: string,
+  name: string,
+  path: string,
+  actor: string,
+): Promise<CatalogueImage & { replaced: CatalogueImage | null }> {
+  if (!NAME_RE.test(name) || name.startsWith('sha256:'))
+    throw badInput(`image name ${JSON.stringify(name)} is not valid (letters, digits, . _ - / : @; not a digest)`);
   if (!isAbsolute(path)) throw badInput(`image path must be absolute on the worker's machine, got ${JSON.stringify(path)}`);
   const abs = resolve(path);
   const id = await identifyImage(abs);
@@ -43,7 +64,13 @@ export async function listImages(ctx: AppContext, tenant: string): Promise<Catal
   return r.rows.map(row);
 }
 
-export interface ResolvedImage { path: string; ref: string | null; digest: string; format: string; source: 'catalogue' | 'path' | 'previous-scan' }
+export interface ResolvedImage {
+  path: string;
+  ref: string | null;
+  digest: string;
+  format: string;
+  source: 'catalogue' | 'path' | 'previous-scan';
+}
 
 /**
  * `--image` is a catalogue name, an absolute path on the worker's machine, or an artifact
@@ -58,7 +85,10 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
     let ref: string | null = c.rows[0]?.name ?? null;
     let source: ResolvedImage['source'] = 'catalogue';
     if (!path) {
-      const s = await ctx.db.query(`SELECT image_path, image_ref FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND image_path IS NOT NULL ORDER BY started_at DESC LIMIT 1`, [tenant, image]);
+      const s = await ctx.db.query(
+        `SELECT image_path, image_ref FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND image_path IS NOT NULL ORDER BY started_at DESC LIMIT 1`,
+        [tenant, image],
+      );
       path = s.rows[0]?.image_path;
       ref = s.rows[0]?.image_ref ?? null;
       source = 'previous-scan';

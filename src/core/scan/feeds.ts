@@ -1,10 +1,11 @@
 import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { withTransaction } from '../../db/pool';
-import { badInput, integrity, notFound } from '../errors';
+import { badInput, integrity, notFound } from '../../lib/errors';
 import { feedFromRecords, type Feed } from '../../scanner/osv';
 import { toStellaError } from './engine';
-import { canonicalJson as canonical, sha256Digest } from '../canonical';
+import { canonicalJson as canonical } from '../../lib/canonical';
+import { sha256Digest } from '../../lib/hash';
 
 /**
  * Versioned advisory feeds. A feed version is a snapshot: the canonical JSON array of its
@@ -13,12 +14,30 @@ import { canonicalJson as canonical, sha256Digest } from '../canonical';
  * loads the exact snapshot by digest.
  */
 
-export interface FeedVersion { version: number; digest: string; records: number; ecosystems: string[]; size: number; source: string | null; importedAt: string; importedBy: string | null }
+export interface FeedVersion {
+  version: number;
+  digest: string;
+  records: number;
+  ecosystems: string[];
+  size: number;
+  source: string | null;
+  importedAt: string;
+  importedBy: string | null;
+}
 
 export const feedStore = (ctx: AppContext) => ctx.blobs.primary.withPrefix('feeds');
 
 function row(r: Record<string, any>): FeedVersion {
-  return { version: r.version, digest: r.digest, records: r.record_count, ecosystems: r.ecosystems, size: Number(r.size_bytes), source: r.source, importedAt: new Date(r.imported_at).toISOString(), importedBy: r.imported_by };
+  return {
+    version: r.version,
+    digest: r.digest,
+    records: r.record_count,
+    ecosystems: r.ecosystems,
+    size: Number(r.size_bytes),
+    source: r.source,
+    importedAt: new Date(r.imported_at).toISOString(),
+    importedBy: r.imported_by,
+  };
 }
 
 /** The snapshot bytes of a feed: exactly what its digest covers. */
@@ -29,7 +48,12 @@ export function feedSnapshotBytes(feed: Feed): Buffer {
  * Import OSV records (a JSON array, as the CLI uploads after reading a dir/zip with the
  * scanner's loadFeed). Idempotent by digest: the same set of records is the same version.
  */
-export async function importFeed(ctx: AppContext, tenant: string, body: Buffer, opts: { source?: string; actor: string }): Promise<FeedVersion & { created: boolean }> {
+export async function importFeed(
+  ctx: AppContext,
+  tenant: string,
+  body: Buffer,
+  opts: { source?: string; actor: string },
+): Promise<FeedVersion & { created: boolean }> {
   let raw: unknown;
   try {
     raw = JSON.parse(body.toString('utf8'));
@@ -61,7 +85,14 @@ export async function importFeed(ctx: AppContext, tenant: string, body: Buffer, 
     );
     return { rec: ins.rows[0], created: true };
   });
-  if (r.created) await audit(ctx.db, { tenant, actor: opts.actor, action: 'scan.feed.import', target: feed.digest, details: { version: r.rec.version, records: feed.count, source: opts.source ?? null } });
+  if (r.created)
+    await audit(ctx.db, {
+      tenant,
+      actor: opts.actor,
+      action: 'scan.feed.import',
+      target: feed.digest,
+      details: { version: r.rec.version, records: feed.count, source: opts.source ?? null },
+    });
   return { ...row(r.rec), created: r.created };
 }
 

@@ -1,6 +1,6 @@
 import { ENGINES, type ScanEngine } from './external';
 import type { AppContext } from '../context';
-import { badInput } from '../errors';
+import { badInput } from '../../lib/errors';
 import type { Finding, SeverityCounts } from '../../scanner/osv';
 
 /** scan_runs: one replay-ready record per scanThenAttest run. */
@@ -113,7 +113,10 @@ export interface ScanReport {
 
 export const AUTO_SCAN_KEY = 'scanner.auto_scan';
 export const TRIGGERS = ['push', 'promote', 'manual'] as const;
-export interface AutoScanConfig { enabled: boolean; triggers: string[] }
+export interface AutoScanConfig {
+  enabled: boolean;
+  triggers: string[];
+}
 const DEFAULT_AUTO: AutoScanConfig = { enabled: false, triggers: [] };
 
 export async function autoScanConfig(ctx: AppContext, tenant: string): Promise<AutoScanConfig> {
@@ -145,7 +148,14 @@ export async function setScannerConfig(ctx: AppContext, tenant: string, key: str
     if (!['true', 'false'].includes(value)) throw badInput(`auto_scan.enabled must be true or false, got ${JSON.stringify(value)}`);
     next = { ...cur, enabled: value === 'true' };
   } else if (key === 'auto_scan.triggers') {
-    const list = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+    const list = [
+      ...new Set(
+        value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
+    ];
     const bad = list.filter((t) => !(TRIGGERS as readonly string[]).includes(t));
     if (bad.length) throw badInput(`unknown trigger(s) ${bad.join(', ')}: expected a comma list of ${TRIGGERS.join(', ')}`);
     next = { ...cur, triggers: list };

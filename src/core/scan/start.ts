@@ -12,8 +12,23 @@ export const SCAN_SA = {
   artifact: defineSearchAttributeKey('StellaArtifactDigest', SearchAttributeType.KEYWORD),
 };
 
-export interface StartScanRequest { image: string; sbomOnly?: boolean; force?: boolean; requestedBy: string; trigger?: 'promote' | 'push' | 'manual' }
-export interface StartedScan { workflowId: string; runId: string; artifactDigest: string; imageRef: string | null; image: ResolvedImage; joined: boolean; superseded: string | null; message: string }
+export interface StartScanRequest {
+  image: string;
+  sbomOnly?: boolean;
+  force?: boolean;
+  requestedBy: string;
+  trigger?: 'promote' | 'push' | 'manual';
+}
+export interface StartedScan {
+  workflowId: string;
+  runId: string;
+  artifactDigest: string;
+  imageRef: string | null;
+  image: ResolvedImage;
+  joined: boolean;
+  superseded: string | null;
+  message: string;
+}
 
 /**
  * Start (or join) the scanThenAttest run for an image. The image is resolved to its digest
@@ -45,7 +60,16 @@ export async function startScan(ctx: AppContext, t: { client: Client; taskQueue:
   const running = await describeRunning(t.client, workflowId);
   if (running) {
     if (!req.force || running.forced) {
-      return { workflowId, runId: running.runId, artifactDigest: image.digest, imageRef: image.ref, image, joined: true, superseded: null, message: `a scan of ${image.digest} is already running (${workflowId}); joined it` };
+      return {
+        workflowId,
+        runId: running.runId,
+        artifactDigest: image.digest,
+        imageRef: image.ref,
+        image,
+        joined: true,
+        superseded: null,
+        message: `a scan of ${image.digest} is already running (${workflowId}); joined it`,
+      };
     }
     await t.client.workflow.getHandle(workflowId, running.runId).terminate(`superseded by a --force scan requested by ${req.requestedBy}`);
     await audit(ctx.db, { tenant, actor: req.requestedBy, action: 'scan.superseded', target: image.digest, details: { workflowId, runId: running.runId } });
@@ -64,12 +88,30 @@ export async function startScan(ctx: AppContext, t: { client: Client; taskQueue:
         { key: SCAN_SA.artifact, value: image.digest },
       ],
     });
-    return { workflowId, runId: h.firstExecutionRunId, artifactDigest: image.digest, imageRef: image.ref, image, joined: false, superseded, message: `scan ${workflowId} started` };
+    return {
+      workflowId,
+      runId: h.firstExecutionRunId,
+      artifactDigest: image.digest,
+      imageRef: image.ref,
+      image,
+      joined: false,
+      superseded,
+      message: `scan ${workflowId} started`,
+    };
   } catch (e) {
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
     // Lost a race with a concurrent request: join the run it started.
     const d = await t.client.workflow.getHandle(workflowId).describe();
-    return { workflowId, runId: d.runId, artifactDigest: image.digest, imageRef: image.ref, image, joined: true, superseded, message: `a scan of ${image.digest} is already running (${workflowId}); joined it` };
+    return {
+      workflowId,
+      runId: d.runId,
+      artifactDigest: image.digest,
+      imageRef: image.ref,
+      image,
+      joined: true,
+      superseded,
+      message: `a scan of ${image.digest} is already running (${workflowId}); joined it`,
+    };
   }
 }
 

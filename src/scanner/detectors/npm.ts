@@ -22,7 +22,15 @@ function licenseOf(v: unknown): string[] | undefined {
 
 function pkg(name: string, version: string, location: string, license: unknown, dev: boolean): Package {
   const licenses = licenseOf(license);
-  return { ecosystem: 'npm', name, version, purl: npmPurl(name, version), locations: [location], ...(licenses ? { licenses } : {}), ...(dev ? { dev: true } : {}) };
+  return {
+    ecosystem: 'npm',
+    name,
+    version,
+    purl: npmPurl(name, version),
+    locations: [location],
+    ...(licenses ? { licenses } : {}),
+    ...(dev ? { dev: true } : {}),
+  };
 }
 
 export function parsePackageLock(text: string, location: string): Package[] {

@@ -36,7 +36,10 @@ export function detectDistro(fs: ImageFilesystem): Distro | undefined {
       ...(kv.VERSION_ID ? { versionId: kv.VERSION_ID } : {}),
       ...(kv.VERSION_CODENAME ? { versionCodename: kv.VERSION_CODENAME } : {}),
       ...(kv.PRETTY_NAME ? { prettyName: kv.PRETTY_NAME } : {}),
-      idLike: (kv.ID_LIKE ?? '').split(/\s+/).filter(Boolean).map((s) => s.toLowerCase()),
+      idLike: (kv.ID_LIKE ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((s) => s.toLowerCase()),
       location: p,
     };
   }

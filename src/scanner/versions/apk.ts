@@ -10,7 +10,7 @@
  *   than the end, a suffix/revision newer still: 1.2.3 < 1.2.3-r1 < 1.2.3_p1).
  */
 
-const enum Tok {
+enum Tok {
   InitialDigit,
   Digit,
   Letter,

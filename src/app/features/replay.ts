@@ -1,0 +1,10 @@
+import type { Feature } from '../feature';
+import { replayMetrics, replaySchedules } from '../../core/replay/schedule';
+
+/** Signed replay manifests, bundles and their nightly verification. */
+export const replayFeature: Feature = {
+  name: 'replay',
+  routes: async () => (await import('../../api/routes/replay')).registerReplayRoutes,
+  schedules: replaySchedules,
+  metrics: replayMetrics,
+};

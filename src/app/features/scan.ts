@@ -1,0 +1,7 @@
+import type { Feature } from '../feature';
+
+/** Scan-then-attest: images, feeds, scans, attestations, keys, push events. */
+export const scanFeature: Feature = {
+  name: 'scan',
+  routes: async () => (await import('../../api/routes/scan')).registerScanRoutes,
+};

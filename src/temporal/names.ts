@@ -1,0 +1,36 @@
+/**
+ * Every name stella gives Temporal: search-attribute keys, schedule ids, task queue defaults and
+ * workflow-id builders. Pure (no I/O, no SDK runtime), so workflows, activities, the API and the
+ * CLI all import the same values.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Custom search attributes registered on the namespace (dev server flags, or the operator API). */
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime'> = {
+  StellaArtifactDigest: 'Keyword',
+  StellaEnvironment: 'Keyword',
+  StellaPromotionState: 'Keyword',
+  StellaTenant: 'Keyword',
+};
+
+/** Typed keys for upsert/read of the attributes above. */
+export const SA = {
+  artifact: defineSearchAttributeKey('StellaArtifactDigest', SearchAttributeType.KEYWORD),
+  environment: defineSearchAttributeKey('StellaEnvironment', SearchAttributeType.KEYWORD),
+  promotionState: defineSearchAttributeKey('StellaPromotionState', SearchAttributeType.KEYWORD),
+  tenant: defineSearchAttributeKey('StellaTenant', SearchAttributeType.KEYWORD),
+} as const;
+
+/** Ids of the Temporal Schedules stella creates at worker start. */
+export const SCHEDULE_IDS = {
+  integrityDaily: 'stella-integrity-daily',
+  merkleAnchor: 'stella-merkle-anchor',
+  retentionDaily: 'stella-retention-daily',
+  replayNightly: 'stella-replay-nightly',
+  backupDaily: 'stella-backup-daily',
+} as const;
+
+/** A sortable, unique suffix for ids of operator-started runs (`<prefix>-20261202T101500123Z-1a2b3c4d`). */
+export function runStamp(now: Date, random8: string): string {
+  return `${now.toISOString().replace(/[:.]/g, '')}-${random8}`;
+}
