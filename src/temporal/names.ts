@@ -34,3 +34,13 @@ export const SCHEDULE_IDS = {
 export function runStamp(now: Date, random8: string): string {
   return `${now.toISOString().replace(/[:.]/g, '')}-${random8}`;
 }
+
+/** scanThenAttest runs: one id per tenant and artifact, so concurrent requests join one run. */
+export function scanWorkflowId(tenant: string, artifactDigest: string): string {
+  return `scan-${tenant}-${artifactDigest.replace(/^sha256:/, '')}`;
+}
+
+/** Prefix of every scan workflow id of a tenant (listing a tenant's scans). */
+export function scanWorkflowIdPrefix(tenant: string): string {
+  return `scan-${tenant}-`;
+}
