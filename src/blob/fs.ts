@@ -1,6 +1,7 @@
 import { createReadStream, createWriteStream, promises as fsp, constants as FS } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sha256Digest, sha256Stream } from '../lib/hash';
 import { join, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -57,7 +58,7 @@ export class FsBlobStore implements BlobStore {
 
   async put(digest: string, data: Buffer): Promise<PutResult> {
     hexOf(digest);
-    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const actual = sha256Digest(data);
     if (actual !== digest) throw new DigestMismatchError(digest, actual);
     if (await this.stat(digest)) {
       const h = await this.hash(digest);
@@ -107,7 +108,7 @@ export class FsBlobStore implements BlobStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(digest);
       throw e;
     }
-    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const actual = sha256Digest(data);
     if (actual !== digest) throw new DigestMismatchError(digest, actual);
     return data;
   }
@@ -120,27 +121,18 @@ export class FsBlobStore implements BlobStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
-    const h = createHash('sha256');
-    let size = 0;
     try {
       const expected = (await fh.stat()).size;
       // Most evidence is small: one exact read. A 1 MiB-buffered stream per 4 KiB blob costs ~15x the hashing.
       const buf = expected <= SMALL_BLOB ? Buffer.allocUnsafe(expected + 1) : null;
       const { bytesRead } = buf ? await fh.read(buf, 0, expected + 1, 0) : { bytesRead: -1 };
-      if (buf && bytesRead === expected) {
-        h.update(buf.subarray(0, bytesRead));
-        size = bytesRead;
-      } else {
-        // Large, or changed since the stat: stream it from the start in large reads.
-        for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false, start: 0 })) {
-          h.update(chunk as Buffer);
-          size += (chunk as Buffer).length;
-        }
-      }
+      if (buf && bytesRead === expected) return { actual: sha256Digest(buf.subarray(0, bytesRead)), size: bytesRead };
+      // Large, or changed since the stat: stream it from the start in large reads.
+      const { digest, size } = await sha256Stream(fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false, start: 0 }));
+      return { actual: digest, size };
     } finally {
       await fh.close();
     }
-    return { actual: `sha256:${h.digest('hex')}`, size };
   }
 
   async stat(digest: string): Promise<BlobStat | null> {

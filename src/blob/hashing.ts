@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DigestMismatchError } from './types';
+import { BlobError, DigestMismatchError } from './errors';
 
 export function hexOf(digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-  if (!m) throw new Error(`malformed digest ${JSON.stringify(digest)}: expected sha256:<64 hex>`);
+  if (!m) throw new BlobError('MALFORMED_DIGEST', `malformed digest ${JSON.stringify(digest)}: expected sha256:<64 hex>`, 'BAD_INPUT', { digest });
   return m[1]!;
 }
 

@@ -1,4 +1,4 @@
-import type { StellaConfig } from '../config';
+/** Content-addressed blob storage: filesystem and S3 stores behind one interface. */
 import { FsBlobStore } from './fs';
 import { S3BlobStore } from './s3';
 import type { BlobStore } from './types';
@@ -12,8 +12,21 @@ export interface BlobStores {
   replica?: BlobStore;
 }
 
-export function createBlobStores(cfg: StellaConfig): BlobStores {
-  const b = cfg.blob;
+/** Where the stores live: a directory (and optional replica directory) or an S3 bucket (and optional replica bucket). */
+export type BlobStoresOptions =
+  | { kind: 'fs'; path: string; replicaPath?: string }
+  | {
+      kind: 's3';
+      bucket: string;
+      endpoint?: string;
+      region: string;
+      accessKeyId?: string;
+      secretAccessKey?: string;
+      forcePathStyle: boolean;
+      replicaBucket?: string;
+    };
+
+export function createBlobStores(b: BlobStoresOptions): BlobStores {
   if (b.kind === 'fs') {
     return { primary: new FsBlobStore(b.path), replica: b.replicaPath ? new FsBlobStore(b.replicaPath) : undefined };
   }

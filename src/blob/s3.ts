@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { sha256Digest, sha256File, sha256Stream } from '../lib/hash';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
   S3Client,
@@ -97,8 +98,8 @@ export class S3BlobStore implements BlobStore {
 
   async put(digest: string, data: Buffer): Promise<PutResult> {
     const hex = hexOf(digest);
-    const actual = createHash('sha256').update(data).digest('hex');
-    if (actual !== hex) throw new DigestMismatchError(digest, `sha256:${actual}`);
+    const actual = sha256Digest(data);
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
     const existed = (await this.stat(digest)) !== null;
     if (existed && (await this.existingIsGood(digest))) return { digest, size: data.length, created: false };
     await this.client.send(
@@ -116,11 +117,8 @@ export class S3BlobStore implements BlobStore {
   async putFile(digest: string, path: string): Promise<PutResult> {
     const hex = hexOf(digest);
     // First pass: hash locally so a wrong digest never reaches the bucket.
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-    const actual = h.digest('hex');
-    if (actual !== hex) throw new DigestMismatchError(digest, `sha256:${actual}`);
-    const { size } = await fsp.stat(path);
+    const { digest: actual, size } = await sha256File(path);
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
     const existed = (await this.stat(digest)) !== null;
     if (existed && (await this.existingIsGood(digest))) return { digest, size, created: false };
     await this.client.send(
@@ -154,7 +152,7 @@ export class S3BlobStore implements BlobStore {
     const chunks: Buffer[] = [];
     for await (const c of await this.rawStream(digest)) chunks.push(c as Buffer);
     const data = Buffer.concat(chunks);
-    const actual = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    const actual = sha256Digest(data);
     if (actual !== digest) throw new DigestMismatchError(digest, actual);
     return data;
   }
@@ -167,13 +165,8 @@ export class S3BlobStore implements BlobStore {
       if (e instanceof BlobNotFoundError) return null;
       throw e;
     }
-    const h = createHash('sha256');
-    let size = 0;
-    for await (const c of body) {
-      h.update(c as Buffer);
-      size += (c as Buffer).length;
-    }
-    return { actual: `sha256:${h.digest('hex')}`, size };
+    const { digest: actual, size } = await sha256Stream(body);
+    return { actual, size };
   }
 
   async stat(digest: string): Promise<BlobStat | null> {

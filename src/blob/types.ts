@@ -1,22 +1,6 @@
 import type { Readable } from 'node:stream';
 
-/** Raised when stored bytes do not hash to the digest they are stored under. */
-export class DigestMismatchError extends Error {
-  readonly code = 'DIGEST_MISMATCH';
-  constructor(
-    public readonly expected: string,
-    public readonly actual: string,
-  ) {
-    super(`digest mismatch: expected ${expected}, content hashes to ${actual}`);
-  }
-}
-
-export class BlobNotFoundError extends Error {
-  readonly code = 'BLOB_NOT_FOUND';
-  constructor(public readonly digest: string) {
-    super(`blob not found: ${digest}`);
-  }
-}
+export { BlobError, BlobNotFoundError, DigestMismatchError, type BlobErrorCode } from './errors';
 
 export interface BlobStat {
   digest: string;

@@ -21,7 +21,7 @@ export async function createAppContext(cfg: StellaConfig, opts: { migrate?: bool
   if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set (stella dev up starts a local PostgreSQL and sets it for you)');
   const db = createPool(cfg.databaseUrl);
   if (opts.migrate !== false) await migrate(db);
-  const blobs = createBlobStores(cfg);
+  const blobs = createBlobStores(cfg.blob);
   const log = opts.log ?? createLogger(cfg.logLevel);
   const keys = await openKeyStore(cfg.keysDir);
   return { cfg, db, blobs, evidence: new EvidenceService(db, blobs), log, keys };
