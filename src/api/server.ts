@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { StellaError } from '../lib/errors';
+import { asStellaError, StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
 import { authenticate } from './auth';
 import { registerHealthRoutes } from './routes/health';
@@ -41,9 +41,10 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   });
 
   app.setErrorHandler((err, req, reply) => {
-    if (err instanceof StellaError) {
-      const status = err.code === 'FORBIDDEN' && (err.details as { unauthenticated?: boolean } | undefined)?.unauthenticated ? 401 : STATUS[err.code];
-      return reply.status(status).send({ error: { code: err.code, message: err.message, ...(err.details ?? {}) } });
+    const se = asStellaError(err); // StellaErrors, and library errors by their category
+    if (se) {
+      const status = se.code === 'FORBIDDEN' && (se.details as { unauthenticated?: boolean } | undefined)?.unauthenticated ? 401 : STATUS[se.code];
+      return reply.status(status).send({ error: { code: se.code, message: se.message, ...(se.details ?? {}) } });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       // 400 naming the parameter: "querystring.limit: Too small: expected number to be >=1".
