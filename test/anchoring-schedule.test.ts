@@ -9,7 +9,7 @@ import { harness, type Harness } from './support/context';
 import { sha256Digest } from '../src/lib/hash';
 import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
-import { ANCHOR_SCHEDULE_ID } from '../src/core/anchoring/register';
+import { ANCHOR_SCHEDULE_ID } from '../src/core/anchoring/schedules';
 import { exportAnchorById, inclusionProofFor } from '../src/core/anchoring';
 
 let h: Harness;

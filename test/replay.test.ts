@@ -21,7 +21,6 @@ import { KeyStore } from '../src/crypto/keys';
 import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { createMetrics } from '../src/app/metrics';
-import '../src/core/replay/schedule';
 import { createAnchor } from '../src/core/anchoring';
 
 const BIN = join(__dirname, '..', 'bin', 'stella.mjs');

@@ -1,5 +1,6 @@
 import type { Feature } from '../feature';
-import { anchoringMetrics, anchoringSchedules } from '../../core/anchoring/register';
+import { anchoringMetrics } from '../../core/anchoring/metrics';
+import { anchoringSchedules } from '../../core/anchoring/schedules';
 
 /** Merkle anchoring of the evidence log (SP-003). */
 export const anchoringFeature: Feature = {

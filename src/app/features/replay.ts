@@ -1,5 +1,6 @@
 import type { Feature } from '../feature';
-import { replayMetrics, replaySchedules } from '../../core/replay/schedule';
+import { replayMetrics } from '../../core/replay/metrics';
+import { replaySchedules } from '../../core/replay/schedules';
 
 /** Signed replay manifests, bundles and their nightly verification. */
 export const replayFeature: Feature = {

@@ -4,6 +4,7 @@ import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { badInput, integrity } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
+import { logSize as logSizeOf } from '../evidence/queries/anchoring';
 import { STORE_MIN_LEVEL, leafRowProblem, storeNodes, streamLog } from './source';
 import { chainIdFor, toAnchorView, writeAnchorBackup, type AnchorView, type ArchivedVerify } from './store';
 
@@ -125,7 +126,7 @@ export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {
     const chainId = chain?.id ?? (await insertChain(tx, { reason: 'genesis', prevChainId: null, prevChainHeadHash: null }));
     const lastR = await tx.query('SELECT * FROM anchors WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1', [chainId]);
     const last = lastR.rowCount ? toAnchorView(lastR.rows[0]) : null;
-    const logSize = Number((await tx.query('SELECT size FROM log_state WHERE id')).rows[0].size);
+    const logSize = await logSizeOf(tx);
     if (frontier.size > logSize) throw integrity(`the Merkle frontier covers ${frontier.size} leaves but the log has only ${logSize}`);
     if (last && last.logSize === logSize && frontier.size === logSize && !input.force) {
       return {
@@ -209,7 +210,7 @@ export async function startNewChain(ctx: AppContext, input: NewChainInput): Prom
       ]);
       await tx.query(`UPDATE anchors SET status = 'archived' WHERE chain_id = $1`, [old.id]);
     }
-    const logSize = Number((await tx.query('SELECT size FROM log_state WHERE id')).rows[0].size);
+    const logSize = await logSizeOf(tx);
     const frontier = new MerkleFrontier();
     const nodes: CompletedSubtree[] = [];
     let read = 0;

@@ -17,6 +17,7 @@ import { withTransaction } from '../../db/pool';
 import { audit } from '../audit';
 import { badInput, conflict, integrity, notFound } from '../../lib/errors';
 import { validateDigest } from '../evidence';
+import { logEntryOf, logSize as logSizeOf } from '../evidence/queries/anchoring';
 import { PROOF_OPTS, PgSubtreeSource } from './source';
 import { anchorById, backupDir, latestAnchor, signingJwk, toAnchorView, type AnchorView } from './store';
 import { anchorTrust } from './trust';
@@ -39,10 +40,9 @@ export async function exportAnchorById(ctx: AppContext, id: string | 'latest'): 
  */
 export async function inclusionProofFor(ctx: AppContext, tenant: string, evidenceId: string, anchorId?: string): Promise<InclusionProofFile> {
   validateDigest(evidenceId, 'evidence id');
-  const lr = await ctx.db.query('SELECT seq, leaf, leaf_hash FROM evidence_log WHERE tenant_id = $1 AND item_id = $2', [tenant, evidenceId]);
-  if (!lr.rowCount) throw notFound(`evidence ${evidenceId} is not in the log of tenant ${tenant}`);
-  const seq = Number(lr.rows[0].seq);
-  const leaf = lr.rows[0].leaf as Buffer;
+  const entry = await logEntryOf(ctx.db, tenant, evidenceId);
+  if (!entry) throw notFound(`evidence ${evidenceId} is not in the log of tenant ${tenant}`);
+  const { seq, leaf } = entry;
   let a: AnchorView;
   if (anchorId) {
     a = await anchorById(ctx, anchorId, { jws: true });
@@ -119,7 +119,7 @@ export async function recoverAnchor(
   const wp = trust.windowProblem(v.payload.kid, new Date(v.payload.createdAt));
   if (wp) throw integrity(`backup of ${fullId.slice(0, 12)}: ${wp}`);
   const p = v.payload;
-  const logSize = Number((await ctx.db.query('SELECT size FROM log_state WHERE id')).rows[0].size);
+  const logSize = await logSizeOf(ctx.db);
   if (p.logSize > logSize) throw integrity(`backup anchor covers ${p.logSize} leaves but the log has ${logSize}; restore the log first`);
   const root = await rootFromSource(new PgSubtreeSource(ctx.db, { storedNodes: false }), p.logSize, PROOF_OPTS);
   if (!hashEquals(root, hashFromHex(p.rootHash))) {

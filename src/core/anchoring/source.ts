@@ -1,6 +1,9 @@
 import type { Db, DbClient } from '../../db/pool';
 import { HASH_SIZE, leafHash as leafHashOf, hashEquals, type SubtreeRef, type SubtreeSource } from '../../merkle';
 import { integrity } from '../../lib/errors';
+import { logLeafHashes, logRows, type LogRow } from '../evidence/queries/anchoring';
+
+export type { LogRow };
 
 /**
  * PostgreSQL-backed SubtreeSource: leaf hashes from evidence_log, perfect subtrees from
@@ -47,35 +50,27 @@ export class PgSubtreeSource implements SubtreeSource {
     if (end <= start) return [];
     this.stats.leafReads++;
     this.stats.leavesRead += end - start;
-    const r = await this.db.query('SELECT seq, leaf_hash FROM evidence_log WHERE seq >= $1 AND seq < $2 ORDER BY seq', [start, end]);
-    if (r.rowCount !== end - start) throw integrity(`evidence log holds ${r.rowCount} of the leaves [${start}, ${end}): the log has a gap`);
-    return r.rows.map((row, i) => {
-      if (Number(row.seq) !== start + i) throw integrity(`evidence log has a gap at seq ${start + i}`);
-      const h = row.leaf_hash as Buffer;
+    const rows = await logLeafHashes(this.db, start, end);
+    if (rows.length !== end - start) throw integrity(`evidence log holds ${rows.length} of the leaves [${start}, ${end}): the log has a gap`);
+    return rows.map((row, i) => {
+      if (row.seq !== start + i) throw integrity(`evidence log has a gap at seq ${start + i}`);
+      const h = row.leafHash;
       if (!Buffer.isBuffer(h) || h.length !== HASH_SIZE) throw integrity(`evidence log seq ${start + i} has a malformed leaf_hash`);
       return h;
     });
   }
 }
 
-export interface LogRow {
-  seq: number;
-  tenant: string;
-  itemId: string;
-  leaf: Buffer;
-  leafHash: Buffer;
-}
-
 /** Stream log rows [from, to) in seq order, in chunks; fails on a gap (the log must be dense). */
 export async function* streamLog(db: Db | DbClient, from: number, to: number, chunk = 5000): AsyncGenerator<LogRow[]> {
   for (let s = from; s < to; s += chunk) {
     const e = Math.min(to, s + chunk);
-    const r = await db.query('SELECT seq, tenant_id, item_id, leaf, leaf_hash FROM evidence_log WHERE seq >= $1 AND seq < $2 ORDER BY seq', [s, e]);
-    if (r.rowCount !== e - s) throw integrity(`evidence log holds ${r.rowCount} of the leaves [${s}, ${e}): the log has a gap`);
-    yield r.rows.map((row, i) => {
-      if (Number(row.seq) !== s + i) throw integrity(`evidence log has a gap at seq ${s + i}`);
-      return { seq: s + i, tenant: row.tenant_id, itemId: row.item_id, leaf: row.leaf as Buffer, leafHash: row.leaf_hash as Buffer };
+    const rows = await logRows(db, s, e);
+    if (rows.length !== e - s) throw integrity(`evidence log holds ${rows.length} of the leaves [${s}, ${e}): the log has a gap`);
+    rows.forEach((row, i) => {
+      if (row.seq !== s + i) throw integrity(`evidence log has a gap at seq ${s + i}`);
     });
+    yield rows;
   }
 }
 

@@ -1,17 +1,5 @@
-import { SCHEDULE_IDS } from '../../temporal/names';
-import type { ScheduleSource } from '../../temporal/schedules';
+/** The replay feature's gauges. */
 import { dbGauge, type MetricsEnv } from '../metrics';
-
-// Nightly replay verification of the latest N manifests per tenant (runbook §2.2).
-export const replaySchedules: ScheduleSource = (cfg) => [
-  {
-    id: SCHEDULE_IDS.replayNightly,
-    description: 'Nightly verification of the latest replay manifests per tenant',
-    workflowType: 'replayVerifyNightly',
-    args: [{ latestN: cfg.schedules.replayLatestN, concurrency: 4 }],
-    cron: ['30 3 * * *'],
-  },
-];
 
 // Replay metrics, read from the verification record so every API replica agrees.
 export function replayMetrics({ registry, db }: MetricsEnv): void {
