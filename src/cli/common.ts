@@ -38,7 +38,7 @@ export function requireDigest(value: string, what: string): string {
 }
 
 /** Wraps an action so errors become one line on stderr and a meaningful exit code. */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | number>) {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<unknown>) {
   return async (...args: A) => {
     const code = await fn(...args);
     if (typeof code === 'number' && code !== 0) process.exitCode = code;
