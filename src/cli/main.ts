@@ -1,15 +1,19 @@
-import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './exit';
 import { ConfigError } from '../config';
 import { registerAll } from './commands';
 
+// The version is package.json's, so `stella --version` always matches what was installed.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('stella')
   .description('Evidence locker and release orchestrator for container supply-chain evidence')
-  .version('0.1.0')
+  .version(version)
   .option('--api-url <url>', 'stella API URL (env STELLA_API_URL; default from `stella dev up`)')
   .option('--token <jwt>', 'API bearer token (env STELLA_TOKEN; default from `stella dev up`)')
   .option('--tenant <id>', 'act for this tenant (admin tokens only, env STELLA_TENANT)')
-  .option('--format <format>', 'output format: table or json', 'table')
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
   .option('-q, --quiet', 'no progress output')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();

@@ -40,4 +40,4 @@ export function shortDigest(d: string | null | undefined): string {
   return d.startsWith('sha256:') ? `sha256:${d.slice(7, 19)}` : d;
 }
 
-export { humanBytesShort as humanBytes } from '../core/locker/format';
+export { humanBytes } from '../lib/format';
