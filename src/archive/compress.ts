@@ -136,7 +136,13 @@ export function gunzipStream(): Transform {
 
 function wrapZlibError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' && code.startsWith('Z_') ? new ArchiveFormatError(`corrupt gzip stream (${(err as Error).message})`) : err;
+  if (typeof code !== 'string' || !code.startsWith('Z_')) return err;
+  const truncated = code === 'Z_BUF_ERROR';
+  return new ArchiveFormatError(
+    `${truncated ? 'truncated' : 'corrupt'} gzip stream (${(err as Error).message})`,
+    undefined,
+    truncated ? 'truncated' : 'malformed',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -216,7 +222,7 @@ function zstdFrames(data: Uint8Array): ZstdFrame[] {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const len = data.byteLength;
   const frames: ZstdFrame[] = [];
-  const truncated = () => new ArchiveFormatError('truncated zstd stream');
+  const truncated = () => new ArchiveFormatError('truncated zstd stream', undefined, 'truncated');
   let pos = 0;
   if (len === 0) throw truncated();
   while (pos < len) {

@@ -95,7 +95,7 @@ export function buildManifest(opts: ManifestOptions, entries: readonly ManifestE
     ...(opts.meta === undefined ? {} : { meta: opts.meta }),
   };
   const parsed = manifestSchema.safeParse(candidate);
-  if (!parsed.success) throw new ArchiveError(`invalid manifest: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new ArchiveError('invalid-manifest', `invalid manifest: ${z.prettifyError(parsed.error)}`);
   // Round-trip through canonical JSON so `meta` holds exactly what will be serialised.
   return JSON.parse(canonicalJson(parsed.data)) as ArchiveManifest;
 }
@@ -164,13 +164,13 @@ class ManifestWriter implements ManifestTarStream {
   }
 
   async addFile(path: string, size: number, source: TarFileSource, fileOpts: ManifestFileOptions = {}): Promise<ManifestEntry> {
-    if (path === MANIFEST_PATH) throw new ArchiveError(`${MANIFEST_PATH} is reserved for the archive manifest`, path);
-    if (fileOpts.sha256 !== undefined && !isDigest(fileOpts.sha256)) throw new ArchiveError(`expected sha256 is not a sha256:<hex> digest`, path);
+    if (path === MANIFEST_PATH) throw new ArchiveError('invalid-manifest', `${MANIFEST_PATH} is reserved for the archive manifest`, path);
+    if (fileOpts.sha256 !== undefined && !isDigest(fileOpts.sha256)) throw new ArchiveError('misuse', `expected sha256 is not a sha256:<hex> digest`, path);
     const hash = createHash('sha256');
     await this.tar.addFile(path, size, hashing(source, hash));
     const sha256 = `sha256:${hash.digest('hex')}`;
     if (fileOpts.sha256 !== undefined && fileOpts.sha256 !== sha256) {
-      const err = new ArchiveError(`content hashes to ${sha256}, expected ${fileOpts.sha256}`, path);
+      const err = new ArchiveError('hash-mismatch', `content hashes to ${sha256}, expected ${fileOpts.sha256}`, path);
       this.tar.abort(err);
       throw err;
     }

@@ -288,8 +288,8 @@ class EntryBody implements AsyncIterable<Buffer> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    if (this.stale) throw new ArchiveError('entry body read after the reader moved to the next entry', this.path);
-    if (this.used) throw new ArchiveError('entry body can only be read once', this.path);
+    if (this.stale) throw new ArchiveError('misuse', 'entry body read after the reader moved to the next entry', this.path);
+    if (this.used) throw new ArchiveError('misuse', 'entry body can only be read once', this.path);
     this.used = true;
     return this.chunks();
   }
@@ -298,9 +298,9 @@ class EntryBody implements AsyncIterable<Buffer> {
     this.active = true;
     try {
       while (this.remaining > 0) {
-        if (this.stale) throw new ArchiveError('entry body read after the reader moved to the next entry', this.path);
+        if (this.stale) throw new ArchiveError('misuse', 'entry body read after the reader moved to the next entry', this.path);
         const chunk = await this.src.readSome(this.remaining);
-        if (!chunk) throw new ArchiveFormatError('archive truncated inside entry', this.path);
+        if (!chunk) throw new ArchiveFormatError('archive truncated inside entry', this.path, 'truncated');
         this.remaining -= chunk.length;
         yield chunk;
       }
@@ -349,20 +349,21 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
   const readBlock = async (): Promise<Buffer | null> => {
     const block = await src.read(BLOCK);
     if (block.length === 0) return null;
-    if (block.length < BLOCK) throw new ArchiveFormatError(`archive truncated in a header at offset ${position}`);
+    if (block.length < BLOCK) throw new ArchiveFormatError(`archive truncated in a header at offset ${position}`, undefined, 'truncated');
     return block;
   };
   const readMeta = async (h: RawHeader, what: string): Promise<Buffer> => {
     if (h.size > MAX_META_BYTES) throw new ArchiveSecurityError('entry-too-large', `${what} of ${h.size} bytes exceeds ${MAX_META_BYTES}`, printable(h.name));
     const body = await src.read(h.size);
-    if (body.length < h.size || !(await src.skip(pad(h.size)))) throw new ArchiveFormatError(`archive truncated in ${what} at offset ${position}`);
+    if (body.length < h.size || !(await src.skip(pad(h.size))))
+      throw new ArchiveFormatError(`archive truncated in ${what} at offset ${position}`, undefined, 'truncated');
     position += BLOCK + h.size + pad(h.size);
     return body;
   };
 
   for (;;) {
     const block = await readBlock();
-    if (!block) throw new ArchiveFormatError('archive ends without an end-of-archive marker (truncated?)');
+    if (!block) throw new ArchiveFormatError('archive ends without an end-of-archive marker (truncated?)', undefined, 'truncated');
     if (isZero(block)) {
       if (pax || longName) throw new ArchiveFormatError(`extended header at offset ${position} is not followed by an entry`);
       await checkTrailer(src, position + BLOCK);
@@ -468,9 +469,9 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
       data: body,
       buffer: () => body.buffer(size),
     };
-    if (body.active) throw new ArchiveError('the next entry was requested while the previous body was still being read', path);
+    if (body.active) throw new ArchiveError('misuse', 'the next entry was requested while the previous body was still being read', path);
     body.stale = true;
-    if (!(await src.skip(body.remaining + pad(size)))) throw new ArchiveFormatError('archive truncated inside entry', path);
+    if (!(await src.skip(body.remaining + pad(size)))) throw new ArchiveFormatError('archive truncated inside entry', path, 'truncated');
     position += BLOCK + size + pad(size);
   }
 }

@@ -45,7 +45,7 @@ function checkMtime(mtime: number | undefined): number {
 }
 
 function checkSize(path: string, size: number): void {
-  if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError(`invalid entry size ${size}`, path);
+  if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError('misuse', `invalid entry size ${size}`, path);
 }
 
 /** Validates a path for writing; returns it without a directory's trailing slash. */
@@ -210,7 +210,7 @@ class TarStreamWriter implements TarStream {
       read: () => this.wake(null),
     });
     this.readable.once('close', () => {
-      if (!this.finished) this.failure ??= new ArchiveError('tar stream was closed before finalize()');
+      if (!this.finished) this.failure ??= new ArchiveError('misuse', 'tar stream was closed before finalize()');
       this.wake(this.failure);
     });
   }
@@ -236,16 +236,17 @@ class TarStreamWriter implements TarStream {
 
   private begin(): void {
     if (this.failure) throw this.failure;
-    if (this.finished) throw new ArchiveError('tar stream already finalized');
-    if (this.busy) throw new ArchiveError('tar stream: previous entry has not finished (await each add call)');
+    if (this.finished) throw new ArchiveError('misuse', 'tar stream already finalized');
+    if (this.busy) throw new ArchiveError('misuse', 'tar stream: previous entry has not finished (await each add call)');
     this.busy = true;
   }
 
   private checkOrder(path: string, original: string): void {
-    if (this.trailing) throw new ArchiveError('tar stream: no ordered entries may follow a trailer', original);
+    if (this.trailing) throw new ArchiveError('misuse', 'tar stream: no ordered entries may follow a trailer', original);
     const key = Buffer.from(path, 'utf8');
     if (this.last && Buffer.compare(this.last, key) >= 0) {
       throw new ArchiveError(
+        'misuse',
         `tar stream entries must be added in strictly increasing path order (previous ${JSON.stringify(this.last.toString('utf8'))})`,
         original,
       );
@@ -299,17 +300,17 @@ class TarStreamWriter implements TarStream {
     try {
       if (typeof source === 'string' || source instanceof Uint8Array) {
         const buf = typeof source === 'string' ? Buffer.from(source, 'utf8') : source;
-        if (buf.byteLength !== size) throw new ArchiveError(`entry body is ${buf.byteLength} bytes, declared ${size}`, path);
+        if (buf.byteLength !== size) throw new ArchiveError('misuse', `entry body is ${buf.byteLength} bytes, declared ${size}`, path);
         written = size;
         await this.push(buf);
       } else {
         for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
           const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
           written += buf.byteLength;
-          if (written > size) throw new ArchiveError(`entry body exceeds its declared size of ${size} bytes`, path);
+          if (written > size) throw new ArchiveError('misuse', `entry body exceeds its declared size of ${size} bytes`, path);
           await this.push(buf);
         }
-        if (written !== size) throw new ArchiveError(`entry body ended after ${written} of ${size} declared bytes`, path);
+        if (written !== size) throw new ArchiveError('misuse', `entry body ended after ${written} of ${size} declared bytes`, path);
       }
       await this.push(padding(size));
     } catch (err) {
@@ -332,7 +333,7 @@ class TarStreamWriter implements TarStream {
   }
 
   abort(err?: Error): void {
-    this.failure ??= err ?? new ArchiveError('tar stream aborted');
+    this.failure ??= err ?? new ArchiveError('misuse', 'tar stream aborted');
     if (!this.readable.destroyed) this.readable.destroy(this.failure);
     this.wake(this.failure);
   }

@@ -1,25 +1,18 @@
 /**
- * Scanner errors. Each carries a stable `code` using the same vocabulary as the rest of
- * stella (BAD_INPUT, INTEGRITY, FORBIDDEN, TOO_LARGE, NOT_FOUND) so callers at the API/CLI
- * boundary can map them without knowing the scanner's internals.
+ * Scanner errors: one LibraryError with the scanner's own codes; `category` says which stella
+ * code (BAD_INPUT, INTEGRITY, FORBIDDEN, TOO_LARGE, NOT_FOUND) each means, so callers at the
+ * API/CLI boundary can map them without knowing the scanner's internals.
  */
-export type ScannerErrorCode = 'BAD_INPUT' | 'INTEGRITY' | 'FORBIDDEN' | 'TOO_LARGE' | 'NOT_FOUND';
+import { LibraryError, type StellaCode } from '../lib/errors';
 
-export class ScannerError extends Error {
-  constructor(
-    public readonly code: ScannerErrorCode,
-    message: string,
-    public readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+export type ScannerErrorCode = 'IMAGE_FORMAT' | 'DIGEST_MISMATCH' | 'TRUNCATED' | 'LAYER_UNSAFE' | 'LIMIT_EXCEEDED' | 'IMAGE_REF' | 'FEED';
+
+export class ScannerError extends LibraryError<ScannerErrorCode> {}
 
 /** The input is not a recognisable image (bad JSON, unknown layout, unsupported media type). */
 export class ImageFormatError extends ScannerError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super('BAD_INPUT', message, details);
+  constructor(message: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super('IMAGE_FORMAT', message, 'BAD_INPUT', details, options);
   }
 }
 
@@ -30,14 +23,14 @@ export class DigestMismatchError extends ScannerError {
     public readonly expected: string,
     public readonly actual: string,
   ) {
-    super('INTEGRITY', `${what}: digest mismatch (expected ${expected}, got ${actual})`, { what, expected, actual });
+    super('DIGEST_MISMATCH', `${what}: digest mismatch (expected ${expected}, got ${actual})`, 'INTEGRITY', { what, expected, actual });
   }
 }
 
 /** A tar (outer archive or layer) or gzip stream ends before its declared contents. */
 export class TruncatedArchiveError extends ScannerError {
-  constructor(what: string, detail?: string) {
-    super('INTEGRITY', `${what} is truncated${detail ? `: ${detail}` : ''}`, { what });
+  constructor(what: string, detail?: string, options?: ErrorOptions) {
+    super('TRUNCATED', `${what} is truncated${detail ? `: ${detail}` : ''}`, 'INTEGRITY', { what }, options);
   }
 }
 
@@ -48,14 +41,14 @@ export class LayerSecurityError extends ScannerError {
     public readonly reason: string,
     public readonly layer?: string,
   ) {
-    super('FORBIDDEN', `refusing layer entry ${JSON.stringify(entry)}${layer ? ` in ${layer}` : ''}: ${reason}`, { entry, reason, layer });
+    super('LAYER_UNSAFE', `refusing layer entry ${JSON.stringify(entry)}${layer ? ` in ${layer}` : ''}: ${reason}`, 'FORBIDDEN', { entry, reason, layer });
   }
 }
 
 /** A configured bound (bytes per file, total bytes, entry count, feed size) was exceeded. */
 export class ScanLimitError extends ScannerError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('TOO_LARGE', message, details);
+    super('LIMIT_EXCEEDED', message, 'TOO_LARGE', details);
   }
 }
 
@@ -64,15 +57,15 @@ export class ImageRefError extends ScannerError {
   constructor(
     message: string,
     public readonly available: string[],
-    code: 'NOT_FOUND' | 'BAD_INPUT' = 'NOT_FOUND',
+    category: Extract<StellaCode, 'NOT_FOUND' | 'BAD_INPUT'> = 'NOT_FOUND',
   ) {
-    super(code, message, { available });
+    super('IMAGE_REF', message, category, { available });
   }
 }
 
 /** An advisory feed could not be read or holds a malformed record. */
 export class FeedError extends ScannerError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('BAD_INPUT', message, details);
+    super('FEED', message, 'BAD_INPUT', details);
   }
 }

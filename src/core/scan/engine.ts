@@ -34,7 +34,7 @@ export interface ImageIdentity {
 export function toStellaError(e: unknown, what: string): unknown {
   if (e instanceof StellaError) return e;
   if (e instanceof ScannerError) {
-    const code = e.code === 'TOO_LARGE' ? 'TOO_LARGE' : e.code;
+    const code = e.category;
     return new StellaError(code, `${what}: ${e.message}`, e.details);
   }
   const c = (e as NodeJS.ErrnoException).code;

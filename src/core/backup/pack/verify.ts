@@ -89,7 +89,7 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
       reason: `${p.reason}${p.expected !== undefined ? ` (manifest ${p.expected}, found ${p.actual})` : ''}${p.detail ? `: ${p.detail}` : ''}`,
     });
   if (!mv.manifest) return out;
-  if (mv.manifest.kind !== PACK_KIND) throw new ArchiveError(`${input} is a ${mv.manifest.kind} archive, not an evidence pack`);
+  if (mv.manifest.kind !== PACK_KIND) throw new ArchiveError('wrong-kind', `${input} is a ${mv.manifest.kind} archive, not an evidence pack`);
 
   // 2. Extract (path traversal, links, oversize entries refused by the extractor) and check content.
   const dir = await fsp.mkdtemp(join(tmpdir(), 'stella-pack-'));
