@@ -44,3 +44,13 @@ export function scanWorkflowId(tenant: string, artifactDigest: string): string {
 export function scanWorkflowIdPrefix(tenant: string): string {
   return `scan-${tenant}-`;
 }
+
+/** Promotions: one running promotion per tenant, target environment and artifact. */
+export function promotionWorkflowId(tenant: string, toEnv: string, artifactDigest: string): string {
+  return `promotion-${tenant}-${toEnv}-${artifactDigest.replace(/^sha256:/, '')}`;
+}
+
+/** Prefix of every promotion workflow id of a tenant (the tenant check for ids before their first task). */
+export function promotionWorkflowIdPrefix(tenant: string): string {
+  return `promotion-${tenant}-`;
+}
