@@ -54,3 +54,13 @@ export function promotionWorkflowId(tenant: string, toEnv: string, artifactDiges
 export function promotionWorkflowIdPrefix(tenant: string): string {
   return `promotion-${tenant}-`;
 }
+
+/** On-demand anchoring run (`stella evidence anchor create`): `stella-merkle-anchor-manual-<stamp>`. */
+export function anchorManualWorkflowId(now: Date, random8: string): string {
+  return `stella-merkle-anchor-manual-${runStamp(now, random8)}`;
+}
+
+/** Operator-started nightly replay verification: `replay-nightly-manual-<epoch ms>`. */
+export function replayNightlyManualWorkflowId(now: Date): string {
+  return `replay-nightly-manual-${now.getTime()}`;
+}
