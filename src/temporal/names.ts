@@ -64,3 +64,18 @@ export function anchorManualWorkflowId(now: Date, random8: string): string {
 export function replayNightlyManualWorkflowId(now: Date): string {
   return `replay-nightly-manual-${now.getTime()}`;
 }
+
+/** A backup's workflow id is its backup id (`bk-<time>-<hex>`), which also names its directory. */
+export function backupWorkflowId(backupId: string): string {
+  return backupId;
+}
+
+/** A restore's id and workflow id: `restore-20261202T101500123Z-1a2b3c4d`. */
+export function restoreWorkflowId(now: Date, random8: string): string {
+  return `restore-${runStamp(now, random8)}`;
+}
+
+/** The `verify --mode full` child workflow a restore runs. */
+export function restoreVerifyWorkflowId(restoreId: string): string {
+  return `${restoreId}-verify-full`;
+}
