@@ -1,8 +1,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { asStellaError, StellaError } from '../lib/errors';
+import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
 import { authenticate } from './auth';
+import { classifyFailure, portOf } from './failures';
 import { registerHealthRoutes } from './routes/health';
 import { registerDoctorRoutes } from './routes/doctor';
 
@@ -40,6 +41,7 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
     deps.metrics.httpRequests.inc({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) });
   });
 
+  const ports = { postgres: portOf(deps.ctx.cfg.databaseUrl, 5432), temporal: portOf(deps.ctx.cfg.temporal.address, 7233) };
   app.setErrorHandler((err, req, reply) => {
     const se = asStellaError(err); // StellaErrors, and library errors by their category
     if (se) {
@@ -54,8 +56,11 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
     }
     const e = err as { statusCode?: number; message: string; code?: string };
     if (e.statusCode && e.statusCode < 500) return reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
-    deps.ctx.log.error({ err, url: req.url }, 'request failed');
-    return reply.status(500).send({ error: { code: 'INTERNAL', message: e.message } });
+    const f = classifyFailure(err, ports);
+    deps.ctx.log[f.status >= 500 ? 'error' : 'warn']({ err, url: req.url, reqId: req.id, status: f.status }, 'request failed');
+    if (f.retryAfter) reply.header('retry-after', String(f.retryAfter));
+    const message = f.code === 'INTERNAL' ? `${f.message} (request ${req.id})` : f.message;
+    return reply.status(f.status).send({ error: { code: f.code, message } });
   });
 
   await registerHealthRoutes(app, deps);
