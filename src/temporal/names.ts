@@ -79,3 +79,18 @@ export function restoreWorkflowId(now: Date, random8: string): string {
 export function restoreVerifyWorkflowId(restoreId: string): string {
   return `${restoreId}-verify-full`;
 }
+
+/** Retention run ids (also the workflow id of a purge / dry run / tier move started by an operator). */
+export function retentionRunId(kind: 'purge' | 'dryrun' | 'tier', now: Date, random8: string): string {
+  return `retention-${kind}-${runStamp(now, random8)}`;
+}
+
+/** Run id of an `archive --delete-archived` purge (runs in the API, no workflow). */
+export function archiveDeleteRunId(now: Date, random8: string): string {
+  return `archive-delete-${runStamp(now, random8)}`;
+}
+
+/** Child workflow ids of the daily retention schedule: one tier move and one purge per tenant. */
+export function retentionDailyChildId(parentId: string, tenant: string, step: 'tier' | 'purge'): string {
+  return `${parentId}-${tenant}-${step}`;
+}
