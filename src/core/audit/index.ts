@@ -1,4 +1,5 @@
-import type { Db, DbClient } from '../db/pool';
+/** The audit log and the timeline: append-only records of who changed what. */
+import type { Db, DbClient } from '../../db/pool';
 
 export interface AuditEntry {
   tenant: string;

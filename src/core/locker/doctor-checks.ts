@@ -1,7 +1,7 @@
 import { loadMigrations } from '../../db/migrate';
 import type { DoctorCheck, DoctorOutcome } from '../doctor';
 import { probeStore, capacity, tierStore } from './storage';
-import { humanBytesShort } from './format';
+import { humanBytes } from '../../lib/format';
 
 // Evidence Locker checks for `stella doctor --category evidence` / `--check check.storage.evidencelocker`.
 
@@ -92,7 +92,7 @@ export const lockerDoctorChecks: DoctorCheck[] = [
       const c = await capacity(ctx.blobs.primary);
       if (!c) return { status: 'PASS', message: `${ctx.blobs.primary.kind} store: capacity is managed by the provider` };
       const free = c.availableBytes / c.totalBytes;
-      const msg = `${humanBytesShort(c.availableBytes)} free of ${humanBytesShort(c.totalBytes)} (${(free * 100).toFixed(1)}%)`;
+      const msg = `${humanBytes(c.availableBytes)} free of ${humanBytes(c.totalBytes)} (${(free * 100).toFixed(1)}%)`;
       const remedy = 'stella evidence storage analyze --sort size --limit 20; stella evidence cleanup --apply-retention --dry-run; or expand the volume';
       if (free < 0.05) return { status: 'FAIL', message: msg, remedy, details: c };
       if (free < 0.15) return { status: 'WARN', message: msg, remedy, details: c };
@@ -109,7 +109,7 @@ export const lockerDoctorChecks: DoctorCheck[] = [
       if (stale.removed)
         return {
           status: 'WARN',
-          message: `${stale.removed} temp file(s) older than 1 h (${humanBytesShort(stale.bytes)}): interrupted writes`,
+          message: `${stale.removed} temp file(s) older than 1 h (${humanBytes(stale.bytes)}): interrupted writes`,
           remedy: 'stella evidence cleanup --temp-only',
           details: stale,
         };

@@ -159,7 +159,7 @@ export async function evidenceChain(ctx: AppContext, tenant: string, artifact: s
   for (const r of CHAIN_REQUIREMENTS) {
     const items = all.filter(r.match);
     matched.set(r.key, items);
-    items.forEach((i) => used.add(i.id));
+    for (const i of items) used.add(i.id);
   }
   const nodes: ChainNode[] = CHAIN_REQUIREMENTS.map((r) => {
     const items = matched.get(r.key)!;

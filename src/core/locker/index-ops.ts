@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { AppContext } from '../context';
 import type { Db } from '../../db/pool';
 import { DigestMismatchError, FsBlobStore, S3BlobStore, type BlobStore } from '../../blob';
-import { validateDigest } from '../evidence';
+import { transitionItems, validateDigest } from '../evidence';
 import { audit } from '../audit';
 import { notFound } from '../../lib/errors';
-import { mapLimit } from './batch-ingest';
+import { mapLimit } from '../../lib/concurrency';
 import { tierStore } from './storage';
 
 /**
@@ -281,10 +281,11 @@ export async function rebuildScan(
         labels: { [QUARANTINE_LABEL]: 'index-rebuild', 'stella.rebuild-op': input.opId },
         producer: { type: 'index-rebuild', op: input.opId, actor: input.actor },
       });
-      await ctx.db.query(
-        `UPDATE evidence_items SET state='quarantined', state_reason=$3, state_changed_at=now() WHERE tenant_id=$1 AND id=$2 AND state='present'`,
-        [input.tenant, d, 'index rebuild: blob was in the store without an index row; subject unknown'],
-      );
+      await transitionItems(ctx.db, input.tenant, [d], {
+        from: ['present'],
+        to: 'quarantined',
+        reason: 'index rebuild: blob was in the store without an index row; subject unknown',
+      });
       // Audit once: a retried page finds the row already created.
       if (res.created) {
         await audit(ctx.db, {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { AppContext } from '../context';
 import { BlobNotFoundError, type BlobStore } from '../../blob';
-import { validateDigest, EVIDENCE_KINDS, type IngestInput } from '../evidence';
+import { validateDigest, EVIDENCE_KINDS, type IngestInput, transitionItems } from '../evidence';
 import { audit } from '../audit';
 import { badInput, integrity, StellaError } from '../../lib/errors';
 import { sha256Digest } from '../../lib/hash';
@@ -86,7 +86,7 @@ export async function recover(ctx: AppContext, tenant: string, id: string, sourc
   const after = await primary.hash(id);
   if (after?.actual !== id)
     throw integrity(`wrote the replica copy of ${id} but the primary still reads back ${after?.actual ?? 'nothing'}; check the primary store`);
-  await ctx.db.query(`UPDATE evidence_items SET state='present', state_reason=NULL, state_changed_at=now() WHERE tenant_id=$1 AND id=$2`, [tenant, id]);
+  await transitionItems(ctx.db, tenant, [id], { from: ['present', 'corrupted', 'quarantined', 'purged'], to: 'present', reason: null });
   await audit(ctx.db, {
     tenant,
     actor,
