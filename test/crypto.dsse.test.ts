@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StellaError } from '../src/lib/errors';
+import { CryptoError } from '../src/crypto/errors';
 import { pae, signEnvelope, verifyEnvelope, type Envelope, type KeyInfo, type TrustResolver } from '../src/crypto/dsse';
 import { KeyStore, type KeySigner } from '../src/crypto/keys';
 
@@ -186,7 +186,7 @@ describe('DSSE envelope handling', () => {
   it('throws BAD_INPUT on structurally malformed envelopes', () => {
     const t = trustOnly(signers.EdDSA);
     for (const bad of [null, 'not json', '{}', { payloadType: 'x', payload: '%%%', signatures: [] }, { payloadType: 'x', payload: '', signatures: {} }]) {
-      expect(() => verifyEnvelope(bad, t)).toThrow(StellaError);
+      expect(() => verifyEnvelope(bad, t)).toThrow(CryptoError);
     }
   });
 

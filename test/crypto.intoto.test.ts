@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/lib/canonical';
 import { sha256Hex } from '../src/lib/hash';
-import { StellaError } from '../src/lib/errors';
+import { CryptoError } from '../src/crypto/errors';
 import { signEnvelope } from '../src/crypto/dsse';
 import {
   CYCLONEDX_BOM,
@@ -120,7 +120,7 @@ describe('in-toto statements', () => {
   });
 
   it('rejects malformed statements and predicates', () => {
-    const bad = (f: () => unknown) => expect(f).toThrow(StellaError);
+    const bad = (f: () => unknown) => expect(f).toThrow(CryptoError);
     bad(() => subject('app', 'sha256:XYZ'));
     bad(() => cyclonedxPredicate({ bomFormat: 'SPDX', specVersion: '2.3' } as never));
     bad(() => vulnsPredicate({ scanner: { uri: 'x' }, db: { lastUpdate: 'yesterday' }, result: [], scanStartedOn: new Date(), scanFinishedOn: new Date() }));
@@ -153,7 +153,7 @@ describe('in-toto statements', () => {
   it('refuses envelopes that are untrusted or carry another payloadType', async () => {
     const st = makeStatement([subject('app', IMAGE_DIGEST)], SLSA_PROVENANCE_V1, provenance());
     const env = await signStatement(st, [signer]);
-    expect(() => verifyStatement(env, () => undefined)).toThrow(expect.objectContaining({ code: 'INTEGRITY' }));
+    expect(() => verifyStatement(env, () => undefined)).toThrow(expect.objectContaining({ code: 'BAD_SIGNATURE', category: 'INTEGRITY' }));
     const other = await signEnvelope('application/json', new TextEncoder().encode(canonicalJson(st)), [signer]);
     expect(() => verifyStatement(other, rootPackResolver(pack))).toThrow(/payloadType/);
     expect(() => statementFromEnvelope(other)).toThrow(/payloadType/);

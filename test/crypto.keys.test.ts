@@ -5,7 +5,8 @@ import { calculateJwkThumbprint } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/lib/canonical';
 import { sha256Digest } from '../src/lib/hash';
-import { StellaError } from '../src/lib/errors';
+import { CryptoError } from '../src/crypto/errors';
+import type { StellaCode } from '../src/lib/errors';
 import { signEnvelope, verifyEnvelope } from '../src/crypto/dsse';
 import { KeyStore } from '../src/crypto/keys';
 import {
@@ -30,8 +31,8 @@ function clock(start: string) {
   return { now: () => new Date(t), set: (s: string) => (t = new Date(s)) };
 }
 
-async function expectCode(p: Promise<unknown>, code: StellaError['code']) {
-  await expect(p).rejects.toSatisfy((e: unknown) => e instanceof StellaError && e.code === code);
+async function expectCode(p: Promise<unknown>, category: StellaCode) {
+  await expect(p).rejects.toSatisfy((e: unknown) => e instanceof CryptoError && e.category === category);
 }
 
 beforeAll(async () => {

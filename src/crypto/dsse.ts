@@ -1,6 +1,6 @@
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import { badInput } from '../lib/errors';
+import { CryptoError } from './errors';
 
 /**
  * DSSE v1 envelopes (https://github.com/secure-systems-lab/dsse).
@@ -101,12 +101,12 @@ export function rawVerify(alg: SigAlg, key: KeyObject, data: Uint8Array, sig: Ui
 export function assertKeyMatchesAlg(alg: SigAlg, key: KeyObject): void {
   if (alg === 'ES256') {
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      throw badInput('ES256 requires a P-256 EC key', { keyType: key.asymmetricKeyType });
+      throw new CryptoError('KEY_ALG_MISMATCH', 'ES256 requires a P-256 EC key', { keyType: key.asymmetricKeyType });
     }
   } else if (alg === 'EdDSA') {
-    if (key.asymmetricKeyType !== 'ed25519') throw badInput('EdDSA requires an Ed25519 key', { keyType: key.asymmetricKeyType });
+    if (key.asymmetricKeyType !== 'ed25519') throw new CryptoError('KEY_ALG_MISMATCH', 'EdDSA requires an Ed25519 key', { keyType: key.asymmetricKeyType });
   } else {
-    throw badInput(`unsupported signature algorithm ${String(alg)}`);
+    throw new CryptoError('UNSUPPORTED_ALG', `unsupported signature algorithm ${String(alg)}`);
   }
 }
 
@@ -119,7 +119,7 @@ export function publicKeyFromJwk(jwk: JWK): KeyObject {
 }
 
 export async function signEnvelope(payloadType: string, payload: Uint8Array, signers: Signer[]): Promise<Envelope> {
-  if (signers.length === 0) throw badInput('signEnvelope needs at least one signer');
+  if (signers.length === 0) throw new CryptoError('INVALID_ARGUMENT', 'signEnvelope needs at least one signer');
   const message = pae(payloadType, payload);
   const signatures: EnvelopeSignature[] = [];
   for (const s of signers) {
@@ -133,23 +133,23 @@ export async function signEnvelope(payloadType: string, payload: Uint8Array, sig
 const B64_RE = /^(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}$/;
 
 function decodeB64(s: string, field: string): Uint8Array {
-  if (!B64_RE.test(s) || s.replace(/=+$/, '').length % 4 === 1) throw badInput(`envelope ${field} is not valid base64`);
+  if (!B64_RE.test(s) || s.replace(/=+$/, '').length % 4 === 1) throw new CryptoError('MALFORMED_ENVELOPE', `envelope ${field} is not valid base64`);
   return new Uint8Array(Buffer.from(s, s.includes('-') || s.includes('_') ? 'base64url' : 'base64'));
 }
 
 /** Structural validation of an untrusted envelope (from JSON or an object). Throws BAD_INPUT. */
 export function parseEnvelope(input: unknown): Envelope {
   const obj = typeof input === 'string' || input instanceof Uint8Array ? parseJson(input) : input;
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw badInput('envelope must be a JSON object');
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new CryptoError('MALFORMED_ENVELOPE', 'envelope must be a JSON object');
   const e = obj as Record<string, unknown>;
-  if (typeof e.payloadType !== 'string') throw badInput('envelope payloadType must be a string');
-  if (typeof e.payload !== 'string') throw badInput('envelope payload must be a base64 string');
-  if (!Array.isArray(e.signatures)) throw badInput('envelope signatures must be an array');
+  if (typeof e.payloadType !== 'string') throw new CryptoError('MALFORMED_ENVELOPE', 'envelope payloadType must be a string');
+  if (typeof e.payload !== 'string') throw new CryptoError('MALFORMED_ENVELOPE', 'envelope payload must be a base64 string');
+  if (!Array.isArray(e.signatures)) throw new CryptoError('MALFORMED_ENVELOPE', 'envelope signatures must be an array');
   const signatures = e.signatures.map((s, i) => {
-    if (typeof s !== 'object' || s === null) throw badInput(`envelope signature ${i} must be an object`);
+    if (typeof s !== 'object' || s === null) throw new CryptoError('MALFORMED_ENVELOPE', `envelope signature ${i} must be an object`);
     const { keyid, sig } = s as Record<string, unknown>;
-    if (typeof sig !== 'string') throw badInput(`envelope signature ${i} sig must be a string`);
-    if (keyid !== undefined && typeof keyid !== 'string') throw badInput(`envelope signature ${i} keyid must be a string`);
+    if (typeof sig !== 'string') throw new CryptoError('MALFORMED_ENVELOPE', `envelope signature ${i} sig must be a string`);
+    if (keyid !== undefined && typeof keyid !== 'string') throw new CryptoError('MALFORMED_ENVELOPE', `envelope signature ${i} keyid must be a string`);
     return { keyid: keyid ?? '', sig };
   });
   decodeB64(e.payload, 'payload');
@@ -165,7 +165,7 @@ function parseJson(input: string | Uint8Array): unknown {
   try {
     return JSON.parse(typeof input === 'string' ? input : Buffer.from(input).toString('utf8'));
   } catch {
-    throw badInput('envelope is not valid JSON');
+    throw new CryptoError('MALFORMED_ENVELOPE', 'envelope is not valid JSON');
   }
 }
 

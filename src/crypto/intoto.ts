@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
-import { badInput, integrity } from '../lib/errors';
+import { CryptoError } from './errors';
 import { signEnvelope, verifyEnvelope, parseEnvelope, envelopePayload, type Envelope, type Signer, type TrustResolver, type VerifyResult } from './dsse';
 
 /**
@@ -157,13 +157,14 @@ function predicateSchema(predicateType: string): z.ZodType | undefined {
 
 function check<T>(schema: z.ZodType, value: unknown, what: string): T {
   const r = schema.safeParse(value);
-  if (!r.success) throw badInput(`invalid ${what}`, { issues: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) });
+  if (!r.success)
+    throw new CryptoError('MALFORMED_STATEMENT', `invalid ${what}`, { issues: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) });
   return r.data as T;
 }
 
 function ts(v: Date | string, field: string): string {
   if (v instanceof Date) {
-    if (Number.isNaN(v.getTime())) throw badInput(`${field} is an invalid date`);
+    if (Number.isNaN(v.getTime())) throw new CryptoError('MALFORMED_STATEMENT', `${field} is an invalid date`);
     return v.toISOString();
   }
   return check<string>(timestamp, v, field);
@@ -175,7 +176,7 @@ function ts(v: Date | string, field: string): string {
 /** Subject from a `sha256:<hex>` digest (the locker's id form) or a bare 64-char hex. */
 export function subject(name: string, digest: string): Subject {
   const hex = digest.startsWith('sha256:') ? digest.slice(7) : digest;
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw badInput('subject digest must be sha256:<64 lowercase hex>', { digest });
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new CryptoError('MALFORMED_DIGEST', 'subject digest must be sha256:<64 lowercase hex>', { digest });
   return { name, digest: { sha256: hex } };
 }
 
@@ -281,7 +282,7 @@ export function parseStatement(payload: Uint8Array | string | unknown): Statemen
       text = typeof payload === 'string' ? payload : new TextDecoder('utf-8', { fatal: true }).decode(payload);
       value = JSON.parse(text);
     } catch {
-      throw badInput('in-toto statement is not valid UTF-8 JSON');
+      throw new CryptoError('MALFORMED_STATEMENT', 'in-toto statement is not valid UTF-8 JSON');
     }
   }
   return validateStatement(value);
@@ -293,7 +294,7 @@ export function parseStatement(payload: Uint8Array | string | unknown): Statemen
  */
 export function statementFromEnvelope(env: Envelope | unknown): Statement {
   const e = parseEnvelope(env);
-  if (e.payloadType !== INTOTO_PAYLOAD_TYPE) throw badInput(`payloadType is ${e.payloadType}, expected ${INTOTO_PAYLOAD_TYPE}`);
+  if (e.payloadType !== INTOTO_PAYLOAD_TYPE) throw new CryptoError('WRONG_PAYLOAD_TYPE', `payloadType is ${e.payloadType}, expected ${INTOTO_PAYLOAD_TYPE}`);
   return parseStatement(envelopePayload(e));
 }
 
@@ -310,14 +311,14 @@ export function verifyStatement(
 ): { statement: Statement; verification: VerifyResult } {
   const verification = verifyEnvelope(env, trust, at);
   if (!verification.ok) {
-    throw integrity('attestation has no valid trusted signature', { signatures: verification.signatures });
+    throw new CryptoError('BAD_SIGNATURE', 'attestation has no valid trusted signature', { signatures: verification.signatures });
   }
   if (verification.payloadType !== INTOTO_PAYLOAD_TYPE) {
-    throw badInput(`payloadType is ${verification.payloadType}, expected ${INTOTO_PAYLOAD_TYPE}`);
+    throw new CryptoError('WRONG_PAYLOAD_TYPE', `payloadType is ${verification.payloadType}, expected ${INTOTO_PAYLOAD_TYPE}`);
   }
   const statement = parseStatement(verification.payload);
   if (opts.predicateType !== undefined && statement.predicateType !== opts.predicateType) {
-    throw badInput(`predicateType is ${statement.predicateType}, expected ${opts.predicateType}`);
+    throw new CryptoError('WRONG_PREDICATE_TYPE', `predicateType is ${statement.predicateType}, expected ${opts.predicateType}`);
   }
   return { statement, verification };
 }

@@ -3,7 +3,7 @@ import { chmod, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
-import { conflict, integrity, notFound, badInput, StellaError } from '../lib/errors';
+import { CryptoError } from './errors';
 import { assertKeyMatchesAlg, rawSign, SIG_ALGS, type SigAlg, type Signer } from './dsse';
 import { writeFileAtomic } from './fsutil';
 
@@ -108,7 +108,7 @@ export class KeyStore {
   /** The key new signatures should use: the newest active key (optionally of one purpose). */
   async active(purpose?: string): Promise<KeyRecord> {
     const k = pickActive(await this.loadAll(), purpose);
-    if (!k) throw notFound(purpose ? `no active key for purpose ${purpose}` : 'no active signing key');
+    if (!k) throw new CryptoError('NO_ACTIVE_KEY', purpose ? `no active key for purpose ${purpose}` : 'no active signing key');
     return toRecord(k);
   }
 
@@ -144,13 +144,14 @@ export class KeyStore {
     let stored: StoredKey;
     if (kid === undefined) {
       const k = pickActive(await this.loadAll());
-      if (!k) throw notFound('no active signing key');
+      if (!k) throw new CryptoError('NO_ACTIVE_KEY', 'no active signing key');
       stored = k;
     } else {
-      if (!KID_RE.test(kid)) throw badInput('malformed kid', { kid });
+      if (!KID_RE.test(kid)) throw new CryptoError('MALFORMED_KID', 'malformed kid', { kid });
       stored = await this.load(kid);
     }
-    if (stored.status !== 'active') throw conflict(`key ${stored.kid} is ${stored.status}; sign with the active key`, { kid: stored.kid });
+    if (stored.status !== 'active')
+      throw new CryptoError('KEY_NOT_ACTIVE', `key ${stored.kid} is ${stored.status}; sign with the active key`, { kid: stored.kid });
     return makeSigner(stored);
   }
 
@@ -160,8 +161,8 @@ export class KeyStore {
   }
 
   private async generateUnlocked(alg: SigAlg, purpose: string, now: Date): Promise<KeyRecord> {
-    if (!SIG_ALGS.includes(alg)) throw badInput(`unsupported key algorithm ${String(alg)}`);
-    if (!purpose) throw badInput('key purpose must be non-empty');
+    if (!SIG_ALGS.includes(alg)) throw new CryptoError('UNSUPPORTED_ALG', `unsupported key algorithm ${String(alg)}`);
+    if (!purpose) throw new CryptoError('INVALID_ARGUMENT', 'key purpose must be non-empty');
     const { privateKey } = await generateKeyPair(alg, { extractable: true });
     const jwk = await exportJWK(privateKey);
     const kid = await calculateJwkThumbprint(jwk, 'sha256');
@@ -194,7 +195,7 @@ export class KeyStore {
     try {
       text = await readFile(this.path(kid), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`no key ${kid}`, { kid });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CryptoError('UNKNOWN_KEY', `no key ${kid}`, { kid });
       throw err;
     }
     return await parseStored(text, kid);
@@ -218,7 +219,7 @@ export class KeyStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         await breakStaleLock(lock);
-        if (Date.now() > deadline) throw new StellaError('UNAVAILABLE', `key store locked (${lock}); remove it if no process holds it`);
+        if (Date.now() > deadline) throw new CryptoError('KEYSTORE_LOCKED', `key store locked (${lock}); remove it if no process holds it`);
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -257,19 +258,20 @@ async function parseStored(text: string, expectKid: string): Promise<StoredKey> 
   try {
     raw = JSON.parse(text);
   } catch {
-    throw integrity(`key file ${expectKid}.json is not valid JSON`, { kid: expectKid });
+    throw new CryptoError('CORRUPT_KEY', `key file ${expectKid}.json is not valid JSON`, { kid: expectKid });
   }
   const r = StoredKeySchema.safeParse(raw);
-  if (!r.success) throw integrity(`key file ${expectKid}.json is malformed`, { kid: expectKid, issues: r.error.issues.map((i) => i.message) });
+  if (!r.success)
+    throw new CryptoError('CORRUPT_KEY', `key file ${expectKid}.json is malformed`, { kid: expectKid, issues: r.error.issues.map((i) => i.message) });
   const k = r.data;
-  if (k.kid !== expectKid) throw integrity(`key file ${expectKid}.json holds kid ${k.kid}`, { kid: expectKid });
+  if (k.kid !== expectKid) throw new CryptoError('CORRUPT_KEY', `key file ${expectKid}.json holds kid ${k.kid}`, { kid: expectKid });
   // The file must hold the key its name claims and the algorithm must fit the key type.
   const priv = makePrivateKey(k);
   const pubJwk = priv.export({ format: 'jwk' });
   if (pubJwk.x !== k.privateJwk.x || (pubJwk.y ?? undefined) !== (k.privateJwk.y ?? undefined)) {
-    throw integrity(`key file ${expectKid}.json public part does not match its private key`, { kid: expectKid });
+    throw new CryptoError('CORRUPT_KEY', `key file ${expectKid}.json public part does not match its private key`, { kid: expectKid });
   }
-  if (!(await kidMatchesJwk(k.kid, k.privateJwk as JWK))) throw integrity(`key ${k.kid} is not the thumbprint of its key`, { kid: k.kid });
+  if (!(await kidMatchesJwk(k.kid, k.privateJwk as JWK))) throw new CryptoError('CORRUPT_KEY', `key ${k.kid} is not the thumbprint of its key`, { kid: k.kid });
   return k;
 }
 
@@ -278,12 +280,12 @@ function makePrivateKey(k: StoredKey): KeyObject {
   try {
     key = createPrivateKey({ key: k.privateJwk as Record<string, string>, format: 'jwk' });
   } catch (err) {
-    throw integrity(`key ${k.kid} cannot be imported: ${(err as Error).message}`, { kid: k.kid });
+    throw new CryptoError('CORRUPT_KEY', `key ${k.kid} cannot be imported: ${(err as Error).message}`, { kid: k.kid });
   }
   try {
     assertKeyMatchesAlg(k.alg, key);
   } catch {
-    throw integrity(`key ${k.kid} does not match its alg ${k.alg}`, { kid: k.kid });
+    throw new CryptoError('CORRUPT_KEY', `key ${k.kid} does not match its alg ${k.alg}`, { kid: k.kid });
   }
   return key;
 }

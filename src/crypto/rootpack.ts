@@ -2,7 +2,7 @@ import type { JWK } from 'jose';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
 import { isDigest, sha256Digest } from '../lib/hash';
-import { badInput, conflict, integrity } from '../lib/errors';
+import { CryptoError } from './errors';
 import { keyTrustAt, publicKeyFromJwk, assertKeyMatchesAlg, type KeyInfo, type KeyStatus, type SigAlg, type TrustResolver } from './dsse';
 import { kidMatchesJwk, toPublicJwk, type KeyStore } from './keys';
 import { readJsonFile, writeFileAtomic } from './fsutil';
@@ -97,28 +97,29 @@ export async function loadRootPack(json: string | Uint8Array | unknown): Promise
     try {
       raw = JSON.parse(typeof json === 'string' ? json : Buffer.from(json).toString('utf8'));
     } catch {
-      throw badInput('root pack is not valid JSON');
+      throw new CryptoError('MALFORMED_ROOTPACK', 'root pack is not valid JSON');
     }
   }
   const r = RootPackSchema.safeParse(raw);
   if (!r.success) {
-    throw badInput('root pack is malformed', { issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) });
+    throw new CryptoError('MALFORMED_ROOTPACK', 'root pack is malformed', { issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) });
   }
   const pack = r.data as RootPack;
   // Check the digest over exactly what was received, before any normalisation.
   const expected = rootPackDigest(pack);
-  if (expected !== pack.digest) throw integrity('root pack digest mismatch', { expected, actual: pack.digest });
+  if (expected !== pack.digest) throw new CryptoError('ROOTPACK_DIGEST_MISMATCH', 'root pack digest mismatch', { expected, actual: pack.digest });
 
   const seen = new Set<string>();
   for (const k of pack.keys) {
-    if (seen.has(k.kid)) throw badInput(`root pack lists key ${k.kid} twice`, { kid: k.kid });
+    if (seen.has(k.kid)) throw new CryptoError('MALFORMED_ROOTPACK', `root pack lists key ${k.kid} twice`, { kid: k.kid });
     seen.add(k.kid);
     // kid must be the thumbprint, so a pack cannot relabel someone else's key under a trusted kid.
-    if (!(await kidMatchesJwk(k.kid, k.publicJwk))) throw badInput(`root pack key ${k.kid} is not the thumbprint of its publicJwk`, { kid: k.kid });
+    if (!(await kidMatchesJwk(k.kid, k.publicJwk)))
+      throw new CryptoError('MALFORMED_ROOTPACK', `root pack key ${k.kid} is not the thumbprint of its publicJwk`, { kid: k.kid });
     try {
       assertKeyMatchesAlg(k.alg, publicKeyFromJwk(k.publicJwk));
     } catch {
-      throw badInput(`root pack key ${k.kid} does not match alg ${k.alg}`, { kid: k.kid });
+      throw new CryptoError('MALFORMED_ROOTPACK', `root pack key ${k.kid} does not match alg ${k.alg}`, { kid: k.kid });
     }
   }
   return pack;
@@ -162,7 +163,7 @@ export async function importRootPack(
       continue;
     }
     if (old.alg !== k.alg || canonicalJson(keyMaterial(old.publicJwk)) !== canonicalJson(keyMaterial(k.publicJwk))) {
-      throw conflict(`key ${k.kid} differs between root packs`, { kid: k.kid });
+      throw new CryptoError('KEY_CONFLICT', `key ${k.kid} differs between root packs`, { kid: k.kid });
     }
     const merged: RootPackKey = {
       ...old,
@@ -229,7 +230,7 @@ export async function readRootPackFile(path: string): Promise<RootPack> {
   try {
     raw = await readJsonFile(path);
   } catch (err) {
-    if (err instanceof SyntaxError) throw badInput(`root pack ${path} is not valid JSON`);
+    if (err instanceof SyntaxError) throw new CryptoError('MALFORMED_ROOTPACK', `root pack ${path} is not valid JSON`);
     throw err;
   }
   return loadRootPack(raw);

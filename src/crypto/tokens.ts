@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
-import { badInput } from '../lib/errors';
+import { CryptoError } from './errors';
 import { KeyStore, type KeySigner } from './keys';
 
 /**
@@ -32,13 +32,13 @@ export type TokenErrorKind =
   | 'invalid_claims'; // wrong iss/aud/typ or missing sub/tenant/scope
 
 /** Typed verification failure; the API maps every kind to 401 and logs `kind`. */
-export class TokenError extends Error {
-  override readonly name = 'TokenError';
+/** A bearer token that does not authenticate anyone; `kind` says why (the API puts it in the 401). */
+export class TokenError extends CryptoError {
   constructor(
     readonly kind: TokenErrorKind,
     message: string,
   ) {
-    super(message);
+    super('BAD_TOKEN', message, { reason: kind });
   }
 }
 
@@ -65,13 +65,13 @@ export interface VerifiedToken {
  * given); with a KeySigner, signs with that key.
  */
 export async function mintToken(keystoreOrKey: KeyStore | KeySigner, req: TokenRequest, opts: { now?: Date; purpose?: string } = {}): Promise<string> {
-  if (!req.sub) throw badInput('token sub must be non-empty');
-  if (!req.tenant) throw badInput('token tenant must be non-empty');
-  if (!Array.isArray(req.scopes) || req.scopes.length === 0) throw badInput('token needs at least one scope');
+  if (!req.sub) throw new CryptoError('INVALID_ARGUMENT', 'token sub must be non-empty');
+  if (!req.tenant) throw new CryptoError('INVALID_ARGUMENT', 'token tenant must be non-empty');
+  if (!Array.isArray(req.scopes) || req.scopes.length === 0) throw new CryptoError('INVALID_ARGUMENT', 'token needs at least one scope');
   const unknown = req.scopes.filter((s) => !isScope(s));
-  if (unknown.length) throw badInput(`unknown scopes: ${unknown.join(', ')}`, { unknown });
+  if (unknown.length) throw new CryptoError('INVALID_ARGUMENT', `unknown scopes: ${unknown.join(', ')}`, { unknown });
   if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds <= 0 || req.ttlSeconds > MAX_TTL_SECONDS) {
-    throw badInput(`ttlSeconds must be an integer in 1..${MAX_TTL_SECONDS}`);
+    throw new CryptoError('INVALID_ARGUMENT', `ttlSeconds must be an integer in 1..${MAX_TTL_SECONDS}`);
   }
   const signer =
     keystoreOrKey instanceof KeyStore

@@ -5,7 +5,7 @@ import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { canonicalJson } from '../../lib/canonical';
 import { sha256Digest } from '../../lib/hash';
-import { badInput, integrity, notFound, StellaError } from '../../lib/errors';
+import { asStellaError, badInput, integrity, notFound, StellaError } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 import type { EvidenceItem } from '../evidence';
 import { pae, parseEnvelope, rawSign, rawVerify, publicKeyFromJwk, verifyEnvelope, type Envelope } from '../../crypto/dsse';
@@ -246,7 +246,8 @@ export async function signAndStore(
       ...(a.scanId ? { scanId: a.scanId } : {}),
       error: (e as Error).message,
     });
-    if (e instanceof StellaError) throw new StellaError(e.code === 'NOT_FOUND' ? 'UNAVAILABLE' : e.code, `signing failed: ${e.message}`, e.details);
+    const s = asStellaError(e); // key-store errors (CryptoError) by their category
+    if (s) throw new StellaError(s.code === 'NOT_FOUND' ? 'UNAVAILABLE' : s.code, `signing failed: ${s.message}`, s.details);
     // I/O trouble with the key store: transient, left retryable by the workflow.
     throw new Error(`signing failed: ${(e as Error).message}`, { cause: e });
   }
