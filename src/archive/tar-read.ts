@@ -1,25 +1,37 @@
 /**
- * Safe tar reader and extractor for archives we did not necessarily write.
+ * The one tar reader: safe reading and extraction of archives we did not necessarily write
+ * (evidence packs, replay bundles, backups), and the raw entry stream and random-access index
+ * the image scanner models container layers and `docker save` archives with.
  *
- * Accepted: POSIX ustar/pax and GNU tar headers (incl. GNU long names), regular files and
- * directories (a leading `./` is stripped, as `tar -C dir .` writes it), optionally gzip- or
- * zstd-compressed (detected from magic bytes). Refused with ArchiveSecurityError naming the
- * entry: unsafe paths (see paths.ts), symlinks, hardlinks,
- * devices, fifos, sparse files, duplicate or conflicting paths, entries or totals over the
- * limits, and data after the end-of-archive marker (other tar implementations would read
- * entries there that we skipped, or vice versa). Damaged input (bad checksum, truncation,
- * corrupt compression) raises ArchiveFormatError.
+ * Hand-written rather than tar-stream because reading must be strict where tar-stream is
+ * lenient: exact checksum, pax and GNU long-name handling with repeated keys refused, no
+ * reading past the end-of-archive marker (tar-stream skips zero blocks and reads on, so two
+ * readers could disagree about the entries), limits checked before any body byte is read, and
+ * the same parser working over a stream or positioned reads of a file. The writer (tar-write.ts)
+ * is hand-written for byte-deterministic output; reader and writer share paths.ts.
+ *
+ * readTar (strict) accepts POSIX ustar/pax and GNU tar headers (incl. GNU long names), regular
+ * files and directories (a leading `./` is stripped, as `tar -C dir .` writes it), optionally
+ * gzip- or zstd-compressed (detected from magic bytes). Refused with ArchiveSecurityError naming
+ * the entry: unsafe paths (see paths.ts), symlinks, hardlinks, devices, fifos, sparse files,
+ * duplicate or conflicting paths, entries or totals over the limits, and data after the
+ * end-of-archive marker. Damaged input (bad checksum, truncation, corrupt compression) raises
+ * ArchiveFormatError ('truncated' or 'malformed').
+ *
+ * readTarEntries (raw) applies the same format rules but yields every entry kind with its
+ * recorded name and link target, for readers that vet paths themselves (container layers).
  *
  * Everything streams: headers are parsed as bytes arrive, each entry's size is checked against
  * the limits before any of its body is read, and bodies are handed out lazily.
  */
 import { constants as fsc, createReadStream } from 'node:fs';
-import { lstat, mkdir, open, realpath, rmdir, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, realpath, rmdir, unlink } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { decompressChunks, ZSTD_MAX_BYTES, type Compression } from './compress';
 import { ArchiveError, ArchiveFormatError, ArchiveSecurityError } from './errors';
 import { archivePathProblem, PathLedger } from './paths';
-import { decompressChunks, ZSTD_MAX_BYTES, type Compression } from './compress';
+import { BLOCK, cstr, decodeName, isZero, MAX_META_BYTES, pad, parseHeader, parsePax, printable, type RawHeader, unsupportedPaxKey } from './tar-header';
 
 export interface TarLimits {
   /** Largest single entry body, in bytes. */
@@ -42,6 +54,8 @@ export type TarInput = string | Uint8Array | Readable | AsyncIterable<Uint8Array
 export interface TarReadOptions extends Partial<TarLimits> {
   /** Called once the compression has been sniffed. */
   onCompression?: (compression: Compression) => void;
+  /** false: the input is a plain tar, never sniffed for compression (the caller decompressed it). */
+  decompress?: boolean;
 }
 
 export interface TarEntry {
@@ -62,14 +76,26 @@ export interface TarEntry {
   buffer(): Promise<Buffer>;
 }
 
-/** Largest pax / GNU long-name header body we accept; real ones are a few KiB. */
-const MAX_META_BYTES = 1024 * 1024;
+/** An entry as readTarEntries yields it: any kind, the name as recorded, not vetted. */
+export interface TarRawEntry {
+  /** Name as recorded (pax path, GNU long name or prefix/name), `./` and trailing `/` kept. */
+  readonly path: string;
+  readonly type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'other';
+  readonly size: number;
+  readonly mode: number;
+  readonly mtime: number;
+  /** Link target of a symlink or hardlink, as recorded. */
+  readonly linkname?: string;
+  /** Offset of the body in the (decompressed) tar. */
+  readonly offset: number;
+  /** Same rules as TarEntry.data. */
+  readonly data: AsyncIterable<Buffer>;
+  buffer(): Promise<Buffer>;
+}
+
 const MAX_GLOBAL_HEADERS = 16;
 /** Zero padding tolerated after the end marker (covers tar's largest common blocking factors). */
 const MAX_TRAILING_BYTES = 1024 * 1024;
-const BLOCK = 512;
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function resolveLimits(opts: Partial<TarLimits>): TarLimits {
   const limits = {
@@ -99,8 +125,64 @@ async function* sourceChunks(input: TarInput, stream: Readable | null): AsyncGen
   else yield* input as AsyncIterable<Uint8Array>;
 }
 
-/** Pull-based reader over a chunk iterator: exact reads for headers, bounded slices for bodies. */
-class ByteSource {
+/** Where the parser's bytes come from: exact reads for headers, bounded slices for bodies, skips. */
+interface ByteSource {
+  /** Up to `max` (>0) bytes, or null at end of input. */
+  readSome(max: number): Promise<Buffer | null>;
+  /** Exactly `n` bytes, or fewer only if input ends (caller decides whether that is an error). */
+  read(n: number): Promise<Buffer>;
+  /** Skips `n` bytes; false if input ended first. */
+  skip(n: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+async function readExactly(src: ByteSource, n: number): Promise<Buffer> {
+  const first = await src.readSome(n);
+  if (!first || first.length === n) return first ?? Buffer.alloc(0);
+  const parts = [first];
+  let got = first.length;
+  while (got < n) {
+    const more = await src.readSome(n - got);
+    if (!more) break;
+    parts.push(more);
+    got += more.length;
+  }
+  return Buffer.concat(parts, got);
+}
+
+/** Positioned reads of an uncompressed tar file: skipping a body is a seek, not a read. */
+class FileSource implements ByteSource {
+  private pos = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  async readSome(max: number): Promise<Buffer | null> {
+    const n = Math.min(max, this.size - this.pos, 1024 * 1024);
+    if (n <= 0) return null;
+    const buf = Buffer.allocUnsafe(n);
+    const { bytesRead } = await this.fh.read(buf, 0, n, this.pos);
+    if (bytesRead === 0) return null;
+    this.pos += bytesRead;
+    return buf.subarray(0, bytesRead);
+  }
+
+  read(n: number): Promise<Buffer> {
+    return readExactly(this, n);
+  }
+
+  async skip(n: number): Promise<boolean> {
+    const ok = this.pos + n <= this.size;
+    this.pos = Math.min(this.size, this.pos + n);
+    return ok;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Pull-based reader over a chunk iterator. */
+class ChunkSource implements ByteSource {
   private head: Buffer | null = null;
   private done = false;
   constructor(private readonly it: AsyncIterator<Buffer>) {}
@@ -130,19 +212,8 @@ class ByteSource {
     return h.subarray(0, max);
   }
 
-  /** Exactly `n` bytes, or fewer only if input ends (caller decides whether that is an error). */
-  async read(n: number): Promise<Buffer> {
-    const first = await this.readSome(n);
-    if (!first || first.length === n) return first ?? Buffer.alloc(0);
-    const parts = [first];
-    let got = first.length;
-    while (got < n) {
-      const more = await this.readSome(n - got);
-      if (!more) break;
-      parts.push(more);
-      got += more.length;
-    }
-    return Buffer.concat(parts, got);
+  read(n: number): Promise<Buffer> {
+    return readExactly(this, n);
   }
 
   /** Skips `n` bytes; false if input ended first. */
@@ -160,114 +231,6 @@ class ByteSource {
     this.head = null;
     await this.it.return?.();
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// header parsing
-
-interface RawHeader {
-  name: Buffer; // raw bytes; decoded only once we know which name applies
-  prefix: Buffer | null;
-  typeflag: string;
-  size: number;
-  mode: number;
-  mtime: number;
-}
-
-const cstr = (b: Buffer, off: number, len: number): Buffer => {
-  const f = b.subarray(off, off + len);
-  const nul = f.indexOf(0);
-  return nul === -1 ? f : f.subarray(0, nul);
-};
-
-/** ustar numeric field: octal digits padded with spaces/NULs, or GNU base-256 (positive only). */
-function parseNumeric(b: Buffer, off: number, len: number): number | null {
-  const f = b.subarray(off, off + len);
-  if (f[0]! & 0x80) {
-    if (f[0] !== 0x80) return null; // negative (0xff) or malformed
-    let v = 0;
-    for (let i = 1; i < len; i++) {
-      if (v > (Number.MAX_SAFE_INTEGER - 255) / 256) return Number.POSITIVE_INFINITY;
-      v = v * 256 + f[i]!;
-    }
-    return v;
-  }
-  let i = 0;
-  while (i < len && f[i] === 0x20) i++;
-  let v = 0;
-  while (i < len && f[i]! >= 0x30 && f[i]! <= 0x37) v = v * 8 + (f[i++]! - 0x30);
-  while (i < len && (f[i] === 0 || f[i] === 0x20)) i++;
-  return i === len ? v : null;
-}
-
-function parseHeader(b: Buffer, position: number): RawHeader {
-  const stored = parseNumeric(b, 148, 8);
-  let unsigned = 8 * 0x20;
-  let signed = 8 * 0x20;
-  for (let i = 0; i < BLOCK; i++) {
-    if (i >= 148 && i < 156) continue;
-    unsigned += b[i]!;
-    signed += (b[i]! << 24) >> 24; // some historic writers summed signed chars
-  }
-  if (stored === null || (stored !== unsigned && stored !== signed)) {
-    throw new ArchiveFormatError(`bad tar header checksum at offset ${position} (corrupt, truncated or not a tar)`);
-  }
-  const magic = b.toString('latin1', 257, 265);
-  const ustar = magic.startsWith('ustar\0');
-  if (!ustar && magic !== 'ustar  \0') throw new ArchiveFormatError(`unsupported tar header format at offset ${position} (pre-POSIX v7 tar?)`);
-  const size = parseNumeric(b, 124, 12);
-  if (size === null) throw new ArchiveFormatError(`invalid size field in tar header at offset ${position}`);
-  const prefix = ustar ? cstr(b, 345, 155) : null;
-  return {
-    name: cstr(b, 0, 100),
-    prefix: prefix && prefix.length > 0 ? prefix : null,
-    typeflag: b[156] === 0 ? '0' : String.fromCharCode(b[156]!),
-    size,
-    mode: (parseNumeric(b, 100, 8) ?? 0) & 0o7777,
-    mtime: finiteOr0(parseNumeric(b, 136, 12)),
-  };
-}
-
-const finiteOr0 = (n: number | null) => (n !== null && Number.isFinite(n) ? n : 0);
-
-const printable = (b: Buffer) => b.toString('latin1').replace(/[^\x20-\x7e]/g, '?');
-
-function decodeName(bytes: Buffer): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw new ArchiveSecurityError('unsafe-path', 'path is not valid UTF-8', printable(bytes));
-  }
-}
-
-/** Strict pax parser: "<len> <key>=<value>\n" records that exactly tile the body. */
-function parsePax(buf: Buffer, position: number): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const bad = () => new ArchiveFormatError(`malformed pax header at offset ${position}`);
-  let pos = 0;
-  while (pos < buf.length) {
-    const sp = buf.indexOf(0x20, pos);
-    if (sp === -1 || sp - pos > 10) throw bad();
-    const lenStr = buf.toString('latin1', pos, sp);
-    if (!/^[1-9][0-9]*$/.test(lenStr)) throw bad();
-    const end = pos + Number(lenStr);
-    if (end > buf.length || end <= sp + 1 || buf[end - 1] !== 0x0a) throw bad();
-    const rec = buf.subarray(sp + 1, end - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq <= 0) throw bad();
-    const key = rec.toString('latin1', 0, eq);
-    // Repeated keys let two readers pick different values; nothing legitimate repeats them.
-    if (out.has(key)) throw bad();
-    out.set(key, rec.subarray(eq + 1));
-    pos = end;
-  }
-  return out;
-}
-
-/** Keys that change which bytes belong to an entry or how they are laid out; we refuse rather than guess. */
-function unsupportedPaxKey(keys: Iterable<string>): string | undefined {
-  for (const k of keys) if (k.startsWith('GNU.sparse.') || k === 'hdrcharset') return k;
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,14 +285,35 @@ class EntryBody implements AsyncIterable<Buffer> {
  * closes the input; a Readable passed in is destroyed.
  */
 export async function* readTar(input: TarInput, opts: TarReadOptions = {}): AsyncGenerator<TarEntry, void, undefined> {
+  yield* withSource(input, opts, (src, limits) => parse(src, limits, false) as AsyncGenerator<TarEntry, void, undefined>);
+}
+
+/**
+ * Streams every entry of a tar archive (files, directories, symlinks, hardlinks, devices and
+ * fifos as 'other') with its recorded name and link target. The format rules still hold
+ * (checksums, strict pax, no data after the end marker, limits, sparse files refused); path
+ * safety, duplicates and link targets are the caller's to judge. Pre-POSIX headers are accepted.
+ */
+export async function* readTarEntries(input: TarInput, opts: TarReadOptions = {}): AsyncGenerator<TarRawEntry, void, undefined> {
+  yield* withSource(input, opts, (src, limits) => parse(src, limits, true));
+}
+
+async function* withSource<T>(
+  input: TarInput,
+  opts: TarReadOptions,
+  run: (src: ByteSource, limits: TarLimits) => AsyncGenerator<T, void, undefined>,
+): AsyncGenerator<T, void, undefined> {
   const limits = resolveLimits(opts);
   // zstd is decompressed in one go, so bound its output by what the limits could possibly need.
   // Per-entry overhead allowance: ustar + pax header blocks for a maximal path, plus padding.
   const maxZstdBytes = Math.min(ZSTD_MAX_BYTES, limits.maxTotalBytes + (limits.maxEntries + 4) * 16 * BLOCK + 2 * MAX_META_BYTES + MAX_TRAILING_BYTES);
   const stream = inputStream(input);
-  const src = new ByteSource(decompressChunks(sourceChunks(input, stream), { maxZstdBytes, onDetect: opts.onCompression }));
+  const chunks = sourceChunks(input, stream) as AsyncIterable<Buffer>;
+  const src = new ChunkSource(
+    opts.decompress === false ? chunks[Symbol.asyncIterator]() : decompressChunks(chunks, { maxZstdBytes, onDetect: opts.onCompression }),
+  );
   try {
-    yield* parse(src, limits);
+    yield* run(src, limits);
   } finally {
     // Destroy first: a read pending on a stalled stream would otherwise block close() forever.
     stream?.destroy();
@@ -337,7 +321,48 @@ export async function* readTar(input: TarInput, opts: TarReadOptions = {}): Asyn
   }
 }
 
-async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEntry, void, undefined> {
+/**
+ * Raw entries of an uncompressed tar file, read with positioned reads (bodies are skipped by
+ * seeking, so indexing a multi-GiB `docker save` archive reads only its headers).
+ */
+export async function* readTarFileEntries(path: string, opts: Partial<TarLimits> = {}): AsyncGenerator<TarRawEntry, void, undefined> {
+  const limits = resolveLimits(opts);
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    yield* parse(new FileSource(fh, size), limits, true);
+  } finally {
+    await fh.close();
+  }
+}
+
+type Kind = TarRawEntry['type'];
+
+/** The entry kind of a typeflag; strict mode refuses everything but files and directories. */
+function entryKind(typeflag: string, rawPath: string, raw: boolean): Kind {
+  switch (typeflag) {
+    case '0':
+    case '7': // contiguous file: a regular file to every modern reader
+      return raw && rawPath.endsWith('/') ? 'directory' : 'file'; // pre-POSIX directories are files named "x/"
+    case '5':
+      return 'directory';
+  }
+  if (raw) return typeflag === '1' ? 'hardlink' : typeflag === '2' ? 'symlink' : 'other';
+  switch (typeflag) {
+    case '1':
+      throw new ArchiveSecurityError('link-entry', 'hardlink entries are not allowed', rawPath);
+    case '2':
+      throw new ArchiveSecurityError('link-entry', 'symlink entries are not allowed', rawPath);
+    case '3':
+    case '4':
+    case '6':
+      throw new ArchiveSecurityError('special-entry', 'device and fifo entries are not allowed', rawPath);
+    default:
+      throw new ArchiveSecurityError('unsupported-entry', `tar entry type ${JSON.stringify(typeflag)} is not supported`, rawPath);
+  }
+}
+
+async function* parse(src: ByteSource, limits: TarLimits, raw: boolean): AsyncGenerator<TarRawEntry, void, undefined> {
   const ledger = new PathLedger();
   let position = 0; // offset of the current header in the (decompressed) tar, for messages
   let entries = 0;
@@ -345,6 +370,7 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
   let globals = 0;
   let pax: Map<string, Buffer> | null = null;
   let longName: Buffer | null = null;
+  let longLink: Buffer | null = null;
 
   const readBlock = async (): Promise<Buffer | null> => {
     const block = await src.read(BLOCK);
@@ -363,13 +389,13 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
 
   for (;;) {
     const block = await readBlock();
-    if (!block) throw new ArchiveFormatError('archive ends without an end-of-archive marker (truncated?)', undefined, 'truncated');
+    if (!block) throw new ArchiveFormatError('no end-of-archive marker (archive truncated?)', undefined, 'truncated');
     if (isZero(block)) {
-      if (pax || longName) throw new ArchiveFormatError(`extended header at offset ${position} is not followed by an entry`);
+      if (pax || longName || longLink) throw new ArchiveFormatError(`extended header at offset ${position} is not followed by an entry`);
       await checkTrailer(src, position + BLOCK);
       return;
     }
-    const h = parseHeader(block, position);
+    const h = parseHeader(block, position, raw);
 
     switch (h.typeflag) {
       case 'x': {
@@ -396,76 +422,69 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
         continue;
       }
       case 'K':
-        throw new ArchiveSecurityError('link-entry', 'GNU long link name (links are not allowed)', printable(h.name));
+        if (!raw) throw new ArchiveSecurityError('link-entry', 'GNU long link name (links are not allowed)', printable(h.name));
+        if (longLink) throw new ArchiveFormatError(`two GNU long-link headers in a row at offset ${position}`);
+        longLink = cstr(await readMeta(h, 'GNU long link name'), 0, MAX_META_BYTES);
+        continue;
     }
 
     // A real entry: work out its name and size, then vet it before touching its body.
     if (pax?.has('path') && longName) throw new ArchiveSecurityError('unsupported-entry', 'entry has both a pax path and a GNU long name', paxPath(pax));
     const rawPath = pax?.has('path')
-      ? decodeName(pax.get('path')!)
+      ? decodeName(pax.get('path')!, raw)
       : longName
-        ? decodeName(longName)
+        ? decodeName(longName, raw)
         : h.prefix
-          ? `${decodeName(h.prefix)}/${decodeName(h.name)}`
-          : decodeName(h.name);
+          ? `${decodeName(h.prefix, raw)}/${decodeName(h.name, raw)}`
+          : decodeName(h.name, raw);
     let size = h.size;
     if (pax?.has('size')) {
       const s = pax.get('size')!.toString('latin1');
       if (!/^[0-9]{1,16}$/.test(s)) throw new ArchiveFormatError('invalid pax size', rawPath);
       size = Number(s);
     }
+    const linkBytes = pax?.get('linkpath') ?? longLink ?? h.linkname;
     pax = null;
     longName = null;
+    longLink = null;
 
-    let type: 'file' | 'directory';
-    switch (h.typeflag) {
-      case '0':
-      case '7': // contiguous file: a regular file to every modern reader
-        type = 'file';
-        break;
-      case '5':
-        type = 'directory';
-        break;
-      case '1':
-        throw new ArchiveSecurityError('link-entry', 'hardlink entries are not allowed', rawPath);
-      case '2':
-        throw new ArchiveSecurityError('link-entry', 'symlink entries are not allowed', rawPath);
-      case '3':
-      case '4':
-      case '6':
-        throw new ArchiveSecurityError('special-entry', 'device and fifo entries are not allowed', rawPath);
-      default:
-        throw new ArchiveSecurityError('unsupported-entry', `tar entry type ${JSON.stringify(h.typeflag)} is not supported`, rawPath);
-    }
-
+    const type = entryKind(h.typeflag, rawPath, raw);
     // `tar -C dir .` writes `./`-prefixed names and a `./` root entry; both are harmless, so
     // accept them (the ledger still catches `./a` colliding with `a`). Any other `.` is refused.
     let path = rawPath;
-    while (path.startsWith('./')) path = path.slice(2);
-    if (type === 'directory' && path.endsWith('/')) path = path.slice(0, -1);
-    if (type === 'directory' && size !== 0) throw new ArchiveFormatError('directory entry has a body', rawPath);
-    if (++entries > limits.maxEntries) throw new ArchiveSecurityError('too-many-entries', `archive has more than ${limits.maxEntries} entries`, rawPath);
-    if (type === 'directory' && (path === '' || path === '.')) {
-      position += BLOCK;
-      continue; // the archive root itself
+    if (!raw) {
+      while (path.startsWith('./')) path = path.slice(2);
+      if (type === 'directory' && path.endsWith('/')) path = path.slice(0, -1);
+      if (type === 'directory' && size !== 0) throw new ArchiveFormatError('directory entry has a body', rawPath);
     }
-    const problem = archivePathProblem(path);
-    if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
+    if (++entries > limits.maxEntries) throw new ArchiveSecurityError('too-many-entries', `archive has more than ${limits.maxEntries} entries`, rawPath);
+    if (!raw) {
+      if (type === 'directory' && (path === '' || path === '.')) {
+        position += BLOCK;
+        continue; // the archive root itself
+      }
+      const problem = archivePathProblem(path);
+      if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
+    }
     if (size > limits.maxEntryBytes)
       throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
-    if (total + size > limits.maxTotalBytes)
-      throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+    if (total + size > limits.maxTotalBytes) throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+    if (!raw) {
+      const conflict = ledger.add(path, type as 'file' | 'directory');
+      if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
+    }
     total += size;
-    const conflict = ledger.add(path, type);
-    if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
 
     const body = new EntryBody(src, path, size);
+    const linkname = type === 'symlink' || type === 'hardlink' ? decodeName(linkBytes, true) : undefined;
     yield {
       path,
       type,
       size,
       mode: h.mode,
       mtime: h.mtime,
+      ...(linkname !== undefined ? { linkname } : {}),
+      offset: position + BLOCK,
       data: body,
       buffer: () => body.buffer(size),
     };
@@ -479,13 +498,6 @@ async function* parse(src: ByteSource, limits: TarLimits): AsyncGenerator<TarEnt
 function paxPath(pax: Map<string, Buffer>): string | undefined {
   const p = pax.get('path');
   return p ? printable(p) : undefined;
-}
-
-const pad = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
-
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 /** After the first zero block only zeros may follow (the second end block and record padding). */
