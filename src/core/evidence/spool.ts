@@ -1,9 +1,10 @@
+/** Upload spooling: a request body streamed to a private temp file, hashed and size-capped on the way. */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StellaError } from '../lib/errors';
+import { StellaError } from '../../lib/errors';
 
 /**
  * Streams an upload to a private temp file while hashing it, refusing anything over

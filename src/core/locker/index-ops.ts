@@ -34,6 +34,37 @@ export async function opFinish(db: Db, id: string, status: 'succeeded' | 'failed
   await db.query('UPDATE locker_ops SET status=$2, result = result || $3::jsonb, finished_at=now() WHERE id=$1', [id, status, JSON.stringify(result)]);
 }
 
+/** Where a resumable op (index rebuild) got to: the last digest it committed, or null. */
+export async function opCursor(db: Db, opId: string): Promise<string | null> {
+  const r = await db.query<{ cursor: string | null }>('SELECT cursor FROM locker_ops WHERE id=$1', [opId]);
+  return r.rows[0]?.cursor ?? null;
+}
+
+export interface OpRecord {
+  status: string;
+  cursor: string | null;
+  result: Record<string, unknown>;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** One op of this tenant (or an all-tenant op), as the rebuild status route shows it. */
+export async function getOp(db: Db, tenant: string, opId: string): Promise<OpRecord | null> {
+  const r = await db.query<{ status: string; cursor: string | null; result: Record<string, unknown>; started_at: Date; finished_at: Date | null }>(
+    `SELECT status, cursor, result, started_at, finished_at FROM locker_ops WHERE id=$1 AND (tenant_id=$2 OR tenant_id='*')`,
+    [opId, tenant],
+  );
+  const x = r.rows[0];
+  if (!x) return null;
+  return {
+    status: x.status,
+    cursor: x.cursor,
+    result: x.result ?? {},
+    startedAt: x.started_at ? new Date(x.started_at).toISOString() : null,
+    finishedAt: x.finished_at ? new Date(x.finished_at).toISOString() : null,
+  };
+}
+
 export async function latestOp(db: Db, tenant: string, op: LockerOp) {
   const r = await db.query(`SELECT * FROM locker_ops WHERE (tenant_id=$1 OR tenant_id='*') AND op=$2 ORDER BY started_at DESC LIMIT 1`, [tenant, op]);
   const x = r.rows[0];

@@ -1,0 +1,65 @@
+/** POST /evidence: an upload streamed to the spool, checked against what the client declared, then ingested. */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { badInput, StellaError } from '../../lib/errors';
+import type { EvidenceService } from './index';
+import { type IngestResult, validateDigest, validateKind } from './model';
+import { spoolUpload } from './spool';
+
+export interface Upload {
+  tenant: string;
+  body: NodeJS.ReadableStream;
+  /** X-Stella-Digest, when the client sent one. */
+  declaredDigest?: string;
+  /** Content-Length, when known: refused up front if over the limit. */
+  declaredLength?: number;
+  contentType?: string;
+  kind: string;
+  subjects: string[];
+  parents: string[];
+  relation?: string;
+  predicateType?: string;
+  producer: Record<string, unknown>;
+}
+
+/** Checks the metadata before a byte is read, so a bad request never spools anything. */
+function checkUpload(u: Upload, maxBytes: number) {
+  const kind = validateKind(u.kind);
+  if (!u.subjects.length) throw badInput('query parameter artifact=<sha256:…> is required');
+  for (const s of u.subjects) validateDigest(s, 'artifact digest');
+  const parents = u.parents.map((id) => ({ id: validateDigest(id, 'parent id'), relation: u.relation ?? 'derived-from' }));
+  if (u.declaredDigest) validateDigest(u.declaredDigest, 'X-Stella-Digest');
+  if ((u.declaredLength ?? 0) > maxBytes)
+    throw new StellaError('TOO_LARGE', `upload of ${u.declaredLength} bytes exceeds the limit of ${maxBytes} bytes; nothing stored`);
+  return { kind, parents };
+}
+
+/** What an upload needs from the process: the evidence service and the spool's place and limit. */
+export interface UploadDeps {
+  evidence: EvidenceService;
+  cfg: { dataDir: string; maxUploadBytes: number };
+}
+
+export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestResult> {
+  const { kind, parents } = checkUpload(u, ctx.cfg.maxUploadBytes);
+  const spool = await spoolUpload(u.body, join(ctx.cfg.dataDir, 'spool'), ctx.cfg.maxUploadBytes);
+  try {
+    if (spool.size === 0) throw badInput('empty upload');
+    if (u.declaredDigest && u.declaredDigest !== spool.digest)
+      throw badInput(`digest mismatch: X-Stella-Digest says ${u.declaredDigest}, content hashes to ${spool.digest}; nothing stored`);
+    const mediaType = (u.contentType ?? 'application/octet-stream').split(';')[0]!.trim();
+    return await ctx.evidence.ingest({
+      tenant: u.tenant,
+      filePath: spool.path,
+      expectedDigest: spool.digest,
+      kind,
+      mediaType,
+      subjects: u.subjects,
+      parents,
+      predicateType: u.predicateType,
+      producer: u.producer,
+    });
+  } finally {
+    await fsp.rm(spool.path, { force: true });
+  }
+}
