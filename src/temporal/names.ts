@@ -94,3 +94,23 @@ export function archiveDeleteRunId(now: Date, random8: string): string {
 export function retentionDailyChildId(parentId: string, tenant: string, step: 'tier' | 'purge'): string {
   return `${parentId}-${tenant}-${step}`;
 }
+
+/** Evidence index rebuild (`stella evidence index rebuild`): the op id is the workflow id. */
+export function indexRebuildWorkflowId(now: Date, random8: string): string {
+  return `index-rebuild-${runStamp(now, random8)}`;
+}
+
+/** Bulk ingest of a server-side directory or tar (`stella evidence ingest`). */
+export function ingestWorkflowId(now: Date, random8: string): string {
+  return `ingest-${runStamp(now, random8)}`;
+}
+
+/** Whether an id is a bulk-ingest workflow id (the status route refuses anything else). */
+export function isIngestWorkflowId(id: string): boolean {
+  return /^ingest-[A-Za-z0-9-]+$/.test(id);
+}
+
+/** On-demand integrity verification (`stella evidence verify`): the run id is the workflow id. */
+export function verifyRunWorkflowId(mode: 'quick' | 'full', now: Date, random8: string): string {
+  return `verify-${mode}-${runStamp(now, random8)}`;
+}
