@@ -15,3 +15,4 @@ export {
 } from './tar-write';
 export * from './tar-read';
 export * from './manifest';
+export { normaliseMemberName, TarIndex, type TarMember } from './tar-index';

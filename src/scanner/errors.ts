@@ -3,6 +3,7 @@
  * code (BAD_INPUT, INTEGRITY, FORBIDDEN, TOO_LARGE, NOT_FOUND) each means, so callers at the
  * API/CLI boundary can map them without knowing the scanner's internals.
  */
+import { ArchiveError } from '../archive/errors';
 import { LibraryError, type StellaCode } from '../lib/errors';
 
 export type ScannerErrorCode = 'IMAGE_FORMAT' | 'DIGEST_MISMATCH' | 'TRUNCATED' | 'LAYER_UNSAFE' | 'LIMIT_EXCEEDED' | 'IMAGE_REF' | 'FEED';
@@ -68,4 +69,14 @@ export class FeedError extends ScannerError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('FEED', message, 'BAD_INPUT', details);
   }
+}
+
+const LIMIT_CODES = new Set(['too-many-entries', 'entry-too-large', 'total-too-large', 'decompressed-too-large']);
+
+/** The scanner's reading of an error from the tar codec (src/archive): truncation, a limit, or not an image. */
+export function fromArchiveError(e: unknown, label: string): unknown {
+  if (!(e instanceof ArchiveError)) return e;
+  if (e.code === 'truncated') return new TruncatedArchiveError(label, e.message, { cause: e });
+  if (LIMIT_CODES.has(e.code)) return new ScanLimitError(`${label}: ${e.message}`, { limit: e.code });
+  return new ImageFormatError(`${label}: not a valid tar stream (${e.message})`, undefined, { cause: e });
 }

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract as tarExtract, type Header as TarHeader } from 'tar-stream';
-import { DigestMismatchError, ImageFormatError, LayerSecurityError, ScanLimitError, ScannerError, TruncatedArchiveError } from './errors';
+import { ArchiveError, readTarEntries, type TarRawEntry } from '../archive';
+import { sha256Stream } from '../lib/hash';
+import { DigestMismatchError, fromArchiveError, ImageFormatError, LayerSecurityError, ScanLimitError, ScannerError, TruncatedArchiveError } from './errors';
 import type { LayerRef, OpenedImage } from './oci';
 
 /**
@@ -181,8 +182,8 @@ function entryParts(name: string, label: string): string[] {
   return raw.filter((c) => c !== '' && c !== '.');
 }
 
-function classify(header: TarHeader, label: string, wants: (p: string) => boolean, limits: LayerLimits): { pending: Pending; capture: boolean } | null {
-  const parts = entryParts(header.name, label);
+function classify(header: TarRawEntry, label: string, wants: (p: string) => boolean, limits: LayerLimits): { pending: Pending; capture: boolean } | null {
+  const parts = entryParts(header.path, label);
   if (parts.length === 0) return null; // "./": the root itself
   const base = parts[parts.length - 1]!;
   const dirParts = parts.slice(0, -1);
@@ -190,15 +191,12 @@ function classify(header: TarHeader, label: string, wants: (p: string) => boolea
     if (base === OPAQUE) return { pending: { kind: 'opaque', parts: dirParts }, capture: false };
     if (base.startsWith(`${WHITEOUT}${WHITEOUT}`)) return null; // other AUFS metadata (.wh..wh.plnk etc.)
     const victim = base.slice(WHITEOUT.length);
-    if (victim === '' || victim === '.' || victim === '..') throw new LayerSecurityError(header.name, 'malformed whiteout', label);
+    if (victim === '' || victim === '.' || victim === '..') throw new LayerSecurityError(header.path, 'malformed whiteout', label);
     return { pending: { kind: 'whiteout', parts: [...dirParts, victim] }, capture: false };
   }
   switch (header.type) {
-    case 'file':
-    case 'contiguous-file':
-    case null:
-    case undefined: {
-      const size = header.size ?? 0;
+    case 'file': {
+      const size = header.size;
       if (!wants(toPath(parts))) return { pending: { kind: 'file', parts, size }, capture: false };
       // Wanted but too big: the path is recorded, the content is not read (a warning says so).
       if (size > limits.maxFileBytes) return { pending: { kind: 'file', parts, size, oversize: true }, capture: false };
@@ -208,8 +206,8 @@ function classify(header: TarHeader, label: string, wants: (p: string) => boolea
       return { pending: { kind: 'dir', parts }, capture: false };
     case 'symlink': {
       const linkname = header.linkname ?? '';
-      if (linkname === '') throw new LayerSecurityError(header.name, 'symlink with empty target', label);
-      if (linkname.includes('\0')) throw new LayerSecurityError(header.name, 'NUL byte in symlink target', label);
+      if (linkname === '') throw new LayerSecurityError(header.path, 'symlink with empty target', label);
+      if (linkname.includes('\0')) throw new LayerSecurityError(header.path, 'NUL byte in symlink target', label);
       if (!linkname.startsWith('/')) {
         // Relative targets are resolved lexically from the link's directory; climbing
         // above the root is a classic escape for naive extractors.
@@ -217,29 +215,23 @@ function classify(header: TarHeader, label: string, wants: (p: string) => boolea
         for (const c of linkname.split('/')) {
           if (c === '..') depth--;
           else if (c !== '' && c !== '.') depth++;
-          if (depth < 0) throw new LayerSecurityError(header.name, `symlink target ${JSON.stringify(linkname)} points outside the image root`, label);
+          if (depth < 0) throw new LayerSecurityError(header.path, `symlink target ${JSON.stringify(linkname)} points outside the image root`, label);
         }
       }
       // Absolute targets are root-relative inside the container (e.g. /etc/mtab -> /proc/mounts).
       return { pending: { kind: 'symlink', parts, linkname }, capture: false };
     }
-    case 'link': {
+    case 'hardlink': {
       const linkname = header.linkname ?? '';
       if (linkname === '' || linkname.startsWith('/') || linkname.split('/').includes('..') || linkname.includes('\0')) {
-        throw new LayerSecurityError(header.name, `hard link target ${JSON.stringify(linkname)} points outside the image root`, label);
+        throw new LayerSecurityError(header.path, `hard link target ${JSON.stringify(linkname)} points outside the image root`, label);
       }
       const target = splitPath(linkname);
-      if (target.length === 0) throw new LayerSecurityError(header.name, 'hard link to the root', label);
+      if (target.length === 0) throw new LayerSecurityError(header.path, 'hard link to the root', label);
       return { pending: { kind: 'hardlink', parts, target }, capture: false };
     }
     default:
       return { pending: { kind: 'other', parts }, capture: false };
-  }
-}
-
-async function drain(entry: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of entry) {
-    // discard
   }
 }
 
@@ -264,6 +256,7 @@ function hasPrefix(buf: Buffer, magic: number[]): boolean {
 /** Map low-level stream failures to scanner errors with a clear message. */
 function translate(err: unknown, label: string): Error {
   if (err instanceof ScannerError) return err;
+  if (err instanceof ArchiveError) return fromArchiveError(err, label) as Error;
   const e = err as NodeJS.ErrnoException;
   const msg = e?.message ?? String(err);
   if (msg === 'Unexpected end of data' || e?.code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(msg)) {
@@ -277,9 +270,7 @@ function translate(err: unknown, label: string): Error {
 }
 
 async function hashStored(image: OpenedImage, layer: LayerRef): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of image.openLayer(layer) as AsyncIterable<Buffer>) h.update(c);
-  return `sha256:${h.digest('hex')}`;
+  return (await sha256Stream(image.openLayer(layer))).digest;
 }
 
 async function readLayer(
@@ -298,7 +289,6 @@ async function readLayer(
   const diffHash = createHash('sha256');
   let storedBytes = 0;
   let uncompressedBytes = 0;
-  let tail: Buffer = Buffer.alloc(0);
   const tapStored = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       storedBytes += chunk.length;
@@ -314,30 +304,27 @@ async function readLayer(
     transform(chunk: Buffer, _enc, cb) {
       uncompressedBytes += chunk.length;
       diffHash.update(chunk);
-      // Keep a copy of the last 512 bytes (not a view that would pin a large chunk).
-      tail = Buffer.from(chunk.length >= 512 ? chunk.subarray(chunk.length - 512) : Buffer.concat([tail, chunk]).subarray(-512));
       cb(null, chunk);
     },
   });
-  // Pre-POSIX (v7) headers are accepted: their checksum is still verified.
-  const extract = tarExtract({ allowUnknownFormat: true } as Parameters<typeof tarExtract>[0]);
-  const done = pipeline([image.openLayer(layer), tapStored, ...(compression === 'gzip' ? [createGunzip()] : []), tapTar, extract]);
+  // The one tar codec (src/archive) reads the uncompressed stream: it checks every header
+  // checksum, requires the end-of-archive marker and refuses data after it. Pre-POSIX (v7)
+  // headers are accepted. Unread bodies are skipped.
+  const done = pipeline([image.openLayer(layer), tapStored, ...(compression === 'gzip' ? [createGunzip()] : []), tapTar]);
 
   const pending: Pending[] = [];
   let failure: unknown;
   try {
-    for await (const entry of extract) {
-      const c = classify(entry.header, label, wants, limits);
-      if (c?.capture && c.pending.kind === 'file') {
-        c.pending.content = await collect(entry as unknown as AsyncIterable<Buffer>, c.pending.size);
-      } else {
-        await drain(entry);
-      }
+    const entries = readTarEntries(tapTar, { decompress: false, maxEntries: Number.MAX_SAFE_INTEGER, maxEntryBytes: Number.MAX_SAFE_INTEGER, maxTotalBytes: Number.MAX_SAFE_INTEGER });
+    for await (const entry of entries) {
+      const c = classify(entry, label, wants, limits);
+      if (c?.capture && c.pending.kind === 'file') c.pending.content = await collect(entry.data, c.pending.size);
       if (c) pending.push(c.pending);
       if (pending.length > limits.maxEntries) throw new ScanLimitError(`${label} has more than ${limits.maxEntries} entries`);
     }
   } catch (e) {
-    failure = e;
+    // An empty layer blob (no tar at all) is a layer that changes nothing.
+    if (!(e instanceof ArchiveError && e.code === 'truncated' && uncompressedBytes === 0)) failure = e;
   }
   try {
     await done;
@@ -361,10 +348,6 @@ async function readLayer(
   if (layer.size !== undefined && storedBytes !== layer.size) throw new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `${storedBytes} bytes`);
   if (layer.digest && stored !== layer.digest) throw new DigestMismatchError(label, layer.digest, stored);
   if (layer.diffId && diffId !== layer.diffId) throw new DigestMismatchError(`${label} uncompressed content (diff_id)`, layer.diffId, diffId);
-  // Conforming writers end a tar with zero blocks; without them the stream was cut at an entry boundary.
-  if (uncompressedBytes > 0 && (tail.length < 512 || tail.some((b) => b !== 0))) {
-    throw new TruncatedArchiveError(label, 'no end-of-archive marker');
-  }
   return {
     pending,
     stat: {

@@ -3,8 +3,8 @@ import { open, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256Digest } from '../lib/hash';
-import { DigestMismatchError, ImageFormatError, ImageRefError, LayerSecurityError, ScanLimitError } from './errors';
-import { normaliseMemberName, TarIndex } from './tar-index';
+import { normaliseMemberName, TarIndex } from '../archive';
+import { DigestMismatchError, fromArchiveError, ImageFormatError, ImageRefError, LayerSecurityError, ScanLimitError } from './errors';
 
 /**
  * Opening an image: find the image manifest (the artifact digest), its config and the
@@ -352,7 +352,7 @@ export async function openImage(path: string, opts: OpenImageOptions = {}): Prom
     if (head[0] === 0x1f && head[1] === 0x8b) {
       throw new ImageFormatError(`${path} is gzip-compressed; decompress the image archive first (random access is needed)`);
     }
-    src = new TarSource(await TarIndex.open(path));
+    src = new TarSource(await TarIndex.open(path).catch((e: unknown) => Promise.reject(fromArchiveError(e, `image archive ${path}`))));
     isArchive = true;
   } else {
     throw new ImageFormatError(`${path} is neither a directory nor a file`);
