@@ -1,7 +1,8 @@
+/** Anchoring activities: each calls core and classifies its errors (activities/failure.ts). */
 import { heartbeat } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
 import { createAnchor, verifyAnchors, type CreateAnchorResult } from '../src/core/anchoring';
-import { nonRetryable } from './evidence';
+import { classified } from './failure';
 
 export interface AnchorCreateInput {
   reason?: string;
@@ -24,17 +25,11 @@ export function createAnchoringActivities(ctx: AppContext) {
      * Incremental anchor (O(k + log N)). Idempotent: requestId is the workflow run, so a retry
      * after a crash finds the anchor the first attempt committed instead of adding another.
      */
-    async anchorCreate(input: AnchorCreateInput): Promise<CreateAnchorResult> {
-      try {
-        return await createAnchor(ctx, { ...input, onProgress: (p) => heartbeat(p) });
-      } catch (e) {
-        return nonRetryable(e);
-      }
-    },
+    anchorCreate: (input: AnchorCreateInput): Promise<CreateAnchorResult> => classified(() => createAnchor(ctx, { ...input, onProgress: (p) => heartbeat(p) })),
 
     /** verify --latest|--all; records the outcome for stella_merkle_anchor_chain_ok. */
-    async anchorVerify(input: { scope: 'latest' | 'all' }): Promise<AnchorVerifySummary> {
-      try {
+    anchorVerify: (input: { scope: 'latest' | 'all' }): Promise<AnchorVerifySummary> =>
+      classified(async () => {
         const r = await verifyAnchors(ctx, { scope: input.scope, onProgress: (p) => heartbeat(p) });
         const fb = r.firstBreak;
         return {
@@ -45,9 +40,6 @@ export function createAnchoringActivities(ctx: AppContext) {
           firstBreak: fb ? { anchorId: fb.anchorId, reason: fb.reason, detail: fb.detail } : null,
           logRows: r.logRows.filter((x) => !x.acknowledged).length,
         };
-      } catch (e) {
-        return nonRetryable(e);
-      }
-    },
+      }),
   };
 }

@@ -260,7 +260,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
   });
 
   it('replays from an offline evidence pack (runbook: stella replay --evidence evidence-pack.tar.gz --output verdict.json)', async () => {
-    const { exportEvidencePack } = await import('../src/core/pack/export');
+    const { exportEvidencePack } = await import('../src/core/backup/pack/export');
     const dir = mkdtempSync(join(tmpdir(), 'pack-'));
     const pack = join(dir, 'evidence-pack.tar.gz');
     await createAnchor(h.ctx, { force: true } as never);

@@ -6,8 +6,20 @@ import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
 import { qs } from '../client';
 import { verifyOffline, type OfflineVerifyResult } from '../../core/anchoring/offline';
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
+import {
+  type AnchorBreak,
+  AnchorInspection,
+  AnchorList,
+  AnchorVerifyResponse,
+  CreateAnchorResponse,
+  ExportedAnchor,
+  InclusionProofFile,
+  type ListedAnchor,
+  NewChainResponse,
+  RecoverAnchorResponse,
+  type VerifyStep,
+} from '../../contracts/anchoring';
+import type { Column } from '../output';
 const short = (h: string | null | undefined, n = 12) => (h ? h.slice(0, n) : '-');
 const shortChain = (c: string | null | undefined) => (c ? c.slice(0, 15) : '-');
 
@@ -40,14 +52,21 @@ async function writeOut(path: string, doc: unknown): Promise<void> {
 
 /** A pinned key: a JWK, or a JWKS from which the key with the anchor's kid is taken. */
 async function readKey(path: string, kid: string | undefined): Promise<JWK> {
-  const k = (await readJsonFile(path, 'public key')) as any;
+  const k = (await readJsonFile(path, 'public key')) as { keys?: unknown; kty?: unknown } | null;
   if (k && Array.isArray(k.keys)) {
-    const m = k.keys.find((x: JWK) => x.kid === kid) ?? (k.keys.length === 1 ? k.keys[0] : undefined);
+    const keys = k.keys as JWK[];
+    const m = keys.find((x) => x.kid === kid) ?? (keys.length === 1 ? keys[0] : undefined);
     if (!m) throw new CliError(`${path}: no key with kid ${kid} in the JWKS`, EXIT.USAGE);
     return m;
   }
   if (!k || typeof k !== 'object' || typeof k.kty !== 'string') throw new CliError(`${path} is not a JWK`, EXIT.USAGE);
-  return k;
+  return k as JWK;
+}
+
+/** The kid an exported anchor or proof file claims (to pick the key from a JWKS). */
+function claimedKid(doc: unknown): string | undefined {
+  const kid = (doc as { payload?: { kid?: unknown } } | null)?.payload?.kid;
+  return typeof kid === 'string' ? kid : undefined;
 }
 
 function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: string): number {
@@ -73,7 +92,7 @@ function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: s
   return r.ok ? EXIT.OK : EXIT.INTEGRITY;
 }
 
-function breakLine(b: any): string {
+function breakLine(b: AnchorBreak): string {
   return `anchor ${short(b.anchorId)} (chain ${shortChain(b.chainId)}, seq ${b.seq ?? '?'}): ${b.reason}: ${b.detail}`;
 }
 
@@ -88,10 +107,12 @@ export function registerAnchoringCommands(program: Command): void {
     .action(
       action(async (o: { reason?: string; force?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post('/evidence/anchors', { ...(o.reason ? { reason: o.reason } : {}), ...(o.force ? { force: true } : {}) });
+        const r = await c
+          .api()
+          .call(CreateAnchorResponse, 'POST', '/evidence/anchors', { ...(o.reason ? { reason: o.reason } : {}), ...(o.force ? { force: true } : {}) });
         print(c.format, r, () => {
           const a = r.anchor;
-          if (r.status === 'skipped') return `skipped: ${r.message}`;
+          if (r.status === 'skipped' || !a) return `skipped: ${r.message}`;
           return renderKv({
             result: r.status,
             anchor: a.id,
@@ -127,7 +148,9 @@ export function registerAnchoringCommands(program: Command): void {
             throw new CliError(`--rootpack ${o.rootpack}: ${(e as Error).message}`, EXIT.USAGE);
           }
         }
-        const r = await c.api().post('/evidence/anchors/verify', { scope, verbose: !!o.verbose, ...(rootPack ? { rootPack } : {}) });
+        const r = await c
+          .api()
+          .call(AnchorVerifyResponse, 'POST', '/evidence/anchors/verify', { scope, verbose: !!o.verbose, ...(rootPack ? { rootPack } : {}) });
         print(c.format, r, () => {
           const lines: string[] = [];
           const kv: Record<string, unknown> = {
@@ -138,23 +161,23 @@ export function registerAnchoringCommands(program: Command): void {
             latest: r.latest ? `${r.latest.id} (seq ${r.latest.seq}, ${r.latest.logSize} leaves, ${r.latest.createdAt})` : 'none',
           };
           if (r.firstBreak) kv['first break'] = breakLine(r.firstBreak);
-          const rows = r.logRows.filter((x: any) => !x.acknowledged);
-          if (rows.length) kv['log rows'] = rows.map((x: any) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
-          const ack = r.breaks.filter((b: any) => b.acknowledged);
-          const ackRows = r.logRows.filter((x: any) => x.acknowledged).map((x: any) => `log row seq ${x.seq}`);
+          const rows = r.logRows.filter((x) => !x.acknowledged);
+          if (rows.length) kv['log rows'] = rows.map((x) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
+          const ack = r.breaks.filter((b) => b.acknowledged);
+          const ackRows = r.logRows.filter((x) => x.acknowledged).map((x) => `log row seq ${x.seq}`);
           if (ack.length || ackRows.length)
-            kv.acknowledged = [...ack.map((b: any) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
+            kv.acknowledged = [...ack.map((b) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
           lines.push(renderKv(kv));
           if (o.verbose && r.steps?.length) {
             lines.push(
               '',
-              renderTable(r.steps, [
-                { header: 'CHAIN', get: (s: any) => shortChain(s.chainId) },
-                { header: 'SEQ', get: (s: any) => s.seq, align: 'right' },
-                { header: 'ANCHOR', get: (s: any) => short(s.anchorId) },
-                { header: 'LOG SIZE', get: (s: any) => s.logSize, align: 'right' },
-                { header: 'RESULT', get: (s: any) => (s.ok ? 'ok' : 'BROKEN') },
-                { header: 'DETAIL', get: (s: any) => s.detail },
+              renderTable<VerifyStep>(r.steps, [
+                { header: 'CHAIN', get: (s) => shortChain(s.chainId) },
+                { header: 'SEQ', get: (s) => s.seq, align: 'right' },
+                { header: 'ANCHOR', get: (s) => short(s.anchorId) },
+                { header: 'LOG SIZE', get: (s) => s.logSize, align: 'right' },
+                { header: 'RESULT', get: (s) => (s.ok ? 'ok' : 'BROKEN') },
+                { header: 'DETAIL', get: (s) => s.detail },
               ]),
             );
             for (const ch of r.chains)
@@ -185,22 +208,24 @@ export function registerAnchoringCommands(program: Command): void {
           throw new CliError(`--before ${JSON.stringify(o.before)} is not a timestamp (e.g. 2026-01-17T12:00:00Z)`, EXIT.USAGE);
         const limit = Number(o.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit must be 1-1000', EXIT.USAGE);
-        const r = await c.api().get(`/evidence/anchors${qs({ before: o.before, chain: o.chain, limit, links: o.showLinks ? 'true' : undefined })}`);
+        const r = await c
+          .api()
+          .call(AnchorList, 'GET', `/evidence/anchors${qs({ before: o.before, chain: o.chain, limit, links: o.showLinks ? 'true' : undefined })}`);
         print(c.format, r, () => {
           if (!r.anchors.length) return 'no anchors (stella evidence anchor create)';
-          const cols: any[] = [
-            { header: 'ID', get: (a: any) => short(a.id) },
-            { header: 'CHAIN', get: (a: any) => shortChain(a.chainId) },
-            { header: 'SEQ', get: (a: any) => a.seq, align: 'right' },
-            { header: 'LOG SIZE', get: (a: any) => a.logSize, align: 'right' },
-            { header: 'ROOT', get: (a: any) => short(a.rootHash, 16) },
-            { header: 'STATUS', get: (a: any) => a.status },
-            { header: 'CREATED', get: (a: any) => a.createdAt },
+          const cols: Column<ListedAnchor>[] = [
+            { header: 'ID', get: (a) => short(a.id) },
+            { header: 'CHAIN', get: (a) => shortChain(a.chainId) },
+            { header: 'SEQ', get: (a) => a.seq, align: 'right' },
+            { header: 'LOG SIZE', get: (a) => a.logSize, align: 'right' },
+            { header: 'ROOT', get: (a) => short(a.rootHash, 16) },
+            { header: 'STATUS', get: (a) => a.status },
+            { header: 'CREATED', get: (a) => a.createdAt },
           ];
           if (o.showLinks) {
             cols.push(
-              { header: 'PREV', get: (a: any) => short(a.prevAnchorHash) },
-              { header: 'LINK', get: (a: any) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
+              { header: 'PREV', get: (a) => short(a.prevAnchorHash) },
+              { header: 'LINK', get: (a) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
             );
           }
           const out = [renderTable(r.anchors, cols)];
@@ -220,7 +245,7 @@ export function registerAnchoringCommands(program: Command): void {
     .action(
       action(async (id: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get(`/evidence/anchors/${id === 'latest' ? 'latest' : anchorIdArg(id)}`);
+        const r = await c.api().call(AnchorInspection, 'GET', `/evidence/anchors/${id === 'latest' ? 'latest' : anchorIdArg(id)}`);
         print(c.format, r, () =>
           renderKv({
             id: r.anchor.id,
@@ -253,7 +278,7 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (o: { latest?: boolean; id?: string; output: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!!o.latest === !!o.id) throw new CliError('give --latest or --id <anchor-id>', EXIT.USAGE);
-        const doc = await c.api().get(`/evidence/anchors/${o.latest ? 'latest' : anchorIdArg(o.id!)}/export`);
+        const doc = await c.api().call(ExportedAnchor, 'GET', `/evidence/anchors/${o.latest ? 'latest' : anchorIdArg(o.id!)}/export`);
         await writeOut(o.output, doc);
         const summary = {
           output: o.output,
@@ -281,13 +306,13 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (file: string, o: { evidenceId?: string; leafFile?: string; key?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
-        const doc = (await readJsonFile(file, 'anchor export')) as any;
+        const doc = await readJsonFile(file, 'anchor export');
         const leaf = o.leafFile
           ? await fsp.readFile(o.leafFile).catch(() => {
               throw new CliError(`${o.leafFile}: no such file`, EXIT.USAGE);
             })
           : undefined;
-        const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
+        const pinnedJwk = o.key ? await readKey(o.key, claimedKid(doc)) : undefined;
         return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, pinnedJwk }), file);
       }),
     );
@@ -299,7 +324,7 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (o: { reason: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
-        const r = await c.api().post('/evidence/anchors/new-chain', { reason: o.reason });
+        const r = await c.api().call(NewChainResponse, 'POST', '/evidence/anchors/new-chain', { reason: o.reason });
         print(c.format, r, () =>
           renderKv({
             'new chain': r.chainId,
@@ -323,7 +348,7 @@ export function registerAnchoringCommands(program: Command): void {
     .action(
       action(async (o: { id: string; source: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post(`/evidence/anchors/${anchorIdArg(o.id)}/recover`, { source: o.source });
+        const r = await c.api().call(RecoverAnchorResponse, 'POST', `/evidence/anchors/${anchorIdArg(o.id)}/recover`, { source: o.source });
         print(
           c.format,
           r,
@@ -343,7 +368,7 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (id: string, o: { anchor?: string; output?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
-        const doc = await c.api().get(`/evidence/${id}/proof${qs({ anchor: o.anchor ? anchorIdArg(o.anchor) : undefined })}`);
+        const doc = await c.api().call(InclusionProofFile, 'GET', `/evidence/${id}/proof${qs({ anchor: o.anchor ? anchorIdArg(o.anchor) : undefined })}`);
         if (o.output) {
           await writeOut(o.output, doc);
           const s = {
@@ -369,7 +394,7 @@ export function registerAnchoringCommands(program: Command): void {
               'leaf hash': doc.inclusion.leafHash,
               anchor: doc.anchorHash,
               root: doc.payload.rootHash,
-              proof: doc.inclusion.proof.map((h: string) => short(h, 16)).join(' '),
+              proof: doc.inclusion.proof.map((h) => short(h, 16)).join(' '),
             }),
           );
         }
@@ -384,8 +409,8 @@ export function registerAnchoringCommands(program: Command): void {
       action(async (file: string, o: { key?: string; evidenceId?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
-        const doc = (await readJsonFile(file, 'proof')) as any;
-        const pinnedJwk = o.key ? await readKey(o.key, doc?.payload?.kid) : undefined;
+        const doc = await readJsonFile(file, 'proof');
+        const pinnedJwk = o.key ? await readKey(o.key, claimedKid(doc)) : undefined;
         const r = await verifyOffline(doc, { pinnedJwk, evidenceId: o.evidenceId });
         if (r.ok && r.inclusion !== 'verified')
           return offlineReport(

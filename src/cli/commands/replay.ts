@@ -1,5 +1,5 @@
 import { promises as fsp, existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { action, ctxOf, group } from '../common';
 import { CliError, EXIT } from '../exit';
@@ -8,8 +8,22 @@ import { readKit, writeKit, kitDir } from '../../core/replay/kit';
 import { replayVerify, type ReplayResult } from '../../core/replay/verify';
 import { validateManifest } from '../../core/replay/manifest';
 import { qs } from '../client';
+import { LedgerCheck, ReplayResult as ReplayResultBody, ReplayRunList, RunKit, SyncResponse } from '../../contracts/replay';
+import type { Envelope } from '../../crypto/dsse';
+import { loadRootPack } from '../../crypto/rootpack';
+import { walkFiles } from '../../lib/walk';
 
-function summary(r: ReplayResult): string {
+/** The fields the table view needs, whether the result was computed here or came from the API. */
+type ReplaySummary = Pick<ReplayResult, 'ok' | 'scanId' | 'artifactDigest' | 'strict'> & {
+  recorded: { verdict: string | null };
+  recomputed: { status: string } | null;
+  signer: { keyid: string; valid: boolean; trusted: boolean }[];
+  problems: { code: string; severity: string; detail: string }[];
+  diff: unknown;
+  ledger?: unknown;
+};
+
+function summary(r: ReplaySummary): string {
   const lines = [
     renderKv({
       result: r.ok ? 'PASS' : 'FAIL',
@@ -108,17 +122,20 @@ export function registerReplayCommands(program: Command): void {
     .action(
       action(async (target: string, o: { explain?: boolean; ledger?: boolean; strict?: boolean; rootpack?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        let r: ReplayResult & { ledger?: unknown };
+        let r: ReplaySummary;
         if (existsSync(target)) {
           const p = statSync(target).isDirectory() ? join(target, 'manifest.json') : target;
-          r = await replayFiles(p, { strict: o.strict, rootpack: o.rootpack });
+          const local: ReplaySummary = await replayFiles(p, { strict: o.strict, rootpack: o.rootpack });
           if (o.ledger) {
             const kit = await readKit(p, o.rootpack);
             const m = validateManifest(kit.manifest);
-            r.ledger = await c.api().get(`/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
+            local.ledger = await c.api().call(LedgerCheck, 'GET', `/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
           }
+          r = local;
         } else {
-          r = await c.api().post(`/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
+          r = await c
+            .api()
+            .call(ReplayResultBody, 'POST', `/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
         }
         const ledgerOk = !o.ledger || (r.ledger as { ok?: boolean } | undefined)?.ok === true;
         if (o.explain || c.format === 'json')
@@ -141,16 +158,14 @@ export function registerReplayCommands(program: Command): void {
     .action(
       action(async (o: { scanId: string; output: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const k = await c
-          .api()
-          .get<{ manifest: any; envelope: any; input: string; output: string; rootpack: any }>(`/replay/runs/${encodeURIComponent(o.scanId)}/kit`);
+        const k = await c.api().call(RunKit, 'GET', `/replay/runs/${encodeURIComponent(o.scanId)}/kit`);
         const dir = kitDir(resolve(o.output), o.scanId);
         const files = await writeKit(dir, {
-          manifest: k.manifest,
-          envelope: k.envelope,
+          manifest: validateManifest(k.manifest),
+          envelope: k.envelope as Envelope,
           input: Buffer.from(k.input, 'base64'),
           output: Buffer.from(k.output, 'base64'),
-          rootpack: k.rootpack,
+          rootpack: await loadRootPack(k.rootpack),
         });
         print(
           c.format,
@@ -166,27 +181,20 @@ export function registerReplayCommands(program: Command): void {
     .action(
       action(async (dir: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const found: string[] = [];
-        const walk = async (d: string) => {
-          for (const e of await fsp.readdir(d, { withFileTypes: true })) {
-            const p = join(d, e.name);
-            if (e.isDirectory()) await walk(p);
-            else if (e.name === 'verify.json') found.push(p);
-          }
-        };
         if (!existsSync(dir)) throw new CliError(`${dir}: no such directory`, EXIT.USAGE);
-        await walk(resolve(dir));
+        const found: string[] = [];
+        for await (const f of walkFiles(resolve(dir))) if (basename(f.path) === 'verify.json') found.push(f.path);
         const synced: { scanId: string; result: string; codes: string[] }[] = [];
         for (const f of found.sort()) {
-          const log = JSON.parse(await fsp.readFile(f, 'utf8'));
-          synced.push(await c.api().post('/replay/sync', log));
+          const log: unknown = JSON.parse(await fsp.readFile(f, 'utf8'));
+          synced.push(await c.api().call(SyncResponse, 'POST', '/replay/sync', log));
         }
         print(c.format, { synced }, () =>
           synced.length
             ? renderTable(synced, [
-                { header: 'SCAN', get: (s: any) => s.scanId },
-                { header: 'RESULT', get: (s: any) => s.result },
-                { header: 'CODES', get: (s: any) => s.codes },
+                { header: 'SCAN', get: (s) => s.scanId },
+                { header: 'RESULT', get: (s) => s.result },
+                { header: 'CODES', get: (s) => s.codes },
               ])
             : `no verify.json logs under ${dir}`,
         );
@@ -201,7 +209,7 @@ export function registerReplayCommands(program: Command): void {
     .action(
       action(async (o: { artifact?: string; limit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ runs: any[] }>(`/replay/runs${qs({ artifact: o.artifact, limit: o.limit })}`);
+        const r = await c.api().call(ReplayRunList, 'GET', `/replay/runs${qs({ artifact: o.artifact, limit: o.limit })}`);
         print(c.format, r, () =>
           renderTable(r.runs, [
             { header: 'SCAN', get: (x) => x.scanId },

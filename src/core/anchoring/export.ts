@@ -11,6 +11,7 @@ import {
   rootFromSource,
   verifyAnchor,
   type ExportedAnchor,
+  type VerifiedAnchor,
 } from '../../merkle';
 import type { AppContext } from '../context';
 import { withTransaction } from '../../db/pool';
@@ -59,8 +60,10 @@ export async function inclusionProofFor(ctx: AppContext, tenant: string, evidenc
   } catch (e) {
     throw integrity(`cannot prove ${evidenceId} in anchor ${a.id.slice(0, 12)}: ${(e as Error).message} (stella evidence anchor verify --all)`);
   }
+  if (!exported.inclusion) throw integrity(`anchor ${a.id.slice(0, 12)} was exported without the inclusion of ${evidenceId}`);
   return {
     ...exported,
+    inclusion: exported.inclusion,
     proofFormat: PROOF_FORMAT,
     evidence: { id: evidenceId, tenant, leafIndex: seq, leaf: leaf.toString('base64'), decoded: decodeLeaf(leaf) },
   };
@@ -110,7 +113,7 @@ export async function recoverAnchor(
   if (!/^[0-9a-f]{64}$/.test(fullId)) throw badInput('recover needs a full 64-hex anchor id or a unique prefix of a stored one');
   const b = await readBackup(ctx, fullId, input.source || 'backup');
   const trust = await anchorTrust(ctx.keys, await trustedRootPack(ctx));
-  let v;
+  let v: VerifiedAnchor;
   try {
     v = await verifyAnchor(b.jws, trust.resolver);
   } catch (e) {
@@ -142,18 +145,15 @@ export async function recoverAnchor(
     const before = cur.rowCount ? toAnchorView(cur.rows[0], true) : null;
     const status = chain.rows[0].status;
     const vals = [fullId, p.chainId, p.seq, p.logSize, p.rootHash, p.prevAnchorHash, b.jws, p.kid, p.createdAt, status];
-    let r;
-    if (cur.rowCount) {
-      r = await tx.query(
-        `UPDATE anchors SET id=$1, chain_id=$2, seq=$3, log_size=$4, root_hash=$5, prev_anchor_hash=$6, jws=$7, kid=$8, created_at=$9, status=$10 WHERE id=$11 RETURNING *`,
-        [...vals, cur.rows[0].id],
-      );
-    } else {
-      r = await tx.query(
-        `INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *`,
-        vals,
-      );
-    }
+    const r = cur.rowCount
+      ? await tx.query(
+          `UPDATE anchors SET id=$1, chain_id=$2, seq=$3, log_size=$4, root_hash=$5, prev_anchor_hash=$6, jws=$7, kid=$8, created_at=$9, status=$10 WHERE id=$11 RETURNING *`,
+          [...vals, cur.rows[0].id],
+        )
+      : await tx.query(
+          `INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *`,
+          vals,
+        );
     await audit(tx, {
       tenant: '*',
       actor: input.actor ?? 'system',

@@ -6,3 +6,4 @@ export * from './create';
 export * from './verify';
 export * from './export';
 export * from './offline';
+export * from './inspect';

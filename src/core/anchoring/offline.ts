@@ -1,5 +1,5 @@
 import type { JWK } from 'jose';
-import { decodeLeaf, verifyExportedAnchor, type AnchorPayload, type EvidenceLeaf, type ExportedAnchor } from '../../merkle';
+import { decodeLeaf, verifyExportedAnchor, type AnchorPayload, type EvidenceLeaf, type ExportedAnchor, type ExportedInclusion } from '../../merkle';
 
 /**
  * Offline verification of anchor exports and inclusion proofs: no database, no API, no
@@ -8,6 +8,7 @@ import { decodeLeaf, verifyExportedAnchor, type AnchorPayload, type EvidenceLeaf
 export const PROOF_FORMAT = 'stella.inclusion-proof.v1';
 
 export interface InclusionProofFile extends ExportedAnchor {
+  inclusion: ExportedInclusion;
   proofFormat: typeof PROOF_FORMAT;
   evidence: { id: string; tenant: string; leafIndex: number /** base64 of the canonical leaf bytes */; leaf: string; decoded: EvidenceLeaf };
 }

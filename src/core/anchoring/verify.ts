@@ -11,11 +11,12 @@ import {
   verifyConsistency,
   type VerifiedAnchor,
 } from '../../merkle';
-import type { RootPack } from '../../crypto/rootpack';
+import { importRootPack, loadRootPack, type RootPack } from '../../crypto/rootpack';
+import { badInput } from '../../lib/errors';
 import type { AppContext } from '../context';
 import { PROOF_OPTS, PgSubtreeSource, leafRowProblem, streamLog } from './source';
 import { chainIdFor, listChains, toAnchorView, type AnchorView, type ArchivedVerify, type ChainView } from './store';
-import { anchorTrust, type AnchorTrust } from './trust';
+import { anchorTrust } from './trust';
 import { startNewChain, type NewChainResult } from './create';
 
 export type BreakReason = 'signature' | 'link' | 'root-mismatch' | 'consistency' | 'sequence' | 'row-mismatch' | 'key-window' | 'chain-id' | 'chain-link';
@@ -305,6 +306,17 @@ async function genesisProblem(
     return { reason: 'chain-link', detail: `new chain root at ${n} is not consistent with the previous chain head at ${m}` };
   }
   return undefined;
+}
+
+/**
+ * An operator-supplied RootPack (e.g. from an offline kit), merged into the packs this locker
+ * already trusts; anchors verify against both. A pack that does not load is bad input.
+ */
+export async function withOperatorRootPack(ctx: AppContext, raw: unknown): Promise<RootPack> {
+  const extra = await loadRootPack(raw).catch((e: Error) => {
+    throw badInput(`rootPack: ${e.message}`);
+  });
+  return (await importRootPack(await trustedRootPack(ctx), extra)).pack;
 }
 
 /** For the backup/DR engineer: full verification (restore runs it itself). */

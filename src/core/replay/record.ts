@@ -117,23 +117,23 @@ export async function recordReplay(
     });
     ids.push(r.id);
   }
-    await ctx.db.query(
-      `INSERT INTO replay_runs (tenant_id, scan_id, artifact_digest, manifest_digest, envelope_digest, input_digest, output_digest, input_size, output_size, verdict, scanner_version, created_at)
+  await ctx.db.query(
+    `INSERT INTO replay_runs (tenant_id, scan_id, artifact_digest, manifest_digest, envelope_digest, input_digest, output_digest, input_size, output_size, verdict, scanner_version, created_at)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (tenant_id, scan_id) DO NOTHING`,
-      [
-        input.tenant,
-        input.scanId,
-        input.artifactDigest,
-        ids[2],
-        ids[3],
-        ids[0],
-        ids[1],
-        built.input.length,
-        built.output.length,
-        built.manifest.verdict,
-        built.manifest.scanner.version,
-        input.createdAt,
-      ],
-    );
+    [
+      input.tenant,
+      input.scanId,
+      input.artifactDigest,
+      ids[2],
+      ids[3],
+      ids[0],
+      ids[1],
+      built.input.length,
+      built.output.length,
+      built.manifest.verdict,
+      built.manifest.scanner.version,
+      input.createdAt,
+    ],
+  );
   return { manifest: built.manifest, manifestDigest: ids[2]!, evidenceIds: ids };
 }

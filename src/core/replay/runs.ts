@@ -49,12 +49,49 @@ export async function getRun(ctx: AppContext, tenant: string, scanId: string): P
   return toRun(r.rows[0]);
 }
 
-export async function listRuns(ctx: AppContext, q: { tenant: string; artifact?: string; limit?: number }): Promise<ReplayRun[]> {
+export async function listRuns(ctx: AppContext, tenant: string, q: { artifact?: string; limit?: number } = {}): Promise<ReplayRun[]> {
   const r = await ctx.db.query(
     `SELECT * FROM replay_runs WHERE tenant_id=$1 AND ($2::text IS NULL OR artifact_digest=$2) ORDER BY created_at DESC, scan_id LIMIT $3`,
-    [q.tenant, q.artifact ?? null, Math.min(q.limit ?? 50, 1000)],
+    [tenant, q.artifact ?? null, Math.min(q.limit ?? 50, 1000)],
   );
   return r.rows.map(toRun);
+}
+
+/** What the last verification of a run found (for `stella verify --explain`). */
+export interface RunExplain {
+  last_result: string | null;
+  last_codes: string[] | null;
+  last_explain: unknown;
+  last_verified_at: string | null;
+}
+
+export async function getRunExplain(ctx: AppContext, tenant: string, scanId: string): Promise<RunExplain> {
+  const r = await ctx.db.query('SELECT last_result, last_codes, last_explain, last_verified_at FROM replay_runs WHERE tenant_id=$1 AND scan_id=$2', [
+    tenant,
+    scanId,
+  ]);
+  if (!r.rowCount) throw notFound(`replay run ${scanId} not found`);
+  const row = r.rows[0];
+  return {
+    last_result: row.last_result ?? null,
+    last_codes: row.last_codes ?? null,
+    last_explain: row.last_explain ?? null,
+    last_verified_at: row.last_verified_at ? new Date(row.last_verified_at).toISOString() : null,
+  };
+}
+
+/** The files of an offline kit for one run, bundles base64-encoded, with this locker's RootPack. */
+export async function runKit(ctx: AppContext, tenant: string, scanId: string) {
+  const run = await getRun(ctx, tenant, scanId);
+  const f = await loadRunFiles(ctx, run);
+  if (!f.manifest || !f.envelope || !f.input || !f.output) throw notFound(`replay files for ${run.scanId} are missing from the store`);
+  return {
+    manifest: f.manifest,
+    envelope: f.envelope,
+    input: f.input.toString('base64'),
+    output: f.output.toString('base64'),
+    rootpack: await exportRootPack(ctx.keys),
+  };
 }
 
 export async function tenantsWithRuns(ctx: AppContext): Promise<string[]> {
@@ -91,12 +128,19 @@ export async function verifyRun(ctx: AppContext, tenant: string, scanId: string,
   return result;
 }
 
+/** A problem as stored: offline logs may carry codes from a newer CLI, so the code is any string. */
+export interface RecordedProblem {
+  code: string;
+  detail: string;
+  severity: 'error' | 'warning';
+}
+
 export async function recordVerification(
   ctx: AppContext,
   tenant: string,
   scanId: string,
   source: string,
-  result: Pick<ReplayResult, 'ok' | 'problems'> & Partial<ReplayResult>,
+  result: { ok: boolean; problems: readonly RecordedProblem[] } & Partial<Omit<ReplayResult, 'ok' | 'problems'>>,
 ): Promise<void> {
   const codes = result.problems.filter((p) => p.severity === 'error').map((p) => p.code);
   const outcome = result.ok ? 'passed' : 'failed';
