@@ -18,7 +18,13 @@ export async function logSize(db: Db | DbClient): Promise<number> {
 /** Log rows with seq in [from, to), in seq order (the caller checks density). */
 export async function logRows(db: Db | DbClient, from: number, to: number): Promise<LogRow[]> {
   const r = await db.query('SELECT seq, tenant_id, item_id, leaf, leaf_hash FROM evidence_log WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to]);
-  return r.rows.map((row) => ({ seq: Number(row.seq), tenant: row.tenant_id, itemId: row.item_id, leaf: row.leaf as Buffer, leafHash: row.leaf_hash as Buffer }));
+  return r.rows.map((row) => ({
+    seq: Number(row.seq),
+    tenant: row.tenant_id,
+    itemId: row.item_id,
+    leaf: row.leaf as Buffer,
+    leafHash: row.leaf_hash as Buffer,
+  }));
 }
 
 /** Leaf hashes with seq in [from, to), in seq order, with their seq (the caller checks density). */
