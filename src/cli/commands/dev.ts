@@ -8,9 +8,14 @@ import { isAlive } from '../../dev/proc';
 import { openKeyStore, TOKEN_PURPOSE } from '../../core/keys';
 import { mintToken, SCOPES, isScope } from '../../crypto/tokens';
 
+/** The stack commands: `dev up|down|status`, `serve`, `service restart`, `config`, `auth token`. */
 export function registerDevCommands(program: Command): void {
   const dev = program.command('dev').description('run the whole stack on this machine (embedded defaults)');
+  for (const add of [upCommand, downCommand, statusCommand]) add(dev);
+  for (const add of [serveCommand, serviceCommand, configCommands, authCommands]) add(program);
+}
 
+function upCommand(dev: Command): void {
   dev
     .command('up')
     .description('start Temporal (dev server), PostgreSQL, the worker and the API; safe to run twice')
@@ -51,7 +56,9 @@ export function registerDevCommands(program: Command): void {
         );
       }),
     );
+}
 
+function downCommand(dev: Command): void {
   dev
     .command('down')
     .description('stop what `stella dev up` started (data is kept)')
@@ -62,7 +69,9 @@ export function registerDevCommands(program: Command): void {
         print(c.format, { stopped }, () => (stopped.length ? `stopped: ${stopped.join(', ')}` : 'nothing was running'));
       }),
     );
+}
 
+function statusCommand(dev: Command): void {
   dev
     .command('status')
     .description('what the dev stack is running')
@@ -95,7 +104,9 @@ export function registerDevCommands(program: Command): void {
         return out.running ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
+}
 
+function serveCommand(program: Command): void {
   program
     .command('serve')
     .description('run the worker and the HTTP API in this process (what dev up and the container run)')
@@ -108,7 +119,9 @@ export function registerDevCommands(program: Command): void {
         await running.done;
       }),
     );
+}
 
+function serviceCommand(program: Command): void {
   program
     .command('service')
     .description('manage the stack started by `stella dev up`')
@@ -123,7 +136,9 @@ export function registerDevCommands(program: Command): void {
         print(c.format, { restarted: true, apiUrl: s.apiUrl, pid: s.serve.pid }, () => `restarted: worker+api (pid ${s.serve.pid}) serving ${s.apiUrl}`);
       }),
     );
+}
 
+function configCommands(program: Command): void {
   const config = program.command('config').description('read and write the config file (<data dir>/config.json)');
   config
     .command('set <key> <value>')
@@ -152,7 +167,9 @@ export function registerDevCommands(program: Command): void {
         print(c.format, { effective: safe, file: readConfigFile(cfg.dataDir) }, () => JSON.stringify(safe, null, 2));
       }),
     );
+}
 
+function authCommands(program: Command): void {
   const auth = program.command('auth').description('API tokens');
   auth
     .command('token')
