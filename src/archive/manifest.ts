@@ -13,10 +13,10 @@
  * with entries sorted by path byte order. Directories are never listed (nor written).
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
-import { isDigest, sha256Digest } from '../lib/hash';
+import { isDigest, sha256Digest, sha256Stream } from '../lib/hash';
 import { ArchiveError, ArchiveFormatError } from './errors';
 import { archivePathProblem, comparePaths } from './paths';
 import { compressBuffer, type Compression } from './compress';
@@ -324,13 +324,8 @@ export async function verifyManifestArchive(input: TarInput, limits: TarReadOpti
       manifestBytes = await entry.buffer();
       continue;
     }
-    const hash = createHash('sha256');
-    let size = 0;
-    for await (const chunk of entry.data) {
-      hash.update(chunk);
-      size += chunk.length;
-    }
-    seen.set(entry.path, { sha256: `sha256:${hash.digest('hex')}`, size });
+    const { digest: sha256, size } = await sha256Stream(Readable.from(entry.data, { objectMode: false }));
+    seen.set(entry.path, { sha256, size });
   }
 
   if (!manifestBytes) {

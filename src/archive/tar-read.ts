@@ -468,7 +468,8 @@ async function* parse(src: ByteSource, limits: TarLimits, raw: boolean): AsyncGe
     }
     if (size > limits.maxEntryBytes)
       throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
-    if (total + size > limits.maxTotalBytes) throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+    if (total + size > limits.maxTotalBytes)
+      throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
     if (!raw) {
       const conflict = ledger.add(path, type as 'file' | 'directory');
       if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
@@ -578,7 +579,7 @@ export async function extractTar(input: TarInput, destDir: string, limits: TarRe
         continue;
       }
       await ensureDir(entry.path, parts.slice(0, -1));
-      let fh;
+      let fh: FileHandle;
       try {
         fh = await open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
       } catch (err) {

@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArchiveError, ArchiveSecurityError } from './errors';
-import { archivePathProblem, comparePaths, PathLedger } from './paths';
+import { archivePathProblem, PathLedger } from './paths';
 import { compressStream, type Compression } from './compress';
 
 export const BLOCK = 512;

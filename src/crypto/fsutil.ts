@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, readFile } from 'node:fs/promises';
+import { type FileHandle, open, rename, unlink, readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -30,7 +30,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
 }
 
 async function fsyncDir(dir: string): Promise<void> {
-  let fh;
+  let fh: FileHandle | undefined;
   try {
     fh = await open(dir, 'r');
     await fh.sync();

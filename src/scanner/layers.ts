@@ -315,7 +315,12 @@ async function readLayer(
   const pending: Pending[] = [];
   let failure: unknown;
   try {
-    const entries = readTarEntries(tapTar, { decompress: false, maxEntries: Number.MAX_SAFE_INTEGER, maxEntryBytes: Number.MAX_SAFE_INTEGER, maxTotalBytes: Number.MAX_SAFE_INTEGER });
+    const entries = readTarEntries(tapTar, {
+      decompress: false,
+      maxEntries: Number.MAX_SAFE_INTEGER,
+      maxEntryBytes: Number.MAX_SAFE_INTEGER,
+      maxTotalBytes: Number.MAX_SAFE_INTEGER,
+    });
     for await (const entry of entries) {
       const c = classify(entry, label, wants, limits);
       if (c?.capture && c.pending.kind === 'file') c.pending.content = await collect(entry.data, c.pending.size);
@@ -372,7 +377,7 @@ function applyLayer(fs: ImageFilesystem, index: number, pending: Pending[], labe
       if (child?.type === 'symlink') {
         throw new LayerSecurityError(entry, `would be written through symlink ${toPath(parts.slice(0, i + 1))} -> ${child.linkname}`, label);
       }
-      if (!child || child.type !== 'dir') {
+      if (child?.type !== 'dir') {
         if (!create) return undefined;
         // Implicit parent (tars need not list directories); a non-directory in the way is replaced, as overlayfs would.
         child = { type: 'dir', layer: index, size: 0, children: new Map() };
@@ -389,9 +394,9 @@ function applyLayer(fs: ImageFilesystem, index: number, pending: Pending[], labe
 
   for (const p of pending) {
     if (p.kind === 'whiteout') {
-      parentOf(p.parts, toPath(p.parts), false)?.children!.delete(p.parts[p.parts.length - 1]!);
+      parentOf(p.parts, toPath(p.parts), false)?.children?.delete(p.parts[p.parts.length - 1]!);
     } else if (p.kind === 'opaque') {
-      const dir = p.parts.length === 0 ? fs.root : parentOf(p.parts, toPath(p.parts), false)?.children!.get(p.parts[p.parts.length - 1]!);
+      const dir = p.parts.length === 0 ? fs.root : parentOf(p.parts, toPath(p.parts), false)?.children?.get(p.parts[p.parts.length - 1]!);
       if (dir?.type === 'dir') dir.children = new Map();
     }
   }

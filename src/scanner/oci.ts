@@ -181,7 +181,7 @@ class TarSource implements BlobSource {
 
   private member(name: string) {
     const m = this.index.resolve(safeName(name, this.label));
-    if (!m || m.type !== 'file') throw new ImageFormatError(`${this.label}: missing ${name}`);
+    if (m?.type !== 'file') throw new ImageFormatError(`${this.label}: missing ${name}`);
     return m;
   }
 

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, stat } from 'node:fs/promises';
 import yauzl from 'yauzl';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
+import { walkFiles, type WalkedFile } from '../lib/walk';
 import { bucketCvss2, bucketCvss3, cvss2BaseScore, cvss3BaseScore, normaliseSeverityText, type Severity } from './cvss';
 import type { Distro, Ecosystem, Package } from './detectors/types';
 import { FeedError, ScanLimitError } from './errors';
@@ -105,7 +104,7 @@ export function feedFromRecords(raw: readonly unknown[], source = 'records'): Fe
   // Hash canonicalJson(records) incrementally: same bytes, without one giant string.
   const h = createHash('sha256');
   h.update('[');
-  entries.forEach((e, i) => h.update(i ? `,${e.canon}` : e.canon));
+  for (const [i, e] of entries.entries()) h.update(i ? `,${e.canon}` : e.canon);
   h.update(']');
   const ecosystems = new Set<string>();
   for (const e of entries) for (const a of e.rec.affected ?? []) if (a.package?.ecosystem) ecosystems.add(a.package.ecosystem);
@@ -142,27 +141,23 @@ class Budget {
   }
 }
 
+/** Every `*.json` below `root`, in sorted order; symlinks are not followed (a feed directory is data we were handed, not a tree to explore). */
 async function readDir(root: string, budget: Budget): Promise<unknown[]> {
   const out: unknown[] = [];
-  const walk = async (dir: string) => {
-    let entries: Dirent[];
+  const files = walkFiles(root);
+  for (;;) {
+    let next: IteratorResult<WalkedFile>;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      next = await files.next();
     } catch (e) {
-      throw new FeedError(`cannot read feed directory ${dir}: ${(e as Error).message}`);
+      throw new FeedError(`cannot read feed directory ${root}: ${(e as Error).message}`);
     }
-    entries.sort((a, b) => cmpStr(a.name, b.name));
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      // Symlinks are not followed: a feed directory is data we were handed, not a tree to explore.
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && e.name.toLowerCase().endsWith('.json')) {
-        budget.take((await stat(p)).size, p);
-        out.push(...parseRecords(await readFile(p, 'utf8'), p));
-      }
-    }
-  };
-  await walk(root);
+    if (next.done) break;
+    const { path } = next.value;
+    if (!path.toLowerCase().endsWith('.json')) continue;
+    budget.take((await stat(path)).size, path);
+    out.push(...parseRecords(await readFile(path, 'utf8'), path));
+  }
   return out;
 }
 
@@ -438,7 +433,7 @@ export function matchPackages(packages: readonly Package[], feed: Feed, distro?:
   const found = new Map<string, Finding>();
   for (const pkg of packages) {
     const t = targetFor(pkg, distro);
-    if (!t || !t.scheme.valid(t.version)) continue;
+    if (!t?.scheme.valid(t.version)) continue;
     for (const { record, affected, suffix } of idx.get(`${t.base}\0${t.name}`) ?? []) {
       if (suffix && !t.release(suffix)) continue;
       const r = isAffected(t.version, affected, t.scheme);
