@@ -23,10 +23,10 @@ import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
 import { sha256Digest } from '../src/lib/hash';
 import { createPromotionActivities } from '../activities/promotion';
-import { evaluateGates } from '../src/core/promotion/gates';
+import { evaluateGates } from '../src/core/promotion/evaluate';
 import { DEFAULT_POLICY } from '../src/core/promotion/policy';
 import { exportRootPack } from '../src/crypto/rootpack';
-import { storeAllEvidence } from '../test/promotion-support';
+import { storeAllEvidence } from '../test/support/promotion';
 
 export interface PromotionBenchOptions {
   promotions?: number;

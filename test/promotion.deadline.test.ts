@@ -8,7 +8,7 @@ import { timeSkippingEnv, workflowBundle } from './support/time-skipping';
 import { createPromotionActivities } from '../activities/promotion';
 import { sha256Digest } from '../src/lib/hash';
 import { setPolicy } from '../src/core/promotion/policy';
-import { storeSbom } from './promotion-support';
+import { storeSbom } from './support/promotion';
 
 /**
  * The deadline path on the time-skipping server: nobody produces the evidence, the 24h

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { parsePolicyDocument, policyChecksum, DEFAULT_POLICY } from '../src/core/promotion/policy';
-import { commandFor, attestType } from '../src/core/promotion/gates';
+import { commandFor, attestType } from '../src/core/promotion/decide';
 import { SLSA_PROVENANCE_V1, VULNS_V02, CYCLONEDX_BOM } from '../src/crypto/intoto';
 
 describe('promotion policy documents', () => {

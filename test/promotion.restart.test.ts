@@ -12,7 +12,7 @@ import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
 import { createActivities } from '../activities';
 import { sha256Digest } from '../src/lib/hash';
-import { storeAllEvidence, waitFor } from './promotion-support';
+import { storeAllEvidence, waitFor } from './support/promotion';
 
 /**
  * A Temporal dev server restarted on its persistent SQLite file keeps the waiting promotion:

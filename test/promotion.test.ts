@@ -16,7 +16,7 @@ import { runDoctor } from '../src/core/doctor';
 import { setPolicy, resolvePolicy } from '../src/core/promotion/policy';
 import { createStellaWorker } from '../workers/worker';
 import * as workflows from '../workflows';
-import { storeAllEvidence, storeProvenance, storeSbom, storeScanReport, waitFor } from './promotion-support';
+import { storeAllEvidence, storeProvenance, storeSbom, storeScanReport, waitFor } from './support/promotion';
 
 const TENANT = 'default';
 const artifact = () => sha256Digest(`registry.example/app@${randomBytes(8).toString('hex')}`);
@@ -175,7 +175,7 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     // The harness worker steps aside; promotions on this queue run in a separate worker process.
     await h.stopWorker();
     const spawnWorker = async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/promotion-worker-proc.ts'], {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/promotion-worker-proc.ts'], {
         env: {
           ...process.env,
           STELLA_DATA_DIR: h.ctx.cfg.dataDir,
@@ -299,7 +299,7 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     'auto-generation: missing evidence is produced by the scanThenAttest child, then the promotion passes',
     async () => {
       // Built by the scanner engineer: loaded dynamically so this file does not depend on it otherwise.
-      const { buildOciFixture } = await import('./helpers/oci-fixture');
+      const { buildOciFixture } = await import('./support/oci-fixture');
       const { registerImage } = await import('../src/core/scan/catalogue');
       const lock = { name: 'x', lockfileVersion: 3, packages: { '': { name: 'x' }, 'node_modules/left-pad': { version: '1.3.0' } } };
       const fx = await buildOciFixture({ ref: 'shop:42', layers: [[{ path: 'app/package-lock.json', content: JSON.stringify(lock) }]], archives: false });

@@ -1,36 +1,29 @@
 import {
-  proxyLocalActivities,
+  ApplicationFailure,
+  ParentClosePolicy,
+  WorkflowIdReusePolicy,
+  allHandlersFinished,
+  condition,
   defineQuery,
   defineSignal,
   defineUpdate,
+  executeChild,
+  log,
+  proxyLocalActivities,
   setHandler,
-  condition,
   upsertSearchAttributes,
   workflowInfo,
-  executeChild,
-  ApplicationFailure,
-  allHandlersFinished,
-  ParentClosePolicy,
-  WorkflowIdReusePolicy,
-  log,
 } from '@temporalio/workflow';
-import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
 import type { Activities } from '../activities';
-import type { Approval, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
+import type { EvaluateGatesResult, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
+import { SA, scanWorkflowId } from '../src/temporal/names';
+import { scanThenAttest } from './scan';
 
-// Constants are repeated here (not imported) so the workflow bundle stays free of runtime imports.
+// Constants are repeated here (not imported from src/core) so the workflow bundle stays free of runtime imports.
 const FINAL: readonly string[] = ['promoted', 'failed', 'aborted'];
-const scanWorkflowId = (tenant: string, digest: string) => `scan-${tenant}-${digest.replace(/^sha256:/, '')}`;
 /** How long to wait before re-checking when a scan of the artifact is already running elsewhere. */
 const GENERATION_RECHECK = '1 minute';
 const MAX_GENERATION_ROUNDS = 3;
-
-/** Typed search attribute keys (registered on the namespace: src/dev/temporal.ts SEARCH_ATTRIBUTES). */
-const kw = (name: string) => ({ name, type: 'KEYWORD' }) as SearchAttributeKey<'KEYWORD'>;
-export const SA_ARTIFACT = kw('StellaArtifactDigest');
-export const SA_ENVIRONMENT = kw('StellaEnvironment');
-export const SA_PROMOTION_STATE = kw('StellaPromotionState');
-export const SA_TENANT = kw('StellaTenant');
 
 export const promotionStateQuery = defineQuery<PromotionStatus>('state');
 export const promotionRetrySignal = defineSignal<[{ by?: string }]>('retry');
@@ -46,12 +39,25 @@ const acts = proxyLocalActivities<Activities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
 });
 
+/** What to do after an evaluation: the runbook's branches. */
+type NextStep = { kind: 'promote' } | { kind: 'violation'; gates: GateResult[] } | { kind: 'generate' } | { kind: 'wait'; kinds: string[] };
+
+/** Pure (not exported: every export of a workflow module is a workflow type): passed → promote; a violation fails at once; missing evidence is generated (policy) or waited for. */
+function nextStep(r: EvaluateGatesResult, canGenerate: boolean): NextStep {
+  const blocking = r.gates.filter((g) => g.required && !g.passed);
+  if (!blocking.length) return { kind: 'promote' };
+  const violations = blocking.filter((g) => g.violation);
+  if (violations.length) return { kind: 'violation', gates: violations };
+  if (r.policy.autoGenerate && r.generatorAvailable && canGenerate) return { kind: 'generate' };
+  return { kind: 'wait', kinds: [...new Set(blocking.map((g) => g.missing?.kind ?? g.name))] };
+}
+
 /**
  * Promotion of an artifact into an environment, gated on evidence (release-orchestrator
- * runbook). Evaluates every gate; when evidence is missing either generates it (child
- * scanThenAttest, policy autoGenerate) or waits for the operator's `retry` until the policy
- * deadline, then fails with `required evidence not found: <kinds>`. Optional manual approval.
- * On pass, records the promotion (row + audit + timeline event).
+ * runbook): gatherEvidence → decideGates → record (the evaluateGates local activity); when
+ * evidence is missing either generate it (child scanThenAttest, policy autoGenerate) or wait
+ * for the operator's `retry` until the policy deadline, then fail with `required evidence not
+ * found: <kinds>`. Optional manual approval. On pass, record the promotion (row + audit + event).
  */
 export async function promotion(input: PromotionInput): Promise<PromotionStatus> {
   const info = workflowInfo();
@@ -107,13 +113,14 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
   const setState = async (state: PromotionStateName, reason: string | null, persist: boolean) => {
     st.state = state;
     st.reason = reason;
-    upsertSearchAttributes([{ key: SA_PROMOTION_STATE, value: state }]);
+    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
     if (persist) await acts.promotionSetState({ tenant: input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals });
   };
+  /** record: the final row, audit entry and timeline event. */
   const finish = async (state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string) => {
     st.state = state;
     st.reason = reason;
-    upsertSearchAttributes([{ key: SA_PROMOTION_STATE, value: state }]);
+    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
     await acts.promotionFinalize({ tenant: input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals });
     await condition(allHandlersFinished);
   };
@@ -122,73 +129,84 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
     throw ApplicationFailure.create({ message, type, nonRetryable: true, details: [st] });
   };
   const abort = async () => {
-    await finish('aborted', aborted!.reason ?? `aborted by ${aborted!.by}`, aborted!.by);
+    const a = aborted ?? { by: 'unknown' };
+    await finish('aborted', a.reason ?? `aborted by ${a.by}`, a.by);
     return st;
   };
 
+  let deadlineMs = 0;
+  /** gatherEvidence → decideGates → record this attempt (one local activity). */
+  const evaluateGates = async () => {
+    if (st.state !== 'evaluating') await setState('evaluating', null, false);
+    st.attempts++;
+    const r = await acts.evaluateGates({
+      promotionId: st.promotionId,
+      workflowId: st.workflowId,
+      attempt: st.attempts,
+      input,
+      startedAt: info.startTime.toISOString(),
+    });
+    st.gates = r.gates;
+    st.imageRef = r.imageRef;
+    st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
+    st.autoGenerate = r.policy.autoGenerate;
+    st.approvalsRequired = r.policy.requireApproval ? r.policy.approvals : 0;
+    if (!deadlineMs) {
+      // Fixed by the first evaluation (recorded in history): start time + policy waitDeadline.
+      deadlineMs = Date.parse(r.deadline);
+      st.deadline = r.deadline;
+    }
+    return r;
+  };
+  /** Sleeps until the operator's retry (or an abort); false when the deadline passed first. */
+  const waitForRetry = async (timeout: number | string) => condition(() => retrySeq > evaluatedSeq || !!aborted, timeout);
+
   upsertSearchAttributes([
-    { key: SA_TENANT, value: input.tenant },
-    { key: SA_ARTIFACT, value: input.artifactDigest },
-    { key: SA_ENVIRONMENT, value: input.toEnv },
-    { key: SA_PROMOTION_STATE, value: 'evaluating' },
+    { key: SA.tenant, value: input.tenant },
+    { key: SA.artifact, value: input.artifactDigest },
+    { key: SA.environment, value: input.toEnv },
+    { key: SA.promotionState, value: 'evaluating' },
   ]);
 
-  let deadlineMs = 0;
   let waitDeadlineMs = 0;
   let requireApproval = false;
   let generationRounds = 0;
   try {
     for (;;) {
       const seq = retrySeq;
-      if (st.state !== 'evaluating') await setState('evaluating', null, false);
-      st.attempts++;
-      const r = await acts.evaluateGates({
-        promotionId: st.promotionId,
-        workflowId: st.workflowId,
-        attempt: st.attempts,
-        input,
-        startedAt: info.startTime.toISOString(),
-      });
-      st.gates = r.gates;
-      st.imageRef = r.imageRef;
-      st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
-      st.autoGenerate = r.policy.autoGenerate;
-      st.approvalsRequired = r.policy.requireApproval ? r.policy.approvals : 0;
+      const r = await evaluateGates();
       requireApproval = r.policy.requireApproval;
       waitDeadlineMs = r.policy.waitDeadlineMs;
-      if (!deadlineMs) {
-        // Fixed by the first evaluation (recorded in history): start time + policy waitDeadline.
-        deadlineMs = Date.parse(r.deadline);
-        st.deadline = r.deadline;
-      }
       evaluatedSeq = seq;
       if (aborted) return await abort();
 
-      const blocking = r.gates.filter((g) => g.required && !g.passed);
-      if (!blocking.length) {
+      const next = nextStep(r, generationRounds < MAX_GENERATION_ROUNDS && Date.now() < deadlineMs);
+      if (next.kind === 'promote') {
         evaluatedSeq = retrySeq;
         break;
       }
-      const violations = blocking.filter((g) => g.violation);
-      if (violations.length) {
+      if (next.kind === 'violation') {
         evaluatedSeq = retrySeq;
-        return await fail(`policy gate failed: ${violations.map((g) => `${g.name}: ${g.detail}`).join('; ')}`, 'PromotionGateFailed');
+        return await fail(`policy gate failed: ${next.gates.map((g) => `${g.name}: ${g.detail}`).join('; ')}`, 'PromotionGateFailed');
       }
-
-      if (r.policy.autoGenerate && r.generatorAvailable && generationRounds < MAX_GENERATION_ROUNDS && Date.now() < deadlineMs) {
+      if (next.kind === 'generate') {
         generationRounds++;
-        await generateEvidence(input, st, blocking, deadlineMs);
-        if (st.reason?.startsWith('a scan of')) await condition(() => retrySeq > evaluatedSeq || !!aborted, GENERATION_RECHECK);
+        await generateMissing(
+          input,
+          st,
+          r.gates.filter((g) => g.required && !g.passed),
+          deadlineMs,
+        );
+        if (st.reason?.startsWith('a scan of')) await waitForRetry(GENERATION_RECHECK);
         if (aborted) return await abort();
         continue;
       }
 
-      const kinds = [...new Set(blocking.map((g) => g.missing?.kind ?? g.name))];
-      await setState('waiting-evidence', `waiting for evidence: ${kinds.join(', ')} (stella promotion evidence --missing)`, true);
+      await setState('waiting-evidence', `waiting for evidence: ${next.kinds.join(', ')} (stella promotion evidence --missing)`, true);
       const remaining = deadlineMs - Date.now();
-      const woke = remaining > 0 && (await condition(() => retrySeq > evaluatedSeq || !!aborted, remaining));
+      const woke = remaining > 0 && (await waitForRetry(remaining));
       if (aborted) return await abort();
-      if (!woke) return await fail(`required evidence not found: ${kinds.join(',')}`, 'EvidenceNotFound');
+      if (!woke) return await fail(`required evidence not found: ${next.kinds.join(',')}`, 'EvidenceNotFound');
     }
 
     if (requireApproval) {
@@ -211,13 +229,13 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
   }
 }
 
-/** Starts scanThenAttest as a child (by type name: built separately) and waits for it. */
-async function generateEvidence(input: PromotionInput, st: PromotionStatus, blocking: GateResult[], deadlineMs: number): Promise<void> {
+/** generate missing: runs scanThenAttest as a child and waits for it. */
+async function generateMissing(input: PromotionInput, st: PromotionStatus, blocking: GateResult[], deadlineMs: number): Promise<void> {
   st.reason = `generating missing evidence: ${blocking.map((g) => g.missing?.kind ?? g.name).join(',')}`;
   const onlySbom = blocking.every((g) => g.missing?.kind === 'sbom');
   const stale = blocking.some((g) => g.missing?.command.includes('--force'));
   try {
-    await executeChild('scanThenAttest', {
+    await executeChild(scanThenAttest, {
       workflowId: scanWorkflowId(input.tenant, input.artifactDigest),
       args: [
         {
@@ -246,5 +264,3 @@ async function generateEvidence(input: PromotionInput, st: PromotionStatus, bloc
 
 /** An empty workflow: the baseline the promotion benchmark compares against. */
 export async function promotionBenchNoop(): Promise<void> {}
-
-export type { Approval };

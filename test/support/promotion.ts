@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { AppContext } from '../src/core/context';
-import { makeStatement, signStatement, slsaProvenance, subject, SLSA_PROVENANCE_V1 } from '../src/crypto/intoto';
-import { SIGNING_PURPOSE } from '../src/core/keys';
+import type { AppContext } from '../../src/core/context';
+import { makeStatement, signStatement, slsaProvenance, subject, SLSA_PROVENANCE_V1 } from '../../src/crypto/intoto';
+import { SIGNING_PURPOSE } from '../../src/core/keys';
 
 /**
  * Evidence as the scan-then-attest workflow stores it: a CycloneDX SBOM, a scan report

@@ -7,39 +7,28 @@ import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable, shortDigest } from '../output';
 import { qs } from '../client';
 import { defaultDataDir } from '../../config';
+import {
+  ListPromotionsResponse,
+  PROMOTION_STATES,
+  PromotionEvidenceResponse,
+  PromotionView,
+  RetryResponse,
+  SetPolicyResponse,
+  ShowPolicyResponse,
+  SignalledResponse,
+  StartPromotionResponse,
+  type GateResult,
+  type PolicyView,
+} from '../../contracts/promotion';
 
-const STATES = ['evaluating', 'waiting-evidence', 'waiting-approval', 'promoted', 'failed', 'aborted'];
+const STATES: readonly string[] = PROMOTION_STATES;
 const FINAL = ['promoted', 'failed', 'aborted'];
 const ENV_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-interface Gate {
-  name: string;
-  required: boolean;
-  passed: boolean;
-  detail: string;
-  evidenceId?: string;
-  missing?: { kind: string; predicateType?: string; command: string };
-}
-interface Status {
-  id?: string;
-  promotionId: string;
-  workflowId: string;
-  artifactDigest: string;
-  fromEnv: string;
-  toEnv: string;
-  state: string;
-  gates: Gate[];
-  attempts: number;
-  deadline: string | null;
-  approvals: { by: string; at: string; comment?: string }[];
-  approvalsRequired?: number;
-  reason: string | null;
-  requestedBy?: string;
-  temporalStatus?: string;
-  joined?: boolean;
-  message?: string;
-  final?: boolean;
-}
+type Gate = GateResult;
+/** What the status renderer needs: a promotion's view, or a start answer that carries one. */
+type Status = Omit<PromotionView, 'gates' | 'attempts' | 'deadline' | 'approvals' | 'state'> &
+  Partial<Pick<PromotionView, 'gates' | 'attempts' | 'deadline' | 'approvals' | 'state'>>;
 
 // --- which promotion: explicit id, else the one this CLI last worked with, else the newest waiting one
 
@@ -83,16 +72,17 @@ async function resolveId(c: Ctx, id: string | undefined, keepFinishedMs = 0): Pr
   };
   const last = readState().lastPromotion?.id;
   if (last) {
-    const s = await api.get<Status & { finishedAt?: string | null }>(`/promotions/${encodeURIComponent(last)}`).catch(() => null);
+    const s = await api.call(PromotionView, 'GET', `/promotions/${encodeURIComponent(last)}`).catch(() => null);
     if (s && !FINAL.includes(s.state)) return say(last, 'the promotion this CLI last worked with');
     if (s && keepFinishedMs && s.finishedAt && Date.now() - Date.parse(s.finishedAt) < keepFinishedMs)
       return say(last, `the promotion this CLI last worked with, ${s.state}`);
   }
   for (const state of ['waiting-evidence', 'waiting-approval', 'evaluating']) {
-    const r = await api.get<{ items: { id: string }[] }>(`/promotions${qs({ state, limit: 1 })}`);
-    if (r.items[0]) {
-      remember(r.items[0].id);
-      return say(r.items[0].id, `the newest promotion ${state}`);
+    const r = await api.call(ListPromotionsResponse, 'GET', `/promotions${qs({ state, limit: 1 })}`);
+    const first = r.source === 'temporal-visibility' ? r.items[0]?.id : r.items[0]?.workflowId;
+    if (first) {
+      remember(first);
+      return say(first, `the newest promotion ${state}`);
     }
   }
   if (last) return say(last, 'the promotion this CLI last worked with'); // nothing unfinished
@@ -118,7 +108,9 @@ function renderGates(gates: Gate[]): string {
 }
 
 function renderStatus(s: Status): string {
-  const missing = s.gates.filter((g) => g.required && !g.passed && g.missing);
+  const gates = s.gates ?? [];
+  const approvals = s.approvals ?? [];
+  const missing = gates.filter((g) => g.required && !g.passed && g.missing);
   const lines = [
     renderKv({
       promotion: s.id ?? s.workflowId,
@@ -129,15 +121,15 @@ function renderStatus(s: Status): string {
       attempts: s.attempts,
       deadline: s.deadline,
       approvals: s.approvalsRequired
-        ? `${s.approvals.length}/${s.approvalsRequired}${s.approvals.length ? ` (${s.approvals.map((a) => a.by).join(', ')})` : ''}`
-        : s.approvals.length || '-',
+        ? `${approvals.length}/${s.approvalsRequired}${approvals.length ? ` (${approvals.map((a) => a.by).join(', ')})` : ''}`
+        : approvals.length || '-',
       reason: s.reason,
     }),
     '',
-    renderGates(s.gates),
+    renderGates(gates),
   ];
-  if (missing.length && !FINAL.includes(s.state)) {
-    lines.push('', 'Missing evidence; produce it with:', ...missing.map((g) => `  ${g.missing!.command}`), 'then: stella promotion retry');
+  if (missing.length && !FINAL.includes(s.state ?? '')) {
+    lines.push('', 'Missing evidence; produce it with:', ...missing.map((g) => `  ${g.missing?.command}`), 'then: stella promotion retry');
   }
   return lines.join('\n');
 }
@@ -167,8 +159,10 @@ export function registerPromotionCommands(program: Command): void {
         const timeout = Number(o.timeout);
         if (!Number.isInteger(timeout) || timeout < 1 || timeout > 300) throw new CliError('--timeout must be 1..300 seconds', EXIT.USAGE);
         const body = { artifact: o.artifact, to: o.to, ...(o.from ? { from: o.from } : {}), ...(o.image ? { imageRef: o.image } : {}) };
-        const r = await c.api().post<Status>(`/promotions${o.wait ? qs({ wait: timeout }) : ''}`, body, { timeoutMs: (timeout + 30) * 1000 });
-        remember(r.id ?? r.workflowId);
+        const r = await c
+          .api()
+          .call(StartPromotionResponse, 'POST', `/promotions${o.wait ? qs({ wait: timeout }) : ''}`, body, { timeoutMs: (timeout + 30) * 1000 });
+        remember(r.id);
         if (!o.wait) {
           print(c.format, r, () => `${r.message}\nid: ${r.id}\nnext: stella promotion status ${r.id}`);
           return;
@@ -184,7 +178,7 @@ export function registerPromotionCommands(program: Command): void {
       action(async (id: string | undefined, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id, KEEP_FINISHED_MS);
-        const s = await c.api().get<Status>(`/promotions/${encodeURIComponent(pid)}`);
+        const s = await c.api().call(PromotionView, 'GET', `/promotions/${encodeURIComponent(pid)}`);
         print(c.format, s, () => renderStatus(s));
       }),
     );
@@ -196,17 +190,7 @@ export function registerPromotionCommands(program: Command): void {
       action(async (id: string | undefined, o: { missing?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id, KEEP_FINISHED_MS);
-        const r = await c
-          .api()
-          .get<{
-            id: string;
-            artifact: string;
-            to: string;
-            state: string;
-            deadline: string | null;
-            gates?: Gate[];
-            missing: { gate: string; detail: string; kind?: string; predicateType?: string; command?: string }[];
-          }>(`/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`);
+        const r = await c.api().call(PromotionEvidenceResponse, 'GET', `/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`);
         print(c.format, r, () => {
           const head = `${r.id} (${r.state}) → ${r.to}, artifact ${r.artifact}`;
           if (!o.missing) return `${head}\n\n${renderGates(r.gates ?? [])}`;
@@ -229,11 +213,11 @@ export function registerPromotionCommands(program: Command): void {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id);
         if (!o.wait) {
-          const r = await c.api().post<{ message: string }>(`/promotions/${encodeURIComponent(pid)}/retry?mode=signal`);
+          const r = await c.api().call(SignalledResponse, 'POST', `/promotions/${encodeURIComponent(pid)}/retry?mode=signal`, {});
           print(c.format, r, () => r.message);
           return;
         }
-        const s = await c.api().post<Status>(`/promotions/${encodeURIComponent(pid)}/retry`, {}, { timeoutMs: 600_000 });
+        const s = await c.api().call(RetryResponse, 'POST', `/promotions/${encodeURIComponent(pid)}/retry`, {}, { timeoutMs: 600_000 });
         print(c.format, s, () => renderStatus(s));
         return s.state === 'waiting-evidence' ? EXIT.PENDING : exitFor(s) === EXIT.PENDING ? EXIT.OK : exitFor(s);
       }),
@@ -250,12 +234,8 @@ export function registerPromotionCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.state && !STATES.includes(o.state)) throw new CliError(`unknown --state ${o.state}; expected one of ${STATES.join(', ')}`, EXIT.USAGE);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
-        const r = await c
-          .api()
-          .get<{
-            query: string;
-            items: { id: string; status: string; state: string | null; artifact: string | null; env: string | null; startTime: string }[];
-          }>(`/promotions${qs({ state: o.state, artifact: o.artifact, env: o.env, limit: o.limit })}`);
+        const r = await c.api().call(ListPromotionsResponse, 'GET', `/promotions${qs({ state: o.state, artifact: o.artifact, env: o.env, limit: o.limit })}`);
+        if (r.source !== 'temporal-visibility') throw new CliError('unexpected answer from GET /promotions: not a visibility listing', EXIT.FAILURE);
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -279,12 +259,10 @@ export function registerPromotionCommands(program: Command): void {
         action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
           const c = ctxOf(cmd);
           remember(id);
-          const r = await c
-            .api()
-            .post<{ message: string }>(`/promotions/${encodeURIComponent(id)}/${op}`, {
-              ...(o.comment ? { comment: o.comment } : {}),
-              ...(o.reason ? { reason: o.reason } : {}),
-            });
+          const r = await c.api().call(SignalledResponse, 'POST', `/promotions/${encodeURIComponent(id)}/${op}`, {
+            ...(o.comment ? { comment: o.comment } : {}),
+            ...(o.reason ? { reason: o.reason } : {}),
+          });
           print(c.format, r, () => r.message);
         }),
       );
@@ -303,9 +281,7 @@ export function registerPromotionCommands(program: Command): void {
         const document = await fsp.readFile(o.file, 'utf8').catch(() => {
           throw new CliError(`${o.file}: cannot read`, EXIT.USAGE);
         });
-        const r = await c
-          .api()
-          .json<{ env: string; version: number; checksum: string; changed: boolean }>('PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
+        const r = await c.api().call(SetPolicyResponse, 'PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
         print(c.format, r, () =>
           r.changed
             ? `stored policy for ${r.env}: version ${r.version} (${r.checksum})`
@@ -328,23 +304,6 @@ export function registerPromotionCommands(program: Command): void {
 
 /** Other policy sections for `stella evidence policy show` (e.g. retention) register here. */
 export const evidencePolicySections: { key: string; fetch: (c: Ctx, o: { env?: string }) => Promise<unknown>; render: (v: unknown) => string }[] = [];
-
-interface PolicyView {
-  source: string;
-  policyEnv: string;
-  version: number | null;
-  checksum: string;
-  createdAt?: string | null;
-  createdBy?: string | null;
-  policy: {
-    requirements: Record<string, unknown>[];
-    maxEvidenceAge: string;
-    autoGenerate: boolean;
-    waitDeadline: string;
-    requireApproval: boolean;
-    approvals: number;
-  };
-}
 
 function renderPolicy(title: string, p: PolicyView): string {
   const reqs = p.policy.requirements.map((r) => {
@@ -372,7 +331,7 @@ function renderPolicy(title: string, p: PolicyView): string {
 async function showPolicy(o: { env?: string }, cmd: Command): Promise<void> {
   const c = ctxOf(cmd);
   if (o.env && !ENV_RE.test(o.env)) throw new CliError(`malformed --env ${JSON.stringify(o.env)}`, EXIT.USAGE);
-  const r = await c.api().get<{ promotion: PolicyView | { policies: PolicyView[]; builtIn: PolicyView } }>(`/promotion-policies${qs({ env: o.env })}`);
+  const r = await c.api().call(ShowPolicyResponse, 'GET', `/promotion-policies${qs({ env: o.env })}`);
   const out: Record<string, unknown> = { promotion: r.promotion };
   const human: string[] = [];
   if ('policies' in r.promotion) {

@@ -1,42 +1,38 @@
-import { imageRefFor } from '../scan/catalogue';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { AppContext } from '../context';
-import type { KeyStore } from '../../crypto/keys';
-import { exportRootPack, rootPackResolver, type RootPack } from '../../crypto/rootpack';
-import { verifyStatement, statementFromEnvelope, SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../crypto/intoto';
-import { parseDuration } from '../../config';
-import { SIGNING_PURPOSE } from '../keys';
-import type { GateResult, MissingEvidence } from './types';
-import type { PromotionPolicy, Requirement } from './policy';
-
 /**
- * Gate evaluation: for each requirement of the policy, find the newest present evidence for
- * the artifact that satisfies it. Missing, stale or untrusted evidence makes the gate fail
- * with `missing` (and the command that produces it); evidence that is present but violates
- * the policy (critical findings) fails with `violation`, since regenerating it won't help.
+ * Gate decisions, pure: given the policy, the facts gathered about an artifact's evidence
+ * (gather.ts) and the time, each requirement passes, is `missing` (with the command that
+ * produces the evidence) or is a `violation` (present but failing, e.g. critical findings,
+ * which regenerating won't fix). Stale or untrusted evidence counts as missing.
  */
+import { CYCLONEDX_BOM, SLSA_PROVENANCE_V1, VULNS_V02 } from '../../crypto/intoto';
+import { parseDuration } from '../../lib/format';
+import type { GateCandidate } from '../evidence/queries/promotion';
+import type { PromotionPolicy, Requirement } from './policy';
+import type { GateResult, MissingEvidence } from './types';
 
-interface Candidate {
-  id: string;
-  kind: string;
-  mediaType: string;
-  predicateType: string | null;
-  createdAt: Date;
-  size: number;
-}
+/** What a statement check (signature and/or parse) found in an attestation envelope. */
+export type StatementCheck = { ok: true; predicateType: string; subjectSha256: string[] } | { ok: false; error: string };
 
-export interface GateContext {
-  tenant: string;
+/** What the documents say, for the candidates a gate needs to read (see documentsToRead). */
+export type DocumentFact =
+  | { kind: 'sbom'; cyclonedx: boolean }
+  | { kind: 'scan-report'; counts: unknown; error?: undefined }
+  | { kind: 'scan-report'; error: string }
+  | { kind: 'attestation'; unsigned: StatementCheck; trusted?: StatementCheck };
+
+/** Everything the gates decide on. */
+export interface EvidenceFacts {
   artifactDigest: string;
   imageRef: string | null;
-  policy: PromotionPolicy;
-  now?: Date;
-  /** Trust anchor for attestation signatures; exported from ctx.keys when omitted. */
-  rootPack?: RootPack;
+  /** Present evidence naming the artifact, newest first. */
+  candidates: GateCandidate[];
+  documents: Record<string, DocumentFact>;
 }
 
-const MAX_JSON_BYTES = 16 * 1024 * 1024;
+type SbomReq = Extract<Requirement, { kind: 'sbom' }>;
+type ScanReq = Extract<Requirement, { kind: 'scan-report' }>;
+type AttestationReq = Extract<Requirement, { kind: 'attestation' }>;
+type Counts = Record<'critical' | 'high' | 'medium' | 'low' | 'unknown', number>;
 
 /** The `stella attest create --type` value that produces an attestation of this predicate type. */
 export function attestType(predicateType: string): string {
@@ -62,31 +58,8 @@ export function commandFor(req: Requirement, digest: string, imageRef: string | 
   }
 }
 
-async function candidates(ctx: AppContext, tenant: string, artifact: string): Promise<Candidate[]> {
-  const r = await ctx.db.query(
-    `SELECT i.id, i.kind, i.media_type, i.predicate_type, i.created_at, i.size_bytes FROM evidence_items i
-     JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
-     WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.state='present' AND i.kind IN ('sbom','scan-report','attestation')
-     ORDER BY i.created_at DESC, i.id`,
-    [tenant, artifact],
-  );
-  return r.rows.map((x) => ({
-    id: x.id,
-    kind: x.kind,
-    mediaType: x.media_type,
-    predicateType: x.predicate_type,
-    createdAt: new Date(x.created_at),
-    size: Number(x.size_bytes),
-  }));
-}
-
-async function readJson(ctx: AppContext, tenant: string, c: Candidate): Promise<unknown> {
-  if (c.size > MAX_JSON_BYTES) throw new Error(`${c.id} is ${c.size} bytes, too large to evaluate`);
-  return JSON.parse((await ctx.evidence.read(tenant, c.id)).toString('utf8'));
-}
-
-const ageOf = (c: Candidate, now: Date) => now.getTime() - c.createdAt.getTime();
-const humanAge = (ms: number) =>
+export const ageOf = (c: GateCandidate, now: Date) => now.getTime() - c.createdAt.getTime();
+export const humanAge = (ms: number) =>
   ms >= 86_400_000
     ? `${Math.floor(ms / 86_400_000)}d`
     : ms >= 3_600_000
@@ -95,26 +68,55 @@ const humanAge = (ms: number) =>
         ? `${Math.floor(ms / 60_000)}m`
         : `${Math.max(0, Math.floor(ms / 1000))}s`;
 
-async function sbomGate(
-  ctx: AppContext,
-  g: GateContext,
-  req: Extract<Requirement, { kind: 'sbom' }>,
-  all: Candidate[],
-  maxAge: number,
-  now: Date,
-): Promise<GateResult> {
-  const base = { name: req.name, required: req.required };
-  const sboms = all.filter((c) => c.kind === 'sbom');
-  let foreign: Candidate | undefined;
-  let stale: Candidate | undefined;
-  for (const c of sboms) {
-    let cyclonedx = /^application\/vnd\.cyclonedx\+json/i.test(c.mediaType) || (c.predicateType ?? '').startsWith(CYCLONEDX_BOM);
-    if (!cyclonedx && /json/i.test(c.mediaType)) {
-      // Generic JSON media type: look at the document itself.
-      cyclonedx = await readJson(ctx, g.tenant, c)
-        .then((d) => (d as { bomFormat?: unknown })?.bomFormat === 'CycloneDX')
-        .catch(() => false);
+const maxAgeOf = (policy: PromotionPolicy, req: Requirement) => parseDuration(req.maxAge ?? policy.maxEvidenceAge);
+const typedCycloneDx = (c: GateCandidate) => /^application\/vnd\.cyclonedx\+json/i.test(c.mediaType) || (c.predicateType ?? '').startsWith(CYCLONEDX_BOM);
+const genericJson = (c: GateCandidate) => /json/i.test(c.mediaType);
+const attestationFor = (req: AttestationReq) => (c: GateCandidate) =>
+  // predicate_type may be unset when an envelope was stored without it: those are checked too.
+  c.kind === 'attestation' && (c.predicateType === req.predicateType || c.predicateType === null);
+
+/** A document gather.ts must read; `trusted`: also verify its signatures against the RootPack. */
+export interface DocumentToRead {
+  candidate: GateCandidate;
+  trusted: boolean;
+}
+
+/**
+ * The documents the gates will look at: generic-JSON SBOMs (is it CycloneDX?), the freshest
+ * scan report per requirement (its counts), fresh attestations of a required predicate type.
+ */
+export function documentsToRead(policy: PromotionPolicy, candidates: GateCandidate[], now: Date): DocumentToRead[] {
+  const out = new Map<string, DocumentToRead>();
+  const add = (candidate: GateCandidate, trusted = false) => {
+    const prev = out.get(candidate.id);
+    out.set(candidate.id, { candidate, trusted: trusted || (prev?.trusted ?? false) });
+  };
+  for (const req of policy.requirements) {
+    const maxAge = maxAgeOf(policy, req);
+    const fresh = (c: GateCandidate) => ageOf(c, now) <= maxAge;
+    if (req.kind === 'sbom') {
+      for (const c of candidates.filter((x) => x.kind === 'sbom')) {
+        if (typedCycloneDx(c) && fresh(c)) break;
+        if (!typedCycloneDx(c) && genericJson(c)) add(c);
+      }
+    } else if (req.kind === 'scan-report') {
+      const report = candidates.find((c) => c.kind === 'scan-report' && fresh(c));
+      if (report) add(report);
+    } else {
+      for (const c of candidates.filter(attestationFor(req))) if (fresh(c)) add(c, req.trustedSigner);
     }
+  }
+  return [...out.values()];
+}
+
+/** The newest fresh CycloneDX SBOM passes; stale ones and foreign formats are named in the detail. */
+export function sbomGate(req: SbomReq, facts: EvidenceFacts, maxAge: number, now: Date): GateResult {
+  const base = { name: req.name, required: req.required };
+  let foreign: GateCandidate | undefined;
+  let stale: GateCandidate | undefined;
+  for (const c of facts.candidates.filter((x) => x.kind === 'sbom')) {
+    const doc = facts.documents[c.id];
+    const cyclonedx = typedCycloneDx(c) || (genericJson(c) && doc?.kind === 'sbom' && doc.cyclonedx);
     if (!cyclonedx) {
       foreign ??= c;
       continue;
@@ -130,134 +132,95 @@ async function sbomGate(
       ...base,
       passed: false,
       detail: `SBOM not found: newest CycloneDX SBOM ${stale.id} is ${humanAge(ageOf(stale, now))} old (max ${humanAge(maxAge)})`,
-      missing: commandFor(req, g.artifactDigest, g.imageRef, true),
+      missing: commandFor(req, facts.artifactDigest, facts.imageRef, true),
     };
   const extra = foreign ? ` (an SBOM ${foreign.id} exists but is not CycloneDX: ${foreign.mediaType})` : '';
   return {
     ...base,
     passed: false,
-    detail: `SBOM not found: no CycloneDX SBOM for ${g.artifactDigest}${extra}`,
-    missing: commandFor(req, g.artifactDigest, g.imageRef),
+    detail: `SBOM not found: no CycloneDX SBOM for ${facts.artifactDigest}${extra}`,
+    missing: commandFor(req, facts.artifactDigest, facts.imageRef),
   };
 }
 
-type Counts = Record<'critical' | 'high' | 'medium' | 'low' | 'unknown', number>;
-
-async function scanGate(
-  ctx: AppContext,
-  g: GateContext,
-  req: Extract<Requirement, { kind: 'scan-report' }>,
-  all: Candidate[],
-  maxAge: number,
-  now: Date,
-): Promise<GateResult> {
+/** The newest fresh scan report decides: findings over a threshold are a violation. */
+export function scanGate(req: ScanReq, facts: EvidenceFacts, maxAge: number, now: Date): GateResult {
   const base = { name: req.name, required: req.required };
-  const reports = all.filter((c) => c.kind === 'scan-report');
+  const reports = facts.candidates.filter((c) => c.kind === 'scan-report');
   const fresh = reports.find((c) => ageOf(c, now) <= maxAge);
   if (!fresh) {
     const stale = reports[0];
     const detail = stale
       ? `vulnerability scan not found: newest scan report ${stale.id} is ${humanAge(ageOf(stale, now))} old (max ${humanAge(maxAge)})`
-      : `vulnerability scan not found: no scan report for ${g.artifactDigest}`;
-    return { ...base, passed: false, detail, missing: commandFor(req, g.artifactDigest, g.imageRef, !!stale) };
+      : `vulnerability scan not found: no scan report for ${facts.artifactDigest}`;
+    return { ...base, passed: false, detail, missing: commandFor(req, facts.artifactDigest, facts.imageRef, !!stale) };
   }
-  let counts: Partial<Counts> | undefined;
-  try {
-    counts = ((await readJson(ctx, g.tenant, fresh)) as { counts?: Partial<Counts> })?.counts;
-  } catch (e) {
-    return { ...base, passed: false, violation: true, detail: `scan report ${fresh.id} is unreadable: ${(e as Error).message}`, evidenceId: fresh.id };
-  }
-  if (!counts || typeof counts !== 'object')
-    return { ...base, passed: false, violation: true, detail: `scan report ${fresh.id} has no counts {critical, high, …}`, evidenceId: fresh.id };
+  const doc = facts.documents[fresh.id];
+  const violation = (detail: string): GateResult => ({ ...base, passed: false, violation: true, detail, evidenceId: fresh.id });
+  if (doc?.kind !== 'scan-report') return violation(`scan report ${fresh.id} is unreadable: not read`);
+  if (doc.error !== undefined) return violation(`scan report ${fresh.id} is unreadable: ${doc.error}`);
+  const counts = doc.counts as Partial<Counts> | undefined;
+  if (!counts || typeof counts !== 'object') return violation(`scan report ${fresh.id} has no counts {critical, high, …}`);
+  const count = (sev: keyof Counts) => Number(counts[sev] ?? 0);
   const over = (Object.entries(req.thresholds) as [keyof Counts, number | undefined][])
-    .filter(([sev, max]) => max !== undefined && Number(counts![sev] ?? 0) > max)
-    .map(([sev, max]) => `${Number(counts![sev] ?? 0)} ${sev} (max ${max})`);
-  const summary = (['critical', 'high', 'medium', 'low'] as const).map((s) => `${s}=${Number(counts![s] ?? 0)}`).join(' ');
-  if (over.length)
-    return { ...base, passed: false, violation: true, detail: `vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}`, evidenceId: fresh.id };
+    .filter(([sev, max]) => max !== undefined && count(sev) > max)
+    .map(([sev, max]) => `${count(sev)} ${sev} (max ${max})`);
+  if (over.length) return violation(`vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}`);
+  const summary = (['critical', 'high', 'medium', 'low'] as const).map((s) => `${s}=${count(s)}`).join(' ');
   return { ...base, passed: true, detail: `scan report ${fresh.id}: ${summary}`, evidenceId: fresh.id };
 }
 
-async function attestationGate(
-  ctx: AppContext,
-  g: GateContext,
-  req: Extract<Requirement, { kind: 'attestation' }>,
-  all: Candidate[],
-  maxAge: number,
-  now: Date,
-  rootPack: () => Promise<RootPack>,
-): Promise<GateResult> {
+/**
+ * The newest fresh attestation of the predicate type that names the artifact (and, when the
+ * policy says so, carries a signature trusted by the RootPack) passes.
+ */
+export function attestationGate(req: AttestationReq, facts: EvidenceFacts, maxAge: number, now: Date): GateResult {
   const base = { name: req.name, required: req.required };
-  const hex = g.artifactDigest.slice('sha256:'.length);
-  // predicate_type may be unset when an envelope was stored without it: those are checked too.
-  const atts = all.filter((c) => c.kind === 'attestation' && (c.predicateType === req.predicateType || c.predicateType === null));
+  const hex = facts.artifactDigest.slice('sha256:'.length);
   const problems: string[] = [];
-  for (const c of atts) {
+  for (const c of facts.candidates.filter(attestationFor(req))) {
     if (ageOf(c, now) > maxAge) {
       problems.push(`${c.id} is ${humanAge(ageOf(c, now))} old`);
       continue;
     }
-    try {
-      const env = await readJson(ctx, g.tenant, c);
-      // The signing time is the locker's ingestion time (trusted), never a claim in the payload.
-      const { statement } = req.trustedSigner
-        ? verifyStatement(env, rootPackResolver(await rootPack(), { purpose: SIGNING_PURPOSE }), c.createdAt, { predicateType: req.predicateType })
-        : { statement: statementFromEnvelope(env) };
-      if (statement.predicateType !== req.predicateType) continue;
-      if (!statement.subject.some((s) => s.digest.sha256 === hex)) {
-        problems.push(`${c.id} does not name ${g.artifactDigest} as its subject`);
-        continue;
-      }
-      return {
-        ...base,
-        passed: true,
-        detail: `${attestType(req.predicateType)} attestation ${c.id}${req.trustedSigner ? ' signed by a trusted key' : ''}`,
-        evidenceId: c.id,
-      };
-    } catch (e) {
-      const sigs = (e as { details?: { signatures?: { keyid: string; reason: string }[] } }).details?.signatures;
-      problems.push(`${c.id}: ${(e as Error).message}${sigs?.length ? ` (${sigs.map((s) => `${s.keyid.slice(0, 8)}: ${s.reason}`).join('; ')})` : ''}`);
+    const doc = facts.documents[c.id];
+    const check: StatementCheck | undefined = doc?.kind === 'attestation' ? (req.trustedSigner ? doc.trusted : doc.unsigned) : undefined;
+    if (!check) {
+      problems.push(`${c.id}: not read`);
+      continue;
     }
+    if (!check.ok) {
+      problems.push(`${c.id}: ${check.error}`);
+      continue;
+    }
+    if (check.predicateType !== req.predicateType) {
+      // A verified statement of another type is a problem worth naming; an unsigned one is just skipped.
+      if (req.trustedSigner) problems.push(`${c.id}: predicateType is ${check.predicateType}, expected ${req.predicateType}`);
+      continue;
+    }
+    if (!check.subjectSha256.includes(hex)) {
+      problems.push(`${c.id} does not name ${facts.artifactDigest} as its subject`);
+      continue;
+    }
+    return {
+      ...base,
+      passed: true,
+      detail: `${attestType(req.predicateType)} attestation ${c.id}${req.trustedSigner ? ' signed by a trusted key' : ''}`,
+      evidenceId: c.id,
+    };
   }
   const detail = problems.length
-    ? `attestation missing: no valid ${req.predicateType} attestation for ${g.artifactDigest}: ${problems.slice(0, 3).join('; ')}`
-    : `attestation missing: no ${req.predicateType} attestation for ${g.artifactDigest}`;
-  return { ...base, passed: false, detail, missing: commandFor(req, g.artifactDigest, g.imageRef) };
+    ? `attestation missing: no valid ${req.predicateType} attestation for ${facts.artifactDigest}: ${problems.slice(0, 3).join('; ')}`
+    : `attestation missing: no ${req.predicateType} attestation for ${facts.artifactDigest}`;
+  return { ...base, passed: false, detail, missing: commandFor(req, facts.artifactDigest, facts.imageRef) };
 }
 
-/** Evaluates every requirement of the policy; never throws for missing evidence (that is a result). */
-export async function evaluateGates(ctx: AppContext, g: GateContext): Promise<GateResult[]> {
-  const now = g.now ?? new Date();
-  const all = await candidates(ctx, g.tenant, g.artifactDigest);
-  const defaultAge = parseDuration(g.policy.maxEvidenceAge);
-  let pack: Promise<RootPack> | undefined = g.rootPack ? Promise.resolve(g.rootPack) : undefined;
-  const rootPack = () => (pack ??= currentRootPack(ctx.keys));
-  const out: GateResult[] = [];
-  for (const req of g.policy.requirements) {
-    const maxAge = req.maxAge ? parseDuration(req.maxAge) : defaultAge;
-    if (req.kind === 'sbom') out.push(await sbomGate(ctx, g, req, all, maxAge, now));
-    else if (req.kind === 'scan-report') out.push(await scanGate(ctx, g, req, all, maxAge, now));
-    else out.push(await attestationGate(ctx, g, req, all, maxAge, now, rootPack));
-  }
-  return out;
-}
-
-const packCache = new WeakMap<KeyStore, { mtimeMs: number; pack: Promise<RootPack> }>();
-/**
- * The RootPack of the key store, re-exported only when the key directory changed (every key
- * write is an atomic rename into it, which bumps its mtime): rotations are seen at once.
- */
-export async function currentRootPack(keys: KeyStore): Promise<RootPack> {
-  const mtimeMs = (await stat(join(keys.dir, 'keys'))).mtimeMs;
-  const hit = packCache.get(keys);
-  if (hit && hit.mtimeMs === mtimeMs) return hit.pack;
-  const pack = exportRootPack(keys);
-  packCache.set(keys, { mtimeMs, pack });
-  pack.catch(() => packCache.delete(keys));
-  return pack;
-}
-
-/** The image reference for an artifact, from the scanner's image catalogue. */
-export async function lookupImageRef(ctx: AppContext, tenant: string, digest: string): Promise<string | null> {
-  return imageRefFor(ctx, tenant, digest);
+/** Every requirement of the policy, in policy order; missing evidence is a result, never an error. */
+export function decideGates(policy: PromotionPolicy, facts: EvidenceFacts, now: Date): GateResult[] {
+  return policy.requirements.map((req) => {
+    const maxAge = maxAgeOf(policy, req);
+    if (req.kind === 'sbom') return sbomGate(req, facts, maxAge, now);
+    if (req.kind === 'scan-report') return scanGate(req, facts, maxAge, now);
+    return attestationGate(req, facts, maxAge, now);
+  });
 }

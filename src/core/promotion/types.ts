@@ -85,8 +85,5 @@ export interface EvaluateGatesResult {
   evaluationMs: number;
 }
 
-export const promotionWorkflowId = (tenant: string, env: string, digest: string) => `promotion-${tenant}-${env}-${digest.replace(/^sha256:/, '')}`;
-export const scanWorkflowId = (tenant: string, digest: string) => `scan-${tenant}-${digest.replace(/^sha256:/, '')}`;
-
 /** The exact failure message when the deadline passes (runbook symptom). */
 export const evidenceNotFoundMessage = (kinds: string[]) => `required evidence not found: ${kinds.join(',')}`;
