@@ -5,7 +5,7 @@ import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
 import { feedFromRecords, matchPackages } from '../src/scanner/osv';
 import { scanImage } from '../src/scanner/scan';
-import { buildOciFixture, synthDpkgStatus, synthPackageLock } from '../test/helpers/oci-fixture';
+import { buildOciFixture, synthDpkgStatus, synthPackageLock } from '../test/support/oci-fixture';
 
 /**
  * Scanner benchmark: a synthetic image with a 1,000-entry dpkg status database and an

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import '../src/api/routes/locker';
 import { harness, type Harness } from './support/context';
-import { buildOciFixture, realSystemLayer, type OciFixture } from './helpers/oci-fixture';
-import { api, countEvidence, realFacts, TENANT, token, caller } from './scan-support';
+import { buildOciFixture, realSystemLayer, type OciFixture } from './support/oci-fixture';
+import { api, countEvidence, realFacts, TENANT, token, caller } from './support/scan';
 import { CYCLONEDX_BOM, SLSA_PROVENANCE_V1, VULNS_V02 } from '../src/crypto/intoto';
-import { scanWorkflowId } from '../src/core/scan/start';
+import { scanWorkflowId } from '../src/temporal/names';
 
 /**
  * End to end on real Temporal + PostgreSQL + fs blob store: a real OCI fixture (this

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { harness, type Harness } from './support/context';
-import { buildOciFixture, type OciFixture } from './helpers/oci-fixture';
-import { api, TENANT, token, caller } from './scan-support';
+import { buildOciFixture, type OciFixture } from './support/oci-fixture';
+import { api, TENANT, token, caller } from './support/scan';
 import { externalSbom, parsePurl, packagesFromBom } from '../src/core/scan/external';
 import { verifyRun } from '../src/core/replay/runs';
 
@@ -100,8 +100,8 @@ describe('scanner engine chosen by config', () => {
     expect(sbom.components.map((c: any) => c.purl)).toEqual(['pkg:npm/%40babel/core@7.0.0', 'pkg:npm/left-pad@1.3.0', 'pkg:npm/lodash@4.17.20']);
     // normalised: the tool's own timestamp and random serial number are replaced, so a retried
     // activity stores the same bytes
-    const a = externalSbom('syft', fx.tarPath, 'oci-archive', '2026-01-01T00:00:00.000Z', fx.digest);
-    const b = externalSbom('syft', fx.tarPath, 'oci-archive', '2026-01-01T00:00:00.000Z', fx.digest);
+    const a = await externalSbom('syft', fx.tarPath, 'oci-archive', '2026-01-01T00:00:00.000Z', fx.digest);
+    const b = await externalSbom('syft', fx.tarPath, 'oci-archive', '2026-01-01T00:00:00.000Z', fx.digest);
     expect(a.digest).toBe(b.digest);
     expect(a.sbom.metadata?.timestamp).toBe('2026-01-01T00:00:00.000Z');
     expect(sbom.metadata.properties).toEqual(expect.arrayContaining([{ name: 'stella:engine', value: 'syft 1.99.0-test' }]));

@@ -4,12 +4,13 @@ import { inject } from 'vitest';
 import { Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { harness, type Harness } from './support/context';
-import { buildOciFixture, realSystemLayer, type OciFixture } from './helpers/oci-fixture';
-import { countEvidence, realFacts, TENANT } from './scan-support';
+import { buildOciFixture, realSystemLayer, type OciFixture } from './support/oci-fixture';
+import { countEvidence, realFacts, TENANT } from './support/scan';
 import { createActivities } from '../activities';
+import { scanThenAttest } from '../workflows/scan';
 import { registerImage } from '../src/core/scan/catalogue';
 import { importFeed } from '../src/core/scan/feeds';
-import { scanWorkflowId } from '../src/core/scan/start';
+import { scanWorkflowId } from '../src/temporal/names';
 
 /**
  * Durability: a worker stopped right after the SBOM is stored, and an activity that dies
@@ -58,7 +59,7 @@ describe('scanThenAttest resumes after a worker dies', () => {
     });
     const run1 = w1.run();
     const wid = scanWorkflowId(TENANT, fx.digest);
-    const handle = await h.client.workflow.start('scanThenAttest', {
+    const handle = await h.client.workflow.start(scanThenAttest, {
       taskQueue,
       workflowId: wid,
       args: [{ tenant: TENANT, artifactDigest: fx.digest, imageRef: 'resume:1', requestedBy: 'tester', trigger: 'manual' }],

@@ -15,7 +15,7 @@ import {
 import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
 import { buildPurl, npmPurl, pypiPurl } from '../src/scanner/purl';
-import { buildOciFixture, dpkgStanza, pythonMetadata, realSystemLayer, REPO_ROOT, type OciFixture } from './helpers/oci-fixture';
+import { buildOciFixture, dpkgStanza, pythonMetadata, realSystemLayer, REPO_ROOT, type OciFixture } from './support/oci-fixture';
 
 const hasDpkg =
   existsSync('/var/lib/dpkg/status') &&

@@ -5,7 +5,7 @@ import { LayerSecurityError } from '../src/scanner/errors';
 import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
 import { scanImage } from '../src/scanner/scan';
-import { buildOciFixture, dpkgStanza, pythonMetadata, type FixtureEntry, type FixtureLayer, type OciFixture } from './helpers/oci-fixture';
+import { buildOciFixture, dpkgStanza, pythonMetadata, type FixtureEntry, type FixtureLayer, type OciFixture } from './support/oci-fixture';
 
 const NOW = '2024-06-01T00:00:00Z';
 let fx: OciFixture | undefined;

@@ -9,7 +9,7 @@ import { DigestMismatchError, ImageFormatError, ImageRefError, LayerSecurityErro
 import { readImageFilesystem } from '../src/scanner/layers';
 import { openImage } from '../src/scanner/oci';
 import { scanImage } from '../src/scanner/scan';
-import { buildOciFixture, layerTar, packTar, realSystemLayer, type OciFixture } from './helpers/oci-fixture';
+import { buildOciFixture, layerTar, packTar, realSystemLayer, type OciFixture } from './support/oci-fixture';
 
 const NOW = '2024-06-01T00:00:00Z';
 const blobPath = (fx: OciFixture, digest: string) => join(fx.dir, 'blobs', 'sha256', digest.slice(7));

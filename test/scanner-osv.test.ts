@@ -11,7 +11,7 @@ import type { Distro, Package } from '../src/scanner/detectors/types';
 import { FeedError } from '../src/scanner/errors';
 import { COMPARATORS } from '../src/scanner/versions/index';
 import { countBySeverity, evaluateRange, feedFromRecords, loadFeed, matchPackages, severityOf, type OsvRecord } from '../src/scanner/osv';
-import { REPO_ROOT } from './helpers/oci-fixture';
+import { REPO_ROOT } from './support/oci-fixture';
 
 const FEED_DIR = join(REPO_ROOT, 'test', 'fixtures', 'scanner', 'osv');
 const semver = COMPARATORS.semver.compare;

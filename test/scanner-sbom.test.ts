@@ -4,7 +4,7 @@ import { isDigest, sha256Digest } from '../src/lib/hash';
 import { buildCycloneDx, validateCycloneDx } from '../src/scanner/cyclonedx';
 import { feedFromRecords, loadFeed } from '../src/scanner/osv';
 import { SCANNER_NAME, SCANNER_VERSION, scanImage, scanReport, ScanReportSchema, type ScanResult } from '../src/scanner/scan';
-import { buildOciFixture, dpkgStanza, realSystemLayer, REPO_ROOT, type OciFixture } from './helpers/oci-fixture';
+import { buildOciFixture, dpkgStanza, realSystemLayer, REPO_ROOT, type OciFixture } from './support/oci-fixture';
 import { join } from 'node:path';
 
 const NOW = '2024-06-01T12:00:00Z';

@@ -1,6 +1,8 @@
 import { proxyActivities, defineQuery, setHandler, workflowInfo, ApplicationFailure, log } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ScanThenAttestInput } from '../activities/scan';
+import type { ScanProgress, ScanThenAttestInput } from '../src/core/scan/types';
+
+export type { ScanPhase, ScanProgress } from '../src/core/scan/types';
 
 /**
  * scanThenAttest: resolve image → scan (SBOM) → store SBOM → match advisories → store
@@ -10,8 +12,8 @@ import type { ScanThenAttestInput } from '../activities/scan';
  * same bytes; attestations are looked up by statement digest before signing. A worker
  * killed midway resumes on another worker without duplicate evidence.
  *
- * Workflow id: scan-<tenant>-<artifact hex> (callers resolve the digest first), so
- * concurrent requests for one artifact join one run.
+ * Workflow id: scanWorkflowId (src/temporal/names.ts), scan-<tenant>-<artifact hex> (callers
+ * resolve the digest first), so concurrent requests for one artifact join one run.
  */
 
 const retry = { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 10 };
@@ -19,26 +21,6 @@ const retry = { initialInterval: '1s', maximumInterval: '30s', backoffCoefficien
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
 // Reading layers of a large image takes a while; it heartbeats every 5 s.
 const heavy = proxyActivities<Activities>({ startToCloseTimeout: '60 minutes', heartbeatTimeout: '60 seconds', retry });
-
-export type ScanPhase = 'resolving' | 'scanning' | 'matching' | 'attesting' | 'done' | 'failed' | 'reused';
-
-export interface ScanProgress {
-  scanId: string;
-  phase: ScanPhase;
-  artifactDigest: string | null;
-  imageRef: string | null;
-  sbomId: string | null;
-  reportId: string | null;
-  attestationIds: string[];
-  components: number | null;
-  counts: Record<string, number> | null;
-  feed: { version: number; digest: string } | null;
-  warnings: string[];
-  reusedFrom: string | null;
-  error: string | null;
-  /** The signed replay manifest recorded for this run (evidence id). */
-  replayManifest?: string | null;
-}
 
 export const scanProgressQuery = defineQuery<ScanProgress>('progress');
 

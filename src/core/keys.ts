@@ -1,4 +1,8 @@
-import { KeyStore } from '../crypto/keys';
+/** The locker's key store: opening it with the keys stella needs, token JWKs, and audited key changes. */
+import { KeyStore, type KeyRecord } from '../crypto/keys';
+import type { SigAlg } from '../crypto/dsse';
+import type { AppContext } from './context';
+import { audit } from './audit';
 
 export const SIGNING_PURPOSE = 'signing';
 export const TOKEN_PURPOSE = 'api-token';
@@ -28,4 +32,34 @@ export function cachedTokenJwks(ks: KeyStore, ttlMs = 30_000) {
     if (!cached || Date.now() - cached.at > ttlMs) cached = { at: Date.now(), jwks: await tokenJwks(ks) };
     return cached.jwks;
   };
+}
+
+export type KeyPurpose = typeof SIGNING_PURPOSE | typeof TOKEN_PURPOSE;
+
+/** `stella keys generate`: a new active key (others of the purpose stay active). Audited. */
+export async function generateKey(
+  ctx: Pick<AppContext, 'db' | 'keys'>,
+  tenant: string,
+  req: { alg?: SigAlg; purpose?: KeyPurpose; actor: string },
+): Promise<KeyRecord> {
+  const k = await ctx.keys.generate({ alg: req.alg ?? 'ES256', purpose: req.purpose ?? SIGNING_PURPOSE });
+  await audit(ctx.db, { tenant, actor: req.actor, action: 'keys.generate', target: k.kid, details: { alg: k.alg, purpose: k.purpose } });
+  return k;
+}
+
+/** `stella keys rotate`: a new active key; the previous active one of the purpose is retired. Audited. */
+export async function rotateKey(
+  ctx: Pick<AppContext, 'db' | 'keys'>,
+  tenant: string,
+  req: { alg?: SigAlg; purpose?: KeyPurpose; actor: string },
+): Promise<{ active: KeyRecord; retired: KeyRecord[] }> {
+  const r = await ctx.keys.rotate({ purpose: req.purpose ?? SIGNING_PURPOSE, ...(req.alg ? { alg: req.alg } : {}) });
+  await audit(ctx.db, {
+    tenant,
+    actor: req.actor,
+    action: 'keys.rotate',
+    target: r.active.kid,
+    details: { purpose: r.active.purpose, alg: r.active.alg, retired: r.retired.map((k) => k.kid) },
+  });
+  return r;
 }

@@ -1,14 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import { apiFor } from './support/api';
+import { apiFor } from './api';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import '../src/api/routes/scan';
-import { TOKEN_PURPOSE } from '../src/core/keys';
-import { mintToken } from '../src/crypto/tokens';
-import { parseDpkgStatus, parseOsRelease } from '../src/scanner/detectors/index';
-import { REPO_ROOT } from './helpers/oci-fixture';
-import type { Harness } from './support/context';
+import { TOKEN_PURPOSE } from '../../src/core/keys';
+import { mintToken } from '../../src/crypto/tokens';
+import { parseDpkgStatus, parseOsRelease } from '../../src/scanner/detectors/index';
+import { REPO_ROOT } from './oci-fixture';
+import type { Harness } from './context';
 
 // Unique per test process: workflow ids (scan-<tenant>-<digest>) are namespace-wide, and
 // fixtures built from the same content have the same digest in every test file.

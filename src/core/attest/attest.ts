@@ -5,9 +5,10 @@ import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { canonicalJson } from '../../lib/canonical';
 import { sha256Digest } from '../../lib/hash';
-import { asStellaError, badInput, integrity, notFound, StellaError } from '../../lib/errors';
+import { asStellaError, badInput, integrity, StellaError } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 import type { EvidenceItem } from '../evidence';
+import { ensureEdges, findAttestationByStatement } from '../evidence/queries/scan';
 import { pae, parseEnvelope, rawSign, rawVerify, publicKeyFromJwk, verifyEnvelope, type Envelope } from '../../crypto/dsse';
 import {
   CYCLONEDX_BOM,
@@ -184,13 +185,13 @@ export async function recordSigningFailure(
     .catch((err) => ctx.log.error({ err }, 'could not record signing failure'));
 }
 
-export interface StoredAttestation {
+export type StoredAttestation = {
   id: string;
   predicateType: string;
   kid: string;
   created: boolean;
   reused: boolean;
-}
+};
 
 /**
  * Sign `statement` with the active signing key and store the envelope, unless an
@@ -203,24 +204,13 @@ export async function signAndStore(
   const payload = serializeStatement(a.statement);
   const statementDigest = sha256Digest(payload);
   const artifact = `sha256:${a.statement.subject[0]!.digest.sha256}`;
-  const existing = await ctx.db.query(
-    `SELECT i.id, i.labels FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
-     WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.kind='attestation' AND i.predicate_type=$3 AND i.state='present' AND i.labels->>'stella.statement'=$4
-     ORDER BY i.created_at LIMIT 1`,
-    [a.tenant, artifact, a.statement.predicateType, statementDigest],
-  );
-  if (existing.rowCount) {
-    const id = existing.rows[0].id as string;
+  const edges = a.attests.map((p) => ({ id: p.id, relation: p.relation ?? 'attests' }));
+  const existing = await findAttestationByStatement(ctx.db, a.tenant, { artifact, predicateType: a.statement.predicateType, statementDigest });
+  if (existing) {
     // Make sure the edges exist (a crash could not have split them from the row, but a
     // caller may attest an extra item with the same statement).
-    for (const p of a.attests)
-      await ctx.db.query('INSERT INTO evidence_edges (tenant_id, child_id, parent_id, relation) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [
-        a.tenant,
-        id,
-        p.id,
-        p.relation ?? 'attests',
-      ]);
-    return { id, predicateType: a.statement.predicateType, kid: existing.rows[0].labels['stella.signer'] ?? '', created: false, reused: true };
+    await ensureEdges(ctx.db, a.tenant, existing.id, edges);
+    return { id: existing.id, predicateType: a.statement.predicateType, kid: existing.signer, created: false, reused: true };
   }
   let kid: string | null = null;
   let env: Envelope;
@@ -258,7 +248,7 @@ export async function signAndStore(
     mediaType: DSSE_MEDIA_TYPE,
     predicateType: a.statement.predicateType,
     subjects: [artifact],
-    parents: a.attests.map((p) => ({ id: p.id, relation: p.relation ?? 'attests' })),
+    parents: edges,
     producer: { type: 'stella-attestor', actor: a.actor, ...(a.scanId ? { scanId: a.scanId } : {}) },
     labels: { 'stella.statement': statementDigest, 'stella.signer': kid!, ...(a.scanId ? { 'stella.scan-id': a.scanId } : {}), ...(a.labels ?? {}) },
   });
@@ -268,7 +258,7 @@ export async function signAndStore(
 // ---------------------------------------------------------------------------------------
 // Verification
 
-export interface SignatureView {
+export type SignatureView = {
   keyid: string;
   alg: string | null;
   valid: boolean;
@@ -276,8 +266,8 @@ export interface SignatureView {
   trustedNow: boolean;
   reason: string;
   reasonNow: string;
-}
-export interface AttestationView {
+};
+export type AttestationView = {
   id: string;
   predicateType: string | null;
   type: string;
@@ -292,7 +282,7 @@ export interface AttestationView {
   trustedNow: boolean;
   signatures: SignatureView[];
   error?: string;
-}
+};
 
 /**
  * Verify a stored attestation. The signing time is the locker's ingestion time (trusted),
@@ -417,13 +407,21 @@ export async function importAttestation(
     producer: { type: 'import', actor: opts.actor },
     labels: { 'stella.statement': sha256Digest(serializeStatement(v.statement)), 'stella.signer': good.keyid },
   });
-  return { id: r.id, created: r.created, predicateType: v.statement.predicateType, subject: subjects[0]!, signer: good.keyid };
+  const out = { id: r.id, created: r.created, predicateType: v.statement.predicateType, subject: subjects[0]!, signer: good.keyid };
+  await audit(ctx.db, {
+    tenant,
+    actor: opts.actor,
+    action: 'attestation.import',
+    target: out.id,
+    details: { subject: out.subject, signer: out.signer, created: out.created },
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
 // Signer health
 
-export interface SignerStatus {
+export type SignerStatus = {
   healthy: boolean;
   activeKey: { kid: string; alg: string; notBefore: string; createdAt: string } | null;
   canSign: boolean;
@@ -432,6 +430,15 @@ export interface SignerStatus {
   keys: { total: number; active: number; retired: number };
   recentFailures: { at: string; kid: string | null; predicateType: string | null; subject: string | null; scanId: string | null; error: string }[];
   failuresLast24h: number;
+};
+
+interface SigningFailureRow {
+  at: Date | string;
+  kid: string | null;
+  predicate_type: string | null;
+  subject: string | null;
+  scan_id: string | null;
+  error: string;
 }
 
 export async function signerStatus(ctx: AppContext, tenant: string): Promise<SignerStatus> {
@@ -454,8 +461,10 @@ export async function signerStatus(ctx: AppContext, tenant: string): Promise<Sig
   } catch (e) {
     canSignError = (e as Error).message;
   }
-  const f = await ctx.db.query('SELECT * FROM signing_failures WHERE tenant_id=$1 ORDER BY at DESC, id DESC LIMIT 10', [tenant]);
-  const n = await ctx.db.query(`SELECT count(*)::int AS n FROM signing_failures WHERE tenant_id=$1 AND at > now() - interval '24 hours'`, [tenant]);
+  const f = await ctx.db.query<SigningFailureRow>('SELECT * FROM signing_failures WHERE tenant_id=$1 ORDER BY at DESC, id DESC LIMIT 10', [tenant]);
+  const n = await ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM signing_failures WHERE tenant_id=$1 AND at > now() - interval '24 hours'`, [
+    tenant,
+  ]);
   return {
     healthy: !!activeKey && canSign && inRootPack,
     activeKey,
@@ -471,7 +480,7 @@ export async function signerStatus(ctx: AppContext, tenant: string): Promise<Sig
       scanId: r.scan_id,
       error: r.error,
     })),
-    failuresLast24h: n.rows[0].n,
+    failuresLast24h: n.rows[0]?.n ?? 0,
   };
 }
 

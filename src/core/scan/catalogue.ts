@@ -4,6 +4,7 @@ import { audit } from '../audit';
 import { isDigest } from '../../lib/hash';
 import { badInput, notFound } from '../../lib/errors';
 import { identifyImage } from './engine';
+import { lastImagePath } from './runs';
 
 /**
  * Local image catalogue: names → image paths ON THE WORKER'S MACHINE (OCI layout dir, OCI
@@ -11,18 +12,27 @@ import { identifyImage } from './engine';
  * digest, so in a split deployment the path must be visible to API and worker alike.
  */
 
-export interface CatalogueImage {
+export type CatalogueImage = {
   name: string;
   path: string;
   digest: string;
   format: string | null;
   registeredAt: string;
   registeredBy: string | null;
-}
+};
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
 
-function row(r: Record<string, any>): CatalogueImage {
+interface ImageRow {
+  name: string;
+  path: string;
+  digest: string;
+  format: string | null;
+  registered_at: Date | string;
+  registered_by: string | null;
+}
+
+function row(r: ImageRow): CatalogueImage {
   return {
     name: r.name,
     path: r.path,
@@ -45,22 +55,22 @@ export async function registerImage(
   if (!isAbsolute(path)) throw badInput(`image path must be absolute on the worker's machine, got ${JSON.stringify(path)}`);
   const abs = resolve(path);
   const id = await identifyImage(abs);
-  const prev = await ctx.db.query('SELECT * FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, name]);
-  const r = await ctx.db.query(
+  const prev = await ctx.db.query<ImageRow>('SELECT * FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, name]);
+  const r = await ctx.db.query<ImageRow>(
     `INSERT INTO scan_images (tenant_id, name, path, digest, format, registered_by) VALUES ($1,$2,$3,$4,$5,$6)
      ON CONFLICT (tenant_id, name) DO UPDATE SET path=EXCLUDED.path, digest=EXCLUDED.digest, format=EXCLUDED.format, registered_by=EXCLUDED.registered_by, registered_at=now()
      RETURNING *`,
     [tenant, name, abs, id.digest, id.format, actor],
   );
-  const replaced = prev.rowCount ? row(prev.rows[0]) : null;
+  const replaced = prev.rows[0] ? row(prev.rows[0]) : null;
   if (replaced && (replaced.path !== abs || replaced.digest !== id.digest)) {
     await audit(ctx.db, { tenant, actor, action: 'scan.image.replace', target: name, details: { from: replaced, to: { path: abs, digest: id.digest } } });
   }
-  return { ...row(r.rows[0]), replaced };
+  return { ...row(r.rows[0]!), replaced };
 }
 
 export async function listImages(ctx: AppContext, tenant: string): Promise<CatalogueImage[]> {
-  const r = await ctx.db.query('SELECT * FROM scan_images WHERE tenant_id=$1 ORDER BY name', [tenant]);
+  const r = await ctx.db.query<ImageRow>('SELECT * FROM scan_images WHERE tenant_id=$1 ORDER BY name', [tenant]);
   return r.rows.map(row);
 }
 
@@ -80,17 +90,17 @@ export interface ResolvedImage {
 export async function resolveImage(ctx: AppContext, tenant: string, image: string): Promise<ResolvedImage> {
   if (!image || image.length > 4096) throw badInput('--image is required');
   if (isDigest(image)) {
-    const c = await ctx.db.query('SELECT name, path FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [tenant, image]);
+    const c = await ctx.db.query<{ name: string; path: string }>(
+      'SELECT name, path FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1',
+      [tenant, image],
+    );
     let path: string | undefined = c.rows[0]?.path;
     let ref: string | null = c.rows[0]?.name ?? null;
     let source: ResolvedImage['source'] = 'catalogue';
     if (!path) {
-      const s = await ctx.db.query(
-        `SELECT image_path, image_ref FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND image_path IS NOT NULL ORDER BY started_at DESC LIMIT 1`,
-        [tenant, image],
-      );
-      path = s.rows[0]?.image_path;
-      ref = s.rows[0]?.image_ref ?? null;
+      const prev = await lastImagePath(ctx, tenant, image);
+      path = prev?.path;
+      ref = prev?.ref ?? null;
       source = 'previous-scan';
     }
     if (!path) throw notFound(`unknown image ${image}: no catalogue entry or earlier scan has a path for this digest (stella image register <name> <path>)`);
@@ -98,8 +108,8 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
     if (id.digest !== image) throw badInput(`image ${ref ?? path} now hashes to ${id.digest}, not ${image}; re-register it`);
     return { path, ref, digest: id.digest, format: id.format, source };
   }
-  const c = await ctx.db.query('SELECT name, path, digest FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, image]);
-  if (c.rowCount) {
+  const c = await ctx.db.query<{ name: string; path: string }>('SELECT name, path FROM scan_images WHERE tenant_id=$1 AND name=$2', [tenant, image]);
+  if (c.rows[0]) {
     const { name, path } = c.rows[0];
     const id = await identifyImage(path);
     return { path, ref: name, digest: id.digest, format: id.format, source: 'catalogue' };
@@ -111,6 +121,9 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
 
 /** The catalogue name registered for an artifact digest (newest registration), if any. */
 export async function imageRefFor(ctx: Pick<AppContext, 'db'>, tenant: string, digest: string): Promise<string | null> {
-  const r = await ctx.db.query('SELECT name FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [tenant, digest]);
-  return (r.rows[0]?.name as string | undefined) ?? null;
+  const r = await ctx.db.query<{ name: string }>('SELECT name FROM scan_images WHERE tenant_id=$1 AND digest=$2 ORDER BY registered_at DESC LIMIT 1', [
+    tenant,
+    digest,
+  ]);
+  return r.rows[0]?.name ?? null;
 }

@@ -76,7 +76,10 @@ export async function identifyImage(path: string, ref?: string): Promise<ImageId
  * the same image + time + feed give the same bytes, which is what makes storing the SBOM
  * and report idempotent across activity retries and replays.
  */
-export async function runScan(path: string, opts: { expectedDigest?: string; now: string; feed?: Feed; engine?: ScanEngine }): Promise<ScanResult> {
+export async function runScan(
+  path: string,
+  opts: { expectedDigest?: string; now: string; feed?: Feed; engine?: ScanEngine; signal?: AbortSignal },
+): Promise<ScanResult> {
   let r: ScanResult;
   try {
     r = await scanImage(path, { now: opts.now, ...(opts.feed ? { feed: opts.feed } : {}) });
@@ -88,7 +91,7 @@ export async function runScan(path: string, opts: { expectedDigest?: string; now
   }
   if (opts.engine && opts.engine !== 'builtin') {
     // The image was opened and verified above; the configured tool lists the packages.
-    const ext = externalSbom(opts.engine, path, r.format, opts.now, r.artifactDigest);
+    const ext = await externalSbom(opts.engine, path, r.format, opts.now, r.artifactDigest, opts.signal ? { signal: opts.signal } : {});
     const findings = opts.feed ? matchPackages(ext.packages, opts.feed, r.distro ?? undefined) : [];
     r = {
       ...r,

@@ -14,7 +14,7 @@ import { sha256Digest } from '../../lib/hash';
  * loads the exact snapshot by digest.
  */
 
-export interface FeedVersion {
+export type FeedVersion = {
   version: number;
   digest: string;
   records: number;
@@ -23,11 +23,22 @@ export interface FeedVersion {
   source: string | null;
   importedAt: string;
   importedBy: string | null;
-}
+};
 
 export const feedStore = (ctx: AppContext) => ctx.blobs.primary.withPrefix('feeds');
 
-function row(r: Record<string, any>): FeedVersion {
+interface FeedRow {
+  version: number;
+  digest: string;
+  record_count: number;
+  ecosystems: string[];
+  size_bytes: string | number;
+  source: string | null;
+  imported_at: Date | string;
+  imported_by: string | null;
+}
+
+function row(r: FeedRow): FeedVersion {
   return {
     version: r.version,
     digest: r.digest,
@@ -68,22 +79,22 @@ export async function importFeed(
     throw toStellaError(e, 'feed');
   }
   if (feed.count === 0) throw badInput('feed holds no OSV records; nothing imported');
-  const existing = await ctx.db.query('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, feed.digest]);
-  if (existing.rowCount) return { ...row(existing.rows[0]), created: false };
+  const existing = await ctx.db.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, feed.digest]);
+  if (existing.rows[0]) return { ...row(existing.rows[0]), created: false };
   const bytes = feedSnapshotBytes(feed);
   if (sha256Digest(bytes) !== feed.digest) throw integrity('feed snapshot does not hash to the feed digest (scanner/canonical mismatch)');
   // Blob first: a crash before the row leaves an orphan snapshot, never a row without one.
   await feedStore(ctx).put(feed.digest, bytes);
   const r = await withTransaction(ctx.db, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`feeds:${tenant}`]);
-    const again = await tx.query('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, feed.digest]);
-    if (again.rowCount) return { rec: again.rows[0], created: false };
-    const ins = await tx.query(
+    const again = await tx.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, feed.digest]);
+    if (again.rows[0]) return { rec: again.rows[0], created: false };
+    const ins = await tx.query<FeedRow>(
       `INSERT INTO advisory_feeds (tenant_id, version, digest, record_count, ecosystems, size_bytes, source, imported_by)
        VALUES ($1, COALESCE((SELECT max(version) FROM advisory_feeds WHERE tenant_id=$1), 0) + 1, $2, $3, $4, $5, $6, $7) RETURNING *`,
       [tenant, feed.digest, feed.count, JSON.stringify(feed.ecosystems), bytes.length, opts.source ?? null, opts.actor],
     );
-    return { rec: ins.rows[0], created: true };
+    return { rec: ins.rows[0]!, created: true };
   });
   if (r.created)
     await audit(ctx.db, {
@@ -97,18 +108,24 @@ export async function importFeed(
 }
 
 export async function listFeeds(ctx: AppContext, tenant: string): Promise<FeedVersion[]> {
-  const r = await ctx.db.query('SELECT * FROM advisory_feeds WHERE tenant_id=$1 ORDER BY version DESC', [tenant]);
+  const r = await ctx.db.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 ORDER BY version DESC', [tenant]);
   return r.rows.map(row);
 }
 
 export async function latestFeed(ctx: AppContext, tenant: string): Promise<FeedVersion | null> {
-  const r = await ctx.db.query('SELECT * FROM advisory_feeds WHERE tenant_id=$1 ORDER BY version DESC LIMIT 1', [tenant]);
-  return r.rowCount ? row(r.rows[0]) : null;
+  const r = await ctx.db.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 ORDER BY version DESC LIMIT 1', [tenant]);
+  return r.rows[0] ? row(r.rows[0]) : null;
+}
+
+/** The feed version a digest was imported as, if this tenant imported it. */
+export async function feedByDigest(ctx: Pick<AppContext, 'db'>, tenant: string, digest: string): Promise<FeedVersion | null> {
+  const r = await ctx.db.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND digest=$2', [tenant, digest]);
+  return r.rows[0] ? row(r.rows[0]) : null;
 }
 
 export async function getFeed(ctx: AppContext, tenant: string, version: number): Promise<FeedVersion> {
-  const r = await ctx.db.query('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND version=$2', [tenant, version]);
-  if (!r.rowCount) throw notFound(`feed version ${version} not found`);
+  const r = await ctx.db.query<FeedRow>('SELECT * FROM advisory_feeds WHERE tenant_id=$1 AND version=$2', [tenant, version]);
+  if (!r.rows[0]) throw notFound(`feed version ${version} not found`);
   return row(r.rows[0]);
 }
 

@@ -1,23 +1,31 @@
+/** Starting (or joining) the scanThenAttest workflow for an image. */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { defineSearchAttributeKey, SearchAttributeType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type QueryDefinition } from '@temporalio/common';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
+import { SA, scanWorkflowId } from '../../temporal/names';
 import { resolveImage, type ResolvedImage } from './catalogue';
+import type { ScanProgress, ScanThenAttestInput, ScanTrigger } from './types';
 
-export const scanWorkflowId = (tenant: string, digest: string) => `scan-${tenant}-${digest.replace(/^sha256:/, '')}`;
-
-export const SCAN_SA = {
-  tenant: defineSearchAttributeKey('StellaTenant', SearchAttributeType.KEYWORD),
-  artifact: defineSearchAttributeKey('StellaArtifactDigest', SearchAttributeType.KEYWORD),
-};
+/**
+ * The Temporal side of scanning, handed in by the edge that owns the workflow module: the
+ * workflow function and its progress query, so they are used by reference (core does not
+ * import workflow code).
+ */
+export interface ScanWorkflows {
+  client: Client;
+  taskQueue: string;
+  workflow: (input: ScanThenAttestInput) => Promise<ScanProgress>;
+  progress: QueryDefinition<ScanProgress>;
+}
 
 export interface StartScanRequest {
   image: string;
   sbomOnly?: boolean;
   force?: boolean;
   requestedBy: string;
-  trigger?: 'promote' | 'push' | 'manual';
+  trigger?: ScanTrigger;
 }
 export interface StartedScan {
   workflowId: string;
@@ -43,40 +51,39 @@ export interface StartedScan {
  *    identical completed run (same artifact, scanner and feed) instead of re-scanning;
  *    --force always scans again and stores fresh evidence.
  */
-export async function startScan(ctx: AppContext, t: { client: Client; taskQueue: string }, tenant: string, req: StartScanRequest): Promise<StartedScan> {
+export async function startScan(ctx: AppContext, t: ScanWorkflows, tenant: string, req: StartScanRequest): Promise<StartedScan> {
   const image = await resolveImage(ctx, tenant, req.image);
   const workflowId = scanWorkflowId(tenant, image.digest);
-  const input = {
+  const input: ScanThenAttestInput = {
     tenant,
     artifactDigest: image.digest,
     // The name or path the caller gave (the worker resolves it the same way); for a digest, its catalogue name.
-    imageRef: req.image.startsWith('sha256:') ? (image.ref ?? undefined) : req.image,
+    ...(req.image.startsWith('sha256:') ? (image.ref ? { imageRef: image.ref } : {}) : { imageRef: req.image }),
     sbomOnly: !!req.sbomOnly,
     force: !!req.force,
     requestedBy: req.requestedBy,
     trigger: req.trigger ?? 'manual',
   };
+  const joined = (runId: string, superseded: string | null): StartedScan => ({
+    workflowId,
+    runId,
+    artifactDigest: image.digest,
+    imageRef: image.ref,
+    image,
+    joined: true,
+    superseded,
+    message: `a scan of ${image.digest} is already running (${workflowId}); joined it`,
+  });
   let superseded: string | null = null;
   const running = await describeRunning(t.client, workflowId);
   if (running) {
-    if (!req.force || running.forced) {
-      return {
-        workflowId,
-        runId: running.runId,
-        artifactDigest: image.digest,
-        imageRef: image.ref,
-        image,
-        joined: true,
-        superseded: null,
-        message: `a scan of ${image.digest} is already running (${workflowId}); joined it`,
-      };
-    }
+    if (!req.force || running.forced) return joined(running.runId, null);
     await t.client.workflow.getHandle(workflowId, running.runId).terminate(`superseded by a --force scan requested by ${req.requestedBy}`);
     await audit(ctx.db, { tenant, actor: req.requestedBy, action: 'scan.superseded', target: image.digest, details: { workflowId, runId: running.runId } });
     superseded = running.runId;
   }
   try {
-    const h = await t.client.workflow.start('scanThenAttest', {
+    const h = await t.client.workflow.start(t.workflow, {
       taskQueue: t.taskQueue,
       workflowId,
       args: [input],
@@ -84,8 +91,8 @@ export async function startScan(ctx: AppContext, t: { client: Client; taskQueue:
       workflowIdConflictPolicy: 'FAIL',
       memo: { force: !!req.force, sbomOnly: !!req.sbomOnly, image: input.imageRef ?? image.path },
       typedSearchAttributes: [
-        { key: SCAN_SA.tenant, value: tenant },
-        { key: SCAN_SA.artifact, value: image.digest },
+        { key: SA.tenant, value: tenant },
+        { key: SA.artifact, value: image.digest },
       ],
     });
     return {
@@ -102,16 +109,7 @@ export async function startScan(ctx: AppContext, t: { client: Client; taskQueue:
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
     // Lost a race with a concurrent request: join the run it started.
     const d = await t.client.workflow.getHandle(workflowId).describe();
-    return {
-      workflowId,
-      runId: d.runId,
-      artifactDigest: image.digest,
-      imageRef: image.ref,
-      image,
-      joined: true,
-      superseded,
-      message: `a scan of ${image.digest} is already running (${workflowId}); joined it`,
-    };
+    return joined(d.runId, superseded);
   }
 }
 
@@ -125,4 +123,17 @@ async function describeRunning(client: Client, workflowId: string): Promise<{ ru
     if (e instanceof WorkflowNotFoundError) return null;
     throw e;
   }
+}
+
+/** `stella scan image`: start or join the scan and audit the request. */
+export async function requestScan(ctx: AppContext, t: ScanWorkflows, tenant: string, req: StartScanRequest): Promise<StartedScan> {
+  const s = await startScan(ctx, t, tenant, req);
+  await audit(ctx.db, {
+    tenant,
+    actor: req.requestedBy,
+    action: 'scan.requested',
+    target: s.artifactDigest,
+    details: { workflowId: s.workflowId, runId: s.runId, joined: s.joined, force: !!req.force, sbomOnly: !!req.sbomOnly, image: req.image },
+  });
+  return s;
 }

@@ -1,0 +1,152 @@
+/**
+ * Registry push events (auto-scan): each is recorded in scan_events with what became of it —
+ * ignored (auto-scan off), started (or joined) a scan, failed (digest mismatch), or queued
+ * until its image is registered. The only module that runs SQL on scan_events.
+ */
+import type { AppContext } from '../context';
+import { StellaError, unavailable } from '../../lib/errors';
+import { acceptsPush, autoScanConfig, type AutoScanConfig } from './config';
+import { startScan, type ScanWorkflows } from './start';
+
+export interface PushEvent {
+  repository?: string;
+  tag?: string;
+  digest?: string;
+  image?: string;
+}
+
+export type PushResult =
+  | { eventId: number; status: 'ignored' | 'queued'; reason: string }
+  | { eventId: number; status: 'failed'; reason: string; workflowId: string }
+  | { eventId: number; status: 'started'; workflowId: string; runId: string; artifactDigest: string; joined: boolean };
+
+export type ScanEvent = {
+  id: number;
+  trigger: string;
+  repository: string | null;
+  tag: string | null;
+  artifact: string | null;
+  image: string | null;
+  status: string;
+  reason: string | null;
+  receivedAt: string;
+};
+
+interface ScanEventRow {
+  id: string | number;
+  trigger: string;
+  repository: string | null;
+  tag: string | null;
+  artifact_digest: string | null;
+  image: string | null;
+  status: string;
+  reason: string | null;
+  received_at: Date | string;
+}
+
+/** Why a push is not acted on, or null when auto-scan takes pushes (pure). */
+export function pushIgnoredReason(cfg: AutoScanConfig): string | null {
+  if (!cfg.enabled) return 'auto_scan.enabled is false (stella scanner config set auto_scan.enabled true)';
+  if (!acceptsPush(cfg)) return `push is not in auto_scan.triggers (${cfg.triggers.join(',') || 'none'})`;
+  return null;
+}
+
+/** What to scan, in order: the catalogue name or path given, else repository:tag / repository, else the digest (pure). */
+export function pushCandidates(ev: PushEvent): string[] {
+  return [ev.image, ev.repository && ev.tag ? `${ev.repository}:${ev.tag}` : undefined, ev.repository, ev.digest].filter((x): x is string => !!x);
+}
+
+async function recordEvent(
+  ctx: AppContext,
+  tenant: string,
+  ev: PushEvent,
+  status: string,
+  reason: string | null,
+  extra: { workflowId?: string; digest?: string } = {},
+): Promise<number> {
+  const r = await ctx.db.query<{ id: string }>(
+    `INSERT INTO scan_events (tenant_id, trigger, repository, tag, artifact_digest, image, status, reason, workflow_id) VALUES ($1,'push',$2,$3,$4,$5,$6,$7,$8) RETURNING id`,
+    [tenant, ev.repository ?? null, ev.tag ?? null, extra.digest ?? ev.digest ?? null, ev.image ?? null, status, reason, extra.workflowId ?? null],
+  );
+  return Number(r.rows[0]!.id);
+}
+
+/** Acts on a registry push for this tenant and records the event. */
+export async function handlePushEvent(ctx: AppContext, t: ScanWorkflows | null, tenant: string, actor: string, ev: PushEvent): Promise<PushResult> {
+  const ignored = pushIgnoredReason(await autoScanConfig(ctx, tenant));
+  if (ignored) return { eventId: await recordEvent(ctx, tenant, ev, 'ignored', ignored), status: 'ignored', reason: ignored };
+  if (!t) throw unavailable('Temporal is not connected');
+  let lastErr: StellaError | undefined;
+  for (const image of pushCandidates(ev)) {
+    try {
+      const s = await startScan(ctx, t, tenant, { image, requestedBy: `push:${actor}`, trigger: 'push' });
+      if (ev.digest && s.artifactDigest !== ev.digest) {
+        const reason = `image ${image} is ${s.artifactDigest}, not the pushed digest ${ev.digest}`;
+        const eventId = await recordEvent(ctx, tenant, ev, 'failed', reason, { digest: ev.digest });
+        return { eventId, status: 'failed', reason, workflowId: s.workflowId };
+      }
+      const eventId = await recordEvent(ctx, tenant, ev, 'started', s.joined ? 'joined a running scan' : null, {
+        workflowId: s.workflowId,
+        digest: s.artifactDigest,
+      });
+      return { eventId, status: 'started', workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, joined: s.joined };
+    } catch (e) {
+      if (!(e instanceof StellaError) || (e.code !== 'NOT_FOUND' && e.code !== 'BAD_INPUT')) throw e;
+      lastErr = e;
+    }
+  }
+  const reason = `image not available to the scanner: ${lastErr?.message ?? 'unknown'} (register it: stella image register <name> <path>)`;
+  return { eventId: await recordEvent(ctx, tenant, ev, 'queued', reason), status: 'queued', reason };
+}
+
+/**
+ * Push events that arrived before their image was available to the scanner wait as
+ * `queued`; registering the image starts them (once, joining one run per artifact).
+ */
+export async function startQueuedPushScans(
+  ctx: AppContext,
+  t: ScanWorkflows | null,
+  tenant: string,
+  image: { name: string; digest: string },
+  actor: string,
+): Promise<{ eventIds: number[]; workflowId: string } | null> {
+  if (!acceptsPush(await autoScanConfig(ctx, tenant)) || !t) return null;
+  const q = await ctx.db.query<{ id: string }>(
+    `SELECT id FROM scan_events WHERE tenant_id=$1 AND status='queued' AND trigger='push'
+       AND (image=$2 OR repository=$2 OR repository || ':' || tag = $2 OR artifact_digest=$3)`,
+    [tenant, image.name, image.digest],
+  );
+  if (!q.rows.length) return null;
+  const started = await startScan(ctx, t, tenant, { image: image.name, requestedBy: `push:${actor}`, trigger: 'push' });
+  const ids = q.rows.map((x) => Number(x.id));
+  await ctx.db.query(`UPDATE scan_events SET status='started', workflow_id=$3, artifact_digest=$4, reason=$5 WHERE tenant_id=$1 AND id = ANY($2)`, [
+    tenant,
+    ids,
+    started.workflowId,
+    started.artifactDigest,
+    `started when ${image.name} was registered`,
+  ]);
+  return { eventIds: ids, workflowId: started.workflowId };
+}
+
+/** Auto-scan events that did not start a scan (newest first, at most 100). */
+export async function pendingEvents(ctx: Pick<AppContext, 'db'>, tenant: string, artifact?: string): Promise<ScanEvent[]> {
+  const params: unknown[] = [tenant];
+  let where = `tenant_id=$1 AND status <> 'started'`;
+  if (artifact) {
+    params.push(artifact);
+    where += ` AND artifact_digest=$2`;
+  }
+  const r = await ctx.db.query<ScanEventRow>(`SELECT * FROM scan_events WHERE ${where} ORDER BY received_at DESC LIMIT 100`, params);
+  return r.rows.map((x) => ({
+    id: Number(x.id),
+    trigger: x.trigger,
+    repository: x.repository,
+    tag: x.tag,
+    artifact: x.artifact_digest,
+    image: x.image,
+    status: x.status,
+    reason: x.reason,
+    receivedAt: new Date(x.received_at).toISOString(),
+  }));
+}

@@ -1,0 +1,65 @@
+/**
+ * The scan feature's shared shapes: what scanThenAttest is started with, the context its
+ * steps pass along (ids and digests, never blobs), and the progress it reports. Pure types,
+ * so the workflow imports them type-only.
+ */
+import type { ScanEngine } from './external';
+
+export type ScanTrigger = 'promote' | 'push' | 'manual';
+
+export interface ScanThenAttestInput {
+  tenant: string;
+  artifactDigest?: string;
+  imageRef?: string;
+  sbomOnly?: boolean;
+  force?: boolean;
+  requestedBy: string;
+  trigger?: ScanTrigger;
+}
+
+export interface ScanFeedPin {
+  version: number;
+  digest: string;
+  records: number;
+  importedAt: string;
+}
+
+export interface ScanContext {
+  tenant: string;
+  scanId: string;
+  workflowId: string;
+  artifactDigest: string;
+  imagePath: string;
+  imageRef: string | null;
+  imageFormat: string;
+  trigger: string;
+  requestedBy: string;
+  sbomOnly: boolean;
+  force: boolean;
+  scanTime: string;
+  feed: ScanFeedPin | null;
+  /** Which tool lists the packages (scanner config `engine`); pinned for the whole run. */
+  engine?: ScanEngine;
+}
+
+export type ScanPhase = 'resolving' | 'scanning' | 'matching' | 'attesting' | 'done' | 'failed' | 'reused';
+
+export type ScanProgress = {
+  scanId: string;
+  phase: ScanPhase;
+  artifactDigest: string | null;
+  imageRef: string | null;
+  sbomId: string | null;
+  reportId: string | null;
+  attestationIds: string[];
+  components: number | null;
+  counts: Record<string, number> | null;
+  feed: { version: number; digest: string } | null;
+  warnings: string[];
+  reusedFrom: string | null;
+  error: string | null;
+  /** The signed replay manifest recorded for this run (evidence id). */
+  replayManifest?: string | null;
+};
+
+export type ReportCounts = { critical: number; high: number; medium: number; low: number; unknown: number; none: number };
