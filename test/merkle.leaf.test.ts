@@ -2,6 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { leafHash } from '../src/merkle/hash';
 import { decodeLeaf, encodeLeaf, evidenceLeafHash, type EvidenceLeafInput } from '../src/merkle/leaf';
+import { MerkleError } from '../src/merkle/errors';
+
+/** The library's error with this code (the kind of bad input it names). */
+const merkleError = (code: string) => expect.objectContaining({ name: MerkleError.name, code });
 
 const entry: EvidenceLeafInput = {
   id: 'sha256:' + 'a'.repeat(64),
@@ -54,11 +58,11 @@ describe('evidence leaf encoding', () => {
   });
 
   it('rejects invalid entries', () => {
-    expect(() => encodeLeaf({ ...entry, id: '' })).toThrow(TypeError);
-    expect(() => encodeLeaf({ ...entry, subjects: [''] })).toThrow(TypeError);
-    expect(() => encodeLeaf({ ...entry, subjects: 'x' as unknown as string[] })).toThrow(TypeError);
-    expect(() => encodeLeaf({ ...entry, time: 'yesterday' })).toThrow(TypeError);
-    expect(() => encodeLeaf({ ...entry, tenant: 7 as unknown as string })).toThrow(TypeError);
+    expect(() => encodeLeaf({ ...entry, id: '' })).toThrow(merkleError('BAD_LEAF'));
+    expect(() => encodeLeaf({ ...entry, subjects: [''] })).toThrow(merkleError('BAD_LEAF'));
+    expect(() => encodeLeaf({ ...entry, subjects: 'x' as unknown as string[] })).toThrow(merkleError('BAD_LEAF'));
+    expect(() => encodeLeaf({ ...entry, time: 'yesterday' })).toThrow(merkleError('BAD_LEAF'));
+    expect(() => encodeLeaf({ ...entry, tenant: 7 as unknown as string })).toThrow(merkleError('BAD_LEAF'));
   });
 
   it('decode accepts only the exact canonical bytes', () => {
@@ -73,11 +77,11 @@ describe('evidence leaf encoding', () => {
       '[]',
       'not json',
     ];
-    for (const b of bad) expect(() => decodeLeaf(Buffer.from(b, 'utf8')), b).toThrow(TypeError);
+    for (const b of bad) expect(() => decodeLeaf(Buffer.from(b, 'utf8')), b).toThrow(merkleError('BAD_LEAF'));
     // Invalid UTF-8 inside a string must not decode to something that re-encodes differently.
     const raw = Buffer.from(good.replace('acme', 'acm\u00e9'), 'utf8');
     const i = raw.indexOf(0xc3);
     raw[i + 1] = 0x28; // break the 2-byte sequence
-    expect(() => decodeLeaf(raw)).toThrow(TypeError);
+    expect(() => decodeLeaf(raw)).toThrow(merkleError('BAD_LEAF'));
   });
 });

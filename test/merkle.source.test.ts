@@ -12,6 +12,10 @@ import {
 } from '../src/merkle/source';
 import { consistencyProof, inclusionProof, merkleRoot, perfectSubtrees, verifyConsistency, verifyInclusion, type SubtreeRef } from '../src/merkle/tree';
 import { RefTree, hex } from './fixtures/merkle/reference';
+import { MerkleError } from '../src/merkle/errors';
+
+/** The library's error with this code (the kind of bad input it names). */
+const merkleError = (code: string) => expect.objectContaining({ name: MerkleError.name, code });
 
 describe('MerkleFrontier', () => {
   const ref = RefTree.of(300);
@@ -20,7 +24,7 @@ describe('MerkleFrontier', () => {
     const seen: CompletedSubtree[] = [];
     const f = new MerkleFrontier({ onSubtree: (s) => seen.push(s) });
     const returned: CompletedSubtree[] = [];
-    ref.leaves.forEach((l) => returned.push(...f.append(l)));
+    for (const l of ref.leaves) returned.push(...f.append(l));
     expect(returned).toEqual(seen);
     // Every perfect subtree of level >= 1 inside [0, 300) is reported once: 300 - popcount(300).
     expect(seen.length).toBe(300 - 4);
@@ -48,7 +52,7 @@ describe('MerkleFrontier', () => {
 
   it('nodes() is the compact range of [0, size)', () => {
     const f = new MerkleFrontier();
-    ref.leaves.slice(0, 13).forEach((l) => f.append(l));
+    for (const l of ref.leaves.slice(0, 13)) f.append(l);
     expect(f.nodes().map((n) => [n.level, n.index, hex(n.hash)])).toEqual([
       [3, 0, hex(ref.mth(0, 8))],
       [2, 2, hex(ref.mth(8, 12))],
@@ -59,7 +63,7 @@ describe('MerkleFrontier', () => {
 
   it('clone and fromJSON are independent copies', () => {
     const f = new MerkleFrontier();
-    ref.leaves.slice(0, 5).forEach((l) => f.append(l));
+    for (const l of ref.leaves.slice(0, 5)) f.append(l);
     const g = f.clone();
     g.append(ref.leaves[5]!);
     expect(f.size).toBe(5);
@@ -77,12 +81,12 @@ describe('MerkleFrontier', () => {
 
   it('rejects malformed input and persisted state', () => {
     const f = new MerkleFrontier();
-    expect(() => f.append(Buffer.alloc(31))).toThrow(TypeError);
-    expect(() => MerkleFrontier.fromJSON({ v: 1, size: 3, nodes: [hex(ref.leaves[0]!)] })).toThrow(RangeError);
-    expect(() => MerkleFrontier.fromJSON({ v: 1, size: 1, nodes: ['XYZ'] })).toThrow(TypeError);
-    expect(() => MerkleFrontier.fromJSON({ v: 2, size: 0, nodes: [] })).toThrow(TypeError);
-    expect(() => MerkleFrontier.fromJSON({ v: 1, size: -1, nodes: [] })).toThrow(RangeError);
-    expect(() => MerkleFrontier.fromJSON(null)).toThrow(TypeError);
+    expect(() => f.append(Buffer.alloc(31))).toThrow(merkleError('BAD_HASH'));
+    expect(() => MerkleFrontier.fromJSON({ v: 1, size: 3, nodes: [hex(ref.leaves[0]!)] })).toThrow(merkleError('BAD_FRONTIER'));
+    expect(() => MerkleFrontier.fromJSON({ v: 1, size: 1, nodes: ['XYZ'] })).toThrow(merkleError('BAD_HASH'));
+    expect(() => MerkleFrontier.fromJSON({ v: 2, size: 0, nodes: [] })).toThrow(merkleError('BAD_FRONTIER'));
+    expect(() => MerkleFrontier.fromJSON({ v: 1, size: -1, nodes: [] })).toThrow(merkleError('BAD_SIZE'));
+    expect(() => MerkleFrontier.fromJSON(null)).toThrow(merkleError('BAD_FRONTIER'));
     expect(MerkleFrontier.fromJSON({ v: 1, size: 0, nodes: [] }).root()).toEqual(merkleRoot([]));
   });
 
@@ -246,6 +250,7 @@ describe('proofs over a SubtreeSource', () => {
   it('rejects a source that returns the wrong data', async () => {
     const shortLeaves: SubtreeSource = { getLeafHashes: async () => [] };
     await expect(inclusionProofFromSource(shortLeaves, 0, 4)).rejects.toThrow(/returned 0 hashes/);
+    await expect(inclusionProofFromSource(shortLeaves, 0, 4)).rejects.toThrow(merkleError('BAD_SOURCE'));
     const badNode: SubtreeSource = {
       getLeafHashes: async (a, b) => Array.from({ length: b - a }, () => leafHash(Buffer.from('x'))),
       getSubtree: async () => Buffer.alloc(16),
@@ -253,8 +258,8 @@ describe('proofs over a SubtreeSource', () => {
     await expect(inclusionProofFromSource(badNode, 0, 1024)).rejects.toThrow(/not a 32-byte hash/);
     const m = new MemorySubtreeSource();
     m.append(leafHash(Buffer.from('a')));
-    await expect(inclusionProofFromSource(m, 0, 2)).rejects.toThrow(RangeError);
-    await expect(inclusionProofFromSource(m, 1, 1)).rejects.toThrow(RangeError);
+    await expect(inclusionProofFromSource(m, 0, 2)).rejects.toThrow(merkleError('BAD_SIZE'));
+    await expect(inclusionProofFromSource(m, 1, 1)).rejects.toThrow(merkleError('BAD_SIZE'));
   });
 
   it('perfectSubtrees decomposes aligned ranges and rejects unaligned ones', () => {
@@ -267,6 +272,6 @@ describe('proofs over a SubtreeSource', () => {
       { level: 1, index: 4 },
       { level: 0, index: 10 },
     ]);
-    expect(() => perfectSubtrees(2, 8)).toThrow(RangeError);
+    expect(() => perfectSubtrees(2, 8)).toThrow(merkleError('BAD_SIZE'));
   });
 });

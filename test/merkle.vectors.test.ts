@@ -4,6 +4,10 @@ import { emptyRoot, leafHash, nodeHash } from '../src/merkle/hash';
 import { consistencyProof, inclusionProof, merkleRoot, rootFromInclusionProof, verifyConsistency, verifyInclusion } from '../src/merkle/tree';
 import { MerkleFrontier } from '../src/merkle/frontier';
 import { hex, unhex } from './fixtures/merkle/reference';
+import { MerkleError } from '../src/merkle/errors';
+
+/** The library's error with this code (the kind of bad input it names). */
+const merkleError = (code: string) => expect.objectContaining({ name: MerkleError.name, code });
 
 interface Vectors {
   leafInputs: string[];
@@ -67,7 +71,10 @@ describe('RFC 6962 roots for sizes 0..8', () => {
       expect(hex(f.root())).toBe(V.rootsBySize[String(i + 1)]);
     });
     const expected: string[] = [];
-    for (let level = 1; level < V.nodeHashes.length; level++) V.nodeHashes[level]!.forEach((h, i) => expected.push(`${level}:${i}:${h}`));
+    for (let level = 1; level < V.nodeHashes.length; level++)
+      V.nodeHashes[level]!.forEach((h, i) => {
+        expected.push(`${level}:${i}:${h}`);
+      });
     expect(completed.sort()).toEqual(expected.sort());
   });
 });
@@ -224,12 +231,12 @@ describe('verifier edge cases (transparency-dev/merkle TestVerifyInclusion / Tes
   });
 
   it('generators reject out-of-range arguments', () => {
-    expect(() => inclusionProof(8, leaves, 8)).toThrow(RangeError);
-    expect(() => inclusionProof(0, leaves, 0)).toThrow(RangeError);
-    expect(() => inclusionProof(-1, leaves)).toThrow(RangeError);
-    expect(() => inclusionProof(0, leaves, 9)).toThrow(RangeError);
-    expect(() => consistencyProof(6, leaves, 3)).toThrow(RangeError);
-    expect(() => merkleRoot([Buffer.alloc(31)])).toThrow(TypeError);
+    expect(() => inclusionProof(8, leaves, 8)).toThrow(merkleError('BAD_SIZE'));
+    expect(() => inclusionProof(0, leaves, 0)).toThrow(merkleError('BAD_SIZE'));
+    expect(() => inclusionProof(-1, leaves)).toThrow(merkleError('BAD_SIZE'));
+    expect(() => inclusionProof(0, leaves, 9)).toThrow(merkleError('BAD_SIZE'));
+    expect(() => consistencyProof(6, leaves, 3)).toThrow(merkleError('BAD_SIZE'));
+    expect(() => merkleRoot([Buffer.alloc(31)])).toThrow(merkleError('BAD_HASH'));
     expect(consistencyProof(0, leaves, 3)).toEqual([]);
     expect(consistencyProof(5, leaves, 5)).toEqual([]);
   });

@@ -4,6 +4,7 @@ import { canonicalJson } from '../lib/canonical';
 import { sha256Hex } from '../lib/hash';
 import { HASH_SIZE, emptyRoot, hashEquals, hashFromHex, isHexHash, leafHash as leafHashOfBytes } from './hash';
 import { verifyConsistency, verifyInclusion } from './tree';
+import { MerkleError } from './errors';
 
 /**
  * Signed, hash-linked anchors of the evidence log. Each anchor is a compact JWS over the
@@ -44,13 +45,15 @@ export interface VerifiedAnchor {
 
 export type AnchorErrorReason = 'format' | 'signature' | 'key';
 
-export class AnchorError extends Error {
+const ANCHOR_CODE = { format: 'BAD_ANCHOR', signature: 'BAD_SIGNATURE', key: 'BAD_KEY' } as const;
+
+/** A MerkleError about one anchor; `reason` is the anchor-level vocabulary verifiers report. */
+export class AnchorError extends MerkleError {
   constructor(
     readonly reason: AnchorErrorReason,
     message: string,
   ) {
-    super(message);
-    this.name = 'AnchorError';
+    super(ANCHOR_CODE[reason], message);
   }
 }
 

@@ -1,5 +1,6 @@
 import { HASH_SIZE, emptyRoot, isHexHash, nodeHash } from './hash';
 import type { SubtreeRef } from './tree';
+import { MerkleError } from './errors';
 
 /** A perfect subtree finished by an append: 2^level leaves from index * 2^level. */
 export interface CompletedSubtree extends SubtreeRef {
@@ -49,11 +50,11 @@ export class MerkleFrontier {
 
   /** Rebuild from a size and its compact-range hashes (largest subtree first). */
   static fromNodes(size: number, nodes: readonly Uint8Array[], opts: FrontierOptions = {}): MerkleFrontier {
-    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`frontier size must be a non-negative safe integer, got ${size}`);
-    if (nodes.length !== popcount(size)) throw new RangeError(`frontier of size ${size} needs ${popcount(size)} nodes, got ${nodes.length}`);
+    if (!Number.isSafeInteger(size) || size < 0) throw new MerkleError('BAD_SIZE', `frontier size must be a non-negative safe integer, got ${size}`);
+    if (nodes.length !== popcount(size)) throw new MerkleError('BAD_FRONTIER', `frontier of size ${size} needs ${popcount(size)} nodes, got ${nodes.length}`);
     const f = new MerkleFrontier(opts);
     for (const n of nodes) {
-      if (!(n instanceof Uint8Array) || n.length !== HASH_SIZE) throw new TypeError('frontier node is not a 32-byte hash');
+      if (!(n instanceof Uint8Array) || n.length !== HASH_SIZE) throw new MerkleError('BAD_HASH', 'frontier node is not a 32-byte hash');
       f.stack.push(Buffer.from(n));
     }
     f.count = size;
@@ -63,10 +64,10 @@ export class MerkleFrontier {
   static fromJSON(json: unknown, opts: FrontierOptions = {}): MerkleFrontier {
     const j = json as Partial<FrontierJSON> | null;
     if (!j || typeof j !== 'object' || j.v !== 1 || !Array.isArray(j.nodes) || typeof j.size !== 'number') {
-      throw new TypeError('not a v1 frontier JSON object');
+      throw new MerkleError('BAD_FRONTIER', 'not a v1 frontier JSON object');
     }
     const nodes = j.nodes.map((h, i) => {
-      if (!isHexHash(h)) throw new TypeError(`frontier node ${i} is not a lowercase hex hash`);
+      if (!isHexHash(h)) throw new MerkleError('BAD_HASH', `frontier node ${i} is not a lowercase hex hash`);
       return Buffer.from(h, 'hex');
     });
     return MerkleFrontier.fromNodes(j.size, nodes, opts);
@@ -81,8 +82,8 @@ export class MerkleFrontier {
    * lowest level first: one per trailing 1-bit of the old size, so O(1) amortised.
    */
   append(leafHash: Uint8Array): readonly CompletedSubtree[] {
-    if (!(leafHash instanceof Uint8Array) || leafHash.length !== HASH_SIZE) throw new TypeError('leaf hash must be 32 bytes');
-    if (this.count >= Number.MAX_SAFE_INTEGER) throw new RangeError('frontier is full');
+    if (!(leafHash instanceof Uint8Array) || leafHash.length !== HASH_SIZE) throw new MerkleError('BAD_HASH', 'leaf hash must be 32 bytes');
+    if (this.count >= Number.MAX_SAFE_INTEGER) throw new MerkleError('BAD_SIZE', 'frontier is full');
     let h: Uint8Array = leafHash;
     let s = this.count;
     let done: CompletedSubtree[] | undefined;

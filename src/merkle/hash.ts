@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { MerkleError } from './errors';
 
 /**
  * RFC 6962 §2.1 / RFC 9162 §2.1.1 hashing with SHA-256 and domain separation:
@@ -84,7 +85,7 @@ const HEX_HASH_RE = /^[0-9a-f]{64}$/;
 
 /** Parse a lowercase 64-char hex string into a 32-byte Buffer; throws on anything else. */
 export function hashFromHex(hex: string): Buffer {
-  if (typeof hex !== 'string' || !HEX_HASH_RE.test(hex)) throw new TypeError('expected a 64-character lowercase hex hash');
+  if (typeof hex !== 'string' || !HEX_HASH_RE.test(hex)) throw new MerkleError('BAD_HASH', 'expected a 64-character lowercase hex hash');
   return Buffer.from(hex, 'hex');
 }
 

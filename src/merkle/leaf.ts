@@ -1,5 +1,6 @@
 import { canonicalJson } from '../lib/canonical';
 import { leafHash } from './hash';
+import { MerkleError } from './errors';
 
 /**
  * Canonical leaf encoding for evidence log entries. The leaf bytes are what the Merkle tree
@@ -28,20 +29,20 @@ export interface EvidenceLeafInput extends Omit<EvidenceLeaf, 'time' | 'subjects
 }
 
 function nonEmptyString(v: unknown, field: string): string {
-  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`leaf ${field} must be a non-empty string`);
+  if (typeof v !== 'string' || v.length === 0) throw new MerkleError('BAD_LEAF', `leaf ${field} must be a non-empty string`);
   return v;
 }
 
 function normaliseTime(t: unknown): string {
   const d = t instanceof Date ? t : typeof t === 'string' ? new Date(t) : undefined;
-  if (!d || Number.isNaN(d.getTime())) throw new TypeError('leaf time must be a valid date or ISO-8601 string');
+  if (!d || Number.isNaN(d.getTime())) throw new MerkleError('BAD_LEAF', 'leaf time must be a valid date or ISO-8601 string');
   return d.toISOString();
 }
 
 /** Validate and normalise an entry into its canonical in-memory form. */
 export function normaliseLeaf(entry: EvidenceLeafInput): EvidenceLeaf {
-  if (!entry || typeof entry !== 'object') throw new TypeError('leaf entry must be an object');
-  if (!Array.isArray(entry.subjects)) throw new TypeError('leaf subjects must be an array');
+  if (!entry || typeof entry !== 'object') throw new MerkleError('BAD_LEAF', 'leaf entry must be an object');
+  if (!Array.isArray(entry.subjects)) throw new MerkleError('BAD_LEAF', 'leaf subjects must be an array');
   const subjects = [...new Set(entry.subjects.map((s, i) => nonEmptyString(s, `subjects[${i}]`)))].sort();
   return {
     id: nonEmptyString(entry.id, 'id'),
@@ -64,18 +65,19 @@ export function decodeLeaf(bytes: Uint8Array): EvidenceLeaf {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new TypeError('leaf bytes are not JSON');
+    throw new MerkleError('BAD_LEAF', 'leaf bytes are not JSON');
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new TypeError('leaf must be a JSON object');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new MerkleError('BAD_LEAF', 'leaf must be a JSON object');
   const obj = raw as Record<string, unknown>;
-  if (obj.v !== LEAF_VERSION) throw new TypeError(`unsupported leaf version ${String(obj.v)}`);
+  if (obj.v !== LEAF_VERSION) throw new MerkleError('BAD_LEAF', `unsupported leaf version ${String(obj.v)}`);
   const allowed = new Set(['v', 'id', 'kind', 'subjects', 'tenant', 'time']);
-  for (const k of Object.keys(obj)) if (!allowed.has(k)) throw new TypeError(`unexpected leaf field ${k}`);
+  for (const k of Object.keys(obj)) if (!allowed.has(k)) throw new MerkleError('BAD_LEAF', `unexpected leaf field ${k}`);
   const leaf = normaliseLeaf(obj as unknown as EvidenceLeafInput);
   // Reject non-canonical bytes (whitespace, key order, unsorted subjects, non-normal time):
   // two different byte strings for one entry would give two different leaf hashes.
   // Compared as bytes so invalid UTF-8 (decoded to U+FFFD above) cannot slip through.
-  if (!Buffer.from(canonicalJson({ v: LEAF_VERSION, ...leaf }), 'utf8').equals(bytes)) throw new TypeError('leaf bytes are not in canonical form');
+  if (!Buffer.from(canonicalJson({ v: LEAF_VERSION, ...leaf }), 'utf8').equals(bytes))
+    throw new MerkleError('BAD_LEAF', 'leaf bytes are not in canonical form');
   return leaf;
 }
 

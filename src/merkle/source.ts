@@ -1,6 +1,7 @@
 import { HASH_SIZE, emptyRoot, nodeHash } from './hash';
 import { MerkleFrontier, type CompletedSubtree } from './frontier';
 import { consistencyPlan, foldSubtrees, inclusionPlan, perfectSubtrees, rangeRoot, type LeafRange, type SubtreeRef } from './tree';
+import { MerkleError } from './errors';
 
 /**
  * Proof generation over storage (e.g. PostgreSQL) instead of an in-memory leaf array.
@@ -33,12 +34,12 @@ const DEFAULT_MAX_LEAF_READ = 256;
 const key = (level: number, index: number): string => `${level}/${index}`;
 
 function checkHash(h: unknown, what: string): Uint8Array {
-  if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) throw new TypeError(`${what} is not a ${HASH_SIZE}-byte hash`);
+  if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) throw new MerkleError('BAD_HASH', `${what} is not a ${HASH_SIZE}-byte hash`);
   return h;
 }
 
 function assertSafeSize(name: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new MerkleError('BAD_SIZE', `${name} must be a non-negative safe integer, got ${n}`);
 }
 
 /** Resolve perfect-subtree hashes from a source, preferring stored hashes over leaf reads. */
@@ -52,7 +53,7 @@ export async function resolveSubtrees(source: SubtreeSource, refs: readonly Subt
   const seen = new Set<string>();
   for (const r of refs) {
     if (!Number.isInteger(r.level) || r.level < 0 || r.level > 52 || !Number.isSafeInteger(r.index) || r.index < 0) {
-      throw new RangeError(`invalid subtree reference ${r.level}/${r.index}`);
+      throw new MerkleError('BAD_SIZE', `invalid subtree reference ${r.level}/${r.index}`);
     }
     const k = key(r.level, r.index);
     if (!seen.has(k)) {
@@ -74,7 +75,7 @@ export async function resolveSubtrees(source: SubtreeSource, refs: readonly Subt
     if (lookups.length > 0) {
       if (source.getSubtrees) {
         hashes = await source.getSubtrees(lookups);
-        if (!Array.isArray(hashes) || hashes.length !== lookups.length) throw new Error('getSubtrees returned the wrong number of results');
+        if (!Array.isArray(hashes) || hashes.length !== lookups.length) throw new MerkleError('BAD_SOURCE', 'getSubtrees returned the wrong number of results');
       } else {
         hashes = await Promise.all(lookups.map((r) => source.getSubtree!(r.level, r.index)));
       }
@@ -128,9 +129,11 @@ async function readFromLeaves(source: SubtreeSource, refs: SubtreeRef[], memo: M
     groups.map(async (g) => {
       const leaves = await source.getLeafHashes(g.start, g.end);
       if (!Array.isArray(leaves) || leaves.length !== g.end - g.start) {
-        throw new Error(`getLeafHashes(${g.start}, ${g.end}) returned ${Array.isArray(leaves) ? leaves.length : 'no'} hashes`);
+        throw new MerkleError('BAD_SOURCE', `getLeafHashes(${g.start}, ${g.end}) returned ${Array.isArray(leaves) ? leaves.length : 'no'} hashes`);
       }
-      leaves.forEach((h, i) => checkHash(h, `leaf hash ${g.start + i}`));
+      leaves.forEach((h, i) => {
+        checkHash(h, `leaf hash ${g.start + i}`);
+      });
       for (const m of g.members) memo.set(key(m.ref.level, m.ref.index), rangeRoot(leaves, m.start - g.start, m.end - g.start));
     }),
   );
@@ -224,7 +227,7 @@ export class MemorySubtreeSource implements SubtreeSource {
     if (s.level > 0 && !this.store(s.level)) return;
     const lv = (this.levels[s.level] ??= { buf: Buffer.alloc(HASH_SIZE * 16), count: 0 });
     // Subtrees of one level complete strictly left to right, so storage stays dense.
-    if (s.index !== lv.count) throw new Error(`subtree ${s.level}/${s.index} stored out of order`);
+    if (s.index !== lv.count) throw new MerkleError('BAD_SOURCE', `subtree ${s.level}/${s.index} stored out of order`);
     if ((lv.count + 1) * HASH_SIZE > lv.buf.length) {
       const grown = Buffer.alloc(lv.buf.length * 2);
       lv.buf.copy(grown, 0, 0, lv.count * HASH_SIZE);
@@ -266,7 +269,7 @@ export class MemorySubtreeSource implements SubtreeSource {
   async getLeafHashes(start: number, end: number): Promise<Buffer[]> {
     const size = this.frontier.size;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > size || start > end) {
-      throw new RangeError(`leaf range [${start}, ${end}) outside log of size ${size}`);
+      throw new MerkleError('BAD_SIZE', `leaf range [${start}, ${end}) outside log of size ${size}`);
     }
     this.stats.leafReads++;
     this.stats.leavesRead += end - start;

@@ -1,4 +1,5 @@
 import { HASH_SIZE, emptyRoot, hashEquals, nodeHash, nodeHashInPlace } from './hash';
+import { MerkleError } from './errors';
 
 /**
  * In-memory RFC 6962 Merkle Tree Hash, proof generation (§2.1.1 PATH, §2.1.2 SUBPROOF) and
@@ -21,20 +22,20 @@ export interface SubtreeRef {
 }
 
 function assertSize(name: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new MerkleError('BAD_SIZE', `${name} must be a non-negative safe integer, got ${n}`);
 }
 
 function assertLeafHashes(leafHashes: readonly Uint8Array[], count: number): void {
-  if (count > leafHashes.length) throw new RangeError(`tree size ${count} exceeds the ${leafHashes.length} leaf hashes given`);
+  if (count > leafHashes.length) throw new MerkleError('BAD_SIZE', `tree size ${count} exceeds the ${leafHashes.length} leaf hashes given`);
   for (let i = 0; i < count; i++) {
     const h = leafHashes[i];
-    if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) throw new TypeError(`leaf hash ${i} is not a ${HASH_SIZE}-byte hash`);
+    if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) throw new MerkleError('BAD_HASH', `leaf hash ${i} is not a ${HASH_SIZE}-byte hash`);
   }
 }
 
 /** Largest power of two strictly less than n (n >= 2): the RFC 6962 split point k. */
 export function splitPoint(n: number): number {
-  if (n < 2) throw new RangeError('split point needs n >= 2');
+  if (n < 2) throw new MerkleError('BAD_SIZE', 'split point needs n >= 2');
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;
@@ -80,7 +81,7 @@ export function merkleRoot(leafHashes: readonly Uint8Array[], treeSize: number =
 export function inclusionPlan(index: number, size: number): LeafRange[] {
   assertSize('index', index);
   assertSize('treeSize', size);
-  if (index >= size) throw new RangeError(`leaf index ${index} out of range for tree size ${size}`);
+  if (index >= size) throw new MerkleError('BAD_SIZE', `leaf index ${index} out of range for tree size ${size}`);
   const out: LeafRange[] = [];
   let lo = 0;
   let hi = size;
@@ -105,7 +106,7 @@ export function inclusionPlan(index: number, size: number): LeafRange[] {
 export function consistencyPlan(m: number, n: number): LeafRange[] {
   assertSize('size1', m);
   assertSize('size2', n);
-  if (m > n) throw new RangeError(`size1 ${m} is larger than size2 ${n}`);
+  if (m > n) throw new MerkleError('BAD_SIZE', `size1 ${m} is larger than size2 ${n}`);
   if (m === 0 || m === n) return [];
   const out: LeafRange[] = [];
   let lo = 0;
@@ -147,7 +148,7 @@ export function perfectSubtrees(start: number, end: number): SubtreeRef[] {
   }
   for (; remaining > 0; width /= 2, level--) {
     if (width <= remaining) {
-      if (pos % width !== 0) throw new RangeError(`range [${start}, ${end}) is not aligned to perfect subtrees`);
+      if (pos % width !== 0) throw new MerkleError('BAD_SIZE', `range [${start}, ${end}) is not aligned to perfect subtrees`);
       out.push({ level, index: pos / width });
       pos += width;
       remaining -= width;
