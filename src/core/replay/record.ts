@@ -39,7 +39,7 @@ export interface BuiltReplay {
 /** Builds the deterministic bundles and the signed manifest for one scan (no storage). */
 export async function buildReplay(input: ReplayRecordInput, signer: Awaited<ReturnType<AppContext['keys']['signer']>>): Promise<BuiltReplay> {
   const policy = input.policy ?? DEFAULT_VERDICT_POLICY;
-  const scanner = scannerIdentity();
+  const scanner = await scannerIdentity();
   const inputB = await buildBundle({
     'inventory.json': { packages: input.packages, distro: input.distro ?? null },
     'feed/records.json': input.feed?.records ?? [],

@@ -121,7 +121,7 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
   const inputOk = checkDigest(inp.inputBundle, m.inputBundle, 'INPUT_DIGEST_MISMATCH', 'inputbundle.tar.zst');
   const outputOk = checkDigest(inp.outputBundle, m.outputBundle, 'OUTPUT_DIGEST_MISMATCH', 'outputbundle.tar.zst');
 
-  const here = scannerIdentity();
+  const here = await scannerIdentity();
   if (m.scanner.version !== here.version) warn('SCANNER_VERSION_DRIFT', `recorded with ${m.scanner.name} ${m.scanner.version}, replaying with ${here.version}`);
   for (const [tool, hash] of Object.entries(m.scanner.toolHashes)) {
     if (here.toolHashes[tool] !== hash) warn('TOOL_HASH_DRIFT', `${tool}: recorded ${hash}, this installation has ${here.toolHashes[tool] ?? 'none'}`);
