@@ -4,6 +4,9 @@ import { action, ctxOf, group } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
 import { qs } from '../client';
+import type { z } from 'zod';
+import { formatZodError } from '../../lib/zod';
+import { KeyList, KeyRecord, RootPack, RootPackImported, RotatedKeys } from '../../contracts/keys';
 
 const ALGS = ['ES256', 'EdDSA'];
 const PURPOSES = ['signing', 'api-token'];
@@ -19,13 +22,23 @@ async function writePack(path: string, pack: unknown) {
   await fsp.rename(tmp, path);
 }
 
+/** Parses the JSON answer of a raw upload with its contract schema. */
+async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
+  const r = schema.safeParse(await res.json());
+  if (!r.success) throw new CliError(`unexpected answer from ${what}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
+  return r.data;
+}
+
+/** What the key table shows: a key store record or a RootPack key. */
+type KeyRow = { kid: string; alg: string; status: string; notBefore: string; notAfter: string | null; purpose?: string; purposes?: string[] };
+
 const keyColumns = [
-  { header: 'KID', get: (k: any) => k.kid },
-  { header: 'ALG', get: (k: any) => k.alg },
-  { header: 'PURPOSE', get: (k: any) => k.purpose },
-  { header: 'STATUS', get: (k: any) => k.status },
-  { header: 'NOT BEFORE', get: (k: any) => k.notBefore },
-  { header: 'NOT AFTER', get: (k: any) => k.notAfter },
+  { header: 'KID', get: (k: KeyRow) => k.kid },
+  { header: 'ALG', get: (k: KeyRow) => k.alg },
+  { header: 'PURPOSE', get: (k: KeyRow) => k.purpose },
+  { header: 'STATUS', get: (k: KeyRow) => k.status },
+  { header: 'NOT BEFORE', get: (k: KeyRow) => k.notBefore },
+  { header: 'NOT AFTER', get: (k: KeyRow) => k.notAfter },
 ];
 
 export function registerKeysCommands(program: Command): void {
@@ -39,7 +52,7 @@ export function registerKeysCommands(program: Command): void {
       action(async (o: { alg: string; purpose: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         check(o);
-        const k = await c.api().post<any>('/keys', { alg: o.alg, purpose: o.purpose });
+        const k = await c.api().call(KeyRecord, 'POST', '/keys', { alg: o.alg, purpose: o.purpose });
         print(c.format, k, () => `generated ${k.alg} ${k.purpose} key ${k.kid} (active from ${k.notBefore})`);
       }),
     );
@@ -49,7 +62,7 @@ export function registerKeysCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ items: any[] }>('/keys');
+        const r = await c.api().call(KeyList, 'GET', '/keys');
         print(c.format, r, () => renderTable(r.items, keyColumns));
       }),
     );
@@ -62,11 +75,11 @@ export function registerKeysCommands(program: Command): void {
       action(async (o: { alg?: string; purpose: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         check(o);
-        const r = await c.api().post<any>('/keys/rotate', { purpose: o.purpose, ...(o.alg ? { alg: o.alg } : {}) });
+        const r = await c.api().call(RotatedKeys, 'POST', '/keys/rotate', { purpose: o.purpose, ...(o.alg ? { alg: o.alg } : {}) });
         print(
           c.format,
           r,
-          () => `active: ${r.active.kid} (${r.active.alg})\nretired: ${r.retired.map((k: any) => `${k.kid} (notAfter ${k.notAfter})`).join(', ') || 'none'}`,
+          () => `active: ${r.active.kid} (${r.active.alg})\nretired: ${r.retired.map((k) => `${k.kid} (notAfter ${k.notAfter})`).join(', ') || 'none'}`,
         );
       }),
     );
@@ -77,7 +90,7 @@ export function registerKeysCommands(program: Command): void {
     .action(
       action(async (o: { output: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const pack = await c.api().get<any>(`/rootpack${qs({ scope: 'own' })}`);
+        const pack = await c.api().call(RootPack, 'GET', `/rootpack${qs({ scope: 'own' })}`);
         await writePack(o.output, pack);
         print(
           c.format,
@@ -93,11 +106,11 @@ export function registerKeysCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const pack = await c.api().get<any>('/rootpack');
+        const pack = await c.api().call(RootPack, 'GET', '/rootpack');
         print(c.format, pack, () =>
           [
             renderKv({ digest: pack.digest, created: pack.createdAt, keys: pack.keys.length }),
-            renderTable(pack.keys, [...keyColumns.slice(0, 2), { header: 'PURPOSES', get: (k: any) => k.purposes }, ...keyColumns.slice(3)]),
+            renderTable(pack.keys, [...keyColumns.slice(0, 2), { header: 'PURPOSES', get: (k: KeyRow) => k.purposes }, ...keyColumns.slice(3)]),
           ].join('\n'),
         );
       }),
@@ -111,7 +124,7 @@ export function registerKeysCommands(program: Command): void {
           throw new CliError(`${file}: no such file`, EXIT.USAGE);
         });
         const res = await c.api().raw('POST', '/rootpack', { body, headers: { 'content-type': 'application/json' } });
-        const r = (await res.json()) as any;
+        const r = await parsed(RootPackImported, res, 'POST /rootpack');
         print(c.format, r, () => `imported ${file}: ${r.added.length} key(s) added, ${r.updated.length} narrowed; trusted pack ${r.digest}`);
       }),
     );
@@ -124,14 +137,14 @@ export function registerKeysCommands(program: Command): void {
         const c = ctxOf(cmd);
         check(o);
         const api = c.api();
-        const r = await api.post<any>('/keys/rotate', { purpose: 'signing', ...(o.alg ? { alg: o.alg } : {}) });
-        const pack = await api.get<any>(`/rootpack${qs({ scope: 'own' })}`);
+        const r = await api.call(RotatedKeys, 'POST', '/keys/rotate', { purpose: 'signing', ...(o.alg ? { alg: o.alg } : {}) });
+        const pack = await api.call(RootPack, 'GET', `/rootpack${qs({ scope: 'own' })}`);
         await writePack(o.output, pack);
         print(
           c.format,
           { ...r, output: o.output, digest: pack.digest },
           () =>
-            `active signing key: ${r.active.kid} (${r.active.alg}); retired: ${r.retired.map((k: any) => k.kid).join(', ') || 'none'}\nwrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`,
+            `active signing key: ${r.active.kid} (${r.active.alg}); retired: ${r.retired.map((k) => k.kid).join(', ') || 'none'}\nwrote ${o.output}: ${pack.keys.length} key(s), ${pack.digest}`,
         );
       }),
     );

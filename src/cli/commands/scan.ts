@@ -6,8 +6,30 @@ import { CliError, EXIT, API_CODE_TO_EXIT } from '../exit';
 import { print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
 import { loadFeed, ScannerError } from '../../scanner/index';
+import type { z } from 'zod';
+import { formatZodError } from '../../lib/zod';
+import {
+  FeedImported,
+  FeedList,
+  ImageList,
+  RegisteredImage,
+  ScannerConfig,
+  ScannerConfigSet,
+  ScanQueue,
+  ScanRunList,
+  ScanStarted,
+  ScanStatus,
+} from '../../contracts/scan';
+import { ATTEST_TYPE_NAMES, AttestationList, CreatedAttestation, ImportedAttestation, SignerStatus, VerifiedAttestation } from '../../contracts/attest';
 
-const ATTEST_TYPES = ['slsa-provenance', 'sbom', 'vuln'];
+const ATTEST_TYPES: readonly string[] = ATTEST_TYPE_NAMES;
+
+/** Parses the JSON answer of a raw upload with its contract schema. */
+async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
+  const r = schema.safeParse(await res.json());
+  if (!r.success) throw new CliError(`unexpected answer from ${what}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
+  return r.data;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const countsLine = (c: Record<string, number> | null | undefined) =>
   c ? (['critical', 'high', 'medium', 'low', 'unknown'] as const).map((k) => `${k}=${c[k] ?? 0}`).join(' ') : '-';
@@ -31,7 +53,7 @@ export function registerScanCommands(program: Command): void {
         let image = o.image;
         if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null)))
           image = resolve(image);
-        const started = await api.post<any>('/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
+        const started = await api.call(ScanStarted, 'POST', '/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
         if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
         if (!o.wait) {
           print(c.format, started, () =>
@@ -40,10 +62,10 @@ export function registerScanCommands(program: Command): void {
           return;
         }
         const deadline = Date.now() + Number(o.timeout) * 1000;
-        let st: any;
+        let st: z.infer<typeof ScanStatus>;
         let last = '';
         for (;;) {
-          st = await api.get<any>(`/scans/status${qs({ workflowId: started.workflowId, runId: started.runId })}`);
+          st = await api.call(ScanStatus, 'GET', `/scans/status${qs({ workflowId: started.workflowId, runId: started.runId })}`);
           const phase = st.progress?.phase ?? st.status;
           if (phase !== last && !c.quiet && c.format !== 'json') process.stderr.write(`  ${phase}\n`);
           last = phase;
@@ -59,7 +81,7 @@ export function registerScanCommands(program: Command): void {
           }
           await sleep(500);
         }
-        const p = st.progress ?? {};
+        const p = st.progress;
         if (st.status !== 'COMPLETED') {
           const msg = st.error ?? `scan ended ${st.status}`;
           const m = /\b(BAD_INPUT|NOT_FOUND|INTEGRITY|CONFLICT|TOO_LARGE|UNAVAILABLE|FORBIDDEN)\b/.exec(JSON.stringify(st.errorType ?? ''));
@@ -67,18 +89,18 @@ export function registerScanCommands(program: Command): void {
         }
         print(c.format, st, () =>
           [
-            `${p.phase === 'reused' ? 'UP TO DATE (evidence of an identical scan reused)' : 'DONE'}: ${started.artifactDigest}${p.imageRef ? ` (${p.imageRef})` : ''}`,
+            `${p?.phase === 'reused' ? 'UP TO DATE (evidence of an identical scan reused)' : 'DONE'}: ${started.artifactDigest}${p?.imageRef ? ` (${p.imageRef})` : ''}`,
             renderKv({
               scan: st.runId,
-              sbom: p.sbomId,
-              components: p.components,
-              report: p.reportId ?? (o.sbomOnly ? '(--sbom-only)' : '-'),
-              findings: countsLine(p.counts),
-              feed: p.feed ? `v${p.feed.version} ${shortDigest(p.feed.digest)}` : 'none',
-              attestations: (p.attestationIds ?? []).length ? p.attestationIds.map(shortDigest).join(', ') : '-',
-              ...(p.reusedFrom ? { 'reused from': p.reusedFrom } : {}),
+              sbom: p?.sbomId,
+              components: p?.components,
+              report: p?.reportId ?? (o.sbomOnly ? '(--sbom-only)' : '-'),
+              findings: countsLine(p?.counts),
+              feed: p?.feed ? `v${p.feed.version} ${shortDigest(p.feed.digest)}` : 'none',
+              attestations: p?.attestationIds.length ? p.attestationIds.map(shortDigest).join(', ') : '-',
+              ...(p?.reusedFrom ? { 'reused from': p.reusedFrom } : {}),
             }),
-            ...(p.warnings ?? []).map((w: string) => `warning: ${w}`),
+            ...(p?.warnings ?? []).map((w) => `warning: ${w}`),
             `see: stella evidence list --artifact ${started.artifactDigest}`,
           ].join('\n'),
         );
@@ -93,7 +115,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (name: string, path: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<any>('/images', { name, path: resolve(path) });
+        const r = await c.api().call(RegisteredImage, 'POST', '/images', { name, path: resolve(path) });
         print(c.format, r, () => `registered ${r.name} -> ${r.path} (${r.format}, ${r.digest})${r.replaced ? ` [replaced ${r.replaced.digest}]` : ''}`);
       }),
     );
@@ -103,7 +125,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ items: any[] }>('/images');
+        const r = await c.api().call(ImageList, 'GET', '/images');
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -126,7 +148,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (src: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        let feed;
+        let feed: Awaited<ReturnType<typeof loadFeed>>;
         try {
           feed = await loadFeed(src);
         } catch (e) {
@@ -136,7 +158,7 @@ export function registerScanCommands(program: Command): void {
         if (!feed.count) throw new CliError(`${src}: no OSV records found`, EXIT.USAGE);
         const body = Buffer.from(JSON.stringify(feed.records));
         const res = await c.api().raw('POST', '/feeds', { body, headers: { 'content-type': 'application/json', 'x-stella-feed-source': resolve(src) } });
-        const r = (await res.json()) as any;
+        const r = await parsed(FeedImported, res, 'POST /feeds');
         if (r.digest !== feed.digest) throw new CliError(`server recorded feed ${r.digest}, expected ${feed.digest}`, EXIT.INTEGRITY);
         print(
           c.format,
@@ -152,7 +174,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ items: any[] }>('/feeds');
+        const r = await c.api().call(FeedList, 'GET', '/feeds');
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -179,7 +201,7 @@ export function registerScanCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.subject, 'subject digest');
         if (!ATTEST_TYPES.includes(o.type)) throw new CliError(`unknown --type ${o.type}; expected one of ${ATTEST_TYPES.join(', ')}`, EXIT.USAGE);
-        const r = await c.api().post<any>('/attestations', { subject: o.subject, type: o.type });
+        const r = await c.api().call(CreatedAttestation, 'POST', '/attestations', { subject: o.subject, type: o.type });
         print(
           c.format,
           r,
@@ -196,7 +218,7 @@ export function registerScanCommands(program: Command): void {
       action(async (o: { subject: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(o.subject, 'subject digest');
-        const r = await c.api().get<{ items: any[] }>(`/attestations${qs({ subject: o.subject })}`);
+        const r = await c.api().call(AttestationList, 'GET', `/attestations${qs({ subject: o.subject })}`);
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -220,7 +242,7 @@ export function registerScanCommands(program: Command): void {
       action(async (id: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'attestation id');
-        const r = await c.api().get<any>(`/attestations/${id}`);
+        const r = await c.api().call(VerifiedAttestation, 'GET', `/attestations/${id}`);
         print(c.format, r, () =>
           [
             `${r.valid ? 'VALID' : 'INVALID'}: ${r.type} attestation ${r.id}`,
@@ -228,13 +250,13 @@ export function registerScanCommands(program: Command): void {
               'predicate type': r.predicateType,
               subjects: r.subjects.join(', '),
               signer: r.signer,
-              'trusted when stored': r.signatures.some((s: any) => s.valid && s.trustedAtSigning) ? 'yes' : 'no',
+              'trusted when stored': r.signatures.some((s) => s.valid && s.trustedAtSigning) ? 'yes' : 'no',
               'trusted now': r.trustedNow ? 'yes' : 'no',
               stored: r.createdAt,
-              attests: r.attests.map((a: any) => `${a.id} (${a.relation})`).join(', ') || '-',
+              attests: r.attests.map((a) => `${a.id} (${a.relation})`).join(', ') || '-',
             }),
             ...r.signatures.map(
-              (s: any) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`,
+              (s) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`,
             ),
             ...(r.error ? [`error: ${r.error}`] : []),
           ].join('\n'),
@@ -249,19 +271,17 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (file: string, o: { attests?: string[] }, cmd: Command) => {
         const c = ctxOf(cmd);
-        (o.attests ?? []).forEach((a) => requireDigest(a, 'attested item id'));
+        for (const a of o.attests ?? []) requireDigest(a, 'attested item id');
         const body = await fsp.readFile(file).catch(() => {
           throw new CliError(`${file}: no such file`, EXIT.USAGE);
         });
         const params = new URLSearchParams();
-        (o.attests ?? []).forEach((a) => params.append('attests', a));
-        const res = await c
-          .api()
-          .raw('POST', `/attestations/import${params.size ? `?${params}` : ''}`, {
-            body,
-            headers: { 'content-type': 'application/vnd.dsse.envelope.v1+json' },
-          });
-        const r = (await res.json()) as any;
+        for (const a of o.attests ?? []) params.append('attests', a);
+        const res = await c.api().raw('POST', `/attestations/import${params.size ? `?${params}` : ''}`, {
+          body,
+          headers: { 'content-type': 'application/vnd.dsse.envelope.v1+json' },
+        });
+        const r = await parsed(ImportedAttestation, res, 'POST /attestations/import');
         print(
           c.format,
           r,
@@ -275,7 +295,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<any>('/attestations/status');
+        const r = await c.api().call(SignerStatus, 'GET', '/attestations/status');
         print(c.format, r, () =>
           [
             `Attestor: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`,
@@ -290,10 +310,10 @@ export function registerScanCommands(program: Command): void {
               ? [
                   'Recent signing failures:',
                   renderTable(r.recentFailures, [
-                    { header: 'AT', get: (f: any) => f.at },
-                    { header: 'KEY', get: (f: any) => f.kid },
-                    { header: 'SUBJECT', get: (f: any) => shortDigest(f.subject) },
-                    { header: 'ERROR', get: (f: any) => f.error },
+                    { header: 'AT', get: (f) => f.at },
+                    { header: 'KEY', get: (f) => f.kid },
+                    { header: 'SUBJECT', get: (f) => shortDigest(f.subject) },
+                    { header: 'ERROR', get: (f) => f.error },
                   ]),
                 ]
               : ['No recent signing failures.']),
@@ -316,7 +336,7 @@ export function registerScanCommands(program: Command): void {
       action(async (o: { artifact?: string; limit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().get<{ items: any[] }>(`/scans${qs({ artifact: o.artifact, limit: o.limit })}`);
+        const r = await c.api().call(ScanRunList, 'GET', `/scans${qs({ artifact: o.artifact, limit: o.limit })}`);
         print(c.format, r, () =>
           r.items.length
             ? renderTable(r.items, [
@@ -349,26 +369,26 @@ export function registerScanCommands(program: Command): void {
       action(async (o: { artifact?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().get<any>(`/scans/queue${qs({ artifact: o.artifact })}`);
+        const r = await c.api().call(ScanQueue, 'GET', `/scans/queue${qs({ artifact: o.artifact })}`);
         print(c.format, r, () =>
           [
             `auto-scan: ${r.autoScan.enabled ? 'enabled' : 'DISABLED'}; triggers: ${r.autoScan.triggers.join(',') || 'none'}`,
             r.workflows.length
               ? renderTable(r.workflows, [
-                  { header: 'WORKFLOW', get: (w: any) => w.workflowId },
-                  { header: 'RUN', get: (w: any) => w.runId },
-                  { header: 'PHASE', get: (w: any) => w.progress?.phase ?? w.status },
-                  { header: 'STARTED', get: (w: any) => w.startTime },
+                  { header: 'WORKFLOW', get: (w) => w.workflowId },
+                  { header: 'RUN', get: (w) => w.runId },
+                  { header: 'PHASE', get: (w) => w.progress?.phase ?? w.status },
+                  { header: 'STARTED', get: (w) => w.startTime },
                 ])
               : 'no scan running',
             r.events.length
               ? renderTable(r.events, [
-                  { header: 'EVENT', get: (e: any) => e.id, align: 'right' as const },
-                  { header: 'TRIGGER', get: (e: any) => e.trigger },
-                  { header: 'IMAGE', get: (e: any) => e.image ?? [e.repository, e.tag].filter(Boolean).join(':') },
-                  { header: 'STATUS', get: (e: any) => e.status },
-                  { header: 'REASON', get: (e: any) => e.reason },
-                  { header: 'RECEIVED', get: (e: any) => e.receivedAt },
+                  { header: 'EVENT', get: (e) => e.id, align: 'right' as const },
+                  { header: 'TRIGGER', get: (e) => e.trigger },
+                  { header: 'IMAGE', get: (e) => e.image ?? [e.repository, e.tag].filter(Boolean).join(':') },
+                  { header: 'STATUS', get: (e) => e.status },
+                  { header: 'REASON', get: (e) => e.reason },
+                  { header: 'RECEIVED', get: (e) => e.receivedAt },
                 ])
               : 'no queued or ignored auto-scan events',
           ].join('\n'),
@@ -382,7 +402,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (key: string, value: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().json<any>('PUT', '/scanner/config', { key, value });
+        const r = await c.api().call(ScannerConfigSet, 'PUT', '/scanner/config', { key, value });
         print(
           c.format,
           r,
@@ -397,7 +417,7 @@ export function registerScanCommands(program: Command): void {
     .action(
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<any>('/scanner/config');
+        const r = await c.api().call(ScannerConfig, 'GET', '/scanner/config');
         print(c.format, r, () =>
           renderKv({
             'auto_scan.enabled': r.auto_scan.enabled,
