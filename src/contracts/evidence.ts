@@ -19,7 +19,7 @@ export const PutEvidenceQuery = z.looseObject({
   tenant: z.string().optional(),
 });
 
-export const IngestResult = z.looseObject({
+export const IngestResult = z.object({
   id: Digest,
   size: z.number(),
   created: z.boolean(),
@@ -30,7 +30,7 @@ export type IngestResult = z.infer<typeof IngestResult>;
 
 const Link = z.object({ id: z.string(), relation: z.string() });
 
-export const EvidenceItem = z.looseObject({
+export const EvidenceItem = z.object({
   tenant: z.string(),
   id: Digest,
   mediaType: z.string(),

@@ -87,3 +87,12 @@ export async function runDoctor(env: DoctorEnv, q: { category?: string; check?: 
   const count = (s: DoctorStatus) => results.filter((r) => r.status === s).length;
   return { ok: count('FAIL') === 0, summary: { pass: count('PASS'), warn: count('WARN'), fail: count('FAIL'), skip: count('SKIP') }, results };
 }
+
+/** Extra `arg.<name>=<value>` query parameters, for checks that take arguments. */
+export function checkArgs(query: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(query)
+      .filter(([k]) => k.startsWith('arg.'))
+      .map(([k, v]) => [k.slice(4), String(v)]),
+  );
+}

@@ -1,5 +1,6 @@
 /** `stella evidence ingest <file.tar>`: the worker-side unpacking into a spool work directory. */
 import { promises as fsp } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { ArchiveError, extractTar } from '../../archive';
 import { badInput } from '../../lib/errors';
 import type { AppContext } from '../context';
@@ -25,4 +26,16 @@ export async function extractIngestArchive(ctx: AppContext, archive: string, wor
 
 export async function removeIngestWorkDir(ctx: AppContext, workDir: string): Promise<void> {
   await fsp.rm(spoolWorkDir(ctx.cfg.dataDir, workDir), { recursive: true, force: true });
+}
+
+const TAR_RE = /\.(tar|tar\.gz|tgz|tar\.zst|tar\.zstd)$/i;
+
+/** What a server-side bulk-ingest path is: a directory or a tar archive; anything else is refused. */
+export async function ingestSourceKind(path: string): Promise<'dir' | 'tar'> {
+  if (!isAbsolute(path)) throw badInput(`path must be absolute (it is read by the worker): ${path}`);
+  const st = await fsp.stat(path).catch(() => null);
+  if (!st) throw badInput(`${path} does not exist on the stella server`);
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile() && TAR_RE.test(path)) return 'tar';
+  throw badInput(`${path} is neither a directory nor a .tar/.tar.gz/.tar.zst archive`);
 }

@@ -1,5 +1,6 @@
 import type { AppContext } from '../context';
-import { summaryOf } from '../verify';
+import { latestAnchor } from '../anchoring/store';
+import { summaryOf } from './verify';
 import { capacity, withTimeout } from './storage';
 
 async function storeState(store: AppContext['blobs']['primary'] | undefined) {
@@ -19,18 +20,10 @@ async function storeState(store: AppContext['blobs']['primary'] | undefined) {
   }
 }
 
-/** The anchors table belongs to the Merkle feature; read it only if it exists, whatever its columns. */
-async function latestAnchor(ctx: AppContext): Promise<Record<string, unknown> | null> {
-  const reg = await ctx.db.query(`SELECT to_regclass('public.anchors') AS t`);
-  if (!reg.rows[0].t) return null;
-  const cols = await ctx.db.query(`SELECT column_name FROM information_schema.columns WHERE table_schema='public' AND table_name='anchors'`);
-  const names = new Set(cols.rows.map((c) => c.column_name as string));
-  const order = ['created_at', 'anchored_at', 'at', 'seq', 'id'].find((c) => names.has(c));
-  const r = await ctx.db.query(`SELECT to_jsonb(a) AS j FROM anchors a ${order ? `ORDER BY a.${order} DESC` : ''} LIMIT 1`);
-  if (!r.rowCount) return { none: true };
-  // Keep the summary small: drop large blobs such as the JWS itself.
-  const j = r.rows[0].j as Record<string, unknown>;
-  return Object.fromEntries(Object.entries(j).filter(([, v]) => typeof v !== 'string' || v.length <= 200));
+/** The newest anchor (the anchoring feature's), without its JWS; `{ none: true }` before the first one. */
+async function anchorSummary(ctx: AppContext): Promise<Record<string, unknown>> {
+  const a = await latestAnchor(ctx);
+  return a ? { ...a } : { none: true };
 }
 
 /** Runbook pre-flight `stella evidence status`: what is stored, where, and whether it's healthy. */
@@ -52,7 +45,7 @@ export async function lockerStatus(ctx: AppContext, tenant: string) {
     ctx.db.query(`SELECT * FROM verify_runs WHERE tenant_id IN ($1, '*') ORDER BY started_at DESC LIMIT 1`, [tenant]),
     storeState(ctx.blobs.primary),
     storeState(ctx.blobs.replica),
-    latestAnchor(ctx).catch((e) => ({ error: (e as Error).message })),
+    anchorSummary(ctx).catch((e) => ({ error: (e as Error).message })),
     ctx.db.query(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))),0)::bigint AS n FROM unnest($1::text[]) t`, [
       ['evidence_items', 'evidence_subjects', 'evidence_edges', 'evidence_log'],
     ]),

@@ -90,6 +90,13 @@ export async function probeStore(store: BlobStore, role: 'primary' | 'replica', 
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
+/** `storage test`: the probe on each configured store. */
+export async function storageTest(ctx: AppContext) {
+  const probes = [await probeStore(ctx.blobs.primary, 'primary')];
+  if (ctx.blobs.replica) probes.push(await probeStore(ctx.blobs.replica, 'replica'));
+  return { ok: probes.every((x) => x.ok), stores: probes };
+}
+
 export async function storeHealth(ctx: AppContext) {
   const probes = [await probeStore(ctx.blobs.primary, 'primary')];
   if (ctx.blobs.replica) probes.push(await probeStore(ctx.blobs.replica, 'replica'));

@@ -186,10 +186,23 @@ export function summaryOf(row: Record<string, any>): VerifyRunSummary {
   };
 }
 
-export async function verifyReport(ctx: AppContext, q: { runId?: string; latest?: boolean; failedOnly?: boolean }) {
-  const run = q.runId
-    ? await ctx.db.query('SELECT * FROM verify_runs WHERE id=$1', [q.runId])
-    : await ctx.db.query(`SELECT * FROM verify_runs ORDER BY started_at DESC LIMIT 1`);
+/**
+ * A run's summary and results (the latest run without a runId). With a tenant, only that
+ * tenant's runs and all-tenant runs are visible.
+ */
+export async function verifyReport(ctx: AppContext, q: { tenant?: string; runId?: string; latest?: boolean; failedOnly?: boolean }) {
+  const params: unknown[] = [];
+  const where: string[] = [];
+  if (q.runId) {
+    params.push(q.runId);
+    where.push(`id = $${params.length}`);
+  }
+  if (q.tenant) {
+    params.push(q.tenant);
+    where.push(`tenant_id IN ($${params.length}, '*')`);
+  }
+  const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const run = await ctx.db.query(`SELECT * FROM verify_runs ${filter} ORDER BY started_at DESC LIMIT 1`, params);
   if (!run.rowCount) return null;
   const summary = summaryOf(run.rows[0]);
   const res = await ctx.db.query('SELECT item_id, result, detail, checked_at FROM verify_results WHERE run_id=$1 ORDER BY item_id', [summary.runId]);
