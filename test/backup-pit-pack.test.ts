@@ -14,7 +14,7 @@ import { exportRootPack, writeRootPackFile } from '../src/crypto/rootpack';
 import type { KeyStore } from '../src/crypto/keys';
 import { openKeyStore } from '../src/core/keys';
 import { createAnchor } from '../src/core/anchoring';
-import { redact } from '../src/core/diagnostics';
+import { redact } from '../src/core/backup/diagnostics';
 import type { RestoreOutcome } from '../workflows/backup';
 
 let h: Harness;

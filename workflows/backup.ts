@@ -1,8 +1,11 @@
+/** Backup (DR-001) and restore / point-in-time restore (DR-001, DR-002) as durable runbooks. */
 import { proxyActivities, defineQuery, setHandler, workflowInfo, executeChild } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupInput, BackupSummary } from '../src/core/backup/backup';
 import type { RestoreInput, RestorePlan, AnchorCheck, PitResult } from '../src/core/backup/restore';
-import type { VerifyRunSummary } from '../src/core/verify';
+import type { VerifyRunSummary } from '../src/core/locker/verify';
+import { restoreVerifyWorkflowId } from '../src/temporal/names';
+import { verifyEvidence } from './evidence';
 
 // Batches are short, so a dead worker is noticed quickly (heartbeat timeout) and the batch retried.
 const acts = proxyActivities<Activities>({
@@ -68,7 +71,7 @@ export interface RestoreProgress {
 }
 export const restoreProgressQuery = defineQuery<RestoreProgress>('progress');
 
-export interface RestoreOutcome {
+export type RestoreOutcome = {
   restoreId: string;
   backupId: string | null;
   outcome: 'passed' | 'failed';
@@ -77,13 +80,13 @@ export interface RestoreOutcome {
   logSize: number;
   blobsRestored: number;
   verify:
-    | (VerifyRunSummary & { kind: 'verify-workflow' })
+    | ({ kind: 'verify-workflow' } & Pick<VerifyRunSummary, keyof VerifyRunSummary>)
     | { kind: 'target-rehash'; checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }
     | null;
   anchors: AnchorCheck | null;
   pointInTime: PitResult | null;
   nextSteps: string[];
-}
+};
 
 /**
  * DR-001 / DR-002 as one durable workflow: migrations + checks, the index table by table in
@@ -166,12 +169,12 @@ async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
   if (!input.skipVerify) {
     p.phase = 'verify';
     if (plan.targetIsPrimary) {
-      const runId = `${input.restoreId}-verify-full`;
-      const v = await executeChild('verifyEvidence', {
+      const runId = restoreVerifyWorkflowId(input.restoreId);
+      const v = await executeChild(verifyEvidence, {
         workflowId: runId,
         args: [{ runId, tenant: null, mode: 'full', sampleRate: 1, toAnchor: input.toAnchor ?? null, maxLogSize }],
       });
-      verify = { kind: 'verify-workflow', ...(v as VerifyRunSummary) };
+      verify = { kind: 'verify-workflow', ...v };
     } else {
       verify = { kind: 'target-rehash', ...(await acts.restoreVerifyTarget(input)) };
       nextSteps.push(`stella config set EvidenceLocker:Path ${plan.target}`, 'stella service restart', 'stella evidence verify --mode full');
@@ -193,7 +196,7 @@ async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
     pointInTime: pit,
     nextSteps,
   };
-  await acts.restoreFinish(input, outcome as unknown as Record<string, unknown> & { outcome: string });
+  await acts.restoreFinish(input, outcome);
   p.phase = 'done';
   return outcome;
 }

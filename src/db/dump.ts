@@ -1,21 +1,26 @@
+/**
+ * Generic logical dump/load of a PostgreSQL schema, like pg_dump/pg_restore but independent of
+ * their versions; table-agnostic by design (it names no stella table).
+ *
+ * Which tables: every ordinary or partitioned table of the `public` schema, read from the
+ * catalog (pg_class), minus the names the caller excludes. The backup feature uses it for its
+ * consistent export/import of the whole index, which is legitimately cross-cutting: a backup
+ * must hold every feature's rows from ONE snapshot, so it cannot go feature by feature. The
+ * backup excludes only its own restore bookkeeping and schema_migrations (the restoring build
+ * runs its own migrations).
+ *
+ * Export: all tables inside ONE repeatable-read, read-only transaction (one snapshot), one
+ * canonical JSON object per row, rows in primary-key order. PostgreSQL renders each row
+ * (row_to_json) and parses it back on import (json_populate_recordset), so bytea, timestamptz
+ * (microseconds), jsonb and arrays round-trip exactly; int8/numeric are carried as strings so
+ * no JavaScript number rounding touches them.
+ */
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
-import type { Db, DbClient } from '../../db/pool';
-import { canonicalJson } from '../../lib/canonical';
-
-/**
- * Logical export/import of the whole index, independent of pg_dump versions. Export: every
- * table of the public schema read inside ONE repeatable-read, read-only transaction (one
- * snapshot), one canonical JSON object per row, rows in primary-key order. PostgreSQL renders
- * each row (row_to_json) and parses it back on import (json_populate_recordset), so bytea,
- * timestamptz (microseconds), jsonb and arrays round-trip exactly; int8/numeric are carried as
- * strings so no JavaScript number rounding touches them.
- */
-
-/** Bookkeeping that describes a restore in progress, not locker state: never exported. */
-export const EXCLUDED_TABLES = new Set(['schema_migrations', 'restore_batches']);
+import type { Db, DbClient } from './pool';
+import { canonicalJson } from '../lib/canonical';
 
 export interface ColumnInfo {
   name: string;
@@ -30,12 +35,13 @@ export interface TableInfo {
   updateBlocked: boolean;
 }
 
-export async function describeTables(db: Db | DbClient): Promise<TableInfo[]> {
+/** The tables of the public schema (minus `exclude`), parents before children. */
+export async function describeTables(db: Db | DbClient, exclude: ReadonlySet<string> = new Set()): Promise<TableInfo[]> {
   const t = await db.query(`SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r','p') AND NOT c.relispartition ORDER BY c.relname`);
   const out: TableInfo[] = [];
   for (const row of t.rows as { oid: number; relname: string }[]) {
-    if (EXCLUDED_TABLES.has(row.relname)) continue;
+    if (exclude.has(row.relname)) continue;
     const cols = await db.query(
       `SELECT attname, format_type(atttypid, atttypmod) AS type, attgenerated <> '' AS generated
       FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
@@ -108,24 +114,25 @@ export interface IndexExport {
   migrations: { version: number; name: string; checksum: string }[];
 }
 
-/**
- * Writes `<dir>/<table>.jsonl` for every table inside one snapshot. `onRows` is called every
- * page (heartbeat). `extra(client)` runs inside the same snapshot, for reads that must agree
- * with the exported rows (blob list, latest anchor).
- */
-export async function exportIndex<T>(
-  db: Db,
-  dir: string,
-  onRows: (table: string, rows: number) => void,
-  extra: (client: DbClient) => Promise<T>,
-): Promise<IndexExport & { extra: T }> {
+export interface ExportOptions<T> {
+  /** Tables not to export (by name). */
+  exclude: ReadonlySet<string>;
+  /** Called every page (heartbeat). */
+  onRows: (table: string, rows: number) => void;
+  /** Runs inside the same snapshot, for reads that must agree with the exported rows. */
+  extra: (client: DbClient) => Promise<T>;
+}
+
+/** Writes `<dir>/<table>.jsonl` for every table inside one snapshot. */
+export async function exportIndex<T>(db: Db, dir: string, opts: ExportOptions<T>): Promise<IndexExport & { extra: T }> {
+  const { exclude, onRows, extra } = opts;
   await fsp.mkdir(dir, { recursive: true });
   const client = await db.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET LOCAL TimeZone = 'UTC'`);
     const snap = await client.query(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at`);
-    const tables = await describeTables(client);
+    const tables = await describeTables(client, exclude);
     const mig = await client.query('SELECT version, name, checksum FROM schema_migrations ORDER BY version');
     const exported: ExportedTable[] = [];
     for (const t of tables) {
@@ -202,47 +209,44 @@ export async function readLinesAt(file: string, offset: number, count: number): 
 }
 
 /**
- * Inserts one batch of exported rows, exactly once: the batch marker is written in the same
- * transaction, so a retry after a crash finds it and skips. Rows already present (seed rows
- * the migrations created, e.g. log_state) are overwritten unless the table is append-only.
+ * Marks a batch as applied in the caller's bookkeeping, inside the batch's own transaction, so
+ * a retry after a crash finds the mark and skips (the caller owns where marks live).
+ */
+export interface BatchMarker {
+  applied(client: DbClient): Promise<boolean>;
+  record(client: DbClient, rows: number): Promise<void>;
+}
+
+/**
+ * Inserts one batch of exported rows, exactly once (see BatchMarker). Rows already present
+ * (seed rows the migrations created) are overwritten unless the table is append-only.
  */
 export async function importBatch(
   db: Db,
-  restoreId: string,
   table: TableInfo,
   backupColumns: string[],
-  batchNo: number,
   lines: string[],
+  marker: BatchMarker,
 ): Promise<{ inserted: number; skipped: boolean }> {
   const client = await db.connect();
   try {
     await client.query('BEGIN');
-    const seen = await client.query('SELECT 1 FROM restore_batches WHERE restore_id=$1 AND tbl=$2 AND batch_no=$3', [restoreId, table.name, batchNo]);
-    if (seen.rowCount) {
+    if (await marker.applied(client)) {
       await client.query('ROLLBACK');
       return { inserted: 0, skipped: true };
     }
     const target = new Set(table.columns.filter((c) => !c.generated).map((c) => c.name));
     const cols = backupColumns.filter((c) => target.has(c));
     const list = cols.map(q).join(', ');
-    const conflict =
-      table.primaryKey.length && !table.updateBlocked
-        ? (() => {
-            const upd = cols.filter((c) => !table.primaryKey.includes(c));
-            return upd.length
-              ? `ON CONFLICT (${table.primaryKey.map(q).join(', ')}) DO UPDATE SET ${upd.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`
-              : 'ON CONFLICT DO NOTHING';
-          })()
-        : 'ON CONFLICT DO NOTHING';
     let inserted = 0;
     if (lines.length) {
       const r = await client.query(
-        `INSERT INTO ${q(table.name)} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM json_populate_recordset(NULL::${q(table.name)}, $1::json) ${conflict}`,
+        `INSERT INTO ${q(table.name)} (${list}) OVERRIDING SYSTEM VALUE SELECT ${list} FROM json_populate_recordset(NULL::${q(table.name)}, $1::json) ${onConflict(table, cols)}`,
         [`[${lines.join(',')}]`],
       );
       inserted = r.rowCount ?? 0;
     }
-    await client.query('INSERT INTO restore_batches (restore_id, tbl, batch_no, rows) VALUES ($1,$2,$3,$4)', [restoreId, table.name, batchNo, lines.length]);
+    await marker.record(client, lines.length);
     await client.query('COMMIT');
     return { inserted, skipped: false };
   } catch (e) {
@@ -251,6 +255,13 @@ export async function importBatch(
   } finally {
     client.release();
   }
+}
+
+function onConflict(table: TableInfo, cols: string[]): string {
+  if (!table.primaryKey.length || table.updateBlocked) return 'ON CONFLICT DO NOTHING';
+  const upd = cols.filter((c) => !table.primaryKey.includes(c));
+  if (!upd.length) return 'ON CONFLICT DO NOTHING';
+  return `ON CONFLICT (${table.primaryKey.map(q).join(', ')}) DO UPDATE SET ${upd.map((c) => `${q(c)} = EXCLUDED.${q(c)}`).join(', ')}`;
 }
 
 /** Serial/identity sequences continue after the highest restored value. */

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../lib/hash';
-import type { Db } from './pool';
+import type { Db, DbClient } from './pool';
 
 /**
  * Versioned, forward-only migrations: `migrations/NNN_name.sql`, applied in order, each in
@@ -61,4 +61,22 @@ export async function migrate(db: Db, dir = MIGRATIONS_DIR): Promise<{ applied: 
     client.release();
   }
   return { applied };
+}
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  checksum: string;
+  appliedAt: Date;
+}
+
+/** The migrations this database has applied, in version order. */
+export async function appliedMigrations(db: Db | DbClient): Promise<AppliedMigration[]> {
+  const r = await db.query('SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version');
+  return r.rows.map((m) => ({ version: Number(m.version), name: String(m.name), checksum: String(m.checksum), appliedAt: m.applied_at as Date }));
+}
+
+/** The PostgreSQL server version string (diagnostics). */
+export async function serverVersion(db: Db | DbClient): Promise<string> {
+  return String((await db.query('SHOW server_version')).rows[0].server_version);
 }

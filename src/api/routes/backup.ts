@@ -1,169 +1,116 @@
-import type { FastifyInstance } from 'fastify';
-import { createReadStream, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+/** HTTP routes of backup, restore, storage provisioning, evidence packs and diagnostics; contracts in src/contracts/backup.ts. */
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import { WorkflowNotFoundError, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, conflict, notFound } from '../../lib/errors';
-import { backupRoot, listBackups, newBackupId, validateBackupId, backupPath, readSummary } from '../../core/backup/backup';
-import { checkS3Location, listS3Backups, readS3Summary, s3LocationOf } from '../../core/backup/s3';
+import { createReadStream, promises as fsp } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  BackupAccepted,
+  BackupIdParams,
+  BackupList,
+  BackupStatus,
+  BackupStatusQuery,
+  CreateBackupBody,
+  Diagnostics,
+  DiagnosticsQuery,
+  ExportPackQuery,
+  ListBackupsQuery,
+  ProvisionBody,
+  ProvisionResult,
+  RestoreAccepted,
+  RestoreBody,
+  RestoreIdParams,
+  RestoreStatus,
+} from '../../contracts/backup';
+import { newBackupId, validateBackupId } from '../../core/backup/backup';
+import { backupSummaryAt, listBackupsAt, prepareBackupRoot, restoreBackupDir } from '../../core/backup/locations';
 import { provisionStorage } from '../../core/backup/provision';
-import { exportEvidencePack } from '../../core/pack/export';
-import { collectDiagnostics } from '../../core/diagnostics';
-import { validateDigest } from '../../core/evidence';
+import { exportEvidencePackFile } from '../../core/backup/pack/export';
+import { collectDiagnostics } from '../../core/backup/diagnostics';
+import { restoreWorkflowId } from '../../temporal/names';
+import { backupRunState, restoreRunState, startBackup, startRestore } from '../../temporal/backup';
+import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
 
-const backupBody = z.object({
-  type: z.literal('evidence-locker', { message: 'only --type evidence-locker is supported' }).default('evidence-locker'),
-  outputDir: z.string().min(1).optional(),
-});
-const restoreBody = z
-  .object({
-    backupId: z.string().min(1).optional(),
-    backupDir: z.string().min(1).optional(),
-    target: z.string().min(1).optional(),
-    toAnchor: z.string().min(1).optional(),
-  })
-  .refine((b) => b.backupId || b.toAnchor, { message: 'give --backup-id <id> and/or --to-anchor <anchor-id>' });
-const provisionBody = z.object({ size: z.string().min(1), path: z.string().min(1).optional() });
-
-async function workflowStatus(deps: ApiDeps, id: string, what: string) {
-  const t = temporalOrThrow(deps);
-  const h = t.client.workflow.getHandle(id);
-  try {
-    const d = await h.describe();
-    const running = d.status.name === 'RUNNING';
-    const progress = await h.query('progress').catch(() => null);
-    let result: unknown = null;
-    let error: string | null = null;
-    if (d.status.name === 'COMPLETED') result = await h.result();
-    else if (!running) {
-      // The innermost cause is the activity's own one-line error (e.g. "database already holds …").
-      error = await h.result().then(
-        () => null,
-        (e: Error) => {
-          let c: Error = e;
-          while (c.cause instanceof Error) c = c.cause;
-          return c.message;
-        },
-      );
-    }
-    return { id, status: d.status.name, running, progress, result, error };
-  } catch (e) {
-    if (e instanceof WorkflowNotFoundError) throw notFound(`${what} ${id} not found`);
-    throw e;
-  }
-}
-
-export async function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps) {
+export async function registerBackupRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const { ctx } = deps;
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
 
-  app.post('/backups', async (req, reply) => {
+  app.post('/backups', { schema: { body: CreateBackupBody, response: { 202: BackupAccepted } } }, async (req, reply) => {
     const p = requireScope(req, 'admin');
-    const b = backupBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
     const t = temporalOrThrow(deps);
     const backupId = newBackupId();
-    // s3://bucket/prefix: staged locally, then uploaded by the workflow.
-    const s3 = s3LocationOf(ctx, b.data.outputDir);
-    const dir = s3 ? s3.url : backupRoot(ctx, b.data.outputDir);
-    if (s3) await checkS3Location(ctx, s3);
-    else await fsp.mkdir(dir, { recursive: true });
-    await t.client.workflow.start('backupEvidenceLocker', { taskQueue: t.taskQueue, workflowId: backupId, args: [{ backupId, dir, actor: p.sub }] });
-    return reply.status(202).send({ backupId, workflowId: backupId, location: s3 ? `${s3.url}/${backupId}` : join(dir, backupId) });
+    const { dir, location } = await prepareBackupRoot(ctx, req.body?.outputDir, backupId);
+    const workflowId = await startBackup(t, { backupId, dir, actor: p.sub });
+    return reply.status(202).send({ backupId, workflowId, location });
   });
 
-  app.get('/backups', async (req) => {
+  app.get('/backups', { schema: { querystring: ListBackupsQuery, response: { 200: BackupList } } }, async (req) => {
     requireScope(req, 'admin');
-    const q = req.query as { type?: string; dir?: string };
-    if (q.type && q.type !== 'evidence-locker') throw badInput('only --type evidence-locker is supported');
-    const s3 = s3LocationOf(ctx, q.dir);
-    if (s3) return { location: s3.url, backups: await listS3Backups(ctx, s3) };
-    const root = backupRoot(ctx, q.dir);
-    return { location: root, backups: await listBackups(root) };
+    return listBackupsAt(ctx, req.query.dir);
   });
 
-  app.get('/backups/:id', async (req) => {
+  app.get('/backups/:id', { schema: { params: BackupIdParams, querystring: BackupStatusQuery, response: { 200: BackupStatus } } }, async (req) => {
     requireScope(req, 'admin');
-    const { id } = req.params as { id: string };
-    validateBackupId(id);
-    const q = req.query as { dir?: string };
+    const id = validateBackupId(req.params.id);
     try {
-      return await workflowStatus(deps, id, 'backup');
+      return await backupRunState(temporalOrThrow(deps).client, id);
     } catch (e) {
-      // Made elsewhere (or Temporal history gone): the directory still tells.
-      const s3 = s3LocationOf(ctx, q.dir);
-      const s = s3 ? await readS3Summary(ctx, s3, id) : await readSummary(backupPath(backupRoot(ctx, q.dir), id));
+      // Made elsewhere (or Temporal history gone): the backup's location still tells.
+      const s = await backupSummaryAt(ctx, req.query.dir, id);
       if (!s) throw e;
       return { id, status: s.status === 'complete' ? 'COMPLETED' : s.status.toUpperCase(), running: false, progress: null, result: s, error: null };
     }
   });
 
-  app.post('/evidence/storage/provision', async (req) => {
+  app.post('/evidence/storage/provision', { schema: { body: ProvisionBody, response: { 200: ProvisionResult } } }, async (req) => {
     const p = requireScope(req, 'admin');
-    const b = provisionBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
-    return provisionStorage(ctx, { size: b.data.size, path: b.data.path, actor: p.sub });
+    return provisionStorage(ctx, { size: req.body.size, path: req.body.path, actor: p.sub });
   });
 
-  app.post('/evidence/restore', async (req, reply) => {
+  app.post('/evidence/restore', { schema: { body: RestoreBody, response: { 202: RestoreAccepted } } }, async (req, reply) => {
     const p = requireScope(req, 'admin');
-    const b = restoreBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
-    if (b.data.backupId) validateBackupId(b.data.backupId);
-    // An s3:// location (given or configured) goes to the workflow as is: it fetches the backup first.
-    const s3 = b.data.backupId ? s3LocationOf(ctx, b.data.backupDir) : null;
-    const backupDir = s3 ? s3.url : b.data.backupDir ? backupRoot(ctx, b.data.backupDir) : null;
+    const b = req.body;
+    if (b.backupId) validateBackupId(b.backupId);
+    const backupDir = restoreBackupDir(ctx, b.backupId, b.backupDir);
     const t = temporalOrThrow(deps);
-    const restoreId = `restore-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-    try {
-      await t.client.workflow.start('restoreEvidenceLocker', {
-        taskQueue: t.taskQueue,
-        workflowId: restoreId,
-        args: [{ restoreId, actor: p.sub, backupId: b.data.backupId ?? null, backupDir, target: b.data.target ?? null, toAnchor: b.data.toAnchor ?? null }],
-      });
-    } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) throw conflict(`restore ${restoreId} already running`);
-      throw e;
-    }
-    return reply.status(202).send({ restoreId, workflowId: restoreId });
+    const restoreId = restoreWorkflowId(new Date(), randomUUID().slice(0, 8));
+    const workflowId = await startRestore(t, {
+      restoreId,
+      actor: p.sub,
+      backupId: b.backupId ?? null,
+      backupDir,
+      target: b.target ?? null,
+      toAnchor: b.toAnchor ?? null,
+    });
+    return reply.status(202).send({ restoreId, workflowId });
   });
 
-  app.get('/evidence/restore/:id', async (req) => {
+  app.get('/evidence/restore/:id', { schema: { params: RestoreIdParams, response: { 200: RestoreStatus } } }, async (req) => {
     requireScope(req, 'admin');
-    return workflowStatus(deps, (req.params as { id: string }).id, 'restore');
+    return restoreRunState(temporalOrThrow(deps).client, req.params.id);
   });
 
-  app.get('/evidence/export', async (req, reply) => {
+  // Streams the pack's bytes: no response schema.
+  app.get('/evidence/export', { schema: { querystring: ExportPackQuery } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:read');
-    const q = req.query as { digest?: string; includeDeps?: string; format?: string };
-    if (!q.digest) throw badInput('query parameter digest=<artifact digest> is required');
-    validateDigest(q.digest, 'artifact digest');
-    const ext = q.format === 'tar' ? 'tar' : q.format === 'zst' ? 'tar.zst' : 'tar.gz';
-    const tmpDir = join(ctx.cfg.dataDir, 'tmp');
-    await fsp.mkdir(tmpDir, { recursive: true });
-    const file = join(tmpDir, `pack-${randomUUID()}.${ext}`);
-    try {
-      const r = await exportEvidencePack(ctx, { tenant: tenantOf(req), digest: q.digest, includeDeps: q.includeDeps === 'true', actor: p.sub }, file);
-      const st = await fsp.stat(file);
-      const stream = createReadStream(file);
-      stream.on('close', () => void fsp.rm(file, { force: true }));
-      return reply
-        .header('content-type', ext === 'tar' ? 'application/x-tar' : ext === 'tar.gz' ? 'application/gzip' : 'application/zstd')
-        .header('content-length', st.size)
-        .header('x-stella-manifest-sha256', r.manifestSha256)
-        .header('x-stella-pack-items', String(r.items))
-        .header('x-stella-anchor', r.anchorId)
-        .send(stream);
-    } catch (e) {
-      await fsp.rm(file, { force: true });
-      throw e;
-    }
+    const q = req.query;
+    const pack = await exportEvidencePackFile(
+      ctx,
+      { tenant: tenantOf(req), digest: q.digest, includeDeps: q.includeDeps ?? false, actor: p.sub },
+      q.format ?? 'gz',
+    );
+    const stream = createReadStream(pack.file);
+    stream.on('close', () => void fsp.rm(pack.file, { force: true }));
+    return reply
+      .header('content-type', pack.contentType)
+      .header('content-length', pack.size)
+      .header('x-stella-manifest-sha256', pack.manifestSha256)
+      .header('x-stella-pack-items', String(pack.items))
+      .header('x-stella-anchor', pack.anchorId)
+      .send(stream);
   });
 
-  app.get('/evidence/diagnostics', async (req) => {
+  app.get('/evidence/diagnostics', { schema: { querystring: DiagnosticsQuery, response: { 200: Diagnostics } } }, async (req) => {
     requireScope(req, 'admin');
-    const q = req.query as { auditLimit?: string };
-    return collectDiagnostics(ctx, tenantOf(req), { auditLimit: q.auditLimit ? Number(q.auditLimit) : undefined });
+    return collectDiagnostics(ctx, tenantOf(req), { auditLimit: req.query.auditLimit });
   });
 }

@@ -9,26 +9,27 @@ import { print, renderTable, renderKv, humanBytes, shortDigest } from '../output
 import { qs } from '../client';
 import { progressBar } from '../progress';
 import { writeManifestArchive } from '../../archive';
-import { compressionFor } from '../../core/pack/export';
-import { verifyEvidencePack, isEvidencePack } from '../../core/pack/verify';
+import { compressionFor } from '../../core/backup/pack/format';
+import { verifyEvidencePack, isEvidencePack } from '../../core/backup/pack/verify';
+import { BackupAccepted, BackupList, BackupStatus, Diagnostics, ProvisionResult, RestoreAccepted, RestoreStatus } from '../../contracts/backup';
 
 /** Directories are resolved here (the API may run elsewhere); s3:// URLs pass through. */
 const loc = (d?: string) => (d ? (/^s3:\/\//i.test(d) ? d : resolve(d)) : undefined);
 
-interface WfStatus<T> {
-  id: string;
-  status: string;
-  running: boolean;
-  progress: Record<string, number | string> | null;
-  result: T | null;
-  error: string | null;
-}
+type WfStatus = BackupStatus | RestoreStatus;
+type Progress = NonNullable<WfStatus['progress']>;
 
-async function waitFor<T>(c: Ctx, path: string, label: string, total: (p: Record<string, number | string>) => [number, number]): Promise<WfStatus<T>> {
+/** Polls a backup/restore status route (answers parsed with its contract) until the run ends. */
+async function waitFor<T extends WfStatus>(
+  c: Ctx,
+  poll: () => Promise<T>,
+  label: string,
+  total: (p: Progress) => [number, number],
+): Promise<T & { result: NonNullable<T['result']> }> {
   const bar = progressBar(label, c.quiet || c.format === 'json');
-  let st: WfStatus<T>;
+  let st: T;
   for (;;) {
-    st = await c.api().get<WfStatus<T>>(path);
+    st = await poll();
     if (st.progress) {
       const [n, of] = total(st.progress);
       bar.update(n, of);
@@ -48,21 +49,7 @@ async function waitFor<T>(c: Ctx, path: string, label: string, total: (p: Record
             ? EXIT.CONFLICT
             : EXIT.FAILURE,
     );
-  return st;
-}
-
-interface BackupSummaryView {
-  id: string;
-  status: string;
-  createdAt: string;
-  location: string;
-  sizeBytes: number;
-  items: number;
-  blobs: number;
-  logSize: number;
-  latestAnchor: { id: string; seq: number; logSize: number } | null;
-  manifestSha256?: string | null;
-  problems?: { id: string; problem: string }[];
+  return { ...st, result: st.result };
 }
 
 export function registerBackupCommands(program: Command): void {
@@ -77,10 +64,15 @@ export function registerBackupCommands(program: Command): void {
       action(async (o: { type: string; outputDir?: string; wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.type !== 'evidence-locker') throw new CliError('--type must be evidence-locker', EXIT.USAGE);
-        const r = await c.api().post<{ backupId: string; location: string }>('/backups', { type: o.type, outputDir: loc(o.outputDir) });
+        const r = await c.api().call(BackupAccepted, 'POST', '/backups', { type: o.type, outputDir: loc(o.outputDir) });
         if (!o.wait) return print(c.format, r, () => `started backup ${r.backupId} -> ${r.location}`);
-        const st = await waitFor<BackupSummaryView>(c, `/backups/${r.backupId}`, 'backup', (p) => [Number(p.blobBatchesDone), Number(p.blobBatches)]);
-        const s = st.result!;
+        const st = await waitFor(
+          c,
+          () => c.api().call(BackupStatus, 'GET', `/backups/${r.backupId}`),
+          'backup',
+          (p) => [Number(p.blobBatchesDone), Number(p.blobBatches)],
+        );
+        const s = st.result;
         print(c.format, s, () =>
           renderKv({
             backup: s.id,
@@ -108,7 +100,7 @@ export function registerBackupCommands(program: Command): void {
       action(async (o: { type: string; dir?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.type !== 'evidence-locker') throw new CliError('--type must be evidence-locker', EXIT.USAGE);
-        const r = await c.api().get<{ location: string; backups: BackupSummaryView[] }>(`/backups${qs({ type: o.type, dir: loc(o.dir) })}`);
+        const r = await c.api().call(BackupList, 'GET', `/backups${qs({ type: o.type, dir: loc(o.dir) })}`);
         print(c.format, r, () =>
           r.backups.length
             ? renderTable(r.backups, [
@@ -137,12 +129,7 @@ export function registerBackupCommands(program: Command): void {
     .action(
       action(async (o: { size: string; path?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c
-          .api()
-          .post<{ path: string; requestedBytes: number; availableBytes: number | null; created: boolean }>('/evidence/storage/provision', {
-            size: o.size,
-            path: loc(o.path),
-          });
+        const r = await c.api().call(ProvisionResult, 'POST', '/evidence/storage/provision', { size: o.size, path: loc(o.path) });
         print(
           c.format,
           r,
@@ -163,19 +150,19 @@ export function registerBackupCommands(program: Command): void {
       action(async (o: { backupId?: string; target?: string; toAnchor?: string; backupDir?: string; wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!o.backupId && !o.toAnchor) throw new CliError('give --backup-id <id> (full restore) and/or --to-anchor <anchor-id> (point-in-time)', EXIT.USAGE);
-        const r = await c
-          .api()
-          .post<{ restoreId: string }>('/evidence/restore', {
-            backupId: o.backupId,
-            target: o.target ? resolve(o.target) : undefined,
-            toAnchor: o.toAnchor,
-            backupDir: loc(o.backupDir),
-          });
+        const r = await c.api().call(RestoreAccepted, 'POST', '/evidence/restore', {
+          backupId: o.backupId,
+          target: o.target ? resolve(o.target) : undefined,
+          toAnchor: o.toAnchor,
+          backupDir: loc(o.backupDir),
+        });
         if (!o.wait) return print(c.format, r, () => `started ${r.restoreId}`);
-        const st = await waitFor<any>(c, `/evidence/restore/${r.restoreId}`, 'restore', (p) => [
-          Number(p.rowsDone) + Number(p.blobsDone),
-          Number(p.rows) + Number(p.blobs),
-        ]);
+        const st = await waitFor(
+          c,
+          () => c.api().call(RestoreStatus, 'GET', `/evidence/restore/${r.restoreId}`),
+          'restore',
+          (p) => [Number(p.rowsDone) + Number(p.blobsDone), Number(p.rows) + Number(p.blobs)],
+        );
         const x = st.result;
         print(c.format, x, () => {
           const v = x.verify;
@@ -199,7 +186,7 @@ export function registerBackupCommands(program: Command): void {
                 : 'skipped',
             }),
           ];
-          if (x.nextSteps?.length) lines.push('', 'next (serve from the restored path):', ...x.nextSteps.map((s: string) => `  ${s}`));
+          if (x.nextSteps.length) lines.push('', 'next (serve from the restored path):', ...x.nextSteps.map((s) => `  ${s}`));
           return lines.join('\n');
         });
         return x.outcome === 'passed' ? EXIT.OK : EXIT.INTEGRITY;
@@ -257,9 +244,7 @@ export function registerBackupCommands(program: Command): void {
     .action(
       action(async (o: { output: string; auditLimit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const d = await c
-          .api()
-          .get<{ generatedAt: string; tenant: string; files: Record<string, string> }>(`/evidence/diagnostics${qs({ auditLimit: o.auditLimit })}`);
+        const d = await c.api().call(Diagnostics, 'GET', `/evidence/diagnostics${qs({ auditLimit: o.auditLimit })}`);
         // Checked again here: whatever the server sent, no private key member leaves this host.
         for (const [n, text] of Object.entries(d.files))
           if (/"d"\s*:/.test(text)) throw new CliError(`diagnostics file ${n} contains a private key member; not written`, EXIT.INTEGRITY);

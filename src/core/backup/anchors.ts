@@ -1,23 +1,21 @@
-import type { Db, DbClient } from '../../db/pool';
-import type { AppContext } from '../context';
-import { merkleRoot } from '../../merkle';
-import type { RootPack } from '../../crypto/rootpack';
-import { anchorById, latestAnchor, anchorVerifyAll, type AnchorView, type AnchorVerifyResult } from '../anchoring';
-import { integrity } from '../../lib/errors';
-
 /**
  * Thin glue to the anchoring module (src/core/anchoring owns the anchors tables): lookups,
  * the log root at a size, and `anchor verify --all` with the backup's RootPack as extra trust
  * (after a disaster the key store may hold only new keys; old anchors still verify against the
  * public keys the backup carried).
  */
+import type { Db } from '../../db/pool';
+import type { AppContext } from '../context';
+import { merkleRoot } from '../../merkle';
+import type { RootPack } from '../../crypto/rootpack';
+import { anchorById, latestAnchor, anchorVerifyAll, type AnchorView, type AnchorVerifyResult } from '../anchoring';
+import { anchorsTableExists } from '../anchoring/queries/backup';
+import { logLeafHashesBelow } from '../evidence/queries/backup';
+import type { Queryable } from '../evidence/state';
+import { integrity } from '../../lib/errors';
 
 export type { AnchorView };
-
-export async function anchorsTableExists(db: Db | DbClient): Promise<boolean> {
-  const r = await db.query(`SELECT to_regclass('public.anchors') IS NOT NULL AS ok`);
-  return !!r.rows[0].ok;
-}
+export { anchorsTableExists };
 
 export async function findAnchor(db: Db, id: string): Promise<AnchorView & { jws: string }> {
   return (await anchorById({ db }, id, { jws: true })) as AnchorView & { jws: string };
@@ -27,23 +25,9 @@ export async function newestAnchor(db: Db): Promise<AnchorView | null> {
   return (await anchorsTableExists(db)) ? latestAnchor({ db }) : null;
 }
 
-/** Leaf hashes of the evidence log below `size` (all when omitted), seq order; gaps are errors. */
-export async function logLeafHashes(db: Db | DbClient, size?: number): Promise<Buffer[]> {
-  const r =
-    size == null
-      ? await db.query('SELECT seq, leaf_hash FROM evidence_log ORDER BY seq')
-      : await db.query('SELECT seq, leaf_hash FROM evidence_log WHERE seq < $1 ORDER BY seq', [size]);
-  const out: Buffer[] = [];
-  for (const row of r.rows) {
-    if (Number(row.seq) !== out.length) throw new Error(`evidence log has a gap at seq ${out.length}`);
-    out.push(row.leaf_hash as Buffer);
-  }
-  return out;
-}
-
 /** RFC 6962 root (hex) of the first `size` leaves of the evidence log. */
-export async function logRootAt(db: Db | DbClient, size: number): Promise<string> {
-  const leaves = await logLeafHashes(db, size);
+export async function logRootAt(db: Queryable, size: number): Promise<string> {
+  const leaves = await logLeafHashesBelow(db, size);
   if (leaves.length < size) throw new Error(`evidence log holds ${leaves.length} leaves, fewer than ${size}`);
   return merkleRoot(leaves, size).toString('hex');
 }

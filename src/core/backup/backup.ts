@@ -1,17 +1,20 @@
-import { createReadStream, createWriteStream, existsSync, promises as fsp } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { AppContext } from '../context';
 import { FsBlobStore, type BlobStore } from '../../blob';
 import { buildManifest, serializeManifest, parseManifest, type ArchiveManifest, type ManifestEntry } from '../../archive';
 import { exportRootPack, loadRootPack, type RootPack } from '../../crypto/rootpack';
-import { sha256Digest } from '../../lib/hash';
+import type { DbClient } from '../../db/pool';
+import { sha256Digest, sha256File } from '../../lib/hash';
+import { mapLimit } from '../../lib/concurrency';
 import { audit } from '../audit';
 import { badInput, integrity, notFound } from '../../lib/errors';
-import { exportIndex, readLinesAt, type IndexExport } from './index-io';
-import { anchorsTableExists } from './anchors';
-import { mapLimit } from '../locker/batch-ingest';
+import { exportIndex, readLinesAt, type IndexExport } from '../../db/dump';
+import { anchorChainRows, anchorsTableExists } from '../anchoring/queries/backup';
+import { blobsToBackUp, countAllItems, evidenceLogSize } from '../evidence/queries/backup';
+import { recordBackupFailed, recordBackupStart, recordBackupSucceeded } from './runs';
 
 /**
  * Evidence Locker backups. A backup is a directory `<backups>/<backup-id>/`:
@@ -31,6 +34,11 @@ import { mapLimit } from '../locker/batch-ingest';
  */
 
 export const BACKUP_KIND = 'evidence-locker-backup';
+/**
+ * Tables the index export leaves out: bookkeeping of a restore in progress (not locker state)
+ * and schema_migrations (the restoring build applies its own; the export records which ran).
+ */
+export const NOT_EXPORTED: ReadonlySet<string> = new Set(['schema_migrations', 'restore_batches']);
 export const BLOB_BATCH = 500;
 /** Blob copies in flight per batch. */
 export const COPY_CONCURRENCY = 16;
@@ -41,7 +49,7 @@ export interface BackupInput {
   actor: string;
 }
 
-export interface BackupSummary {
+export type BackupSummary = {
   id: string;
   type: 'evidence-locker';
   /** incomplete: on S3 without a manifest (an interrupted upload). */
@@ -57,7 +65,7 @@ export interface BackupSummary {
   latestAnchor: { id: string; seq: number; logSize: number; rootHash: string; createdAt: string } | null;
   manifestSha256?: string | null;
   problems?: { id: string; problem: string }[];
-}
+};
 
 export interface BackupSchema extends IndexExport {
   backupId: string;
@@ -107,13 +115,8 @@ async function writeJson(file: string, value: unknown): Promise<void> {
 }
 
 async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { sha256: `sha256:${h.digest('hex')}`, size };
+  const { digest, size } = await sha256File(file);
+  return { sha256: digest, size };
 }
 
 export async function readSchema(path: string): Promise<BackupSchema> {
@@ -157,69 +160,13 @@ export async function backupExport(ctx: AppContext, input: BackupInput, hb: (det
     logSize: 0,
     latestAnchor: null,
   } satisfies BackupSummary);
-  await ctx.db.query(`INSERT INTO backup_runs (id, location, actor, workflow_id) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO NOTHING`, [
-    input.backupId,
-    path,
-    input.actor,
-    input.backupId,
-  ]);
+  await recordBackupStart(ctx.db, { id: input.backupId, location: path, actor: input.actor, workflowId: input.backupId });
 
-  const ex = await exportIndex(
-    ctx.db,
-    join(path, 'index'),
-    (table, rows) => hb({ table, rows }),
-    async (client) => {
-      // Blobs of every item whose bytes should exist; purged items have none, corrupted ones
-      // have bad bytes (recorded as a problem rather than copied).
-      const blobs = await client.query(`SELECT id, max(size_bytes) AS size, min(storage_key) AS key, bool_or(state <> 'corrupted') AS good
-      FROM evidence_items WHERE state <> 'purged' GROUP BY id ORDER BY id`);
-      const out = createWriteStream(join(path, 'blobs.jsonl'));
-      const offsets: number[] = [];
-      let bytes = 0;
-      let blobBytes = 0;
-      let n = 0;
-      for (const b of blobs.rows) {
-        if (!b.good) continue;
-        if (n % BLOB_BATCH === 0) offsets.push(bytes);
-        const line = Buffer.from(JSON.stringify({ digest: b.id, size: Number(b.size), key: b.key ?? b.id, location: ctx.blobs.primary.location }) + '\n');
-        out.write(line);
-        bytes += line.length;
-        blobBytes += Number(b.size);
-        n++;
-      }
-      out.end();
-      await new Promise<void>((res, rej) => out.once('finish', res).once('error', rej));
-      const items = Number((await client.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
-      const logSize = Number((await client.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
-      let anchors: BackupSchema['anchors'] = [];
-      let latest: BackupSchema['latestAnchor'] = null;
-      if (await anchorsTableExists(client)) {
-        const a = await client.query(
-          `SELECT id::text AS id, chain_id::text AS chain_id, seq, log_size, root_hash, jws, created_at, status FROM anchors ORDER BY chain_id, seq`,
-        );
-        const hex = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : String(v));
-        anchors = a.rows.map((r) => ({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), logSize: Number(r.log_size), rootHash: hex(r.root_hash) }));
-        await fsp.writeFile(
-          join(path, 'anchors', 'chain.jsonl'),
-          a.rows.map((r) => JSON.stringify({ id: r.id, chainId: r.chain_id, seq: Number(r.seq), status: r.status, jws: r.jws }) + '\n').join(''),
-        );
-        const live = a.rows
-          .filter((r) => r.status !== 'archived')
-          .sort((x, y) => Number(y.log_size) - Number(x.log_size) || +new Date(y.created_at) - +new Date(x.created_at))[0];
-        if (live)
-          latest = {
-            id: live.id,
-            seq: Number(live.seq),
-            logSize: Number(live.log_size),
-            rootHash: hex(live.root_hash),
-            createdAt: new Date(live.created_at).toISOString(),
-          };
-      } else {
-        await fsp.writeFile(join(path, 'anchors', 'chain.jsonl'), '');
-      }
-      return { blobCount: n, blobBytes, blobBatchOffsets: offsets, items, logSize, anchors, latest };
-    },
-  );
+  const ex = await exportIndex(ctx.db, join(path, 'index'), {
+    exclude: NOT_EXPORTED,
+    onRows: (table, rows) => hb({ table, rows }),
+    extra: (client) => snapshotExtras(ctx, path, client),
+  });
 
   const rootpack = await exportRootPack(ctx.keys);
   // Belt and braces: a RootPack is public by construction; refuse to write one that is not.
@@ -241,6 +188,51 @@ export async function backupExport(ctx: AppContext, input: BackupInput, hb: (det
   };
   await writeJson(join(path, 'index', 'schema.json'), schema);
   return schema;
+}
+
+interface SnapshotExtras {
+  blobCount: number;
+  blobBytes: number;
+  blobBatchOffsets: number[];
+  items: number;
+  logSize: number;
+  anchors: BackupSchema['anchors'];
+  latest: BackupSchema['latestAnchor'];
+}
+
+/**
+ * Inside the export's snapshot: blobs.jsonl (the blobs of every item whose bytes should exist;
+ * purged items have none, corrupted ones have bad bytes and are left out), the item count, the
+ * log size and the anchor chain, so they agree with the exported rows.
+ */
+async function snapshotExtras(ctx: AppContext, path: string, client: DbClient): Promise<SnapshotExtras> {
+  const out = createWriteStream(join(path, 'blobs.jsonl'));
+  const offsets: number[] = [];
+  let bytes = 0;
+  let blobBytes = 0;
+  let n = 0;
+  for (const b of await blobsToBackUp(client)) {
+    if (!b.good) continue;
+    if (n % BLOB_BATCH === 0) offsets.push(bytes);
+    const line = Buffer.from(`${JSON.stringify({ digest: b.id, size: b.size, key: b.key ?? b.id, location: ctx.blobs.primary.location })}\n`);
+    out.write(line);
+    bytes += line.length;
+    blobBytes += b.size;
+    n++;
+  }
+  out.end();
+  await new Promise<void>((res, rej) => out.once('finish', res).once('error', rej));
+  const items = await countAllItems(client);
+  const logSize = await evidenceLogSize(client);
+  const chain = (await anchorsTableExists(client)) ? await anchorChainRows(client) : [];
+  await fsp.writeFile(
+    join(path, 'anchors', 'chain.jsonl'),
+    chain.map((r) => `${JSON.stringify({ id: r.id, chainId: r.chainId, seq: r.seq, status: r.status, jws: r.jws })}\n`).join(''),
+  );
+  const anchors = chain.map((r) => ({ id: r.id, chainId: r.chainId, seq: r.seq, logSize: r.logSize, rootHash: r.rootHash }));
+  const live = chain.filter((r) => r.status !== 'archived').sort((x, y) => y.logSize - x.logSize || +y.createdAt - +x.createdAt)[0];
+  const latest = live ? { id: live.id, seq: live.seq, logSize: live.logSize, rootHash: live.rootHash, createdAt: live.createdAt.toISOString() } : null;
+  return { blobCount: n, blobBytes, blobBatchOffsets: offsets, items, logSize, anchors, latest };
 }
 
 export async function readBlobBatch(path: string, schema: BackupSchema, batchNo: number): Promise<{ digest: string; size: number; key: string }[]> {
@@ -352,7 +344,7 @@ export async function backupFinalize(ctx: AppContext, input: BackupInput, proble
     problems,
   };
   await writeJson(join(path, 'backup.json'), summary);
-  await ctx.db.query(`UPDATE backup_runs SET status='succeeded', summary=$2, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify(summary)]);
+  await recordBackupSucceeded(ctx.db, input.backupId, summary);
   await audit(ctx.db, {
     tenant: '*',
     actor: input.actor,
@@ -369,9 +361,7 @@ export async function backupFailed(ctx: AppContext, input: BackupInput, error: s
   if (s) await writeJson(join(path, 'backup.json'), { ...s, status: 'failed', error, finishedAt: new Date().toISOString() });
   // S3: whatever was uploaded has no manifest (listed as incomplete); the staging copy is only disk.
   if (isS3Location(input.dir || ctx.cfg.backup.dir)) await fsp.rm(path, { recursive: true, force: true });
-  await ctx.db
-    .query(`UPDATE backup_runs SET status='failed', summary = summary || $2::jsonb, finished_at=now() WHERE id=$1`, [input.backupId, JSON.stringify({ error })])
-    .catch(() => {});
+  await recordBackupFailed(ctx.db, input.backupId, error).catch(() => {});
 }
 
 /** `stella backup list`: every backup under the backup directory, newest first. */

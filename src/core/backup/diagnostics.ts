@@ -1,8 +1,13 @@
-import type { AppContext } from './context';
-import { indexStatus } from './locker/index-ops';
-import { storageStats } from './locker/storage';
-import { verifyReport } from './verify';
-import { listAnchors } from './anchoring';
+import type { AppContext } from '../context';
+import { indexStatus } from '../locker/index-ops';
+import { storageStats } from '../locker/storage';
+import { verifyReport } from '../locker/verify';
+import { listAnchors } from '../anchoring';
+import { recentAnchorVerifications } from '../anchoring/queries/backup';
+import { recentLockerOps, recentVerifyRuns } from '../locker/queries/backup';
+import { recentAuditEntries } from '../audit/queries/backup';
+import { appliedMigrations, serverVersion } from '../../db/migrate';
+import { recentBackupRuns, recentRestoreRuns } from './runs';
 
 /**
  * `stella evidence diagnostics` (Evidence Capture): index status, storage stats, the recent
@@ -50,44 +55,21 @@ export async function collectDiagnostics(ctx: AppContext, tenant: string, opts: 
   const [index, storage, anchors, integrity, audit, ops, env] = await Promise.all([
     section(() => indexStatus(ctx, tenant, { sample: 1000 })),
     section(() => storageStats(ctx, tenant, false)),
-    section(async () => {
-      const list = await listAnchors(ctx, { limit: opts.anchorLimit ?? 50, showLinks: true });
-      const v = await ctx.db.query('SELECT scope, ok, checked, first_break, verified_at FROM anchor_verifications ORDER BY verified_at DESC, id DESC LIMIT 5');
-      return { ...list, verifications: v.rows };
-    }),
-    section(async () => {
-      const runs = await ctx.db.query(
-        'SELECT id, tenant_id, mode, status, total, checked, ok, failed, to_anchor, started_at, finished_at FROM verify_runs ORDER BY started_at DESC LIMIT 10',
-      );
-      return { latest: await verifyReport(ctx, { failedOnly: true }), recentRuns: runs.rows };
-    }),
-    section(
-      async () =>
-        (
-          await ctx.db.query(
-            `SELECT id, tenant_id, at, actor, action, target, reason, details FROM audit_log WHERE tenant_id IN ($1, '*') ORDER BY id DESC LIMIT $2`,
-            [tenant, auditLimit],
-          )
-        ).rows,
-    ),
     section(async () => ({
-      backups: (await ctx.db.query('SELECT id, status, location, actor, started_at, finished_at, summary FROM backup_runs ORDER BY started_at DESC LIMIT 20'))
-        .rows,
-      restores: (
-        await ctx.db.query(
-          'SELECT id, backup_id, to_anchor, target, actor, status, phase, started_at, finished_at FROM restore_runs ORDER BY started_at DESC LIMIT 20',
-        )
-      ).rows,
-      lockerOps: (
-        await ctx.db
-          .query('SELECT id, op, status, actor, started_at, finished_at FROM locker_ops ORDER BY started_at DESC LIMIT 20')
-          .catch(() => ({ rows: [] }))
-      ).rows,
+      ...(await listAnchors(ctx, { limit: opts.anchorLimit ?? 50, showLinks: true })),
+      verifications: await recentAnchorVerifications(ctx.db, 5),
+    })),
+    section(async () => ({ latest: await verifyReport(ctx, { failedOnly: true }), recentRuns: await recentVerifyRuns(ctx.db, 10) })),
+    section(() => recentAuditEntries(ctx.db, tenant, auditLimit)),
+    section(async () => ({
+      backups: await recentBackupRuns(ctx.db, 20),
+      restores: await recentRestoreRuns(ctx.db, 20),
+      lockerOps: await recentLockerOps(ctx.db, 20).catch(() => []),
     })),
     section(async () => ({
       node: process.version,
-      postgres: (await ctx.db.query('SHOW server_version')).rows[0].server_version,
-      migrations: (await ctx.db.query('SELECT version, name, applied_at FROM schema_migrations ORDER BY version')).rows,
+      postgres: await serverVersion(ctx.db),
+      migrations: (await appliedMigrations(ctx.db)).map((m) => ({ version: m.version, name: m.name, applied_at: m.appliedAt })),
       config: {
         dataDir: ctx.cfg.dataDir,
         tenant: ctx.cfg.tenant,

@@ -1,8 +1,8 @@
+/** DR-001 step 1: `stella evidence storage provision` — prepare a restore target (directory or S3 bucket). */
 import { promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { badInput, StellaError } from '../../lib/errors';
 import { parseSize } from '../../lib/format';
-export { parseSize };
 import { audit } from '../audit';
 import type { AppContext } from '../context';
 import { S3BlobStore } from '../../blob';
@@ -24,13 +24,13 @@ export async function freeSpace(path: string): Promise<number | null> {
   }
 }
 
-export interface ProvisionResult {
+export type ProvisionResult = {
   path: string;
   requestedBytes: number;
   availableBytes: number | null;
   created: boolean;
   ok: true;
-}
+};
 
 /**
  * DR-001 step 1: prepare a restore target. Creates the directory, checks it is writable and

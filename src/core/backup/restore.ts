@@ -2,16 +2,20 @@ import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AppContext } from '../context';
 import { FsBlobStore, type BlobStore } from '../../blob';
-import { migrate } from '../../db/migrate';
+import { appliedMigrations, migrate } from '../../db/migrate';
 import { withTransaction } from '../../db/pool';
+import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from '../../db/dump';
 import { audit } from '../audit';
 import { badInput, conflict, integrity, StellaError } from '../../lib/errors';
-import { mapLimit } from '../locker/batch-ingest';
-import { COPY_CONCURRENCY, backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
-import { BATCH_ROWS, describeTables, importBatch, readLinesAt, resetSequences, type TableInfo } from './index-io';
+import { mapLimit } from '../../lib/concurrency';
+import { COPY_CONCURRENCY, NOT_EXPORTED, backupBlobStore, backupPath, backupRoot, checkBackup, readBlobBatch, readSchema, type BackupSchema } from './backup';
 import { anchorsTableExists, findAnchor, logRootAt, verifyAllAnchors } from './anchors';
 import { freeSpace } from './provision';
+import { recordRestoreFinish, recordRestoreProgress, recordRestoreStart, restoreBatchMarker, restoreRunExists } from './runs';
 import { importTrust, trustedRootPack } from '../attest/attest';
+import { anchorRoots, archiveAnchorsAfter } from '../anchoring/queries/backup';
+import { blobsToRehash, countAllItems, evidenceLogSize, itemsLoggedFrom } from '../evidence/queries/backup';
+import { transitionItems, type ItemState, type Queryable } from '../evidence/state';
 
 /**
  * Restore (DR-001) and point-in-time restore (DR-002). The workflow drives these steps in
@@ -72,7 +76,7 @@ export function targetStore(ctx: AppContext, input: RestoreInput): BlobStore {
 }
 
 async function setProgress(ctx: AppContext, restoreId: string, phase: string, progress: Record<string, unknown>): Promise<void> {
-  await ctx.db.query(`UPDATE restore_runs SET phase=$2, progress=$3 WHERE id=$1`, [restoreId, phase, JSON.stringify(progress)]).catch(() => {});
+  await recordRestoreProgress(ctx.db, restoreId, phase, progress).catch(() => {});
 }
 
 /**
@@ -84,14 +88,9 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
   const store = targetStore(ctx, input);
   const targetIsPrimary = store === ctx.blobs.primary;
   if (!input.backupId) {
-    await ctx.db.query(`INSERT INTO restore_runs (id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$1) ON CONFLICT (id) DO NOTHING`, [
-      input.restoreId,
-      input.toAnchor ?? null,
-      store.location,
-      input.actor,
-    ]);
-    const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
-    const itemCount = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+    await recordRestoreStart(ctx.db, { id: input.restoreId, backupId: null, toAnchor: input.toAnchor ?? null, target: store.location, actor: input.actor });
+    const logSize = await evidenceLogSize(ctx.db);
+    const itemCount = await countAllItems(ctx.db);
     return {
       restoreId: input.restoreId,
       backupId: null,
@@ -108,17 +107,17 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
   }
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
-  const resumed = (await ctx.db.query('SELECT 1 FROM restore_runs WHERE id=$1', [input.restoreId])).rowCount! > 0;
+  const resumed = await restoreRunExists(ctx.db, input.restoreId);
   if (!resumed) {
     const check = await checkBackup(path, { hb });
     if (!check.ok) throw integrity(`backup ${input.backupId} is damaged: ${check.problems.map((p) => `${p.path}: ${p.problem}`).join('; ')}`);
     // Forward-only migrations: this build must know every migration the backup was made with.
-    const have = new Map((await ctx.db.query('SELECT version, checksum FROM schema_migrations')).rows.map((r) => [Number(r.version), String(r.checksum)]));
+    const have = new Map((await appliedMigrations(ctx.db)).map((m) => [m.version, m.checksum]));
     for (const m of schema.migrations) {
       if (!have.has(m.version))
         throw conflict(`backup ${input.backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
     }
-    const n = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
+    const n = await countAllItems(ctx.db);
     if (n > 0)
       throw conflict(
         `the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`,
@@ -136,10 +135,13 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
     // their public halves from the backup (merged into <dataDir>/trust/rootpack.json; merging
     // only ever narrows trust for a known key).
     await importTrust(ctx, '*', check.rootpack, input.actor);
-    await ctx.db.query(
-      `INSERT INTO restore_runs (id, backup_id, to_anchor, target, actor, workflow_id) VALUES ($1,$2,$3,$4,$5,$1) ON CONFLICT (id) DO NOTHING`,
-      [input.restoreId, input.backupId, input.toAnchor ?? null, store.location, input.actor],
-    );
+    await recordRestoreStart(ctx.db, {
+      id: input.restoreId,
+      backupId: input.backupId,
+      toAnchor: input.toAnchor ?? null,
+      target: store.location,
+      actor: input.actor,
+    });
     await audit(ctx.db, {
       tenant: '*',
       actor: input.actor,
@@ -165,7 +167,7 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
 
 let tablesCache: { db: unknown; tables: Map<string, TableInfo> } | null = null;
 async function targetTables(ctx: AppContext): Promise<Map<string, TableInfo>> {
-  if (tablesCache?.db !== ctx.db) tablesCache = { db: ctx.db, tables: new Map((await describeTables(ctx.db)).map((t) => [t.name, t])) };
+  if (tablesCache?.db !== ctx.db) tablesCache = { db: ctx.db, tables: new Map((await describeTables(ctx.db, NOT_EXPORTED)).map((t) => [t.name, t])) };
   return tablesCache.tables;
 }
 
@@ -189,11 +191,10 @@ export async function restoreIndexBatch(
   const lines = await readLinesAt(join(path, 'index', t.file), t.batchOffsets[batchNo] ?? 0, BATCH_ROWS);
   const r = await importBatch(
     ctx.db,
-    input.restoreId,
     info,
     t.columns.map((c) => c.name),
-    batchNo,
     lines,
+    restoreBatchMarker(input.restoreId, table, batchNo),
   );
   await setProgress(ctx, input.restoreId, 'index', { table, batchNo });
   return { rows: lines.length, ...r };
@@ -201,8 +202,8 @@ export async function restoreIndexBatch(
 
 export async function restoreIndexFinish(ctx: AppContext, input: RestoreInput): Promise<{ sequences: number; items: number; logSize: number }> {
   const sequences = await resetSequences(ctx.db);
-  const items = Number((await ctx.db.query('SELECT count(*)::bigint AS n FROM evidence_items')).rows[0].n);
-  const logSize = Number((await ctx.db.query('SELECT size FROM log_state')).rows[0]?.size ?? 0);
+  const items = await countAllItems(ctx.db);
+  const logSize = await evidenceLogSize(ctx.db);
   const schema = await schemaOf(pathOf(ctx, input));
   if (items !== schema.itemCount || logSize !== schema.logSize) {
     throw integrity(`index restore incomplete: ${items}/${schema.itemCount} items, log size ${logSize}/${schema.logSize}`);
@@ -253,12 +254,11 @@ export async function restoreVerifyTarget(
   hb: () => void,
 ): Promise<{ checked: number; ok: number; failed: number; failures: { id: string; result: string }[] }> {
   const store = targetStore(ctx, input);
-  const r = await ctx.db.query(`SELECT id, max(size_bytes) AS size FROM evidence_items WHERE state IN ('present','quarantined') GROUP BY id ORDER BY id`);
   const out = { checked: 0, ok: 0, failed: 0, failures: [] as { id: string; result: string }[] };
-  for (const row of r.rows) {
+  for (const row of await blobsToRehash(ctx.db)) {
     out.checked++;
     const h = await store.hash(row.id);
-    const result = !h ? 'missing-blob' : h.actual !== row.id ? 'hash-mismatch' : h.size !== Number(row.size) ? 'size-mismatch' : 'ok';
+    const result = !h ? 'missing-blob' : h.actual !== row.id ? 'hash-mismatch' : h.size !== row.size ? 'size-mismatch' : 'ok';
     if (result === 'ok') out.ok++;
     else {
       out.failed++;
@@ -269,7 +269,7 @@ export async function restoreVerifyTarget(
   return out;
 }
 
-export interface AnchorCheck {
+export type AnchorCheck = {
   ok: boolean;
   anchors: number;
   checked: number;
@@ -278,7 +278,7 @@ export interface AnchorCheck {
   /** Every anchor in the backup is back with the same root and log size, and the restored log reproduces that root. */
   rootsMatchBackup: boolean | null;
   mismatches: string[];
-}
+};
 
 /** anchor verify --all (anchoring module) against the restored log, and roots identical to the backup's. */
 export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): Promise<AnchorCheck> {
@@ -290,12 +290,7 @@ export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): 
     return { ok: true, anchors: 0, checked: 0, firstBreak: null, chains: [], rootsMatchBackup: backupAnchors.length ? false : null, mismatches: [] };
   const v = await verifyAllAnchors(ctx, rootpack);
   const mismatches: string[] = [];
-  const rows = new Map(
-    (await ctx.db.query('SELECT id, log_size, root_hash FROM anchors')).rows.map((r) => [
-      String(r.id),
-      { logSize: Number(r.log_size), rootHash: String(r.root_hash) },
-    ]),
-  );
+  const rows = await anchorRoots(ctx.db);
   const roots = new Map<number, string>();
   for (const a of backupAnchors) {
     const now = rows.get(a.id);
@@ -319,14 +314,14 @@ export async function restoreAnchorCheck(ctx: AppContext, input: RestoreInput): 
   };
 }
 
-export interface PitResult {
+export type PitResult = {
   anchorId: string;
   logSize: number;
   rootHash: string;
   quarantined: number;
   alreadyQuarantined: number;
   anchorsArchived: number;
-}
+};
 
 /**
  * DR-002: cut the locker back to exactly the anchor's log size. The log is append-only and
@@ -344,57 +339,65 @@ export async function pointInTimeApply(ctx: AppContext, input: RestoreInput): Pr
     throw integrity(`anchor ${a.id} root ${a.rootHash} does not match the log at size ${a.logSize} (${root}); refusing to restore to it`);
   const reason = `point-in-time restore to anchor ${a.id} (log size ${a.logSize})`;
   return withTransaction(ctx.db, async (tx) => {
-    const items = await tx.query(
-      `UPDATE evidence_items i SET state='quarantined', state_reason=$2, state_changed_at=now()
-       FROM evidence_log l WHERE l.tenant_id=i.tenant_id AND l.item_id=i.id AND l.seq >= $1 AND i.state NOT IN ('quarantined','purged')
-       RETURNING i.tenant_id, i.id, l.seq`,
-      [a.logSize, reason],
-    );
-    for (const r of items.rows) {
+    const quarantined = await quarantineLoggedFrom(tx, a.logSize, reason);
+    for (const r of quarantined) {
       await audit(tx, {
-        tenant: r.tenant_id,
+        tenant: r.tenant,
         actor: input.actor,
         action: 'evidence.state.quarantined',
         target: r.id,
         reason,
-        details: { restoreId: input.restoreId, anchorId: a.id, logSeq: Number(r.seq) },
+        details: { restoreId: input.restoreId, anchorId: a.id, logSeq: r.seq },
       });
     }
-    const already = await tx.query(
-      `SELECT count(*)::int AS n FROM evidence_log l JOIN evidence_items i ON i.tenant_id=l.tenant_id AND i.id=l.item_id WHERE l.seq >= $1 AND i.state='quarantined'`,
-      [a.logSize],
-    );
-    const archived = await tx.query(
-      `UPDATE anchors SET status='archived' WHERE status <> 'archived' AND ((chain_id = $1 AND seq > $2) OR log_size > $3) RETURNING id`,
-      [a.chainId, a.seq, a.logSize],
-    );
-    for (const r of archived.rows)
-      await audit(tx, { tenant: '*', actor: input.actor, action: 'anchor.archived', target: r.id, reason, details: { restoreId: input.restoreId } });
+    const already = (await itemsLoggedFrom(tx, a.logSize, ['quarantined'])).length - quarantined.length;
+    const archived = await archiveAnchorsAfter(tx, a.chainId, a.seq, a.logSize);
+    for (const id of archived)
+      await audit(tx, { tenant: '*', actor: input.actor, action: 'anchor.archived', target: id, reason, details: { restoreId: input.restoreId } });
     await audit(tx, {
       tenant: '*',
       actor: input.actor,
       action: 'evidence.restore.to-anchor',
       target: a.id,
       reason,
-      details: { restoreId: input.restoreId, quarantined: items.rowCount, anchorsArchived: archived.rowCount },
+      details: { restoreId: input.restoreId, quarantined: quarantined.length, anchorsArchived: archived.length },
     });
     return {
       anchorId: a.id,
       logSize: a.logSize,
       rootHash: a.rootHash,
-      quarantined: items.rowCount ?? 0,
-      alreadyQuarantined: Number(already.rows[0].n) - (items.rowCount ?? 0),
-      anchorsArchived: archived.rowCount ?? 0,
+      quarantined: quarantined.length,
+      alreadyQuarantined: already,
+      anchorsArchived: archived.length,
     };
   });
 }
 
-export async function restoreFinish(ctx: AppContext, input: RestoreInput, result: Record<string, unknown> & { outcome: string }): Promise<void> {
-  await ctx.db.query(`UPDATE restore_runs SET status=$2, phase='done', result=$3, finished_at=now() WHERE id=$1`, [
-    input.restoreId,
-    result.outcome === 'passed' ? 'succeeded' : 'failed',
-    JSON.stringify(result),
-  ]);
+/** States an item leaves when a point-in-time restore quarantines it (purged items have no bytes to keep). */
+const QUARANTINABLE: readonly ItemState[] = ['present', 'corrupted'];
+
+/** Quarantines (through the one state-transition function) every item logged at seq ≥ logSize; returns the ones that changed. */
+async function quarantineLoggedFrom(tx: Queryable, logSize: number, reason: string): Promise<{ tenant: string; id: string; seq: number }[]> {
+  const candidates = await itemsLoggedFrom(tx, logSize, QUARANTINABLE);
+  const byTenant = new Map<string, typeof candidates>();
+  for (const c of candidates) byTenant.set(c.tenant, [...(byTenant.get(c.tenant) ?? []), c]);
+  const out: typeof candidates = [];
+  for (const [tenant, rows] of byTenant) {
+    const changed = new Set(
+      await transitionItems(
+        tx,
+        tenant,
+        rows.map((r) => r.id),
+        { from: QUARANTINABLE, to: 'quarantined', reason },
+      ),
+    );
+    out.push(...rows.filter((r) => changed.has(r.id)));
+  }
+  return out;
+}
+
+export async function restoreFinish(ctx: AppContext, input: RestoreInput, result: { outcome: string }): Promise<void> {
+  await recordRestoreFinish(ctx.db, input.restoreId, result.outcome === 'passed', result);
   await audit(ctx.db, {
     tenant: '*',
     actor: input.actor,

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -8,10 +8,12 @@ import type { AppContext } from '../context';
 import { createS3Client } from '../../blob/s3';
 import { S3_URL_RE } from '../../config';
 import { parseManifest } from '../../archive';
-import { sha256Digest } from '../../lib/hash';
+import { sha256Digest, sha256File } from '../../lib/hash';
+import { mapLimit } from '../../lib/concurrency';
+import { walkFiles } from '../../lib/walk';
 import { audit } from '../audit';
 import { StellaError, badInput, integrity, notFound } from '../../lib/errors';
-import { mapLimit } from '../locker/batch-ingest';
+import { recordBackupUploaded } from './runs';
 import { BACKUP_KIND, backupPath, readSummary, validateBackupId, type BackupInput, type BackupSummary } from './backup';
 
 /**
@@ -90,15 +92,10 @@ export async function checkS3Location(ctx: AppContext, loc: S3Location): Promise
         'FORBIDDEN',
         `backup location ${loc.url}: access to bucket ${loc.bucket} denied (STELLA_S3_ACCESS_KEY_ID / STELLA_S3_SECRET_ACCESS_KEY)`,
       );
+    // UNAVAILABLE: activities retry it (activities/failure.ts); a missing bucket or denied access is final.
     throw new StellaError('UNAVAILABLE', `backup location ${loc.url}: ${(e as Error).message || (e as Error).name}`);
   }
 }
-
-/** In activities an unreachable S3 is retried (plain error); a missing bucket or denied access is not. */
-const checkRetryable = (ctx: AppContext, loc: S3Location) =>
-  checkS3Location(ctx, loc).catch((e: StellaError) => {
-    throw e.code === 'UNAVAILABLE' ? new Error(e.message) : e;
-  });
 
 const keyOf = (loc: S3Location, id: string, rel: string) => `${loc.prefix}${id}/${rel}`;
 const urlOf = (loc: S3Location, id: string) => `${loc.url}/${id}`;
@@ -109,25 +106,14 @@ function isNotFound(e: unknown): boolean {
 }
 
 async function hashFile(file: string): Promise<{ hex: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { hex: h.digest('hex'), size };
+  const { digest, size } = await sha256File(file);
+  return { hex: digest.slice('sha256:'.length), size };
 }
 
+/** Relative paths of the files below root, sorted. */
 async function walk(root: string): Promise<string[]> {
   const out: string[] = [];
-  const go = async (d: string) => {
-    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await go(p);
-      else if (e.isFile()) out.push(relative(root, p).split(sep).join('/'));
-    }
-  };
-  await go(root);
+  for await (const f of walkFiles(root)) out.push(f.rel);
   return out.sort();
 }
 
@@ -211,7 +197,7 @@ export async function backupUpload(ctx: AppContext, input: BackupInput, hb: (d: 
     if (done?.status === 'complete') return done;
     throw notFound(`backup ${id}: staging directory ${path} has no manifest.json and ${url} holds no complete backup`);
   }
-  await checkRetryable(ctx, loc);
+  await checkS3Location(ctx, loc);
   const local = await readSummary(path);
   if (!local) throw notFound(`backup ${id}: staging directory ${path} has no backup.json`);
   const summary: BackupSummary = { ...local, location: url };
@@ -245,7 +231,7 @@ export async function backupUpload(ctx: AppContext, input: BackupInput, hb: (d: 
   for (const f of LAST) count(await putChecked(client, loc.bucket, keyOf(loc, id, f), join(path, f)));
   await verify(files);
 
-  await ctx.db.query(`UPDATE backup_runs SET location=$2, summary=$3 WHERE id=$1`, [id, url, JSON.stringify(summary)]);
+  await recordBackupUploaded(ctx.db, id, url, summary);
   await audit(ctx.db, { tenant: '*', actor: input.actor, action: 'backup.upload', target: id, details: { ...out } });
   await fsp.rm(path, { recursive: true, force: true });
   return summary;
@@ -330,7 +316,7 @@ export async function restoreFetch(
   const id = validateBackupId(input.backupId);
   const client = clientOf(ctx);
   const url = urlOf(loc, id);
-  await checkRetryable(ctx, loc);
+  await checkS3Location(ctx, loc);
   const root = restoreStagingRoot(ctx, input.restoreId);
   const dest = join(root, id);
   const manifestBytes = await getBytes(client, loc.bucket, keyOf(loc, id, 'manifest.json'));

@@ -1,12 +1,18 @@
-import type { AppContext } from '../context';
-import { writeManifestArchiveFile, type Compression } from '../../archive';
-import { trustedRootPack } from '../attest/attest';
-import { canonicalJson } from '../../lib/canonical';
-import { conflict, integrity, notFound } from '../../lib/errors';
-import { validateDigest } from '../evidence';
-import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../merkle';
-import { PgSubtreeSource, PROOF_OPTS, latestAnchor, toAnchorView } from '../anchoring';
-import { audit } from '../audit';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { AppContext } from '../../context';
+import { writeManifestArchiveFile } from '../../../archive';
+import { compressionFor } from './format';
+import { trustedRootPack } from '../../attest/attest';
+import { canonicalJson } from '../../../lib/canonical';
+import { conflict, integrity, notFound } from '../../../lib/errors';
+import { validateDigest } from '../../evidence/model';
+import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../../merkle';
+import { PgSubtreeSource, PROOF_OPTS, latestAnchor } from '../../anchoring';
+import { newestActiveAnchorCovering } from '../../anchoring/queries/backup';
+import { itemIdsForArtifact, packItems, type PackItemRow } from '../../evidence/queries/backup';
+import { audit } from '../../audit';
 
 /**
  * Offline evidence packs (`stella evidence export`). A deterministic manifest archive
@@ -22,6 +28,8 @@ import { audit } from '../audit';
  * createdAt is the anchor's time, so exporting the same artifact against the same anchor
  * gives the same bytes.
  */
+
+export { compressionFor };
 
 export const PACK_KIND = 'evidence-pack';
 export const PACK_FORMAT = 'stella.evidence-pack.v1';
@@ -52,64 +60,43 @@ export interface PackIndex {
   missingDependencies: { id: string; reason: string }[];
 }
 
-export function compressionFor(file: string): Compression {
-  if (/\.(tar\.gz|tgz|gz)$/i.test(file)) return 'gzip';
-  if (/\.(tar\.zst|zst)$/i.test(file)) return 'zstd';
-  return 'none';
-}
-
-type Row = Record<string, any>;
-
-async function loadItems(ctx: AppContext, tenant: string, ids: string[]): Promise<Row[]> {
-  const r = await ctx.db.query(
-    `SELECT i.*, l.seq, l.leaf, l.leaf_hash,
-       coalesce((SELECT array_agg(artifact_digest ORDER BY artifact_digest) FROM evidence_subjects s WHERE s.tenant_id=i.tenant_id AND s.item_id=i.id), '{}') AS subjects,
-       coalesce((SELECT json_agg(json_build_object('id', parent_id, 'relation', relation) ORDER BY parent_id, relation) FROM evidence_edges e WHERE e.tenant_id=i.tenant_id AND e.child_id=i.id), '[]') AS parents
-     FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id
-     WHERE i.tenant_id=$1 AND i.id = ANY($2)`,
-    [tenant, ids],
-  );
-  return r.rows;
-}
-
 export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; digest: string; includeDeps: boolean; actor: string }, dest: string) {
   validateDigest(q.digest, 'artifact digest');
-  const direct = await ctx.db.query(`SELECT DISTINCT item_id FROM evidence_subjects WHERE tenant_id=$1 AND artifact_digest=$2 ORDER BY item_id`, [
-    q.tenant,
-    q.digest,
-  ]);
-  if (!direct.rowCount) throw notFound(`no evidence for artifact ${q.digest}`);
-  const via = new Map<string, 'subject' | 'dependency'>(direct.rows.map((r) => [r.item_id as string, 'subject']));
+  const direct = await itemIdsForArtifact(ctx.db, q.tenant, q.digest);
+  if (!direct.length) throw notFound(`no evidence for artifact ${q.digest}`);
+  const via = new Map<string, 'subject' | 'dependency'>(direct.map((id) => [id, 'subject']));
   const missing: { id: string; reason: string }[] = [];
-  let rows = await loadItems(ctx, q.tenant, [...via.keys()]);
+  let rows: PackItemRow[] = await packItems(ctx.db, q.tenant, [...via.keys()]);
   if (q.includeDeps) {
     // Transitively, the items they reference (child -> parent edges).
-    let frontier = rows.flatMap((r) => (r.parents as { id: string }[]).map((p) => p.id)).filter((id) => !via.has(id));
+    let frontier = rows.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
     while (frontier.length) {
       const ids = [...new Set(frontier)];
-      ids.forEach((id) => via.set(id, 'dependency'));
-      const more = await loadItems(ctx, q.tenant, ids);
-      const found = new Set(more.map((r) => r.id as string));
+      for (const id of ids) via.set(id, 'dependency');
+      const more = await packItems(ctx.db, q.tenant, ids);
+      const found = new Set(more.map((r) => r.id));
       for (const id of ids) if (!found.has(id)) missing.push({ id, reason: 'not in the locker' });
       rows = rows.concat(more);
-      frontier = more.flatMap((r) => (r.parents as { id: string }[]).map((p) => p.id)).filter((id) => !via.has(id));
+      frontier = more.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
     }
   }
   // Only items whose bytes are present and trusted go in; the rest are named in the index.
   const usable = rows.filter((r) => {
     if (r.state === 'present') return true;
-    missing.push({ id: r.id, reason: `state ${r.state}${r.state_reason ? ` (${r.state_reason})` : ''}` });
+    missing.push({ id: r.id, reason: `state ${r.state}${r.stateReason ? ` (${r.stateReason})` : ''}` });
     return false;
   });
   const direct0 = usable.filter((r) => via.get(r.id) === 'subject');
   if (!direct0.length) throw conflict(`no present evidence for artifact ${q.digest} (${missing.map((m) => `${m.id}: ${m.reason}`).join('; ')})`);
-  for (const r of usable) if (r.seq == null) throw integrity(`evidence ${r.id} has no Merkle log leaf; run stella evidence index status`);
-  usable.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const logged = usable.map((r) => {
+    if (r.seq == null || !r.leaf || !r.leafHash) throw integrity(`evidence ${r.id} has no Merkle log leaf; run stella evidence index status`);
+    return { ...r, seq: r.seq, leaf: r.leaf, leafHash: r.leafHash };
+  });
+  logged.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
-  const maxSeq = Math.max(...usable.map((r) => Number(r.seq)));
+  const maxSeq = Math.max(...logged.map((r) => r.seq));
   // The newest live anchor covering every item (anchors archived by a point-in-time restore are skipped).
-  const ar = await ctx.db.query(`SELECT * FROM anchors WHERE status = 'active' AND log_size > $1 ORDER BY log_size DESC, created_at DESC LIMIT 1`, [maxSeq]);
-  const anchor = ar.rowCount ? toAnchorView(ar.rows[0], true) : await latestAnchor(ctx, { jws: true });
+  const anchor = (await newestActiveAnchorCovering(ctx.db, maxSeq)) ?? (await latestAnchor(ctx, { jws: true }));
   if (!anchor || anchor.logSize <= maxSeq) {
     throw conflict(
       `evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`,
@@ -124,25 +111,25 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
   const root = hashFromHex(anchor.rootHash);
   const items: PackItem[] = [];
   const proofs = new Map<string, Buffer>();
-  for (const r of usable) {
-    const seq = Number(r.seq);
+  for (const r of logged) {
+    const seq = r.seq;
     const proof = await inclusionProofFromSource(source, seq, anchor.logSize, PROOF_OPTS);
     // Never hand out a proof that does not verify.
-    if (!verifyInclusion(r.leaf_hash, seq, anchor.logSize, proof, root))
+    if (!verifyInclusion(r.leafHash, seq, anchor.logSize, proof, root))
       throw integrity(`inclusion proof for ${r.id} (leaf ${seq}) does not verify against anchor ${anchor.id}; run stella evidence anchor verify --all`);
-    const hex = String(r.id).slice(7);
+    const hex = r.id.slice(7);
     items.push({
       id: r.id,
       kind: r.kind,
-      mediaType: r.media_type,
-      predicateType: r.predicate_type,
-      size: Number(r.size_bytes),
+      mediaType: r.mediaType,
+      predicateType: r.predicateType,
+      size: r.size,
       subjects: r.subjects,
       parents: r.parents,
-      createdAt: new Date(r.created_at).toISOString(),
+      createdAt: new Date(r.createdAt).toISOString(),
       logSeq: seq,
-      leaf: (r.leaf as Buffer).toString('base64'),
-      leafHash: (r.leaf_hash as Buffer).toString('hex'),
+      leaf: r.leaf.toString('base64'),
+      leafHash: r.leafHash.toString('hex'),
       path: `items/${hex}`,
       via: via.get(r.id) ?? 'dependency',
     });
@@ -153,7 +140,7 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
           id: r.id,
           leafIndex: seq,
           treeSize: anchor.logSize,
-          leafHash: (r.leaf_hash as Buffer).toString('hex'),
+          leafHash: r.leafHash.toString('hex'),
           proof: proof.map((h) => Buffer.from(h).toString('hex')),
         }),
       ),
@@ -213,4 +200,40 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
     details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 },
   });
   return { manifestSha256: result.manifestSha256, items: items.length, missing: missing.length, anchorId: anchor.id, logSize: anchor.logSize };
+}
+
+export type PackFormat = 'tar' | 'gz' | 'zst';
+
+export interface PackFile {
+  file: string;
+  size: number;
+  contentType: string;
+  manifestSha256: string;
+  items: number;
+  anchorId: string;
+}
+
+/**
+ * `GET /evidence/export`: the pack written to a temporary file under `<dataDir>/tmp` (removed
+ * again on failure); the caller streams it and removes it when done.
+ */
+export async function exportEvidencePackFile(
+  ctx: AppContext,
+  q: { tenant: string; digest: string; includeDeps: boolean; actor: string },
+  format: PackFormat = 'gz',
+): Promise<PackFile> {
+  validateDigest(q.digest, 'artifact digest');
+  const ext = format === 'tar' ? 'tar' : format === 'zst' ? 'tar.zst' : 'tar.gz';
+  const tmpDir = join(ctx.cfg.dataDir, 'tmp');
+  await fsp.mkdir(tmpDir, { recursive: true });
+  const file = join(tmpDir, `pack-${randomUUID()}.${ext}`);
+  try {
+    const r = await exportEvidencePack(ctx, q, file);
+    const { size } = await fsp.stat(file);
+    const contentType = format === 'tar' ? 'application/x-tar' : format === 'zst' ? 'application/zstd' : 'application/gzip';
+    return { file, size, contentType, manifestSha256: r.manifestSha256, items: r.items, anchorId: r.anchorId };
+  } catch (e) {
+    await fsp.rm(file, { force: true });
+    throw e;
+  }
 }

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readTar, extractTar, verifyManifestArchive, parseManifest, MANIFEST_PATH, ArchiveError, type TarReadOptions } from '../../archive';
-import { loadRootPack, readRootPackFile, rootPackResolver, trustAt, type RootPack } from '../../crypto/rootpack';
-import { verifyEnvelope } from '../../crypto/dsse';
-import { verifyAnchor, verifyInclusion, hashFromHex, leafHash, decodeLeaf, hashEquals, type AnchorPayload } from '../../merkle';
+import { readTar, extractTar, verifyManifestArchive, parseManifest, MANIFEST_PATH, ArchiveError, type TarReadOptions } from '../../../archive';
+import { loadRootPack, readRootPackFile, rootPackResolver, trustAt, type RootPack } from '../../../crypto/rootpack';
+import { verifyEnvelope } from '../../../crypto/dsse';
+import { verifyAnchor, verifyInclusion, hashFromHex, leafHash, decodeLeaf, hashEquals, type AnchorPayload } from '../../../merkle';
+import { sha256File } from '../../../lib/hash';
 
 /**
  * `stella evidence verify --offline --input evidence-pack.tar.gz` for evidence packs: files,
@@ -51,12 +51,6 @@ export async function manifestKindOf(file: string): Promise<string | null> {
 
 export async function isEvidencePack(file: string): Promise<boolean> {
   return (await manifestKindOf(file)) === PACK_KIND;
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return `sha256:${h.digest('hex')}`;
 }
 
 const itemOfPath = (p: string): string | undefined => {
@@ -153,13 +147,16 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
         bad('unexpected item path');
         continue;
       }
-      const actual = await sha256File(join(root, it.path)).catch(() => null);
+      const actual = await sha256File(join(root, it.path)).then(
+        (h) => h.digest,
+        () => null,
+      );
       if (actual !== it.id) {
         bad(actual ? `content hashes to ${actual}` : 'item bytes missing');
         continue;
       }
       const leaf = Buffer.from(it.leaf, 'base64');
-      let decoded;
+      let decoded: ReturnType<typeof decodeLeaf>;
       try {
         decoded = decodeLeaf(leaf);
       } catch (e) {
