@@ -11,6 +11,7 @@ import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { ANCHOR_SCHEDULE_ID } from '../src/core/anchoring/schedules';
 import { exportAnchorById, inclusionProofFor } from '../src/core/anchoring';
+import { anchorEvidence, type AnchorEvidenceInput } from '../workflows/anchoring';
 
 let h: Harness;
 const ART = sha256Digest('registry.example/app@anchor-schedule');
@@ -37,8 +38,8 @@ afterAll(async () => {
 describe('anchoring on Temporal', () => {
   it('anchorEvidence workflow anchors and verifies; a second run without new leaves skips', async () => {
     for (let i = 0; i < 9; i++) await ingest(`wf-${i}`);
-    const run = (args: object) =>
-      h.client.workflow.execute('anchorEvidence', {
+    const run = (args: AnchorEvidenceInput) =>
+      h.client.workflow.execute(anchorEvidence, {
         args: [args],
         taskQueue: h.ctx.cfg.temporal.taskQueue,
         workflowId: `anchor-${randomBytes(4).toString('hex')}`,
@@ -48,7 +49,7 @@ describe('anchoring on Temporal', () => {
     const again = await run({});
     expect(again.status).toBe('skipped');
     const forced = await run({ force: true });
-    expect(forced).toMatchObject({ status: 'created', anchor: { seq: 1, logSize: 9, prevAnchorHash: r.anchor.id } });
+    expect(forced).toMatchObject({ status: 'created', anchor: { seq: 1, logSize: 9, prevAnchorHash: r.anchor!.id } });
   });
 
   it('the stella-merkle-anchor schedule exists after ensureSchedules with a 6h interval, and a triggered run anchors', async () => {

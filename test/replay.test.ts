@@ -22,6 +22,7 @@ import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { createMetrics } from '../src/app/metrics';
 import { createAnchor } from '../src/core/anchoring';
+import { replayVerifyNightly } from '../workflows/replay';
 
 const BIN = join(__dirname, '..', 'bin', 'stella.mjs');
 const ARTIFACT = sha256Digest('registry.example/shop@2');
@@ -217,7 +218,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const run3 = await getRun(h.ctx, 'default', 'scan-3');
     await h.ctx.blobs.primary.withPrefix('replay').writeRaw(run3.outputDigest, Buffer.from('rotten'));
 
-    const result = await h.client.workflow.execute('replayVerifyNightly', {
+    const result = await h.client.workflow.execute(replayVerifyNightly, {
       args: [{ latestN: 2, concurrency: 2 }],
       taskQueue: h.ctx.cfg.temporal.taskQueue,
       workflowId: `nightly-${Date.now()}`,
