@@ -153,6 +153,10 @@ describe('point-in-time restore to an anchor (DR-002)', () => {
     expect(out.outcome).toBe('passed');
     expect(out.pointInTime).toMatchObject({ anchorId: a1, logSize: n1, quarantined: 5, anchorsArchived: 1 });
     expect(out.verify).toMatchObject({ kind: 'verify-workflow', status: 'passed', checked: n1, failed: 0 });
+    // The status route answers with the same outcome, through its response contract.
+    const st = await app.inject({ method: 'GET', url: `/evidence/restore/${out.restoreId}`, headers: await auth() });
+    expect(st.statusCode).toBe(200);
+    expect(st.json()).toMatchObject({ status: 'COMPLETED', running: false, error: null, result: { outcome: 'passed', pointInTime: { anchorId: a1 } } });
 
     const states = await h.ctx.db.query(`SELECT i.id, i.state, l.seq FROM evidence_items i JOIN evidence_log l ON l.item_id = i.id ORDER BY l.seq`);
     for (const r of states.rows) expect(r.state).toBe(Number(r.seq) >= n1 ? 'quarantined' : 'present');

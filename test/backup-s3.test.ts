@@ -83,6 +83,10 @@ describe('backup to S3 and restore from S3 (real PostgreSQL, Temporal, moto S3)'
     const summary: BackupSummary = await h.client.workflow.getHandle(backupId).result();
     expect(summary).toMatchObject({ status: 'complete', location: `${url}/${backupId}`, items: 44, blobs: 44, logSize: 44 });
     expect(summary.latestAnchor?.id).toBe(a2.anchor!.id);
+    // The status route answers with the same summary, through its response contract.
+    const st = await app.inject({ method: 'GET', url: `/backups/${backupId}`, headers: auth });
+    expect(st.statusCode).toBe(200);
+    expect(st.json()).toMatchObject({ status: 'COMPLETED', running: false, result: { id: backupId, status: 'complete', items: 44 } });
     // Staging directory gone.
     expect(readdirSync(join(cfg.dataDir, 'tmp', 'backup-staging'))).toEqual([]);
 
