@@ -4,7 +4,7 @@
  * until its image is registered. The only module that runs SQL on scan_events.
  */
 import type { AppContext } from '../context';
-import { StellaError, unavailable } from '../../lib/errors';
+import { badInput, StellaError, unavailable } from '../../lib/errors';
 import { acceptsPush, autoScanConfig, type AutoScanConfig } from './config';
 import { startScan, type ScanWorkflows } from './start';
 
@@ -73,6 +73,7 @@ async function recordEvent(
 
 /** Acts on a registry push for this tenant and records the event. */
 export async function handlePushEvent(ctx: AppContext, t: ScanWorkflows | null, tenant: string, actor: string, ev: PushEvent): Promise<PushResult> {
+  if (!ev.image && !ev.repository && !ev.digest) throw badInput('push event needs image, repository or digest');
   const ignored = pushIgnoredReason(await autoScanConfig(ctx, tenant));
   if (ignored) return { eventId: await recordEvent(ctx, tenant, ev, 'ignored', ignored), status: 'ignored', reason: ignored };
   if (!t) throw unavailable('Temporal is not connected');
