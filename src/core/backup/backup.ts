@@ -1,3 +1,19 @@
+/**
+ * Evidence Locker backups. A backup is a directory `<backups>/<backup-id>/`:
+ *
+ *   index/<table>.jsonl      logical export of every table, one snapshot (index-io.ts)
+ *   index/schema.json        tables, columns, row counts, batch offsets, migrations applied
+ *   blobs.jsonl              every blob the snapshot references: {digest, size, key, location}
+ *   blobs/sha256/xx/yy/<hex> the blob bytes (FsBlobStore layout, so the folder is itself a store)
+ *   anchors/chain.jsonl      the anchor chain (compact JWS, chain/seq order)
+ *   keys/rootpack.json       the signing PUBLIC keys (RootPack; never private material)
+ *   manifest.json            stella.archive-manifest/v1, kind evidence-locker-backup: sha256 + size of every file
+ *   manifest.sha256          digest of manifest.json
+ *   backup.json              summary for `stella backup list` (status, time, size, items, latest anchor)
+ *
+ * It lives beside the database, not in it, so `backup list` and restore work after the
+ * database is gone.
+ */
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -15,23 +31,6 @@ import { exportIndex, readLinesAt, type IndexExport } from '../../db/dump';
 import { anchorChainRows, anchorsTableExists } from '../anchoring/queries/backup';
 import { blobsToBackUp, countAllItems, evidenceLogSize } from '../evidence/queries/backup';
 import { recordBackupFailed, recordBackupStart, recordBackupSucceeded } from './runs';
-
-/**
- * Evidence Locker backups. A backup is a directory `<backups>/<backup-id>/`:
- *
- *   index/<table>.jsonl      logical export of every table, one snapshot (index-io.ts)
- *   index/schema.json        tables, columns, row counts, batch offsets, migrations applied
- *   blobs.jsonl              every blob the snapshot references: {digest, size, key, location}
- *   blobs/sha256/xx/yy/<hex> the blob bytes (FsBlobStore layout, so the folder is itself a store)
- *   anchors/chain.jsonl      the anchor chain (compact JWS, chain/seq order)
- *   keys/rootpack.json       the signing PUBLIC keys (RootPack; never private material)
- *   manifest.json            stella.archive-manifest/v1, kind evidence-locker-backup: sha256 + size of every file
- *   manifest.sha256          digest of manifest.json
- *   backup.json              summary for `stella backup list` (status, time, size, items, latest anchor)
- *
- * It lives beside the database, not in it, so `backup list` and restore work after the
- * database is gone.
- */
 
 export const BACKUP_KIND = 'evidence-locker-backup';
 /**

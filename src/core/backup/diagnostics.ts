@@ -1,3 +1,10 @@
+/**
+ * `stella evidence diagnostics` (Evidence Capture): index status, storage stats, the recent
+ * anchor chain, the latest integrity results and the operation audit log, as JSON documents.
+ * Secrets never leave: private JWK members, tokens, passwords and secret keys are dropped by
+ * name, URLs lose their password, bearer tokens / JWTs in free text are masked, and the result
+ * is checked once more before it is returned.
+ */
 import type { AppContext } from '../context';
 import { indexStatus } from '../locker/index-ops';
 import { storageStats } from '../locker/storage';
@@ -8,14 +15,6 @@ import { recentLockerOps, recentVerifyRuns } from '../locker/queries/backup';
 import { recentAuditEntries } from '../audit/queries/backup';
 import { appliedMigrations, serverVersion } from '../../db/migrate';
 import { recentBackupRuns, recentRestoreRuns } from './runs';
-
-/**
- * `stella evidence diagnostics` (Evidence Capture): index status, storage stats, the recent
- * anchor chain, the latest integrity results and the operation audit log, as JSON documents.
- * Secrets never leave: private JWK members, tokens, passwords and secret keys are dropped by
- * name, URLs lose their password, bearer tokens / JWTs in free text are masked, and the result
- * is checked once more before it is returned.
- */
 
 const SECRET_KEYS =
   /^(d|p|q|dp|dq|qi|oth|k|privatejwk|privatekey|private_key|password|passwd|secret|token|accesstoken|refreshtoken|authorization|cookie|secretaccesskey|s3secretaccesskey|stella_s3_secret_access_key|stella_token|apikey|api_key)$/i;

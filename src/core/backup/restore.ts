@@ -1,3 +1,8 @@
+/**
+ * Restore (DR-001) and point-in-time restore (DR-002). The workflow drives these steps in
+ * batches; every step is idempotent (batch markers for index rows, content addressing for
+ * blobs), so a worker that dies mid-restore is simply replaced and the restore continues.
+ */
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AppContext } from '../context';
@@ -16,12 +21,6 @@ import { importTrust, trustedRootPack } from '../attest/attest';
 import { anchorRoots, archiveAnchorsAfter } from '../anchoring/queries/backup';
 import { blobsToRehash, countAllItems, evidenceLogSize, itemsLoggedFrom } from '../evidence/queries/backup';
 import { transitionItems, type ItemState, type Queryable } from '../evidence/state';
-
-/**
- * Restore (DR-001) and point-in-time restore (DR-002). The workflow drives these steps in
- * batches; every step is idempotent (batch markers for index rows, content addressing for
- * blobs), so a worker that dies mid-restore is simply replaced and the restore continues.
- */
 
 export interface RestoreInput {
   restoreId: string;

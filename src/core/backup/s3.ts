@@ -1,3 +1,10 @@
+/**
+ * S3 backup locations (`Backup:Path` / `--output-dir` = `s3://bucket[/prefix]`). A backup is
+ * built in a local staging directory exactly as for a filesystem location, then uploaded to
+ * `<prefix>/<backup-id>/<path>`, one object per file, each with x-amz-checksum-sha256. The
+ * manifest goes LAST: an interrupted upload leaves no manifest.json, and only backups with a
+ * manifest count as complete (list) or restorable (restore).
+ */
 import { createReadStream, createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -15,14 +22,6 @@ import { audit } from '../audit';
 import { StellaError, badInput, integrity, notFound } from '../../lib/errors';
 import { recordBackupUploaded } from './runs';
 import { BACKUP_KIND, backupPath, readSummary, validateBackupId, type BackupInput, type BackupSummary } from './backup';
-
-/**
- * S3 backup locations (`Backup:Path` / `--output-dir` = `s3://bucket[/prefix]`). A backup is
- * built in a local staging directory exactly as for a filesystem location, then uploaded to
- * `<prefix>/<backup-id>/<path>`, one object per file, each with x-amz-checksum-sha256. The
- * manifest goes LAST: an interrupted upload leaves no manifest.json, and only backups with a
- * manifest count as complete (list) or restorable (restore).
- */
 
 export interface S3Location {
   bucket: string;

@@ -1,3 +1,17 @@
+/**
+ * Offline evidence packs (`stella evidence export`). A deterministic manifest archive
+ * (src/archive) holding, for one artifact:
+ *
+ *   anchor.json          the anchor covering every item: compact JWS + decoded payload
+ *   index.json           every item: id, kind, media type, subjects, parents, log seq, leaf bytes
+ *   items/<hex>          the item bytes (sha256 = the item id)
+ *   proofs/<hex>.json    RFC 6962 inclusion proof of the item's leaf in the anchored tree
+ *   rootpack.json        the public keys (RootPack) the anchor and DSSE attestations verify against
+ *   manifest.json        sha256 + size of every file (kind evidence-pack)
+ *
+ * createdAt is the anchor's time, so exporting the same artifact against the same anchor
+ * gives the same bytes.
+ */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -13,21 +27,6 @@ import { PgSubtreeSource, PROOF_OPTS, latestAnchor } from '../../anchoring';
 import { newestActiveAnchorCovering } from '../../anchoring/queries/backup';
 import { itemIdsForArtifact, packItems, type PackItemRow } from '../../evidence/queries/backup';
 import { audit } from '../../audit';
-
-/**
- * Offline evidence packs (`stella evidence export`). A deterministic manifest archive
- * (src/archive) holding, for one artifact:
- *
- *   anchor.json          the anchor covering every item: compact JWS + decoded payload
- *   index.json           every item: id, kind, media type, subjects, parents, log seq, leaf bytes
- *   items/<hex>          the item bytes (sha256 = the item id)
- *   proofs/<hex>.json    RFC 6962 inclusion proof of the item's leaf in the anchored tree
- *   rootpack.json        the public keys (RootPack) the anchor and DSSE attestations verify against
- *   manifest.json        sha256 + size of every file (kind evidence-pack)
- *
- * createdAt is the anchor's time, so exporting the same artifact against the same anchor
- * gives the same bytes.
- */
 
 export { compressionFor };
 

@@ -1,3 +1,9 @@
+/**
+ * `stella evidence verify --offline --input evidence-pack.tar.gz` for evidence packs: files,
+ * digests, Merkle inclusion of every item under a signed anchor, the anchor signature under the
+ * pack's RootPack (or a pinned one), and DSSE attestations. No database, no API, no network:
+ * this module imports only the archive, Merkle and signature libraries.
+ */
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,13 +12,6 @@ import { loadRootPack, readRootPackFile, rootPackResolver, trustAt, type RootPac
 import { verifyEnvelope } from '../../../crypto/dsse';
 import { verifyAnchor, verifyInclusion, hashFromHex, leafHash, decodeLeaf, hashEquals, type AnchorPayload } from '../../../merkle';
 import { sha256File } from '../../../lib/hash';
-
-/**
- * `stella evidence verify --offline --input evidence-pack.tar.gz` for evidence packs: files,
- * digests, Merkle inclusion of every item under a signed anchor, the anchor signature under the
- * pack's RootPack (or a pinned one), and DSSE attestations. No database, no API, no network:
- * this module imports only the archive, Merkle and signature libraries.
- */
 
 const PACK_KIND = 'evidence-pack';
 const SIGNING = 'signing';
