@@ -115,7 +115,28 @@ export async function finalizePromotion(db: Db, f: FinalizePromotion): Promise<{
   });
 }
 
-type Row = Record<string, any>;
+/** A promotions row as pg returns it. */
+interface Row {
+  id: string;
+  workflow_id: string;
+  tenant_id: string;
+  artifact_digest: string;
+  from_env: string;
+  to_env: string;
+  requested_by: string;
+  image_ref: string | null;
+  state: PromotionStateName;
+  gate_snapshot: GateResult[] | null;
+  attempts: number;
+  deadline: Date | string | null;
+  approvals: Approval[] | null;
+  policy_env: string | null;
+  policy_version: number | null;
+  reason: string | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+  finished_at: Date | string | null;
+}
 
 export function statusFromRow(row: Row): PromotionStatus {
   return {
@@ -145,7 +166,7 @@ export async function findPromotion(
   tenant: string,
   id: string,
 ): Promise<(PromotionStatus & { createdAt: string; updatedAt: string; finishedAt: string | null }) | null> {
-  const r = await db.query(`SELECT * FROM promotions WHERE tenant_id=$1 AND (id=$2 OR workflow_id=$2) ORDER BY created_at DESC LIMIT 1`, [tenant, id]);
+  const r = await db.query<Row>(`SELECT * FROM promotions WHERE tenant_id=$1 AND (id=$2 OR workflow_id=$2) ORDER BY created_at DESC LIMIT 1`, [tenant, id]);
   if (!r.rowCount) return null;
   const row = r.rows[0];
   return {
@@ -169,13 +190,13 @@ export async function listPromotionRows(db: Db, q: { tenant: string; state?: str
   }
   if (q.active) where.push(`state NOT IN ('promoted','failed','aborted')`);
   params.push(Math.min(Math.max(q.limit ?? 50, 1), 500));
-  const r = await db.query(`SELECT * FROM promotions WHERE ${where.join(' AND ')} ORDER BY updated_at DESC LIMIT $${params.length}`, params);
+  const r = await db.query<Row>(`SELECT * FROM promotions WHERE ${where.join(' AND ')} ORDER BY updated_at DESC LIMIT $${params.length}`, params);
   return r.rows.map((row) => ({ ...statusFromRow(row), createdAt: new Date(row.created_at).toISOString(), updatedAt: new Date(row.updated_at).toISOString() }));
 }
 
 /** Promotions currently blocked on evidence, with what each one misses (doctor, gauge). */
 export async function blockedOnEvidence(db: Db, tenant?: string) {
-  const r = await db.query(
+  const r = await db.query<Row>(
     `SELECT * FROM promotions WHERE state='waiting-evidence' ${tenant ? 'AND tenant_id=$1' : ''} ORDER BY updated_at`,
     tenant ? [tenant] : [],
   );

@@ -80,7 +80,7 @@ export interface EvaluateGatesResult {
     requireApproval: boolean;
     approvals: number;
   };
-  /** Whether a scanThenAttest workflow is registered on this worker build. */
+  /** Whether missing evidence may be generated (the workflow starts scanThenAttest by reference, so every build has it). */
   generatorAvailable: boolean;
   evaluationMs: number;
 }
