@@ -339,3 +339,47 @@ export const LatestOp = z.looseObject({
   finishedAt: z.string().nullable().optional(),
   result: z.record(z.string(), z.unknown()).optional(),
 });
+
+export type IdParams = z.infer<typeof IdParams>;
+export type OpIdParams = z.infer<typeof OpIdParams>;
+export type WorkflowIdParams = z.infer<typeof WorkflowIdParams>;
+export type RunIdParams = z.infer<typeof RunIdParams>;
+export type VerifyStartBody = z.infer<typeof VerifyStartBody>;
+export type VerifyStarted = z.infer<typeof VerifyStarted>;
+export type VerifySummary = z.infer<typeof VerifySummary>;
+export type VerifyProgress = z.infer<typeof VerifyProgress>;
+export type VerifyRunStatus = z.infer<typeof VerifyRunStatus>;
+export type VerifyReportQuery = z.infer<typeof VerifyReportQuery>;
+export type VerifyReport = z.infer<typeof VerifyReport>;
+export type LockerStatus = z.infer<typeof LockerStatus>;
+export type StoreHealth = z.infer<typeof StoreHealth>;
+export type StorageTest = z.infer<typeof StorageTest>;
+export type Provenance = z.infer<typeof Provenance>;
+export type ChainQuery = z.infer<typeof ChainQuery>;
+export type Chain = z.infer<typeof Chain>;
+export type IndexStatusQuery = z.infer<typeof IndexStatusQuery>;
+export type IndexStatus = z.infer<typeof IndexStatus>;
+export type RefreshBody = z.infer<typeof RefreshBody>;
+export type RefreshResult = z.infer<typeof RefreshResult>;
+export type OpStarted = z.infer<typeof OpStarted>;
+export type RebuildTotals = z.infer<typeof RebuildTotals>;
+export type RebuildStatus = z.infer<typeof RebuildStatus>;
+export type OptimizeResult = z.infer<typeof OptimizeResult>;
+export type IndexLookup = z.infer<typeof IndexLookup>;
+export type StorageStatsQuery = z.infer<typeof StorageStatsQuery>;
+export type StorageStats = z.infer<typeof StorageStats>;
+export type StorageCheck = z.infer<typeof StorageCheck>;
+export type StorageAnalyzeQuery = z.infer<typeof StorageAnalyzeQuery>;
+export type StorageAnalyze = z.infer<typeof StorageAnalyze>;
+export type MarkCorruptedBody = z.infer<typeof MarkCorruptedBody>;
+export type MarkCorruptedResult = z.infer<typeof MarkCorruptedResult>;
+export type RecoverBody = z.infer<typeof RecoverBody>;
+export type RecoverResult = z.infer<typeof RecoverResult>;
+export type RetryStoreBody = z.infer<typeof RetryStoreBody>;
+export type RetryStoreResult = z.infer<typeof RetryStoreResult>;
+export type BulkIngestBody = z.infer<typeof BulkIngestBody>;
+export type BulkIngestStarted = z.infer<typeof BulkIngestStarted>;
+export type BulkIngestProgress = z.infer<typeof BulkIngestProgress>;
+export type BulkIngestStatus = z.infer<typeof BulkIngestStatus>;
+export type LatestOpQuery = z.infer<typeof LatestOpQuery>;
+export type LatestOp = z.infer<typeof LatestOp>;

@@ -3,14 +3,7 @@ import { action, ctxOf } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderTable } from '../output';
 import { qs } from '../client';
-
-interface Result {
-  id: string;
-  status: 'PASS' | 'WARN' | 'FAIL' | 'SKIP';
-  message: string;
-  remedy?: string;
-  durationMs: number;
-}
+import { DoctorCheckList, DoctorReport, type DoctorResult } from '../../contracts/doctor';
 
 /**
  * `stella doctor --category evidence`, `stella doctor --check check.storage.evidencelocker`.
@@ -30,7 +23,7 @@ export function registerDoctorCommands(program: Command): void {
         const c = ctxOf(cmd);
         const api = c.api();
         if (o.list) {
-          const r = await api.get<{ checks: { id: string; categories: string[]; description: string }[] }>('/doctor/checks');
+          const r = await api.call(DoctorCheckList, 'GET', '/doctor/checks');
           print(c.format, r, () =>
             renderTable(r.checks, [
               { header: 'CHECK', get: (x) => x.id },
@@ -46,12 +39,12 @@ export function registerDoctorCommands(program: Command): void {
           if (!m) throw new CliError(`--arg must look like name=value, got ${JSON.stringify(a)}`, EXIT.USAGE);
           params[`arg.${m[1]}`] = m[2];
         }
-        let r: { ok: boolean; summary: Record<string, number>; results: Result[] };
+        let r: DoctorReport;
         try {
-          r = await api.get(`/doctor${qs(params)}`);
+          r = await api.call(DoctorReport, 'GET', `/doctor${qs(params)}`);
         } catch (e) {
           if (!(e instanceof CliError) || e.exitCode !== EXIT.UNAVAILABLE) throw e;
-          const res: Result = {
+          const res: DoctorResult = {
             id: 'check.api.reachable',
             status: 'FAIL',
             message: e.message,

@@ -6,27 +6,16 @@ import { action, ctxOf, requireDigest, group } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
+import { EvidenceItem, EvidenceList, IngestResult } from '../../contracts/evidence';
+import { VerifyReport, VerifyRunStatus, VerifyStarted } from '../../contracts/locker';
 import { progressBar } from '../progress';
 import { verifyOffline } from './retention';
 import { isEvidencePack, verifyPackCli } from './backup';
 
 const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
 
-export interface ItemView {
-  id: string;
-  kind: string;
-  mediaType: string;
-  size: number;
-  state: string;
-  createdAt: string;
-  subjects: string[];
-  parents: { id: string; relation: string }[];
-  children: { id: string; relation: string }[];
-  producer: Record<string, unknown>;
-  predicateType: string | null;
-  logSeq: number | null;
-  tier: string;
-}
+/** An evidence item as the API answers it. */
+export type ItemView = EvidenceItem;
 
 export const itemColumns = [
   { header: 'ID', get: (i: ItemView) => shortDigest(i.id) },
@@ -50,21 +39,21 @@ export function registerEvidenceCommands(program: Command): void {
     .action(
       action(async (file: string, o: { artifact: string[]; kind: string; mediaType: string; parent?: string[]; predicateType?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        o.artifact.forEach((a) => requireDigest(a, 'artifact digest'));
-        (o.parent ?? []).forEach((p) => requireDigest(p, 'parent id'));
+        for (const a of o.artifact) requireDigest(a, 'artifact digest');
+        for (const p of o.parent ?? []) requireDigest(p, 'parent id');
         if (!KINDS.includes(o.kind)) throw new CliError(`unknown kind ${o.kind}; expected one of ${KINDS.join(', ')}`, EXIT.USAGE);
         const st = await fsp.stat(file).catch(() => null);
         if (!st?.isFile()) throw new CliError(`${file}: no such file`, EXIT.USAGE);
         const mediaType = o.mediaType === 'application/octet-stream' && file.endsWith('.json') ? 'application/json' : o.mediaType;
         const params = new URLSearchParams({ kind: o.kind });
-        o.artifact.forEach((a) => params.append('artifact', a));
-        (o.parent ?? []).forEach((p) => params.append('parent', p));
+        for (const a of o.artifact) params.append('artifact', a);
+        for (const p of o.parent ?? []) params.append('parent', p);
         if (o.predicateType) params.set('predicateType', o.predicateType);
         const res = await c.api().raw('POST', `/evidence?${params}`, {
           body: Readable.from(createReadStream(file)),
           headers: { 'content-type': mediaType, 'content-length': String(st.size) },
         });
-        const r = (await res.json()) as { id: string; size: number; created: boolean; logSeq: number | null };
+        const r = IngestResult.parse(await res.json());
         print(c.format, r, () => `${r.created ? 'stored' : 'already present'}: ${r.id} (${humanBytes(r.size)}, log #${r.logSeq})`);
       }),
     );
@@ -99,9 +88,7 @@ export function registerEvidenceCommands(program: Command): void {
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
         const r = await c
           .api()
-          .get<{ items: ItemView[]; nextCursor: string | null }>(
-            `/evidence${qs({ artifact: o.artifact, kind: o.kind, limit: o.limit, cursor: o.cursor, all: o.all })}`,
-          );
+          .call(EvidenceList, 'GET', `/evidence${qs({ artifact: o.artifact, kind: o.kind, limit: o.limit, cursor: o.cursor, all: o.all })}`);
         print(
           c.format,
           r,
@@ -136,7 +123,7 @@ export function registerEvidenceCommands(program: Command): void {
       action(async (id: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
-        const i = await c.api().get<ItemView>(`/evidence/${id}/meta`);
+        const i = await c.api().call(EvidenceItem, 'GET', `/evidence/${id}/meta`);
         print(c.format, i, () =>
           renderKv({
             id: i.id,
@@ -194,19 +181,15 @@ export function registerEvidenceCommands(program: Command): void {
           const body: Record<string, unknown> = { mode: o.mode, allTenants: !!o.allTenants };
           if (o.sampleRate) body.sampleRate = Number(o.sampleRate);
           if (o.toAnchor) body.toAnchor = o.toAnchor;
-          const { runId } = await api.post<{ runId: string }>('/evidence/verify', body);
+          const { runId } = await api.call(VerifyStarted, 'POST', '/evidence/verify', body);
           if (!o.wait) {
             print(c.format, { runId }, () => `started ${runId}`);
             return;
           }
           const bar = progressBar(`verify ${o.mode}`, c.quiet || c.format === 'json');
-          let st: {
-            status: string;
-            progress: { total: number; scanned: number } | null;
-            result: { status: string; checked: number; ok: number; failed: number; total: number } | null;
-          };
+          let st: VerifyRunStatus;
           for (;;) {
-            st = await api.get(`/evidence/verify/${runId}`);
+            st = await api.call(VerifyRunStatus, 'GET', `/evidence/verify/${runId}`);
             if (st.progress) bar.update(st.progress.scanned, st.progress.total);
             if (st.status !== 'RUNNING') break;
             await new Promise((r) => setTimeout(r, 500));
@@ -216,7 +199,7 @@ export function registerEvidenceCommands(program: Command): void {
           const r = st.result;
           print(
             c.format,
-            { runId, ...r },
+            r,
             () =>
               `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`,
           );
@@ -233,20 +216,7 @@ export function registerEvidenceCommands(program: Command): void {
     .action(
       action(async (o: { latest?: boolean; run?: string; filter?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c
-          .api()
-          .get<{
-            runId: string;
-            mode: string;
-            status: string;
-            checked: number;
-            ok: number;
-            failed: number;
-            startedAt: string;
-            finishedAt: string | null;
-            byResult: Record<string, number>;
-            results: { id: string; result: string; detail: string }[];
-          }>(`/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`);
+        const r = await c.api().call(VerifyReport, 'GET', `/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`);
         print(c.format, r, () =>
           [
             renderKv({

@@ -6,27 +6,39 @@ import { CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs, type ApiClient } from '../client';
 import { progressBar } from '../progress';
+import {
+  BulkIngestStarted,
+  BulkIngestStatus,
+  Chain,
+  IndexLookup,
+  IndexStatus,
+  LockerStatus,
+  MarkCorruptedResult,
+  OpStarted,
+  OptimizeResult,
+  type Probe,
+  Provenance,
+  RebuildStatus,
+  RebuildTotals,
+  RecoverResult,
+  RefreshResult,
+  RetryStoreResult,
+  StorageAnalyze,
+  StorageCheck,
+  StorageStats,
+  StorageTest,
+  StoreHealth,
+} from '../../contracts/locker';
 
 // Evidence Locker runbook commands beyond put/get/list/verify (those are in ./evidence.ts).
 
 const KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mark = (ok: boolean) => (ok ? '✓' : '✗');
 
 function positiveInt(v: string, what: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new CliError(`${what} must be a positive integer, got ${JSON.stringify(v)}`, EXIT.USAGE);
   return n;
-}
-
-interface Probe {
-  role: string;
-  kind: string;
-  location: string;
-  ok: boolean;
-  connectivityMs: number | null;
-  error?: string;
-  steps: { op: string; ok: boolean; ms: number; error?: string }[];
 }
 
 function probeTable(stores: Probe[]): string {
@@ -54,9 +66,10 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const s = await c.api().get<any>('/evidence/status');
+        const s = await c.api().call(LockerStatus, 'GET', '/evidence/status');
         print(c.format, s, () => {
-          const store = (x: any) => (x ? `${x.kind} ${x.location} — ${x.healthy ? `healthy (${x.latencyMs} ms)` : `UNHEALTHY: ${x.error}`}` : 'not configured');
+          const store = (x: LockerStatus['replica']) =>
+            x ? `${x.kind} ${x.location} — ${x.healthy ? `healthy (${x.latencyMs} ms)` : `UNHEALTHY: ${x.error}`}` : 'not configured';
           const v = s.latestVerify;
           return [
             renderKv({
@@ -75,11 +88,11 @@ export function registerLockerCommands(program: Command): void {
               'Latest verify': v
                 ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})`
                 : 'never (stella evidence verify --mode quick)',
-              'Latest anchor': s.latestAnchor === null ? 'anchoring not set up' : s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
+              'Latest anchor': s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
             }),
             '',
             s.byKind.length
-              ? renderTable(s.byKind as { kind: string; items: number; bytes: number }[], [
+              ? renderTable(s.byKind, [
                   { header: 'KIND', get: (k) => k.kind },
                   { header: 'ITEMS', get: (k) => k.items, align: 'right' },
                   { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' },
@@ -97,7 +110,7 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const h = await c.api().get<{ healthy: boolean; replicaConfigured: boolean; stores: Probe[] }>('/evidence/store/health');
+        const h = await c.api().call(StoreHealth, 'GET', '/evidence/store/health');
         print(
           c.format,
           h,
@@ -115,9 +128,9 @@ export function registerLockerCommands(program: Command): void {
       action(async (id: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
-        const p = await c.api().get<any>(`/evidence/${id}/provenance`);
+        const p = await c.api().call(Provenance, 'GET', `/evidence/${id}/provenance`);
         print(c.format, p, () => {
-          const graph = (nodes: any[], dir: string) =>
+          const graph = (nodes: Provenance['ancestors'], dir: string) =>
             nodes.length
               ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n')
               : '  (none)';
@@ -139,7 +152,7 @@ export function registerLockerCommands(program: Command): void {
             '',
             'Audit trail:',
             p.audit.length
-              ? renderTable(p.audit as any[], [
+              ? renderTable(p.audit, [
                   { header: 'AT', get: (a) => a.at },
                   { header: 'ACTOR', get: (a) => a.actor },
                   { header: 'ACTION', get: (a) => a.action },
@@ -150,7 +163,7 @@ export function registerLockerCommands(program: Command): void {
               ? [
                   '',
                   'Verification findings:',
-                  renderTable(p.verifyHistory as any[], [
+                  renderTable(p.verifyHistory, [
                     { header: 'RUN', get: (v) => v.runId },
                     { header: 'RESULT', get: (v) => v.result },
                     { header: 'DETAIL', get: (v) => v.detail },
@@ -170,19 +183,19 @@ export function registerLockerCommands(program: Command): void {
       action(async (o: { artifact: string; verbose?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().get<any>(`/evidence/chain${qs({ artifact: o.artifact })}`);
+        const r = await c.api().call(Chain, 'GET', `/evidence/chain${qs({ artifact: o.artifact })}`);
         print(c.format, r, () => {
           const lines = [`Evidence chain for ${o.artifact}: ${r.complete ? 'COMPLETE' : `INCOMPLETE (${r.missing.length} missing)`}`, ''];
-          const w = Math.max(...(r.nodes as any[]).map((n) => n.label.length));
-          for (const n of r.nodes as any[]) {
+          const w = Math.max(...r.nodes.map((n) => n.label.length));
+          for (const n of r.nodes) {
             if (n.status === 'missing') lines.push(`✗ ${n.label} (missing) — generate: ${n.remedy}`);
-            else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i: any) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
+            else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
             else {
               const link = n.expectedParent ? (n.linked === false ? `  ! not linked to ${n.expectedParent}` : n.linked ? `  ← ${n.expectedParent}` : '') : '';
               lines.push(
                 `✓ ${n.label.padEnd(w)}  ${n.items
-                  .filter((i: any) => i.state === 'present')
-                  .map((i: any) => shortDigest(i.id))
+                  .filter((i) => i.state === 'present')
+                  .map((i) => shortDigest(i.id))
                   .join(', ')}${link}`,
               );
             }
@@ -212,7 +225,7 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (o: { full?: boolean; sample: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const s = await c.api().get<any>(`/evidence/index/status${qs({ full: o.full, sample: positiveInt(o.sample, '--sample') })}`);
+        const s = await c.api().call(IndexStatus, 'GET', `/evidence/index/status${qs({ full: o.full, sample: positiveInt(o.sample, '--sample') })}`);
         print(c.format, s, () =>
           renderKv({
             Index: s.healthy ? 'healthy' : 'NEEDS ATTENTION',
@@ -239,14 +252,14 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (o: { dryRun?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<any>('/evidence/index/refresh', { dryRun: !!o.dryRun }, { timeoutMs: 3_600_000 });
+        const r = await c.api().call(RefreshResult, 'POST', '/evidence/index/refresh', { dryRun: !!o.dryRun }, { timeoutMs: 3_600_000 });
         print(c.format, r, () =>
           [
             `${o.dryRun ? 'dry run: ' : ''}checked ${r.checked} item(s): ${r.markedCorrupted} marked corrupted, ${r.restored} restored, ${r.danglingEdges} edge(s) to unindexed parents`,
             ...(r.changes.length
               ? [
                   '',
-                  renderTable(r.changes as any[], [
+                  renderTable(r.changes, [
                     { header: 'ID', get: (x) => x.id },
                     { header: 'FROM', get: (x) => x.from },
                     { header: 'TO', get: (x) => x.to },
@@ -267,15 +280,15 @@ export function registerLockerCommands(program: Command): void {
       action(async (o: { wait: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const api = c.api();
-        const { opId } = await api.post<{ opId: string }>('/evidence/index/rebuild', {});
+        const { opId } = await api.call(OpStarted, 'POST', '/evidence/index/rebuild', {});
         if (!o.wait) {
           print(c.format, { opId }, () => `started ${opId}`);
           return;
         }
         const quiet = c.quiet || c.format === 'json';
-        let st: any;
+        let st: RebuildStatus;
         for (;;) {
-          st = await api.get(`/evidence/index/rebuild/${opId}`);
+          st = await api.call(RebuildStatus, 'GET', `/evidence/index/rebuild/${opId}`);
           if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined)
             process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
           if (st.workflowStatus !== 'RUNNING') break;
@@ -284,12 +297,12 @@ export function registerLockerCommands(program: Command): void {
         if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
         if (st.workflowStatus !== 'COMPLETED')
           throw new CliError(`index rebuild ${opId} ended ${st.workflowStatus}${st.result?.error ? `: ${st.result.error}` : ''}`, EXIT.FAILURE);
-        const r = st.result;
+        const r = RebuildTotals.parse(st.result);
         print(c.format, { opId, ...r }, () =>
           [
             `index rebuild ${opId}: ${r.scanned} blob(s) scanned, ${r.alreadyIndexed} already indexed, ${r.reindexed} re-indexed (quarantined), ${r.damaged} damaged`,
-            ...r.reindexedIds.map((id: string) => `  re-indexed  ${id}  (kind other, subject unknown: attribute it or purge it)`),
-            ...r.damagedIds.map((id: string) => `  DAMAGED     ${id}  (bytes do not match the name; not indexed)`),
+            ...r.reindexedIds.map((id) => `  re-indexed  ${id}  (kind other, subject unknown: attribute it or purge it)`),
+            ...r.damagedIds.map((id) => `  DAMAGED     ${id}  (bytes do not match the name; not indexed)`),
           ].join('\n'),
         );
         return r.damaged ? EXIT.INTEGRITY : EXIT.OK;
@@ -302,12 +315,12 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<any>('/evidence/index/optimize', {}, { timeoutMs: 3_600_000 });
+        const r = await c.api().call(OptimizeResult, 'POST', '/evidence/index/optimize', {}, { timeoutMs: 3_600_000 });
         print(
           c.format,
           r,
           () =>
-            `${renderTable(r.tables as any[], [
+            `${renderTable(r.tables, [
               { header: 'TABLE', get: (t) => t.table },
               { header: 'TIME', get: (t) => `${t.ms} ms`, align: 'right' },
             ])}\n\nindex size ${humanBytes(r.bytesBefore)} → ${humanBytes(r.bytesAfter)}`,
@@ -322,11 +335,11 @@ export function registerLockerCommands(program: Command): void {
       action(async (id: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
-        const r = await c.api().get<any>(`/evidence/index/lookup/${id}`);
+        const r = await c.api().call(IndexLookup, 'GET', `/evidence/index/lookup/${id}`);
         print(c.format, r, () =>
           [
             r.rows.length
-              ? renderTable(r.rows as any[], [
+              ? renderTable(r.rows, [
                   { header: 'TENANT', get: (x) => x.tenant },
                   { header: 'KIND', get: (x) => x.kind },
                   { header: 'SIZE', get: (x) => x.size, align: 'right' },
@@ -355,7 +368,7 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (o: { allTenants?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const s = await c.api().get<any>(`/evidence/storage/stats${qs({ allTenants: o.allTenants })}`);
+        const s = await c.api().call(StorageStats, 'GET', `/evidence/storage/stats${qs({ allTenants: o.allTenants })}`);
         const t = (title: string, rows: { key: string; items: number; bytes: number }[]) =>
           `${title}\n${
             rows.length
@@ -397,8 +410,8 @@ export function registerLockerCommands(program: Command): void {
       action(async (id: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
-        const r = await c.api().get<any>(`/evidence/storage/check/${id}`);
-        const line = (x: any) =>
+        const r = await c.api().call(StorageCheck, 'GET', `/evidence/storage/check/${id}`);
+        const line = (x: StorageCheck['replica']) =>
           x
             ? `${x.result}${x.size !== null ? ` (${x.size} bytes)` : ''}${x.result === 'hash-mismatch' ? ` hashes to ${x.actual}` : ''}${x.error ? `: ${x.error}` : ''} — ${x.location}`
             : 'not configured';
@@ -421,7 +434,7 @@ export function registerLockerCommands(program: Command): void {
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().post<{ ok: boolean; stores: Probe[] }>('/evidence/storage/test', {});
+        const r = await c.api().call(StorageTest, 'POST', '/evidence/storage/test', {});
         print(c.format, r, () => `${probeTable(r.stores)}\n\n${r.ok ? 'storage test passed' : 'storage test FAILED'}`);
         return r.ok ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
@@ -437,17 +450,19 @@ export function registerLockerCommands(program: Command): void {
       action(async (o: { sort: string; limit: string; allTenants?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.sort !== 'size' && o.sort !== 'age') throw new CliError('--sort must be size or age', EXIT.USAGE);
-        const r = await c.api().get<any>(`/evidence/storage/analyze${qs({ sort: o.sort, limit: positiveInt(o.limit, '--limit'), allTenants: o.allTenants })}`);
+        const r = await c
+          .api()
+          .call(StorageAnalyze, 'GET', `/evidence/storage/analyze${qs({ sort: o.sort, limit: positiveInt(o.limit, '--limit'), allTenants: o.allTenants })}`);
         print(c.format, r, () =>
           r.items.length
-            ? renderTable(r.items as any[], [
+            ? renderTable(r.items, [
                 { header: 'ID', get: (i) => i.id },
                 { header: 'KIND', get: (i) => i.kind },
                 { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
                 { header: 'TIER', get: (i) => i.tier },
                 { header: 'STATE', get: (i) => i.state },
                 { header: 'CREATED', get: (i) => i.createdAt },
-                ...(o.allTenants ? [{ header: 'TENANT', get: (i: any) => i.tenant }] : []),
+                ...(o.allTenants ? [{ header: 'TENANT', get: (i: StorageAnalyze['items'][number]) => i.tenant }] : []),
               ])
             : 'no evidence stored',
         );
@@ -464,7 +479,7 @@ export function registerLockerCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.id, 'evidence id');
         if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
-        const r = await c.api().post<any>(`/evidence/${o.id}/mark-corrupted`, { reason: o.reason });
+        const r = await c.api().call(MarkCorruptedResult, 'POST', `/evidence/${o.id}/mark-corrupted`, { reason: o.reason });
         print(c.format, r, () => `marked corrupted: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
       }),
     );
@@ -478,7 +493,7 @@ export function registerLockerCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.id, 'evidence id');
         if (o.source !== 'replica') throw new CliError(`--source must be replica, got ${JSON.stringify(o.source)}`, EXIT.USAGE);
-        const r = await c.api().post<any>(`/evidence/${o.id}/recover`, { source: o.source });
+        const r = await c.api().call(RecoverResult, 'POST', `/evidence/${o.id}/recover`, { source: o.source });
         print(
           c.format,
           r,
@@ -494,14 +509,14 @@ export function registerLockerCommands(program: Command): void {
       action(async (o: { artifact: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(o.artifact, 'artifact digest');
-        const r = await c.api().post<any>('/evidence/retry-store', { artifact: o.artifact }, { timeoutMs: 3_600_000 });
+        const r = await c.api().call(RetryStoreResult, 'POST', '/evidence/retry-store', { artifact: o.artifact }, { timeoutMs: 3_600_000 });
         print(c.format, r, () =>
           [
             `retry-store ${o.artifact}: ${r.checked} indexed item(s) checked, ${r.retried} retried, ${r.unrecoverable} unrecoverable`,
             ...(r.outcomes.length
               ? [
                   '',
-                  renderTable(r.outcomes as any[], [
+                  renderTable(r.outcomes, [
                     { header: 'ID', get: (x) => x.id },
                     { header: 'ACTION', get: (x) => x.action },
                     { header: 'DETAIL', get: (x) => x.detail },
@@ -533,7 +548,7 @@ export function registerLockerCommands(program: Command): void {
           throw new CliError(`${path} is neither a directory nor a .tar/.tar.gz/.tar.zst archive; use stella evidence put for a single file`, EXIT.USAGE);
         }
         const api = c.api();
-        const { workflowId } = await api.post<{ workflowId: string }>('/evidence/ingest', {
+        const { workflowId } = await api.call(BulkIngestStarted, 'POST', '/evidence/ingest', {
           path: abs,
           artifact: o.artifact,
           kind: o.kind,
@@ -558,7 +573,7 @@ export function registerLockerCommands(program: Command): void {
 async function followIngest(api: ApiClient, workflowId: string, quiet: boolean) {
   const bar = progressBar('ingest', quiet);
   for (;;) {
-    const st = await api.get<any>(`/evidence/ingest/${workflowId}`);
+    const st = await api.call(BulkIngestStatus, 'GET', `/evidence/ingest/${workflowId}`);
     if (st.progress) bar.update(st.progress.done, st.progress.total);
     if (st.status === 'COMPLETED') {
       bar.stop();
