@@ -12,7 +12,8 @@ import '../src/api/routes/doctor';
 import { TOKEN_PURPOSE, openKeyStore } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
-import { verifyReport } from '../src/core/verify';
+import { verifyReport } from '../src/core/locker/verify';
+import { transitionItems } from '../src/core/evidence';
 import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../src/crypto/intoto';
 import { UNKNOWN_SUBJECT } from '../src/core/locker/index-ops';
 import { spoolPendingEvidence } from '../src/core/locker/repair';
@@ -346,5 +347,40 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
     expect(log.rows[0].n).toBe(log.rows[0].s);
     expect(log.rows[0].m).toBe(log.rows[0].s - 1);
     for (const d of datas.slice(0, 3)) expect((await h.ctx.blobs.primary.getBuffer(sha256Digest(d))).equals(d)).toBe(true);
+  });
+
+  it('re-ingesting a purged cold item (single and batched) brings it back present and hot, its blob in the hot store', async () => {
+    const cold = h.ctx.blobs.primary.withPrefix('cold');
+    const ARTIFACT = sha256Digest(`cold-${rnd()}`);
+    const ingest = (s: string) =>
+      h.ctx.evidence.ingest({ tenant: TENANT, data: Buffer.from(s), kind: 'scan-report', mediaType: 'application/json', subjects: [ARTIFACT] });
+    // Retention's path for an item: moved to the cold tier, then purged (its bytes deleted).
+    const purgeCold = async (data: Buffer) => {
+      const id = (await ingest(data.toString())).id;
+      await cold.put(id, data);
+      await h.ctx.blobs.primary.delete(id);
+      await h.ctx.db.query(`UPDATE evidence_items SET tier='cold' WHERE tenant_id=$1 AND id=$2`, [TENANT, id]);
+      await cold.delete(id);
+      expect(await transitionItems(h.ctx.db, TENANT, [id], { from: ['present'], to: 'purged', reason: 'retention' })).toEqual([id]);
+      return id;
+    };
+    const one = Buffer.from(`{"cold":"single-${rnd()}"}`);
+    const many = Buffer.from(`{"cold":"batch-${rnd()}"}`);
+    const [idOne, idMany] = [await purgeCold(one), await purgeCold(many)];
+
+    const again = await ingest(one.toString());
+    const [againMany] = await h.ctx.evidence.ingestMany([
+      { tenant: TENANT, data: many, kind: 'scan-report', mediaType: 'application/json', subjects: [ARTIFACT] },
+    ]);
+    expect(again).toMatchObject({ id: idOne, created: false });
+    expect(againMany).toMatchObject({ id: idMany, created: false });
+    for (const [id, data] of [
+      [idOne, one],
+      [idMany, many],
+    ] as const) {
+      expect(await h.ctx.evidence.get(TENANT, id)).toMatchObject({ state: 'present', tier: 'hot', stateReason: null });
+      expect(await h.ctx.blobs.primary.stat(id)).not.toBeNull();
+      expect((await h.ctx.evidence.read(TENANT, id)).equals(data)).toBe(true);
+    }
   });
 });
