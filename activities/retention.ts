@@ -1,4 +1,5 @@
-import { heartbeat, activityInfo, Context } from '@temporalio/activity';
+/** Retention activities: each one a call into src/core/retention, errors classified by activities/failure.ts. */
+import { heartbeat, Context } from '@temporalio/activity';
 import { Connection, Client } from '@temporalio/client';
 import type { AppContext } from '../src/core/context';
 import {
@@ -9,9 +10,11 @@ import {
   finishRun,
   countSkipped,
   knownTenants,
-  openPromotionArtifactsFromDb,
+  openPromotionArtifacts,
   type RetentionRunInput,
 } from '../src/core/retention/purge';
+import { SA } from '../src/temporal/names';
+import { classified } from './failure';
 
 /** Artifact digests of running `promotion` workflows (Temporal visibility); [] when unavailable. */
 async function runningPromotionArtifacts(ctx: AppContext): Promise<string[]> {
@@ -22,7 +25,7 @@ async function runningPromotionArtifacts(ctx: AppContext): Promise<string[]> {
     const client = new Client({ connection, namespace: ctx.cfg.temporal.namespace });
     const out = new Set<string>();
     for await (const wf of client.workflow.list({ query: `WorkflowType = 'promotion' AND ExecutionStatus = 'Running'` })) {
-      const v = (wf.searchAttributes as Record<string, unknown[]> | undefined)?.StellaArtifactDigest;
+      const v = (wf.searchAttributes as Record<string, unknown[]> | undefined)?.[SA.artifact.name];
       for (const d of v ?? []) if (typeof d === 'string') out.add(d);
       if (out.size > 50_000) break;
     }
@@ -44,30 +47,18 @@ function progress(n: number): void {
 export function createRetentionActivities(ctx: AppContext) {
   return {
     /** Creates the run row (idempotent) with the open-promotion artifacts protected for its whole duration. */
-    async retentionStart(input: RetentionRunInput) {
-      let protectedArtifacts = input.protectedArtifacts ?? [];
-      if (input.kind === 'purge') {
-        protectedArtifacts = [...protectedArtifacts, ...(await openPromotionArtifactsFromDb(ctx.db, input.tenant)), ...(await runningPromotionArtifacts(ctx))];
-      }
-      const run = await startRun(ctx, { ...input, protectedArtifacts });
-      if (input.kind === 'purge' && !input.dryRun) await countSkipped(ctx, run.runId);
-      return run;
-    },
-    async retentionPlan(runId: string) {
-      return planRun(ctx, runId);
-    },
-    async retentionPurgeBatch(runId: string, batchSize?: number) {
-      return purgeBatch(ctx, runId, { batchSize, onProgress: progress });
-    },
-    async retentionTierBatch(runId: string, after: string | null, batchSize?: number) {
-      return tierMoveBatch(ctx, runId, { after, batchSize, onProgress: progress });
-    },
-    async retentionFinish(runId: string, status: 'succeeded' | 'failed' = 'succeeded') {
-      return finishRun(ctx, runId, status);
-    },
-    async retentionTenants() {
-      void activityInfo();
-      return knownTenants(ctx.db);
-    },
+    retentionStart: (input: RetentionRunInput) =>
+      classified(async () => {
+        const open = input.kind === 'purge' ? [...(await openPromotionArtifacts(ctx.db, input.tenant)), ...(await runningPromotionArtifacts(ctx))] : [];
+        const run = await startRun(ctx.db, { ...input, protectedArtifacts: [...(input.protectedArtifacts ?? []), ...open] });
+        if (input.kind === 'purge' && !input.dryRun) await countSkipped(ctx, run.runId);
+        return run;
+      }),
+    retentionPlan: (runId: string) => classified(() => planRun(ctx, runId)),
+    retentionPurgeBatch: (runId: string, batchSize?: number) => classified(() => purgeBatch(ctx, runId, { batchSize, onProgress: progress })),
+    retentionTierBatch: (runId: string, after: string | null, batchSize?: number) =>
+      classified(() => tierMoveBatch(ctx, runId, { after, batchSize, onProgress: progress })),
+    retentionFinish: (runId: string, status: 'succeeded' | 'failed' = 'succeeded') => classified(() => finishRun(ctx.db, runId, status)),
+    retentionTenants: () => classified(() => knownTenants(ctx.db)),
   };
 }

@@ -1,6 +1,8 @@
+/** Retention runbooks (SP-004): purge (or dry run), hot->cold tier move, and the daily schedule over every tenant. */
 import { proxyActivities, defineQuery, setHandler, continueAsNew, workflowInfo, executeChild } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { RetentionRunSummary } from '../src/core/retention/purge';
+import type { RetentionRunSummary } from '../src/core/retention/runs';
+import { retentionDailyChildId } from '../src/temporal/names';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
@@ -113,8 +115,13 @@ export async function retentionDaily(
   const out: { tenant: string; moved: number; purged: number; bytesFreed: number }[] = [];
   for (const tenant of tenants) {
     const actor = input.actor ?? 'retention-schedule';
-    const moved = input.dryRun ? null : await executeChild(retentionTierMove, { workflowId: `${base}-${tenant}-tier`, args: [{ tenant, actor }] });
-    const purged = await executeChild(retentionPurge, { workflowId: `${base}-${tenant}-purge`, args: [{ tenant, actor, dryRun: !!input.dryRun }] });
+    const moved = input.dryRun
+      ? null
+      : await executeChild(retentionTierMove, { workflowId: retentionDailyChildId(base, tenant, 'tier'), args: [{ tenant, actor }] });
+    const purged = await executeChild(retentionPurge, {
+      workflowId: retentionDailyChildId(base, tenant, 'purge'),
+      args: [{ tenant, actor, dryRun: !!input.dryRun }],
+    });
     out.push({ tenant, moved: moved?.items ?? 0, purged: purged.items, bytesFreed: purged.bytesFreed });
   }
   return out;

@@ -1,175 +1,171 @@
+/** Retention routes: legal holds, policies and tiers, purge / tier-move runs (workflows), temp cleanup, archive. */
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput, notFound } from '../../lib/errors';
-import { validateDigest } from '../../core/evidence';
+import { notFound, StellaError } from '../../lib/errors';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
-import { getRun, listRuns, runItems, openPromotionArtifactsFromDb } from '../../core/retention/purge';
+import { getRun, listRuns, runItems, openPromotionArtifacts } from '../../core/retention/purge';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
+import { retentionRunId } from '../../temporal/names';
+import { retentionProgressQuery, retentionPurge, retentionTierMove } from '../../../workflows/retention';
+import {
+  ArchiveDeleteBody,
+  ArchiveDeleted,
+  ArchivePlan,
+  ArchiveQuery,
+  CleanupTempBody,
+  CleanupTempResult,
+  EffectivePolicies,
+  Hold,
+  HoldCreateBody,
+  HoldListAnswer,
+  HoldListQuery,
+  HoldParams,
+  HoldReleaseBody,
+  HoldReleaseQuery,
+  PolicyApplied,
+  PolicyApplyBody,
+  PurgeBody,
+  RetentionPolicySection,
+  RunItems,
+  RunItemsQuery,
+  RunList,
+  RunListQuery,
+  RunParams,
+  RunStarted,
+  RunStatus,
+  Tiers,
+  TiersBody,
+  TiersView,
+  TierMoveBody,
+} from '../../contracts/retention';
 
-const holdBody = z.object({
-  scope: z.enum(['items', 'artifact', 'tenant', 'bundle_type', 'bundle-type']),
-  values: z.array(z.string()).max(10_000).optional(),
-  reason: z.string().min(1).max(2000),
-  incidentTicket: z.string().max(200).optional().nullable(),
-});
-const purgeBody = z.object({
-  dryRun: z.boolean().default(false),
-  aggressive: z.boolean().default(false),
-  reason: z.string().max(500).optional(),
-  batchSize: z.number().int().min(1).max(5000).optional(),
-});
-const tiersBody = z.object({ hotDays: z.number().int().min(1).max(36500).optional(), coldDays: z.number().int().min(1).max(36500).optional() });
-const deleteArchivedBody = z.object({ ids: z.array(z.string()).min(1).max(10_000), manifestSha256: z.string() });
+const newRunId = (kind: 'purge' | 'dryrun' | 'tier') => retentionRunId(kind, new Date(), randomUUID().slice(0, 8));
 
-const runIdOf = (kind: string) => `retention-${kind}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
+/** Replay bundles follow their own scope (runbook §2.4): without replay:read they are left out of archives. */
+const mayReadReplay = (scopes: string[]) => scopes.includes('replay:read') || scopes.includes('admin');
 
-export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDeps) {
+export async function registerRetentionRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const { ctx } = deps;
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   // --- legal holds (replay runbook §2.3 / §3) ---
-  app.post('/evidence/holds', async (req, reply) => {
+  app.post('/evidence/holds', { schema: { body: HoldCreateBody, response: { 201: Hold } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
-    const b = holdBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(`${b.error.issues[0]!.path.join('.') || 'body'}: ${b.error.issues[0]!.message}`);
-    const hold = await createHold(ctx, {
-      tenant: tenantOf(req),
-      scope: b.data.scope,
-      values: b.data.values,
-      reason: b.data.reason,
-      incidentTicket: b.data.incidentTicket,
-      actor: p.sub,
-    });
+    const hold = await createHold(ctx, { tenant: tenantOf(req), ...req.body, actor: p.sub });
     return reply.status(201).send(hold);
   });
-  app.get('/evidence/holds', async (req) => {
+  app.get('/evidence/holds', { schema: { querystring: HoldListQuery, response: { 200: HoldListAnswer } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    const q = req.query as { all?: string; item?: string };
-    if (q.item) return { holds: await holdsFor(ctx.db, tenantOf(req), validateDigest(q.item, 'evidence id')) };
-    return { holds: await listHolds(ctx.db, tenantOf(req), { includeReleased: q.all === 'true' }) };
+    if (req.query.item) return { holds: await holdsFor(ctx.db, tenantOf(req), req.query.item) };
+    return { holds: await listHolds(ctx.db, tenantOf(req), { includeReleased: req.query.all === true }) };
   });
-  app.get('/evidence/holds/:id', async (req) => {
+  app.get('/evidence/holds/:id', { schema: { params: HoldParams, response: { 200: Hold } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    return getHold(ctx.db, tenantOf(req), (req.params as { id: string }).id);
+    return getHold(ctx.db, tenantOf(req), req.params.id);
   });
-  app.delete('/evidence/holds/:id', async (req) => {
-    const p = requireScope(req, 'evidence:write');
-    const reason = ((req.body as { reason?: string } | undefined)?.reason ?? (req.query as { reason?: string }).reason) || undefined;
-    return releaseHold(ctx, { tenant: tenantOf(req), id: (req.params as { id: string }).id, actor: p.sub, reason });
-  });
+  app.delete(
+    '/evidence/holds/:id',
+    { schema: { params: HoldParams, body: HoldReleaseBody, querystring: HoldReleaseQuery, response: { 200: Hold } } },
+    async (req) => {
+      const p = requireScope(req, 'evidence:write');
+      const reason = (req.body?.reason ?? req.query.reason) || undefined;
+      return releaseHold(ctx, { tenant: tenantOf(req), id: req.params.id, actor: p.sub, reason });
+    },
+  );
 
   // --- retention policies and tiers ---
-  app.post('/evidence/retention/policies', async (req, reply) => {
+  app.post('/evidence/retention/policies', { schema: { body: PolicyApplyBody, response: { 200: PolicyApplied, 201: PolicyApplied } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
-    if (!req.body || typeof req.body !== 'object') throw badInput('body must be a retention declaration or a DSSE envelope around one');
     const r = await applyDeclaration(ctx, { tenant: tenantOf(req), input: req.body, actor: p.sub });
     return reply.status(r.changed ? 201 : 200).send(r);
   });
-  app.get('/evidence/retention/policies', async (req) => {
+  app.get('/evidence/retention/policies', { schema: { response: { 200: RetentionPolicySection } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return retentionPolicySection(ctx.db, tenantOf(req));
   });
-  app.get('/evidence/retention/tiers', async (req) => {
+  app.get('/evidence/retention/tiers', { schema: { response: { 200: TiersView } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return getTiers(ctx.db, tenantOf(req));
   });
-  app.put('/evidence/retention/tiers', async (req) => {
+  app.put('/evidence/retention/tiers', { schema: { body: TiersBody, response: { 200: Tiers } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
-    const b = tiersBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(`${b.error.issues[0]!.path.join('.')}: ${b.error.issues[0]!.message}`);
-    return setTiers(ctx.db, tenantOf(req), b.data, p.sub);
+    return setTiers(ctx.db, tenantOf(req), req.body, p.sub);
+  });
+  // Effective retention per bundle type (also used by `stella evidence policy show`).
+  app.get('/evidence/retention/effective', { schema: { response: { 200: EffectivePolicies } } }, async (req) => {
+    requireScope(req, 'evidence:read');
+    return effectivePolicies(ctx.db, tenantOf(req));
   });
 
   // --- runs: purge (cleanup --apply-retention) and tier move, as durable workflows ---
-  app.post('/evidence/retention/purge', async (req, reply) => {
+  app.post('/evidence/retention/purge', { schema: { body: PurgeBody, response: { 202: RunStarted } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
-    const b = purgeBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
     const t = temporalOrThrow(deps);
-    const runId = runIdOf(b.data.dryRun ? 'dryrun' : 'purge');
-    await t.client.workflow.start('retentionPurge', {
+    const runId = newRunId(req.body.dryRun ? 'dryrun' : 'purge');
+    await t.client.workflow.start(retentionPurge, {
       taskQueue: t.taskQueue,
       workflowId: runId,
-      args: [
-        {
-          tenant: tenantOf(req),
-          dryRun: b.data.dryRun,
-          aggressive: b.data.aggressive,
-          actor: p.sub,
-          reason: b.data.reason,
-          batchSize: b.data.batchSize,
-          runId,
-        },
-      ],
+      args: [{ tenant: tenantOf(req), ...req.body, actor: p.sub, runId }],
     });
     return reply.status(202).send({ runId, workflowId: runId });
   });
-  app.post('/evidence/retention/tier-move', async (req, reply) => {
+  app.post('/evidence/retention/tier-move', { schema: { body: TierMoveBody, response: { 202: RunStarted } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const t = temporalOrThrow(deps);
-    const runId = runIdOf('tier');
-    await t.client.workflow.start('retentionTierMove', { taskQueue: t.taskQueue, workflowId: runId, args: [{ tenant: tenantOf(req), actor: p.sub, runId }] });
+    const runId = newRunId('tier');
+    await t.client.workflow.start(retentionTierMove, {
+      taskQueue: t.taskQueue,
+      workflowId: runId,
+      args: [{ tenant: tenantOf(req), actor: p.sub, runId, batchSize: req.body?.batchSize }],
+    });
     return reply.status(202).send({ runId, workflowId: runId });
   });
-  app.get('/evidence/retention/runs', async (req) => {
+  app.get('/evidence/retention/runs', { schema: { querystring: RunListQuery, response: { 200: RunList } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    return { runs: await listRuns(ctx.db, tenantOf(req), Number((req.query as { limit?: string }).limit ?? 20)) };
+    return { runs: await listRuns(ctx.db, tenantOf(req), req.query.limit) };
   });
-  app.get('/evidence/retention/runs/:runId', async (req) => {
+  app.get('/evidence/retention/runs/:runId', { schema: { params: RunParams, response: { 200: RunStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    const { runId } = req.params as { runId: string };
-    const tenant = tenantOf(req);
-    let status = 'UNKNOWN';
-    let progress: unknown = null;
-    if (deps.temporal) {
-      try {
-        const h = deps.temporal.client.workflow.getHandle(runId);
-        const d = await h.describe();
-        status = d.status.name;
-        if (status === 'RUNNING') progress = await h.query('progress').catch(() => null);
-      } catch (e) {
-        if (!(e instanceof WorkflowNotFoundError)) throw e;
-      }
-    }
-    const run = await getRun(ctx.db, runId, tenant).catch((e) => {
-      if (status !== 'UNKNOWN' && (e as { code?: string }).code === 'NOT_FOUND') return null; // workflow started, row not yet written
+    const { runId } = req.params;
+    const wf = await workflowStatus(deps, runId);
+    const run = await getRun(ctx.db, runId, tenantOf(req)).catch((e: unknown) => {
+      // The workflow has started but not yet written its run row.
+      if (wf.status !== 'UNKNOWN' && e instanceof StellaError && e.code === 'NOT_FOUND') return null;
       throw e;
     });
-    if (!run && status === 'UNKNOWN') throw notFound(`retention run ${runId} not found`);
-    return { runId, status, progress, run };
+    if (!run && wf.status === 'UNKNOWN') throw notFound(`retention run ${runId} not found`);
+    return { runId, ...wf, run };
   });
-  app.get('/evidence/retention/runs/:runId/items', async (req) => {
+  app.get('/evidence/retention/runs/:runId/items', { schema: { params: RunParams, querystring: RunItemsQuery, response: { 200: RunItems } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    const q = req.query as { limit?: string; after?: string };
     const tenant = tenantOf(req);
-    await getRun(ctx.db, (req.params as { runId: string }).runId, tenant);
-    return runItems(ctx.db, (req.params as { runId: string }).runId, { tenant, limit: q.limit ? Number(q.limit) : undefined, after: q.after });
+    await getRun(ctx.db, req.params.runId, tenant);
+    return runItems(ctx.db, req.params.runId, { tenant, limit: req.query.limit, after: req.query.after });
   });
 
   // --- cleanup --temp-only ---
-  app.post('/evidence/cleanup/temp', async (req) => {
+  app.post('/evidence/cleanup/temp', { schema: { body: CleanupTempBody, response: { 200: CleanupTempResult } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
-    const b = z.object({ dryRun: z.boolean().default(false), olderThanMinutes: z.number().int().min(0).max(100_000).optional() }).safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
+    const minutes = req.body.olderThanMinutes;
     return cleanupTemp(ctx, {
       tenant: tenantOf(req),
       actor: p.sub,
-      dryRun: b.data.dryRun,
-      olderThanMs: b.data.olderThanMinutes === undefined ? undefined : b.data.olderThanMinutes * 60_000,
+      dryRun: req.body.dryRun,
+      olderThanMs: minutes === undefined ? undefined : minutes * 60_000,
     });
   });
 
-  // --- archive (streamed manifest tar) ---
-  app.get('/evidence/archive', async (req, reply) => {
+  // --- archive (streamed manifest tar: raw bytes, so no response schema) ---
+  app.get('/evidence/archive', { schema: { querystring: ArchiveQuery } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:read');
-    const days = Number((req.query as { olderThanDays?: string }).olderThanDays);
-    if (!Number.isInteger(days) || days < 0) throw badInput('olderThanDays must be a whole number of days');
     const tenant = tenantOf(req);
-    // Replay bundles follow their own scope (runbook §2.4): without replay:read they are left out.
-    const includeReplay = p.scopes.includes('replay:read') || p.scopes.includes('admin');
+    const days = req.query.olderThanDays;
+    const includeReplay = mayReadReplay(p.scopes);
     const plan = await archivePlan(ctx, tenant, days, includeReplay);
     const w = streamArchive(ctx, {
       tenant,
@@ -185,30 +181,33 @@ export async function registerRetentionRoutes(app: FastifyInstance, deps: ApiDep
       .header('x-stella-archive-skipped-replay', String(plan.skippedReplayBundles));
     return reply.send(w.readable);
   });
-  app.get('/evidence/archive/plan', async (req) => {
+  app.get('/evidence/archive/plan', { schema: { querystring: ArchiveQuery, response: { 200: ArchivePlan } } }, async (req) => {
     const p = requireScope(req, 'evidence:read');
-    const days = Number((req.query as { olderThanDays?: string }).olderThanDays);
-    return archivePlan(ctx, tenantOf(req), days, p.scopes.includes('replay:read') || p.scopes.includes('admin'));
+    return archivePlan(ctx, tenantOf(req), req.query.olderThanDays, mayReadReplay(p.scopes));
   });
-  app.post('/evidence/archive/delete', async (req) => {
+  app.post('/evidence/archive/delete', { schema: { body: ArchiveDeleteBody, response: { 200: ArchiveDeleted } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
-    const b = deleteArchivedBody.safeParse(req.body ?? {});
-    if (!b.success) throw badInput(b.error.issues[0]!.message);
-    b.data.ids.forEach((id) => validateDigest(id, 'evidence id'));
-    validateDigest(b.data.manifestSha256, 'manifest sha256');
     const tenant = tenantOf(req);
     return deleteArchived(ctx, {
       tenant,
-      ids: b.data.ids,
+      ids: req.body.ids,
       actor: p.sub,
-      manifestSha256: b.data.manifestSha256,
-      protectedArtifacts: await openPromotionArtifactsFromDb(ctx.db, tenant),
+      manifestSha256: req.body.manifestSha256,
+      protectedArtifacts: await openPromotionArtifacts(ctx.db, tenant),
     });
   });
+}
 
-  // Effective retention per bundle type (also used by `stella evidence policy show`).
-  app.get('/evidence/retention/effective', async (req) => {
-    requireScope(req, 'evidence:read');
-    return effectivePolicies(ctx.db, tenantOf(req));
-  });
+/** The run's workflow status and live progress; UNKNOWN when Temporal is not connected or has no such workflow. */
+async function workflowStatus(deps: ApiDeps, runId: string): Promise<{ status: string; progress: z.infer<typeof RunStatus>['progress'] }> {
+  if (!deps.temporal) return { status: 'UNKNOWN', progress: null };
+  try {
+    const h = deps.temporal.client.workflow.getHandle(runId);
+    const status = (await h.describe()).status.name;
+    const progress = status === 'RUNNING' ? await h.query(retentionProgressQuery).catch(() => null) : null;
+    return { status, progress };
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return { status: 'UNKNOWN', progress: null };
+    throw e;
+  }
 }

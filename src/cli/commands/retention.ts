@@ -7,7 +7,22 @@ import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output
 import { qs } from '../client';
 import { progressBar } from '../progress';
 import { writeStreamAtomically } from '../../archive/tar-write';
-import { verifyArchiveFile } from '../../core/retention/archive';
+import { verifyArchiveFile } from '../../core/retention/offline';
+import {
+  ArchiveDeleted,
+  CleanupTempResult,
+  Hold,
+  HoldList,
+  PolicyApplied,
+  RetentionPolicySection,
+  RunItems,
+  RunList,
+  RunStarted,
+  RunStatus,
+  type RunSummary,
+  Tiers,
+  TiersView,
+} from '../../contracts/retention';
 import { evidencePolicySections } from './promotion';
 
 /**
@@ -20,53 +35,7 @@ import { evidencePolicySections } from './promotion';
  *   stella evidence retention runs|tier-move
  */
 
-interface Hold {
-  id: string;
-  scope: string;
-  values: string[];
-  reason: string;
-  incidentTicket: string | null;
-  createdBy: string;
-  createdAt: string;
-  releasedBy: string | null;
-  releasedAt: string | null;
-  active: boolean;
-}
-interface RunSummary {
-  runId: string;
-  kind: string;
-  dryRun: boolean;
-  aggressive: boolean;
-  status: string;
-  items: number;
-  bytes: number;
-  bytesFreed: number;
-  skippedHeld: number;
-  skippedPromotion: number;
-  pendingBlobs: number;
-  asOf: string;
-  startedAt: string;
-  finishedAt: string | null;
-  actor: string;
-}
-interface PolicySection {
-  tenant: string;
-  tiers: { hotDays: number; coldDays: number; source: string };
-  activeHolds: number;
-  policies: {
-    bundleType: string;
-    policyId: string;
-    retentionDays: number;
-    legalHold: boolean;
-    purgeAfter: string | null;
-    source: string;
-    version: number | null;
-    signedBy: string | null;
-  }[];
-}
-
-export function renderRetentionSection(v: unknown): string {
-  const r = v as PolicySection;
+export function renderRetentionSection(r: RetentionPolicySection): string {
   return [
     `retention for tenant ${r.tenant}: hot tier ${r.tiers.hotDays} days, cold tier ${r.tiers.coldDays} days (${r.tiers.source === 'default' ? 'defaults' : 'tenant setting'}); ${r.activeHolds} active legal hold(s)`,
     renderTable(r.policies, [
@@ -98,7 +67,7 @@ async function waitRun(c: Ctx, runId: string, label: string): Promise<RunSummary
   const bar = progressBar(label, c.quiet || c.format === 'json');
   try {
     for (;;) {
-      const st = await api.get<{ status: string; progress: { items: number } | null; run: RunSummary | null }>(`/evidence/retention/runs/${runId}`);
+      const st = await api.call(RunStatus, 'GET', `/evidence/retention/runs/${encodeURIComponent(runId)}`);
       if (st.progress) bar.update(st.progress.items, Math.max(st.progress.items, st.run?.items ?? 0, 1));
       if (st.status !== 'RUNNING' && st.status !== 'UNKNOWN' && st.run) {
         if (st.status !== 'COMPLETED')
@@ -116,7 +85,11 @@ export function registerRetentionCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
   // `stella evidence policy show` belongs to the promotion module; retention adds its section there.
   if (!evidencePolicySections.some((s) => s.key === 'retention')) {
-    evidencePolicySections.push({ key: 'retention', fetch: (c: Ctx) => c.api().get('/evidence/retention/policies'), render: renderRetentionSection });
+    evidencePolicySections.push({
+      key: 'retention',
+      fetch: (c: Ctx) => c.api().call(RetentionPolicySection, 'GET', '/evidence/retention/policies'),
+      render: (v) => renderRetentionSection(RetentionPolicySection.parse(v)),
+    });
   }
 
   // ---- policies -----------------------------------------------------------------------------
@@ -137,14 +110,7 @@ export function registerRetentionCommands(program: Command): void {
         } catch {
           throw new CliError(`${o.file}: not valid JSON`, EXIT.USAGE);
         }
-        const r = await c
-          .api()
-          .post<{
-            version: number;
-            changed: boolean;
-            declaration: { retention_policy_id: string; bundle_type: string; retention_days: number; checksum: string };
-            signedBy: string | null;
-          }>('/evidence/retention/policies', body);
+        const r = await c.api().call(PolicyApplied, 'POST', '/evidence/retention/policies', body);
         const d = r.declaration;
         print(c.format, r, () =>
           r.changed
@@ -164,7 +130,9 @@ export function registerRetentionCommands(program: Command): void {
         const body: Record<string, number> = {};
         if (o.hotDays) body.hotDays = parseDays(o.hotDays, '--hot-days');
         if (o.coldDays) body.coldDays = parseDays(o.coldDays, '--cold-days');
-        const r = Object.keys(body).length ? await c.api().json('PUT', '/evidence/retention/tiers', body) : await c.api().get('/evidence/retention/tiers');
+        const r = Object.keys(body).length
+          ? await c.api().call(Tiers, 'PUT', '/evidence/retention/tiers', body)
+          : await c.api().call(TiersView, 'GET', '/evidence/retention/tiers');
         print(c.format, r, () => renderKv({ 'hot tier': `${r.hotDays} days`, 'cold tier': `${r.coldDays} days` }));
       }),
     );
@@ -207,8 +175,8 @@ export function registerRetentionCommands(program: Command): void {
           if (o.scope) picked.push([o.scope === 'bundle-type' ? 'bundle_type' : o.scope, o.value ?? []]);
           if (picked.length !== 1) throw new CliError('give exactly one of --scope, --item, --artifact, --bundle-type, --tenant-wide', EXIT.USAGE);
           const [scope, values] = picked[0]!;
-          if (scope === 'items' || scope === 'artifact') values.forEach((v) => requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest'));
-          const h = await c.api().post<Hold>('/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
+          if (scope === 'items' || scope === 'artifact') for (const v of values) requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest');
+          const h = await c.api().call(Hold, 'POST', '/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
           print(
             c.format,
             h,
@@ -225,7 +193,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       action(async (o: { all?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ holds: Hold[] }>(`/evidence/holds${qs({ all: o.all })}`);
+        const r = await c.api().call(HoldList, 'GET', `/evidence/holds${qs({ all: o.all })}`);
         print(c.format, r, () =>
           r.holds.length
             ? renderTable(r.holds, [
@@ -253,7 +221,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       action(async (id: string, o: { reason?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const h = await c.api().json<Hold>('DELETE', `/evidence/holds/${encodeURIComponent(id)}`, { reason: o.reason });
+        const h = await c.api().call(Hold, 'DELETE', `/evidence/holds/${encodeURIComponent(id)}`, { reason: o.reason });
         print(c.format, h, () => `released legal hold ${h.id} (${h.scope}) at ${h.releasedAt}`);
       }),
     );
@@ -279,10 +247,7 @@ export function registerRetentionCommands(program: Command): void {
           const api = c.api();
           if (o.tempOnly) {
             if (o.aggressive) throw new CliError('--aggressive applies to --apply-retention only', EXIT.USAGE);
-            const r = await api.post<{ dryRun: boolean; removed: number; bytes: number; results: { where: string; removed: number; bytes: number }[] }>(
-              '/evidence/cleanup/temp',
-              { dryRun: !!o.dryRun },
-            );
+            const r = await api.call(CleanupTempResult, 'POST', '/evidence/cleanup/temp', { dryRun: !!o.dryRun });
             print(c.format, r, () =>
               [
                 renderTable(r.results, [
@@ -295,7 +260,7 @@ export function registerRetentionCommands(program: Command): void {
             );
             return;
           }
-          const { runId } = await api.post<{ runId: string }>('/evidence/retention/purge', {
+          const { runId } = await api.call(RunStarted, 'POST', '/evidence/retention/purge', {
             dryRun: !!o.dryRun,
             aggressive: !!o.aggressive,
             reason: o.reason,
@@ -308,8 +273,10 @@ export function registerRetentionCommands(program: Command): void {
           const limit = Math.max(0, Number(o.limit) || 0);
           const items = o.dryRun
             ? (
-                await api.get<{ items: { id: string; kind: string; size: number; tier: string; policyId: string; reason: string; blobShared: boolean }[] }>(
-                  `/evidence/retention/runs/${runId}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`,
+                await api.call(
+                  RunItems,
+                  'GET',
+                  `/evidence/retention/runs/${encodeURIComponent(runId)}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`,
                 )
               ).items
             : [];
@@ -402,9 +369,7 @@ export function registerRetentionCommands(program: Command): void {
           let purged = 0;
           const kept: string[] = [];
           for (let i = 0; i < ids.length; i += 5000) {
-            const r = await c
-              .api()
-              .post<{ items: number; keptIds: string[] }>('/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256: v.manifestSha256 });
+            const r = await c.api().call(ArchiveDeleted, 'POST', '/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256: v.manifestSha256 });
             purged += r.items;
             kept.push(...r.keptIds);
           }
@@ -427,7 +392,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       action(async (o: { limit: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c.api().get<{ runs: RunSummary[] }>(`/evidence/retention/runs${qs({ limit: o.limit })}`);
+        const r = await c.api().call(RunList, 'GET', `/evidence/retention/runs${qs({ limit: o.limit })}`);
         print(c.format, r, () =>
           r.runs.length
             ? renderTable(r.runs, [
@@ -450,7 +415,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
-        const { runId } = await c.api().post<{ runId: string }>('/evidence/retention/tier-move', {});
+        const { runId } = await c.api().call(RunStarted, 'POST', '/evidence/retention/tier-move', {});
         const r = await waitRun(c, runId, 'tier move');
         print(c.format, r, () => `moved ${r.items} item(s) (${humanBytes(r.bytes)}) to the cold tier; run ${r.runId}`);
       }),

@@ -3,9 +3,14 @@ import { join } from 'node:path';
 import type { AppContext } from '../context';
 import { badInput } from '../../lib/errors';
 import { audit } from '../audit';
-import { createManifestTarStream, verifyManifestArchive, type ManifestTarStream, type ManifestProblem, type ArchiveManifest } from '../../archive';
-import { startRun, purgeBatch, finishRun, countSkipped, getRun, type RetentionRunSummary } from './purge';
+import { createManifestTarStream, type ManifestTarStream } from '../../archive';
+import { archivePage, archiveScopeStats, notPurged } from '../evidence/queries/retention';
+import { archiveDeleteRunId } from '../../temporal/names';
+import { purgeBatch, countSkipped } from './purge';
+import { startRun, finishRun, getRun, type RetentionRunSummary } from './runs';
 import { randomUUID } from 'node:crypto';
+
+export { verifyArchiveFile, type OfflineArchiveVerification } from './offline';
 
 /**
  * `stella evidence archive`: a manifest archive (src/archive/manifest.ts) of every present item
@@ -18,20 +23,10 @@ const PAGE = 500;
 
 export const archivePath = (id: string) => `items/sha256/${id.slice(7)}`;
 
-function scopeSql(includeReplay: boolean): string {
-  return `tenant_id=$1 AND state='present' AND created_at < now() - make_interval(days => $2::int) ${includeReplay ? '' : `AND kind <> 'replay-bundle'`}`;
-}
-
 export async function archivePlan(ctx: AppContext, tenant: string, olderThanDays: number, includeReplay: boolean) {
   if (!Number.isInteger(olderThanDays) || olderThanDays < 0) throw badInput('older-than must be a whole number of days');
-  const r = await ctx.db.query(`SELECT count(*)::int AS n, coalesce(sum(size_bytes),0)::bigint AS bytes FROM evidence_items WHERE ${scopeSql(includeReplay)}`, [
-    tenant,
-    olderThanDays,
-  ]);
-  const s = includeReplay
-    ? { rows: [{ n: 0 }] }
-    : await ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items WHERE ${scopeSql(true)} AND kind = 'replay-bundle'`, [tenant, olderThanDays]);
-  return { items: r.rows[0].n as number, bytes: Number(r.rows[0].bytes), skippedReplayBundles: s.rows[0].n as number };
+  const s = await archiveScopeStats(ctx.db, tenant, olderThanDays, includeReplay);
+  return { items: s.items, bytes: s.bytes, skippedReplayBundles: includeReplay ? 0 : s.replayBundles };
 }
 
 /**
@@ -52,30 +47,17 @@ export function streamArchive(
   void (async () => {
     let after = '';
     for (;;) {
-      const r = await ctx.db.query(
-        `SELECT id, kind, media_type, size_bytes, tier, created_at FROM evidence_items WHERE ${scopeSql(q.includeReplay)} AND id > $3 ORDER BY id LIMIT ${PAGE}`,
-        [q.tenant, q.olderThanDays, after],
-      );
-      if (!r.rowCount) break;
-      const subs = await ctx.db.query(
-        'SELECT item_id, artifact_digest FROM evidence_subjects WHERE tenant_id=$1 AND item_id = ANY($2) ORDER BY artifact_digest',
-        [q.tenant, r.rows.map((x) => x.id)],
-      );
-      for (const row of r.rows) {
+      const rows = await archivePage(ctx.db, q.tenant, { olderThanDays: q.olderThanDays, includeReplay: q.includeReplay, after, limit: PAGE });
+      if (!rows.length) break;
+      for (const row of rows) {
         const stream = await ctx.evidence.storeOf(row).get(row.id);
-        await w.addFile(archivePath(row.id), Number(row.size_bytes), stream, {
+        await w.addFile(archivePath(row.id), row.sizeBytes, stream, {
           sha256: row.id,
-          mediaType: row.media_type,
-          meta: {
-            id: row.id,
-            kind: row.kind,
-            createdAt: new Date(row.created_at).toISOString(),
-            tier: row.tier,
-            subjects: subs.rows.filter((s) => s.item_id === row.id).map((s) => s.artifact_digest),
-          },
+          mediaType: row.mediaType,
+          meta: { id: row.id, kind: row.kind, createdAt: row.createdAt, tier: row.tier, subjects: row.subjects },
         });
       }
-      after = r.rows[r.rows.length - 1].id;
+      after = rows[rows.length - 1]!.id;
     }
     await w.finalize();
   })().catch((e: Error) => {
@@ -83,38 +65,6 @@ export function streamArchive(
     w.abort(e);
   });
   return w;
-}
-
-export interface OfflineArchiveVerification {
-  ok: boolean;
-  file: string;
-  kind: string | null;
-  items: number;
-  manifestSha256: string | null;
-  problems: (ManifestProblem & { item: string | null })[];
-}
-
-/** Local verification of an archive / evidence pack: every body re-hashed against manifest.json. */
-export async function verifyArchiveFile(file: string): Promise<OfflineArchiveVerification> {
-  const st = await fsp.stat(file).catch(() => null);
-  if (!st?.isFile()) throw badInput(`${file}: no such file`);
-  // Archives of a whole locker are big: raise the reader's default limits (still bounded).
-  const v = await verifyManifestArchive(file, { maxEntries: 10_000_000, maxTotalBytes: 16 * 1024 ** 4, maxEntryBytes: 1024 ** 4 });
-  const byPath = new Map((v.manifest?.entries ?? []).map((e) => [e.path, e]));
-  const itemOf = (path: string) => {
-    const m = byPath.get(path)?.meta as { id?: string } | undefined;
-    if (m?.id) return m.id;
-    const x = /^items\/sha256\/([0-9a-f]{64})$/.exec(path);
-    return x ? `sha256:${x[1]}` : null;
-  };
-  return {
-    ok: v.ok,
-    file,
-    kind: (v.manifest as ArchiveManifest | null)?.kind ?? null,
-    items: v.manifest?.entries.length ?? 0,
-    manifestSha256: v.manifestSha256,
-    problems: v.problems.map((p) => ({ ...p, item: itemOf(p.path) })),
-  };
 }
 
 /**
@@ -125,8 +75,8 @@ export async function deleteArchived(
   ctx: AppContext,
   q: { tenant: string; ids: string[]; actor: string; manifestSha256: string; protectedArtifacts?: string[] },
 ): Promise<RetentionRunSummary & { keptIds: string[] }> {
-  const runId = `archive-delete-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
-  await startRun(ctx, {
+  const runId = archiveDeleteRunId(new Date(), randomUUID().slice(0, 8));
+  await startRun(ctx.db, {
     runId,
     tenant: q.tenant,
     kind: 'archive-delete',
@@ -139,20 +89,17 @@ export async function deleteArchived(
     const r = await purgeBatch(ctx, runId, { ids: q.ids, batchSize: 500 });
     if (!r.purged) break;
   }
-  const held = await ctx.db.query(`SELECT i.id FROM evidence_items i WHERE i.tenant_id=$1 AND i.id = ANY($2) AND i.state <> 'purged' ORDER BY i.id`, [
-    q.tenant,
-    q.ids,
-  ]);
-  await finishRun(ctx, runId);
+  const kept = await notPurged(ctx.db, q.tenant, q.ids);
+  await finishRun(ctx.db, runId);
   await audit(ctx.db, {
     tenant: q.tenant,
     actor: q.actor,
     action: 'evidence.archive.deleted',
     target: q.manifestSha256,
     reason: 'archive --delete-archived',
-    details: { runId, requested: q.ids.length, kept: held.rowCount },
+    details: { runId, requested: q.ids.length, kept: kept.length },
   });
-  return { ...(await getRun(ctx.db, runId)), keptIds: held.rows.map((x) => x.id as string) };
+  return { ...(await getRun(ctx.db, runId)), keptIds: kept };
 }
 
 /** `cleanup --temp-only`: stale temp files / partial uploads (blob stores, S3 multipart, API spool). */

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, DbClient } from '../../db/pool';
+import type { Db } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import type { AppContext } from '../context';
 import { audit, timelineEvent } from '../audit';
 import { badInput, conflict, notFound } from '../../lib/errors';
 import { validateDigest, validateKind } from '../evidence';
+import { itemHoldFacts } from '../evidence/queries/retention';
+import type { Queryable } from '../evidence/state';
+import { type ActiveHold, HOLD_SCOPES, type HoldScope, holdsCovering } from './decide';
 
 /**
  * Legal holds (replay runbook §2.3, §3 step 2/7). While a hold is active (released_at null)
@@ -12,8 +15,7 @@ import { validateDigest, validateKind } from '../evidence';
  * Scopes: items (evidence ids), artifact (subject artifact digests: all their evidence),
  * tenant (everything of the tenant), bundle_type (evidence kinds).
  */
-export const HOLD_SCOPES = ['items', 'artifact', 'tenant', 'bundle_type'] as const;
-export type HoldScope = (typeof HOLD_SCOPES)[number];
+export { HOLD_SCOPES, type HoldScope };
 
 export interface HoldInput {
   tenant: string;
@@ -67,9 +69,11 @@ export function normalizeHold(input: HoldInput): { scope: HoldScope; values: str
   }
   if (!values.length) throw badInput(`a ${scope} hold needs at least one value`);
   if (values.length > 10_000) throw badInput('a hold names at most 10000 values');
-  if (scope === 'items') values.forEach((v) => validateDigest(v, 'evidence id'));
-  if (scope === 'artifact') values.forEach((v) => validateDigest(v, 'artifact digest'));
-  if (scope === 'bundle_type') values.forEach((v) => validateKind(v));
+  for (const v of values) {
+    if (scope === 'items') validateDigest(v, 'evidence id');
+    if (scope === 'artifact') validateDigest(v, 'artifact digest');
+    if (scope === 'bundle_type') validateKind(v);
+  }
   return { scope, values };
 }
 
@@ -149,39 +153,24 @@ export async function releaseHold(ctx: Pick<AppContext, 'db'>, q: { tenant: stri
   });
 }
 
-/**
- * SQL predicate: "evidence_items row `alias` is under an active hold". Usable in any query
- * over evidence_items (e.g. `WHERE NOT ${heldFilterSql('i')}`).
- */
-export function heldFilterSql(alias = 'i'): string {
-  return `EXISTS (SELECT 1 FROM legal_holds h WHERE h.tenant_id = ${alias}.tenant_id AND h.released_at IS NULL AND (
-    h.scope = 'tenant'
-    OR (h.scope = 'items' AND ${alias}.id = ANY (h.scope_values))
-    OR (h.scope = 'bundle_type' AND ${alias}.kind = ANY (h.scope_values))
-    OR (h.scope = 'artifact' AND EXISTS (SELECT 1 FROM evidence_subjects hs WHERE hs.tenant_id = ${alias}.tenant_id AND hs.item_id = ${alias}.id AND hs.artifact_digest = ANY (h.scope_values)))))`;
+/** A tenant's active holds, oldest first: the facts retention decisions use. */
+export async function activeHolds(db: Queryable, tenant: string): Promise<ActiveHold[]> {
+  const r = await db.query('SELECT id, scope, scope_values FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL ORDER BY created_at, id', [tenant]);
+  return r.rows.map((x) => ({ id: x.id as string, scope: x.scope as HoldScope, values: x.scope_values as string[] }));
+}
+
+export async function countActiveHolds(db: Db, tenant: string): Promise<number> {
+  const r = await db.query('SELECT count(*)::int AS n FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL', [tenant]);
+  return r.rows[0].n as number;
+}
+
+/** Active holds covering one item (for inspect / error messages); an item not indexed yet is matched by id and tenant holds. */
+export async function holdsFor(db: Queryable, tenant: string, itemId: string): Promise<string[]> {
+  const item = (await itemHoldFacts(db, tenant, itemId)) ?? { id: itemId, kind: null, subjects: [] };
+  return holdsCovering(item, await activeHolds(db, tenant));
 }
 
 /** Is this item under an active legal hold? */
-export async function isHeld(db: Db | DbClient, tenant: string, itemId: string): Promise<boolean> {
-  const r = await db.query(`SELECT ${heldFilterSql('i')} AS held FROM evidence_items i WHERE i.tenant_id=$1 AND i.id=$2`, [tenant, itemId]);
-  if (r.rowCount) return r.rows[0].held as boolean;
-  // Not indexed (yet): an items hold naming it, or a tenant hold, still counts.
-  const h = await db.query(
-    `SELECT 1 FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL AND (scope='tenant' OR (scope='items' AND $2 = ANY (scope_values))) LIMIT 1`,
-    [tenant, itemId],
-  );
-  return !!h.rowCount;
-}
-
-/** Active holds covering one item (for inspect / error messages). */
-export async function holdsFor(db: Db | DbClient, tenant: string, itemId: string): Promise<string[]> {
-  const r = await db.query(
-    `SELECT h.id FROM legal_holds h LEFT JOIN evidence_items i ON i.tenant_id=h.tenant_id AND i.id=$2
-     WHERE h.tenant_id=$1 AND h.released_at IS NULL AND (h.scope='tenant' OR (h.scope='items' AND $2 = ANY (h.scope_values))
-       OR (h.scope='bundle_type' AND i.kind = ANY (h.scope_values))
-       OR (h.scope='artifact' AND EXISTS (SELECT 1 FROM evidence_subjects s WHERE s.tenant_id=h.tenant_id AND s.item_id=$2 AND s.artifact_digest = ANY (h.scope_values))))
-     ORDER BY h.created_at`,
-    [tenant, itemId],
-  );
-  return r.rows.map((x) => x.id as string);
+export async function isHeld(db: Queryable, tenant: string, itemId: string): Promise<boolean> {
+  return (await holdsFor(db, tenant, itemId)).length > 0;
 }

@@ -13,6 +13,12 @@ import { EVIDENCE_KINDS } from '../evidence';
 import { parseEnvelope, verifyEnvelope, envelopePayload, type Envelope } from '../../crypto/dsse';
 import { exportRootPack, rootPackResolver } from '../../crypto/rootpack';
 import { SIGNING_PURPOSE } from '../keys';
+import { getSetting, putSetting } from '../settings/settings';
+import type { Queryable } from '../evidence/state';
+import { countActiveHolds } from './holds';
+import type { DeclaredPolicy, Tiers } from './decide';
+
+export type { Tiers };
 
 /**
  * Retention declarations (schemas/replay-retention.schema.json).
@@ -158,15 +164,9 @@ export async function applyDeclaration(
   });
 }
 
-export interface Tiers {
-  hotDays: number;
-  coldDays: number;
-}
-
-export async function getTiers(db: Db, tenant: string): Promise<Tiers & { source: 'default' | 'tenant' }> {
-  const r = await db.query('SELECT value FROM settings WHERE tenant_id=$1 AND key=$2', [tenant, TIERS_SETTING]);
-  if (!r.rowCount) return { hotDays: DEFAULT_HOT_DAYS, coldDays: DEFAULT_COLD_DAYS, source: 'default' };
-  const v = r.rows[0].value as Partial<Tiers>;
+export async function getTiers(q: Queryable, tenant: string): Promise<Tiers & { source: 'default' | 'tenant' }> {
+  const v = await getSetting<Partial<Tiers>>(q, tenant, TIERS_SETTING);
+  if (!v) return { hotDays: DEFAULT_HOT_DAYS, coldDays: DEFAULT_COLD_DAYS, source: 'default' };
   return { hotDays: v.hotDays ?? DEFAULT_HOT_DAYS, coldDays: v.coldDays ?? DEFAULT_COLD_DAYS, source: 'tenant' };
 }
 
@@ -177,10 +177,7 @@ export async function setTiers(db: Db, tenant: string, t: Partial<Tiers>, actor:
     if (!Number.isInteger(v) || v < 1 || v > 36500) throw badInput(`${k} must be a whole number of days between 1 and 36500`);
   if (next.hotDays > next.coldDays) throw badInput(`hot retention (${next.hotDays} days) cannot exceed cold retention (${next.coldDays} days)`);
   await withTransaction(db, async (tx) => {
-    await tx.query(
-      `INSERT INTO settings (tenant_id, key, value) VALUES ($1,$2,$3) ON CONFLICT (tenant_id, key) DO UPDATE SET value=EXCLUDED.value, updated_at=now()`,
-      [tenant, TIERS_SETTING, JSON.stringify(next)],
-    );
+    await putSetting(tx, tenant, TIERS_SETTING, next);
     await audit(tx, {
       tenant,
       actor,
@@ -190,6 +187,46 @@ export async function setTiers(db: Db, tenant: string, t: Partial<Tiers>, actor:
     });
   });
   return next;
+}
+
+interface PolicyRow {
+  bundle_type: string;
+  version: number;
+  retention_policy_id: string;
+  retention_days: number;
+  legal_hold: boolean;
+  purge_after: Date | null;
+  purge_after_us: number | null;
+  checksum: string;
+  signed_by: string | null;
+}
+
+/** The latest version of each bundle type's declaration for a tenant. */
+async function latestPolicyRows(q: Queryable, tenant: string): Promise<PolicyRow[]> {
+  const r = await q.query<PolicyRow>(
+    `SELECT DISTINCT ON (bundle_type) bundle_type, version, retention_policy_id, retention_days, legal_hold, purge_after,
+            (extract(epoch FROM purge_after) * 1000000)::bigint AS purge_after_us, checksum, signed_by
+     FROM retention_policies WHERE tenant_id=$1 ORDER BY bundle_type, version DESC`,
+    [tenant],
+  );
+  return r.rows;
+}
+
+/** Latest declaration per bundle type (including '*'): the policy facts of retention decisions. */
+export async function declaredPolicies(q: Queryable, tenant: string): Promise<Map<string, DeclaredPolicy>> {
+  const rows = await latestPolicyRows(q, tenant);
+  return new Map(
+    rows.map((x) => [
+      x.bundle_type,
+      {
+        bundleType: x.bundle_type,
+        policyId: x.retention_policy_id,
+        retentionDays: x.retention_days,
+        legalHold: x.legal_hold,
+        purgeAfterUs: x.purge_after_us === null ? null : Number(x.purge_after_us),
+      },
+    ]),
+  );
 }
 
 export interface EffectivePolicy {
@@ -207,13 +244,8 @@ export interface EffectivePolicy {
 /** What applies to each bundle type of a tenant: its own declaration, else '*', else the tier default. */
 export async function effectivePolicies(db: Db, tenant: string): Promise<{ tenant: string; tiers: Tiers & { source: string }; policies: EffectivePolicy[] }> {
   const tiers = await getTiers(db, tenant);
-  const r = await db.query(
-    `SELECT DISTINCT ON (bundle_type) bundle_type, version, retention_policy_id, retention_days, legal_hold, purge_after, checksum, signed_by
-     FROM retention_policies WHERE tenant_id=$1 ORDER BY bundle_type, version DESC`,
-    [tenant],
-  );
-  const by = new Map(r.rows.map((x) => [x.bundle_type as string, x]));
-  const view = (bt: string, row: Record<string, any> | undefined, source: EffectivePolicy['source']): EffectivePolicy =>
+  const by = new Map((await latestPolicyRows(db, tenant)).map((x) => [x.bundle_type, x]));
+  const view = (bt: string, row: PolicyRow | undefined, source: EffectivePolicy['source']): EffectivePolicy =>
     row
       ? {
           bundleType: bt,
@@ -247,21 +279,5 @@ export async function effectivePolicies(db: Db, tenant: string): Promise<{ tenan
 /** The `retention` section of `stella evidence policy show` (shared with the promotion policy view). */
 export async function retentionPolicySection(db: Db, tenant: string) {
   const e = await effectivePolicies(db, tenant);
-  const holds = await db.query(`SELECT count(*)::int AS n FROM legal_holds WHERE tenant_id=$1 AND released_at IS NULL`, [tenant]);
-  return { ...e, activeHolds: holds.rows[0].n as number };
-}
-
-/**
- * SQL for the effective policy columns of evidence_items alias `i` (tenant = $1, default
- * retention days = `defaultDaysParam`). Shared by purge planning and `policy show`.
- */
-export function policyJoinSql(defaultDaysParam: string): { cte: string; join: string; cols: string } {
-  return {
-    cte: `pol AS (SELECT DISTINCT ON (bundle_type) bundle_type, retention_policy_id, retention_days, legal_hold, purge_after FROM retention_policies WHERE tenant_id=$1 ORDER BY bundle_type, version DESC)`,
-    join: `LEFT JOIN pol pk ON pk.bundle_type = i.kind LEFT JOIN pol pa ON pa.bundle_type = '*'`,
-    cols: `CASE WHEN pk.bundle_type IS NOT NULL THEN pk.retention_policy_id WHEN pa.bundle_type IS NOT NULL THEN pa.retention_policy_id ELSE 'default' END AS policy_id,
-      CASE WHEN pk.bundle_type IS NOT NULL THEN pk.retention_days WHEN pa.bundle_type IS NOT NULL THEN pa.retention_days ELSE ${defaultDaysParam}::int END AS retention_days,
-      CASE WHEN pk.bundle_type IS NOT NULL THEN pk.legal_hold WHEN pa.bundle_type IS NOT NULL THEN pa.legal_hold ELSE false END AS policy_hold,
-      CASE WHEN pk.bundle_type IS NOT NULL THEN pk.purge_after WHEN pa.bundle_type IS NOT NULL THEN pa.purge_after ELSE NULL END AS purge_after`,
-  };
+  return { ...e, activeHolds: await countActiveHolds(db, tenant) };
 }
