@@ -60,7 +60,11 @@ const stepCell = (s: Probe, op: string) => {
 
 export function registerLockerCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
+  for (const register of [overviewCommands, indexCommands, storageCommands, repairCommands, ingestCommand]) register(ev);
+}
 
+/** status, store health, provenance, chain. */
+function overviewCommands(ev: Command): void {
   ev.command('status')
     .description('locker overview: counts by kind/state, bytes, store health, index size, latest verify run, log size, latest anchor')
     .action(
@@ -214,8 +218,10 @@ export function registerLockerCommands(program: Command): void {
         return r.complete ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
+}
 
-  // ---- index -------------------------------------------------------------------------------
+/** The PostgreSQL evidence index (SP-002). */
+function indexCommands(ev: Command): void {
   const index = ev.command('index').description('the PostgreSQL evidence index (SP-002)');
   index
     .command('status')
@@ -358,8 +364,10 @@ export function registerLockerCommands(program: Command): void {
         return r.indexed ? EXIT.OK : EXIT.NOT_FOUND;
       }),
     );
+}
 
-  // ---- storage -----------------------------------------------------------------------------
+/** Storage usage and checks (SP-004, INC-002, INC-004). */
+function storageCommands(ev: Command): void {
   const storage = ev.command('storage').description('storage usage and checks (SP-004, INC-002, INC-004)');
   storage
     .command('stats')
@@ -468,8 +476,10 @@ export function registerLockerCommands(program: Command): void {
         );
       }),
     );
+}
 
-  // ---- repair ------------------------------------------------------------------------------
+/** mark-corrupted, recover, retry-store. */
+function repairCommands(ev: Command): void {
   ev.command('mark-corrupted')
     .description('flag an item corrupted (audited) when it cannot be recovered')
     .requiredOption('--id <id>', 'evidence id sha256:…')
@@ -528,7 +538,10 @@ export function registerLockerCommands(program: Command): void {
         return r.unrecoverable ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
+}
 
+/** Bulk ingest of a server-side directory or tar archive. */
+function ingestCommand(ev: Command): void {
   ev.command('ingest <path>')
     .description('bulk-ingest every file of a directory or tar archive (durable workflow; the path is read by the stella worker, tars are extracted safely)')
     .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
