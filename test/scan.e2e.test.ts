@@ -38,6 +38,10 @@ async function scanAndWait(image: string, opts: { force?: boolean; sbomOnly?: bo
   const s = await call('POST', '/scans', { image, ...opts });
   expect(s.status, JSON.stringify(s.body)).toBe(202);
   const result = await h.client.workflow.getHandle(s.body.workflowId, s.body.runId).result();
+  // What `stella scan image` polls: the finished run's status carries the workflow's result and the run record.
+  const st = await call('GET', `/scans/status?workflowId=${s.body.workflowId}&runId=${s.body.runId}`);
+  expect(st.status, JSON.stringify(st.body)).toBe(200);
+  expect(st.body).toMatchObject({ status: 'COMPLETED', progress: { phase: (result as { phase: string }).phase }, run: { scanId: s.body.runId } });
   return { start: s.body, result: result as any };
 }
 
