@@ -154,16 +154,8 @@ export interface RetryOutcome {
   detail: string;
 }
 
-/**
- * Runbook 000 "evidence was generated but not stored": re-drive storage for one artifact.
- *  1. parked evidence in <dataDir>/spool/pending naming the artifact → ingested, then removed;
- *  2. index rows whose primary blob is missing or damaged → restored from a verified replica copy;
- *  3. intact items missing from the replica → copied there.
- * Every action is audited; what could not be fixed is reported as unrecoverable.
- */
-export async function retryStore(ctx: AppContext, tenant: string, artifact: string, actor: string) {
-  validateDigest(artifact, 'artifact digest');
-  const opId = await opStart(ctx.db, { tenant, op: 'retry-store', actor });
+/** Step 1: parked evidence in the spool naming the artifact is ingested, then removed. */
+async function ingestParked(ctx: AppContext, tenant: string, artifact: string, actor: string, opId: string): Promise<RetryOutcome[]> {
   const out: RetryOutcome[] = [];
   const dir = pendingDir(ctx.cfg.dataDir);
   for (const f of (await fsp.readdir(dir).catch(() => [] as string[])).filter((x) => x.endsWith('.json')).sort()) {
@@ -204,7 +196,12 @@ export async function retryStore(ctx: AppContext, tenant: string, artifact: stri
       out.push({ id: m.digest, action: 'unrecoverable', detail: `spool ${base}: ${(e as Error).message}` });
     }
   }
+  return out;
+}
 
+/** Steps 2 and 3: indexed items with a bad primary blob are restored; intact ones missing from the replica are copied. */
+async function repairIndexed(ctx: AppContext, tenant: string, artifact: string, actor: string, opId: string) {
+  const out: RetryOutcome[] = [];
   const rows = await ctx.db.query(
     `SELECT i.id, i.state, i.size_bytes, i.tier FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
      WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.state IN ('present','corrupted') ORDER BY i.id`,
@@ -234,9 +231,25 @@ export async function retryStore(ctx: AppContext, tenant: string, artifact: stri
       out.push({ id: row.id, action: 'replicated', detail: `copied to ${ctx.blobs.replica.location}` });
     }
   }
+  return { checked: rows.rowCount ?? 0, out };
+}
+
+/**
+ * Runbook 000 "evidence was generated but not stored": re-drive storage for one artifact.
+ *  1. parked evidence in <dataDir>/spool/pending naming the artifact → ingested, then removed;
+ *  2. index rows whose primary blob is missing or damaged → restored from a verified replica copy;
+ *  3. intact items missing from the replica → copied there.
+ * Every action is audited; what could not be fixed is reported as unrecoverable.
+ */
+export async function retryStore(ctx: AppContext, tenant: string, artifact: string, actor: string) {
+  validateDigest(artifact, 'artifact digest');
+  const opId = await opStart(ctx.db, { tenant, op: 'retry-store', actor });
+  const parked = await ingestParked(ctx, tenant, artifact, actor, opId);
+  const indexed = await repairIndexed(ctx, tenant, artifact, actor, opId);
+  const out = [...parked, ...indexed.out];
   const summary = {
     artifact,
-    checked: rows.rowCount ?? 0,
+    checked: indexed.checked,
     retried: out.filter((o) => o.action !== 'unrecoverable').length,
     unrecoverable: out.filter((o) => o.action === 'unrecoverable').length,
   };
