@@ -268,69 +268,11 @@ export async function rebuildScan(
   onProgress: (last: string, t: RebuildTotals) => void,
   tick: () => void = () => {},
 ): Promise<RebuildTotals> {
-  const prev = await ctx.db.query('SELECT result FROM locker_ops WHERE id=$1', [input.opId]);
-  const base = (prev.rows[0]?.result ?? {}) as Partial<RebuildTotals>;
-  const t: RebuildTotals = resumeAfter
-    ? {
-        scanned: base.scanned ?? 0,
-        reindexed: base.reindexed ?? 0,
-        alreadyIndexed: base.alreadyIndexed ?? 0,
-        damaged: base.damaged ?? 0,
-        damagedIds: base.damagedIds ?? [],
-        reindexedIds: base.reindexedIds ?? [],
-      }
-    : { scanned: 0, reindexed: 0, alreadyIndexed: 0, damaged: 0, damagedIds: [], reindexedIds: [] };
+  const t = await resumedTotals(ctx, input.opId, resumeAfter);
   let page: string[] = [];
   const flush = async () => {
     if (!page.length) return;
-    const r = await ctx.db.query('SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1)', [page]);
-    const known = new Set(r.rows.map((x) => x.id as string));
-    for (const d of page) {
-      t.scanned++;
-      if (known.has(d)) {
-        t.alreadyIndexed++;
-        continue;
-      }
-      let data: Buffer;
-      try {
-        data = await ctx.blobs.primary.getBuffer(d);
-      } catch (e) {
-        if (e instanceof DigestMismatchError || (e as { code?: string }).code === 'DIGEST_MISMATCH') {
-          t.damaged++;
-          if (t.damagedIds.length < 1000) t.damagedIds.push(d);
-          continue;
-        }
-        throw e;
-      }
-      const mediaType = sniffMediaType(data);
-      const res = await ctx.evidence.ingest({
-        tenant: input.tenant,
-        data,
-        kind: 'other',
-        mediaType,
-        subjects: [UNKNOWN_SUBJECT],
-        labels: { [QUARANTINE_LABEL]: 'index-rebuild', 'stella.rebuild-op': input.opId },
-        producer: { type: 'index-rebuild', op: input.opId, actor: input.actor },
-      });
-      await transitionItems(ctx.db, input.tenant, [d], {
-        from: ['present'],
-        to: 'quarantined',
-        reason: 'index rebuild: blob was in the store without an index row; subject unknown',
-      });
-      // Audit once: a retried page finds the row already created.
-      if (res.created) {
-        await audit(ctx.db, {
-          tenant: input.tenant,
-          actor: input.actor,
-          action: 'evidence.index.rebuild.reindexed',
-          target: d,
-          reason: 'blob present but not indexed',
-          details: { opId: input.opId, mediaType, size: data.length, subject: UNKNOWN_SUBJECT },
-        });
-        t.reindexed++;
-        if (t.reindexedIds.length < 1000) t.reindexedIds.push(d);
-      } else t.alreadyIndexed++;
-    }
+    await indexPage(ctx, input, page, t);
     const last = page[page.length - 1]!;
     page = [];
     await ctx.db.query('UPDATE locker_ops SET cursor=$2, result = result || $3::jsonb WHERE id=$1', [input.opId, last, JSON.stringify(t)]);
@@ -344,6 +286,78 @@ export async function rebuildScan(
   }
   await flush();
   return t;
+}
+
+/** Totals a previous attempt committed (when resuming after its cursor), or zeros. */
+async function resumedTotals(ctx: AppContext, opId: string, resumeAfter: string | null): Promise<RebuildTotals> {
+  const zero: RebuildTotals = { scanned: 0, reindexed: 0, alreadyIndexed: 0, damaged: 0, damagedIds: [], reindexedIds: [] };
+  if (!resumeAfter) return zero;
+  const prev = await ctx.db.query('SELECT result FROM locker_ops WHERE id=$1', [opId]);
+  const base = (prev.rows[0]?.result ?? {}) as Partial<RebuildTotals>;
+  return { ...zero, ...Object.fromEntries(Object.entries(base).filter(([k]) => k in zero)) } as RebuildTotals;
+}
+
+/** One page of store digests: those no tenant indexes are ingested quarantined (damaged ones only counted). */
+async function indexPage(ctx: AppContext, input: RebuildInput, page: string[], t: RebuildTotals): Promise<void> {
+  const r = await ctx.db.query('SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1)', [page]);
+  const known = new Set(r.rows.map((x) => x.id as string));
+  for (const d of page) {
+    t.scanned++;
+    if (known.has(d)) {
+      t.alreadyIndexed++;
+      continue;
+    }
+    const data = await readUnlessDamaged(ctx, d);
+    if (!data) {
+      t.damaged++;
+      if (t.damagedIds.length < 1000) t.damagedIds.push(d);
+      continue;
+    }
+    if (await quarantineUnindexed(ctx, input, d, data)) {
+      t.reindexed++;
+      if (t.reindexedIds.length < 1000) t.reindexedIds.push(d);
+    } else t.alreadyIndexed++;
+  }
+}
+
+/** A blob's bytes, or null when they do not hash to its name. */
+async function readUnlessDamaged(ctx: AppContext, d: string): Promise<Buffer | null> {
+  try {
+    return await ctx.blobs.primary.getBuffer(d);
+  } catch (e) {
+    if (e instanceof DigestMismatchError || (e as { code?: string }).code === 'DIGEST_MISMATCH') return null;
+    throw e;
+  }
+}
+
+/** Indexes an unindexed blob under the unknown subject, quarantined; true when this call created the row. */
+async function quarantineUnindexed(ctx: AppContext, input: RebuildInput, d: string, data: Buffer): Promise<boolean> {
+  const mediaType = sniffMediaType(data);
+  const res = await ctx.evidence.ingest({
+    tenant: input.tenant,
+    data,
+    kind: 'other',
+    mediaType,
+    subjects: [UNKNOWN_SUBJECT],
+    labels: { [QUARANTINE_LABEL]: 'index-rebuild', 'stella.rebuild-op': input.opId },
+    producer: { type: 'index-rebuild', op: input.opId, actor: input.actor },
+  });
+  await transitionItems(ctx.db, input.tenant, [d], {
+    from: ['present'],
+    to: 'quarantined',
+    reason: 'index rebuild: blob was in the store without an index row; subject unknown',
+  });
+  // Audit once: a retried page finds the row already created.
+  if (!res.created) return false;
+  await audit(ctx.db, {
+    tenant: input.tenant,
+    actor: input.actor,
+    action: 'evidence.index.rebuild.reindexed',
+    target: d,
+    reason: 'blob present but not indexed',
+    details: { opId: input.opId, mediaType, size: data.length, subject: UNKNOWN_SUBJECT },
+  });
+  return true;
 }
 
 export async function rebuildFinish(ctx: AppContext, input: RebuildInput, t: RebuildTotals) {
