@@ -2,17 +2,9 @@
 import { activityInfo, heartbeat } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
 import { type BulkBatchResult, type BulkIngestSource, ingestFiles, listSourceFiles } from '../src/core/evidence';
-import { classified, toActivityFailure } from './failure';
+import { classified } from './failure';
 
 export type { BulkIngestSource } from '../src/core/evidence';
-
-/**
- * Transitional alias for activity files that still import it from here: the one classifier
- * (activities/failure.ts) decides what is retryable.
- */
-export function nonRetryable(e: unknown): never {
-  return toActivityFailure(e);
-}
 
 export function createEvidenceActivities(ctx: AppContext) {
   return {
