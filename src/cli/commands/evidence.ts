@@ -28,7 +28,10 @@ export const itemColumns = [
 
 export function registerEvidenceCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
+  for (const register of [putCommand, getCommand, listCommand, existsCommand, inspectCommand, verifyCommand, verifyReportCommand]) register(ev);
+}
 
+function putCommand(ev: Command): void {
   ev.command('put <file>')
     .description('store a file as evidence for an artifact (idempotent by content digest)')
     .requiredOption('--artifact <digest...>', 'subject artifact digest(s) sha256:…')
@@ -57,7 +60,9 @@ export function registerEvidenceCommands(program: Command): void {
         print(c.format, r, () => `${r.created ? 'stored' : 'already present'}: ${r.id} (${humanBytes(r.size)}, log #${r.logSeq})`);
       }),
     );
+}
 
+function getCommand(ev: Command): void {
   ev.command('get <id>')
     .description('fetch an item (verified against its digest)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
@@ -74,7 +79,9 @@ export function registerEvidenceCommands(program: Command): void {
         } else await pipeline(body, process.stdout);
       }),
     );
+}
 
+function listCommand(ev: Command): void {
   ev.command('list')
     .description('evidence for an artifact')
     .option('--artifact <digest>', 'subject artifact digest')
@@ -96,7 +103,9 @@ export function registerEvidenceCommands(program: Command): void {
         );
       }),
     );
+}
 
+function existsCommand(ev: Command): void {
   ev.command('exists <id>')
     .description('whether an item is stored (exit 0 yes, 3 no)')
     .action(
@@ -116,7 +125,9 @@ export function registerEvidenceCommands(program: Command): void {
         }
       }),
     );
+}
 
+function inspectCommand(ev: Command): void {
   ev.command('inspect <id>')
     .description('everything the index knows about an item')
     .action(
@@ -143,7 +154,9 @@ export function registerEvidenceCommands(program: Command): void {
         );
       }),
     );
+}
 
+function verifyCommand(ev: Command): void {
   ev.command('verify')
     .description('integrity verification (quick: sample; full: every blob re-hashed, plus unindexed blobs)')
     .option('--mode <mode>', 'quick or full', 'quick')
@@ -207,7 +220,9 @@ export function registerEvidenceCommands(program: Command): void {
         },
       ),
     );
+}
 
+function verifyReportCommand(ev: Command): void {
   ev.command('verify-report')
     .description('results of an integrity verification run')
     .option('--latest', 'the most recent run (default)')
