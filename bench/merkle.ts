@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { HASH_SIZE, leafHash } from '../src/merkle/hash';
-import { MerkleFrontier } from '../src/merkle/frontier';
 import { MemorySubtreeSource, inclusionProofFromSource } from '../src/merkle/source';
 import { inclusionPlan, inclusionProof, merkleRoot, verifyInclusion } from '../src/merkle/tree';
 
@@ -69,9 +68,8 @@ export async function benchMerkle(opts: MerkleBenchOptions = {}): Promise<Record
 
   // 1. Full root over N leaves: N - 1 node hashes.
   const rawRoot = rawHashSeconds(N - 1);
-  let root!: Buffer;
   const t0 = performance.now();
-  root = merkleRoot(leaves);
+  const root = merkleRoot(leaves);
   const rootS = (performance.now() - t0) / 1000;
   out.root_1M_s = round(rootS);
   out.root_raw_sha256_s = round(rawRoot);

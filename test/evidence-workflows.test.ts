@@ -21,7 +21,7 @@ describe.each(['fs', 's3'] as const)('evidence on real Temporal + PostgreSQL + %
   it('bulk-ingest workflow writes blobs and index rows, idempotently', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bulk-'));
     const contents = Array.from({ length: 25 }, (_, i) => `{"n":${i},"r":"${randomBytes(4).toString('hex')}"}`);
-    contents.forEach((c, i) => writeFileSync(join(dir, `item-${String(i).padStart(2, '0')}.json`), c));
+    for (const [i, c] of contents.entries()) writeFileSync(join(dir, `item-${String(i).padStart(2, '0')}.json`), c);
     const src = { tenant: 'default', dir, kind: 'sbom' as const, artifact: ARTIFACT, actor: 'test' };
     const first = await h.client.workflow.execute('bulkIngest', {
       args: [src, 10],

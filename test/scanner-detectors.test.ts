@@ -41,6 +41,7 @@ describe("detectors on this machine's real metadata, inside a real image", () =>
   afterAll(() => fx.cleanup());
 
   it.skipIf(!hasDpkg)('finds exactly the packages dpkg-query lists', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dpkg-query --showformat, not a JS template
     const listed = execFileSync('dpkg-query', ['-W', '-f', '${binary:Package}\\t${Version}\\t${Architecture}\\n'], { encoding: 'utf8' }).trim().split('\n');
     const debs = packages.filter((p) => p.ecosystem === 'deb');
     expect(debs.length).toBe(listed.length);
@@ -54,6 +55,7 @@ describe("detectors on this machine's real metadata, inside a real image", () =>
   it.skipIf(!hasDpkg)('records the source package and a correct deb purl', () => {
     const os = parseOsRelease(readFileSync('/etc/os-release', 'utf8'));
     expect(distro?.id).toBe(os.ID);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dpkg-query --showformat, not a JS template
     const withSource = execFileSync('dpkg-query', ['-W', '-f', '${Package}\\t${source:Package}\\t${source:Version}\\n'], { encoding: 'utf8' })
       .trim()
       .split('\n');

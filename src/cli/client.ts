@@ -79,7 +79,7 @@ export class ApiClient {
     return res;
   }
 
-  async json<T = any>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+  async json<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
     const res = await this.raw(method, path, {
       body: body === undefined ? undefined : JSON.stringify(body),
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -100,10 +100,10 @@ export class ApiClient {
     return r.data;
   }
 
-  get<T = any>(path: string) {
+  get<T = unknown>(path: string) {
     return this.json<T>('GET', path);
   }
-  post<T = any>(path: string, body: unknown = {}, opts?: { timeoutMs?: number }) {
+  post<T = unknown>(path: string, body: unknown = {}, opts?: { timeoutMs?: number }) {
     return this.json<T>('POST', path, body, opts);
   }
 }
