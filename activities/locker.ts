@@ -1,8 +1,8 @@
 /** Activities of the Evidence Locker maintenance workflows (index rebuild, archive ingest). */
 import { activityInfo, heartbeat } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
-import { extractIngestArchive, removeIngestWorkDir } from '../src/core/locker/archive-ingest';
-import { opCursor, opFinish, opStart, type RebuildInput, type RebuildTotals, rebuildFinish, rebuildScan } from '../src/core/locker/index-ops';
+import { extractIngestArchive, removeIngestWorkDir } from '../src/core/evidence/locker/archive-ingest';
+import { opCursor, opFinish, opStart, type RebuildInput, type RebuildTotals, rebuildFinish, rebuildScan } from '../src/core/evidence/locker/index-ops';
 import { classified } from './failure';
 
 export function createLockerActivities(ctx: AppContext) {

@@ -1,7 +1,7 @@
 /** Activities of the integrity-verification workflow (workflows/evidence.ts verifyEvidence). */
 import { activityInfo, heartbeat } from '@temporalio/activity';
 import type { AppContext } from '../src/core/context';
-import { findUnindexed, finishVerifyRun, startVerifyRun, type VerifyRunInput, verifyBatch } from '../src/core/locker/verify';
+import { findUnindexed, finishVerifyRun, startVerifyRun, type VerifyRunInput, verifyBatch } from '../src/core/evidence/locker/verify';
 import { classified } from './failure';
 
 export function createVerifyActivities(ctx: AppContext) {

@@ -18,7 +18,7 @@ import { startLocalPostgres, stopLocalPostgres } from '../src/dev/postgres';
 import { freePort } from '../src/dev/proc';
 import type { FsBlobStore } from '../src/blob';
 import { sha256Digest } from '../src/lib/hash';
-import { startVerifyRun, verifyBatch, findUnindexed, finishVerifyRun } from '../src/core/locker/verify';
+import { startVerifyRun, verifyBatch, findUnindexed, finishVerifyRun } from '../src/core/evidence/locker/verify';
 import { buildApi } from '../src/api/server';
 import { createMetrics } from '../src/app/metrics';
 import { doctorChecksOf, routesOf } from '../src/app/features';

@@ -26,8 +26,8 @@ async function throughStream(data: Buffer, transform: NodeJS.ReadWriteStream, ch
   const parts: Buffer[] = [];
   const chunks: Buffer[] = [];
   for (let i = 0; i < data.length; i += chunk) chunks.push(data.subarray(i, i + chunk));
-  await pipeline(Readable.from(chunks), transform, async (src: AsyncIterable<Buffer>) => {
-    for await (const c of src) parts.push(c);
+  await pipeline(Readable.from(chunks), transform, async (src: AsyncIterable<string | Buffer>) => {
+    for await (const c of src) parts.push(Buffer.from(c));
   });
   return Buffer.concat(parts);
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { harness, type Harness } from './support/context';
 import { sha256Digest } from '../src/lib/hash';
-import { verifyReport } from '../src/core/locker/verify';
+import { verifyReport } from '../src/core/evidence/locker/verify';
 
 const ARTIFACT = sha256Digest('registry.example/app@1');
 

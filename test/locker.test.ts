@@ -12,11 +12,11 @@ import '../src/api/routes/doctor';
 import { TOKEN_PURPOSE, openKeyStore } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
-import { verifyReport } from '../src/core/locker/verify';
+import { verifyReport } from '../src/core/evidence/locker/verify';
 import { transitionItems } from '../src/core/evidence';
 import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../src/crypto/intoto';
-import { UNKNOWN_SUBJECT } from '../src/core/locker/index-ops';
-import { spoolPendingEvidence } from '../src/core/locker/repair';
+import { UNKNOWN_SUBJECT } from '../src/core/evidence/locker/index-ops';
+import { spoolPendingEvidence } from '../src/core/evidence/locker/repair';
 import { buildTar } from '../src/archive';
 
 const TENANT = 'default';

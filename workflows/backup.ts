@@ -3,7 +3,7 @@ import { proxyActivities, defineQuery, setHandler, workflowInfo, executeChild } 
 import type { Activities } from '../activities';
 import type { BackupInput, BackupSummary } from '../src/core/backup/backup';
 import type { RestoreInput, RestorePlan, AnchorCheck, PitResult } from '../src/core/backup/restore';
-import type { VerifyRunSummary } from '../src/core/locker/verify';
+import type { VerifyRunSummary } from '../src/core/evidence/locker/verify';
 import { restoreVerifyWorkflowId } from '../src/temporal/names';
 import { verifyEvidence } from './evidence';
 

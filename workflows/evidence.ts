@@ -1,7 +1,7 @@
 import { proxyActivities, defineQuery, setHandler, continueAsNew, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BulkIngestSource } from '../activities/evidence';
-import type { VerifyRunInput, VerifyRunSummary } from '../src/core/locker/verify';
+import type { VerifyRunInput, VerifyRunSummary } from '../src/core/evidence/locker/verify';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',

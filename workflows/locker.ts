@@ -1,6 +1,6 @@
 import { proxyActivities, ApplicationFailure } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { RebuildInput, RebuildTotals } from '../src/core/locker/index-ops';
+import type { RebuildInput, RebuildTotals } from '../src/core/evidence/locker/index-ops';
 import type { BulkIngestSource } from '../activities/evidence';
 import { bulkIngest, type BulkIngestProgress } from './evidence';
 

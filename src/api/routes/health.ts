@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { Liveness, Readiness } from '../../contracts/health';
-import { readiness } from '../../core/locker/health';
+import { readiness } from '../../core/evidence/locker/health';
 import type { ApiDeps } from '../deps';
 
 export async function registerHealthRoutes(fastify: FastifyInstance, deps: ApiDeps) {

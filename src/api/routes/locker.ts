@@ -41,12 +41,12 @@ import {
   WorkflowIdParams,
 } from '../../contracts/locker';
 import { validateDigest, validateKind } from '../../core/evidence';
-import { ingestSourceKind } from '../../core/locker/archive-ingest';
-import { evidenceChain, provenanceShow } from '../../core/locker/graph';
-import { getOp, indexLookup, indexOptimize, indexRefresh, indexStatus, latestOp } from '../../core/locker/index-ops';
-import { markCorrupted, recover, retryStore } from '../../core/locker/repair';
-import { lockerStatus } from '../../core/locker/status';
-import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, storeHealth } from '../../core/locker/storage';
+import { ingestSourceKind } from '../../core/evidence/locker/archive-ingest';
+import { evidenceChain, provenanceShow } from '../../core/evidence/locker/graph';
+import { getOp, indexLookup, indexOptimize, indexRefresh, indexStatus, latestOp } from '../../core/evidence/locker/index-ops';
+import { markCorrupted, recover, retryStore } from '../../core/evidence/locker/repair';
+import { lockerStatus } from '../../core/evidence/locker/status';
+import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, storeHealth } from '../../core/evidence/locker/storage';
 import { badInput, notFound, StellaError } from '../../lib/errors';
 import { indexRebuildWorkflowId, ingestWorkflowId, isIngestWorkflowId } from '../../temporal/names';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';

@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { verifyEvidence, verifyProgressQuery } from '../../../workflows/evidence';
 import { RunIdParams, VerifyReport, VerifyReportQuery, VerifyRunStatus, VerifyStartBody, VerifyStarted } from '../../contracts/locker';
 import { resolveToAnchor } from '../../core/backup/anchors';
-import { verifyReport } from '../../core/locker/verify';
+import { verifyReport } from '../../core/evidence/locker/verify';
 import { badInput, notFound } from '../../lib/errors';
 import { verifyRunWorkflowId } from '../../temporal/names';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';

@@ -1,7 +1,7 @@
 import type { Feature } from '../feature';
-import { lockerSchedules } from '../../core/locker/schedules';
-import { lockerMetrics } from '../../core/locker/metrics';
-import { lockerDoctorChecks } from '../../core/locker/doctor-checks';
+import { lockerSchedules } from '../../core/evidence/locker/schedules';
+import { lockerMetrics } from '../../core/evidence/locker/metrics';
+import { lockerDoctorChecks } from '../../core/evidence/locker/doctor-checks';
 
 /** Evidence Locker operations: integrity verification, index, storage, repair, bulk ingest. */
 export const lockerFeature: Feature = {

@@ -6,12 +6,12 @@
  * is checked once more before it is returned.
  */
 import type { AppContext } from '../context';
-import { indexStatus } from '../locker/index-ops';
-import { storageStats } from '../locker/storage';
-import { verifyReport } from '../locker/verify';
+import { indexStatus } from '../evidence/locker/index-ops';
+import { storageStats } from '../evidence/locker/storage';
+import { verifyReport } from '../evidence/locker/verify';
+import { recentLockerOps, recentVerifyRuns } from '../evidence/queries/backup';
 import { listAnchors } from '../anchoring';
 import { recentAnchorVerifications } from '../anchoring/queries/backup';
-import { recentLockerOps, recentVerifyRuns } from '../locker/queries/backup';
 import { recentAuditEntries } from '../audit/queries/backup';
 import { appliedMigrations, serverVersion } from '../../db/migrate';
 import { recentBackupRuns, recentRestoreRuns } from './runs';

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import type { AppContext } from '../context';
-import type { BlobStore } from '../../blob';
-import { sha256Digest } from '../../lib/hash';
-import { validateDigest } from '../evidence';
-import { notFound, StellaError } from '../../lib/errors';
+import type { AppContext } from '../../context';
+import type { BlobStore } from '../../../blob';
+import { sha256Digest } from '../../../lib/hash';
+import { validateDigest } from '../index';
+import { notFound, StellaError } from '../../../lib/errors';
 
 /** Runs `fn` but gives up after `ms` (a hung NFS mount or S3 endpoint must not hang a status call). */
 export async function withTimeout<T>(fn: () => Promise<T>, ms: number, what: string): Promise<T> {

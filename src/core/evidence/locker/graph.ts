@@ -1,7 +1,8 @@
-import { imageRefFor } from '../scan/catalogue';
-import type { AppContext } from '../context';
-import { validateDigest } from '../evidence';
-import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../crypto/intoto';
+import { imageRefFor } from '../../scan/catalogue';
+import type { AppContext } from '../../context';
+import { validateDigest } from '../index';
+import { auditTrailOf } from '../../audit';
+import { SLSA_PROVENANCE_V1, CYCLONEDX_BOM, VULNS_V02 } from '../../../crypto/intoto';
 
 /** How far `provenance show` walks up or down the graph (cycles are cut by the path check). */
 const MAX_DEPTH = 32;
@@ -36,7 +37,7 @@ export async function provenanceShow(ctx: AppContext, tenant: string, id: string
     walk('up'),
     walk('down'),
     ctx.db.query('SELECT seq, encode(leaf_hash, $3) AS leaf_hash, appended_at FROM evidence_log WHERE tenant_id=$1 AND item_id=$2', [tenant, id, 'hex']),
-    ctx.db.query('SELECT at, actor, action, reason, details FROM audit_log WHERE tenant_id=$1 AND target=$2 ORDER BY id', [tenant, id]),
+    auditTrailOf(ctx.db, tenant, id),
     ctx.db.query(
       `SELECT r.run_id, r.result, r.detail, r.checked_at FROM verify_results r JOIN verify_runs v ON v.id = r.run_id
        WHERE r.item_id=$2 AND (v.tenant_id=$1 OR v.tenant_id='*') ORDER BY r.checked_at DESC LIMIT 10`,
@@ -59,7 +60,7 @@ export async function provenanceShow(ctx: AppContext, tenant: string, id: string
     log: log.rowCount
       ? { seq: Number(log.rows[0].seq), leafHash: log.rows[0].leaf_hash as string, appendedAt: new Date(log.rows[0].appended_at).toISOString() }
       : null,
-    audit: auditRows.rows.map((a) => ({ at: new Date(a.at).toISOString(), actor: a.actor, action: a.action, reason: a.reason, details: a.details })),
+    audit: auditRows.map((a) => ({ at: new Date(a.at).toISOString(), actor: a.actor, action: a.action, reason: a.reason, details: a.details })),
     verifyHistory: verifyRows.rows.map((v) => ({ runId: v.run_id, result: v.result, detail: v.detail, checkedAt: new Date(v.checked_at).toISOString() })),
   };
 }

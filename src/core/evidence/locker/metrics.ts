@@ -1,5 +1,5 @@
 import client from 'prom-client';
-import type { MetricsEnv } from '../metrics';
+import type { MetricsEnv } from '../../metrics';
 import { capacity } from './storage';
 
 /**

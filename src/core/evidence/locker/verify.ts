@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AppContext } from '../context';
+import type { AppContext } from '../../context';
 
 export type VerifyMode = 'quick' | 'full';
 export type VerifyResult = 'ok' | 'hash-mismatch' | 'missing-blob' | 'unindexed-blob' | 'size-mismatch';

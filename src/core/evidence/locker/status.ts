@@ -1,5 +1,5 @@
-import type { AppContext } from '../context';
-import { latestAnchor } from '../anchoring/store';
+import type { AppContext } from '../../context';
+import { latestAnchor } from '../../anchoring/store';
 import { summaryOf } from './verify';
 import { capacity, withTimeout } from './storage';
 

@@ -4,12 +4,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { AppContext } from '../context';
-import { BlobNotFoundError, type BlobStore } from '../../blob';
-import { validateDigest, EVIDENCE_KINDS, type IngestInput, transitionItems } from '../evidence';
-import { audit } from '../audit';
-import { badInput, integrity, StellaError } from '../../lib/errors';
-import { sha256Digest } from '../../lib/hash';
+import type { AppContext } from '../../context';
+import { BlobNotFoundError, type BlobStore } from '../../../blob';
+import { validateDigest, EVIDENCE_KINDS, type IngestInput, transitionItems } from '../index';
+import { audit } from '../../audit';
+import { badInput, integrity, StellaError } from '../../../lib/errors';
+import { sha256Digest } from '../../../lib/hash';
 import { opStart, opFinish } from './index-ops';
 import { spoolDir, tierStore } from './storage';
 

@@ -1,7 +1,7 @@
-import { loadMigrations } from '../../db/migrate';
-import type { DoctorCheck, DoctorOutcome } from '../doctor';
+import { loadMigrations } from '../../../db/migrate';
+import type { DoctorCheck, DoctorOutcome } from '../../doctor';
 import { probeStore, capacity, tierStore } from './storage';
-import { humanBytes } from '../../lib/format';
+import { humanBytes } from '../../../lib/format';
 
 // Evidence Locker checks for `stella doctor --category evidence` / `--check check.storage.evidencelocker`.
 

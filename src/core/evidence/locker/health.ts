@@ -1,6 +1,6 @@
 /** Readiness of what the locker depends on (PostgreSQL, the blob store, Temporal), for GET /readyz. */
 import type { Client } from '@temporalio/client';
-import type { AppContext } from '../context';
+import type { AppContext } from '../../context';
 
 export interface ReadinessCheck {
   name: string;

@@ -1,5 +1,5 @@
-import type { ScheduleSource } from '../../temporal/schedules';
-import { SCHEDULE_IDS } from '../../temporal/names';
+import type { ScheduleSource } from '../../../temporal/schedules';
+import { SCHEDULE_IDS } from '../../../temporal/names';
 
 // SP-001: daily integrity check (quick by default, sampled).
 export const lockerSchedules: ScheduleSource = (cfg) => [

@@ -1,9 +1,9 @@
 /** `stella evidence ingest <file.tar>`: the worker-side unpacking into a spool work directory. */
 import { promises as fsp } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { ArchiveError, extractTar } from '../../archive';
-import { badInput } from '../../lib/errors';
-import type { AppContext } from '../context';
+import { ArchiveError, extractTar } from '../../../archive';
+import { badInput } from '../../../lib/errors';
+import type { AppContext } from '../../context';
 import { spoolWorkDir } from './storage';
 
 /**

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { AppContext } from '../context';
-import type { Db } from '../../db/pool';
-import { DigestMismatchError, FsBlobStore, S3BlobStore, type BlobStore } from '../../blob';
-import { transitionItems, validateDigest } from '../evidence';
-import { audit } from '../audit';
-import { notFound } from '../../lib/errors';
-import { mapLimit } from '../../lib/concurrency';
+import type { AppContext } from '../../context';
+import type { Db } from '../../../db/pool';
+import { DigestMismatchError, FsBlobStore, S3BlobStore, type BlobStore } from '../../../blob';
+import { transitionItems, validateDigest } from '../index';
+import { audit } from '../../audit';
+import { notFound } from '../../../lib/errors';
+import { mapLimit } from '../../../lib/concurrency';
 import { tierStore } from './storage';
 
 /**
