@@ -7,9 +7,6 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { harness, type Harness } from './support/context';
-import '../src/api/routes/verify';
-import '../src/api/routes/locker';
-import '../src/api/routes/doctor';
 import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
@@ -114,6 +111,21 @@ describe('stella evidence CLI against a live API', () => {
     // the corrupted item makes the index check WARN, never FAIL; no verify run yet is a WARN too
     expect(docText.stdout).toMatch(/\[WARN\] check\.evidence\.index: 1 item\(s\) are marked corrupted/);
     expect(docText.stdout).toMatch(/remedy: stella evidence verify --mode quick/);
+  });
+
+  it('evidence policy show: the promotion and retention sections, as tables and as JSON', async () => {
+    const json = await run('evidence', 'policy', 'show', '--env', 'prod', '--format', 'json');
+    expect(json.code, json.stderr).toBe(0);
+    const out = JSON.parse(json.stdout);
+    expect(out.promotion.policy.requirements.map((r: { kind: string }) => r.kind)).toEqual(['sbom', 'scan-report', 'attestation']);
+    expect(out.retention).toBeDefined();
+    const table = await run('evidence', 'policy', 'show', '--env', 'prod');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/promotion policy for prod/);
+    expect(table.stdout).toMatch(/retention/i);
+    const bad = await run('evidence', 'policy', 'show', '--env', 'no such env!');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/malformed --env/);
   });
 
   it('bad tokens exit 6; an unreachable API is exit 5 (and a doctor FAIL, exit 4)', async () => {

@@ -2,7 +2,6 @@ import { verifyRun } from '../src/core/replay/runs';
 import { createHash, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import '../src/api/routes/locker';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, realSystemLayer, type OciFixture } from './support/oci-fixture';
 import { api, countEvidence, realFacts, TENANT, token, caller } from './support/scan';

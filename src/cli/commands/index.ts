@@ -10,8 +10,9 @@ import { registerScanCommands } from './scan';
 import { registerKeysCommands } from './keys';
 import { registerBackupCommands } from './backup';
 import { registerAnchoringCommands } from './anchoring';
+import { registerEvidencePolicyCommands } from './evidence-policy';
 
-/** Every command group; feature modules add theirs here. */
+/** Every command group, in help order. */
 export function registerAll(program: Command): void {
   registerDevCommands(program);
   registerEvidenceCommands(program);
@@ -24,4 +25,5 @@ export function registerAll(program: Command): void {
   registerBackupCommands(program);
   registerRetentionCommands(program);
   registerAnchoringCommands(program);
+  registerEvidencePolicyCommands(program);
 }

@@ -289,21 +289,18 @@ export function registerPromotionCommands(program: Command): void {
         );
       }),
     );
-  pol.command('show').description('the policy that applies').option('--env <env>', 'target environment').action(action(showPolicy));
-
-  // `stella evidence policy show` (runbook): the promotion section; other policy kinds can add theirs.
-  const evPolicy = group(group(program, 'evidence', 'the Evidence Locker'), 'policy', 'evidence policies');
-  if (!evPolicy.commands.some((x) => x.name() === 'show')) {
-    evPolicy
-      .command('show')
-      .description('policies that apply (promotion evidence requirements, …)')
-      .option('--env <env>', 'target environment')
-      .action(action(showPolicy));
-  }
+  pol
+    .command('show')
+    .description('the promotion policy that applies')
+    .option('--env <env>', 'target environment')
+    .action(
+      action(async (o: { env?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const section = await promotionPolicySection(c, o);
+        print(c.format, { promotion: section.value }, () => section.human.join('\n\n'));
+      }),
+    );
 }
-
-/** Other policy sections for `stella evidence policy show` (e.g. retention) register here. */
-export const evidencePolicySections: { key: string; fetch: (c: Ctx, o: { env?: string }) => Promise<unknown>; render: (v: unknown) => string }[] = [];
 
 function renderPolicy(title: string, p: PolicyView): string {
   const reqs = p.policy.requirements.map((r) => {
@@ -328,21 +325,15 @@ function renderPolicy(title: string, p: PolicyView): string {
   ].join('\n');
 }
 
-async function showPolicy(o: { env?: string }, cmd: Command): Promise<void> {
-  const c = ctxOf(cmd);
+/** The promotion section of `stella evidence policy show` (src/cli/commands/evidence-policy.ts). */
+export async function promotionPolicySection(c: Ctx, o: { env?: string }): Promise<{ value: unknown; human: string[] }> {
   if (o.env && !ENV_RE.test(o.env)) throw new CliError(`malformed --env ${JSON.stringify(o.env)}`, EXIT.USAGE);
   const r = await c.api().call(ShowPolicyResponse, 'GET', `/promotion-policies${qs({ env: o.env })}`);
-  const out: Record<string, unknown> = { promotion: r.promotion };
   const human: string[] = [];
   if ('policies' in r.promotion) {
     human.push(...r.promotion.policies.map((p) => renderPolicy(`promotion policy for ${p.policyEnv}`, p)));
     // '*' (tenant-wide) is listed above when set; otherwise the built-in default applies elsewhere.
     if (!r.promotion.policies.some((p) => p.policyEnv === '*')) human.push(renderPolicy('promotion policy for any other environment', r.promotion.builtIn));
   } else human.push(renderPolicy(`promotion policy for ${o.env}`, r.promotion));
-  for (const s of evidencePolicySections) {
-    const v = await s.fetch(c, o);
-    out[s.key] = v;
-    human.push(s.render(v));
-  }
-  print(c.format, out, () => human.join('\n\n'));
+  return { value: r.promotion, human };
 }

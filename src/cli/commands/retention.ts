@@ -23,7 +23,6 @@ import {
   Tiers,
   TiersView,
 } from '../../contracts/retention';
-import { evidencePolicySections } from './promotion';
 
 /**
  * Retention, legal holds, cleanup and archive (evidence locker runbook SP-004 / INC-004,
@@ -34,6 +33,12 @@ import { evidencePolicySections } from './promotion';
  *   stella evidence archive --older-than <N>d [--output <file>] [--compress] [--delete-archived]
  *   stella evidence retention runs|tier-move
  */
+
+/** The retention section of `stella evidence policy show` (src/cli/commands/evidence-policy.ts). */
+export async function retentionPolicySection(c: Ctx): Promise<{ value: unknown; human: string[] }> {
+  const r = await c.api().call(RetentionPolicySection, 'GET', '/evidence/retention/policies');
+  return { value: r, human: [renderRetentionSection(r)] };
+}
 
 export function renderRetentionSection(r: RetentionPolicySection): string {
   return [
@@ -83,15 +88,6 @@ async function waitRun(c: Ctx, runId: string, label: string): Promise<RunSummary
 
 export function registerRetentionCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
-  // `stella evidence policy show` belongs to the promotion module; retention adds its section there.
-  if (!evidencePolicySections.some((s) => s.key === 'retention')) {
-    evidencePolicySections.push({
-      key: 'retention',
-      fetch: (c: Ctx) => c.api().call(RetentionPolicySection, 'GET', '/evidence/retention/policies'),
-      render: (v) => renderRetentionSection(RetentionPolicySection.parse(v)),
-    });
-  }
-
   // ---- policies -----------------------------------------------------------------------------
   const pol = group(ev, 'policy', 'evidence policies');
   pol
