@@ -40,6 +40,7 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'Backup:Path': 'STELLA_BACKUP_DIR',
   'Backup:Schedule': 'STELLA_BACKUP_SCHEDULE',
   'Backup:Cron': 'STELLA_BACKUP_CRON',
+  'Verify:TrustedRootPack': 'STELLA_TRUSTED_ROOTPACK',
 };
 
 /** `s3://bucket[/prefix]`: bucket names per S3 rules, prefix without empty segments. */
@@ -106,6 +107,8 @@ const schema = z.object({
     .string()
     .regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression')
     .default('30 3 * * *'),
+  // The RootPack file offline verification (evidence packs, replay kits) trusts when no --rootpack is given.
+  STELLA_TRUSTED_ROOTPACK: z.string().min(1).optional(),
   STELLA_TEMPORAL_BIN: z.string().optional(),
   STELLA_DEV_TEMPORAL_PORT: port.default(7233),
   STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
@@ -137,6 +140,8 @@ export interface StellaConfig {
   logLevel: RawConfig['STELLA_LOG_LEVEL'];
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
+  /** Offline verification trusts only this RootPack (or --rootpack); never one carried by a pack. */
+  trustedRootPack?: string;
   /** Evidence Locker backups (issue 9): where they go, and the optional daily schedule. */
   backup: {
     /** An absolute directory, or an s3://bucket[/prefix] URL. */
@@ -241,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       verifySampleRate: c.STELLA_VERIFY_SAMPLE_RATE,
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
+    trustedRootPack: c.STELLA_TRUSTED_ROOTPACK && resolve(c.STELLA_TRUSTED_ROOTPACK),
     dev: {
       temporalBin: c.STELLA_TEMPORAL_BIN,
       temporalPort: c.STELLA_DEV_TEMPORAL_PORT,

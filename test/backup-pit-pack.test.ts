@@ -2,7 +2,7 @@ import { apiFor, bearer } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,9 @@ import { inject } from 'vitest';
 import { harness, type Harness } from './support/context';
 import { sha256Digest } from '../src/lib/hash';
 import { signEnvelope } from '../src/crypto/dsse';
-import { exportRootPack, writeRootPackFile } from '../src/crypto/rootpack';
+import { exportRootPack, loadRootPack, writeRootPackFile } from '../src/crypto/rootpack';
+import { readTar } from '../src/archive';
+import { reforgePack } from './support/forge-pack';
 import type { KeyStore } from '../src/crypto/keys';
 import { openKeyStore } from '../src/core/keys';
 import { createAnchor } from '../src/core/anchoring';
@@ -27,7 +29,7 @@ const put = (data: string, kind: 'sbom' | 'attestation' | 'scan-report' | 'vex',
   h.ctx.evidence.ingest({ tenant: 'default', data: Buffer.from(data), kind, mediaType: 'application/json', subjects, parents: parents.map((id) => ({ id })) });
 
 /** The CLI in a separate process that can reach no server at all. */
-function offlineCli(args: string[]) {
+function offlineCli(args: string[], extraEnv: Record<string, string> = {}) {
   const env = {
     PATH: process.env.PATH!,
     HOME: scratch(),
@@ -35,8 +37,15 @@ function offlineCli(args: string[]) {
     STELLA_API_URL: 'http://127.0.0.1:9',
     DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
     STELLA_TEMPORAL_ADDRESS: '127.0.0.1:9',
+    ...extraEnv,
   };
   return spawnSync(process.execPath, [resolve('bin/stella.mjs'), ...args], { env, encoding: 'utf8', timeout: 60_000 });
+}
+
+/** The digest of the RootPack a pack carries inside it. */
+async function packRootPackDigest(file: string): Promise<string> {
+  for await (const e of readTar(file)) if (e.path === 'rootpack.json') return (await loadRootPack(await e.buffer())).digest;
+  throw new Error(`${file} has no rootpack.json`);
 }
 
 async function waitRestore(id: string): Promise<RestoreOutcome> {
@@ -91,22 +100,90 @@ describe('offline evidence packs', () => {
     const pack = join(dir, 'evidence-pack.tar.gz');
     writeFileSync(pack, res.rawPayload);
 
-    const ok = offlineCli(['evidence', 'verify', '--offline', '--input', pack]);
+    // The locker's RootPack, distributed out of band: the only one the verifier trusts.
+    const trusted = join(dir, 'trusted-rootpack.json');
+    await writeRootPackFile(trusted, await exportRootPack(h.ctx.keys));
+    const trustedDigest = (await loadRootPack(readFileSync(trusted))).digest;
+    const embeddedDigest = await packRootPackDigest(pack);
+
+    // No trusted RootPack given or configured: refused, never the pack's own.
+    const none = offlineCli(['evidence', 'verify', '--offline', '--input', pack]);
+    expect(none.status).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    expect(none.stderr).toMatch(/^stella: no trusted RootPack: pass --rootpack <file> or configure one .*STELLA_TRUSTED_ROOTPACK.*never trusted/);
+
+    const ok = offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--rootpack', trusted]);
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
     expect(ok.stdout).toContain('VERIFIED');
     expect(ok.stdout).toContain(`attestation ${att}: DSSE signature by`);
+    expect(ok.stdout).toContain(`trusted RootPack ${trustedDigest} (--rootpack ${trusted}`);
+    expect(ok.stdout).toContain(`embedded RootPack ${embeddedDigest} (not used)`);
 
-    // Pinned RootPack: the locker's own keys pass, a foreign key set fails.
-    const pinned = join(dir, 'rootpack.json');
-    await writeRootPackFile(pinned, await exportRootPack(h.ctx.keys));
-    expect(offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--rootpack', pinned]).status).toBe(0);
+    // JSON: which RootPack was trusted (source + fingerprint) and the embedded one's fingerprint.
+    const js = offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--rootpack', trusted, '--format', 'json']);
+    expect(js.status).toBe(0);
+    const jv = JSON.parse(js.stdout);
+    expect(jv).toMatchObject({
+      ok: true,
+      trustedRootPack: { source: '--rootpack', path: trusted, fingerprint: trustedDigest },
+      embeddedRootPack: { fingerprint: embeddedDigest, keysTrusted: true, untrustedKeyIds: [] },
+    });
+    expect(jv).not.toHaveProperty('keySource');
+
+    // The configured trust file: the environment variable, and `stella config set Verify:TrustedRootPack`.
+    const viaEnv = offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--format', 'json'], { STELLA_TRUSTED_ROOTPACK: trusted });
+    expect(viaEnv.status, viaEnv.stderr).toBe(0);
+    expect(JSON.parse(viaEnv.stdout).trustedRootPack).toMatchObject({ source: 'STELLA_TRUSTED_ROOTPACK', path: trusted, fingerprint: trustedDigest });
+    const dataDir = scratch();
+    const set = offlineCli(['config', 'set', 'Verify:TrustedRootPack', trusted], { STELLA_DATA_DIR: dataDir });
+    expect(set.status, set.stderr).toBe(0);
+    const viaConfig = offlineCli(['evidence', 'verify', '--offline', '--input', pack], { STELLA_DATA_DIR: dataDir });
+    expect(viaConfig.status, viaConfig.stderr).toBe(0);
+    expect(viaConfig.stdout).toContain(`trusted RootPack ${trustedDigest} (STELLA_TRUSTED_ROOTPACK ${trusted}`);
+
+    // A configured trust file that is not there: usage error naming it, nothing verified.
+    const gone = offlineCli(['evidence', 'verify', '--offline', '--input', pack], { STELLA_TRUSTED_ROOTPACK: join(dir, 'nope.json') });
+    expect(gone.status).toBe(2);
+    expect(gone.stderr).toContain(`trusted RootPack ${join(dir, 'nope.json')} (from STELLA_TRUSTED_ROOTPACK): no such file`);
+
+    // A foreign key set fails, whichever way it is given.
     const other = await openKeyStore(join(dir, 'other-keys'));
     const foreign = join(dir, 'foreign.json');
     await writeRootPackFile(foreign, await exportRootPack(other as KeyStore));
     const bad = offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--rootpack', foreign]);
     expect(bad.status).toBe(4);
     expect(bad.stdout).toContain('anchor.json');
+    // --rootpack wins over the configured file.
+    expect(offlineCli(['evidence', 'verify', '--offline', '--input', pack, '--rootpack', foreign], { STELLA_TRUSTED_ROOTPACK: trusted }).status).toBe(4);
+
+    // A re-forged pack: the scan report changed, everything re-signed with a fresh key whose RootPack is embedded.
+    const forged = join(dir, 'forged.tar.gz');
+    const forger = await reforgePack(pack, forged, (b) =>
+      b.includes('UNIQUE-REPORT-BYTES') ? Buffer.from(b.toString('utf8').replace('UNIQUE-REPORT-BYTES', 'FORGED-REPORT-BYTES')) : b,
+    );
+    // It is internally consistent: trusting its own RootPack (what the old default did) it verifies.
+    const selfTrust = offlineCli(['evidence', 'verify', '--offline', '--input', forged, '--rootpack', forger.rootpackFile]);
+    expect(selfTrust.status, selfTrust.stdout + selfTrust.stderr).toBe(0);
+    // Without a trusted RootPack it is refused; against the trusted one it fails on the anchor key.
+    expect(offlineCli(['evidence', 'verify', '--offline', '--input', forged]).status).toBe(2);
+    const fj = offlineCli(['evidence', 'verify', '--offline', '--input', forged, '--rootpack', trusted, '--format', 'json']);
+    expect(fj.status).toBe(4);
+    const fv = JSON.parse(fj.stdout);
+    expect(fv.ok).toBe(false);
+    expect(fv.problems[0]).toMatchObject({ path: 'anchor.json', reason: expect.stringContaining('is not a trusted signing key in the trusted RootPack') });
+    expect(fv.trustedRootPack.fingerprint).toBe(trustedDigest);
+    expect(fv.embeddedRootPack).toMatchObject({
+      fingerprint: forger.rootpack.digest,
+      keysTrusted: false,
+      untrustedKeyIds: forger.rootpack.keys.map((k) => k.kid),
+    });
+    const ft = offlineCli(['evidence', 'verify', '--offline', '--input', forged], { STELLA_TRUSTED_ROOTPACK: trusted });
+    expect(ft.status).toBe(4);
+    expect(ft.stdout).toContain('FAILED');
+    expect(ft.stdout).toContain('anchor.json: anchor does not verify');
+    expect(ft.stdout).toContain(`keys NOT in the trusted RootPack: ${forger.rootpack.keys[0]!.kid}`);
 
     // One changed byte inside the scan report's bytes.
     const tar = gunzipSync(res.rawPayload);
@@ -115,7 +192,7 @@ describe('offline evidence packs', () => {
     tar[at] = tar[at]! ^ 0x20;
     const tampered = join(dir, 'tampered.tar.gz');
     writeFileSync(tampered, gzipSync(tar));
-    const t = offlineCli(['evidence', 'verify', '--offline', '--input', tampered]);
+    const t = offlineCli(['evidence', 'verify', '--offline', '--input', tampered, '--rootpack', trusted]);
     expect(t.status).toBe(4);
     expect(t.stdout).toContain('FAILED');
     expect(t.stdout).toContain(report);

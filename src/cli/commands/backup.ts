@@ -11,6 +11,7 @@ import { progressBar } from '../progress';
 import { writeManifestArchive } from '../../archive';
 import { compressionFor } from '../../core/backup/pack/format';
 import { verifyEvidencePack, isEvidencePack } from '../../core/backup/pack/verify';
+import { trustedRootPack, trustLines } from '../trust';
 import { BackupAccepted, BackupList, BackupStatus, Diagnostics, ProvisionResult, RestoreAccepted, RestoreStatus } from '../../contracts/backup';
 
 /** Directories are resolved here (the API may run elsewhere); s3:// URLs pass through. */
@@ -225,7 +226,7 @@ export function registerBackupCommands(program: Command): void {
           c.format,
           r,
           () =>
-            `wrote ${r.output} (${humanBytes(r.bytes)}): ${r.items} item(s), anchor ${shortDigest(r.anchor)}, manifest ${r.manifestSha256}\nverify offline: stella evidence verify --offline --input ${o.output}`,
+            `wrote ${r.output} (${humanBytes(r.bytes)}): ${r.items} item(s), anchor ${shortDigest(r.anchor)}, manifest ${r.manifestSha256}\nverify offline: stella evidence verify --offline --input ${o.output} --rootpack <trusted-rootpack.json> (or set STELLA_TRUSTED_ROOTPACK)`,
         );
       }),
     );
@@ -267,12 +268,14 @@ export function registerBackupCommands(program: Command): void {
 
 /**
  * The evidence-pack branch of `stella evidence verify --offline --input <file>`: no API, no
- * database. Exit 4 naming the item on failure.
+ * database. Trusts only `--rootpack` or the configured trusted RootPack (exit 2 with neither);
+ * the pack's own RootPack is reported, never trusted. Exit 4 naming the item on failure.
  */
 export async function verifyPackCli(c: Ctx, input: string, rootpack?: string): Promise<number> {
+  const trusted = await trustedRootPack(c, rootpack);
   let v: Awaited<ReturnType<typeof verifyEvidencePack>>;
   try {
-    v = await verifyEvidencePack(input, { rootpack });
+    v = await verifyEvidencePack(input, { trusted });
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'BAD_INPUT') throw new CliError((e as Error).message, EXIT.USAGE);
@@ -282,12 +285,14 @@ export async function verifyPackCli(c: Ctx, input: string, rootpack?: string): P
     v.ok
       ? [
           `VERIFIED: ${input}: evidence pack for ${v.artifact}: ${v.items} item(s), every digest, inclusion proof and signature checked`,
-          `  anchor ${v.anchor!.id} (log size ${v.anchor!.logSize}, root ${v.anchor!.rootHash.slice(0, 16)}…) signed by ${v.anchor!.kid} (${v.keySource === 'pinned' ? 'pinned RootPack' : "pack's RootPack — pin one with --rootpack <file> for authenticity"})`,
+          `  anchor ${v.anchor!.id} (log size ${v.anchor!.logSize}, root ${v.anchor!.rootHash.slice(0, 16)}…) signed by ${v.anchor!.kid}`,
+          ...trustLines(v.trustedRootPack, v.embeddedRootPack),
           ...v.attestations.map((a) => `  attestation ${a.id}: ${a.detail}`),
         ].join('\n')
       : [
           `FAILED: ${input}: ${v.problems.length} problem(s)`,
           ...v.problems.map((p) => `  ${p.item ?? p.path}: ${p.reason}${p.item && p.path ? ` [${p.path}]` : ''}`),
+          ...trustLines(v.trustedRootPack, v.embeddedRootPack),
         ].join('\n'),
   );
   return v.ok ? EXIT.OK : EXIT.INTEGRITY;

@@ -166,7 +166,10 @@ function verifyCommand(ev: Command): void {
     .option('--no-wait', 'start and return the run id')
     .option('--offline', 'verify an archive / evidence pack file locally (no API): every body against its manifest')
     .option('--input <file>', 'with --offline: the archive to verify')
-    .option('--rootpack <file>', 'with --offline, for evidence packs: pinned RootPack the anchor and attestations must verify against')
+    .option(
+      '--rootpack <file>',
+      "with --offline, for evidence packs: the trusted RootPack the anchor and attestations must verify against (default: STELLA_TRUSTED_ROOTPACK; the pack's own is never trusted)",
+    )
     .action(
       action(
         async (

@@ -1,17 +1,20 @@
 /**
  * `stella evidence verify --offline --input evidence-pack.tar.gz` for evidence packs: files,
- * digests, Merkle inclusion of every item under a signed anchor, the anchor signature under the
- * pack's RootPack (or a pinned one), and DSSE attestations. No database, no API, no network:
- * this module imports only the archive, Merkle and signature libraries.
+ * digests, Merkle inclusion of every item under a signed anchor, the anchor signature and DSSE
+ * attestations under the RootPack the verifier trusts (`--rootpack` or the configured one, see
+ * ./trust.ts). The pack's own rootpack.json is only reported, never trusted: a re-forged pack
+ * carries the forger's RootPack. No database, no API, no network: this module imports only the
+ * archive, Merkle and signature libraries.
  */
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readTar, extractTar, verifyManifestArchive, parseManifest, MANIFEST_PATH, ArchiveError, type TarReadOptions } from '../../../archive';
-import { loadRootPack, readRootPackFile, rootPackResolver, trustAt, type RootPack } from '../../../crypto/rootpack';
+import { rootPackResolver, trustAt } from '../../../crypto/rootpack';
 import { verifyEnvelope } from '../../../crypto/dsse';
 import { verifyAnchor, verifyInclusion, hashFromHex, leafHash, decodeLeaf, hashEquals, type AnchorPayload } from '../../../merkle';
 import { sha256File } from '../../../lib/hash';
+import { describeEmbedded, type EmbeddedRootPack, type TrustedRootPack } from './trust';
 
 const PACK_KIND = 'evidence-pack';
 const SIGNING = 'signing';
@@ -31,7 +34,10 @@ export interface PackVerifyResult {
   items: number;
   attestations: { id: string; ok: boolean; detail: string }[];
   anchor: { id: string; logSize: number; rootHash: string; kid: string; createdAt: string } | null;
-  keySource: 'pinned' | 'embedded';
+  /** The RootPack everything was verified against. */
+  trustedRootPack: { source: TrustedRootPack['source']; path: string; fingerprint: string; keyIds: string[] };
+  /** The pack's own rootpack.json: reported, never trusted. */
+  embeddedRootPack: EmbeddedRootPack | null;
   manifestSha256: string | null;
   problems: PackProblem[];
 }
@@ -57,7 +63,9 @@ const itemOfPath = (p: string): string | undefined => {
   return m ? `sha256:${m[1]}` : undefined;
 };
 
-export async function verifyEvidencePack(input: string, opts: { rootpack?: string } = {}): Promise<PackVerifyResult> {
+export async function verifyEvidencePack(input: string, opts: { trusted: TrustedRootPack }): Promise<PackVerifyResult> {
+  const { trusted } = opts;
+  const trust = trusted.rootpack;
   const out: PackVerifyResult = {
     ok: false,
     kind: 'evidence-pack',
@@ -66,7 +74,8 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
     items: 0,
     attestations: [],
     anchor: null,
-    keySource: opts.rootpack ? 'pinned' : 'embedded',
+    trustedRootPack: { source: trusted.source, path: trusted.path, fingerprint: trusted.fingerprint, keyIds: trusted.keyIds },
+    embeddedRootPack: null,
     manifestSha256: null,
     problems: [],
   };
@@ -91,27 +100,14 @@ export async function verifyEvidencePack(input: string, opts: { rootpack?: strin
     const root = join(dir, 'x');
     const readJson = async (p: string) => JSON.parse(await fsp.readFile(join(root, p), 'utf8'));
 
-    let packRootpack: RootPack;
-    try {
-      packRootpack = await loadRootPack(await fsp.readFile(join(root, 'rootpack.json')));
-    } catch (e) {
-      fail({ path: 'rootpack.json', reason: `unusable RootPack: ${(e as Error).message}` });
-      return out;
-    }
-    let trust = packRootpack;
-    if (opts.rootpack) trust = await readRootPackFile(opts.rootpack);
+    out.embeddedRootPack = await describeEmbedded(await fsp.readFile(join(root, 'rootpack.json')).catch(() => null), trusted);
 
     // 3. The anchor: signature under a trusted signing key, within that key's window.
     let payload: AnchorPayload;
     try {
       const a = await readJson('anchor.json');
       const key = trust.keys.find((k) => k.kid === a.kid && k.purposes.includes(SIGNING) && k.status !== 'revoked');
-      if (!key) throw new Error(`anchor key ${a.kid} is not a trusted signing key in the ${opts.rootpack ? 'pinned' : "pack's"} RootPack`);
-      if (opts.rootpack) {
-        const embedded = packRootpack.keys.find((k) => k.kid === a.kid);
-        if (!embedded || embedded.publicJwk.x !== key.publicJwk.x || embedded.publicJwk.y !== key.publicJwk.y)
-          throw new Error(`the pack's key ${a.kid} differs from the pinned RootPack`);
-      }
+      if (!key) throw new Error(`anchor key ${a.kid} is not a trusted signing key in the trusted RootPack ${trusted.fingerprint} (${trusted.source})`);
       const v = await verifyAnchor(a.jws, (kid) => (kid === key.kid ? key.publicJwk : undefined));
       payload = v.payload;
       if (v.hash !== a.id) throw new Error(`anchor id ${a.id} is not the hash of its JWS (${v.hash})`);
