@@ -16,7 +16,7 @@ import { writeKit, kitDir } from '../src/core/replay/kit';
 import { replayVerify } from '../src/core/replay/verify';
 import { buildBundle, readBundle } from '../src/core/replay/bundles';
 import { manifestBytes, signManifest, type ReplayManifest } from '../src/core/replay/manifest';
-import { exportRootPack } from '../src/crypto/rootpack';
+import { exportRootPack, writeRootPackFile } from '../src/crypto/rootpack';
 import { KeyStore } from '../src/crypto/keys';
 import { SIGNING_PURPOSE } from '../src/core/keys';
 import { ensureSchedules } from '../src/temporal/schedules';
@@ -69,11 +69,17 @@ function recordInput(scanId: string, tenant = 'default'): ReplayRecordInput {
   };
 }
 
-function stella(args: string[]) {
+function stella(args: string[], extraEnv: Record<string, string> = {}) {
   // No servers reachable: the offline path must not need any.
   const r = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, STELLA_API_URL: 'http://127.0.0.1:9', STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'offline-')) },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      STELLA_API_URL: 'http://127.0.0.1:9',
+      STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'offline-')),
+      ...extraEnv,
+    },
     timeout: 60_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
@@ -82,10 +88,18 @@ function stella(args: string[]) {
 describe('replay: signed manifests, deterministic bundles, offline and nightly verification', () => {
   let h: Harness;
   let kitRoot: string;
+  /** The locker's RootPack as an operator would get it out of band: the only one offline replay trusts. */
+  const trustedFile = async () => {
+    const f = join(mkdtempSync(join(tmpdir(), 'trusted-')), 'trusted-rootpack.json');
+    await writeRootPackFile(f, await exportRootPack(h.ctx.keys));
+    return f;
+  };
+  let trusted: string;
   beforeAll(async () => {
     h = await harness({ blob: 'fs' });
     t0 = Date.now();
     kitRoot = mkdtempSync(join(tmpdir(), 'kit-'));
+    trusted = await trustedFile();
   });
   afterAll(async () => {
     await h?.close();
@@ -127,10 +141,34 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const online = await verifyRun(h.ctx, 'default', 'scan-1', 'test');
     const logDir = mkdtempSync(join(tmpdir(), 'oplogs-'));
     const out = join(logDir, 'verdict.json');
-    const r = stella(['replay', join(dir, 'manifest.json'), '--strict', '--offline', '--log-dir', logDir, '--output', out, '--format', 'json']);
+    // The kit's own rootpack.json is never trusted: with no --rootpack and nothing configured, refused.
+    const none = stella(['replay', join(dir, 'manifest.json'), '--strict', '--offline']);
+    expect(none.code).toBe(2);
+    expect(none.out).toBe('');
+    expect(none.err).toMatch(/^stella: no trusted RootPack: pass --rootpack <file> or configure one .*STELLA_TRUSTED_ROOTPACK/);
+    const r = stella([
+      'replay',
+      join(dir, 'manifest.json'),
+      '--strict',
+      '--offline',
+      '--rootpack',
+      trusted,
+      '--log-dir',
+      logDir,
+      '--output',
+      out,
+      '--format',
+      'json',
+    ]);
     expect(r.code, r.err).toBe(0);
     const offline = JSON.parse(r.out);
     expect(offline.ok).toBe(true);
+    expect(offline.trustedRootPack).toMatchObject({ source: '--rootpack', path: trusted, fingerprint: expect.stringMatching(/^sha256:/) });
+    expect(offline.embeddedRootPack).toMatchObject({ fingerprint: expect.stringMatching(/^sha256:/), keysTrusted: true });
+    // The configured trust file works the same way.
+    const viaEnv = stella(['replay', join(dir, 'manifest.json'), '--strict', '--offline', '--format', 'json'], { STELLA_TRUSTED_ROOTPACK: trusted });
+    expect(viaEnv.code, viaEnv.err).toBe(0);
+    expect(JSON.parse(viaEnv.out).trustedRootPack).toMatchObject({ source: 'STELLA_TRUSTED_ROOTPACK', fingerprint: offline.trustedRootPack.fingerprint });
     expect(canonicalJson(offline.recomputed)).toBe(canonicalJson(online.recomputed));
     expect(JSON.parse(readFileSync(join(logDir, 'scan-1', 'verify.json'), 'utf8')).ok).toBe(true);
     expect(JSON.parse(readFileSync(out, 'utf8')).verdict.status).toBe('fail');
@@ -145,7 +183,7 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
       return d;
     };
     const run = (d: string, extra: string[] = []) => {
-      const r = stella(['verify', join(d, 'manifest.json'), '--explain', '--strict', ...extra]);
+      const r = stella(['verify', join(d, 'manifest.json'), '--explain', '--strict', '--rootpack', trusted, ...extra]);
       return { code: r.code, json: JSON.parse(r.out || '{}'), err: r.err };
     };
     const signer = await h.ctx.keys.signer((await h.ctx.keys.active(SIGNING_PURPOSE)).kid);
@@ -194,6 +232,19 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const r4 = run(t4);
     expect(r4.code).toBe(4);
     expect(r4.json.codes).toEqual(['SIGNER_UNTRUSTED']);
+
+    // 5. re-forged kit: changed verdict, re-signed by a fresh key whose RootPack sits beside the manifest
+    const t5 = copy('forged');
+    await resign(t5, { ...manifest, verdict: 'pass', createdAt: new Date().toISOString() }, await stranger.signer());
+    await writeRootPackFile(join(t5, 'rootpack.json'), await exportRootPack(stranger));
+    const selfTrust = stella(['verify', join(t5, 'manifest.json'), '--strict', '--rootpack', join(t5, 'rootpack.json'), '--format', 'json']);
+    expect(JSON.parse(selfTrust.out).problems.map((p: { code: string }) => p.code)).not.toContain('SIGNER_UNTRUSTED'); // what trusting the kit's own RootPack allowed
+    const r5 = stella(['verify', join(t5, 'manifest.json'), '--strict', '--rootpack', trusted, '--format', 'json']);
+    expect(r5.code).toBe(4);
+    const j5 = JSON.parse(r5.out);
+    expect(j5.problems.map((p: { code: string }) => p.code)).toContain('SIGNER_UNTRUSTED');
+    expect(j5.embeddedRootPack).toMatchObject({ keysTrusted: false, untrustedKeyIds: [(await stranger.active()).kid] });
+    expect(stella(['verify', join(t5, 'manifest.json'), '--strict']).code).toBe(2);
 
     // the untouched kit still passes
     expect(run(base).code).toBe(0);
@@ -267,14 +318,20 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     await createAnchor(h.ctx, { force: true } as never);
     await exportEvidencePack(h.ctx, { tenant: 'default', digest: ARTIFACT, includeDeps: true, actor: 'test' }, pack);
     const verdictFile = join(dir, 'verdict.json');
-    const r = stella(['replay', '--evidence', pack, '--output', verdictFile, '--format', 'json']);
+    // keys were rotated above: the operator's trusted RootPack is the current one
+    const trustedNow = await trustedFile();
+    const none = stella(['replay', '--evidence', pack, '--output', verdictFile]);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('no trusted RootPack');
+    const r = stella(['replay', '--evidence', pack, '--output', verdictFile, '--format', 'json', '--rootpack', trustedNow]);
     expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).embeddedRootPack).toMatchObject({ fingerprint: expect.stringMatching(/^sha256:/), keysTrusted: true });
     const v = JSON.parse(readFileSync(verdictFile, 'utf8'));
     expect(v.ok).toBe(true);
     expect(v.artifactDigest).toBe(ARTIFACT);
     expect(v.verdict.status).toBe('fail');
     // the same pack also verifies offline as a whole
-    const pv = stella(['evidence', 'verify', '--offline', '--input', pack]);
+    const pv = stella(['evidence', 'verify', '--offline', '--input', pack], { STELLA_TRUSTED_ROOTPACK: trustedNow });
     expect(pv.code, pv.err + pv.out).toBe(0);
   });
 

@@ -1,8 +1,8 @@
 import { promises as fsp, existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { action, ctxOf, group } from '../common';
-import { CliError, EXIT } from '../exit';
+import { action, ctxOf, group, type Ctx } from '../common';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
 import { readKit, writeKit, kitDir } from '../../core/replay/kit';
 import { replayVerify, type ReplayResult } from '../../core/replay/verify';
@@ -12,6 +12,9 @@ import { LedgerCheck, ReplayResult as ReplayResultBody, ReplayRunList, RunKit, S
 import type { Envelope } from '../../crypto/dsse';
 import { loadRootPack } from '../../crypto/rootpack';
 import { walkFiles } from '../../lib/walk';
+import { asStellaError } from '../../lib/errors';
+import { describeEmbedded, type EmbeddedRootPack } from '../../core/backup/pack/trust';
+import { trustedRootPack, trustLines, trustSummary } from '../trust';
 
 /** The fields the table view needs, whether the result was computed here or came from the API. */
 type ReplaySummary = Pick<ReplayResult, 'ok' | 'scanId' | 'artifactDigest' | 'strict'> & {
@@ -21,6 +24,9 @@ type ReplaySummary = Pick<ReplayResult, 'ok' | 'scanId' | 'artifactDigest' | 'st
   problems: { code: string; severity: string; detail: string }[];
   diff: unknown;
   ledger?: unknown;
+  /** Offline runs: the RootPack trusted, and the one that came with the kit or pack (never trusted). */
+  trustedRootPack?: ReturnType<typeof trustSummary>;
+  embeddedRootPack?: EmbeddedRootPack | null;
 };
 
 function summary(r: ReplaySummary): string {
@@ -35,6 +41,7 @@ function summary(r: ReplaySummary): string {
       strict: r.strict,
     }),
   ];
+  if (r.trustedRootPack) lines.push(...trustLines(r.trustedRootPack, r.embeddedRootPack ?? null).map((l) => l.trim()));
   if (r.problems.length)
     lines.push(
       '',
@@ -55,18 +62,35 @@ async function writeLogs(dir: string, r: ReplayResult): Promise<string> {
   return file;
 }
 
-/** Runs a replay from files alone: the air-gapped path (no database, Temporal or network). */
-async function replayFiles(manifestPath: string, o: { strict?: boolean; rootpack?: string }): Promise<ReplayResult> {
-  const kit = await readKit(manifestPath, o.rootpack);
-  if (!kit.rootpack) throw new CliError(`no RootPack: put rootpack.json beside ${manifestPath} or pass --rootpack <file>`, EXIT.USAGE);
-  return replayVerify({
+type OfflineReplay = ReplayResult & Required<Pick<ReplaySummary, 'trustedRootPack' | 'embeddedRootPack'>>;
+
+/** Core errors (bad input, unusable files) as a one-line CLI error with their exit code. */
+async function cliErrors<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    const s = asStellaError(e);
+    if (s) throw new CliError(s.message, API_CODE_TO_EXIT[s.code] ?? EXIT.FAILURE);
+    throw e;
+  }
+}
+
+/**
+ * Runs a replay from files alone: the air-gapped path (no database, Temporal or network). Trusts
+ * only --rootpack or the configured trusted RootPack; the kit's rootpack.json is reported only.
+ */
+async function replayFiles(c: Ctx, manifestPath: string, o: { strict?: boolean; rootpack?: string }): Promise<OfflineReplay> {
+  const trusted = await trustedRootPack(c, o.rootpack);
+  const kit = await cliErrors(() => readKit(manifestPath));
+  const r = await replayVerify({
     manifest: kit.manifest,
     envelope: kit.envelope,
     inputBundle: kit.input,
     outputBundle: kit.output,
-    rootpack: kit.rootpack,
+    rootpack: trusted.rootpack,
     strict: !!o.strict,
   });
+  return { ...r, trustedRootPack: trustSummary(trusted), embeddedRootPack: await describeEmbedded(kit.embeddedRootPack, trusted) };
 }
 
 export function registerReplayCommands(program: Command): void {
@@ -75,7 +99,7 @@ export function registerReplayCommands(program: Command): void {
     .description('recompute a scan verdict from its input bundle and compare with the recorded output')
     .option('--strict', 'fail on any difference, tool drift included')
     .option('--offline', 'use only the files given: no database, no Temporal, no network')
-    .option('--rootpack <file>', 'trusted keys (default: rootpack.json beside the manifest)')
+    .option('--rootpack <file>', "the trusted RootPack (default: STELLA_TRUSTED_ROOTPACK; a kit's or pack's own rootpack.json is never trusted)")
     .option('--log-dir <dir>', 'write verification logs under this directory (e.g. ops/offline/replay)')
     .option('--evidence <pack>', 'replay from an offline evidence pack (.tar.gz) instead of a manifest')
     .option('-o, --output <file>', 'write the verdict JSON to a file')
@@ -87,16 +111,22 @@ export function registerReplayCommands(program: Command): void {
           cmd: Command,
         ) => {
           const c = ctxOf(cmd);
-          let r: ReplayResult;
+          let r: OfflineReplay;
           if (o.evidence) {
+            const evidence = o.evidence;
             const { replayFromPack } = await import('../../core/replay/pack');
-            r = await replayFromPack(o.evidence, { strict: !!o.strict, rootpack: o.rootpack });
+            const trusted = await trustedRootPack(c, o.rootpack);
+            const x = await cliErrors(() => replayFromPack(evidence, { strict: !!o.strict, trusted }));
+            r = { ...x.result, trustedRootPack: trustSummary(trusted), embeddedRootPack: x.embeddedRootPack };
           } else {
             if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
             const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
-            r = await replayFiles(p, o);
+            r = await replayFiles(c, p, o);
           }
-          if (o.logDir) process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), r)}\n`);
+          if (o.logDir) {
+            const { trustedRootPack: _t, embeddedRootPack: _e, ...log } = r;
+            process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), log)}\n`);
+          }
           if (o.output)
             await fsp.writeFile(
               o.output,
@@ -118,16 +148,16 @@ export function registerReplayCommands(program: Command): void {
     .option('--explain', 'print the differences as JSON')
     .option('--ledger', "check the manifest's inclusion in the Merkle anchors")
     .option('--strict', 'tool drift is an error (default for scan ids)')
-    .option('--rootpack <file>', 'trusted keys for a manifest file')
+    .option('--rootpack <file>', "the trusted RootPack for a manifest file (default: STELLA_TRUSTED_ROOTPACK; the kit's rootpack.json is never trusted)")
     .action(
       action(async (target: string, o: { explain?: boolean; ledger?: boolean; strict?: boolean; rootpack?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         let r: ReplaySummary;
         if (existsSync(target)) {
           const p = statSync(target).isDirectory() ? join(target, 'manifest.json') : target;
-          const local: ReplaySummary = await replayFiles(p, { strict: o.strict, rootpack: o.rootpack });
+          const local: ReplaySummary = await replayFiles(c, p, { strict: o.strict, rootpack: o.rootpack });
           if (o.ledger) {
-            const kit = await readKit(p, o.rootpack);
+            const kit = await readKit(p);
             const m = validateManifest(kit.manifest);
             local.ledger = await c.api().call(LedgerCheck, 'GET', `/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
           }
@@ -171,7 +201,7 @@ export function registerReplayCommands(program: Command): void {
           c.format,
           { dir, files },
           () =>
-            `wrote ${dir}\n  ${files.map((f) => f.slice(dir.length + 1)).join('\n  ')}\nverify air-gapped: stella replay ${join(dir, 'manifest.json')} --strict --offline`,
+            `wrote ${dir}\n  ${files.map((f) => f.slice(dir.length + 1)).join('\n  ')}\nverify air-gapped: stella replay ${join(dir, 'manifest.json')} --strict --offline --rootpack <trusted-rootpack.json> (or set STELLA_TRUSTED_ROOTPACK)`,
         );
       }),
     );

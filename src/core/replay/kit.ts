@@ -1,7 +1,7 @@
 import { promises as fsp, existsSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import type { Envelope } from '../../crypto/dsse';
-import { loadRootPack, type RootPack } from '../../crypto/rootpack';
+import type { RootPack } from '../../crypto/rootpack';
 import { canonicalJson } from '../../lib/canonical';
 import { badInput } from '../../lib/errors';
 import { INPUT_BUNDLE, OUTPUT_BUNDLE } from './bundles';
@@ -45,11 +45,12 @@ export interface LoadedKit {
   envelope: Envelope | null;
   input: Buffer | null;
   output: Buffer | null;
-  rootpack: RootPack | null;
+  /** The kit's own rootpack.json bytes: for reporting only, never trusted (see core/backup/pack/trust.ts). */
+  embeddedRootPack: Buffer | null;
 }
 
 /** Reads a kit from its manifest path; only the files beside it (no network, no database). */
-export async function readKit(manifestPath: string, rootpackPath?: string): Promise<LoadedKit> {
+export async function readKit(manifestPath: string): Promise<LoadedKit> {
   const path = resolve(manifestPath);
   if (!existsSync(path)) throw badInput(`${manifestPath}: no such file`);
   const dir = dirname(path);
@@ -61,13 +62,12 @@ export async function readKit(manifestPath: string, rootpackPath?: string): Prom
   }
   const opt = async (name: string) => (existsSync(join(dir, name)) ? fsp.readFile(join(dir, name)) : null);
   const envBytes = await opt(ENVELOPE_FILE);
-  const rpBytes = rootpackPath ? await fsp.readFile(rootpackPath) : await opt(ROOTPACK_FILE);
   return {
     dir,
     manifest,
     envelope: envBytes ? (JSON.parse(envBytes.toString('utf8')) as Envelope) : null,
     input: await opt(INPUT_BUNDLE),
     output: await opt(OUTPUT_BUNDLE),
-    rootpack: rpBytes ? await loadRootPack(rpBytes) : null,
+    embeddedRootPack: await opt(ROOTPACK_FILE),
   };
 }

@@ -1,20 +1,23 @@
 import { readTar } from '../../archive';
-import { loadRootPack, type RootPack } from '../../crypto/rootpack';
 import type { Envelope } from '../../crypto/dsse';
 import { sha256Digest } from '../../lib/hash';
 import { badInput } from '../../lib/errors';
 import { manifestBytes, validateManifest, type ReplayManifest } from './manifest';
 import { replayVerify, type ReplayResult } from './verify';
-import { promises as fsp } from 'node:fs';
+import { describeEmbedded, type EmbeddedRootPack, type TrustedRootPack } from '../backup/pack/trust';
 
 const LIMITS = { maxEntryBytes: 256 * 1024 * 1024, maxTotalBytes: 2 * 1024 * 1024 * 1024, maxEntries: 100_000 };
 
 /**
  * `stella replay --evidence evidence-pack.tar.gz`: finds the replay manifest, its DSSE
- * envelope and both bundles among the pack's entries by content (digests, schema), and the
- * pack's RootPack, then replays. Works on any pack layout that carries those items.
+ * envelope and both bundles among the pack's entries by content (digests, schema), then replays
+ * against the RootPack the verifier trusts. The pack's own RootPack is reported, never trusted.
+ * Works on any pack layout that carries those items.
  */
-export async function replayFromPack(packPath: string, o: { strict: boolean; rootpack?: string }): Promise<ReplayResult> {
+export async function replayFromPack(
+  packPath: string,
+  o: { strict: boolean; trusted: TrustedRootPack },
+): Promise<{ result: ReplayResult; embeddedRootPack: EmbeddedRootPack }> {
   const byDigest = new Map<string, Buffer>();
   const jsons: { path: string; value: unknown; bytes: Buffer }[] = [];
   for await (const e of readTar(packPath, LIMITS)) {
@@ -45,25 +48,14 @@ export async function replayFromPack(packPath: string, o: { strict: boolean; roo
     const v = j.value as Partial<Envelope>;
     return typeof v.payload === 'string' && Array.isArray(v.signatures) && Buffer.from(v.payload, 'base64').equals(mb);
   })?.value ?? null) as Envelope | null;
-  let rootpack: RootPack | null = null;
-  if (o.rootpack) rootpack = await loadRootPack(await fsp.readFile(o.rootpack));
-  else {
-    for (const j of jsons.filter((x) => /rootpack/i.test(x.path))) {
-      try {
-        rootpack = await loadRootPack(j.bytes);
-        break;
-      } catch {
-        /* keep looking */
-      }
-    }
-  }
-  if (!rootpack) throw badInput(`${packPath} has no RootPack; pass --rootpack <file>`);
-  return replayVerify({
+  const embeddedRootPack = await describeEmbedded(jsons.find((x) => /(^|\/)rootpack\.json$/i.test(x.path))?.bytes ?? null, o.trusted);
+  const result = await replayVerify({
     manifest: m,
     envelope,
     inputBundle: byDigest.get(m.inputBundle.digest) ?? null,
     outputBundle: byDigest.get(m.outputBundle.digest) ?? null,
-    rootpack,
+    rootpack: o.trusted.rootpack,
     strict: o.strict,
   });
+  return { result, embeddedRootPack };
 }
