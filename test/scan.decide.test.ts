@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decideScannerSetting } from '../src/core/scan/config';
 import { pushCandidates, pushIgnoredReason } from '../src/core/scan/events';
-import { scanWorkflowId, scanWorkflowIdPrefix } from '../src/temporal/names';
+import { isScanWorkflowIdOf, scanWorkflowId } from '../src/temporal/names';
 
 /** The scan feature's pure decisions, on fixture facts (no servers). */
 describe('scanner settings', () => {
@@ -36,6 +36,9 @@ describe('scan workflow ids', () => {
   it('embed tenant and artifact hex, so requests for one artifact join one run', () => {
     const digest = `sha256:${'b'.repeat(64)}`;
     expect(scanWorkflowId('acme', digest)).toBe(`scan-acme-${'b'.repeat(64)}`);
-    expect(scanWorkflowId('acme', digest).startsWith(scanWorkflowIdPrefix('acme'))).toBe(true);
+    expect(isScanWorkflowIdOf('acme', scanWorkflowId('acme', digest))).toBe(true);
+    // A tenant whose name extends another's: neither owns the other's scans.
+    expect(isScanWorkflowIdOf('acme', scanWorkflowId('acme-eu', digest))).toBe(false);
+    expect(isScanWorkflowIdOf('acme-eu', scanWorkflowId('acme', digest))).toBe(false);
   });
 });

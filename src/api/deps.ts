@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { HttpMetrics } from '../core/metrics';
 import type { DoctorCheck } from '../core/doctor';
 import { StellaError } from '../lib/errors';
+import type { Viewer } from '../core/evidence/viewer';
 
 export interface ApiDeps {
   ctx: AppContext;
@@ -45,6 +46,11 @@ export function tenantOf(req: FastifyRequest): string {
     return asked;
   }
   return p.tenant;
+}
+
+/** The request's tenant and whether it may see whole-locker ('*') records: core resolves ids with it. */
+export function viewerOf(req: FastifyRequest): Viewer {
+  return { tenant: tenantOf(req), admin: req.principal!.scopes.includes('admin') };
 }
 
 export function temporalOrThrow(deps: ApiDeps) {

@@ -7,6 +7,18 @@ import { classifyFailure, portOf } from './failures';
 import { registerHealthRoutes } from './routes/health';
 import { registerDoctorRoutes } from './routes/doctor';
 
+/** One registered route: method and URL pattern (`/evidence/:id/meta`). */
+export interface ApiRoute {
+  method: string;
+  url: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routeList: () => ApiRoute[];
+  }
+}
+
 const STATUS: Record<StellaError['code'], number> = {
   BAD_INPUT: 400,
   FORBIDDEN: 403,
@@ -23,6 +35,12 @@ const PUBLIC = new Set(['/healthz', '/readyz', '/metrics']);
 /** The HTTP API: platform routes (health, metrics, doctor) plus each feature's routes, in list order. */
 export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRoutes[]): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  // Every registered route, for tests that must cover each one (tenant isolation).
+  const routes: ApiRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
+  });
+  app.decorate('routeList', () => [...routes]);
 
   // Routes declare zod schemas (src/contracts) for params, query, body and responses.
   app.setValidatorCompiler(validatorCompiler);

@@ -40,9 +40,13 @@ export function scanWorkflowId(tenant: string, artifactDigest: string): string {
   return `scan-${tenant}-${artifactDigest.replace(/^sha256:/, '')}`;
 }
 
-/** Prefix of every scan workflow id of a tenant (listing a tenant's scans). */
-export function scanWorkflowIdPrefix(tenant: string): string {
-  return `scan-${tenant}-`;
+/**
+ * Whether `id` is a scan workflow id of exactly this tenant. A prefix test is not enough: tenant
+ * `acme`'s prefix `scan-acme-` also starts tenant `acme-eu`'s ids.
+ */
+export function isScanWorkflowIdOf(tenant: string, id: string): boolean {
+  const m = /^scan-(.+)-([0-9a-f]{64})$/.exec(id);
+  return !!m && m[1] === tenant;
 }
 
 /** Promotions: one running promotion per tenant, target environment and artifact. */

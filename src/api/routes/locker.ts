@@ -43,16 +43,18 @@ import {
 import { validateDigest, validateKind } from '../../core/evidence';
 import { ingestSourceKind } from '../../core/evidence/locker/archive-ingest';
 import { evidenceChain, provenanceShow } from '../../core/evidence/locker/graph';
-import { getOp, indexLookup, indexOptimize, indexRefresh, indexStatus, latestOp } from '../../core/evidence/locker/index-ops';
+import { getOp, indexLookup, indexOptimize, indexRefresh, indexStatus, latestOp, opStart, recordIngest, settleOp } from '../../core/evidence/locker/index-ops';
 import { markCorrupted, recover, retryStore } from '../../core/evidence/locker/repair';
 import { lockerStatus } from '../../core/evidence/locker/status';
 import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, storeHealth } from '../../core/evidence/locker/storage';
 import { badInput, notFound, StellaError } from '../../lib/errors';
 import { indexRebuildWorkflowId, ingestWorkflowId, isIngestWorkflowId } from '../../temporal/names';
-import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';
+import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
 import type { App } from './evidence';
 
 const isAdmin = (scopes: string[]) => scopes.includes('admin');
+/** An admin not acting for a named tenant sees the whole (shared) store. */
+const wholeLocker = (req: { headers: Record<string, unknown> }, scopes: string[]) => isAdmin(scopes) && !req.headers['x-stella-tenant'];
 const actorOf = (sub: string) => `api:${sub}`;
 
 /** Evidence Locker runbook operations (status, index, storage, repair, chain, bulk ingest). */
@@ -80,7 +82,7 @@ function overviewRoutes(app: App, { ctx }: ApiDeps) {
   });
   app.get('/evidence/ops/latest', { schema: { querystring: LatestOpQuery, response: { 200: LatestOp } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    return (await latestOp(ctx.db, tenantOf(req), req.query.op)) ?? {};
+    return (await latestOp(ctx.db, viewerOf(req), req.query.op)) ?? {};
   });
 }
 
@@ -88,7 +90,7 @@ function indexRoutes(app: App, deps: ApiDeps) {
   const { ctx } = deps;
   app.get('/evidence/index/status', { schema: { querystring: IndexStatusQuery, response: { 200: IndexStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
-    return indexStatus(ctx, tenantOf(req), { full: req.query.full, sample: req.query.sample });
+    return indexStatus(ctx, viewerOf(req), { full: req.query.full, sample: req.query.sample });
   });
   app.post('/evidence/index/refresh', { schema: { body: RefreshBody, response: { 200: RefreshResult } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
@@ -99,27 +101,18 @@ function indexRoutes(app: App, deps: ApiDeps) {
     const p = requireScope(req, 'admin');
     const t = temporalOrThrow(deps);
     const opId = indexRebuildWorkflowId(new Date(), randomUUID().slice(0, 8));
-    await t.client.workflow.start(evidenceIndexRebuild, {
-      taskQueue: t.taskQueue,
-      workflowId: opId,
-      args: [{ opId, tenant: tenantOf(req), actor: actorOf(p.sub) }],
-    });
+    const input = { opId, tenant: tenantOf(req), actor: actorOf(p.sub) };
+    // Recorded (with its tenant) before the workflow starts: the status route resolves the id within the tenant.
+    await opStart(ctx.db, { id: opId, tenant: input.tenant, op: 'index.rebuild', actor: input.actor, workflowId: opId });
+    await t.client.workflow.start(evidenceIndexRebuild, { taskQueue: t.taskQueue, workflowId: opId, args: [input] });
     return reply.status(202).send({ opId, workflowId: opId });
   });
   app.get('/evidence/index/rebuild/:opId', { schema: { params: OpIdParams, response: { 200: RebuildStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const { opId } = req.params;
+    const op = await getOp(ctx.db, viewerOf(req), 'index.rebuild', opId, 'index rebuild');
     const workflowStatus = await describeStatus(deps, opId, `index rebuild ${opId} not found`);
-    const op = await getOp(ctx.db, tenantOf(req), opId);
-    return {
-      opId,
-      workflowStatus,
-      status: op?.status ?? 'starting',
-      cursor: op?.cursor ?? null,
-      result: op?.result ?? {},
-      startedAt: op?.startedAt ?? null,
-      finishedAt: op?.finishedAt ?? null,
-    };
+    return { opId, workflowStatus, ...op };
   });
   app.post('/evidence/index/optimize', { schema: { response: { 200: OptimizeResult } } }, async (req) => {
     const p = requireScope(req, 'admin');
@@ -128,7 +121,7 @@ function indexRoutes(app: App, deps: ApiDeps) {
   app.get('/evidence/index/lookup/:id', { schema: { params: IdParams, response: { 200: IndexLookup } } }, async (req) => {
     const p = requireScope(req, 'evidence:read');
     // Admins see every tenant's row for the id; others only their own.
-    const tenants = isAdmin(p.scopes) && !req.headers['x-stella-tenant'] ? '*' : [tenantOf(req)];
+    const tenants = wholeLocker(req, p.scopes) ? '*' : [tenantOf(req)];
     return indexLookup(ctx, validateDigest(req.params.id, 'evidence id'), tenants);
   });
 }
@@ -140,8 +133,9 @@ function storageRoutes(app: App, { ctx }: ApiDeps) {
     return storageStats(ctx, tenantOf(req), req.query.allTenants);
   });
   app.get('/evidence/storage/check/:id', { schema: { params: IdParams, response: { 200: StorageCheck } } }, async (req) => {
-    requireScope(req, 'evidence:read');
-    return storageCheck(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'));
+    const p = requireScope(req, 'evidence:read');
+    // Admins may check any blob of the shared store; others only their tenant's items.
+    return storageCheck(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'), { allTenants: wholeLocker(req, p.scopes) });
   });
   app.post('/evidence/storage/test', { schema: { response: { 200: StorageTest } } }, async (req) => {
     requireScope(req, 'evidence:write');
@@ -182,6 +176,8 @@ function ingestRoutes(app: App, deps: ApiDeps) {
     const t = temporalOrThrow(deps);
     const workflowId = ingestWorkflowId(new Date(), randomUUID().slice(0, 8));
     const base = { tenant: tenantOf(req), kind, artifact: b.artifact, mediaType: b.mediaType, actor: actorOf(p.sub) };
+    // Recorded (with its tenant) before the workflow starts: the status route resolves the id within the tenant.
+    await recordIngest(deps.ctx.db, { id: workflowId, tenant: base.tenant, actor: base.actor });
     const batchSize = b.batchSize ?? 200;
     if (source === 'tar') {
       // Extracted by the worker with the safe extractor (src/archive) into its own spool directory.
@@ -197,12 +193,14 @@ function ingestRoutes(app: App, deps: ApiDeps) {
     requireScope(req, 'evidence:read');
     const { workflowId } = req.params;
     if (!isIngestWorkflowId(workflowId)) throw badInput('not an ingest workflow id');
+    const op = await getOp(deps.ctx.db, viewerOf(req), 'ingest', workflowId, 'ingest');
     const h = temporalOrThrow(deps).client.workflow.getHandle<typeof bulkIngest>(workflowId);
     const status = await describeStatus(deps, workflowId, `ingest ${workflowId} not found`);
     const running = status === 'RUNNING';
     const progress = running ? await h.query(bulkIngestProgressQuery).catch(() => null) : null;
     const result = status === 'COMPLETED' ? await h.result() : null;
     const error = running || status === 'COMPLETED' ? null : await failureOf(h.result());
+    if (op.status === 'running' && !running) await settleOp(deps.ctx.db, workflowId, status === 'COMPLETED' ? 'succeeded' : 'failed');
     return { workflowId, status, progress, result, error };
   });
 }

@@ -5,10 +5,9 @@ import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { notFound, StellaError } from '../../lib/errors';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
-import { getRun, listRuns, runItems, openPromotionArtifacts } from '../../core/retention/purge';
+import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
 import { retentionRunId } from '../../temporal/names';
 import { retentionProgressQuery, retentionPurge, retentionTierMove } from '../../../workflows/retention';
@@ -107,22 +106,19 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
     const p = requireScope(req, 'evidence:write');
     const t = temporalOrThrow(deps);
     const runId = newRunId(req.body.dryRun ? 'dryrun' : 'purge');
-    await t.client.workflow.start(retentionPurge, {
-      taskQueue: t.taskQueue,
-      workflowId: runId,
-      args: [{ tenant: tenantOf(req), ...req.body, actor: p.sub, runId }],
-    });
+    const input = { tenant: tenantOf(req), ...req.body, actor: p.sub, runId };
+    // The run row (with its tenant) exists before the workflow: its id resolves within the tenant at once.
+    await startRun(ctx.db, { ...input, kind: 'purge', reason: input.reason ?? null });
+    await t.client.workflow.start(retentionPurge, { taskQueue: t.taskQueue, workflowId: runId, args: [input] });
     return reply.status(202).send({ runId, workflowId: runId });
   });
   app.post('/evidence/retention/tier-move', { schema: { body: TierMoveBody, response: { 202: RunStarted } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const t = temporalOrThrow(deps);
     const runId = newRunId('tier');
-    await t.client.workflow.start(retentionTierMove, {
-      taskQueue: t.taskQueue,
-      workflowId: runId,
-      args: [{ tenant: tenantOf(req), actor: p.sub, runId, batchSize: req.body?.batchSize }],
-    });
+    const input = { tenant: tenantOf(req), actor: p.sub, runId, batchSize: req.body?.batchSize };
+    await startRun(ctx.db, { runId, tenant: input.tenant, kind: 'tier-move', actor: p.sub });
+    await t.client.workflow.start(retentionTierMove, { taskQueue: t.taskQueue, workflowId: runId, args: [input] });
     return reply.status(202).send({ runId, workflowId: runId });
   });
   app.get('/evidence/retention/runs', { schema: { querystring: RunListQuery, response: { 200: RunList } } }, async (req) => {
@@ -132,14 +128,9 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
   app.get('/evidence/retention/runs/:runId', { schema: { params: RunParams, response: { 200: RunStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const { runId } = req.params;
-    const wf = await workflowStatus(deps, runId);
-    const run = await getRun(ctx.db, runId, tenantOf(req)).catch((e: unknown) => {
-      // The workflow has started but not yet written its run row.
-      if (wf.status !== 'UNKNOWN' && e instanceof StellaError && e.code === 'NOT_FOUND') return null;
-      throw e;
-    });
-    if (!run && wf.status === 'UNKNOWN') throw notFound(`retention run ${runId} not found`);
-    return { runId, ...wf, run };
+    // Resolved within the tenant first (the API records a run before starting its workflow).
+    const run = await getRun(ctx.db, runId, tenantOf(req));
+    return { runId, ...(await workflowStatus(deps, runId)), run };
   });
   app.get('/evidence/retention/runs/:runId/items', { schema: { params: RunParams, querystring: RunItemsQuery, response: { 200: RunItems } } }, async (req) => {
     requireScope(req, 'evidence:read');

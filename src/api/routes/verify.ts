@@ -6,10 +6,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { verifyEvidence, verifyProgressQuery } from '../../../workflows/evidence';
 import { RunIdParams, VerifyReport, VerifyReportQuery, VerifyRunStatus, VerifyStartBody, VerifyStarted } from '../../contracts/locker';
 import { resolveToAnchor } from '../../core/backup/anchors';
-import { verifyReport } from '../../core/evidence/locker/verify';
+import { createVerifyRun, verifyReport, verifyRunOf } from '../../core/evidence/locker/verify';
 import { badInput, notFound } from '../../lib/errors';
 import { verifyRunWorkflowId } from '../../temporal/names';
-import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';
+import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
 
 export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -31,6 +31,8 @@ export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDe
       toAnchor: pit?.anchorId ?? null,
       maxLogSize: pit?.logSize ?? b.maxLogSize ?? null,
     };
+    // The run row (with its tenant) exists before the workflow, so its id resolves within the tenant at once.
+    await createVerifyRun(deps.ctx, input);
     await t.client.workflow.start(verifyEvidence, { taskQueue: t.taskQueue, workflowId: runId, args: [input] });
     return reply.status(202).send({ runId, workflowId: runId });
   });
@@ -38,6 +40,7 @@ export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDe
   app.get('/evidence/verify/:runId', { schema: { params: RunIdParams, response: { 200: VerifyRunStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const { runId } = req.params;
+    await verifyRunOf(deps.ctx, viewerOf(req), runId);
     const h = temporalOrThrow(deps).client.workflow.getHandle<typeof verifyEvidence>(runId);
     try {
       const d = await h.describe();
@@ -55,8 +58,8 @@ export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDe
     requireScope(req, 'evidence:read');
     const q = req.query;
     if (q.filter && q.filter !== 'failed' && q.filter !== 'all') throw badInput('filter must be failed or all');
-    const r = await verifyReport(deps.ctx, { tenant: tenantOf(req), runId: q.runId, failedOnly: q.filter === 'failed' });
-    if (!r) throw notFound('no verification run yet (stella evidence verify --mode quick)');
+    const r = await verifyReport(deps.ctx, { viewer: viewerOf(req), runId: q.runId, failedOnly: q.filter === 'failed' });
+    if (!r) throw notFound(q.runId ? `verify run ${q.runId} not found` : 'no verification run yet (stella evidence verify --mode quick)');
     return r;
   });
 }

@@ -52,7 +52,7 @@ export async function collectDiagnostics(ctx: AppContext, tenant: string, opts: 
   const generatedAt = new Date().toISOString();
   const auditLimit = Math.min(Math.max(opts.auditLimit ?? 1000, 1), 10_000);
   const [index, storage, anchors, integrity, audit, ops, env] = await Promise.all([
-    section(() => indexStatus(ctx, tenant, { sample: 1000 })),
+    section(() => indexStatus(ctx, { tenant, admin: true }, { sample: 1000 })),
     section(() => storageStats(ctx, tenant, false)),
     section(async () => ({
       ...(await listAnchors(ctx, { limit: opts.anchorLimit ?? 50, showLinks: true })),

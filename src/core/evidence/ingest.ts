@@ -37,6 +37,7 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   const concurrency = opts.concurrency ?? 32;
   const prepared = await mapLimit(inputs, concurrency, prepare);
   if (!prepared.length) return [];
+  await checkParents(db, prepared);
   await writeBlobs(db, blobs, prepared, concurrency);
   return withTransaction(db, (tx) => indexBatch(tx, prepared));
 }
@@ -47,6 +48,29 @@ async function prepare(input: IngestInput): Promise<Prepared> {
   if (input.expectedDigest && input.expectedDigest !== digest)
     throw badInput(`digest mismatch: declared ${input.expectedDigest}, content hashes to ${digest}; nothing stored`);
   return { input, tenant: input.tenant, id: digest, size, key: keyOf(input.tenant, digest) };
+}
+
+/**
+ * Every parent must be an item of the child's own tenant (not purged), or another item of the
+ * same batch and tenant: an edge never points at another tenant's item or at nothing. Checked
+ * before any byte is stored; the answer is the same whether the id exists in another tenant or not.
+ */
+async function checkParents(db: Db, prepared: Prepared[]): Promise<void> {
+  const inBatch = new Set(prepared.map((p) => p.key));
+  const wanted = [...new Set(prepared.flatMap((p) => (p.input.parents ?? []).map((e) => keyOf(p.tenant, e.id))))].filter((k) => !inBatch.has(k));
+  if (!wanted.length) return;
+  const split = wanted.map((k) => k.split('\u0000') as [string, string]);
+  const r = await db.query<{ tenant_id: string; id: string }>(
+    `SELECT i.tenant_id, i.id FROM evidence_items i JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON i.tenant_id = k.t AND i.id = k.id
+      WHERE i.state <> 'purged'`,
+    [split.map((x) => x[0]), split.map((x) => x[1])],
+  );
+  const found = new Set(r.rows.map((x) => keyOf(x.tenant_id, x.id)));
+  const missing = split.filter(([t, id]) => !found.has(keyOf(t, id)));
+  if (missing.length)
+    throw badInput(
+      `parent ${missing.map((m) => m[1]).join(', ')} is not an evidence item of tenant ${missing[0]![0]}; upload the parent first; nothing stored`,
+    );
 }
 
 /** Writes each distinct blob unless every row naming it is present and the hot store has it. */

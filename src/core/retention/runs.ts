@@ -73,11 +73,16 @@ function summaryOf(r: Record<string, any>, pending = 0): RetentionRunSummary {
   };
 }
 
-/** Creates the run row; a retried start (same id) keeps the first one. */
+/**
+ * Creates the run row; a retried start (same id) keeps the first one, adding any protected
+ * artifacts it did not have (the API records the row, with its tenant, before the workflow starts).
+ */
 export async function startRun(db: Db, input: RetentionRunInput): Promise<RetentionRunSummary> {
   if (!input.runId) throw badInput('run id is required');
   await db.query(
-    `INSERT INTO retention_runs (id, tenant_id, kind, dry_run, aggressive, actor, reason, protected_artifacts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
+    `INSERT INTO retention_runs (id, tenant_id, kind, dry_run, aggressive, actor, reason, protected_artifacts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+     ON CONFLICT (id) DO UPDATE SET protected_artifacts =
+       ARRAY(SELECT DISTINCT x FROM unnest(retention_runs.protected_artifacts || EXCLUDED.protected_artifacts) AS x ORDER BY x)`,
     [
       input.runId,
       input.tenant,

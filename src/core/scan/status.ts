@@ -2,7 +2,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { AppContext } from '../context';
 import { notFound } from '../../lib/errors';
-import { SA, scanWorkflowId, scanWorkflowIdPrefix } from '../../temporal/names';
+import { isScanWorkflowIdOf, SA, scanWorkflowId } from '../../temporal/names';
 import { autoScanConfig, type AutoScanConfig } from './config';
 import { pendingEvents, type ScanEvent } from './events';
 import { getScanRun, listScanRuns, type ScanRun } from './runs';
@@ -21,7 +21,7 @@ export type ScanStatus = {
 
 /** Status of one scan workflow run of this tenant (its id embeds the tenant: others are not found). */
 export async function scanStatus(ctx: AppContext, t: ScanWorkflows, tenant: string, workflowId: string, runId?: string): Promise<ScanStatus> {
-  if (!workflowId.startsWith(scanWorkflowIdPrefix(tenant))) throw notFound(`scan ${workflowId} not found`);
+  if (!isScanWorkflowIdOf(tenant, workflowId)) throw notFound(`scan ${workflowId} not found`);
   const h = t.client.workflow.getHandle(workflowId, runId);
   let d: Awaited<ReturnType<typeof h.describe>>;
   try {
@@ -89,11 +89,11 @@ export async function scanQueue(
   q: { artifact?: string },
 ): Promise<{ workflows: QueuedWorkflow[]; events: ScanEvent[]; autoScan: AutoScanConfig }> {
   const query = `WorkflowType='scanThenAttest' AND ExecutionStatus='Running'`;
-  const prefix = q.artifact ? scanWorkflowId(tenant, q.artifact) : scanWorkflowIdPrefix(tenant);
+  const exact = q.artifact ? scanWorkflowId(tenant, q.artifact) : null;
   const workflows: QueuedWorkflow[] = [];
   for await (const w of t.client.workflow.list({ query, pageSize: 200 })) {
     // Promotion-started children carry no search attributes: match on the id, which embeds tenant and digest.
-    if (q.artifact ? w.workflowId !== prefix : !w.workflowId.startsWith(prefix)) continue;
+    if (exact ? w.workflowId !== exact : !isScanWorkflowIdOf(tenant, w.workflowId)) continue;
     const progress = await t.client.workflow
       .getHandle(w.workflowId, w.runId)
       .query(t.progress)

@@ -7,6 +7,7 @@ import { audit } from '../../audit';
 import { notFound } from '../../../lib/errors';
 import { mapLimit } from '../../../lib/concurrency';
 import { tierStore } from './storage';
+import { type Viewer, visibleTenants } from '../viewer';
 
 /**
  * Subject recorded for blobs that `index rebuild` finds without an index row: the artifact they
@@ -16,7 +17,7 @@ import { tierStore } from './storage';
 export const UNKNOWN_SUBJECT = `sha256:${'0'.repeat(64)}`;
 export const QUARANTINE_LABEL = 'stella.quarantine';
 
-export type LockerOp = 'index.refresh' | 'index.rebuild' | 'index.optimize' | 'retry-store';
+export type LockerOp = 'index.refresh' | 'index.rebuild' | 'index.optimize' | 'retry-store' | 'ingest';
 
 export async function opStart(db: Db, o: { id?: string; tenant: string; op: LockerOp; actor: string; workflowId?: string | null }): Promise<string> {
   const id = o.id ?? `${o.op.replace('.', '-')}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
@@ -48,14 +49,17 @@ export interface OpRecord {
   finishedAt: string | null;
 }
 
-/** One op of this tenant (or an all-tenant op), as the rebuild status route shows it. */
-export async function getOp(db: Db, tenant: string, opId: string): Promise<OpRecord | null> {
+/**
+ * One op of kind `op` that `viewer` may see (its tenant's; all-tenant ops for admins), as the
+ * status routes show it; NOT_FOUND otherwise, the same answer whether the id exists elsewhere or not.
+ */
+export async function getOp(db: Db, viewer: Viewer, op: LockerOp, opId: string, what: string): Promise<OpRecord> {
   const r = await db.query<{ status: string; cursor: string | null; result: Record<string, unknown>; started_at: Date; finished_at: Date | null }>(
-    `SELECT status, cursor, result, started_at, finished_at FROM locker_ops WHERE id=$1 AND (tenant_id=$2 OR tenant_id='*')`,
-    [opId, tenant],
+    `SELECT status, cursor, result, started_at, finished_at FROM locker_ops WHERE id=$1 AND op=$2 AND tenant_id = ANY($3)`,
+    [opId, op, visibleTenants(viewer)],
   );
   const x = r.rows[0];
-  if (!x) return null;
+  if (!x) throw notFound(`${what} ${opId} not found`);
   return {
     status: x.status,
     cursor: x.cursor,
@@ -65,8 +69,18 @@ export async function getOp(db: Db, tenant: string, opId: string): Promise<OpRec
   };
 }
 
-export async function latestOp(db: Db, tenant: string, op: LockerOp) {
-  const r = await db.query(`SELECT * FROM locker_ops WHERE (tenant_id=$1 OR tenant_id='*') AND op=$2 ORDER BY started_at DESC LIMIT 1`, [tenant, op]);
+/** Records a bulk ingest (and its tenant) before its workflow starts; its status resolves within the tenant. */
+export async function recordIngest(db: Db, o: { id: string; tenant: string; actor: string }): Promise<void> {
+  await opStart(db, { ...o, op: 'ingest', workflowId: o.id });
+}
+
+/** Settles a recorded op once its workflow has finished (the status route sees the outcome first). */
+export async function settleOp(db: Db, id: string, status: 'succeeded' | 'failed'): Promise<void> {
+  await db.query(`UPDATE locker_ops SET status=$2, finished_at=now() WHERE id=$1 AND status='running'`, [id, status]);
+}
+
+export async function latestOp(db: Db, viewer: Viewer, op: LockerOp) {
+  const r = await db.query(`SELECT * FROM locker_ops WHERE tenant_id = ANY($1) AND op=$2 ORDER BY started_at DESC LIMIT 1`, [visibleTenants(viewer), op]);
   const x = r.rows[0];
   return x
     ? {
@@ -83,7 +97,8 @@ export async function latestOp(db: Db, tenant: string, op: LockerOp) {
 const OUR_TABLES = ['evidence_items', 'evidence_subjects', 'evidence_edges', 'evidence_log', 'verify_runs', 'verify_results', 'audit_log', 'locker_ops'];
 
 /** SP-002 step 1: row counts, dangling links, unindexed blobs (sampled unless full), last maintenance. */
-export async function indexStatus(ctx: AppContext, tenant: string, opts: { full?: boolean; sample?: number } = {}) {
+export async function indexStatus(ctx: AppContext, viewer: Viewer, opts: { full?: boolean; sample?: number } = {}) {
+  const { tenant } = viewer;
   const c = async (sql: string, params: unknown[] = [tenant]) => Number((await ctx.db.query(sql, params)).rows[0].n);
   const [items, subjects, edges, logEntries, danglingParents, danglingChildren, itemsWithoutSubjects, itemsWithoutLog, quarantined, corrupted, tableBytes] =
     await Promise.all([
@@ -126,9 +141,9 @@ export async function indexStatus(ctx: AppContext, tenant: string, opts: { full?
   }
   await flush();
   const [lastRebuild, lastRefresh, lastOptimize] = await Promise.all([
-    latestOp(ctx.db, tenant, 'index.rebuild'),
-    latestOp(ctx.db, tenant, 'index.refresh'),
-    latestOp(ctx.db, tenant, 'index.optimize'),
+    latestOp(ctx.db, viewer, 'index.rebuild'),
+    latestOp(ctx.db, viewer, 'index.refresh'),
+    latestOp(ctx.db, viewer, 'index.optimize'),
   ]);
   const problems = danglingChildren + itemsWithoutSubjects + itemsWithoutLog + unindexed;
   return {
@@ -405,7 +420,7 @@ export function blobLocation(store: BlobStore, id: string): string {
   return `${store.location}/${id}`;
 }
 
-/** INC-002: the index row(s) for an id — every tenant's for admins — and where the blob lives. */
+/** INC-002: the index row(s) for an id — every tenant's for admins (`'*'`) — and where the blob lives; NOT_FOUND without a row of `tenants`. */
 export async function indexLookup(ctx: AppContext, id: string, tenants: string[] | '*') {
   validateDigest(id, 'evidence id');
   const r =
@@ -418,6 +433,8 @@ export async function indexLookup(ctx: AppContext, id: string, tenants: string[]
           'SELECT i.*, l.seq FROM evidence_items i LEFT JOIN evidence_log l ON l.tenant_id=i.tenant_id AND l.item_id=i.id WHERE i.id=$1 AND i.tenant_id = ANY($2) ORDER BY i.tenant_id',
           [id, tenants],
         );
+  // Blobs are shared across tenants: without an index row of its own tenants a caller learns nothing about the store.
+  if (!r.rowCount && tenants !== '*') throw notFound(`evidence ${id} is not in the index or the store`);
   const primary = tierStore(ctx, r.rows[0]?.tier);
   const [pst, rst] = await Promise.all([primary.stat(id), ctx.blobs.replica?.stat(id) ?? Promise.resolve(null)]);
   if (!r.rowCount && !pst) throw notFound(`evidence ${id} is not in the index or the store`);

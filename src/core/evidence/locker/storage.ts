@@ -195,10 +195,20 @@ async function checkOne(store: BlobStore, id: string, indexedSize: number | null
   }
 }
 
-/** INC-002: stat and re-hash one blob (primary and replica) and compare to its index row. */
-export async function storageCheck(ctx: AppContext, tenant: string, id: string) {
+/**
+ * INC-002: stat and re-hash one blob (primary and replica) and compare to its index row. A tenant sees only its own items (NOT_FOUND otherwise,
+ * whether or not another tenant holds the blob); `allTenants` (admins) also checks blobs that only
+ * another tenant's row, or no row at all, names.
+ */
+export async function storageCheck(ctx: AppContext, tenant: string, id: string, opts: { allTenants?: boolean } = {}) {
   validateDigest(id, 'evidence id');
-  const row = await ctx.db.query('SELECT size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [tenant, id]);
+  const row = opts.allTenants
+    ? await ctx.db.query('SELECT size_bytes, state, state_reason, tier FROM evidence_items WHERE id=$2 ORDER BY tenant_id = $1 DESC, tenant_id LIMIT 1', [
+        tenant,
+        id,
+      ])
+    : await ctx.db.query('SELECT size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [tenant, id]);
+  if (!row.rowCount && !opts.allTenants) throw notFound(`evidence ${id} not found in the index or the store`);
   const indexed = row.rowCount
     ? {
         size: Number(row.rows[0].size_bytes),

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../../context';
+import { notFound } from '../../../lib/errors';
+import { type Viewer, visibleTenants } from '../viewer';
 
 export type VerifyMode = 'quick' | 'full';
 export type VerifyResult = 'ok' | 'hash-mismatch' | 'missing-blob' | 'unindexed-blob' | 'size-mismatch';
@@ -43,17 +45,36 @@ function scope(input: VerifyRunInput, params: unknown[]): string {
   return where.join(' AND ');
 }
 
+async function insertRun(ctx: AppContext, input: VerifyRunInput, workflowId: string, total: number): Promise<void> {
+  await ctx.db.query(
+    `INSERT INTO verify_runs (id, tenant_id, mode, workflow_id, sample_rate, to_anchor, total) VALUES ($1,$2,$3,$4,$5,$6,$7)
+     ON CONFLICT (id) DO UPDATE SET total = EXCLUDED.total`,
+    [input.runId, input.tenant ?? '*', input.mode, workflowId, input.mode === 'quick' ? input.sampleRate : 1, input.toAnchor ?? null, total],
+  );
+}
+
+/**
+ * Records an operator-started run (and its tenant) before its workflow starts, so the status
+ * route can resolve the run id within the caller's tenant from the first moment.
+ */
+export async function createVerifyRun(ctx: AppContext, input: VerifyRunInput): Promise<void> {
+  await insertRun(ctx, input, input.runId, 0);
+}
+
 export async function startVerifyRun(ctx: AppContext, input: VerifyRunInput, workflowId: string): Promise<{ total: number }> {
   const params: unknown[] = [];
   const where = scope(input, params);
   const r = await ctx.db.query(`SELECT count(DISTINCT i.id)::int AS n FROM evidence_items i WHERE ${where}`, params);
   const total = r.rows[0].n as number;
-  await ctx.db.query(
-    `INSERT INTO verify_runs (id, tenant_id, mode, workflow_id, sample_rate, to_anchor, total) VALUES ($1,$2,$3,$4,$5,$6,$7)
-     ON CONFLICT (id) DO NOTHING`,
-    [input.runId, input.tenant ?? '*', input.mode, workflowId, input.mode === 'quick' ? input.sampleRate : 1, input.toAnchor ?? null, total],
-  );
+  await insertRun(ctx, input, workflowId, total);
   return { total };
+}
+
+/** The run `runId` if `viewer` may see it (its tenant's runs; whole-locker runs for admins), else NOT_FOUND. */
+export async function verifyRunOf(ctx: AppContext, viewer: Viewer, runId: string): Promise<VerifyRunSummary> {
+  const r = await ctx.db.query('SELECT * FROM verify_runs WHERE id=$1 AND tenant_id = ANY($2)', [runId, visibleTenants(viewer)]);
+  if (!r.rowCount) throw notFound(`verify run ${runId} not found`);
+  return summaryOf(r.rows[0]);
 }
 
 async function record(ctx: AppContext, runId: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<void> {
@@ -187,19 +208,19 @@ export function summaryOf(row: Record<string, any>): VerifyRunSummary {
 }
 
 /**
- * A run's summary and results (the latest run without a runId). With a tenant, only that
- * tenant's runs and all-tenant runs are visible.
+ * A run's summary and results (the latest run without a runId). With a viewer, only the runs it
+ * may see (its tenant's; all-tenant runs for admins); without one, every run (diagnostics).
  */
-export async function verifyReport(ctx: AppContext, q: { tenant?: string; runId?: string; latest?: boolean; failedOnly?: boolean }) {
+export async function verifyReport(ctx: AppContext, q: { viewer?: Viewer; runId?: string; latest?: boolean; failedOnly?: boolean }) {
   const params: unknown[] = [];
   const where: string[] = [];
   if (q.runId) {
     params.push(q.runId);
     where.push(`id = $${params.length}`);
   }
-  if (q.tenant) {
-    params.push(q.tenant);
-    where.push(`tenant_id IN ($${params.length}, '*')`);
+  if (q.viewer) {
+    params.push(visibleTenants(q.viewer));
+    where.push(`tenant_id = ANY($${params.length})`);
   }
   const filter = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const run = await ctx.db.query(`SELECT * FROM verify_runs ${filter} ORDER BY started_at DESC LIMIT 1`, params);
