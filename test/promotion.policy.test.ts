@@ -27,11 +27,19 @@ describe('promotion policy documents', () => {
     expect(() => parsePolicyDocument('a: [')).toThrow(/not valid YAML or JSON/);
   });
 
-  it('the default requires a CycloneDX SBOM, no critical findings and trusted SLSA provenance', () => {
+  it('the default requires a signed CycloneDX SBOM and vulnerability report (stella or rootpack), no critical findings, and SLSA provenance signed by a RootPack key', () => {
     expect(DEFAULT_POLICY.requirements).toEqual([
-      { kind: 'sbom', name: 'sbom', required: true, format: 'cyclonedx' },
-      { kind: 'scan-report', name: 'vulnerability-scan', required: true, thresholds: { critical: 0 } },
-      { kind: 'attestation', name: 'provenance', required: true, predicateType: SLSA_PROVENANCE_V1, trustedSigner: true },
+      { kind: 'sbom', name: 'sbom', required: true, format: 'cyclonedx', predicateType: CYCLONEDX_BOM, signers: ['stella', 'rootpack'] },
+      {
+        kind: 'scan-report',
+        name: 'vulnerability-scan',
+        required: true,
+        thresholds: { critical: 0 },
+        unknownSeverity: 'high',
+        predicateType: VULNS_V02,
+        signers: ['stella', 'rootpack'],
+      },
+      { kind: 'attestation', name: 'provenance', required: true, predicateType: SLSA_PROVENANCE_V1, trustedSigner: true, signers: ['rootpack'] },
     ]);
   });
 
@@ -41,10 +49,11 @@ describe('promotion policy documents', () => {
       'stella scan image --image registry.example/app:1 --sbom-only',
     );
     expect(commandFor(DEFAULT_POLICY.requirements[1]!, d, null, true).command).toBe(`stella scan image --image ${d} --force`);
+    // Provenance comes from the builder: stella never signs it for an artifact it did not build.
     expect(commandFor(DEFAULT_POLICY.requirements[2]!, d, null)).toEqual({
       kind: 'attestation',
       predicateType: SLSA_PROVENANCE_V1,
-      command: `stella attest create --subject ${d} --type slsa-provenance`,
+      command: `stella attest import <provenance.dsse.json>  # the builder's signed SLSA provenance for ${d} (signer rootpack)`,
     });
     expect([attestType(CYCLONEDX_BOM), attestType(VULNS_V02)]).toEqual(['sbom', 'vuln']);
   });

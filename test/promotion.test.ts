@@ -14,6 +14,7 @@ import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 import { runDoctor } from '../src/core/doctor';
 import { setPolicy, resolvePolicy } from '../src/core/promotion/policy';
+import { mintPromotionActionToken } from '../src/core/promotion/actions';
 import { createStellaWorker } from '../workers/worker';
 import * as workflows from '../workflows';
 import { storeAllEvidence, storeProvenance, storeSbom, storeScanReport, waitFor } from './support/promotion';
@@ -62,7 +63,8 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(sbomGate.passed).toBe(false);
     expect(sbomGate.detail).toMatch(/^SBOM not found/);
     expect(sbomGate.missing).toEqual({ kind: 'sbom', command: `stella scan image --image ${digest} --sbom-only` });
-    expect(blocked.gates.find((g: any) => g.name === 'provenance').missing.command).toBe(`stella attest create --subject ${digest} --type slsa-provenance`);
+    // Provenance comes from the builder: the hint is to import its signed provenance, not to have stella sign one.
+    expect(blocked.gates.find((g: any) => g.name === 'provenance').missing.command).toMatch(/^stella attest import <provenance\.dsse\.json>/);
     expect(blocked.attempts).toBe(1);
     expect(Date.parse(blocked.deadline) - Date.parse(blocked.createdAt)).toBeGreaterThan(23 * 3600_000);
 
@@ -161,7 +163,8 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     );
     expect(viaApi.body.query).toBe(`WorkflowType='promotion' AND StellaTenant='default' AND StellaPromotionState='waiting-evidence'`);
     const abort = await api('POST', `/promotions/${start.body.id}/abort`, { reason: 'test cleanup' });
-    expect(abort.status).toBe(202);
+    expect(abort.status).toBe(200);
+    expect(abort.body.state).toBe('aborted');
     const done = await waitFor(
       () => status(start.body.id),
       (s) => s.temporalStatus === 'COMPLETED',
@@ -206,7 +209,14 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
       await new Promise((r) => proc.once('exit', r));
       // While no worker runs: evidence arrives and the operator signals retry (held by the server).
       await storeAllEvidence(h.ctx, TENANT, digest);
-      await h.client.workflow.getHandle(start.body.id).signal('retry', { by: 'operator' });
+      const token = await mintPromotionActionToken(h.ctx.keys, {
+        sub: 'operator',
+        tenant: TENANT,
+        promotionId: start.body.promotionId,
+        workflowId: start.body.id,
+        action: 'retry',
+      });
+      await h.client.workflow.getHandle(start.body.id).signal('retry', { by: 'operator', token });
       proc = await spawnWorker();
       const result = await h.client.workflow.getHandle(start.body.id).result();
       expect(result.state).toBe('promoted');
@@ -236,11 +246,14 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(s1.body).toMatchObject({ final: true, state: 'failed' });
     expect(s1.body.reason).toContain('2 critical (max 0)');
 
-    // an attestation signed with a key not trusted for signing (the API-token key)
+    // an attestation signed with a key not trusted for signing (the API-token key) is refused at ingest: nothing stored
     const untrusted = artifact();
     const sb2 = await storeSbom(h.ctx, TENANT, untrusted);
     await storeScanReport(h.ctx, TENANT, untrusted, sb2.id);
-    await storeProvenance(h.ctx, TENANT, untrusted, { purpose: TOKEN_PURPOSE });
+    const tokenKey = await h.ctx.keys.signer((await h.ctx.keys.active(TOKEN_PURPOSE)).kid);
+    await expect(storeProvenance(h.ctx, TENANT, untrusted, { key: tokenKey })).rejects.toMatchObject({ code: 'INTEGRITY', message: expect.stringMatching(/unknown key/) });
+    const stored = await h.ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items i JOIN evidence_subjects s ON s.item_id=i.id WHERE s.artifact_digest=$1 AND i.kind='attestation' AND i.predicate_type=$2`, [untrusted, 'https://slsa.dev/provenance/v1']);
+    expect(stored.rows[0].n).toBe(0);
     const s2 = await api('POST', '/promotions', { artifact: untrusted, to: 'prod' });
     const blocked = await waitFor(
       () => status(s2.body.id),
@@ -249,7 +262,7 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     );
     const prov = blocked.gates.find((g: any) => g.name === 'provenance');
     expect(prov.passed).toBe(false);
-    expect(prov.detail).toMatch(/attestation missing: .*no valid trusted signature/);
+    expect(prov.detail).toMatch(/attestation missing: no https:\/\/slsa.dev\/provenance\/v1 statement/);
     expect(blocked.gates.filter((g: any) => g.passed).map((g: any) => g.name)).toEqual(['sbom', 'vulnerability-scan']);
     await api('POST', `/promotions/${s2.body.id}/abort`, { reason: 'cleanup' });
 
@@ -264,17 +277,30 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
       'waiting-approval',
     );
     expect(waiting.approvalsRequired).toBe(1);
-    expect((await api('POST', `/promotions/${s3.body.id}/approve`, { comment: 'LGTM' })).status).toBe(202);
+    const approver = await mintToken(h.ctx.keys, { sub: 'release-manager', tenant: TENANT, scopes: ['promotion:write'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+    const approved = await app.inject({
+      method: 'POST',
+      url: `/promotions/${s3.body.id}/approve`,
+      headers: { authorization: `Bearer ${approver}` },
+      payload: { comment: 'LGTM' },
+    });
+    expect(approved.statusCode).toBe(200);
+    expect(approved.json()).toMatchObject({ state: 'promoted', approvals: [{ by: 'release-manager', comment: 'LGTM' }] });
     const done = await waitFor(
       () => status(s3.body.id),
       (s) => s.temporalStatus === 'COMPLETED',
       'approval',
     );
     expect(done.state).toBe('promoted');
-    expect(done.approvals).toMatchObject([{ by: 'ci-pipeline', comment: 'LGTM' }]);
+    expect(done.approvals).toMatchObject([{ by: 'release-manager', comment: 'LGTM' }]);
   });
 
   it('policies are validated and versioned; the built-in default applies when none is set', async () => {
+    const policyAdmin = await mintToken(h.ctx.keys, { sub: 'policy-owner', tenant: TENANT, scopes: ['policy:admin', 'promotion:read'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+    const api = async (method: 'GET' | 'PUT', url: string, payload?: unknown) => {
+      const r = await app.inject({ method, url, headers: { authorization: `Bearer ${policyAdmin}` }, ...(payload !== undefined ? { payload: payload as never } : {}) });
+      return { status: r.statusCode, body: r.json() as any };
+    };
     const def = await resolvePolicy(h.ctx.db, TENANT, 'nowhere');
     expect(def).toMatchObject({ source: 'built-in', version: null, policy: { autoGenerate: false, waitDeadline: '24h', maxEvidenceAge: '30d' } });
     expect(def.policy.requirements.map((r) => r.kind)).toEqual(['sbom', 'scan-report', 'attestation']);
@@ -306,6 +332,8 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
       try {
         await registerImage(h.ctx, TENANT, 'registry.example/shop:42', fx.dir, 'test');
         await setPolicy(h.ctx.db, { tenant: TENANT, env: 'auto', text: 'autoGenerate: true\nwaitDeadline: 1h\n', actor: 'test' });
+        // The default policy: stella's scan-then-attest (generated) covers SBOM and scan; provenance comes from the builder.
+        await storeProvenance(h.ctx, TENANT, fx.digest);
         const s = await api('POST', '/promotions?wait=90', { artifact: fx.digest, from: 'staging', to: 'auto' });
         expect(s.body.reason ?? null).toBeNull();
         expect(s.body).toMatchObject({ final: true, state: 'promoted', imageRef: 'registry.example/shop:42' });
@@ -319,7 +347,16 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
         const child = await h.client.workflow.getHandle(`scan-default-${fx.digest.slice(7)}`).describe();
         expect(child.status.name).toBe('COMPLETED');
         const first = await h.ctx.db.query('SELECT gate, passed FROM promotion_gate_results WHERE promotion_id=$1 AND attempt=1', [s.body.promotionId]);
-        expect(first.rows.every((r) => !r.passed)).toBe(true);
+        // First attempt: only the builder's provenance was there; stella generated (and signed) the SBOM and scan.
+        expect(Object.fromEntries(first.rows.map((r) => [r.gate, r.passed]))).toEqual({ sbom: false, 'vulnerability-scan': false, provenance: true });
+        const gen = await h.ctx.db.query(
+          `SELECT i.kind, i.provenance, i.signer FROM evidence_items i JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
+            WHERE s.artifact_digest=$1 AND i.producer->>'type' IN ('scanner','stella-attestor')`,
+          [fx.digest],
+        );
+        expect(gen.rows.length).toBeGreaterThanOrEqual(4);
+        expect(gen.rows.every((r) => r.provenance === 'produced-by-stella')).toBe(true);
+        expect(gen.rows.filter((r) => r.kind === 'attestation').every((r) => typeof r.signer === 'string')).toBe(true);
       } finally {
         await fx.cleanup();
       }

@@ -47,6 +47,9 @@ export const EvidenceItem = z.object({
   parents: z.array(Link),
   children: z.array(Link),
   logSeq: z.number().nullable(),
+  /** How the item was made: signed (verified DSSE, `signer` = key id), produced-by-stella, uploaded (unsigned). */
+  provenance: z.enum(['signed', 'produced-by-stella', 'uploaded']),
+  signer: z.string().nullable(),
 });
 export type EvidenceItem = z.infer<typeof EvidenceItem>;
 

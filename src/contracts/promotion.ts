@@ -55,12 +55,31 @@ export const ShowPolicyQuery = z.looseObject({ env: z.string().optional() });
 
 export const MissingEvidence = z.object({ kind: z.string(), predicateType: z.string().optional(), command: z.string() });
 
+/** An evidence item as a gate saw it: how it was made (signed, produced-by-stella, uploaded) and by which key. */
+export const GateEvidence = z.object({
+  id: z.string(),
+  kind: z.string(),
+  provenance: z.enum(['signed', 'produced-by-stella', 'uploaded']),
+  signer: z.string().nullable(),
+});
+export const ConsideredEvidence = GateEvidence.extend({
+  accepted: z.boolean(),
+  rule: z.string().optional(),
+  problem: z.string().optional(),
+  stellaKey: z.boolean().optional(),
+});
+
 export const GateResult = z.object({
   name: z.string(),
   required: z.boolean(),
   passed: z.boolean(),
+  /** Why it passed or failed, naming the evidence, its provenance/signer and the policy rule. */
   detail: z.string(),
   evidenceId: z.string().optional(),
+  evidence: GateEvidence.optional(),
+  /** The policy rule the gate applied. */
+  rule: z.string().optional(),
+  considered: z.array(ConsideredEvidence).optional(),
   missing: MissingEvidence.optional(),
   violation: z.boolean().optional(),
 });
@@ -145,8 +164,11 @@ export const PromotionEvidenceResponse = z.object({
   missing: z.array(MissingRow),
 });
 
-/** A signal delivered (retry without waiting, approve, abort). */
+/** A signal delivered (retry without waiting). */
 export const SignalledResponse = z.object({ id: z.string(), promotionId: z.string(), message: z.string() });
+/** Approve or abort through the workflow's update: the resulting state (promoted, aborted, or still waiting for more approvals). */
+export const ActionResponse = PromotionView.extend({ id: z.string(), message: z.string() });
+export type ActionResponse = z.infer<typeof ActionResponse>;
 /** Retry through the update: the new state and what is still missing. */
 export const RetryResponse = PromotionView.extend({ missing: z.array(MissingRow) });
 

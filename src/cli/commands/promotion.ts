@@ -8,6 +8,7 @@ import { print, renderKv, renderTable, shortDigest } from '../output';
 import { qs } from '../client';
 import { defaultDataDir } from '../../config';
 import {
+  ActionResponse,
   ListPromotionsResponse,
   PROMOTION_STATES,
   PromotionEvidenceResponse,
@@ -107,7 +108,27 @@ function renderGates(gates: Gate[]): string {
   ]);
 }
 
-function renderStatus(s: Status): string {
+const kid = (k: string | null | undefined) => (k ? k.slice(0, 12) : '-');
+const provenanceText = (e: { provenance: string; signer: string | null; stellaKey?: boolean }) =>
+  e.provenance === 'uploaded' ? 'uploaded (unsigned)' : `${e.provenance}, signer ${kid(e.signer)}${e.stellaKey ? " (stella's key)" : ''}`;
+
+/** `status --explain`: per gate, why it passed or failed, naming the evidence, its provenance/signer and the policy rule. */
+function renderExplain(gates: Gate[]): string {
+  if (!gates.length) return 'gates: not evaluated yet';
+  return gates
+    .map((g) => {
+      const lines = [`${g.name}: ${g.passed ? 'PASS' : g.violation ? 'FAIL (violation)' : 'FAIL'}${g.required ? '' : ' (not required)'}`];
+      lines.push(`  rule:     ${g.rule ?? '-'}`);
+      lines.push(`  evidence: ${g.evidence ? `${g.evidence.kind} ${g.evidence.id} — ${provenanceText(g.evidence)}` : 'none'}`);
+      lines.push(`  why:      ${g.detail}`);
+      for (const c of g.considered ?? []) lines.push(`    ${c.accepted ? 'accepted' : 'rejected'} ${c.kind} ${c.id} (${provenanceText(c)}): ${c.accepted ? `trusted as ${c.rule}` : (c.problem ?? '')}`);
+      if (!g.passed && g.missing) lines.push(`  produce:  ${g.missing.command}`);
+      return lines.join('\n');
+    })
+    .join('\n\n');
+}
+
+function renderStatus(s: Status, explain = false): string {
   const gates = s.gates ?? [];
   const approvals = s.approvals ?? [];
   const missing = gates.filter((g) => g.required && !g.passed && g.missing);
@@ -123,10 +144,11 @@ function renderStatus(s: Status): string {
       approvals: s.approvalsRequired
         ? `${approvals.length}/${s.approvalsRequired}${approvals.length ? ` (${approvals.map((a) => a.by).join(', ')})` : ''}`
         : approvals.length || '-',
+      policy: s.policy ? `${s.policy.env} ${s.policy.version ? `version ${s.policy.version}` : '(built-in)'}${s.policy.checksum ? ` ${s.policy.checksum.slice(0, 19)}…` : ''}` : undefined,
       reason: s.reason,
     }),
     '',
-    renderGates(gates),
+    explain ? renderExplain(gates) : renderGates(gates),
   ];
   if (missing.length && !FINAL.includes(s.state ?? '')) {
     lines.push('', 'Missing evidence; produce it with:', ...missing.map((g) => `  ${g.missing?.command}`), 'then: stella promotion retry');
@@ -174,12 +196,13 @@ export function registerPromotionCommands(program: Command): void {
 
   pr.command('status [id]')
     .description('state of a promotion: each gate, what is missing (default: the one in progress)')
+    .option('--explain', 'for each gate: why it passed or failed, the evidence (id, provenance, signer) and the policy rule')
     .action(
-      action(async (id: string | undefined, _o, cmd: Command) => {
+      action(async (id: string | undefined, o: { explain?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id, KEEP_FINISHED_MS);
         const s = await c.api().call(PromotionView, 'GET', `/promotions/${encodeURIComponent(pid)}`);
-        print(c.format, s, () => renderStatus(s));
+        print(c.format, s, () => renderStatus(s, o.explain));
       }),
     );
 
@@ -198,7 +221,7 @@ export function registerPromotionCommands(program: Command): void {
           return `${head}\n\n${renderTable(r.missing, [
             { header: 'GATE', get: (m) => m.gate },
             { header: 'KIND', get: (m) => (m.predicateType ? `${m.kind} (${m.predicateType})` : m.kind) },
-            { header: 'DETAIL', get: (m) => m.detail },
+            { header: 'REASON', get: (m) => m.detail },
           ])}\n\nto produce it:\n${r.missing.map((m) => `  ${m.command ?? '-'}`).join('\n')}\nthen: stella promotion retry`;
         });
         return r.missing.length && o.missing ? EXIT.PENDING : EXIT.OK;
@@ -253,17 +276,26 @@ export function registerPromotionCommands(program: Command): void {
 
   for (const op of ['approve', 'abort'] as const) {
     pr.command(`${op} <id>`)
-      .description(op === 'approve' ? 'approve a promotion waiting for manual approval' : 'abort a promotion (audited)')
+      .description(
+        op === 'approve'
+          ? 'approve a promotion waiting for manual approval (not your own); prints the resulting state'
+          : 'abort a promotion (audited); prints the resulting state',
+      )
       .option(op === 'approve' ? '--comment <text>' : '--reason <text>', op === 'approve' ? 'approval comment' : 'why')
       .action(
         action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
           const c = ctxOf(cmd);
           remember(id);
-          const r = await c.api().call(SignalledResponse, 'POST', `/promotions/${encodeURIComponent(id)}/${op}`, {
-            ...(o.comment ? { comment: o.comment } : {}),
-            ...(o.reason ? { reason: o.reason } : {}),
-          });
-          print(c.format, r, () => r.message);
+          const r = await c.api().call(
+            ActionResponse,
+            'POST',
+            `/promotions/${encodeURIComponent(id)}/${op}`,
+            { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) },
+            { timeoutMs: 600_000 },
+          );
+          print(c.format, r, () => `${r.message}\n\n${renderStatus(r)}`);
+          // approve: 0 once promoted, 8 while more approvals are needed; abort: 0 when aborted
+          return op === 'abort' ? (r.state === 'aborted' ? EXIT.OK : exitFor(r)) : exitFor(r);
         }),
       );
   }

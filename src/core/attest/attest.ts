@@ -26,7 +26,9 @@ import {
   type Statement,
   type VulnResult,
 } from '../../crypto/intoto';
-import { exportRootPack, importRootPack, readRootPackFile, rootPackResolver, writeRootPackFile, type RootPack } from '../../crypto/rootpack';
+import { importRootPack, readRootPackFile, rootPackResolver, writeRootPackFile, type RootPack } from '../../crypto/rootpack';
+import type { Provenance } from '../evidence';
+import { evidenceTrust, trustedRootPack as evidenceRootPack, trustFile as evidenceTrustFile, verifyEvidenceEnvelope } from '../evidence/signed';
 
 /**
  * Attestations: in-toto v1 statements about an artifact, DSSE-signed with the active
@@ -54,19 +56,16 @@ export function attestTypeOf(predicateType: string | null): string {
 // ---------------------------------------------------------------------------------------
 // Trust
 
-export const trustFile = (ctx: AppContext) => join(ctx.cfg.dataDir, 'trust', 'rootpack.json');
+export const trustFile = (ctx: AppContext) => evidenceTrustFile(ctx.cfg.dataDir);
 
 /**
  * The RootPack verification trusts: this locker's own keys (public halves, with their
  * windows) merged with any pack the operator imported (`stella rootpack import`). Merging
  * only narrows trust for known kids, so an imported pack cannot revive a retired key.
+ * (One implementation: src/core/evidence/signed.ts, which ingest verifies uploads with.)
  */
 export async function trustedRootPack(ctx: AppContext, now = new Date()): Promise<RootPack> {
-  const own = await exportRootPack(ctx.keys, { now });
-  const f = trustFile(ctx);
-  if (!existsSync(f)) return own;
-  const imported = await readRootPackFile(f);
-  return (await importRootPack(own, imported, { now })).pack;
+  return evidenceRootPack(ctx.keys, ctx.cfg.dataDir, now);
 }
 
 /** Merge a pack into the imported trust file (audited). */
@@ -199,7 +198,16 @@ export type StoredAttestation = {
  */
 export async function signAndStore(
   ctx: AppContext,
-  a: { tenant: string; statement: Statement; attests: { id: string; relation?: string }[]; scanId?: string; actor: string; labels?: Record<string, string> },
+  a: {
+    tenant: string;
+    statement: Statement;
+    attests: { id: string; relation?: string }[];
+    scanId?: string;
+    actor: string;
+    labels?: Record<string, string>;
+    /** Stella's own output (scan-then-attest over what its scanner produced) or a claim signed by stella's key over evidence it did not produce. */
+    ownOutput?: boolean;
+  },
 ): Promise<StoredAttestation> {
   const payload = serializeStatement(a.statement);
   const statementDigest = sha256Digest(payload);
@@ -251,6 +259,7 @@ export async function signAndStore(
     parents: edges,
     producer: { type: 'stella-attestor', actor: a.actor, ...(a.scanId ? { scanId: a.scanId } : {}) },
     labels: { 'stella.statement': statementDigest, 'stella.signer': kid!, ...(a.scanId ? { 'stella.scan-id': a.scanId } : {}), ...(a.labels ?? {}) },
+    provenance: { kind: a.ownOutput ? 'produced-by-stella' : 'signed', signer: kid! } satisfies Provenance,
   });
   return { id: r.id, predicateType: a.statement.predicateType, kid: kid!, created: r.created, reused: false };
 }
@@ -382,32 +391,28 @@ export async function importAttestation(
   bytes: Buffer,
   opts: { actor: string; attests?: string[] },
 ): Promise<{ id: string; created: boolean; predicateType: string; subject: string; signer: string }> {
-  const pack = await trustedRootPack(ctx);
-  const v = verifyEnvelopeBytes(bytes, pack, new Date());
-  if (!v.statement) throw badInput(`not an in-toto attestation envelope: ${v.error ?? 'unparseable'}`);
-  if (!v.valid) {
-    const why = v.signatures.map((s) => `${s.keyid || '(no keyid)'}: ${s.reason}`).join('; ') || 'no signatures';
-    throw integrity(`attestation refused, no valid signature by a trusted key (${why}); nothing stored`, { signatures: v.signatures });
-  }
+  // The same verification as a signed upload (src/core/evidence/signed.ts): RootPack + policy PEM keys.
+  const v = verifyEvidenceEnvelope(bytes, await evidenceTrust(ctx, tenant), { kind: 'attestation', subjects: [] });
   const subjects = v.statement.subject
     .map((s) => s.digest.sha256)
     .filter((h): h is string => !!h && /^[0-9a-f]{64}$/.test(h))
     .map((h) => `sha256:${h}`);
   if (!subjects.length) throw badInput('attestation names no sha256 subject; nothing stored');
   for (const p of opts.attests ?? []) await ctx.evidence.get(tenant, p);
-  const good = v.signatures.find((s) => s.valid && s.trustedAtSigning)!;
+  const signer = v.provenance.signer!;
   const r = await ctx.evidence.ingest({
     tenant,
     data: bytes,
     kind: 'attestation',
     mediaType: DSSE_MEDIA_TYPE,
-    predicateType: v.statement.predicateType,
+    predicateType: v.predicateType,
     subjects,
     parents: (opts.attests ?? []).map((id) => ({ id, relation: 'attests' })),
     producer: { type: 'import', actor: opts.actor },
-    labels: { 'stella.statement': sha256Digest(serializeStatement(v.statement)), 'stella.signer': good.keyid },
+    labels: { 'stella.statement': sha256Digest(serializeStatement(v.statement)), 'stella.signer': signer },
+    provenance: v.provenance,
   });
-  const out = { id: r.id, created: r.created, predicateType: v.statement.predicateType, subject: subjects[0]!, signer: good.keyid };
+  const out = { id: r.id, created: r.created, predicateType: v.predicateType, subject: subjects[0]!, signer };
   await audit(ctx.db, {
     tenant,
     actor: opts.actor,

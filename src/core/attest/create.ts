@@ -5,7 +5,7 @@
  */
 import type { AppContext } from '../context';
 import { audit } from '../audit';
-import { badInput, notFound } from '../../lib/errors';
+import { badInput, notFound, StellaError } from '../../lib/errors';
 import type { Statement } from '../../crypto/intoto';
 import { latestPresentItem, countPresent } from '../evidence/queries/scan';
 import { imageRefFor } from '../scan/catalogue';
@@ -61,7 +61,11 @@ export async function createAttestation(
   a: { tenant: string; type: AttestType; facts: ScanFacts; actor: string; scanId?: string },
 ): Promise<CreatedAttestation> {
   const { statement, attests } = await statementFor(ctx, a.tenant, a.type, a.facts);
-  const r = await signAndStore(ctx, { tenant: a.tenant, statement, attests, actor: a.actor, ...(a.scanId ? { scanId: a.scanId } : {}) });
+  // Stella's own output only when a scan run made every item it attests; otherwise it is a
+  // claim signed by stella's key over evidence stella did not produce (provenance 'signed').
+  const items = await Promise.all(attests.map((x) => ctx.evidence.find(a.tenant, x.id)));
+  const ownOutput = !!a.scanId && items.length > 0 && items.every((i) => i?.provenance === 'produced-by-stella');
+  const r = await signAndStore(ctx, { tenant: a.tenant, statement, attests, actor: a.actor, ownOutput, ...(a.scanId ? { scanId: a.scanId } : {}) });
   return { ...r, type: a.type, attests: attests.map((x) => x.id) };
 }
 
@@ -107,6 +111,13 @@ export async function attestSubject(
 ): Promise<CreatedAttestation & { subject: string; scanId: string | null }> {
   const { facts, scanId } = await gatherSubjectFacts(ctx, tenant, req.subject, req.actor);
   const shown = facts.imageRef ?? req.subject;
+  // Provenance comes from the builder. Stella builds nothing; the only provenance it can vouch
+  // for is that of its own scan-then-attest run, so without one the request is refused.
+  if (req.type === 'slsa-provenance' && !scanId)
+    throw new StellaError(
+      'CONFLICT',
+      `stella did not build or scan ${req.subject}: SLSA provenance comes from the builder; import the builder's signed provenance (stella attest import <provenance.dsse.json>) or run stella scan image --image ${shown} for stella's scan provenance; nothing signed`,
+    );
   if (req.type === 'sbom' && !facts.sbomId)
     throw notFound(`no SBOM stored for ${req.subject}; generate one first: stella scan image --image ${shown} --sbom-only`);
   if (req.type === 'vuln' && !facts.reportId) throw notFound(`no scan report stored for ${req.subject}; run: stella scan image --image ${shown}`);

@@ -119,8 +119,8 @@ async function indexBatch(tx: DbClient, prepared: Prepared[]): Promise<IngestRes
 /** Inserts the rows not yet indexed; returns their creation times by key. */
 async function insertItems(tx: DbClient, rows: Prepared[]): Promise<Map<string, string>> {
   const ins = await tx.query<{ tenant_id: string; id: string; created_at: Date }>(
-    `INSERT INTO evidence_items (tenant_id, id, media_type, kind, predicate_type, size_bytes, producer, labels)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::jsonb[], $8::jsonb[])
+    `INSERT INTO evidence_items (tenant_id, id, media_type, kind, predicate_type, size_bytes, producer, labels, provenance, signer)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::jsonb[], $8::jsonb[], $9::text[], $10::text[])
      ON CONFLICT (tenant_id, id) DO NOTHING RETURNING tenant_id, id, created_at`,
     [
       rows.map((r) => r.tenant),
@@ -131,6 +131,8 @@ async function insertItems(tx: DbClient, rows: Prepared[]): Promise<Map<string, 
       rows.map((r) => r.size),
       rows.map((r) => JSON.stringify(r.input.producer ?? {})),
       rows.map((r) => JSON.stringify(r.input.labels ?? {})),
+      rows.map((r) => r.input.provenance?.kind ?? 'uploaded'),
+      rows.map((r) => r.input.provenance?.signer ?? null),
     ],
   );
   return new Map(ins.rows.map((r) => [keyOf(r.tenant_id, r.id), new Date(r.created_at).toISOString()]));

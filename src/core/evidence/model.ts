@@ -6,6 +6,20 @@ import { encodeLeaf } from '../../merkle/leaf';
 export const EVIDENCE_KINDS = ['sbom', 'scan-report', 'vex', 'attestation', 'replay-bundle', 'log', 'other'] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
+/**
+ * How an evidence item was made (decided at ingest, never changed afterwards):
+ * `signed` — a DSSE envelope whose signature verified against a known key (`signer`);
+ * `produced-by-stella` — made by a stella workflow (scan-then-attest); `signer` is stella's key
+ * for the attestations it signed, null for the raw scanner outputs they attest;
+ * `uploaded` — unsigned bytes.
+ */
+export const PROVENANCES = ['signed', 'produced-by-stella', 'uploaded'] as const;
+export type ProvenanceKind = (typeof PROVENANCES)[number];
+export interface Provenance {
+  kind: ProvenanceKind;
+  signer: string | null;
+}
+
 export interface IngestInput {
   tenant: string;
   /** Either the bytes or a local file with them (streamed). */
@@ -20,6 +34,8 @@ export interface IngestInput {
   producer?: Record<string, unknown>;
   parents?: { id: string; relation?: string }[];
   labels?: Record<string, string>;
+  /** Decided by the caller that verified it (upload, attest); 'uploaded' when omitted. */
+  provenance?: Provenance;
 }
 
 export interface IngestResult {
@@ -48,6 +64,8 @@ export interface EvidenceItem {
   parents: { id: string; relation: string }[];
   children: { id: string; relation: string }[];
   logSeq: number | null;
+  provenance: ProvenanceKind;
+  signer: string | null;
 }
 
 export type EvidenceHead = Pick<EvidenceItem, 'id' | 'kind' | 'mediaType' | 'size' | 'state' | 'stateReason' | 'tier'>;

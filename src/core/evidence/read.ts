@@ -4,7 +4,7 @@ import type { BlobStores } from '../../blob';
 import { BlobNotFoundError } from '../../blob';
 import type { Db } from '../../db/pool';
 import { badInput, integrity, notFound } from '../../lib/errors';
-import { type EvidenceHead, type EvidenceItem, type EvidenceKind, validateDigest, validateKind } from './model';
+import { type EvidenceHead, type EvidenceItem, type EvidenceKind, type ProvenanceKind, validateDigest, validateKind } from './model';
 
 interface ItemRow {
   tenant_id: string;
@@ -20,6 +20,8 @@ interface ItemRow {
   state_reason: string | null;
   created_at: Date;
   seq: number | null;
+  provenance: ProvenanceKind;
+  signer: string | null;
 }
 interface EdgeRow {
   child_id: string;
@@ -45,6 +47,8 @@ function toItem(r: ItemRow, subjects: string[], parents: EdgeRow[], children: Ed
     parents: parents.map((p) => ({ id: p.parent_id, relation: p.relation })),
     children: children.map((c) => ({ id: c.child_id, relation: c.relation })),
     logSeq: r.seq ?? null,
+    provenance: r.provenance,
+    signer: r.signer,
   };
 }
 

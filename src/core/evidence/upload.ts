@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { badInput, StellaError } from '../../lib/errors';
 import type { EvidenceService } from './index';
 import { type IngestResult, validateDigest, validateKind } from './model';
+import { provenanceOfUpload } from './signed';
 import { spoolUpload } from './spool';
+import type { Db } from '../../db/pool';
+import type { KeyStore } from '../../crypto/keys';
 
 export interface Upload {
   tenant: string;
@@ -34,10 +37,12 @@ function checkUpload(u: Upload, maxBytes: number) {
   return { kind, parents };
 }
 
-/** What an upload needs from the process: the evidence service and the spool's place and limit. */
+/** What an upload needs from the process: the evidence service, the spool's place and limit, and what signatures are checked against. */
 export interface UploadDeps {
   evidence: EvidenceService;
   cfg: { dataDir: string; maxUploadBytes: number };
+  db: Db;
+  keys: KeyStore;
 }
 
 export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestResult> {
@@ -48,6 +53,16 @@ export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestRe
     if (u.declaredDigest && u.declaredDigest !== spool.digest)
       throw badInput(`digest mismatch: X-Stella-Digest says ${u.declaredDigest}, content hashes to ${spool.digest}; nothing stored`);
     const mediaType = (u.contentType ?? 'application/octet-stream').split(';')[0]!.trim();
+    // A DSSE envelope is verified before anything is stored (signed.ts); other bytes are 'uploaded'.
+    const signed = await provenanceOfUpload(ctx, {
+      tenant: u.tenant,
+      kind,
+      mediaType,
+      subjects: u.subjects,
+      size: spool.size,
+      read: () => fsp.readFile(spool.path),
+      ...(u.predicateType ? { predicateType: u.predicateType } : {}),
+    });
     return await ctx.evidence.ingest({
       tenant: u.tenant,
       filePath: spool.path,
@@ -56,8 +71,9 @@ export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestRe
       mediaType,
       subjects: u.subjects,
       parents,
-      predicateType: u.predicateType,
+      predicateType: signed.predicateType,
       producer: u.producer,
+      provenance: signed.provenance,
     });
   } finally {
     await fsp.rm(spool.path, { force: true });

@@ -7,9 +7,11 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyStore } from '../../crypto/keys';
-import { exportRootPack, rootPackResolver, type RootPack } from '../../crypto/rootpack';
-import type { TrustResolver } from '../../crypto/dsse';
+import { rootPackResolver, type RootPack } from '../../crypto/rootpack';
+import type { TrustResolver, VerifyResult } from '../../crypto/dsse';
 import { statementFromEnvelope, verifyStatement, type Statement } from '../../crypto/intoto';
+import { trustedRootPack, trustFile } from '../evidence/signed';
+import { pemKeysOf } from './policy';
 import { mapLimit } from '../../lib/concurrency';
 import type { AppContext } from '../context';
 import { gateCandidates, type GateCandidate } from '../evidence/queries/promotion';
@@ -27,54 +29,59 @@ export interface GatherQuery {
   imageRef: string | null;
   policy: PromotionPolicy;
   now: Date;
-  /** Trust anchor for attestation signatures; exported from ctx.keys when omitted. */
+  /** Trust anchor for attestation signatures; the trusted RootPack (own keys + imported) when omitted. */
   rootPack?: RootPack;
 }
 
 /** Reads what the gates of `policy` need to decide about `artifactDigest`. */
 export async function gatherEvidence(ctx: AppContext, q: GatherQuery): Promise<EvidenceFacts> {
   const candidates = await gateCandidates(ctx.db, q.tenant, q.artifactDigest);
-  let pack: Promise<RootPack> | undefined = q.rootPack ? Promise.resolve(q.rootPack) : undefined;
-  const rootPack = () => (pack ??= currentRootPack(ctx.keys));
-  const toRead = documentsToRead(q.policy, candidates, q.now);
+  const pack = await (q.rootPack ? Promise.resolve(q.rootPack) : currentRootPack(ctx));
+  const own = new Set((await ctx.keys.list()).filter((k) => k.purpose === SIGNING_PURPOSE).map((k) => k.kid));
+  const keys = {
+    stella: [...own],
+    rootpack: pack.keys.filter((k) => k.purposes.includes(SIGNING_PURPOSE) && !own.has(k.kid)).map((k) => k.kid),
+  };
+  // Signatures are checked again now against the RootPack and the policy's PEM keys (a key revoked since ingest no longer counts).
+  const pem = pemKeysOf([q.policy]);
+  const fromPack = rootPackResolver(pack, { purpose: SIGNING_PURPOSE });
+  const trust: TrustResolver = (kid) => fromPack(kid) ?? pem.get(kid);
+  const toRead = documentsToRead(q.policy, candidates, q.now, keys);
   const facts = await mapLimit(toRead, READ_CONCURRENCY, async ({ candidate, trusted }) => {
     const doc = await readJson(ctx, q.tenant, candidate).then(
       (value) => ({ ok: true as const, value }),
       (e: unknown) => ({ ok: false as const, error: problemText(e) }),
     );
-    return [candidate.id, await documentFact(candidate, doc, trusted, rootPack)] as const;
+    return [candidate.id, documentFact(candidate, doc, trusted, trust)] as const;
   });
-  return { artifactDigest: q.artifactDigest, imageRef: q.imageRef, candidates, documents: Object.fromEntries(facts) };
+  return { artifactDigest: q.artifactDigest, imageRef: q.imageRef, candidates, documents: Object.fromEntries(facts), keys };
 }
 
 type Read = { ok: true; value: unknown } | { ok: false; error: string };
 
-async function documentFact(c: GateCandidate, doc: Read, trusted: boolean, rootPack: () => Promise<RootPack>): Promise<DocumentFact> {
-  switch (c.kind) {
-    case 'sbom':
-      return { kind: 'sbom', cyclonedx: doc.ok && (doc.value as { bomFormat?: unknown } | null)?.bomFormat === 'CycloneDX' };
-    case 'scan-report':
-      return doc.ok ? { kind: 'scan-report', counts: (doc.value as { counts?: unknown } | null)?.counts } : { kind: 'scan-report', error: doc.error };
-    case 'attestation': {
-      if (!doc.ok) return { kind: 'attestation', unsigned: doc, ...(trusted ? { trusted: doc } : {}) };
-      const unsigned = check(() => statementFromEnvelope(doc.value));
-      if (!trusted) return { kind: 'attestation', unsigned };
-      let trust: TrustResolver;
-      try {
-        trust = rootPackResolver(await rootPack(), { purpose: SIGNING_PURPOSE });
-      } catch (e) {
-        return { kind: 'attestation', unsigned, trusted: { ok: false, error: problemText(e) } };
-      }
-      // The signing time is the locker's ingestion time (trusted), never a claim in the payload.
-      return { kind: 'attestation', unsigned, trusted: check(() => verifyStatement(doc.value, trust, c.createdAt).statement) };
-    }
+function documentFact(c: GateCandidate, doc: Read, trusted: boolean, trust: TrustResolver): DocumentFact {
+  // Signed statements (any kind) are checked as envelopes.
+  if (trusted || c.kind === 'attestation') {
+    if (!doc.ok) return { kind: 'attestation', unsigned: doc, ...(trusted ? { trusted: doc } : {}) };
+    const unsigned = check(() => ({ statement: statementFromEnvelope(doc.value) }));
+    if (!trusted) return { kind: 'attestation', unsigned };
+    // The signing time is the locker's ingestion time (trusted), never a claim in the payload.
+    return { kind: 'attestation', unsigned, trusted: check(() => verifyStatement(doc.value, trust, c.createdAt)) };
   }
+  if (c.kind === 'sbom') return { kind: 'sbom', cyclonedx: doc.ok && (doc.value as { bomFormat?: unknown } | null)?.bomFormat === 'CycloneDX' };
+  return doc.ok ? { kind: 'scan-report', counts: (doc.value as { counts?: unknown } | null)?.counts } : { kind: 'scan-report', error: doc.error };
 }
 
-function check(parse: () => Statement): StatementCheck {
+function check(parse: () => { statement: Statement; verification?: VerifyResult }): StatementCheck {
   try {
-    const s = parse();
-    return { ok: true, predicateType: s.predicateType, subjectSha256: s.subject.map((x) => x.digest.sha256).filter((h): h is string => !!h) };
+    const { statement: s, verification } = parse();
+    return {
+      ok: true,
+      predicateType: s.predicateType,
+      subjectSha256: s.subject.map((x) => x.digest.sha256).filter((h): h is string => !!h),
+      predicate: s.predicate,
+      ...(verification ? { signers: verification.signatures.filter((x) => x.valid && x.trusted).map((x) => x.keyid) } : {}),
+    };
   } catch (e) {
     return { ok: false, error: problemText(e) };
   }
@@ -91,18 +98,20 @@ async function readJson(ctx: AppContext, tenant: string, c: GateCandidate): Prom
   return JSON.parse((await ctx.evidence.read(tenant, c.id)).toString('utf8'));
 }
 
-const packCache = new WeakMap<KeyStore, { mtimeMs: number; pack: Promise<RootPack> }>();
+const packCache = new WeakMap<KeyStore, { stamp: string; pack: Promise<RootPack> }>();
 /**
- * The RootPack of the key store, re-exported only when the key directory changed (every key
- * write is an atomic rename into it, which bumps its mtime): rotations are seen at once.
+ * The trusted RootPack (own keys + imported trust), re-read only when the key directory or the
+ * imported trust file changed (every write is an atomic rename, which bumps the mtime): rotations
+ * and revocations are seen at once.
  */
-export async function currentRootPack(keys: KeyStore): Promise<RootPack> {
-  const mtimeMs = (await stat(join(keys.dir, 'keys'))).mtimeMs;
-  const hit = packCache.get(keys);
-  if (hit && hit.mtimeMs === mtimeMs) return hit.pack;
-  const pack = exportRootPack(keys);
-  packCache.set(keys, { mtimeMs, pack });
-  pack.catch(() => packCache.delete(keys));
+export async function currentRootPack(ctx: Pick<AppContext, 'keys' | 'cfg'>): Promise<RootPack> {
+  const mtime = (p: string) => stat(p).then((s) => s.mtimeMs, () => 0);
+  const stamp = `${await mtime(join(ctx.keys.dir, 'keys'))}/${await mtime(trustFile(ctx.cfg.dataDir))}`;
+  const hit = packCache.get(ctx.keys);
+  if (hit && hit.stamp === stamp) return hit.pack;
+  const pack = trustedRootPack(ctx.keys, ctx.cfg.dataDir);
+  packCache.set(ctx.keys, { stamp, pack });
+  pack.catch(() => packCache.delete(ctx.keys));
   return pack;
 }
 

@@ -46,8 +46,13 @@ export const promotionDoctorChecks: DoctorCheck[] = [
     async run({ ctx, tenant }) {
       const blocked = await blockedOnEvidence(ctx.db, tenant);
       if (!blocked.length) return { status: 'PASS', message: 'no promotion is waiting for evidence' };
-      // Short form per promotion ("SBOM not found, attestation missing"); full detail in details.
-      const lines = blocked.map((b) => `${b.workflowId} (to ${b.toEnv}): ${b.missing.map((g) => g.detail.split(':')[0]).join(', ')}`);
+      // Short form per promotion ("SBOM not found, attestation missing"), with the reason evidence
+      // present did not count ("sbom sha256:… is unsigned (uploaded); policy requires signer …"); full detail in details.
+      const reasonOf = (g: (typeof blocked)[number]['missing'][number]) => {
+        const why = g.considered?.find((c) => !c.accepted)?.problem;
+        return `${g.detail.split(':')[0]}${why ? ` (${why})` : ''}`;
+      };
+      const lines = blocked.map((b) => `${b.workflowId} (to ${b.toEnv}): ${b.missing.map(reasonOf).join(', ')}`);
       const commands = [...new Set(blocked.flatMap((b) => b.missing.map((g) => g.missing?.command).filter((c): c is string => !!c)))];
       return {
         status: 'WARN',
@@ -61,7 +66,7 @@ export const promotionDoctorChecks: DoctorCheck[] = [
             to: b.toEnv,
             waitingSince: b.waitingSince,
             deadline: b.deadline,
-            missing: b.missing.map((g) => ({ gate: g.name, detail: g.detail, ...g.missing })),
+            missing: b.missing.map((g) => ({ gate: g.name, detail: g.detail, rule: g.rule ?? null, evidence: g.evidence ?? null, ...g.missing })),
           })),
         },
       };

@@ -23,12 +23,36 @@ export interface MissingEvidence {
   command: string;
 }
 
+/** An evidence item as a gate saw it: how it was made and by whom. */
+export interface GateEvidence {
+  id: string;
+  kind: string;
+  provenance: 'signed' | 'produced-by-stella' | 'uploaded';
+  signer: string | null;
+}
+
+/** A candidate a signed gate judged, and why it did or did not count (for --explain). */
+export interface ConsideredEvidence extends GateEvidence {
+  accepted: boolean;
+  /** The policy signer it satisfied. */
+  rule?: string;
+  problem?: string;
+  /** Signed by one of stella's own keys. */
+  stellaKey?: boolean;
+}
+
 export interface GateResult {
   name: string;
   required: boolean;
   passed: boolean;
+  /** Why it passed or failed, naming the evidence, its provenance/signer and the rule. */
   detail: string;
   evidenceId?: string;
+  /** The evidence that decided (passing), or the newest one considered (failing). */
+  evidence?: GateEvidence;
+  /** The policy rule applied: kind, signers, predicate type, thresholds, max age. */
+  rule?: string;
+  considered?: ConsideredEvidence[];
   missing?: MissingEvidence;
   /** Present but failing (e.g. critical findings): regenerating the same evidence will not help. */
   violation?: boolean;
@@ -38,6 +62,18 @@ export interface Approval {
   by: string;
   at: string;
   comment?: string;
+}
+
+/**
+ * What approve, abort and retry carry (update or signal): the action token the API minted for
+ * this caller and promotion, and the caller's name (checked against the token's subject).
+ * Fields are optional because anyone with Temporal access can send anything.
+ */
+export interface ActionPayload {
+  token?: string;
+  by?: string;
+  comment?: string;
+  reason?: string;
 }
 
 export interface PromotionStatus {

@@ -139,6 +139,8 @@ export async function storeSbom(
       subjects: [c.artifactDigest],
       producer: { type: 'scanner', name: SCANNER.name, version: SCANNER.version, scanId: c.scanId, workflowId: c.workflowId },
       labels: { 'stella.scan-id': c.scanId, 'stella.sbom-format': 'CycloneDX-1.6' },
+      // Made by stella's scanner in its scan-then-attest workflow (signed by the attestations that follow).
+      provenance: { kind: 'produced-by-stella', signer: null },
     });
     const warnings = r.warnings.slice(0, 100);
     await recordSbom(ctx, c.tenant, c.scanId, { sbomId: stored.id, components, warnings });
@@ -173,6 +175,7 @@ export async function storeReport(
       parents: [{ id: sbomId, relation: 'derived-from' }],
       producer: { type: 'scanner', name: SCANNER.name, version: SCANNER.version, scanId: c.scanId, feedDigest: c.feed?.digest ?? null },
       labels: { 'stella.scan-id': c.scanId, 'stella.feed': c.feed?.digest ?? 'none' },
+      provenance: { kind: 'produced-by-stella', signer: null },
     });
     await recordReport(ctx, c.tenant, c.scanId, { reportId: stored.id, counts: report.counts, warnings });
     return { reportId: stored.id, counts: report.counts, findings: r.findings.length, warnings };

@@ -9,12 +9,15 @@ export interface GateCandidate {
   predicateType: string | null;
   createdAt: Date;
   size: number;
+  /** How it was made (recorded at ingest): signed, produced-by-stella or uploaded; and by which key. */
+  provenance: 'signed' | 'produced-by-stella' | 'uploaded';
+  signer: string | null;
 }
 
 /** Present SBOMs, scan reports and attestations naming `artifact` as a subject, newest first. */
 export async function gateCandidates(db: Db, tenant: string, artifact: string): Promise<GateCandidate[]> {
   const r = await db.query(
-    `SELECT i.id, i.kind, i.media_type, i.predicate_type, i.created_at, i.size_bytes FROM evidence_items i
+    `SELECT i.id, i.kind, i.media_type, i.predicate_type, i.created_at, i.size_bytes, i.provenance, i.signer FROM evidence_items i
      JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
      WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.state='present' AND i.kind IN ('sbom','scan-report','attestation')
      ORDER BY i.created_at DESC, i.id`,
@@ -27,5 +30,7 @@ export async function gateCandidates(db: Db, tenant: string, artifact: string): 
     predicateType: x.predicate_type,
     createdAt: new Date(x.created_at),
     size: Number(x.size_bytes),
+    provenance: x.provenance,
+    signer: x.signer,
   }));
 }
