@@ -65,6 +65,15 @@ describe('stella dev up (embedded default stack)', () => {
     expect(verify.code, verify.err).toBe(0);
     expect(JSON.parse(verify.out)).toMatchObject({ status: 'passed', checked: 1, failed: 0 });
 
+    // The runbook's offline check works as written: dev up configured the stack's own RootPack as trusted.
+    expect(stella(['evidence', 'anchor', 'create']).code).toBe(0);
+    const pack = join(dataDir, 'evidence-pack.tar.gz');
+    const exported = stella(['evidence', 'export', '--digest', artifact, '--output', pack]);
+    expect(exported.code, exported.err).toBe(0);
+    const offline = stella(['evidence', 'verify', '--offline', '--input', pack, '--format', 'json']);
+    expect(offline.code, offline.err).toBe(0);
+    expect(JSON.parse(offline.out).trustedRootPack).toMatchObject({ path: join(dataDir, 'trusted-rootpack.json') });
+
     const again = stella(['dev', 'up', '--format', 'json']);
     expect(again.code, again.err).toBe(0);
     expect(JSON.parse(again.out).status).toBe('already running');

@@ -7,6 +7,8 @@ import { downloadTemporalCli, findTemporalBin, startTemporalDevServer, TEMPORAL_
 import { isAlive, portInUse, spawnDetached, stopPid, which } from './proc';
 import { openKeyStore, TOKEN_PURPOSE } from '../core/keys';
 import { mintToken } from '../crypto/tokens';
+import { exportRootPack } from '../crypto/rootpack';
+import { writeConfigValue } from '../config';
 import { cliStatePath } from '../cli/client';
 
 /** What `stella dev up` started, so a second `up` reuses it and `down` stops exactly it. */
@@ -86,6 +88,19 @@ export async function mintDevToken(cfg: StellaConfig): Promise<string> {
   return mintToken(ks, { sub: 'dev-operator', tenant: cfg.tenant, scopes: ['admin'], ttlSeconds: 30 * 24 * 3600 }, { purpose: TOKEN_PURPOSE });
 }
 
+/**
+ * The machine that runs the dev stack trusts its own keys for offline verification: the local
+ * RootPack is exported to the data dir and configured as Verify:TrustedRootPack, unless the
+ * operator configured another one. Refreshed on every `dev up` so rotated keys are included.
+ */
+async function trustLocalRootPack(cfg: StellaConfig): Promise<void> {
+  const file = join(cfg.dataDir, 'trusted-rootpack.json');
+  if (cfg.trustedRootPack && cfg.trustedRootPack !== file) return;
+  const pack = await exportRootPack(await openKeyStore(cfg.keysDir));
+  writeJson(file, pack);
+  if (!cfg.trustedRootPack) writeConfigValue(cfg.dataDir, 'Verify:TrustedRootPack', file);
+}
+
 function spawnServe(cfg: StellaConfig, env: Record<string, string>): { pid: number; log: string } {
   const log = join(cfg.dataDir, 'logs', 'serve.log');
   mkdirSync(dirname(log), { recursive: true });
@@ -101,6 +116,7 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
       await waitReady(existing.apiUrl, existing.serve, 10_000);
       const token = await mintDevToken(cfg);
       writeJson(cliStatePath(cfg.dataDir), { apiUrl: existing.apiUrl, token });
+      await trustLocalRootPack(cfg);
       return { state: existing, token, reused: true };
     } catch {
       /* fall through: restart what is missing */
@@ -159,6 +175,7 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     writeJson(stackPath(cfg), state);
     const token = await mintDevToken(cfg);
     writeJson(cliStatePath(cfg.dataDir), { apiUrl: cfg.api.url, token });
+    await trustLocalRootPack(cfg);
     return { state, token, reused: false };
   } catch (e) {
     for (const undo of startedHere.reverse()) await Promise.resolve(undo()).catch(() => {});
