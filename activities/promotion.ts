@@ -1,5 +1,6 @@
 /** Promotion activities: short DB/blob work the promotion workflow runs as local activities. */
 import type { AppContext } from '../src/core/context';
+import { type ActionRequest, type ActionVerdict, verifyPromotionAction } from '../src/core/promotion/actions';
 import { evaluatePromotion } from '../src/core/promotion/evaluate';
 import { type FinalizePromotion, finalizePromotion, setPromotionState } from '../src/core/promotion/store';
 import type { Approval, EvaluateGatesInput, EvaluateGatesResult, PromotionStateName } from '../src/core/promotion/types';
@@ -21,6 +22,11 @@ export function createPromotionActivities(ctx: AppContext) {
       approvals?: Approval[];
     }): Promise<void> {
       return classified(() => setPromotionState(ctx.db, q));
+    },
+
+    /** Approve/abort/retry: verifies the action token and its binding, audits the outcome either way. */
+    async promotionVerifyAction(r: ActionRequest): Promise<ActionVerdict> {
+      return classified(() => verifyPromotionAction(ctx, r));
     },
 
     async promotionFinalize(f: FinalizePromotion): Promise<{ changed: boolean }> {

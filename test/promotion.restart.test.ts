@@ -12,6 +12,7 @@ import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
 import { createActivities } from '../activities';
 import { sha256Digest } from '../src/lib/hash';
+import { mintPromotionActionToken } from '../src/core/promotion/actions';
 import { storeAllEvidence, waitFor } from './support/promotion';
 
 /**
@@ -80,9 +81,10 @@ describe('promotion survives a Temporal dev server restart (persistent file)', (
       expect(d.status.name).toBe('RUNNING');
       expect(d.runId).toBe(before.promotionId);
       await storeAllEvidence(h.ctx, 'default', artifact);
+      const token = await mintPromotionActionToken(h.ctx.keys, { sub: 'operator', tenant: 'default', promotionId: d.runId, workflowId, action: 'retry' });
       const after = await srv.client.workflow
         .getHandle(workflowId)
-        .executeUpdate<{ state: string; attempts: number }, [{ by: string }]>('retry', { args: [{ by: 'operator' }] });
+        .executeUpdate<{ state: string; attempts: number }, [{ by: string; token: string }]>('retry', { args: [{ by: 'operator', token }] });
       expect(after).toMatchObject({ state: 'promoted', attempts: 2 });
       await srv.client.workflow.getHandle(workflowId).result();
     } finally {

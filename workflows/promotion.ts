@@ -9,13 +9,15 @@ import {
   defineUpdate,
   executeChild,
   log,
+  patched,
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { EvaluateGatesResult, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
+import type { ActionVerdict } from '../src/core/promotion/actions';
+import type { ActionPayload, EvaluateGatesResult, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
 import { SA, scanWorkflowId } from '../src/temporal/names';
 import { scanThenAttest } from './scan';
 
@@ -26,10 +28,16 @@ const GENERATION_RECHECK = '1 minute';
 const MAX_GENERATION_ROUNDS = 3;
 
 export const promotionStateQuery = defineQuery<PromotionStatus>('state');
-export const promotionRetrySignal = defineSignal<[{ by?: string }]>('retry');
-export const promotionRetryUpdate = defineUpdate<PromotionStatus, [{ by?: string }]>('retry');
-export const promotionApproveSignal = defineSignal<[{ by: string; comment?: string }]>('approve');
-export const promotionAbortSignal = defineSignal<[{ by: string; reason?: string }]>('abort');
+/** Approve, abort and retry need an action token minted by the stella API (checked in an activity). */
+export const promotionApproveUpdate = defineUpdate<PromotionStatus, [ActionPayload]>('approve');
+export const promotionAbortUpdate = defineUpdate<PromotionStatus, [ActionPayload]>('abort');
+export const promotionRetryUpdate = defineUpdate<PromotionStatus, [ActionPayload]>('retry');
+export const promotionRetrySignal = defineSignal<[ActionPayload]>('retry');
+/** Answered only to reject and audit: a signal typed into the Temporal UI or CLI never approves or aborts. */
+export const promotionApproveSignal = defineSignal<[ActionPayload]>('approve');
+export const promotionAbortSignal = defineSignal<[ActionPayload]>('abort');
+/** Histories from before action tokens replay with the old (unchecked) handlers; every new action is checked. */
+const SIGNED_ACTIONS = 'stella-signed-actions';
 
 // Gate evaluation and bookkeeping are short DB/blob operations: local activities keep a
 // promotion to a handful of workflow tasks (throughput), retried with backoff on faults.
@@ -85,28 +93,92 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
   let aborted: { by: string; reason?: string } | null = null;
 
   setHandler(promotionStateQuery, () => st);
-  setHandler(promotionRetrySignal, () => {
-    retrySeq++;
-  });
+
+  // One action is verified at a time, so each sees the state (and approvals) the previous one left.
+  let actionChain: Promise<unknown> = Promise.resolve();
+  const verifyAction = (op: 'approve' | 'abort' | 'retry', channel: 'update' | 'signal', a: unknown): Promise<ActionVerdict> => {
+    const p = actionChain.then(() =>
+      acts.promotionVerifyAction({
+        op,
+        channel,
+        token: field(a, 'token'),
+        claimedBy: field(a, 'by'),
+        note: noteOf(a),
+        tenant: input.tenant,
+        promotionId: st.promotionId,
+        workflowId: st.workflowId,
+        requestedBy: input.requestedBy,
+        state: st.state,
+        approvers: st.approvals.map((x) => x.by),
+      }),
+    );
+    actionChain = p.catch(() => undefined);
+    return p;
+  };
+  /** Shape and state only (no I/O in a validator): a refusal here never enters history. */
+  const validator = (op: 'approve' | 'abort' | 'retry') => (a: ActionPayload) => {
+    if (a === null || typeof a !== 'object' || Array.isArray(a)) throw refusal('BAD_INPUT', `${op} needs an object {token, by}`, false);
+    if (FINAL.includes(st.state)) throw refusal('CONFLICT', `promotion ${st.promotionId} is already ${st.state}`, false);
+    if (op !== 'approve') return;
+    if (st.state !== 'waiting-approval') throw refusal('CONFLICT', `promotion ${st.workflowId} is ${st.state}, not waiting for approval`, false);
+    if (a.by === input.requestedBy) throw refusal('FORBIDDEN', `${a.by} requested promotion ${st.workflowId} and cannot approve it`, false);
+    if (st.approvals.some((x) => x.by === a.by)) throw refusal('CONFLICT', `${a.by} has already approved promotion ${st.workflowId}`, false);
+  };
+  const accept = async (op: 'approve' | 'abort' | 'retry', channel: 'update' | 'signal', a: unknown): Promise<string> => {
+    const v = await verifyAction(op, channel, a);
+    if (!v.ok) throw refusal(v.code, v.reason, true);
+    return v.by;
+  };
+
+  setHandler(
+    promotionApproveUpdate,
+    async (a) => {
+      const by = await accept('approve', 'update', a);
+      st.approvals.push({ by, at: new Date().toISOString(), ...(noteOf(a) ? { comment: noteOf(a) } : {}) });
+      // Answers with the resulting state: promoted once the last approval is in, else still waiting.
+      await condition(() => st.state !== 'waiting-approval' || st.approvals.length < st.approvalsRequired);
+      return st;
+    },
+    { validator: validator('approve') },
+  );
+  setHandler(
+    promotionAbortUpdate,
+    async (a) => {
+      const by = await accept('abort', 'update', a);
+      aborted ??= { by, reason: noteOf(a) };
+      await condition(() => FINAL.includes(st.state));
+      return st;
+    },
+    { validator: validator('abort') },
+  );
   setHandler(
     promotionRetryUpdate,
-    async (_req) => {
+    async (a) => {
+      if (patched(SIGNED_ACTIONS)) await accept('retry', 'update', a);
       const mine = ++retrySeq;
       // Resolves with the gate results of the evaluation that ran for this request.
       await condition(() => evaluatedSeq >= mine || st.state === 'waiting-approval' || FINAL.includes(st.state));
       return st;
     },
-    {
-      validator: (_req) => {
-        if (FINAL.includes(st.state)) throw new Error(`promotion ${st.promotionId} is already ${st.state}`);
-      },
-    },
+    { validator: validator('retry') },
   );
-  setHandler(promotionApproveSignal, (a) => {
+  setHandler(promotionRetrySignal, async (a) => {
+    if (patched(SIGNED_ACTIONS) && !(await verifyAction('retry', 'signal', a)).ok) return;
+    retrySeq++;
+  });
+  setHandler(promotionApproveSignal, async (a) => {
+    if (patched(SIGNED_ACTIONS)) {
+      await verifyAction('approve', 'signal', a); // always refused (and audited): approval is an update
+      return;
+    }
     if (!a?.by) return;
     if (!st.approvals.some((x) => x.by === a.by)) st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
   });
-  setHandler(promotionAbortSignal, (a) => {
+  setHandler(promotionAbortSignal, async (a) => {
+    if (patched(SIGNED_ACTIONS)) {
+      await verifyAction('abort', 'signal', a); // always refused (and audited): abort is an update
+      return;
+    }
     aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
   });
 
@@ -227,6 +299,19 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
     if (!FINAL.includes(st.state)) await finish('failed', `promotion error: ${message}`, 'system:promotion');
     throw ApplicationFailure.create({ message: `promotion error: ${message}`, type: 'PromotionError', nonRetryable: true, details: [st] });
   }
+}
+
+/** A field of an action payload as sent (anyone with Temporal access can send any JSON). */
+function field(a: unknown, key: string): unknown {
+  return a !== null && typeof a === 'object' ? (a as Record<string, unknown>)[key] : undefined;
+}
+function noteOf(a: unknown): string | undefined {
+  const n = field(a, 'comment') ?? field(a, 'reason');
+  return typeof n === 'string' && n ? n.slice(0, 1000) : undefined;
+}
+/** An update refusal; its type is the StellaCode the API answers with, `audited` whether the activity recorded it. */
+function refusal(code: string, message: string, audited: boolean): ApplicationFailure {
+  return ApplicationFailure.create({ message, type: code, nonRetryable: true, details: [{ audited }] });
 }
 
 /** generate missing: runs scanThenAttest as a child and waits for it. */

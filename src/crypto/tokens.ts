@@ -13,7 +13,7 @@ import { KeyStore, type KeySigner } from './keys';
 export const TOKEN_ISSUER = 'stella';
 export const TOKEN_AUDIENCE = 'stella-api';
 export const TOKEN_TYP = 'at+jwt';
-export const SCOPES = ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write', 'replay:read', 'admin'] as const;
+export const SCOPES = ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write', 'policy:admin', 'replay:read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 const SCOPE_SET: ReadonlySet<string> = new Set(SCOPES);
 /** Sanity bound on lifetime; bearer tokens are not revocable, so long ones are a liability. */
@@ -148,7 +148,8 @@ export async function verifyToken(
   };
 }
 
-function mapJoseError(err: unknown): TokenError {
+/** jose's verification errors as TokenError kinds (shared with src/crypto/action-tokens.ts). */
+export function mapJoseError(err: unknown): TokenError {
   if (err instanceof joseErrors.JWTExpired) return new TokenError('expired', 'token expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf' || err.claim === 'iat') return new TokenError('not_yet_valid', `token ${err.claim} is in the future`);

@@ -4,16 +4,19 @@
  * through Temporal visibility. The HTTP routes call these; the workflow itself is in workflows/.
  */
 import { type Client, WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { PromotionAction } from '../crypto/action-tokens';
+import type { KeyStore } from '../crypto/keys';
 import { audit } from '../core/audit';
+import { auditAction, mintPromotionActionToken } from '../core/promotion/actions';
 import { findPromotion } from '../core/promotion/store';
 import type { PromotionInput, PromotionStateName, PromotionStatus } from '../core/promotion/types';
 import type { Db } from '../db/pool';
-import { badInput, conflict, notFound } from '../lib/errors';
+import { StellaError, type StellaCode, badInput, conflict, notFound } from '../lib/errors';
 import {
   promotion,
-  promotionAbortSignal,
-  promotionApproveSignal,
+  promotionAbortUpdate,
+  promotionApproveUpdate,
   promotionRetrySignal,
   promotionRetryUpdate,
   promotionStateQuery,
@@ -172,43 +175,62 @@ async function requireRunning(db: Db, tenant: string, loc: LocatedPromotion, wha
   throw conflict(what(await promotionView(db, tenant, loc)));
 }
 
+/** Who acts, as the API verified them, and where their action tokens are signed. */
+export interface PromotionActor {
+  db: Db;
+  keys: KeyStore;
+  tenant: string;
+  /** The API caller's token subject. */
+  by: string;
+}
+
+const UPDATES = { approve: promotionApproveUpdate, abort: promotionAbortUpdate, retry: promotionRetryUpdate } as const;
+const CODES: readonly string[] = ['BAD_INPUT', 'CONFLICT', 'FORBIDDEN'];
+
+/** The action token for `op` by the caller on this promotion, and the payload that carries it. */
+async function actionPayload(a: PromotionActor, loc: LocatedPromotion, op: PromotionAction, note: string | undefined) {
+  const token = await mintPromotionActionToken(a.keys, { sub: a.by, tenant: a.tenant, promotionId: loc.runId, workflowId: loc.workflowId, action: op });
+  return { token, by: a.by, ...(note ? (op === 'approve' ? { comment: note } : { reason: note }) : {}) };
+}
+
 /**
- * Re-evaluates every gate now. `wait`: through the retry update, answering with the new
- * gate results; otherwise a retry signal (returns at once). Audited.
+ * Approves, aborts or retries (re-evaluates the gates) through the workflow's update, which
+ * answers with the resulting state. A refusal comes back as the StellaError it means (403, 409);
+ * refusals by the update's validator are audited here (the workflow audits everything else).
  */
-export async function retryPromotion(db: Db, tenant: string, loc: LocatedPromotion, by: string, wait: boolean): Promise<PromotionStatus | null> {
-  await requireRunning(
-    db,
-    tenant,
-    loc,
-    (s) => `promotion ${loc.workflowId} is already ${s.state}${s.reason ? ` (${s.reason})` : ''}; start a new one with stella promotion start`,
+export async function updatePromotion(a: PromotionActor, loc: LocatedPromotion, op: PromotionAction, note?: string): Promise<PromotionStatus> {
+  await requireRunning(a.db, a.tenant, loc, (s) =>
+    op === 'retry'
+      ? `promotion ${loc.workflowId} is already ${s.state}${s.reason ? ` (${s.reason})` : ''}; start a new one with stella promotion start`
+      : `promotion ${loc.workflowId} is already ${s.state}; nothing to ${op}`,
   );
-  await audit(db, { tenant, actor: by, action: 'promotion.retry', target: loc.workflowId, details: { promotionId: loc.runId } });
-  if (!wait) {
-    await loc.handle.signal(promotionRetrySignal, { by });
-    return null;
-  }
+  const payload = await actionPayload(a, loc, op, note);
   try {
-    return await loc.handle.executeUpdate(promotionRetryUpdate, { args: [{ by }] });
+    return await loc.handle.executeUpdate(UPDATES[op], { args: [payload] });
   } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) throw conflict(`retry refused: ${(e.cause as Error | undefined)?.message ?? e.message}`);
-    throw e;
+    if (!(e instanceof WorkflowUpdateFailedError)) throw e;
+    const cause = e.cause instanceof ApplicationFailure ? e.cause : undefined;
+    const code = (cause?.type && CODES.includes(cause.type) ? cause.type : 'CONFLICT') as StellaCode;
+    const reason = cause?.message ?? e.message;
+    const audited = (cause?.details?.[0] as { audited?: boolean } | undefined)?.audited === true;
+    if (!audited) {
+      const state = (await promotionView(a.db, a.tenant, loc)).state;
+      const r = { op, channel: 'update' as const, claimedBy: a.by, note, tenant: a.tenant, promotionId: loc.runId, workflowId: loc.workflowId, state };
+      await auditAction(a.db, r, { ok: false, code: code === 'FORBIDDEN' ? 'FORBIDDEN' : 'CONFLICT', reason, verifiedAs: a.by });
+    }
+    throw new StellaError(code, `${op} refused: ${reason}`, { promotionId: loc.runId });
   }
 }
 
-/** Approves (manual approval gate) or aborts a running promotion. Audited. */
-export async function signalPromotion(
-  db: Db,
-  tenant: string,
-  loc: LocatedPromotion,
-  op: 'approve' | 'abort',
-  by: string,
-  reason: string | undefined,
-): Promise<void> {
-  await requireRunning(db, tenant, loc, (s) => `promotion ${loc.workflowId} is already ${s.state}; nothing to ${op}`);
-  await audit(db, { tenant, actor: by, action: `promotion.${op}`, target: loc.workflowId, reason, details: { promotionId: loc.runId } });
-  if (op === 'approve') await loc.handle.signal(promotionApproveSignal, { by, ...(reason ? { comment: reason } : {}) });
-  else await loc.handle.signal(promotionAbortSignal, { by, ...(reason ? { reason } : {}) });
+/** Retry without waiting for the new results: a signal carrying the caller's action token. */
+export async function signalRetry(a: PromotionActor, loc: LocatedPromotion): Promise<void> {
+  await requireRunning(
+    a.db,
+    a.tenant,
+    loc,
+    (s) => `promotion ${loc.workflowId} is already ${s.state}${s.reason ? ` (${s.reason})` : ''}; start a new one with stella promotion start`,
+  );
+  await loc.handle.signal(promotionRetrySignal, await actionPayload(a, loc, 'retry', undefined));
 }
 
 export interface PromotionListFilter {

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
+  ActionResponse,
   EvidenceQuery,
   ListPromotionsQuery,
   ListPromotionsResponse,
@@ -30,10 +31,11 @@ import {
   listPromotionWorkflows,
   locatePromotion,
   missingOf,
+  type PromotionActor,
   promotionView,
-  retryPromotion,
-  signalPromotion,
+  signalRetry,
   startPromotion,
+  updatePromotion,
   waitForPromotion,
 } from '../../temporal/promotion';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';
@@ -51,6 +53,8 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
   const { db } = deps.ctx;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const locate = (tenant: string, id: string) => locatePromotion(temporalOrThrow(deps), db, tenant, id);
+  /** The caller as the API verified them: their token subject signs approve/abort/retry. */
+  const actor = (sub: string, tenant: string): PromotionActor => ({ db, keys: deps.ctx.keys, tenant, by: sub });
 
   app.post(
     '/promotions',
@@ -123,20 +127,24 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
       const p = requireScope(req, 'promotion:write');
       const tenant = tenantOf(req);
       const loc = await locate(tenant, req.params.id);
-      const s = await retryPromotion(db, tenant, loc, p.sub, req.query.mode !== 'signal');
+      if (req.query.mode === 'signal') {
+        await signalRetry(actor(p.sub, tenant), loc);
+        return reply.status(202).send({ id: loc.workflowId, promotionId: loc.runId, message: 'retry signalled; gates will be re-evaluated' });
+      }
       // The update re-evaluates every gate and answers with the new results.
-      if (s) return reply.status(200).send({ ...s, id: loc.workflowId, missing: missingOf(s) });
-      return reply.status(202).send({ id: loc.workflowId, promotionId: loc.runId, message: 'retry signalled; gates will be re-evaluated' });
+      const s = await updatePromotion(actor(p.sub, tenant), loc, 'retry');
+      return reply.status(200).send({ ...s, id: loc.workflowId, missing: missingOf(s) });
     },
   );
 
   for (const op of ['approve', 'abort'] as const) {
-    app.post(`/promotions/:id/${op}`, { schema: { params: PromotionIdParams, body: SignalBody, response: { 202: SignalledResponse } } }, async (req, reply) => {
+    app.post(`/promotions/:id/${op}`, { schema: { params: PromotionIdParams, body: SignalBody, response: { 200: ActionResponse } } }, async (req) => {
       const p = requireScope(req, 'promotion:write');
       const tenant = tenantOf(req);
       const loc = await locate(tenant, req.params.id);
-      await signalPromotion(db, tenant, loc, op, p.sub, req.body?.reason ?? req.body?.comment);
-      return reply.status(202).send({ id: loc.workflowId, promotionId: loc.runId, message: `${op} signalled by ${p.sub}` });
+      const s = await updatePromotion(actor(p.sub, tenant), loc, op, req.body?.reason ?? req.body?.comment);
+      const progress = s.state === 'waiting-approval' ? ` (${s.approvals.length}/${s.approvalsRequired} approvals)` : '';
+      return { ...s, id: loc.workflowId, message: `${op === 'abort' ? 'aborted' : 'approved'} by ${p.sub}; promotion is ${s.state}${progress}` };
     });
   }
 
@@ -155,7 +163,8 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
   });
 
   app.put('/promotion-policies/:env', { schema: { params: PolicyEnvParams, body: SetPolicyBody, response: { 200: SetPolicyResponse } } }, async (req) => {
-    const p = requireScope(req, 'promotion:write');
+    // Changing what a promotion must prove is separate from promoting: policy:admin (or admin).
+    const p = requireScope(req, 'policy:admin');
     return setPolicy(db, { tenant: tenantOf(req), env: req.params.env, text: req.body.document, actor: p.sub });
   });
 }

@@ -46,6 +46,7 @@ export async function evaluatePromotion(ctx: AppContext, req: EvaluateGatesInput
     imageRef,
     policyEnv: resolved.policyEnv,
     policyVersion: resolved.version,
+    policyChecksum: resolved.checksum,
     deadline,
     attempt: req.attempt,
     gates,

@@ -13,6 +13,7 @@ export interface RecordEvaluation {
   imageRef: string | null;
   policyEnv: string;
   policyVersion: number | null;
+  policyChecksum: string;
   deadline: string;
   attempt: number;
   gates: GateResult[];
@@ -34,10 +35,14 @@ export async function recordEvaluation(db: Db, e: RecordEvaluation): Promise<voi
   }));
   await db.query(
     `WITH p AS (
-       INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline, attempts, gate_snapshot)
-       VALUES ($1,$2,$3,$4,$5,$6,'evaluating',$7,$8,$9,$10,$11,$12,$13)
+       INSERT INTO promotions (tenant_id, id, workflow_id, artifact_digest, from_env, to_env, state, requested_by, image_ref, policy_env, policy_version, deadline, attempts, gate_snapshot, policy_checksum)
+       VALUES ($1,$2,$3,$4,$5,$6,'evaluating',$7,$8,$9,$10,$11,$12,$13,$15)
        ON CONFLICT (tenant_id, id) DO UPDATE SET gate_snapshot=EXCLUDED.gate_snapshot, attempts=GREATEST(promotions.attempts, EXCLUDED.attempts),
-         image_ref=COALESCE(EXCLUDED.image_ref, promotions.image_ref), updated_at=now()
+         image_ref=COALESCE(EXCLUDED.image_ref, promotions.image_ref), updated_at=now(),
+         -- the policy of the latest attempt (a retry may meet a newer version)
+         policy_env=CASE WHEN EXCLUDED.attempts >= promotions.attempts THEN EXCLUDED.policy_env ELSE promotions.policy_env END,
+         policy_version=CASE WHEN EXCLUDED.attempts >= promotions.attempts THEN EXCLUDED.policy_version ELSE promotions.policy_version END,
+         policy_checksum=CASE WHEN EXCLUDED.attempts >= promotions.attempts THEN EXCLUDED.policy_checksum ELSE promotions.policy_checksum END
        RETURNING id)
      INSERT INTO promotion_gate_results (tenant_id, promotion_id, attempt, gate, required, passed, detail, evidence_id, missing)
      SELECT $1, (SELECT id FROM p), $12, g.gate, g.required, g.passed, g.detail, g.evidence_id, g.missing
@@ -59,6 +64,7 @@ export async function recordEvaluation(db: Db, e: RecordEvaluation): Promise<voi
       e.attempt,
       JSON.stringify(e.gates),
       JSON.stringify(gates),
+      e.policyChecksum,
     ],
   );
 }
@@ -94,7 +100,7 @@ export async function finalizePromotion(db: Db, f: FinalizePromotion): Promise<{
     const r = await tx.query(
       `UPDATE promotions SET state=$3, reason=$4, gate_snapshot=$5, approvals=$6, updated_at=now(), finished_at=now()
        WHERE tenant_id=$1 AND id=$2 AND state NOT IN ('promoted','failed','aborted')
-       RETURNING workflow_id, artifact_digest, from_env, to_env, requested_by, attempts`,
+       RETURNING workflow_id, artifact_digest, from_env, to_env, requested_by, attempts, policy_env, policy_version, policy_checksum`,
       [f.tenant, f.promotionId, f.state, f.reason, JSON.stringify(f.gates), JSON.stringify(f.approvals)],
     );
     if (!r.rowCount) return { changed: false };
@@ -107,6 +113,7 @@ export async function finalizePromotion(db: Db, f: FinalizePromotion): Promise<{
       to: row.to_env,
       requestedBy: row.requested_by,
       attempts: row.attempts,
+      policy: row.policy_env ? { env: row.policy_env, version: row.policy_version, checksum: row.policy_checksum } : null,
       gates: f.gates.map((g) => ({ name: g.name, passed: g.passed, evidenceId: g.evidenceId ?? null })),
     };
     await audit(tx, { tenant: f.tenant, actor: f.actor, action: `promotion.${f.state}`, target: row.artifact_digest, reason: f.reason ?? undefined, details });
@@ -132,6 +139,7 @@ interface Row {
   approvals: Approval[] | null;
   policy_env: string | null;
   policy_version: number | null;
+  policy_checksum: string | null;
   reason: string | null;
   created_at: Date | string;
   updated_at: Date | string;
@@ -155,7 +163,7 @@ export function statusFromRow(row: Row): PromotionStatus {
     approvals: row.approvals ?? [],
     approvalsRequired: 0,
     autoGenerate: false,
-    policy: row.policy_env ? { env: row.policy_env, version: row.policy_version, checksum: '' } : null,
+    policy: row.policy_env ? { env: row.policy_env, version: row.policy_version, checksum: row.policy_checksum ?? '' } : null,
     reason: row.reason,
   };
 }
