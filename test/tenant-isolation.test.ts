@@ -25,6 +25,7 @@ const stamp = () => new Date(Date.now() - 86_400_000 * (1 + Math.floor(Math.rand
 /** The kinds of id a route takes; each has B's object and a well-formed id that exists nowhere. */
 type IdKind =
   | 'item'
+  | 'attestation'
   | 'artifact'
   | 'verifyRun'
   | 'rebuildOp'
@@ -40,6 +41,7 @@ type IdKind =
 
 const RANDOM: Record<IdKind, () => string> = {
   item: () => sha256Digest(`random-${rnd()}`),
+  attestation: () => sha256Digest(`random-attestation-${rnd()}`),
   artifact: () => sha256Digest(`random-artifact-${rnd()}`),
   verifyRun: () => verifyRunWorkflowId('quick', stamp(), rnd().slice(0, 8)),
   rebuildOp: () => indexRebuildWorkflowId(stamp(), rnd().slice(0, 8)),
@@ -99,6 +101,7 @@ const PROBES: Record<string, Probe> = {
   // retention
   'GET /evidence/holds': { query: { item: 'item' } },
   'GET /evidence/holds/:id': { path: { id: 'hold' } },
+  'POST /evidence/holds': { body: (id) => ({ scope: 'items', values: [id('item')], reason: 'probe' }) },
   'DELETE /evidence/holds/:id': { path: { id: 'hold' }, body: () => ({ reason: 'probe' }) },
   'GET /evidence/retention/runs': {},
   'GET /evidence/retention/runs/:runId': { path: { runId: 'retentionRun' } },
@@ -107,6 +110,7 @@ const PROBES: Record<string, Probe> = {
   'GET /evidence/retention/tiers': {},
   'GET /evidence/retention/effective': {},
   'GET /evidence/archive/plan': { query: { olderThanDays: { value: '1' } } },
+  'GET /evidence/archive': { query: { olderThanDays: { value: '1' } } },
   'POST /evidence/archive/delete': { body: (id) => ({ ids: [id('item')], manifestSha256: sha256Digest('no manifest') }) },
   // promotions
   'GET /promotions': { query: { artifact: 'artifact' } },
@@ -125,7 +129,8 @@ const PROBES: Record<string, Probe> = {
   'GET /scanner/config': {},
   'GET /attestations': { query: { subject: 'artifact' } },
   'GET /attestations/status': {},
-  'GET /attestations/:id': { path: { id: 'item' } },
+  'GET /attestations/:id': { path: { id: 'attestation' } },
+  'POST /attestations': { body: (id) => ({ subject: id('artifact'), type: 'sbom' }), expect: 404 },
   'GET /replay/runs': { query: { artifact: 'artifact' } },
   'GET /replay/runs/:scanId': { path: { scanId: 'replayScan' } },
   'POST /replay/runs/:scanId/verify': { path: { scanId: 'replayScan' }, body: () => ({}) },
@@ -173,8 +178,6 @@ const NOT_PROBED: Record<string, string> = {
   'POST /evidence/retention/policies': 'writes the caller’s tenant policy; takes no id',
   'PUT /evidence/retention/tiers': 'writes the caller’s tenant tiers; takes no id',
   'POST /evidence/cleanup/temp': 'removes the caller’s own stale temp files; takes no id',
-  'GET /evidence/archive': 'streams the caller’s own archive (same query as /evidence/archive/plan, which is probed)',
-  'POST /evidence/holds': 'creates a hold in the caller’s tenant; values are matched only against its own items',
   'POST /promotions': 'starts a promotion in the caller’s tenant; the artifact is a public image digest',
   'PUT /promotion-policies/:env': 'writes the caller’s policy for an environment name (not an object id)',
   'POST /scans': 'starts a scan in the caller’s tenant; takes an image reference',
@@ -182,7 +185,6 @@ const NOT_PROBED: Record<string, string> = {
   'PUT /scanner/config': 'admin only; the caller’s tenant settings',
   'POST /images': 'registers an image in the caller’s tenant',
   'POST /feeds': 'imports an advisory feed into the caller’s tenant',
-  'POST /attestations': 'attests an artifact (public digest) from the caller’s own evidence',
   'POST /attestations/import': 'imports an attestation into the caller’s tenant',
   'POST /replay/sync': 'records offline verification results for the caller’s own runs',
 };
@@ -237,7 +239,8 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
     ids.artifact = sha256Digest(`b-artifact-${rnd()}`);
     const put = (body: string, kind: string, parent?: string) =>
       inject('POST', `/evidence?kind=${kind}&artifact=${ids.artifact}${parent ? `&parent=${parent}` : ''}`, bWrite, body, 'application/json');
-    ids.item = ok(await put(`{"bomFormat":"CycloneDX","b":"${rnd()}"}`, 'sbom'), 201).id;
+    const bom = { bomFormat: 'CycloneDX', specVersion: '1.5', serialNumber: `urn:uuid:${randomUUID()}`, version: 1, components: [] };
+    ids.item = ok(await put(JSON.stringify(bom), 'sbom'), 201).id;
     const child = ok(await put(`{"scan":"${rnd()}"}`, 'scan-report', ids.item), 201).id;
 
     // A verify run, an index rebuild, a bulk ingest, a retention dry run, a hold, a promotion.
@@ -253,6 +256,7 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
     ids.retentionRun = ok(await inject('POST', '/evidence/retention/purge', bWrite, { dryRun: true }), 202).runId;
     await wait(ids.retentionRun);
     ids.hold = ok(await inject('POST', '/evidence/holds', bWrite, { scope: 'items', values: [child], reason: 'b hold' }), 201).id;
+    ids.attestation = ok(await inject('POST', '/attestations', bWrite, { subject: ids.artifact, type: 'sbom' }), 201).id;
     ids.promotion = ok(await inject('POST', '/promotions', bWrite, { artifact: ids.artifact, to: 'qa' }), 202).id;
     // Stopped, so nothing of B's changes while A probes.
     expect((await inject('POST', `/promotions/${ids.promotion}/abort`, bWrite, { reason: 'test' })).statusCode).toBeLessThan(300);
@@ -269,6 +273,7 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
     ok(await inject('GET', `/evidence/storage/check/${ids.item}`, bWrite), 200);
     ok(await inject('GET', `/evidence/index/lookup/${ids.item}`, bWrite), 200);
     ok(await inject('GET', `/evidence/holds/${ids.hold}`, bWrite), 200);
+    ok(await inject('GET', `/attestations/${ids.attestation}`, bWrite), 200);
     ok(await inject('GET', `/promotions/${ids.promotion}`, bWrite), 200);
 
     bIds.push(
