@@ -251,8 +251,14 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     const sb2 = await storeSbom(h.ctx, TENANT, untrusted);
     await storeScanReport(h.ctx, TENANT, untrusted, sb2.id);
     const tokenKey = await h.ctx.keys.signer((await h.ctx.keys.active(TOKEN_PURPOSE)).kid);
-    await expect(storeProvenance(h.ctx, TENANT, untrusted, { key: tokenKey })).rejects.toMatchObject({ code: 'INTEGRITY', message: expect.stringMatching(/unknown key/) });
-    const stored = await h.ctx.db.query(`SELECT count(*)::int AS n FROM evidence_items i JOIN evidence_subjects s ON s.item_id=i.id WHERE s.artifact_digest=$1 AND i.kind='attestation' AND i.predicate_type=$2`, [untrusted, 'https://slsa.dev/provenance/v1']);
+    await expect(storeProvenance(h.ctx, TENANT, untrusted, { key: tokenKey })).rejects.toMatchObject({
+      code: 'INTEGRITY',
+      message: expect.stringMatching(/unknown key/),
+    });
+    const stored = await h.ctx.db.query(
+      `SELECT count(*)::int AS n FROM evidence_items i JOIN evidence_subjects s ON s.item_id=i.id WHERE s.artifact_digest=$1 AND i.kind='attestation' AND i.predicate_type=$2`,
+      [untrusted, 'https://slsa.dev/provenance/v1'],
+    );
     expect(stored.rows[0].n).toBe(0);
     const s2 = await api('POST', '/promotions', { artifact: untrusted, to: 'prod' });
     const blocked = await waitFor(
@@ -277,7 +283,11 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
       'waiting-approval',
     );
     expect(waiting.approvalsRequired).toBe(1);
-    const approver = await mintToken(h.ctx.keys, { sub: 'release-manager', tenant: TENANT, scopes: ['promotion:write'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+    const approver = await mintToken(
+      h.ctx.keys,
+      { sub: 'release-manager', tenant: TENANT, scopes: ['promotion:write'], ttlSeconds: 600 },
+      { purpose: TOKEN_PURPOSE },
+    );
     const approved = await app.inject({
       method: 'POST',
       url: `/promotions/${s3.body.id}/approve`,
@@ -296,9 +306,18 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
   });
 
   it('policies are validated and versioned; the built-in default applies when none is set', async () => {
-    const policyAdmin = await mintToken(h.ctx.keys, { sub: 'policy-owner', tenant: TENANT, scopes: ['policy:admin', 'promotion:read'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
+    const policyAdmin = await mintToken(
+      h.ctx.keys,
+      { sub: 'policy-owner', tenant: TENANT, scopes: ['policy:admin', 'promotion:read'], ttlSeconds: 600 },
+      { purpose: TOKEN_PURPOSE },
+    );
     const api = async (method: 'GET' | 'PUT', url: string, payload?: unknown) => {
-      const r = await app.inject({ method, url, headers: { authorization: `Bearer ${policyAdmin}` }, ...(payload !== undefined ? { payload: payload as never } : {}) });
+      const r = await app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${policyAdmin}` },
+        ...(payload !== undefined ? { payload: payload as never } : {}),
+      });
       return { status: r.statusCode, body: r.json() as any };
     };
     const def = await resolvePolicy(h.ctx.db, TENANT, 'nowhere');

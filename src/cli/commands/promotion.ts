@@ -121,7 +121,10 @@ function renderExplain(gates: Gate[]): string {
       lines.push(`  rule:     ${g.rule ?? '-'}`);
       lines.push(`  evidence: ${g.evidence ? `${g.evidence.kind} ${g.evidence.id} — ${provenanceText(g.evidence)}` : 'none'}`);
       lines.push(`  why:      ${g.detail}`);
-      for (const c of g.considered ?? []) lines.push(`    ${c.accepted ? 'accepted' : 'rejected'} ${c.kind} ${c.id} (${provenanceText(c)}): ${c.accepted ? `trusted as ${c.rule}` : (c.problem ?? '')}`);
+      for (const c of g.considered ?? [])
+        lines.push(
+          `    ${c.accepted ? 'accepted' : 'rejected'} ${c.kind} ${c.id} (${provenanceText(c)}): ${c.accepted ? `trusted as ${c.rule}` : (c.problem ?? '')}`,
+        );
       if (!g.passed && g.missing) lines.push(`  produce:  ${g.missing.command}`);
       return lines.join('\n');
     })
@@ -144,7 +147,9 @@ function renderStatus(s: Status, explain = false): string {
       approvals: s.approvalsRequired
         ? `${approvals.length}/${s.approvalsRequired}${approvals.length ? ` (${approvals.map((a) => a.by).join(', ')})` : ''}`
         : approvals.length || '-',
-      policy: s.policy ? `${s.policy.env} ${s.policy.version ? `version ${s.policy.version}` : '(built-in)'}${s.policy.checksum ? ` ${s.policy.checksum.slice(0, 19)}…` : ''}` : undefined,
+      policy: s.policy
+        ? `${s.policy.env} ${s.policy.version ? `version ${s.policy.version}` : '(built-in)'}${s.policy.checksum ? ` ${s.policy.checksum.slice(0, 19)}…` : ''}`
+        : undefined,
       reason: s.reason,
     }),
     '',
@@ -286,13 +291,15 @@ export function registerPromotionCommands(program: Command): void {
         action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
           const c = ctxOf(cmd);
           remember(id);
-          const r = await c.api().call(
-            ActionResponse,
-            'POST',
-            `/promotions/${encodeURIComponent(id)}/${op}`,
-            { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) },
-            { timeoutMs: 600_000 },
-          );
+          const r = await c
+            .api()
+            .call(
+              ActionResponse,
+              'POST',
+              `/promotions/${encodeURIComponent(id)}/${op}`,
+              { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) },
+              { timeoutMs: 600_000 },
+            );
           print(c.format, r, () => `${r.message}\n\n${renderStatus(r)}`);
           // approve: 0 once promoted, 8 while more approvals are needed; abort: 0 when aborted
           return op === 'abort' ? (r.state === 'aborted' ? EXIT.OK : exitFor(r)) : exitFor(r);
