@@ -70,9 +70,10 @@ beforeAll(async () => {
     Buffer.from(
       JSON.stringify({
         _type: 'https://in-toto.io/Statement/v1',
-        subject: [{ digest: { sha256: ART.slice(7) } }],
+        // A valid statement: signed uploads are verified at ingest (src/core/evidence/signed.ts).
+        subject: [{ name: 'app', digest: { sha256: ART.slice(7) } }],
         predicateType: 'https://slsa.dev/provenance/v1',
-        predicate: {},
+        predicate: { buildDefinition: { buildType: 'https://example/build', externalParameters: {} }, runDetails: { builder: { id: 'https://example/builder' } } },
       }),
     ),
     [signer],
