@@ -51,7 +51,8 @@ const facts = (candidates: GateCandidate[], documents: Record<string, DocumentFa
 });
 
 const policy = (yaml: string) => parsePolicyDocument(yaml);
-const req = <K extends Requirement['kind']>(p: { requirements: Requirement[] }, kind: K) => p.requirements.find((r) => r.kind === kind) as Extract<Requirement, { kind: K }>;
+const req = <K extends Requirement['kind']>(p: { requirements: Requirement[] }, kind: K) =>
+  p.requirements.find((r) => r.kind === kind) as Extract<Requirement, { kind: K }>;
 const [sbomReq, scanReq, provReq] = [req(DEFAULT_POLICY, 'sbom'), req(DEFAULT_POLICY, 'scan-report'), req(DEFAULT_POLICY, 'attestation')];
 const unsignedSbom = { ...sbomReq, signers: [] };
 const unsignedScan = { ...scanReq, signers: [] };
@@ -68,7 +69,11 @@ const provenance = (builderId = 'https://ci.example/builder', repo = 'git+https:
   runDetails: { builder: { id: builderId } },
 });
 const vulns = (severities: string[]) => ({
-  scanner: { uri: 'u', db: { lastUpdate: NOW.toISOString() }, result: severities.map((s, i) => ({ id: `CVE-${i}`, severity: [], annotations: s ? [{ severity: s }] : [] })) },
+  scanner: {
+    uri: 'u',
+    db: { lastUpdate: NOW.toISOString() },
+    result: severities.map((s, i) => ({ id: `CVE-${i}`, severity: [], annotations: s ? [{ severity: s }] : [] })),
+  },
   metadata: {},
 });
 
@@ -76,7 +81,9 @@ describe('signed requirements (the default policy)', () => {
   it('an unsigned SBOM upload never satisfies a requirement that names signers; the reason names it and the rule', () => {
     const g = sbomGate(sbomReq, facts([item('up', 'sbom', DAY)]), MAX, NOW);
     expect(g.passed).toBe(false);
-    expect(g.detail).toBe(`SBOM not found: no ${CYCLONEDX_BOM} statement for ${DIGEST} signed by stella or rootpack: sbom up is unsigned (uploaded); policy requires signer stella or rootpack`);
+    expect(g.detail).toBe(
+      `SBOM not found: no ${CYCLONEDX_BOM} statement for ${DIGEST} signed by stella or rootpack: sbom up is unsigned (uploaded); policy requires signer stella or rootpack`,
+    );
     expect(g.evidence).toEqual({ id: 'up', kind: 'sbom', provenance: 'uploaded', signer: null });
     expect(g.rule).toBe(`sbom "sbom"; signers stella or rootpack; predicateType ${CYCLONEDX_BOM}; maxAge 30d`);
     expect(g.considered?.[0]).toMatchObject({ id: 'up', accepted: false });
@@ -155,16 +162,19 @@ describe('signed requirements (the default policy)', () => {
   });
 
   it('SLSA provenance: builder id and source repository are checked as slsa-verifier does', () => {
-    const p = policy(
-      'requirements:\n  - kind: attestation\n    builderIds: [https://ci.example/builder]\n    sourceRepos: [https://github.com/example/app]\n',
-    );
+    const p = policy('requirements:\n  - kind: attestation\n    builderIds: [https://ci.example/builder]\n    sourceRepos: [https://github.com/example/app]\n');
     const r = req(p, 'attestation');
     const c = [stmt('a', SLSA_PROVENANCE_V1, BUILDER)];
     expect(attestationGate(r, facts(c, { a: verified(SLSA_PROVENANCE_V1, provenance(), [BUILDER]) }), MAX, NOW).passed).toBe(true);
     const evil = attestationGate(r, facts(c, { a: verified(SLSA_PROVENANCE_V1, provenance('https://evil.example/builder'), [BUILDER]) }), MAX, NOW);
     expect(evil.passed).toBe(false);
     expect(evil.detail).toContain('builder.id "https://evil.example/builder" is not allowed (policy builderIds: https://ci.example/builder)');
-    const fork = attestationGate(r, facts(c, { a: verified(SLSA_PROVENANCE_V1, provenance(undefined, 'git+https://github.com/fork/app'), [BUILDER]) }), MAX, NOW);
+    const fork = attestationGate(
+      r,
+      facts(c, { a: verified(SLSA_PROVENANCE_V1, provenance(undefined, 'git+https://github.com/fork/app'), [BUILDER]) }),
+      MAX,
+      NOW,
+    );
     expect(fork.detail).toContain('source repository git+https://github.com/fork/app is not allowed');
     expect(slsaSources(provenance())).toEqual(['git+https://github.com/example/app@refs/heads/main']);
   });
@@ -209,7 +219,10 @@ describe('requirements that accept unsigned evidence (signers: [])', () => {
     expect(scanGate(unsignedScan, facts([report], { r: { kind: 'scan-report', error: 'Unexpected token' } }), MAX, NOW).detail).toBe(
       'scan report r is unreadable: Unexpected token',
     );
-    expect(scanGate(unsignedScan, facts([]), MAX, NOW)).toMatchObject({ passed: false, missing: { kind: 'scan-report', command: `stella scan image --image ${DIGEST}` } });
+    expect(scanGate(unsignedScan, facts([]), MAX, NOW)).toMatchObject({
+      passed: false,
+      missing: { kind: 'scan-report', command: `stella scan image --image ${DIGEST}` },
+    });
   });
 
   it('attestations: an unsigned statement of the type naming the artifact is enough', () => {

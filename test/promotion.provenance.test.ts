@@ -168,7 +168,11 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     expect(stranger.body.error.message).toMatch(/unknown key/);
     // Expired: trusted only for a window that has ended.
     const expired = freshKey();
-    await trustKey(h.ctx, expired, { status: 'retired', notBefore: new Date(Date.now() - 2 * 86_400_000).toISOString(), notAfter: new Date(Date.now() - 86_400_000).toISOString() });
+    await trustKey(h.ctx, expired, {
+      status: 'retired',
+      notBefore: new Date(Date.now() - 2 * 86_400_000).toISOString(),
+      notAfter: new Date(Date.now() - 86_400_000).toISOString(),
+    });
     const ex = await signedUpload(statements.provenance(d), 'attestation', expired, d);
     expect(ex.status).toBe(422);
     expect(ex.body.error.message).toMatch(/after key notAfter/);
@@ -179,9 +183,16 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     expect(rv.status).toBe(422);
     expect(rv.body.error.message).toMatch(/key revoked/);
     // Wrong predicate type: declared SLSA, signed statement is an SBOM; an SBOM upload that is a vulnerability report.
-    const wrong = await upload(await envelopeOf(statements.sbom(d), builder), { kind: 'attestation', artifact: d, contentType: DSSE, predicateType: SLSA_PROVENANCE_V1 });
+    const wrong = await upload(await envelopeOf(statements.sbom(d), builder), {
+      kind: 'attestation',
+      artifact: d,
+      contentType: DSSE,
+      predicateType: SLSA_PROVENANCE_V1,
+    });
     expect(wrong.status).toBe(400);
-    expect(wrong.body.error.message).toMatch(/^wrong predicate type: declared https:\/\/slsa.dev\/provenance\/v1, the signed statement says https:\/\/cyclonedx.org\/bom/);
+    expect(wrong.body.error.message).toMatch(
+      /^wrong predicate type: declared https:\/\/slsa.dev\/provenance\/v1, the signed statement says https:\/\/cyclonedx.org\/bom/,
+    );
     const wrongKind = await signedUpload(statements.vulns(d), 'sbom', builder, d);
     expect(wrongKind.status).toBe(400);
     expect(wrongKind.body.error.message).toMatch(/a sbom cannot be a https:\/\/in-toto.io\/attestation\/vulns\/v0.2 statement/);
@@ -193,7 +204,12 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     expect(junk.status).toBe(400);
     expect(junk.body.error.message).toMatch(/^not a valid DSSE envelope/);
     // `attest import` refuses the same way.
-    const imp = await app.inject({ method: 'POST', url: '/attestations/import', headers: { ...auth, 'content-type': 'application/json' }, payload: await envelopeOf(statements.provenance(d), freshKey()) });
+    const imp = await app.inject({
+      method: 'POST',
+      url: '/attestations/import',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: await envelopeOf(statements.provenance(d), freshKey()),
+    });
     expect(imp.statusCode).toBe(422);
     expect(await itemCount()).toBe(before);
   });

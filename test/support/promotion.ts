@@ -170,7 +170,14 @@ export async function storeScanReport(
   const report = Buffer.from(
     JSON.stringify({ artifact, scanner: 'test', nonce: randomUUID(), counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0, ...counts } }),
   );
-  const raw = await ctx.evidence.ingest({ tenant, data: report, kind: 'scan-report', mediaType: 'application/json', subjects: [artifact], parents: [{ id: sbomId }] });
+  const raw = await ctx.evidence.ingest({
+    tenant,
+    data: report,
+    kind: 'scan-report',
+    mediaType: 'application/json',
+    subjects: [artifact],
+    parents: [{ id: sbomId }],
+  });
   if (opts.signed !== false) await importSigned(ctx, tenant, statements.vulns(artifact, counts));
   return raw;
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { canonicalJson } from '../../lib/canonical';

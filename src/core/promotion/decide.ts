@@ -70,8 +70,7 @@ export function commandFor(req: Requirement, digest: string, imageRef: string | 
   const signed = (req.signers ?? []).length > 0;
   // Stella's scan-then-attest produces what a requirement trusting `stella` (or no signer) accepts.
   const byScan = !signed || trustsStella(req);
-  const importSigned = (what: string) =>
-    `stella attest import <${what}.dsse.json>  # a ${what} statement about ${digest} signed by ${signersText(req)}`;
+  const importSigned = (what: string) => `stella attest import <${what}.dsse.json>  # a ${what} statement about ${digest} signed by ${signersText(req)}`;
   switch (req.kind) {
     case 'sbom':
       return { kind: 'sbom', command: byScan ? `stella scan image --image ${ref} --sbom-only${stale ? ' --force' : ''}` : importSigned('sbom') };
@@ -185,7 +184,8 @@ export function slsaProblems(req: AttestationReq, predicate: unknown): string[] 
   const out: string[] = [];
   if (req.builderIds) {
     const id = (predicate as { runDetails?: { builder?: { id?: unknown } } } | null)?.runDetails?.builder?.id;
-    if (typeof id !== 'string' || !req.builderIds.includes(id)) out.push(`builder.id ${JSON.stringify(id ?? null)} is not allowed (policy builderIds: ${req.builderIds.join(', ')})`);
+    if (typeof id !== 'string' || !req.builderIds.includes(id))
+      out.push(`builder.id ${JSON.stringify(id ?? null)} is not allowed (policy builderIds: ${req.builderIds.join(', ')})`);
   }
   if (req.sourceRepos) {
     const want = new Set(req.sourceRepos.map(normRepo));
@@ -211,7 +211,8 @@ function judgeSigned(req: Requirement, c: GateCandidate, facts: EvidenceFacts, m
   const check = doc?.kind === 'attestation' ? doc.trusted : undefined;
   if (!check) return no('was not read');
   if (!check.ok) return no(`no longer verifies: ${check.error}`);
-  if (c.signer && check.signers && !check.signers.includes(c.signer)) return no(`signature by ${shortKid(c.signer)} no longer verifies (key revoked or outside its validity window)`);
+  if (c.signer && check.signers && !check.signers.includes(c.signer))
+    return no(`signature by ${shortKid(c.signer)} no longer verifies (key revoked or outside its validity window)`);
   if (!check.subjectSha256.includes(facts.artifactDigest.slice('sha256:'.length))) return no(`does not name ${facts.artifactDigest} as its subject`);
   if (req.kind === 'attestation' && req.predicateType === SLSA_PROVENANCE_V1) {
     const p = slsaProblems(req, check.predicate);
@@ -233,7 +234,14 @@ const considered = (js: Judged[], keys: EvidenceFacts['keys']): ConsideredEviden
 const evidenceOf = (c: GateCandidate) => ({ id: c.id, kind: c.kind, provenance: c.provenance, signer: c.signer });
 
 /** A signed requirement: the newest candidate that satisfies it, or why none does. */
-function signedGate(req: Requirement, facts: EvidenceFacts, maxAge: number, now: Date, label: string, what: string): { pass?: Judged & { ok: true }; result?: GateResult; judged: Judged[] } {
+function signedGate(
+  req: Requirement,
+  facts: EvidenceFacts,
+  maxAge: number,
+  now: Date,
+  label: string,
+  what: string,
+): { pass?: Judged & { ok: true }; result?: GateResult; judged: Judged[] } {
   const base = { name: req.name, required: req.required, rule: ruleOf(req, maxAge) };
   const judged: Judged[] = [];
   for (const c of signedCandidates(req, facts.candidates)) {
@@ -413,7 +421,8 @@ export function scanGate(req: ScanReq, facts: EvidenceFacts, maxAge: number, now
     const more = { evidenceId: c.id, evidence: evidenceOf(c), considered: considered(g.judged, facts.keys) };
     const over = overThresholds(req, counts);
     const who = `${describe(c, facts.keys)}, trusted as ${g.pass.rule}`;
-    if (over.length) return { ...base, ...more, passed: false, violation: true, detail: `vulnerability scan ${c.id} (${who}) exceeds thresholds: ${over.join(', ')}` };
+    if (over.length)
+      return { ...base, ...more, passed: false, violation: true, detail: `vulnerability scan ${c.id} (${who}) exceeds thresholds: ${over.join(', ')}` };
     return { ...base, ...more, passed: true, detail: `vulnerability report ${c.id} (${who}): ${summary(counts)}` };
   }
   const reports = facts.candidates.filter((c) => c.kind === 'scan-report');

@@ -105,7 +105,11 @@ const packCache = new WeakMap<KeyStore, { stamp: string; pack: Promise<RootPack>
  * and revocations are seen at once.
  */
 export async function currentRootPack(ctx: Pick<AppContext, 'keys' | 'cfg'>): Promise<RootPack> {
-  const mtime = (p: string) => stat(p).then((s) => s.mtimeMs, () => 0);
+  const mtime = (p: string) =>
+    stat(p).then(
+      (s) => s.mtimeMs,
+      () => 0,
+    );
   const stamp = `${await mtime(join(ctx.keys.dir, 'keys'))}/${await mtime(trustFile(ctx.cfg.dataDir))}`;
   const hit = packCache.get(ctx.keys);
   if (hit && hit.stamp === stamp) return hit.pack;
