@@ -73,7 +73,10 @@ beforeAll(async () => {
         // A valid statement: signed uploads are verified at ingest (src/core/evidence/signed.ts).
         subject: [{ name: 'app', digest: { sha256: ART.slice(7) } }],
         predicateType: 'https://slsa.dev/provenance/v1',
-        predicate: { buildDefinition: { buildType: 'https://example/build', externalParameters: {} }, runDetails: { builder: { id: 'https://example/builder' } } },
+        predicate: {
+          buildDefinition: { buildType: 'https://example/build', externalParameters: {} },
+          runDetails: { builder: { id: 'https://example/builder' } },
+        },
       }),
     ),
     [signer],
