@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
@@ -236,6 +236,17 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     expect(again.code).toBe(7); // CONFLICT
     expect(again.stderr).toMatch(/already aborted/);
     expect(await auditRows('promotion.abort', id)).toMatchObject([{ actor: 'dave', reason: 'wrong artifact', details: { verified: true } }]);
+
+    // policy set: refused for promotion:write (exit 6), stored for policy:admin with the changes printed.
+    const file = join(env.STELLA_DATA_DIR, 'policy.yaml');
+    writeFileSync(file, 'requirements: []\nrequireApproval: true\napprovals: 2\n');
+    const denied = await run('promotion', 'policy', 'set', '--env', 'sod-abort', '--file', file);
+    expect(denied.code).toBe(6);
+    expect(denied.stderr).toMatch(/policy:admin/);
+    env.STELLA_TOKEN = await tokenOf('policy-owner', ['policy:admin']);
+    const stored = await run('promotion', 'policy', 'set', '--env', 'sod-abort', '--file', file);
+    expect(stored.code).toBe(0);
+    expect(stored.stdout).toMatch(/stored policy for sod-abort: version 2 .*changes from version 1:\n {2}approvals: 1 → 2/);
   });
 
   it('histories recorded before action tokens replay without nondeterminism (patched)', async () => {

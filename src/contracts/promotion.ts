@@ -194,4 +194,14 @@ export type PolicyView = z.infer<typeof PolicyView>;
 export const ShowPolicyResponse = z.object({
   promotion: z.union([PolicyView, z.object({ policies: z.array(PolicyView), builtIn: PolicyView })]),
 });
-export const SetPolicyResponse = z.object({ env: z.string(), version: z.number().int(), checksum: z.string(), changed: z.boolean(), policy: PolicyDocument });
+export const PolicyChange = z.object({ path: z.string(), from: z.unknown().optional(), to: z.unknown().optional() });
+/** A stored change carries the previous version and what changed (the same diff the audit entry holds). */
+export const SetPolicyResponse = z.object({
+  env: z.string(),
+  version: z.number().int(),
+  checksum: z.string(),
+  changed: z.boolean(),
+  policy: PolicyDocument,
+  previousVersion: z.number().int().nullable().optional(),
+  diff: z.array(PolicyChange).optional(),
+});

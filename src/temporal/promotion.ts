@@ -208,6 +208,8 @@ export async function updatePromotion(a: PromotionActor, loc: LocatedPromotion, 
   try {
     return await loc.handle.executeUpdate(UPDATES[op], { args: [payload] });
   } catch (e) {
+    // Finished between the check above and the update.
+    if (e instanceof WorkflowNotFoundError) throw conflict(`promotion ${loc.workflowId} has already finished; nothing to ${op}`);
     if (!(e instanceof WorkflowUpdateFailedError)) throw e;
     const cause = e.cause instanceof ApplicationFailure ? e.cause : undefined;
     const code = (cause?.type && CODES.includes(cause.type) ? cause.type : 'CONFLICT') as StellaCode;

@@ -310,7 +310,7 @@ export function registerPromotionCommands(program: Command): void {
   const pol = pr.command('policy').description('promotion policy per target environment');
   pol
     .command('set')
-    .description('store a new policy version for an environment (YAML or JSON; validated)')
+    .description('store a new policy version for an environment (YAML or JSON; validated; needs policy:admin); prints what changed')
     .requiredOption('--env <env>', "target environment ('*' = every environment without its own)")
     .requiredOption('--file <path>', 'policy document')
     .action(
@@ -323,7 +323,13 @@ export function registerPromotionCommands(program: Command): void {
         const r = await c.api().call(SetPolicyResponse, 'PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
         print(c.format, r, () =>
           r.changed
-            ? `stored policy for ${r.env}: version ${r.version} (${r.checksum})`
+            ? [
+                `stored policy for ${r.env}: version ${r.version} (${r.checksum})${r.previousVersion ? `, changes from version ${r.previousVersion}:` : ', changes from the built-in default:'}`,
+                ...(r.diff ?? []).map(
+                  (d) =>
+                    `  ${d.path}: ${d.from === undefined ? '(none)' : JSON.stringify(d.from)} → ${d.to === undefined ? '(removed)' : JSON.stringify(d.to)}`,
+                ),
+              ].join('\n')
             : `unchanged: policy for ${r.env} is already version ${r.version} with this content`,
         );
       }),

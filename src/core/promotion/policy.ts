@@ -5,7 +5,7 @@ import { canonicalJson } from '../../lib/canonical';
 import { sha256Digest } from '../../lib/hash';
 import { badInput, conflict } from '../../lib/errors';
 import { audit } from '../audit';
-import { policyDiff } from './policy-diff';
+import { type PolicyChange, policyDiff } from './policy-diff';
 import { parseDuration } from '../../config';
 import { createHash, createPublicKey } from 'node:crypto';
 import type { JWK } from 'jose';
@@ -211,7 +211,15 @@ export async function listPolicies(db: Db, tenant: string): Promise<Omit<Resolve
 export async function setPolicy(
   db: Db,
   q: { tenant: string; env: string; text: string; actor: string },
-): Promise<{ env: string; version: number; checksum: string; changed: boolean; policy: PromotionPolicy }> {
+): Promise<{
+  env: string;
+  version: number;
+  checksum: string;
+  changed: boolean;
+  policy: PromotionPolicy;
+  previousVersion?: number | null;
+  diff?: PolicyChange[];
+}> {
   if (q.env !== '*') validateEnv(q.env);
   const policy = parsePolicyDocument(q.text);
   const checksum = policyChecksum(policy);
@@ -234,7 +242,7 @@ export async function setPolicy(
       if (ins.rowCount === 1) await audit(tx, { tenant: q.tenant, actor: q.actor, action: 'promotion.policy.set', target: `env:${q.env}`, details });
       return ins.rowCount === 1;
     });
-    if (stored) return { env: q.env, version, checksum, changed: true, policy };
+    if (stored) return { env: q.env, version, checksum, changed: true, policy, previousVersion: details.previousVersion, diff: details.diff };
     // A concurrent writer took this version number: read again and retry.
   }
   throw conflict(`policy for ${q.env} is being changed concurrently; try again`);
