@@ -103,7 +103,7 @@ export function verifyEvidenceEnvelope(
   }
   if (!v.ok) {
     const why = v.signatures.map((s) => `${s.keyid || '(no keyid)'}: ${s.valid && !s.trusted ? `key not trusted now (${s.reason})` : s.reason}`).join('; ');
-    throw integrity(`signature refused: no valid signature by a known, unrevoked, unexpired key (${why}); nothing stored`, {
+    throw integrity(`signature refused: no valid signature by a trusted key (known, unrevoked, unexpired: ${why}); nothing stored`, {
       signatures: v.signatures,
     });
   }
