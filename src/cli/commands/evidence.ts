@@ -23,6 +23,11 @@ export const itemColumns = [
   { header: 'TYPE', get: (i: ItemView) => i.predicateType ?? i.mediaType },
   { header: 'SIZE', get: (i: ItemView) => humanBytes(i.size), align: 'right' as const },
   { header: 'STATE', get: (i: ItemView) => i.state },
+  // How it was made: signed (verified at ingest) / produced-by-stella, with the signer key id; or uploaded (unsigned).
+  {
+    header: 'PROVENANCE',
+    get: (i: ItemView) => (i.provenance === 'uploaded' ? 'uploaded' : `${i.provenance} ${i.signer ? i.signer.slice(0, 12) : ''}`.trim()),
+  },
   { header: 'CREATED', get: (i: ItemView) => i.createdAt },
 ];
 
