@@ -191,6 +191,26 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     expect(final.rows[0].details.policy).toEqual({ env: 'sod', version: 1, checksum: put.body.checksum });
   });
 
+  it('a promotion started straight through Temporal (made-up requester) cannot be approved', async () => {
+    const digest = artifact();
+    const workflowId = `promotion-default-sod-${digest.slice(7)}`;
+    await h.client.workflow.start('promotion', {
+      taskQueue: h.ctx.cfg.temporal.taskQueue,
+      workflowId,
+      args: [{ tenant: TENANT, artifactDigest: digest, fromEnv: 'staging', toEnv: 'sod', requestedBy: 'someone-else' }],
+    });
+    await waitFor(
+      () => as('erin')('GET', `/promotions/${workflowId}`).then((r) => r.body),
+      (s) => s.state === 'waiting-approval',
+      'waiting-approval',
+    );
+    const r = await as('erin')('POST', `/promotions/${workflowId}/approve`, {});
+    expect(r.status).toBe(403);
+    expect(r.body.error.message).toMatch(/was not requested through stella/);
+    expect(await auditRows('promotion.approve.rejected', workflowId)).toMatchObject([{ actor: 'erin', details: { verified: true } }]);
+    await as('erin')('POST', `/promotions/${workflowId}/abort`, { reason: 'cleanup' });
+  });
+
   it('abort: a signal from the UI does not abort; the CLI aborts through the update and shows the resulting state', async () => {
     await policyAdmin('PUT', '/promotion-policies/sod-abort', { document: 'requirements: []\nrequireApproval: true\n' });
     const digest = artifact();

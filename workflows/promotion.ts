@@ -107,6 +107,7 @@ export async function promotion(input: PromotionInput): Promise<PromotionStatus>
         tenant: input.tenant,
         promotionId: st.promotionId,
         workflowId: st.workflowId,
+        artifactDigest: input.artifactDigest,
         requestedBy: input.requestedBy,
         state: st.state,
         approvers: st.approvals.map((x) => x.by),

@@ -9,6 +9,7 @@ import type { KeyStore } from '../../crypto/keys';
 import { TokenError } from '../../crypto/tokens';
 import type { Db } from '../../db/pool';
 import { audit } from '../audit';
+import { promotionRequester } from '../audit/queries/promotion';
 import { TOKEN_PURPOSE, tokenJwks } from '../keys';
 import type { PromotionStateName } from './types';
 import { FINAL_STATES } from './types';
@@ -24,6 +25,8 @@ export interface ActionRequest {
   tenant: string;
   promotionId: string;
   workflowId: string;
+  /** Absent in requests from workflows started before it was passed. */
+  artifactDigest?: string;
   requestedBy: string;
   state: PromotionStateName;
   approvers: string[];
@@ -60,12 +63,26 @@ export async function verifyPromotionAction(ctx: { db: Db; keys: KeyStore }, r: 
   try {
     const v = await verifyActionToken(r.token, (await tokenJwks(ctx.keys)) as never);
     verdict = decideAction(v, r);
+    if (verdict.ok && r.op === 'approve') verdict = (await notRequestedThroughStella(ctx.db, r, v.sub)) ?? verdict;
   } catch (e) {
     if (!(e instanceof TokenError)) throw e;
     verdict = { ok: false, code: 'FORBIDDEN', reason: `${r.op} refused: ${e.message} (send it through the stella API: stella promotion ${r.op})` };
   }
   await auditAction(ctx.db, r, verdict);
   return verdict;
+}
+
+/**
+ * An approval counts only for a promotion requested through the stella API by the requester the
+ * workflow names: a workflow started straight through Temporal with a made-up requester cannot be
+ * approved by the person who started it.
+ */
+async function notRequestedThroughStella(db: Db, r: ActionRequest, sub: string): Promise<ActionVerdict | null> {
+  const requester = r.artifactDigest ? await promotionRequester(db, r.tenant, r.artifactDigest, r.promotionId) : null;
+  const no = (reason: string): ActionVerdict => ({ ok: false, code: 'FORBIDDEN', reason, verifiedAs: sub });
+  if (requester === null) return no(`promotion ${r.workflowId} was not requested through stella; it cannot be approved`);
+  if (requester !== r.requestedBy) return no(`promotion ${r.workflowId} names ${r.requestedBy} as requester but was requested by ${requester}`);
+  return null;
 }
 
 /** One audit entry per action: accepted under the verified subject; rejected under it, or under what was claimed, marked unverified. */
