@@ -269,8 +269,10 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     expect(stored.stdout).toMatch(/stored policy for sod-abort: version 2 .*changes from version 1:\n {2}approvals: 1 → 2/);
   });
 
-  it('histories recorded before action tokens replay without nondeterminism (patched)', async () => {
-    for (const f of ['history-v1-approve-signal.json', 'history-v1-abort-signal.json']) {
+  it('saved histories (before action tokens, and with them) replay without nondeterminism (patched)', async () => {
+    // v1: approve/abort/retry signals and a retry update as sent before action tokens; v2: a refused
+    // signal and update from "the UI", then two signed approvals through the API.
+    for (const f of ['history-v1-approve-signal.json', 'history-v1-abort-signal.json', 'history-v2-signed-approvals.json']) {
       // Recorded with `temporal workflow show --output json` from the workflow as it was before this change.
       const history = historyFromFile(JSON.parse(readFileSync(join(__dirname, 'fixtures', 'promotion', f), 'utf8')));
       await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, history, f);
