@@ -11,6 +11,8 @@ import { registerDoctorRoutes } from './routes/doctor';
 export interface ApiRoute {
   method: string;
   url: string;
+  /** The route's declared request schemas (zod), for tests that probe every parameter. */
+  schema?: { params?: unknown; querystring?: unknown; body?: unknown };
 }
 
 declare module 'fastify' {
@@ -38,7 +40,8 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   // Every registered route, for tests that must cover each one (tenant isolation).
   const routes: ApiRoute[] = [];
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
+    const { params, querystring, body } = (r.schema ?? {}) as NonNullable<ApiRoute['schema']>;
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url, schema: { params, querystring, body } });
   });
   app.decorate('routeList', () => [...routes]);
 
