@@ -19,7 +19,8 @@ import {
   RecoverAnchorResponse,
   type VerifyStep,
 } from '../../contracts/anchoring';
-import type { Column } from '../output';
+import type { Column, Format } from '../output';
+import type { z } from 'zod';
 const short = (h: string | null | undefined, n = 12) => (h ? h.slice(0, n) : '-');
 const shortChain = (c: string | null | undefined) => (c ? c.slice(0, 15) : '-');
 
@@ -96,10 +97,30 @@ function breakLine(b: AnchorBreak): string {
   return `anchor ${short(b.anchorId)} (chain ${shortChain(b.chainId)}, seq ${b.seq ?? '?'}): ${b.reason}: ${b.detail}`;
 }
 
+type AnchorVerifyView = z.infer<typeof AnchorVerifyResponse>;
+type AnchorListView = z.infer<typeof AnchorList>;
+type AnchorInspectionView = z.infer<typeof AnchorInspection>;
+type NewChainView = z.infer<typeof NewChainResponse>;
+type InclusionProofView = z.infer<typeof InclusionProofFile>;
+
 export function registerAnchoringCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
   const an = group(ev, 'anchor', 'Merkle anchors of the evidence log (SP-003, INC-003)');
+  for (const register of [
+    anchorCreateCommand,
+    anchorVerifyCommand,
+    anchorListCommand,
+    anchorInspectCommand,
+    anchorExportCommand,
+    anchorVerifyExportCommand,
+    anchorNewChainCommand,
+    anchorRecoverCommand,
+  ])
+    register(an);
+  proofCommands(ev);
+}
 
+function anchorCreateCommand(an: Command): void {
   an.command('create')
     .description('anchor the evidence log now: sign the tree head, linked to the previous anchor (skips when the log has not grown unless --force)')
     .option('--reason <text>', 'why (recorded on the anchor)')
@@ -128,7 +149,9 @@ export function registerAnchoringCommands(program: Command): void {
         });
       }),
     );
+}
 
+function anchorVerifyCommand(an: Command): void {
   an.command('verify')
     .description('verify anchors: signatures, links, roots recomputed from the log, consistency; exit 4 on a break')
     .option('--latest', 'the newest anchor of the active chain (and its link)')
@@ -140,53 +163,11 @@ export function registerAnchoringCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.latest && o.all) throw new CliError('give --latest or --all, not both', EXIT.USAGE);
         const scope = o.all ? 'all' : 'latest';
-        let rootPack: unknown;
-        if (o.rootpack) {
-          try {
-            rootPack = JSON.parse(readFileSync(o.rootpack, 'utf8'));
-          } catch (e) {
-            throw new CliError(`--rootpack ${o.rootpack}: ${(e as Error).message}`, EXIT.USAGE);
-          }
-        }
+        const rootPack = o.rootpack ? readRootPackOption(o.rootpack) : undefined;
         const r = await c
           .api()
           .call(AnchorVerifyResponse, 'POST', '/evidence/anchors/verify', { scope, verbose: !!o.verbose, ...(rootPack ? { rootPack } : {}) });
-        print(c.format, r, () => {
-          const lines: string[] = [];
-          const kv: Record<string, unknown> = {
-            'anchor chain': r.ok ? 'OK' : 'BROKEN',
-            scope: r.scope,
-            anchors: `${r.checked} of ${r.total} verified`,
-            leaves: `${r.leavesHashed} re-hashed from the log`,
-            latest: r.latest ? `${r.latest.id} (seq ${r.latest.seq}, ${r.latest.logSize} leaves, ${r.latest.createdAt})` : 'none',
-          };
-          if (r.firstBreak) kv['first break'] = breakLine(r.firstBreak);
-          const rows = r.logRows.filter((x) => !x.acknowledged);
-          if (rows.length) kv['log rows'] = rows.map((x) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
-          const ack = r.breaks.filter((b) => b.acknowledged);
-          const ackRows = r.logRows.filter((x) => x.acknowledged).map((x) => `log row seq ${x.seq}`);
-          if (ack.length || ackRows.length)
-            kv.acknowledged = [...ack.map((b) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
-          lines.push(renderKv(kv));
-          if (o.verbose && r.steps?.length) {
-            lines.push(
-              '',
-              renderTable<VerifyStep>(r.steps, [
-                { header: 'CHAIN', get: (s) => shortChain(s.chainId) },
-                { header: 'SEQ', get: (s) => s.seq, align: 'right' },
-                { header: 'ANCHOR', get: (s) => short(s.anchorId) },
-                { header: 'LOG SIZE', get: (s) => s.logSize, align: 'right' },
-                { header: 'RESULT', get: (s) => (s.ok ? 'ok' : 'BROKEN') },
-                { header: 'DETAIL', get: (s) => s.detail },
-              ]),
-            );
-            for (const ch of r.chains)
-              lines.push(
-                `chain ${ch.id} (${ch.status}, ${ch.reason}): ${ch.checked}/${ch.anchors} ok${ch.firstBreak ? `, first break at seq ${ch.firstBreak.seq}` : ''}`,
-              );
-          }
-          return lines.join('\n');
-        });
+        print(c.format, r, () => renderAnchorVerify(r, !!o.verbose));
         if (!r.ok) {
           if (c.format !== 'json')
             process.stderr.write(`stella: anchor chain broken: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered (see above)'}\n`);
@@ -194,7 +175,55 @@ export function registerAnchoringCommands(program: Command): void {
         }
       }),
     );
+}
 
+/** The RootPack given with --rootpack, parsed (a usage error when unreadable). */
+function readRootPackOption(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CliError(`--rootpack ${path}: ${(e as Error).message}`, EXIT.USAGE);
+  }
+}
+
+function renderAnchorVerify(r: AnchorVerifyView, verbose: boolean): string {
+  const lines: string[] = [];
+  const kv: Record<string, unknown> = {
+    'anchor chain': r.ok ? 'OK' : 'BROKEN',
+    scope: r.scope,
+    anchors: `${r.checked} of ${r.total} verified`,
+    leaves: `${r.leavesHashed} re-hashed from the log`,
+    latest: r.latest ? `${r.latest.id} (seq ${r.latest.seq}, ${r.latest.logSize} leaves, ${r.latest.createdAt})` : 'none',
+  };
+  if (r.firstBreak) kv['first break'] = breakLine(r.firstBreak);
+  const rows = r.logRows.filter((x) => !x.acknowledged);
+  if (rows.length) kv['log rows'] = rows.map((x) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
+  const ack = r.breaks.filter((b) => b.acknowledged);
+  const ackRows = r.logRows.filter((x) => x.acknowledged).map((x) => `log row seq ${x.seq}`);
+  if (ack.length || ackRows.length)
+    kv.acknowledged = [...ack.map((b) => breakLine(b)), ...ackRows].join('; ') + ' [recorded when new-chain archived the chain]';
+  lines.push(renderKv(kv));
+  if (verbose && r.steps?.length) {
+    lines.push(
+      '',
+      renderTable<VerifyStep>(r.steps, [
+        { header: 'CHAIN', get: (s) => shortChain(s.chainId) },
+        { header: 'SEQ', get: (s) => s.seq, align: 'right' },
+        { header: 'ANCHOR', get: (s) => short(s.anchorId) },
+        { header: 'LOG SIZE', get: (s) => s.logSize, align: 'right' },
+        { header: 'RESULT', get: (s) => (s.ok ? 'ok' : 'BROKEN') },
+        { header: 'DETAIL', get: (s) => s.detail },
+      ]),
+    );
+    for (const ch of r.chains)
+      lines.push(
+        `chain ${ch.id} (${ch.status}, ${ch.reason}): ${ch.checked}/${ch.anchors} ok${ch.firstBreak ? `, first break at seq ${ch.firstBreak.seq}` : ''}`,
+      );
+  }
+  return lines.join('\n');
+}
+
+function anchorListCommand(an: Command): void {
   an.command('list')
     .description('anchors, newest first')
     .option('--show-links', "show each anchor's link to its predecessor and whether it holds")
@@ -211,64 +240,72 @@ export function registerAnchoringCommands(program: Command): void {
         const r = await c
           .api()
           .call(AnchorList, 'GET', `/evidence/anchors${qs({ before: o.before, chain: o.chain, limit, links: o.showLinks ? 'true' : undefined })}`);
-        print(c.format, r, () => {
-          if (!r.anchors.length) return 'no anchors (stella evidence anchor create)';
-          const cols: Column<ListedAnchor>[] = [
-            { header: 'ID', get: (a) => short(a.id) },
-            { header: 'CHAIN', get: (a) => shortChain(a.chainId) },
-            { header: 'SEQ', get: (a) => a.seq, align: 'right' },
-            { header: 'LOG SIZE', get: (a) => a.logSize, align: 'right' },
-            { header: 'ROOT', get: (a) => short(a.rootHash, 16) },
-            { header: 'STATUS', get: (a) => a.status },
-            { header: 'CREATED', get: (a) => a.createdAt },
-          ];
-          if (o.showLinks) {
-            cols.push(
-              { header: 'PREV', get: (a) => short(a.prevAnchorHash) },
-              { header: 'LINK', get: (a) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
-            );
-          }
-          const out = [renderTable(r.anchors, cols)];
-          if (o.showLinks) {
-            for (const ch of r.chains)
-              out.push(
-                `chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`,
-              );
-          }
-          return out.join('\n');
-        });
+        print(c.format, r, () => renderAnchorList(r, !!o.showLinks));
       }),
     );
+}
 
+function renderAnchorList(r: AnchorListView, showLinks: boolean): string {
+  if (!r.anchors.length) return 'no anchors (stella evidence anchor create)';
+  const cols: Column<ListedAnchor>[] = [
+    { header: 'ID', get: (a) => short(a.id) },
+    { header: 'CHAIN', get: (a) => shortChain(a.chainId) },
+    { header: 'SEQ', get: (a) => a.seq, align: 'right' },
+    { header: 'LOG SIZE', get: (a) => a.logSize, align: 'right' },
+    { header: 'ROOT', get: (a) => short(a.rootHash, 16) },
+    { header: 'STATUS', get: (a) => a.status },
+    { header: 'CREATED', get: (a) => a.createdAt },
+  ];
+  if (showLinks) {
+    cols.push(
+      { header: 'PREV', get: (a) => short(a.prevAnchorHash) },
+      { header: 'LINK', get: (a) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
+    );
+  }
+  const out = [renderTable(r.anchors, cols)];
+  if (showLinks) {
+    for (const ch of r.chains)
+      out.push(
+        `chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`,
+      );
+  }
+  return out.join('\n');
+}
+
+function anchorInspectCommand(an: Command): void {
   an.command('inspect <anchor-id>')
     .description('one anchor: signed payload, signature, link, chain')
     .action(
       action(async (id: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().call(AnchorInspection, 'GET', `/evidence/anchors/${id === 'latest' ? 'latest' : anchorIdArg(id)}`);
-        print(c.format, r, () =>
-          renderKv({
-            id: r.anchor.id,
-            chain: `${r.anchor.chainId} (${r.chain?.status ?? '?'}, ${r.chain?.reason ?? '?'})`,
-            seq: r.anchor.seq,
-            'log size': r.anchor.logSize,
-            root: r.anchor.rootHash,
-            'prev anchor': r.anchor.prevAnchorHash ?? '(genesis)',
-            kid: r.anchor.kid,
-            'created at': r.anchor.createdAt,
-            status: r.anchor.status,
-            reason: r.anchor.reason,
-            signature: `${r.signature.ok ? 'valid' : 'INVALID'}: ${r.signature.detail}`,
-            link: `${r.link.ok ? 'ok' : 'BROKEN'}: ${r.link.detail}`,
-            'id = hash(jws)': r.jwsHashMatchesId ? 'yes' : 'NO (row altered)',
-            previous: r.previousId,
-            next: r.nextId,
-            ...(r.anchor.seq === 0 && r.chain?.prevChainId ? { 'follows chain': `${r.chain.prevChainId} at head ${r.chain.prevChainHeadHash}` } : {}),
-          }),
-        );
+        print(c.format, r, () => renderAnchorInspection(r));
       }),
     );
+}
 
+function renderAnchorInspection(r: AnchorInspectionView): string {
+  return renderKv({
+    id: r.anchor.id,
+    chain: `${r.anchor.chainId} (${r.chain?.status ?? '?'}, ${r.chain?.reason ?? '?'})`,
+    seq: r.anchor.seq,
+    'log size': r.anchor.logSize,
+    root: r.anchor.rootHash,
+    'prev anchor': r.anchor.prevAnchorHash ?? '(genesis)',
+    kid: r.anchor.kid,
+    'created at': r.anchor.createdAt,
+    status: r.anchor.status,
+    reason: r.anchor.reason,
+    signature: `${r.signature.ok ? 'valid' : 'INVALID'}: ${r.signature.detail}`,
+    link: `${r.link.ok ? 'ok' : 'BROKEN'}: ${r.link.detail}`,
+    'id = hash(jws)': r.jwsHashMatchesId ? 'yes' : 'NO (row altered)',
+    previous: r.previousId,
+    next: r.nextId,
+    ...(r.anchor.seq === 0 && r.chain?.prevChainId ? { 'follows chain': `${r.chain.prevChainId} at head ${r.chain.prevChainHeadHash}` } : {}),
+  });
+}
+
+function anchorExportCommand(an: Command): void {
   an.command('export')
     .description('write an anchor as a self-contained file, verifiable offline with its public key')
     .option('--latest', 'the newest anchor')
@@ -296,7 +333,9 @@ export function registerAnchoringCommands(program: Command): void {
         );
       }),
     );
+}
 
+function anchorVerifyExportCommand(an: Command): void {
   an.command('verify-export <file>')
     .description('OFFLINE: verify an exported anchor or proof file (no API, no database)')
     .option('--evidence-id <id>', 'the file must prove this evidence item is included')
@@ -316,7 +355,9 @@ export function registerAnchoringCommands(program: Command): void {
         return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, pinnedJwk }), file);
       }),
     );
+}
 
+function anchorNewChainCommand(an: Command): void {
   an.command('new-chain')
     .description('archive the active chain and start a new one (INC-003); the new chain records the old head and the reason')
     .requiredOption('--reason <reason>', 'why, e.g. chain-break-recovery')
@@ -325,22 +366,26 @@ export function registerAnchoringCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
         const r = await c.api().call(NewChainResponse, 'POST', '/evidence/anchors/new-chain', { reason: o.reason });
-        print(c.format, r, () =>
-          renderKv({
-            'new chain': r.chainId,
-            'archived chain': r.oldChainId ?? '(none)',
-            'old head': r.oldHeadHash ?? '(none)',
-            'old chain at archival': r.oldChainVerify.ok
-              ? 'intact'
-              : `broken: ${r.oldChainVerify.firstBreak ? `${r.oldChainVerify.firstBreak.reason} at ${short(r.oldChainVerify.firstBreak.anchorId)}` : ''}${r.oldChainVerify.logRows.length ? ` log rows ${r.oldChainVerify.logRows.join(',')}` : ''}`,
-            'first anchor': `${r.anchor.id} (seq 0, ${r.logSize} leaves)`,
-            'nodes rebuilt': r.rebuiltNodes,
-            reason: o.reason,
-          }),
-        );
+        print(c.format, r, () => renderNewChain(r, o.reason));
       }),
     );
+}
 
+function renderNewChain(r: NewChainView, reason: string): string {
+  return renderKv({
+    'new chain': r.chainId,
+    'archived chain': r.oldChainId ?? '(none)',
+    'old head': r.oldHeadHash ?? '(none)',
+    'old chain at archival': r.oldChainVerify.ok
+      ? 'intact'
+      : `broken: ${r.oldChainVerify.firstBreak ? `${r.oldChainVerify.firstBreak.reason} at ${short(r.oldChainVerify.firstBreak.anchorId)}` : ''}${r.oldChainVerify.logRows.length ? ` log rows ${r.oldChainVerify.logRows.join(',')}` : ''}`,
+    'first anchor': `${r.anchor.id} (seq 0, ${r.logSize} leaves)`,
+    'nodes rebuilt': r.rebuiltNodes,
+    reason,
+  });
+}
+
+function anchorRecoverCommand(an: Command): void {
   an.command('recover')
     .description('restore one anchor row from a backup after checking its signature and root against the log')
     .requiredOption('--id <anchor-id>', 'the anchor to restore')
@@ -357,7 +402,10 @@ export function registerAnchoringCommands(program: Command): void {
         );
       }),
     );
+}
 
+/** `evidence proof <id>` and its offline `verify` subcommand. */
+function proofCommands(ev: Command): void {
   const proof = ev
     .command('proof')
     .description('inclusion proof of an evidence item in an anchored tree (verifiable offline)')
@@ -369,37 +417,44 @@ export function registerAnchoringCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
         const doc = await c.api().call(InclusionProofFile, 'GET', `/evidence/${id}/proof${qs({ anchor: o.anchor ? anchorIdArg(o.anchor) : undefined })}`);
-        if (o.output) {
-          await writeOut(o.output, doc);
-          const s = {
-            output: o.output,
-            evidenceId: id,
-            leafIndex: doc.inclusion.leafIndex,
-            treeSize: doc.inclusion.treeSize,
-            anchor: doc.anchorHash,
-            proofHashes: doc.inclusion.proof.length,
-          };
-          print(
-            c.format,
-            s,
-            () =>
-              `wrote ${o.output}: ${id} is leaf ${s.leafIndex} of ${s.treeSize} under anchor ${s.anchor} (${s.proofHashes} proof hashes); check offline: stella evidence proof verify ${o.output}`,
-          );
-        } else {
-          print(c.format, doc, () =>
-            renderKv({
-              evidence: id,
-              'leaf index': doc.inclusion.leafIndex,
-              'tree size': doc.inclusion.treeSize,
-              'leaf hash': doc.inclusion.leafHash,
-              anchor: doc.anchorHash,
-              root: doc.payload.rootHash,
-              proof: doc.inclusion.proof.map((h) => short(h, 16)).join(' '),
-            }),
-          );
-        }
+        if (o.output) await writeProof(c.format, id, doc, o.output);
+        else print(c.format, doc, () => renderProof(id, doc));
       }),
     );
+  proofVerifyCommand(proof);
+}
+
+async function writeProof(format: Format, id: string, doc: InclusionProofView, output: string): Promise<void> {
+  await writeOut(output, doc);
+  const s = {
+    output,
+    evidenceId: id,
+    leafIndex: doc.inclusion.leafIndex,
+    treeSize: doc.inclusion.treeSize,
+    anchor: doc.anchorHash,
+    proofHashes: doc.inclusion.proof.length,
+  };
+  print(
+    format,
+    s,
+    () =>
+      `wrote ${output}: ${id} is leaf ${s.leafIndex} of ${s.treeSize} under anchor ${s.anchor} (${s.proofHashes} proof hashes); check offline: stella evidence proof verify ${output}`,
+  );
+}
+
+function renderProof(id: string, doc: InclusionProofView): string {
+  return renderKv({
+    evidence: id,
+    'leaf index': doc.inclusion.leafIndex,
+    'tree size': doc.inclusion.treeSize,
+    'leaf hash': doc.inclusion.leafHash,
+    anchor: doc.anchorHash,
+    root: doc.payload.rootHash,
+    proof: doc.inclusion.proof.map((h) => short(h, 16)).join(' '),
+  });
+}
+
+function proofVerifyCommand(proof: Command): void {
   proof
     .command('verify <proof-file>')
     .description('OFFLINE: verify a proof file: anchor signature, inclusion of the leaf, leaf names the evidence')

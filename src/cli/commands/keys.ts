@@ -43,6 +43,12 @@ const keyColumns = [
 
 export function registerKeysCommands(program: Command): void {
   const keys = group(program, 'keys', 'signing keys (the API server key store)');
+  for (const register of [keysGenerateCommand, keysListCommand, keysRotateCommand, keysExportRootPackCommand]) register(keys);
+  const rp = group(program, 'rootpack', 'trusted public keys with validity windows');
+  for (const register of [rootPackShowCommand, rootPackImportCommand, rootPackRotateCommand]) register(rp);
+}
+
+function keysGenerateCommand(keys: Command): void {
   keys
     .command('generate')
     .description('create a new active key (does not retire others; see rotate)')
@@ -56,6 +62,9 @@ export function registerKeysCommands(program: Command): void {
         print(c.format, k, () => `generated ${k.alg} ${k.purpose} key ${k.kid} (active from ${k.notBefore})`);
       }),
     );
+}
+
+function keysListCommand(keys: Command): void {
   keys
     .command('list')
     .description('every key, active and retired (public metadata only)')
@@ -66,6 +75,9 @@ export function registerKeysCommands(program: Command): void {
         print(c.format, r, () => renderTable(r.items, keyColumns));
       }),
     );
+}
+
+function keysRotateCommand(keys: Command): void {
   keys
     .command('rotate')
     .description('new active key; the previous active key of that purpose is retired (its signatures stay valid for its window)')
@@ -83,6 +95,9 @@ export function registerKeysCommands(program: Command): void {
         );
       }),
     );
+}
+
+function keysExportRootPackCommand(keys: Command): void {
   keys
     .command('export-rootpack')
     .description("write this locker's public keys and their validity windows as a RootPack")
@@ -99,8 +114,9 @@ export function registerKeysCommands(program: Command): void {
         );
       }),
     );
+}
 
-  const rp = group(program, 'rootpack', 'trusted public keys with validity windows');
+function rootPackShowCommand(rp: Command): void {
   rp.command('show')
     .description('the RootPack verification trusts (own keys merged with imported packs)')
     .action(
@@ -115,6 +131,9 @@ export function registerKeysCommands(program: Command): void {
         );
       }),
     );
+}
+
+function rootPackImportCommand(rp: Command): void {
   rp.command('import <file>')
     .description('merge a RootPack into the trusted set (trust for known keys can only narrow)')
     .action(
@@ -128,6 +147,9 @@ export function registerKeysCommands(program: Command): void {
         print(c.format, r, () => `imported ${file}: ${r.added.length} key(s) added, ${r.updated.length} narrowed; trusted pack ${r.digest}`);
       }),
     );
+}
+
+function rootPackRotateCommand(rp: Command): void {
   rp.command('rotate')
     .description('rotate the signing key and re-export the RootPack')
     .option('--alg <alg>', 'algorithm of the new key (default: same as the current one)')

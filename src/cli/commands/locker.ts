@@ -60,53 +60,70 @@ const stepCell = (s: Probe, op: string) => {
 
 export function registerLockerCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
-  for (const register of [overviewCommands, indexCommands, storageCommands, repairCommands, ingestCommand]) register(ev);
+  for (const register of [
+    statusCommand,
+    storeCommands,
+    provenanceCommands,
+    chainCommand,
+    indexCommands,
+    storageCommands,
+    markCorruptedCommand,
+    recoverCommand,
+    retryStoreCommand,
+    ingestCommand,
+  ])
+    register(ev);
 }
 
-/** status, store health, provenance, chain. */
-function overviewCommands(ev: Command): void {
+// ---- overview: status, store health, provenance, chain ------------------------------------
+
+function statusCommand(ev: Command): void {
   ev.command('status')
     .description('locker overview: counts by kind/state, bytes, store health, index size, latest verify run, log size, latest anchor')
     .action(
       action(async (_o, cmd: Command) => {
         const c = ctxOf(cmd);
         const s = await c.api().call(LockerStatus, 'GET', '/evidence/status');
-        print(c.format, s, () => {
-          const store = (x: LockerStatus['replica']) =>
-            x ? `${x.kind} ${x.location} — ${x.healthy ? `healthy (${x.latencyMs} ms)` : `UNHEALTHY: ${x.error}`}` : 'not configured';
-          const v = s.latestVerify;
-          return [
-            renderKv({
-              Tenant: s.tenant,
-              Overall: s.healthy ? 'healthy' : 'ATTENTION NEEDED',
-              Items: `${s.items} (${humanBytes(s.bytes)})`,
-              States:
-                Object.entries(s.byState)
-                  .map(([k, n]) => `${k} ${n}`)
-                  .join(', ') || '-',
-              Store: store(s.store),
-              Capacity: s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)}` : 'n/a',
-              Replica: store(s.replica),
-              'Index size': humanBytes(s.index.bytes),
-              Log: `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
-              'Latest verify': v
-                ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})`
-                : 'never (stella evidence verify --mode quick)',
-              'Latest anchor': s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
-            }),
-            '',
-            s.byKind.length
-              ? renderTable(s.byKind, [
-                  { header: 'KIND', get: (k) => k.kind },
-                  { header: 'ITEMS', get: (k) => k.items, align: 'right' },
-                  { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' },
-                ])
-              : 'no evidence stored yet',
-          ].join('\n');
-        });
+        print(c.format, s, () => renderLockerStatus(s));
       }),
     );
+}
 
+function renderLockerStatus(s: LockerStatus): string {
+  const store = (x: LockerStatus['replica']) =>
+    x ? `${x.kind} ${x.location} — ${x.healthy ? `healthy (${x.latencyMs} ms)` : `UNHEALTHY: ${x.error}`}` : 'not configured';
+  const v = s.latestVerify;
+  return [
+    renderKv({
+      Tenant: s.tenant,
+      Overall: s.healthy ? 'healthy' : 'ATTENTION NEEDED',
+      Items: `${s.items} (${humanBytes(s.bytes)})`,
+      States:
+        Object.entries(s.byState)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ') || '-',
+      Store: store(s.store),
+      Capacity: s.store.capacity ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)}` : 'n/a',
+      Replica: store(s.replica),
+      'Index size': humanBytes(s.index.bytes),
+      Log: `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
+      'Latest verify': v
+        ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})`
+        : 'never (stella evidence verify --mode quick)',
+      'Latest anchor': s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
+    }),
+    '',
+    s.byKind.length
+      ? renderTable(s.byKind, [
+          { header: 'KIND', get: (k) => k.kind },
+          { header: 'ITEMS', get: (k) => k.items, align: 'right' },
+          { header: 'BYTES', get: (k) => humanBytes(k.bytes), align: 'right' },
+        ])
+      : 'no evidence stored yet',
+  ].join('\n');
+}
+
+function storeCommands(ev: Command): void {
   const store = ev.command('store').description('the evidence blob store');
   store
     .command('health')
@@ -123,7 +140,9 @@ function overviewCommands(ev: Command): void {
         return h.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
+}
 
+function provenanceCommands(ev: Command): void {
   const prov = ev.command('provenance').description('where evidence came from');
   prov
     .command('show <id>')
@@ -133,52 +152,56 @@ function overviewCommands(ev: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
         const p = await c.api().call(Provenance, 'GET', `/evidence/${id}/provenance`);
-        print(c.format, p, () => {
-          const graph = (nodes: Provenance['ancestors'], dir: string) =>
-            nodes.length
-              ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n')
-              : '  (none)';
-          return [
-            renderKv({
-              id: p.id,
-              kind: p.kind,
-              state: p.state + (p.stateReason ? ` (${p.stateReason})` : ''),
-              created: p.createdAt,
-              producer: p.producer,
-              subjects: p.subjects.join(', '),
-              'log seq': p.log ? `${p.log.seq} leaf ${p.log.leafHash.slice(0, 16)}… at ${p.log.appendedAt}` : 'not in log',
-            }),
-            '',
-            'Parents (chain up):',
-            graph(p.ancestors, '↑'),
-            'Children (derived):',
-            graph(p.descendants, '↓'),
-            '',
-            'Audit trail:',
-            p.audit.length
-              ? renderTable(p.audit, [
-                  { header: 'AT', get: (a) => a.at },
-                  { header: 'ACTOR', get: (a) => a.actor },
-                  { header: 'ACTION', get: (a) => a.action },
-                  { header: 'REASON', get: (a) => a.reason },
-                ])
-              : '  (no audit entries)',
-            ...(p.verifyHistory.length
-              ? [
-                  '',
-                  'Verification findings:',
-                  renderTable(p.verifyHistory, [
-                    { header: 'RUN', get: (v) => v.runId },
-                    { header: 'RESULT', get: (v) => v.result },
-                    { header: 'DETAIL', get: (v) => v.detail },
-                  ]),
-                ]
-              : []),
-          ].join('\n');
-        });
+        print(c.format, p, () => renderProvenance(p));
       }),
     );
+}
 
+function renderProvenance(p: Provenance): string {
+  const graph = (nodes: Provenance['ancestors'], dir: string) =>
+    nodes.length
+      ? nodes.map((n) => `${'  '.repeat(n.depth)}${dir} ${n.relation} ${n.id} ${n.kind ? `(${n.kind}, ${n.state})` : '(NOT INDEXED)'}`).join('\n')
+      : '  (none)';
+  return [
+    renderKv({
+      id: p.id,
+      kind: p.kind,
+      state: p.state + (p.stateReason ? ` (${p.stateReason})` : ''),
+      created: p.createdAt,
+      producer: p.producer,
+      subjects: p.subjects.join(', '),
+      'log seq': p.log ? `${p.log.seq} leaf ${p.log.leafHash.slice(0, 16)}… at ${p.log.appendedAt}` : 'not in log',
+    }),
+    '',
+    'Parents (chain up):',
+    graph(p.ancestors, '↑'),
+    'Children (derived):',
+    graph(p.descendants, '↓'),
+    '',
+    'Audit trail:',
+    p.audit.length
+      ? renderTable(p.audit, [
+          { header: 'AT', get: (a) => a.at },
+          { header: 'ACTOR', get: (a) => a.actor },
+          { header: 'ACTION', get: (a) => a.action },
+          { header: 'REASON', get: (a) => a.reason },
+        ])
+      : '  (no audit entries)',
+    ...(p.verifyHistory.length
+      ? [
+          '',
+          'Verification findings:',
+          renderTable(p.verifyHistory, [
+            { header: 'RUN', get: (v) => v.runId },
+            { header: 'RESULT', get: (v) => v.result },
+            { header: 'DETAIL', get: (v) => v.detail },
+          ]),
+        ]
+      : []),
+  ].join('\n');
+}
+
+function chainCommand(ev: Command): void {
   ev.command('chain')
     .description('the evidence graph for an artifact: SBOM → scan report → attestations, with missing nodes (exit 4 if incomplete)')
     .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')
@@ -188,41 +211,48 @@ function overviewCommands(ev: Command): void {
         const c = ctxOf(cmd);
         requireDigest(o.artifact, 'artifact digest');
         const r = await c.api().call(Chain, 'GET', `/evidence/chain${qs({ artifact: o.artifact })}`);
-        print(c.format, r, () => {
-          const lines = [`Evidence chain for ${o.artifact}: ${r.complete ? 'COMPLETE' : `INCOMPLETE (${r.missing.length} missing)`}`, ''];
-          const w = Math.max(...r.nodes.map((n) => n.label.length));
-          for (const n of r.nodes) {
-            if (n.status === 'missing') lines.push(`✗ ${n.label} (missing) — generate: ${n.remedy}`);
-            else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
-            else {
-              const link = n.expectedParent ? (n.linked === false ? `  ! not linked to ${n.expectedParent}` : n.linked ? `  ← ${n.expectedParent}` : '') : '';
-              lines.push(
-                `✓ ${n.label.padEnd(w)}  ${n.items
-                  .filter((i) => i.state === 'present')
-                  .map((i) => shortDigest(i.id))
-                  .join(', ')}${link}`,
-              );
-            }
-            if (o.verbose)
-              for (const i of n.items)
-                lines.push(
-                  `    ${i.id}  ${i.state}  ${i.predicateType ?? ''}  ${i.createdAt}${i.linkedTo.length ? `  derived-from ${i.linkedTo.map(shortDigest).join(',')}` : ''}`,
-                );
-          }
-          if (o.verbose) {
-            lines.push('', r.other.length ? 'Other evidence:' : 'Other evidence: none');
-            for (const i of r.other) lines.push(`    ${i.id}  ${i.kind}  ${i.state}  ${i.predicateType ?? ''}`);
-          }
-          return lines.join('\n');
-        });
+        print(c.format, r, () => renderChain(r, o.artifact, !!o.verbose));
         return r.complete ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
 }
 
-/** The PostgreSQL evidence index (SP-002). */
+function renderChain(r: Chain, artifact: string, verbose: boolean): string {
+  const lines = [`Evidence chain for ${artifact}: ${r.complete ? 'COMPLETE' : `INCOMPLETE (${r.missing.length} missing)`}`, ''];
+  const w = Math.max(...r.nodes.map((n) => n.label.length));
+  for (const n of r.nodes) {
+    if (n.status === 'missing') lines.push(`✗ ${n.label} (missing) — generate: ${n.remedy}`);
+    else if (n.status === 'unusable') lines.push(`✗ ${n.label} (${n.items.map((i) => i.state).join(', ')}) — regenerate: ${n.remedy}`);
+    else {
+      const link = n.expectedParent ? (n.linked === false ? `  ! not linked to ${n.expectedParent}` : n.linked ? `  ← ${n.expectedParent}` : '') : '';
+      lines.push(
+        `✓ ${n.label.padEnd(w)}  ${n.items
+          .filter((i) => i.state === 'present')
+          .map((i) => shortDigest(i.id))
+          .join(', ')}${link}`,
+      );
+    }
+    if (verbose)
+      for (const i of n.items)
+        lines.push(
+          `    ${i.id}  ${i.state}  ${i.predicateType ?? ''}  ${i.createdAt}${i.linkedTo.length ? `  derived-from ${i.linkedTo.map(shortDigest).join(',')}` : ''}`,
+        );
+  }
+  if (verbose) {
+    lines.push('', r.other.length ? 'Other evidence:' : 'Other evidence: none');
+    for (const i of r.other) lines.push(`    ${i.id}  ${i.kind}  ${i.state}  ${i.predicateType ?? ''}`);
+  }
+  return lines.join('\n');
+}
+
+// ---- the PostgreSQL evidence index (SP-002) -----------------------------------------------
+
 function indexCommands(ev: Command): void {
   const index = ev.command('index').description('the PostgreSQL evidence index (SP-002)');
+  for (const register of [indexStatusCommand, indexRefreshCommand, indexRebuildCommand, indexOptimizeCommand, indexLookupCommand]) register(index);
+}
+
+function indexStatusCommand(index: Command): void {
   index
     .command('status')
     .description('row counts, dangling links, unindexed blobs (sampled; --full for all), last maintenance')
@@ -232,25 +262,29 @@ function indexCommands(ev: Command): void {
       action(async (o: { full?: boolean; sample: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const s = await c.api().call(IndexStatus, 'GET', `/evidence/index/status${qs({ full: o.full, sample: positiveInt(o.sample, '--sample') })}`);
-        print(c.format, s, () =>
-          renderKv({
-            Index: s.healthy ? 'healthy' : 'NEEDS ATTENTION',
-            Items: `${s.rows.items} (${s.rows.corrupted} corrupted, ${s.rows.quarantined} quarantined)`,
-            Subjects: s.rows.subjects,
-            Edges: `${s.rows.edges} (${s.danglingEdges.parentNotIndexed} to unindexed parents, ${s.danglingEdges.childNotIndexed} from unindexed children)`,
-            'Log entries': s.rows.logEntries,
-            'Items w/o subject': s.itemsWithoutSubjects,
-            'Items w/o log leaf': s.itemsWithoutLogLeaf,
-            'Unindexed blobs': `${s.blobs.unindexed} of ${s.blobs.scanned} ${s.blobs.mode === 'full' ? 'blobs (full scan)' : s.blobs.complete ? 'blobs (all)' : 'sampled'}${s.blobs.unindexed ? ' → stella evidence index rebuild' : ''}`,
-            'Index size': humanBytes(s.indexBytes),
-            'Last rebuild': s.lastRebuild ? `${s.lastRebuild.startedAt} ${s.lastRebuild.status}` : 'never',
-            'Last refresh': s.lastRefresh ? `${s.lastRefresh.startedAt} ${s.lastRefresh.status}` : 'never',
-            'Last optimize': s.lastOptimize ? `${s.lastOptimize.startedAt} ${s.lastOptimize.status}` : 'never',
-          }),
-        );
+        print(c.format, s, () => renderIndexStatus(s));
       }),
     );
+}
 
+function renderIndexStatus(s: IndexStatus): string {
+  return renderKv({
+    Index: s.healthy ? 'healthy' : 'NEEDS ATTENTION',
+    Items: `${s.rows.items} (${s.rows.corrupted} corrupted, ${s.rows.quarantined} quarantined)`,
+    Subjects: s.rows.subjects,
+    Edges: `${s.rows.edges} (${s.danglingEdges.parentNotIndexed} to unindexed parents, ${s.danglingEdges.childNotIndexed} from unindexed children)`,
+    'Log entries': s.rows.logEntries,
+    'Items w/o subject': s.itemsWithoutSubjects,
+    'Items w/o log leaf': s.itemsWithoutLogLeaf,
+    'Unindexed blobs': `${s.blobs.unindexed} of ${s.blobs.scanned} ${s.blobs.mode === 'full' ? 'blobs (full scan)' : s.blobs.complete ? 'blobs (all)' : 'sampled'}${s.blobs.unindexed ? ' → stella evidence index rebuild' : ''}`,
+    'Index size': humanBytes(s.indexBytes),
+    'Last rebuild': s.lastRebuild ? `${s.lastRebuild.startedAt} ${s.lastRebuild.status}` : 'never',
+    'Last refresh': s.lastRefresh ? `${s.lastRefresh.startedAt} ${s.lastRefresh.status}` : 'never',
+    'Last optimize': s.lastOptimize ? `${s.lastOptimize.startedAt} ${s.lastOptimize.status}` : 'never',
+  });
+}
+
+function indexRefreshCommand(index: Command): void {
   index
     .command('refresh')
     .description('reconcile index rows with the store (missing or wrong-size blobs → corrupted; restored ones → present)')
@@ -277,7 +311,9 @@ function indexCommands(ev: Command): void {
         );
       }),
     );
+}
 
+function indexRebuildCommand(index: Command): void {
   index
     .command('rebuild')
     .description('scan the blob store and index blobs missing from the index (quarantined, subject unknown); durable workflow')
@@ -291,16 +327,7 @@ function indexCommands(ev: Command): void {
           print(c.format, { opId }, () => `started ${opId}`);
           return;
         }
-        const quiet = c.quiet || c.format === 'json';
-        let st: RebuildStatus;
-        for (;;) {
-          st = await api.call(RebuildStatus, 'GET', `/evidence/index/rebuild/${opId}`);
-          if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined)
-            process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
-          if (st.workflowStatus !== 'RUNNING') break;
-          await sleep(500);
-        }
-        if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
+        const st = await followRebuild(api, opId, c.quiet || c.format === 'json');
         if (st.workflowStatus !== 'COMPLETED')
           throw new CliError(`index rebuild ${opId} ended ${st.workflowStatus}${st.result?.error ? `: ${st.result.error}` : ''}`, EXIT.FAILURE);
         const r = RebuildTotals.parse(st.result);
@@ -314,7 +341,23 @@ function indexCommands(ev: Command): void {
         return r.damaged ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
+}
 
+/** Polls an index rebuild until its workflow leaves RUNNING, with a progress line on a TTY. */
+async function followRebuild(api: ApiClient, opId: string, quiet: boolean): Promise<RebuildStatus> {
+  let st: RebuildStatus;
+  for (;;) {
+    st = await api.call(RebuildStatus, 'GET', `/evidence/index/rebuild/${opId}`);
+    if (!quiet && process.stderr.isTTY && st.result?.scanned !== undefined)
+      process.stderr.write(`\rrebuild: ${st.result.scanned} blobs scanned, ${st.result.reindexed ?? 0} re-indexed`);
+    if (st.workflowStatus !== 'RUNNING') break;
+    await sleep(500);
+  }
+  if (!quiet && process.stderr.isTTY) process.stderr.write('\n');
+  return st;
+}
+
+function indexOptimizeCommand(index: Command): void {
   index
     .command('optimize')
     .description('VACUUM ANALYZE and REINDEX the evidence tables')
@@ -333,7 +376,9 @@ function indexCommands(ev: Command): void {
         );
       }),
     );
+}
 
+function indexLookupCommand(index: Command): void {
   index
     .command('lookup <id>')
     .description('index row(s) for an id (all tenants with an admin token) and where its blob lives')
@@ -342,33 +387,40 @@ function indexCommands(ev: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
         const r = await c.api().call(IndexLookup, 'GET', `/evidence/index/lookup/${id}`);
-        print(c.format, r, () =>
-          [
-            r.rows.length
-              ? renderTable(r.rows, [
-                  { header: 'TENANT', get: (x) => x.tenant },
-                  { header: 'KIND', get: (x) => x.kind },
-                  { header: 'SIZE', get: (x) => x.size, align: 'right' },
-                  { header: 'STATE', get: (x) => x.state + (x.stateReason ? ` (${x.stateReason})` : '') },
-                  { header: 'LOG', get: (x) => x.logSeq },
-                  { header: 'CREATED', get: (x) => x.createdAt },
-                ])
-              : `not indexed: ${id} (blob present → stella evidence index rebuild)`,
-            '',
-            renderKv({
-              blob: `${r.blob.location} ${r.blob.present ? `(${r.blob.size} bytes)` : '(MISSING)'}`,
-              replica: r.replica ? `${r.replica.location} ${r.replica.present ? `(${r.replica.size} bytes)` : '(missing)'}` : 'not configured',
-            }),
-          ].join('\n'),
-        );
+        print(c.format, r, () => renderIndexLookup(r, id));
         return r.indexed ? EXIT.OK : EXIT.NOT_FOUND;
       }),
     );
 }
 
-/** Storage usage and checks (SP-004, INC-002, INC-004). */
+function renderIndexLookup(r: IndexLookup, id: string): string {
+  return [
+    r.rows.length
+      ? renderTable(r.rows, [
+          { header: 'TENANT', get: (x) => x.tenant },
+          { header: 'KIND', get: (x) => x.kind },
+          { header: 'SIZE', get: (x) => x.size, align: 'right' },
+          { header: 'STATE', get: (x) => x.state + (x.stateReason ? ` (${x.stateReason})` : '') },
+          { header: 'LOG', get: (x) => x.logSeq },
+          { header: 'CREATED', get: (x) => x.createdAt },
+        ])
+      : `not indexed: ${id} (blob present → stella evidence index rebuild)`,
+    '',
+    renderKv({
+      blob: `${r.blob.location} ${r.blob.present ? `(${r.blob.size} bytes)` : '(MISSING)'}`,
+      replica: r.replica ? `${r.replica.location} ${r.replica.present ? `(${r.replica.size} bytes)` : '(missing)'}` : 'not configured',
+    }),
+  ].join('\n');
+}
+
+// ---- storage usage and checks (SP-004, INC-002, INC-004) ---------------------------------
+
 function storageCommands(ev: Command): void {
   const storage = ev.command('storage').description('storage usage and checks (SP-004, INC-002, INC-004)');
+  for (const register of [storageStatsCommand, storageCheckCommand, storageTestCommand, storageAnalyzeCommand]) register(storage);
+}
+
+function storageStatsCommand(storage: Command): void {
   storage
     .command('stats')
     .description('bytes and items by kind, tier, tenant and state; temp and spool files')
@@ -377,40 +429,44 @@ function storageCommands(ev: Command): void {
       action(async (o: { allTenants?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const s = await c.api().call(StorageStats, 'GET', `/evidence/storage/stats${qs({ allTenants: o.allTenants })}`);
-        const t = (title: string, rows: { key: string; items: number; bytes: number }[]) =>
-          `${title}\n${
-            rows.length
-              ? renderTable(rows, [
-                  { header: 'KEY', get: (r) => r.key },
-                  { header: 'ITEMS', get: (r) => r.items, align: 'right' },
-                  { header: 'BYTES', get: (r) => humanBytes(r.bytes), align: 'right' },
-                ])
-              : '  (none)'
-          }`;
-        print(c.format, s, () =>
-          [
-            renderKv({
-              Store: `${s.store.kind} ${s.store.location}`,
-              Capacity: s.store.capacity
-                ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)} (${((s.store.capacity.availableBytes / s.store.capacity.totalBytes) * 100).toFixed(1)}%)`
-                : 'n/a',
-              Replica: s.replica ? `${s.replica.kind} ${s.replica.location}` : 'not configured',
-              'Distinct blobs': `${s.totals.blobs} (${humanBytes(s.totals.bytes)})`,
-              'Temp files': `${s.tempFiles.count} (${humanBytes(s.tempFiles.bytes)})`,
-              Spool: `${s.spool.files} file(s) (${humanBytes(s.spool.bytes)}) in ${s.spool.dir}`,
-            }),
-            '',
-            t('By kind', s.byKind),
-            '',
-            t('By tier', s.byTier),
-            '',
-            t('By state', s.byState),
-            ...(s.scope === '*' ? ['', t('By tenant', s.byTenant)] : []),
-          ].join('\n'),
-        );
+        print(c.format, s, () => renderStorageStats(s));
       }),
     );
+}
 
+function renderStorageStats(s: StorageStats): string {
+  const t = (title: string, rows: { key: string; items: number; bytes: number }[]) =>
+    `${title}\n${
+      rows.length
+        ? renderTable(rows, [
+            { header: 'KEY', get: (r) => r.key },
+            { header: 'ITEMS', get: (r) => r.items, align: 'right' },
+            { header: 'BYTES', get: (r) => humanBytes(r.bytes), align: 'right' },
+          ])
+        : '  (none)'
+    }`;
+  return [
+    renderKv({
+      Store: `${s.store.kind} ${s.store.location}`,
+      Capacity: s.store.capacity
+        ? `${humanBytes(s.store.capacity.availableBytes)} free of ${humanBytes(s.store.capacity.totalBytes)} (${((s.store.capacity.availableBytes / s.store.capacity.totalBytes) * 100).toFixed(1)}%)`
+        : 'n/a',
+      Replica: s.replica ? `${s.replica.kind} ${s.replica.location}` : 'not configured',
+      'Distinct blobs': `${s.totals.blobs} (${humanBytes(s.totals.bytes)})`,
+      'Temp files': `${s.tempFiles.count} (${humanBytes(s.tempFiles.bytes)})`,
+      Spool: `${s.spool.files} file(s) (${humanBytes(s.spool.bytes)}) in ${s.spool.dir}`,
+    }),
+    '',
+    t('By kind', s.byKind),
+    '',
+    t('By tier', s.byTier),
+    '',
+    t('By state', s.byState),
+    ...(s.scope === '*' ? ['', t('By tenant', s.byTenant)] : []),
+  ].join('\n');
+}
+
+function storageCheckCommand(storage: Command): void {
   storage
     .command('check <id>')
     .description('stat and re-hash one blob (primary and replica) and compare with the index (exit 4 on mismatch)')
@@ -435,7 +491,9 @@ function storageCommands(ev: Command): void {
         return r.ok ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
+}
 
+function storageTestCommand(storage: Command): void {
   storage
     .command('test')
     .description('write/read/delete probe with latency on the primary and replica stores (exit 5 on failure)')
@@ -447,7 +505,9 @@ function storageCommands(ev: Command): void {
         return r.ok ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
+}
 
+function storageAnalyzeCommand(storage: Command): void {
   storage
     .command('analyze')
     .description('largest or oldest items')
@@ -478,8 +538,9 @@ function storageCommands(ev: Command): void {
     );
 }
 
-/** mark-corrupted, recover, retry-store. */
-function repairCommands(ev: Command): void {
+// ---- repair: mark-corrupted, recover, retry-store -----------------------------------------
+
+function markCorruptedCommand(ev: Command): void {
   ev.command('mark-corrupted')
     .description('flag an item corrupted (audited) when it cannot be recovered')
     .requiredOption('--id <id>', 'evidence id sha256:…')
@@ -493,7 +554,9 @@ function repairCommands(ev: Command): void {
         print(c.format, r, () => `marked corrupted: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
       }),
     );
+}
 
+function recoverCommand(ev: Command): void {
   ev.command('recover')
     .description('restore a corrupted or missing blob from a verified replica copy (audited)')
     .requiredOption('--id <id>', 'evidence id sha256:…')
@@ -511,7 +574,9 @@ function repairCommands(ev: Command): void {
         );
       }),
     );
+}
 
+function retryStoreCommand(ev: Command): void {
   ev.command('retry-store')
     .description('re-drive storage of evidence for an artifact: parked spool files, blobs missing from the primary (from replica), missing replica copies')
     .requiredOption('--artifact <digest>', 'subject artifact digest sha256:…')

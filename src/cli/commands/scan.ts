@@ -1,10 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { action, ctxOf, group, requireDigest } from '../common';
+import { action, type Ctx, ctxOf, group, requireDigest } from '../common';
 import { CliError, EXIT, API_CODE_TO_EXIT } from '../exit';
-import { print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
-import { qs } from '../client';
+import { type Column, print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
+import { type ApiClient, qs } from '../client';
 import { loadFeed, ScannerError } from '../../scanner/index';
 import type { z } from 'zod';
 import { formatZodError } from '../../lib/zod';
@@ -16,13 +16,26 @@ import {
   ScannerConfig,
   ScannerConfigSet,
   ScanQueue,
+  type ScanRun,
   ScanRunList,
   ScanStarted,
   ScanStatus,
 } from '../../contracts/scan';
-import { ATTEST_TYPE_NAMES, AttestationList, CreatedAttestation, ImportedAttestation, SignerStatus, VerifiedAttestation } from '../../contracts/attest';
+import {
+  ATTEST_TYPE_NAMES,
+  AttestationList,
+  type AttestationView,
+  CreatedAttestation,
+  ImportedAttestation,
+  SignerStatus,
+  VerifiedAttestation,
+} from '../../contracts/attest';
 
 const ATTEST_TYPES: readonly string[] = ATTEST_TYPE_NAMES;
+
+type VerifiedAttestationView = z.infer<typeof VerifiedAttestation>;
+type SignerStatusView = z.infer<typeof SignerStatus>;
+type ScanQueueView = z.infer<typeof ScanQueue>;
 
 /** Parses the JSON answer of a raw upload with its contract schema. */
 async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
@@ -34,9 +47,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const countsLine = (c: Record<string, number> | null | undefined) =>
   c ? (['critical', 'high', 'medium', 'low', 'unknown'] as const).map((k) => `${k}=${c[k] ?? 0}`).join(' ') : '-';
 
+type Register = (g: Command) => void;
+
+/** The command groups this module owns, in the order they appear in `stella --help`. */
+const GROUPS: [name: string, description: string, commands: Register[]][] = [
+  ['scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)', [scanImageCommand]],
+  ['image', 'the local image catalogue (names for image paths on the worker machine)', [imageRegisterCommand, imageListCommand]],
+  ['feeds', 'OSV advisory feeds (versioned snapshots)', [feedsImportCommand, feedsListCommand]],
+  ['attest', 'in-toto/DSSE attestations', [attestCreateCommand, attestListCommand, attestVerifyCommand, attestImportCommand, attestStatusCommand]],
+  ['scanner', 'scan jobs, queue and auto-scan configuration', [scannerJobsCommand, scannerQueueCommand, scannerConfigCommands]],
+];
+
 export function registerScanCommands(program: Command): void {
-  // ---- scan -------------------------------------------------------------------------------
-  const scan = group(program, 'scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)');
+  for (const [name, description, commands] of GROUPS) {
+    const g = group(program, name, description);
+    for (const register of commands) register(g);
+  }
+}
+
+// ---- scan ---------------------------------------------------------------------------------
+
+function scanImageCommand(scan: Command): void {
   scan
     .command('image')
     .description('scan an image (catalogue name, absolute path on the worker, or a known artifact digest) and attest the results')
@@ -49,10 +80,7 @@ export function registerScanCommands(program: Command): void {
       action(async (o: { image: string; sbomOnly?: boolean; force?: boolean; wait: boolean; timeout: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const api = c.api();
-        // A relative path means the caller's cwd; the worker reads absolute paths (same machine in dev).
-        let image = o.image;
-        if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null)))
-          image = resolve(image);
+        const image = await workerImagePath(o.image);
         const started = await api.call(ScanStarted, 'POST', '/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
         if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
         if (!o.wait) {
@@ -61,54 +89,72 @@ export function registerScanCommands(program: Command): void {
           );
           return;
         }
-        const deadline = Date.now() + Number(o.timeout) * 1000;
-        let st: z.infer<typeof ScanStatus>;
-        let last = '';
-        for (;;) {
-          st = await api.call(ScanStatus, 'GET', `/scans/status${qs({ workflowId: started.workflowId, runId: started.runId })}`);
-          const phase = st.progress?.phase ?? st.status;
-          if (phase !== last && !c.quiet && c.format !== 'json') process.stderr.write(`  ${phase}\n`);
-          last = phase;
-          if (st.status !== 'RUNNING') break;
-          if (Date.now() > deadline) {
-            print(
-              c.format,
-              st,
-              () =>
-                `still running after ${o.timeout}s: ${started.workflowId} (phase ${phase}); check: stella scanner jobs list --artifact ${started.artifactDigest}`,
-            );
-            return EXIT.PENDING;
-          }
-          await sleep(500);
-        }
-        const p = st.progress;
-        if (st.status !== 'COMPLETED') {
-          const msg = st.error ?? `scan ended ${st.status}`;
-          const m = /\b(BAD_INPUT|NOT_FOUND|INTEGRITY|CONFLICT|TOO_LARGE|UNAVAILABLE|FORBIDDEN)\b/.exec(JSON.stringify(st.errorType ?? ''));
-          throw new CliError(`${msg}`, (m && API_CODE_TO_EXIT[m[1]!]) ?? EXIT.FAILURE);
-        }
-        print(c.format, st, () =>
-          [
-            `${p?.phase === 'reused' ? 'UP TO DATE (evidence of an identical scan reused)' : 'DONE'}: ${started.artifactDigest}${p?.imageRef ? ` (${p.imageRef})` : ''}`,
-            renderKv({
-              scan: st.runId,
-              sbom: p?.sbomId,
-              components: p?.components,
-              report: p?.reportId ?? (o.sbomOnly ? '(--sbom-only)' : '-'),
-              findings: countsLine(p?.counts),
-              feed: p?.feed ? `v${p.feed.version} ${shortDigest(p.feed.digest)}` : 'none',
-              attestations: p?.attestationIds.length ? p.attestationIds.map(shortDigest).join(', ') : '-',
-              ...(p?.reusedFrom ? { 'reused from': p.reusedFrom } : {}),
-            }),
-            ...(p?.warnings ?? []).map((w) => `warning: ${w}`),
-            `see: stella evidence list --artifact ${started.artifactDigest}`,
-          ].join('\n'),
-        );
+        const st = await waitForScan(c, api, started, o.timeout);
+        if (!st) return EXIT.PENDING;
+        if (st.status !== 'COMPLETED') throw scanFailure(st);
+        print(c.format, st, () => renderScanDone(st, started, !!o.sbomOnly));
       }),
     );
+}
 
-  // ---- image catalogue ----------------------------------------------------------------------
-  const image = group(program, 'image', 'the local image catalogue (names for image paths on the worker machine)');
+/** A relative path means the caller's cwd; the worker reads absolute paths (same machine in dev). */
+async function workerImagePath(image: string): Promise<string> {
+  if (!image.startsWith('sha256:') && !isAbsolute(image) && (image.startsWith('.') || image.includes('/')) && (await fsp.stat(image).catch(() => null)))
+    return resolve(image);
+  return image;
+}
+
+/** Polls the scan until it ends; null (after printing where it stands) when it is still running at the timeout. */
+async function waitForScan(c: Ctx, api: ApiClient, started: ScanStarted, timeout: string): Promise<ScanStatus | null> {
+  const deadline = Date.now() + Number(timeout) * 1000;
+  let last = '';
+  for (;;) {
+    const st = await api.call(ScanStatus, 'GET', `/scans/status${qs({ workflowId: started.workflowId, runId: started.runId })}`);
+    const phase = st.progress?.phase ?? st.status;
+    if (phase !== last && !c.quiet && c.format !== 'json') process.stderr.write(`  ${phase}\n`);
+    last = phase;
+    if (st.status !== 'RUNNING') return st;
+    if (Date.now() > deadline) {
+      print(
+        c.format,
+        st,
+        () => `still running after ${timeout}s: ${started.workflowId} (phase ${phase}); check: stella scanner jobs list --artifact ${started.artifactDigest}`,
+      );
+      return null;
+    }
+    await sleep(500);
+  }
+}
+
+/** The CLI error for a scan that ended other than COMPLETED, with the exit code of its error type. */
+function scanFailure(st: ScanStatus): CliError {
+  const msg = st.error ?? `scan ended ${st.status}`;
+  const m = /\b(BAD_INPUT|NOT_FOUND|INTEGRITY|CONFLICT|TOO_LARGE|UNAVAILABLE|FORBIDDEN)\b/.exec(JSON.stringify(st.errorType ?? ''));
+  return new CliError(`${msg}`, (m && API_CODE_TO_EXIT[m[1]!]) ?? EXIT.FAILURE);
+}
+
+function renderScanDone(st: ScanStatus, started: ScanStarted, sbomOnly: boolean): string {
+  const p = st.progress;
+  return [
+    `${p?.phase === 'reused' ? 'UP TO DATE (evidence of an identical scan reused)' : 'DONE'}: ${started.artifactDigest}${p?.imageRef ? ` (${p.imageRef})` : ''}`,
+    renderKv({
+      scan: st.runId,
+      sbom: p?.sbomId,
+      components: p?.components,
+      report: p?.reportId ?? (sbomOnly ? '(--sbom-only)' : '-'),
+      findings: countsLine(p?.counts),
+      feed: p?.feed ? `v${p.feed.version} ${shortDigest(p.feed.digest)}` : 'none',
+      attestations: p?.attestationIds.length ? p.attestationIds.map(shortDigest).join(', ') : '-',
+      ...(p?.reusedFrom ? { 'reused from': p.reusedFrom } : {}),
+    }),
+    ...(p?.warnings ?? []).map((w) => `warning: ${w}`),
+    `see: stella evidence list --artifact ${started.artifactDigest}`,
+  ].join('\n');
+}
+
+// ---- image catalogue ------------------------------------------------------------------------
+
+function imageRegisterCommand(image: Command): void {
   image
     .command('register <name> <path>')
     .description('register an image path (OCI layout dir, OCI tar, docker-save tar) under a name; the worker reads it from this path')
@@ -119,6 +165,9 @@ export function registerScanCommands(program: Command): void {
         print(c.format, r, () => `registered ${r.name} -> ${r.path} (${r.format}, ${r.digest})${r.replaced ? ` [replaced ${r.replaced.digest}]` : ''}`);
       }),
     );
+}
+
+function imageListCommand(image: Command): void {
   image
     .command('list')
     .description('registered images')
@@ -139,23 +188,18 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
 
-  // ---- feeds --------------------------------------------------------------------------------
-  const feeds = group(program, 'feeds', 'OSV advisory feeds (versioned snapshots)');
+// ---- feeds ----------------------------------------------------------------------------------
+
+function feedsImportCommand(feeds: Command): void {
   feeds
     .command('import <dirOrZip>')
     .description('import OSV JSON records from a directory tree, a .zip or a .json file as a new feed version')
     .action(
       action(async (src: string, _o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
-        let feed: Awaited<ReturnType<typeof loadFeed>>;
-        try {
-          feed = await loadFeed(src);
-        } catch (e) {
-          if (e instanceof ScannerError) throw new CliError(e.message, EXIT.USAGE);
-          throw e;
-        }
-        if (!feed.count) throw new CliError(`${src}: no OSV records found`, EXIT.USAGE);
+        const feed = await loadFeedArg(src);
         const body = Buffer.from(JSON.stringify(feed.records));
         const res = await c.api().raw('POST', '/feeds', { body, headers: { 'content-type': 'application/json', 'x-stella-feed-source': resolve(src) } });
         const r = await parsed(FeedImported, res, 'POST /feeds');
@@ -168,6 +212,22 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
+
+/** The OSV records at src; a usage error when there are none or they do not parse. */
+async function loadFeedArg(src: string): Promise<Awaited<ReturnType<typeof loadFeed>>> {
+  let feed: Awaited<ReturnType<typeof loadFeed>>;
+  try {
+    feed = await loadFeed(src);
+  } catch (e) {
+    if (e instanceof ScannerError) throw new CliError(e.message, EXIT.USAGE);
+    throw e;
+  }
+  if (!feed.count) throw new CliError(`${src}: no OSV records found`, EXIT.USAGE);
+  return feed;
+}
+
+function feedsListCommand(feeds: Command): void {
   feeds
     .command('list')
     .description('imported feed versions, newest first (scans use the newest)')
@@ -188,9 +248,11 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
 
-  // ---- attest -------------------------------------------------------------------------------
-  const attest = group(program, 'attest', 'in-toto/DSSE attestations');
+// ---- attest ---------------------------------------------------------------------------------
+
+function attestCreateCommand(attest: Command): void {
   attest
     .command('create')
     .description('sign and store an attestation for an artifact (slsa-provenance from its latest scan, sbom, vuln)')
@@ -210,6 +272,9 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
+
+function attestListCommand(attest: Command): void {
   attest
     .command('list')
     .description('attestations for an artifact, each verified against the trusted RootPack')
@@ -221,20 +286,25 @@ export function registerScanCommands(program: Command): void {
         const r = await c.api().call(AttestationList, 'GET', `/attestations${qs({ subject: o.subject })}`);
         print(c.format, r, () =>
           r.items.length
-            ? renderTable(r.items, [
-                { header: 'ID', get: (i) => shortDigest(i.id) },
-                { header: 'TYPE', get: (i) => i.type },
-                { header: 'PREDICATE', get: (i) => i.predicateType },
-                { header: 'SIGNER', get: (i) => i.signer },
-                { header: 'VALID', get: (i) => (i.valid ? 'yes' : `NO${i.error ? ` (${i.error})` : i.signatures?.[0] ? ` (${i.signatures[0].reason})` : ''}`) },
-                { header: 'TRUSTED NOW', get: (i) => (i.trustedNow ? 'yes' : i.signatures?.[0] ? `no (${i.signatures[0].reasonNow})` : 'no') },
-                { header: 'CREATED', get: (i) => i.createdAt },
-              ])
+            ? renderTable(r.items, attestationColumns)
             : `no attestations for ${o.subject} (stella attest create --subject ${o.subject} --type slsa-provenance)`,
         );
         return r.items.some((i) => !i.valid) ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
+}
+
+const attestationColumns: Column<AttestationView>[] = [
+  { header: 'ID', get: (i) => shortDigest(i.id) },
+  { header: 'TYPE', get: (i) => i.type },
+  { header: 'PREDICATE', get: (i) => i.predicateType },
+  { header: 'SIGNER', get: (i) => i.signer },
+  { header: 'VALID', get: (i) => (i.valid ? 'yes' : `NO${i.error ? ` (${i.error})` : i.signatures?.[0] ? ` (${i.signatures[0].reason})` : ''}`) },
+  { header: 'TRUSTED NOW', get: (i) => (i.trustedNow ? 'yes' : i.signatures?.[0] ? `no (${i.signatures[0].reasonNow})` : 'no') },
+  { header: 'CREATED', get: (i) => i.createdAt },
+];
+
+function attestVerifyCommand(attest: Command): void {
   attest
     .command('verify <id>')
     .description('verify a stored attestation: DSSE signature, signer key and its trust window (RootPack)')
@@ -243,27 +313,30 @@ export function registerScanCommands(program: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'attestation id');
         const r = await c.api().call(VerifiedAttestation, 'GET', `/attestations/${id}`);
-        print(c.format, r, () =>
-          [
-            `${r.valid ? 'VALID' : 'INVALID'}: ${r.type} attestation ${r.id}`,
-            renderKv({
-              'predicate type': r.predicateType,
-              subjects: r.subjects.join(', '),
-              signer: r.signer,
-              'trusted when stored': r.signatures.some((s) => s.valid && s.trustedAtSigning) ? 'yes' : 'no',
-              'trusted now': r.trustedNow ? 'yes' : 'no',
-              stored: r.createdAt,
-              attests: r.attests.map((a) => `${a.id} (${a.relation})`).join(', ') || '-',
-            }),
-            ...r.signatures.map(
-              (s) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`,
-            ),
-            ...(r.error ? [`error: ${r.error}`] : []),
-          ].join('\n'),
-        );
+        print(c.format, r, () => renderVerifiedAttestation(r));
         return r.valid ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
+}
+
+function renderVerifiedAttestation(r: VerifiedAttestationView): string {
+  return [
+    `${r.valid ? 'VALID' : 'INVALID'}: ${r.type} attestation ${r.id}`,
+    renderKv({
+      'predicate type': r.predicateType,
+      subjects: r.subjects.join(', '),
+      signer: r.signer,
+      'trusted when stored': r.signatures.some((s) => s.valid && s.trustedAtSigning) ? 'yes' : 'no',
+      'trusted now': r.trustedNow ? 'yes' : 'no',
+      stored: r.createdAt,
+      attests: r.attests.map((a) => `${a.id} (${a.relation})`).join(', ') || '-',
+    }),
+    ...r.signatures.map((s) => `  signature ${s.keyid || '(no keyid)'} ${s.alg ?? ''}: ${s.valid ? 'valid' : 'INVALID'}; ${s.reason}; now: ${s.reasonNow}`),
+    ...(r.error ? [`error: ${r.error}`] : []),
+  ].join('\n');
+}
+
+function attestImportCommand(attest: Command): void {
   attest
     .command('import <file>')
     .description('store an external DSSE attestation; refused (nothing stored) unless signed by a key the RootPack trusts')
@@ -289,6 +362,9 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
+
+function attestStatusCommand(attest: Command): void {
   attest
     .command('status')
     .description('signer health: active signing key, test signature, RootPack membership, recent signing failures')
@@ -296,35 +372,39 @@ export function registerScanCommands(program: Command): void {
       action(async (_o: unknown, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().call(SignerStatus, 'GET', '/attestations/status');
-        print(c.format, r, () =>
-          [
-            `Attestor: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`,
-            renderKv({
-              'active key': r.activeKey ? `${r.activeKey.kid} (${r.activeKey.alg}, since ${r.activeKey.notBefore})` : 'NONE (stella keys generate)',
-              'test signature': r.canSign ? 'ok' : `FAILED${r.canSignError ? `: ${r.canSignError}` : ''}`,
-              'in RootPack': r.inRootPack ? 'yes' : 'no',
-              keys: `${r.keys.active} active, ${r.keys.retired} retired`,
-              'failures (24h)': r.failuresLast24h,
-            }),
-            ...(r.recentFailures.length
-              ? [
-                  'Recent signing failures:',
-                  renderTable(r.recentFailures, [
-                    { header: 'AT', get: (f) => f.at },
-                    { header: 'KEY', get: (f) => f.kid },
-                    { header: 'SUBJECT', get: (f) => shortDigest(f.subject) },
-                    { header: 'ERROR', get: (f) => f.error },
-                  ]),
-                ]
-              : ['No recent signing failures.']),
-          ].join('\n'),
-        );
+        print(c.format, r, () => renderSignerStatus(r));
         return r.healthy ? EXIT.OK : EXIT.UNAVAILABLE;
       }),
     );
+}
 
-  // ---- scanner ------------------------------------------------------------------------------
-  const scanner = group(program, 'scanner', 'scan jobs, queue and auto-scan configuration');
+function renderSignerStatus(r: SignerStatusView): string {
+  return [
+    `Attestor: ${r.healthy ? 'HEALTHY' : 'UNHEALTHY'}`,
+    renderKv({
+      'active key': r.activeKey ? `${r.activeKey.kid} (${r.activeKey.alg}, since ${r.activeKey.notBefore})` : 'NONE (stella keys generate)',
+      'test signature': r.canSign ? 'ok' : `FAILED${r.canSignError ? `: ${r.canSignError}` : ''}`,
+      'in RootPack': r.inRootPack ? 'yes' : 'no',
+      keys: `${r.keys.active} active, ${r.keys.retired} retired`,
+      'failures (24h)': r.failuresLast24h,
+    }),
+    ...(r.recentFailures.length
+      ? [
+          'Recent signing failures:',
+          renderTable(r.recentFailures, [
+            { header: 'AT', get: (f) => f.at },
+            { header: 'KEY', get: (f) => f.kid },
+            { header: 'SUBJECT', get: (f) => shortDigest(f.subject) },
+            { header: 'ERROR', get: (f) => f.error },
+          ]),
+        ]
+      : ['No recent signing failures.']),
+  ].join('\n');
+}
+
+// ---- scanner --------------------------------------------------------------------------------
+
+function scannerJobsCommand(scanner: Command): void {
   scanner
     .command('jobs')
     .description('scan runs')
@@ -338,27 +418,30 @@ export function registerScanCommands(program: Command): void {
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
         const r = await c.api().call(ScanRunList, 'GET', `/scans${qs({ artifact: o.artifact, limit: o.limit })}`);
         print(c.format, r, () =>
-          r.items.length
-            ? renderTable(r.items, [
-                { header: 'SCAN', get: (i) => i.scanId },
-                { header: 'ARTIFACT', get: (i) => shortDigest(i.artifactDigest) },
-                { header: 'IMAGE', get: (i) => i.imageRef },
-                {
-                  header: 'STATUS',
-                  get: (i) => i.status + (i.temporalStatus && i.temporalStatus !== 'COMPLETED' && i.status !== 'failed' ? ` (${i.temporalStatus})` : ''),
-                },
-                { header: 'TRIGGER', get: (i) => i.trigger },
-                { header: 'SBOM', get: (i) => shortDigest(i.sbomId) },
-                { header: 'FINDINGS', get: (i) => (i.sbomOnly ? 'sbom-only' : countsLine(i.counts)) },
-                { header: 'FEED', get: (i) => (i.feedDigest ? `v${i.feedVersion}` : i.sbomOnly ? '-' : 'none') },
-                { header: 'ATTEST', get: (i) => i.attestationIds.length, align: 'right' },
-                { header: 'STARTED', get: (i) => i.startedAt },
-                { header: 'ERROR', get: (i) => i.error },
-              ])
-            : `no scans${o.artifact ? ` of ${o.artifact}` : ''} (stella scan image --image <ref>)`,
+          r.items.length ? renderTable(r.items, scanRunColumns) : `no scans${o.artifact ? ` of ${o.artifact}` : ''} (stella scan image --image <ref>)`,
         );
       }),
     );
+}
+
+const scanRunColumns: Column<ScanRun>[] = [
+  { header: 'SCAN', get: (i) => i.scanId },
+  { header: 'ARTIFACT', get: (i) => shortDigest(i.artifactDigest) },
+  { header: 'IMAGE', get: (i) => i.imageRef },
+  {
+    header: 'STATUS',
+    get: (i) => i.status + (i.temporalStatus && i.temporalStatus !== 'COMPLETED' && i.status !== 'failed' ? ` (${i.temporalStatus})` : ''),
+  },
+  { header: 'TRIGGER', get: (i) => i.trigger },
+  { header: 'SBOM', get: (i) => shortDigest(i.sbomId) },
+  { header: 'FINDINGS', get: (i) => (i.sbomOnly ? 'sbom-only' : countsLine(i.counts)) },
+  { header: 'FEED', get: (i) => (i.feedDigest ? `v${i.feedVersion}` : i.sbomOnly ? '-' : 'none') },
+  { header: 'ATTEST', get: (i) => i.attestationIds.length, align: 'right' },
+  { header: 'STARTED', get: (i) => i.startedAt },
+  { header: 'ERROR', get: (i) => i.error },
+];
+
+function scannerQueueCommand(scanner: Command): void {
   scanner
     .command('queue')
     .description('pending work')
@@ -370,32 +453,41 @@ export function registerScanCommands(program: Command): void {
         const c = ctxOf(cmd);
         if (o.artifact) requireDigest(o.artifact, 'artifact digest');
         const r = await c.api().call(ScanQueue, 'GET', `/scans/queue${qs({ artifact: o.artifact })}`);
-        print(c.format, r, () =>
-          [
-            `auto-scan: ${r.autoScan.enabled ? 'enabled' : 'DISABLED'}; triggers: ${r.autoScan.triggers.join(',') || 'none'}`,
-            r.workflows.length
-              ? renderTable(r.workflows, [
-                  { header: 'WORKFLOW', get: (w) => w.workflowId },
-                  { header: 'RUN', get: (w) => w.runId },
-                  { header: 'PHASE', get: (w) => w.progress?.phase ?? w.status },
-                  { header: 'STARTED', get: (w) => w.startTime },
-                ])
-              : 'no scan running',
-            r.events.length
-              ? renderTable(r.events, [
-                  { header: 'EVENT', get: (e) => e.id, align: 'right' as const },
-                  { header: 'TRIGGER', get: (e) => e.trigger },
-                  { header: 'IMAGE', get: (e) => e.image ?? [e.repository, e.tag].filter(Boolean).join(':') },
-                  { header: 'STATUS', get: (e) => e.status },
-                  { header: 'REASON', get: (e) => e.reason },
-                  { header: 'RECEIVED', get: (e) => e.receivedAt },
-                ])
-              : 'no queued or ignored auto-scan events',
-          ].join('\n'),
-        );
+        print(c.format, r, () => renderScanQueue(r));
       }),
     );
+}
+
+function renderScanQueue(r: ScanQueueView): string {
+  return [
+    `auto-scan: ${r.autoScan.enabled ? 'enabled' : 'DISABLED'}; triggers: ${r.autoScan.triggers.join(',') || 'none'}`,
+    r.workflows.length
+      ? renderTable(r.workflows, [
+          { header: 'WORKFLOW', get: (w) => w.workflowId },
+          { header: 'RUN', get: (w) => w.runId },
+          { header: 'PHASE', get: (w) => w.progress?.phase ?? w.status },
+          { header: 'STARTED', get: (w) => w.startTime },
+        ])
+      : 'no scan running',
+    r.events.length
+      ? renderTable(r.events, [
+          { header: 'EVENT', get: (e) => e.id, align: 'right' as const },
+          { header: 'TRIGGER', get: (e) => e.trigger },
+          { header: 'IMAGE', get: (e) => e.image ?? [e.repository, e.tag].filter(Boolean).join(':') },
+          { header: 'STATUS', get: (e) => e.status },
+          { header: 'REASON', get: (e) => e.reason },
+          { header: 'RECEIVED', get: (e) => e.receivedAt },
+        ])
+      : 'no queued or ignored auto-scan events',
+  ].join('\n');
+}
+
+function scannerConfigCommands(scanner: Command): void {
   const config = scanner.command('config').description('scanner settings (auto_scan.enabled, auto_scan.triggers, engine)');
+  for (const register of [scannerConfigSetCommand, scannerConfigShowCommand]) register(config);
+}
+
+function scannerConfigSetCommand(config: Command): void {
   config
     .command('set <key> <value>')
     .description('auto_scan.enabled true|false; auto_scan.triggers "push,promote"; engine builtin|syft|trivy (syft/trivy must be on the worker\'s PATH)')
@@ -411,6 +503,9 @@ export function registerScanCommands(program: Command): void {
         );
       }),
     );
+}
+
+function scannerConfigShowCommand(config: Command): void {
   config
     .command('show')
     .description('current scanner settings')
