@@ -49,6 +49,7 @@ import { lockerStatus } from '../../core/evidence/locker/status';
 import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, storeHealth } from '../../core/evidence/locker/storage';
 import { badInput, notFound, StellaError } from '../../lib/errors';
 import { indexRebuildWorkflowId, ingestWorkflowId, isIngestWorkflowId } from '../../temporal/names';
+import { liveProgress } from '../../temporal/progress';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
 import type { App } from './evidence';
 
@@ -197,7 +198,7 @@ function ingestRoutes(app: App, deps: ApiDeps) {
     const h = temporalOrThrow(deps).client.workflow.getHandle<typeof bulkIngest>(workflowId);
     const status = await describeStatus(deps, workflowId, `ingest ${workflowId} not found`);
     const running = status === 'RUNNING';
-    const progress = running ? await h.query(bulkIngestProgressQuery).catch(() => null) : null;
+    const progress = running ? await liveProgress(h, bulkIngestProgressQuery) : null;
     const result = status === 'COMPLETED' ? await h.result() : null;
     const error = running || status === 'COMPLETED' ? null : await failureOf(h.result());
     if (op.status === 'running' && !running) await settleOp(deps.ctx.db, workflowId, status === 'COMPLETED' ? 'succeeded' : 'failed');

@@ -10,6 +10,7 @@ import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../cor
 import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
 import { retentionRunId } from '../../temporal/names';
+import { liveProgress } from '../../temporal/progress';
 import { retentionProgressQuery, retentionPurge, retentionTierMove } from '../../../workflows/retention';
 import {
   ArchiveDeleteBody,
@@ -195,7 +196,7 @@ async function workflowStatus(deps: ApiDeps, runId: string): Promise<{ status: s
   try {
     const h = deps.temporal.client.workflow.getHandle(runId);
     const status = (await h.describe()).status.name;
-    const progress = status === 'RUNNING' ? await h.query(retentionProgressQuery).catch(() => null) : null;
+    const progress = status === 'RUNNING' ? await liveProgress(h, retentionProgressQuery) : null;
     return { status, progress };
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) return { status: 'UNKNOWN', progress: null };

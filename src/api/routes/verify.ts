@@ -9,6 +9,7 @@ import { resolveToAnchor } from '../../core/backup/anchors';
 import { createVerifyRun, verifyReport, verifyRunOf } from '../../core/evidence/locker/verify';
 import { badInput, notFound } from '../../lib/errors';
 import { verifyRunWorkflowId } from '../../temporal/names';
+import { liveProgress } from '../../temporal/progress';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
 
 export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDeps) {
@@ -45,7 +46,7 @@ export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDe
     try {
       const d = await h.describe();
       const running = d.status.name === 'RUNNING';
-      const progress = running ? await h.query(verifyProgressQuery).catch(() => null) : null;
+      const progress = running ? await liveProgress(h, verifyProgressQuery) : null;
       const result = d.status.name === 'COMPLETED' ? await h.result() : null;
       return { runId, status: d.status.name, progress, result };
     } catch (e) {
