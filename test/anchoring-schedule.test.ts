@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { harness, type Harness } from './support/context';
 import { sha256Digest } from '../src/lib/hash';
-import { SIGNING_PURPOSE } from '../src/core/keys';
+import { openKeyStore, SIGNING_PURPOSE } from '../src/core/keys';
+import { exportRootPack } from '../src/crypto/rootpack';
 import { ensureSchedules } from '../src/temporal/schedules';
 import { ANCHOR_SCHEDULE_ID } from '../src/core/anchoring/schedules';
 import { exportAnchorById, inclusionProofFor } from '../src/core/anchoring';
@@ -99,7 +100,7 @@ describe('anchoring on Temporal', () => {
     expect(ok.stdout).toMatch(/VERIFIED \(offline\)/);
     expect(ok.stdout).toContain(item);
 
-    const bad = stella('evidence', 'proof', 'verify', join(dir, 'tampered.json'), '--format', 'json');
+    const bad = stella('evidence', 'proof', 'verify', join(dir, 'tampered.json'), '--key', join(dir, 'key.json'), '--format', 'json');
     expect(bad.status).toBe(4);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, reason: 'inclusion' });
 
@@ -108,7 +109,38 @@ describe('anchoring on Temporal', () => {
     const wrongKey = stella('evidence', 'anchor', 'verify-export', join(dir, 'anchor.json'), '--key', join(dir, 'wrong-key.json'));
     expect(wrongKey.status).toBe(4);
     expect(wrongKey.stdout).toMatch(/FAILED \(key\)/);
-    const wrongItem = stella('evidence', 'anchor', 'verify-export', join(dir, 'proof.json'), '--evidence-id', sha256Digest('not-this-one'));
+    const wrongItem = stella(
+      'evidence',
+      'anchor',
+      'verify-export',
+      join(dir, 'proof.json'),
+      '--key',
+      join(dir, 'key.json'),
+      '--evidence-id',
+      sha256Digest('not-this-one'),
+    );
     expect(wrongItem.status).toBe(4);
+
+    // The key inside the file is never trusted: with no --key, --rootpack or configured RootPack it refuses.
+    const untrusted = stella('evidence', 'anchor', 'verify-export', join(dir, 'anchor.json'));
+    expect(untrusted.status).toBe(2);
+    expect(untrusted.stderr).toMatch(/no trusted key/);
+    // A trusted RootPack (the locker's own, exported out of band) pins the anchor key by kid.
+    writeFileSync(join(dir, 'rootpack.json'), JSON.stringify(await exportRootPack(h.ctx.keys)));
+    const viaRootPack = stella('evidence', 'proof', 'verify', join(dir, 'proof.json'), '--rootpack', join(dir, 'rootpack.json'), '--evidence-id', item);
+    expect(viaRootPack.status, viaRootPack.stderr).toBe(0);
+    expect(viaRootPack.stdout).toMatch(/listed in the trusted RootPack/);
+    const viaConfig = spawnSync(process.execPath, ['bin/stella.mjs', 'evidence', 'anchor', 'verify-export', join(dir, 'anchor.json')], {
+      cwd: process.cwd(),
+      env: { ...env, STELLA_TRUSTED_ROOTPACK: join(dir, 'rootpack.json') },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(viaConfig.status, viaConfig.stderr).toBe(0);
+    // A RootPack that does not list the anchor's key: integrity failure, naming the key.
+    writeFileSync(join(dir, 'stranger.json'), JSON.stringify(await exportRootPack(await openKeyStore(join(dir, 'stranger-keys')))));
+    const stranger = stella('evidence', 'anchor', 'verify-export', join(dir, 'anchor.json'), '--rootpack', join(dir, 'stranger.json'));
+    expect(stranger.status).toBe(4);
+    expect(stranger.stdout).toMatch(/FAILED \(key\).*does not list/);
   });
 });

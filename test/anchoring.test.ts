@@ -2,10 +2,13 @@ import { apiFor, bearer } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportRootPack } from '../src/crypto/rootpack';
 import { harness, type Harness } from './support/context';
 import { createMetrics } from '../src/app/metrics';
-import { SIGNING_PURPOSE } from '../src/core/keys';
+import { openKeyStore, SIGNING_PURPOSE } from '../src/core/keys';
 import { sha256Digest } from '../src/lib/hash';
 import {
   anchorStats,
@@ -195,7 +198,13 @@ describe('Merkle anchoring on PostgreSQL', () => {
     const pr = await app.inject({ method: 'GET', url: `/evidence/${item}/proof`, headers: await auth(['evidence:read']) });
     expect(pr.statusCode).toBe(200);
     expect(pr.json().inclusion).toMatchObject({ leafIndex: 40, treeSize: 45 });
-    expect((await verifyOffline(pr.json(), { evidenceId: item })).ok).toBe(true);
+    // Offline verification trusts the locker's RootPack, never the key inside the proof.
+    const rootpack = await exportRootPack(h.ctx.keys);
+    expect((await verifyOffline(pr.json(), { evidenceId: item, trust: { rootpack, fingerprint: 'test' } })).ok).toBe(true);
+    const stranger = await exportRootPack(await openKeyStore(mkdtempSync(join(tmpdir(), 'stranger-keys-'))));
+    const untrusted = await verifyOffline(pr.json(), { evidenceId: item, trust: { rootpack: stranger, fingerprint: 'stranger' } });
+    expect(untrusted).toMatchObject({ ok: false, reason: 'key' });
+    expect(untrusted.detail).toMatch(/does not list/);
     const notYet = (await ingest(1))[0]!;
     const pr2 = await app.inject({ method: 'GET', url: `/evidence/${notYet}/proof`, headers: await auth(['evidence:read']) });
     expect(pr2.statusCode).toBe(409);

@@ -1,11 +1,12 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { JWK } from 'jose';
-import { action, ctxOf, group, requireDigest } from '../common';
+import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
+import { trustedRootPack } from '../trust';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
 import { qs } from '../client';
-import { verifyOffline, type OfflineVerifyResult } from '../../core/anchoring/offline';
+import { verifyOffline, type OfflineTrust, type OfflineVerifyResult } from '../../core/anchoring/offline';
 import {
   type AnchorBreak,
   AnchorInspection,
@@ -64,6 +65,21 @@ async function readKey(path: string, kid: string | undefined): Promise<JWK> {
   return k as JWK;
 }
 
+/**
+ * What offline anchor/proof verification trusts: `--key`, else `--rootpack` or the configured trusted
+ * RootPack. Never the key inside the file: whoever can forge the file can forge that too.
+ */
+async function offlineTrust(c: Ctx, doc: unknown, o: { key?: string; rootpack?: string }): Promise<OfflineTrust> {
+  if (o.key) return { jwk: await readKey(o.key, claimedKid(doc)) };
+  if (!o.rootpack && !c.config().trustedRootPack)
+    throw new CliError(
+      'no trusted key: pass --key <jwk-file> or --rootpack <file>, or configure one (stella config set Verify:TrustedRootPack <file>); the key inside the file is never trusted',
+      EXIT.USAGE,
+    );
+  const t = await trustedRootPack(c, o.rootpack);
+  return { rootpack: t.rootpack, fingerprint: t.fingerprint };
+}
+
 /** The kid an exported anchor or proof file claims (to pick the key from a JWKS). */
 function claimedKid(doc: unknown): string | undefined {
   const kid = (doc as { payload?: { kid?: unknown } } | null)?.payload?.kid;
@@ -82,7 +98,7 @@ function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: s
           'log size': r.payload!.logSize,
           root: r.payload!.rootHash,
           'created at': r.payload!.createdAt,
-          key: `${r.keyThumbprint} (${r.keySource === 'pinned' ? 'pinned with --key' : 'embedded; pin it with --key for trust'})`,
+          key: `${r.keyThumbprint} (${r.keySource === 'pinned' ? 'pinned with --key' : 'listed in the trusted RootPack'})`,
           inclusion:
             r.inclusion === 'verified'
               ? `leaf ${r.leafIndex}${r.evidence ? ` = ${r.evidence.id} (${r.evidence.kind}, tenant ${r.evidence.tenant}, ${r.evidence.time})` : ''}`
@@ -341,8 +357,9 @@ function anchorVerifyExportCommand(an: Command): void {
     .option('--evidence-id <id>', 'the file must prove this evidence item is included')
     .option('--leaf-file <file>', 'the file must prove these leaf bytes are included')
     .option('--key <jwk-file>', 'trusted public key (JWK or JWKS) to pin')
+    .option('--rootpack <file>', 'trusted RootPack (default: the configured Verify:TrustedRootPack)')
     .action(
-      action(async (file: string, o: { evidenceId?: string; leafFile?: string; key?: string }, cmd: Command) => {
+      action(async (file: string, o: { evidenceId?: string; leafFile?: string; key?: string; rootpack?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
         const doc = await readJsonFile(file, 'anchor export');
@@ -351,8 +368,8 @@ function anchorVerifyExportCommand(an: Command): void {
               throw new CliError(`${o.leafFile}: no such file`, EXIT.USAGE);
             })
           : undefined;
-        const pinnedJwk = o.key ? await readKey(o.key, claimedKid(doc)) : undefined;
-        return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, pinnedJwk }), file);
+        const trust = await offlineTrust(c, doc, o);
+        return offlineReport(c.format, await verifyOffline(doc, { evidenceId: o.evidenceId, leaf, trust }), file);
       }),
     );
 }
@@ -459,14 +476,15 @@ function proofVerifyCommand(proof: Command): void {
     .command('verify <proof-file>')
     .description('OFFLINE: verify a proof file: anchor signature, inclusion of the leaf, leaf names the evidence')
     .option('--key <jwk-file>', 'trusted public key (JWK or JWKS) to pin')
+    .option('--rootpack <file>', 'trusted RootPack (default: the configured Verify:TrustedRootPack)')
     .option('--evidence-id <id>', 'the proof must be for this evidence id')
     .action(
-      action(async (file: string, o: { key?: string; evidenceId?: string }, cmd: Command) => {
+      action(async (file: string, o: { key?: string; rootpack?: string; evidenceId?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         if (o.evidenceId) requireDigest(o.evidenceId, 'evidence id');
         const doc = await readJsonFile(file, 'proof');
-        const pinnedJwk = o.key ? await readKey(o.key, claimedKid(doc)) : undefined;
-        const r = await verifyOffline(doc, { pinnedJwk, evidenceId: o.evidenceId });
+        const trust = await offlineTrust(c, doc, o);
+        const r = await verifyOffline(doc, { trust, evidenceId: o.evidenceId });
         if (r.ok && r.inclusion !== 'verified')
           return offlineReport(
             c.format,

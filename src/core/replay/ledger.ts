@@ -28,7 +28,7 @@ export async function ledgerCheck(ctx: AppContext, tenant: string, scanId: strin
     const kid = decodeAnchorUnverified(proof.anchor)?.kid;
     const trusted = (await trustedRootPack(ctx)).keys.find((k) => k.kid === kid);
     if (!trusted) return { ok: false, manifest: run.manifestDigest, reason: `anchor signed by ${kid ?? 'an unknown key'}, which is not in the RootPack` };
-    const v = await verifyOffline(proof, { pinnedJwk: trusted.publicJwk, evidenceId: run.manifestDigest });
+    const v = await verifyOffline(proof, { trust: { jwk: trusted.publicJwk }, evidenceId: run.manifestDigest });
     return {
       ok: v.ok,
       manifest: run.manifestDigest,
