@@ -41,6 +41,10 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'Backup:Schedule': 'STELLA_BACKUP_SCHEDULE',
   'Backup:Cron': 'STELLA_BACKUP_CRON',
   'Verify:TrustedRootPack': 'STELLA_TRUSTED_ROOTPACK',
+  'Auth:IdentityFile': 'STELLA_IDENTITY_FILE',
+  'Auth:Issuer': 'STELLA_OIDC_ISSUER',
+  'Auth:ClientId': 'STELLA_OIDC_CLIENT_ID',
+  'Auth:Scope': 'STELLA_OIDC_SCOPE',
 };
 
 /** `s3://bucket[/prefix]`: bucket names per S3 rules, prefix without empty segments. */
@@ -109,10 +113,20 @@ const schema = z.object({
     .default('30 3 * * *'),
   // The RootPack file offline verification (evidence packs, replay kits) trusts when no --rootpack is given.
   STELLA_TRUSTED_ROOTPACK: z.string().min(1).optional(),
+  // Identity (issue 17): the API's trusted issuers and trusted publishers; the IdP `stella auth login` uses.
+  STELLA_IDENTITY_FILE: z.string().min(1).optional(),
+  STELLA_OIDC_ISSUER: z.url().optional(),
+  STELLA_OIDC_CLIENT_ID: z.string().min(1).default('stella-cli'),
+  STELLA_OIDC_SCOPE: z.string().min(1).default('openid'),
   STELLA_TEMPORAL_BIN: z.string().optional(),
   STELLA_DEV_TEMPORAL_PORT: port.default(7233),
   STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
   STELLA_DEV_PG_PORT: port.default(55432),
+  // API access tokens (issue 17): public base URL for DPoP htu checks, proof iat window, server nonces, per-token rate limit.
+  STELLA_API_PUBLIC_URL: z.url().optional(),
+  STELLA_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(3600).default(300),
+  STELLA_DPOP_NONCE: bool.default(false),
+  STELLA_API_RATE_LIMIT: z.coerce.number().int().positive().default(6000),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -140,8 +154,12 @@ export interface StellaConfig {
   logLevel: RawConfig['STELLA_LOG_LEVEL'];
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
+  /** API access tokens: DPoP checks (RFC 9449) and the per-token rate limit (requests per minute). */
+  auth: { publicUrl?: string; dpopIatWindowSeconds: number; dpopNonce: boolean; rateLimitPerMinute: number };
   /** Offline verification trusts only this RootPack (or --rootpack); never one carried by a pack. */
   trustedRootPack?: string;
+  /** Identity (issue 17): `file` is the API's identity file (trusted issuers, trusted publishers); `login` the IdP of `stella auth login`. */
+  identity: { file?: string; login: { issuer?: string; clientId: string; scope: string } };
   /** Evidence Locker backups (issue 9): where they go, and the optional daily schedule. */
   backup: {
     /** An absolute directory, or an s3://bucket[/prefix] URL. */
@@ -247,11 +265,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
     trustedRootPack: c.STELLA_TRUSTED_ROOTPACK && resolve(c.STELLA_TRUSTED_ROOTPACK),
+    identity: {
+      file: c.STELLA_IDENTITY_FILE && resolve(c.STELLA_IDENTITY_FILE),
+      login: { issuer: c.STELLA_OIDC_ISSUER, clientId: c.STELLA_OIDC_CLIENT_ID, scope: c.STELLA_OIDC_SCOPE },
+    },
     dev: {
       temporalBin: c.STELLA_TEMPORAL_BIN,
       temporalPort: c.STELLA_DEV_TEMPORAL_PORT,
       temporalUiPort: c.STELLA_DEV_TEMPORAL_UI_PORT,
       pgPort: c.STELLA_DEV_PG_PORT,
+    },
+    auth: {
+      publicUrl: c.STELLA_API_PUBLIC_URL,
+      dpopIatWindowSeconds: c.STELLA_DPOP_IAT_WINDOW,
+      dpopNonce: c.STELLA_DPOP_NONCE,
+      rateLimitPerMinute: c.STELLA_API_RATE_LIMIT,
     },
     backup: {
       dir: c.STELLA_BACKUP_DIR && S3_URL_RE.test(c.STELLA_BACKUP_DIR) ? c.STELLA_BACKUP_DIR : resolve(c.STELLA_BACKUP_DIR ?? join(dataDir, 'backups')),

@@ -46,6 +46,7 @@ const OWNER: Record<string, string> = {
   restore_runs: 'src/core/backup/',
   restore_batches: 'src/core/backup/',
   settings: 'src/core/settings/',
+  token_revocations: 'src/core/identity/',
 };
 
 /** Table-agnostic infrastructure allowed to name every table: migrations and the backup dump. */

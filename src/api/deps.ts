@@ -15,13 +15,28 @@ export interface ApiDeps {
   doctorChecks: readonly DoctorCheck[];
   /** Public JWKs that API tokens are verified against. */
   tokenKeys: () => Promise<{ keys: Record<string, unknown>[] }>;
+  /**
+   * Verifies an access token that is not a stella token (e.g. an OIDC access token); null when it
+   * does not authenticate anyone. A principal with `jkt` is DPoP-bound like a stella token.
+   */
+  externalTokens?: (token: string) => Promise<Principal | null>;
 }
 
 export interface Principal {
   sub: string;
   tenant: string;
   scopes: string[];
+  /** The token's id and signing key, for revocation, rate limits and audit. */
+  jti?: string;
+  kid?: string;
+  /** RFC 9449 thumbprint of the key the token is bound to (DPoP-bound tokens only). */
+  jkt?: string;
+  /** True when the request proved possession of the token's DPoP key. */
+  dpop?: boolean;
 }
+
+/** Scopes whose routes refuse bearer tokens: only a DPoP-bound token with a valid proof will do (runbook: replay:read with DPoP). */
+export const DPOP_SCOPES: ReadonlySet<string> = new Set(['replay:read']);
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,11 +44,18 @@ declare module 'fastify' {
   }
 }
 
-/** Enforces a scope (or `admin`) on the verified token; 403 otherwise. */
+/** Enforces a scope (or `admin`) on the verified token; 403 otherwise (401 for a DPoP scope without DPoP). */
 export function requireScope(req: FastifyRequest, scope: string): Principal {
   const p = req.principal;
   if (!p) throw new StellaError('FORBIDDEN', 'no principal');
   if (!p.scopes.includes(scope) && !p.scopes.includes('admin')) throw new StellaError('FORBIDDEN', `token lacks scope ${scope}`);
+  if (DPOP_SCOPES.has(scope) && !p.dpop) {
+    throw new StellaError('FORBIDDEN', `${scope} needs a DPoP-bound token and a DPoP proof (stella auth token --dpop)`, {
+      unauthenticated: true,
+      reason: 'dpop_required',
+      dpopError: 'invalid_token',
+    });
+  }
   return p;
 }
 

@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
-import { authenticate } from './auth';
+import rateLimit from '@fastify/rate-limit';
+import { authenticate, challenge, registerDpop } from './auth';
 import { classifyFailure, portOf } from './failures';
 import { registerHealthRoutes } from './routes/health';
 import { registerDoctorRoutes } from './routes/doctor';
@@ -52,10 +53,26 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   // Evidence uploads are streamed: any content type reaches the handler as the raw stream.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
+  // Access tokens (Bearer or DPoP-bound); a route with `config: { public: true }` (a token endpoint) needs none.
+  const auth = deps.ctx.cfg.auth;
+  registerDpop(app, { publicUrl: auth.publicUrl, iatWindowSeconds: auth.dpopIatWindowSeconds, nonce: auth.dpopNonce });
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0]!;
-    if (PUBLIC.has(path)) return;
-    req.principal = await authenticate(req.headers.authorization, deps);
+    if (PUBLIC.has(path) || (req.routeOptions.config as { public?: boolean } | undefined)?.public === true) return;
+    req.principal = await authenticate(req, deps);
+  });
+  // Per-token rate limit (by jti, else subject), after authentication; 429 with Retry-After.
+  await app.register(rateLimit, {
+    hook: 'preHandler',
+    max: auth.rateLimitPerMinute,
+    timeWindow: 60_000,
+    allowList: (req) => !req.principal,
+    keyGenerator: (req) => `token:${req.principal?.jti ?? `${req.principal?.tenant}/${req.principal?.sub}`}`,
+    errorResponseBuilder: (_req, ctx) => ({
+      statusCode: 429,
+      code: 'RATE_LIMITED',
+      message: `too many requests with this token: at most ${ctx.max} a minute; retry in ${Math.ceil(ctx.ttl / 1000)}s`,
+    }),
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -66,7 +83,9 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   app.setErrorHandler((err, req, reply) => {
     const se = asStellaError(err); // StellaErrors, and library errors by their category
     if (se) {
-      const status = se.code === 'FORBIDDEN' && (se.details as { unauthenticated?: boolean } | undefined)?.unauthenticated ? 401 : STATUS[se.code];
+      const details = se.details as { unauthenticated?: boolean; reason?: string; dpopError?: string } | undefined;
+      const status = se.code === 'FORBIDDEN' && details?.unauthenticated ? 401 : STATUS[se.code];
+      if (status === 401) reply.header('www-authenticate', challenge(details, se.message));
       return reply.status(status).send({ error: { code: se.code, message: se.message, ...(se.details ?? {}) } });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {

@@ -20,7 +20,8 @@ export type CryptoErrorCode =
   | 'MALFORMED_ROOTPACK'
   | 'ROOTPACK_DIGEST_MISMATCH'
   | 'KEY_CONFLICT' // the same kid with different content in two root packs
-  | 'BAD_TOKEN';
+  | 'BAD_TOKEN'
+  | 'BAD_DPOP'; // an RFC 9449 proof that does not hold (or lacks the server's nonce)
 
 const CATEGORY: Record<CryptoErrorCode, StellaCode> = {
   INVALID_ARGUMENT: 'BAD_INPUT',
@@ -42,6 +43,7 @@ const CATEGORY: Record<CryptoErrorCode, StellaCode> = {
   ROOTPACK_DIGEST_MISMATCH: 'INTEGRITY',
   KEY_CONFLICT: 'CONFLICT',
   BAD_TOKEN: 'FORBIDDEN',
+  BAD_DPOP: 'FORBIDDEN',
 };
 
 export class CryptoError extends LibraryError<CryptoErrorCode> {

@@ -4,10 +4,11 @@ import { CryptoError } from './errors';
 import { KeyStore, type KeySigner } from './keys';
 
 /**
- * API bearer tokens: JWTs (RFC 9068 profile) signed with a key-store key.
+ * API access tokens: JWTs (RFC 9068 profile) signed with a key-store key.
  * iss "stella", aud "stella-api", typ "at+jwt" (so an ID token or any other JWT signed by
  * the same key cannot be replayed as an access token), scopes in the space-separated
- * `scope` claim, tenant in a private `tenant` claim.
+ * `scope` claim, tenant in a private `tenant` claim, and for sender-constrained tokens the
+ * RFC 9449 `cnf.jkt` (usable only with DPoP proofs by that key; see ./dpop.ts).
  */
 
 export const TOKEN_ISSUER = 'stella';
@@ -16,8 +17,12 @@ export const TOKEN_TYP = 'at+jwt';
 export const SCOPES = ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write', 'policy:admin', 'replay:read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 const SCOPE_SET: ReadonlySet<string> = new Set(SCOPES);
-/** Sanity bound on lifetime; bearer tokens are not revocable, so long ones are a liability. */
-export const MAX_TTL_SECONDS = 366 * 24 * 3600;
+/**
+ * Longest lifetime stella issues (24 hours): revocation lists and retired keys need only be kept
+ * this long, and a leaked token is useful for a day at most. Defaults are shorter (1 hour).
+ */
+export const MAX_TTL_SECONDS = 24 * 3600;
+export const DEFAULT_TTL_SECONDS = 3600;
 
 export function isScope(s: string): s is Scope {
   return SCOPE_SET.has(s);
@@ -47,6 +52,8 @@ export interface TokenRequest {
   tenant: string;
   scopes: Scope[];
   ttlSeconds: number;
+  /** RFC 9449 JWK thumbprint: the token is bound to that DPoP key (`cnf.jkt`). */
+  jkt?: string;
 }
 
 export interface VerifiedToken {
@@ -56,12 +63,14 @@ export interface VerifiedToken {
   scopes: Scope[];
   kid: string;
   jti?: string;
+  /** Set for DPoP-bound tokens: the thumbprint of the key every proof must be signed with. */
+  jkt?: string;
   issuedAt: Date;
   expiresAt: Date;
 }
 
 /**
- * Mint a bearer token. With a KeyStore, signs with its active key (of `purpose` when
+ * Mint an access token (DPoP-bound when `req.jkt` is given). With a KeyStore, signs with its active key (of `purpose` when
  * given); with a KeySigner, signs with that key.
  */
 export async function mintToken(keystoreOrKey: KeyStore | KeySigner, req: TokenRequest, opts: { now?: Date; purpose?: string } = {}): Promise<string> {
@@ -77,8 +86,10 @@ export async function mintToken(keystoreOrKey: KeyStore | KeySigner, req: TokenR
     keystoreOrKey instanceof KeyStore
       ? await keystoreOrKey.signer(opts.purpose !== undefined ? (await keystoreOrKey.active(opts.purpose)).kid : undefined)
       : keystoreOrKey;
+  if (req.jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(req.jkt))
+    throw new CryptoError('INVALID_ARGUMENT', 'jkt must be a base64url SHA-256 JWK thumbprint');
   const iat = Math.floor((opts.now ?? new Date()).getTime() / 1000);
-  return new SignJWT({ tenant: req.tenant, scope: [...new Set(req.scopes)].join(' ') })
+  return new SignJWT({ tenant: req.tenant, scope: [...new Set(req.scopes)].join(' '), ...(req.jkt ? { cnf: { jkt: req.jkt } } : {}) })
     .setProtectedHeader({ alg: signer.alg, kid: signer.keyid, typ: TOKEN_TYP })
     .setIssuer(TOKEN_ISSUER)
     .setAudience(TOKEN_AUDIENCE)
@@ -92,10 +103,17 @@ export async function mintToken(keystoreOrKey: KeyStore | KeySigner, req: TokenR
 
 /** Extract the token from an `Authorization: Bearer <token>` header value. */
 export function bearerToken(header: string | undefined | null): string {
-  if (header === undefined || header === null || header.trim() === '') throw new TokenError('missing', 'no bearer token');
-  const m = /^Bearer[ \t]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
-  if (!m) throw new TokenError('malformed', 'Authorization header is not a Bearer token');
-  return m[1]!;
+  const a = authorizationToken(header);
+  if (a.scheme !== 'Bearer') throw new TokenError('malformed', 'Authorization header is not a Bearer token');
+  return a.token;
+}
+
+/** The scheme (Bearer or DPoP, RFC 9449 §7.1) and token of an Authorization header value. */
+export function authorizationToken(header: string | undefined | null): { scheme: 'Bearer' | 'DPoP'; token: string } {
+  if (header === undefined || header === null || header.trim() === '') throw new TokenError('missing', 'no access token');
+  const m = /^(Bearer|DPoP)[ \t]+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
+  if (!m) throw new TokenError('malformed', 'Authorization header is not a Bearer or DPoP token');
+  return { scheme: m[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: m[2]! };
 }
 
 /**
@@ -132,10 +150,12 @@ export async function verifyToken(
     throw mapJoseError(err);
   }
 
-  const { sub, tenant, scope, jti } = payload as JWTPayload & { tenant?: unknown; scope?: unknown };
+  const { sub, tenant, scope, jti, cnf } = payload as JWTPayload & { tenant?: unknown; scope?: unknown; cnf?: { jkt?: unknown } };
   if (typeof sub !== 'string' || sub === '') throw new TokenError('invalid_claims', 'token sub missing');
   if (typeof tenant !== 'string' || tenant === '') throw new TokenError('invalid_claims', 'token tenant missing');
   if (typeof scope !== 'string') throw new TokenError('invalid_claims', 'token scope missing');
+  if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || typeof cnf.jkt !== 'string'))
+    throw new TokenError('invalid_claims', 'token cnf has no jkt');
   const scopes = [...new Set(scope.split(' ').filter(isScope))];
   return {
     sub,
@@ -143,6 +163,7 @@ export async function verifyToken(
     scopes,
     kid,
     ...(typeof jti === 'string' ? { jti } : {}),
+    ...(cnf ? { jkt: cnf.jkt as string } : {}),
     issuedAt: new Date((payload.iat as number) * 1000),
     expiresAt: new Date((payload.exp as number) * 1000),
   };
