@@ -1,30 +1,17 @@
 import { apiFor } from './support/api';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { TOKEN_PURPOSE } from '../src/core/keys';
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 
-const BIN = resolve(__dirname, '..', 'bin', 'stella.mjs');
-
-/** Runs the real CLI binary (async: the API it talks to lives in this process). */
-function stella(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const stella = runStella;
 
 describe('stella evidence CLI against a live API', () => {
   let h: Harness;

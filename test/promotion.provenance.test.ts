@@ -1,15 +1,7 @@
-/**
- * Evidence provenance and signer policy (issue 13): the bypasses found on main now block with
- * the reason shown (API, `promotion status --explain`, `promotion evidence --missing`, doctor);
- * signed evidence from a trusted signer promotes; bad signed uploads are refused at ingest with a
- * clear 4xx and nothing stored; policy mismatches fail the gate with a reason. Real PostgreSQL,
- * Temporal and the real CLI binary.
- */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { doctorChecksOf } from '../src/app/features';
@@ -21,25 +13,15 @@ import { CYCLONEDX_BOM, SLSA_PROVENANCE_V1, type Statement } from '../src/crypto
 import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 import { apiFor } from './support/api';
+import { runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { BUILDER_ID, builderKey, envelopeOf, freshKey, statements, type TestKey, trustKey, waitFor } from './support/promotion';
 
 const TENANT = 'default';
-const BIN = resolve(__dirname, '..', 'bin', 'stella.mjs');
 const DSSE = 'application/vnd.dsse.envelope.v1+json';
 const artifact = () => sha256Digest(`registry.example/app@${randomBytes(8).toString('hex')}`);
 
-function stella(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const stella = runStella;
 
 describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)', () => {
   let h: Harness;

@@ -1,14 +1,14 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { apiFor } from './support/api';
+import { runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { workflowBundle } from './support/time-skipping';
 import { waitFor } from './support/promotion';
@@ -21,7 +21,6 @@ import { policyDiff } from '../src/core/promotion/policy-diff';
 import { sha256Digest } from '../src/lib/hash';
 
 const TENANT = 'default';
-const BIN = resolve(__dirname, '..', 'bin', 'stella.mjs');
 const artifact = () => sha256Digest(`registry.example/app@${randomBytes(8).toString('hex')}`);
 
 /**
@@ -237,16 +236,7 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
       STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'cli-')),
       STELLA_TENANT: '',
     };
-    const run = (...args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
-        const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (d) => (stdout += d));
-        p.stderr.on('data', (d) => (stderr += d));
-        p.on('error', rej);
-        p.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
-      });
+    const run = (...args: string[]) => runStella(env, ...args);
     const aborted = await run('promotion', 'abort', id, '--reason', 'wrong artifact');
     expect(aborted.stderr).toBe('');
     expect(aborted.code).toBe(0);
