@@ -13,8 +13,10 @@ import { promotionFeature } from './features/promotion';
 import { scanFeature } from './features/scan';
 import { replayFeature } from './features/replay';
 import { backupFeature } from './features/backup';
+import { identityFeature } from './features/identity';
 
 export const FEATURES: readonly Feature[] = [
+  identityFeature,
   evidenceFeature,
   lockerFeature,
   anchoringFeature,

@@ -11,10 +11,12 @@ import { registerKeysCommands } from './keys';
 import { registerBackupCommands } from './backup';
 import { registerAnchoringCommands } from './anchoring';
 import { registerEvidencePolicyCommands } from './evidence-policy';
+import { registerAuthLoginCommand } from './auth-login';
 
 /** Every command group, in help order. */
 export function registerAll(program: Command): void {
   registerDevCommands(program);
+  registerAuthLoginCommand(program);
   registerEvidenceCommands(program);
   registerLockerCommands(program);
   registerDoctorCommands(program);

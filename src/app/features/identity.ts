@@ -1,0 +1,7 @@
+import type { Feature } from '../feature';
+
+/** Identity for pipelines and people: OIDC access tokens, trusted publishing, the token endpoint. */
+export const identityFeature: Feature = {
+  name: 'identity',
+  routes: async () => (await import('../../api/routes/auth')).registerAuthRoutes,
+};
