@@ -149,6 +149,7 @@ const NOT_PROBED: Record<string, string> = {
   'GET /readyz': 'public readiness probe, no tenant data',
   'GET /metrics': 'public Prometheus scrape: aggregate gauges, no ids',
   'GET /doctor/checks': 'the static list of doctor checks',
+  'POST /auth/token': 'public token endpoint (no token, no object id); tenant binding tested in test/identity.test.ts',
   'GET /doctor': 'runs checks for the caller’s tenant; takes no object id',
   'GET /evidence/store/health': 'health of the shared blob stores; no tenant data',
   'POST /evidence/storage/test': 'writes and removes a probe blob of its own; no tenant data',

@@ -23,14 +23,14 @@ const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: [
-    {
-      client_id: 'stella-cli',
+    ...['stella-cli', 'test-helper'].map((clientId) => ({
+      client_id: clientId,
       grant_types: ['urn:ietf:params:oauth:grant-type:device_code'],
       response_types: [],
       redirect_uris: [],
       token_endpoint_auth_method: 'none',
       application_type: 'native',
-    },
+    })),
   ],
   jwks: { keys: [signingJwk] },
   cookies: { keys: ['test-idp-only'] },
@@ -56,18 +56,40 @@ const provider = new Provider(issuer, {
   extraTokenClaims: (_ctx, token) => (token.kind === 'AccessToken' ? (accounts.get(token.accountId) ?? {}) : undefined),
 });
 
-// Tell clients to poll every second (instead of the default 5), and answer the very first poll
-// with slow_down so the CLI's back-off (RFC 8628 §3.5) is exercised.
-let slowDownSent = false;
+// Devices are told to poll every second (instead of the default 5). For the stella-cli client, each
+// device code's first poll is answered with slow_down, and polls that come before the interval
+// (plus 5 s per slow_down, RFC 8628 §3.5) are counted: GET /test/device/polls reports them.
+// The body read here is handed on to the provider (it reads ctx.req.body once the stream is consumed).
+const INTERVAL_MS = 1000;
+const polling = new Map(); // device_code → { interval, next }
+const pollStats = { slowDowns: 0, early: 0, polls: 0 };
 provider.use(async (ctx, next) => {
-  if (ctx.method === 'POST' && ctx.path === '/token' && !slowDownSent) {
-    slowDownSent = true;
-    ctx.status = 400;
-    ctx.body = { error: 'slow_down', error_description: 'polling too fast' };
-    return;
+  if (ctx.method === 'POST' && ctx.path === '/token') {
+    let text = '';
+    for await (const chunk of ctx.req) text += chunk;
+    ctx.req.body = text;
+    const form = new URLSearchParams(text);
+    const state = form.get('client_id') === 'stella-cli' ? polling.get(form.get('device_code')) : undefined;
+    if (state) {
+      pollStats.polls++;
+      if (Date.now() < state.next - 250) pollStats.early++;
+      if (!state.slowed) {
+        state.slowed = true;
+        state.interval += 5000;
+        state.next = Date.now() + state.interval;
+        pollStats.slowDowns++;
+        ctx.status = 400;
+        ctx.body = { error: 'slow_down', error_description: 'polling too fast' };
+        return;
+      }
+      state.next = Date.now() + state.interval;
+    }
   }
   await next();
-  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body) ctx.body = { ...ctx.body, interval: 1 };
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body) {
+    ctx.body = { ...ctx.body, interval: INTERVAL_MS / 1000 };
+    polling.set(ctx.body.device_code, { interval: INTERVAL_MS, next: Date.now() + INTERVAL_MS, slowed: false });
+  }
 });
 
 const handleProvider = provider.callback();
@@ -118,6 +140,10 @@ async function ciToken({ claims = {}, audience, expiresIn = 300, iss = issuer })
 }
 
 server.on('request', (req, res) => {
+  if (req.method === 'GET' && req.url === '/test/device/polls') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(pollStats));
+  }
   const test = { '/test/device/approve': approveDevice, '/test/ci-token': ciToken }[req.url];
   if (!test || req.method !== 'POST') return handleProvider(req, res);
   readJson(req)
