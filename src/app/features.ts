@@ -13,6 +13,7 @@ import { promotionFeature } from './features/promotion';
 import { scanFeature } from './features/scan';
 import { replayFeature } from './features/replay';
 import { backupFeature } from './features/backup';
+import { tokensFeature } from './features/tokens';
 import { identityFeature } from './features/identity';
 
 export const FEATURES: readonly Feature[] = [
@@ -25,6 +26,7 @@ export const FEATURES: readonly Feature[] = [
   scanFeature,
   replayFeature,
   backupFeature,
+  tokensFeature,
 ];
 
 export function doctorChecksOf(features: readonly Feature[] = FEATURES): DoctorCheck[] {

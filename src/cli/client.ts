@@ -5,11 +5,24 @@ import type { z } from 'zod';
 import { formatZodError } from '../lib/zod';
 import { defaultDataDir } from '../config';
 import { CliError, EXIT, API_CODE_TO_EXIT } from './exit';
+import { dpopProof, dpopThumbprint } from './dpop';
 
 export interface CliConnection {
   apiUrl: string;
   token?: string;
   tenant?: string;
+  /** Where the CLI keeps its DPoP key (the data dir). */
+  dataDir?: string;
+}
+
+/** The `cnf.jkt` of a token (read without verifying: the API verifies), or undefined for a bearer token. */
+export function tokenJkt(token: string): string | undefined {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { cnf?: { jkt?: unknown } };
+    return typeof payload.cnf?.jkt === 'string' ? payload.cnf.jkt : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where `stella dev up` leaves the API URL and a dev token for the CLI. */
@@ -32,17 +45,48 @@ export function resolveConnection(flags: { apiUrl?: string; token?: string; tena
     apiUrl: apiUrl.replace(/\/$/, ''),
     token: flags.token || process.env.STELLA_TOKEN || file.token,
     tenant: flags.tenant || process.env.STELLA_TENANT || undefined,
+    dataDir: defaultDataDir(),
   };
 }
 
 export class ApiClient {
+  /** The last DPoP-Nonce the API handed out (RFC 9449 §8), sent in the next proof. */
+  private nonce: string | undefined;
+
   constructor(private readonly conn: CliConnection) {}
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
+  /** Authorization (Bearer, or DPoP with a fresh proof by the CLI's key for a DPoP-bound token) and tenant headers. */
+  private async headers(method: string, url: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
     const h: Record<string, string> = { ...extra };
-    if (this.conn.token) h.authorization = `Bearer ${this.conn.token}`;
+    const token = this.conn.token;
+    const jkt = token ? tokenJkt(token) : undefined;
+    if (token && jkt) {
+      const dataDir = this.conn.dataDir ?? defaultDataDir();
+      if ((await dpopThumbprint(dataDir)) !== jkt) {
+        throw new CliError(
+          `the token is bound to another DPoP key than this CLI's (${dataDir}/dpop-key.json); mint one with stella auth token --dpop`,
+          EXIT.UNAUTHORIZED,
+        );
+      }
+      h.authorization = `DPoP ${token}`;
+      h.dpop = await dpopProof(dataDir, method, url, token, this.nonce);
+    } else if (token) h.authorization = `Bearer ${token}`;
     if (this.conn.tenant) h['x-stella-tenant'] = this.conn.tenant;
     return h;
+  }
+
+  private async send(method: string, url: string, init: { body?: string | Uint8Array | Readable; headers?: Record<string, string>; timeoutMs?: number }) {
+    const res = await fetch(url, {
+      method,
+      headers: await this.headers(method, url, init.headers),
+      body: init.body as never,
+      signal: AbortSignal.timeout(init.timeoutMs ?? 600_000),
+      ...(init.body instanceof Readable ? { duplex: 'half' } : {}),
+    } as RequestInit);
+    const nonce = res.headers.get('dpop-nonce');
+    const wantsNonce = res.status === 401 && /error="use_dpop_nonce"/.test(res.headers.get('www-authenticate') ?? '');
+    if (nonce) this.nonce = nonce;
+    return { res, retry: wantsNonce && nonce !== null && !(init.body instanceof Readable) };
   }
 
   async raw(
@@ -52,14 +96,12 @@ export class ApiClient {
   ): Promise<Response> {
     let res: Response;
     try {
-      res = await fetch(`${this.conn.apiUrl}${path}`, {
-        method,
-        headers: this.headers(init.headers),
-        body: init.body as never,
-        signal: AbortSignal.timeout(init.timeoutMs ?? 600_000),
-        ...(init.body instanceof Readable ? { duplex: 'half' } : {}),
-      } as RequestInit);
+      const url = `${this.conn.apiUrl}${path}`;
+      const first = await this.send(method, url, init);
+      // The API asked for its nonce: once more with it (a streamed body cannot be sent twice).
+      res = first.retry ? (await this.send(method, url, init)).res : first.res;
     } catch (e) {
+      if (e instanceof CliError) throw e;
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
       throw new CliError(`cannot reach the stella API at ${this.conn.apiUrl} (${cause}); is the stack up? (stella dev up)`, EXIT.UNAVAILABLE);
     }

@@ -1,6 +1,7 @@
 /** The locker's key store: opening it with the keys stella needs, token JWKs, and audited key changes. */
 import { KeyStore, type KeyRecord } from '../crypto/keys';
 import type { SigAlg } from '../crypto/dsse';
+import { MAX_TTL_SECONDS } from '../crypto/tokens';
 import type { AppContext } from './context';
 import { audit } from './audit';
 
@@ -17,9 +18,14 @@ export async function openKeyStore(dir: string): Promise<KeyStore> {
   return ks;
 }
 
-/** Public keys API tokens verify against: every api-token key, retired ones included until their tokens expire. */
-export async function tokenJwks(ks: KeyStore) {
-  return { keys: (await ks.list()).filter((k) => k.purpose === TOKEN_PURPOSE).map((k) => k.publicJwk) };
+/**
+ * Public keys API tokens verify against: the active api-token keys, and retired ones only until the
+ * last token they signed has expired (MAX_TTL_SECONDS after retirement). Revoked keys are left out
+ * by the API (src/api/auth.ts, from src/core/identity/revocation.ts).
+ */
+export async function tokenJwks(ks: KeyStore, now = Date.now()) {
+  const live = (k: KeyRecord) => k.status === 'active' || (k.notAfter !== null && Date.parse(k.notAfter) + MAX_TTL_SECONDS * 1000 > now);
+  return { keys: (await ks.list()).filter((k) => k.purpose === TOKEN_PURPOSE && live(k)).map((k) => k.publicJwk) };
 }
 
 /**

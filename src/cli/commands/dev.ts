@@ -2,13 +2,16 @@ import type { Command } from 'commander';
 import { action, ctxOf } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv } from '../output';
-import { devUp, devDown, readStack, serviceRestart, mintDevToken } from '../../dev/stack';
+import { userInfo } from 'node:os';
+import { devUp, devDown, readStack, serviceRestart, DEV_TOKEN_TTL_SECONDS } from '../../dev/stack';
 import { writeConfigValue, readConfigFile, CONFIG_KEY_ALIASES, ConfigError } from '../../config';
 import { isAlive } from '../../dev/proc';
-import { openKeyStore, TOKEN_PURPOSE } from '../../core/keys';
-import { mintToken, SCOPES, isScope } from '../../crypto/tokens';
+import { issueLocalToken } from '../../core/identity/issue';
+import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, SCOPES, isScope, type Scope } from '../../crypto/tokens';
+import { RevocationAnswer } from '../../contracts/revocation';
+import { dpopThumbprint } from '../dpop';
 
-/** The stack commands: `dev up|down|status`, `serve`, `service restart`, `config`, `auth token`. */
+/** The stack commands: `dev up|down|status`, `serve`, `service restart`, `config`, `auth token|revoke`. */
 export function registerDevCommands(program: Command): void {
   const dev = program.command('dev').description('run the whole stack on this machine (embedded defaults)');
   for (const add of [upCommand, downCommand, statusCommand]) add(dev);
@@ -48,7 +51,7 @@ function upCommand(dev: Command): void {
               'Data dir': info.dataDir,
             }),
             '',
-            `Dev API token (admin, 30 days; also saved for the CLI in ${cfg.dataDir}/cli.json):`,
+            `Dev API token (admin, ${DEV_TOKEN_TTL_SECONDS / 3600} hours, DPoP-bound to this CLI's key; saved for the CLI in ${cfg.dataDir}/cli.json):`,
             `  export STELLA_TOKEN=${info.token}`,
             '',
             'Next: npx stella evidence status',
@@ -171,31 +174,66 @@ function configCommands(program: Command): void {
 
 function authCommands(program: Command): void {
   const auth = program.command('auth').description('API tokens');
+  for (const add of [tokenCommand, revokeCommand]) add(auth);
+}
+
+/** Scopes of `--scopes a,b`; a usage error names the unknown ones. */
+function parseScopes(list: string): Scope[] {
+  const scopes = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = scopes.filter((s) => !isScope(s));
+  if (bad.length || scopes.length === 0) throw new CliError(`unknown scope ${bad.join(', ') || '(none)'}; known: ${SCOPES.join(', ')}`, EXIT.USAGE);
+  return scopes as Scope[];
+}
+
+function tokenCommand(auth: Command): void {
   auth
     .command('token')
-    .description('mint an API token from the local key store')
+    .description('issue an API token from the local key store (audited; DPoP-bound to this CLI with --dpop)')
     .option('--scopes <list>', `comma-separated scopes (${SCOPES.join(', ')})`, 'admin')
     .option('--sub <name>', 'subject (who the token is for)', 'operator')
-    .option('--ttl <seconds>', 'lifetime in seconds', '3600')
+    .option('--ttl <seconds>', `lifetime in seconds (at most ${MAX_TTL_SECONDS})`, String(DEFAULT_TTL_SECONDS))
     .option('--for-tenant <id>', 'tenant the token acts for')
+    .option('--dpop', "bind the token to this CLI's DPoP key (RFC 9449): usable only with proofs by that key; needed for replay:read")
     .action(
-      action(async (o: { scopes: string; sub: string; ttl: string; forTenant?: string }, cmd: Command) => {
+      action(async (o: { scopes: string; sub: string; ttl: string; forTenant?: string; dpop?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const cfg = c.config();
-        const scopes = o.scopes
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        const bad = scopes.filter((s) => !isScope(s));
-        if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}; known: ${SCOPES.join(', ')}`, EXIT.USAGE);
+        const scopes = parseScopes(o.scopes);
         const ttl = Number(o.ttl);
-        if (!Number.isInteger(ttl) || ttl <= 0) throw new CliError('--ttl must be a positive number of seconds', EXIT.USAGE);
-        const ks = await openKeyStore(cfg.keysDir);
-        const token =
-          scopes.length === 1 && scopes[0] === 'admin' && o.sub === 'dev-operator'
-            ? await mintDevToken(cfg)
-            : await mintToken(ks, { sub: o.sub, tenant: o.forTenant ?? cfg.tenant, scopes: scopes as never, ttlSeconds: ttl }, { purpose: TOKEN_PURPOSE });
-        print(c.format, { token, sub: o.sub, tenant: o.forTenant ?? cfg.tenant, scopes, ttlSeconds: ttl }, () => token);
+        if (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS)
+          throw new CliError(`--ttl must be 1..${MAX_TTL_SECONDS} seconds (at most 24 hours)`, EXIT.USAGE);
+        const databaseUrl = cfg.databaseUrl ?? readStack(cfg)?.postgres.url;
+        if (!databaseUrl)
+          throw new CliError('auth token records each token in the audit log: set DATABASE_URL or start the stack (stella dev up)', EXIT.UNAVAILABLE);
+        const tenant = o.forTenant ?? cfg.tenant;
+        const jkt = o.dpop ? await dpopThumbprint(cfg.dataDir) : undefined;
+        const issued = await issueLocalToken(
+          { ...cfg, databaseUrl },
+          { sub: o.sub, tenant, scopes, ttlSeconds: ttl, via: 'cli', actor: userInfo().username, ...(jkt ? { jkt } : {}) },
+        );
+        print(c.format, { ...issued, sub: o.sub, tenant, scopes, ttlSeconds: ttl }, () => issued.token);
+      }),
+    );
+}
+
+function revokeCommand(auth: Command): void {
+  auth
+    .command('revoke')
+    .description('revoke an API token (--jti) or a token-signing key (--kid; the active one is rotated first); admin only')
+    .option('--jti <id>', 'the token id (jti claim; `auth token --format json` shows it)')
+    .option('--kid <kid>', 'an api-token key id (stella keys list)')
+    .option('--reason <text>', 'why (kept in the audit log)')
+    .action(
+      action(async (o: { jti?: string; kid?: string; reason?: string }, cmd: Command) => {
+        if ((o.jti === undefined) === (o.kid === undefined)) throw new CliError('give exactly one of --jti and --kid', EXIT.USAGE);
+        const c = ctxOf(cmd);
+        const r = await c
+          .api()
+          .call(RevocationAnswer, 'POST', '/auth/revocations', { ...(o.jti ? { jti: o.jti } : { kid: o.kid }), ...(o.reason ? { reason: o.reason } : {}) });
+        print(c.format, r, () => `revoked ${r.kind} ${r.value}${r.rotatedTo ? ` (token key rotated to ${r.rotatedTo})` : ''}`);
       }),
     );
 }
