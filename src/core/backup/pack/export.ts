@@ -59,53 +59,92 @@ export interface PackIndex {
   missingDependencies: { id: string; reason: string }[];
 }
 
-export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; digest: string; includeDeps: boolean; actor: string }, dest: string) {
+type PackQuery = { tenant: string; digest: string; includeDeps: boolean; actor: string };
+type Via = Map<string, 'subject' | 'dependency'>;
+type Missing = { id: string; reason: string }[];
+type LoggedRow = PackItemRow & { seq: number; leaf: Buffer; leafHash: Buffer };
+type PackAnchor = NonNullable<Awaited<ReturnType<typeof newestActiveAnchorCovering>>>;
+
+export async function exportEvidencePack(ctx: AppContext, q: PackQuery, dest: string) {
   validateDigest(q.digest, 'artifact digest');
+  const { rows, via, missing } = await gatherItems(ctx, q);
+  const logged = loggedItems(rows, via, missing, q.digest);
+  const anchor = await coveringAnchor(ctx, q.digest, Math.max(...logged.map((r) => r.seq)));
+  // Own keys plus imported trust (after a restore, the old signing keys' public halves).
+  const rootpack = await trustedRootPack(ctx, new Date(anchor.createdAt));
+  if (!rootpack.keys.some((k) => k.kid === anchor.kid))
+    throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
+  const { items, proofs } = await provenItems(ctx, logged, via, anchor);
+  const index: PackIndex = {
+    format: PACK_FORMAT,
+    artifact: q.digest,
+    tenant: q.tenant,
+    includeDeps: q.includeDeps,
+    items,
+    missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)),
+  };
+  const docs = { anchorDoc: anchorDocument(anchor), indexDoc: Buffer.from(canonicalJson(index)), rootpackDoc: Buffer.from(canonicalJson(rootpack)) };
+  const result = await writePack(ctx, dest, q, anchor, docs, items, proofs);
+  await audit(ctx.db, {
+    tenant: q.tenant,
+    actor: q.actor,
+    action: 'evidence.export',
+    target: q.digest,
+    details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 },
+  });
+  return { manifestSha256: result.manifestSha256, items: items.length, missing: missing.length, anchorId: anchor.id, logSize: anchor.logSize };
+}
+
+/** The artifact's items and, with includeDeps, transitively the items they reference (child -> parent edges). */
+async function gatherItems(ctx: AppContext, q: PackQuery): Promise<{ rows: PackItemRow[]; via: Via; missing: Missing }> {
   const direct = await itemIdsForArtifact(ctx.db, q.tenant, q.digest);
   if (!direct.length) throw notFound(`no evidence for artifact ${q.digest}`);
-  const via = new Map<string, 'subject' | 'dependency'>(direct.map((id) => [id, 'subject']));
-  const missing: { id: string; reason: string }[] = [];
+  const via: Via = new Map(direct.map((id) => [id, 'subject']));
+  const missing: Missing = [];
   let rows: PackItemRow[] = await packItems(ctx.db, q.tenant, [...via.keys()]);
-  if (q.includeDeps) {
-    // Transitively, the items they reference (child -> parent edges).
-    let frontier = rows.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
-    while (frontier.length) {
-      const ids = [...new Set(frontier)];
-      for (const id of ids) via.set(id, 'dependency');
-      const more = await packItems(ctx.db, q.tenant, ids);
-      const found = new Set(more.map((r) => r.id));
-      for (const id of ids) if (!found.has(id)) missing.push({ id, reason: 'not in the locker' });
-      rows = rows.concat(more);
-      frontier = more.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
-    }
+  if (!q.includeDeps) return { rows, via, missing };
+  let frontier = rows.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
+  while (frontier.length) {
+    const ids = [...new Set(frontier)];
+    for (const id of ids) via.set(id, 'dependency');
+    const more = await packItems(ctx.db, q.tenant, ids);
+    const found = new Set(more.map((r) => r.id));
+    for (const id of ids) if (!found.has(id)) missing.push({ id, reason: 'not in the locker' });
+    rows = rows.concat(more);
+    frontier = more.flatMap((r) => r.parents.map((p) => p.id)).filter((id) => !via.has(id));
   }
-  // Only items whose bytes are present and trusted go in; the rest are named in the index.
+  return { rows, via, missing };
+}
+
+/** Only items whose bytes are present and trusted go in (the rest are named in `missing`); each must have its log leaf. Sorted by id. */
+function loggedItems(rows: PackItemRow[], via: Via, missing: Missing, digest: string): LoggedRow[] {
   const usable = rows.filter((r) => {
     if (r.state === 'present') return true;
     missing.push({ id: r.id, reason: `state ${r.state}${r.stateReason ? ` (${r.stateReason})` : ''}` });
     return false;
   });
-  const direct0 = usable.filter((r) => via.get(r.id) === 'subject');
-  if (!direct0.length) throw conflict(`no present evidence for artifact ${q.digest} (${missing.map((m) => `${m.id}: ${m.reason}`).join('; ')})`);
+  const direct = usable.filter((r) => via.get(r.id) === 'subject');
+  if (!direct.length) throw conflict(`no present evidence for artifact ${digest} (${missing.map((m) => `${m.id}: ${m.reason}`).join('; ')})`);
   const logged = usable.map((r) => {
     if (r.seq == null || !r.leaf || !r.leafHash) throw integrity(`evidence ${r.id} has no Merkle log leaf; run stella evidence index status`);
     return { ...r, seq: r.seq, leaf: r.leaf, leafHash: r.leafHash };
   });
-  logged.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return logged.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
 
-  const maxSeq = Math.max(...logged.map((r) => r.seq));
-  // The newest live anchor covering every item (anchors archived by a point-in-time restore are skipped).
+/** The newest live anchor covering every item (anchors archived by a point-in-time restore are skipped). */
+async function coveringAnchor(ctx: AppContext, digest: string, maxSeq: number): Promise<PackAnchor> {
   const anchor = (await newestActiveAnchorCovering(ctx.db, maxSeq)) ?? (await latestAnchor(ctx, { jws: true }));
   if (!anchor || anchor.logSize <= maxSeq) {
     throw conflict(
-      `evidence for ${q.digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`,
+      `evidence for ${digest} is not anchored yet (newest leaf ${maxSeq}, latest anchor covers ${anchor?.logSize ?? 0} leaves); run stella evidence anchor create, then export again`,
     );
   }
-  // Own keys plus imported trust (after a restore, the old signing keys' public halves).
-  const rootpack = await trustedRootPack(ctx, new Date(anchor.createdAt));
-  if (!rootpack.keys.some((k) => k.kid === anchor.kid))
-    throw conflict(`the key ${anchor.kid} that signed anchor ${anchor.id} is not in the key store; cannot build a RootPack for it`);
+  return anchor;
+}
 
+/** Index entries and canonical inclusion proofs (by item hex) under the anchor; never hands out a proof that does not verify. */
+async function provenItems(ctx: AppContext, logged: LoggedRow[], via: Via, anchor: PackAnchor): Promise<{ items: PackItem[]; proofs: Map<string, Buffer> }> {
   const source = new PgSubtreeSource(ctx.db);
   const root = hashFromHex(anchor.rootHash);
   const items: PackItem[] = [];
@@ -113,7 +152,6 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
   for (const r of logged) {
     const seq = r.seq;
     const proof = await inclusionProofFromSource(source, seq, anchor.logSize, PROOF_OPTS);
-    // Never hand out a proof that does not verify.
     if (!verifyInclusion(r.leafHash, seq, anchor.logSize, proof, root))
       throw integrity(`inclusion proof for ${r.id} (leaf ${seq}) does not verify against anchor ${anchor.id}; run stella evidence anchor verify --all`);
     const hex = r.id.slice(7);
@@ -132,28 +170,20 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
       path: `items/${hex}`,
       via: via.get(r.id) ?? 'dependency',
     });
-    proofs.set(
-      hex,
-      Buffer.from(
-        canonicalJson({
-          id: r.id,
-          leafIndex: seq,
-          treeSize: anchor.logSize,
-          leafHash: r.leafHash.toString('hex'),
-          proof: proof.map((h) => Buffer.from(h).toString('hex')),
-        }),
-      ),
-    );
+    const doc = {
+      id: r.id,
+      leafIndex: seq,
+      treeSize: anchor.logSize,
+      leafHash: r.leafHash.toString('hex'),
+      proof: proof.map((h) => Buffer.from(h).toString('hex')),
+    };
+    proofs.set(hex, Buffer.from(canonicalJson(doc)));
   }
-  const index: PackIndex = {
-    format: PACK_FORMAT,
-    artifact: q.digest,
-    tenant: q.tenant,
-    includeDeps: q.includeDeps,
-    items,
-    missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)),
-  };
-  const anchorDoc = Buffer.from(
+  return { items, proofs };
+}
+
+function anchorDocument(anchor: PackAnchor): Buffer {
+  return Buffer.from(
     canonicalJson({
       id: anchor.id,
       chainId: anchor.chainId,
@@ -166,10 +196,19 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
       payload: decodeAnchorUnverified(anchor.jws!),
     }),
   );
-  const indexDoc = Buffer.from(canonicalJson(index));
-  const rootpackDoc = Buffer.from(canonicalJson(rootpack));
+}
 
-  const result = await writeManifestArchiveFile(
+function writePack(
+  ctx: AppContext,
+  dest: string,
+  q: PackQuery,
+  anchor: PackAnchor,
+  docs: { anchorDoc: Buffer; indexDoc: Buffer; rootpackDoc: Buffer },
+  items: PackItem[],
+  proofs: Map<string, Buffer>,
+) {
+  const { anchorDoc, indexDoc, rootpackDoc } = docs;
+  return writeManifestArchiveFile(
     dest,
     {
       kind: PACK_KIND,
@@ -191,14 +230,6 @@ export async function exportEvidencePack(ctx: AppContext, q: { tenant: string; d
       await w.addFile('rootpack.json', rootpackDoc.length, rootpackDoc, { mediaType: 'application/json' });
     },
   );
-  await audit(ctx.db, {
-    tenant: q.tenant,
-    actor: q.actor,
-    action: 'evidence.export',
-    target: q.digest,
-    details: { items: items.length, includeDeps: q.includeDeps, anchorId: anchor.id, manifestSha256: result.manifestSha256 },
-  });
-  return { manifestSha256: result.manifestSha256, items: items.length, missing: missing.length, anchorId: anchor.id, logSize: anchor.logSize };
 }
 
 export type PackFormat = 'tar' | 'gz' | 'zst';
