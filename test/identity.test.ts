@@ -13,7 +13,7 @@ import { loadIdentityConfig, parseIdentityConfig } from '../src/core/identity/co
 import { matchPublisher } from '../src/core/identity/trusted-publishing';
 import { createDpopProof, jwkThumbprint } from '../src/crypto/dpop';
 import { sha256Digest } from '../src/lib/hash';
-import { apiFor } from './support/api';
+import { apiFor, bearer } from './support/api';
 import { type Harness, harness } from './support/context';
 import { startTestIdp, type TestIdp } from './support/idp';
 
@@ -256,6 +256,13 @@ describe('identity: trusted publishing, OIDC access tokens, stella auth login', 
     expect(list.code).toBe(0);
     expect(list.stdout).toContain(acmeItem.id);
   }, 60_000);
+
+  it('stella doctor checks that every trusted issuer publishes its discovery document and keys', async () => {
+    const res = await app.inject({ method: 'GET', url: '/doctor?check=check.identity.issuers', headers: await bearer(h, ['admin']) });
+    expect(res.statusCode).toBe(200);
+    const r = res.json() as { results: { id: string; status: string; details: { issuers: string[] } }[] };
+    expect(r.results[0]).toMatchObject({ id: 'check.identity.issuers', status: 'PASS', details: { issuers: [idp.issuer] } });
+  });
 
   it('stella auth login without an issuer is a usage error', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'login-'));
