@@ -1,4 +1,4 @@
-import { apiFor, bearer } from './support/api';
+import { apiFor, bearer, dpopAuth } from './support/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
@@ -95,12 +95,16 @@ describe('access to held / archived data follows the API scopes', () => {
     await h.ctx.db.query(`UPDATE evidence_items SET created_at = now() - interval '400 days' WHERE id=$1`, [r.id]);
     await createHold(h.ctx, { tenant: 'default', scope: 'items', values: [r.id], reason: 'INC-9', actor: 'op' });
     expect((await app.inject({ method: 'GET', url: `/evidence/${r.id}`, headers: await auth(['evidence:read']) })).statusCode).toBe(403);
-    const ok = await app.inject({ method: 'GET', url: `/evidence/${r.id}`, headers: await auth(['evidence:read', 'replay:read']) });
+    // replay:read needs DPoP: a bearer token with the scope is refused, a DPoP-bound one reads.
+    expect((await app.inject({ method: 'GET', url: `/evidence/${r.id}`, headers: await auth(['evidence:read', 'replay:read']) })).statusCode).toBe(401);
+    const reader = await dpopAuth(h, ['evidence:read', 'replay:read']);
+    const ok = await app.inject({ method: 'GET', url: `/evidence/${r.id}`, headers: await reader.headers('GET', `/evidence/${r.id}`) });
     expect(ok.statusCode).toBe(200);
     expect(ok.rawPayload.equals(bundle)).toBe(true);
 
-    const names = async (scopes: string[]) => {
-      const res = await app.inject({ method: 'GET', url: '/evidence/archive?olderThanDays=365', headers: await auth(scopes) });
+    const names = async (scopes: string[], dpop = false) => {
+      const headers = dpop ? await (await dpopAuth(h, scopes)).headers('GET', '/evidence/archive') : await auth(scopes);
+      const res = await app.inject({ method: 'GET', url: '/evidence/archive?olderThanDays=365', headers });
       expect(res.statusCode).toBe(200);
       const out: string[] = [];
       for await (const e of readTar(res.rawPayload)) out.push(e.path);
@@ -108,7 +112,8 @@ describe('access to held / archived data follows the API scopes', () => {
     };
     const without = await names(['evidence:read']);
     expect(without).toEqual({ paths: ['manifest.json'], skipped: '1' });
-    const withReplay = await names(['evidence:read', 'replay:read']);
+    expect((await names(['evidence:read', 'replay:read'])).skipped).toBe('1'); // bearer: no DPoP, no replay bundles
+    const withReplay = await names(['evidence:read', 'replay:read'], true);
     expect(withReplay.paths).toEqual([`items/sha256/${r.id.slice(7)}`, 'manifest.json']);
     // Archive-delete needs evidence:write, and a held item is kept.
     expect(

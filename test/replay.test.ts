@@ -1,4 +1,4 @@
-import { apiFor, bearer } from './support/api';
+import { apiFor, bearer, dpopAuth } from './support/api';
 import { FEATURES } from '../src/app/features';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -289,13 +289,14 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     expect(metrics).toMatch(/replay_bundle_size_bytes\{bundle="input"\} [1-9]/);
   });
 
-  it('--ledger finds the manifest in a signed anchor; bundles need replay:read', async () => {
+  it('--ledger finds the manifest in a signed anchor; bundles need replay:read with DPoP', async () => {
     const app = await apiFor(h);
-    const reader = await bearer(h, ['replay:read']);
-    const before = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
+    const reader = await dpopAuth(h, ['replay:read']);
+    const ledger = '/replay/runs/scan-1/ledger';
+    const before = await app.inject({ method: 'GET', url: ledger, headers: await reader.headers('GET', ledger) });
     expect(before.json().ok).toBe(false);
     await createAnchor(h.ctx, { force: true } as never);
-    const after = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/ledger', headers: reader });
+    const after = await app.inject({ method: 'GET', url: ledger, headers: await reader.headers('GET', ledger) });
     expect(after.json(), after.body).toMatchObject({
       ok: true,
       leafIndex: expect.any(Number),
@@ -304,9 +305,13 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     });
     const noScope = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: await bearer(h, ['evidence:read']) });
     expect(noScope.statusCode).toBe(403);
-    const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: await bearer(h, ['replay:read'], 'acme') });
+    const acme = await dpopAuth(h, ['replay:read'], 'acme');
+    const otherTenant = await app.inject({ method: 'GET', url: '/replay/runs/scan-1', headers: await acme.headers('GET', '/replay/runs/scan-1') });
     expect(otherTenant.statusCode).toBe(404);
-    const kit = await app.inject({ method: 'GET', url: '/replay/runs/scan-1/kit', headers: reader });
+    const kitUrl = '/replay/runs/scan-1/kit';
+    const asBearer = await app.inject({ method: 'GET', url: kitUrl, headers: await bearer(h, ['replay:read']) });
+    expect(asBearer.statusCode).toBe(401);
+    const kit = await app.inject({ method: 'GET', url: kitUrl, headers: await reader.headers('GET', kitUrl) });
     expect(kit.statusCode).toBe(200);
     await app.close();
   });

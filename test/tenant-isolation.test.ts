@@ -13,7 +13,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../src/lib/hash';
 import { indexRebuildWorkflowId, ingestWorkflowId, promotionWorkflowId, retentionRunId, scanWorkflowId, verifyRunWorkflowId } from '../src/temporal/names';
-import { apiFor, bearer } from './support/api';
+import { apiFor, bearer, dpopAuth, type DpopAuth } from './support/api';
 import { harness, type Harness } from './support/context';
 
 // B's name starts with A's: ids built as `<kind>-<tenant>-…` must not match by prefix.
@@ -149,6 +149,7 @@ const NOT_PROBED: Record<string, string> = {
   'GET /readyz': 'public readiness probe, no tenant data',
   'GET /metrics': 'public Prometheus scrape: aggregate gauges, no ids',
   'GET /doctor/checks': 'the static list of doctor checks',
+  'POST /auth/revocations': 'admin only; revokes a token (jti) or a token key (kid), which are not tenant objects (test/dpop.test.ts)',
   'POST /auth/token': 'public token endpoint (no token, no object id); tenant binding tested in test/identity.test.ts',
   'GET /doctor': 'runs checks for the caller’s tenant; takes no object id',
   'GET /evidence/store/health': 'health of the shared blob stores; no tenant data',
@@ -196,7 +197,8 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
   const ids = {} as Record<IdKind, string>;
   const bIds: string[] = [];
   let snapshotBefore: unknown;
-  let authA: { read: { authorization: string }; write: { authorization: string } };
+  // A's tokens are DPoP-bound (replay:read needs DPoP): each probe carries a fresh proof.
+  let authA: { read: DpopAuth; write: DpopAuth };
 
   const inject = (method: string, url: string, headers: Record<string, string>, payload?: unknown, contentType?: string) =>
     app.inject({
@@ -227,8 +229,8 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
     const bWrite = await bearer(h, ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write'], B);
     const bAdmin = await bearer(h, ['admin'], B);
     authA = {
-      read: await bearer(h, ['evidence:read', 'promotion:read', 'replay:read'], A),
-      write: await bearer(h, ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write', 'replay:read'], A),
+      read: await dpopAuth(h, ['evidence:read', 'promotion:read', 'replay:read'], A),
+      write: await dpopAuth(h, ['evidence:read', 'evidence:write', 'promotion:read', 'promotion:write', 'replay:read'], A),
     };
     const ok = (r: LightMyRequestResponse, status: number) => {
       expect(r.statusCode, r.body).toBe(status);
@@ -304,7 +306,7 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
   });
 
   /** One call as A: the id kinds resolved by `pick` (B's objects, or ids that exist nowhere). */
-  async function call(route: string, p: Probe, token: { authorization: string }, pick: (k: IdKind) => string) {
+  async function call(route: string, p: Probe, token: DpopAuth, pick: (k: IdKind) => string) {
     const [method, pattern] = route.split(' ') as [string, string];
     const used: string[] = [];
     const id = (k: IdKind) => {
@@ -319,7 +321,7 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
     for (const [k, v] of Object.entries(p.query ?? {})) qs.set(k, typeof v === 'string' ? id(v) : v.value);
     if ([...qs.keys()].length) url += `?${qs}`;
     const body = p.raw ? `{"a":"${rnd()}"}` : p.body?.(id);
-    const res = await inject(method, url, token, body, p.raw ? 'application/json' : undefined);
+    const res = await inject(method, url, await token.headers(method, url.split('?')[0]!), body, p.raw ? 'application/json' : undefined);
     return { res, used };
   }
 
@@ -357,7 +359,6 @@ describe('tenant isolation: tenant A cannot read, change or detect tenant B’s 
         const a = masked(theirs.res, theirs.used);
         const b = masked(none.res, none.used);
         const where = `${scope} ${route}`;
-        (await import('node:fs')).appendFileSync('/tmp/ti/probe.txt', `${where} ${theirs.res.statusCode} ${none.res.statusCode} ${a.slice(0, 150)}\n`);
         if (theirs.res.statusCode !== none.res.statusCode)
           failures.push(`${where}: ${theirs.res.statusCode} for B's id, ${none.res.statusCode} for a random id (${a.slice(0, 200)})`);
         else if (theirs.res.statusCode >= 400 && a !== b) failures.push(`${where}: answers differ: ${a.slice(0, 200)} vs ${b.slice(0, 200)}`);

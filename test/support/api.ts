@@ -54,3 +54,5 @@ export async function newDpopKey(): Promise<DpopSigner> {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   return { privateKey, publicJwk: await exportJWK(publicKey), alg: 'ES256' };
 }
+
+export type DpopAuth = Awaited<ReturnType<typeof dpopAuth>>;

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
+import { requireScope, temporalOrThrow, tenantOf, type ApiDeps, type Principal } from '../deps';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
 import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
@@ -46,8 +46,8 @@ import {
 
 const newRunId = (kind: 'purge' | 'dryrun' | 'tier') => retentionRunId(kind, new Date(), randomUUID().slice(0, 8));
 
-/** Replay bundles follow their own scope (runbook §2.4): without replay:read they are left out of archives. */
-const mayReadReplay = (scopes: string[]) => scopes.includes('replay:read') || scopes.includes('admin');
+/** Replay bundles follow their own scope (runbook §2.4): without replay:read, proved with DPoP, they are left out of archives. */
+const mayReadReplay = (p: Principal) => (p.scopes.includes('replay:read') || p.scopes.includes('admin')) && p.dpop === true;
 
 export async function registerRetentionRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const { ctx } = deps;
@@ -157,7 +157,7 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
     const p = requireScope(req, 'evidence:read');
     const tenant = tenantOf(req);
     const days = req.query.olderThanDays;
-    const includeReplay = mayReadReplay(p.scopes);
+    const includeReplay = mayReadReplay(p);
     const plan = await archivePlan(ctx, tenant, days, includeReplay);
     const w = streamArchive(ctx, {
       tenant,
@@ -175,7 +175,7 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
   });
   app.get('/evidence/archive/plan', { schema: { querystring: ArchiveQuery, response: { 200: ArchivePlan } } }, async (req) => {
     const p = requireScope(req, 'evidence:read');
-    return archivePlan(ctx, tenantOf(req), req.query.olderThanDays, mayReadReplay(p.scopes));
+    return archivePlan(ctx, tenantOf(req), req.query.olderThanDays, mayReadReplay(p));
   });
   app.post('/evidence/archive/delete', { schema: { body: ArchiveDeleteBody, response: { 200: ArchiveDeleted } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
