@@ -126,6 +126,23 @@ function rowProblem(row: Row, v: VerifiedAnchor): string | undefined {
   return bad.length ? `row columns disagree with the signed anchor: ${bad.join('; ')}` : undefined;
 }
 
+/** One verification run: what it trusts, where roots come from, and what it found so far. */
+interface Run {
+  trust: Awaited<ReturnType<typeof anchorTrust>>;
+  chains: ChainView[];
+  byChain: Map<string, Row[]>;
+  replay: LogReplayer;
+  stored: PgSubtreeSource;
+  steps: AnchorVerifyResult['steps'];
+  reports: ChainReport[];
+  breaks: AnchorBreak[];
+  /** Anchors that passed every check. */
+  checked: number;
+}
+
+type Fail = (row: Row, reason: BreakReason, detail: string, seq?: number | null) => void;
+type AnchorOutcome = { v: VerifiedAnchor } | { reason: BreakReason; detail: string; seq?: number | null };
+
 /**
  * `anchor verify`: every signature (key store + RootPack, retired keys within their window),
  * every column against its signed payload, every link, each root recomputed from the log,
@@ -136,138 +153,161 @@ function rowProblem(row: Row, v: VerifiedAnchor): string | undefined {
 export async function verifyAnchors(ctx: AppContext, opts: AnchorVerifyOptions): Promise<AnchorVerifyResult> {
   // Keys restored from a backup or imported RootPacks are trusted too (after DR the key store is new).
   const trust = await anchorTrust(ctx.keys, opts.rootPack ?? (await trustedRootPack(ctx)));
+  const { chains, all, byChain } = await loadChains(ctx);
+  const replay = new LogReplayer(ctx, (n) => opts.onProgress?.({ leaves: n, anchors: run.checked }));
+  const run: Run = { trust, chains, byChain, replay, stored: new PgSubtreeSource(ctx.db), steps: [], reports: [], breaks: [], checked: 0 };
+
+  const active = chains.filter((c) => c.status === 'active');
+  const inScope: ChainView[] = opts.scope === 'all' ? chains : active.length ? active : chains.slice(-1);
+  for (const chain of inScope) await verifyChain(run, chain, opts.scope);
+
+  acknowledgeLogRows(run);
+  const latestRow = active.length ? (byChain.get(active[0]!.id) ?? []).slice(-1)[0] : all[all.length - 1];
+  const total = opts.scope === 'all' ? all.length : run.reports.reduce((a, r) => a + Math.min(r.anchors, 1), 0);
+  const result = summarize(run, opts.scope, total, latestRow);
+  if (opts.record !== false) await recordVerification(ctx, result);
+  return result;
+}
+
+/** Every chain, and every anchor row grouped by chain in chain order. */
+async function loadChains(ctx: AppContext): Promise<{ chains: ChainView[]; all: Row[]; byChain: Map<string, Row[]> }> {
   const chains = await listChains(ctx.db);
   const all = (await ctx.db.query('SELECT a.* FROM anchors a JOIN anchor_chains c ON c.id = a.chain_id ORDER BY c.started_at, c.id, a.seq')).rows;
   const byChain = new Map<string, Row[]>(chains.map((c) => [c.id, []]));
   for (const r of all) byChain.get(r.chain_id)!.push(r);
-  let anchorsDone = 0;
-  const replay = new LogReplayer(ctx, (n) => opts.onProgress?.({ leaves: n, anchors: anchorsDone }));
-  const stored = new PgSubtreeSource(ctx.db);
-  const steps: AnchorVerifyResult['steps'] = [];
-  const reports: ChainReport[] = [];
-  const breaks: AnchorBreak[] = [];
-  let checked = 0;
+  return { chains, all, byChain };
+}
 
-  const active = chains.filter((c) => c.status === 'active');
-  const inScope: ChainView[] = opts.scope === 'all' ? chains : active.length ? active : chains.slice(-1);
+/** Verifies one chain's anchors in scope, in order, up to its first break. */
+async function verifyChain(run: Run, chain: ChainView, scope: AnchorVerifyOptions['scope']): Promise<void> {
+  const rows = run.byChain.get(chain.id) ?? [];
+  const start = scope === 'latest' ? Math.max(0, rows.length - 1) : 0;
+  const report: ChainReport = { id: chain.id, status: chain.status, reason: chain.reason, anchors: rows.length, checked: 0, ok: true, firstBreak: null };
+  run.reports.push(report);
+  const fail = breakRecorder(run, chain, report);
 
-  for (const chain of inScope) {
-    const rows = byChain.get(chain.id) ?? [];
-    const start = opts.scope === 'latest' ? Math.max(0, rows.length - 1) : 0;
-    const report: ChainReport = { id: chain.id, status: chain.status, reason: chain.reason, anchors: rows.length, checked: 0, ok: true, firstBreak: null };
-    reports.push(report);
-    const fail = (row: Row, reason: BreakReason, detail: string, seq?: number | null) => {
-      const claimed = decodeAnchorUnverified(row.jws)?.seq;
-      const b: AnchorBreak = {
-        chainId: chain.id,
-        anchorId: row.id,
-        seq: seq ?? (Number.isSafeInteger(claimed) ? (claimed as number) : Number(row.seq)),
-        reason,
-        detail,
-      };
-      const rec = chain.archivedVerify?.firstBreak;
-      if (rec && rec.anchorId === b.anchorId && rec.reason === b.reason) b.acknowledged = true;
-      report.ok = false;
-      report.firstBreak = b;
-      breaks.push(b);
-      steps.push({ anchorId: row.id, chainId: chain.id, seq: Number(row.seq), logSize: Number(row.log_size), ok: false, detail: `${reason}: ${detail}` });
-    };
-
-    // The link target of the first anchor in scope: verified on its own (signature + columns).
-    let previous: VerifiedAnchor | undefined;
-    if (start > 0) {
-      const pr = rows[start - 1]!;
-      try {
-        previous = await verifyAnchor(pr.jws, trust.resolver);
-        const rp = rowProblem(pr, previous);
-        if (rp) {
-          fail(pr, 'row-mismatch', rp);
-          continue;
-        }
-      } catch (e) {
-        fail(pr, 'signature', (e as Error).message);
-        continue;
-      }
-    }
-
-    for (let i = start; i < rows.length; i++) {
-      const row = rows[i]!;
-      const r = await verifyAnchorChain([row.jws], {
-        keyResolver: trust.resolver,
-        previous,
-        recomputeRoot: (n) => replay.rootAt(n),
-        consistency: (m, n) => consistencyProofFromSource(stored, m, n, PROOF_OPTS),
-      });
-      if (!r.ok) {
-        const fb = r.firstBreak!;
-        fail(row, fb.reason, fb.detail, fb.seq);
-        break;
-      }
-      const v = r.head!;
-      const wp = trust.windowProblem(v.payload.kid, new Date(v.payload.createdAt));
-      if (wp) {
-        fail(row, 'key-window', wp);
-        break;
-      }
-      const rp = rowProblem(row, v);
-      if (rp) {
-        fail(row, 'row-mismatch', rp);
-        break;
-      }
-      if (v.payload.seq === 0) {
-        const problem = await genesisProblem(chain, v, chains, byChain, stored);
-        if (problem) {
-          fail(row, problem.reason, problem.detail);
-          break;
-        }
-      }
-      previous = v;
-      checked++;
-      anchorsDone++;
-      report.checked++;
-      steps.push({
-        anchorId: row.id,
-        chainId: chain.id,
-        seq: v.payload.seq,
-        logSize: v.payload.logSize,
-        ok: true,
-        detail: `signature (${v.alg}, kid ${v.payload.kid.slice(0, 8)}), link, root over ${v.payload.logSize} leaves, consistency: ok`,
-      });
-    }
+  // The link target of the first anchor in scope: verified on its own (signature + columns).
+  let previous: VerifiedAnchor | undefined;
+  if (start > 0) {
+    previous = await linkTarget(run, rows[start - 1]!, fail);
+    if (!previous) return;
   }
+  for (let i = start; i < rows.length; i++) {
+    const row = rows[i]!;
+    const outcome = await checkAnchor(run, chain, row, previous);
+    if (!('v' in outcome)) {
+      fail(row, outcome.reason, outcome.detail, outcome.seq);
+      return;
+    }
+    const v = outcome.v;
+    previous = v;
+    run.checked++;
+    report.checked++;
+    run.steps.push({
+      anchorId: row.id,
+      chainId: chain.id,
+      seq: v.payload.seq,
+      logSize: v.payload.logSize,
+      ok: true,
+      detail: `signature (${v.alg}, kid ${v.payload.kid.slice(0, 8)}), link, root over ${v.payload.logSize} leaves, consistency: ok`,
+    });
+  }
+}
 
-  // Rows a new-chain archival already recorded are acknowledged.
-  const ackRows = new Set(chains.flatMap((c) => c.archivedVerify?.logRows ?? []));
-  for (const lr of replay.logRows) if (ackRows.has(lr.seq)) lr.acknowledged = true;
+/** Records a chain's break (acknowledged when new-chain recorded the same one on archiving it). */
+function breakRecorder(run: Run, chain: ChainView, report: ChainReport): Fail {
+  return (row, reason, detail, seq) => {
+    const claimed = decodeAnchorUnverified(row.jws)?.seq;
+    const b: AnchorBreak = {
+      chainId: chain.id,
+      anchorId: row.id,
+      seq: seq ?? (Number.isSafeInteger(claimed) ? (claimed as number) : Number(row.seq)),
+      reason,
+      detail,
+    };
+    const rec = chain.archivedVerify?.firstBreak;
+    if (rec && rec.anchorId === b.anchorId && rec.reason === b.reason) b.acknowledged = true;
+    report.ok = false;
+    report.firstBreak = b;
+    run.breaks.push(b);
+    run.steps.push({ anchorId: row.id, chainId: chain.id, seq: Number(row.seq), logSize: Number(row.log_size), ok: false, detail: `${reason}: ${detail}` });
+  };
+}
 
-  const open = breaks.filter((b) => !b.acknowledged);
-  const openRows = replay.logRows.filter((r) => !r.acknowledged);
-  const latestRow = active.length ? (byChain.get(active[0]!.id) ?? []).slice(-1)[0] : all[all.length - 1];
-  const total = opts.scope === 'all' ? all.length : reports.reduce((a, r) => a + Math.min(r.anchors, 1), 0);
-  const result: AnchorVerifyResult = {
+/** The anchor before the scope, checked on its own (signature + columns); undefined after recording its break. */
+async function linkTarget(run: Run, row: Row, fail: Fail): Promise<VerifiedAnchor | undefined> {
+  try {
+    const previous = await verifyAnchor(row.jws, run.trust.resolver);
+    const rp = rowProblem(row, previous);
+    if (rp) {
+      fail(row, 'row-mismatch', rp);
+      return undefined;
+    }
+    return previous;
+  } catch (e) {
+    fail(row, 'signature', (e as Error).message);
+    return undefined;
+  }
+}
+
+/** One anchor after `previous`: signature, link, root and consistency; then key window, row columns and, for a chain's first anchor, its genesis. */
+async function checkAnchor(run: Run, chain: ChainView, row: Row, previous: VerifiedAnchor | undefined): Promise<AnchorOutcome> {
+  const r = await verifyAnchorChain([row.jws], {
+    keyResolver: run.trust.resolver,
+    previous,
+    recomputeRoot: (n) => run.replay.rootAt(n),
+    consistency: (m, n) => consistencyProofFromSource(run.stored, m, n, PROOF_OPTS),
+  });
+  if (!r.ok) {
+    const fb = r.firstBreak!;
+    return { reason: fb.reason, detail: fb.detail, seq: fb.seq };
+  }
+  const v = r.head!;
+  const wp = run.trust.windowProblem(v.payload.kid, new Date(v.payload.createdAt));
+  if (wp) return { reason: 'key-window', detail: wp };
+  const rp = rowProblem(row, v);
+  if (rp) return { reason: 'row-mismatch', detail: rp };
+  if (v.payload.seq === 0) {
+    const problem = await genesisProblem(chain, v, run.chains, run.byChain, run.stored);
+    if (problem) return problem;
+  }
+  return { v };
+}
+
+/** Rows a new-chain archival already recorded are acknowledged. */
+function acknowledgeLogRows(run: Run): void {
+  const ackRows = new Set(run.chains.flatMap((c) => c.archivedVerify?.logRows ?? []));
+  for (const lr of run.replay.logRows) if (ackRows.has(lr.seq)) lr.acknowledged = true;
+}
+
+function summarize(run: Run, scope: AnchorVerifyOptions['scope'], total: number, latestRow: Row | undefined): AnchorVerifyResult {
+  const open = run.breaks.filter((b) => !b.acknowledged);
+  const openRows = run.replay.logRows.filter((r) => !r.acknowledged);
+  return {
     ok: open.length === 0 && openRows.length === 0,
-    scope: opts.scope,
-    checked,
+    scope,
+    checked: run.checked,
     total,
     firstBreak: open[0] ?? null,
-    breaks,
-    logRows: replay.logRows,
-    chains: reports,
+    breaks: run.breaks,
+    logRows: run.replay.logRows,
+    chains: run.reports,
     latest: latestRow ? toAnchorView(latestRow) : null,
-    leavesHashed: replay.hashed,
+    leavesHashed: run.replay.hashed,
     verifiedAt: new Date().toISOString(),
-    steps,
+    steps: run.steps,
   };
-  if (opts.record !== false) {
-    await ctx.db.query('INSERT INTO anchor_verifications (scope, ok, checked, first_break, result) VALUES ($1,$2,$3,$4,$5)', [
-      opts.scope,
-      result.ok,
-      checked,
-      result.firstBreak ? JSON.stringify(result.firstBreak) : null,
-      JSON.stringify({ ...result, steps: undefined }),
-    ]);
-  }
-  return result;
+}
+
+/** Stores the outcome (feeds stella_merkle_anchor_chain_ok). */
+async function recordVerification(ctx: AppContext, result: AnchorVerifyResult): Promise<void> {
+  await ctx.db.query('INSERT INTO anchor_verifications (scope, ok, checked, first_break, result) VALUES ($1,$2,$3,$4,$5)', [
+    result.scope,
+    result.ok,
+    result.checked,
+    result.firstBreak ? JSON.stringify(result.firstBreak) : null,
+    JSON.stringify({ ...result, steps: undefined }),
+  ]);
 }
 
 /** A chain's first anchor: the chain id must match its recorded start, and hand over from the archived chain. */
