@@ -68,237 +68,286 @@ function nextStep(r: EvaluateGatesResult, canGenerate: boolean): NextStep {
  * found: <kinds>`. Optional manual approval. On pass, record the promotion (row + audit + event).
  */
 export async function promotion(input: PromotionInput): Promise<PromotionStatus> {
-  const info = workflowInfo();
-  const st: PromotionStatus = {
-    promotionId: info.firstExecutionRunId,
-    workflowId: info.workflowId,
-    tenant: input.tenant,
-    artifactDigest: input.artifactDigest,
-    fromEnv: input.fromEnv,
-    toEnv: input.toEnv,
-    requestedBy: input.requestedBy,
-    imageRef: input.imageRef ?? null,
-    state: 'evaluating',
-    gates: [],
-    attempts: 0,
-    deadline: null,
-    approvals: [],
-    approvalsRequired: 0,
-    autoGenerate: false,
-    policy: null,
-    reason: null,
-  };
-  let retrySeq = 0;
-  let evaluatedSeq = 0;
-  let aborted: { by: string; reason?: string } | null = null;
+  const run = new PromotionRun(input);
+  run.installHandlers();
+  return run.run();
+}
 
-  setHandler(promotionStateQuery, () => st);
+type ActionOp = 'approve' | 'abort' | 'retry';
 
-  // One action is verified at a time, so each sees the state (and approvals) the previous one left.
-  let actionChain: Promise<unknown> = Promise.resolve();
-  const verifyAction = (op: 'approve' | 'abort' | 'retry', channel: 'update' | 'signal', a: unknown): Promise<ActionVerdict> => {
-    const p = actionChain.then(() =>
-      acts.promotionVerifyAction({
-        op,
-        channel,
-        token: field(a, 'token'),
-        claimedBy: field(a, 'by'),
-        note: noteOf(a),
-        tenant: input.tenant,
-        promotionId: st.promotionId,
-        workflowId: st.workflowId,
-        artifactDigest: input.artifactDigest,
-        requestedBy: input.requestedBy,
-        state: st.state,
-        approvers: st.approvals.map((x) => x.by),
-      }),
-    );
-    actionChain = p.catch(() => undefined);
-    return p;
-  };
-  /** Shape and state only (no I/O in a validator): a refusal here never enters history. */
-  const validator = (op: 'approve' | 'abort' | 'retry') => (a: ActionPayload) => {
-    if (a === null || typeof a !== 'object' || Array.isArray(a)) throw refusal('BAD_INPUT', `${op} needs an object {token, by}`, false);
-    if (FINAL.includes(st.state)) throw refusal('CONFLICT', `promotion ${st.promotionId} is already ${st.state}`, false);
-    if (op !== 'approve') return;
-    if (st.state !== 'waiting-approval') throw refusal('CONFLICT', `promotion ${st.workflowId} is ${st.state}, not waiting for approval`, false);
-    if (a.by === input.requestedBy) throw refusal('FORBIDDEN', `${a.by} requested promotion ${st.workflowId} and cannot approve it`, false);
-    if (st.approvals.some((x) => x.by === a.by)) throw refusal('CONFLICT', `${a.by} has already approved promotion ${st.workflowId}`, false);
-  };
-  const accept = async (op: 'approve' | 'abort' | 'retry', channel: 'update' | 'signal', a: unknown): Promise<string> => {
-    const v = await verifyAction(op, channel, a);
-    if (!v.ok) throw refusal(v.code, v.reason, true);
-    return v.by;
-  };
+/** One promotion's state and its steps; the workflow function above is the whole procedure. */
+class PromotionRun {
+  private readonly info = workflowInfo();
+  readonly st: PromotionStatus;
+  /** Retries asked for, and the retry the latest evaluation answered. */
+  private retrySeq = 0;
+  private evaluatedSeq = 0;
+  private aborted: { by: string; reason?: string } | null = null;
+  /** One action is verified at a time, so each sees the state (and approvals) the previous one left. */
+  private actionChain: Promise<unknown> = Promise.resolve();
+  /** Fixed by the first evaluation (recorded in history): start time + policy waitDeadline. */
+  private deadlineMs = 0;
 
-  setHandler(
-    promotionApproveUpdate,
-    async (a) => {
-      const by = await accept('approve', 'update', a);
-      st.approvals.push({ by, at: new Date().toISOString(), ...(noteOf(a) ? { comment: noteOf(a) } : {}) });
-      // Answers with the resulting state: promoted once the last approval is in, else still waiting.
-      await condition(() => st.state !== 'waiting-approval' || st.approvals.length < st.approvalsRequired);
+  constructor(private readonly input: PromotionInput) {
+    this.st = {
+      promotionId: this.info.firstExecutionRunId,
+      workflowId: this.info.workflowId,
+      tenant: input.tenant,
+      artifactDigest: input.artifactDigest,
+      fromEnv: input.fromEnv,
+      toEnv: input.toEnv,
+      requestedBy: input.requestedBy,
+      imageRef: input.imageRef ?? null,
+      state: 'evaluating',
+      gates: [],
+      attempts: 0,
+      deadline: null,
+      approvals: [],
+      approvalsRequired: 0,
+      autoGenerate: false,
+      policy: null,
+      reason: null,
+    };
+  }
+
+  async run(): Promise<PromotionStatus> {
+    const { input, st } = this;
+    upsertSearchAttributes([
+      { key: SA.tenant, value: input.tenant },
+      { key: SA.artifact, value: input.artifactDigest },
+      { key: SA.environment, value: input.toEnv },
+      { key: SA.promotionState, value: 'evaluating' },
+    ]);
+    try {
+      const gated = await this.untilGatesPass();
+      if (gated.outcome === 'stopped') return gated.status;
+      if (gated.policy.requireApproval) {
+        const stopped = await this.awaitApproval(gated.policy.waitDeadlineMs);
+        if (stopped) return stopped;
+      }
+      await this.finish('promoted', null, input.requestedBy);
       return st;
-    },
-    { validator: validator('approve') },
-  );
-  setHandler(
-    promotionAbortUpdate,
-    async (a) => {
-      const by = await accept('abort', 'update', a);
-      aborted ??= { by, reason: noteOf(a) };
-      await condition(() => FINAL.includes(st.state));
-      return st;
-    },
-    { validator: validator('abort') },
-  );
-  setHandler(
-    promotionRetryUpdate,
-    async (a) => {
-      if (patched(SIGNED_ACTIONS)) await accept('retry', 'update', a);
-      const mine = ++retrySeq;
-      // Resolves with the gate results of the evaluation that ran for this request.
-      await condition(() => evaluatedSeq >= mine || st.state === 'waiting-approval' || FINAL.includes(st.state));
-      return st;
-    },
-    { validator: validator('retry') },
-  );
-  setHandler(promotionRetrySignal, async (a) => {
-    if (patched(SIGNED_ACTIONS) && !(await verifyAction('retry', 'signal', a)).ok) return;
-    retrySeq++;
-  });
-  setHandler(promotionApproveSignal, async (a) => {
-    if (patched(SIGNED_ACTIONS)) {
-      await verifyAction('approve', 'signal', a); // always refused (and audited): approval is an update
-      return;
+    } catch (e) {
+      // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
+      if (e instanceof ApplicationFailure && e.nonRetryable && FINAL.includes(st.state)) throw e;
+      // An activity failure's own message is generic ("Activity task failed"): report its cause.
+      const message = ((e as { cause?: Error }).cause?.message ?? (e as Error).message) || String(e);
+      log.error('promotion failed unexpectedly', { error: message });
+      if (!FINAL.includes(st.state)) await this.finish('failed', `promotion error: ${message}`, 'system:promotion');
+      throw ApplicationFailure.create({ message: `promotion error: ${message}`, type: 'PromotionError', nonRetryable: true, details: [st] });
     }
-    if (!a?.by) return;
-    if (!st.approvals.some((x) => x.by === a.by)) st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
-  });
-  setHandler(promotionAbortSignal, async (a) => {
-    if (patched(SIGNED_ACTIONS)) {
-      await verifyAction('abort', 'signal', a); // always refused (and audited): abort is an update
-      return;
+  }
+
+  /** Evaluate → promote, fail on a violation, generate missing evidence, or wait for the operator's retry. */
+  private async untilGatesPass(): Promise<{ outcome: 'passed'; policy: EvaluateGatesResult['policy'] } | { outcome: 'stopped'; status: PromotionStatus }> {
+    let generationRounds = 0;
+    for (;;) {
+      const seq = this.retrySeq;
+      const r = await this.evaluateGates();
+      this.evaluatedSeq = seq;
+      if (this.aborted) return { outcome: 'stopped', status: await this.abort() };
+
+      const next = nextStep(r, generationRounds < MAX_GENERATION_ROUNDS && Date.now() < this.deadlineMs);
+      if (next.kind === 'promote') {
+        this.evaluatedSeq = this.retrySeq;
+        return { outcome: 'passed', policy: r.policy };
+      }
+      if (next.kind === 'violation') {
+        this.evaluatedSeq = this.retrySeq;
+        return await this.fail(`policy gate failed: ${next.gates.map((g) => `${g.name}: ${g.detail}`).join('; ')}`, 'PromotionGateFailed');
+      }
+      if (next.kind === 'generate') {
+        generationRounds++;
+        await generateMissing(
+          this.input,
+          this.st,
+          r.gates.filter((g) => g.required && !g.passed),
+          this.deadlineMs,
+        );
+        if (this.st.reason?.startsWith('a scan of')) await this.waitForRetry(GENERATION_RECHECK);
+        if (this.aborted) return { outcome: 'stopped', status: await this.abort() };
+        continue;
+      }
+
+      await this.setState('waiting-evidence', `waiting for evidence: ${next.kinds.join(', ')} (stella promotion evidence --missing)`, true);
+      const remaining = this.deadlineMs - Date.now();
+      const woke = remaining > 0 && (await this.waitForRetry(remaining));
+      if (this.aborted) return { outcome: 'stopped', status: await this.abort() };
+      if (!woke) return await this.fail(`required evidence not found: ${next.kinds.join(',')}`, 'EvidenceNotFound');
     }
-    aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
-  });
+  }
 
-  const setState = async (state: PromotionStateName, reason: string | null, persist: boolean) => {
-    st.state = state;
-    st.reason = reason;
-    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
-    if (persist) await acts.promotionSetState({ tenant: input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals });
-  };
-  /** record: the final row, audit entry and timeline event. */
-  const finish = async (state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string) => {
-    st.state = state;
-    st.reason = reason;
-    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
-    await acts.promotionFinalize({ tenant: input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals });
-    await condition(allHandlersFinished);
-  };
-  const fail = async (message: string, type: string): Promise<never> => {
-    await finish('failed', message, 'system:promotion');
-    throw ApplicationFailure.create({ message, type, nonRetryable: true, details: [st] });
-  };
-  const abort = async () => {
-    const a = aborted ?? { by: 'unknown' };
-    await finish('aborted', a.reason ?? `aborted by ${a.by}`, a.by);
-    return st;
-  };
+  /** Waits for the policy's approvals; the final status when aborted or timed out, else null. */
+  private async awaitApproval(waitDeadlineMs: number): Promise<PromotionStatus | null> {
+    const st = this.st;
+    await this.setState('waiting-approval', `waiting for ${st.approvalsRequired} approval(s)`, true);
+    const approved = await condition(() => st.approvals.length >= st.approvalsRequired || !!this.aborted, waitDeadlineMs);
+    if (this.aborted) return await this.abort();
+    if (!approved) return await this.fail(`approval not granted within ${Math.round(waitDeadlineMs / 60_000)} minutes`, 'ApprovalTimeout');
+    return null;
+  }
 
-  let deadlineMs = 0;
   /** gatherEvidence → decideGates → record this attempt (one local activity). */
-  const evaluateGates = async () => {
-    if (st.state !== 'evaluating') await setState('evaluating', null, false);
+  private async evaluateGates(): Promise<EvaluateGatesResult> {
+    const st = this.st;
+    if (st.state !== 'evaluating') await this.setState('evaluating', null, false);
     st.attempts++;
     const r = await acts.evaluateGates({
       promotionId: st.promotionId,
       workflowId: st.workflowId,
       attempt: st.attempts,
-      input,
-      startedAt: info.startTime.toISOString(),
+      input: this.input,
+      startedAt: this.info.startTime.toISOString(),
     });
     st.gates = r.gates;
     st.imageRef = r.imageRef;
     st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
     st.autoGenerate = r.policy.autoGenerate;
     st.approvalsRequired = r.policy.requireApproval ? r.policy.approvals : 0;
-    if (!deadlineMs) {
-      // Fixed by the first evaluation (recorded in history): start time + policy waitDeadline.
-      deadlineMs = Date.parse(r.deadline);
+    if (!this.deadlineMs) {
+      this.deadlineMs = Date.parse(r.deadline);
       st.deadline = r.deadline;
     }
     return r;
-  };
+  }
+
   /** Sleeps until the operator's retry (or an abort); false when the deadline passed first. */
-  const waitForRetry = async (timeout: number | string) => condition(() => retrySeq > evaluatedSeq || !!aborted, timeout);
+  private waitForRetry(timeout: number | string): Promise<boolean> {
+    return condition(() => this.retrySeq > this.evaluatedSeq || !!this.aborted, timeout);
+  }
 
-  upsertSearchAttributes([
-    { key: SA.tenant, value: input.tenant },
-    { key: SA.artifact, value: input.artifactDigest },
-    { key: SA.environment, value: input.toEnv },
-    { key: SA.promotionState, value: 'evaluating' },
-  ]);
+  private async setState(state: PromotionStateName, reason: string | null, persist: boolean): Promise<void> {
+    const st = this.st;
+    st.state = state;
+    st.reason = reason;
+    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
+    if (persist) await acts.promotionSetState({ tenant: this.input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals });
+  }
 
-  let waitDeadlineMs = 0;
-  let requireApproval = false;
-  let generationRounds = 0;
-  try {
-    for (;;) {
-      const seq = retrySeq;
-      const r = await evaluateGates();
-      requireApproval = r.policy.requireApproval;
-      waitDeadlineMs = r.policy.waitDeadlineMs;
-      evaluatedSeq = seq;
-      if (aborted) return await abort();
+  /** record: the final row, audit entry and timeline event. */
+  private async finish(state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string): Promise<void> {
+    const st = this.st;
+    st.state = state;
+    st.reason = reason;
+    upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
+    await acts.promotionFinalize({ tenant: this.input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals });
+    await condition(allHandlersFinished);
+  }
 
-      const next = nextStep(r, generationRounds < MAX_GENERATION_ROUNDS && Date.now() < deadlineMs);
-      if (next.kind === 'promote') {
-        evaluatedSeq = retrySeq;
-        break;
+  private async fail(message: string, type: string): Promise<never> {
+    await this.finish('failed', message, 'system:promotion');
+    throw ApplicationFailure.create({ message, type, nonRetryable: true, details: [this.st] });
+  }
+
+  private async abort(): Promise<PromotionStatus> {
+    const a = this.aborted ?? { by: 'unknown' };
+    await this.finish('aborted', a.reason ?? `aborted by ${a.by}`, a.by);
+    return this.st;
+  }
+
+  // ---- operator actions: approve, abort, retry -------------------------------------------------
+
+  installHandlers(): void {
+    const st = this.st;
+    setHandler(promotionStateQuery, () => st);
+    setHandler(
+      promotionApproveUpdate,
+      async (a) => {
+        const by = await this.accept('approve', 'update', a);
+        st.approvals.push({ by, at: new Date().toISOString(), ...(noteOf(a) ? { comment: noteOf(a) } : {}) });
+        // Answers with the resulting state: promoted once the last approval is in, else still waiting.
+        await condition(() => st.state !== 'waiting-approval' || st.approvals.length < st.approvalsRequired);
+        return st;
+      },
+      { validator: this.validator('approve') },
+    );
+    setHandler(
+      promotionAbortUpdate,
+      async (a) => {
+        const by = await this.accept('abort', 'update', a);
+        this.aborted ??= { by, reason: noteOf(a) };
+        await condition(() => FINAL.includes(st.state));
+        return st;
+      },
+      { validator: this.validator('abort') },
+    );
+    setHandler(
+      promotionRetryUpdate,
+      async (a) => {
+        if (patched(SIGNED_ACTIONS)) await this.accept('retry', 'update', a);
+        const mine = ++this.retrySeq;
+        // Resolves with the gate results of the evaluation that ran for this request.
+        await condition(() => this.evaluatedSeq >= mine || st.state === 'waiting-approval' || FINAL.includes(st.state));
+        return st;
+      },
+      { validator: this.validator('retry') },
+    );
+    this.installSignalHandlers();
+  }
+
+  /** Signals typed into the Temporal UI or CLI: retry needs a token; approve and abort are always refused (and audited). */
+  private installSignalHandlers(): void {
+    const st = this.st;
+    setHandler(promotionRetrySignal, async (a) => {
+      if (patched(SIGNED_ACTIONS) && !(await this.verifyAction('retry', 'signal', a)).ok) return;
+      this.retrySeq++;
+    });
+    setHandler(promotionApproveSignal, async (a) => {
+      if (patched(SIGNED_ACTIONS)) {
+        await this.verifyAction('approve', 'signal', a); // always refused (and audited): approval is an update
+        return;
       }
-      if (next.kind === 'violation') {
-        evaluatedSeq = retrySeq;
-        return await fail(`policy gate failed: ${next.gates.map((g) => `${g.name}: ${g.detail}`).join('; ')}`, 'PromotionGateFailed');
+      if (!a?.by) return;
+      if (!st.approvals.some((x) => x.by === a.by)) st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
+    });
+    setHandler(promotionAbortSignal, async (a) => {
+      if (patched(SIGNED_ACTIONS)) {
+        await this.verifyAction('abort', 'signal', a); // always refused (and audited): abort is an update
+        return;
       }
-      if (next.kind === 'generate') {
-        generationRounds++;
-        await generateMissing(
-          input,
-          st,
-          r.gates.filter((g) => g.required && !g.passed),
-          deadlineMs,
-        );
-        if (st.reason?.startsWith('a scan of')) await waitForRetry(GENERATION_RECHECK);
-        if (aborted) return await abort();
-        continue;
-      }
+      this.aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
+    });
+  }
 
-      await setState('waiting-evidence', `waiting for evidence: ${next.kinds.join(', ')} (stella promotion evidence --missing)`, true);
-      const remaining = deadlineMs - Date.now();
-      const woke = remaining > 0 && (await waitForRetry(remaining));
-      if (aborted) return await abort();
-      if (!woke) return await fail(`required evidence not found: ${next.kinds.join(',')}`, 'EvidenceNotFound');
-    }
+  private verifyAction(op: ActionOp, channel: 'update' | 'signal', a: unknown): Promise<ActionVerdict> {
+    const st = this.st;
+    const p = this.actionChain.then(() =>
+      acts.promotionVerifyAction({
+        op,
+        channel,
+        token: field(a, 'token'),
+        claimedBy: field(a, 'by'),
+        note: noteOf(a),
+        tenant: this.input.tenant,
+        promotionId: st.promotionId,
+        workflowId: st.workflowId,
+        artifactDigest: this.input.artifactDigest,
+        requestedBy: this.input.requestedBy,
+        state: st.state,
+        approvers: st.approvals.map((x) => x.by),
+      }),
+    );
+    this.actionChain = p.catch(() => undefined);
+    return p;
+  }
 
-    if (requireApproval) {
-      await setState('waiting-approval', `waiting for ${st.approvalsRequired} approval(s)`, true);
-      const approved = await condition(() => st.approvals.length >= st.approvalsRequired || !!aborted, waitDeadlineMs);
-      if (aborted) return await abort();
-      if (!approved) return await fail(`approval not granted within ${Math.round(waitDeadlineMs / 60_000)} minutes`, 'ApprovalTimeout');
-    }
+  /** Shape and state only (no I/O in a validator): a refusal here never enters history. */
+  private validator(op: ActionOp): (a: ActionPayload) => void {
+    return (a) => {
+      const st = this.st;
+      if (a === null || typeof a !== 'object' || Array.isArray(a)) throw refusal('BAD_INPUT', `${op} needs an object {token, by}`, false);
+      if (FINAL.includes(st.state)) throw refusal('CONFLICT', `promotion ${st.promotionId} is already ${st.state}`, false);
+      if (op !== 'approve') return;
+      if (st.state !== 'waiting-approval') throw refusal('CONFLICT', `promotion ${st.workflowId} is ${st.state}, not waiting for approval`, false);
+      if (a.by === this.input.requestedBy) throw refusal('FORBIDDEN', `${a.by} requested promotion ${st.workflowId} and cannot approve it`, false);
+      if (st.approvals.some((x) => x.by === a.by)) throw refusal('CONFLICT', `${a.by} has already approved promotion ${st.workflowId}`, false);
+    };
+  }
 
-    await finish('promoted', null, input.requestedBy);
-    return st;
-  } catch (e) {
-    // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
-    if (e instanceof ApplicationFailure && e.nonRetryable && FINAL.includes(st.state)) throw e;
-    // An activity failure's own message is generic ("Activity task failed"): report its cause.
-    const message = ((e as { cause?: Error }).cause?.message ?? (e as Error).message) || String(e);
-    log.error('promotion failed unexpectedly', { error: message });
-    if (!FINAL.includes(st.state)) await finish('failed', `promotion error: ${message}`, 'system:promotion');
-    throw ApplicationFailure.create({ message: `promotion error: ${message}`, type: 'PromotionError', nonRetryable: true, details: [st] });
+  private async accept(op: ActionOp, channel: 'update' | 'signal', a: unknown): Promise<string> {
+    const v = await this.verifyAction(op, channel, a);
+    if (!v.ok) throw refusal(v.code, v.reason, true);
+    return v.by;
   }
 }
 
