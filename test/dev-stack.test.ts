@@ -61,6 +61,13 @@ describe('stella dev up (embedded default stack)', () => {
     const list = stella(['evidence', 'list', '--artifact', artifact]);
     expect(list.code).toBe(0);
     expect(list.out).toContain('sbom');
+    // The dev token is short-lived and DPoP-bound to this CLI's key, so replay:read routes work from the CLI.
+    const claims = JSON.parse(Buffer.from(info.token.split('.')[1], 'base64url').toString('utf8'));
+    expect(claims.exp - claims.iat).toBe(12 * 3600);
+    expect(claims.cnf.jkt).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const runs = stella(['replay-runs', 'list', '--format', 'json']);
+    expect(runs.code, runs.err).toBe(0);
+    expect(JSON.parse(runs.out)).toEqual({ runs: [] });
     const verify = stella(['evidence', 'verify', '--mode', 'full', '--format', 'json']);
     expect(verify.code, verify.err).toBe(0);
     expect(JSON.parse(verify.out)).toMatchObject({ status: 'passed', checked: 1, failed: 0 });
