@@ -86,69 +86,11 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
   await migrate(ctx.db);
   const store = targetStore(ctx, input);
   const targetIsPrimary = store === ctx.blobs.primary;
-  if (!input.backupId) {
-    await recordRestoreStart(ctx.db, { id: input.restoreId, backupId: null, toAnchor: input.toAnchor ?? null, target: store.location, actor: input.actor });
-    const logSize = await evidenceLogSize(ctx.db);
-    const itemCount = await countAllItems(ctx.db);
-    return {
-      restoreId: input.restoreId,
-      backupId: null,
-      tables: [],
-      blobBatches: 0,
-      blobCount: 0,
-      blobBytes: 0,
-      itemCount,
-      logSize,
-      target: store.location,
-      targetIsPrimary,
-      anchors: [],
-    };
-  }
+  if (!input.backupId) return prepareInPlace(ctx, input, store, targetIsPrimary);
   const path = pathOf(ctx, input);
   const schema = await schemaOf(path);
   const resumed = await restoreRunExists(ctx.db, input.restoreId);
-  if (!resumed) {
-    const check = await checkBackup(path, { hb });
-    if (!check.ok) throw integrity(`backup ${input.backupId} is damaged: ${check.problems.map((p) => `${p.path}: ${p.problem}`).join('; ')}`);
-    // Forward-only migrations: this build must know every migration the backup was made with.
-    const have = new Map((await appliedMigrations(ctx.db)).map((m) => [m.version, m.checksum]));
-    for (const m of schema.migrations) {
-      if (!have.has(m.version))
-        throw conflict(`backup ${input.backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
-    }
-    const n = await countAllItems(ctx.db);
-    if (n > 0)
-      throw conflict(
-        `the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`,
-      );
-    if (store instanceof FsBlobStore) {
-      await fsp.mkdir(store.location, { recursive: true });
-      const free = await freeSpace(store.location);
-      if (free !== null && free < schema.blobBytes)
-        throw new StellaError(
-          'TOO_LARGE',
-          `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`,
-        );
-    }
-    // The keys that signed the anchors and attestations may be gone with the old host: trust
-    // their public halves from the backup (merged into <dataDir>/trust/rootpack.json; merging
-    // only ever narrows trust for a known key).
-    await importTrust(ctx, '*', check.rootpack, input.actor);
-    await recordRestoreStart(ctx.db, {
-      id: input.restoreId,
-      backupId: input.backupId,
-      toAnchor: input.toAnchor ?? null,
-      target: store.location,
-      actor: input.actor,
-    });
-    await audit(ctx.db, {
-      tenant: '*',
-      actor: input.actor,
-      action: 'evidence.restore.start',
-      target: input.backupId,
-      details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null },
-    });
-  }
+  if (!resumed) await startFullRestore(ctx, input, input.backupId, { path, schema, store, hb });
   return {
     restoreId: input.restoreId,
     backupId: input.backupId,
@@ -162,6 +104,81 @@ export async function restorePrepare(ctx: AppContext, input: RestoreInput, hb: (
     targetIsPrimary,
     anchors: schema.anchors,
   };
+}
+
+/** Point-in-time restore of the live index: nothing to copy, only the run to record. */
+async function prepareInPlace(ctx: AppContext, input: RestoreInput, store: BlobStore, targetIsPrimary: boolean): Promise<RestorePlan> {
+  await recordRestoreStart(ctx.db, { id: input.restoreId, backupId: null, toAnchor: input.toAnchor ?? null, target: store.location, actor: input.actor });
+  const logSize = await evidenceLogSize(ctx.db);
+  const itemCount = await countAllItems(ctx.db);
+  return {
+    restoreId: input.restoreId,
+    backupId: null,
+    tables: [],
+    blobBatches: 0,
+    blobCount: 0,
+    blobBytes: 0,
+    itemCount,
+    logSize,
+    target: store.location,
+    targetIsPrimary,
+    anchors: [],
+  };
+}
+
+/** A new full restore: the backup, this build's migrations, an empty index and room on the target; then trust, record and audit. */
+async function startFullRestore(
+  ctx: AppContext,
+  input: RestoreInput,
+  backupId: string,
+  from: { path: string; schema: BackupSchema; store: BlobStore; hb: () => void },
+): Promise<void> {
+  const { path, schema, store, hb } = from;
+  const check = await checkBackup(path, { hb });
+  if (!check.ok) throw integrity(`backup ${backupId} is damaged: ${check.problems.map((p) => `${p.path}: ${p.problem}`).join('; ')}`);
+  await checkRestorable(ctx, backupId, schema, store);
+  // The keys that signed the anchors and attestations may be gone with the old host: trust
+  // their public halves from the backup (merged into <dataDir>/trust/rootpack.json; merging
+  // only ever narrows trust for a known key).
+  await importTrust(ctx, '*', check.rootpack, input.actor);
+  await recordRestoreStart(ctx.db, {
+    id: input.restoreId,
+    backupId,
+    toAnchor: input.toAnchor ?? null,
+    target: store.location,
+    actor: input.actor,
+  });
+  await audit(ctx.db, {
+    tenant: '*',
+    actor: input.actor,
+    action: 'evidence.restore.start',
+    target: backupId,
+    details: { restoreId: input.restoreId, target: store.location, toAnchor: input.toAnchor ?? null },
+  });
+}
+
+/** This build knows every migration of the backup, the index is empty, and a directory target has room for the blobs. */
+async function checkRestorable(ctx: AppContext, backupId: string, schema: BackupSchema, store: BlobStore): Promise<void> {
+  // Forward-only migrations: this build must know every migration the backup was made with.
+  const have = new Map((await appliedMigrations(ctx.db)).map((m) => [m.version, m.checksum]));
+  for (const m of schema.migrations) {
+    if (!have.has(m.version))
+      throw conflict(`backup ${backupId} was made with migration ${m.version}_${m.name}, which this stella does not have; restore with a newer stella`);
+  }
+  const n = await countAllItems(ctx.db);
+  if (n > 0)
+    throw conflict(
+      `the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`,
+    );
+  if (store instanceof FsBlobStore) {
+    await fsp.mkdir(store.location, { recursive: true });
+    const free = await freeSpace(store.location);
+    if (free !== null && free < schema.blobBytes)
+      throw new StellaError(
+        'TOO_LARGE',
+        `target ${store.location} has ${free} bytes free, the backup needs ${schema.blobBytes}; provision more (stella evidence storage provision --size …)`,
+      );
+  }
 }
 
 let tablesCache: { db: unknown; tables: Map<string, TableInfo> } | null = null;

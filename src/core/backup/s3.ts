@@ -14,7 +14,7 @@ import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Co
 import type { AppContext } from '../context';
 import { createS3Client } from '../../blob/s3';
 import { S3_URL_RE } from '../../config';
-import { parseManifest } from '../../archive';
+import { parseManifest, type ManifestEntry } from '../../archive';
 import { sha256Digest, sha256File } from '../../lib/hash';
 import { mapLimit } from '../../lib/concurrency';
 import { walkFiles } from '../../lib/walk';
@@ -313,11 +313,40 @@ export async function restoreFetch(
   const loc = s3LocationOf(ctx, input.backupDir);
   if (!loc || !input.backupId) throw badInput('restore from S3 needs --backup-id and an s3:// backup location');
   const id = validateBackupId(input.backupId);
-  const client = clientOf(ctx);
-  const url = urlOf(loc, id);
+  const b: RemoteBackup = { client: clientOf(ctx), loc, id, url: urlOf(loc, id) };
   await checkS3Location(ctx, loc);
   const root = restoreStagingRoot(ctx, input.restoreId);
   const dest = join(root, id);
+  const { manifestBytes, sumBytes, manifest } = await fetchManifest(b);
+
+  const out: FetchResult = { dir: root, source: b.url, files: manifest.entries.length, downloaded: 0, bytes: 0 };
+  let done = 0;
+  await mapLimit(manifest.entries, UPLOAD_CONCURRENCY, async (e) => {
+    if (await stageEntry(b, dest, e)) {
+      out.downloaded++;
+      out.bytes += e.size;
+    }
+    hb({ files: ++done, of: out.files });
+  });
+  // Manifest last, locally too: the staged copy is complete only once every file checked out.
+  const summary = await getBytes(b.client, loc.bucket, keyOf(loc, id, 'backup.json'));
+  if (summary) await fsp.writeFile(join(dest, 'backup.json'), summary);
+  await fsp.writeFile(join(dest, 'manifest.sha256'), sumBytes);
+  await fsp.writeFile(join(dest, 'manifest.json'), manifestBytes);
+  return out;
+}
+
+/** One backup in S3: the client, its location, id and URL (for messages). */
+interface RemoteBackup {
+  client: S3Client;
+  loc: S3Location;
+  id: string;
+  url: string;
+}
+
+/** The backup's manifest, checked against manifest.sha256; a backup without one (an interrupted upload) is refused. */
+async function fetchManifest(b: RemoteBackup): Promise<{ manifestBytes: Buffer; sumBytes: Buffer; manifest: ReturnType<typeof parseManifest> }> {
+  const { client, loc, id, url } = b;
   const manifestBytes = await getBytes(client, loc.bucket, keyOf(loc, id, 'manifest.json'));
   if (!manifestBytes) {
     const partial = (await listSizes(client, loc.bucket, keyOf(loc, id, ''))).size;
@@ -334,59 +363,60 @@ export async function restoreFetch(
     throw integrity(`backup ${id} at ${url}: manifest.sha256 says ${recorded || '(missing)'}, manifest.json hashes to ${manifestSha256}`);
   const manifest = parseManifest(manifestBytes);
   if (manifest.kind !== BACKUP_KIND) throw badInput(`${url} is a ${manifest.kind}, not an evidence-locker backup`);
+  return { manifestBytes, sumBytes: sumBytes!, manifest };
+}
 
-  const out: FetchResult = { dir: root, source: url, files: manifest.entries.length, downloaded: 0, bytes: 0 };
-  let done = 0;
-  await mapLimit(manifest.entries, UPLOAD_CONCURRENCY, async (e) => {
-    // The manifest names the files; never let it name one outside the staging directory.
-    if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(e.path) || e.path.split('/').some((s) => s === '..' || s === '.'))
-      throw integrity(`backup ${id} manifest names an unsafe path ${JSON.stringify(e.path)}`);
-    const file = join(dest, e.path);
-    const have = existsSync(file) ? await hashFile(file) : null;
-    if (have && `sha256:${have.hex}` === e.sha256 && have.size === e.size) {
-      hb({ files: ++done, of: out.files });
-      return;
-    }
-    await fsp.mkdir(dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.part`;
-    try {
-      let body: Readable;
-      try {
-        body = (await client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: keyOf(loc, id, e.path) }))).Body as Readable;
-      } catch (err) {
-        if (isNotFound(err)) throw integrity(`backup ${id} at ${url} is missing ${e.path} (listed in its manifest)`);
-        throw err;
-      }
-      const h = createHash('sha256');
-      let size = 0;
-      await pipeline(
-        body,
-        new Transform({
-          transform(c: Buffer, _enc, cb) {
-            h.update(c);
-            size += c.length;
-            cb(null, c);
-          },
-        }),
-        createWriteStream(tmp),
-      );
-      const got = `sha256:${h.digest('hex')}`;
-      if (got !== e.sha256 || size !== e.size)
-        throw integrity(`backup ${id} at ${url}: ${e.path} hashes to ${got} (${size} bytes), manifest says ${e.sha256} (${e.size} bytes)`);
-      await fsp.rename(tmp, file);
-    } finally {
-      await fsp.rm(tmp, { force: true });
-    }
-    out.downloaded++;
-    out.bytes += e.size;
-    hb({ files: ++done, of: out.files });
-  });
-  // Manifest last, locally too: the staged copy is complete only once every file checked out.
-  const summary = await getBytes(client, loc.bucket, keyOf(loc, id, 'backup.json'));
-  if (summary) await fsp.writeFile(join(dest, 'backup.json'), summary);
-  await fsp.writeFile(join(dest, 'manifest.sha256'), sumBytes!);
-  await fsp.writeFile(join(dest, 'manifest.json'), manifestBytes);
-  return out;
+/**
+ * Stages one manifest entry under dest: kept when already there with the right digest (false),
+ * otherwise downloaded, checked against the manifest and renamed into place (true).
+ */
+async function stageEntry(b: RemoteBackup, dest: string, e: ManifestEntry): Promise<boolean> {
+  // The manifest names the files; never let it name one outside the staging directory.
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(e.path) || e.path.split('/').some((s) => s === '..' || s === '.'))
+    throw integrity(`backup ${b.id} manifest names an unsafe path ${JSON.stringify(e.path)}`);
+  const file = join(dest, e.path);
+  const have = existsSync(file) ? await hashFile(file) : null;
+  if (have && `sha256:${have.hex}` === e.sha256 && have.size === e.size) return false;
+  await fsp.mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.part`;
+  try {
+    const body = await openObject(b, e.path);
+    const got = await writeHashed(body, tmp);
+    if (got.digest !== e.sha256 || got.size !== e.size)
+      throw integrity(`backup ${b.id} at ${b.url}: ${e.path} hashes to ${got.digest} (${got.size} bytes), manifest says ${e.sha256} (${e.size} bytes)`);
+    await fsp.rename(tmp, file);
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+  return true;
+}
+
+/** The body of a file the manifest lists; a missing object is an integrity failure. */
+async function openObject(b: RemoteBackup, rel: string): Promise<Readable> {
+  try {
+    return (await b.client.send(new GetObjectCommand({ Bucket: b.loc.bucket, Key: keyOf(b.loc, b.id, rel) }))).Body as Readable;
+  } catch (err) {
+    if (isNotFound(err)) throw integrity(`backup ${b.id} at ${b.url} is missing ${rel} (listed in its manifest)`);
+    throw err;
+  }
+}
+
+/** Streams body into file, returning the sha256 digest and size of what was written. */
+async function writeHashed(body: Readable, file: string): Promise<{ digest: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  await pipeline(
+    body,
+    new Transform({
+      transform(c: Buffer, _enc, cb) {
+        h.update(c);
+        size += c.length;
+        cb(null, c);
+      },
+    }),
+    createWriteStream(file),
+  );
+  return { digest: `sha256:${h.digest('hex')}`, size };
 }
 
 export async function restoreCleanup(ctx: AppContext, restoreId: string): Promise<void> {
