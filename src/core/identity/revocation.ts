@@ -4,7 +4,8 @@ import type { AppContext } from '../context';
 import { StellaError } from '../../lib/errors';
 import { MAX_TTL_SECONDS } from '../../crypto/tokens';
 import { audit } from '../audit';
-import { rotateKey, TOKEN_PURPOSE } from '../keys';
+import type { JWK } from 'jose';
+import { rotateKey, tokenJwks, TOKEN_PURPOSE } from '../keys';
 
 export interface Revocation {
   kind: 'jti' | 'kid';
@@ -29,7 +30,14 @@ const cache = new WeakMap<Db, { at: number; set: RevokedSet }>();
 export async function revokedSet(db: Db): Promise<RevokedSet> {
   const hit = cache.get(db);
   if (hit && Date.now() - hit.at < CACHE_MS) return hit.set;
-  const r = await db.query<{ kind: 'jti' | 'kid'; value: string }>('SELECT kind, value FROM token_revocations WHERE expires_at IS NULL OR expires_at > now()');
+  let r: { rows: { kind: 'jti' | 'kid'; value: string }[] };
+  try {
+    r = await db.query<{ kind: 'jti' | 'kid'; value: string }>('SELECT kind, value FROM token_revocations WHERE expires_at IS NULL OR expires_at > now()');
+  } catch (e) {
+    // PostgreSQL unreachable: the last list read still holds (no revocation can be recorded meanwhile); without one, fail closed.
+    if (hit) return hit.set;
+    throw e;
+  }
   const set: RevokedSet = {
     jtis: new Set(r.rows.filter((x) => x.kind === 'jti').map((x) => x.value)),
     kids: new Set(r.rows.filter((x) => x.kind === 'kid').map((x) => x.value)),
@@ -75,4 +83,10 @@ export async function revoke(
   });
   const row = r.rows[0]!;
   return { kind, value, actor: row.actor, reason: row.reason, revokedAt: row.revoked_at.toISOString(), ...(rotatedTo ? { rotatedTo } : {}) };
+}
+
+/** The token-key JWKS without revoked keys: what any verifier of stella-signed tokens should use. */
+export async function liveTokenJwks(ctx: Pick<AppContext, 'db' | 'keys'>): Promise<{ keys: JWK[] }> {
+  const revoked = (await revokedSet(ctx.db)).kids;
+  return { keys: (await tokenJwks(ctx.keys)).keys.filter((k) => !revoked.has(String(k.kid))) };
 }

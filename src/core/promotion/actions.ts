@@ -10,7 +10,8 @@ import { TokenError } from '../../crypto/tokens';
 import type { Db } from '../../db/pool';
 import { audit } from '../audit';
 import { promotionRequester } from '../audit/queries/promotion';
-import { TOKEN_PURPOSE, tokenJwks } from '../keys';
+import { TOKEN_PURPOSE } from '../keys';
+import { liveTokenJwks } from '../identity/revocation';
 import type { PromotionStateName } from './types';
 import { FINAL_STATES } from './types';
 
@@ -61,7 +62,7 @@ export function decideAction(v: VerifiedAction, r: ActionRequest): ActionVerdict
 export async function verifyPromotionAction(ctx: { db: Db; keys: KeyStore }, r: ActionRequest): Promise<ActionVerdict> {
   let verdict: ActionVerdict;
   try {
-    const v = await verifyActionToken(r.token, (await tokenJwks(ctx.keys)) as never);
+    const v = await verifyActionToken(r.token, (await liveTokenJwks(ctx)) as never);
     verdict = decideAction(v, r);
     if (verdict.ok && r.op === 'approve') verdict = (await notRequestedThroughStella(ctx.db, r, v.sub)) ?? verdict;
   } catch (e) {
