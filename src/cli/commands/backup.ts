@@ -55,7 +55,13 @@ async function waitFor<T extends WfStatus>(
 
 export function registerBackupCommands(program: Command): void {
   const bk = group(program, 'backup', 'backups of the Evidence Locker (DR-001)');
+  for (const register of [createCommand, listCommand]) register(bk);
+  const ev = group(program, 'evidence', 'the Evidence Locker');
+  provisionCommand(group(ev, 'storage', 'storage usage and checks'));
+  for (const register of [restoreCommand, exportCommand, diagnosticsCommand]) register(ev);
+}
 
+function createCommand(bk: Command): void {
   bk.command('create')
     .description('consistent backup: index snapshot, blobs, anchor chain, public keys, manifest + digest')
     .requiredOption('--type <type>', 'what to back up: evidence-locker')
@@ -74,25 +80,29 @@ export function registerBackupCommands(program: Command): void {
           (p) => [Number(p.blobBatchesDone), Number(p.blobBatches)],
         );
         const s = st.result;
-        print(c.format, s, () =>
-          renderKv({
-            backup: s.id,
-            status: s.status,
-            location: s.location,
-            created: s.createdAt,
-            items: s.items,
-            blobs: s.blobs,
-            size: humanBytes(s.sizeBytes),
-            'log size': s.logSize,
-            'latest anchor': s.latestAnchor ? `${s.latestAnchor.id.slice(0, 16)} (seq ${s.latestAnchor.seq}, ${s.latestAnchor.logSize} leaves)` : '-',
-            manifest: s.manifestSha256,
-            problems: s.problems?.length ? s.problems.map((p) => `${p.id}: ${p.problem}`).join('; ') : 'none',
-          }),
-        );
+        print(c.format, s, () => renderBackup(s));
         return s.problems?.length ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
+}
 
+function renderBackup(s: NonNullable<BackupStatus['result']>): string {
+  return renderKv({
+    backup: s.id,
+    status: s.status,
+    location: s.location,
+    created: s.createdAt,
+    items: s.items,
+    blobs: s.blobs,
+    size: humanBytes(s.sizeBytes),
+    'log size': s.logSize,
+    'latest anchor': s.latestAnchor ? `${s.latestAnchor.id.slice(0, 16)} (seq ${s.latestAnchor.seq}, ${s.latestAnchor.logSize} leaves)` : '-',
+    manifest: s.manifestSha256,
+    problems: s.problems?.length ? s.problems.map((p) => `${p.id}: ${p.problem}`).join('; ') : 'none',
+  });
+}
+
+function listCommand(bk: Command): void {
   bk.command('list')
     .description('backups with id, time, size, item count and latest anchor')
     .requiredOption('--type <type>', 'evidence-locker')
@@ -119,9 +129,9 @@ export function registerBackupCommands(program: Command): void {
         );
       }),
     );
+}
 
-  const ev = group(program, 'evidence', 'the Evidence Locker');
-  const storage = group(ev, 'storage', 'storage usage and checks');
+function provisionCommand(storage: Command): void {
   storage
     .command('provision')
     .description('prepare a restore target: a directory (created, writable, --size free) or an S3 bucket (created when missing, write/read/delete probe)')
@@ -139,7 +149,9 @@ export function registerBackupCommands(program: Command): void {
         );
       }),
     );
+}
 
+function restoreCommand(ev: Command): void {
   ev.command('restore')
     .description('durable restore from a backup (DR-001) and/or point-in-time to an anchor (DR-002), then verify --mode full and anchor verify --all')
     .option('--backup-id <id>', 'backup to restore (stella backup list --type evidence-locker)')
@@ -165,35 +177,47 @@ export function registerBackupCommands(program: Command): void {
           (p) => [Number(p.rowsDone) + Number(p.blobsDone), Number(p.rows) + Number(p.blobs)],
         );
         const x = st.result;
-        print(c.format, x, () => {
-          const v = x.verify;
-          const lines = [
-            `${x.outcome === 'passed' ? 'RESTORED' : 'RESTORE FAILED VERIFICATION'}: ${x.restoreId}${x.backupId ? ` from ${x.backupId}` : ''}`,
-            renderKv({
-              target: x.target,
-              items: x.items,
-              'log size': x.logSize,
-              'blobs restored': x.blobsRestored,
-              'point-in-time': x.pointInTime
-                ? `anchor ${x.pointInTime.anchorId.slice(0, 16)} (log size ${x.pointInTime.logSize}): ${x.pointInTime.quarantined} item(s) quarantined, ${x.pointInTime.anchorsArchived} anchor(s) archived`
-                : '-',
-              'verify --mode full': v
-                ? v.kind === 'verify-workflow'
-                  ? `${v.status.toUpperCase()} (${v.runId}: ${v.checked} checked, ${v.ok} ok, ${v.failed} failed)`
-                  : `${v.failed ? 'FAILED' : 'PASSED'} (re-hashed ${v.checked} blobs in the target: ${v.ok} ok, ${v.failed} failed)`
-                : 'skipped',
-              'anchor verify --all': x.anchors
-                ? `${x.anchors.ok ? 'PASSED' : 'FAILED'} (${x.anchors.checked}/${x.anchors.anchors} anchors${x.anchors.rootsMatchBackup === null ? '' : x.anchors.rootsMatchBackup ? ', roots identical to the backup' : `, roots differ: ${x.anchors.mismatches.join('; ')}`})`
-                : 'skipped',
-            }),
-          ];
-          if (x.nextSteps.length) lines.push('', 'next (serve from the restored path):', ...x.nextSteps.map((s) => `  ${s}`));
-          return lines.join('\n');
-        });
+        print(c.format, x, () => renderRestore(x));
         return x.outcome === 'passed' ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
+}
 
+type RestoreResult = NonNullable<RestoreStatus['result']>;
+
+function renderRestore(x: RestoreResult): string {
+  const lines = [
+    `${x.outcome === 'passed' ? 'RESTORED' : 'RESTORE FAILED VERIFICATION'}: ${x.restoreId}${x.backupId ? ` from ${x.backupId}` : ''}`,
+    renderKv({
+      target: x.target,
+      items: x.items,
+      'log size': x.logSize,
+      'blobs restored': x.blobsRestored,
+      'point-in-time': x.pointInTime
+        ? `anchor ${x.pointInTime.anchorId.slice(0, 16)} (log size ${x.pointInTime.logSize}): ${x.pointInTime.quarantined} item(s) quarantined, ${x.pointInTime.anchorsArchived} anchor(s) archived`
+        : '-',
+      'verify --mode full': restoreVerifyText(x.verify),
+      'anchor verify --all': restoreAnchorsText(x.anchors),
+    }),
+  ];
+  if (x.nextSteps.length) lines.push('', 'next (serve from the restored path):', ...x.nextSteps.map((s) => `  ${s}`));
+  return lines.join('\n');
+}
+
+function restoreVerifyText(v: RestoreResult['verify']): string {
+  if (!v) return 'skipped';
+  return v.kind === 'verify-workflow'
+    ? `${v.status.toUpperCase()} (${v.runId}: ${v.checked} checked, ${v.ok} ok, ${v.failed} failed)`
+    : `${v.failed ? 'FAILED' : 'PASSED'} (re-hashed ${v.checked} blobs in the target: ${v.ok} ok, ${v.failed} failed)`;
+}
+
+function restoreAnchorsText(a: RestoreResult['anchors']): string {
+  if (!a) return 'skipped';
+  const roots = a.rootsMatchBackup === null ? '' : a.rootsMatchBackup ? ', roots identical to the backup' : `, roots differ: ${a.mismatches.join('; ')}`;
+  return `${a.ok ? 'PASSED' : 'FAILED'} (${a.checked}/${a.anchors} anchors${roots})`;
+}
+
+function exportCommand(ev: Command): void {
   ev.command('export')
     .description('offline evidence pack for an artifact: items, attestations, anchor + inclusion proofs, RootPack (deterministic archive)')
     .requiredOption('--digest <artifact-digest>', 'the artifact (sha256:…)')
@@ -230,7 +254,9 @@ export function registerBackupCommands(program: Command): void {
         );
       }),
     );
+}
 
+function diagnosticsCommand(ev: Command): void {
   ev.command('diagnostics')
     .description('evidence capture bundle: index status, storage stats, recent anchor chain, integrity results, audit log (no secrets)')
     .option(

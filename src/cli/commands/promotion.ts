@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import type { z } from 'zod';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable, shortDigest } from '../output';
@@ -165,7 +166,27 @@ const exitFor = (s: Status) => (s.state === 'promoted' ? EXIT.OK : s.state === '
 
 export function registerPromotionCommands(program: Command): void {
   const pr = group(program, 'promotion', 'promote artifacts between environments, gated on evidence');
+  for (const register of [startCommand, statusCommand, evidenceCommand, retryCommand, listCommand, approveCommand, abortCommand]) register(pr);
+  const pol = pr.command('policy').description('promotion policy per target environment');
+  for (const register of [policySetCommand, policyShowCommand]) register(pol);
+}
 
+type StartOptions = { artifact: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string };
+
+/** Checks the start flags (exit 2 on a malformed one); answers the --wait timeout in seconds. */
+function checkStart(o: StartOptions): number {
+  requireDigest(o.artifact, 'artifact digest');
+  for (const [flag, v] of [
+    ['--to', o.to],
+    ['--from', o.from],
+  ] as const)
+    if (v !== undefined && !ENV_RE.test(v)) throw new CliError(`malformed ${flag} ${JSON.stringify(v)}: lowercase letters, digits, . _ -`, EXIT.USAGE);
+  const timeout = Number(o.timeout);
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 300) throw new CliError('--timeout must be 1..300 seconds', EXIT.USAGE);
+  return timeout;
+}
+
+function startCommand(pr: Command): void {
   pr.command('start')
     .description('start a promotion (joins the running one for the same artifact and target)')
     .requiredOption('--artifact <digest>', 'artifact digest sha256:…')
@@ -175,16 +196,9 @@ export function registerPromotionCommands(program: Command): void {
     .option('--wait', 'wait for the final result (exit 0 promoted, 1 failed/aborted, 8 still pending)')
     .option('--timeout <seconds>', 'how long --wait waits (max 300)', '300')
     .action(
-      action(async (o: { artifact: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string }, cmd: Command) => {
+      action(async (o: StartOptions, cmd: Command) => {
         const c = ctxOf(cmd);
-        requireDigest(o.artifact, 'artifact digest');
-        for (const [flag, v] of [
-          ['--to', o.to],
-          ['--from', o.from],
-        ] as const)
-          if (v !== undefined && !ENV_RE.test(v)) throw new CliError(`malformed ${flag} ${JSON.stringify(v)}: lowercase letters, digits, . _ -`, EXIT.USAGE);
-        const timeout = Number(o.timeout);
-        if (!Number.isInteger(timeout) || timeout < 1 || timeout > 300) throw new CliError('--timeout must be 1..300 seconds', EXIT.USAGE);
+        const timeout = checkStart(o);
         const body = { artifact: o.artifact, to: o.to, ...(o.from ? { from: o.from } : {}), ...(o.image ? { imageRef: o.image } : {}) };
         const r = await c
           .api()
@@ -198,7 +212,9 @@ export function registerPromotionCommands(program: Command): void {
         return exitFor(r);
       }),
     );
+}
 
+function statusCommand(pr: Command): void {
   pr.command('status [id]')
     .description('state of a promotion: each gate, what is missing (default: the one in progress)')
     .option('--explain', 'for each gate: why it passed or failed, the evidence (id, provenance, signer) and the policy rule')
@@ -210,7 +226,20 @@ export function registerPromotionCommands(program: Command): void {
         print(c.format, s, () => renderStatus(s, o.explain));
       }),
     );
+}
 
+function renderEvidence(r: z.infer<typeof PromotionEvidenceResponse>, missingOnly: boolean): string {
+  const head = `${r.id} (${r.state}) → ${r.to}, artifact ${r.artifact}`;
+  if (!missingOnly) return `${head}\n\n${renderGates(r.gates ?? [])}`;
+  if (!r.missing.length) return `${head}\n\nno missing evidence`;
+  return `${head}\n\n${renderTable(r.missing, [
+    { header: 'GATE', get: (m) => m.gate },
+    { header: 'KIND', get: (m) => (m.predicateType ? `${m.kind} (${m.predicateType})` : m.kind) },
+    { header: 'REASON', get: (m) => m.detail },
+  ])}\n\nto produce it:\n${r.missing.map((m) => `  ${m.command ?? '-'}`).join('\n')}\nthen: stella promotion retry`;
+}
+
+function evidenceCommand(pr: Command): void {
   pr.command('evidence [id]')
     .description('evidence a promotion requires; --missing: only what is missing, with the command that produces it')
     .option('--missing', 'only missing evidence')
@@ -219,20 +248,13 @@ export function registerPromotionCommands(program: Command): void {
         const c = ctxOf(cmd);
         const pid = await resolveId(c, id, KEEP_FINISHED_MS);
         const r = await c.api().call(PromotionEvidenceResponse, 'GET', `/promotions/${encodeURIComponent(pid)}/evidence${qs({ missing: o.missing })}`);
-        print(c.format, r, () => {
-          const head = `${r.id} (${r.state}) → ${r.to}, artifact ${r.artifact}`;
-          if (!o.missing) return `${head}\n\n${renderGates(r.gates ?? [])}`;
-          if (!r.missing.length) return `${head}\n\nno missing evidence`;
-          return `${head}\n\n${renderTable(r.missing, [
-            { header: 'GATE', get: (m) => m.gate },
-            { header: 'KIND', get: (m) => (m.predicateType ? `${m.kind} (${m.predicateType})` : m.kind) },
-            { header: 'REASON', get: (m) => m.detail },
-          ])}\n\nto produce it:\n${r.missing.map((m) => `  ${m.command ?? '-'}`).join('\n')}\nthen: stella promotion retry`;
-        });
+        print(c.format, r, () => renderEvidence(r, !!o.missing));
         return r.missing.length && o.missing ? EXIT.PENDING : EXIT.OK;
       }),
     );
+}
 
+function retryCommand(pr: Command): void {
   pr.command('retry [id]')
     .description('re-evaluate the gates now (default: the promotion in progress); prints the new results')
     .option('--no-wait', 'signal the retry and return without the new results')
@@ -250,7 +272,9 @@ export function registerPromotionCommands(program: Command): void {
         return s.state === 'waiting-evidence' ? EXIT.PENDING : exitFor(s) === EXIT.PENDING ? EXIT.OK : exitFor(s);
       }),
     );
+}
 
+function listCommand(pr: Command): void {
   pr.command('list')
     .description('promotions (Temporal visibility: what the Temporal UI lists)')
     .option('--state <state>', `only this state: ${STATES.join(', ')}`)
@@ -278,36 +302,51 @@ export function registerPromotionCommands(program: Command): void {
         );
       }),
     );
+}
 
-  for (const op of ['approve', 'abort'] as const) {
-    pr.command(`${op} <id>`)
-      .description(
-        op === 'approve'
-          ? 'approve a promotion waiting for manual approval (not your own); prints the resulting state'
-          : 'abort a promotion (audited); prints the resulting state',
-      )
-      .option(op === 'approve' ? '--comment <text>' : '--reason <text>', op === 'approve' ? 'approval comment' : 'why')
-      .action(
-        action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
-          const c = ctxOf(cmd);
-          remember(id);
-          const r = await c
-            .api()
-            .call(
-              ActionResponse,
-              'POST',
-              `/promotions/${encodeURIComponent(id)}/${op}`,
-              { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) },
-              { timeoutMs: 600_000 },
-            );
-          print(c.format, r, () => `${r.message}\n\n${renderStatus(r)}`);
-          // approve: 0 once promoted, 8 while more approvals are needed; abort: 0 when aborted
-          return op === 'abort' ? (r.state === 'aborted' ? EXIT.OK : exitFor(r)) : exitFor(r);
-        }),
-      );
-  }
+const approveCommand = (pr: Command) => actionCommand(pr, 'approve');
+const abortCommand = (pr: Command) => actionCommand(pr, 'abort');
 
-  const pol = pr.command('policy').description('promotion policy per target environment');
+/** `approve <id>` / `abort <id>`: one update on the promotion workflow; prints the resulting state. */
+function actionCommand(pr: Command, op: 'approve' | 'abort'): void {
+  pr.command(`${op} <id>`)
+    .description(
+      op === 'approve'
+        ? 'approve a promotion waiting for manual approval (not your own); prints the resulting state'
+        : 'abort a promotion (audited); prints the resulting state',
+    )
+    .option(op === 'approve' ? '--comment <text>' : '--reason <text>', op === 'approve' ? 'approval comment' : 'why')
+    .action(
+      action(async (id: string, o: { comment?: string; reason?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        remember(id);
+        const r = await c
+          .api()
+          .call(
+            ActionResponse,
+            'POST',
+            `/promotions/${encodeURIComponent(id)}/${op}`,
+            { ...(o.comment ? { comment: o.comment } : {}), ...(o.reason ? { reason: o.reason } : {}) },
+            { timeoutMs: 600_000 },
+          );
+        print(c.format, r, () => `${r.message}\n\n${renderStatus(r)}`);
+        // approve: 0 once promoted, 8 while more approvals are needed; abort: 0 when aborted
+        return op === 'abort' ? (r.state === 'aborted' ? EXIT.OK : exitFor(r)) : exitFor(r);
+      }),
+    );
+}
+
+function renderPolicySet(r: z.infer<typeof SetPolicyResponse>): string {
+  if (!r.changed) return `unchanged: policy for ${r.env} is already version ${r.version} with this content`;
+  return [
+    `stored policy for ${r.env}: version ${r.version} (${r.checksum})${r.previousVersion ? `, changes from version ${r.previousVersion}:` : ', changes from the built-in default:'}`,
+    ...(r.diff ?? []).map(
+      (d) => `  ${d.path}: ${d.from === undefined ? '(none)' : JSON.stringify(d.from)} → ${d.to === undefined ? '(removed)' : JSON.stringify(d.to)}`,
+    ),
+  ].join('\n');
+}
+
+function policySetCommand(pol: Command): void {
   pol
     .command('set')
     .description('store a new policy version for an environment (YAML or JSON; validated; needs policy:admin); prints what changed')
@@ -321,19 +360,12 @@ export function registerPromotionCommands(program: Command): void {
           throw new CliError(`${o.file}: cannot read`, EXIT.USAGE);
         });
         const r = await c.api().call(SetPolicyResponse, 'PUT', `/promotion-policies/${encodeURIComponent(o.env)}`, { document });
-        print(c.format, r, () =>
-          r.changed
-            ? [
-                `stored policy for ${r.env}: version ${r.version} (${r.checksum})${r.previousVersion ? `, changes from version ${r.previousVersion}:` : ', changes from the built-in default:'}`,
-                ...(r.diff ?? []).map(
-                  (d) =>
-                    `  ${d.path}: ${d.from === undefined ? '(none)' : JSON.stringify(d.from)} → ${d.to === undefined ? '(removed)' : JSON.stringify(d.to)}`,
-                ),
-              ].join('\n')
-            : `unchanged: policy for ${r.env} is already version ${r.version} with this content`,
-        );
+        print(c.format, r, () => renderPolicySet(r));
       }),
     );
+}
+
+function policyShowCommand(pol: Command): void {
   pol
     .command('show')
     .description('the promotion policy that applies')

@@ -94,6 +94,15 @@ async function replayFiles(c: Ctx, manifestPath: string, o: { strict?: boolean; 
 }
 
 export function registerReplayCommands(program: Command): void {
+  for (const register of [replayCommand, verifyCommand]) register(program);
+  const kit = program.command('offline-kit').description('air-gapped replay kits');
+  for (const register of [kitExportCommand, kitSyncCommand]) register(kit);
+  runsListCommand(group(program, 'replay-runs', 'recorded scans that can be replayed'));
+}
+
+type ReplayOptions = { strict?: boolean; offline?: boolean; rootpack?: string; logDir?: string; evidence?: string; output?: string };
+
+function replayCommand(program: Command): void {
   program
     .command('replay [manifest]')
     .description('recompute a scan verdict from its input bundle and compare with the recorded output')
@@ -104,44 +113,48 @@ export function registerReplayCommands(program: Command): void {
     .option('--evidence <pack>', 'replay from an offline evidence pack (.tar.gz) instead of a manifest')
     .option('-o, --output <file>', 'write the verdict JSON to a file')
     .action(
-      action(
-        async (
-          manifest: string | undefined,
-          o: { strict?: boolean; offline?: boolean; rootpack?: string; logDir?: string; evidence?: string; output?: string },
-          cmd: Command,
-        ) => {
-          const c = ctxOf(cmd);
-          let r: OfflineReplay;
-          if (o.evidence) {
-            const evidence = o.evidence;
-            const { replayFromPack } = await import('../../core/replay/pack');
-            const trusted = await trustedRootPack(c, o.rootpack);
-            const x = await cliErrors(() => replayFromPack(evidence, { strict: !!o.strict, trusted }));
-            r = { ...x.result, trustedRootPack: trustSummary(trusted), embeddedRootPack: x.embeddedRootPack };
-          } else {
-            if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
-            const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
-            r = await replayFiles(c, p, o);
-          }
-          if (o.logDir) {
-            const { trustedRootPack: _t, embeddedRootPack: _e, ...log } = r;
-            process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), log)}\n`);
-          }
-          if (o.output)
-            await fsp.writeFile(
-              o.output,
-              JSON.stringify(
-                { scanId: r.scanId, artifactDigest: r.artifactDigest, ok: r.ok, verdict: r.recomputed, recorded: r.recorded, problems: r.problems },
-                null,
-                2,
-              ) + '\n',
-            );
-          print(c.format, r, () => summary(r));
-          return r.ok ? EXIT.OK : EXIT.INTEGRITY;
-        },
-      ),
+      action(async (manifest: string | undefined, o: ReplayOptions, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const r = await replayLocal(c, manifest, o);
+        if (o.logDir) {
+          const { trustedRootPack: _t, embeddedRootPack: _e, ...log } = r;
+          process.stderr.write(`log: ${await writeLogs(resolve(o.logDir), log)}\n`);
+        }
+        if (o.output) await writeVerdict(o.output, r);
+        print(c.format, r, () => summary(r));
+        return r.ok ? EXIT.OK : EXIT.INTEGRITY;
+      }),
     );
+}
 
+/** `replay`: from an offline evidence pack (--evidence) or from a manifest (file or kit directory). */
+async function replayLocal(c: Ctx, manifest: string | undefined, o: ReplayOptions): Promise<OfflineReplay> {
+  if (o.evidence) {
+    const evidence = o.evidence;
+    const { replayFromPack } = await import('../../core/replay/pack');
+    const trusted = await trustedRootPack(c, o.rootpack);
+    const x = await cliErrors(() => replayFromPack(evidence, { strict: !!o.strict, trusted }));
+    return { ...x.result, trustedRootPack: trustSummary(trusted), embeddedRootPack: x.embeddedRootPack };
+  }
+  if (!manifest) throw new CliError('give a manifest.json (or --evidence <pack>)', EXIT.USAGE);
+  const p = existsSync(manifest) && statSync(manifest).isDirectory() ? join(manifest, 'manifest.json') : manifest;
+  return replayFiles(c, p, o);
+}
+
+async function writeVerdict(file: string, r: OfflineReplay): Promise<void> {
+  await fsp.writeFile(
+    file,
+    JSON.stringify(
+      { scanId: r.scanId, artifactDigest: r.artifactDigest, ok: r.ok, verdict: r.recomputed, recorded: r.recorded, problems: r.problems },
+      null,
+      2,
+    ) + '\n',
+  );
+}
+
+type VerifyOptions = { explain?: boolean; ledger?: boolean; strict?: boolean; rootpack?: string };
+
+function verifyCommand(program: Command): void {
   program
     .command('verify <target>')
     .description('verify a replay manifest (file) or a recorded scan (scan id): signature, bundle digests, replay equality')
@@ -150,23 +163,13 @@ export function registerReplayCommands(program: Command): void {
     .option('--strict', 'tool drift is an error (default for scan ids)')
     .option('--rootpack <file>', "the trusted RootPack for a manifest file (default: STELLA_TRUSTED_ROOTPACK; the kit's rootpack.json is never trusted)")
     .action(
-      action(async (target: string, o: { explain?: boolean; ledger?: boolean; strict?: boolean; rootpack?: string }, cmd: Command) => {
+      action(async (target: string, o: VerifyOptions, cmd: Command) => {
         const c = ctxOf(cmd);
-        let r: ReplaySummary;
-        if (existsSync(target)) {
-          const p = statSync(target).isDirectory() ? join(target, 'manifest.json') : target;
-          const local: ReplaySummary = await replayFiles(c, p, { strict: o.strict, rootpack: o.rootpack });
-          if (o.ledger) {
-            const kit = await readKit(p);
-            const m = validateManifest(kit.manifest);
-            local.ledger = await c.api().call(LedgerCheck, 'GET', `/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
-          }
-          r = local;
-        } else {
-          r = await c
-            .api()
-            .call(ReplayResultBody, 'POST', `/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
-        }
+        const r: ReplaySummary = existsSync(target)
+          ? await verifyManifest(c, target, o)
+          : await c
+              .api()
+              .call(ReplayResultBody, 'POST', `/replay/runs/${encodeURIComponent(target)}/verify${qs({ ledger: o.ledger })}`, { strict: o.strict ?? true });
         const ledgerOk = !o.ledger || (r.ledger as { ok?: boolean } | undefined)?.ok === true;
         if (o.explain || c.format === 'json')
           print(
@@ -178,8 +181,21 @@ export function registerReplayCommands(program: Command): void {
         return r.ok && ledgerOk ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
+}
 
-  const kit = program.command('offline-kit').description('air-gapped replay kits');
+/** `verify <file|dir>`: replays the manifest here; --ledger asks the API about its inclusion in the anchors. */
+async function verifyManifest(c: Ctx, target: string, o: VerifyOptions): Promise<ReplaySummary> {
+  const p = statSync(target).isDirectory() ? join(target, 'manifest.json') : target;
+  const local: ReplaySummary = await replayFiles(c, p, { strict: o.strict, rootpack: o.rootpack });
+  if (o.ledger) {
+    const kit = await readKit(p);
+    const m = validateManifest(kit.manifest);
+    local.ledger = await c.api().call(LedgerCheck, 'GET', `/replay/runs/${encodeURIComponent(m.scanId)}/ledger`);
+  }
+  return local;
+}
+
+function kitExportCommand(kit: Command): void {
   kit
     .command('export')
     .description('write offline/replay/<scan-id>/ (manifest, bundles, DSSE signature, RootPack snapshot)')
@@ -205,6 +221,9 @@ export function registerReplayCommands(program: Command): void {
         );
       }),
     );
+}
+
+function kitSyncCommand(kit: Command): void {
   kit
     .command('sync <dir>')
     .description('bring offline verification logs (verify.json files under <dir>) back into the locker')
@@ -212,13 +231,7 @@ export function registerReplayCommands(program: Command): void {
       action(async (dir: string, _o, cmd: Command) => {
         const c = ctxOf(cmd);
         if (!existsSync(dir)) throw new CliError(`${dir}: no such directory`, EXIT.USAGE);
-        const found: string[] = [];
-        for await (const f of walkFiles(resolve(dir))) if (basename(f.path) === 'verify.json') found.push(f.path);
-        const synced: { scanId: string; result: string; codes: string[] }[] = [];
-        for (const f of found.sort()) {
-          const log: unknown = JSON.parse(await fsp.readFile(f, 'utf8'));
-          synced.push(await c.api().call(SyncResponse, 'POST', '/replay/sync', log));
-        }
+        const synced = await syncLogs(c, dir);
         print(c.format, { synced }, () =>
           synced.length
             ? renderTable(synced, [
@@ -230,8 +243,21 @@ export function registerReplayCommands(program: Command): void {
         );
       }),
     );
+}
 
-  const runs = group(program, 'replay-runs', 'recorded scans that can be replayed');
+/** Posts every verify.json under `dir` (in path order) to the locker. */
+async function syncLogs(c: Ctx, dir: string): Promise<{ scanId: string; result: string; codes: string[] }[]> {
+  const found: string[] = [];
+  for await (const f of walkFiles(resolve(dir))) if (basename(f.path) === 'verify.json') found.push(f.path);
+  const synced: { scanId: string; result: string; codes: string[] }[] = [];
+  for (const f of found.sort()) {
+    const log: unknown = JSON.parse(await fsp.readFile(f, 'utf8'));
+    synced.push(await c.api().call(SyncResponse, 'POST', '/replay/sync', log));
+  }
+  return synced;
+}
+
+function runsListCommand(runs: Command): void {
   runs
     .command('list')
     .option('--artifact <digest>')

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import type { Command } from 'commander';
+import type { z } from 'zod';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
@@ -88,8 +89,29 @@ async function waitRun(c: Ctx, runId: string, label: string): Promise<RunSummary
 
 export function registerRetentionCommands(program: Command): void {
   const ev = group(program, 'evidence', 'the Evidence Locker');
-  // ---- policies -----------------------------------------------------------------------------
   const pol = group(ev, 'policy', 'evidence policies');
+  for (const register of [policyApplyCommand, policyTiersCommand]) register(pol);
+  const hold = group(ev, 'hold', 'legal holds: held evidence is never purged or archive-deleted');
+  for (const register of [holdCreateCommand, holdListCommand, holdReleaseCommand]) register(hold);
+  for (const register of [cleanupCommand, archiveCommand]) register(ev);
+  const ret = group(ev, 'retention', 'retention runs and tiering');
+  for (const register of [retentionRunsCommand, tierMoveCommand]) register(ret);
+}
+
+// ---- policies -----------------------------------------------------------------------------
+
+async function readJsonFile(file: string): Promise<unknown> {
+  const text = await fsp.readFile(file, 'utf8').catch(() => {
+    throw new CliError(`${file}: cannot read`, EXIT.USAGE);
+  });
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`${file}: not valid JSON`, EXIT.USAGE);
+  }
+}
+
+function policyApplyCommand(pol: Command): void {
   pol
     .command('apply')
     .description('apply a retention declaration (schemas/replay-retention.schema.json; plain or DSSE-signed)')
@@ -97,15 +119,7 @@ export function registerRetentionCommands(program: Command): void {
     .action(
       action(async (o: { file: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const text = await fsp.readFile(o.file, 'utf8').catch(() => {
-          throw new CliError(`${o.file}: cannot read`, EXIT.USAGE);
-        });
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          throw new CliError(`${o.file}: not valid JSON`, EXIT.USAGE);
-        }
+        const body = await readJsonFile(o.file);
         const r = await c.api().call(PolicyApplied, 'POST', '/evidence/retention/policies', body);
         const d = r.declaration;
         print(c.format, r, () =>
@@ -115,6 +129,9 @@ export function registerRetentionCommands(program: Command): void {
         );
       }),
     );
+}
+
+function policyTiersCommand(pol: Command): void {
   pol
     .command('tiers')
     .description('show or set the tenant hot/cold tier retention (defaults: hot 180 days, cold 730 days)')
@@ -132,9 +149,37 @@ export function registerRetentionCommands(program: Command): void {
         print(c.format, r, () => renderKv({ 'hot tier': `${r.hotDays} days`, 'cold tier': `${r.coldDays} days` }));
       }),
     );
+}
 
-  // ---- legal holds ---------------------------------------------------------------------------
-  const hold = group(ev, 'hold', 'legal holds: held evidence is never purged or archive-deleted');
+// ---- legal holds ---------------------------------------------------------------------------
+
+type HoldCreateOptions = {
+  scope?: string;
+  value?: string[];
+  item?: string[];
+  artifact?: string[];
+  bundleType?: string[];
+  tenantWide?: boolean;
+  reason: string;
+  ticket?: string;
+};
+
+/** The one scope the flags pick, with its values (exit 2 unless exactly one is given). */
+function holdScope(o: HoldCreateOptions): [string, string[]] {
+  const picked = [
+    o.item && ['items', o.item],
+    o.artifact && ['artifact', o.artifact],
+    o.bundleType && ['bundle_type', o.bundleType],
+    o.tenantWide && ['tenant', []],
+  ].filter(Boolean) as [string, string[]][];
+  if (o.scope) picked.push([o.scope === 'bundle-type' ? 'bundle_type' : o.scope, o.value ?? []]);
+  if (picked.length !== 1) throw new CliError('give exactly one of --scope, --item, --artifact, --bundle-type, --tenant-wide', EXIT.USAGE);
+  const [scope, values] = picked[0]!;
+  if (scope === 'items' || scope === 'artifact') for (const v of values) requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest');
+  return [scope, values];
+}
+
+function holdCreateCommand(hold: Command): void {
   hold
     .command('create')
     .description('place a legal hold (audited; timeline event replay.hold.created)')
@@ -147,41 +192,37 @@ export function registerRetentionCommands(program: Command): void {
     .requiredOption('--reason <text>', 'why (recorded in the audit log)')
     .option('--ticket <id>', 'incident ticket reference')
     .action(
-      action(
-        async (
-          o: {
-            scope?: string;
-            value?: string[];
-            item?: string[];
-            artifact?: string[];
-            bundleType?: string[];
-            tenantWide?: boolean;
-            reason: string;
-            ticket?: string;
-          },
-          cmd: Command,
-        ) => {
-          const c = ctxOf(cmd);
-          const picked = [
-            o.item && ['items', o.item],
-            o.artifact && ['artifact', o.artifact],
-            o.bundleType && ['bundle_type', o.bundleType],
-            o.tenantWide && ['tenant', []],
-          ].filter(Boolean) as [string, string[]][];
-          if (o.scope) picked.push([o.scope === 'bundle-type' ? 'bundle_type' : o.scope, o.value ?? []]);
-          if (picked.length !== 1) throw new CliError('give exactly one of --scope, --item, --artifact, --bundle-type, --tenant-wide', EXIT.USAGE);
-          const [scope, values] = picked[0]!;
-          if (scope === 'items' || scope === 'artifact') for (const v of values) requireDigest(v, scope === 'items' ? 'evidence id' : 'artifact digest');
-          const h = await c.api().call(Hold, 'POST', '/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
-          print(
-            c.format,
-            h,
-            () =>
-              `created legal hold ${h.id} (${h.scope}${h.values.length ? `: ${h.values.map(shortDigest).join(', ')}` : ''})${h.incidentTicket ? ` for ${h.incidentTicket}` : ''}`,
-          );
-        },
-      ),
+      action(async (o: HoldCreateOptions, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const [scope, values] = holdScope(o);
+        const h = await c.api().call(Hold, 'POST', '/evidence/holds', { scope, values, reason: o.reason, incidentTicket: o.ticket });
+        print(
+          c.format,
+          h,
+          () =>
+            `created legal hold ${h.id} (${h.scope}${h.values.length ? `: ${h.values.map(shortDigest).join(', ')}` : ''})${h.incidentTicket ? ` for ${h.incidentTicket}` : ''}`,
+        );
+      }),
     );
+}
+
+function renderHolds(holds: Hold[]): string {
+  return renderTable(holds, [
+    { header: 'ID', get: (h) => h.id },
+    { header: 'SCOPE', get: (h) => h.scope },
+    {
+      header: 'VALUES',
+      get: (h) => (h.values.length > 2 ? `${h.values.slice(0, 2).map(shortDigest).join(',')},… (${h.values.length})` : h.values.map(shortDigest).join(',')),
+    },
+    { header: 'REASON', get: (h) => h.reason },
+    { header: 'TICKET', get: (h) => h.incidentTicket },
+    { header: 'BY', get: (h) => h.createdBy },
+    { header: 'CREATED', get: (h) => h.createdAt },
+    { header: 'RELEASED', get: (h) => (h.releasedAt ? `${h.releasedAt} by ${h.releasedBy}` : '-') },
+  ]);
+}
+
+function holdListCommand(hold: Command): void {
   hold
     .command('list')
     .description('legal holds (active by default)')
@@ -190,26 +231,12 @@ export function registerRetentionCommands(program: Command): void {
       action(async (o: { all?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().call(HoldList, 'GET', `/evidence/holds${qs({ all: o.all })}`);
-        print(c.format, r, () =>
-          r.holds.length
-            ? renderTable(r.holds, [
-                { header: 'ID', get: (h) => h.id },
-                { header: 'SCOPE', get: (h) => h.scope },
-                {
-                  header: 'VALUES',
-                  get: (h) =>
-                    h.values.length > 2 ? `${h.values.slice(0, 2).map(shortDigest).join(',')},… (${h.values.length})` : h.values.map(shortDigest).join(','),
-                },
-                { header: 'REASON', get: (h) => h.reason },
-                { header: 'TICKET', get: (h) => h.incidentTicket },
-                { header: 'BY', get: (h) => h.createdBy },
-                { header: 'CREATED', get: (h) => h.createdAt },
-                { header: 'RELEASED', get: (h) => (h.releasedAt ? `${h.releasedAt} by ${h.releasedBy}` : '-') },
-              ])
-            : 'no legal holds',
-        );
+        print(c.format, r, () => (r.holds.length ? renderHolds(r.holds) : 'no legal holds'));
       }),
     );
+}
+
+function holdReleaseCommand(hold: Command): void {
   hold
     .command('release <id>')
     .description('release a legal hold (audited; timeline event replay.hold.released)')
@@ -221,8 +248,13 @@ export function registerRetentionCommands(program: Command): void {
         print(c.format, h, () => `released legal hold ${h.id} (${h.scope}) at ${h.releasedAt}`);
       }),
     );
+}
 
-  // ---- cleanup ----------------------------------------------------------------------------------
+// ---- cleanup ----------------------------------------------------------------------------------
+
+type CleanupOptions = { applyRetention?: boolean; dryRun?: boolean; aggressive?: boolean; tempOnly?: boolean; reason?: string; limit: string; wait: boolean };
+
+function cleanupCommand(ev: Command): void {
   ev.command('cleanup')
     .description('apply retention (durable purge workflow) or remove stale temp files')
     .option('--apply-retention', 'purge expired evidence per retention policy (holds and open promotions respected)')
@@ -233,74 +265,80 @@ export function registerRetentionCommands(program: Command): void {
     .option('--limit <n>', 'dry run: items listed in the table (json lists all)', '50')
     .option('--no-wait', 'start the purge and print its run id')
     .action(
-      action(
-        async (
-          o: { applyRetention?: boolean; dryRun?: boolean; aggressive?: boolean; tempOnly?: boolean; reason?: string; limit: string; wait: boolean },
-          cmd: Command,
-        ) => {
-          const c = ctxOf(cmd);
-          if (!!o.applyRetention === !!o.tempOnly) throw new CliError('give one of --apply-retention or --temp-only', EXIT.USAGE);
-          const api = c.api();
-          if (o.tempOnly) {
-            if (o.aggressive) throw new CliError('--aggressive applies to --apply-retention only', EXIT.USAGE);
-            const r = await api.call(CleanupTempResult, 'POST', '/evidence/cleanup/temp', { dryRun: !!o.dryRun });
-            print(c.format, r, () =>
-              [
-                renderTable(r.results, [
-                  { header: 'LOCATION', get: (x) => x.where },
-                  { header: 'FILES', get: (x) => x.removed, align: 'right' },
-                  { header: 'BYTES', get: (x) => humanBytes(x.bytes), align: 'right' },
-                ]),
-                `${r.dryRun ? 'DRY RUN: would remove' : 'removed'} ${r.removed} stale temp file(s), ${humanBytes(r.bytes)}`,
-              ].join('\n'),
-            );
-            return;
-          }
-          const { runId } = await api.call(RunStarted, 'POST', '/evidence/retention/purge', {
-            dryRun: !!o.dryRun,
-            aggressive: !!o.aggressive,
-            reason: o.reason,
-          });
-          if (!o.wait) {
-            print(c.format, { runId }, () => `started ${runId}`);
-            return;
-          }
-          const run = await waitRun(c, runId, o.dryRun ? 'retention dry run' : 'retention purge');
-          const limit = Math.max(0, Number(o.limit) || 0);
-          const items = o.dryRun
-            ? (
-                await api.call(
-                  RunItems,
-                  'GET',
-                  `/evidence/retention/runs/${encodeURIComponent(runId)}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`,
-                )
-              ).items
-            : [];
-          print(c.format, { ...run, ...(o.dryRun ? { wouldPurge: items } : {}) }, () =>
-            [
-              runLine(run),
-              ...(o.dryRun && items.length && limit
-                ? [
-                    renderTable(items.slice(0, limit), [
-                      { header: 'ID', get: (i) => shortDigest(i.id) },
-                      { header: 'KIND', get: (i) => i.kind },
-                      { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
-                      { header: 'TIER', get: (i) => i.tier },
-                      { header: 'POLICY', get: (i) => i.policyId },
-                      { header: 'WHY', get: (i) => i.reason },
-                    ]),
-                    run.items > limit ? `(${run.items - limit} more: --limit ${run.items} or --format json)` : '',
-                  ]
-                : []),
-            ]
-              .filter(Boolean)
-              .join('\n'),
-          );
-        },
-      ),
+      action(async (o: CleanupOptions, cmd: Command) => {
+        const c = ctxOf(cmd);
+        if (!!o.applyRetention === !!o.tempOnly) throw new CliError('give one of --apply-retention or --temp-only', EXIT.USAGE);
+        const api = c.api();
+        if (o.tempOnly) return cleanupTemp(c, api, o);
+        await applyRetention(c, api, o);
+      }),
     );
+}
 
-  // ---- archive --------------------------------------------------------------------------------
+type Api = ReturnType<Ctx['api']>;
+
+/** `cleanup --temp-only`: stale temp files and partial uploads. */
+async function cleanupTemp(c: Ctx, api: Api, o: CleanupOptions): Promise<void> {
+  if (o.aggressive) throw new CliError('--aggressive applies to --apply-retention only', EXIT.USAGE);
+  const r = await api.call(CleanupTempResult, 'POST', '/evidence/cleanup/temp', { dryRun: !!o.dryRun });
+  print(c.format, r, () =>
+    [
+      renderTable(r.results, [
+        { header: 'LOCATION', get: (x) => x.where },
+        { header: 'FILES', get: (x) => x.removed, align: 'right' },
+        { header: 'BYTES', get: (x) => humanBytes(x.bytes), align: 'right' },
+      ]),
+      `${r.dryRun ? 'DRY RUN: would remove' : 'removed'} ${r.removed} stale temp file(s), ${humanBytes(r.bytes)}`,
+    ].join('\n'),
+  );
+}
+
+/** `cleanup --apply-retention`: starts the purge workflow, waits for it, and (dry run) lists what would go. */
+async function applyRetention(c: Ctx, api: Api, o: CleanupOptions): Promise<void> {
+  const { runId } = await api.call(RunStarted, 'POST', '/evidence/retention/purge', {
+    dryRun: !!o.dryRun,
+    aggressive: !!o.aggressive,
+    reason: o.reason,
+  });
+  if (!o.wait) {
+    print(c.format, { runId }, () => `started ${runId}`);
+    return;
+  }
+  const run = await waitRun(c, runId, o.dryRun ? 'retention dry run' : 'retention purge');
+  const limit = Math.max(0, Number(o.limit) || 0);
+  const items = o.dryRun
+    ? (
+        await api.call(
+          RunItems,
+          'GET',
+          `/evidence/retention/runs/${encodeURIComponent(runId)}/items${qs({ limit: c.format === 'json' ? 10_000 : Math.max(limit, 1) })}`,
+        )
+      ).items
+    : [];
+  print(c.format, { ...run, ...(o.dryRun ? { wouldPurge: items } : {}) }, () =>
+    [runLine(run), ...(o.dryRun && items.length && limit ? renderWouldPurge(run, items, limit) : [])].filter(Boolean).join('\n'),
+  );
+}
+
+function renderWouldPurge(run: RunSummary, items: z.infer<typeof RunItems>['items'], limit: number): string[] {
+  return [
+    renderTable(items.slice(0, limit), [
+      { header: 'ID', get: (i) => shortDigest(i.id) },
+      { header: 'KIND', get: (i) => i.kind },
+      { header: 'SIZE', get: (i) => humanBytes(i.size), align: 'right' },
+      { header: 'TIER', get: (i) => i.tier },
+      { header: 'POLICY', get: (i) => i.policyId },
+      { header: 'WHY', get: (i) => i.reason },
+    ]),
+    run.items > limit ? `(${run.items - limit} more: --limit ${run.items} or --format json)` : '',
+  ];
+}
+
+// ---- archive --------------------------------------------------------------------------------
+
+type ArchiveOptions = { olderThan: string; output?: string; compress?: boolean; deleteArchived?: boolean };
+
+function archiveCommand(ev: Command): void {
   ev.command('archive')
     .description('stream evidence older than N days into a tar with a manifest of digests (verify later: evidence verify --offline --input)')
     .requiredOption('--older-than <Nd>', 'age, e.g. 365d')
@@ -308,46 +346,13 @@ export function registerRetentionCommands(program: Command): void {
     .option('--compress', 'gzip the archive')
     .option('--delete-archived', 'after the archive verifies, purge the archived items from the locker (audited; legal holds respected)')
     .action(
-      action(async (o: { olderThan: string; output?: string; compress?: boolean; deleteArchived?: boolean }, cmd: Command) => {
+      action(async (o: ArchiveOptions, cmd: Command) => {
         const c = ctxOf(cmd);
         const days = parseDays(o.olderThan, '--older-than');
         const out = o.output ?? `evidence-archive-${new Date().toISOString().slice(0, 10)}.tar${o.compress ? '.gz' : ''}`;
-        const res = await c.api().raw('GET', `/evidence/archive${qs({ olderThanDays: days })}`, { timeoutMs: 24 * 3600_000 });
-        const items = Number(res.headers.get('x-stella-archive-items') ?? 0);
-        const bytes = Number(res.headers.get('x-stella-archive-bytes') ?? 0);
-        const skippedReplay = Number(res.headers.get('x-stella-archive-skipped-replay') ?? 0);
-        // Tar size estimate for the bar: a header per item + bodies padded to 512, plus the manifest.
-        const estimate = bytes + items * 1024 + 1024 + items * 400;
-        const bar = progressBar(`archive ${items} items`, c.quiet || c.format === 'json');
-        bar.start(estimate);
-        let seen = 0;
-        const meter = new Transform({
-          transform(chunk: Buffer, _e, cb) {
-            seen += chunk.length;
-            bar.update(Math.min(seen, estimate));
-            cb(null, chunk);
-          },
-        });
-        const body = Readable.fromWeb(res.body as never).pipe(meter);
-        try {
-          await writeStreamAtomically(
-            out,
-            body,
-            { compression: o.compress ? 'gzip' : 'none' },
-            async () => {},
-            (err) => body.destroy(err),
-          );
-        } catch (e) {
-          throw new CliError(`archive failed, nothing written to ${out}: ${(e as Error).message}`, EXIT.FAILURE);
-        } finally {
-          bar.stop();
-        }
+        const { bytes, skippedReplay } = await downloadArchive(c, days, out, !!o.compress);
         // Verify what landed on disk before reporting success (and before any deletion).
-        const v = await verifyArchiveFile(out);
-        if (!v.ok) {
-          const p = v.problems[0]!;
-          throw new CliError(`archive ${out} does not verify: ${p.item ?? p.path}: ${p.reason}`, EXIT.INTEGRITY);
-        }
+        const v = await verifyWritten(out);
         const size = (await fsp.stat(out)).size;
         const result: Record<string, unknown> = {
           output: out,
@@ -361,14 +366,7 @@ export function registerRetentionCommands(program: Command): void {
         const lines = [`archived ${v.items} item(s) (${humanBytes(bytes)}) to ${out} (${humanBytes(size)}), manifest ${v.manifestSha256}; verified`];
         if (skippedReplay) lines.push(`left out ${skippedReplay} replay bundle(s): the token lacks replay:read`);
         if (o.deleteArchived && v.items) {
-          const ids = await archivedIds(out);
-          let purged = 0;
-          const kept: string[] = [];
-          for (let i = 0; i < ids.length; i += 5000) {
-            const r = await c.api().call(ArchiveDeleted, 'POST', '/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256: v.manifestSha256 });
-            purged += r.items;
-            kept.push(...r.keptIds);
-          }
+          const { purged, kept } = await deleteArchived(c, out, v.manifestSha256);
           result.deleted = purged;
           result.kept = kept;
           lines.push(
@@ -378,9 +376,69 @@ export function registerRetentionCommands(program: Command): void {
         print(c.format, result, () => lines.join('\n'));
       }),
     );
+}
 
-  // ---- runs / tiering -------------------------------------------------------------------------
-  const ret = group(ev, 'retention', 'retention runs and tiering');
+/** Streams GET /evidence/archive into `out` (atomically, with a progress bar); nothing is left behind on failure. */
+async function downloadArchive(c: Ctx, days: number, out: string, compress: boolean): Promise<{ bytes: number; skippedReplay: number }> {
+  const res = await c.api().raw('GET', `/evidence/archive${qs({ olderThanDays: days })}`, { timeoutMs: 24 * 3600_000 });
+  const items = Number(res.headers.get('x-stella-archive-items') ?? 0);
+  const bytes = Number(res.headers.get('x-stella-archive-bytes') ?? 0);
+  const skippedReplay = Number(res.headers.get('x-stella-archive-skipped-replay') ?? 0);
+  // Tar size estimate for the bar: a header per item + bodies padded to 512, plus the manifest.
+  const estimate = bytes + items * 1024 + 1024 + items * 400;
+  const bar = progressBar(`archive ${items} items`, c.quiet || c.format === 'json');
+  bar.start(estimate);
+  let seen = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      seen += chunk.length;
+      bar.update(Math.min(seen, estimate));
+      cb(null, chunk);
+    },
+  });
+  const body = Readable.fromWeb(res.body as never).pipe(meter);
+  try {
+    await writeStreamAtomically(
+      out,
+      body,
+      { compression: compress ? 'gzip' : 'none' },
+      async () => {},
+      (err) => body.destroy(err),
+    );
+  } catch (e) {
+    throw new CliError(`archive failed, nothing written to ${out}: ${(e as Error).message}`, EXIT.FAILURE);
+  } finally {
+    bar.stop();
+  }
+  return { bytes, skippedReplay };
+}
+
+/** The archive as written verifies (exit 4 naming the first problem otherwise). */
+async function verifyWritten(out: string): Promise<Awaited<ReturnType<typeof verifyArchiveFile>>> {
+  const v = await verifyArchiveFile(out);
+  if (!v.ok) {
+    const p = v.problems[0]!;
+    throw new CliError(`archive ${out} does not verify: ${p.item ?? p.path}: ${p.reason}`, EXIT.INTEGRITY);
+  }
+  return v;
+}
+
+/** `--delete-archived`: purges the archive's items from the locker in batches; held items are kept. */
+async function deleteArchived(c: Ctx, out: string, manifestSha256: string | null): Promise<{ purged: number; kept: string[] }> {
+  const ids = await archivedIds(out);
+  let purged = 0;
+  const kept: string[] = [];
+  for (let i = 0; i < ids.length; i += 5000) {
+    const r = await c.api().call(ArchiveDeleted, 'POST', '/evidence/archive/delete', { ids: ids.slice(i, i + 5000), manifestSha256 });
+    purged += r.items;
+    kept.push(...r.keptIds);
+  }
+  return { purged, kept };
+}
+
+// ---- runs / tiering -------------------------------------------------------------------------
+
+function retentionRunsCommand(ret: Command): void {
   ret
     .command('runs')
     .description('recent retention runs (purges, dry runs, tier moves, archive deletions)')
@@ -405,6 +463,9 @@ export function registerRetentionCommands(program: Command): void {
         );
       }),
     );
+}
+
+function tierMoveCommand(ret: Command): void {
   ret
     .command('tier-move')
     .description('move evidence past the hot-tier retention to the cold tier now (the daily schedule does this too)')
