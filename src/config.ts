@@ -2,6 +2,7 @@ import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from '
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { z } from 'zod';
+import { parseDuration } from './lib/format';
 
 /**
  * The one configuration module. Sources, later wins: defaults < `<dataDir>/config.json`
@@ -94,6 +95,14 @@ const schema = z.object({
     .int()
     .positive()
     .default(64 * 1024 * 1024),
+  // Signed documents parsed in memory (attestation import, RootPack import): a smaller cap.
+  STELLA_MAX_DOCUMENT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * 1024 * 1024),
+  // Deadline of the API's Temporal calls that do not wait by design (describe, query, list, start, signal).
+  STELLA_TEMPORAL_RPC_TIMEOUT: duration.default('5s'),
   STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   STELLA_ANCHOR_INTERVAL: duration.default('6h'),
   STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
@@ -134,7 +143,7 @@ export type RawConfig = z.infer<typeof schema>;
 export interface StellaConfig {
   dataDir: string;
   tenant: string;
-  temporal: { address?: string; namespace: string; taskQueue: string };
+  temporal: { address?: string; namespace: string; taskQueue: string; rpcTimeoutMs: number };
   databaseUrl?: string;
   blob:
     | { kind: 'fs'; path: string; replicaPath?: string }
@@ -151,6 +160,7 @@ export interface StellaConfig {
   api: { host: string; port: number; url: string; token?: string };
   keysDir: string;
   maxUploadBytes: number;
+  maxDocumentBytes: number;
   logLevel: RawConfig['STELLA_LOG_LEVEL'];
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
@@ -245,7 +255,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
   return {
     dataDir,
     tenant: c.STELLA_TENANT,
-    temporal: { address: c.STELLA_TEMPORAL_ADDRESS, namespace: c.STELLA_TEMPORAL_NAMESPACE, taskQueue: c.STELLA_TASK_QUEUE },
+    temporal: {
+      address: c.STELLA_TEMPORAL_ADDRESS,
+      namespace: c.STELLA_TEMPORAL_NAMESPACE,
+      taskQueue: c.STELLA_TASK_QUEUE,
+      rpcTimeoutMs: parseDuration(c.STELLA_TEMPORAL_RPC_TIMEOUT),
+    },
     databaseUrl: c.DATABASE_URL,
     blob,
     api: {
@@ -256,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
     },
     keysDir: resolve(c.STELLA_KEYS_DIR ?? join(dataDir, 'keys')),
     maxUploadBytes: c.STELLA_MAX_UPLOAD_BYTES,
+    maxDocumentBytes: c.STELLA_MAX_DOCUMENT_BYTES,
     logLevel: c.STELLA_LOG_LEVEL,
     schedules: {
       enabled: c.STELLA_SCHEDULES,

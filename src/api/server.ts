@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
@@ -37,7 +37,16 @@ const PUBLIC = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The HTTP API: platform routes (health, metrics, doctor) plus each feature's routes, in list order. */
 export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRoutes[]): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 8 * 1024 * 1024,
+    // An over-long or undecodable path parameter is the caller's bad input, in our error shape (not the router's).
+    frameworkErrors: (err, _req, reply) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const message = tooLong ? 'a path parameter is longer than 100 characters' : 'the URL has a malformed path component';
+      (reply as FastifyReply).status(tooLong ? 414 : 400).send({ error: { code: 'BAD_INPUT', message } });
+    },
+  });
   // Every registered route, for tests that must cover each one (tenant isolation).
   const routes: ApiRoute[] = [];
   app.addHook('onRoute', (r) => {

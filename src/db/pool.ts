@@ -15,6 +15,13 @@ export function createPool(url: string, max = 10): Db {
 
 export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promise<T>): Promise<T> {
   const client = await db.connect();
+  // A checked-out client whose server goes away emits 'error' besides failing its query; without a
+  // listener that would crash the process. The failed query is what the caller sees.
+  let lost: Error | undefined;
+  const onError = (e: Error) => {
+    lost = e;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -24,6 +31,7 @@ export async function withTransaction<T>(db: Db, fn: (client: DbClient) => Promi
     await client.query('ROLLBACK').catch(() => {});
     throw e;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost); // a client that lost its connection is discarded, not pooled
   }
 }

@@ -1,9 +1,12 @@
 /** HTTP routes of scanning and attesting: parse (src/contracts) → call core → reply. */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { scanProgressQuery, scanThenAttest } from '../../../workflows/scan';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
-import { badInput } from '../../lib/errors';
+import { badInput, StellaError } from '../../lib/errors';
+import { spoolUpload } from '../../core/evidence/spool';
 import { listImages } from '../../core/scan/catalogue';
 import { autoScanConfig, changeScannerSetting, scannerEngine } from '../../core/scan/config';
 import { SCANNER } from '../../core/scan/engine';
@@ -57,19 +60,47 @@ function scanWorkflowsOrThrow(deps: ApiDeps): ScanWorkflows {
   return { ...temporalOrThrow(deps), workflow: scanThenAttest, progress: scanProgressQuery };
 }
 
-/** Raw body (bytes exactly as sent) for uploads that are stored or hashed. */
-function rawScope(app: FastifyInstance, limit: number, fn: (scope: FastifyInstance) => void) {
+/** Raw bodies (bytes exactly as sent): the handler streams them to the spool itself. */
+function rawScope(app: FastifyInstance, fn: (scope: FastifyInstance) => void) {
   return app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limit }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     fn(scope);
   });
 }
 
-const bodyBuffer = (req: FastifyRequest): Buffer => {
-  if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw badInput('empty request body');
-  return req.body;
-};
+/**
+ * A raw body streamed to a spool file with a size cap (413 past it, refused up front when
+ * Content-Length says so), then read back for `use`: never more than `limit` bytes of one body
+ * in memory. `serial` bodies are read and used one at a time.
+ */
+async function withBody<T>(
+  ctx: ApiDeps['ctx'],
+  req: FastifyRequest,
+  lim: { bytes: number; variable: string; serial?: boolean },
+  use: (body: Buffer) => Promise<T>,
+): Promise<T> {
+  const tooLarge = () => new StellaError('TOO_LARGE', `request body exceeds the limit of ${lim.bytes} bytes (${lim.variable}); nothing stored`);
+  if (Number(req.headers['content-length'] ?? 0) > lim.bytes) throw tooLarge();
+  const spool = await spoolUpload(req.raw, join(ctx.cfg.dataDir, 'spool'), lim.bytes).catch((e) => {
+    throw e instanceof StellaError && e.code === 'TOO_LARGE' ? tooLarge() : e;
+  });
+  try {
+    if (spool.size === 0) throw badInput('empty request body');
+    const run = async () => use(await readFile(spool.path));
+    return await (lim.serial ? oneAtATime(run) : run());
+  } finally {
+    await rm(spool.path, { force: true });
+  }
+}
+
+/** Feeds may be as large as an upload: parsed one at a time so concurrent imports don't multiply memory. */
+let queue: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => undefined);
+  return run;
+}
 
 export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const { ctx } = deps;
@@ -136,20 +167,26 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
   });
 
   // ---- feeds, attestation import, rootpack import: raw bodies ---------------------------
-  await rawScope(app, ctx.cfg.maxUploadBytes, (raw) => {
+  const { maxUploadBytes, maxDocumentBytes } = ctx.cfg;
+  const documentLimit = { bytes: maxDocumentBytes, variable: 'STELLA_MAX_DOCUMENT_BYTES' };
+  await rawScope(app, (raw) => {
     const scope = raw.withTypeProvider<ZodTypeProvider>();
     scope.post('/feeds', { schema: { response: { 200: FeedImported } } }, async (req) => {
       const p = requireScope(req, 'evidence:write');
+      const tenant = tenantOf(req);
       const source = (req.headers['x-stella-feed-source'] as string | undefined)?.slice(0, 1024);
-      return importFeed(ctx, tenantOf(req), bodyBuffer(req), { actor: p.sub, ...(source ? { source } : {}) });
+      const lim = { bytes: maxUploadBytes, variable: 'STELLA_MAX_UPLOAD_BYTES', serial: true };
+      return withBody(ctx, req, lim, (body) => importFeed(ctx, tenant, body, { actor: p.sub, ...(source ? { source } : {}) }));
     });
     scope.post('/attestations/import', { schema: { querystring: ImportAttestationQuery, response: { 200: ImportedAttestation } } }, async (req) => {
       const p = requireScope(req, 'evidence:write');
-      return importAttestation(ctx, tenantOf(req), bodyBuffer(req), { actor: p.sub, attests: req.query.attests });
+      const tenant = tenantOf(req);
+      return withBody(ctx, req, documentLimit, (body) => importAttestation(ctx, tenant, body, { actor: p.sub, attests: req.query.attests }));
     });
     scope.post('/rootpack', { schema: { response: { 200: RootPackImported } } }, async (req) => {
       const p = requireScope(req, 'admin');
-      return importTrust(ctx, tenantOf(req), bodyBuffer(req), p.sub);
+      const tenant = tenantOf(req);
+      return withBody(ctx, req, documentLimit, (body) => importTrust(ctx, tenant, body, p.sub));
     });
   });
 

@@ -1,8 +1,9 @@
 /**
  * The one evidence ingest: a single item is a batch of one. Blobs first (verified, atomic,
  * replica too, bounded concurrency), then the index rows, subjects, edges and Merkle log leaves
- * of the whole batch in one transaction. A crash between the two leaves an unindexed blob that
- * `index rebuild` finds; never an index row without its blob.
+ * of the whole batch in one transaction. If the index write fails (PostgreSQL down mid-upload),
+ * the blobs this call newly wrote are removed again; a crash between the two leaves an unindexed
+ * blob that the full verify reports and `index rebuild` adopts; never an index row without its blob.
  */
 import type { BlobStore, BlobStores } from '../../blob';
 import type { Db, DbClient } from '../../db/pool';
@@ -38,8 +39,24 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   const prepared = await mapLimit(inputs, concurrency, prepare);
   if (!prepared.length) return [];
   await checkParents(db, prepared);
-  await writeBlobs(db, blobs, prepared, concurrency);
-  return withTransaction(db, (tx) => indexBatch(tx, prepared));
+  const written = await writeBlobs(db, blobs, prepared, concurrency);
+  try {
+    return await withTransaction(db, (tx) => indexBatch(tx, prepared));
+  } catch (e) {
+    await removeWritten(blobs, written);
+    throw e;
+  }
+}
+
+/**
+ * Best effort: blobs that did not exist before this call and now have no index row. Blobs that
+ * existed before (another tenant's row may name them) are never touched.
+ */
+async function removeWritten(blobs: BlobStores, written: readonly string[]): Promise<void> {
+  const stores = [blobs.primary, ...(blobs.replica ? [blobs.replica] : [])];
+  await mapLimit(written, 8, async (id) => {
+    for (const s of stores) await s.delete(id).catch(() => false);
+  });
 }
 
 /** Hashes the content and checks it against the declared digest. */
@@ -73,18 +90,26 @@ async function checkParents(db: Db, prepared: Prepared[]): Promise<void> {
     );
 }
 
-/** Writes each distinct blob unless every row naming it is present and the hot store has it. */
-async function writeBlobs(db: Db, blobs: BlobStores, prepared: Prepared[], concurrency: number): Promise<void> {
+/**
+ * Writes each distinct blob unless every row naming it is present and the hot store has it.
+ * Returns the ids whose blob did not exist in the primary store before (the ones to remove if
+ * the index write fails).
+ */
+async function writeBlobs(db: Db, blobs: BlobStores, prepared: Prepared[], concurrency: number): Promise<string[]> {
   const present = await presentKeys(db, prepared);
   const byId = new Map<string, Prepared[]>();
   for (const p of prepared) byId.set(p.id, [...(byId.get(p.id) ?? []), p]);
+  const fresh: string[] = [];
   await mapLimit([...byId.values()], concurrency, async (group) => {
     const first = group[0]!;
-    if (group.every((p) => present.has(p.key)) && (await blobs.primary.stat(first.id))) return;
+    const existed = await blobs.primary.stat(first.id);
+    if (existed && group.every((p) => present.has(p.key))) return;
     const put = (s: BlobStore) => (first.input.data ? s.put(first.id, first.input.data) : s.putFile(first.id, first.input.filePath!));
     await put(blobs.primary);
     if (blobs.replica) await put(blobs.replica);
+    if (!existed) fresh.push(first.id);
   });
+  return fresh;
 }
 
 async function presentKeys(db: Db, prepared: Prepared[]): Promise<Set<string>> {
