@@ -446,34 +446,72 @@ export interface ExportVerifyOptions {
  * pinned key, internal consistency of the bundle, and optionally a leaf's inclusion.
  */
 export async function verifyExportedAnchor(json: string | unknown, opts: ExportVerifyOptions = {}): Promise<ExportVerifyResult> {
-  const bad = (reason: ExportVerifyReason, detail: string): ExportVerifyResult => ({ ok: false, reason, detail });
+  const parsed = parseExport(json);
+  if (!parsed.ok) return parsed;
+  const { e } = parsed;
+  const key = await embeddedKey(e);
+  if (!key.ok) return key;
+  const pin = await pinnedKeySource(key.thumbprint, opts);
+  if (!pin.ok) return pin;
+  const signed = await signedAnchor(e, key.publicJwk);
+  if (!signed.ok) return signed;
+  const { verified } = signed;
+  const inc = exportInclusion(e.inclusion, verified.payload, opts);
+  if (!inc.ok) return inc;
+  return {
+    ok: true,
+    payload: verified.payload,
+    anchorHash: verified.hash,
+    keyThumbprint: key.thumbprint,
+    keySource: pin.keySource,
+    inclusion: inc.inclusion,
+    ...(inc.leafIndex !== undefined ? { leafIndex: inc.leafIndex } : {}),
+  };
+}
+
+type ExportFailure = Extract<ExportVerifyResult, { ok: false }>;
+/** A verification step's outcome: its findings, or why the export fails. */
+type ExportStep<T> = ({ ok: true } & T) | ExportFailure;
+
+const exportFailure = (reason: ExportVerifyReason, detail: string): ExportFailure => ({ ok: false, reason, detail });
+
+/** The export document: JSON, our format, with an anchor string. */
+function parseExport(json: string | unknown): ExportStep<{ e: Partial<ExportedAnchor> & { anchor: string } }> {
   let doc: unknown = json;
   if (typeof json === 'string') {
     try {
       doc = JSON.parse(json);
     } catch {
-      return bad('format', 'export is not JSON');
+      return exportFailure('format', 'export is not JSON');
     }
   }
-  if (!doc || typeof doc !== 'object') return bad('format', 'export is not an object');
+  if (!doc || typeof doc !== 'object') return exportFailure('format', 'export is not an object');
   const e = doc as Partial<ExportedAnchor>;
-  if (e.format !== EXPORT_FORMAT) return bad('format', `unknown export format ${String(e.format)}`);
-  if (typeof e.anchor !== 'string') return bad('format', 'export has no anchor');
+  if (e.format !== EXPORT_FORMAT) return exportFailure('format', `unknown export format ${String(e.format)}`);
+  if (typeof e.anchor !== 'string') return exportFailure('format', 'export has no anchor');
+  return { ok: true, e: e as Partial<ExportedAnchor> & { anchor: string } };
+}
 
+/** The embedded public key (never private material) and its thumbprint, which must be the one the export states. */
+async function embeddedKey(e: Partial<ExportedAnchor>): Promise<ExportStep<{ publicJwk: JWK; thumbprint: string }>> {
   let publicJwk: JWK;
   let thumbprint: string;
   try {
-    if (e.publicJwk && typeof e.publicJwk === 'object' && 'd' in e.publicJwk) return bad('key', 'embedded key contains private material');
+    if (e.publicJwk && typeof e.publicJwk === 'object' && 'd' in e.publicJwk) return exportFailure('key', 'embedded key contains private material');
     publicJwk = publicJwkOf(e.publicJwk as JWK);
     thumbprint = await calculateJwkThumbprint(publicJwk, 'sha256');
   } catch (err) {
-    return bad('key', `embedded key is unusable: ${errMessage(err)}`);
+    return exportFailure('key', `embedded key is unusable: ${errMessage(err)}`);
   }
-  if (e.keyThumbprint !== thumbprint) return bad('format', 'keyThumbprint does not match the embedded key');
+  if (e.keyThumbprint !== thumbprint) return exportFailure('format', 'keyThumbprint does not match the embedded key');
+  return { ok: true, publicJwk, thumbprint };
+}
 
+/** 'pinned' when the embedded key matches every pin the caller gave (thumbprint, then key); 'embedded' without pins. */
+async function pinnedKeySource(thumbprint: string, opts: ExportVerifyOptions): Promise<ExportStep<{ keySource: 'pinned' | 'embedded' }>> {
   let keySource: 'pinned' | 'embedded' = 'embedded';
   if (opts.pinnedThumbprint !== undefined) {
-    if (opts.pinnedThumbprint !== thumbprint) return bad('key', 'embedded key does not match the pinned thumbprint');
+    if (opts.pinnedThumbprint !== thumbprint) return exportFailure('key', 'embedded key does not match the pinned thumbprint');
     keySource = 'pinned';
   }
   if (opts.pinnedJwk !== undefined) {
@@ -481,31 +519,42 @@ export async function verifyExportedAnchor(json: string | unknown, opts: ExportV
     try {
       pinned = await calculateJwkThumbprint(publicJwkOf(opts.pinnedJwk), 'sha256');
     } catch (err) {
-      return bad('key', `pinned key is unusable: ${errMessage(err)}`);
+      return exportFailure('key', `pinned key is unusable: ${errMessage(err)}`);
     }
-    if (pinned !== thumbprint) return bad('key', 'embedded key is not the pinned key');
+    if (pinned !== thumbprint) return exportFailure('key', 'embedded key is not the pinned key');
     keySource = 'pinned';
   }
+  return { ok: true, keySource };
+}
 
+/** The anchor's signature under the key, and the export's anchorHash and decoded payload against it. */
+async function signedAnchor(e: Partial<ExportedAnchor> & { anchor: string }, publicJwk: JWK): Promise<ExportStep<{ verified: VerifiedAnchor }>> {
   let verified: VerifiedAnchor;
   try {
     verified = await verifyAnchor(e.anchor, () => publicJwk);
   } catch (err) {
     const reason = err instanceof AnchorError ? (err.reason === 'signature' ? 'signature' : err.reason === 'key' ? 'key' : 'format') : 'signature';
-    return bad(reason, errMessage(err));
+    return exportFailure(reason, errMessage(err));
   }
-  if (e.anchorHash !== verified.hash) return bad('format', 'anchorHash does not match the anchor');
-  if (!e.payload || canonicalJson(e.payload) !== canonicalJson(verified.payload)) return bad('format', 'decoded payload does not match the signed payload');
+  if (e.anchorHash !== verified.hash) return exportFailure('format', 'anchorHash does not match the anchor');
+  if (!e.payload || canonicalJson(e.payload) !== canonicalJson(verified.payload))
+    return exportFailure('format', 'decoded payload does not match the signed payload');
+  return { ok: true, verified };
+}
 
-  const p = verified.payload;
+/** The export's inclusion proof, if any, for the leaf the caller asked about (if any), under the signed root. */
+function exportInclusion(
+  inc: ExportedInclusion | undefined,
+  p: AnchorPayload,
+  opts: ExportVerifyOptions,
+): ExportStep<{ inclusion: 'verified' | 'absent'; leafIndex?: number }> {
   const wanted = opts.leaf !== undefined ? leafHashOfBytes(opts.leaf) : opts.leafHash;
   if (wanted !== undefined && opts.leaf !== undefined && opts.leafHash !== undefined && !hashEquals(wanted, opts.leafHash)) {
-    return bad('inclusion', 'leaf and leafHash options disagree');
+    return exportFailure('inclusion', 'leaf and leafHash options disagree');
   }
-  const inc = e.inclusion;
   if (inc === undefined) {
-    if (wanted !== undefined) return bad('inclusion', 'a leaf was given but the export carries no inclusion proof');
-    return { ok: true, payload: p, anchorHash: verified.hash, keyThumbprint: thumbprint, keySource, inclusion: 'absent' };
+    if (wanted !== undefined) return exportFailure('inclusion', 'a leaf was given but the export carries no inclusion proof');
+    return { ok: true, inclusion: 'absent' };
   }
   if (
     !inc ||
@@ -516,13 +565,13 @@ export async function verifyExportedAnchor(json: string | unknown, opts: ExportV
     !Array.isArray(inc.proof) ||
     !inc.proof.every(isHexHash)
   ) {
-    return bad('inclusion', 'malformed inclusion proof (or its treeSize differs from the anchored logSize)');
+    return exportFailure('inclusion', 'malformed inclusion proof (or its treeSize differs from the anchored logSize)');
   }
   const lh = Buffer.from(inc.leafHash, 'hex');
-  if (wanted !== undefined && !hashEquals(wanted, lh)) return bad('inclusion', 'the inclusion proof is for a different leaf');
+  if (wanted !== undefined && !hashEquals(wanted, lh)) return exportFailure('inclusion', 'the inclusion proof is for a different leaf');
   const proof = inc.proof.map((h) => Buffer.from(h, 'hex'));
   if (!verifyInclusion(lh, inc.leafIndex, p.logSize, proof, hashFromHex(p.rootHash))) {
-    return bad('inclusion', `inclusion proof for leaf ${inc.leafIndex} does not verify against root ${p.rootHash}`);
+    return exportFailure('inclusion', `inclusion proof for leaf ${inc.leafIndex} does not verify against root ${p.rootHash}`);
   }
-  return { ok: true, payload: p, anchorHash: verified.hash, keyThumbprint: thumbprint, keySource, inclusion: 'verified', leafIndex: inc.leafIndex };
+  return { ok: true, inclusion: 'verified', leafIndex: inc.leafIndex };
 }
