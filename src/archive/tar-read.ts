@@ -362,122 +362,66 @@ function entryKind(typeflag: string, rawPath: string, raw: boolean): Kind {
   }
 }
 
+/** What the parser carries from one header to the next. */
+interface ParseState {
+  readonly src: ByteSource;
+  readonly limits: TarLimits;
+  readonly raw: boolean;
+  readonly ledger: PathLedger;
+  /** Offset of the current header in the (decompressed) tar, for messages. */
+  position: number;
+  entries: number;
+  total: number;
+  globals: number;
+  /** Extended headers waiting for the entry they describe. */
+  pax: Map<string, Buffer> | null;
+  longName: Buffer | null;
+  longLink: Buffer | null;
+}
+
+/** An entry's name, size and link target as its headers (pax, GNU long name/link, ustar) give them. */
+interface EntryName {
+  rawPath: string;
+  size: number;
+  linkBytes: Buffer;
+}
+
 async function* parse(src: ByteSource, limits: TarLimits, raw: boolean): AsyncGenerator<TarRawEntry, void, undefined> {
-  const ledger = new PathLedger();
-  let position = 0; // offset of the current header in the (decompressed) tar, for messages
-  let entries = 0;
-  let total = 0;
-  let globals = 0;
-  let pax: Map<string, Buffer> | null = null;
-  let longName: Buffer | null = null;
-  let longLink: Buffer | null = null;
-
-  const readBlock = async (): Promise<Buffer | null> => {
-    const block = await src.read(BLOCK);
-    if (block.length === 0) return null;
-    if (block.length < BLOCK) throw new ArchiveFormatError(`archive truncated in a header at offset ${position}`, undefined, 'truncated');
-    return block;
+  const st: ParseState = {
+    src,
+    limits,
+    raw,
+    ledger: new PathLedger(),
+    position: 0,
+    entries: 0,
+    total: 0,
+    globals: 0,
+    pax: null,
+    longName: null,
+    longLink: null,
   };
-  const readMeta = async (h: RawHeader, what: string): Promise<Buffer> => {
-    if (h.size > MAX_META_BYTES) throw new ArchiveSecurityError('entry-too-large', `${what} of ${h.size} bytes exceeds ${MAX_META_BYTES}`, printable(h.name));
-    const body = await src.read(h.size);
-    if (body.length < h.size || !(await src.skip(pad(h.size))))
-      throw new ArchiveFormatError(`archive truncated in ${what} at offset ${position}`, undefined, 'truncated');
-    position += BLOCK + h.size + pad(h.size);
-    return body;
-  };
-
   for (;;) {
-    const block = await readBlock();
+    const block = await readBlock(st);
     if (!block) throw new ArchiveFormatError('no end-of-archive marker (archive truncated?)', undefined, 'truncated');
     if (isZero(block)) {
-      if (pax || longName || longLink) throw new ArchiveFormatError(`extended header at offset ${position} is not followed by an entry`);
-      await checkTrailer(src, position + BLOCK);
+      if (st.pax || st.longName || st.longLink) throw new ArchiveFormatError(`extended header at offset ${st.position} is not followed by an entry`);
+      await checkTrailer(src, st.position + BLOCK);
       return;
     }
-    const h = parseHeader(block, position, raw);
-
-    switch (h.typeflag) {
-      case 'x': {
-        if (pax) throw new ArchiveFormatError(`two pax headers in a row at offset ${position}`);
-        pax = parsePax(await readMeta(h, 'pax header'), position);
-        const bad = unsupportedPaxKey(pax.keys());
-        if (bad) throw new ArchiveSecurityError('unsupported-entry', `pax key ${bad} is not supported`, paxPath(pax) ?? printable(h.name));
-        continue;
-      }
-      case 'g': {
-        if (++globals > MAX_GLOBAL_HEADERS) throw new ArchiveSecurityError('unsupported-entry', 'too many global pax headers', printable(h.name));
-        const g = parsePax(await readMeta(h, 'global pax header'), position);
-        // Harmless globals (git archive's comment=<commit>) are ignored; ones that would rename or resize every later entry are refused.
-        for (const k of g.keys()) {
-          if (k === 'path' || k === 'linkpath' || k === 'size' || unsupportedPaxKey([k])) {
-            throw new ArchiveSecurityError('unsupported-entry', `global pax header sets ${k}`, printable(h.name));
-          }
-        }
-        continue;
-      }
-      case 'L': {
-        if (longName) throw new ArchiveFormatError(`two GNU long-name headers in a row at offset ${position}`);
-        longName = cstr(await readMeta(h, 'GNU long name'), 0, MAX_META_BYTES);
-        continue;
-      }
-      case 'K':
-        if (!raw) throw new ArchiveSecurityError('link-entry', 'GNU long link name (links are not allowed)', printable(h.name));
-        if (longLink) throw new ArchiveFormatError(`two GNU long-link headers in a row at offset ${position}`);
-        longLink = cstr(await readMeta(h, 'GNU long link name'), 0, MAX_META_BYTES);
-        continue;
-    }
+    const h = parseHeader(block, st.position, raw);
+    if (await readExtendedHeader(st, h)) continue;
 
     // A real entry: work out its name and size, then vet it before touching its body.
-    if (pax?.has('path') && longName) throw new ArchiveSecurityError('unsupported-entry', 'entry has both a pax path and a GNU long name', paxPath(pax));
-    const rawPath = pax?.has('path')
-      ? decodeName(pax.get('path')!, raw)
-      : longName
-        ? decodeName(longName, raw)
-        : h.prefix
-          ? `${decodeName(h.prefix, raw)}/${decodeName(h.name, raw)}`
-          : decodeName(h.name, raw);
-    let size = h.size;
-    if (pax?.has('size')) {
-      const s = pax.get('size')!.toString('latin1');
-      if (!/^[0-9]{1,16}$/.test(s)) throw new ArchiveFormatError('invalid pax size', rawPath);
-      size = Number(s);
+    const name = takeEntryName(st, h);
+    const entry = admitEntry(st, h.typeflag, name);
+    if (!entry) {
+      st.position += BLOCK;
+      continue; // the archive root itself
     }
-    const linkBytes = pax?.get('linkpath') ?? longLink ?? h.linkname;
-    pax = null;
-    longName = null;
-    longLink = null;
-
-    const type = entryKind(h.typeflag, rawPath, raw);
-    // `tar -C dir .` writes `./`-prefixed names and a `./` root entry; both are harmless, so
-    // accept them (the ledger still catches `./a` colliding with `a`). Any other `.` is refused.
-    let path = rawPath;
-    if (!raw) {
-      while (path.startsWith('./')) path = path.slice(2);
-      if (type === 'directory' && path.endsWith('/')) path = path.slice(0, -1);
-      if (type === 'directory' && size !== 0) throw new ArchiveFormatError('directory entry has a body', rawPath);
-    }
-    if (++entries > limits.maxEntries) throw new ArchiveSecurityError('too-many-entries', `archive has more than ${limits.maxEntries} entries`, rawPath);
-    if (!raw) {
-      if (type === 'directory' && (path === '' || path === '.')) {
-        position += BLOCK;
-        continue; // the archive root itself
-      }
-      const problem = archivePathProblem(path);
-      if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
-    }
-    if (size > limits.maxEntryBytes)
-      throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
-    if (total + size > limits.maxTotalBytes)
-      throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
-    if (!raw) {
-      const conflict = ledger.add(path, type as 'file' | 'directory');
-      if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
-    }
-    total += size;
-
+    const { path, type } = entry;
+    const { size } = name;
     const body = new EntryBody(src, path, size);
-    const linkname = type === 'symlink' || type === 'hardlink' ? decodeName(linkBytes, true) : undefined;
+    const linkname = type === 'symlink' || type === 'hardlink' ? decodeName(name.linkBytes, true) : undefined;
     yield {
       path,
       type,
@@ -485,15 +429,124 @@ async function* parse(src: ByteSource, limits: TarLimits, raw: boolean): AsyncGe
       mode: h.mode,
       mtime: h.mtime,
       ...(linkname !== undefined ? { linkname } : {}),
-      offset: position + BLOCK,
+      offset: st.position + BLOCK,
       data: body,
       buffer: () => body.buffer(size),
     };
-    if (body.active) throw new ArchiveError('misuse', 'the next entry was requested while the previous body was still being read', path);
-    body.stale = true;
-    if (!(await src.skip(body.remaining + pad(size)))) throw new ArchiveFormatError('archive truncated inside entry', path, 'truncated');
-    position += BLOCK + size + pad(size);
+    await skipRestOfBody(st, body, path, size);
   }
+}
+
+async function readBlock(st: ParseState): Promise<Buffer | null> {
+  const block = await st.src.read(BLOCK);
+  if (block.length === 0) return null;
+  if (block.length < BLOCK) throw new ArchiveFormatError(`archive truncated in a header at offset ${st.position}`, undefined, 'truncated');
+  return block;
+}
+
+async function readMeta(st: ParseState, h: RawHeader, what: string): Promise<Buffer> {
+  if (h.size > MAX_META_BYTES) throw new ArchiveSecurityError('entry-too-large', `${what} of ${h.size} bytes exceeds ${MAX_META_BYTES}`, printable(h.name));
+  const body = await st.src.read(h.size);
+  if (body.length < h.size || !(await st.src.skip(pad(h.size))))
+    throw new ArchiveFormatError(`archive truncated in ${what} at offset ${st.position}`, undefined, 'truncated');
+  st.position += BLOCK + h.size + pad(h.size);
+  return body;
+}
+
+/** Reads a pax, global pax or GNU long name/link header into the state; false for any other header. */
+async function readExtendedHeader(st: ParseState, h: RawHeader): Promise<boolean> {
+  switch (h.typeflag) {
+    case 'x': {
+      if (st.pax) throw new ArchiveFormatError(`two pax headers in a row at offset ${st.position}`);
+      st.pax = parsePax(await readMeta(st, h, 'pax header'), st.position);
+      const bad = unsupportedPaxKey(st.pax.keys());
+      if (bad) throw new ArchiveSecurityError('unsupported-entry', `pax key ${bad} is not supported`, paxPath(st.pax) ?? printable(h.name));
+      return true;
+    }
+    case 'g': {
+      if (++st.globals > MAX_GLOBAL_HEADERS) throw new ArchiveSecurityError('unsupported-entry', 'too many global pax headers', printable(h.name));
+      const g = parsePax(await readMeta(st, h, 'global pax header'), st.position);
+      // Harmless globals (git archive's comment=<commit>) are ignored; ones that would rename or resize every later entry are refused.
+      for (const k of g.keys()) {
+        if (k === 'path' || k === 'linkpath' || k === 'size' || unsupportedPaxKey([k])) {
+          throw new ArchiveSecurityError('unsupported-entry', `global pax header sets ${k}`, printable(h.name));
+        }
+      }
+      return true;
+    }
+    case 'L': {
+      if (st.longName) throw new ArchiveFormatError(`two GNU long-name headers in a row at offset ${st.position}`);
+      st.longName = cstr(await readMeta(st, h, 'GNU long name'), 0, MAX_META_BYTES);
+      return true;
+    }
+    case 'K':
+      if (!st.raw) throw new ArchiveSecurityError('link-entry', 'GNU long link name (links are not allowed)', printable(h.name));
+      if (st.longLink) throw new ArchiveFormatError(`two GNU long-link headers in a row at offset ${st.position}`);
+      st.longLink = cstr(await readMeta(st, h, 'GNU long link name'), 0, MAX_META_BYTES);
+      return true;
+  }
+  return false;
+}
+
+/** The entry's name, size and link target from its header and the extended headers before it (which it consumes). */
+function takeEntryName(st: ParseState, h: RawHeader): EntryName {
+  const { pax, longName, longLink, raw } = st;
+  if (pax?.has('path') && longName) throw new ArchiveSecurityError('unsupported-entry', 'entry has both a pax path and a GNU long name', paxPath(pax));
+  const rawPath = pax?.has('path')
+    ? decodeName(pax.get('path')!, raw)
+    : longName
+      ? decodeName(longName, raw)
+      : h.prefix
+        ? `${decodeName(h.prefix, raw)}/${decodeName(h.name, raw)}`
+        : decodeName(h.name, raw);
+  let size = h.size;
+  if (pax?.has('size')) {
+    const s = pax.get('size')!.toString('latin1');
+    if (!/^[0-9]{1,16}$/.test(s)) throw new ArchiveFormatError('invalid pax size', rawPath);
+    size = Number(s);
+  }
+  const linkBytes = pax?.get('linkpath') ?? longLink ?? h.linkname;
+  st.pax = null;
+  st.longName = null;
+  st.longLink = null;
+  return { rawPath, size, linkBytes };
+}
+
+/** Vets an entry (kind, path, limits, duplicates) and counts it; null for the archive root, which is skipped. */
+function admitEntry(st: ParseState, typeflag: string, { rawPath, size }: EntryName): { path: string; type: Kind } | null {
+  const { raw, limits } = st;
+  const type = entryKind(typeflag, rawPath, raw);
+  // `tar -C dir .` writes `./`-prefixed names and a `./` root entry; both are harmless, so
+  // accept them (the ledger still catches `./a` colliding with `a`). Any other `.` is refused.
+  let path = rawPath;
+  if (!raw) {
+    while (path.startsWith('./')) path = path.slice(2);
+    if (type === 'directory' && path.endsWith('/')) path = path.slice(0, -1);
+    if (type === 'directory' && size !== 0) throw new ArchiveFormatError('directory entry has a body', rawPath);
+  }
+  if (++st.entries > limits.maxEntries) throw new ArchiveSecurityError('too-many-entries', `archive has more than ${limits.maxEntries} entries`, rawPath);
+  if (!raw) {
+    if (type === 'directory' && (path === '' || path === '.')) return null;
+    const problem = archivePathProblem(path);
+    if (problem) throw new ArchiveSecurityError('unsafe-path', problem, rawPath);
+  }
+  if (size > limits.maxEntryBytes) throw new ArchiveSecurityError('entry-too-large', `entry declares ${size} bytes, limit is ${limits.maxEntryBytes}`, rawPath);
+  if (st.total + size > limits.maxTotalBytes)
+    throw new ArchiveSecurityError('total-too-large', `archive content exceeds ${limits.maxTotalBytes} bytes`, rawPath);
+  if (!raw) {
+    const conflict = st.ledger.add(path, type as 'file' | 'directory');
+    if (conflict) throw new ArchiveSecurityError('duplicate-entry', conflict, rawPath);
+  }
+  st.total += size;
+  return { path, type };
+}
+
+/** Once the consumer asks for the next entry: the body is stale, and whatever it left unread (plus padding) is skipped. */
+async function skipRestOfBody(st: ParseState, body: EntryBody, path: string, size: number): Promise<void> {
+  if (body.active) throw new ArchiveError('misuse', 'the next entry was requested while the previous body was still being read', path);
+  body.stale = true;
+  if (!(await st.src.skip(body.remaining + pad(size)))) throw new ArchiveFormatError('archive truncated inside entry', path, 'truncated');
+  st.position += BLOCK + size + pad(size);
 }
 
 function paxPath(pax: Map<string, Buffer>): string | undefined {
