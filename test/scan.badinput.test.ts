@@ -108,7 +108,7 @@ describe('bad input', () => {
       });
       const before = await countEvidence(h);
       const fail = await scanFails(f.dir);
-      expect(fail.type, `${c.name}: ${fail.message}`).toBe('FORBIDDEN');
+      expect(fail.type, `${c.name}: ${fail.message}`).toBe('BAD_INPUT');
       expect(fail.message).toContain('refusing layer entry');
       expect(await countEvidence(h)).toEqual(before);
     }

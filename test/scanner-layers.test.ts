@@ -159,7 +159,7 @@ describe('path safety', () => {
       const err = await scanImage(fx.dir, { now: NOW }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(LayerSecurityError);
       expect((err as Error).message).toMatch(msg);
-      expect((err as LayerSecurityError).category).toBe('FORBIDDEN');
+      expect((err as LayerSecurityError).category).toBe('BAD_INPUT');
       expect(existsSync(canary)).toBe(false);
     });
   }

@@ -327,7 +327,10 @@ export const BulkIngestStatus = z.object({
   status: z.string(),
   progress: BulkIngestProgress.nullable(),
   result: BulkIngestProgress.nullable(),
+  /** Why it failed: the root cause's message ("entry ../../etc/passwd escapes the archive"). */
   error: z.string().nullable(),
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+  errorCode: z.string().nullable().optional(),
 });
 
 export const LatestOpQuery = z.object({ op: z.enum(['index.refresh', 'index.rebuild', 'index.optimize', 'retry-store']), tenant: Tenant });

@@ -35,14 +35,14 @@ export class TruncatedArchiveError extends ScannerError {
   }
 }
 
-/** A layer entry tries to escape the image root (.., absolute path, link out of root, write through a symlink). */
+/** A layer entry tries to escape the image root (.., absolute path, link out of root, write through a symlink): bad input (exit 2), not an authorization failure. */
 export class LayerSecurityError extends ScannerError {
   constructor(
     public readonly entry: string,
     public readonly reason: string,
     public readonly layer?: string,
   ) {
-    super('LAYER_UNSAFE', `refusing layer entry ${JSON.stringify(entry)}${layer ? ` in ${layer}` : ''}: ${reason}`, 'FORBIDDEN', { entry, reason, layer });
+    super('LAYER_UNSAFE', `refusing layer entry ${JSON.stringify(entry)}${layer ? ` in ${layer}` : ''}: ${reason}`, 'BAD_INPUT', { entry, reason, layer });
   }
 }
 

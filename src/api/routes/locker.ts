@@ -1,4 +1,5 @@
 /** Evidence Locker runbook routes: status, store, provenance, chain, index, storage, repair, bulk ingest. */
+import { rootFailure, type WorkflowFailure } from '../../temporal/failure';
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
@@ -200,9 +201,9 @@ function ingestRoutes(app: App, deps: ApiDeps) {
     const running = status === 'RUNNING';
     const progress = running ? await liveProgress(h, bulkIngestProgressQuery) : null;
     const result = status === 'COMPLETED' ? await h.result() : null;
-    const error = running || status === 'COMPLETED' ? null : await failureOf(h.result());
+    const failure = running || status === 'COMPLETED' ? null : await failureOf(h.result());
     if (op.status === 'running' && !running) await settleOp(deps.ctx.db, workflowId, status === 'COMPLETED' ? 'succeeded' : 'failed');
-    return { workflowId, status, progress, result, error };
+    return { workflowId, status, progress, result, error: failure?.message ?? null, errorCode: failure?.code ?? null };
   });
 }
 
@@ -216,10 +217,7 @@ async function describeStatus(deps: ApiDeps, workflowId: string, missing: string
   }
 }
 
-/** The message a failed workflow's result rejects with (its cause's, when wrapped). */
-function failureOf(result: Promise<unknown>): Promise<string | null> {
-  return result.then(
-    () => null,
-    (e) => ((e as { cause?: Error }).cause ?? (e as Error)).message,
-  );
+/** Why a failed workflow failed: its root cause's message and code (src/temporal/failure.ts). */
+function failureOf(result: Promise<unknown>): Promise<WorkflowFailure | null> {
+  return result.then(() => null, rootFailure);
 }

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { action, ctxOf, requireDigest, group } from '../common';
-import { CliError, EXIT } from '../exit';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs, type ApiClient } from '../client';
 import { progressBar } from '../progress';
@@ -659,7 +659,8 @@ async function followIngest(api: ApiClient, workflowId: string, quiet: boolean) 
     }
     if (st.status !== 'RUNNING') {
       bar.stop();
-      throw new CliError(`ingest ${workflowId} ended ${st.status}${st.error ? `: ${st.error}` : ''}`, EXIT.FAILURE);
+      const exit = (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || EXIT.FAILURE;
+      throw new CliError(`ingest ${workflowId} ${st.status.toLowerCase()}${st.error ? `: ${st.error}` : ''}`, exit);
     }
     await sleep(500);
   }

@@ -42,20 +42,26 @@ export async function listSourceFiles(dir: string): Promise<string[]> {
   return out;
 }
 
+/** Where a batch resumes: the next file and the counts of the files before it (so created + present = done). */
+export interface BulkResume extends BulkBatchResult {
+  next: number;
+}
+
 /**
- * Ingests `files` (relative to src.dir) from index `start` on, in chunks of one commit each;
- * `onProgress(done)` after every chunk lets an activity heartbeat and resume. Idempotent by
- * digest, so a retried chunk stores nothing twice.
+ * Ingests `files` (relative to src.dir) from `resume.next` on, in chunks of one commit each;
+ * `onProgress` after every chunk lets an activity heartbeat the counts so far and resume with
+ * them. Idempotent by digest, so a retried chunk stores nothing twice.
  */
 export async function ingestFiles(
   evidence: EvidenceService,
   src: BulkIngestSource,
   files: readonly string[],
-  start: number,
+  resume: BulkResume | undefined,
   producer: Record<string, unknown>,
-  onProgress: (done: number) => void,
+  onProgress: (at: BulkResume) => void,
 ): Promise<BulkBatchResult> {
-  const out: BulkBatchResult = { created: 0, present: 0, bytes: 0, ids: [] };
+  const start = resume?.next ?? 0;
+  const out: BulkBatchResult = { created: resume?.created ?? 0, present: resume?.present ?? 0, bytes: resume?.bytes ?? 0, ids: [...(resume?.ids ?? [])] };
   for (let i = start; i < files.length; i += CHUNK) {
     const chunk = files.slice(i, i + CHUNK);
     const results = await evidence.ingestMany(
@@ -75,7 +81,7 @@ export async function ingestFiles(
       out.bytes += r.size;
       out.ids.push(r.id);
     }
-    onProgress(i + chunk.length);
+    onProgress({ ...out, next: i + chunk.length });
   }
   return out;
 }

@@ -74,5 +74,5 @@ export class EvidenceService {
     await audit(this.db, { tenant, actor, action: `evidence.state.${state}`, target: id, reason });
   }
 }
-export { type BulkBatchResult, type BulkIngestSource, ingestFiles, listSourceFiles } from './bulk';
+export { type BulkBatchResult, type BulkIngestSource, type BulkResume, ingestFiles, listSourceFiles } from './bulk';
 export { ingestUpload, type Upload } from './upload';
