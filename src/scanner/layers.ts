@@ -281,41 +281,87 @@ async function readLayer(
 ): Promise<{ pending: Pending[]; stat: LayerStat }> {
   const label = describeLayer(layer);
   if (!layer.digest && !layer.diffId) throw new ImageFormatError(`${label}: no digest to verify against`);
-  const head = await image.peekLayer(layer, 4);
-  if (hasPrefix(head, ZSTD_MAGIC)) throw new ImageFormatError(`${label}: zstd-compressed layers are not supported`);
-  const compression = hasPrefix(head, GZIP_MAGIC) ? 'gzip' : 'none';
-
-  const blobHash = createHash('sha256');
-  const diffHash = createHash('sha256');
-  let storedBytes = 0;
-  let uncompressedBytes = 0;
-  const tapStored = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      storedBytes += chunk.length;
-      // Stop reading as soon as the blob is longer than its descriptor says.
-      if (layer.size !== undefined && storedBytes > layer.size) {
-        return cb(new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `more than ${layer.size} bytes`));
-      }
-      blobHash.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  const tapTar = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      uncompressedBytes += chunk.length;
-      diffHash.update(chunk);
-      cb(null, chunk);
-    },
-  });
+  const compression = await layerCompression(image, layer, label);
+  const tap = new LayerTap(layer, label);
   // The one tar codec (src/archive) reads the uncompressed stream: it checks every header
   // checksum, requires the end-of-archive marker and refuses data after it. Pre-POSIX (v7)
   // headers are accepted. Unread bodies are skipped.
-  const done = pipeline([image.openLayer(layer), tapStored, ...(compression === 'gzip' ? [createGunzip()] : []), tapTar]);
+  const done = pipeline([image.openLayer(layer), tap.stored, ...(compression === 'gzip' ? [createGunzip()] : []), tap.tar]);
 
   const pending: Pending[] = [];
-  let failure: unknown;
+  let failure = await readEntries(tap, label, wants, limits, pending);
   try {
-    const entries = readTarEntries(tapTar, {
+    await done;
+  } catch (e) {
+    failure ??= e;
+  }
+  if (failure !== undefined) await throwLayerFailure(image, layer, label, compression, failure);
+
+  const { stored, diffId } = tap.digests();
+  if (layer.size !== undefined && tap.storedBytes !== layer.size)
+    throw new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `${tap.storedBytes} bytes`);
+  if (layer.digest && stored !== layer.digest) throw new DigestMismatchError(label, layer.digest, stored);
+  if (layer.diffId && diffId !== layer.diffId) throw new DigestMismatchError(`${label} uncompressed content (diff_id)`, layer.diffId, diffId);
+  return {
+    pending,
+    stat: {
+      index: layer.index,
+      ...(layer.digest ? { digest: layer.digest } : {}),
+      diffId,
+      compression,
+      storedBytes: tap.storedBytes,
+      uncompressedBytes: tap.uncompressedBytes,
+      entries: pending.length,
+    },
+  };
+}
+
+/** gzip or none, from the blob's magic bytes; zstd is refused. */
+async function layerCompression(image: OpenedImage, layer: LayerRef, label: string): Promise<LayerStat['compression']> {
+  const head = await image.peekLayer(layer, 4);
+  if (hasPrefix(head, ZSTD_MAGIC)) throw new ImageFormatError(`${label}: zstd-compressed layers are not supported`);
+  return hasPrefix(head, GZIP_MAGIC) ? 'gzip' : 'none';
+}
+
+/** Counts and hashes a layer on its way through: the blob as stored, and the tar after decompression. */
+class LayerTap {
+  storedBytes = 0;
+  uncompressedBytes = 0;
+  private readonly blobHash = createHash('sha256');
+  private readonly diffHash = createHash('sha256');
+  readonly stored: Transform;
+  readonly tar: Transform;
+
+  constructor(layer: LayerRef, label: string) {
+    this.stored = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.storedBytes += chunk.length;
+        // Stop reading as soon as the blob is longer than its descriptor says.
+        if (layer.size !== undefined && this.storedBytes > layer.size) {
+          return cb(new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `more than ${layer.size} bytes`));
+        }
+        this.blobHash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    this.tar = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.uncompressedBytes += chunk.length;
+        this.diffHash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+  }
+
+  digests(): { stored: string; diffId: string } {
+    return { stored: `sha256:${this.blobHash.digest('hex')}`, diffId: `sha256:${this.diffHash.digest('hex')}` };
+  }
+}
+
+/** Classifies the layer's entries into `pending` (capturing wanted files); returns what stopped it, if anything. */
+async function readEntries(tap: LayerTap, label: string, wants: (p: string) => boolean, limits: LayerLimits, pending: Pending[]): Promise<unknown> {
+  try {
+    const entries = readTarEntries(tap.tar, {
       decompress: false,
       maxEntries: Number.MAX_SAFE_INTEGER,
       maxEntryBytes: Number.MAX_SAFE_INTEGER,
@@ -329,42 +375,22 @@ async function readLayer(
     }
   } catch (e) {
     // An empty layer blob (no tar at all) is a layer that changes nothing.
-    if (!(e instanceof ArchiveError && e.code === 'truncated' && uncompressedBytes === 0)) failure = e;
+    if (!(e instanceof ArchiveError && e.code === 'truncated' && tap.uncompressedBytes === 0)) return e;
   }
-  try {
-    await done;
-  } catch (e) {
-    failure ??= e;
-  }
+  return undefined;
+}
 
-  if (failure !== undefined) {
-    // A blob that is not the one the manifest names is the more fundamental problem:
-    // report that rather than whatever parse error its bytes happened to cause.
-    const expected = layer.digest ?? (compression === 'none' ? layer.diffId : undefined);
-    if (expected) {
-      const actual = await hashStored(image, layer).catch(() => undefined);
-      if (actual && actual !== expected) throw new DigestMismatchError(label, expected, actual);
-    }
-    throw translate(failure, label);
+/**
+ * A blob that is not the one the manifest names is the more fundamental problem: report that
+ * rather than whatever parse error its bytes happened to cause.
+ */
+async function throwLayerFailure(image: OpenedImage, layer: LayerRef, label: string, compression: LayerStat['compression'], failure: unknown): Promise<never> {
+  const expected = layer.digest ?? (compression === 'none' ? layer.diffId : undefined);
+  if (expected) {
+    const actual = await hashStored(image, layer).catch(() => undefined);
+    if (actual && actual !== expected) throw new DigestMismatchError(label, expected, actual);
   }
-
-  const stored = `sha256:${blobHash.digest('hex')}`;
-  const diffId = `sha256:${diffHash.digest('hex')}`;
-  if (layer.size !== undefined && storedBytes !== layer.size) throw new DigestMismatchError(`${label} size`, `${layer.size} bytes`, `${storedBytes} bytes`);
-  if (layer.digest && stored !== layer.digest) throw new DigestMismatchError(label, layer.digest, stored);
-  if (layer.diffId && diffId !== layer.diffId) throw new DigestMismatchError(`${label} uncompressed content (diff_id)`, layer.diffId, diffId);
-  return {
-    pending,
-    stat: {
-      index: layer.index,
-      ...(layer.digest ? { digest: layer.digest } : {}),
-      diffId,
-      compression,
-      storedBytes,
-      uncompressedBytes,
-      entries: pending.length,
-    },
-  };
+  throw translate(failure, label);
 }
 
 /** Apply one layer's changes on top of the lower layers (whiteouts first: they only hide lower content). */
