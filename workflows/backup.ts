@@ -115,88 +115,85 @@ function emptyProgress(restoreId: string): RestoreProgress {
   return { restoreId, phase: 'prepare', tables: 0, tablesDone: 0, rows: 0, rowsDone: 0, blobs: 0, blobsDone: 0, bytesDone: 0, batchesDone: 0 };
 }
 
+/** prepare → copy index rows and blobs (a backup) → point-in-time cut (an anchor) → verify → anchors → record. */
 async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
-  const p: RestoreProgress = {
-    restoreId: input.restoreId,
-    phase: 'prepare',
-    tables: 0,
-    tablesDone: 0,
-    rows: 0,
-    rowsDone: 0,
-    blobs: 0,
-    blobsDone: 0,
-    bytesDone: 0,
-    batchesDone: 0,
-  };
+  const p = emptyProgress(input.restoreId);
   setHandler(restoreProgressQuery, () => p);
   const plan: RestorePlan = await acts.restorePrepare(input);
   p.tables = plan.tables.length;
   p.rows = plan.tables.reduce((s, t) => s + t.rows, 0);
   p.blobs = plan.blobCount;
-  let items = plan.itemCount;
-  let logSize = plan.logSize;
-  if (plan.backupId) {
-    p.phase = 'index';
-    for (const t of plan.tables) {
-      for (let b = 0; b < t.batches; b++) {
-        const r = await acts.restoreIndexBatch(input, t.name, b);
-        p.rowsDone += r.rows;
-        p.batchesDone++;
-      }
-      p.tablesDone++;
-    }
-    const fin = await acts.restoreIndexFinish(input);
-    items = fin.items;
-    logSize = fin.logSize;
-    p.phase = 'blobs';
-    for (let b = 0; b < plan.blobBatches; b++) {
-      const r = await acts.restoreBlobBatch(input, b);
-      p.blobsDone += r.blobs;
-      p.bytesDone += r.bytes;
-      p.batchesDone++;
-    }
-  }
+  const copied = plan.backupId ? await copyBackup(input, plan, p) : { items: plan.itemCount, logSize: plan.logSize };
   let pit: PitResult | null = null;
-  let maxLogSize: number | null = null;
   if (input.toAnchor) {
     p.phase = 'point-in-time';
     pit = await acts.restorePointInTime(input);
-    maxLogSize = pit.logSize;
   }
-  let verify: RestoreOutcome['verify'] = null;
-  let anchors: AnchorCheck | null = null;
-  const nextSteps: string[] = [];
-  if (!input.skipVerify) {
-    p.phase = 'verify';
-    if (plan.targetIsPrimary) {
-      const runId = restoreVerifyWorkflowId(input.restoreId);
-      const v = await executeChild(verifyEvidence, {
-        workflowId: runId,
-        args: [{ runId, tenant: null, mode: 'full', sampleRate: 1, toAnchor: input.toAnchor ?? null, maxLogSize }],
-      });
-      verify = { kind: 'verify-workflow', ...v };
-    } else {
-      verify = { kind: 'target-rehash', ...(await acts.restoreVerifyTarget(input)) };
-      nextSteps.push(`stella config set EvidenceLocker:Path ${plan.target}`, 'stella service restart', 'stella evidence verify --mode full');
-    }
-    p.phase = 'anchors';
-    anchors = await acts.restoreAnchorCheck(input);
-  }
+  const checked = input.skipVerify ? { verify: null, anchors: null, nextSteps: [] } : await verifyRestore(input, plan, pit?.logSize ?? null, p);
+  const { verify, anchors } = checked;
   const verifyOk = !verify || (verify.kind === 'verify-workflow' ? verify.status === 'passed' : verify.failed === 0);
   const outcome: RestoreOutcome = {
     restoreId: input.restoreId,
     backupId: plan.backupId,
     outcome: verifyOk && (!anchors || anchors.ok) ? 'passed' : 'failed',
     target: plan.target,
-    items,
-    logSize,
+    items: copied.items,
+    logSize: copied.logSize,
     blobsRestored: p.blobsDone,
     verify,
     anchors,
     pointInTime: pit,
-    nextSteps,
+    nextSteps: checked.nextSteps,
   };
   await acts.restoreFinish(input, outcome);
   p.phase = 'done';
   return outcome;
+}
+
+/** Index rows table by table in batches, then blobs in batches; the restored item count and log size. */
+async function copyBackup(input: RestoreInput, plan: RestorePlan, p: RestoreProgress): Promise<{ items: number; logSize: number }> {
+  p.phase = 'index';
+  for (const t of plan.tables) {
+    for (let b = 0; b < t.batches; b++) {
+      const r = await acts.restoreIndexBatch(input, t.name, b);
+      p.rowsDone += r.rows;
+      p.batchesDone++;
+    }
+    p.tablesDone++;
+  }
+  const fin = await acts.restoreIndexFinish(input);
+  p.phase = 'blobs';
+  for (let b = 0; b < plan.blobBatches; b++) {
+    const r = await acts.restoreBlobBatch(input, b);
+    p.blobsDone += r.blobs;
+    p.bytesDone += r.bytes;
+    p.batchesDone++;
+  }
+  return { items: fin.items, logSize: fin.logSize };
+}
+
+/** Full verify of the restored locker (a child workflow when it is the primary, a re-hash of the target otherwise), then the anchors. */
+async function verifyRestore(
+  input: RestoreInput,
+  plan: RestorePlan,
+  maxLogSize: number | null,
+  p: RestoreProgress,
+): Promise<{ verify: RestoreOutcome['verify']; anchors: AnchorCheck; nextSteps: string[] }> {
+  p.phase = 'verify';
+  const nextSteps: string[] = [];
+  let verify: RestoreOutcome['verify'];
+  if (plan.targetIsPrimary) {
+    const runId = restoreVerifyWorkflowId(input.restoreId);
+    const v = await executeChild(verifyEvidence, {
+      workflowId: runId,
+      args: [{ runId, tenant: null, mode: 'full', sampleRate: 1, toAnchor: input.toAnchor ?? null, maxLogSize }],
+    });
+    verify = { kind: 'verify-workflow', ...v };
+  } else {
+    verify = { kind: 'target-rehash', ...(await acts.restoreVerifyTarget(input)) };
+    nextSteps.push(`stella config set EvidenceLocker:Path ${plan.target}`, 'stella service restart', 'stella evidence verify --mode full');
+  }
+  p.phase = 'anchors';
+  const anchors = await acts.restoreAnchorCheck(input);
+  return { verify, anchors, nextSteps };
 }
