@@ -16,6 +16,10 @@ export const CreateAnchorBody = z
   .object({ reason: z.string().min(1).max(500).optional(), force: z.boolean().optional() })
   .strict()
   .nullish();
+/** Seconds `POST /evidence/anchors` waits for its workflow before answering 202 with a status URL. */
+export const ANCHOR_WAIT_DEFAULT_S = 15;
+export const CreateAnchorQuery = z.object({ wait: z.coerce.number().int().min(0).max(300).optional() });
+export const AnchorRunParams = z.object({ workflowId: z.string().min(1).max(200) });
 export const VerifyAnchorsBody = z
   .object({ scope: z.enum(['latest', 'all']).default('latest'), verbose: z.boolean().optional(), rootPack: z.unknown().optional() })
   .strict()
@@ -85,17 +89,34 @@ export const AnchorVerifySummary = z.object({
   logRows: z.number(),
 });
 
-/** 201 when an anchor was signed, 200 when skipped (no new leaves) or already made by this request. */
+/**
+ * 201 when an anchor was signed, 200 when skipped (no new leaves) or already made by this request;
+ * 202 `running` (with `statusUrl`) when the workflow did not finish within `?wait=` seconds.
+ */
 export const CreateAnchorResponse = z.object({
   workflowId: z.string(),
-  status: z.enum(['created', 'skipped', 'existing']),
+  status: z.enum(['created', 'skipped', 'existing', 'running']),
   message: z.string(),
+  /** Where to follow a `running` anchoring: GET /evidence/anchors/runs/:workflowId. */
+  statusUrl: z.string().optional(),
   anchor: AnchorView.nullable(),
   leavesRead: z.number(),
   logSize: z.number(),
   verify: AnchorVerifySummary.nullable().optional(),
 });
 export type CreateAnchorResponse = z.infer<typeof CreateAnchorResponse>;
+
+/** `GET /evidence/anchors/runs/:workflowId`: the Temporal status, the result, or why it failed. */
+export const AnchorRunStatus = z.object({
+  workflowId: z.string(),
+  status: z.string(),
+  result: CreateAnchorResponse.nullable(),
+  /** The root cause's message when the workflow failed. */
+  error: z.string().nullable(),
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+  errorCode: z.string().nullable(),
+});
+export type AnchorRunStatus = z.infer<typeof AnchorRunStatus>;
 
 export const AnchorBreak = z.object({
   chainId: z.string(),

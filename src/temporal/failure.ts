@@ -1,4 +1,5 @@
 /** What a failed workflow says to its caller: the root cause's message and code, not "Activity task failed". */
+import { type StellaCode, StellaError } from '../lib/errors';
 
 export interface WorkflowFailure {
   message: string;
@@ -19,4 +20,15 @@ export function rootFailure(e: unknown): WorkflowFailure {
     cur = next;
   }
   return { message: String(cur?.message ?? 'workflow failed'), code };
+}
+
+/** Why a failed workflow failed (its root cause), or null when its result settled fine. */
+export function failureOf(result: Promise<unknown>): Promise<WorkflowFailure | null> {
+  return result.then(() => null, rootFailure);
+}
+
+/** A failure as an error the API answers with: its StellaError code when it has one. */
+export function failureError(what: string, f: WorkflowFailure): Error {
+  const message = `${what} failed: ${f.message}`;
+  return f.code ? new StellaError(f.code as StellaCode, message) : new Error(message);
 }

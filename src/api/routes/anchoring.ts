@@ -1,14 +1,19 @@
 /** HTTP routes of Merkle anchoring (SP-003, INC-003); contracts in src/contracts/anchoring.ts. */
 import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { anchorEvidence } from '../../../workflows/anchoring';
 import {
   AnchorIdParams,
   AnchorInspection,
+  ANCHOR_WAIT_DEFAULT_S,
   AnchorList,
+  AnchorRunParams,
+  AnchorRunStatus,
   AnchorVerifyResponse,
   CreateAnchorBody,
+  CreateAnchorQuery,
   CreateAnchorResponse,
   EvidenceIdParams,
   ExportedAnchor,
@@ -32,6 +37,8 @@ import {
   verifyAnchors,
   withOperatorRootPack,
 } from '../../core/anchoring';
+import { badInput, notFound } from '../../lib/errors';
+import { failureError, failureOf } from '../../temporal/failure';
 import { anchorManualWorkflowId } from '../../temporal/names';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
 
@@ -39,23 +46,63 @@ export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: Ap
   const { ctx } = deps;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
-  // SP-003 step 1: on-demand anchoring runs the same workflow as the schedule.
+  // SP-003 step 1: on-demand anchoring runs the same workflow as the schedule. It waits `?wait=`
+  // seconds at most: a worker that is down or busy gets a 202 with where to follow it, not a hang.
   app.post(
     '/evidence/anchors',
-    { schema: { body: CreateAnchorBody, response: { 200: CreateAnchorResponse, 201: CreateAnchorResponse } } },
+    {
+      schema: {
+        body: CreateAnchorBody,
+        querystring: CreateAnchorQuery,
+        response: { 200: CreateAnchorResponse, 201: CreateAnchorResponse, 202: CreateAnchorResponse },
+      },
+    },
     async (req, reply) => {
       const p = requireScope(req, 'evidence:write');
       const b = req.body ?? {};
       const t = temporalOrThrow(deps);
       const workflowId = anchorManualWorkflowId(new Date(), randomUUID().slice(0, 8));
-      const result = await t.client.workflow.execute(anchorEvidence, {
+      const handle = await t.client.workflow.start(anchorEvidence, {
         taskQueue: t.taskQueue,
         workflowId,
         args: [{ reason: b.reason ?? 'manual', force: b.force ?? false, actor: p.sub }],
       });
+      const wait = req.query.wait ?? ANCHOR_WAIT_DEFAULT_S;
+      const status = await statusWithin(handle, wait * 1000);
+      if (status === 'RUNNING') {
+        const statusUrl = `/evidence/anchors/runs/${workflowId}`;
+        const message = `anchoring ${workflowId} has not finished within ${wait}s (is a Temporal worker polling task queue ${t.taskQueue}?); follow it at ${statusUrl}`;
+        return reply.status(202).send({ workflowId, status: 'running', message, statusUrl, anchor: null, leavesRead: 0, logSize: 0 });
+      }
+      const failure = await failureOf(handle.result());
+      if (failure) throw failureError(`anchoring ${workflowId}`, failure);
+      const result = await handle.result();
       return reply.status(result.status === 'created' ? 201 : 200).send({ workflowId, ...result });
     },
   );
+
+  app.get('/evidence/anchors/runs/:workflowId', { schema: { params: AnchorRunParams, response: { 200: AnchorRunStatus } } }, async (req) => {
+    requireScope(req, 'evidence:read');
+    const { workflowId } = req.params;
+    if (!workflowId.startsWith('stella-merkle-anchor-')) throw badInput('not an anchoring workflow id (stella-merkle-anchor-…)');
+    const handle = temporalOrThrow(deps).client.workflow.getHandle<typeof anchorEvidence>(workflowId);
+    let status: string;
+    try {
+      status = (await handle.describe()).status.name;
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) throw notFound(`anchoring ${workflowId} not found`, undefined, { cause: e });
+      throw e;
+    }
+    const result = status === 'COMPLETED' ? { workflowId, ...(await handle.result()) } : null;
+    const failure = status === 'RUNNING' || status === 'COMPLETED' ? null : await failureOf(handle.result());
+    return {
+      workflowId,
+      status,
+      result,
+      error: failure?.message ?? (status === 'RUNNING' || result ? null : status.toLowerCase()),
+      errorCode: failure?.code ?? null,
+    };
+  });
 
   app.get('/evidence/anchors', { schema: { querystring: ListAnchorsQuery, response: { 200: AnchorList } } }, async (req) => {
     requireScope(req, 'evidence:read');
@@ -102,4 +149,14 @@ export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: Ap
     requireScope(req, 'evidence:read');
     return inclusionProofFor(ctx, tenantOf(req), req.params.id, req.query.anchor || undefined);
   });
+}
+
+/** The workflow's status once it left RUNNING, or RUNNING when `ms` passed first (describe polls, no dangling long poll). */
+async function statusWithin(handle: { describe(): Promise<{ status: { name: string } }> }, ms: number): Promise<string> {
+  const until = Date.now() + ms;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    const status = (await handle.describe()).status.name;
+    if (status !== 'RUNNING' || Date.now() >= until) return status;
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))));
+  }
 }

@@ -54,13 +54,26 @@ export async function registerAuthRoutes(app: FastifyInstance, deps: ApiDeps): P
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) =>
       done(null, parseForm(String(body))),
     );
+    // Unreadable bodies (bad JSON, a JSON prototype key, too large) answer in RFC 6749's shape, not ours.
+    scope.setErrorHandler((err, _req, reply) => {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === undefined || status < 400 || status >= 500) throw err;
+      return reply
+        .status(status)
+        .header('cache-control', 'no-store')
+        .send({ error: 'invalid_request', error_description: (err as Error).message });
+    });
     scope
       .withTypeProvider<ZodTypeProvider>()
       .post(
         '/auth/token',
         { config: { public: true }, schema: { response: { 200: TokenResponse, 400: OAuthError, 401: OAuthError, 503: OAuthError } } },
         async (req, reply) => {
-          const form = req.body instanceof FormBody ? req.body : new FormBody((req.body ?? {}) as Record<string, string>, []);
+          const body = req.body ?? {};
+          if (!(body instanceof FormBody) && (typeof body !== 'object' || Array.isArray(body))) {
+            return oauthError(reply, 400, 'invalid_request', `the body must be a form or a JSON object, not ${Array.isArray(body) ? 'an array' : typeof body}`);
+          }
+          const form = body instanceof FormBody ? body : new FormBody(body as Record<string, string>, []);
           if (form.repeated.length) return oauthError(reply, 400, 'invalid_request', `parameter repeated: ${form.repeated.join(', ')}`);
           if (form.params.grant_type !== TOKEN_EXCHANGE_GRANT) {
             return oauthError(reply, 400, 'unsupported_grant_type', `grant_type must be ${TOKEN_EXCHANGE_GRANT}`);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { JWK } from 'jose';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
 import { trustedRootPack } from '../trust';
-import { CliError, EXIT } from '../exit';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
 import { qs } from '../client';
 import { verifyOffline, type OfflineTrust, type OfflineVerifyResult } from '../../core/anchoring/offline';
@@ -11,6 +11,7 @@ import {
   type AnchorBreak,
   AnchorInspection,
   AnchorList,
+  AnchorRunStatus,
   AnchorVerifyResponse,
   CreateAnchorResponse,
   ExportedAnchor,
@@ -144,9 +145,10 @@ function anchorCreateCommand(an: Command): void {
     .action(
       action(async (o: { reason?: string; force?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
-        const r = await c
+        const started = await c
           .api()
           .call(CreateAnchorResponse, 'POST', '/evidence/anchors', { ...(o.reason ? { reason: o.reason } : {}), ...(o.force ? { force: true } : {}) });
+        const r = started.status === 'running' ? await followAnchoring(c, started) : started;
         print(c.format, r, () => {
           const a = r.anchor;
           if (r.status === 'skipped' || !a) return `skipped: ${r.message}`;
@@ -165,6 +167,20 @@ function anchorCreateCommand(an: Command): void {
         });
       }),
     );
+}
+
+/** Polls an anchoring that outlived the API's wait; a failure exits by its code with its reason. */
+async function followAnchoring(c: Ctx, started: CreateAnchorResponse): Promise<CreateAnchorResponse> {
+  if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message}\n`);
+  for (;;) {
+    const st = await c.api().call(AnchorRunStatus, 'GET', started.statusUrl ?? `/evidence/anchors/runs/${started.workflowId}`);
+    if (st.result) return st.result;
+    if (st.status !== 'RUNNING') {
+      const exit = (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || EXIT.FAILURE;
+      throw new CliError(`anchoring ${started.workflowId} ${st.status.toLowerCase()}${st.error ? `: ${st.error}` : ''}`, exit);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function anchorVerifyCommand(an: Command): void {
