@@ -21,6 +21,7 @@ const OWNER: Record<string, string> = {
   locker_ops: 'src/core/evidence/',
   verify_runs: 'src/core/evidence/',
   verify_results: 'src/core/evidence/',
+  verify_batches: 'src/core/evidence/',
   audit_log: 'src/core/audit/',
   timeline_events: 'src/core/audit/',
   anchors: 'src/core/anchoring/',

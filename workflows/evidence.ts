@@ -85,7 +85,9 @@ export async function verifyEvidence(rawInput: VerifyRunInput, carried?: { after
   progress.scanned = progress.total;
   if (input.mode === 'full' && input.maxLogSize == null) {
     progress.phase = 'unindexed';
-    progress.failed += await acts.verifyUnindexed(input.runId);
+    const unindexed = await acts.verifyUnindexed(input.runId);
+    progress.checked += unindexed;
+    progress.failed += unindexed;
   }
   progress.phase = 'done';
   return acts.verifyFinish(input.runId);

@@ -77,7 +77,12 @@ export async function verifyRunOf(ctx: AppContext, viewer: Viewer, runId: string
   return summaryOf(r.rows[0]);
 }
 
-async function record(ctx: AppContext, runId: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<void> {
+/**
+ * Records one batch: its failures, and its counts under its key (a retried or resumed batch
+ * replaces its own counts, never adds them twice); the run's counters are the sums over its
+ * batches, so checked = ok + failed whatever was retried.
+ */
+async function record(ctx: AppContext, runId: string, batch: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<void> {
   for (const f of failures) {
     await ctx.db.query(
       `INSERT INTO verify_results (run_id, item_id, result, detail) VALUES ($1,$2,$3,$4)
@@ -85,7 +90,26 @@ async function record(ctx: AppContext, runId: string, failures: BatchOutcome['fa
       [runId, f.id, f.result, f.detail],
     );
   }
-  await ctx.db.query('UPDATE verify_runs SET checked = checked + $2, ok = ok + $3, failed = failed + $4 WHERE id = $1', [runId, checked, ok, failures.length]);
+  await ctx.db.query(
+    `WITH b AS (
+       INSERT INTO verify_batches (run_id, batch, checked, ok, failed) VALUES ($1,$2,$3,$4,$5)
+       ON CONFLICT (run_id, batch) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok, failed = EXCLUDED.failed
+       RETURNING 1
+     ), others AS (
+       SELECT coalesce(sum(checked), 0)::int AS checked, coalesce(sum(ok), 0)::int AS ok, coalesce(sum(failed), 0)::int AS failed
+       FROM verify_batches WHERE run_id = $1 AND batch <> $2
+     )
+     UPDATE verify_runs r SET checked = o.checked + $3, ok = o.ok + $4, failed = o.failed + $5 FROM others o WHERE r.id = $1`,
+    [runId, batch, checked, ok, failures.length],
+  );
+}
+
+/** What a batch had done when its worker last heartbeated: resumed from, its counts kept. */
+export interface BatchProgress {
+  lastId: string;
+  checked: number;
+  ok: number;
+  failures: BatchOutcome['failures'];
 }
 
 /**
@@ -96,12 +120,12 @@ export async function verifyBatch(
   ctx: AppContext,
   input: VerifyRunInput,
   after: string | null,
-  resumeFrom: string | null,
-  onProgress: (lastId: string) => void,
+  resume: BatchProgress | null,
+  onProgress: (done: BatchProgress) => void,
 ): Promise<BatchOutcome> {
   const params: unknown[] = [];
   const where = scope(input, params);
-  params.push(resumeFrom ?? after ?? '');
+  params.push(resume?.lastId ?? after ?? '');
   const limit = input.batchSize ?? 500;
   params.push(limit);
   const r = await ctx.db.query(
@@ -109,7 +133,8 @@ export async function verifyBatch(
      GROUP BY i.id ORDER BY i.id LIMIT $${params.length}`,
     params,
   );
-  const out: BatchOutcome = { nextAfter: null, checked: 0, ok: 0, failed: 0, failures: [] };
+  // A resumed batch starts from what its previous attempt had done, so its counts cover the whole page.
+  const out: BatchOutcome = { nextAfter: null, checked: resume?.checked ?? 0, ok: resume?.ok ?? 0, failed: 0, failures: [...(resume?.failures ?? [])] };
   const rows = r.rows as { id: string; size: number; cold: boolean }[];
   // Several blobs hashed at once: per-blob latency (open, read, close) dominates small evidence.
   const CONCURRENCY = 8;
@@ -132,11 +157,13 @@ export async function verifyBatch(
         out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
       else out.ok++;
     }
-    onProgress(chunk[chunk.length - 1]!.id);
+    onProgress({ lastId: chunk[chunk.length - 1]!.id, checked: out.checked, ok: out.ok, failures: out.failures });
   }
   out.failed = out.failures.length;
-  out.nextAfter = r.rows.length === limit ? (r.rows[r.rows.length - 1] as { id: string }).id : null;
-  await record(ctx, input.runId, out.failures, out.checked, out.ok);
+  const lastRow = r.rows[r.rows.length - 1] as { id: string } | undefined;
+  // A resumed page's last id: the page ends where it ends whichever attempt read it.
+  out.nextAfter = r.rows.length === limit ? lastRow!.id : null;
+  await record(ctx, input.runId, `items:${after ?? ''}`, out.failures, out.checked, out.ok);
   return out;
 }
 
@@ -150,11 +177,13 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
     const known = new Set(r.rows.map((x) => x.id as string));
     const missing = page.filter((d) => !known.has(d));
     found += missing.length;
+    // Each unindexed blob is checked and failed: the run's checked = ok + failed holds.
     await record(
       ctx,
       runId,
+      `unindexed:${page[0]}`,
       missing.map((id) => ({ id, result: 'unindexed-blob' as const, detail: `present in ${ctx.blobs.primary.location} but not in the index` })),
-      0,
+      missing.length,
       0,
     );
     page = [];
