@@ -80,6 +80,8 @@ const workflowStatus = <T extends z.ZodType>(result: T) =>
     progress: z.record(z.string(), z.union([z.number(), z.string(), z.null()])).nullable(),
     result: result.nullable(),
     error: z.string().nullable(),
+    /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+    errorCode: z.string().nullable().optional(),
   });
 
 export const BackupStatus = workflowStatus(BackupSummary);

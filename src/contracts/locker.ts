@@ -60,6 +60,10 @@ export const VerifyRunStatus = z.object({
   status: z.string(),
   progress: VerifyProgress.nullable(),
   result: VerifySummary.nullable(),
+  /** Why it failed: the root cause's message (src/temporal/failure.ts). */
+  error: z.string().nullable().optional(),
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+  errorCode: z.string().nullable().optional(),
 });
 export const VerifyReportQuery = z.object({ runId: z.string().optional(), filter: z.string().optional(), tenant: Tenant });
 export const VerifyReport = VerifySummary.extend({

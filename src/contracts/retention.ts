@@ -125,7 +125,16 @@ export const RunProgress = z.object({
   bytes: z.number(),
 });
 /** Workflow status (Temporal's name, or UNKNOWN when not found / not connected), live progress, and the run record. */
-export const RunStatus = z.object({ runId: z.string(), status: z.string(), progress: RunProgress.nullable(), run: RunSummary.nullable() });
+export const RunStatus = z.object({
+  runId: z.string(),
+  status: z.string(),
+  progress: RunProgress.nullable(),
+  run: RunSummary.nullable(),
+  /** Why it failed: the root cause's message (src/temporal/failure.ts). */
+  error: z.string().nullable().optional(),
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+  errorCode: z.string().nullable().optional(),
+});
 
 export const RunItemsQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).optional(), after: z.string().optional(), ...TenantQuery });
 export const RunItem = z.object({

@@ -79,6 +79,8 @@ export const ScanStatus = z.looseObject({
   progress: ScanProgress.nullable(),
   error: z.string().nullable(),
   errorType: z.string().nullable(),
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…): the CLI's exit code follows it. */
+  errorCode: z.string().nullable().optional(),
   run: ScanRun.nullable(),
 });
 export type ScanStatus = z.infer<typeof ScanStatus>;

@@ -15,6 +15,7 @@ import type { BackupInput } from '../core/backup/backup';
 import type { RestoreInput } from '../core/backup/restore';
 import { conflict, notFound } from '../lib/errors';
 import { backupEvidenceLocker, backupProgressQuery, restoreEvidenceLocker, restoreProgressQuery } from '../../workflows/backup';
+import { rootFailure } from './failure';
 import { backupWorkflowId } from './names';
 
 export interface BackupTemporal {
@@ -32,6 +33,8 @@ export type RunState<T> = {
   progress: Progress | null;
   result: T | null;
   error: string | null;
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…), if it carried one. */
+  errorCode: string | null;
 };
 
 export async function startBackup(t: BackupTemporal, input: BackupInput): Promise<string> {
@@ -66,20 +69,11 @@ async function runState<W extends Workflow>(
     const running = d.status.name === 'RUNNING';
     const p = (await h.query(progress).catch(() => null)) as Progress | null;
     let result: Awaited<WorkflowResultType<W>> | null = null;
-    let error: string | null = null;
+    let failure: { message: string; code: string | null } | null = null;
     if (d.status.name === 'COMPLETED') result = await h.result();
-    else if (!running) {
-      // The innermost cause is the activity's own one-line error (e.g. "database already holds …").
-      error = await h.result().then(
-        () => null,
-        (e: Error) => {
-          let c: Error = e;
-          while (c.cause instanceof Error) c = c.cause;
-          return c.message;
-        },
-      );
-    }
-    return { id, status: d.status.name, running, progress: p, result, error };
+    // The root cause is the activity's own one-line error (e.g. "database already holds …") and its code.
+    else if (!running) failure = await h.result().then(() => null, rootFailure);
+    return { id, status: d.status.name, running, progress: p, result, error: failure?.message ?? null, errorCode: failure?.code ?? null };
   } catch (e) {
     if (e instanceof WorkflowNotFoundError) throw notFound(`${what} ${id} not found`);
     throw e;

@@ -10,6 +10,7 @@ import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../cor
 import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
 import { retentionRunId } from '../../temporal/names';
+import { failureOf } from '../../temporal/failure';
 import { liveProgress } from '../../temporal/progress';
 import { retentionProgressQuery, retentionPurge, retentionTierMove } from '../../../workflows/retention';
 import {
@@ -191,15 +192,20 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
 }
 
 /** The run's workflow status and live progress; UNKNOWN when Temporal is not connected or has no such workflow. */
-async function workflowStatus(deps: ApiDeps, runId: string): Promise<{ status: string; progress: z.infer<typeof RunStatus>['progress'] }> {
-  if (!deps.temporal) return { status: 'UNKNOWN', progress: null };
+type WorkflowState = Pick<z.infer<typeof RunStatus>, 'status' | 'progress' | 'error' | 'errorCode'>;
+
+async function workflowStatus(deps: ApiDeps, runId: string): Promise<WorkflowState> {
+  const unknown = { status: 'UNKNOWN', progress: null, error: null, errorCode: null };
+  if (!deps.temporal) return unknown;
   try {
     const h = deps.temporal.client.workflow.getHandle(runId);
     const status = (await h.describe()).status.name;
     const progress = status === 'RUNNING' ? await liveProgress(h, retentionProgressQuery) : null;
-    return { status, progress };
+    // A failed run says why: its root cause's message and code (src/temporal/failure.ts).
+    const failure = status === 'RUNNING' || status === 'COMPLETED' ? null : await failureOf(h.result());
+    return { status, progress, error: failure?.message ?? null, errorCode: failure?.code ?? null };
   } catch (e) {
-    if (e instanceof WorkflowNotFoundError) return { status: 'UNKNOWN', progress: null };
+    if (e instanceof WorkflowNotFoundError) return unknown;
     throw e;
   }
 }

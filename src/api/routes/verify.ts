@@ -8,6 +8,7 @@ import { RunIdParams, VerifyReport, VerifyReportQuery, VerifyRunStatus, VerifySt
 import { resolveToAnchor } from '../../core/backup/anchors';
 import { createVerifyRun, verifyReport, verifyRunOf } from '../../core/evidence/locker/verify';
 import { badInput, notFound } from '../../lib/errors';
+import { failureOf } from '../../temporal/failure';
 import { verifyRunWorkflowId } from '../../temporal/names';
 import { liveProgress } from '../../temporal/progress';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
@@ -48,7 +49,8 @@ export async function registerVerifyRoutes(fastify: FastifyInstance, deps: ApiDe
       const running = d.status.name === 'RUNNING';
       const progress = running ? await liveProgress(h, verifyProgressQuery) : null;
       const result = d.status.name === 'COMPLETED' ? await h.result() : null;
-      return { runId, status: d.status.name, progress, result };
+      const failure = running || result ? null : await failureOf(h.result());
+      return { runId, status: d.status.name, progress, result, error: failure?.message ?? null, errorCode: failure?.code ?? null };
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) throw notFound(`verify run ${runId} not found`, undefined, { cause: e });
       throw e;

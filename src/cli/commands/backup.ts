@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
-import { CliError, EXIT } from '../exit';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, humanBytes, shortDigest } from '../output';
 import { qs } from '../client';
 import { progressBar } from '../progress';
@@ -42,7 +42,7 @@ async function waitFor<T extends WfStatus>(
   if (st.status !== 'COMPLETED' || !st.result)
     throw new CliError(
       `${label} ${st.id} ended ${st.status}${st.error ? `: ${st.error}` : ''}`,
-      /integrity|damaged|mismatch/i.test(st.error ?? '')
+      (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || /integrity|damaged|mismatch/i.test(st.error ?? '')
         ? EXIT.INTEGRITY
         : /not found|no complete backup/i.test(st.error ?? '')
           ? EXIT.NOT_FOUND

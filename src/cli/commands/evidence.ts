@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { action, ctxOf, requireDigest, group } from '../common';
-import { CliError, EXIT } from '../exit';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
 import { EvidenceItem, EvidenceList, IngestResult } from '../../contracts/evidence';
@@ -216,7 +216,10 @@ function verifyCommand(ev: Command): void {
             await new Promise((r) => setTimeout(r, 500));
           }
           bar.stop();
-          if (!st.result) throw new CliError(`verification run ${runId} ended ${st.status}`, EXIT.FAILURE);
+          if (!st.result) {
+            const exit = (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || EXIT.FAILURE;
+            throw new CliError(`verification run ${runId} ended ${st.status}${st.error ? `: ${st.error}` : ''}`, exit);
+          }
           const r = st.result;
           print(
             c.format,

@@ -3,7 +3,7 @@ import { Readable, Transform } from 'node:stream';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
-import { CliError, EXIT } from '../exit';
+import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
 import { progressBar } from '../progress';
@@ -76,8 +76,11 @@ async function waitRun(c: Ctx, runId: string, label: string): Promise<RunSummary
       const st = await api.call(RunStatus, 'GET', `/evidence/retention/runs/${encodeURIComponent(runId)}`);
       if (st.progress) bar.update(st.progress.items, Math.max(st.progress.items, st.run?.items ?? 0, 1));
       if (st.status !== 'RUNNING' && st.status !== 'UNKNOWN' && st.run) {
-        if (st.status !== 'COMPLETED')
-          throw new CliError(`retention run ${runId} ended ${st.status} (see the Temporal UI); counts so far: ${st.run.items} item(s)`, EXIT.FAILURE);
+        if (st.status !== 'COMPLETED') {
+          const exit = (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || EXIT.FAILURE;
+          const why = st.error ? `: ${st.error}` : ' (see the Temporal UI)';
+          throw new CliError(`retention run ${runId} ended ${st.status}${why}; counts so far: ${st.run.items} item(s)`, exit);
+        }
         return st.run;
       }
       await new Promise((r) => setTimeout(r, 500));

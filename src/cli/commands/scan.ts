@@ -130,7 +130,8 @@ async function waitForScan(c: Ctx, api: ApiClient, started: ScanStarted, timeout
 function scanFailure(st: ScanStatus): CliError {
   const msg = st.error ?? `scan ended ${st.status}`;
   const m = /\b(BAD_INPUT|NOT_FOUND|INTEGRITY|CONFLICT|TOO_LARGE|UNAVAILABLE|FORBIDDEN)\b/.exec(JSON.stringify(st.errorType ?? ''));
-  return new CliError(`${msg}`, (m && API_CODE_TO_EXIT[m[1]!]) ?? EXIT.FAILURE);
+  const code = st.errorCode ?? m?.[1];
+  return new CliError(`${msg}`, (code && API_CODE_TO_EXIT[code]) || EXIT.FAILURE);
 }
 
 function renderScanDone(st: ScanStatus, started: ScanStarted, sbomOnly: boolean): string {

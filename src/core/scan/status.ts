@@ -2,6 +2,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { AppContext } from '../context';
 import { notFound } from '../../lib/errors';
+import { rootFailure } from '../../temporal/failure';
 import { isScanWorkflowIdOf, SA, scanWorkflowId } from '../../temporal/names';
 import { autoScanConfig, type AutoScanConfig } from './config';
 import { pendingEvents, type ScanEvent } from './events';
@@ -16,6 +17,8 @@ export type ScanStatus = {
   progress: ScanProgress | null;
   error: string | null;
   errorType: string | null;
+  /** The failure's StellaError code (BAD_INPUT, INTEGRITY…), if it carried one. */
+  errorCode: string | null;
   run: ScanRun | null;
 };
 
@@ -34,6 +37,7 @@ export async function scanStatus(ctx: AppContext, t: ScanWorkflows, tenant: stri
   let progress: ScanProgress | null = null;
   let error: string | null = null;
   let errorType: string | null = null;
+  let errorCode: string | null = null;
   if (status === 'RUNNING') progress = await h.query(t.progress).catch(() => null);
   else if (status === 'COMPLETED') progress = (await h.result()) as ScanProgress;
   else {
@@ -41,12 +45,15 @@ export async function scanStatus(ctx: AppContext, t: ScanWorkflows, tenant: stri
       await h.result();
     } catch (e) {
       const c = (e as { cause?: { message?: string; type?: string; details?: unknown[] } }).cause;
-      error = c?.message ?? (e as Error).message;
+      // The root cause's message and code, not the wrapper's "Activity task failed".
+      const root = rootFailure(e);
+      error = root.message;
+      errorCode = root.code;
       errorType = c?.type ?? null;
       progress = (c?.details?.[0] as ScanProgress | undefined) ?? null;
     }
   }
-  return { workflowId, runId: d.runId, status, progress, error, errorType, run: await getScanRun(ctx, tenant, d.runId) };
+  return { workflowId, runId: d.runId, status, progress, error, errorType, errorCode, run: await getScanRun(ctx, tenant, d.runId) };
 }
 
 /** Scan runs (scan_runs) with the live Temporal status where history is still there. */
