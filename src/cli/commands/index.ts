@@ -12,6 +12,7 @@ import { registerBackupCommands } from './backup';
 import { registerAnchoringCommands } from './anchoring';
 import { registerEvidencePolicyCommands } from './evidence-policy';
 import { registerAuthLoginCommand } from './auth-login';
+import { registerCompletionCommand } from './completion';
 
 /** Every command group, in help order. */
 export function registerAll(program: Command): void {
@@ -28,4 +29,5 @@ export function registerAll(program: Command): void {
   registerRetentionCommands(program);
   registerAnchoringCommands(program);
   registerEvidencePolicyCommands(program);
+  registerCompletionCommand(program);
 }
