@@ -148,6 +148,8 @@ const NOT_PROBED: Record<string, string> = {
   'GET /healthz': 'public liveness probe, no tenant data',
   'GET /readyz': 'public readiness probe, no tenant data',
   'GET /metrics': 'public Prometheus scrape: aggregate gauges, no ids',
+  'GET /openapi.json': 'public API description generated from the route schemas, no tenant data',
+  'GET /docs': 'public static page that renders /openapi.json',
   'GET /doctor/checks': 'the static list of doctor checks',
   'POST /auth/revocations': 'admin only; revokes a token (jti) or a token key (kid), which are not tenant objects (test/dpop.test.ts)',
   'POST /auth/token': 'public token endpoint (no token, no object id); tenant binding tested in test/identity.test.ts',

@@ -7,6 +7,7 @@ import { authenticate, challenge, registerDpop } from './auth';
 import { classifyFailure, portOf } from './failures';
 import { registerHealthRoutes } from './routes/health';
 import { registerDoctorRoutes } from './routes/doctor';
+import { registerOpenApi } from './routes/openapi';
 
 /** One registered route: method and URL pattern (`/evidence/:id/meta`). */
 export interface ApiRoute {
@@ -112,6 +113,8 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
     return reply.status(f.status).send({ error: { code: f.code, message } });
   });
 
+  // First: the OpenAPI document collects every route registered after it.
+  await registerOpenApi(app, { publicPaths: PUBLIC });
   await registerHealthRoutes(app, deps);
   await registerDoctorRoutes(app, deps);
   for (const register of featureRoutes) await register(app, deps);
