@@ -160,6 +160,7 @@ const NOT_PROBED: Record<string, string> = {
   'GET /evidence/anchors/:id': 'anchors are global: one Merkle log over every tenant (tenant_id *)',
   'GET /evidence/anchors/:id/export': 'anchors are global: one Merkle log over every tenant (tenant_id *)',
   'POST /evidence/anchors': 'anchors the global log; takes no tenant object id',
+  'GET /evidence/anchors/runs/:workflowId': 'anchoring runs are of the global log (one Merkle log over every tenant)',
   'POST /evidence/anchors/verify': 'verifies the global anchor chain; takes no tenant object id',
   'POST /evidence/anchors/new-chain': 'admin only, global anchor chain',
   'GET /keys': 'the process-wide signing/token key ring (public halves)',
