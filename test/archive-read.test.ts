@@ -5,7 +5,8 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import * as tarStream from 'tar-stream';
+import type * as tarStream from 'tar-stream';
+import { craftTar } from './support/crafted-tar';
 import {
   ArchiveError,
   ArchiveFormatError,
@@ -20,24 +21,7 @@ import {
 // ---------------------------------------------------------------------------------------------
 // crafting helpers
 
-type PackEntry = { header: Partial<tarStream.Header> & { name: string }; body?: string | Buffer };
-
-/** Builds a (possibly malicious) archive with tar-stream, which does no path policing. */
-async function pack(entries: PackEntry[]): Promise<Buffer> {
-  const p = tarStream.pack();
-  const out = (async () => {
-    const parts: Buffer[] = [];
-    for await (const c of p) parts.push(c as Buffer);
-    return Buffer.concat(parts);
-  })();
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      p.entry({ mtime: new Date(0), ...e.header }, e.body ?? '', (err) => (err ? reject(err) : resolve()));
-    });
-  }
-  p.finalize();
-  return out;
-}
+const pack = craftTar;
 
 /** A single raw ustar header block, for cases tar-stream will not write (e.g. a 2 GB size with no body). */
 function ustar(fields: { name: string; size?: number; type?: string; linkname?: string }): Buffer {

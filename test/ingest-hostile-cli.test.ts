@@ -8,32 +8,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import * as tarStream from 'tar-stream';
+import { type CraftedEntry, craftTar } from './support/crafted-tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN_PURPOSE } from '../src/core/keys';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 import { apiFor } from './support/api';
-import { runStella } from './support/cli';
+import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 
-type Entry = { header: Partial<tarStream.Header> & { name: string }; body?: string };
-/** tar-stream does no path policing: it writes what a hostile archive holds. */
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const p = tarStream.pack();
-  const out = (async () => {
-    const parts: Buffer[] = [];
-    for await (const c of p) parts.push(c as Buffer);
-    return Buffer.concat(parts);
-  })();
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      p.entry({ ...e.header, mtime: new Date(0) }, e.body ?? '', (err) => (err ? reject(err) : resolve()));
-    });
-  }
-  p.finalize();
-  return out;
-}
+type Entry = CraftedEntry;
+const tarOf = craftTar;
 
 describe('stella evidence ingest of a hostile tar', () => {
   let h: Harness;
@@ -44,10 +27,7 @@ describe('stella evidence ingest of a hostile tar', () => {
   beforeAll(async () => {
     h = await harness({ blob: 'fs' });
     app = await apiFor(h);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const port = (app.server.address() as { port: number }).port;
-    const token = await mintToken(h.ctx.keys, { sub: 'cli-test', tenant: 'default', scopes: ['admin'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
-    env = { STELLA_API_URL: `http://127.0.0.1:${port}`, STELLA_TOKEN: token, STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'cli-')), STELLA_TENANT: '' };
+    env = await cliEnvFor(h, app);
   });
   afterAll(async () => {
     await app?.close();

@@ -5,10 +5,8 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { runStella } from './support/cli';
+import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
-import { TOKEN_PURPOSE } from '../src/core/keys';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 
 const stella = runStella;
@@ -23,11 +21,7 @@ describe('stella evidence CLI against a live API', () => {
   beforeAll(async () => {
     h = await harness({ blob: 'fs', replica: true });
     app = await apiFor(h);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const port = (app.server.address() as { port: number }).port;
-    const token = await mintToken(h.ctx.keys, { sub: 'cli-test', tenant: 'default', scopes: ['admin'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });
-    // An empty data dir: no cli.json, so only these variables tell the CLI where to go.
-    env = { STELLA_API_URL: `http://127.0.0.1:${port}`, STELLA_TOKEN: token, STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'cli-')), STELLA_TENANT: '' };
+    env = await cliEnvFor(h, app);
   });
   afterAll(async () => {
     await app?.close();
