@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps, type Principal } from '../deps';
+import type { App } from './evidence';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
 import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
 import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
@@ -50,11 +51,24 @@ const newRunId = (kind: 'purge' | 'dryrun' | 'tier') => retentionRunId(kind, new
 /** Replay bundles follow their own scope (runbook §2.4): without replay:read, proved with DPoP, they are left out of archives. */
 const mayReadReplay = (p: Principal) => (p.scopes.includes('replay:read') || p.scopes.includes('admin')) && p.dpop === true;
 
-export async function registerRetentionRoutes(fastify: FastifyInstance, deps: ApiDeps) {
-  const { ctx } = deps;
-  const app = fastify.withTypeProvider<ZodTypeProvider>();
+/** Retention routes, registered in this order (the OpenAPI document lists them so). */
+const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [
+  holdRoutes,
+  policyRoutes,
+  runStartRoutes,
+  runReadRoutes,
+  cleanupTempRoute,
+  archiveRoute,
+  archivePlanDeleteRoutes,
+];
 
-  // --- legal holds (replay runbook §2.3 / §3) ---
+export async function registerRetentionRoutes(fastify: FastifyInstance, deps: ApiDeps) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  for (const register of ROUTES) register(app, deps);
+}
+
+/** Legal holds (replay runbook §2.3 / §3). */
+function holdRoutes(app: App, { ctx }: ApiDeps) {
   app.post('/evidence/holds', { schema: { body: HoldCreateBody, response: { 201: Hold } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const hold = await createHold(ctx, { tenant: tenantOf(req), ...req.body, actor: p.sub });
@@ -78,8 +92,10 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
       return releaseHold(ctx, { tenant: tenantOf(req), id: req.params.id, actor: p.sub, reason });
     },
   );
+}
 
-  // --- retention policies and tiers ---
+/** Retention policies and tiers. */
+function policyRoutes(app: App, { ctx }: ApiDeps) {
   app.post('/evidence/retention/policies', { schema: { body: PolicyApplyBody, response: { 200: PolicyApplied, 201: PolicyApplied } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const r = await applyDeclaration(ctx, { tenant: tenantOf(req), input: req.body, actor: p.sub });
@@ -102,8 +118,11 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
     requireScope(req, 'evidence:read');
     return effectivePolicies(ctx.db, tenantOf(req));
   });
+}
 
-  // --- runs: purge (cleanup --apply-retention) and tier move, as durable workflows ---
+/** Runs: purge (cleanup --apply-retention) and tier move, as durable workflows. */
+function runStartRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/evidence/retention/purge', { schema: { body: PurgeBody, response: { 202: RunStarted } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const t = temporalOrThrow(deps);
@@ -123,6 +142,11 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
     await t.client.workflow.start(retentionTierMove, { taskQueue: t.taskQueue, workflowId: runId, args: [input] });
     return reply.status(202).send({ runId, workflowId: runId });
   });
+}
+
+/** Run list, status (with its workflow) and items. */
+function runReadRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.get('/evidence/retention/runs', { schema: { querystring: RunListQuery, response: { 200: RunList } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return { runs: await listRuns(ctx.db, tenantOf(req), req.query.limit) };
@@ -140,8 +164,10 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
     await getRun(ctx.db, req.params.runId, tenant);
     return runItems(ctx.db, req.params.runId, { tenant, limit: req.query.limit, after: req.query.after });
   });
+}
 
-  // --- cleanup --temp-only ---
+/** cleanup --temp-only. */
+function cleanupTempRoute(app: App, { ctx }: ApiDeps) {
   app.post('/evidence/cleanup/temp', { schema: { body: CleanupTempBody, response: { 200: CleanupTempResult } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
     const minutes = req.body.olderThanMinutes;
@@ -152,8 +178,10 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
       olderThanMs: minutes === undefined ? undefined : minutes * 60_000,
     });
   });
+}
 
-  // --- archive (streamed manifest tar: raw bytes, so no response schema) ---
+/** Archive: a streamed manifest tar (raw bytes, so no response schema). */
+function archiveRoute(app: App, { ctx }: ApiDeps) {
   app.get('/evidence/archive', { schema: { querystring: ArchiveQuery } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:read');
     const tenant = tenantOf(req);
@@ -174,6 +202,10 @@ export async function registerRetentionRoutes(fastify: FastifyInstance, deps: Ap
       .header('x-stella-archive-skipped-replay', String(plan.skippedReplayBundles));
     return reply.send(w.readable);
   });
+}
+
+/** Archive plan and deletion of archived items. */
+function archivePlanDeleteRoutes(app: App, { ctx }: ApiDeps) {
   app.get('/evidence/archive/plan', { schema: { querystring: ArchiveQuery, response: { 200: ArchivePlan } } }, async (req) => {
     const p = requireScope(req, 'evidence:read');
     return archivePlan(ctx, tenantOf(req), req.query.olderThanDays, mayReadReplay(p));
