@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { scanProgressQuery, scanThenAttest } from '../../../workflows/scan';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
+import type { App } from './evidence';
 import { badInput, StellaError } from '../../lib/errors';
 import { spoolUpload } from '../../core/evidence/spool';
 import { listImages } from '../../core/scan/catalogue';
@@ -102,11 +103,26 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
-export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps) {
-  const { ctx } = deps;
-  const app = fastify.withTypeProvider<ZodTypeProvider>();
+/** Scan and attest routes, registered in this order (the OpenAPI document lists them so). */
+const ROUTES: readonly ((app: App, deps: ApiDeps) => unknown)[] = [
+  scanRoutes,
+  pushEventRoute,
+  scannerConfigRoutes,
+  imageRoutes,
+  rawBodyRoutes,
+  feedListRoute,
+  attestationRoutes,
+  keyRoutes,
+];
 
-  // ---- scans ------------------------------------------------------------------------
+export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps) {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  for (const register of ROUTES) await register(app, deps);
+}
+
+/** Scans: request, status, runs, queue. */
+function scanRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/scans', { schema: { body: ScanBody, response: { 202: ScanStarted } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const b = req.body;
@@ -130,15 +146,20 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
     requireScope(req, 'evidence:read');
     return scanQueue(ctx, scanWorkflowsOrThrow(deps), tenantOf(req), { artifact: req.query.artifact });
   });
+}
 
-  // ---- registry push events -----------------------------------------------------------
+/** Registry push events. */
+function pushEventRoute(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/events/push', { schema: { body: PushEventBody, response: { 202: PushResult, 409: PushResult } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const r = await handlePushEvent(ctx, scanWorkflows(deps), tenantOf(req), p.sub, req.body);
     return reply.status(r.status === 'failed' ? 409 : 202).send(r);
   });
+}
 
-  // ---- scanner config -------------------------------------------------------------------
+/** Scanner config. */
+function scannerConfigRoutes(app: App, { ctx }: ApiDeps) {
   app.get('/scanner/config', { schema: { response: { 200: ScannerConfig } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const tenant = tenantOf(req);
@@ -154,8 +175,11 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
     const p = requireScope(req, 'admin');
     return changeScannerSetting(ctx, tenantOf(req), { ...req.body, actor: p.sub });
   });
+}
 
-  // ---- image catalogue ------------------------------------------------------------------
+/** Image catalogue. */
+function imageRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/images', { schema: { body: RegisterImageBody, response: { 200: RegisteredImage } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
     return registerImageForScans(ctx, scanWorkflows(deps), tenantOf(req), { ...req.body, actor: p.sub });
@@ -165,11 +189,13 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
     requireScope(req, 'evidence:read');
     return { items: await listImages(ctx, tenantOf(req)) };
   });
+}
 
-  // ---- feeds, attestation import, rootpack import: raw bodies ---------------------------
+/** Feeds, attestation import, rootpack import: raw bodies, in an encapsulated scope. */
+function rawBodyRoutes(app: App, { ctx }: ApiDeps) {
   const { maxUploadBytes, maxDocumentBytes } = ctx.cfg;
   const documentLimit = { bytes: maxDocumentBytes, variable: 'STELLA_MAX_DOCUMENT_BYTES' };
-  await rawScope(app, (raw) => {
+  return rawScope(app, (raw) => {
     const scope = raw.withTypeProvider<ZodTypeProvider>();
     scope.post('/feeds', { schema: { response: { 200: FeedImported } } }, async (req) => {
       const p = requireScope(req, 'evidence:write');
@@ -189,13 +215,18 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
       return withBody(ctx, req, documentLimit, (body) => importTrust(ctx, tenant, body, p.sub));
     });
   });
+}
 
+/** Imported feeds. */
+function feedListRoute(app: App, { ctx }: ApiDeps) {
   app.get('/feeds', { schema: { response: { 200: FeedList } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return { items: await listFeeds(ctx, tenantOf(req)) };
   });
+}
 
-  // ---- attestations ---------------------------------------------------------------------
+/** Attestations: create, list, signer status, verify. */
+function attestationRoutes(app: App, { ctx }: ApiDeps) {
   app.post('/attestations', { schema: { body: CreateAttestationBody, response: { 200: CreatedAttestation, 201: CreatedAttestation } } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:write');
     const r = await attestSubject(ctx, tenantOf(req), { subject: req.body.subject, type: ensureKnownType(req.body.type), actor: p.sub });
@@ -216,8 +247,10 @@ export async function registerScanRoutes(fastify: FastifyInstance, deps: ApiDeps
     requireScope(req, 'evidence:read');
     return verifyAttestation(ctx, tenantOf(req), req.params.id);
   });
+}
 
-  // ---- keys and RootPack ----------------------------------------------------------------
+/** Keys and RootPack. */
+function keyRoutes(app: App, { ctx }: ApiDeps) {
   app.get('/keys', { schema: { response: { 200: KeyList } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return { items: await ctx.keys.list() };
