@@ -39,6 +39,7 @@ import {
   waitForPromotion,
 } from '../../temporal/promotion';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf } from '../deps';
+import type { App } from './evidence';
 
 /** Seconds to long-poll: `?wait=true|<s>` (or the body's `wait`), `?timeout=<s>` overriding; 0 = don't wait. */
 function waitSeconds(q: { wait?: string; timeout?: string }, bodyWait: boolean | number | undefined): number {
@@ -49,13 +50,26 @@ function waitSeconds(q: { wait?: string; timeout?: string }, bodyWait: boolean |
   return n;
 }
 
+/** Promotion routes, registered in this order (the OpenAPI document lists them so). */
+const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [startRoute, readRoutes, retryRoute, approveAbortRoutes, policyRoutes];
+
 export async function registerPromotionRoutes(fastify: FastifyInstance, deps: ApiDeps) {
-  const { db } = deps.ctx;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  for (const register of ROUTES) register(app, deps);
+}
+
+/** What the routes share: the database, a promotion located within the tenant, and the acting caller. */
+function helpers(deps: ApiDeps) {
+  const { db } = deps.ctx;
   const locate = (tenant: string, id: string) => locatePromotion(temporalOrThrow(deps), db, tenant, id);
   /** The caller as the API verified them: their token subject signs approve/abort/retry. */
   const actor = (sub: string, tenant: string): PromotionActor => ({ db, keys: deps.ctx.keys, tenant, by: sub });
+  return { db, locate, actor };
+}
 
+/** Start a promotion (optionally waiting for its outcome). */
+function startRoute(app: App, deps: ApiDeps) {
+  const { db, locate } = helpers(deps);
   app.post(
     '/promotions',
     { schema: { body: StartPromotionBody, querystring: StartPromotionQuery, response: { 200: StartPromotionResponse, 202: StartPromotionResponse } } },
@@ -86,7 +100,11 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
       return reply.status(finished ? 200 : 202).send({ ...status, ...base, final: finished });
     },
   );
+}
 
+/** List promotions, one promotion, its evidence. */
+function readRoutes(app: App, deps: ApiDeps) {
+  const { db, locate } = helpers(deps);
   app.get('/promotions', { schema: { querystring: ListPromotionsQuery, response: { 200: ListPromotionsResponse } } }, async (req) => {
     requireScope(req, 'promotion:read');
     const tenant = tenantOf(req);
@@ -119,7 +137,11 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
       return { ...base, gates: s.gates, missing };
     },
   );
+}
 
+/** Retry: re-evaluate gates (update), or signal a retry. */
+function retryRoute(app: App, deps: ApiDeps) {
+  const { locate, actor } = helpers(deps);
   app.post(
     '/promotions/:id/retry',
     { schema: { params: PromotionIdParams, querystring: RetryQuery, response: { 200: RetryResponse, 202: SignalledResponse } } },
@@ -136,7 +158,11 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
       return reply.status(200).send({ ...s, id: loc.workflowId, missing: missingOf(s) });
     },
   );
+}
 
+/** Approve and abort. */
+function approveAbortRoutes(app: App, deps: ApiDeps) {
+  const { locate, actor } = helpers(deps);
   for (const op of ['approve', 'abort'] as const) {
     app.post(`/promotions/:id/${op}`, { schema: { params: PromotionIdParams, body: SignalBody, response: { 200: ActionResponse } } }, async (req) => {
       const p = requireScope(req, 'promotion:write');
@@ -147,8 +173,11 @@ export async function registerPromotionRoutes(fastify: FastifyInstance, deps: Ap
       return { ...s, id: loc.workflowId, message: `${op === 'abort' ? 'aborted' : 'approved'} by ${p.sub}; promotion is ${s.state}${progress}` };
     });
   }
+}
 
-  // Policies -----------------------------------------------------------------------------
+/** Promotion policies. */
+function policyRoutes(app: App, deps: ApiDeps) {
+  const { db } = helpers(deps);
   app.get('/promotion-policies', { schema: { querystring: ShowPolicyQuery, response: { 200: ShowPolicyResponse } } }, async (req) => {
     requireScope(req, 'promotion:read');
     const tenant = tenantOf(req);
