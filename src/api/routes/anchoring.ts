@@ -41,11 +41,18 @@ import { badInput, notFound } from '../../lib/errors';
 import { failureError, failureOf } from '../../temporal/failure';
 import { anchorManualWorkflowId } from '../../temporal/names';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
+import type { App } from './evidence';
+
+/** Anchoring routes, registered in this order (the OpenAPI document lists them so). */
+const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [createAnchorRoute, anchorRunRoute, listVerifyChainRoutes, inspectRecoverProofRoutes];
 
 export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: ApiDeps) {
-  const { ctx } = deps;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  for (const register of ROUTES) register(app, deps);
+}
 
+/** On-demand anchoring (a workflow). */
+function createAnchorRoute(app: App, deps: ApiDeps) {
   // SP-003 step 1: on-demand anchoring runs the same workflow as the schedule. It waits `?wait=`
   // seconds at most: a worker that is down or busy gets a 202 with where to follow it, not a hang.
   app.post(
@@ -80,7 +87,10 @@ export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: Ap
       return reply.status(result.status === 'created' ? 201 : 200).send({ workflowId, ...result });
     },
   );
+}
 
+/** An anchoring workflow's status, result or failure. */
+function anchorRunRoute(app: App, deps: ApiDeps) {
   app.get('/evidence/anchors/runs/:workflowId', { schema: { params: AnchorRunParams, response: { 200: AnchorRunStatus } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const { workflowId } = req.params;
@@ -103,7 +113,10 @@ export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: Ap
       errorCode: failure?.code ?? null,
     };
   });
+}
 
+/** List anchors, verify them, start a new chain. */
+function listVerifyChainRoutes(app: App, { ctx }: ApiDeps) {
   app.get('/evidence/anchors', { schema: { querystring: ListAnchorsQuery, response: { 200: AnchorList } } }, async (req) => {
     requireScope(req, 'evidence:read');
     const q = req.query;
@@ -124,7 +137,10 @@ export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: Ap
     const r = await newChain(ctx, { reason: req.body.reason, actor: p.sub });
     return reply.status(201).send(r);
   });
+}
 
+/** One anchor: inspect, export, recover; an item's inclusion proof. */
+function inspectRecoverProofRoutes(app: App, { ctx }: ApiDeps) {
   app.get('/evidence/anchors/:id', { schema: { params: AnchorIdParams, response: { 200: AnchorInspection } } }, async (req) => {
     requireScope(req, 'evidence:read');
     return inspectAnchor(ctx, req.params.id);
