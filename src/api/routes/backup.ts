@@ -29,11 +29,19 @@ import { collectDiagnostics } from '../../core/backup/diagnostics';
 import { restoreWorkflowId } from '../../temporal/names';
 import { backupRunState, restoreRunState, startBackup, startRestore } from '../../temporal/backup';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
+import type { App } from './evidence';
+
+/** Backup and restore routes, registered in this order (the OpenAPI document lists them so). */
+const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [backupRoutes, provisionRoute, restoreRoutes, exportRoute, diagnosticsRoute];
 
 export async function registerBackupRoutes(fastify: FastifyInstance, deps: ApiDeps) {
-  const { ctx } = deps;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  for (const register of ROUTES) register(app, deps);
+}
 
+/** Backups: start (a workflow), list, status. */
+function backupRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/backups', { schema: { body: CreateBackupBody, response: { 202: BackupAccepted } } }, async (req, reply) => {
     const p = requireScope(req, 'admin');
     const t = temporalOrThrow(deps);
@@ -60,12 +68,19 @@ export async function registerBackupRoutes(fastify: FastifyInstance, deps: ApiDe
       return { id, status: s.status === 'complete' ? 'COMPLETED' : s.status.toUpperCase(), running: false, progress: null, result: s, error: null };
     }
   });
+}
 
+/** Storage provisioning. */
+function provisionRoute(app: App, { ctx }: ApiDeps) {
   app.post('/evidence/storage/provision', { schema: { body: ProvisionBody, response: { 200: ProvisionResult } } }, async (req) => {
     const p = requireScope(req, 'admin');
     return provisionStorage(ctx, { size: req.body.size, path: req.body.path, actor: p.sub });
   });
+}
 
+/** Restore: start (a workflow), status. */
+function restoreRoutes(app: App, deps: ApiDeps) {
+  const { ctx } = deps;
   app.post('/evidence/restore', { schema: { body: RestoreBody, response: { 202: RestoreAccepted } } }, async (req, reply) => {
     const p = requireScope(req, 'admin');
     const b = req.body;
@@ -88,7 +103,10 @@ export async function registerBackupRoutes(fastify: FastifyInstance, deps: ApiDe
     requireScope(req, 'admin');
     return restoreRunState(temporalOrThrow(deps).client, req.params.id);
   });
+}
 
+/** Evidence pack export. */
+function exportRoute(app: App, { ctx }: ApiDeps) {
   // Streams the pack's bytes: no response schema.
   app.get('/evidence/export', { schema: { querystring: ExportPackQuery } }, async (req, reply) => {
     const p = requireScope(req, 'evidence:read');
@@ -108,7 +126,10 @@ export async function registerBackupRoutes(fastify: FastifyInstance, deps: ApiDe
       .header('x-stella-anchor', pack.anchorId)
       .send(stream);
   });
+}
 
+/** Diagnostics bundle. */
+function diagnosticsRoute(app: App, { ctx }: ApiDeps) {
   app.get('/evidence/diagnostics', { schema: { querystring: DiagnosticsQuery, response: { 200: Diagnostics } } }, async (req) => {
     requireScope(req, 'admin');
     return collectDiagnostics(ctx, tenantOf(req), { auditLimit: req.query.auditLimit });
