@@ -38,7 +38,24 @@ const PUBLIC = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The HTTP API: platform routes (health, metrics, doctor) plus each feature's routes, in list order. */
 export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRoutes[]): Promise<FastifyInstance> {
-  const app = Fastify({
+  const app = createFastify();
+  recordRoutes(app);
+  useZodAndRawBodies(app);
+  await authenticateRequests(app, deps);
+  countRequests(app, deps);
+  handleErrors(app, deps);
+
+  // First: the OpenAPI document collects every route registered after it.
+  await registerOpenApi(app, { publicPaths: PUBLIC });
+  await registerHealthRoutes(app, deps);
+  await registerDoctorRoutes(app, deps);
+  for (const register of featureRoutes) await register(app, deps);
+  return app;
+}
+
+/** The fastify instance, with its body limit and framework errors in our error shape. */
+function createFastify(): FastifyInstance {
+  return Fastify({
     logger: false,
     bodyLimit: 8 * 1024 * 1024,
     // An over-long or undecodable path parameter is the caller's bad input, in our error shape (not the router's).
@@ -48,21 +65,30 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
       (reply as FastifyReply).status(tooLong ? 414 : 400).send({ error: { code: 'BAD_INPUT', message } });
     },
   });
-  // Every registered route, for tests that must cover each one (tenant isolation).
+}
+
+/** Every registered route, for tests that must cover each one (tenant isolation). */
+function recordRoutes(app: FastifyInstance) {
   const routes: ApiRoute[] = [];
   app.addHook('onRoute', (r) => {
     const { params, querystring, body } = (r.schema ?? {}) as NonNullable<ApiRoute['schema']>;
     for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url, schema: { params, querystring, body } });
   });
   app.decorate('routeList', () => [...routes]);
+}
 
+/** Zod schemas for validation and serialization; evidence uploads reach handlers as the raw stream. */
+function useZodAndRawBodies(app: FastifyInstance) {
   // Routes declare zod schemas (src/contracts) for params, query, body and responses.
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
   // Evidence uploads are streamed: any content type reaches the handler as the raw stream.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+}
 
+/** Authentication (Bearer or DPoP) on each request, then a per-token rate limit. */
+async function authenticateRequests(app: FastifyInstance, deps: ApiDeps) {
   // Access tokens (Bearer or DPoP-bound); a route with `config: { public: true }` (a token endpoint) needs none.
   const auth = deps.ctx.cfg.auth;
   registerDpop(app, { publicUrl: auth.publicUrl, iatWindowSeconds: auth.dpopIatWindowSeconds, nonce: auth.dpopNonce });
@@ -84,11 +110,17 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
       message: `too many requests with this token: at most ${ctx.max} a minute; retry in ${Math.ceil(ctx.ttl / 1000)}s`,
     }),
   });
+}
 
+/** Request counts by route, method and status. */
+function countRequests(app: FastifyInstance, deps: ApiDeps) {
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpRequests.inc({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) });
   });
+}
 
+/** Errors as `{ error: { code, message } }`: StellaErrors by code, validation errors as 400, the rest classified. */
+function handleErrors(app: FastifyInstance, deps: ApiDeps) {
   const ports = { postgres: portOf(deps.ctx.cfg.databaseUrl, 5432), temporal: portOf(deps.ctx.cfg.temporal.address, 7233) };
   app.setErrorHandler((err, req, reply) => {
     const se = asStellaError(err); // StellaErrors, and library errors by their category
@@ -112,11 +144,4 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
     const message = f.code === 'INTERNAL' ? `${f.message} (request ${req.id})` : f.message;
     return reply.status(f.status).send({ error: { code: f.code, message } });
   });
-
-  // First: the OpenAPI document collects every route registered after it.
-  await registerOpenApi(app, { publicPaths: PUBLIC });
-  await registerHealthRoutes(app, deps);
-  await registerDoctorRoutes(app, deps);
-  for (const register of featureRoutes) await register(app, deps);
-  return app;
 }
