@@ -12,7 +12,7 @@ describe('config', () => {
     const c = loadConfig({ STELLA_DATA_DIR: d });
     expect(c.blob).toEqual({ kind: 'fs', path: join(d, 'evidence'), replicaPath: undefined });
     expect(c.tenant).toBe('default');
-    expect(c.temporal).toEqual({ address: undefined, namespace: 'default', taskQueue: 'stella' });
+    expect(c.temporal).toEqual({ address: undefined, namespace: 'default', taskQueue: 'stella', rpcTimeoutMs: 5000 });
     expect(c.api.url).toBe('http://127.0.0.1:8787');
   });
 
