@@ -1,2 +1,3 @@
--- Temporal's auto-setup creates its own databases; this only makes sure the role can.
+-- Runs once, when the pgdata volume is first initialised. The temporal-schema one-shot
+-- (ops/compose/temporal-schema.sh) creates Temporal's databases as this role; make sure it can.
 ALTER ROLE stella CREATEDB;
