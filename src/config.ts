@@ -104,6 +104,18 @@ const schema = z.object({
   // Deadline of the API's Temporal calls that do not wait by design (describe, query, list, start, signal).
   STELLA_TEMPORAL_RPC_TIMEOUT: duration.default('5s'),
   STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // Telemetry (issue 16): DB-backed gauges recomputed at most this often; the worker-only process's
+  // /healthz + /metrics listener; the Temporal SDK's Prometheus endpoint (off unless set); OTLP traces (off unless set).
+  STELLA_METRICS_CACHE_SECONDS: z.coerce.number().min(0).max(3600).default(15),
+  STELLA_WORKER_HTTP_PORT: port.default(8788),
+  STELLA_SDK_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+    .optional(),
+  STELLA_OTLP_ENDPOINT: z
+    .string()
+    .regex(/^https?:\/\//, 'expected an http(s):// URL of an OTLP/HTTP collector')
+    .optional(),
   STELLA_ANCHOR_INTERVAL: duration.default('6h'),
   STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
   STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
@@ -162,6 +174,8 @@ export interface StellaConfig {
   maxUploadBytes: number;
   maxDocumentBytes: number;
   logLevel: RawConfig['STELLA_LOG_LEVEL'];
+  /** Metrics and traces (issue 16): see docs/production.md. */
+  telemetry: { metricsCacheSeconds: number; workerHttpPort: number; sdkMetricsAddress?: string; otlpEndpoint?: string };
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
   /** API access tokens: DPoP checks (RFC 9449) and the per-token rate limit (requests per minute). */
@@ -273,6 +287,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
     maxUploadBytes: c.STELLA_MAX_UPLOAD_BYTES,
     maxDocumentBytes: c.STELLA_MAX_DOCUMENT_BYTES,
     logLevel: c.STELLA_LOG_LEVEL,
+    telemetry: {
+      metricsCacheSeconds: c.STELLA_METRICS_CACHE_SECONDS,
+      workerHttpPort: c.STELLA_WORKER_HTTP_PORT,
+      sdkMetricsAddress: c.STELLA_SDK_METRICS_ADDRESS,
+      otlpEndpoint: c.STELLA_OTLP_ENDPOINT,
+    },
     schedules: {
       enabled: c.STELLA_SCHEDULES,
       anchorInterval: c.STELLA_ANCHOR_INTERVAL,

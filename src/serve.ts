@@ -44,7 +44,7 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
     const deps = {
       ctx,
       temporal: { client: temporal.client, taskQueue: cfg.temporal.taskQueue },
-      metrics: createMetrics(ctx.db, { blobs: ctx.blobs }),
+      metrics: createMetrics(ctx.db, { blobs: ctx.blobs, cacheSeconds: cfg.telemetry.metricsCacheSeconds }),
       doctorChecks: doctorChecksOf(),
       tokenKeys: cachedTokenJwks(ctx.keys),
     };

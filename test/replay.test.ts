@@ -285,8 +285,8 @@ describe('replay: signed manifests, deterministic bundles, offline and nightly v
     const stored = await h.ctx.db.query(`SELECT last_result, last_codes FROM replay_runs WHERE scan_id='scan-3'`);
     expect(stored.rows[0]).toMatchObject({ last_result: 'failed' });
     const metrics = await createMetrics(h.ctx.db).registry.metrics();
-    expect(metrics).toMatch(/replay_verify_total\{result="failed"\} [1-9]/);
-    expect(metrics).toMatch(/replay_bundle_size_bytes\{bundle="input"\} [1-9]/);
+    expect(metrics).toMatch(/stella_replay_verifications\{result="failed"\} [1-9]/);
+    expect(metrics).toMatch(/stella_replay_bundle_size_bytes\{bundle="input"\} [1-9]/);
   });
 
   it('--ledger finds the manifest in a signed anchor; bundles need replay:read with DPoP', async () => {

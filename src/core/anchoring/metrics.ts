@@ -1,4 +1,4 @@
-/** The anchoring feature's gauges, read from the database at scrape time so every replica agrees. */
+/** The anchoring feature's gauges, read from the database at scrape time (cached) so every replica agrees. */
 import client from 'prom-client';
 import type { Db } from '../../db/pool';
 import type { MetricsEnv } from '../metrics';
@@ -19,15 +19,17 @@ async function lastVerification(db: Db): Promise<{ scope: string; ok: boolean } 
   return r.rowCount ? { scope: r.rows[0].scope, ok: !!r.rows[0].ok } : null;
 }
 
-export function anchoringMetrics({ registry, db }: MetricsEnv): void {
+export function anchoringMetrics({ registry, db, cached }: MetricsEnv): void {
   if (!db) return;
+  const age = cached(async () => (await newestActiveAnchorAge(db)) ?? (await oldestLeafAgeSeconds(db)) ?? 0);
+  const unanchored = cached(async () => (await logSize(db)) - (await anchoredLogSize(db)));
+  const verification = cached(() => lastVerification(db));
   new client.Gauge({
     name: 'stella_merkle_anchor_age_seconds',
     help: 'Seconds since the newest anchor of the active chain (since the first unanchored leaf when nothing was anchored yet; 0 for an empty log)',
     registers: [registry],
     async collect() {
-      const age = (await newestActiveAnchorAge(db)) ?? (await oldestLeafAgeSeconds(db)) ?? 0;
-      this.set(Math.max(0, age));
+      this.set(Math.max(0, await age()));
     },
   });
   new client.Gauge({
@@ -35,7 +37,7 @@ export function anchoringMetrics({ registry, db }: MetricsEnv): void {
     help: 'Log leaves not yet covered by the newest anchor (anchoring skips when this is 0)',
     registers: [registry],
     async collect() {
-      this.set(Math.max(0, (await logSize(db)) - (await anchoredLogSize(db))));
+      this.set(Math.max(0, await unanchored()));
     },
   });
   new client.Gauge({
@@ -44,8 +46,8 @@ export function anchoringMetrics({ registry, db }: MetricsEnv): void {
     labelNames: ['scope'],
     registers: [registry],
     async collect() {
+      const v = await verification();
       this.reset();
-      const v = await lastVerification(db);
       if (v) this.set({ scope: v.scope }, v.ok ? 1 : 0);
     },
   });

@@ -5,25 +5,36 @@ import { blockedOnEvidence } from './store';
 
 /**
  * Operability for promotions: the `stella_promotions_waiting_evidence` gauge (read from
- * PostgreSQL at scrape time, so every API replica agrees) behind the OrchestratorEvidenceMissing
+ * PostgreSQL at scrape time, cached, so every API replica agrees) behind the OrchestratorEvidenceMissing
  * alert, and the doctor check `check.orchestrator.evidence-availability` from the runbook.
  */
 
-export function promotionMetrics({ registry, db }: MetricsEnv): void {
+export function promotionMetrics({ registry, db, cached }: MetricsEnv): void {
   if (!db) return;
+  // Explicit zeros for targets promoted to recently, so dashboards show 0 rather than no data.
+  const waiting = cached(
+    async () =>
+      (
+        await db.query(
+          `SELECT tenant_id, to_env, (count(*) FILTER (WHERE state='waiting-evidence'))::int AS n FROM promotions
+           WHERE state='waiting-evidence' OR updated_at > now() - interval '30 days' GROUP BY tenant_id, to_env`,
+        )
+      ).rows,
+  );
+  const oldest = cached(
+    async () =>
+      (await db.query(`SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0)::float AS s FROM promotions WHERE state='waiting-evidence'`)).rows[0]
+        ?.s ?? 0,
+  );
   new client.Gauge({
     name: 'stella_promotions_waiting_evidence',
     help: 'Promotions blocked waiting for required evidence, by tenant and target environment',
     labelNames: ['tenant', 'env'],
     registers: [registry],
     async collect() {
+      const rows = await waiting();
       this.reset();
-      // Explicit zeros for targets promoted to recently, so dashboards show 0 rather than no data.
-      const r = await db.query(
-        `SELECT tenant_id, to_env, (count(*) FILTER (WHERE state='waiting-evidence'))::int AS n FROM promotions
-         WHERE state='waiting-evidence' OR updated_at > now() - interval '30 days' GROUP BY tenant_id, to_env`,
-      );
-      for (const row of r.rows) this.set({ tenant: row.tenant_id, env: row.to_env }, row.n);
+      for (const row of rows) this.set({ tenant: row.tenant_id, env: row.to_env }, row.n);
     },
   });
   new client.Gauge({
@@ -31,8 +42,7 @@ export function promotionMetrics({ registry, db }: MetricsEnv): void {
     help: 'Age of the longest-waiting promotion blocked on evidence (0 when none)',
     registers: [registry],
     async collect() {
-      const r = await db.query(`SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0)::float AS s FROM promotions WHERE state='waiting-evidence'`);
-      this.set(r.rows[0]?.s ?? 0);
+      this.set(await oldest());
     },
   });
 }
