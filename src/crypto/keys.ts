@@ -1,5 +1,5 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { z } from 'zod';
@@ -75,6 +75,14 @@ export class KeyStore {
   private readonly keysDir: string;
   private readonly now: () => Date;
   private readonly lockTimeoutMs: number;
+  /**
+   * The parsed key files, valid while the keys directory's mtime is unchanged: every change is an
+   * atomic rename into it (see write()), which updates that mtime, also when another process
+   * rotates. Signing and proof checks otherwise re-read and re-parse every key file per call.
+   */
+  private cache: { mtimeNs: bigint; keys: StoredKey[] } | undefined;
+  /** Imported private keys, per parsed key file (a new parse means a new import). */
+  private readonly signers = new WeakMap<StoredKey, KeySigner>();
 
   private constructor(
     readonly dir: string,
@@ -148,11 +156,16 @@ export class KeyStore {
       stored = k;
     } else {
       if (!KID_RE.test(kid)) throw new CryptoError('MALFORMED_KID', 'malformed kid', { kid });
-      stored = await this.load(kid);
+      stored = (await this.loadAll()).find((k) => k.kid === kid) ?? (await this.load(kid));
     }
     if (stored.status !== 'active')
       throw new CryptoError('KEY_NOT_ACTIVE', `key ${stored.kid} is ${stored.status}; sign with the active key`, { kid: stored.kid });
-    return makeSigner(stored);
+    let signer = this.signers.get(stored);
+    if (!signer) {
+      signer = makeSigner(stored);
+      this.signers.set(stored, signer);
+    }
+    return signer;
   }
 
   /** JWKS of every key still listed (active and retired), for token and signature verification. */
@@ -187,6 +200,7 @@ export class KeyStore {
   }
 
   private async write(k: StoredKey): Promise<void> {
+    this.cache = undefined;
     await writeFileAtomic(this.path(k.kid), `${JSON.stringify(k, null, 2)}\n`, 0o600);
   }
 
@@ -202,6 +216,14 @@ export class KeyStore {
   }
 
   private async loadAll(): Promise<StoredKey[]> {
+    const { mtimeNs } = await stat(this.keysDir, { bigint: true });
+    if (this.cache?.mtimeNs === mtimeNs) return [...this.cache.keys];
+    const keys = await this.readAll();
+    this.cache = { mtimeNs, keys };
+    return [...keys];
+  }
+
+  private async readAll(): Promise<StoredKey[]> {
     const names = (await readdir(this.keysDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
     const keys = await Promise.all(names.map(async (n) => parseStored(await readFile(join(this.keysDir, n), 'utf8'), n.slice(0, -5))));
     return keys.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.kid.localeCompare(b.kid));

@@ -117,6 +117,24 @@ export function authorizationToken(header: string | undefined | null): { scheme:
 }
 
 /**
+ * Key sets by content: jose's local JWK set imports each key once and keeps the CryptoKey, so
+ * reusing the set for the same keys avoids re-importing the key on every request (it was a
+ * quarter of the API's CPU). A rotation or revocation changes the content, hence the set.
+ */
+const keySets = new Map<string, ReturnType<typeof createLocalJWKSet>>();
+const KEY_SETS_MAX = 32;
+function localKeySet(publicJwks: { keys: JWK[] }): ReturnType<typeof createLocalJWKSet> {
+  const id = publicJwks.keys.map((k) => JSON.stringify(k)).join('\n');
+  let set = keySets.get(id);
+  if (!set) {
+    if (keySets.size >= KEY_SETS_MAX) keySets.clear();
+    set = createLocalJWKSet(publicJwks);
+    keySets.set(id, set);
+  }
+  return set;
+}
+
+/**
  * Verify a bearer token against a JWKS (KeyStore.publicJwks() or rootPackJwks()).
  * Only ES256/EdDSA are accepted, which rules out alg=none and HMAC key confusion.
  */
@@ -137,7 +155,7 @@ export async function verifyToken(
 
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, createLocalJWKSet(publicJwks), {
+    ({ payload } = await jwtVerify(token, localKeySet(publicJwks), {
       algorithms: ['ES256', 'EdDSA'],
       issuer: TOKEN_ISSUER,
       audience: TOKEN_AUDIENCE,
