@@ -1,4 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv from 'ajv';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 
@@ -28,8 +32,34 @@ const settings = new Set([...schemaBody.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].m
 describe('docker-compose.yml', () => {
   it('has the services of the stack', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['postgres', 's3', 's3-bucket', 'stella-api', 'stella-worker', 'temporal', 'temporal-namespace', 'temporal-schema', 'temporal-ui'].sort(),
+      [
+        'grafana',
+        'postgres',
+        'prometheus',
+        'registry',
+        's3',
+        's3-bucket',
+        'stella-api',
+        'stella-worker',
+        'temporal',
+        'temporal-namespace',
+        'temporal-schema',
+        'temporal-ui',
+      ].sort(),
     );
+  });
+
+  it('is valid against the Compose Specification JSON schema (vendored, ops/compose/schema)', () => {
+    const schema = JSON.parse(readFileSync(`${root}ops/compose/schema/compose-spec.json`, 'utf8'));
+    // The schema names draft-07 by an https URL ajv does not know; it is draft-07 (ajv's default).
+    delete schema.$schema;
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(schema);
+    // Validated as written (anchors resolved, merge keys kept as the YAML parser expands them).
+    const doc = parse(readFileSync(`${root}docker-compose.yml`, 'utf8'), { merge: true });
+    expect(validate(doc), JSON.stringify(validate.errors, null, 2)).toBe(true);
+    // The validator is live: a misspelt service key is refused.
+    expect(validate({ services: { x: { image: 'a:1', helthcheck: {} } } })).toBe(false);
   });
 
   it('pins every image to an explicit version tag (or builds it), none of them retired', () => {
@@ -111,8 +141,8 @@ describe('docker-compose.yml', () => {
     expect(JSON.stringify(compose.services['s3-bucket'])).toContain(`--bucket ${bucket}`);
   });
 
-  it('publishes Temporal and its UI on loopback only, and mounts only files that exist', () => {
-    for (const name of ['temporal', 'temporal-ui']) {
+  it('publishes Temporal, its UI, Prometheus, Grafana and the registry on loopback only, and mounts only files that exist', () => {
+    for (const name of ['temporal', 'temporal-ui', 'prometheus', 'grafana', 'registry']) {
       for (const p of compose.services[name]!.ports ?? []) expect(p, name).toMatch(/^127\.0\.0\.1:/);
     }
     for (const name of ['postgres', 's3', 's3-bucket', 'temporal-schema', 'temporal-namespace']) expect(compose.services[name]!.ports, name).toBeUndefined();
@@ -128,5 +158,49 @@ describe('docker-compose.yml', () => {
     const env = compose.services['temporal-ui']!.environment!;
     expect(env.TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('true');
     expect(env.TEMPORAL_AUTH_TYPE).toBe('oidc');
+  });
+
+  it("loads stella's alert rules into Prometheus and scrapes the API and every worker replica", () => {
+    const prom = compose.services.prometheus!;
+    expect(prom.volumes).toContain('./ops/prometheus:/etc/prometheus/rules:ro');
+    const cfg = parse(readFileSync(`${root}ops/compose/prometheus.yml`, 'utf8'));
+    expect(cfg.rule_files).toEqual(['/etc/prometheus/rules/*.yml']);
+    const jobs = Object.fromEntries(cfg.scrape_configs.map((j: { job_name: string }) => [j.job_name, j]));
+    expect(jobs['stella-api'].static_configs[0].targets).toEqual(['stella-api:8787']);
+    expect(jobs['stella-worker'].dns_sd_configs[0]).toEqual({ names: ['stella-worker'], type: 'A', port: 8787 });
+    // Every scraped service listens where it is scraped (not on its own loopback).
+    for (const name of ['stella-api', 'stella-worker']) {
+      expect(compose.services[name]!.environment!.STELLA_API_HOST, name).toBe('0.0.0.0');
+      expect(compose.services[name]!.environment!.STELLA_API_PORT, name).toBe('8787');
+    }
+    // promtool checks the config together with the rule files it names (the repository's copies).
+    const dir = mkdtempSync(join(tmpdir(), 'compose-prom-'));
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      readFileSync(`${root}ops/compose/prometheus.yml`, 'utf8').replace('/etc/prometheus/rules/', `${root}ops/prometheus/`),
+    );
+    const out = execFileSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8' });
+    expect(out).toMatch(/SUCCESS: \d+ rules found/);
+    expect(out).not.toMatch(/SUCCESS: 0 rules found/);
+  });
+
+  it('provisions Grafana with the Prometheus datasource and every dashboard in ops/grafana/dashboards', () => {
+    const g = compose.services.grafana!;
+    expect(g.volumes).toEqual(
+      expect.arrayContaining(['./ops/grafana/provisioning:/etc/grafana/provisioning:ro', './ops/grafana/dashboards:/var/lib/grafana/dashboards/stella:ro']),
+    );
+    expect(g.depends_on).toEqual({ prometheus: { condition: 'service_healthy' } });
+    expect(String(g.environment!.GF_SECURITY_ADMIN_PASSWORD)).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD/);
+    const ds = parse(readFileSync(`${root}ops/grafana/provisioning/datasources/prometheus.yml`, 'utf8'));
+    expect(ds.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true })]);
+    const prov = parse(readFileSync(`${root}ops/grafana/provisioning/dashboards/stella.yml`, 'utf8'));
+    expect(prov.providers[0].options.path).toBe('/var/lib/grafana/dashboards/stella');
+  });
+
+  it('runs an OCI registry for the images to scan, on loopback', () => {
+    const r = compose.services.registry!;
+    expect(r.image).toMatch(/^registry:\d+\.\d+\.\d+$/);
+    expect(r.ports).toEqual(['127.0.0.1:5000:5000']);
+    expect(r.healthcheck!.test.join(' ')).toContain('/v2/');
   });
 });
