@@ -21,9 +21,9 @@ describe('docs/runbooks', () => {
     }
   });
 
-  it('every stella command and option the runbooks name exists, and every doctor check id', () => {
+  it('every stella command and option the runbooks name exists, and every doctor check id', async () => {
     const program = new Command('stella');
-    registerAll(program);
+    await registerAll(program);
     const nodes = new Map(commandTree(program).map((n) => [n.path, n]));
     // The program's own options are defined in src/cli/main.ts, not by registerAll.
     const rootFlags = ['--api-url', '--token', '--tenant', '--format', '--quiet', '--help'];

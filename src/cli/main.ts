@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CliError, EXIT } from './exit';
 import { ConfigError } from '../config';
-import { registerAll } from './commands';
+import { registerFor } from './commands';
 
 // The version is package.json's, so `stella --version` always matches what was installed.
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,7 +18,8 @@ const program = new Command('stella')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
-registerAll(program);
+// Only the modules of the command being run are loaded (fast start; see commands/index.ts).
+await registerFor(program, process.argv.slice(2));
 program.commands.forEach(function walk(c: Command) {
   c.exitOverride();
   c.commands.forEach(walk);

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startLocalPostgres, stopLocalPostgres } from '../../src/dev/postgres';
@@ -64,6 +65,9 @@ export default async function setup(project: TestProject) {
     s3Endpoint = `http://127.0.0.1:${port}`;
     cleanups.push(() => stopPid(child.pid));
   }
+
+  // CLI tests run bin/stella.mjs: build it from the current sources, so they never run a stale build.
+  await promisify(execFile)(process.execPath, [join(import.meta.dirname, '..', '..', 'scripts', 'build.mjs'), '--cli']);
 
   // Bundle workflow code once for every test file's worker.
   const bundle = await bundleWorkflowCode({

@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+// Builds the CLI (and `serve`) to JavaScript and prebuilds the Temporal workflow bundle, so no
+// command transpiles TypeScript at start. Run by `npm ci`/`npm install` (prepare) and `npm run build`.
+//
+//   node scripts/build.mjs            # CLI + workflow bundle
+//   node scripts/build.mjs --cli      # CLI only (what the test setup runs: tests bundle workflows themselves)
+//
+// Layout: dist/cli/<content hash>/main.js (+ chunks, one per lazily imported command group) and
+// dist/cli.json naming the current build and the source files it was built from; bin/stella.mjs
+// uses the build only while none of those files is newer than the build (otherwise it runs the
+// sources), so a stale build never runs old code. Builds are written to a temporary directory and
+// renamed into place, so concurrent builds and running CLIs never see a half-written build.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = join(ROOT, 'dist');
+const CLI_ENTRY = join(ROOT, 'src', 'cli', 'main.ts');
+const WORKFLOWS_ENTRY = join(ROOT, 'workflows', 'index.ts');
+/**
+ * Pure-JS packages bundled into the build: Node loads one file instead of hundreds (zod alone is
+ * ~235 ESM files). Everything that imports zod is in this list, so there is one zod instance.
+ * Other packages stay external (CommonJS, native addons, wasm, optional requires).
+ */
+const BUNDLED = new Set(['zod', 'jose', 'fastify-type-provider-zod']);
+/** Old builds are kept this long: a CLI started from one may still be loading its chunks. */
+const KEEP_OLD_MS = 60 * 60 * 1000;
+
+function writeAtomic(file, data) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/**
+ * Rewrites `import.meta.url` in each source file to that file's own URL, computed relative to the
+ * built file: the sources find package.json, migrations/ and schemas/ by path from themselves, and
+ * must keep doing so once bundled into dist/cli/<hash>/.
+ */
+/** Marks every bare import external except the BUNDLED packages. */
+const externalsPlugin = {
+  name: 'externals',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('node:')) return { path: args.path, external: true };
+      const pkg = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+      return BUNDLED.has(pkg) ? undefined : { path: args.path, external: true };
+    });
+  },
+};
+
+function sourceUrlPlugin(outdirDepthToRoot) {
+  return {
+    name: 'source-url',
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, async (args) => {
+        const { readFile } = await import('node:fs/promises');
+        let contents = await readFile(args.path, 'utf8');
+        if (!args.path.includes(`${ROOT}/node_modules/`) && contents.includes('import.meta.url')) {
+          const rel = `${outdirDepthToRoot}${relative(ROOT, args.path).split('\\').join('/')}`;
+          contents = contents.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`);
+        }
+        return { contents, loader: 'ts' };
+      });
+    },
+  };
+}
+
+export async function buildCli() {
+  const esbuild = await import('esbuild');
+  const started = Date.now();
+  const result = await esbuild.build({
+    entryPoints: { main: CLI_ENTRY },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    outdir: join(DIST, 'cli', 'next'),
+    chunkNames: '[name]-[hash]',
+    write: false,
+    metafile: true,
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    plugins: [externalsPlugin, sourceUrlPlugin('../../../')],
+  });
+  const hash = createHash('sha256');
+  for (const f of [...result.outputFiles].sort((a, b) => a.path.localeCompare(b.path))) hash.update(f.path.slice(f.path.lastIndexOf('/'))).update(f.contents);
+  const id = hash.digest('hex').slice(0, 16);
+  const finalDir = join(DIST, 'cli', id);
+  if (!existsSync(finalDir)) {
+    const tmpDir = join(DIST, 'cli', `.tmp-${process.pid}-${id}`);
+    mkdirSync(tmpDir, { recursive: true });
+    for (const f of result.outputFiles) writeFileSync(join(tmpDir, f.path.slice(f.path.lastIndexOf('/') + 1)), f.contents);
+    try {
+      renameSync(tmpDir, finalDir);
+    } catch {
+      rmSync(tmpDir, { recursive: true, force: true }); // a concurrent build of the same sources won
+    }
+  }
+  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.includes('node_modules/'));
+  // builtAt is taken before esbuild read the sources: a file saved during the build counts as newer.
+  writeAtomic(join(DIST, 'cli.json'), `${JSON.stringify({ dir: `cli/${id}`, builtAt: started, inputs }, null, 1)}\n`);
+  pruneOldBuilds(id);
+  return { dir: finalDir, inputs: inputs.length, ms: Date.now() - started };
+}
+
+function pruneOldBuilds(keep) {
+  const base = join(DIST, 'cli');
+  for (const name of readdirSync(base)) {
+    if (name === keep) continue;
+    const p = join(base, name);
+    try {
+      if (Date.now() - statSync(p).mtimeMs > KEEP_OLD_MS) rmSync(p, { recursive: true, force: true });
+    } catch {
+      // removed by a concurrent build
+    }
+  }
+}
+
+/** Every file under these directories: the workflow bundle is stale once any of them is newer. */
+function sourceFiles(dirs) {
+  const out = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) out.push(relative(ROOT, p));
+    }
+  };
+  for (const d of dirs) walk(join(ROOT, d));
+  return out;
+}
+
+/** The workflow bundle `serve` loads with `workflowBundle: { codePath }` (Temporal's production setup). */
+export async function buildWorkflowBundle() {
+  const { bundleWorkflowCode } = await import('@temporalio/worker');
+  const started = Date.now();
+  const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_ENTRY, logger: quiet });
+  mkdirSync(DIST, { recursive: true });
+  writeAtomic(join(DIST, 'workflow-bundle.js'), code);
+  writeAtomic(join(DIST, 'workflow-bundle.json'), `${JSON.stringify({ builtAt: started, inputs: sourceFiles(['workflows', 'src']) }, null, 1)}\n`);
+  return { ms: Date.now() - started, bytes: code.length };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  if (!existsSync(CLI_ENTRY)) {
+    // `npm ci` in a Docker layer that has package.json but not yet the sources.
+    console.error('stella build: no sources (src/cli/main.ts); skipped');
+    process.exit(0);
+  }
+  const cli = await buildCli();
+  console.error(`stella build: CLI ${relative(ROOT, cli.dir)} (${cli.inputs} sources) in ${cli.ms} ms`);
+  if (!process.argv.includes('--cli')) {
+    const wf = await buildWorkflowBundle();
+    console.error(`stella build: workflow bundle dist/workflow-bundle.js (${(wf.bytes / 1024).toFixed(0)} KiB) in ${wf.ms} ms`);
+  }
+}
