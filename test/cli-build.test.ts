@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMAND_MODULES, commandNameOf } from '../src/cli/commands';
+import { prebuiltWorkflowBundle } from '../workers/workflow-bundle';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'stella-cli-build-'));
@@ -85,5 +86,23 @@ describe('bin/stella.mjs', () => {
     const none = run();
     expect(none.stdout).toBe('sources\n');
     expect(none.stderr).toContain('running from TypeScript sources: no build');
+  });
+});
+
+describe('prebuilt workflow bundle', () => {
+  it('is used only while no workflow or src file is newer than it', () => {
+    const root = join(tmp, 'wf');
+    mkdirSync(join(root, 'dist'), { recursive: true });
+    mkdirSync(join(root, 'workflows'), { recursive: true });
+    writeFileSync(join(root, 'workflows', 'index.ts'), 'export {};\n');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(root, 'workflows', 'index.ts'), old, old);
+    expect(prebuiltWorkflowBundle(`${root}/`)).toBeUndefined(); // no build
+    writeFileSync(join(root, 'dist', 'workflow-bundle.js'), '');
+    writeFileSync(join(root, 'dist', 'workflow-bundle.json'), JSON.stringify({ builtAt: Date.now(), inputs: ['workflows/index.ts'] }));
+    expect(prebuiltWorkflowBundle(`${root}/`)).toEqual({ codePath: `${root}/dist/workflow-bundle.js` });
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(join(root, 'workflows', 'index.ts'), later, later);
+    expect(prebuiltWorkflowBundle(`${root}/`)).toBeUndefined(); // edited since
   });
 });

@@ -2,8 +2,15 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, Runtime, DefaultLogger, makeTelemetryFilterString, type WorkerOptions, type LogLevel } from '@temporalio/worker';
 import type { AppContext } from '../src/core/context';
 import { createActivities } from '../activities';
+import { prebuiltWorkflowBundle } from './workflow-bundle';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** The given bundle, else the one prebuilt at build time (no transpiling at start), else the sources. */
+function workflowCode(given: StellaWorkerOptions['workflowBundle']): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = given ?? prebuiltWorkflowBundle();
+  return bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH };
+}
 
 let runtimeInstalled = false;
 function sdkLevel(): LogLevel {
@@ -28,8 +35,8 @@ function installRuntime(): void {
 
 export interface StellaWorkerOptions {
   taskQueue?: string;
-  /** Prebuilt workflow bundle (tests share one); otherwise bundled from WORKFLOWS_PATH. */
-  workflowBundle?: { code: string };
+  /** Prebuilt workflow bundle (tests share one); otherwise dist/workflow-bundle.js when current, else bundled from WORKFLOWS_PATH. */
+  workflowBundle?: { code: string } | { codePath: string };
   /** How long in-flight activities get to finish on SIGINT/SIGTERM. */
   shutdownGraceTime?: string;
   maxConcurrentActivityTaskExecutions?: number;
@@ -47,7 +54,7 @@ export async function createStellaWorker(ctx: AppContext, opts: StellaWorkerOpti
     activities: createActivities(ctx),
     shutdownGraceTime: opts.shutdownGraceTime ?? '30s',
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 20,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...workflowCode(opts.workflowBundle),
   };
   const worker = await Worker.create(base);
   return { worker, connection };
