@@ -1,8 +1,39 @@
 /** Public API of the built-in image scanner. */
-export { SCANNER_NAME, SCANNER_VERSION, scanImage, scanReport, ScanReportSchema, type ScanOptions, type ScanReport, type ScanResult } from './scan';
+export {
+  inventoryImage,
+  SCANNER_NAME,
+  SCANNER_VERSION,
+  scanImage,
+  scanInventory,
+  scanReport,
+  ScanReportSchema,
+  type Inventory,
+  type InventoryOptions,
+  type ScanOptions,
+  type ScanReport,
+  type ScanResult,
+} from './scan';
 export { openImage, type ImageFormat, type LayerRef, type OpenedImage, type OpenImageOptions, type Platform } from './oci';
-export { DEFAULT_LIMITS, ImageFilesystem, readImageFilesystem, type LayerLimits, type LayerStat, type ReadFilesystemOptions } from './layers';
-export { detectPackages, wantsFile, type Detection, type Distro, type Ecosystem, type Package } from './detectors/index';
+export {
+  DEFAULT_LIMITS,
+  ImageFilesystem,
+  readImageFilesystem,
+  type FileExtractor,
+  type LayerLimits,
+  type LayerStat,
+  type ReadFilesystemOptions,
+} from './layers';
+export {
+  detectPackages,
+  ECOSYSTEMS,
+  fileExtractor,
+  wantsFile,
+  type Detection,
+  type Distro,
+  type Ecosystem,
+  type Package,
+  type Unidentified,
+} from './detectors/index';
 export { buildCycloneDx, sbomBytes, validateCycloneDx, type CycloneDxBom, type SbomInput } from './cyclonedx';
 export {
   countBySeverity,

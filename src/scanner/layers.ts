@@ -35,7 +35,20 @@ export const DEFAULT_LIMITS: LayerLimits = {
 export interface ReadFilesystemOptions {
   /** Which files (absolute image paths, e.g. "/var/lib/dpkg/status") to keep the content of. */
   wants: (path: string) => boolean;
+  /** Files examined while they stream past (binaries, archives, databases): only their facts are kept. */
+  extract?: FileExtractor;
   limits?: Partial<LayerLimits>;
+}
+
+/**
+ * Looks at files too big or too many to keep (executables, jars, rpm databases) during the
+ * one read of their layer and keeps only the small facts drawn from them.
+ */
+export interface FileExtractor {
+  /** Examine this file? Decided from its path, permission bits and first bytes. */
+  accepts(path: string, mode: number, head: Buffer): boolean;
+  /** Facts from the whole content (errors are facts too: the extractor reports them, never throws). */
+  extract(path: string, content: Buffer): Promise<unknown>;
 }
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'other';
@@ -48,6 +61,8 @@ export interface FsNode {
   children?: Map<string, FsNode>;
   linkname?: string;
   content?: Buffer;
+  /** What a FileExtractor drew from the file's content. */
+  facts?: unknown;
 }
 
 export interface LayerStat {
@@ -79,6 +94,7 @@ export class ImageFilesystem {
   entryCount = 0;
   keptBytes = 0;
   private captured: string[] | undefined;
+  private extracted: Array<[string, unknown]> | undefined;
 
   /** Find a node without following symlinks in any component. */
   lstat(path: string): FsNode | undefined {
@@ -158,14 +174,25 @@ export class ImageFilesystem {
     return [...this.captured];
   }
 
+  /** Files of the final filesystem that a FileExtractor examined, with its facts, sorted by path. */
+  extractedFiles(): Array<[string, unknown]> {
+    if (!this.extracted) {
+      const out: Array<[string, unknown]> = [];
+      for (const [p, n] of this.walk()) if (n.type === 'file' && n.facts !== undefined) out.push([p, n.facts]);
+      this.extracted = out;
+    }
+    return [...this.extracted];
+  }
+
   /** Called after a layer is applied. */
   invalidate(): void {
     this.captured = undefined;
+    this.extracted = undefined;
   }
 }
 
 type Pending =
-  | { kind: 'file'; parts: string[]; size: number; content?: Buffer; oversize?: boolean }
+  | { kind: 'file'; parts: string[]; size: number; content?: Buffer; oversize?: boolean; facts?: unknown }
   | { kind: 'dir'; parts: string[] }
   | { kind: 'symlink'; parts: string[]; linkname: string }
   | { kind: 'hardlink'; parts: string[]; target: string[] }
@@ -235,6 +262,24 @@ function classify(header: TarRawEntry, label: string, wants: (p: string) => bool
   }
 }
 
+/** Hand a file to the extractor if its first bytes interest it; otherwise its body is skipped unread. */
+async function sniff(entry: TarRawEntry, path: string, extractor: FileExtractor): Promise<unknown> {
+  const it = entry.data[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return undefined;
+  if (!extractor.accepts(path, entry.mode, first.value)) {
+    await it.return?.(); // ends the body read; the tar reader skips the rest
+    return undefined;
+  }
+  const chunks: Buffer[] = [first.value];
+  let n = first.value.length;
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    n += r.value.length;
+    if (n <= entry.size) chunks.push(r.value);
+  }
+  return extractor.extract(path, Buffer.concat(chunks));
+}
+
 async function collect(entry: AsyncIterable<Buffer>, expected: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
@@ -278,6 +323,7 @@ async function readLayer(
   layer: LayerRef,
   wants: (p: string) => boolean,
   limits: LayerLimits,
+  extractor: FileExtractor | undefined,
 ): Promise<{ pending: Pending[]; stat: LayerStat }> {
   const label = describeLayer(layer);
   if (!layer.digest && !layer.diffId) throw new ImageFormatError(`${label}: no digest to verify against`);
@@ -289,7 +335,7 @@ async function readLayer(
   const done = pipeline([image.openLayer(layer), tap.stored, ...(compression === 'gzip' ? [createGunzip()] : []), tap.tar]);
 
   const pending: Pending[] = [];
-  let failure = await readEntries(tap, label, wants, limits, pending);
+  let failure = await readEntries(tap, label, { wants, limits, extractor }, pending);
   try {
     await done;
   } catch (e) {
@@ -359,7 +405,13 @@ class LayerTap {
 }
 
 /** Classifies the layer's entries into `pending` (capturing wanted files); returns what stopped it, if anything. */
-async function readEntries(tap: LayerTap, label: string, wants: (p: string) => boolean, limits: LayerLimits, pending: Pending[]): Promise<unknown> {
+async function readEntries(
+  tap: LayerTap,
+  label: string,
+  how: { wants: (p: string) => boolean; limits: LayerLimits; extractor: FileExtractor | undefined },
+  pending: Pending[],
+): Promise<unknown> {
+  const { wants, limits, extractor } = how;
   try {
     const entries = readTarEntries(tap.tar, {
       decompress: false,
@@ -370,6 +422,10 @@ async function readEntries(tap: LayerTap, label: string, wants: (p: string) => b
     for await (const entry of entries) {
       const c = classify(entry, label, wants, limits);
       if (c?.capture && c.pending.kind === 'file') c.pending.content = await collect(entry.data, c.pending.size);
+      else if (extractor && c?.pending.kind === 'file' && !c.pending.oversize && entry.size >= 4 && entry.size <= limits.maxFileBytes) {
+        const facts = await sniff(entry, toPath(c.pending.parts), extractor);
+        if (facts !== undefined) c.pending.facts = facts;
+      }
       if (c) pending.push(c.pending);
       if (pending.length > limits.maxEntries) throw new ScanLimitError(`${label} has more than ${limits.maxEntries} entries`);
     }
@@ -440,7 +496,7 @@ function applyLayer(fs: ImageFilesystem, index: number, pending: Pending[], labe
         else parent.children!.set(name, { type: 'dir', layer: index, size: 0, children: new Map() });
         break;
       case 'file': {
-        const node: FsNode = { type: 'file', layer: index, size: p.size };
+        const node: FsNode = { type: 'file', layer: index, size: p.size, ...(p.facts !== undefined ? { facts: p.facts } : {}) };
         if (p.content) {
           fs.keptBytes += p.content.length;
           if (fs.keptBytes > limits.maxTotalBytes) throw new ScanLimitError(`files of interest exceed ${limits.maxTotalBytes} bytes in total`);
@@ -479,7 +535,7 @@ export async function readImageFilesystem(image: OpenedImage, opts: ReadFilesyst
   const limits: LayerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const fs = new ImageFilesystem();
   for (const layer of image.layers) {
-    const { pending, stat } = await readLayer(image, layer, opts.wants, limits);
+    const { pending, stat } = await readLayer(image, layer, opts.wants, limits, opts.extract);
     applyLayer(fs, layer.index, pending, describeLayer(layer), limits);
     fs.invalidate();
     fs.layers.push(stat);

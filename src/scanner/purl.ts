@@ -1,12 +1,13 @@
 /**
- * Package URL construction (https://github.com/package-url/purl-spec).
- * Components are percent-encoded except unreserved characters and ':' (which the
- * spec says must not be encoded); qualifiers are sorted by key and empty ones dropped.
+ * Package URLs (https://github.com/package-url/purl-spec) built with packageurl-js, which
+ * validates each type's rules and encodes namespace, name, qualifiers and #subpath. The
+ * version alone is encoded strictly here (':' and '+' percent-encoded: deb epochs become
+ * `1%3A2.38.1`, as the spec's examples and syft write them); packageurl-js leaves both raw.
  */
-function enc(s: string): string {
-  return encodeURIComponent(s)
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    .replace(/%3A/gi, ':');
+import { PackageURL } from 'packageurl-js';
+
+function strict(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 export interface PurlParts {
@@ -15,19 +16,26 @@ export interface PurlParts {
   name: string;
   version?: string;
   qualifiers?: Record<string, string | undefined>;
+  subpath?: string;
 }
 
 export function buildPurl(p: PurlParts): string {
-  let out = `pkg:${p.type.toLowerCase()}/`;
-  if (p.namespace) out += `${p.namespace.split('/').filter(Boolean).map(enc).join('/')}/`;
-  out += enc(p.name);
-  if (p.version) out += `@${enc(p.version)}`;
-  const q = Object.entries(p.qualifiers ?? {})
-    .filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '')
-    .map(([k, v]) => [k.toLowerCase(), v] as const)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  if (q.length) out += `?${q.map(([k, v]) => `${k}=${enc(v)}`).join('&')}`;
-  return out;
+  const qualifiers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p.qualifiers ?? {})) if (typeof v === 'string' && v !== '') qualifiers[k.toLowerCase()] = v;
+  const hasQ = Object.keys(qualifiers).length > 0;
+  const base = new PackageURL(
+    p.type.toLowerCase(),
+    p.namespace || undefined,
+    p.name,
+    undefined,
+    hasQ ? qualifiers : undefined,
+    p.subpath || undefined,
+  ).toString();
+  if (!p.version) return base;
+  // Namespace and name never hold a raw '?' or '#': the first one starts the qualifiers or subpath.
+  const cut = base.search(/[?#]/);
+  const at = cut === -1 ? base.length : cut;
+  return `${base.slice(0, at)}@${strict(p.version)}${base.slice(at)}`;
 }
 
 /** Split an npm package name into purl namespace (scope) and name; npm purls are lowercase. */
@@ -42,4 +50,13 @@ export function npmPurl(name: string, version: string): string {
 /** The purl spec's pypi rule: lowercase, '_' replaced with '-'. */
 export function pypiPurl(name: string, version: string): string {
   return buildPurl({ type: 'pypi', name: name.toLowerCase().replace(/_/g, '-'), version });
+}
+
+/** Parse a purl (packageurl-js); null when malformed. Keeps the #subpath. */
+export function parsePurlString(purl: string): PackageURL | null {
+  try {
+    return PackageURL.fromString(purl);
+  } catch {
+    return null;
+  }
 }

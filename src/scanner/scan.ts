@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { sha256Digest } from '../lib/hash';
 import { buildCycloneDx, sbomBytes as toBytes, validateCycloneDx, type CycloneDxBom } from './cyclonedx';
-import { detectPackages, wantsFile, type Distro, type Ecosystem, type Package } from './detectors/index';
+import { detectPackages, ECOSYSTEMS, fileExtractor, wantsFile, type Distro, type Ecosystem, type Package, type Unidentified } from './detectors/index';
 import { readImageFilesystem, type LayerLimits, type LayerStat } from './layers';
 import { openImage, type ImageFormat, type Platform } from './oci';
 import { countBySeverity, loadFeed, matchPackages, type Feed, type Finding, type SeverityCounts } from './osv';
@@ -9,16 +9,41 @@ import { SCANNER_NAME, SCANNER_VERSION } from './version';
 
 export { SCANNER_NAME, SCANNER_VERSION } from './version';
 
-export interface ScanOptions {
+export interface InventoryOptions {
   /** Select an image in a multi-image layout/archive by ref name or tag. */
   ref?: string;
   /** For multi-platform indexes, "os/arch[/variant]" (default linux/amd64). */
   platform?: string;
+  limits?: Partial<LayerLimits>;
+}
+
+export interface ScanOptions extends InventoryOptions {
   /** Advisory feed (loaded, or a path handed to loadFeed). Without it there are no findings. */
   feed?: Feed | string;
   /** Scan time recorded in the SBOM and report; passed in so replays are byte-identical. */
   now: Date | string;
-  limits?: Partial<LayerLimits>;
+}
+
+/**
+ * Everything one read of an image's layers yields: its identity, the OS, the packages (with
+ * the layer each came from) and what could not be identified. Plain JSON: stored once per
+ * image digest and scanner version, then SBOM, matching and attestation are built from it.
+ */
+export interface Inventory {
+  schemaVersion: 1;
+  scanner: { name: string; version: string };
+  artifactDigest: string;
+  digestKind: 'manifest' | 'config';
+  imageRef: string | null;
+  format: ImageFormat;
+  mediaType: string;
+  configDigest: string;
+  platform: Platform;
+  distro: Distro | null;
+  packages: Package[];
+  unidentified: Unidentified[];
+  warnings: string[];
+  layers: LayerStat[];
 }
 
 export interface ScanResult {
@@ -44,32 +69,18 @@ export interface ScanResult {
   scannedAt: string;
   warnings: string[];
   layers: LayerStat[];
+  unidentified: Unidentified[];
 }
 
-/** Scan an image (OCI layout dir, OCI archive or docker-save tar): SBOM, and findings when a feed is given. */
-export async function scanImage(path: string, opts: ScanOptions): Promise<ScanResult> {
-  const now = new Date(opts.now);
-  if (Number.isNaN(now.getTime())) throw new Error(`scanImage: invalid now ${String(opts.now)}`);
-  const scannedAt = now.toISOString();
-  const feed = typeof opts.feed === 'string' ? await loadFeed(opts.feed) : opts.feed;
-
+/** Open the image once and read each layer once (stream → gunzip → tar, digests checked on the way). */
+export async function inventoryImage(path: string, opts: InventoryOptions = {}): Promise<Inventory> {
   const image = await openImage(path, { ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.platform ? { platform: opts.platform } : {}) });
   try {
-    const fs = await readImageFilesystem(image, { wants: wantsFile, ...(opts.limits ? { limits: opts.limits } : {}) });
-    const { distro, packages, warnings } = detectPackages(fs);
-    const sbom = buildCycloneDx({
-      artifactDigest: image.digest,
-      ...(image.ref ? { imageRef: image.ref } : {}),
-      packages,
-      ...(distro ? { distro } : {}),
-      timestamp: now,
-      image: { digestKind: image.digestKind, configDigest: image.configDigest, platform: image.platform },
-    });
-    const check = validateCycloneDx(sbom);
-    if (!check.valid) throw new Error(`internal error: generated SBOM is invalid: ${check.errors.join('; ')}`);
-    const bytes = toBytes(sbom);
-    const findings = feed ? matchPackages(packages, feed, distro) : [];
+    const fs = await readImageFilesystem(image, { wants: wantsFile, extract: fileExtractor, ...(opts.limits ? { limits: opts.limits } : {}) });
+    const { distro, packages, warnings, unidentified } = detectPackages(fs);
     return {
+      schemaVersion: 1,
+      scanner: { name: SCANNER_NAME, version: SCANNER_VERSION },
       artifactDigest: image.digest,
       digestKind: image.digestKind,
       imageRef: image.ref ?? null,
@@ -79,22 +90,63 @@ export async function scanImage(path: string, opts: ScanOptions): Promise<ScanRe
       platform: image.platform,
       distro: distro ?? null,
       packages,
-      sbom,
-      sbomBytes: bytes,
-      sbomDigest: sha256Digest(bytes),
-      findings,
-      counts: countBySeverity(findings),
-      feedDigest: feed?.digest ?? null,
-      feedCount: feed?.count ?? null,
-      scannerName: SCANNER_NAME,
-      scannerVersion: SCANNER_VERSION,
-      scannedAt,
+      unidentified,
       warnings,
       layers: fs.layers,
     };
   } finally {
     await image.close();
   }
+}
+
+/** Scan an image (OCI layout dir, OCI archive or docker-save tar): SBOM, and findings when a feed is given. */
+export async function scanImage(path: string, opts: ScanOptions): Promise<ScanResult> {
+  const feed = typeof opts.feed === 'string' ? await loadFeed(opts.feed) : opts.feed;
+  return scanInventory(await inventoryImage(path, opts), { now: opts.now, ...(feed ? { feed } : {}) });
+}
+
+/** SBOM and findings from a stored inventory: no image access. */
+export function scanInventory(inv: Inventory, opts: { now: Date | string; feed?: Feed }): ScanResult {
+  const now = new Date(opts.now);
+  if (Number.isNaN(now.getTime())) throw new Error(`scanInventory: invalid now ${String(opts.now)}`);
+  const { feed } = opts;
+  const distro = inv.distro ?? undefined;
+  const sbom = buildCycloneDx({
+    artifactDigest: inv.artifactDigest,
+    ...(inv.imageRef ? { imageRef: inv.imageRef } : {}),
+    packages: inv.packages,
+    ...(distro ? { distro } : {}),
+    timestamp: now,
+    image: { digestKind: inv.digestKind, configDigest: inv.configDigest, platform: inv.platform },
+  });
+  const check = validateCycloneDx(sbom);
+  if (!check.valid) throw new Error(`internal error: generated SBOM is invalid: ${check.errors.join('; ')}`);
+  const bytes = toBytes(sbom);
+  const findings = feed ? matchPackages(inv.packages, feed, distro) : [];
+  return {
+    artifactDigest: inv.artifactDigest,
+    digestKind: inv.digestKind,
+    imageRef: inv.imageRef,
+    format: inv.format,
+    mediaType: inv.mediaType,
+    configDigest: inv.configDigest,
+    platform: inv.platform,
+    distro: inv.distro,
+    packages: inv.packages,
+    sbom,
+    sbomBytes: bytes,
+    sbomDigest: sha256Digest(bytes),
+    findings,
+    counts: countBySeverity(findings),
+    feedDigest: feed?.digest ?? null,
+    feedCount: feed?.count ?? null,
+    scannerName: inv.scanner.name,
+    scannerVersion: inv.scanner.version,
+    scannedAt: now.toISOString(),
+    warnings: inv.warnings,
+    layers: inv.layers,
+    unidentified: inv.unidentified,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -133,14 +185,19 @@ export const ScanReportSchema = z.object({
     serialNumber: z.string(),
     components: z.number().int(),
   }),
-  packages: z.object({ total: z.number().int(), deb: z.number().int(), apk: z.number().int(), npm: z.number().int(), pypi: z.number().int() }),
+  packages: z.object({ total: z.number().int(), ...Object.fromEntries(ECOSYSTEMS.map((e) => [e, z.number().int()])) } as Record<
+    'total' | Ecosystem,
+    z.ZodNumber
+  >),
+  /** Executables and archives the scanner examined but could not tie to a package (paths capped). */
+  unidentified: z.object({ count: z.number().int(), paths: z.array(z.string()) }).optional(),
   feed: z.object({ digest: DigestString, count: z.number().int() }).nullable(),
   counts: CountsSchema,
   findings: z.array(
     z.object({
       id: z.string(),
       aliases: z.array(z.string()),
-      package: z.object({ ecosystem: z.enum(['deb', 'apk', 'npm', 'pypi']), name: z.string(), version: z.string(), purl: z.string() }),
+      package: z.object({ ecosystem: z.enum(ECOSYSTEMS), name: z.string(), version: z.string(), purl: z.string() }),
       installedVersion: z.string(),
       fixedVersion: z.string().optional(),
       severity: SeverityEnum,
@@ -155,9 +212,12 @@ export const ScanReportSchema = z.object({
 
 export type ScanReport = z.infer<typeof ScanReportSchema>;
 
+/** The report lists this many unidentified paths; the count is always exact. */
+const MAX_UNIDENTIFIED_PATHS = 1000;
+
 /** The `scan-report` evidence document for a scan (canonicalise it before hashing). */
 export function scanReport(r: ScanResult): ScanReport {
-  const eco: Record<Ecosystem, number> = { deb: 0, apk: 0, npm: 0, pypi: 0 };
+  const eco = Object.fromEntries(ECOSYSTEMS.map((e) => [e, 0])) as Record<Ecosystem, number>;
   for (const p of r.packages) eco[p.ecosystem]++;
   return {
     kind: 'scan-report',
@@ -185,6 +245,7 @@ export function scanReport(r: ScanResult): ScanReport {
     packages: { total: r.packages.length, ...eco },
     feed: r.feedDigest ? { digest: r.feedDigest, count: r.feedCount ?? 0 } : null,
     counts: r.counts,
+    unidentified: { count: r.unidentified.length, paths: r.unidentified.slice(0, MAX_UNIDENTIFIED_PATHS).map((u) => u.path) },
     findings: r.findings,
     warnings: r.warnings,
   };

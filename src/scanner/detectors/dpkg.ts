@@ -1,5 +1,6 @@
 import type { ImageFilesystem } from '../layers';
 import { buildPurl } from '../purl';
+import { debCopyrightLicenses } from './licenses';
 import { distroQualifier, parseStanzas, type DetectContext, type Detector, type Package } from './types';
 
 const STATUS = '/var/lib/dpkg/status';
@@ -32,15 +33,30 @@ export function parseDpkgStatus(text: string, location: string, ctx: Pick<Detect
   return out;
 }
 
-export const dpkgDetector: Detector = {
+const COPYRIGHT_RE = /^\/usr\/share\/doc\/[^/]+\/copyright$/;
+
+/** Licences from /usr/share/doc/<package>/copyright (machine-readable format only). */
+function withLicenses(fs: ImageFilesystem, pkgs: Package[]): Package[] {
+  return pkgs.map((p) => {
+    const text = fs.readFile(`/usr/share/doc/${p.name}/copyright`);
+    const licenses = text ? debCopyrightLicenses(text.toString('utf8')) : [];
+    return licenses.length ? { ...p, licenses } : p;
+  });
+}
+
+export const dpkgDetector: Detector & { statusPackages(fs: ImageFilesystem, ctx: DetectContext): Package[] } = {
   name: 'dpkg',
-  wants: (p) => p === STATUS || (p.startsWith(STATUS_D) && !p.endsWith('.md5sums') && p.indexOf('/', STATUS_D.length) === -1),
+  wants: (p) => p === STATUS || (p.startsWith(STATUS_D) && !p.endsWith('.md5sums') && p.indexOf('/', STATUS_D.length) === -1) || COPYRIGHT_RE.test(p),
   detect(fs: ImageFilesystem, ctx: DetectContext): Package[] {
+    return withLicenses(fs, this.statusPackages(fs, ctx));
+  },
+  statusPackages(fs: ImageFilesystem, ctx: DetectContext): Package[] {
     const out: Package[] = [];
     const status = fs.readFile(STATUS);
     if (status) out.push(...parseDpkgStatus(status.toString('utf8'), STATUS, ctx));
     for (const p of fs.capturedFiles()) {
-      if (p.startsWith(STATUS_D) && this.wants(p)) out.push(...parseDpkgStatus(fs.readFile(p)!.toString('utf8'), p, ctx));
+      if (p.startsWith(STATUS_D) && !p.endsWith('.md5sums') && p.indexOf('/', STATUS_D.length) === -1)
+        out.push(...parseDpkgStatus(fs.readFile(p)!.toString('utf8'), p, ctx));
     }
     return out;
   },

@@ -3,8 +3,9 @@ import { npmPurl } from '../purl';
 import type { DetectContext, Detector, Package } from './types';
 
 const LOCK_RE = /\/(?:package-lock|npm-shrinkwrap)\.json$/;
-// The package.json at the root of an installed package, scoped or not.
-const INSTALLED_RE = /\/node_modules\/(?:@[^/]+\/)?[^/@][^/]*\/package\.json$/;
+// The package.json at the root of an installed package, scoped or not; Debian installs
+// packaged JavaScript modules (node-*) under /usr/share/nodejs (and /usr/lib/nodejs).
+const INSTALLED_RE = /(?:\/node_modules|^\/usr\/share\/nodejs|^\/usr\/lib\/nodejs|^\/usr\/lib\/[^/]+\/nodejs)\/(?:@[^/]+\/)?[^/@][^/]*\/package\.json$/;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,6 +1,7 @@
 import type { ImageFilesystem } from '../layers';
 
-export type Ecosystem = 'deb' | 'apk' | 'npm' | 'pypi';
+export const ECOSYSTEMS = ['deb', 'apk', 'rpm', 'npm', 'pypi', 'golang', 'maven', 'cargo', 'gem', 'nuget', 'composer'] as const;
+export type Ecosystem = (typeof ECOSYSTEMS)[number];
 
 /** Operating system identified from /etc/os-release (or fallbacks). */
 export interface Distro {
@@ -27,11 +28,23 @@ export interface Package {
   source?: { name: string; version: string };
   /** npm: only ever seen as a dev dependency in lockfiles. */
   dev?: boolean;
+  /** CPE 2.3 names derived from the package's identity (for NVD-keyed advisories). */
+  cpes?: string[];
+  /** Digest of the layer that last wrote the package's first location (filled by detectPackages). */
+  layer?: string;
+}
+
+/** A file the scanner looked at (an executable or an archive) but could not tie to any package. */
+export interface Unidentified {
+  path: string;
+  kind: 'elf' | 'java-archive' | 'go-binary';
+  reason: string;
 }
 
 export interface DetectContext {
   distro?: Distro;
   warnings: string[];
+  unidentified: Unidentified[];
 }
 
 export interface Detector {
