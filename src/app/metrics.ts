@@ -36,6 +36,11 @@ export function createMetrics(db: Db | null, opts: { blobs?: BlobStores; feature
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
+  const retrievalIntegrityFailures = new client.Counter({
+    name: 'stella_evidence_retrieval_integrity_failures_total',
+    help: 'Evidence retrievals aborted mid-stream because the blob did not match its digest (the client got a truncated response)',
+    registers: [registry],
+  });
   const ingestTotal = new client.Counter({
     name: 'stella_evidence_ingest_total',
     help: 'Evidence ingest requests by outcome',
@@ -58,5 +63,5 @@ export function createMetrics(db: Db | null, opts: { blobs?: BlobStores; feature
 
   const env = { registry, db, blobs: opts.blobs, cached: scrapeCache((opts.cacheSeconds ?? 15) * 1000) };
   for (const f of opts.features ?? FEATURES) f.metrics?.(env);
-  return { registry, retrievalLatency, ingestTotal, httpRequests, httpDuration };
+  return { registry, retrievalLatency, retrievalIntegrityFailures, ingestTotal, httpRequests, httpDuration };
 }

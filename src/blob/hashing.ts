@@ -10,10 +10,13 @@ export function hexOf(digest: string): string {
 
 /**
  * Pass-through stream that hashes what flows through it and fails at the end (before the
- * consumer sees a clean 'end') when the content does not match the expected digest.
+ * consumer sees a clean 'end') when the content does not match the expected digest. The last
+ * chunk is held back until the digest is checked, so a consumer of a damaged blob never gets
+ * all of its bytes: an HTTP response with content-length stays visibly short.
  */
 export class VerifyingStream extends Transform {
   private readonly hash = createHash('sha256');
+  private held: Buffer | undefined;
   bytes = 0;
   constructor(private readonly expected: string) {
     super();
@@ -21,10 +24,13 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
-    cb(null, chunk);
+    const previous = this.held;
+    this.held = chunk;
+    cb(null, previous);
   }
   override _flush(cb: TransformCallback): void {
     const actual = `sha256:${this.hash.digest('hex')}`;
-    cb(actual === this.expected ? null : new DigestMismatchError(this.expected, actual));
+    if (actual !== this.expected) return cb(new DigestMismatchError(this.expected, actual));
+    cb(null, this.held);
   }
 }

@@ -19,6 +19,8 @@ export interface MetricsEnv {
 export interface HttpMetrics {
   registry: client.Registry;
   retrievalLatency: client.Histogram;
+  /** Retrievals aborted mid-stream because the blob failed its digest check. */
+  retrievalIntegrityFailures: client.Counter;
   ingestTotal: client.Counter;
   httpRequests: client.Counter;
   /** Request duration by route template, method and status class (2xx, 4xx, …). */

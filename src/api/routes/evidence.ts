@@ -92,9 +92,14 @@ function registerGet(app: App, deps: ApiDeps) {
       end();
       return reply.send(data);
     }
+    // Larger items stream from one read while hashing. A digest mismatch surfaces as a stream error
+    // at the end: the response is aborted short of content-length, so no client takes it as complete.
     const { stream } = await ctx.evidence.open(tenant, id, item);
-    // A digest mismatch surfaces as a stream error: the response is aborted, never completed.
     stream.on('end', () => end());
-    return reply.send(stream);
+    stream.on('error', (err) => {
+      deps.metrics.retrievalIntegrityFailures.inc();
+      req.log.error({ err, id, tenant }, 'evidence retrieval aborted: blob failed its integrity check');
+    });
+    return reply.header('content-length', item.size).send(stream);
   });
 }
