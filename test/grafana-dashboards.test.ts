@@ -46,7 +46,7 @@ function stellaMetrics(): { names: Set<string>; histograms: Set<string> } {
   client.collectDefaultMetrics({ register: registry });
   for (const m of registry.getMetricsAsArray()) {
     names.add(m.name);
-    if ((m as { type?: string }).type === 'histogram') histograms.add(m.name);
+    if (String(m.type) === 'histogram') histograms.add(m.name);
   }
   return { names, histograms };
 }

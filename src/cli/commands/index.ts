@@ -22,6 +22,7 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
   { commands: ['evidence'], load: async () => (await import('./retention')).registerRetentionCommands },
   { commands: ['evidence'], load: async () => (await import('./anchoring')).registerAnchoringCommands },
   { commands: ['evidence'], load: async () => (await import('./evidence-policy')).registerEvidencePolicyCommands },
+  { commands: ['migrate'], load: async () => (await import('./migrate')).registerMigrateCommand },
   // Completion walks the whole command tree, so naming it loads every module.
   { commands: ['completion'], load: async () => (await import('./completion')).registerCompletionCommand },
 ];
