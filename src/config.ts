@@ -35,6 +35,11 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'S3:Endpoint': 'STELLA_S3_ENDPOINT',
   'S3:Region': 'STELLA_S3_REGION',
   'Anchor:Interval': 'STELLA_ANCHOR_INTERVAL',
+  'Anchor:CheckpointOrigin': 'STELLA_CHECKPOINT_ORIGIN',
+  'Anchor:TsaUrl': 'STELLA_TSA_URL',
+  'Anchor:TsaCaFile': 'STELLA_TSA_CA_FILE',
+  'Anchor:Witnesses': 'STELLA_WITNESS_KEYS',
+  'Anchor:WitnessQuorum': 'STELLA_WITNESS_QUORUM',
   'Verify:DailyMode': 'STELLA_VERIFY_SCHEDULE_MODE',
   'Verify:QuickSampleRate': 'STELLA_VERIFY_SAMPLE_RATE',
   'Replay:NightlyLatestN': 'STELLA_REPLAY_VERIFY_LATEST_N',
@@ -117,6 +122,16 @@ const schema = z.object({
     .regex(/^https?:\/\//, 'expected an http(s):// URL of an OTLP/HTTP collector')
     .optional(),
   STELLA_ANCHOR_INTERVAL: duration.default('6h'),
+  // Anchors as C2SP checkpoints (issue 18): the log's origin line (and note key name), an optional RFC 3161
+  // TSA and the CA certificate its tokens chain to, witness vkeys (comma-separated) and how many must cosign.
+  STELLA_CHECKPOINT_ORIGIN: z
+    .string()
+    .regex(/^[^\s+]+$/, 'one word without spaces or "+", e.g. stella.example.com/evidence-log')
+    .default('stella.local/evidence-log'),
+  STELLA_TSA_URL: z.url().optional(),
+  STELLA_TSA_CA_FILE: z.string().min(1).optional(),
+  STELLA_WITNESS_KEYS: z.string().default(''),
+  STELLA_WITNESS_QUORUM: z.coerce.number().int().min(0).max(64).default(0),
   STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
   STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
   STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
@@ -178,6 +193,8 @@ export interface StellaConfig {
   telemetry: { metricsCacheSeconds: number; workerHttpPort: number; sdkMetricsAddress?: string; otlpEndpoint?: string };
   schedules: { enabled: boolean; anchorInterval: string; verifyMode: 'quick' | 'full'; verifySampleRate: number; replayLatestN: number };
   dev: { temporalBin?: string; temporalPort: number; temporalUiPort: number; pgPort: number };
+  /** Anchors as C2SP checkpoints: origin, optional RFC 3161 TSA, witness vkeys and the k-of-n quorum. */
+  anchoring: { origin: string; tsaUrl?: string; tsaCaFile?: string; witnesses: string[]; witnessQuorum: number };
   /** API access tokens: DPoP checks (RFC 9449) and the per-token rate limit (requests per minute). */
   auth: { publicUrl?: string; dpopIatWindowSeconds: number; dpopNonce: boolean; rateLimitPerMinute: number };
   /** Offline verification trusts only this RootPack (or --rootpack); never one carried by a pack. */
@@ -301,6 +318,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
     trustedRootPack: c.STELLA_TRUSTED_ROOTPACK && resolve(c.STELLA_TRUSTED_ROOTPACK),
+    anchoring: {
+      origin: c.STELLA_CHECKPOINT_ORIGIN,
+      tsaUrl: c.STELLA_TSA_URL,
+      tsaCaFile: c.STELLA_TSA_CA_FILE && resolve(c.STELLA_TSA_CA_FILE),
+      witnesses: c.STELLA_WITNESS_KEYS.split(',')
+        .map((w) => w.trim())
+        .filter(Boolean),
+      witnessQuorum: c.STELLA_WITNESS_QUORUM,
+    },
     identity: {
       file: c.STELLA_IDENTITY_FILE && resolve(c.STELLA_IDENTITY_FILE),
       login: { issuer: c.STELLA_OIDC_ISSUER, clientId: c.STELLA_OIDC_CLIENT_ID, scope: c.STELLA_OIDC_SCOPE },

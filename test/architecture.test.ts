@@ -29,6 +29,8 @@ const OWNER: Record<string, string> = {
   anchor_verifications: 'src/core/anchoring/',
   merkle_frontier: 'src/core/anchoring/',
   merkle_nodes: 'src/core/anchoring/',
+  anchor_timestamps: 'src/core/anchoring/',
+  anchor_cosignatures: 'src/core/anchoring/',
   retention_policies: 'src/core/retention/',
   retention_runs: 'src/core/retention/',
   retention_run_items: 'src/core/retention/',

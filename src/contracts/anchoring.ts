@@ -124,6 +124,8 @@ export const AnchorBreak = z.object({
   seq: z.number().nullable(),
   reason: z.string(),
   detail: z.string(),
+  /** The tampering the break points to: rewritten-leaf, truncated-log or forked-checkpoint. */
+  tamper: z.string().optional(),
   acknowledged: z.boolean().optional(),
 });
 export type AnchorBreak = z.infer<typeof AnchorBreak>;
@@ -168,6 +170,12 @@ export const AnchorVerifyResponse = z.object({
   latest: AnchorView.nullable(),
   leavesHashed: z.number(),
   verifiedAt: z.string(),
+  /** C2SP checkpoints verified, and anchors made before checkpoints existed. */
+  checkpoints: z.object({ checked: z.number(), without: z.number() }).optional(),
+  /** Stored RFC 3161 tokens, re-verified. */
+  timestamps: z.array(z.object({ anchorId: z.string(), ok: z.boolean(), genTime: z.string().nullable(), problem: z.string().nullable() })).optional(),
+  /** k-of-n witness policy: anchors below the quorum do not count as verified. */
+  witness: z.object({ quorum: z.number(), configured: z.number(), unwitnessed: z.array(z.object({ anchorId: z.string(), valid: z.number() })) }).optional(),
   /** Only with `verbose`. */
   steps: z.array(VerifyStep).optional(),
 });
@@ -236,3 +244,39 @@ export const RecoverAnchorResponse = z.object({
   replaced: z.boolean(),
   before: AnchorView.nullable(),
 });
+
+const AnchorIdString = z.string().regex(/^[0-9a-fA-F]{8,64}$/, 'expected an anchor id (8-64 hex characters)');
+
+/** GET /evidence/anchors/consistency?from=&to= */
+export const ConsistencyQuery = z.object({ from: AnchorIdString, to: AnchorIdString });
+
+const AnchorEnd = z.object({ id: z.string(), logSize: z.number(), rootHash: z.string() });
+/** RFC 9162 §2.1.4 consistency proof between two anchors, checked against both signed roots. */
+export const ConsistencyResponse = z.object({
+  ok: z.boolean(),
+  from: AnchorEnd,
+  to: AnchorEnd,
+  proof: z.array(z.string()),
+  problem: z.enum(['forked-checkpoint', 'rewritten-log']).nullable(),
+  detail: z.string(),
+});
+export type ConsistencyResponse = z.infer<typeof ConsistencyResponse>;
+
+/** POST /evidence/anchors/:id/cosignatures: a witness's cosigned checkpoint, or its cosignature/v1 signature line(s). */
+export const CosignatureBody = z.object({ cosignature: z.string().min(1).max(65536) }).strict();
+
+const StoredCosignature = z.object({ witness: z.string(), keyId: z.string(), signedAt: z.string(), line: z.string() });
+export const CosignatureResponse = z.object({ anchorId: z.string(), added: z.array(StoredCosignature) });
+
+/** GET /evidence/anchors/:id/checkpoint: the anchor in the standard formats. */
+export const AnchorCheckpoint = z.object({
+  anchorId: z.string(),
+  /** The C2SP signed note, witness cosignature lines appended; null for anchors made before checkpoints. */
+  checkpoint: z.string().nullable(),
+  cosignatures: z.array(StoredCosignature),
+  timestamp: z.object({ tsaUrl: z.string(), genTime: z.string(), token: z.string() }).nullable(),
+  /** Checkpoint verifier keys (vkeys) for note.NewVerifier; witness policy. */
+  vkeys: z.array(z.object({ kid: z.string(), status: z.string(), name: z.string(), vkey: z.string() })),
+  witness: z.object({ quorum: z.number(), witnesses: z.array(z.object({ name: z.string(), keyId: z.string(), vkey: z.string() })), valid: z.number() }),
+});
+export type AnchorCheckpoint = z.infer<typeof AnchorCheckpoint>;

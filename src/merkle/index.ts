@@ -6,3 +6,5 @@ export * from './frontier';
 export * from './source';
 export * from './leaf';
 export * from './anchor';
+export * from './checkpoint';
+export * from './tiles';

@@ -42,9 +42,17 @@ import { failureError, failureOf } from '../../temporal/failure';
 import { anchorManualWorkflowId } from '../../temporal/names';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
 import type { App } from './evidence';
+import { anchorStandardsRoutes, tlogRoutes } from './anchoring-tlog';
 
 /** Anchoring routes, registered in this order (the OpenAPI document lists them so). */
-const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [createAnchorRoute, anchorRunRoute, listVerifyChainRoutes, inspectRecoverProofRoutes];
+const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [
+  createAnchorRoute,
+  anchorRunRoute,
+  listVerifyChainRoutes,
+  anchorStandardsRoutes,
+  inspectRecoverProofRoutes,
+  tlogRoutes,
+];
 
 export async function registerAnchoringRoutes(fastify: FastifyInstance, deps: ApiDeps) {
   const app = fastify.withTypeProvider<ZodTypeProvider>();

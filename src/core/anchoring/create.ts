@@ -6,6 +6,8 @@ import { badInput, integrity } from '../../lib/errors';
 import { SIGNING_PURPOSE } from '../keys';
 import { logSize as logSizeOf } from '../evidence/queries/anchoring';
 import { STORE_MIN_LEVEL, leafRowProblem, storeNodes, streamLog } from './source';
+import { signCheckpoint } from './checkpoint';
+import { timestampAnchor } from './timestamp';
 import { chainIdFor, toAnchorView, writeAnchorBackup, type AnchorView, type ArchivedVerify } from './store';
 
 export interface CreateAnchorInput {
@@ -94,10 +96,12 @@ async function signAndInsert(
     { key: signer.privateKey, kid: rec.kid },
   );
   const id = anchorHash(jws);
+  // The same tree head as a C2SP checkpoint, so standard tlog tooling can verify it (issue 18).
+  const cp = await signCheckpoint(ctx, a.logSize, a.root);
   const r = await tx.query(
-    `INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status, reason, request_id)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'active',$10,$11) RETURNING *`,
-    [id, a.chainId, a.seq, a.logSize, a.root.toString('hex'), a.prevAnchorHash, jws, rec.kid, createdAt, a.reason, a.requestId],
+    `INSERT INTO anchors (id, chain_id, seq, log_size, root_hash, prev_anchor_hash, jws, kid, created_at, status, reason, request_id, checkpoint, checkpoint_kid)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'active',$10,$11,$12,$13) RETURNING *`,
+    [id, a.chainId, a.seq, a.logSize, a.root.toString('hex'), a.prevAnchorHash, jws, rec.kid, createdAt, a.reason, a.requestId, cp.note, cp.kid],
   );
   return toAnchorView(r.rows[0], true) as AnchorView & { jws: string };
 }
@@ -167,6 +171,7 @@ export async function createAnchor(ctx: AppContext, input: CreateAnchorInput = {
   });
   // After commit (a retry re-writes it): the backup copy `anchor recover --source backup` uses.
   if (res.anchor && res.status !== 'skipped') await writeAnchorBackup(ctx, res.anchor as AnchorView & { jws: string });
+  if (res.anchor && res.status === 'created') await timestampQuietly(ctx, res.anchor.id);
   if (res.anchor) delete res.anchor.jws;
   return res;
 }
@@ -243,6 +248,16 @@ export async function startNewChain(ctx: AppContext, input: NewChainInput): Prom
     return { oldChainId: old?.id ?? null, oldHeadHash, chainId, anchor, rebuiltNodes: rebuilt, logSize };
   });
   await writeAnchorBackup(ctx, res.anchor);
+  await timestampQuietly(ctx, res.anchor.id);
   const { jws: _jws, ...anchor } = res.anchor;
   return { ...res, anchor };
+}
+
+/** A TSA outage never fails anchoring: the anchor stands on its signatures; `anchor verify` lists it as untimestamped. */
+async function timestampQuietly(ctx: AppContext, anchorId: string): Promise<void> {
+  try {
+    await timestampAnchor(ctx, anchorId);
+  } catch (e) {
+    ctx.log.warn({ anchorId, err: (e as Error).message }, 'anchor not timestamped');
+  }
 }

@@ -7,3 +7,7 @@ export * from './verify';
 export * from './export';
 export * from './offline';
 export * from './inspect';
+export * from './checkpoint';
+export * from './timestamp';
+export * from './witness';
+export * from './tlog';

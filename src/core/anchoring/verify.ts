@@ -18,8 +18,33 @@ import { PROOF_OPTS, PgSubtreeSource, leafRowProblem, streamLog } from './source
 import { chainIdFor, listChains, toAnchorView, type AnchorView, type ArchivedVerify, type ChainView } from './store';
 import { anchorTrust } from './trust';
 import { startNewChain, type NewChainResult } from './create';
+import { checkpointProblem } from './checkpoint';
+import { checkTimestamps } from './timestamp';
+import { storedCosignatures, validWitnesses, witnessKeys } from './witness';
+import { logRowCount } from '../evidence/queries/anchoring';
 
-export type BreakReason = 'signature' | 'link' | 'root-mismatch' | 'consistency' | 'sequence' | 'row-mismatch' | 'key-window' | 'chain-id' | 'chain-link';
+export type BreakReason =
+  | 'signature'
+  | 'link'
+  | 'root-mismatch'
+  | 'consistency'
+  | 'sequence'
+  | 'row-mismatch'
+  | 'key-window'
+  | 'chain-id'
+  | 'chain-link'
+  | 'checkpoint'
+  | 'forked-checkpoint'
+  | 'truncated-log';
+
+/** The tampering a break points to, named for the operator (issue 18). */
+export type Tamper = 'rewritten-leaf' | 'truncated-log' | 'forked-checkpoint';
+
+const TAMPER: Partial<Record<BreakReason, Tamper>> = {
+  'root-mismatch': 'rewritten-leaf',
+  'truncated-log': 'truncated-log',
+  'forked-checkpoint': 'forked-checkpoint',
+};
 
 export interface AnchorBreak {
   chainId: string;
@@ -27,6 +52,7 @@ export interface AnchorBreak {
   seq: number | null;
   reason: BreakReason;
   detail: string;
+  tamper?: Tamper;
   /** Recorded when new-chain archived this chain: reported, but not a failure. */
   acknowledged?: boolean;
 }
@@ -63,6 +89,12 @@ export interface AnchorVerifyResult {
   latest: AnchorView | null;
   leavesHashed: number;
   verifiedAt: string;
+  /** Anchors in scope whose C2SP checkpoint verified (older anchors have none). */
+  checkpoints: { checked: number; without: number };
+  /** Stored RFC 3161 tokens re-verified; a failing token fails verification. */
+  timestamps: { anchorId: string; ok: boolean; genTime: string | null; problem: string | null }[];
+  /** The k-of-n witness policy: anchors with a checkpoint but fewer than `quorum` valid cosignatures do not count as verified. */
+  witness: { quorum: number; configured: number; unwitnessed: { anchorId: string; valid: number }[] };
   /** One line per checked anchor (for --verbose). */
   steps: { anchorId: string; chainId: string; seq: number; logSize: number; ok: boolean; detail: string }[];
 }
@@ -128,6 +160,9 @@ function rowProblem(row: Row, v: VerifiedAnchor): string | undefined {
 
 /** One verification run: what it trusts, where roots come from, and what it found so far. */
 interface Run {
+  ctx: AppContext;
+  logRows: number;
+  checkpoints: { checked: number; without: number };
   trust: Awaited<ReturnType<typeof anchorTrust>>;
   chains: ChainView[];
   byChain: Map<string, Row[]>;
@@ -155,16 +190,35 @@ export async function verifyAnchors(ctx: AppContext, opts: AnchorVerifyOptions):
   const trust = await anchorTrust(ctx.keys, opts.rootPack ?? (await trustedRootPack(ctx)));
   const { chains, all, byChain } = await loadChains(ctx);
   const replay = new LogReplayer(ctx, (n) => opts.onProgress?.({ leaves: n, anchors: run.checked }));
-  const run: Run = { trust, chains, byChain, replay, stored: new PgSubtreeSource(ctx.db), steps: [], reports: [], breaks: [], checked: 0 };
+  const logRows = await logRowCount(ctx.db);
+  const run: Run = {
+    ctx,
+    logRows,
+    checkpoints: { checked: 0, without: 0 },
+    trust,
+    chains,
+    byChain,
+    replay,
+    stored: new PgSubtreeSource(ctx.db),
+    steps: [],
+    reports: [],
+    breaks: [],
+    checked: 0,
+  };
 
   const active = chains.filter((c) => c.status === 'active');
   const inScope: ChainView[] = opts.scope === 'all' ? chains : active.length ? active : chains.slice(-1);
   for (const chain of inScope) await verifyChain(run, chain, opts.scope);
+  forkedCheckpoints(run, inScope);
 
   acknowledgeLogRows(run);
+  const scopedRows = inScope.flatMap((c) => {
+    const rows = byChain.get(c.id) ?? [];
+    return opts.scope === 'all' ? rows : rows.slice(-1);
+  });
   const latestRow = active.length ? (byChain.get(active[0]!.id) ?? []).slice(-1)[0] : all[all.length - 1];
   const total = opts.scope === 'all' ? all.length : run.reports.reduce((a, r) => a + Math.min(r.anchors, 1), 0);
-  const result = summarize(run, opts.scope, total, latestRow);
+  const result = summarize(run, opts.scope, total, latestRow, await timestampReport(ctx, scopedRows), await witnessReport(ctx, scopedRows));
   if (opts.record !== false) await recordVerification(ctx, result);
   return result;
 }
@@ -224,6 +278,7 @@ function breakRecorder(run: Run, chain: ChainView, report: ChainReport): Fail {
       seq: seq ?? (Number.isSafeInteger(claimed) ? (claimed as number) : Number(row.seq)),
       reason,
       detail,
+      ...(TAMPER[reason] ? { tamper: TAMPER[reason] } : {}),
     };
     const rec = chain.archivedVerify?.firstBreak;
     if (rec && rec.anchorId === b.anchorId && rec.reason === b.reason) b.acknowledged = true;
@@ -252,6 +307,11 @@ async function linkTarget(run: Run, row: Row, fail: Fail): Promise<VerifiedAncho
 
 /** One anchor after `previous`: signature, link, root and consistency; then key window, row columns and, for a chain's first anchor, its genesis. */
 async function checkAnchor(run: Run, chain: ChainView, row: Row, previous: VerifiedAnchor | undefined): Promise<AnchorOutcome> {
+  if (Number(row.log_size) > run.logRows) {
+    return { reason: 'truncated-log', detail: `truncated log: the anchor commits to ${row.log_size} leaves but evidence_log holds ${run.logRows}` };
+  }
+  const cp = await checkpointOutcome(run, row);
+  if (cp) return cp;
   const r = await verifyAnchorChain([row.jws], {
     keyResolver: run.trust.resolver,
     previous,
@@ -260,7 +320,11 @@ async function checkAnchor(run: Run, chain: ChainView, row: Row, previous: Verif
   });
   if (!r.ok) {
     const fb = r.firstBreak!;
-    return { reason: fb.reason, detail: fb.detail, seq: fb.seq };
+    // Two signed roots for one size is a fork, whatever check saw it first.
+    const fork = fb.reason === 'consistency' && previous && previous.payload.logSize === Number(row.log_size);
+    if (fork) return { reason: 'forked-checkpoint', detail: `forked checkpoint: ${fb.detail}`, seq: fb.seq };
+    const detail = fb.reason === 'root-mismatch' ? `rewritten leaf: ${fb.detail}` : fb.detail;
+    return { reason: fb.reason, detail, seq: fb.seq };
   }
   const v = r.head!;
   const wp = run.trust.windowProblem(v.payload.kid, new Date(v.payload.createdAt));
@@ -280,11 +344,21 @@ function acknowledgeLogRows(run: Run): void {
   for (const lr of run.replay.logRows) if (ackRows.has(lr.seq)) lr.acknowledged = true;
 }
 
-function summarize(run: Run, scope: AnchorVerifyOptions['scope'], total: number, latestRow: Row | undefined): AnchorVerifyResult {
+function summarize(
+  run: Run,
+  scope: AnchorVerifyOptions['scope'],
+  total: number,
+  latestRow: Row | undefined,
+  timestamps: AnchorVerifyResult['timestamps'],
+  witness: AnchorVerifyResult['witness'],
+): AnchorVerifyResult {
   const open = run.breaks.filter((b) => !b.acknowledged);
   const openRows = run.replay.logRows.filter((r) => !r.acknowledged);
   return {
-    ok: open.length === 0 && openRows.length === 0,
+    ok: open.length === 0 && openRows.length === 0 && timestamps.every((t) => t.ok) && witness.unwitnessed.length === 0,
+    checkpoints: run.checkpoints,
+    timestamps,
+    witness,
     scope,
     checked: run.checked,
     total,
@@ -376,4 +450,73 @@ export async function newChain(ctx: AppContext, input: { reason: string; actor?:
   };
   const res = await startNewChain(ctx, { reason: input.reason, actor: input.actor, archivedVerify });
   return { ...res, oldChainVerify: archivedVerify };
+}
+
+/** An anchor's checkpoint: signed by the checkpoint key and committing to the anchor's own size and root. */
+async function checkpointOutcome(run: Run, row: Row): Promise<AnchorOutcome | undefined> {
+  if (!row.checkpoint) {
+    run.checkpoints.without++;
+    return undefined;
+  }
+  const p = await checkpointProblem(run.ctx, {
+    checkpoint: row.checkpoint,
+    checkpointKid: row.checkpoint_kid,
+    logSize: Number(row.log_size),
+    rootHash: row.root_hash,
+  });
+  if (!p) {
+    run.checkpoints.checked++;
+    return undefined;
+  }
+  if (p.kind === 'mismatch' && p.checkpoint?.size === Number(row.log_size)) return { reason: 'forked-checkpoint', detail: `forked checkpoint: ${p.detail}` };
+  return { reason: 'checkpoint', detail: p.detail };
+}
+
+/**
+ * Two anchors or checkpoints of chains that were not archived as broken that commit to the
+ * same size with different roots: the log showed two histories (a split view).
+ */
+function forkedCheckpoints(run: Run, inScope: ChainView[]): void {
+  const seen = new Map<number, Row>();
+  for (const chain of inScope) {
+    if (chain.archivedVerify?.ok === false) continue;
+    const report = run.reports.find((r) => r.id === chain.id);
+    for (const row of run.byChain.get(chain.id) ?? []) {
+      const size = Number(row.log_size);
+      const first = seen.get(size);
+      if (!first) {
+        seen.set(size, row);
+        continue;
+      }
+      if (first.root_hash === row.root_hash || !report || report.firstBreak) continue;
+      breakRecorder(run, chain, report)(
+        row,
+        'forked-checkpoint',
+        `forked checkpoint: anchor ${row.id.slice(0, 12)} and anchor ${first.id.slice(0, 12)} both cover ${size} leaves with different roots`,
+      );
+    }
+  }
+}
+
+async function timestampReport(ctx: AppContext, rows: Row[]): Promise<AnchorVerifyResult['timestamps']> {
+  const checks = await checkTimestamps(
+    ctx,
+    rows.map((r) => ({ id: r.id, checkpoint: r.checkpoint ?? null })),
+  );
+  return checks.map((c) => ({ anchorId: c.anchorId, ok: c.check.ok, genTime: c.check.genTime ?? null, problem: c.check.problem ?? null }));
+}
+
+async function witnessReport(ctx: AppContext, rows: Row[]): Promise<AnchorVerifyResult['witness']> {
+  const quorum = ctx.cfg.anchoring.witnessQuorum;
+  const keys = quorum > 0 || ctx.cfg.anchoring.witnesses.length ? witnessKeys(ctx) : [];
+  if (quorum === 0) return { quorum, configured: keys.length, unwitnessed: [] };
+  const withCp = rows.filter((r) => r.checkpoint);
+  const cosigs = await storedCosignatures(
+    ctx,
+    withCp.map((r) => r.id),
+  );
+  const unwitnessed = withCp
+    .map((r) => ({ anchorId: r.id as string, valid: validWitnesses(r.checkpoint, cosigs.get(r.id) ?? [], keys).length }))
+    .filter((u) => u.valid < quorum);
+  return { quorum, configured: keys.length, unwitnessed };
 }

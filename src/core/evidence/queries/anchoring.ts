@@ -15,6 +15,11 @@ export async function logSize(db: Db | DbClient): Promise<number> {
   return Number((await db.query('SELECT size FROM log_state WHERE id')).rows[0].size);
 }
 
+/** Rows actually present in evidence_log (a truncated log holds fewer than log_state says). */
+export async function logRowCount(db: Db | DbClient): Promise<number> {
+  return Number((await db.query('SELECT count(*)::bigint AS n FROM evidence_log')).rows[0].n);
+}
+
 /** Log rows with seq in [from, to), in seq order (the caller checks density). */
 export async function logRows(db: Db | DbClient, from: number, to: number): Promise<LogRow[]> {
   const r = await db.query('SELECT seq, tenant_id, item_id, leaf, leaf_hash FROM evidence_log WHERE seq >= $1 AND seq < $2 ORDER BY seq', [from, to]);
