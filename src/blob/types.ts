@@ -8,6 +8,17 @@ export interface BlobStat {
   modifiedAt?: Date;
 }
 
+/** How putFile may treat its source file. */
+export interface PutFileOptions {
+  /**
+   * The caller hashed the file as it wrote it (and fsynced it): the digest is not recomputed
+   * before the write (the store's own end-to-end check, where it has one, still applies).
+   */
+  trusted?: boolean;
+  /** The file is the caller's private temp file: a store on the same filesystem renames it into place instead of copying. */
+  move?: boolean;
+}
+
 export interface PutResult {
   digest: string;
   size: number;
@@ -24,8 +35,8 @@ export interface BlobStore {
   readonly location: string;
   /** Stores bytes under `digest`; refuses content that hashes otherwise. Idempotent. */
   put(digest: string, data: Buffer): Promise<PutResult>;
-  /** Stores a local file (streamed) under `digest`; refuses content that hashes otherwise. */
-  putFile(digest: string, path: string): Promise<PutResult>;
+  /** Stores a local file (streamed) under `digest`; refuses content that hashes otherwise (unless `trusted`). */
+  putFile(digest: string, path: string, opts?: PutFileOptions): Promise<PutResult>;
   /** Streams the blob; the stream errors with DigestMismatchError at its end if content is wrong. */
   get(digest: string): Promise<Readable>;
   /** Whole blob in memory, verified. */

@@ -25,7 +25,9 @@ export interface BulkBatchResult {
 const MEDIA_BY_EXT: Record<string, string> = { '.json': 'application/json', '.txt': 'text/plain', '.xml': 'application/xml', '.log': 'text/plain' };
 
 /** Files per ingest commit inside one activity batch (also the heartbeat/resume granularity). */
-const CHUNK = 50;
+const CHUNK = 100;
+/** Blob writes in flight: enough concurrent fsyncs for the filesystem journal to group them. */
+const WRITES_IN_FLIGHT = 32;
 
 /**
  * The regular files under `dir`, relative, sorted (so batches are stable across retries).
@@ -73,7 +75,7 @@ export async function ingestFiles(
         subjects: [src.artifact],
         producer: { ...producer, source: rel, actor: src.actor },
       })),
-      { concurrency: 8 },
+      { concurrency: WRITES_IN_FLIGHT },
     );
     for (const r of results) {
       if (r.created) out.created++;

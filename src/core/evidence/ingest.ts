@@ -1,10 +1,16 @@
 /**
- * The one evidence ingest: a single item is a batch of one. Blobs first (verified, atomic,
- * replica too, bounded concurrency), then the index rows, subjects, edges and Merkle log leaves
- * of the whole batch in one transaction. If the index write fails (PostgreSQL down mid-upload),
- * the blobs this call newly wrote are removed again; a crash between the two leaves an unindexed
- * blob that the full verify reports and `index rebuild` adopts; never an index row without its blob.
+ * The one evidence ingest: a single item is a batch of one (API upload, CLI, bulk-ingest
+ * workflow, scan/attest/replay outputs). Blobs first (verified, fsynced, atomic, replica too,
+ * bounded concurrency), then the index rows, subjects, edges and pending Merkle leaves of the
+ * whole batch in one transaction (one multi-row statement per table), then a short transaction
+ * that takes the log_state lock only to number the waiting leaves: parallel ingests never queue
+ * behind each other's blob or index I/O. If the index write fails (PostgreSQL down mid-upload),
+ * the blobs this call newly wrote are removed again; a crash between blobs and index leaves an
+ * unindexed blob that the full verify reports and `index rebuild` adopts (re-running the ingest
+ * converges), a crash between index and numbering leaves pending leaves that the next ingest
+ * numbers; never an index row without its blob.
  */
+import { promises as fsp } from 'node:fs';
 import type { BlobStore, BlobStores } from '../../blob';
 import type { Db, DbClient } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
@@ -15,6 +21,9 @@ import { leafHash } from '../../merkle/hash';
 import { evidenceLeaf, type IngestInput, type IngestResult, validateIngestInput } from './model';
 import { transitionItems } from './state';
 
+/** Files up to this size are read once: hashed and written from the same bytes. */
+const READ_ONCE_BYTES = 1 << 20;
+
 interface Prepared {
   input: IngestInput;
   tenant: string;
@@ -22,6 +31,8 @@ interface Prepared {
   size: number;
   /** `tenant NUL id`: the index row's key. */
   key: string;
+  /** The content, when it is in memory (given, or a small file read once). */
+  data?: Buffer;
 }
 
 const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
@@ -30,7 +41,7 @@ const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
  * Ingests `inputs` (bytes or local files). Results are in input order; a digest repeated within
  * the batch is stored once (the second occurrence reports created=false). Rows are inserted in
  * (tenant, id) order so two concurrent batches can't deadlock on each other's unique keys; the
- * log_state lock is taken only after every insert. A purged item whose bytes come back is
+ * log's append lock is taken only after the index commit, to number the leaves. A purged item whose bytes come back is
  * present again, hot, with its blob in the hot store.
  */
 export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly IngestInput[], opts: { concurrency?: number } = {}): Promise<IngestResult[]> {
@@ -40,12 +51,17 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   if (!prepared.length) return [];
   await checkParents(db, prepared);
   const written = await writeBlobs(db, blobs, prepared, concurrency);
+  let results: IngestResult[];
   try {
-    return await withTransaction(db, (tx) => indexBatch(tx, prepared));
+    results = await withTransaction(db, (tx) => indexBatch(tx, prepared));
   } catch (e) {
     await removeWritten(blobs, written);
     throw e;
   }
+  // Every row of the batch: a re-run after a crash between the two commits numbers its leftovers.
+  await numberPendingLeaves(db, [...new Set(prepared.map((p) => p.key))]);
+  const seqOf = await logSeqs(db, prepared);
+  return results.map((r, i) => ({ ...r, logSeq: seqOf.get(prepared[i]!.key) ?? null }));
 }
 
 /**
@@ -59,12 +75,38 @@ async function removeWritten(blobs: BlobStores, written: readonly string[]): Pro
   });
 }
 
-/** Hashes the content and checks it against the declared digest. */
+/** Hashes the content (once) and checks it against the declared digest. */
 async function prepare(input: IngestInput): Promise<Prepared> {
-  const { digest, size } = input.data ? { digest: sha256Digest(input.data), size: input.data.length } : await sha256File(input.filePath!);
+  const { digest, size, data } = await hashContent(input);
   if (input.expectedDigest && input.expectedDigest !== digest)
     throw badInput(`digest mismatch: declared ${input.expectedDigest}, content hashes to ${digest}; nothing stored`);
-  return { input, tenant: input.tenant, id: digest, size, key: keyOf(input.tenant, digest) };
+  return { input, tenant: input.tenant, id: digest, size, key: keyOf(input.tenant, digest), ...(data ? { data } : {}) };
+}
+
+/**
+ * Digest and size of the content: bytes in memory are hashed; a spooled upload was hashed while
+ * it was written; a small file is read once (and its bytes kept for the write); a large file is
+ * streamed (the store's verified copy reads it again).
+ */
+async function hashContent(input: IngestInput): Promise<{ digest: string; size: number; data?: Buffer }> {
+  if (input.data) return { digest: sha256Digest(input.data), size: input.data.length, data: input.data };
+  if (input.spooled) return input.spooled;
+  const fh = await fsp.open(input.filePath!, 'r');
+  try {
+    const expected = (await fh.stat()).size;
+    if (expected <= READ_ONCE_BYTES) {
+      const buf = Buffer.allocUnsafe(expected + 1);
+      const { bytesRead } = await fh.read(buf, 0, expected + 1, 0);
+      // Read exactly what the stat said; a file that changed meanwhile is streamed instead.
+      if (bytesRead === expected) {
+        const data = buf.subarray(0, bytesRead);
+        return { digest: sha256Digest(data), size: bytesRead, data };
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return sha256File(input.filePath!);
 }
 
 /**
@@ -104,9 +146,11 @@ async function writeBlobs(db: Db, blobs: BlobStores, prepared: Prepared[], concu
     const first = group[0]!;
     const existed = await blobs.primary.stat(first.id);
     if (existed && group.every((p) => present.has(p.key))) return;
-    const put = (s: BlobStore) => (first.input.data ? s.put(first.id, first.input.data) : s.putFile(first.id, first.input.filePath!));
-    await put(blobs.primary);
-    if (blobs.replica) await put(blobs.replica);
+    const put = (s: BlobStore, last: boolean) =>
+      first.data ? s.put(first.id, first.data) : s.putFile(first.id, first.input.filePath!, first.input.spooled ? { trusted: true, move: last } : undefined);
+    // A spooled upload is moved into the last store it goes to (renamed, not copied) and read no more.
+    if (blobs.replica) await put(blobs.replica, false);
+    await put(blobs.primary, true);
     if (!existed) fresh.push(first.id);
   });
   return fresh;
@@ -131,13 +175,12 @@ async function indexBatch(tx: DbClient, prepared: Prepared[]): Promise<IngestRes
   const notCreated = rows.filter((r) => !createdAt.has(r.key));
   await revivePurged(tx, notCreated);
   await insertSubjectsAndEdges(tx, prepared);
-  const seqOf = await appendLeaves(tx, inOrder, createdAt);
-  for (const [k, seq] of await existingSeqs(tx, notCreated)) seqOf.set(k, seq);
+  await insertPendingLeaves(tx, inOrder, createdAt);
   const seen = new Set<string>();
   return prepared.map((p) => {
     const created = createdAt.has(p.key) && !seen.has(p.key);
     seen.add(p.key);
-    return { id: p.id, size: p.size, created, alreadyPresent: !created, logSeq: seqOf.get(p.key) ?? null };
+    return { id: p.id, size: p.size, created, alreadyPresent: !created, logSeq: null };
   });
 }
 
@@ -187,29 +230,66 @@ async function insertSubjectsAndEdges(tx: DbClient, prepared: Prepared[]): Promi
   }
 }
 
-/** Merkle log leaves for the new rows, in input order, dense seqs under the log_state lock. */
-async function appendLeaves(tx: DbClient, inOrder: Prepared[], createdAt: Map<string, string>): Promise<Map<string, number>> {
-  const seqOf = new Map<string, number>();
+/** Merkle log leaves of the new rows, in input order, waiting for their seq (no lock taken). */
+async function insertPendingLeaves(tx: DbClient, inOrder: Prepared[], createdAt: Map<string, string>): Promise<void> {
   const fresh = inOrder.filter((p) => createdAt.has(p.key));
-  if (!fresh.length) return seqOf;
-  const st = await tx.query<{ size: number }>('SELECT size FROM log_state WHERE id FOR UPDATE');
-  const base = Number(st.rows[0]!.size);
-  const leaves = fresh.map((p, i) => {
-    const leaf = evidenceLeaf({ id: p.id, kind: p.input.kind, subjects: p.input.subjects, tenant: p.tenant, time: createdAt.get(p.key)! });
-    seqOf.set(p.key, base + i);
-    return { seq: base + i, tenant: p.tenant, id: p.id, leaf, hash: leafHash(leaf) };
-  });
+  if (!fresh.length) return;
+  const leaves = fresh.map((p) => evidenceLeaf({ id: p.id, kind: p.input.kind, subjects: p.input.subjects, tenant: p.tenant, time: createdAt.get(p.key)! }));
   await tx.query(
-    `INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])`,
-    [leaves.map((l) => l.seq), leaves.map((l) => l.tenant), leaves.map((l) => l.id), leaves.map((l) => l.leaf), leaves.map((l) => l.hash)],
+    `INSERT INTO evidence_log_pending (tenant_id, item_id, leaf, leaf_hash)
+     SELECT t, id, leaf, h FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS x(t, id, leaf, h, ord) ORDER BY ord`,
+    [fresh.map((p) => p.tenant), fresh.map((p) => p.id), leaves, leaves.map((l) => leafHash(l))],
   );
-  await tx.query('UPDATE log_state SET size = size + $1 WHERE id', [fresh.length]);
-  return seqOf;
 }
 
-async function existingSeqs(tx: DbClient, rows: Prepared[]): Promise<Map<string, number>> {
+/** The log's append lock (an advisory lock: waiting for it writes nothing, unlike a row lock). */
+const LOG_APPEND_LOCK = 0x5354_4c4c; // "STLL"
+
+/**
+ * Numbers every committed pending leaf (dense seqs after log_state.size, in the order they were
+ * committed) under the log's append lock: one statement and a commit, nothing else held. Whoever
+ * takes the lock first numbers the leaves of every ingest that committed before it, so an ingest
+ * whose leaves were numbered meanwhile finds nothing of its own left and commits nothing: N
+ * concurrent ingests share a few numbering commits instead of queueing one each. `mine` (the
+ * batch's `tenant NUL id` keys) limits the wait to batches that still have leaves waiting;
+ * without it any waiting leaf is numbered. Returns how many leaves this call numbered.
+ */
+export async function numberPendingLeaves(db: Db, mine?: readonly string[]): Promise<number> {
+  if (!(await anyPending(db, mine))) return 0;
+  return withTransaction(db, async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
+    // New statements after the lock: their snapshot sees every leaf committed before we got it.
+    if (!(await anyPending(tx, mine))) return 0;
+    const r = await tx.query<{ n: string }>(
+      `WITH base AS (SELECT size FROM log_state WHERE id),
+            moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
+            ins AS (INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash)
+                    SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY n) - 1, m.tenant_id, m.item_id, m.leaf, m.leaf_hash FROM moved m
+                     -- an item that already has its leaf (its row was re-created) keeps that one
+                     WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
+                    RETURNING seq),
+            upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id RETURNING size)
+       SELECT (SELECT count(*) FROM ins) AS n, (SELECT size FROM upd) AS size`,
+    );
+    return Number(r.rows[0]!.n);
+  });
+}
+
+async function anyPending(q: Db | DbClient, mine?: readonly string[]): Promise<boolean> {
+  if (!mine) return !!(await q.query('SELECT 1 FROM evidence_log_pending LIMIT 1')).rowCount;
+  if (!mine.length) return false;
+  const split = mine.map((k) => k.split('\u0000'));
+  const r = await q.query(
+    'SELECT 1 FROM evidence_log_pending p JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON p.tenant_id = k.t AND p.item_id = k.id LIMIT 1',
+    [split.map((x) => x[0]), split.map((x) => x[1])],
+  );
+  return !!r.rowCount;
+}
+
+/** The log seq of each row of the batch that has one. */
+async function logSeqs(db: Db, rows: Prepared[]): Promise<Map<string, number>> {
   if (!rows.length) return new Map();
-  const r = await tx.query<{ tenant_id: string; item_id: string; seq: number }>(
+  const r = await db.query<{ tenant_id: string; item_id: string; seq: number }>(
     'SELECT l.tenant_id, l.item_id, l.seq FROM evidence_log l JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON l.tenant_id = k.t AND l.item_id = k.id',
     [rows.map((x) => x.tenant), rows.map((x) => x.id)],
   );

@@ -27,6 +27,12 @@ export interface IngestInput {
   filePath?: string;
   /** When given, the content must hash to this digest or nothing is stored. */
   expectedDigest?: string;
+  /**
+   * `filePath` is a private temp file this process wrote, hashed and fsynced as it arrived
+   * (spool.ts): ingest trusts this digest and size and moves the file into the store instead of
+   * reading it again. Never set from anything a client sent.
+   */
+  spooled?: { digest: string; size: number };
   mediaType: string;
   kind: EvidenceKind;
   subjects: string[];

@@ -8,26 +8,38 @@ import { StellaError } from '../../lib/errors';
 
 /**
  * Streams an upload to a private temp file while hashing it, refusing anything over
- * `maxBytes` as it arrives (never buffered whole). The caller removes the file.
+ * `maxBytes` as it arrives (never buffered whole). With `sync`, the file is fsynced before it is
+ * handed over, so an ingest can rename it into the blob store as it is (the one read of the
+ * body). The caller removes the file (a no-op once it was moved).
  */
-export async function spoolUpload(input: NodeJS.ReadableStream, dir: string, maxBytes: number): Promise<{ path: string; digest: string; size: number }> {
+export async function spoolUpload(
+  input: NodeJS.ReadableStream,
+  dir: string,
+  maxBytes: number,
+  opts: { sync?: boolean; keepBytes?: number } = {},
+): Promise<{ path: string; digest: string; size: number; data?: Buffer }> {
   await fsp.mkdir(dir, { recursive: true });
   const path = join(dir, `upload-${Date.now()}-${randomBytes(6).toString('hex')}.part`);
   const hash = createHash('sha256');
   let size = 0;
+  // A small body is also kept in memory, so whoever inspects it does not read the file back.
+  const keep = opts.keepBytes ?? 0;
+  const kept: Buffer[] = [];
   const meter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       size += chunk.length;
       if (size > maxBytes) return cb(new StellaError('TOO_LARGE', `upload exceeds the limit of ${maxBytes} bytes (STELLA_MAX_UPLOAD_BYTES); nothing stored`));
       hash.update(chunk);
+      if (size <= keep) kept.push(chunk);
       cb(null, chunk);
     },
   });
   try {
-    await pipeline(input, meter, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+    // flush: fsync before close (Node >= 20.10).
+    await pipeline(input, meter, createWriteStream(path, { flags: 'wx', mode: 0o600, flush: !!opts.sync }));
   } catch (e) {
     await fsp.rm(path, { force: true });
     throw e;
   }
-  return { path, digest: `sha256:${hash.digest('hex')}`, size };
+  return { path, digest: `sha256:${hash.digest('hex')}`, size, ...(size <= keep ? { data: Buffer.concat(kept) } : {}) };
 }

@@ -1,4 +1,4 @@
-/** POST /evidence: an upload streamed to the spool, checked against what the client declared, then ingested. */
+/** POST /evidence: an upload streamed once to the spool (hashed, fsynced), checked against what the client declared, then ingested by rename. */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { badInput, StellaError } from '../../lib/errors';
@@ -25,6 +25,9 @@ export interface Upload {
   producer: Record<string, unknown>;
 }
 
+/** Uploads up to this size are also kept in memory while spooled (the envelope check reads them from there). */
+const KEEP_IN_MEMORY = 256 * 1024;
+
 /** Checks the metadata before a byte is read, so a bad request never spools anything. */
 function checkUpload(u: Upload, maxBytes: number) {
   const kind = validateKind(u.kind);
@@ -47,7 +50,7 @@ export interface UploadDeps {
 
 export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestResult> {
   const { kind, parents } = checkUpload(u, ctx.cfg.maxUploadBytes);
-  const spool = await spoolUpload(u.body, join(ctx.cfg.dataDir, 'spool'), ctx.cfg.maxUploadBytes);
+  const spool = await spoolUpload(u.body, join(ctx.cfg.dataDir, 'spool'), ctx.cfg.maxUploadBytes, { sync: true, keepBytes: KEEP_IN_MEMORY });
   try {
     if (spool.size === 0) throw badInput('empty upload');
     if (u.declaredDigest && u.declaredDigest !== spool.digest)
@@ -60,13 +63,13 @@ export async function ingestUpload(ctx: UploadDeps, u: Upload): Promise<IngestRe
       mediaType,
       subjects: u.subjects,
       size: spool.size,
-      read: () => fsp.readFile(spool.path),
+      read: () => (spool.data ? Promise.resolve(spool.data) : fsp.readFile(spool.path)),
       ...(u.predicateType ? { predicateType: u.predicateType } : {}),
     });
     return await ctx.evidence.ingest({
       tenant: u.tenant,
       filePath: spool.path,
-      expectedDigest: spool.digest,
+      spooled: { digest: spool.digest, size: spool.size },
       kind,
       mediaType,
       subjects: u.subjects,
