@@ -14,6 +14,7 @@ import {
   type RetentionRunInput,
 } from '../src/core/retention/purge';
 import { SA } from '../src/temporal/names';
+import { temporalSecurity } from '../src/temporal/client';
 import { classified } from './failure';
 
 /** Artifact digests of running `promotion` workflows (Temporal visibility); [] when unavailable. */
@@ -21,7 +22,7 @@ async function runningPromotionArtifacts(ctx: AppContext): Promise<string[]> {
   if (!ctx.cfg.temporal.address) return [];
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address: ctx.cfg.temporal.address, connectTimeout: '5s' });
+    connection = await Connection.connect({ address: ctx.cfg.temporal.address, ...temporalSecurity(ctx.cfg), connectTimeout: '5s' });
     const client = new Client({ connection, namespace: ctx.cfg.temporal.namespace });
     const out = new Set<string>();
     for await (const wf of client.workflow.list({ query: `WorkflowType = 'promotion' AND ExecutionStatus = 'Running'` })) {

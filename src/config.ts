@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
+import { loadClientConfigProfile, type ClientConfigProfile } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { parseDuration } from './lib/format';
 
@@ -28,6 +29,12 @@ export const CONFIG_KEY_ALIASES: Record<string, string> = {
   'Temporal:Address': 'STELLA_TEMPORAL_ADDRESS',
   'Temporal:Namespace': 'STELLA_TEMPORAL_NAMESPACE',
   'Temporal:TaskQueue': 'STELLA_TASK_QUEUE',
+  'Temporal:UiUrl': 'STELLA_TEMPORAL_UI_URL',
+  'Worker:Queues': 'STELLA_WORKER_QUEUES',
+  'Worker:ControlConcurrency': 'STELLA_WORKER_CONTROL_CONCURRENCY',
+  'Worker:HeavyConcurrency': 'STELLA_WORKER_HEAVY_CONCURRENCY',
+  'Worker:DeploymentName': 'STELLA_WORKER_DEPLOYMENT',
+  'Worker:BuildId': 'STELLA_WORKER_BUILD_ID',
   'Database:Url': 'DATABASE_URL',
   'Api:Port': 'STELLA_API_PORT',
   'Api:Url': 'STELLA_API_URL',
@@ -74,8 +81,28 @@ const schema = z.object({
     .string()
     .regex(/^[^\s:]+:\d+$/, 'expected host:port')
     .optional(),
-  STELLA_TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  // Unset: TEMPORAL_NAMESPACE / the Temporal profile, else `default` (see temporalProfile below).
+  STELLA_TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  // The control queue (workflows, light activities); heavy activities go to `<queue>-heavy`.
   STELLA_TASK_QUEUE: z.string().min(1).default('stella'),
+  // Which queues this process's worker polls (`stella serve --queues`), and activity slots per queue.
+  STELLA_WORKER_QUEUES: z
+    .string()
+    .regex(/^(control|heavy)(,(control|heavy))*$/, 'expected control, heavy or control,heavy')
+    .default('control,heavy'),
+  STELLA_WORKER_CONTROL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
+  STELLA_WORKER_HEAVY_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(2),
+  // Worker Versioning (Temporal server 1.28+): set a deployment name to turn it on; the build id defaults to the package version.
+  STELLA_WORKER_DEPLOYMENT: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ -')
+    .optional(),
+  STELLA_WORKER_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._+-]{1,200}$/, 'letters, digits, . _ + -')
+    .optional(),
+  // Base URL of the Temporal Web UI that `stella promotion status` links to (the dev server's UI by default).
+  STELLA_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
@@ -170,7 +197,13 @@ export type RawConfig = z.infer<typeof schema>;
 export interface StellaConfig {
   dataDir: string;
   tenant: string;
-  temporal: { address?: string; namespace: string; taskQueue: string; rpcTimeoutMs: number };
+  /**
+   * address/namespace: STELLA_TEMPORAL_* first, then TEMPORAL_* / the Temporal profile. `profile`
+   * keeps the TLS and API-key settings (paths, not file contents) for src/temporal/client.ts.
+   */
+  temporal: { address?: string; namespace: string; taskQueue: string; rpcTimeoutMs: number; uiUrl: string; profile: TemporalProfile };
+  /** The worker of `stella serve`: queues polled, activity slots per queue, Worker Versioning. */
+  worker: { queues: ('control' | 'heavy')[]; controlConcurrency: number; heavyConcurrency: number; deployment?: { deploymentName: string; buildId: string } };
   databaseUrl?: string;
   blob:
     | { kind: 'fs'; path: string; replicaPath?: string }
@@ -210,6 +243,24 @@ export interface StellaConfig {
     /** S3 connection for s3:// backup locations (the STELLA_S3_* settings, whatever the blob kind). */
     s3: { endpoint?: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle: boolean };
   };
+}
+
+/** The Temporal profile's TLS, API key and gRPC metadata (what `@temporalio/envconfig` reads). */
+export type TemporalProfile = Pick<ClientConfigProfile, 'apiKey' | 'tls' | 'grpcMeta'> & { name?: string };
+
+/**
+ * The Temporal CLI's own configuration: TEMPORAL_CONFIG_FILE (or ~/.config/temporalio/temporal.toml),
+ * profile TEMPORAL_PROFILE (else `default`), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_GRPC_META_*.
+ */
+function temporalProfile(env: NodeJS.ProcessEnv): ClientConfigProfile & { name?: string } {
+  const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== ''));
+  try {
+    return { ...loadClientConfigProfile({ overrideEnvVars: vars }), name: vars.TEMPORAL_PROFILE };
+  } catch (e) {
+    const variable = vars.TEMPORAL_PROFILE ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE';
+    throw new ConfigError(variable, (e as Error).message.split('\n')[0]!);
+  }
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -267,6 +318,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
     throw new ConfigError(variable, issue.message + shown);
   }
   const c = parsed.data;
+  const profile = temporalProfile(env);
+  const temporalAddress = c.STELLA_TEMPORAL_ADDRESS ?? profile.address;
+  if (temporalAddress && !/^[^\s:]+:\d+$/.test(temporalAddress))
+    throw new ConfigError('TEMPORAL_ADDRESS', `expected host:port (got ${JSON.stringify(temporalAddress)})`);
   let blob: StellaConfig['blob'];
   if (c.STELLA_BLOB_KIND === 's3') {
     if (!c.STELLA_S3_BUCKET) throw new ConfigError('STELLA_S3_BUCKET', 'required when STELLA_BLOB_KIND=s3');
@@ -287,10 +342,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
     dataDir,
     tenant: c.STELLA_TENANT,
     temporal: {
-      address: c.STELLA_TEMPORAL_ADDRESS,
-      namespace: c.STELLA_TEMPORAL_NAMESPACE,
+      address: temporalAddress,
+      namespace: c.STELLA_TEMPORAL_NAMESPACE ?? profile.namespace ?? 'default',
       taskQueue: c.STELLA_TASK_QUEUE,
       rpcTimeoutMs: parseDuration(c.STELLA_TEMPORAL_RPC_TIMEOUT),
+      uiUrl: c.STELLA_TEMPORAL_UI_URL.replace(/\/+$/, ''),
+      profile: { name: profile.name, apiKey: profile.apiKey, tls: profile.tls, grpcMeta: profile.grpcMeta },
+    },
+    worker: {
+      queues: [...new Set(c.STELLA_WORKER_QUEUES.split(','))] as ('control' | 'heavy')[],
+      controlConcurrency: c.STELLA_WORKER_CONTROL_CONCURRENCY,
+      heavyConcurrency: c.STELLA_WORKER_HEAVY_CONCURRENCY,
+      ...(c.STELLA_WORKER_DEPLOYMENT
+        ? { deployment: { deploymentName: c.STELLA_WORKER_DEPLOYMENT, buildId: c.STELLA_WORKER_BUILD_ID ?? packageVersion() } }
+        : {}),
     },
     databaseUrl: c.DATABASE_URL,
     blob,
@@ -356,6 +421,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       },
     },
   };
+}
+
+/** The build id Worker Versioning uses when STELLA_WORKER_BUILD_ID is unset. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'dev';
+  }
 }
 
 export { parseDuration } from './lib/format';

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { StellaConfig } from './config';
 import { createAppContext, closeAppContext, type AppContext } from './core/context';
 import { cachedTokenJwks } from './core/keys';
-import { connectTemporal, ensureSearchAttributes, type TemporalHandles } from './temporal/client';
+import { connectTemporal, describeTemporalTarget, ensureSearchAttributesBestEffort, type TemporalHandles } from './temporal/client';
 import { ensureSchedules } from './temporal/schedules';
 import { FEATURES, doctorChecksOf, routesOf } from './app/features';
 import { createStellaWorker } from '../workers/worker';
@@ -19,18 +19,24 @@ export interface Running {
  * Runs the worker and/or the HTTP API in this process. On SIGINT/SIGTERM the API stops
  * accepting requests and the worker drains: in-flight activities get their grace time.
  */
-export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: boolean; handleSignals?: boolean } = {}): Promise<Running> {
+export async function serve(
+  cfg: StellaConfig,
+  opts: { api?: boolean; worker?: boolean; handleSignals?: boolean; queues?: readonly ('control' | 'heavy')[] } = {},
+): Promise<Running> {
   const wantApi = opts.api !== false;
   const wantWorker = opts.worker !== false;
   const ctx = await createAppContext(cfg);
   const temporal = await connectTemporal(cfg);
-  await ensureSearchAttributes(temporal.connection, temporal.namespace);
+  const saWarning = await ensureSearchAttributesBestEffort(temporal.connection, temporal.namespace);
+  if (saWarning) ctx.log.warn(saWarning);
   if (cfg.schedules.enabled && wantWorker) await ensureSchedules(temporal.client, cfg, FEATURES);
 
   let workerRun: Promise<void> = Promise.resolve();
   let shutdownWorker = () => {};
+  let taskQueues: readonly string[] = [];
   if (wantWorker) {
-    const { worker, connection } = await createStellaWorker(ctx);
+    const { worker, connection } = await createStellaWorker(ctx, opts.queues ? { queues: opts.queues } : {});
+    taskQueues = worker.taskQueues;
     workerRun = worker.run().finally(() => connection.close());
     shutdownWorker = () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
@@ -51,7 +57,7 @@ export async function serve(cfg: StellaConfig, opts: { api?: boolean; worker?: b
     api = await buildApi(deps, await routesOf());
     await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
-  ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueue: cfg.temporal.taskQueue, temporal: cfg.temporal.address }, 'stella serving');
+  ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueues, temporal: describeTemporalTarget(cfg) }, 'stella serving');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import pg from 'pg';
-import type { Worker } from '@temporalio/worker';
+import type { StellaWorkerGroup as Worker } from '../workers/worker';
 import { harness, type Harness } from './support/context';
 import { createAppContext, closeAppContext, type AppContext } from '../src/core/context';
 import { createStellaWorker } from '../workers/worker';

@@ -7,7 +7,7 @@ import { inject } from 'vitest';
 import pg from 'pg';
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { StellaWorkerGroup as Worker } from '../workers/worker';
 import { harness, freshBucket, type Harness } from './support/context';
 import { apiFor, bearer } from './support/api';
 import { createAppContext, closeAppContext, type AppContext } from '../src/core/context';

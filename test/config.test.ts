@@ -12,7 +12,9 @@ describe('config', () => {
     const c = loadConfig({ STELLA_DATA_DIR: d });
     expect(c.blob).toEqual({ kind: 'fs', path: join(d, 'evidence'), replicaPath: undefined });
     expect(c.tenant).toBe('default');
-    expect(c.temporal).toEqual({ address: undefined, namespace: 'default', taskQueue: 'stella', rpcTimeoutMs: 5000 });
+    expect(c.temporal).toMatchObject({ address: undefined, namespace: 'default', taskQueue: 'stella', rpcTimeoutMs: 5000, uiUrl: 'http://127.0.0.1:8233' });
+    expect(c.temporal.profile).toMatchObject({ apiKey: undefined, tls: undefined });
+    expect(c.worker).toEqual({ queues: ['control', 'heavy'], controlConcurrency: 20, heavyConcurrency: 2 });
     expect(c.api.url).toBe('http://127.0.0.1:8787');
   });
 

@@ -1,18 +1,21 @@
 /** Backup (DR-001) and restore / point-in-time restore (DR-001, DR-002) as durable runbooks. */
-import { proxyActivities, defineQuery, setHandler, workflowInfo, executeChild } from '@temporalio/workflow';
+import { defineQuery, setHandler, workflowInfo, executeChild } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupInput, BackupSummary } from '../src/core/backup/backup';
 import type { RestoreInput, RestorePlan, AnchorCheck, PitResult } from '../src/core/backup/restore';
 import type { VerifyRunSummary } from '../src/core/evidence/locker/verify';
 import { restoreVerifyWorkflowId } from '../src/temporal/names';
 import { verifyEvidence } from './evidence';
+import { heavyActivities } from './queues';
 
 // Batches are short, so a dead worker is noticed quickly (heartbeat timeout) and the batch retried.
-const acts = proxyActivities<Activities>({
+// Every backup/restore step (export, compression, uploads, blob copies) runs on the heavy task queue for new runs (./queues).
+const actsOptions = {
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
-});
+} as const;
+const acts = () => heavyActivities<Activities>(actsOptions);
 
 export interface BackupProgress {
   backupId: string;
@@ -31,28 +34,28 @@ export async function backupEvidenceLocker(raw: BackupInput): Promise<BackupSumm
   const p: BackupProgress = { backupId: input.backupId, phase: 'export', blobBatches: 0, blobBatchesDone: 0, blobsCopied: 0, bytes: 0 };
   setHandler(backupProgressQuery, () => p);
   try {
-    const ex = await acts.backupExport(input);
+    const ex = await acts().backupExport(input);
     p.phase = 'blobs';
     p.blobBatches = ex.blobBatches;
     const problems: { id: string; problem: string }[] = [];
     for (let b = 0; b < ex.blobBatches; b++) {
-      const r = await acts.backupCopyBlobs(input, b);
+      const r = await acts().backupCopyBlobs(input, b);
       p.blobBatchesDone++;
       p.blobsCopied += r.copied;
       p.bytes += r.bytes;
       problems.push(...r.problems);
     }
     p.phase = 'finalize';
-    let summary = await acts.backupFinalize(input, problems);
+    let summary = await acts().backupFinalize(input, problems);
     if (ex.remote) {
       // s3:// location: the staged backup goes up, manifest last (absent from older histories: no upload).
       p.phase = 'upload';
-      summary = await acts.backupUpload(input);
+      summary = await acts().backupUpload(input);
     }
     p.phase = 'done';
     return summary;
   } catch (e) {
-    await acts.backupFailed(input, (e as Error).message);
+    await acts().backupFailed(input, (e as Error).message);
     throw e;
   }
 }
@@ -103,11 +106,11 @@ export async function restoreEvidenceLocker(raw: RestoreInput): Promise<RestoreO
   const stage: RestoreProgress = { ...emptyProgress(input.restoreId), phase: 'fetch' };
   setHandler(restoreProgressQuery, () => stage);
   try {
-    const f = await acts.restoreFetch(input);
+    const f = await acts().restoreFetch(input);
     input = { ...input, backupDir: f.dir };
     return await restoreFrom(input);
   } finally {
-    await acts.restoreCleanup(input);
+    await acts().restoreCleanup(input);
   }
 }
 
@@ -119,7 +122,7 @@ function emptyProgress(restoreId: string): RestoreProgress {
 async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
   const p = emptyProgress(input.restoreId);
   setHandler(restoreProgressQuery, () => p);
-  const plan: RestorePlan = await acts.restorePrepare(input);
+  const plan: RestorePlan = await acts().restorePrepare(input);
   p.tables = plan.tables.length;
   p.rows = plan.tables.reduce((s, t) => s + t.rows, 0);
   p.blobs = plan.blobCount;
@@ -127,7 +130,7 @@ async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
   let pit: PitResult | null = null;
   if (input.toAnchor) {
     p.phase = 'point-in-time';
-    pit = await acts.restorePointInTime(input);
+    pit = await acts().restorePointInTime(input);
   }
   const checked = input.skipVerify ? { verify: null, anchors: null, nextSteps: [] } : await verifyRestore(input, plan, pit?.logSize ?? null, p);
   const { verify, anchors } = checked;
@@ -145,7 +148,7 @@ async function restoreFrom(input: RestoreInput): Promise<RestoreOutcome> {
     pointInTime: pit,
     nextSteps: checked.nextSteps,
   };
-  await acts.restoreFinish(input, outcome);
+  await acts().restoreFinish(input, outcome);
   p.phase = 'done';
   return outcome;
 }
@@ -155,16 +158,16 @@ async function copyBackup(input: RestoreInput, plan: RestorePlan, p: RestoreProg
   p.phase = 'index';
   for (const t of plan.tables) {
     for (let b = 0; b < t.batches; b++) {
-      const r = await acts.restoreIndexBatch(input, t.name, b);
+      const r = await acts().restoreIndexBatch(input, t.name, b);
       p.rowsDone += r.rows;
       p.batchesDone++;
     }
     p.tablesDone++;
   }
-  const fin = await acts.restoreIndexFinish(input);
+  const fin = await acts().restoreIndexFinish(input);
   p.phase = 'blobs';
   for (let b = 0; b < plan.blobBatches; b++) {
-    const r = await acts.restoreBlobBatch(input, b);
+    const r = await acts().restoreBlobBatch(input, b);
     p.blobsDone += r.blobs;
     p.bytesDone += r.bytes;
     p.batchesDone++;
@@ -190,10 +193,10 @@ async function verifyRestore(
     });
     verify = { kind: 'verify-workflow', ...v };
   } else {
-    verify = { kind: 'target-rehash', ...(await acts.restoreVerifyTarget(input)) };
+    verify = { kind: 'target-rehash', ...(await acts().restoreVerifyTarget(input)) };
     nextSteps.push(`stella config set EvidenceLocker:Path ${plan.target}`, 'stella service restart', 'stella evidence verify --mode full');
   }
   p.phase = 'anchors';
-  const anchors = await acts.restoreAnchorCheck(input);
+  const anchors = await acts().restoreAnchorCheck(input);
   return { verify, anchors, nextSteps };
 }

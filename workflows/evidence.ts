@@ -1,13 +1,15 @@
 import { proxyActivities, defineQuery, setHandler, continueAsNew, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { heavyActivities } from './queues';
 import type { BulkIngestSource } from '../activities/evidence';
 import type { VerifyRunInput, VerifyRunSummary } from '../src/core/evidence/locker/verify';
 
-const acts = proxyActivities<Activities>({
+const actsOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '60 seconds',
   retry: { initialInterval: '1s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 20 },
-});
+} as const;
+const acts = proxyActivities<Activities>(actsOptions);
 
 export interface BulkIngestProgress {
   total: number;
@@ -71,7 +73,8 @@ export async function verifyEvidence(rawInput: VerifyRunInput, carried?: { after
   }
   let batches = 0;
   for (;;) {
-    const r = await acts.verifyBatch(input, after);
+    // Full verification re-hashes every blob: the heavy task queue for new runs (./queues).
+    const r = await (input.mode === 'full' ? heavyActivities<Activities>(actsOptions) : acts).verifyBatch(input, after);
     progress.checked += r.checked;
     progress.ok += r.ok;
     progress.failed += r.failed;

@@ -1,5 +1,6 @@
 import { proxyActivities, defineQuery, setHandler, workflowInfo, ApplicationFailure, log } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { heavyActivities } from './queues';
 import type { ScanProgress, ScanThenAttestInput } from '../src/core/scan/types';
 
 export type { ScanPhase, ScanProgress } from '../src/core/scan/types';
@@ -20,7 +21,9 @@ const retry = { initialInterval: '1s', maximumInterval: '30s', backoffCoefficien
 
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
 // Reading layers of a large image takes a while; it heartbeats every 5 s.
-const heavy = proxyActivities<Activities>({ startToCloseTimeout: '60 minutes', heartbeatTimeout: '60 seconds', retry });
+const heavyOptions = { startToCloseTimeout: '60 minutes', heartbeatTimeout: '60 seconds', retry } as const;
+/** The heavy task queue for new runs (see ./queues). */
+const heavy = () => heavyActivities<Activities>(heavyOptions);
 
 export const scanProgressQuery = defineQuery<ScanProgress>('progress');
 
@@ -46,7 +49,7 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
     }
 
     p.phase = 'scanning';
-    const sbom = await heavy.scanSbom(ctx);
+    const sbom = await heavy().scanSbom(ctx);
     Object.assign(p, { sbomId: sbom.sbomId, components: sbom.components });
     p.warnings.push(...sbom.warnings.slice(0, 20));
     const finishedAt = ctx.sbomOnly ? undefined : await matchAttestRecord(ctx, sbom.sbomId, p);
@@ -89,7 +92,7 @@ function initialProgress(scanId: string, input: ScanThenAttestInput): ScanProgre
 /** match advisories → store report → sign statements → store attestations → record replay; the time the statements carry. */
 async function matchAttestRecord(ctx: ScanContext, sbomId: string, p: ScanProgress): Promise<string> {
   p.phase = 'matching';
-  const m = await heavy.scanMatch(ctx, sbomId);
+  const m = await heavy().scanMatch(ctx, sbomId);
   Object.assign(p, { reportId: m.reportId, counts: m.counts });
   p.warnings.push(...m.warnings);
   const finishedAt = new Date().toISOString();
@@ -101,7 +104,7 @@ async function matchAttestRecord(ctx: ScanContext, sbomId: string, p: ScanProgre
     p.attestationIds.push(a.id);
   }
   // Every full run records a signed replay manifest + bundles (replay runbook §2.1).
-  const rp = await heavy.scanRecordReplay(ctx);
+  const rp = await heavy().scanRecordReplay(ctx);
   p.replayManifest = rp.manifestDigest;
   return finishedAt;
 }

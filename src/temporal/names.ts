@@ -6,9 +6,10 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 /** Custom search attributes registered on the namespace (dev server flags, or the operator API). */
-export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime'> = {
+export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime' | 'KeywordList'> = {
   StellaArtifactDigest: 'Keyword',
   StellaEnvironment: 'Keyword',
+  StellaMissingEvidence: 'KeywordList',
   StellaPromotionState: 'Keyword',
   StellaTenant: 'Keyword',
 };
@@ -17,9 +18,19 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Text' | 'Int' | 'Dat
 export const SA = {
   artifact: defineSearchAttributeKey('StellaArtifactDigest', SearchAttributeType.KEYWORD),
   environment: defineSearchAttributeKey('StellaEnvironment', SearchAttributeType.KEYWORD),
+  /** Evidence kinds a waiting promotion misses (`StellaMissingEvidence = 'sbom'` in the UI's filter). */
+  missingEvidence: defineSearchAttributeKey('StellaMissingEvidence', SearchAttributeType.KEYWORD_LIST),
   promotionState: defineSearchAttributeKey('StellaPromotionState', SearchAttributeType.KEYWORD),
   tenant: defineSearchAttributeKey('StellaTenant', SearchAttributeType.KEYWORD),
 } as const;
+
+/**
+ * The heavy task queue of a control queue: scans, full verification, backup compression and
+ * restores run there, so workers with more CPU/memory (and fewer slots) can poll it separately.
+ */
+export function heavyTaskQueue(controlQueue: string): string {
+  return `${controlQueue}-heavy`;
+}
 
 /** Ids of the Temporal Schedules stella creates at worker start. */
 export const SCHEDULE_IDS = {

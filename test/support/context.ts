@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import type { StellaWorkerGroup as Worker } from '../../workers/worker';
 import { loadConfig, type StellaConfig } from '../../src/config';
 import { createAppContext, closeAppContext, type AppContext } from '../../src/core/context';
 import { S3BlobStore } from '../../src/blob';

@@ -115,10 +115,20 @@ function serveCommand(program: Command): void {
     .description('run the worker and the HTTP API in this process (what dev up and the container run)')
     .option('--no-api', 'worker only')
     .option('--no-worker', 'API only')
+    .option('--queues <list>', 'task queues the worker polls: control, heavy or control,heavy (default STELLA_WORKER_QUEUES, both)')
     .action(
-      action(async (o: { api: boolean; worker: boolean }, cmd: Command) => {
+      action(async (o: { api: boolean; worker: boolean; queues?: string }, cmd: Command) => {
+        const queues = o.queues?.split(',').map((q) => q.trim());
+        if (queues && (!queues.length || queues.some((q) => q !== 'control' && q !== 'heavy'))) {
+          throw new CliError(`--queues ${JSON.stringify(o.queues)}: expected control, heavy or control,heavy`, EXIT.USAGE);
+        }
         const { serve } = await import('../../serve');
-        const running = await serve(ctxOf(cmd).config(), { api: o.api, worker: o.worker, handleSignals: true });
+        const running = await serve(ctxOf(cmd).config(), {
+          api: o.api,
+          worker: o.worker,
+          handleSignals: true,
+          ...(queues ? { queues: queues as ('control' | 'heavy')[] } : {}),
+        });
         await running.done;
       }),
     );
