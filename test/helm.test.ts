@@ -76,13 +76,20 @@ describe('Helm chart deploy/helm/stella', () => {
   });
 
   it('renders separate, scalable API and worker Deployments, their Services, a migration Job and no volume claim', () => {
-    expect(
-      byKind(full, 'Deployment')
-        .map((d) => d.metadata.name)
-        .sort(),
-    ).toEqual(['rel-stella-api', 'rel-stella-worker']);
+    const names = (docs: K8s[]) => byKind(docs, 'Deployment').map((d) => d.metadata.name);
+    expect(names(full).sort()).toEqual(['rel-stella-api', 'rel-stella-heavy-worker', 'rel-stella-worker']);
+    expect(names(minimal).sort()).toEqual(['rel-stella-api', 'rel-stella-worker']);
     expect(one(full, 'Deployment', 'rel-stella-api').spec.replicas).toBe(fullValues.api.replicas);
     expect(one(full, 'Deployment', 'rel-stella-worker').spec.replicas).toBe(fullValues.worker.replicas);
+    expect(one(full, 'Deployment', 'rel-stella-heavy-worker').spec.replicas).toBe(fullValues.heavyWorker.replicas);
+    // Task queues: with a heavy worker, the worker polls control and the heavy worker heavy (and ensures no schedules).
+    const envValue = (docs: K8s[], name: string, v: string) =>
+      one(docs, 'Deployment', name).spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === v)?.value;
+    expect(envValue(full, 'rel-stella-worker', 'STELLA_WORKER_QUEUES')).toBe('control');
+    expect(envValue(full, 'rel-stella-heavy-worker', 'STELLA_WORKER_QUEUES')).toBe('heavy');
+    expect(envValue(full, 'rel-stella-heavy-worker', 'STELLA_SCHEDULES')).toBe('false');
+    expect(envValue(minimal, 'rel-stella-worker', 'STELLA_WORKER_QUEUES')).toBe('control,heavy');
+    expect(envValue(minimal, 'rel-stella-worker', 'STELLA_SCHEDULES')).toBe('true');
     const api = one(full, 'Deployment', 'rel-stella-api').spec.template.spec.containers[0];
     const worker = one(full, 'Deployment', 'rel-stella-worker').spec.template.spec.containers[0];
     expect(api.args).toEqual(['serve', '--no-worker']);
@@ -90,7 +97,7 @@ describe('Helm chart deploy/helm/stella', () => {
     expect(worker.args).not.toContain('--no-worker');
     expect(api.image).toBe('registry.example.com/stella:0.1.0');
     // Each Service selects exactly its Deployment's pods.
-    for (const c of ['api', 'worker']) {
+    for (const c of ['api', 'worker', 'heavy-worker']) {
       const svc = one(full, 'Service', `rel-stella-${c}`);
       const pods = one(full, 'Deployment', `rel-stella-${c}`).spec.template.metadata.labels;
       for (const [k, v] of Object.entries(svc.spec.selector)) expect(pods[k], `${c}: ${k}`).toBe(v);
@@ -219,7 +226,7 @@ describe('Helm chart deploy/helm/stella', () => {
     expect(rule.metadata.labels!.release).toBe('prometheus');
     const sm = one(full, 'ServiceMonitor', 'rel-stella');
     expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: 'http', path: '/metrics' })]);
-    for (const c of ['api', 'worker']) {
+    for (const c of ['api', 'worker', 'heavy-worker']) {
       const svc = one(full, 'Service', `rel-stella-${c}`);
       for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels![k]).toBe(v);
       expect(sm.spec.selector.matchExpressions[0].values).toContain(svc.metadata.labels!['app.kubernetes.io/component']);

@@ -202,3 +202,16 @@ readinessProbe:
   timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
   failureThreshold: {{ $p.readiness.failureThreshold }}
 {{- end -}}
+
+{{/* The worker's command and where it answers /healthz, /readyz and /metrics (its pod port). */}}
+{{- define "stella.workerCommand" -}}
+# `serve` runs the worker, and the API's /healthz, /readyz and /metrics on the pod's port.
+args: ["serve"]
+{{- end -}}
+
+{{- define "stella.workerListenEnv" -}}
+- name: STELLA_API_HOST
+  value: 0.0.0.0
+- name: STELLA_API_PORT
+  value: {{ .Values.worker.port | quote }}
+{{- end -}}
