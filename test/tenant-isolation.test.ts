@@ -81,6 +81,10 @@ const PROBES: Record<string, Probe> = {
   'GET /evidence/:id/proof': { path: { id: 'item' } },
   'POST /evidence/:id/mark-corrupted': { path: { id: 'item' }, body: () => ({ reason: 'probe' }) },
   'POST /evidence/:id/recover': { path: { id: 'item' }, body: () => ({ source: 'replica' }) },
+  'GET /evidence/:id/exists': { path: { id: 'item' } },
+  'POST /evidence/:id/tombstone': { path: { id: 'item' }, body: () => ({ reason: 'probe' }) },
+  'POST /evidence/integrity/acknowledgements': { body: (id) => ({ id: id('item'), reason: 'probe' }), expect: 404 },
+  'GET /evidence/integrity/acknowledgements': {},
   'GET /evidence/chain': { query: { artifact: 'artifact' } },
   'GET /evidence/export': { query: { digest: 'artifact' } },
   'POST /evidence/retry-store': { body: (id) => ({ artifact: id('artifact') }) },
@@ -101,6 +105,7 @@ const PROBES: Record<string, Probe> = {
   // retention
   'GET /evidence/holds': { query: { item: 'item' } },
   'GET /evidence/holds/:id': { path: { id: 'hold' } },
+  'GET /evidence/holds/:id/timeline': { path: { id: 'hold' } },
   'POST /evidence/holds': { body: (id) => ({ scope: 'items', values: [id('item')], reason: 'probe' }) },
   'DELETE /evidence/holds/:id': { path: { id: 'hold' }, body: () => ({ reason: 'probe' }) },
   'GET /evidence/retention/runs': {},

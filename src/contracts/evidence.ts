@@ -66,3 +66,17 @@ export const EvidenceList = z.object({ items: z.array(EvidenceItem), nextCursor:
 export type EvidenceList = z.infer<typeof EvidenceList>;
 
 export const EvidenceIdParams = z.object({ id: z.string() });
+
+/** GET /evidence/:id/exists: the index row and the blob (stat by default; deep=true re-hashes it). */
+export const ExistsQuery = z.object({ deep: z.enum(['true', 'false']).optional(), tenant: z.string().optional() });
+export const Existence = z.object({
+  id: z.string(),
+  indexed: z.boolean(),
+  state: z.string().nullable(),
+  kind: z.string().nullable(),
+  size: z.number().nullable(),
+  blob: z.enum(['present', 'intact', 'missing', 'size-mismatch', 'hash-mismatch']).nullable(),
+  check: z.enum(['stat', 'hash']),
+  exists: z.boolean(),
+});
+export type Existence = z.infer<typeof Existence>;

@@ -40,6 +40,8 @@ export const VerifySummary = z.object({
   checked: z.number(),
   ok: z.number(),
   failed: z.number(),
+  /** Failures an operator acknowledged (stella evidence acknowledge / mark-corrupted): listed, not failing the run. */
+  acknowledged: z.number().optional(),
   startedAt: z.string(),
   finishedAt: z.string().nullable(),
   toAnchor: z.string().nullable(),
@@ -68,7 +70,15 @@ export const VerifyRunStatus = z.object({
 export const VerifyReportQuery = z.object({ runId: z.string().optional(), filter: z.string().optional(), tenant: Tenant });
 export const VerifyReport = VerifySummary.extend({
   byResult: z.record(z.string(), z.number()),
-  results: z.array(z.looseObject({ id: z.string(), result: z.string(), detail: z.string().nullable(), checkedAt: z.string() })),
+  results: z.array(
+    z.looseObject({
+      id: z.string(),
+      result: z.string(),
+      detail: z.string().nullable(),
+      checkedAt: z.string(),
+      acknowledged: z.object({ reason: z.string().nullable(), actor: z.string().nullable(), at: z.string().nullable() }).nullable().optional(),
+    }),
+  ),
 });
 
 // ---- status, store, provenance, chain ----------------------------------------------------
@@ -93,6 +103,10 @@ export const LockerStatus = z.looseObject({
   latestVerify: VerifySummary.nullable(),
   /** The newest anchor's summary, `{ none: true }` before the first one. */
   latestAnchor: z.looseObject({ none: z.literal(true).optional() }),
+  /** Open acknowledged integrity failures (stella evidence acknowledge / mark-corrupted). */
+  acknowledged: z
+    .object({ open: z.number(), items: z.array(z.object({ id: z.string(), reason: z.string(), actor: z.string(), acknowledgedAt: z.string() })) })
+    .optional(),
 });
 
 export const Probe = z.object({
@@ -295,7 +309,20 @@ export const StorageAnalyze = z.looseObject({
 // ---- repair --------------------------------------------------------------------------------
 export const MarkCorruptedBody = z.object({ reason: z.string({ error: 'reason is required' }) });
 export const MarkCorruptedResult = z.looseObject({ id: z.string(), previousState: z.string(), state: z.string(), reason: z.string() });
-export const RecoverBody = z.object({ source: z.string().default('replica') }).default({ source: 'replica' });
+/** area replay: the copy in the replay area (verify-report's `replay/<digest>`), from the locker's own blob by default. */
+export const RecoverBody = z.object({ source: z.string().optional(), area: z.enum(['locker', 'replay']).optional() }).default({});
+export const AcknowledgeBody = z.object({ id: z.string({ error: 'id is required' }), reason: z.string({ error: 'reason is required' }) });
+export const Acknowledgement = z.object({
+  id: z.string(),
+  reason: z.string(),
+  actor: z.string(),
+  acknowledgedAt: z.string(),
+  resolution: z.enum(['repaired', 'tombstoned']).nullable(),
+  resolvedAt: z.string().nullable(),
+});
+export const AcknowledgementQuery = z.object({ tenant: Tenant });
+export const AcknowledgementList = z.object({ acknowledgements: z.array(Acknowledgement) });
+export const TombstoneResult = z.object({ id: z.string(), previousState: z.string(), state: z.string(), reason: z.string() });
 export const RecoverResult = z.looseObject({
   id: z.string(),
   recovered: z.boolean(),
@@ -382,6 +409,8 @@ export type MarkCorruptedBody = z.infer<typeof MarkCorruptedBody>;
 export type MarkCorruptedResult = z.infer<typeof MarkCorruptedResult>;
 export type RecoverBody = z.infer<typeof RecoverBody>;
 export type RecoverResult = z.infer<typeof RecoverResult>;
+export type AcknowledgeBody = z.infer<typeof AcknowledgeBody>;
+export type Acknowledgement = z.infer<typeof Acknowledgement>;
 export type RetryStoreBody = z.infer<typeof RetryStoreBody>;
 export type RetryStoreResult = z.infer<typeof RetryStoreResult>;
 export type BulkIngestBody = z.infer<typeof BulkIngestBody>;

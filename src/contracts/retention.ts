@@ -39,6 +39,14 @@ export const HoldIdList = z.object({ holds: z.array(z.string()) });
 export const HoldListAnswer = z.union([HoldList, HoldIdList]);
 
 export const HoldParams = z.object({ id: z.string().min(1).max(200) });
+export const HoldTimelineQuery = z.object({ ...TenantQuery });
+export const HoldTimeline = z.object({
+  hold: Hold,
+  events: z.array(
+    z.object({ at: z.string(), actor: z.string(), action: z.string(), reason: z.string().nullable(), details: z.record(z.string(), z.unknown()) }),
+  ),
+});
+export type HoldTimeline = z.infer<typeof HoldTimeline>;
 export const HoldReleaseBody = z.object({ reason: z.string().max(2000).optional() }).nullish();
 export const HoldReleaseQuery = z.object({ reason: z.string().max(2000).optional(), ...TenantQuery });
 

@@ -1,7 +1,18 @@
 /** Evidence item routes: upload (raw body), list, metadata, existence and retrieval. */
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { EvidenceIdParams, EvidenceItem, EvidenceList, IngestResult, ListEvidenceQuery, PutEvidenceQuery } from '../../contracts/evidence';
+import {
+  EvidenceIdParams,
+  EvidenceItem,
+  EvidenceList,
+  Existence,
+  ExistsQuery,
+  IngestResult,
+  ListEvidenceQuery,
+  PutEvidenceQuery,
+} from '../../contracts/evidence';
+import { existence } from '../../core/evidence/locker/exists';
+import { notFound } from '../../lib/errors';
 import { ingestUpload, validateDigest } from '../../core/evidence';
 import { type ApiDeps, requireScope, tenantOf } from '../deps';
 
@@ -62,11 +73,25 @@ function registerMeta(app: App, { ctx }: ApiDeps) {
 }
 
 function registerExists(app: App, { ctx }: ApiDeps) {
+  app.get('/evidence/:id/exists', { schema: { params: EvidenceIdParams, querystring: ExistsQuery, response: { 200: Existence } } }, async (req) => {
+    requireScope(req, 'evidence:read');
+    const e = await existence(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'), req.query.deep === 'true');
+    if (!e.indexed) throw notFound(`evidence ${e.id} not found`);
+    return e;
+  });
+  // HEAD answers what GET would: 404 when not indexed, 422 when the index names a blob the store lacks.
   app.head('/evidence/:id', { schema: { params: EvidenceIdParams } }, async (req, reply) => {
     requireScope(req, 'evidence:read');
-    const item = await ctx.evidence.find(tenantOf(req), validateDigest(req.params.id, 'evidence id'));
-    if (!item || item.state === 'purged') return reply.status(404).send();
+    const e = await existence(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'), false);
+    if (!e.indexed) return reply.status(404).send();
+    const item = await ctx.evidence.get(tenantOf(req), e.id);
+    if (e.blob !== 'present')
+      return reply
+        .header('x-stella-blob', e.blob ?? 'missing')
+        .status(422)
+        .send();
     return reply
+      .header('x-stella-blob', e.blob)
       .header('content-type', item.mediaType)
       .header('content-length', item.size)
       .header('etag', `"${item.id}"`)

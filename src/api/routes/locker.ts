@@ -7,6 +7,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { bulkIngest, bulkIngestProgressQuery } from '../../../workflows/evidence';
 import { evidenceIndexRebuild, evidenceIngestArchive } from '../../../workflows/locker';
 import {
+  AcknowledgeBody,
+  Acknowledgement,
+  AcknowledgementList,
+  AcknowledgementQuery,
   BulkIngestBody,
   BulkIngestStarted,
   BulkIngestStatus,
@@ -39,6 +43,7 @@ import {
   StorageStatsQuery,
   StorageTest,
   StoreHealth,
+  TombstoneResult,
   WorkflowIdParams,
 } from '../../contracts/locker';
 import { validateDigest, validateKind } from '../../core/evidence';
@@ -46,6 +51,8 @@ import { ingestSourceKind } from '../../core/evidence/locker/archive-ingest';
 import { evidenceChain, provenanceShow } from '../../core/evidence/locker/graph';
 import { getOp, indexLookup, indexOptimize, indexRefresh, indexStatus, latestOp, opStart, recordIngest, settleOp } from '../../core/evidence/locker/index-ops';
 import { markCorrupted, recover, retryStore } from '../../core/evidence/locker/repair';
+import { acknowledge, listAcks, tombstone } from '../../core/evidence/locker/lifecycle';
+import { REPLAY_COPY_PREFIX } from '../../core/evidence/locker/verify';
 import { lockerStatus } from '../../core/evidence/locker/status';
 import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, storeHealth } from '../../core/evidence/locker/storage';
 import { badInput, notFound, StellaError } from '../../lib/errors';
@@ -158,7 +165,21 @@ function repairRoutes(app: App, { ctx }: ApiDeps) {
   });
   app.post('/evidence/:id/recover', { schema: { params: IdParams, body: RecoverBody, response: { 200: RecoverResult } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');
-    return recover(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'), req.body.source, actorOf(p.sub));
+    const id = validateDigest(req.params.id, 'evidence id');
+    const replay = req.body.area === 'replay';
+    return recover(ctx, tenantOf(req), replay ? `${REPLAY_COPY_PREFIX}${id}` : id, req.body.source ?? (replay ? 'locker' : 'replica'), actorOf(p.sub));
+  });
+  app.post('/evidence/integrity/acknowledgements', { schema: { body: AcknowledgeBody, response: { 200: Acknowledgement } } }, async (req) => {
+    const p = requireScope(req, 'evidence:write');
+    return acknowledge(ctx, viewerOf(req), req.body.id, req.body.reason, actorOf(p.sub));
+  });
+  app.get('/evidence/integrity/acknowledgements', { schema: { querystring: AcknowledgementQuery, response: { 200: AcknowledgementList } } }, async (req) => {
+    requireScope(req, 'evidence:read');
+    return { acknowledgements: await listAcks(ctx, tenantOf(req)) };
+  });
+  app.post('/evidence/:id/tombstone', { schema: { params: IdParams, body: MarkCorruptedBody, response: { 200: TombstoneResult } } }, async (req) => {
+    const p = requireScope(req, 'evidence:write');
+    return tombstone(ctx, tenantOf(req), validateDigest(req.params.id, 'evidence id'), req.body.reason, actorOf(p.sub));
   });
   app.post('/evidence/retry-store', { schema: { body: RetryStoreBody, response: { 200: RetryStoreResult } } }, async (req) => {
     const p = requireScope(req, 'evidence:write');

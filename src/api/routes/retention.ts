@@ -7,7 +7,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps, type Principal } from '../deps';
 import type { App } from './evidence';
 import { applyDeclaration, effectivePolicies, retentionPolicySection, setTiers, getTiers } from '../../core/retention/policy';
-import { createHold, listHolds, getHold, releaseHold, holdsFor } from '../../core/retention/holds';
+import { createHold, listHolds, getHold, releaseHold, holdsFor, holdTimeline } from '../../core/retention/holds';
 import { getRun, listRuns, runItems, openPromotionArtifacts, startRun } from '../../core/retention/purge';
 import { archivePlan, streamArchive, deleteArchived, cleanupTemp } from '../../core/retention/archive';
 import { retentionRunId } from '../../temporal/names';
@@ -27,6 +27,8 @@ import {
   HoldListAnswer,
   HoldListQuery,
   HoldParams,
+  HoldTimeline,
+  HoldTimelineQuery,
   HoldReleaseBody,
   HoldReleaseQuery,
   PolicyApplied,
@@ -78,6 +80,10 @@ function holdRoutes(app: App, { ctx }: ApiDeps) {
     requireScope(req, 'evidence:read');
     if (req.query.item) return { holds: await holdsFor(ctx.db, tenantOf(req), req.query.item) };
     return { holds: await listHolds(ctx.db, tenantOf(req), { includeReleased: req.query.all === true }) };
+  });
+  app.get('/evidence/holds/:id/timeline', { schema: { params: HoldParams, querystring: HoldTimelineQuery, response: { 200: HoldTimeline } } }, async (req) => {
+    requireScope(req, 'evidence:read');
+    return holdTimeline(ctx.db, tenantOf(req), req.params.id);
   });
   app.get('/evidence/holds/:id', { schema: { params: HoldParams, response: { 200: Hold } } }, async (req) => {
     requireScope(req, 'evidence:read');

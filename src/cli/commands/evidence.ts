@@ -6,7 +6,7 @@ import { action, ctxOf, requireDigest, group } from '../common';
 import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
 import { print, renderTable, renderKv, shortDigest, humanBytes } from '../output';
 import { qs } from '../client';
-import { EvidenceItem, EvidenceList, IngestResult } from '../../contracts/evidence';
+import { EvidenceItem, EvidenceList, Existence, IngestResult } from '../../contracts/evidence';
 import { VerifyReport, VerifyRunStatus, VerifyStarted } from '../../contracts/locker';
 import { progressBar } from '../progress';
 import { verifyOffline } from './retention';
@@ -112,22 +112,26 @@ function listCommand(ev: Command): void {
 
 function existsCommand(ev: Command): void {
   ev.command('exists <id>')
-    .description('whether an item is stored (exit 0 yes, 3 no)')
+    .description('whether an item is indexed and its blob stored (exit 0 yes, 3 not indexed, 4 indexed but the blob is missing or damaged)')
+    .option('--deep', 're-hash the blob instead of checking its presence and size')
     .action(
-      action(async (id: string, _o, cmd: Command) => {
+      action(async (id: string, o: { deep?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
+        let e: Existence;
         try {
-          const res = await c.api().raw('HEAD', `/evidence/${id}`);
-          const out = { id, exists: true, kind: res.headers.get('x-stella-kind'), size: Number(res.headers.get('content-length')) };
-          print(c.format, out, () => `exists: ${id} (${out.kind}, ${humanBytes(out.size)})`);
-        } catch (e) {
-          if (e instanceof CliError && e.exitCode === EXIT.NOT_FOUND) {
-            print(c.format, { id, exists: false }, () => `not found: ${id}`);
-            return EXIT.NOT_FOUND;
-          }
-          throw e;
+          e = await c.api().call(Existence, 'GET', `/evidence/${id}/exists${qs({ deep: o.deep ? 'true' : undefined })}`);
+        } catch (err) {
+          if (!(err instanceof CliError && err.exitCode === EXIT.NOT_FOUND)) throw err;
+          print(c.format, { id, indexed: false, exists: false }, () => `not found: ${id}`);
+          return EXIT.NOT_FOUND;
         }
+        print(c.format, e, () => {
+          const how = e.check === 'hash' ? 're-hashed' : 'present, size checked; --deep re-hashes it';
+          if (e.exists) return `exists: ${id} (${e.kind}, ${humanBytes(e.size ?? 0)}; blob ${how})`;
+          return `indexed but not retrievable: ${id} (state ${e.state}, blob ${e.blob}); see: stella evidence storage check ${id}`;
+        });
+        return e.exists ? EXIT.OK : EXIT.INTEGRITY;
       }),
     );
 }
@@ -225,7 +229,7 @@ function verifyCommand(ev: Command): void {
             c.format,
             r,
             () =>
-              `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`,
+              `${r.status === 'passed' ? 'PASSED' : 'FAILED'}: ${o.mode} verification ${runId}: ${r.checked} checked, ${r.ok} ok, ${r.failed} failed${r.acknowledged ? `, ${r.acknowledged} acknowledged` : ''} (of ${r.total} items)${r.failed ? '\nsee: stella evidence verify-report --latest --filter failed' : ''}`,
           );
           return r.failed ? EXIT.INTEGRITY : EXIT.OK;
         },
@@ -235,14 +239,17 @@ function verifyCommand(ev: Command): void {
 
 function verifyReportCommand(ev: Command): void {
   ev.command('verify-report')
-    .description('results of an integrity verification run')
+    .description('results of an integrity verification run (exit 4 while it lists failures nobody acknowledged)')
     .option('--latest', 'the most recent run (default)')
     .option('--run <id>', 'a specific run')
-    .option('--filter <f>', 'failed: only failures')
+    .option('--filter <f>', 'failed: only failures (acknowledged ones included, marked); all')
     .action(
       action(async (o: { latest?: boolean; run?: string; filter?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
+        if (o.filter !== undefined && o.filter !== 'failed' && o.filter !== 'all')
+          throw new CliError(`--filter must be failed or all, got ${JSON.stringify(o.filter)}`, EXIT.USAGE);
         const r = await c.api().call(VerifyReport, 'GET', `/evidence/verify-report${qs({ runId: o.run, filter: o.filter })}`);
+        const open = r.results.filter((x) => x.result !== 'ok' && !x.acknowledged);
         print(c.format, r, () =>
           [
             renderKv({
@@ -254,6 +261,7 @@ function verifyReportCommand(ev: Command): void {
               checked: r.checked,
               ok: r.ok,
               failed: r.failed,
+              acknowledged: r.acknowledged ?? 0,
               'by result': r.byResult,
             }),
             '',
@@ -261,11 +269,13 @@ function verifyReportCommand(ev: Command): void {
               ? renderTable(r.results, [
                   { header: 'ID', get: (x) => x.id },
                   { header: 'RESULT', get: (x) => x.result },
+                  { header: 'ACK', get: (x) => (x.acknowledged ? `${x.acknowledged.actor}: ${x.acknowledged.reason}` : '-') },
                   { header: 'DETAIL', get: (x) => x.detail },
                 ])
               : 'no failures',
           ].join('\n'),
         );
+        return open.length ? EXIT.INTEGRITY : EXIT.OK;
       }),
     );
 }

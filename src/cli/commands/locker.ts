@@ -13,6 +13,8 @@ import {
   IndexLookup,
   IndexStatus,
   LockerStatus,
+  Acknowledgement,
+  AcknowledgementList,
   MarkCorruptedResult,
   OpStarted,
   OptimizeResult,
@@ -28,6 +30,7 @@ import {
   StorageStats,
   StorageTest,
   StoreHealth,
+  TombstoneResult,
 } from '../../contracts/locker';
 
 // Evidence Locker runbook commands beyond put/get/list/verify (those are in ./evidence.ts).
@@ -68,6 +71,8 @@ export function registerLockerCommands(program: Command): void {
     indexCommands,
     storageCommands,
     markCorruptedCommand,
+    acknowledgeCommand,
+    tombstoneCommand,
     recoverCommand,
     retryStoreCommand,
     ingestCommand,
@@ -108,9 +113,13 @@ function renderLockerStatus(s: LockerStatus): string {
       'Index size': humanBytes(s.index.bytes),
       Log: `${s.log.size} leaves (${s.log.tenantEntries} this tenant), last ${s.log.lastAppendedAt ?? 'never'}`,
       'Latest verify': v
-        ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed (${v.finishedAt ?? 'running'})`
+        ? `${v.runId} ${v.mode} ${v.status}: ${v.checked} checked, ${v.failed} failed${v.acknowledged ? `, ${v.acknowledged} acknowledged` : ''} (${v.finishedAt ?? 'running'})`
         : 'never (stella evidence verify --mode quick)',
       'Latest anchor': s.latestAnchor.none ? 'none yet' : JSON.stringify(s.latestAnchor),
+      Acknowledged: s.acknowledged?.open
+        ? s.acknowledged.items.map((a) => `${a.id} by ${a.actor}: ${a.reason}`).join('; ') +
+          (s.acknowledged.open > s.acknowledged.items.length ? ` (+${s.acknowledged.open - s.acknowledged.items.length} more)` : '')
+        : 'none',
     }),
     '',
     s.byKind.length
@@ -551,27 +560,81 @@ function markCorruptedCommand(ev: Command): void {
         requireDigest(o.id, 'evidence id');
         if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
         const r = await c.api().call(MarkCorruptedResult, 'POST', `/evidence/${o.id}/mark-corrupted`, { reason: o.reason });
-        print(c.format, r, () => `marked corrupted: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
+        print(c.format, r, () => `marked corrupted and acknowledged: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
       }),
     );
 }
 
 function recoverCommand(ev: Command): void {
   ev.command('recover')
-    .description('restore a corrupted or missing blob from a verified replica copy (audited)')
-    .requiredOption('--id <id>', 'evidence id sha256:…')
-    .option('--source <source>', 'where to recover from', 'replica')
+    .description('restore a corrupted or missing blob from a verified intact copy (audited); replay/<digest> restores a replay copy')
+    .requiredOption('--id <id>', 'evidence id sha256:…, or replay/sha256:… for the copy replay reads (as verify-report names it)')
+    .option('--source <source>', 'where to recover from: replica (default for items); locker (default for replay copies) or replica')
     .action(
-      action(async (o: { id: string; source: string }, cmd: Command) => {
+      action(async (o: { id: string; source?: string }, cmd: Command) => {
         const c = ctxOf(cmd);
-        requireDigest(o.id, 'evidence id');
-        if (o.source !== 'replica') throw new CliError(`--source must be replica, got ${JSON.stringify(o.source)}`, EXIT.USAGE);
-        const r = await c.api().call(RecoverResult, 'POST', `/evidence/${o.id}/recover`, { source: o.source });
+        const replay = o.id.startsWith('replay/');
+        const id = replay ? o.id.slice('replay/'.length) : o.id;
+        requireDigest(id, 'evidence id');
+        const source = o.source ?? (replay ? 'locker' : 'replica');
+        const allowed = replay ? ['locker', 'replica'] : ['replica'];
+        if (!allowed.includes(source)) throw new CliError(`--source must be ${allowed.join(' or ')}, got ${JSON.stringify(source)}`, EXIT.USAGE);
+        const r = await c.api().call(RecoverResult, 'POST', `/evidence/${id}/recover`, { source, area: replay ? 'replay' : 'locker' });
         print(
           c.format,
           r,
-          () => `recovered: ${r.id} from ${r.replica} (${r.bytes} bytes; primary was ${r.primaryWas}, state was ${r.previousState}; now ${r.state})`,
+          () =>
+            `recovered: ${r.id} from ${r.replica} (${r.bytes} bytes; ${replay ? 'copy' : 'primary'} was ${r.primaryWas}, state was ${r.previousState}; now ${r.state})`,
         );
+      }),
+    );
+}
+
+function acknowledgeCommand(ev: Command): void {
+  const cmd = ev
+    .command('acknowledge')
+    .description('acknowledge a verification failure (reason and who, audited): later runs list it without failing; --list shows them')
+    .option('--id <id>', 'what verify-report names: an evidence id, an unindexed blob, or replay/sha256:…')
+    .option('--reason <reason>', 'why it is accepted for now, e.g. "INC-1234 waiting for backup restore"')
+    .option('--list', 'list this tenant’s acknowledgements (open first)');
+  cmd.action(
+    action(async (o: { id?: string; reason?: string; list?: boolean }, command: Command) => {
+      const c = ctxOf(command);
+      if (o.list) {
+        const r = await c.api().call(AcknowledgementList, 'GET', '/evidence/integrity/acknowledgements');
+        print(c.format, r, () =>
+          r.acknowledgements.length
+            ? renderTable(r.acknowledgements, [
+                { header: 'ID', get: (x) => x.id },
+                { header: 'STATUS', get: (x) => x.resolution ?? 'open' },
+                { header: 'BY', get: (x) => x.actor },
+                { header: 'AT', get: (x) => x.acknowledgedAt },
+                { header: 'REASON', get: (x) => x.reason },
+              ])
+            : 'no acknowledgements',
+        );
+        return;
+      }
+      if (!o.id || !o.reason?.trim()) throw new CliError('--id and a non-empty --reason are required (or --list)', EXIT.USAGE);
+      requireDigest(o.id.startsWith('replay/') ? o.id.slice('replay/'.length) : o.id, 'id');
+      const r = await c.api().call(Acknowledgement, 'POST', '/evidence/integrity/acknowledgements', { id: o.id, reason: o.reason });
+      print(c.format, r, () => `acknowledged: ${r.id} by ${r.actor} (reason: ${r.reason})`);
+    }),
+  );
+}
+
+function tombstoneCommand(ev: Command): void {
+  ev.command('tombstone')
+    .description('give up an unrecoverable item (audited): its index row becomes purged with the reason, later runs skip it')
+    .requiredOption('--id <id>', 'evidence id sha256:…')
+    .requiredOption('--reason <reason>', 'why it cannot be recovered')
+    .action(
+      action(async (o: { id: string; reason: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(o.id, 'evidence id');
+        if (!o.reason.trim()) throw new CliError('--reason must not be empty', EXIT.USAGE);
+        const r = await c.api().call(TombstoneResult, 'POST', `/evidence/${o.id}/tombstone`, { reason: o.reason });
+        print(c.format, r, () => `tombstoned: ${r.id} (was ${r.previousState}; reason: ${r.reason})`);
       }),
     );
 }

@@ -14,6 +14,7 @@ import {
   CleanupTempResult,
   Hold,
   HoldList,
+  HoldTimeline,
   PolicyApplied,
   RetentionPolicySection,
   RunItems,
@@ -95,7 +96,7 @@ export function registerRetentionCommands(program: Command): void {
   const pol = group(ev, 'policy', 'evidence policies');
   for (const register of [policyApplyCommand, policyTiersCommand]) register(pol);
   const hold = group(ev, 'hold', 'legal holds: held evidence is never purged or archive-deleted');
-  for (const register of [holdCreateCommand, holdListCommand, holdReleaseCommand]) register(hold);
+  for (const register of [holdCreateCommand, holdListCommand, holdReleaseCommand, holdTimelineCommand]) register(hold);
   for (const register of [cleanupCommand, archiveCommand]) register(ev);
   const ret = group(ev, 'retention', 'retention runs and tiering');
   for (const register of [retentionRunsCommand, tierMoveCommand]) register(ret);
@@ -249,6 +250,30 @@ function holdReleaseCommand(hold: Command): void {
         const c = ctxOf(cmd);
         const h = await c.api().call(Hold, 'DELETE', `/evidence/holds/${encodeURIComponent(id)}`, { reason: o.reason });
         print(c.format, h, () => `released legal hold ${h.id} (${h.scope}) at ${h.releasedAt}`);
+      }),
+    );
+}
+
+function holdTimelineCommand(hold: Command): void {
+  hold
+    .command('timeline <id>')
+    .description('a legal hold and everything audited about it (created, released), oldest first')
+    .action(
+      action(async (id: string, _o, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const t = await c.api().call(HoldTimeline, 'GET', `/evidence/holds/${encodeURIComponent(id)}/timeline`);
+        print(c.format, t, () =>
+          [
+            `legal hold ${t.hold.id} (${t.hold.scope}${t.hold.values.length ? `: ${t.hold.values.map(shortDigest).join(', ')}` : ''}) — ${t.hold.active ? 'active' : 'released'}`,
+            '',
+            renderTable(t.events, [
+              { header: 'AT', get: (e) => e.at },
+              { header: 'ACTION', get: (e) => e.action },
+              { header: 'BY', get: (e) => e.actor },
+              { header: 'REASON', get: (e) => e.reason ?? '-' },
+            ]),
+          ].join('\n'),
+        );
       }),
     );
 }

@@ -2,6 +2,7 @@ import type { AppContext } from '../context';
 import { exportRootPack } from '../../crypto/rootpack';
 import type { Envelope } from '../../crypto/dsse';
 import { notFound } from '../../lib/errors';
+import { BlobNotFoundError, DigestMismatchError } from '../../blob';
 import { replayVerify, type ReplayResult } from './verify';
 import type { ReplayManifest } from './manifest';
 
@@ -99,18 +100,53 @@ export async function tenantsWithRuns(ctx: AppContext): Promise<string[]> {
   return r.rows.map((x) => x.tenant_id);
 }
 
-/** The stored files of a run, read back from the replay/ namespace (verified reads). */
+/** How a stored replay file read back: fine, absent, or present but damaged (hashes otherwise). */
+export type StoredState = 'ok' | 'missing' | 'corrupt';
+export type StoredFile = 'manifest' | 'envelope' | 'input' | 'output';
+
+/**
+ * The stored files of a run, read back from the replay/ namespace (verified reads), and for each
+ * file that could not be used whether it was missing or corrupt, so --explain says which.
+ */
 export async function loadRunFiles(ctx: AppContext, run: ReplayRun) {
   const store = ctx.blobs.primary.withPrefix('replay');
-  const get = async (d: string) => store.getBuffer(d).catch(() => null);
-  const [m, e, input, output] = await Promise.all([get(run.manifestDigest), get(run.envelopeDigest), get(run.inputDigest), get(run.outputDigest)]);
+  const stored: Record<StoredFile, StoredState> = { manifest: 'ok', envelope: 'ok', input: 'ok', output: 'ok' };
+  const storedProblems: Partial<Record<StoredFile, string>> = {};
+  const get = async (file: StoredFile, d: string) => {
+    try {
+      return await store.getBuffer(d);
+    } catch (e) {
+      if (!(e instanceof DigestMismatchError) && !(e instanceof BlobNotFoundError)) throw e;
+      const corrupt = e instanceof DigestMismatchError;
+      stored[file] = corrupt ? 'corrupt' : 'missing';
+      storedProblems[file] = corrupt
+        ? `${FILE_NAMES[file]} is corrupt in the replay store (${(e as Error).message}); repair: stella evidence recover --id replay/${d}`
+        : `${FILE_NAMES[file]} is missing from the replay store (${d}); repair: stella evidence recover --id replay/${d}`;
+      return null;
+    }
+  };
+  const [m, e, input, output] = await Promise.all([
+    get('manifest', run.manifestDigest),
+    get('envelope', run.envelopeDigest),
+    get('input', run.inputDigest),
+    get('output', run.outputDigest),
+  ]);
   return {
     manifest: m ? (JSON.parse(m.toString('utf8')) as ReplayManifest) : null,
     envelope: e ? (JSON.parse(e.toString('utf8')) as Envelope) : null,
     input,
     output,
+    stored,
+    storedProblems,
   };
 }
+
+const FILE_NAMES: Record<StoredFile, string> = {
+  manifest: 'manifest.json',
+  envelope: 'manifest.dsse.json',
+  input: 'inputbundle.tar.zst',
+  output: 'outputbundle.tar.zst',
+};
 
 /** Verifies one run online (RootPack from the key store) and records the outcome. */
 export async function verifyRun(ctx: AppContext, tenant: string, scanId: string, source: string, strict = true): Promise<ReplayResult> {
@@ -123,6 +159,7 @@ export async function verifyRun(ctx: AppContext, tenant: string, scanId: string,
     outputBundle: files.output,
     rootpack: await exportRootPack(ctx.keys),
     strict,
+    storedProblems: files.storedProblems,
   });
   await recordVerification(ctx, tenant, scanId, source, result);
   return result;

@@ -53,6 +53,8 @@ export interface ReplayInputs {
   outputBundle: Uint8Array | null;
   rootpack: RootPack;
   strict?: boolean;
+  /** Why a stored file is absent (online replay): missing from, or corrupt in, the replay store. */
+  storedProblems?: Partial<Record<'manifest' | 'envelope' | 'input' | 'output', string>>;
 }
 
 const findingKey = (f: Pick<Finding, 'id' | 'package'>) => `${f.id}|${f.package.ecosystem}|${f.package.name}|${f.package.version}`;
@@ -82,7 +84,7 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
   try {
     m = validateManifest(inp.manifest);
   } catch (e) {
-    err('MANIFEST_INVALID', (e as Error).message);
+    err('MANIFEST_INVALID', inp.storedProblems?.manifest ?? (e as Error).message);
     return result;
   }
   result.scanId = m.scanId;
@@ -90,8 +92,8 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
   result.recorded = { verdict: m.verdict, counts: m.counts ?? null };
 
   checkSignature(inp, m, result, err);
-  const inputOk = checkDigest(inp.inputBundle, m.inputBundle, 'INPUT_DIGEST_MISMATCH', 'inputbundle.tar.zst', err);
-  const outputOk = checkDigest(inp.outputBundle, m.outputBundle, 'OUTPUT_DIGEST_MISMATCH', 'outputbundle.tar.zst', err);
+  const inputOk = checkDigest(inp.inputBundle, m.inputBundle, 'INPUT_DIGEST_MISMATCH', 'inputbundle.tar.zst', err, inp.storedProblems?.input);
+  const outputOk = checkDigest(inp.outputBundle, m.outputBundle, 'OUTPUT_DIGEST_MISMATCH', 'outputbundle.tar.zst', err, inp.storedProblems?.output);
   await checkToolDrift(m, warn);
   if (inputOk && inp.inputBundle) await recompute(inp.inputBundle, outputOk ? inp.outputBundle : null, m, result, err);
   result.ok = !problems.some((p) => p.severity === 'error');
@@ -101,7 +103,7 @@ export async function replayVerify(inp: ReplayInputs): Promise<ReplayResult> {
 /** Signature: trusted for the signing time, so a key rotated out later still verifies. */
 function checkSignature(inp: ReplayInputs, m: ReplayManifest, result: ReplayResult, err: Report): void {
   if (!inp.envelope) {
-    err('SIGNATURE_MISSING', 'no DSSE envelope for the manifest');
+    err('SIGNATURE_MISSING', inp.storedProblems?.envelope ?? 'no DSSE envelope for the manifest');
     return;
   }
   try {
@@ -121,9 +123,16 @@ function checkSignature(inp: ReplayInputs, m: ReplayManifest, result: ReplayResu
   }
 }
 
-function checkDigest(bytes: Uint8Array | null, want: { digest: string; size: number }, code: ReplayCode, name: string, err: Report): boolean {
+function checkDigest(
+  bytes: Uint8Array | null,
+  want: { digest: string; size: number },
+  code: ReplayCode,
+  name: string,
+  err: Report,
+  whyAbsent?: string,
+): boolean {
   if (!bytes) {
-    err('BUNDLE_UNREADABLE', `${name} is missing`);
+    err('BUNDLE_UNREADABLE', whyAbsent ?? `${name} is missing`);
     return false;
   }
   const got = sha256Digest(bytes);

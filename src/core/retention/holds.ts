@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import type { AppContext } from '../context';
-import { audit, timelineEvent } from '../audit';
+import { audit, auditTrailOf, timelineEvent } from '../audit';
 import { badInput, conflict, notFound } from '../../lib/errors';
 import { validateDigest, validateKind } from '../evidence';
 import { itemHoldFacts } from '../evidence/queries/retention';
@@ -173,4 +173,22 @@ export async function holdsFor(db: Queryable, tenant: string, itemId: string): P
 /** Is this item under an active legal hold? */
 export async function isHeld(db: Queryable, tenant: string, itemId: string): Promise<boolean> {
   return (await holdsFor(db, tenant, itemId)).length > 0;
+}
+
+export interface HoldTimelineEntry {
+  at: string;
+  actor: string;
+  action: string;
+  reason: string | null;
+  details: Record<string, unknown>;
+}
+
+/** `stella evidence hold timeline <id>`: the hold and everything audited about it, oldest first (within the tenant). */
+export async function holdTimeline(db: Db, tenant: string, id: string): Promise<{ hold: Hold; events: HoldTimelineEntry[] }> {
+  const hold = await getHold(db, tenant, id);
+  const trail = await auditTrailOf(db, tenant, id);
+  return {
+    hold,
+    events: trail.map((e) => ({ at: new Date(e.at).toISOString(), actor: e.actor, action: e.action, reason: e.reason, details: e.details ?? {} })),
+  };
 }

@@ -18,6 +18,7 @@ import { mapLimit } from '../../lib/concurrency';
 import { audit } from '../audit';
 import { type Queryable, transitionItems } from '../evidence/state';
 import { hotItemsBefore, moveToColdTier, otherTenantLiveTiers } from '../evidence/queries/retention';
+import { replayArea } from '../replay/queries/retention';
 import { getTiers } from './policy';
 import { gatherItemPage, gatherTenantFacts } from './gather';
 import {
@@ -163,6 +164,8 @@ export async function finishPendingBlobs(ctx: AppContext, runId: string, onProgr
       if (run.kind !== 'tier-move' && ctx.blobs.replica && !others.has(row.id)) await ctx.blobs.replica.delete(row.id);
       return { id: row.id, shared };
     });
+      // So does the copy replay reads (the store's replay/ area): retention applies to it too.
+      if (run.kind !== 'tier-move' && !others.has(row.id)) await replayArea(ctx).delete(row.id);
     await markBlobsDone(ctx.db, runId, marks);
     done += rows.length;
     onProgress(done);

@@ -7,6 +7,7 @@ import { audit } from '../../audit';
 import { notFound } from '../../../lib/errors';
 import { mapLimit } from '../../../lib/concurrency';
 import { tierStore } from './storage';
+import { resolveAcks } from './lifecycle';
 import { type Viewer, visibleTenants } from '../viewer';
 
 /**
@@ -170,9 +171,10 @@ export interface RefreshChange {
 
 /**
  * SP-002 incremental refresh: reconcile this tenant's index rows with the store by stat (cheap,
- * no re-hash except to clear a previous missing/size flag). A present row whose blob is gone or
- * has the wrong size becomes corrupted; a row flagged that way whose blob is back and intact
- * becomes present again. Every state change is audited. Hash mismatches are left to verify.
+ * re-hashing only corrupted rows). A present row whose blob is gone or has the wrong size becomes
+ * corrupted; a corrupted row (whatever flagged it: missing, size or hash mismatch, mark-corrupted)
+ * whose blob is back and re-hashes intact becomes present again and its acknowledgement is settled
+ * as repaired. Every state change is audited. Hash mismatches of present rows are left to verify.
  */
 export async function indexRefresh(ctx: AppContext, tenant: string, actor: string, opts: { dryRun?: boolean } = {}) {
   const opId = opts.dryRun ? null : await opStart(ctx.db, { tenant, op: 'index.refresh', actor });
@@ -194,13 +196,17 @@ export async function indexRefresh(ctx: AppContext, tenant: string, actor: strin
         if (row.state === 'present') {
           if (!st) change = { id: row.id, from: 'present', to: 'corrupted', reason: 'missing-blob' };
           else if (st.size !== size) change = { id: row.id, from: 'present', to: 'corrupted', reason: `size-mismatch: index ${size}, store ${st.size}` };
-        } else if (st && st.size === size && /^(missing-blob|size-mismatch)/.test(row.state_reason ?? '')) {
+        } else if (st && st.size === size) {
+          // Whatever flagged it (missing, size, hash mismatch, an operator): after a repair the blob re-hashes intact.
           const h = await tierStore(ctx, row.tier).hash(row.id);
           if (h?.actual === row.id) change = { id: row.id, from: 'corrupted', to: 'present', reason: 'index refresh: blob present and intact again' };
         }
         if (change) {
           changes.push(change);
-          if (!opts.dryRun) await ctx.evidence.setState(tenant, change.id, change.to as 'present' | 'corrupted', change.reason, actor);
+          if (!opts.dryRun) {
+            await ctx.evidence.setState(tenant, change.id, change.to as 'present' | 'corrupted', change.reason, actor);
+            if (change.to === 'present') await resolveAcks(ctx.db, tenant, [change.id], 'repaired');
+          }
         }
       }
       after = r.rows[r.rows.length - 1].id;

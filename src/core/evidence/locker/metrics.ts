@@ -42,11 +42,12 @@ export function lockerMetrics({ registry, db, blobs, cached }: MetricsEnv): void
       },
     });
     const latestRun = cached(async () => {
-      const run = await db.query(`SELECT id, mode, ok FROM verify_runs WHERE finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1`);
+      const run = await db.query(`SELECT id, mode, ok, acknowledged FROM verify_runs WHERE finished_at IS NOT NULL ORDER BY started_at DESC LIMIT 1`);
       if (!run.rowCount) return null;
-      const { id, mode, ok } = run.rows[0];
-      const r = await db.query('SELECT result, count(*)::int AS n FROM verify_results WHERE run_id=$1 GROUP BY result', [id]);
-      return { mode: mode as string, ok: Number(ok), results: r.rows as { result: string; n: number }[] };
+      const { id, mode, ok, acknowledged } = run.rows[0];
+      // Acknowledged failures are not failures for StellaEvidenceIntegrityFailure: counted apart.
+      const r = await db.query('SELECT result, count(*)::int AS n FROM verify_results WHERE run_id=$1 AND NOT acknowledged GROUP BY result', [id]);
+      return { mode: mode as string, ok: Number(ok), acknowledged: Number(acknowledged ?? 0), results: r.rows as { result: string; n: number }[] };
     });
     new client.Gauge({
       name: 'stella_evidence_verify_results',
@@ -59,6 +60,14 @@ export function lockerMetrics({ registry, db, blobs, cached }: MetricsEnv): void
         if (!run) return;
         this.set({ result: 'ok', mode: run.mode }, run.ok);
         for (const row of run.results) this.set({ result: row.result, mode: run.mode }, row.n);
+      },
+    });
+    new client.Gauge({
+      name: 'stella_evidence_verify_acknowledged',
+      help: 'Failures of the latest integrity verification run an operator had acknowledged (listed in verify-report, not alerting)',
+      registers: [registry],
+      async collect() {
+        this.set((await latestRun())?.acknowledged ?? 0);
       },
     });
     const lastRun = cached(async () => (await db.query(`SELECT extract(epoch FROM max(finished_at))::float AS t FROM verify_runs`)).rows[0]?.t ?? 0);

@@ -12,28 +12,28 @@ import { badInput, integrity, StellaError } from '../../../lib/errors';
 import { sha256Digest } from '../../../lib/hash';
 import { opStart, opFinish } from './index-ops';
 import { spoolDir, tierStore } from './storage';
+import { reasonOf, recordAck, resolveAcks } from './lifecycle';
+import { REPLAY_COPY_PREFIX } from './verify';
+import { isReplayCopy, replayArea } from '../../replay/queries/evidence';
 
-function reasonOf(r: string): string {
-  const s = r.trim();
-  if (!s) throw badInput('--reason is required (e.g. "hash-mismatch")');
-  if (s.length > 500) throw badInput('reason is longer than 500 characters');
-  return s;
-}
-
-/** INC-001 (no replica): flag an item corrupted so gates and readers stop trusting it. Audited. */
+/**
+ * INC-001 (no replica): flag an item corrupted so gates and readers stop trusting it, and
+ * acknowledge the failure (reason and who), so later verifications list it without failing. Audited.
+ */
 export async function markCorrupted(ctx: AppContext, tenant: string, id: string, reason: string, actor: string) {
   validateDigest(id, 'evidence id');
   const why = reasonOf(reason);
   const before = await ctx.evidence.get(tenant, id);
   await ctx.evidence.setState(tenant, id, 'corrupted', why, actor);
-  return { id, previousState: before.state, state: 'corrupted', reason: why };
+  await recordAck(ctx.db, tenant, id, why, actor);
+  return { id, previousState: before.state, state: 'corrupted', reason: why, acknowledged: true };
 }
 
 /**
  * Streams `id` from `source` into a private temp file, verifying its digest on the way
  * (the replica's copy must be proven good before it may overwrite anything).
  */
-async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Promise<{ path: string; size: number }> {
+async function fetchVerified(ctx: AppContext, source: BlobStore, id: string, label = 'replica'): Promise<{ path: string; size: number }> {
   const dir = join(spoolDir(ctx), 'recover');
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `recover-${Date.now()}-${randomBytes(6).toString('hex')}.part`);
@@ -41,8 +41,8 @@ async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Pr
   try {
     stream = await source.get(id);
   } catch (e) {
-    if (e instanceof BlobNotFoundError) throw integrity(`the replica (${source.location}) has no copy of ${id}; nothing changed`);
-    throw new StellaError('UNAVAILABLE', `cannot read the replica ${source.location}: ${(e as Error).message}`);
+    if (e instanceof BlobNotFoundError) throw integrity(`the ${label} (${source.location}) has no copy of ${id}; nothing changed`);
+    throw new StellaError('UNAVAILABLE', `cannot read the ${label} ${source.location}: ${(e as Error).message}`);
   }
   // Consume at once (no await in between): the verifying stream may fail as soon as it has
   // seen the last byte, and that error must land in this pipeline, not go unhandled.
@@ -53,7 +53,7 @@ async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Pr
   } catch (e) {
     await fsp.rm(path, { force: true });
     if ((e as { code?: string }).code === 'DIGEST_MISMATCH')
-      throw integrity(`the replica copy of ${id} is also damaged (${(e as Error).message}); nothing changed`);
+      throw integrity(`the ${label} copy of ${id} is also damaged (${(e as Error).message}); nothing changed`);
     throw e;
   }
   return { path, size };
@@ -65,6 +65,7 @@ async function fetchVerified(ctx: AppContext, source: BlobStore, id: string): Pr
  * item set present again. Audited with the previous state.
  */
 export async function recover(ctx: AppContext, tenant: string, id: string, source: string, actor: string) {
+  if (id.startsWith(REPLAY_COPY_PREFIX)) return recoverReplayCopy(ctx, tenant, id.slice(REPLAY_COPY_PREFIX.length), source, actor);
   validateDigest(id, 'evidence id');
   if (source !== 'replica') throw badInput(`unknown recovery source ${JSON.stringify(source)}: expected replica`);
   const item = await ctx.evidence.get(tenant, id);
@@ -87,6 +88,7 @@ export async function recover(ctx: AppContext, tenant: string, id: string, sourc
   if (after?.actual !== id)
     throw integrity(`wrote the replica copy of ${id} but the primary still reads back ${after?.actual ?? 'nothing'}; check the primary store`);
   await transitionItems(ctx.db, tenant, [id], { from: ['present', 'corrupted', 'quarantined', 'purged'], to: 'present', reason: null });
+  await resolveAcks(ctx.db, tenant, [id], 'repaired');
   await audit(ctx.db, {
     tenant,
     actor,
@@ -96,6 +98,54 @@ export async function recover(ctx: AppContext, tenant: string, id: string, sourc
     details: { source: replica.location, previousState: item.state, primaryWas, bytes: copy.size },
   });
   return { id, recovered: true, source: 'replica', replica: replica.location, previousState: item.state, primaryWas, state: 'present', bytes: copy.size };
+}
+
+/**
+ * A damaged or missing copy in the replay area (verify-report names it `replay/<digest>`),
+ * restored from a verified intact copy: the locker's own blob of the same digest (`locker`,
+ * the default) or the replica. Audited; its acknowledgement is settled as repaired.
+ */
+export async function recoverReplayCopy(ctx: AppContext, tenant: string, id: string, source: string, actor: string) {
+  validateDigest(id, 'evidence id');
+  const src = source === 'replica' || source === 'locker' ? source : null;
+  if (!src) throw badInput(`unknown recovery source ${JSON.stringify(source)} for a replay copy: expected locker or replica`);
+  const item = await ctx.evidence.get(tenant, id);
+  if (!(await isReplayCopy(ctx.db, tenant, id)))
+    throw badInput(`${id} is not a replay copy of any replay run; recover the item itself: stella evidence recover --id ${id}`);
+  const from = src === 'locker' ? tierStore(ctx, item.tier) : ctx.blobs.replica;
+  if (!from) throw badInput('no replica store is configured (set STELLA_REPLICA_PATH or STELLA_REPLICA_BUCKET); use --source locker');
+  const area = replayArea(ctx);
+  const before = await area.hash(id).catch(() => null);
+  const copyWas = !before ? 'missing' : before.actual === id ? 'intact' : 'hash-mismatch';
+  const copy = await fetchVerified(ctx, from, id, src === 'locker' ? 'locker' : 'replica');
+  try {
+    await area.putFile(id, copy.path);
+  } finally {
+    await fsp.rm(copy.path, { force: true });
+  }
+  const after = await area.hash(id);
+  if (after?.actual !== id)
+    throw integrity(`wrote the ${src} copy of ${id} but the replay area still reads back ${after?.actual ?? 'nothing'}; check the store`);
+  const name = `${REPLAY_COPY_PREFIX}${id}`;
+  await resolveAcks(ctx.db, tenant, [name], 'repaired');
+  await audit(ctx.db, {
+    tenant,
+    actor,
+    action: 'evidence.recover.replay-copy',
+    target: name,
+    reason: `replay copy restored from the ${src} (was ${copyWas})`,
+    details: { source: from.location, copyWas, bytes: copy.size },
+  });
+  return {
+    id: name,
+    recovered: true,
+    source: src,
+    replica: from.location,
+    previousState: item.state,
+    primaryWas: copyWas,
+    state: item.state,
+    bytes: copy.size,
+  };
 }
 
 /** Evidence produced while the store was down, parked for `retry-store` (see spoolPendingEvidence). */
@@ -214,6 +264,7 @@ async function repairIndexed(ctx: AppContext, tenant: string, artifact: string, 
       if (primaryOk) {
         // Blob is fine now (e.g. restored out of band): clear the flag.
         await ctx.evidence.setState(tenant, row.id, 'present', 'retry-store: primary blob verified intact', actor);
+        await resolveAcks(ctx.db, tenant, [row.id], 'repaired');
         out.push({ id: row.id, action: 'state-cleared', detail: 'primary blob verified intact; corrupted flag cleared' });
         continue;
       }

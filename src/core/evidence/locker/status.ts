@@ -2,6 +2,7 @@ import type { AppContext } from '../../context';
 import { latestAnchor } from '../../anchoring/store';
 import { summaryOf } from './verify';
 import { capacity, withTimeout } from './storage';
+import { listAcks } from './lifecycle';
 
 async function storeState(store: AppContext['blobs']['primary'] | undefined) {
   if (!store) return null;
@@ -53,7 +54,14 @@ export async function lockerStatus(ctx: AppContext, tenant: string) {
   ]);
   const states = Object.fromEntries(byState.rows.map((r) => [r.state, r.n]));
   const latestVerify = verify.rowCount ? summaryOf(verify.rows[0]) : null;
-  const healthy = !!primary?.healthy && (replica ? replica.healthy : true) && !states.corrupted && latestVerify?.status !== 'failed';
+  const acks = await listAcks(ctx, tenant, { open: true, limit: 1000 });
+  // Corrupted items an operator acknowledged are listed, not counted against health.
+  const unacknowledgedCorrupted = await ctx.db.query(
+    `SELECT count(*)::int AS n FROM evidence_items i WHERE i.tenant_id=$1 AND i.state='corrupted'
+       AND NOT EXISTS (SELECT 1 FROM integrity_acks a WHERE a.tenant_id=i.tenant_id AND a.item_id=i.id AND a.resolved_at IS NULL)`,
+    [tenant],
+  );
+  const healthy = !!primary?.healthy && (replica ? replica.healthy : true) && !unacknowledgedCorrupted.rows[0].n && latestVerify?.status !== 'failed';
   return {
     tenant,
     healthy,
@@ -71,5 +79,6 @@ export async function lockerStatus(ctx: AppContext, tenant: string) {
     },
     latestVerify,
     latestAnchor: anchor,
+    acknowledged: { open: acks.length, items: acks.slice(0, 20).map(({ id, reason, actor, acknowledgedAt }) => ({ id, reason, actor, acknowledgedAt })) },
   };
 }

@@ -2,9 +2,22 @@ import { createHash } from 'node:crypto';
 import type { AppContext } from '../../context';
 import { notFound } from '../../../lib/errors';
 import { type Viewer, visibleTenants } from '../viewer';
+import { mapLimit } from '../../../lib/concurrency';
+import { replayArea, replayCopyPage } from '../../replay/queries/evidence';
 
 export type VerifyMode = 'quick' | 'full';
-export type VerifyResult = 'ok' | 'hash-mismatch' | 'missing-blob' | 'unindexed-blob' | 'size-mismatch';
+export type VerifyResult =
+  | 'ok'
+  | 'hash-mismatch'
+  | 'missing-blob'
+  | 'unindexed-blob'
+  | 'size-mismatch'
+  /** A copy in the store's `replay/` area (what replay reads) that hashes otherwise or is absent. */
+  | 'replay-copy-mismatch'
+  | 'replay-copy-missing';
+
+/** How verify-report names a copy in the replay area: `replay/<digest>`. */
+export const REPLAY_COPY_PREFIX = 'replay/';
 
 export interface VerifyRunInput {
   runId: string;
@@ -23,6 +36,16 @@ export interface BatchOutcome {
   ok: number;
   failed: number;
   failures: { id: string; result: VerifyResult; detail: string }[];
+}
+
+/** Failures an operator acknowledged (open integrity_acks rows) within the run's tenant ('*': any tenant). */
+async function acknowledgedIds(ctx: AppContext, tenant: string, ids: string[]): Promise<Set<string>> {
+  if (!ids.length) return new Set();
+  const r = await ctx.db.query(`SELECT DISTINCT item_id FROM integrity_acks WHERE item_id = ANY($1) AND resolved_at IS NULL AND ($2 = '*' OR tenant_id = $2)`, [
+    ids,
+    tenant,
+  ]);
+  return new Set(r.rows.map((x) => x.item_id as string));
 }
 
 /** Deterministic sample: the same run id picks the same items, so a retried batch checks the same set. */
@@ -78,30 +101,41 @@ export async function verifyRunOf(ctx: AppContext, viewer: Viewer, runId: string
 }
 
 /**
- * Records one batch: its failures, and its counts under its key (a retried or resumed batch
- * replaces its own counts, never adds them twice); the run's counters are the sums over its
- * batches, so checked = ok + failed whatever was retried.
+ * Records one batch: its failures (each marked acknowledged when an operator has acknowledged
+ * it), and its counts under its key (a retried or resumed batch replaces its own counts, never
+ * adds them twice); the run's counters are the sums over its batches, so
+ * checked = ok + failed + acknowledged whatever was retried. Acknowledged failures are listed but
+ * do not fail the run.
  */
-async function record(ctx: AppContext, runId: string, batch: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<void> {
+async function record(ctx: AppContext, runId: string, batch: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<number> {
+  const run = await ctx.db.query('SELECT tenant_id FROM verify_runs WHERE id=$1', [runId]);
+  const acked = await acknowledgedIds(
+    ctx,
+    (run.rows[0]?.tenant_id as string | undefined) ?? '*',
+    failures.map((f) => f.id),
+  );
   for (const f of failures) {
     await ctx.db.query(
-      `INSERT INTO verify_results (run_id, item_id, result, detail) VALUES ($1,$2,$3,$4)
-       ON CONFLICT (run_id, item_id) DO UPDATE SET result = EXCLUDED.result, detail = EXCLUDED.detail`,
-      [runId, f.id, f.result, f.detail],
+      `INSERT INTO verify_results (run_id, item_id, result, detail, acknowledged) VALUES ($1,$2,$3,$4,$5)
+       ON CONFLICT (run_id, item_id) DO UPDATE SET result = EXCLUDED.result, detail = EXCLUDED.detail, acknowledged = EXCLUDED.acknowledged`,
+      [runId, f.id, f.result, f.detail, acked.has(f.id)],
     );
   }
+  const failed = failures.length - acked.size;
   await ctx.db.query(
     `WITH b AS (
-       INSERT INTO verify_batches (run_id, batch, checked, ok, failed) VALUES ($1,$2,$3,$4,$5)
-       ON CONFLICT (run_id, batch) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok, failed = EXCLUDED.failed
+       INSERT INTO verify_batches (run_id, batch, checked, ok, failed, acknowledged) VALUES ($1,$2,$3,$4,$5,$6)
+       ON CONFLICT (run_id, batch) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok, failed = EXCLUDED.failed, acknowledged = EXCLUDED.acknowledged
        RETURNING 1
      ), others AS (
-       SELECT coalesce(sum(checked), 0)::int AS checked, coalesce(sum(ok), 0)::int AS ok, coalesce(sum(failed), 0)::int AS failed
+       SELECT coalesce(sum(checked), 0)::int AS checked, coalesce(sum(ok), 0)::int AS ok, coalesce(sum(failed), 0)::int AS failed,
+              coalesce(sum(acknowledged), 0)::int AS acknowledged
        FROM verify_batches WHERE run_id = $1 AND batch <> $2
      )
-     UPDATE verify_runs r SET checked = o.checked + $3, ok = o.ok + $4, failed = o.failed + $5 FROM others o WHERE r.id = $1`,
-    [runId, batch, checked, ok, failures.length],
+     UPDATE verify_runs r SET checked = o.checked + $3, ok = o.ok + $4, failed = o.failed + $5, acknowledged = o.acknowledged + $6 FROM others o WHERE r.id = $1`,
+    [runId, batch, checked, ok, failed, acked.size],
   );
+  return failed;
 }
 
 /** What a batch had done when its worker last heartbeated: resumed from, its counts kept. */
@@ -159,16 +193,22 @@ export async function verifyBatch(
     }
     onProgress({ lastId: chunk[chunk.length - 1]!.id, checked: out.checked, ok: out.ok, failures: out.failures });
   }
-  out.failed = out.failures.length;
   const lastRow = r.rows[r.rows.length - 1] as { id: string } | undefined;
   // A resumed page's last id: the page ends where it ends whichever attempt read it.
   out.nextAfter = r.rows.length === limit ? lastRow!.id : null;
-  await record(ctx, input.runId, `items:${after ?? ''}`, out.failures, out.checked, out.ok);
+  out.failed = await record(ctx, input.runId, `items:${after ?? ''}`, out.failures, out.checked, out.ok);
   return out;
 }
 
-/** Full mode: blobs in the store that no index row names. */
+/**
+ * Full mode, after the items: blobs in the store that no index row names, then every copy in
+ * the replay area (what replay reads) re-hashed. Returns the failures that count (not acknowledged).
+ */
 export async function findUnindexed(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
+  return (await findUnindexedBlobs(ctx, runId, onProgress)) + (await verifyReplayCopies(ctx, runId, onProgress));
+}
+
+async function findUnindexedBlobs(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
   let found = 0;
   let page: string[] = [];
   const flush = async () => {
@@ -176,9 +216,8 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
     const r = await ctx.db.query('SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1)', [page]);
     const known = new Set(r.rows.map((x) => x.id as string));
     const missing = page.filter((d) => !known.has(d));
-    found += missing.length;
     // Each unindexed blob is checked and failed: the run's checked = ok + failed holds.
-    await record(
+    found += await record(
       ctx,
       runId,
       `unindexed:${page[0]}`,
@@ -195,6 +234,36 @@ export async function findUnindexed(ctx: AppContext, runId: string, onProgress: 
   }
   await flush();
   return found;
+}
+
+/**
+ * The replay area's copies of live replay-bundle evidence, re-hashed. A copy whose every
+ * evidence item was purged (retention) is not expected any more and is skipped.
+ */
+async function verifyReplayCopies(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
+  const tenant = ((await ctx.db.query('SELECT tenant_id FROM verify_runs WHERE id=$1', [runId])).rows[0]?.tenant_id as string | undefined) ?? '*';
+  const area = replayArea(ctx);
+  let failed = 0;
+  let after = '';
+  for (;;) {
+    const page = await replayCopyPage(ctx.db, tenant, after, 500);
+    if (!page.length) return failed;
+    after = page[page.length - 1]!;
+    const live = await ctx.db.query(`SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1) AND state <> 'purged' AND ($2 = '*' OR tenant_id = $2)`, [
+      page,
+      tenant,
+    ]);
+    const ids = live.rows.map((x) => x.id as string).sort();
+    const checks = await mapLimit(ids, 8, async (id) => ({ id, h: await area.hash(id) }));
+    const failures: BatchOutcome['failures'] = [];
+    for (const { id, h } of checks) {
+      const name = `${REPLAY_COPY_PREFIX}${id}`;
+      if (!h) failures.push({ id: name, result: 'replay-copy-missing', detail: `replay copy absent from ${area.location}` });
+      else if (h.actual !== id) failures.push({ id: name, result: 'replay-copy-mismatch', detail: `replay copy in ${area.location} hashes to ${h.actual}` });
+    }
+    failed += await record(ctx, runId, `replay:${page[0]}`, failures, ids.length, ids.length - failures.length);
+    onProgress();
+  }
 }
 
 export async function finishVerifyRun(ctx: AppContext, runId: string): Promise<VerifyRunSummary> {
@@ -214,6 +283,8 @@ export interface VerifyRunSummary {
   checked: number;
   ok: number;
   failed: number;
+  /** Failures an operator had acknowledged: listed, but they do not fail the run. */
+  acknowledged: number;
   startedAt: string;
   finishedAt: string | null;
   toAnchor: string | null;
@@ -230,6 +301,7 @@ export function summaryOf(row: Record<string, any>): VerifyRunSummary {
     checked: row.checked,
     ok: row.ok,
     failed: row.failed,
+    acknowledged: row.acknowledged ?? 0,
     startedAt: new Date(row.started_at).toISOString(),
     finishedAt: row.finished_at ? new Date(row.finished_at).toISOString() : null,
     toAnchor: row.to_anchor,
@@ -255,11 +327,29 @@ export async function verifyReport(ctx: AppContext, q: { viewer?: Viewer; runId?
   const run = await ctx.db.query(`SELECT * FROM verify_runs ${filter} ORDER BY started_at DESC LIMIT 1`, params);
   if (!run.rowCount) return null;
   const summary = summaryOf(run.rows[0]);
-  const res = await ctx.db.query('SELECT item_id, result, detail, checked_at FROM verify_results WHERE run_id=$1 ORDER BY item_id', [summary.runId]);
+  const res = await ctx.db.query(
+    `SELECT r.item_id, r.result, r.detail, r.checked_at, r.acknowledged, a.reason AS ack_reason, a.actor AS ack_actor, a.acknowledged_at
+     FROM verify_results r
+     LEFT JOIN LATERAL (SELECT reason, actor, acknowledged_at FROM integrity_acks a WHERE a.item_id = r.item_id AND ($2 = '*' OR a.tenant_id = $2)
+                        ORDER BY acknowledged_at DESC LIMIT 1) a ON r.acknowledged
+     WHERE r.run_id=$1 ORDER BY r.item_id`,
+    [summary.runId, summary.tenant],
+  );
   const byResult: Record<string, number> = { ok: summary.ok };
-  for (const x of res.rows) byResult[x.result] = (byResult[x.result] ?? 0) + 1;
+  for (const x of res.rows) {
+    const key = x.acknowledged ? 'acknowledged' : x.result;
+    byResult[key] = (byResult[key] ?? 0) + 1;
+  }
   const results = res.rows
     .filter((x) => !q.failedOnly || x.result !== 'ok')
-    .map((x) => ({ id: x.item_id, result: x.result as VerifyResult, detail: x.detail, checkedAt: new Date(x.checked_at).toISOString() }));
+    .map((x) => ({
+      id: x.item_id,
+      result: x.result as VerifyResult,
+      detail: x.detail,
+      checkedAt: new Date(x.checked_at).toISOString(),
+      acknowledged: x.acknowledged
+        ? { reason: x.ack_reason ?? null, actor: x.ack_actor ?? null, at: x.acknowledged_at ? new Date(x.acknowledged_at).toISOString() : null }
+        : null,
+    }));
   return { ...summary, byResult, results };
 }
