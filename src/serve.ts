@@ -6,10 +6,13 @@ import { connectTemporal, describeTemporalTarget, ensureSearchAttributesBestEffo
 import { ensureSchedules } from './temporal/schedules';
 import { FEATURES, doctorChecksOf, routesOf } from './app/features';
 import { createStellaWorker } from '../workers/worker';
+import { startWorkerHttp, type WorkerHttp } from '../workers/http';
 
 export interface Running {
   ctx: AppContext;
   api?: FastifyInstance;
+  /** The worker-only process's /healthz, /readyz and /metrics listener (`serve --no-api`). */
+  workerHttp?: WorkerHttp;
   temporal: TemporalHandles;
   stop: () => Promise<void>;
   done: Promise<void>;
@@ -33,6 +36,7 @@ export async function serve(
 
   let workerRun: Promise<void> = Promise.resolve();
   let shutdownWorker = () => {};
+  let workerState = () => 'NONE';
   let taskQueues: readonly string[] = [];
   if (wantWorker) {
     const { worker, connection } = await createStellaWorker(ctx, opts.queues ? { queues: opts.queues } : {});
@@ -41,6 +45,20 @@ export async function serve(
     shutdownWorker = () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
     };
+    workerState = () => worker.getState();
+  }
+
+  let workerHttp: WorkerHttp | undefined;
+  if (wantWorker && !wantApi) {
+    // No API in this process: a small node:http listener answers probes and serves stella's process metrics.
+    const { createProcessRegistry } = await import('./app/metrics');
+    workerHttp = await startWorkerHttp({
+      host: cfg.api.host,
+      port: cfg.telemetry.workerHttpPort,
+      registry: createProcessRegistry(),
+      db: ctx.db,
+      state: () => workerState(),
+    });
   }
 
   let api: FastifyInstance | undefined;
@@ -57,7 +75,10 @@ export async function serve(
     api = await buildApi(deps, await routesOf());
     await api.listen({ host: cfg.api.host, port: cfg.api.port });
   }
-  ctx.log.info({ api: wantApi ? cfg.api.url : null, worker: wantWorker, taskQueues, temporal: describeTemporalTarget(cfg) }, 'stella serving');
+  ctx.log.info(
+    { api: wantApi ? cfg.api.url : null, worker: wantWorker, workerHttpPort: workerHttp?.port ?? null, taskQueues, temporal: describeTemporalTarget(cfg) },
+    'stella serving',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -65,6 +86,7 @@ export async function serve(
       ctx.log.info('shutting down: draining API and worker');
       await api?.close();
       shutdownWorker();
+      await workerHttp?.close();
       await workerRun;
       await temporal.connection.close();
       await closeAppContext(ctx);
@@ -78,5 +100,5 @@ export async function serve(
       await stop();
     }
   });
-  return { ctx, api, temporal, stop, done };
+  return { ctx, api, workerHttp, temporal, stop, done };
 }

@@ -75,7 +75,7 @@ describe('PostgreSQL stopped and restarted under the API', () => {
       const res = await app.inject({ method: 'GET', url, headers: { authorization } });
       expect(res.statusCode, `${url} ${res.body}`).toBe(503);
       expect(res.headers['retry-after'], url).toBeDefined();
-      expect(res.json().error.message, url).toBe('PostgreSQL is unavailable; retry later');
+      expect(res.json().detail, url).toBe('PostgreSQL is unavailable; retry later');
       expect(res.body, url).not.toMatch(/ECONNREFUSED|connect|terminat/i);
     }
     const put = await upload('{"during":"outage"}');
@@ -103,7 +103,7 @@ describe('PostgreSQL stopped and restarted under the API', () => {
     try {
       const res = await upload(body);
       expect(res.statusCode).toBe(503);
-      expect(res.json().error.message).toBe('PostgreSQL is unavailable; retry later');
+      expect(res.json().detail).toBe('PostgreSQL is unavailable; retry later');
     } finally {
       store.putFile = putFile;
       await startLocalPostgres({ dir: pgDir, port, database: 'stella' });
@@ -151,7 +151,7 @@ describe('Temporal unreachable', () => {
     const res = await app.inject({ method: 'GET', url: `/promotions/${id}`, headers: { authorization } });
     const took = Date.now() - started;
     expect(res.statusCode).toBe(503);
-    expect(res.json().error.message).toBe('Temporal is unavailable; retry later');
+    expect(res.json().detail).toBe('Temporal is unavailable; retry later');
     expect(res.headers['retry-after']).toBeDefined();
     // The 2 s deadline, plus slack for a loaded machine; without it the client retries for ~20 s.
     expect(took).toBeLessThan(8_000);

@@ -54,7 +54,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     expect((await get(RUNS, headers)).statusCode).toBe(200);
     const again = await get(RUNS, headers);
     expect(again.statusCode).toBe(401);
-    expect(again.json().error.message).toMatch(/already used/);
+    expect(again.json().detail).toMatch(/already used/);
     expect(again.headers['www-authenticate']).toMatch(/^DPoP error="invalid_dpop_proof".*algs="ES256 EdDSA"/);
   });
 
@@ -65,7 +65,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     const refused = async (dpop: string, why: RegExp) => {
       const r = await get(RUNS, { authorization: `DPoP ${a.token}`, dpop });
       expect(r.statusCode, r.body).toBe(401);
-      expect(r.json().error.message).toMatch(why);
+      expect(r.json().detail).toMatch(why);
       expect(r.headers['www-authenticate']).toMatch(/^DPoP error="invalid_dpop_proof"/);
     };
     await refused(await proof({ url: URL_OF('/replay/runs/other') }), /htu/);
@@ -79,7 +79,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     // No proof at all with the DPoP scheme.
     const none = await get(RUNS, { authorization: `DPoP ${a.token}` });
     expect(none.statusCode).toBe(401);
-    expect(none.json().error.message).toMatch(/no DPoP proof/);
+    expect(none.json().detail).toMatch(/no DPoP proof/);
   });
 
   it('refuses a proof signed by another key than the token is bound to (cnf.jkt)', async () => {
@@ -88,7 +88,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     const dpop = await createDpopProof(other, { method: 'GET', url: URL_OF(RUNS), accessToken: a.token });
     const r = await get(RUNS, { authorization: `DPoP ${a.token}`, dpop });
     expect(r.statusCode).toBe(401);
-    expect(r.json().error.message).toMatch(/another key/);
+    expect(r.json().detail).toMatch(/another key/);
   });
 
   it('replay:read refuses bearer tokens, and a DPoP-bound token is never a bearer token', async () => {
@@ -96,7 +96,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     const r = await get(RUNS, plain);
     expect(r.statusCode).toBe(401);
     expect(r.headers['www-authenticate']).toMatch(/^DPoP error="invalid_token"/);
-    expect(r.json().error.message).toMatch(/replay:read needs a DPoP-bound token/);
+    expect(r.json().detail).toMatch(/replay:read needs a DPoP-bound token/);
     // The same bearer token still works where DPoP is not required.
     expect((await get('/evidence/status', plain)).statusCode).toBe(200);
     // An admin bearer token is refused on replay routes too.
@@ -105,7 +105,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     const bound = await dpopAuth(h, ['replay:read', 'evidence:read']);
     const asBearer = await get('/evidence/status', { authorization: `Bearer ${bound.token}` });
     expect(asBearer.statusCode).toBe(401);
-    expect(asBearer.json().error.message).toMatch(/DPoP-bound/);
+    expect(asBearer.json().detail).toMatch(/DPoP-bound/);
     // The DPoP scheme with an unbound token is refused as well.
     const unbound = plain.authorization.slice('Bearer '.length);
     const key = await newDpopKey();
@@ -125,7 +125,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     expect((await app.inject({ method: 'POST', url: path })).json()).toEqual({ jkt: null });
     const wrong = await app.inject({ method: 'POST', url: path, headers: { dpop: await createDpopProof(key, { method: 'GET', url: URL_OF(path) }) } });
     expect(wrong.statusCode).toBe(400);
-    expect(wrong.json().error).toMatchObject({ code: 'BAD_INPUT', reason: 'invalid_dpop_proof' });
+    expect(wrong.json()).toMatchObject({ code: 'BAD_INPUT', reason: 'invalid_dpop_proof' });
   });
 
   it('every issued token has an audit entry, DPoP-bound ones carry cnf.jkt; lifetimes are capped at 24 hours', async () => {
@@ -164,7 +164,7 @@ describe('DPoP-bound tokens and token hygiene', () => {
     expect(rj.statusCode, rj.body).toBe(201);
     const gone = await get('/evidence/status', auth(victim.token));
     expect(gone.statusCode).toBe(401);
-    expect(gone.json().error.message).toMatch(/revoked/);
+    expect(gone.json().detail).toMatch(/revoked/);
     expect((await get('/evidence/status', auth(keep.token))).statusCode).toBe(200);
 
     // Revoking the active token key rotates first: old tokens die, new ones work.
@@ -228,7 +228,7 @@ describe('DPoP nonces and per-token rate limits', () => {
       const over = await app.inject({ method: 'GET', url: '/evidence/status', headers: one });
       expect(over.statusCode).toBe(429);
       expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
-      expect(over.json().error).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(over.json()).toMatchObject({ code: 'RATE_LIMITED' });
       expect((await app.inject({ method: 'GET', url: '/evidence/status', headers: await bearer(h, ['evidence:read']) })).statusCode).toBe(200);
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
     } finally {

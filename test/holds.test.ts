@@ -25,7 +25,7 @@ describe('legal hold API', () => {
     const body = { scope: 'artifact', values: [sha256Digest('a1')], reason: 'INC-7 lock affected bundles', incidentTicket: 'INC-7' };
     const denied = await app.inject({ method: 'POST', url: '/evidence/holds', headers: await auth(['evidence:read']), payload: body });
     expect(denied.statusCode).toBe(403);
-    expect(denied.json().error.message).toMatch(/evidence:write/);
+    expect(denied.json().detail).toMatch(/evidence:write/);
     const created = await app.inject({ method: 'POST', url: '/evidence/holds', headers: await auth(['evidence:write']), payload: body });
     expect(created.statusCode).toBe(201);
     const hold = created.json();

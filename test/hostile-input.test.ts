@@ -122,9 +122,9 @@ describe('every declared parameter of every route, given malformed values, answe
       if (!res) bad.push(`${name} → no answer within 30 s`);
       else if (res.statusCode >= 500) bad.push(`${name} → ${res.statusCode} ${res.body.slice(0, 200)}`);
       else if (res.statusCode >= 400 && c.method !== 'HEAD') {
-        // Our error body, or RFC 6749's on the OAuth token endpoint.
-        const b = res.json() as { error?: { message?: string } | string; error_description?: string };
-        const msg = typeof b.error === 'object' ? b.error.message : b.error_description;
+        // Our problem details (RFC 9457), or RFC 6749's error on the OAuth token endpoint.
+        const b = res.json() as { detail?: string; code?: string; error?: string; error_description?: string };
+        const msg = typeof b.error === 'string' ? b.error_description : b.code && b.detail;
         if (!msg) bad.push(`${name} → ${res.statusCode} without a reason`);
       }
     });
@@ -163,14 +163,14 @@ describe('the probes that found 500s', () => {
   it('GET /evidence/retention/runs?limit=abc is a 400 naming limit, without database text', async () => {
     const res = await app.inject({ method: 'GET', url: '/evidence/retention/runs?limit=abc', headers: auth });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error.message).toMatch(/limit/);
+    expect(res.json().detail).toMatch(/limit/);
     expect(res.body).not.toMatch(/bigint|syntax/);
   });
 
   it('GET /replay/runs?limit=-5 is a 400 naming limit, without database text', async () => {
     const res = await app.inject({ method: 'GET', url: '/replay/runs?limit=-5', headers: auth });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error.message).toMatch(/limit/);
+    expect(res.json().detail).toMatch(/limit/);
     expect(res.body).not.toMatch(/LIMIT must not be negative/);
   });
 });

@@ -85,7 +85,7 @@ describe.each(['fs', 's3'] as const)('evidence locker operations on %s with a re
     await h.ctx.blobs.replica!.writeRaw(a.id, Buffer.from('garbage-2'));
     const rec = await call('POST', `/evidence/${a.id}/recover`, { source: 'replica' });
     expect(rec.statusCode).toBe(422);
-    expect(rec.json().error.message).toMatch(/replica copy .* also damaged/);
+    expect(rec.json().detail).toMatch(/replica copy .* also damaged/);
     expect((await h.ctx.blobs.primary.hash(a.id))!.actual).toBe(sha256Digest('garbage-1'));
     const audits = await h.ctx.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE target=$1 AND action='evidence.recover'`, [a.id]);
     expect(audits.rows[0].n).toBe(0);
@@ -222,7 +222,7 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
     const before = { blobs: await blobCount(), rows: await rows() };
     const malformed = await app.inject({ method: 'GET', url: '/evidence/sha256:XYZ/provenance', headers: auth });
     expect(malformed.statusCode).toBe(400);
-    expect(malformed.json().error.message).toMatch(/malformed evidence id/);
+    expect(malformed.json().detail).toMatch(/malformed evidence id/);
     const unknown = sha256Digest(`nope-${rnd()}`);
     expect((await app.inject({ method: 'GET', url: `/evidence/storage/check/${unknown}`, headers: auth })).statusCode).toBe(404);
     expect((await app.inject({ method: 'POST', url: `/evidence/${unknown}/mark-corrupted`, headers: auth, payload: { reason: 'x' } })).statusCode).toBe(404);
@@ -244,7 +244,7 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
       payload: body,
     });
     expect(mismatch.statusCode).toBe(400);
-    expect(mismatch.json().error.message).toMatch(/digest mismatch/);
+    expect(mismatch.json().detail).toMatch(/digest mismatch/);
     expect({ blobs: await blobCount(), rows: await rows() }).toEqual(before);
     expect(readdirSync(join(h.ctx.cfg.dataDir, 'spool')).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
@@ -327,7 +327,7 @@ describe('evidence locker API: bad input, auth, doctor, batched ingest', () => {
       payload: { source: 'replica' },
     });
     expect(r.statusCode).toBe(400);
-    expect(r.json().error.message).toMatch(/no replica store is configured/);
+    expect(r.json().detail).toMatch(/no replica store is configured/);
   });
 
   it('ingestMany keeps ingest semantics: idempotent, dense log, duplicates stored once', async () => {

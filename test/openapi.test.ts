@@ -127,10 +127,17 @@ describe('GET /openapi.json', () => {
     const doc = await fetchDoc();
     const res = await app.inject({ method: 'GET', url: '/evidence' });
     expect(res.statusCode).toBe(401);
-    const errorSchema = doc.components.schemas.Error as { required: string[]; properties: { error: { required: string[] } } };
-    const body = res.json() as Record<string, Record<string, unknown>>;
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const errorSchema = doc.components.schemas.Error as { required: string[] };
+    const body = res.json() as Record<string, unknown>;
     for (const k of errorSchema.required) expect(body).toHaveProperty(k);
-    for (const k of errorSchema.properties.error.required) expect(typeof body.error?.[k]).toBe('string');
+    expect(body).toMatchObject({
+      status: 401,
+      code: 'UNAUTHENTICATED',
+      title: 'Unauthorized',
+      instance: '/evidence',
+      type: 'urn:stella:problem:unauthenticated',
+    });
   });
 });
 

@@ -85,7 +85,7 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     const before = await itemCount();
     const claim = await api('POST', '/attestations', { subject: d, type: 'slsa-provenance' });
     expect(claim.status).toBe(409);
-    expect(claim.body.error.message).toMatch(/stella did not build or scan sha256:.*SLSA provenance comes from the builder/);
+    expect(claim.body.detail).toMatch(/stella did not build or scan sha256:.*SLSA provenance comes from the builder/);
     expect(await itemCount()).toBe(before);
 
     const start = await api('POST', '/promotions', { artifact: d, from: 'staging', to: 'prod' });
@@ -143,11 +143,11 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     const other = Buffer.from(JSON.stringify(statements.provenance(d, { builderId: 'https://evil.example/builder' }))).toString('base64');
     const tampered = await upload(JSON.stringify({ ...env, payload: other }), { kind: 'attestation', artifact: d, contentType: DSSE });
     expect(tampered.status).toBe(422);
-    expect(tampered.body.error.message).toMatch(/^signature refused: .*signature does not verify.*; nothing stored$/);
+    expect(tampered.body.detail).toMatch(/^signature refused: .*signature does not verify.*; nothing stored$/);
     // Signed by a key nobody trusts.
     const stranger = await signedUpload(statements.provenance(d), 'attestation', freshKey(), d);
     expect(stranger.status).toBe(422);
-    expect(stranger.body.error.message).toMatch(/unknown key/);
+    expect(stranger.body.detail).toMatch(/unknown key/);
     // Expired: trusted only for a window that has ended.
     const expired = freshKey();
     await trustKey(h.ctx, expired, {
@@ -157,13 +157,13 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     });
     const ex = await signedUpload(statements.provenance(d), 'attestation', expired, d);
     expect(ex.status).toBe(422);
-    expect(ex.body.error.message).toMatch(/after key notAfter/);
+    expect(ex.body.detail).toMatch(/after key notAfter/);
     // Revoked.
     const revoked = freshKey();
     await trustKey(h.ctx, revoked, { status: 'revoked' });
     const rv = await signedUpload(statements.provenance(d), 'attestation', revoked, d);
     expect(rv.status).toBe(422);
-    expect(rv.body.error.message).toMatch(/key revoked/);
+    expect(rv.body.detail).toMatch(/key revoked/);
     // Wrong predicate type: declared SLSA, signed statement is an SBOM; an SBOM upload that is a vulnerability report.
     const wrong = await upload(await envelopeOf(statements.sbom(d), builder), {
       kind: 'attestation',
@@ -172,19 +172,19 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
       predicateType: SLSA_PROVENANCE_V1,
     });
     expect(wrong.status).toBe(400);
-    expect(wrong.body.error.message).toMatch(
+    expect(wrong.body.detail).toMatch(
       /^wrong predicate type: declared https:\/\/slsa.dev\/provenance\/v1, the signed statement says https:\/\/cyclonedx.org\/bom/,
     );
     const wrongKind = await signedUpload(statements.vulns(d), 'sbom', builder, d);
     expect(wrongKind.status).toBe(400);
-    expect(wrongKind.body.error.message).toMatch(/a sbom cannot be a https:\/\/in-toto.io\/attestation\/vulns\/v0.2 statement/);
+    expect(wrongKind.body.detail).toMatch(/a sbom cannot be a https:\/\/in-toto.io\/attestation\/vulns\/v0.2 statement/);
     // A statement about another artifact, and bytes that are no envelope at all.
     const foreign = await upload(await envelopeOf(statements.provenance(artifact()), builder), { kind: 'attestation', artifact: d, contentType: DSSE });
     expect(foreign.status).toBe(400);
-    expect(foreign.body.error.message).toMatch(/does not name sha256:.* as its subject/);
+    expect(foreign.body.detail).toMatch(/does not name sha256:.* as its subject/);
     const junk = await upload('not json', { kind: 'attestation', artifact: d, contentType: DSSE });
     expect(junk.status).toBe(400);
-    expect(junk.body.error.message).toMatch(/^not a valid DSSE envelope/);
+    expect(junk.body.detail).toMatch(/^not a valid DSSE envelope/);
     // `attest import` refuses the same way.
     const imp = await app.inject({
       method: 'POST',

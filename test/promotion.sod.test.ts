@@ -65,7 +65,7 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     const writer = as('ci-pipeline');
     const denied = await writer('PUT', '/promotion-policies/prod-sod', { document: '{"requirements":[],"requireApproval":false}' });
     expect(denied.status).toBe(403);
-    expect(denied.body.error.message).toMatch(/policy:admin/);
+    expect(denied.body.detail).toMatch(/policy:admin/);
     expect((await h.ctx.db.query(`SELECT count(*)::int AS n FROM promotion_policies WHERE env='prod-sod'`)).rows[0].n).toBe(0);
 
     const v1 = await policyAdmin('PUT', '/promotion-policies/prod-sod', { document: 'requireApproval: true\n' });
@@ -108,7 +108,7 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     // The requester cannot approve their own promotion.
     const self = await alice('POST', `/promotions/${id}/approve`, { comment: 'mine' });
     expect(self.status).toBe(403);
-    expect(self.body.error.message).toMatch(/alice requested promotion .* cannot approve it/);
+    expect(self.body.detail).toMatch(/alice requested promotion .* cannot approve it/);
     expect(await auditRows('promotion.approve.rejected', id)).toMatchObject([{ actor: 'alice', details: { verified: true, channel: 'update' } }]);
 
     // Straight to Temporal (what the Web UI or `temporal workflow signal/update` sends).
@@ -172,7 +172,7 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     expect(first.body.message).toMatch(/approved by bob; promotion is waiting-approval \(1\/2 approvals\)/);
     const twice = await bob('POST', `/promotions/${id}/approve`, {});
     expect(twice.status).toBe(409);
-    expect(twice.body.error.message).toMatch(/bob has already approved/);
+    expect(twice.body.detail).toMatch(/bob has already approved/);
     const second = await as('carol')('POST', `/promotions/${id}/approve`, {});
     expect(second.status).toBe(200);
     expect(second.body.state).toBe('promoted');
@@ -205,7 +205,7 @@ describe('promotion separation of duties (real Temporal, PostgreSQL)', () => {
     );
     const r = await as('erin')('POST', `/promotions/${workflowId}/approve`, {});
     expect(r.status).toBe(403);
-    expect(r.body.error.message).toMatch(/was not requested through stella/);
+    expect(r.body.detail).toMatch(/was not requested through stella/);
     expect(await auditRows('promotion.approve.rejected', workflowId)).toMatchObject([{ actor: 'erin', details: { verified: true } }]);
     await as('erin')('POST', `/promotions/${workflowId}/abort`, { reason: 'cleanup' });
   });

@@ -126,7 +126,7 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     // Retrying a finished promotion is refused clearly.
     const late = await api('POST', `/promotions/${start.body.promotionId}/retry`);
     expect(late.status).toBe(409);
-    expect(late.body.error.message).toMatch(/already promoted/);
+    expect(late.body.detail).toMatch(/already promoted/);
   });
 
   it('search attributes are visible through the Temporal visibility API (what the UI lists)', async () => {
@@ -333,9 +333,9 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
     expect(shown.body.promotion).toMatchObject({ source: 'environment', version: 1, policy: { maxEvidenceAge: '7d', autoGenerate: true } });
     const bad = await api('PUT', '/promotion-policies/staging', { document: 'requirements:\n  - kind: sbom\n    format: spdx\n' });
     expect(bad.status).toBe(400);
-    expect(bad.body.error.message).toMatch(/^invalid policy: requirements\.0\.format/);
+    expect(bad.body.detail).toMatch(/^invalid policy: requirements\.0\.format/);
     const bad2 = await api('PUT', '/promotion-policies/staging', { document: 'waitDeadline: soon' });
-    expect(bad2.body.error.message).toMatch(/waitDeadline: expected a duration/);
+    expect(bad2.body.detail).toMatch(/waitDeadline: expected a duration/);
     const audit = await h.ctx.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action='promotion.policy.set' AND target='env:staging'`);
     expect(audit.rows[0].n).toBe(1);
   });
@@ -383,8 +383,8 @@ describe('promotion with evidence gates (real Temporal, PostgreSQL, fs blob stor
   );
 
   it('rejects malformed requests with one clear line', async () => {
-    expect((await api('POST', '/promotions', { artifact: 'sha256:nothex', to: 'prod' })).body.error.message).toMatch(/malformed artifact digest/);
-    expect((await api('POST', '/promotions', { artifact: artifact(), to: 'Prod!' })).body.error.message).toMatch(/malformed target environment/);
+    expect((await api('POST', '/promotions', { artifact: 'sha256:nothex', to: 'prod' })).body.detail).toMatch(/malformed artifact digest/);
+    expect((await api('POST', '/promotions', { artifact: artifact(), to: 'Prod!' })).body.detail).toMatch(/malformed target environment/);
     expect((await api('GET', '/promotions?state=stuck')).status).toBe(400);
     expect((await api('GET', '/promotions/promotion-default-prod-ffff')).status).toBe(404);
     const noWrite = await mintToken(h.ctx.keys, { sub: 'viewer', tenant: TENANT, scopes: ['promotion:read'], ttlSeconds: 600 }, { purpose: TOKEN_PURPOSE });

@@ -57,10 +57,10 @@ describe('bad input', () => {
     const before = await countEvidence(h);
     const r = await call('POST', '/scans', { image: 'no-such-image:1' });
     expect(r.status).toBe(404);
-    expect(r.body.error.message).toContain('unknown image');
+    expect(r.body.detail).toContain('unknown image');
     const d = await call('POST', '/scans', { image: `sha256:${'ab'.repeat(32)}` });
     expect(d.status).toBe(404);
-    expect(d.body.error.message).toContain('stella image register');
+    expect(d.body.detail).toContain('stella image register');
     expect(await countEvidence(h)).toEqual(before);
   });
 
@@ -72,7 +72,7 @@ describe('bad input', () => {
     const before = await countEvidence(h);
     const reg = await call('POST', '/images', { name: 'trunc:1', path: cut });
     expect([400, 422]).toContain(reg.status);
-    expect(reg.body.error.message).toMatch(/truncat|not a|missing|does not/i);
+    expect(reg.body.detail).toMatch(/truncat|not a|missing|does not/i);
     const s = await call('POST', '/scans', { image: cut });
     expect([400, 404, 422]).toContain(s.status);
     expect(await countEvidence(h)).toEqual(before);
@@ -127,7 +127,7 @@ describe('bad input', () => {
     const before = await countEvidence(h);
     const reg = await call('POST', '/images', { name: 'mani:1', path: f.dir });
     expect(reg.status).toBe(422);
-    expect(reg.body.error.message).toContain('digest mismatch');
+    expect(reg.body.detail).toContain('digest mismatch');
     const s = await call('POST', '/scans', { image: f.dir });
     expect(s.status).toBe(422);
     expect(await countEvidence(h)).toEqual(before);
@@ -150,14 +150,14 @@ describe('bad input', () => {
     bad.signatures[0]!.sig = sig.toString('base64');
     const r1 = await call('POST', '/attestations/import', Buffer.from(JSON.stringify(bad)), { 'content-type': 'application/json' });
     expect(r1.status).toBe(422);
-    expect(r1.body.error.message).toContain('no valid signature by a trusted key');
+    expect(r1.body.detail).toContain('no valid signature by a trusted key');
 
     const stranger = await KeyStore.open(await mkdtemp(join(tmpdir(), 'stella-keys-')));
     await stranger.generate({ alg: 'EdDSA', purpose: 'signing' });
     const untrusted = await signStatement(st, [await stranger.signer()]);
     const r2 = await call('POST', '/attestations/import', Buffer.from(JSON.stringify(untrusted)), { 'content-type': 'application/json' });
     expect(r2.status).toBe(422);
-    expect(r2.body.error.message).toContain('unknown key');
+    expect(r2.body.detail).toContain('unknown key');
 
     const r3 = await call('POST', '/attestations/import', Buffer.from('{"payloadType":1}'), { 'content-type': 'application/json' });
     expect(r3.status).toBe(400);

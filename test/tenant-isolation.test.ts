@@ -435,9 +435,9 @@ describe('upload parent= must name an item of the uploader’s own tenant', () =
       const body = `{"a":"${rnd()}"}`;
       const r = await up(A, body, parent);
       expect(r.statusCode).toBe(400);
-      expect(r.json().error).toMatchObject({
+      expect(r.json()).toMatchObject({
         code: 'BAD_INPUT',
-        message: `parent ${parent} is not an evidence item of tenant ${A}; upload the parent first; nothing stored`,
+        detail: `parent ${parent} is not an evidence item of tenant ${A}; upload the parent first; nothing stored`,
       });
       expect(await h.ctx.evidence.find(A, sha256Digest(Buffer.from(body)))).toBeNull();
     }

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, Runtime, DefaultLogger, makeTelemetryFilterString, type WorkerOptions, type LogLevel } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { installRuntime } from './runtime';
 import type { AppContext } from '../src/core/context';
 import { createActivities } from '../activities';
 import { probeTls, temporalConnectError, temporalSecurity } from '../src/temporal/client';
@@ -12,27 +13,6 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 function workflowCode(given: StellaWorkerOptions['workflowBundle']): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   const bundle = given ?? prebuiltWorkflowBundle();
   return bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH };
-}
-
-let runtimeInstalled = false;
-function sdkLevel(): LogLevel {
-  const l = (process.env.STELLA_LOG_LEVEL ?? 'info').toUpperCase();
-  return (['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'].includes(l) ? l : l === 'FATAL' || l === 'SILENT' ? 'ERROR' : 'INFO') as LogLevel;
-}
-function installRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    // Signals are handled by the serve process (API and worker shut down together).
-    Runtime.install({
-      shutdownSignals: [],
-      // SDK logs follow STELLA_LOG_LEVEL (tests run at warn), so routine worker chatter stays out of CI output.
-      logger: new DefaultLogger(sdkLevel()),
-      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
-    });
-  } catch {
-    // Already installed by an earlier worker in this process.
-  }
 }
 
 export interface StellaWorkerOptions {
@@ -67,7 +47,7 @@ export async function createStellaWorker(
   opts: StellaWorkerOptions = {},
 ): Promise<{ worker: StellaWorkerGroup; connection: NativeConnection }> {
   // SDK logs through stella's logger (JSON); SDK metrics on STELLA_SDK_METRICS_ADDRESS when set.
-  installRuntime();
+  installRuntime({ log: ctx.log, sdkMetricsAddress: ctx.cfg.telemetry.sdkMetricsAddress });
   const cfg = ctx.cfg;
   if (!cfg.temporal.address) throw new Error('no Temporal address: set STELLA_TEMPORAL_ADDRESS or TEMPORAL_ADDRESS');
   let connection: NativeConnection;

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
@@ -8,6 +8,7 @@ import { classifyFailure, portOf } from './failures';
 import { registerHealthRoutes } from './routes/health';
 import { registerDoctorRoutes } from './routes/doctor';
 import { registerOpenApi } from './routes/openapi';
+import { codeForStatus, sendProblem } from './problem';
 
 /** One registered route: method and URL pattern (`/evidence/:id/meta`). */
 export interface ApiRoute {
@@ -38,12 +39,13 @@ const PUBLIC = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The HTTP API: platform routes (health, metrics, doctor) plus each feature's routes, in list order. */
 export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRoutes[]): Promise<FastifyInstance> {
-  const app = createFastify();
+  const app = createFastify(deps);
   recordRoutes(app);
   useZodAndRawBodies(app);
   await authenticateRequests(app, deps);
   countRequests(app, deps);
   handleErrors(app, deps);
+  answerUnknownRoutes(app);
 
   // First: the OpenAPI document collects every route registered after it.
   await registerOpenApi(app, { publicPaths: PUBLIC });
@@ -53,18 +55,22 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   return app;
 }
 
-/** The fastify instance, with its body limit and framework errors in our error shape. */
-function createFastify(): FastifyInstance {
+/**
+ * The fastify instance, logging through stella's pino logger (one JSON line per request, written
+ * by countRequests), with its body limit and framework errors as problem details.
+ */
+function createFastify(deps: ApiDeps): FastifyInstance {
   return Fastify({
-    logger: false,
+    loggerInstance: deps.ctx.log.child({ component: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 8 * 1024 * 1024,
-    // An over-long or undecodable path parameter is the caller's bad input, in our error shape (not the router's).
-    frameworkErrors: (err, _req, reply) => {
+    // An over-long or undecodable path parameter is the caller's bad input, as problem details (not the router's).
+    frameworkErrors: (err, req, reply) => {
       const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
       const message = tooLong ? 'a path parameter is longer than 100 characters' : 'the URL has a malformed path component';
-      (reply as FastifyReply).status(tooLong ? 414 : 400).send({ error: { code: 'BAD_INPUT', message } });
+      sendProblem(reply as FastifyReply, req, tooLong ? 414 : 400, 'BAD_INPUT', message);
     },
-  });
+  }) as unknown as FastifyInstance;
 }
 
 /** Every registered route, for tests that must cover each one (tenant isolation). */
@@ -112,36 +118,60 @@ async function authenticateRequests(app: FastifyInstance, deps: ApiDeps) {
   });
 }
 
-/** Request counts by route, method and status. */
+/**
+ * Per request: the count (route, method, status), the duration histogram (route template, method,
+ * status class) and one access-log line. Unmatched URLs count under route "unmatched" so a scan of
+ * random paths cannot create unbounded series.
+ */
 function countRequests(app: FastifyInstance, deps: ApiDeps) {
   app.addHook('onResponse', async (req, reply) => {
-    deps.metrics.httpRequests.inc({ route: req.routeOptions.url ?? 'unknown', method: req.method, status: String(reply.statusCode) });
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    const seconds = reply.elapsedTime / 1000;
+    deps.metrics.httpRequests.inc({ route, method: req.method, status: String(status) });
+    deps.metrics.httpDuration.observe({ route, method: req.method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
+    req.log[status >= 500 ? 'warn' : 'info'](
+      { reqId: req.id, method: req.method, route, url: req.url.split('?')[0], status, durationMs: Math.round(reply.elapsedTime * 10) / 10 },
+      'request completed',
+    );
   });
 }
 
-/** Errors as `{ error: { code, message } }`: StellaErrors by code, validation errors as 400, the rest classified. */
+/** URLs no route matches: 404 problem details naming the method and path. */
+function answerUnknownRoutes(app: FastifyInstance) {
+  app.setNotFoundHandler((req, reply) => {
+    sendProblem(reply, req, 404, 'NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+  });
+}
+
+/** Errors as RFC 9457 problem details (src/api/problem.ts): StellaErrors by code, validation errors as 400, the rest classified. */
 function handleErrors(app: FastifyInstance, deps: ApiDeps) {
   const ports = { postgres: portOf(deps.ctx.cfg.databaseUrl, 5432), temporal: portOf(deps.ctx.cfg.temporal.address, 7233) };
   app.setErrorHandler((err, req, reply) => {
     const se = asStellaError(err); // StellaErrors, and library errors by their category
     if (se) {
       const details = se.details as { unauthenticated?: boolean; reason?: string; dpopError?: string } | undefined;
-      const status = se.code === 'FORBIDDEN' && details?.unauthenticated ? 401 : STATUS[se.code];
-      if (status === 401) reply.header('www-authenticate', challenge(details, se.message));
-      return reply.status(status).send({ error: { code: se.code, message: se.message, ...(se.details ?? {}) } });
+      if (se.code === 'FORBIDDEN' && details?.unauthenticated) {
+        // Not authenticated (no, expired or forged token; bad DPoP proof): 401 UNAUTHENTICATED, not FORBIDDEN.
+        const { unauthenticated: _, ...rest } = details;
+        reply.header('www-authenticate', challenge(details, se.message));
+        return sendProblem(reply, req, 401, 'UNAUTHENTICATED', se.message, rest);
+      }
+      return sendProblem(reply, req, STATUS[se.code], se.code, se.message, se.details);
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       // 400 naming the parameter: "querystring.limit: Too small: expected number to be >=1".
       const first = err.validation[0];
       const where = `${err.validationContext ?? 'request'}${first?.instancePath ? first.instancePath.replace(/\//g, '.') : ''}`;
-      return reply.status(400).send({ error: { code: 'BAD_INPUT', message: `${where}: ${first?.message ?? 'invalid'}` } });
+      return sendProblem(reply, req, 400, 'BAD_INPUT', `${where}: ${first?.message ?? 'invalid'}`);
     }
     const e = err as { statusCode?: number; message: string; code?: string };
-    if (e.statusCode && e.statusCode < 500) return reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
+    // Framework and plugin errors (413 body too large, 415, 429 rate limit, bad JSON): a stable code by status.
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return sendProblem(reply, req, e.statusCode, codeForStatus(e.statusCode, e.code), e.message);
     const f = classifyFailure(err, ports);
     deps.ctx.log[f.status >= 500 ? 'error' : 'warn']({ err, url: req.url, reqId: req.id, status: f.status }, 'request failed');
     if (f.retryAfter) reply.header('retry-after', String(f.retryAfter));
     const message = f.code === 'INTERNAL' ? `${f.message} (request ${req.id})` : f.message;
-    return reply.status(f.status).send({ error: { code: f.code, message } });
+    return sendProblem(reply, req, f.status, f.code, message, { requestId: req.id });
   });
 }

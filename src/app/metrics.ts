@@ -17,6 +17,9 @@ export function buildInfo(): { version: string; commit: string } {
 export function createProcessRegistry(): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
+  // prom-client's nodejs_active_{handles,requests,resources}_total are gauges with a counter suffix
+  // (promtool check metrics rejects them); the same counts are in nodejs_active_{handles,requests,resources}.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   const info = new client.Gauge({
     name: 'stella_build_info',
     help: 'Always 1; the labels say which stella version and commit this process runs',

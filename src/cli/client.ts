@@ -110,9 +110,10 @@ export class ApiClient {
       let code = 'HTTP_' + res.status;
       let message = res.statusText;
       try {
-        const body = (await res.json()) as { error?: { code?: string; message?: string } };
-        code = body.error?.code ?? code;
-        message = body.error?.message ?? message;
+        // RFC 9457 problem details ({ code, detail, ... }); older servers answered { error: { code, message } }.
+        const body = (await res.json()) as { code?: string; detail?: string; title?: string; error?: { code?: string; message?: string } };
+        code = body.code ?? body.error?.code ?? code;
+        message = body.detail ?? body.error?.message ?? body.title ?? message;
       } catch {
         /* non-JSON error body */
       }

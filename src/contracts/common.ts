@@ -7,11 +7,25 @@ import { z } from 'zod';
 
 export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex>');
 
-/** The error body every non-2xx answer carries. */
-export const ErrorBody = z.object({
+/**
+ * The error body every non-2xx answer carries: RFC 9457 problem details
+ * (`application/problem+json`) with stella's stable `code`; errors with details add them as
+ * extension members (e.g. `reason`, `retryAfter`, `requestId`). See src/api/problem.ts.
+ */
+export const Problem = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  instance: z.string(),
+  code: z.string(),
+});
+export type Problem = z.infer<typeof Problem>;
+
+/** The error body before RFC 9457 (`{ error: { code, message } }`), still read by the CLI client. */
+export const LegacyErrorBody = z.object({
   error: z.looseObject({ code: z.string(), message: z.string() }),
 });
-export type ErrorBody = z.infer<typeof ErrorBody>;
 
 /** `?limit=` on list routes: a positive integer, capped. */
 export const Limit = (max = 1000, dflt = 100) => z.coerce.number().int().min(1).max(max).default(dflt);

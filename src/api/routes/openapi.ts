@@ -13,22 +13,21 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
 type Json = Record<string, unknown>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
-/** The error body every non-2xx answer carries (src/api/server.ts error handler). */
+/** The error body every non-2xx answer carries: RFC 9457 problem details (src/api/problem.ts). */
 const ERROR_BODY = {
   type: 'object' as const,
-  required: ['error'],
+  required: ['type', 'title', 'status', 'detail', 'instance', 'code'],
+  additionalProperties: true,
   properties: {
-    error: {
-      type: 'object' as const,
-      required: ['code', 'message'],
-      additionalProperties: true,
-      properties: {
-        code: {
-          type: 'string' as const,
-          description: 'BAD_INPUT, FORBIDDEN, NOT_FOUND, CONFLICT, TOO_LARGE, INTEGRITY, UNAVAILABLE, RATE_LIMITED, INTERNAL, or a framework code',
-        },
-        message: { type: 'string' as const, description: 'one line naming what was wrong (the parameter, the limit, the dependency)' },
-      },
+    type: { type: 'string' as const, description: 'problem type URI: urn:stella:problem:<code in kebab case>' },
+    title: { type: 'string' as const, description: 'the HTTP status phrase' },
+    status: { type: 'integer' as const, description: 'the HTTP status code' },
+    detail: { type: 'string' as const, description: 'one line naming what was wrong (the parameter, the limit, the dependency)' },
+    instance: { type: 'string' as const, description: 'the request path' },
+    code: {
+      type: 'string' as const,
+      description:
+        'stable code: BAD_INPUT, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, CONFLICT, TOO_LARGE, URI_TOO_LONG, UNSUPPORTED_MEDIA_TYPE, INTEGRITY, RATE_LIMITED, UNAVAILABLE, INTERNAL',
     },
   },
 };
@@ -36,7 +35,7 @@ const ERROR_BODY = {
 const errorResponse = (description: string, headers?: Record<string, { description: string; schema: { type: 'string' } }>) => ({
   description,
   ...(headers ? { headers } : {}),
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Error' } } },
 });
 
 /**
@@ -73,7 +72,7 @@ export async function registerOpenApi(app: FastifyInstance, opts: { publicPaths:
         title: 'stella API',
         version,
         description:
-          'Evidence locker and release orchestrator. Request and response schemas are generated from the zod contracts the server validates with. Errors answer `{ "error": { "code", "message", ... } }`.',
+          'Evidence locker and release orchestrator. Request and response schemas are generated from the zod contracts the server validates with. Errors answer RFC 9457 problem details (`application/problem+json`: type, title, status, detail, instance) with a stable `code`.',
       },
       components: {
         securitySchemes: {
