@@ -1,6 +1,6 @@
 /** Reads the facts retention decides on (decide.ts): tenant facts once per batch, item facts page by page. */
 import type { Queryable } from '../evidence/state';
-import { liveItemPage, newestScanReports } from '../evidence/queries/retention';
+import { expiredItemPage, liveItemPage, newestScanReports } from '../evidence/queries/retention';
 import { openPromotionArtifacts } from '../promotion/queries/retention';
 import { declaredPolicies, getTiers } from './policy';
 import { activeHolds } from './holds';
@@ -29,9 +29,24 @@ export async function gatherTenantFacts(q: Queryable, run: RunRecord): Promise<R
 }
 
 /**
- * One page of candidate items (id order after `after`) with the per-page facts they need: items
- * too young to be due are not read at all; in aggressive mode, the newest scan report of each
- * subject of the page's scan reports.
+ * Where a walk over candidates stands, after `item`: expiry mode walks oldest first
+ * (`<created microseconds> <id>`), named ids in id order (the id). '' is the start.
+ */
+export function pageCursor(mode: RetentionMode, item: Pick<RetentionItem, 'createdUs' | 'id'>): string {
+  return mode.kind === 'expire' ? `${item.createdUs} ${item.id}` : item.id;
+}
+
+function parseExpiryCursor(c: string): { createdUs: number; id: string } | null {
+  if (!c) return null;
+  const [us, id] = c.split(' ');
+  return { createdUs: Number(us), id: id ?? '' };
+}
+
+/**
+ * One page of candidate items after the cursor `after` (pageCursor) with the per-page facts they
+ * need. Expiry mode reads only items old enough to be due, oldest first, by keyset over an index
+ * (a page costs the same at any tenant size); named ids go in id order. In aggressive mode, also
+ * the newest scan report of each subject of the page's scan reports.
  */
 export async function gatherItemPage(
   q: Queryable,
@@ -40,8 +55,10 @@ export async function gatherItemPage(
   mode: RetentionMode,
   page: { after: string; limit: number; ids?: readonly string[] },
 ): Promise<{ items: RetentionItem[]; facts: RetentionFacts }> {
-  const createdBeforeUs = mode.kind === 'expire' ? expireCutoffUs(facts, mode.aggressive) : null;
-  const items = await liveItemPage(q, tenant, { after: page.after, limit: page.limit, createdBeforeUs, ids: page.ids ?? null });
+  const items =
+    mode.kind === 'expire'
+      ? await expiredItemPage(q, tenant, { after: parseExpiryCursor(page.after), limit: page.limit, createdBeforeUs: expireCutoffUs(facts, mode.aggressive) })
+      : await liveItemPage(q, tenant, { after: page.after, limit: page.limit, ids: page.ids ?? null });
   if (mode.kind !== 'expire' || !mode.aggressive) return { items, facts };
   const subjects = [...new Set(items.filter((i) => i.kind === 'scan-report').flatMap((i) => i.subjects))];
   return { items, facts: { ...facts, newestScanReports: await newestScanReports(q, tenant, subjects) } };

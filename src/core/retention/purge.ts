@@ -20,7 +20,7 @@ import { type Queryable, transitionItems } from '../evidence/state';
 import { hotItemsBefore, moveToColdTier, otherTenantLiveTiers } from '../evidence/queries/retention';
 import { replayArea } from '../replay/queries/retention';
 import { getTiers } from './policy';
-import { gatherItemPage, gatherTenantFacts } from './gather';
+import { gatherItemPage, gatherTenantFacts, pageCursor } from './gather';
 import {
   type RetentionFacts,
   type RetentionItem,
@@ -42,6 +42,7 @@ import {
   type RunRecord,
   recordRunItems,
   runRecord,
+  setPurgeCursor,
   setRunCounts,
 } from './runs';
 
@@ -59,21 +60,22 @@ interface Decided {
   verdict: Verdict;
 }
 
-/** Decides every candidate of a run, page by page; `visit` returns false to stop. */
+/** Decides every candidate of a run after the cursor `from`, page by page; `visit` returns false to stop. */
 async function decideAll(
   q: Queryable,
   run: RunRecord,
   facts: RetentionFacts,
   ids: readonly string[] | undefined,
   visit: (page: Decided[]) => Promise<boolean>,
+  from = '',
 ): Promise<void> {
   const mode = modeOf(run, ids);
-  let after = '';
+  let after = from;
   for (;;) {
     const p = await gatherItemPage(q, run.tenant, facts, mode, { after, limit: PAGE, ids });
     if (!p.items.length) return;
     if ((await visit(p.items.map((item) => ({ item, verdict: retentionDecision(item, p.facts, mode) })))) === false) return;
-    after = p.items[p.items.length - 1]!.id;
+    after = pageCursor(mode, p.items[p.items.length - 1]!);
   }
 }
 
@@ -162,10 +164,10 @@ export async function finishPendingBlobs(ctx: AppContext, runId: string, onProgr
       if (!shared) await storeFor(ctx, row.tier).delete(row.id);
       // The replica mirrors hot ingests; it goes only with the last live reference.
       if (run.kind !== 'tier-move' && ctx.blobs.replica && !others.has(row.id)) await ctx.blobs.replica.delete(row.id);
-      return { id: row.id, shared };
-    });
       // So does the copy replay reads (the store's replay/ area): retention applies to it too.
       if (run.kind !== 'tier-move' && !others.has(row.id)) await replayArea(ctx).delete(row.id);
+      return { id: row.id, shared };
+    });
     await markBlobsDone(ctx.db, runId, marks);
     done += rows.length;
     onProgress(done);
@@ -199,10 +201,27 @@ export async function purgeBatch(
   const r = await withTransaction(ctx.db, async (tx) => {
     const facts = await gatherTenantFacts(tx, run);
     const picks: Decided[] = [];
-    await decideAll(tx, run, facts, opts.ids, async (page) => {
-      for (const d of page) if (d.verdict.action === 'purge' && picks.length < limit) picks.push(d);
-      return picks.length < limit;
-    });
+    // Expiry runs resume after the items earlier batches decided (purged or kept): eligibility is
+    // computed once per item per run, so every batch costs the same at any tenant size. An item
+    // kept for a hold released later in the run goes in the next run.
+    const mode = modeOf(run, opts.ids);
+    let cursor = mode.kind === 'expire' ? run.purgeCursor : '';
+    await decideAll(
+      tx,
+      run,
+      facts,
+      opts.ids,
+      async (page) => {
+        for (const d of page) {
+          if (picks.length >= limit) break;
+          if (d.verdict.action === 'purge') picks.push(d);
+          cursor = pageCursor(mode, d.item);
+        }
+        return picks.length < limit;
+      },
+      cursor,
+    );
+    if (mode.kind === 'expire') await setPurgeCursor(tx, runId, cursor);
     const purged = await tombstone(tx, run.tenant, picks);
     const recorded = await recordRunItems(
       tx,

@@ -49,6 +49,8 @@ export interface RunRecord {
   /** The run's instant (microseconds since the epoch): ages are judged against it for the whole run. */
   asOfUs: number;
   protectedArtifacts: string[];
+  /** Purge runs: where the expiry walk stands (gather.ts pageCursor); '' before the first batch. */
+  purgeCursor: string;
 }
 
 function summaryOf(r: Record<string, any>, pending = 0): RetentionRunSummary {
@@ -123,7 +125,13 @@ export async function runRecord(q: Queryable, runId: string): Promise<RunRecord>
     reason: x.reason,
     asOfUs: Number(x.as_of_us),
     protectedArtifacts: x.protected_artifacts ?? [],
+    purgeCursor: x.purge_cursor ?? '',
   };
+}
+
+/** Moves a purge run's expiry cursor (in the transaction of the batch it covers). */
+export async function setPurgeCursor(q: Queryable, runId: string, cursor: string): Promise<void> {
+  await q.query('UPDATE retention_runs SET purge_cursor = $2 WHERE id = $1', [runId, cursor]);
 }
 
 export async function finishRun(db: Db, runId: string, status: 'succeeded' | 'failed' = 'succeeded'): Promise<RetentionRunSummary> {

@@ -49,6 +49,30 @@ export async function liveItemPage(
   return r.rows.map(toFacts);
 }
 
+/**
+ * One page of a tenant's live items created before `createdBeforeUs`, oldest first: keyset over
+ * (created_at, id) after `after` (null: from the oldest), on the index of migration 101, so a page
+ * costs the same at any tenant size.
+ */
+export async function expiredItemPage(
+  q: Queryable,
+  tenant: string,
+  page: { after: { createdUs: number; id: string } | null; limit: number; createdBeforeUs: number },
+): Promise<ItemFacts[]> {
+  const at = (p: string) => `('epoch'::timestamptz + ${p}::bigint * interval '1 microsecond')`;
+  const r = await q.query(
+    `SELECT i.id, i.kind, i.size_bytes, i.tier, ${US('i.created_at')} AS created_us,
+            (SELECT array_agg(s.artifact_digest ORDER BY s.artifact_digest) FROM evidence_subjects s WHERE s.tenant_id = i.tenant_id AND s.item_id = i.id) AS subjects
+       FROM evidence_items i
+      WHERE i.tenant_id = $1 AND i.state IN ('present', 'corrupted')
+        AND (i.created_at, i.id) > (coalesce(${at('$2')}, '-infinity'::timestamptz), $3)
+        AND i.created_at < ${at('$5')}
+      ORDER BY i.created_at, i.id LIMIT $4`,
+    [tenant, page.after?.createdUs ?? null, page.after?.id ?? '', page.limit, page.createdBeforeUs],
+  );
+  return r.rows.map(toFacts);
+}
+
 /** Kind and subjects of one item of a tenant (any state), or null when it is not indexed. */
 export async function itemHoldFacts(q: Queryable, tenant: string, id: string): Promise<{ id: string; kind: string; subjects: string[] } | null> {
   const r = await q.query(
