@@ -11,14 +11,18 @@ import {
   log,
   patched,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
+  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ActionVerdict } from '../src/core/promotion/actions';
 import type { ActionPayload, EvaluateGatesResult, GateResult, PromotionInput, PromotionStateName, PromotionStatus } from '../src/core/promotion/types';
 import { SA, scanWorkflowId } from '../src/temporal/names';
+import { missingKinds, promotionCurrentDetails, promotionMemo } from '../src/temporal/promotion-details';
 import { scanThenAttest } from './scan';
 
 // Constants are repeated here (not imported from src/core) so the workflow bundle stays free of runtime imports.
@@ -28,6 +32,15 @@ const GENERATION_RECHECK = '1 minute';
 const MAX_GENERATION_ROUNDS = 3;
 
 export const promotionStateQuery = defineQuery<PromotionStatus>('state');
+const HANDLER_DESCRIPTIONS = {
+  state: 'The promotion as stella sees it: state, each gate with its evidence, missing kinds, deadline, approvals.',
+  approveUpdate: 'Approve (needs an action token from `stella promotion approve`; the requester cannot approve). Answers with the resulting state.',
+  abortUpdate: 'Abort (needs an action token from `stella promotion abort`). Answers with the final state.',
+  retryUpdate: 'Re-evaluate the gates now, after adding evidence (action token from `stella promotion retry`). Answers with the new gate results.',
+  retrySignal: 'Re-evaluate the gates (needs an action token; use `stella promotion retry`).',
+  approveSignal: 'Always refused and audited: approval is the `approve` update (`stella promotion approve`).',
+  abortSignal: 'Always refused and audited: abort is the `abort` update (`stella promotion abort`).',
+} as const;
 /** Approve, abort and retry need an action token minted by the stella API (checked in an activity). */
 export const promotionApproveUpdate = defineUpdate<PromotionStatus, [ActionPayload]>('approve');
 export const promotionAbortUpdate = defineUpdate<PromotionStatus, [ActionPayload]>('abort');
@@ -38,14 +51,20 @@ export const promotionApproveSignal = defineSignal<[ActionPayload]>('approve');
 export const promotionAbortSignal = defineSignal<[ActionPayload]>('abort');
 /** Histories from before action tokens replay with the old (unchecked) handlers; every new action is checked. */
 const SIGNED_ACTIONS = 'stella-signed-actions';
+/**
+ * Readable in the Temporal UI (issue 16): memo, StellaMissingEvidence, summaries on the wait timers
+ * and local activities. Runs that started before it replay without these commands.
+ */
+const UI_DETAILS = 'stella-promotion-ui-details';
 
 // Gate evaluation and bookkeeping are short DB/blob operations: local activities keep a
 // promotion to a handful of workflow tasks (throughput), retried with backoff on faults.
-const acts = proxyLocalActivities<Activities>({
+const localOptions: LocalActivityOptions = {
   startToCloseTimeout: '2 minutes',
   localRetryThreshold: '10 seconds',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
-});
+};
+const acts = proxyLocalActivities<Activities>(localOptions);
 
 /** What to do after an evaluation: the runbook's branches. */
 type NextStep = { kind: 'promote' } | { kind: 'violation'; gates: GateResult[] } | { kind: 'generate' } | { kind: 'wait'; kinds: string[] };
@@ -87,6 +106,10 @@ class PromotionRun {
   private actionChain: Promise<unknown> = Promise.resolve();
   /** Fixed by the first evaluation (recorded in history): start time + policy waitDeadline. */
   private deadlineMs = 0;
+  /** Whether this run records the UI details (UI_DETAILS patch), and what it last recorded. */
+  private ui = false;
+  private shownMemo = '';
+  private shownMissing = '';
 
   constructor(private readonly input: PromotionInput) {
     this.st = {
@@ -112,6 +135,8 @@ class PromotionRun {
 
   async run(): Promise<PromotionStatus> {
     const { input, st } = this;
+    this.ui = patched(UI_DETAILS);
+    this.showDetails();
     upsertSearchAttributes([
       { key: SA.tenant, value: input.tenant },
       { key: SA.artifact, value: input.artifactDigest },
@@ -164,14 +189,16 @@ class PromotionRun {
           r.gates.filter((g) => g.required && !g.passed),
           this.deadlineMs,
         );
-        if (this.st.reason?.startsWith('a scan of')) await this.waitForRetry(GENERATION_RECHECK);
+        if (this.st.reason?.startsWith('a scan of'))
+          await this.waitForRetry(GENERATION_RECHECK, 'a scan of this artifact is running elsewhere: re-check in 1 minute');
         if (this.aborted) return { outcome: 'stopped', status: await this.abort() };
         continue;
       }
 
       await this.setState('waiting-evidence', `waiting for evidence: ${next.kinds.join(', ')} (stella promotion evidence --missing)`, true);
       const remaining = this.deadlineMs - Date.now();
-      const woke = remaining > 0 && (await this.waitForRetry(remaining));
+      const woke =
+        remaining > 0 && (await this.waitForRetry(remaining, `waiting for evidence: ${next.kinds.join(', ')} (until the deadline, or stella promotion retry)`));
       if (this.aborted) return { outcome: 'stopped', status: await this.abort() };
       if (!woke) return await this.fail(`required evidence not found: ${next.kinds.join(',')}`, 'EvidenceNotFound');
     }
@@ -181,7 +208,10 @@ class PromotionRun {
   private async awaitApproval(waitDeadlineMs: number): Promise<PromotionStatus | null> {
     const st = this.st;
     await this.setState('waiting-approval', `waiting for ${st.approvalsRequired} approval(s)`, true);
-    const approved = await condition(() => st.approvals.length >= st.approvalsRequired || !!this.aborted, waitDeadlineMs);
+    const enough = () => st.approvals.length >= st.approvalsRequired || !!this.aborted;
+    const approved = this.ui
+      ? await condition(enough, waitDeadlineMs, { summary: `waiting for ${st.approvalsRequired} approval(s) (stella promotion approve)` })
+      : await condition(enough, waitDeadlineMs);
     if (this.aborted) return await this.abort();
     if (!approved) return await this.fail(`approval not granted within ${Math.round(waitDeadlineMs / 60_000)} minutes`, 'ApprovalTimeout');
     return null;
@@ -192,13 +222,18 @@ class PromotionRun {
     const st = this.st;
     if (st.state !== 'evaluating') await this.setState('evaluating', null, false);
     st.attempts++;
-    const r = await acts.evaluateGates({
+    const args = {
       promotionId: st.promotionId,
       workflowId: st.workflowId,
       attempt: st.attempts,
       input: this.input,
       startedAt: this.info.startTime.toISOString(),
-    });
+    };
+    const r = this.ui
+      ? await acts.evaluateGates.executeWithOptions({ ...localOptions, summary: `evaluate gates (attempt ${st.attempts}): gather evidence, decide, record` }, [
+          args,
+        ])
+      : await acts.evaluateGates(args);
     st.gates = r.gates;
     st.imageRef = r.imageRef;
     st.policy = { env: r.policy.env, version: r.policy.version, checksum: r.policy.checksum };
@@ -208,12 +243,35 @@ class PromotionRun {
       this.deadlineMs = Date.parse(r.deadline);
       st.deadline = r.deadline;
     }
+    setCurrentDetails(promotionCurrentDetails(st));
     return r;
   }
 
   /** Sleeps until the operator's retry (or an abort); false when the deadline passed first. */
-  private waitForRetry(timeout: number | string): Promise<boolean> {
-    return condition(() => this.retrySeq > this.evaluatedSeq || !!this.aborted, timeout);
+  private waitForRetry(timeout: number | string, summary: string): Promise<boolean> {
+    const woken = () => this.retrySeq > this.evaluatedSeq || !!this.aborted;
+    return this.ui ? condition(woken, timeout, { summary }) : condition(woken, timeout);
+  }
+
+  /**
+   * The UI's view of the state: current details (not a command, so on every run) and, for runs
+   * with the UI_DETAILS marker, the memo and StellaMissingEvidence when they changed.
+   */
+  private showDetails(): void {
+    const st = this.st;
+    setCurrentDetails(promotionCurrentDetails(st));
+    if (!this.ui) return;
+    const memo = promotionMemo(st);
+    const memoKey = JSON.stringify(memo);
+    if (memoKey !== this.shownMemo) {
+      this.shownMemo = memoKey;
+      upsertMemo(memo);
+    }
+    const missing = st.state === 'waiting-evidence' ? missingKinds(st.gates) : [];
+    if (missing.join(',') !== this.shownMissing) {
+      this.shownMissing = missing.join(',');
+      upsertSearchAttributes([{ key: SA.missingEvidence, value: missing }]);
+    }
   }
 
   private async setState(state: PromotionStateName, reason: string | null, persist: boolean): Promise<void> {
@@ -221,7 +279,11 @@ class PromotionRun {
     st.state = state;
     st.reason = reason;
     upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
-    if (persist) await acts.promotionSetState({ tenant: this.input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals });
+    this.showDetails();
+    if (!persist) return;
+    const args = { tenant: this.input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals };
+    if (this.ui) await acts.promotionSetState.executeWithOptions({ ...localOptions, summary: `record state ${state}` }, [args]);
+    else await acts.promotionSetState(args);
   }
 
   /** record: the final row, audit entry and timeline event. */
@@ -230,7 +292,10 @@ class PromotionRun {
     st.state = state;
     st.reason = reason;
     upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
-    await acts.promotionFinalize({ tenant: this.input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals });
+    this.showDetails();
+    const args = { tenant: this.input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals };
+    if (this.ui) await acts.promotionFinalize.executeWithOptions({ ...localOptions, summary: `record the outcome: ${state}` }, [args]);
+    else await acts.promotionFinalize(args);
     await condition(allHandlersFinished);
   }
 
@@ -249,7 +314,7 @@ class PromotionRun {
 
   installHandlers(): void {
     const st = this.st;
-    setHandler(promotionStateQuery, () => st);
+    setHandler(promotionStateQuery, () => st, { description: HANDLER_DESCRIPTIONS.state });
     setHandler(
       promotionApproveUpdate,
       async (a) => {
@@ -259,7 +324,7 @@ class PromotionRun {
         await condition(() => st.state !== 'waiting-approval' || st.approvals.length < st.approvalsRequired);
         return st;
       },
-      { validator: this.validator('approve') },
+      { validator: this.validator('approve'), description: HANDLER_DESCRIPTIONS.approveUpdate },
     );
     setHandler(
       promotionAbortUpdate,
@@ -269,7 +334,7 @@ class PromotionRun {
         await condition(() => FINAL.includes(st.state));
         return st;
       },
-      { validator: this.validator('abort') },
+      { validator: this.validator('abort'), description: HANDLER_DESCRIPTIONS.abortUpdate },
     );
     setHandler(
       promotionRetryUpdate,
@@ -280,7 +345,7 @@ class PromotionRun {
         await condition(() => this.evaluatedSeq >= mine || st.state === 'waiting-approval' || FINAL.includes(st.state));
         return st;
       },
-      { validator: this.validator('retry') },
+      { validator: this.validator('retry'), description: HANDLER_DESCRIPTIONS.retryUpdate },
     );
     this.installSignalHandlers();
   }
@@ -288,25 +353,38 @@ class PromotionRun {
   /** Signals typed into the Temporal UI or CLI: retry needs a token; approve and abort are always refused (and audited). */
   private installSignalHandlers(): void {
     const st = this.st;
-    setHandler(promotionRetrySignal, async (a) => {
-      if (patched(SIGNED_ACTIONS) && !(await this.verifyAction('retry', 'signal', a)).ok) return;
-      this.retrySeq++;
-    });
-    setHandler(promotionApproveSignal, async (a) => {
-      if (patched(SIGNED_ACTIONS)) {
-        await this.verifyAction('approve', 'signal', a); // always refused (and audited): approval is an update
-        return;
-      }
-      if (!a?.by) return;
-      if (!st.approvals.some((x) => x.by === a.by)) st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
-    });
-    setHandler(promotionAbortSignal, async (a) => {
-      if (patched(SIGNED_ACTIONS)) {
-        await this.verifyAction('abort', 'signal', a); // always refused (and audited): abort is an update
-        return;
-      }
-      this.aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
-    });
+    setHandler(
+      promotionRetrySignal,
+      async (a) => {
+        if (patched(SIGNED_ACTIONS) && !(await this.verifyAction('retry', 'signal', a)).ok) return;
+        this.retrySeq++;
+      },
+      { description: HANDLER_DESCRIPTIONS.retrySignal },
+    );
+    setHandler(
+      promotionApproveSignal,
+      async (a) => {
+        if (patched(SIGNED_ACTIONS)) {
+          await this.verifyAction('approve', 'signal', a); // always refused (and audited): approval is an update
+          return;
+        }
+        if (!a?.by) return;
+        if (!st.approvals.some((x) => x.by === a.by))
+          st.approvals.push({ by: a.by, at: new Date().toISOString(), ...(a.comment ? { comment: a.comment } : {}) });
+      },
+      { description: HANDLER_DESCRIPTIONS.approveSignal },
+    );
+    setHandler(
+      promotionAbortSignal,
+      async (a) => {
+        if (patched(SIGNED_ACTIONS)) {
+          await this.verifyAction('abort', 'signal', a); // always refused (and audited): abort is an update
+          return;
+        }
+        this.aborted ??= { by: a?.by ?? 'unknown', reason: a?.reason };
+      },
+      { description: HANDLER_DESCRIPTIONS.abortSignal },
+    );
   }
 
   private verifyAction(op: ActionOp, channel: 'update' | 'signal', a: unknown): Promise<ActionVerdict> {

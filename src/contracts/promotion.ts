@@ -113,6 +113,8 @@ const statusDetail = {
   createdAt: z.string().optional(),
   updatedAt: z.string().optional(),
   finishedAt: z.string().nullable().optional(),
+  /** The run's page in the Temporal Web UI (the API's STELLA_TEMPORAL_UI_URL). */
+  temporalUiUrl: z.string().optional(),
 };
 
 /** One promotion: its database record with the live workflow state over it while it runs. */

@@ -22,6 +22,7 @@ import {
   promotionStateQuery,
 } from '../../workflows/promotion';
 import { SA, promotionWorkflowId, promotionWorkflowIdPrefix } from './names';
+import { promotionStaticDetails, promotionStaticSummary, temporalUiWorkflowUrl } from './promotion-details';
 
 export interface PromotionTemporal {
   client: Client;
@@ -47,6 +48,8 @@ export type PromotionView = Partial<PromotionStatus> &
     createdAt?: string;
     updatedAt?: string;
     finishedAt?: string | null;
+    /** The run's page in the Temporal Web UI (STELLA_TEMPORAL_UI_URL). */
+    temporalUiUrl?: string;
   };
 
 export interface StartedPromotion {
@@ -70,6 +73,9 @@ export async function startPromotion(t: PromotionTemporal, db: Db, input: Promot
       // One promotion per (tenant, artifact, target env) at a time; a new one once it is closed.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
+      // What the Temporal UI shows on the list and the workflow page from the start.
+      staticSummary: promotionStaticSummary(input),
+      staticDetails: promotionStaticDetails(input, workflowId),
       // Set at start so the Temporal UI lists it before the first workflow task runs.
       typedSearchAttributes: [
         { key: SA.tenant, value: input.tenant },
@@ -129,7 +135,8 @@ export async function locatePromotion(t: PromotionTemporal, db: Db, tenant: stri
 }
 
 /** Live state by query while running, merged over the database record (which survives completion). */
-export async function promotionView(db: Db, tenant: string, loc: LocatedPromotion): Promise<PromotionView> {
+export async function promotionView(db: Db, tenant: string, loc: LocatedPromotion, ui?: { baseUrl: string; namespace: string }): Promise<PromotionView> {
+  const link = ui ? { temporalUiUrl: temporalUiWorkflowUrl(ui.baseUrl, ui.namespace, loc.workflowId, loc.runId) } : {};
   const live = loc.running ? await loc.handle.query(promotionStateQuery).catch(() => null) : null;
   const row = await findPromotion(db, tenant, loc.runId);
   if (!live && !row) {
@@ -142,10 +149,11 @@ export async function promotionView(db: Db, tenant: string, loc: LocatedPromotio
       deadline: null,
       approvals: [],
       temporalStatus: loc.status,
+      ...link,
     };
   }
   const record = row ?? live!; // one of them exists
-  return { ...record, ...(live ?? {}), id: loc.workflowId, temporalStatus: loc.status };
+  return { ...record, ...(live ?? {}), id: loc.workflowId, temporalStatus: loc.status, ...link };
 }
 
 /** Long-poll: resolves true when the workflow closes, false after `seconds`, whichever is first. */

@@ -120,7 +120,8 @@ function readRoutes(app: App, deps: ApiDeps) {
   app.get('/promotions/:id', { schema: { params: PromotionIdParams, response: { 200: PromotionView } } }, async (req) => {
     requireScope(req, 'promotion:read');
     const tenant = tenantOf(req);
-    return promotionView(db, tenant, await locate(tenant, req.params.id));
+    const ui = { baseUrl: deps.ctx.cfg.temporal.uiUrl, namespace: deps.ctx.cfg.temporal.namespace };
+    return promotionView(db, tenant, await locate(tenant, req.params.id), ui);
   });
 
   app.get(

@@ -152,6 +152,7 @@ function renderStatus(s: Status, explain = false): string {
         ? `${s.policy.env} ${s.policy.version ? `version ${s.policy.version}` : '(built-in)'}${s.policy.checksum ? ` ${s.policy.checksum.slice(0, 19)}…` : ''}`
         : undefined,
       reason: s.reason,
+      'temporal ui': s.temporalUiUrl,
     }),
     '',
     explain ? renderExplain(gates) : renderGates(gates),
