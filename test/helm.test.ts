@@ -272,4 +272,31 @@ describe('Helm chart deploy/helm/stella', () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('DATABASE_URL is not set');
   });
+
+  it('gets its keys Secret from `stella keys init`: every key a server signs with, as the <kid>.json files the pods copy', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'stella-keys-')), 'store');
+    const env = { STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'boot-')), DATABASE_URL: '' };
+    const r = await runStella(env, '--format', 'json', 'keys', 'init', dir);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.secretFiles).toBe(`${dir}/keys`);
+    // kubectl create secret generic stella-keys --from-file=<dir>/keys/  → these files, by name.
+    const files = readdirSync(join(dir, 'keys')).filter((f) => f.endsWith('.json'));
+    for (const f of files) expect(f).toMatch(/^[A-Za-z0-9_-]{43}\.json$/);
+    const stored = files.map((f) => JSON.parse(readFileSync(join(dir, 'keys', f), 'utf8')));
+    expect(stored.map((k) => `${k.purpose}:${k.alg}:${k.status}`).sort()).toEqual([
+      'api-token:ES256:active',
+      'checkpoint:EdDSA:active',
+      'signing:ES256:active',
+    ]);
+    expect(out.keys.every((k: { created: boolean }) => k.created)).toBe(true);
+    // Again: the same keys, none new.
+    const again = await runStella(env, '--format', 'json', 'keys', 'init', dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(
+      JSON.parse(again.stdout)
+        .keys.map((k: { kid: string; created: boolean }) => [k.kid, k.created])
+        .sort(),
+    ).toEqual(stored.map((k) => [k.kid, false]).sort());
+  });
 });

@@ -18,6 +18,7 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
   { commands: ['promotion'], load: async () => (await import('./promotion')).registerPromotionCommands },
   { commands: ['scan', 'image', 'feeds', 'attest', 'scanner'], load: async () => (await import('./scan')).registerScanCommands },
   { commands: ['keys', 'rootpack'], load: async () => (await import('./keys')).registerKeysCommands },
+  { commands: ['keys'], load: async () => (await import('./keys-init')).registerKeysInitCommand },
   { commands: ['backup', 'evidence'], load: async () => (await import('./backup')).registerBackupCommands },
   { commands: ['evidence'], load: async () => (await import('./retention')).registerRetentionCommands },
   { commands: ['evidence'], load: async () => (await import('./anchoring')).registerAnchoringCommands },
