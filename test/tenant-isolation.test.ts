@@ -168,6 +168,16 @@ const NOT_PROBED: Record<string, string> = {
   'GET /evidence/anchors/runs/:workflowId': 'anchoring runs are of the global log (one Merkle log over every tenant)',
   'POST /evidence/anchors/verify': 'verifies the global anchor chain; takes no tenant object id',
   'POST /evidence/anchors/new-chain': 'admin only, global anchor chain',
+  'GET /evidence/anchors/consistency': 'consistency proof between two anchors of the global log; takes no tenant object id',
+  'GET /evidence/anchors/:id/checkpoint': 'anchors are global: one Merkle log over every tenant (tenant_id *)',
+  'POST /evidence/anchors/:id/cosignatures': 'witness cosignature on a global anchor; takes no tenant object id',
+  'GET /tlog/checkpoint': 'the global log’s checkpoint (size and root only)',
+  ...Object.fromEntries(
+    [1, 2, 3, 4, 5, 6, 7].map((d) => [
+      `GET /tlog/tile/:level/${Array.from({ length: d }, (_, i) => `:s${i + 1}`).join('/')}`,
+      'global log tiles: hash tiles hold hashes only; entry tiles (every tenant’s leaves) are admin only',
+    ]),
+  ),
   'GET /keys': 'the process-wide signing/token key ring (public halves)',
   'POST /keys': 'admin only; creates a key; takes no tenant object id',
   'POST /keys/rotate': 'admin only; rotates keys; takes no tenant object id',

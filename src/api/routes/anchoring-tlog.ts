@@ -1,4 +1,5 @@
 /** Anchors in standard formats (issue 18): C2SP checkpoint and tlog-tiles, consistency proofs, witness cosignatures. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AnchorCheckpoint, AnchorIdParams, ConsistencyQuery, ConsistencyResponse, CosignatureBody, CosignatureResponse } from '../../contracts/anchoring';
 import { addCosignatures, anchorCheckpoint, anchorConsistency, latestCheckpoint, readTile } from '../../core/anchoring';
@@ -24,21 +25,35 @@ export function tlogRoutes(app: App, { ctx }: ApiDeps) {
     return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(cp.note);
   });
 
-  app.get('/tlog/tile/*', { schema: { params: z.object({ '*': z.string().max(200) }) } }, async (req, reply) => {
-    requireScope(req, 'evidence:read');
-    let t: ReturnType<typeof parseTilePath>;
-    try {
-      t = parseTilePath(req.params['*']);
-    } catch (e) {
-      throw badInput(`tile path: ${(e as Error).message}`);
-    }
-    if (t.kind === 'entries') requireScope(req, 'admin');
-    const body = await readTile(ctx, t);
-    return reply
-      .type('application/octet-stream')
-      .header('cache-control', t.width === 256 ? IMMUTABLE : SHORT)
-      .send(body);
-  });
+  // tile/<L>/<N>[.p/<W>]: N is split into xNNN/ groups, so one route per depth keeps every path
+  // segment a declared parameter (and the OpenAPI document lists them).
+  for (let depth = 1; depth <= TILE_MAX_SEGMENTS; depth++) {
+    const names = Array.from({ length: depth }, (_, i) => `s${i + 1}`);
+    const params = z.object(Object.fromEntries(['level', ...names].map((n) => [n, z.string().max(8)])));
+    app.get(`/tlog/tile/:level/${names.map((n) => `:${n}`).join('/')}`, { schema: { params } }, async (req, reply) => {
+      const p = req.params as Record<string, string>;
+      return sendTile(ctx, req, reply, [p.level, ...names.map((n) => p[n])].join('/'));
+    });
+  }
+}
+
+/** Level (or "entries"), up to six index groups and a partial width. */
+const TILE_MAX_SEGMENTS = 7;
+
+async function sendTile(ctx: ApiDeps['ctx'], req: FastifyRequest, reply: FastifyReply, path: string) {
+  requireScope(req, 'evidence:read');
+  let t: ReturnType<typeof parseTilePath>;
+  try {
+    t = parseTilePath(path);
+  } catch (e) {
+    throw badInput(`tile path: ${(e as Error).message}`);
+  }
+  if (t.kind === 'entries') requireScope(req, 'admin');
+  const body = await readTile(ctx, t);
+  return reply
+    .type('application/octet-stream')
+    .header('cache-control', t.width === 256 ? IMMUTABLE : SHORT)
+    .send(body);
 }
 
 /** Consistency between two anchors; an anchor's checkpoint; witness cosignatures. */

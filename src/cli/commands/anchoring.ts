@@ -22,6 +22,7 @@ import {
   type VerifyStep,
 } from '../../contracts/anchoring';
 import type { Column, Format } from '../output';
+import { anchorCheckpointCommand, anchorConsistencyCommand, anchorWitnessCommands } from './anchoring-standards';
 import type { z } from 'zod';
 const short = (h: string | null | undefined, n = 12) => (h ? h.slice(0, n) : '-');
 const shortChain = (c: string | null | undefined) => (c ? c.slice(0, 15) : '-');
@@ -111,7 +112,8 @@ function offlineReport(format: 'table' | 'json', r: OfflineVerifyResult, file: s
 }
 
 function breakLine(b: AnchorBreak): string {
-  return `anchor ${short(b.anchorId)} (chain ${shortChain(b.chainId)}, seq ${b.seq ?? '?'}): ${b.reason}: ${b.detail}`;
+  const tamper = b.tamper ? ` [${b.tamper}]` : '';
+  return `anchor ${short(b.anchorId)} (chain ${shortChain(b.chainId)}, seq ${b.seq ?? '?'}): ${b.reason}${tamper}: ${b.detail}`;
 }
 
 type AnchorVerifyView = z.infer<typeof AnchorVerifyResponse>;
@@ -132,6 +134,9 @@ export function registerAnchoringCommands(program: Command): void {
     anchorVerifyExportCommand,
     anchorNewChainCommand,
     anchorRecoverCommand,
+    anchorConsistencyCommand,
+    anchorCheckpointCommand,
+    anchorWitnessCommands,
   ])
     register(an);
   proofCommands(ev);
@@ -202,7 +207,9 @@ function anchorVerifyCommand(an: Command): void {
         print(c.format, r, () => renderAnchorVerify(r, !!o.verbose));
         if (!r.ok) {
           if (c.format !== 'json')
-            process.stderr.write(`stella: anchor chain broken: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered (see above)'}\n`);
+            process.stderr.write(
+              `stella: anchor verification failed: ${r.firstBreak ? breakLine(r.firstBreak) : 'log rows altered, a timestamp failed or witnesses are missing (see above)'}\n`,
+            );
           return EXIT.INTEGRITY;
         }
       }),
@@ -228,6 +235,17 @@ function renderAnchorVerify(r: AnchorVerifyView, verbose: boolean): string {
     latest: r.latest ? `${r.latest.id} (seq ${r.latest.seq}, ${r.latest.logSize} leaves, ${r.latest.createdAt})` : 'none',
   };
   if (r.firstBreak) kv['first break'] = breakLine(r.firstBreak);
+  if (r.checkpoints)
+    kv.checkpoints = `${r.checkpoints.checked} C2SP checkpoints verified${r.checkpoints.without ? `, ${r.checkpoints.without} anchors predate checkpoints` : ''}`;
+  const badTs = (r.timestamps ?? []).filter((t) => !t.ok);
+  if (r.timestamps?.length)
+    kv.timestamps = badTs.length
+      ? `FAILED: ${badTs.map((t) => `${short(t.anchorId)}: ${t.problem}`).join('; ')}`
+      : `${r.timestamps.length} RFC 3161 tokens verified`;
+  if (r.witness?.quorum)
+    kv.witnesses = r.witness.unwitnessed.length
+      ? `below quorum ${r.witness.quorum} of ${r.witness.configured}: ${r.witness.unwitnessed.map((u) => `${short(u.anchorId)} (${u.valid})`).join(', ')}`
+      : `every anchor cosigned by ${r.witness.quorum} of ${r.witness.configured} witnesses`;
   const rows = r.logRows.filter((x) => !x.acknowledged);
   if (rows.length) kv['log rows'] = rows.map((x) => `seq ${x.seq} (${x.itemId}, tenant ${x.tenant}): ${x.detail}`).join('; ');
   const ack = r.breaks.filter((b) => b.acknowledged);

@@ -310,8 +310,6 @@ async function checkAnchor(run: Run, chain: ChainView, row: Row, previous: Verif
   if (Number(row.log_size) > run.logRows) {
     return { reason: 'truncated-log', detail: `truncated log: the anchor commits to ${row.log_size} leaves but evidence_log holds ${run.logRows}` };
   }
-  const cp = await checkpointOutcome(run, row);
-  if (cp) return cp;
   const r = await verifyAnchorChain([row.jws], {
     keyResolver: run.trust.resolver,
     previous,
@@ -331,6 +329,8 @@ async function checkAnchor(run: Run, chain: ChainView, row: Row, previous: Verif
   if (wp) return { reason: 'key-window', detail: wp };
   const rp = rowProblem(row, v);
   if (rp) return { reason: 'row-mismatch', detail: rp };
+  const cp = await checkpointOutcome(run, row, v);
+  if (cp) return cp;
   if (v.payload.seq === 0) {
     const problem = await genesisProblem(chain, v, run.chains, run.byChain, run.stored);
     if (problem) return problem;
@@ -453,7 +453,7 @@ export async function newChain(ctx: AppContext, input: { reason: string; actor?:
 }
 
 /** An anchor's checkpoint: signed by the checkpoint key and committing to the anchor's own size and root. */
-async function checkpointOutcome(run: Run, row: Row): Promise<AnchorOutcome | undefined> {
+async function checkpointOutcome(run: Run, row: Row, v: VerifiedAnchor): Promise<AnchorOutcome | undefined> {
   if (!row.checkpoint) {
     run.checkpoints.without++;
     return undefined;
@@ -461,14 +461,14 @@ async function checkpointOutcome(run: Run, row: Row): Promise<AnchorOutcome | un
   const p = await checkpointProblem(run.ctx, {
     checkpoint: row.checkpoint,
     checkpointKid: row.checkpoint_kid,
-    logSize: Number(row.log_size),
-    rootHash: row.root_hash,
+    logSize: v.payload.logSize,
+    rootHash: v.payload.rootHash,
   });
   if (!p) {
     run.checkpoints.checked++;
     return undefined;
   }
-  if (p.kind === 'mismatch' && p.checkpoint?.size === Number(row.log_size)) return { reason: 'forked-checkpoint', detail: `forked checkpoint: ${p.detail}` };
+  if (p.kind === 'mismatch' && p.checkpoint?.size === v.payload.logSize) return { reason: 'forked-checkpoint', detail: `forked checkpoint: ${p.detail}` };
   return { reason: 'checkpoint', detail: p.detail };
 }
 

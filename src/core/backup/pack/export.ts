@@ -3,6 +3,8 @@
  * (src/archive) holding, for one artifact:
  *
  *   anchor.json          the anchor covering every item: compact JWS + decoded payload
+ *   checkpoint/          the same anchor in standard formats (C2SP checkpoint, vkeys, RFC 3161 token,
+ *                        cosignatures, consistency from the previous checkpoint): src/core/anchoring/pack.ts
  *   index.json           every item: id, kind, media type, subjects, parents, log seq, leaf bytes
  *   items/<hex>          the item bytes (sha256 = the item id)
  *   proofs/<hex>.json    RFC 6962 inclusion proof of the item's leaf in the anchored tree
@@ -24,6 +26,7 @@ import { conflict, integrity, notFound } from '../../../lib/errors';
 import { validateDigest } from '../../evidence/model';
 import { inclusionProofFromSource, verifyInclusion, hashFromHex, decodeAnchorUnverified } from '../../../merkle';
 import { PgSubtreeSource, PROOF_OPTS, latestAnchor } from '../../anchoring';
+import { checkpointPackFiles, type PackFile as CheckpointFile } from '../../anchoring/pack';
 import { newestActiveAnchorCovering } from '../../anchoring/queries/backup';
 import { itemIdsForArtifact, packItems, type PackItemRow } from '../../evidence/queries/backup';
 import { audit } from '../../audit';
@@ -83,7 +86,13 @@ export async function exportEvidencePack(ctx: AppContext, q: PackQuery, dest: st
     items,
     missingDependencies: missing.sort((a, b) => (a.id < b.id ? -1 : 1)),
   };
-  const docs = { anchorDoc: anchorDocument(anchor), indexDoc: Buffer.from(canonicalJson(index)), rootpackDoc: Buffer.from(canonicalJson(rootpack)) };
+  const checkpointFiles = await checkpointPackFiles(ctx, anchor.id);
+  const docs = {
+    anchorDoc: anchorDocument(anchor),
+    checkpointFiles,
+    indexDoc: Buffer.from(canonicalJson(index)),
+    rootpackDoc: Buffer.from(canonicalJson(rootpack)),
+  };
   const result = await writePack(ctx, dest, q, anchor, docs, items, proofs);
   await audit(ctx.db, {
     tenant: q.tenant,
@@ -203,7 +212,7 @@ function writePack(
   dest: string,
   q: PackQuery,
   anchor: PackAnchor,
-  docs: { anchorDoc: Buffer; indexDoc: Buffer; rootpackDoc: Buffer },
+  docs: { anchorDoc: Buffer; checkpointFiles: CheckpointFile[]; indexDoc: Buffer; rootpackDoc: Buffer },
   items: PackItem[],
   proofs: Map<string, Buffer>,
 ) {
@@ -217,8 +226,9 @@ function writePack(
       meta: { format: PACK_FORMAT, artifact: q.digest, includeDeps: q.includeDeps, items: items.length, anchorId: anchor.id, logSize: anchor.logSize },
     },
     async (w) => {
-      // Strictly increasing path order: anchor.json < index.json < items/ < proofs/ < rootpack.json
+      // Strictly increasing path order: anchor.json < checkpoint/ < index.json < items/ < proofs/ < rootpack.json
       await w.addFile('anchor.json', anchorDoc.length, anchorDoc, { mediaType: 'application/json' });
+      for (const f of docs.checkpointFiles) await w.addFile(f.path, f.bytes.length, f.bytes, { mediaType: f.mediaType });
       await w.addFile('index.json', indexDoc.length, indexDoc, { mediaType: 'application/json' });
       for (const it of items) {
         await w.addFile(it.path, it.size, await ctx.blobs.primary.get(it.id), { sha256: it.id, mediaType: it.mediaType, meta: { id: it.id, kind: it.kind } });
