@@ -73,6 +73,7 @@ describe('scanner engine chosen by config', () => {
     } as never);
     expect(pk.map((p) => [p.ecosystem, p.name, p.version, p.source?.name])).toEqual([
       ['deb', 'libssl3', '3.0.11-1', 'openssl'],
+      ['golang', 'x', '1', undefined],
       ['npm', '@babel/core', '7.0.0', undefined],
     ]);
   });

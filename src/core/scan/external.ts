@@ -3,8 +3,7 @@ import { canonicalJson } from '../../lib/canonical';
 import { sha256Digest, sha256Hex } from '../../lib/hash';
 import { StellaError } from '../../lib/errors';
 import { which } from '../../dev/proc';
-import type { Package } from '../../scanner/detectors/types';
-import type { CycloneDxBom } from '../../scanner/index';
+import { ECOSYSTEMS, type CycloneDxBom, type Ecosystem, type Package } from '../../scanner/index';
 
 /**
  * Optional external SBOM generators (`stella scanner config set engine syft|trivy`). The
@@ -15,7 +14,8 @@ import type { CycloneDxBom } from '../../scanner/index';
 export const ENGINES = ['builtin', 'syft', 'trivy'] as const;
 export type ScanEngine = (typeof ENGINES)[number];
 
-const ECOSYSTEMS: Record<string, Package['ecosystem']> = { deb: 'deb', apk: 'apk', npm: 'npm', pypi: 'pypi' };
+/** purl types whose namespace is part of the package's name in its ecosystem. */
+const NAMESPACED = new Set(['npm', 'golang', 'composer']);
 
 /** `pkg:type/namespace/name@version?qualifiers` → parts (percent-decoded). */
 export function parsePurl(
@@ -33,14 +33,14 @@ export function parsePurl(
   return { type: m[1]!.toLowerCase(), namespace: path.length ? path.join('/') : null, name, version: m[3] ? decodeURIComponent(m[3]) : null, qualifiers };
 }
 
-/** Packages stella can match, from an SBOM's components (others stay in the SBOM only). */
+/** Every package of an SBOM's components that has a purl and a version; purl types stella has no ecosystem for count as "other". */
 export function packagesFromBom(bom: CycloneDxBom): Package[] {
   const out: Package[] = [];
   for (const c of (bom.components ?? []) as { purl?: string }[]) {
     const p = c.purl ? parsePurl(c.purl) : null;
-    const ecosystem = p && ECOSYSTEMS[p.type];
-    if (!p || !ecosystem || !p.version) continue;
-    const name = ecosystem === 'npm' && p.namespace ? `${p.namespace}/${p.name}` : p.name;
+    if (!p || !p.version) continue;
+    const ecosystem: Ecosystem = (ECOSYSTEMS as readonly string[]).includes(p.type) ? (p.type as Ecosystem) : 'other';
+    const name = NAMESPACED.has(p.type) && p.namespace ? `${p.namespace}/${p.name}` : p.name;
     const src = p.qualifiers.upstream;
     out.push({
       ecosystem,
@@ -144,6 +144,17 @@ export async function externalSbom(
   artifactDigest: string,
   opts: ToolRunOptions = {},
 ): Promise<{ sbom: CycloneDxBom; bytes: Buffer; digest: string; packages: Package[]; tool: string }> {
+  const { bom, tool } = await externalBom(engine, path, format, opts);
+  return normaliseSbom(bom, scanTime, artifactDigest, tool);
+}
+
+/** The tool's own CycloneDX output and its version (stored in the inventory; normalised per scan time). */
+export async function externalBom(
+  engine: Exclude<ScanEngine, 'builtin'>,
+  path: string,
+  format: string,
+  opts: ToolRunOptions = {},
+): Promise<{ bom: CycloneDxBom; tool: string }> {
   const bin = which(engine);
   if (!bin)
     throw new StellaError(
@@ -167,8 +178,7 @@ export async function externalSbom(
   }
   if ((bom as { bomFormat?: string }).bomFormat !== 'CycloneDX') throw new StellaError('INTEGRITY', `${engine} output is not a CycloneDX SBOM`);
   const v = await runTool(bin, ['--version'], { ...opts, timeoutMs: 60_000 });
-  const version = v.stdout.trim().split('\n')[0] || engine;
-  return normaliseSbom(bom, scanTime, artifactDigest, version);
+  return { bom, tool: v.stdout.trim().split('\n')[0] || engine };
 }
 
 /** Scan time as the timestamp, stella's properties added, a content-derived serial number (pure). */

@@ -12,7 +12,8 @@ import type { AttestType, ScanFacts } from '../attest/attest';
 import { createAttestation } from '../attest/create';
 import { resolveImage } from './catalogue';
 import { scannerEngine } from './config';
-import { SCANNER, buildReport, runScan, toStellaError } from './engine';
+import { SCANNER, buildReport, readInventory, resultFromInventory, toStellaError, type ScanInventory } from './engine';
+import { getInventory, saveInventory } from './inventory';
 import { feedByDigest, latestFeed, loadFeedSnapshot } from './feeds';
 import {
   engineOf,
@@ -122,6 +123,24 @@ export async function prepareScan(
   });
 }
 
+/**
+ * The run's inventory: stored once per image digest and scanner (name incl. engine, version),
+ * so the image is read at most once however many steps, retries and runs need it.
+ */
+async function inventoryOf(ctx: AppContext, c: ScanContext, opts: StepOptions): Promise<ScanInventory> {
+  const key = {
+    tenant: c.tenant,
+    artifactDigest: c.artifactDigest,
+    scannerName: scannerNameFor(SCANNER.name, c.engine ?? 'builtin'),
+    scannerVersion: SCANNER.version,
+  };
+  // Not even --force reads again: the same image and scanner version yield the same inventory.
+  const stored = await getInventory(ctx, key);
+  if (stored) return stored;
+  const inv = await readInventory(c.imagePath, { expectedDigest: c.artifactDigest, engine: c.engine, ...opts });
+  return (await saveInventory(ctx, key, inv)) as ScanInventory;
+}
+
 /** Scan the image into a CycloneDX SBOM and store it. Same scan time → same bytes → idempotent ingest. */
 export async function storeSbom(
   ctx: AppContext,
@@ -129,7 +148,7 @@ export async function storeSbom(
   opts: StepOptions = {},
 ): Promise<{ sbomId: string; components: number; packages: number; warnings: string[]; created: boolean }> {
   return mapped(`scan of ${c.imageRef ?? c.imagePath}`, async () => {
-    const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...opts });
+    const r = resultFromInventory(await inventoryOf(ctx, c, opts), { now: c.scanTime });
     const components = r.sbom.components.length;
     const stored = await ctx.evidence.ingest({
       tenant: c.tenant,
@@ -149,9 +168,9 @@ export async function storeSbom(
 }
 
 /**
- * Match against the pinned feed snapshot and store the report (parent: the SBOM). The image
- * is scanned again with the feed so findings come from exactly the scanner's semantics; the
- * SBOM it yields must be the one stored, or the image changed underneath.
+ * Match against the pinned feed snapshot and store the report (parent: the SBOM). Matching
+ * reads the stored inventory the SBOM step built (the image is not read again); the SBOM it
+ * yields must be the one stored.
  */
 export async function storeReport(
   ctx: AppContext,
@@ -163,7 +182,7 @@ export async function storeReport(
     const warnings: string[] = [];
     const feed = c.feed ? await loadFeedSnapshot(ctx, c.feed.digest) : undefined;
     if (!feed) warnings.push('no advisory feed imported: findings not evaluated, counts are 0 (stella feeds import <dir|zip>)');
-    const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}), ...opts });
+    const r = resultFromInventory(await inventoryOf(ctx, c, opts), { now: c.scanTime, ...(feed ? { feed } : {}) });
     if (r.sbomDigest !== sbomId) throw integrity(`image ${c.imageRef ?? c.imagePath} no longer yields SBOM ${sbomId} (got ${r.sbomDigest}); re-run the scan`);
     const report = { ...buildReport(r, { scanId: c.scanId, feed: c.feed, warnings }), counts: reportCounts(r.counts) };
     const stored = await ctx.evidence.ingest({

@@ -1,6 +1,7 @@
 import type { ImageFilesystem } from '../layers';
 
-export const ECOSYSTEMS = ['deb', 'apk', 'rpm', 'npm', 'pypi', 'golang', 'maven', 'cargo', 'gem', 'nuget', 'composer'] as const;
+/** "other": a purl type an external engine reported that stella has no detector for (kept, not matched). */
+export const ECOSYSTEMS = ['deb', 'apk', 'rpm', 'npm', 'pypi', 'golang', 'maven', 'cargo', 'gem', 'nuget', 'composer', 'other'] as const;
 export type Ecosystem = (typeof ECOSYSTEMS)[number];
 
 /** Operating system identified from /etc/os-release (or fallbacks). */
