@@ -48,7 +48,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "postgres: set postgres.existingSecret (a Secret with key database-url) or postgres.url" -}}
 {{- end -}}
 {{- if not .Values.keys.existingSecret -}}
-{{- fail "keys.existingSecret is required: a Secret with the key store's <kid>.json files (docs/production.md, Kubernetes)" -}}
+{{- fail "keys.existingSecret is required: a Secret with the key store files made by `stella keys init <dir>` (kubectl create secret generic stella-keys --from-file=<dir>/keys/; docs/production.md)" -}}
 {{- end -}}
 {{- if and .Values.s3.accessKeyId (not .Values.s3.secretAccessKey) -}}
 {{- fail "s3.accessKeyId is set without s3.secretAccessKey" -}}
