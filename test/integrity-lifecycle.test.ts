@@ -12,6 +12,7 @@ import { getRun, verifyRun } from '../src/core/replay/runs';
 import { replayArea } from '../src/core/replay/queries/evidence';
 import { createMetrics } from '../src/app/metrics';
 import { replayVerifyNightly } from '../workflows/replay';
+import { createAnchor } from '../src/core/anchoring';
 
 // Issue 18 items 1-3 through the real CLI: replay copies are verified and repaired, the corruption
 // lifecycle (acknowledge → repaired / tombstoned), and commands that say what is true.
@@ -152,5 +153,37 @@ describe('integrity without blind spots: replay copies, corruption lifecycle, tr
     expect((await run('evidence', 'exists', item.id)).code).toBe(3);
     const audit = await h.ctx.db.query(`SELECT reason FROM audit_log WHERE action='evidence.tombstoned' AND target=$1`, [item.id]);
     expect(audit.rows[0]).toMatchObject({ reason: 'no copy anywhere (INC-43)' });
+  }, 300_000);
+
+  it('anchor recover says "intact, nothing to do" for an intact anchor; anchor list --show-links marks the first break', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await h.ctx.evidence.ingest({
+        tenant: 'default',
+        data: Buffer.from(`{"log":"${randomBytes(8).toString('hex')}"}`),
+        kind: 'log',
+        mediaType: 'application/json',
+        subjects: [ARTIFACT],
+      });
+      ids.push((await createAnchor(h.ctx, { force: true } as never)).anchor!.id);
+    }
+    const intact = await run('evidence', 'anchor', 'recover', '--id', ids[1]!);
+    expect(intact.code, intact.stderr).toBe(0);
+    expect(intact.stdout).toMatch(/is intact .* nothing to do/);
+    const audits = async () => (await h.ctx.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action='evidence.anchor.recover'`)).rows[0].n;
+    expect(await audits()).toBe(0);
+
+    const clean = await run('evidence', 'anchor', 'list', '--show-links');
+    expect(clean.stdout).toContain('links: no break among the anchors listed');
+    // Two broken links: the older one is the first break.
+    await h.ctx.db.query('UPDATE anchors SET prev_anchor_hash = $1 WHERE id = ANY($2)', ['cd'.repeat(32), [ids[1], ids[2]]]);
+    const broken = await run('evidence', 'anchor', 'list', '--show-links');
+    expect(broken.stdout).toMatch(new RegExp(`first break: anchor ${ids[1]!.slice(0, 12)}`));
+    expect(broken.stdout.match(/>> FIRST BREAK/g)).toHaveLength(1);
+
+    const restored = await run('evidence', 'anchor', 'recover', '--id', ids[1]!);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/^restored anchor /);
+    expect(await audits()).toBe(1);
   }, 300_000);
 });

@@ -295,6 +295,12 @@ function anchorListCommand(an: Command): void {
     );
 }
 
+/** The oldest broken link among the anchors listed (newest first): lowest seq of the oldest chain that breaks. */
+function firstBreak(anchors: ListedAnchor[]): ListedAnchor | null {
+  const broken = anchors.filter((a) => a.link === 'broken');
+  return broken.length ? broken.reduce((a, b) => (b.createdAt < a.createdAt || (b.chainId === a.chainId && b.seq < a.seq) ? b : a)) : null;
+}
+
 function renderAnchorList(r: AnchorListView, showLinks: boolean): string {
   if (!r.anchors.length) return 'no anchors (stella evidence anchor create)';
   const cols: Column<ListedAnchor>[] = [
@@ -309,11 +315,17 @@ function renderAnchorList(r: AnchorListView, showLinks: boolean): string {
   if (showLinks) {
     cols.push(
       { header: 'PREV', get: (a) => short(a.prevAnchorHash) },
-      { header: 'LINK', get: (a) => (a.link === 'broken' ? `BROKEN: ${a.linkDetail}` : a.link) },
+      { header: 'LINK', get: (a) => (a.link === 'broken' ? `${a === firstBreak(r.anchors) ? '>> FIRST BREAK: ' : 'BROKEN: '}${a.linkDetail}` : a.link) },
     );
   }
   const out = [renderTable(r.anchors, cols)];
   if (showLinks) {
+    const first = firstBreak(r.anchors);
+    out.push(
+      first
+        ? `first break: anchor ${short(first.id)} (chain ${shortChain(first.chainId)}, seq ${first.seq}): ${first.linkDetail ?? 'link broken'}; see: stella evidence anchor verify --all --verbose`
+        : 'links: no break among the anchors listed',
+    );
     for (const ch of r.chains)
       out.push(
         `chain ${ch.id}: ${ch.status}, started ${ch.startedAt} (${ch.reason})${ch.prevChainId ? `, follows ${shortChain(ch.prevChainId)} at head ${short(ch.prevChainHeadHash)}` : ''}`,
@@ -445,11 +457,10 @@ function anchorRecoverCommand(an: Command): void {
       action(async (o: { id: string; source: string }, cmd: Command) => {
         const c = ctxOf(cmd);
         const r = await c.api().call(RecoverAnchorResponse, 'POST', `/evidence/anchors/${anchorIdArg(o.id)}/recover`, { source: o.source });
-        print(
-          c.format,
-          r,
-          () =>
-            `${r.replaced ? 'restored' : 'inserted'} anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) from ${r.source}; run stella evidence anchor verify --all`,
+        print(c.format, r, () =>
+          !r.replaced && r.before
+            ? `anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) is intact (matches the verified copy in ${r.source}); nothing to do`
+            : `${r.replaced ? 'restored' : 'inserted'} anchor ${r.anchor.id} (chain ${shortChain(r.anchor.chainId)}, seq ${r.anchor.seq}) from ${r.source}; run stella evidence anchor verify --all`,
         );
       }),
     );

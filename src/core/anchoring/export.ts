@@ -98,6 +98,20 @@ async function readBackup(ctx: AppContext, id: string, source: string): Promise<
   throw notFound(`no backup of anchor ${id} in ${path}`);
 }
 
+/** A stored anchor row that matches the verified backup in its JWS and every column signed in it. */
+function isIntact(row: Record<string, unknown>, jws: string, id: string, p: VerifiedAnchor['payload']): boolean {
+  return (
+    row.jws === jws &&
+    row.id === id &&
+    row.chain_id === p.chainId &&
+    Number(row.seq) === p.seq &&
+    Number(row.log_size) === p.logSize &&
+    row.root_hash === p.rootHash &&
+    (row.prev_anchor_hash ?? null) === (p.prevAnchorHash ?? null) &&
+    row.kid === p.kid
+  );
+}
+
 /**
  * INC-003 "single broken link": restore one anchor row from a backup. The backup's JWS must
  * hash to the anchor id, verify under a trusted signing key, carry the root the log has now
@@ -143,6 +157,8 @@ export async function recoverAnchor(
   return withTransaction(ctx.db, async (tx) => {
     const cur = await tx.query('SELECT * FROM anchors WHERE id = $1 OR (chain_id = $2 AND seq = $3) FOR UPDATE', [fullId, p.chainId, p.seq]);
     const before = cur.rowCount ? toAnchorView(cur.rows[0], true) : null;
+    // The stored row is byte-for-byte the verified backup: intact, nothing to do (not audited as a restore).
+    if (cur.rowCount === 1 && isIntact(cur.rows[0], b.jws, fullId, p)) return { anchor: toAnchorView(cur.rows[0]), source: b.source, replaced: false, before };
     const status = chain.rows[0].status;
     const vals = [fullId, p.chainId, p.seq, p.logSize, p.rootHash, p.prevAnchorHash, b.jws, p.kid, p.createdAt, status];
     const r = cur.rowCount
