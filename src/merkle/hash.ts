@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { MerkleError } from './errors';
+import { nodeSha256Into } from './node-sha256';
 
 /**
  * RFC 6962 §2.1 / RFC 9162 §2.1.1 hashing with SHA-256 and domain separation:
@@ -59,8 +60,8 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
  * buffer instead of retaining millions of small Buffers (which is mostly GC cost).
  */
 export function nodeHashInPlace(buf: Buffer, offset: number, dest: number): void {
-  buf.copy(scratch, 1, offset, offset + 2 * HASH_SIZE);
-  oneShot(scratch).copy(buf, dest);
+  // Into the caller's buffer: no Buffer per node (node-sha256.ts says why it is hand-written).
+  nodeSha256Into(buf, offset, buf, dest);
 }
 
 const EMPTY_ROOT = oneShot(new Uint8Array(0));

@@ -1,5 +1,6 @@
 import { HASH_SIZE, emptyRoot, hashEquals, nodeHash, nodeHashInPlace } from './hash';
 import { MerkleError } from './errors';
+import { nodeSha256PairInto } from './node-sha256';
 
 /**
  * In-memory RFC 6962 Merkle Tree Hash, proof generation (§2.1.1 PATH, §2.1.2 SUBPROOF) and
@@ -44,8 +45,9 @@ export function splitPoint(n: number): number {
 /**
  * MTH(D[start:end]) computed bottom-up: pair neighbours, promote an unpaired last node
  * unchanged. That is equivalent to the RFC's "split at the largest power of two" recursion
- * but needs no recursion. Levels above the leaves live in one flat buffer, hashed in place
- * (node i is written over slot i, which its children at 2i, 2i+1 have already vacated).
+ * but needs no recursion. Levels above the leaves live in one preallocated flat buffer, hashed in
+ * place (node i is written over slot i, which its children at 2i, 2i+1 have already vacated):
+ * no Buffer is allocated per node.
  */
 export function rangeRoot(leafHashes: readonly Uint8Array[], start: number, end: number): Buffer {
   const n = end - start;
@@ -55,7 +57,12 @@ export function rangeRoot(leafHashes: readonly Uint8Array[], start: number, end:
   const buf = Buffer.allocUnsafe(len * HASH_SIZE);
   let j = 0;
   let i = start;
-  for (; i + 1 < end; i += 2, j += HASH_SIZE) nodeHash(leafHashes[i]!, leafHashes[i + 1]!).copy(buf, j);
+  for (; i + 1 < end; i += 2, j += HASH_SIZE) {
+    const l = leafHashes[i]!;
+    const r = leafHashes[i + 1]!;
+    if (l.length === HASH_SIZE && r.length === HASH_SIZE) nodeSha256PairInto(l, r, buf, j);
+    else nodeHash(l, r).copy(buf, j);
+  }
   if (i < end) buf.set(leafHashes[i]!, j);
   while (len > 1) {
     let k = 0;
