@@ -24,6 +24,7 @@ export interface CdxComponent {
   version?: string;
   description?: string;
   purl?: string;
+  cpe?: string;
   hashes?: Array<{ alg: 'SHA-256'; content: string }>;
   licenses?: Array<{ license: { name: string } } | { expression: string }>;
   properties?: CdxProperty[];
@@ -89,6 +90,9 @@ function component(p: Package): CdxComponent {
   if (p.arch) props.push({ name: 'stella:package:arch', value: p.arch });
   if (p.source) props.push({ name: 'stella:package:source-name', value: p.source.name }, { name: 'stella:package:source-version', value: p.source.version });
   if (p.dev) props.push({ name: 'stella:npm:dev', value: 'true' });
+  if (p.layer) props.push({ name: 'stella:package:layer', value: p.layer });
+  // CycloneDX has one cpe per component; further candidates go in properties.
+  for (const c of p.cpes?.slice(1) ?? []) props.push({ name: 'stella:package:cpe', value: c });
   const lic = licenses(p.licenses);
   return {
     type: 'library',
@@ -96,6 +100,7 @@ function component(p: Package): CdxComponent {
     name: p.name,
     version: p.version,
     purl: p.purl,
+    ...(p.cpes?.length ? { cpe: p.cpes[0] } : {}),
     ...(lic ? { licenses: lic } : {}),
     properties: sortProps(props),
   };

@@ -1,5 +1,6 @@
 import type { ImageFilesystem } from '../layers';
 import { buildPurl } from '../purl';
+import { spdxLicenses } from './licenses';
 import { distroQualifier, type DetectContext, type Detector, type Package } from './types';
 
 const DBS = ['/lib/apk/db/installed', '/usr/lib/apk/db/installed'];
@@ -22,9 +23,10 @@ export function parseApkInstalled(text: string, location: string, ctx: Pick<Dete
       version,
       purl: buildPurl({ type: 'apk', namespace, name: name.toLowerCase(), version, qualifiers: { arch: f.A, distro: distroQualifier(ctx.distro) } }),
       locations: [location],
-      ...(f.L ? { licenses: [f.L] } : {}),
+      ...(f.L ? { licenses: spdxLicenses(f.L) } : {}),
       ...(f.A ? { arch: f.A } : {}),
       source: { name: f.o || name, version },
+      cpes: [`cpe:2.3:a:${name}:${name}:${version.replace(/-r\d+$/, '')}:*:*:*:*:*:*:*`],
     });
   }
   return out;

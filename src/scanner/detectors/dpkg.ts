@@ -8,6 +8,13 @@ const STATUS_D = '/var/lib/dpkg/status.d/';
 // States in which the package's files are (at least partly) on disk.
 const PRESENT = new Set(['installed', 'half-installed', 'unpacked', 'half-configured', 'triggers-awaited', 'triggers-pending']);
 
+/** "1:2.38.1-5+b1" → "2.38.1": what upstream (and NVD) calls the version. */
+function upstreamVersion(v: string): string {
+  const noEpoch = v.slice(v.indexOf(':') + 1);
+  const dash = noEpoch.lastIndexOf('-');
+  return dash > 0 ? noEpoch.slice(0, dash) : noEpoch;
+}
+
 export function parseDpkgStatus(text: string, location: string, ctx: Pick<DetectContext, 'distro'>): Package[] {
   const out: Package[] = [];
   const namespace = ctx.distro && ['debian', 'ubuntu'].includes(ctx.distro.id) ? ctx.distro.id : ctx.distro?.idLike.includes('ubuntu') ? 'ubuntu' : 'debian';
@@ -28,6 +35,7 @@ export function parseDpkgStatus(text: string, location: string, ctx: Pick<Detect
       locations: [location],
       ...(arch ? { arch } : {}),
       source: { name: src?.[1] ?? name, version: src?.[2] ?? version },
+      cpes: [`cpe:2.3:a:${name}:${name}:${upstreamVersion(version)}:*:*:*:*:*:*:*`],
     });
   }
   return out;

@@ -70,8 +70,16 @@ const ALIASES: Record<string, string> = {
 /** One licence name → its SPDX id when known, else the name as written. */
 export function spdxId(name: string): string {
   const t = name.trim();
-  return ALIASES[t.toLowerCase()] ?? t;
+  return ALIASES[t.toLowerCase()] ?? URLS.find(([re]) => re.test(t))?.[1] ?? t;
 }
+
+/** Licence URLs as Java manifests (Bundle-License) and pom files give them. */
+const URLS: Array<[RegExp, string]> = [
+  [/^https?:\/\/(?:www\.)?apache\.org\/licenses\/LICENSE-2\.0(?:\.txt|\.html)?$/i, 'Apache-2.0'],
+  [/^https?:\/\/(?:www\.)?opensource\.org\/licenses\/MIT(?:\.php)?$/i, 'MIT'],
+  [/^https?:\/\/(?:www\.)?eclipse\.org\/legal\/epl-2\.0\/?$/i, 'EPL-2.0'],
+  [/^https?:\/\/(?:www\.)?eclipse\.org\/legal\/epl-v10\.html$/i, 'EPL-1.0'],
+];
 
 /**
  * A licence field (`GPL-2+ or Artistic`, `MIT and BSD`, `(MIT OR Apache-2.0)`) → the distinct
