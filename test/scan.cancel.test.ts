@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
 import { countEvidence, TENANT } from './support/scan';
@@ -12,6 +12,7 @@ import { scanWorkflowId } from '../src/temporal/names';
 import { registerImage } from '../src/core/scan/catalogue';
 import { setScannerConfig } from '../src/core/scan/config';
 import { runTool } from '../src/core/scan/external';
+import { createWorkerPair } from './support/queues';
 
 /**
  * An external SBOM tool (engine syft) runs asynchronously: the activity keeps heartbeating while
@@ -87,7 +88,7 @@ describe('external scanner tools', () => {
 
   it('heartbeats continue while the tool runs, and cancelling the scan kills it; nothing is stored', async () => {
     const taskQueue = h.ctx.cfg.temporal.taskQueue;
-    const worker = await Worker.create({
+    const worker = await createWorkerPair({
       connection: native,
       taskQueue,
       workflowBundle: { code: readFileSync(inject('workflowBundlePath'), 'utf8') },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { Context } from '@temporalio/activity';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, realSystemLayer, type OciFixture } from './support/oci-fixture';
 import { countEvidence, realFacts, TENANT } from './support/scan';
@@ -11,6 +11,7 @@ import { scanThenAttest } from '../workflows/scan';
 import { registerImage } from '../src/core/scan/catalogue';
 import { importFeed } from '../src/core/scan/feeds';
 import { scanWorkflowId } from '../src/temporal/names';
+import { createWorkerPair } from './support/queues';
 
 /**
  * Durability: a worker stopped right after the SBOM is stored, and an activity that dies
@@ -43,7 +44,7 @@ describe('scanThenAttest resumes after a worker dies', () => {
     let reachedMatch!: () => void;
     const reached = new Promise<void>((r) => (reachedMatch = r));
     // First worker: matching never finishes on its own (stands in for a crash mid-step).
-    const w1 = await Worker.create({
+    const w1 = await createWorkerPair({
       connection: native,
       taskQueue,
       workflowBundle: bundle(),
@@ -71,7 +72,7 @@ describe('scanThenAttest resumes after a worker dies', () => {
 
     // Second worker: real activities; for one attestation, die after storing it (before reporting).
     let crashedOnce = false;
-    const w2 = await Worker.create({
+    const w2 = await createWorkerPair({
       connection: native,
       taskQueue,
       workflowBundle: bundle(),

@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../activities';
@@ -18,6 +18,7 @@ import { badInput, integrity } from '../src/lib/errors';
 import { apiFor, bearer } from './support/api';
 import { runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
+import { createWorkerPair, type WorkerPair } from './support/queues';
 
 const VERIFY_REASON = 'sample rate 0.5 needs a locker of at least 2 items (test)';
 const RETENTION_REASON = 'tier policy cold-after-days 0 is below the hot minimum of 1 (test)';
@@ -26,14 +27,14 @@ const BACKUP_REASON = 'the evidence store changed under the backup: 3 blobs rewr
 let h: Harness;
 let app: FastifyInstance;
 let env: Record<string, string>;
-let worker: Worker;
+let worker: WorkerPair;
 let running: Promise<void>;
 
 beforeAll(async () => {
   h = await harness({ worker: false, blob: 'fs', env: { STELLA_LOG_LEVEL: 'fatal' } });
   // The real workflows; two activities fail the way a real refusal does (a StellaError, classified).
   const connection = await NativeConnection.connect({ address: h.ctx.cfg.temporal.address! });
-  worker = await Worker.create({
+  worker = await createWorkerPair({
     connection,
     namespace: h.ctx.cfg.temporal.namespace,
     taskQueue: h.ctx.cfg.temporal.taskQueue,

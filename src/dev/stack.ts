@@ -176,6 +176,8 @@ export async function devUp(cfg: StellaConfig, say: (s: string) => void): Promis
     if (await portInUse(cfg.api.port)) throw new Error(`API port ${cfg.api.port} is taken by another process: set STELLA_API_PORT`);
     await openKeyStore(cfg.keysDir); // keys exist before the API starts verifying tokens
     const env: Record<string, string> = { STELLA_DATA_DIR: cfg.dataDir, STELLA_TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: postgres.url };
+    // `stella promotion status` links to the UI of the dev server started here (it may not be on 8233).
+    if (temporal.uiUrl && !process.env.STELLA_TEMPORAL_UI_URL) env.STELLA_TEMPORAL_UI_URL = temporal.uiUrl;
     say('starting worker and API …');
     const serve = spawnServe(cfg, env);
     startedHere.push(() => stopPid(serve.pid));
