@@ -18,6 +18,7 @@ import { anchorVerifyAll, createAnchor } from '../src/core/anchoring';
 import { ALG_COSIGNATURE_V1, cosign, formatNote, formatVkey, parseNote, parseTilePath, tilePath } from '../src/merkle';
 import { sha256Digest } from '../src/lib/hash';
 import { apiFor, bearer } from './support/api';
+import { exportEvidencePack } from '../src/core/backup/pack/export';
 import { harness, type Harness } from './support/context';
 
 const run = promisify(execFile);
@@ -276,6 +277,67 @@ describe('C2SP checkpoints, tlog-tiles and consistency, checked by golang.org/x/
     const after = await anchorVerifyAll(h.ctx);
     expect(after).toMatchObject({ ok: true, witness: { quorum: 1, configured: 1, unwitnessed: [] }, checkpoints: { checked: 2 } });
     expect((await get('/tlog/checkpoint')).body).toContain(`— ${WITNESS} `);
+  });
+
+  it('an offline evidence pack verifies with the Go checker and openssl alone (docs/verify-offline.md)', async () => {
+    const pack = join(dir, 'pack.tar.gz');
+    const r = await exportEvidencePack(h.ctx, { tenant: 'default', digest: ART, includeDeps: false, actor: 'test' }, pack);
+    expect(r.anchorId).toBe(second);
+    const x = join(dir, 'pack');
+    await run('mkdir', ['-p', x]);
+    await run('tar', ['-xzf', pack, '-C', x]);
+    const cpDir = join(x, 'checkpoint');
+    // The vkey in the pack is the one the API publishes (an outside party pins it out of band).
+    expect((await readFile(join(cpDir, 'vkeys.txt'), 'utf8')).trim()).toBe(vkey);
+    const cp = await goCheck(['checkpoint', '-vkey', vkey, '-note', join(cpDir, 'checkpoint.txt')]);
+    expect(cp).toMatchObject({ ok: true, size: 310 });
+    expect((await goCheck(['checkpoint', '-vkey', vkey, '-note', join(cpDir, 'cosigned.txt')])).ok).toBe(true);
+    // Inclusion of one item from its packed RFC 6962 proof, checked by tlog.CheckRecord.
+    const index = JSON.parse(await readFile(join(x, 'index.json'), 'utf8'));
+    const item = index.items[3];
+    const proof = JSON.parse(await readFile(join(x, 'proofs', `${item.id.slice(7)}.json`), 'utf8'));
+    writeFileSync(join(dir, 'pack-leaf'), Buffer.from(item.leaf, 'base64'));
+    const incl = await goCheck([
+      'inclusion',
+      '-vkey',
+      vkey,
+      '-note',
+      join(cpDir, 'checkpoint.txt'),
+      '-index',
+      String(item.logSeq),
+      '-entry',
+      join(dir, 'pack-leaf'),
+      '-proof',
+      proof.proof.join(','),
+    ]);
+    expect(incl).toMatchObject({ ok: true, index: item.logSeq, source: 'proof' });
+    // The log only grew: the previous checkpoint is consistent with this one.
+    const cons = JSON.parse(await readFile(join(cpDir, 'consistency.json'), 'utf8'));
+    const c = await goCheck([
+      'consistency',
+      '-vkey',
+      vkey,
+      '-old',
+      join(cpDir, 'previous.txt'),
+      '-new',
+      join(cpDir, 'checkpoint.txt'),
+      '-proof',
+      cons.proof.join(','),
+    ]);
+    expect(c).toMatchObject({ ok: true, old: 270, new: 310, stellaProof: 'verified' });
+    // And a TSA attests when the checkpoint existed.
+    const v = await run('openssl', [
+      'ts',
+      '-verify',
+      '-data',
+      join(cpDir, 'checkpoint.txt'),
+      '-in',
+      join(cpDir, 'timestamp.tsr'),
+      '-token_in',
+      '-CAfile',
+      join(dir, 'ca.crt'),
+    ]);
+    expect(v.stdout).toContain('Verification: OK');
   });
 
   it('names tampering: a forked checkpoint, a rewritten leaf and a truncated log', async () => {

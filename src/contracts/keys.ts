@@ -2,7 +2,7 @@
 import { z } from 'zod';
 
 export const KeyAlg = z.enum(['ES256', 'EdDSA']);
-export const KeyPurpose = z.enum(['signing', 'api-token']);
+export const KeyPurpose = z.enum(['signing', 'api-token', 'checkpoint']);
 
 // Complete (non-loose) objects: every field of the key store's records is listed.
 export const KeyRecord = z.object({

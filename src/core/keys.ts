@@ -4,6 +4,12 @@ import type { SigAlg } from '../crypto/dsse';
 import { MAX_TTL_SECONDS } from '../crypto/tokens';
 import type { AppContext } from './context';
 import { audit } from './audit';
+import { badInput } from '../lib/errors';
+
+/** Checkpoints are signed notes, whose signature type is Ed25519: a checkpoint key of another algorithm is refused. */
+function checkCheckpointAlg(req: { alg?: SigAlg; purpose?: KeyPurpose }): void {
+  if (req.purpose === 'checkpoint' && req.alg && req.alg !== 'EdDSA') throw badInput('checkpoint keys are Ed25519: use --alg EdDSA');
+}
 
 export const SIGNING_PURPOSE = 'signing';
 export const TOKEN_PURPOSE = 'api-token';
@@ -40,7 +46,8 @@ export function cachedTokenJwks(ks: KeyStore, ttlMs = 30_000) {
   };
 }
 
-export type KeyPurpose = typeof SIGNING_PURPOSE | typeof TOKEN_PURPOSE;
+/** `checkpoint`: the Ed25519 keys C2SP checkpoints are signed with (src/core/anchoring/checkpoint.ts). */
+export type KeyPurpose = typeof SIGNING_PURPOSE | typeof TOKEN_PURPOSE | 'checkpoint';
 
 /** `stella keys generate`: a new active key (others of the purpose stay active). Audited. */
 export async function generateKey(
@@ -48,6 +55,7 @@ export async function generateKey(
   tenant: string,
   req: { alg?: SigAlg; purpose?: KeyPurpose; actor: string },
 ): Promise<KeyRecord> {
+  checkCheckpointAlg(req);
   const k = await ctx.keys.generate({ alg: req.alg ?? 'ES256', purpose: req.purpose ?? SIGNING_PURPOSE });
   await audit(ctx.db, { tenant, actor: req.actor, action: 'keys.generate', target: k.kid, details: { alg: k.alg, purpose: k.purpose } });
   return k;
@@ -59,6 +67,7 @@ export async function rotateKey(
   tenant: string,
   req: { alg?: SigAlg; purpose?: KeyPurpose; actor: string },
 ): Promise<{ active: KeyRecord; retired: KeyRecord[] }> {
+  checkCheckpointAlg(req);
   const r = await ctx.keys.rotate({ purpose: req.purpose ?? SIGNING_PURPOSE, ...(req.alg ? { alg: req.alg } : {}) });
   await audit(ctx.db, {
     tenant,

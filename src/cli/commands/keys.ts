@@ -9,7 +9,7 @@ import { formatZodError } from '../../lib/zod';
 import { KeyList, KeyRecord, RootPack, RootPackImported, RotatedKeys } from '../../contracts/keys';
 
 const ALGS = ['ES256', 'EdDSA'];
-const PURPOSES = ['signing', 'api-token'];
+const PURPOSES = ['signing', 'api-token', 'checkpoint'];
 
 function check(o: { alg?: string; purpose?: string }) {
   if (o.alg && !ALGS.includes(o.alg)) throw new CliError(`--alg must be one of ${ALGS.join(', ')}`, EXIT.USAGE);
@@ -53,7 +53,7 @@ function keysGenerateCommand(keys: Command): void {
     .command('generate')
     .description('create a new active key (does not retire others; see rotate)')
     .option('--alg <alg>', `ES256 (ECDSA P-256) or EdDSA (Ed25519)`, 'ES256')
-    .option('--purpose <purpose>', `signing or api-token`, 'signing')
+    .option('--purpose <purpose>', `signing, api-token or checkpoint (Ed25519: --alg EdDSA)`, 'signing')
     .action(
       action(async (o: { alg: string; purpose: string }, cmd: Command) => {
         const c = ctxOf(cmd);
@@ -82,7 +82,7 @@ function keysRotateCommand(keys: Command): void {
     .command('rotate')
     .description('new active key; the previous active key of that purpose is retired (its signatures stay valid for its window)')
     .option('--alg <alg>', 'algorithm of the new key (default: same as the current one)')
-    .option('--purpose <purpose>', 'signing or api-token', 'signing')
+    .option('--purpose <purpose>', 'signing, api-token or checkpoint', 'signing')
     .action(
       action(async (o: { alg?: string; purpose: string }, cmd: Command) => {
         const c = ctxOf(cmd);

@@ -13,6 +13,7 @@ import {
   type Checkpoint,
 } from '../../merkle';
 import type { AppContext } from '../context';
+import { badInput } from '../../lib/errors';
 
 /** Key-store purpose of the Ed25519 keys that sign checkpoints (rotated like the others: `stella keys rotate --purpose checkpoint`). */
 export const CHECKPOINT_PURPOSE = 'checkpoint';
@@ -24,7 +25,12 @@ function rawPublicKey(k: KeyRecord): Buffer {
 /** The active checkpoint key, generated (Ed25519) the first time a checkpoint is signed. */
 async function activeCheckpointKey(ctx: Pick<AppContext, 'keys'>): Promise<KeyRecord> {
   const have = (await ctx.keys.list()).filter((k) => k.purpose === CHECKPOINT_PURPOSE && k.status === 'active');
-  if (have.length) return ctx.keys.active(CHECKPOINT_PURPOSE);
+  if (have.length) {
+    const k = await ctx.keys.active(CHECKPOINT_PURPOSE);
+    // A note signature is Ed25519 (signed-note type 0x01); another algorithm cannot sign checkpoints.
+    if (k.alg !== 'EdDSA') throw badInput(`checkpoint key ${k.kid} is ${k.alg}; rotate it with stella keys rotate --purpose checkpoint --alg EdDSA`);
+    return k;
+  }
   return ctx.keys.generate({ alg: 'EdDSA', purpose: CHECKPOINT_PURPOSE });
 }
 
