@@ -118,7 +118,9 @@ describe('docker-compose.yml', () => {
     for (const [name, s] of stella) {
       expect(s.build, name).toBe('.');
       expect(s.command![0], name).toBe('serve');
-      expect(s.healthcheck!.test.join(' '), name).toMatch(/127\.0\.0\.1:8787\/(readyz|healthz)/);
+      // The API answers /readyz on STELLA_API_PORT; a worker-only process (--no-api) on STELLA_WORKER_HTTP_PORT.
+      const port = s.command!.includes('--no-api') ? s.environment!.STELLA_WORKER_HTTP_PORT : s.environment!.STELLA_API_PORT;
+      expect(s.healthcheck!.test.join(' '), name).toContain(`127.0.0.1:${port}/readyz`);
       expect(s.depends_on, name).toEqual({
         postgres: { condition: 'service_healthy' },
         temporal: { condition: 'service_healthy' },
@@ -167,12 +169,18 @@ describe('docker-compose.yml', () => {
     expect(cfg.rule_files).toEqual(['/etc/prometheus/rules/*.yml']);
     const jobs = Object.fromEntries(cfg.scrape_configs.map((j: { job_name: string }) => [j.job_name, j]));
     expect(jobs['stella-api'].static_configs[0].targets).toEqual(['stella-api:8787']);
-    expect(jobs['stella-worker'].dns_sd_configs[0]).toEqual({ names: ['stella-worker'], type: 'A', port: 8787 });
-    // Every scraped service listens where it is scraped (not on its own loopback).
-    for (const name of ['stella-api', 'stella-worker']) {
-      expect(compose.services[name]!.environment!.STELLA_API_HOST, name).toBe('0.0.0.0');
-      expect(compose.services[name]!.environment!.STELLA_API_PORT, name).toBe('8787');
-    }
+    expect(compose.services['stella-worker']!.command).toEqual(['serve', '--no-api']);
+    const worker = compose.services['stella-worker']!.environment!;
+    expect(jobs['stella-worker'].dns_sd_configs[0]).toEqual({ names: ['stella-worker'], type: 'A', port: Number(worker.STELLA_WORKER_HTTP_PORT) });
+    expect(jobs['stella-worker-sdk'].dns_sd_configs[0]).toEqual({
+      names: ['stella-worker'],
+      type: 'A',
+      port: Number(String(worker.STELLA_SDK_METRICS_ADDRESS).split(':')[1]),
+    });
+    // Every scraped listener binds where it is scraped (not on its own loopback).
+    expect(String(worker.STELLA_SDK_METRICS_ADDRESS)).toMatch(/^0\.0\.0\.0:\d+$/);
+    for (const name of ['stella-api', 'stella-worker']) expect(compose.services[name]!.environment!.STELLA_API_HOST, name).toBe('0.0.0.0');
+    expect(compose.services['stella-api']!.environment!.STELLA_API_PORT).toBe('8787');
     // promtool checks the config together with the rule files it names (the repository's copies).
     const dir = mkdtempSync(join(tmpdir(), 'compose-prom-'));
     writeFileSync(

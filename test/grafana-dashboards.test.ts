@@ -163,4 +163,14 @@ describe('Grafana dashboards (ops/grafana/dashboards)', () => {
     const out = execFileSync('promtool', ['check', 'rules', join(dir, 'exprs.yml')], { encoding: 'utf8' });
     expect(out).toContain(`SUCCESS: ${rules.length} rules found`);
   });
+
+  it('takes the Temporal SDK metric names from a recording made with the exporter options the workers use', () => {
+    // ops/grafana/temporal-sdk-metrics.txt was recorded with these options; changing them renames every SDK metric.
+    const runtime = readFileSync(`${root}workers/runtime.ts`, 'utf8');
+    expect(runtime).toMatch(/prometheus: \{[^}]*countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true/);
+    const recorded = readFileSync(`${root}ops/grafana/temporal-sdk-metrics.txt`, 'utf8');
+    expect(recorded).toContain('countersTotalSuffix, unitSuffix and useSecondsForDurations');
+    expect(recorded).toMatch(/^temporal_workflow_completed_total counter$/m);
+    expect(recorded).toMatch(/^temporal_activity_execution_latency_seconds histogram$/m);
+  });
 });

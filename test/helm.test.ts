@@ -93,8 +93,8 @@ describe('Helm chart deploy/helm/stella', () => {
     const api = one(full, 'Deployment', 'rel-stella-api').spec.template.spec.containers[0];
     const worker = one(full, 'Deployment', 'rel-stella-worker').spec.template.spec.containers[0];
     expect(api.args).toEqual(['serve', '--no-worker']);
-    expect(worker.args[0]).toBe('serve');
-    expect(worker.args).not.toContain('--no-worker');
+    // Workers run no API: the worker-only listener answers probes and /metrics.
+    expect(worker.args).toEqual(['serve', '--no-api']);
     expect(api.image).toBe('registry.example.com/stella:0.1.0');
     // Each Service selects exactly its Deployment's pods.
     for (const c of ['api', 'worker', 'heavy-worker']) {
@@ -127,7 +127,13 @@ describe('Helm chart deploy/helm/stella', () => {
             c.env.filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]),
           );
           expect(envOf.STELLA_API_HOST, where).toBe('0.0.0.0');
-          expect(Number(envOf.STELLA_API_PORT), where).toBe(c.ports.find((p: { name: string }) => p.name === 'http').containerPort);
+          const portVar = c.args.includes('--no-api') ? 'STELLA_WORKER_HTTP_PORT' : 'STELLA_API_PORT';
+          expect(Number(envOf[portVar]), where).toBe(c.ports.find((p: { name: string }) => p.name === 'http').containerPort);
+          // Workers export the Temporal SDK's metrics on the port the ServiceMonitor scrapes.
+          if (portVar === 'STELLA_WORKER_HTTP_PORT') {
+            const sdk = c.ports.find((p: { name: string }) => p.name === 'sdk-metrics').containerPort;
+            expect(envOf.STELLA_SDK_METRICS_ADDRESS, where).toBe(`0.0.0.0:${sdk}`);
+          }
         }
       }
       for (const [name, spec] of podSpecs(docs)) {
@@ -225,7 +231,12 @@ describe('Helm chart deploy/helm/stella', () => {
     expect(rule.spec.groups).toEqual(groups);
     expect(rule.metadata.labels!.release).toBe('prometheus');
     const sm = one(full, 'ServiceMonitor', 'rel-stella');
-    expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: 'http', path: '/metrics' })]);
+    expect(sm.spec.endpoints).toEqual([
+      expect.objectContaining({ port: 'http', path: '/metrics' }),
+      expect.objectContaining({ port: 'sdk-metrics', path: '/metrics' }),
+    ]);
+    for (const c of ['worker', 'heavy-worker'])
+      expect(one(full, 'Service', `rel-stella-${c}`).spec.ports.map((p: { name: string }) => p.name)).toContain('sdk-metrics');
     for (const c of ['api', 'worker', 'heavy-worker']) {
       const svc = one(full, 'Service', `rel-stella-${c}`);
       for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) expect(svc.metadata.labels![k]).toBe(v);

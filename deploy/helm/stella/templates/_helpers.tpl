@@ -205,13 +205,17 @@ readinessProbe:
 
 {{/* The worker's command and where it answers /healthz, /readyz and /metrics (its pod port). */}}
 {{- define "stella.workerCommand" -}}
-# `serve` runs the worker, and the API's /healthz, /readyz and /metrics on the pod's port.
-args: ["serve"]
+# Worker only: no API in this process; a node:http listener answers the probes and /metrics.
+args: ["serve", "--no-api"]
 {{- end -}}
 
 {{- define "stella.workerListenEnv" -}}
 - name: STELLA_API_HOST
   value: 0.0.0.0
-- name: STELLA_API_PORT
+- name: STELLA_WORKER_HTTP_PORT
   value: {{ .Values.worker.port | quote }}
+{{- if .Values.worker.sdkMetricsPort }}
+- name: STELLA_SDK_METRICS_ADDRESS
+  value: {{ printf "0.0.0.0:%v" .Values.worker.sdkMetricsPort | quote }}
+{{- end }}
 {{- end -}}
