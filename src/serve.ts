@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { Client } from '@temporalio/client';
 import type { StellaConfig } from './config';
 import { createAppContext, closeAppContext, type AppContext } from './core/context';
 import { cachedTokenJwks } from './core/keys';
@@ -29,7 +30,10 @@ export async function serve(
   const wantApi = opts.api !== false;
   const wantWorker = opts.worker !== false;
   const ctx = await createAppContext(cfg);
+  // Traces (off unless STELLA_OTLP_ENDPOINT): set up before the client and worker that carry them.
+  const tracing = cfg.telemetry.otlpEndpoint ? (await import('./app/tracing')).startTracing(cfg.telemetry.otlpEndpoint) : undefined;
   const temporal = await connectTemporal(cfg);
+  if (tracing) temporal.client = new Client({ connection: temporal.connection, namespace: temporal.namespace, interceptors: tracing.clientInterceptors });
   const saWarning = await ensureSearchAttributesBestEffort(temporal.connection, temporal.namespace);
   if (saWarning) ctx.log.warn(saWarning);
   if (cfg.schedules.enabled && wantWorker) await ensureSchedules(temporal.client, cfg, FEATURES);
@@ -89,6 +93,7 @@ export async function serve(
       await workerHttp?.close();
       await workerRun;
       await temporal.connection.close();
+      await tracing?.shutdown();
       await closeAppContext(ctx);
     })());
   if (opts.handleSignals) {

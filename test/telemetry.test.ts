@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,4 +169,74 @@ describe('stella serve telemetry', () => {
     }
     for (const l of served.lines()) expect(() => JSON.parse(l), l).not.toThrow();
   }, 240_000);
+
+  it('with STELLA_OTLP_ENDPOINT, API request → StartWorkflow → (workflow) StartActivity → RunActivity spans share one trace id', async () => {
+    // A tiny OTLP/HTTP receiver (JSON encoding, what @opentelemetry/exporter-trace-otlp-http sends).
+    type OtlpSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string };
+    const spans: OtlpSpan[] = [];
+    const paths: string[] = [];
+    const receiver = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+        const doc = JSON.parse(body) as { resourceSpans?: { scopeSpans?: { spans?: OtlpSpan[] }[] }[] };
+        for (const rs of doc.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans.push(...(ss.spans ?? []));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const otlp = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+    const apiPort = await freePort();
+    const served = serveProcess(h, [], { STELLA_API_PORT: String(apiPort), STELLA_OTLP_ENDPOINT: otlp });
+    let id = '';
+    try {
+      const base = `http://127.0.0.1:${apiPort}`;
+      await waitOk(`${base}/readyz`, served, 180_000);
+      const token = await mintToken(
+        h.ctx.keys,
+        { sub: 'otel-test', tenant: 'default', scopes: ['promotion:read', 'promotion:write'], ttlSeconds: 600 },
+        { purpose: TOKEN_PURPOSE },
+      );
+      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      const artifact = sha256Digest(`registry.example/otel@${randomBytes(6).toString('hex')}`);
+      const start = await fetch(`${base}/promotions`, { method: 'POST', headers, body: JSON.stringify({ artifact, to: 'prod' }) });
+      expect(start.status, await start.clone().text()).toBe(202);
+      id = ((await start.json()) as { id: string }).id;
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const s = (await (await fetch(`${base}/promotions/${id}`, { headers })).json()) as { state?: string };
+        if (s.state === 'waiting-evidence') break;
+        if (Date.now() > deadline) throw new Error(`promotion ${id} never reached waiting-evidence: ${JSON.stringify(s)}`);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    } finally {
+      served.proc.kill('SIGTERM'); // flushes the spans not yet exported
+      expect(await served.exited).toBe(0);
+      receiver.close();
+    }
+    if (id)
+      await h.client.workflow
+        .getHandle(id)
+        .terminate('test done')
+        .catch(() => {});
+    expect(
+      paths.every((p) => p.startsWith('POST /v1/traces application/json')),
+      paths.join('\n'),
+    ).toBe(true);
+    const api = spans.find((s) => s.name === 'POST /promotions');
+    expect(api, spans.map((s) => s.name).join(', ')).toBeDefined();
+    const inTrace = spans.filter((s) => s.traceId === api!.traceId).map((s) => s.name);
+    expect(inTrace, inTrace.join(', ')).toEqual(
+      // StartActivity spans are the workflow's own (exported through the sink); RunWorkflow ends only when the promotion does.
+      expect.arrayContaining([
+        expect.stringMatching(/^StartWorkflow:promotion/),
+        expect.stringMatching(/^StartActivity:/),
+        expect.stringMatching(/^RunActivity:/),
+      ]),
+    );
+    const startWf = spans.find((s) => s.traceId === api!.traceId && s.name.startsWith('StartWorkflow:'))!;
+    expect(startWf.parentSpanId).toBe(api!.spanId);
+  }, 300_000);
 });

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { installRuntime } from './runtime';
+import { activeTracing } from '../src/app/tracing';
 import type { AppContext } from '../src/core/context';
 import { createActivities } from '../activities';
 import { probeTls, temporalConnectError, temporalSecurity } from '../src/temporal/client';
@@ -59,11 +60,14 @@ export async function createStellaWorker(
   const control = opts.taskQueue ?? cfg.temporal.taskQueue;
   const queues = opts.queues ?? cfg.worker.queues;
   const activities = createActivities(ctx);
+  const tracing = activeTracing();
   const common: Omit<WorkerOptions, 'taskQueue'> = {
     connection,
     namespace: cfg.temporal.namespace,
     activities,
     shutdownGraceTime: opts.shutdownGraceTime ?? '30s',
+    // OpenTelemetry (STELLA_OTLP_ENDPOINT): client, workflow and activity interceptors and the span sink.
+    ...(tracing ? { plugins: [tracing.plugin] } : {}),
     ...(cfg.worker.deployment
       ? { workerDeploymentOptions: { version: cfg.worker.deployment, useWorkerVersioning: true, defaultVersioningBehavior: 'PINNED' as const } }
       : {}),
@@ -76,7 +80,8 @@ export async function createStellaWorker(
           ...common,
           taskQueue: control,
           maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? cfg.worker.controlConcurrency,
-          ...workflowCode(opts.workflowBundle),
+          // With tracing on, workflows are bundled at start with the OpenTelemetry workflow interceptors (prebuilt bundles have none).
+          ...(tracing ? { workflowsPath: WORKFLOWS_PATH } : workflowCode(opts.workflowBundle)),
         }),
       );
     }

@@ -1,4 +1,5 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
@@ -43,6 +44,7 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   recordRoutes(app);
   useZodAndRawBodies(app);
   await authenticateRequests(app, deps);
+  traceRequests(app);
   countRequests(app, deps);
   handleErrors(app, deps);
   answerUnknownRoutes(app);
@@ -134,6 +136,40 @@ function countRequests(app: FastifyInstance, deps: ApiDeps) {
       { reqId: req.id, method: req.method, route, url: req.url.split('?')[0], status, durationMs: Math.round(reply.elapsedTime * 10) / 10 },
       'request completed',
     );
+  });
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    otelSpan?: Span;
+  }
+}
+
+/**
+ * One server span per request, the parent of whatever the handler does (StartWorkflow and the
+ * workflow's activities share its trace id). The global tracer is a no-op unless tracing was
+ * started (STELLA_OTLP_ENDPOINT, src/app/tracing.ts); a `traceparent` header continues the caller's trace.
+ */
+function traceRequests(app: FastifyInstance) {
+  const tracer = trace.getTracer('stella-api');
+  app.addHook('onRequest', (req, _reply, done) => {
+    const parent = propagation.extract(context.active(), req.headers);
+    const route = req.routeOptions.url ?? 'unmatched';
+    const span = tracer.startSpan(
+      `${req.method} ${route}`,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'http.route': route } },
+      parent,
+    );
+    req.otelSpan = span;
+    // The rest of the request runs inside the span's context (AsyncLocalStorage follows it across awaits).
+    context.with(trace.setSpan(parent, span), done);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const span = req.otelSpan;
+    if (!span) return;
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
   });
 }
 
