@@ -30,7 +30,7 @@ export class VerifyingStream extends Transform {
   }
   override _flush(cb: TransformCallback): void {
     const actual = `sha256:${this.hash.digest('hex')}`;
-    if (actual !== this.expected) return cb(new DigestMismatchError(this.expected, actual));
-    cb(null, this.held);
+    if (actual === this.expected) cb(null, this.held);
+    else cb(new DigestMismatchError(this.expected, actual));
   }
 }
