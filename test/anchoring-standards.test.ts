@@ -20,6 +20,7 @@ import { sha256Digest } from '../src/lib/hash';
 import { apiFor, bearer } from './support/api';
 import { exportEvidencePack } from '../src/core/backup/pack/export';
 import { harness, type Harness } from './support/context';
+import { cliEnvFor, runStella } from './support/cli';
 
 const run = promisify(execFile);
 let h: Harness;
@@ -28,6 +29,7 @@ let base: string;
 let dir: string;
 let tsa: Server;
 let checker: string;
+let cli: Record<string, string>;
 const ART = sha256Digest('registry.example/app@standards');
 const witnessKey = generateKeyPairSync('ed25519').privateKey;
 const WITNESS = 'witness.example/w1';
@@ -123,8 +125,8 @@ beforeAll(async () => {
     },
   });
   app = await apiFor(h);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  cli = await cliEnvFor(h, app);
+  base = cli.STELLA_API_URL!;
   await build;
 }, 600_000);
 afterAll(async () => {
@@ -230,6 +232,21 @@ describe('C2SP checkpoints, tlog-tiles and consistency, checked by golang.org/x/
     bad[0] = '00'.repeat(32);
     expect((await goCheck(['consistency', '-vkey', vkey, '-old', join(dir, 'cp1.txt'), '-new', join(dir, 'cp2.txt'), '-proof', bad.join(',')])).ok).toBe(false);
     expect((await get(`/evidence/anchors/consistency?from=${second}&to=${first}`)).statusCode).toBe(400);
+  });
+
+  it('CLI: anchor consistency (json; swapped ids exit 2), anchor checkpoint --output writes the note and the token', async () => {
+    const ok = await runStella(cli, 'evidence', 'anchor', 'consistency', '--from', first, '--to', second, '--format', 'json');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, problem: null, from: { id: first, logSize: 270 }, to: { id: second, logSize: 310 } });
+    const swapped = await runStella(cli, 'evidence', 'anchor', 'consistency', '--from', second, '--to', first);
+    expect(swapped.code).toBe(2);
+    expect(swapped.stderr).toMatch(/swap them/);
+    const out = join(dir, 'cli-cp.txt');
+    const cp = await runStella(cli, 'evidence', 'anchor', 'checkpoint', 'latest', '--output', out);
+    expect(cp.code).toBe(0);
+    expect(cp.stdout).toContain(vkey);
+    expect(await readFile(out, 'utf8')).toBe(await readFile(join(dir, 'cp2.txt'), 'utf8'));
+    expect((await readFile(`${out}.tsr`)).length).toBeGreaterThan(100);
   });
 
   it('timestamps each anchor at the TSA; openssl ts -verify accepts the stored token over the checkpoint', async () => {
