@@ -157,7 +157,13 @@ const schema = z.object({
     .default('stella.local/evidence-log'),
   STELLA_TSA_URL: z.url().optional(),
   STELLA_TSA_CA_FILE: z.string().min(1).optional(),
-  STELLA_WITNESS_KEYS: z.string().default(''),
+  STELLA_WITNESS_KEYS: z
+    .string()
+    .regex(
+      /^(\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)?(,\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)*$/,
+      'expected comma-separated vkeys <name>+<8 hex>+<base64>',
+    )
+    .default(''),
   STELLA_WITNESS_QUORUM: z.coerce.number().int().min(0).max(64).default(0),
   STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
   STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
@@ -338,6 +344,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
   } else {
     blob = { kind: 'fs', path: resolve(c.STELLA_BLOB_PATH ?? join(dataDir, 'evidence')), replicaPath: c.STELLA_REPLICA_PATH && resolve(c.STELLA_REPLICA_PATH) };
   }
+  const witnesses = c.STELLA_WITNESS_KEYS.split(',')
+    .map((w) => w.trim())
+    .filter(Boolean);
+  if (c.STELLA_WITNESS_QUORUM > witnesses.length)
+    throw new ConfigError('STELLA_WITNESS_QUORUM', `${c.STELLA_WITNESS_QUORUM} witnesses required but STELLA_WITNESS_KEYS lists ${witnesses.length}`);
   return {
     dataDir,
     tenant: c.STELLA_TENANT,
@@ -387,9 +398,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       origin: c.STELLA_CHECKPOINT_ORIGIN,
       tsaUrl: c.STELLA_TSA_URL,
       tsaCaFile: c.STELLA_TSA_CA_FILE && resolve(c.STELLA_TSA_CA_FILE),
-      witnesses: c.STELLA_WITNESS_KEYS.split(',')
-        .map((w) => w.trim())
-        .filter(Boolean),
+      witnesses,
       witnessQuorum: c.STELLA_WITNESS_QUORUM,
     },
     identity: {
