@@ -75,6 +75,33 @@ describe('Helm chart deploy/helm/stella', () => {
     }
   });
 
+  it('renders manifests that decode strictly into the Kubernetes API types (k8scheck: unknown fields and wrong types fail)', () => {
+    for (const values of ['full', 'minimal']) {
+      const yamlText = helm('template', 'rel', CHART, '--namespace', 'stella', '-f', `${CHART}/ci/${values}-values.yaml`).stdout;
+      // deploy/helm/k8scheck: k8s.io/api types with sigs.k8s.io/yaml strict decoding, offline (Go module cache / proxy).
+      const r = spawnSync('go', ['run', '.'], { cwd: `${root}deploy/helm/k8scheck`, input: yamlText, env, encoding: 'utf8', timeout: 600_000 });
+      expect(r.status, `${values}: ${r.stdout}${r.stderr}`).toBe(0);
+      const docs = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { kind: string; name: string; checked: boolean; error?: string });
+      expect(docs.filter((d) => d.error)).toEqual([]);
+      // Only the Prometheus Operator's kinds have no built-in type.
+      expect(docs.filter((d) => !d.checked).map((d) => d.kind)).toEqual(values === 'full' ? ['PrometheusRule', 'ServiceMonitor'] : []);
+      expect(docs.filter((d) => d.checked).length).toBeGreaterThanOrEqual(values === 'full' ? 13 : 8);
+    }
+    // The checker is strict: a misspelt field is refused.
+    const bad = spawnSync('go', ['run', '.'], {
+      cwd: `${root}deploy/helm/k8scheck`,
+      input: 'apiVersion: v1\nkind: Service\nmetadata: { name: x }\nspec: { prots: [] }\n',
+      env,
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toContain('unknown field \\"prots\\"');
+  }, 900_000);
+
   it('renders separate, scalable API and worker Deployments, their Services, a migration Job and no volume claim', () => {
     const names = (docs: K8s[]) => byKind(docs, 'Deployment').map((d) => d.metadata.name);
     expect(names(full).sort()).toEqual(['rel-stella-api', 'rel-stella-heavy-worker', 'rel-stella-worker']);
