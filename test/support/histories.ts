@@ -13,7 +13,7 @@ import { sha256Digest } from '../../src/lib/hash';
 import { apiFor, bearer } from './api';
 import type { Harness } from './context';
 import { historyFromFile, historyToFile } from './history';
-import { storeAllEvidence } from './promotion';
+import { storeAllEvidence, waitFor } from './promotion';
 import { buildOciFixture, packTar, realSystemLayer } from './oci-fixture';
 
 export const HISTORIES_DIR = join(import.meta.dirname, '..', 'histories');
@@ -141,6 +141,17 @@ export async function recordAllHistories(h: Harness, fresh: () => Promise<Harnes
     await storeAllEvidence(h.ctx, tenant, digest);
     const promo = await call('POST', '/promotions?wait=true&timeout=60', { artifact: digest, from: 'staging', to: 'prod' });
     files.push(await saveHistory(h, promo.body.id, 'evidence-present'));
+    // A promotion that waits for missing evidence (the wait timer, memo and StellaMissingEvidence), then is retried.
+    const waited = sha256Digest(`registry.example/promote-wait@${suffix()}`);
+    const blocked = await call('POST', '/promotions', { artifact: waited, from: 'staging', to: 'prod' });
+    await waitFor(
+      () => call('GET', `/promotions/${blocked.body.id}`).then((r) => r.body as { state: string }),
+      (b) => b.state === 'waiting-evidence',
+      'waiting-evidence',
+    );
+    await storeAllEvidence(h.ctx, tenant, waited);
+    await call('POST', `/promotions/${blocked.body.id}/retry`);
+    files.push(await saveHistory(h, blocked.body.id, 'waited-then-retried'));
     const noop = await h.client.workflow.start('promotionBenchNoop', { taskQueue: q, workflowId: `history-bench-noop-${suffix()}` });
     files.push(await saveHistory(h, noop.workflowId, 'default'));
 
