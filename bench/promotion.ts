@@ -25,7 +25,7 @@ import { sha256Digest } from '../src/lib/hash';
 import { createPromotionActivities } from '../activities/promotion';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { DEFAULT_POLICY } from '../src/core/promotion/policy';
-import { exportRootPack } from '../src/crypto/rootpack';
+import { currentRootPack } from '../src/core/promotion/gather';
 import { storeAllEvidence } from '../test/support/promotion';
 
 export interface PromotionBenchOptions {
@@ -117,7 +117,8 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
     for (const a of artifacts) await storeAllEvidence(ctx, 'default', a);
 
     // Gate-evaluation latency, measured directly (same code the activity runs).
-    const rootPack = await exportRootPack(ctx.keys);
+    // Own keys plus imported trust (the builder key signing the bench evidence), as the promotion activity uses.
+    const rootPack = await currentRootPack(ctx);
     const lat: number[] = [];
     for (const a of artifacts.slice(0, Math.min(100, n))) {
       const t = performance.now();

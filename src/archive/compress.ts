@@ -19,7 +19,6 @@
 import { Transform, type TransformCallback, Readable } from 'node:stream';
 import { constants as zc, createGunzip, createGzip, gunzip as gunzipCb, gzip as gzipCb, type Gzip, type ZlibOptions } from 'node:zlib';
 import { promisify } from 'node:util';
-import { init as zstdInit, compress as zstdCompressRaw, decompress as zstdDecompressRaw } from '@bokuweb/zstd-wasm';
 import { ArchiveFormatError, ArchiveSecurityError } from './errors';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -148,15 +147,29 @@ function wrapZlibError(err: unknown): unknown {
 // ---------------------------------------------------------------------------------------------
 // zstd
 
-let zstdReady: Promise<void> | undefined;
+type Zstd = typeof import('@bokuweb/zstd-wasm');
+let zstdReady: Promise<Zstd> | undefined;
+
+/**
+ * Loads the zstd wasm module once per process, on first use: importing it costs ~0.1 s, which
+ * every CLI command that merely links this module would otherwise pay at start.
+ */
+function zstd(): Promise<Zstd> {
+  zstdReady ??= import('@bokuweb/zstd-wasm')
+    .then(async (m) => {
+      await m.init();
+      return m;
+    })
+    .catch((err: unknown) => {
+      zstdReady = undefined; // allow a retry after a transient failure
+      throw err;
+    });
+  return zstdReady;
+}
 
 /** Loads the zstd wasm module once per process; safe to call repeatedly. */
-export function initZstd(): Promise<void> {
-  zstdReady ??= zstdInit().catch((err: unknown) => {
-    zstdReady = undefined; // allow a retry after a transient failure
-    throw err;
-  });
-  return zstdReady;
+export async function initZstd(): Promise<void> {
+  await zstd();
 }
 
 /** zstd-compresses `data` as a single frame that records its content size. */
@@ -165,8 +178,7 @@ export async function zstdCompress(data: Uint8Array, level: number = ZSTD_LEVEL)
     throw new RangeError(`zstd input of ${data.byteLength} bytes exceeds the ${ZSTD_MAX_BYTES}-byte ceiling; use gzip for large archives`);
   }
   if (!Number.isInteger(level) || level < 1 || level > 22) throw new RangeError(`zstd level must be 1..22, got ${level}`);
-  await initZstd();
-  const out = zstdCompressRaw(data, level);
+  const out = (await zstd()).compress(data, level);
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
@@ -183,7 +195,7 @@ export async function zstdDecompress(data: Uint8Array, maxBytes: number = ZSTD_M
   }
   const budgetTotal = Math.min(maxBytes, ZSTD_MAX_BYTES);
   const frames = zstdFrames(data);
-  await initZstd();
+  const { decompress: zstdDecompressRaw } = await zstd();
   const parts: Buffer[] = [];
   let produced = 0;
   for (const frame of frames) {
