@@ -43,7 +43,9 @@ export const fileExtractor: FileExtractor = {
 
 function elfFacts(content: Buffer): FileFacts {
   const sections = elfSections(content);
-  const buildinfo = parseGoBuildInfo(sections?.get('.go.buildinfo') ?? content);
+  // Search the whole file for the magic only when it has no section table to look in.
+  const go = sections ? sections.get('.go.buildinfo') : content;
+  const buildinfo = go ? parseGoBuildInfo(go) : undefined;
   if (buildinfo === 'legacy') return { kind: 'elf', reason: 'Go binary built before Go 1.18 (no inline module information)' };
   if (buildinfo) return { kind: 'go', info: buildinfo };
   const dep = sections?.get('.dep-v0');
