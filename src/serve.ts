@@ -8,6 +8,7 @@ import { ensureSchedules } from './temporal/schedules';
 import { FEATURES, doctorChecksOf, routesOf } from './app/features';
 import { createStellaWorker } from '../workers/worker';
 import { startWorkerHttp, type WorkerHttp } from '../workers/http';
+import { readiness } from './core/evidence/locker/health';
 
 export interface Running {
   ctx: AppContext;
@@ -60,7 +61,7 @@ export async function serve(
       host: cfg.api.host,
       port: cfg.telemetry.workerHttpPort,
       registry: createProcessRegistry(),
-      db: ctx.db,
+      readiness: () => readiness(ctx, temporal),
       state: () => workerState(),
     });
   }

@@ -152,7 +152,7 @@ describe('stella serve telemetry', () => {
       const base = `http://127.0.0.1:${port}`;
       const health = await waitOk(`${base}/healthz`, served);
       expect(await health.json()).toMatchObject({ status: 'ok', worker: 'RUNNING' });
-      expect(await (await waitOk(`${base}/readyz`, served)).json()).toMatchObject({ status: 'ok', postgres: 'ok' });
+      expect(await (await waitOk(`${base}/readyz`, served)).json()).toMatchObject({ status: 'ready', worker: 'RUNNING', failed: [] });
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toMatch(/^stella_build_info\{/m);
       expect(metrics).toMatch(/^process_cpu_seconds_total /m);

@@ -1,13 +1,12 @@
 /**
  * The worker-only process's small HTTP listener (`stella serve --no-api`): /healthz (the worker
- * is polling), /readyz (and PostgreSQL answers) and /metrics (stella's process metrics:
+ * is polling), /readyz (and PostgreSQL, the blob store and Temporal answer, as the API's /readyz) and /metrics (stella's process metrics:
  * stella_build_info and the Node.js runtime). node:http only: the worker path loads no HTTP
  * framework. The Temporal SDK's own metrics are on STELLA_SDK_METRICS_ADDRESS (workers/runtime.ts).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { Db } from '../src/db/pool';
 
 export interface WorkerHttp {
   server: Server;
@@ -19,7 +18,8 @@ export async function startWorkerHttp(opts: {
   host: string;
   port: number;
   registry: Registry;
-  db: Db;
+  /** The API's readiness checks (src/core/evidence/locker/health.ts), passed in: the edge runs no SQL. */
+  readiness: () => Promise<{ failed: string[]; checks: unknown[] }>;
   /** The worker's state (RUNNING while it polls). */
   state: () => string;
 }): Promise<WorkerHttp> {
@@ -46,12 +46,9 @@ export async function startWorkerHttp(opts: {
       }
       if (path === '/readyz') {
         const state = opts.state();
-        const db = await opts.db
-          .query('SELECT 1')
-          .then(() => 'ok')
-          .catch((e: Error) => e.message);
-        const ok = state === 'RUNNING' && db === 'ok';
-        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : 'down', worker: state, postgres: db });
+        const r = await opts.readiness();
+        const failed = [...r.failed, ...(state === 'RUNNING' ? [] : ['worker'])];
+        return json(res, failed.length ? 503 : 200, { status: failed.length ? 'unready' : 'ready', worker: state, failed, checks: r.checks });
       }
       if (path === '/metrics') {
         const text = await opts.registry.metrics();

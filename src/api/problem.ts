@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
-/** The problem type URI of a code: stable, and documented in docs/api-errors.md. */
+/** The problem type URI of a code: stable (the README lists the codes). */
 export const problemType = (code: string) => `urn:stella:problem:${code.toLowerCase().replace(/_/g, '-')}`;
 
 /** The stable code of a framework or HTTP-level error, by status. */
