@@ -3,8 +3,11 @@ import { action, ctxOf } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv } from '../output';
 import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { FsBlobStore } from '../../blob';
+import { seedReplica } from '../../core/backup/replica';
 import { devUp, devDown, readStack, serviceRestart, DEV_TOKEN_TTL_SECONDS } from '../../dev/stack';
-import { writeConfigValue, readConfigFile, CONFIG_KEY_ALIASES, ConfigError } from '../../config';
+import { writeConfigValue, readConfigFile, CONFIG_KEY_ALIASES, ConfigError, type StellaConfig } from '../../config';
 import { isAlive } from '../../dev/proc';
 import { issueLocalToken } from '../../core/identity/issue';
 import { DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, SCOPES, isScope, type Scope } from '../../crypto/tokens';
@@ -22,13 +25,19 @@ function upCommand(dev: Command): void {
   dev
     .command('up')
     .description('start Temporal (dev server), PostgreSQL, the worker and the API; safe to run twice')
+    .option('--replica [path]', 'also keep a filesystem replica of the evidence store (default <data dir>/replica), seeded with every blob stored so far')
     .action(
-      action(async (_o, cmd: Command) => {
+      action(async (o: { replica?: string | boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
         const cfg = c.config();
-        const r = await devUp(cfg, (s) => c.quiet || process.stderr.write(`${s}\n`)).catch((e) => {
+        const say = (s: string) => c.quiet || process.stderr.write(`${s}\n`);
+        const replicaPath = o.replica ? configureReplica(cfg, o.replica) : null;
+        let r = await devUp(cfg, say).catch((e) => {
           throw new CliError(`dev up failed: ${(e as Error).message}`, EXIT.UNAVAILABLE);
         });
+        // A running stack picks up the replica setting on restart.
+        if (replicaPath?.changed && r.reused) r = { ...r, state: await serviceRestart(cfg) };
+        const seeded = replicaPath ? await seedDevReplica(cfg, replicaPath.path, say) : null;
         const info = {
           status: r.reused ? 'already running' : 'started',
           apiUrl: r.state.apiUrl,
@@ -37,6 +46,7 @@ function upCommand(dev: Command): void {
           namespace: r.state.temporal.namespace,
           database: r.state.postgres.url,
           dataDir: cfg.dataDir,
+          replica: seeded,
           token: r.token,
         };
         print(c.format, info, () =>
@@ -49,6 +59,7 @@ function upCommand(dev: Command): void {
               Namespace: info.namespace,
               PostgreSQL: info.database,
               'Data dir': info.dataDir,
+              ...(seeded ? { Replica: `${seeded.replica} (${seeded.copied} blob(s) copied, ${seeded.present} already there)` } : {}),
             }),
             '',
             `Dev API token (admin, ${DEV_TOKEN_TTL_SECONDS / 3600} hours, DPoP-bound to this CLI's key; saved for the CLI in ${cfg.dataDir}/cli.json):`,
@@ -59,6 +70,22 @@ function upCommand(dev: Command): void {
         );
       }),
     );
+}
+
+/** `dev up --replica`: EvidenceLocker:ReplicaPath in the config file (the stack reads it at start). */
+function configureReplica(cfg: StellaConfig, opt: string | boolean): { path: string; changed: boolean } {
+  if (cfg.blob.kind !== 'fs') throw new CliError('--replica sets up a filesystem replica of a filesystem store; for S3 set STELLA_REPLICA_BUCKET', EXIT.USAGE);
+  const path = resolve(typeof opt === 'string' ? opt : join(cfg.dataDir, 'replica'));
+  if (resolve(cfg.blob.path) === path) throw new CliError(`--replica ${path} is the evidence store itself; pick another directory`, EXIT.USAGE);
+  const changed = cfg.blob.replicaPath !== path;
+  if (changed) writeConfigValue(cfg.dataDir, 'EvidenceLocker:ReplicaPath', path);
+  return { path, changed };
+}
+
+async function seedDevReplica(cfg: StellaConfig, path: string, say: (s: string) => void) {
+  if (cfg.blob.kind !== 'fs') return null;
+  say(`seeding the replica ${path} …`);
+  return seedReplica(new FsBlobStore(cfg.blob.path), new FsBlobStore(path), (n) => say(`  ${n} blobs checked`));
 }
 
 function downCommand(dev: Command): void {

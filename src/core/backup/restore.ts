@@ -168,7 +168,9 @@ async function checkRestorable(ctx: AppContext, backupId: string, schema: Backup
   const n = await countAllItems(ctx.db);
   if (n > 0)
     throw conflict(
-      `the database already holds ${n} evidence items; a full restore needs an empty database (for point-in-time use --to-anchor without --backup-id)`,
+      `the database already holds ${n} evidence items and a full restore never overwrites a live locker; restore into a new empty database and store instead ` +
+        `(a drill stack: STELLA_DATA_DIR=<new dir> DATABASE_URL=<new empty database> stella serve, then against it: stella evidence restore --backup-id ${backupId} --backup-dir <backup root>; ` +
+        'docs/runbooks/dr-drill.md); for point-in-time in this database use --to-anchor without --backup-id',
     );
   if (store instanceof FsBlobStore) {
     await fsp.mkdir(store.location, { recursive: true });
