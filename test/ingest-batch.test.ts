@@ -168,6 +168,26 @@ describe.each(['fs', 's3'] as const)('batched ingest on PostgreSQL + Temporal + 
     await expectLogConsistent(h.ctx.db);
   });
 
+  it('concurrent single ingests share batches, and one bad item fails only its own caller', async () => {
+    const t = `single-${randomBytes(3).toString('hex')}`;
+    const good = contents(12);
+    const bad = { ...item(t, randomBytes(80)), parents: [{ id: sha256Digest('not-an-item') }] };
+    const settled = await Promise.allSettled([
+      ...good.slice(0, 6).map((d) => h.ctx.evidence.ingest(item(t, d))),
+      h.ctx.evidence.ingest(bad),
+      ...good.slice(6).map((d) => h.ctx.evidence.ingest(item(t, d))),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual([...Array(6).fill('fulfilled'), 'rejected', ...Array(6).fill('fulfilled')]);
+    expect(String((settled[6] as PromiseRejectedResult).reason)).toMatch(/not an evidence item of tenant/);
+    const ok = settled
+      .filter((s): s is PromiseFulfilledResult<Awaited<ReturnType<typeof h.ctx.evidence.ingest>>> => s.status === 'fulfilled')
+      .map((s) => s.value);
+    expect(ok.map((r) => r.id)).toEqual(good.map((d) => sha256Digest(d)));
+    expect(ok.every((r) => r.created && r.logSeq !== null)).toBe(true);
+    expect((await h.ctx.db.query('SELECT count(*)::int AS n FROM evidence_items WHERE tenant_id = $1', [t])).rows[0].n).toBe(12);
+    await expectLogConsistent(h.ctx.db);
+  });
+
   it('POST /evidence reads the body once: the spooled file becomes the blob, nothing is left in the spool', async () => {
     const app = await apiFor(h);
     try {

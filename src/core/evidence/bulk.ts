@@ -25,7 +25,7 @@ export interface BulkBatchResult {
 const MEDIA_BY_EXT: Record<string, string> = { '.json': 'application/json', '.txt': 'text/plain', '.xml': 'application/xml', '.log': 'text/plain' };
 
 /** Files per ingest commit inside one activity batch (also the heartbeat/resume granularity). */
-const CHUNK = 100;
+const CHUNK = 50;
 /** Blob writes in flight: enough concurrent fsyncs for the filesystem journal to group them. */
 const WRITES_IN_FLIGHT = 32;
 

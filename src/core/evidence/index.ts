@@ -4,7 +4,7 @@ import type { BlobStores } from '../../blob';
 import type { Db } from '../../db/pool';
 import { notFound } from '../../lib/errors';
 import { audit } from '../audit';
-import { ingestBatch } from './ingest';
+import { Coalescer, ingestBatch } from './ingest';
 import type { EvidenceHead, EvidenceItem, IngestInput, IngestResult } from './model';
 import { findItem, headItem, type ListQuery, listItems, openBlob, readBlob, storeOfTier } from './read';
 import { type ItemState, transitionItems } from './state';
@@ -17,15 +17,22 @@ export { type ItemState, transitionItems } from './state';
 const ALL_STATES: readonly ItemState[] = ['present', 'corrupted', 'quarantined', 'purged'];
 
 export class EvidenceService {
+  private readonly coalesced: Coalescer;
+
   constructor(
     private readonly db: Db,
     private readonly blobs: BlobStores,
-  ) {}
+  ) {
+    this.coalesced = new Coalescer((inputs) => ingestBatch(this.db, this.blobs, inputs));
+  }
 
-  /** One item: a batch of one (src/core/evidence/ingest.ts). */
-  async ingest(input: IngestInput): Promise<IngestResult> {
-    const [r] = await ingestBatch(this.db, this.blobs, [input]);
-    return r!;
+  /**
+   * One item: a batch of one (src/core/evidence/ingest.ts). Single ingests that arrive while
+   * others are being written join the next batch (group commit): N concurrent uploads share one
+   * index commit and one leaf numbering instead of queueing N of each.
+   */
+  ingest(input: IngestInput): Promise<IngestResult> {
+    return this.coalesced.submit(input);
   }
 
   /** Many items with one commit per call. */

@@ -15,7 +15,7 @@ import type { BlobStore, BlobStores } from '../../blob';
 import type { Db, DbClient } from '../../db/pool';
 import { withTransaction } from '../../db/pool';
 import { mapLimit } from '../../lib/concurrency';
-import { badInput } from '../../lib/errors';
+import { badInput, StellaError } from '../../lib/errors';
 import { sha256Digest, sha256File } from '../../lib/hash';
 import { leafHash } from '../../merkle/hash';
 import { evidenceLeaf, type IngestInput, type IngestResult, validateIngestInput } from './model';
@@ -62,6 +62,49 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   await numberPendingLeaves(db, [...new Set(prepared.map((p) => p.key))]);
   const seqOf = await logSeqs(db, prepared);
   return results.map((r, i) => ({ ...r, logSeq: seqOf.get(prepared[i]!.key) ?? null }));
+}
+
+/**
+ * Group commit for single ingests: items submitted while earlier batches are in flight are
+ * ingested together as the next batch (at most `inFlight` batches at once, `maxBatch` items each).
+ * A batch refused for bad input (one item's digest, parent or metadata; refused before any byte
+ * is stored) is retried item by item, so each caller gets its own answer; any other failure is
+ * every caller's (nothing of theirs was indexed).
+ */
+export class Coalescer {
+  private readonly queue: { input: IngestInput; resolve: (r: IngestResult) => void; reject: (e: unknown) => void }[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly ingest: (inputs: IngestInput[]) => Promise<IngestResult[]>,
+    private readonly opts: { inFlight: number; maxBatch: number } = { inFlight: 2, maxBatch: 64 },
+  ) {}
+
+  submit(input: IngestInput): Promise<IngestResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      if (this.running < this.opts.inFlight) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running++;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.opts.maxBatch);
+        try {
+          const rs = await this.ingest(batch.map((b) => b.input));
+          batch.forEach((b, i) => b.resolve(rs[i]!));
+        } catch (e) {
+          if (batch.length > 1 && e instanceof StellaError && e.code === 'BAD_INPUT') {
+            await Promise.all(batch.map((b) => this.ingest([b.input]).then(([r]) => b.resolve(r!), b.reject)));
+          } else for (const b of batch) b.reject(e);
+        }
+      }
+    } finally {
+      this.running--;
+    }
+  }
 }
 
 /**
