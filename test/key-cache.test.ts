@@ -15,7 +15,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const req = { sub: 'user:alice', tenant: 'acme', scopes: ['evidence:read'] as const, ttlSeconds: 300 };
+const req = { sub: 'user:alice', tenant: 'acme', scopes: ['evidence:read' as const], ttlSeconds: 300 };
 
 describe('key caches', () => {
   it('a rotation by another KeyStore on the same directory is seen at once; the retired key no longer signs', async () => {
