@@ -38,7 +38,7 @@ export function packagesFromBom(bom: CycloneDxBom): Package[] {
   const out: Package[] = [];
   for (const c of (bom.components ?? []) as { purl?: string }[]) {
     const p = c.purl ? parsePurl(c.purl) : null;
-    if (!p || !p.version) continue;
+    if (!p?.version) continue;
     const ecosystem: Ecosystem = (ECOSYSTEMS as readonly string[]).includes(p.type) ? (p.type as Ecosystem) : 'other';
     const name = NAMESPACED.has(p.type) && p.namespace ? `${p.namespace}/${p.name}` : p.name;
     const src = p.qualifiers.upstream;
