@@ -2,7 +2,7 @@
  * Issue 15's table: each figure next to a baseline measured in the same run, on the same files,
  * with the same concurrency and cache state, so the ratio means something on a noisy machine.
  * Sizes come from env (defaults keep `npm run bench` near ten minutes on 2 cores):
- *   STELLA_BENCH_ITEMS (API/bulk ingest, verify, GET; 2000), STELLA_BENCH_CLI_RUNS (15),
+ *   STELLA_BENCH_ITEMS (API/bulk ingest, verify, GET; 1000), STELLA_BENCH_CLI_RUNS (15),
  *   STELLA_BENCH_GETS (4000), STELLA_BENCH_PROMOTIONS (100), STELLA_BENCH_MERKLE_LEAVES (1000000),
  *   STELLA_BENCH_SCAN_MB (24).
  */
@@ -68,6 +68,13 @@ export async function cliRow(stack: Stack, log: (s: string) => void): Promise<Ro
     await res.arrayBuffer();
     server.push((performance.now() - t) / 1000);
   }
+  // Another CLI for comparison (e.g. a checkout from before this change): STELLA_BENCH_CLI_BEFORE=<its bin>.
+  const before = process.env.STELLA_BENCH_CLI_BEFORE;
+  if (before) {
+    const t: number[] = [];
+    for (let i = 0; i < Math.min(runs, 7); i++) t.push((await timeRun([before, 'evidence', 'status'], stack.cliEnv)).s);
+    log(`cli: ${before} evidence status ${(median(t) * 1000).toFixed(0)} ms (median of ${t.length})`);
+  }
   const checks: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
@@ -104,7 +111,7 @@ async function fsyncBaseline(dir: string, payloads: readonly Buffer[], inFlight:
 
 /** API ingest (POST /evidence, 8 connections) and bulk ingest (CLI → workflow) vs write+fsync, 32 in flight. */
 export async function ingestRows(stack: Stack, scratch: string, log: (s: string) => void): Promise<Row[]> {
-  const n = envInt('STELLA_BENCH_ITEMS', 2000);
+  const n = envInt('STELLA_BENCH_ITEMS', 1000);
   const payload = () => randomBytes(4096);
   const apiPayloads = Array.from({ length: n }, payload);
   const base1 = await fsyncBaseline(join(scratch, 'fsync-a'), apiPayloads, 32);
@@ -193,11 +200,16 @@ async function rawSha256(paths: readonly string[]): Promise<number> {
   return seconds;
 }
 
-export async function verifyRows(stack: Stack, log: (s: string) => void): Promise<{ rows: Row[]; ids: string[]; paths: string[] }> {
+/** Every stored item's id and blob file (what the ingest rows stored). */
+export async function storedBlobs(stack: Stack): Promise<{ ids: string[]; paths: string[] }> {
   const ctx = stack.running.ctx;
   const store = ctx.blobs.primary as FsBlobStore;
   const ids = (await ctx.db.query('SELECT DISTINCT id FROM evidence_items ORDER BY id')).rows.map((r) => r.id as string);
-  const paths = ids.map((id) => store.pathFor(id));
+  return { ids, paths: ids.map((id) => store.pathFor(id)) };
+}
+
+export async function verifyRows(stack: Stack, ids: string[], paths: string[], log: (s: string) => void): Promise<Row[]> {
+  const ctx = stack.running.ctx;
   const rows: Row[] = [];
   for (const cache of ['cold', 'warm'] as const) {
     const prep = async () => (cache === 'cold' ? dropPageCache(paths) : void (await rawSha256(paths)));
@@ -215,7 +227,7 @@ export async function verifyRows(stack: Stack, log: (s: string) => void): Promis
       why: 'per-batch SQL (read ids, record results) and the unindexed-blob listing come on top of hashing',
     });
   }
-  return { rows, ids, paths };
+  return rows;
 }
 
 /** GET /evidence/:id through the API vs a bare node:http server reading + hashing the same files; 8 keep-alive connections. */

@@ -48,14 +48,11 @@ async function issueTable(): Promise<number> {
   try {
     await step(rows, 'cli', () => b.cliRow(stack, log));
     await step(rows, 'ingest', () => b.ingestRows(stack, scratch, log));
-    let ids: string[] = [];
-    let paths: string[] = [];
-    await step(rows, 'verify', async () => {
-      const v = await b.verifyRows(stack, log);
-      ({ ids, paths } = v);
-      return v.rows;
-    });
-    if (ids.length) await step(rows, 'get', () => b.getRow(stack, ids, paths, log));
+    const { ids, paths } = await b.storedBlobs(stack);
+    if (ids.length) {
+      await step(rows, 'verify', () => b.verifyRows(stack, ids, paths, log));
+      await step(rows, 'get', () => b.getRow(stack, ids, paths, log));
+    }
     await step(rows, 'promotion', () => b.promotionRow(stack, log));
   } finally {
     await stack.stop();
