@@ -94,7 +94,7 @@ export class Coalescer {
         const batch = this.queue.splice(0, this.opts.maxBatch);
         try {
           const rs = await this.ingest(batch.map((b) => b.input));
-          batch.forEach((b, i) => b.resolve(rs[i]!));
+          for (const [i, b] of batch.entries()) b.resolve(rs[i]!);
         } catch (e) {
           if (batch.length > 1 && e instanceof StellaError && e.code === 'BAD_INPUT') {
             await Promise.all(batch.map((b) => this.ingest([b.input]).then(([r]) => b.resolve(r!), b.reject)));
