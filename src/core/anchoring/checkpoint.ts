@@ -67,7 +67,7 @@ export async function checkpointKeys(ctx: Pick<AppContext, 'keys' | 'cfg'>, orig
 export async function checkpointProblem(
   ctx: Pick<AppContext, 'keys'>,
   a: { checkpoint: string; checkpointKid: string | null; logSize: number; rootHash: string },
-): Promise<{ kind: 'signature' | 'mismatch'; detail: string; checkpoint?: Checkpoint } | undefined> {
+): Promise<{ kind: 'signature' | 'mismatch' | 'unknown-key'; detail: string; checkpoint?: Checkpoint } | undefined> {
   let cp: Checkpoint;
   let text: string;
   try {
@@ -75,7 +75,7 @@ export async function checkpointProblem(
     text = note.text;
     cp = parseCheckpoint(text);
     const rec = (await ctx.keys.list()).find((k) => k.kid === a.checkpointKid && k.purpose === CHECKPOINT_PURPOSE);
-    if (!rec) return { kind: 'signature', detail: `checkpoint key ${String(a.checkpointKid)} is not in the key store` };
+    if (!rec) return { kind: 'unknown-key', detail: `checkpoint key ${String(a.checkpointKid)} is not in the key store` };
     const key = parseVkey(formatVkey(cp.origin, ALG_ED25519, rawPublicKey(rec)));
     if (!verifyNoteSignature(note, key))
       return { kind: 'signature', detail: `checkpoint signature by ${cp.origin} (key ${rec.kid.slice(0, 8)}) does not verify` };
