@@ -82,7 +82,9 @@ describe('stella evidence CLI against a live API', () => {
     expect(mark.code).toBe(0);
     expect(JSON.parse(mark.stdout)).toMatchObject({ state: 'corrupted', reason: 'hash-mismatch' });
     const prov = await run('evidence', 'provenance', 'show', r.id, '--format', 'json');
-    expect(JSON.parse(prov.stdout).audit.map((a: { action: string }) => a.action)).toEqual(['evidence.recover', 'evidence.state.corrupted']);
+    // mark-corrupted also acknowledges the failure (the corruption lifecycle), in the same audit trail.
+    const actions = JSON.parse(prov.stdout).audit.map((a: { action: string }) => a.action);
+    expect([...actions].sort()).toEqual(['evidence.integrity.acknowledged', 'evidence.recover', 'evidence.state.corrupted']);
 
     const doc = await run('doctor', '--check', 'check.storage.evidencelocker', '--format', 'json');
     expect(doc.code).toBe(0);
