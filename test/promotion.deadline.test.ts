@@ -33,7 +33,7 @@ describe('promotion deadline (time-skipping Temporal test server)', () => {
     // The test server starts without our custom search attributes; the workflow upserts them.
     await env.connection.operatorService.addSearchAttributes({
       namespace: 'default',
-      searchAttributes: { StellaTenant: 2, StellaArtifactDigest: 2, StellaEnvironment: 2, StellaPromotionState: 2 },
+      searchAttributes: { StellaTenant: 2, StellaArtifactDigest: 2, StellaEnvironment: 2, StellaPromotionState: 2, StellaMissingEvidence: 7 },
     });
   });
   afterAll(async () => {
