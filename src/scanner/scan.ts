@@ -46,16 +46,23 @@ export interface Inventory {
   layers: LayerStat[];
 }
 
-export interface ScanResult {
-  artifactDigest: string;
-  digestKind: 'manifest' | 'config';
-  imageRef: string | null;
-  format: ImageFormat;
-  mediaType: string;
-  configDigest: string;
-  platform: Platform;
-  distro: Distro | null;
-  packages: Package[];
+/** What a scan reports: the image's inventory (minus its own header) plus SBOM, findings and counts. */
+export interface ScanResult
+  extends Pick<
+    Inventory,
+    | 'artifactDigest'
+    | 'digestKind'
+    | 'imageRef'
+    | 'format'
+    | 'mediaType'
+    | 'configDigest'
+    | 'platform'
+    | 'distro'
+    | 'packages'
+    | 'warnings'
+    | 'layers'
+    | 'unidentified'
+  > {
   sbom: CycloneDxBom;
   /** Canonical JSON bytes of `sbom`. */
   sbomBytes: Buffer;
@@ -67,9 +74,6 @@ export interface ScanResult {
   scannerName: string;
   scannerVersion: string;
   scannedAt: string;
-  warnings: string[];
-  layers: LayerStat[];
-  unidentified: Unidentified[];
 }
 
 /** Open the image once and read each layer once (stream → gunzip → tar, digests checked on the way). */
