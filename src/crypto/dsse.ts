@@ -35,7 +35,47 @@ export interface KeyInfo {
   status?: KeyStatus;
 }
 
-export type TrustResolver = (keyid: string) => KeyInfo | undefined;
+/**
+ * Trust callback: the key a key id names. `candidates`, when present, lists the keys a
+ * signature without a key id (cosign writes `keyid: ""`) may be tried against — bounded by
+ * MAX_KEYLESS_CANDIDATES; a resolver without it never accepts such a signature.
+ */
+export interface TrustResolver {
+  (keyid: string): KeyInfo | undefined;
+  candidates?: () => Iterable<readonly [string, KeyInfo]>;
+}
+
+/** How many trusted keys a signature without a key id is tried against, at most. */
+export const MAX_KEYLESS_CANDIDATES = 64;
+
+/**
+ * One resolver over several sources (resolvers or kid → key maps), first match wins; the
+ * candidates of a signature without a key id are the union of theirs, each kid once.
+ */
+export function combineTrust(...sources: (TrustResolver | ReadonlyMap<string, KeyInfo>)[]): TrustResolver {
+  const lookup = (kid: string): KeyInfo | undefined => {
+    for (const s of sources) {
+      const k = typeof s === 'function' ? s(kid) : s.get(kid);
+      if (k) return k;
+    }
+    return undefined;
+  };
+  const resolver: TrustResolver = Object.assign(lookup, {
+    candidates: function* (): Iterable<readonly [string, KeyInfo]> {
+      const seen = new Set<string>();
+      for (const s of sources) {
+        const it = typeof s === 'function' ? (s.candidates?.() ?? []) : s.entries();
+        for (const [kid, info] of it) {
+          if (seen.has(kid)) continue;
+          seen.add(kid);
+          // Through lookup, so an earlier source's view of the kid (its window, status) wins.
+          yield [kid, lookup(kid) ?? info] as const;
+        }
+      }
+    },
+  });
+  return resolver;
+}
 
 export interface EnvelopeSignature {
   keyid: string;
@@ -49,7 +89,10 @@ export interface Envelope {
 }
 
 export interface SignatureCheck {
+  /** The key id of the key that checked the signature: the envelope's, or the matching trusted key's when the envelope gave none. */
   keyid: string;
+  /** Present when the envelope's signature carried no key id (cosign's `keyid: ""`) and the key was found among the trusted candidates. */
+  matchedBy?: 'candidate';
   /** The signature verifies cryptographically against the key the resolver returned. */
   valid: boolean;
   /** The key is known and within its validity window at the verification time. */
@@ -205,15 +248,15 @@ export function verifyEnvelope(env: Envelope | unknown, trust: TrustResolver, at
 
 function checkOne(s: EnvelopeSignature, message: Uint8Array, trust: TrustResolver, at: Date): SignatureCheck {
   const keyid = s.keyid;
-  if (!keyid) return { keyid, valid: false, trusted: false, reason: 'signature has no keyid' };
-  const info = trust(keyid);
-  if (!info) return { keyid, valid: false, trusted: false, reason: 'unknown key' };
   let sig: Uint8Array;
   try {
     sig = decodeB64(s.sig, 'sig');
   } catch {
     return { keyid, valid: false, trusted: false, reason: 'signature is not valid base64' };
   }
+  if (!keyid) return checkWithoutKeyid(sig, message, trust, at);
+  const info = trust(keyid);
+  if (!info) return { keyid, valid: false, trusted: false, reason: 'unknown key' };
   let valid: boolean;
   try {
     valid = rawVerify(info.alg, publicKeyFromJwk(info.publicJwk), message, sig);
@@ -223,4 +266,37 @@ function checkOne(s: EnvelopeSignature, message: Uint8Array, trust: TrustResolve
   const window = keyTrustAt(info, at);
   if (!valid) return { keyid, valid: false, trusted: window.trusted, reason: 'signature does not verify' };
   return { keyid, valid: true, trusted: window.trusted, reason: window.reason };
+}
+
+/**
+ * A signature without a key id (cosign's envelopes) is tried against the trusted candidates,
+ * at most MAX_KEYLESS_CANDIDATES of them; the first key it verifies under names the signer.
+ * A key within its window is preferred over one that verifies but is no longer trusted.
+ */
+function checkWithoutKeyid(sig: Uint8Array, message: Uint8Array, trust: TrustResolver, at: Date): SignatureCheck {
+  if (!trust.candidates) return { keyid: '', valid: false, trusted: false, reason: 'signature has no keyid and no trusted keys to try' };
+  let tried = 0;
+  let untrusted: SignatureCheck | undefined;
+  for (const [kid, info] of trust.candidates()) {
+    if (tried++ >= MAX_KEYLESS_CANDIDATES) break;
+    let valid = false;
+    try {
+      valid = rawVerify(info.alg, publicKeyFromJwk(info.publicJwk), message, sig);
+    } catch {
+      continue; // an unusable candidate key is simply not the signer
+    }
+    if (!valid) continue;
+    const window = keyTrustAt(info, at);
+    const check: SignatureCheck = { keyid: kid, matchedBy: 'candidate', valid: true, trusted: window.trusted, reason: window.reason };
+    if (window.trusted) return check;
+    untrusted ??= check;
+  }
+  if (untrusted) return untrusted;
+  const bound = tried > MAX_KEYLESS_CANDIDATES ? ` (only the first ${MAX_KEYLESS_CANDIDATES} tried)` : '';
+  return {
+    keyid: '',
+    valid: false,
+    trusted: false,
+    reason: `signature has no keyid and verifies under none of the ${Math.min(tried, MAX_KEYLESS_CANDIDATES)} trusted keys${bound}`,
+  };
 }

@@ -209,12 +209,16 @@ export function trustAt(rootpack: RootPack, kid: string, at: Date, purpose?: str
  */
 export function rootPackResolver(rootpack: RootPack, opts: { purpose?: string } = {}): TrustResolver {
   const byKid = new Map(rootpack.keys.map((k) => [k.kid, k]));
-  return (keyid: string): KeyInfo | undefined => {
+  const usable = (k: RootPackKey) => opts.purpose === undefined || k.purposes.includes(opts.purpose);
+  const info = (k: RootPackKey): KeyInfo => ({ alg: k.alg, publicJwk: k.publicJwk, notBefore: k.notBefore, notAfter: k.notAfter, status: k.status });
+  const resolve = (keyid: string): KeyInfo | undefined => {
     const k = byKid.get(keyid);
-    if (!k) return undefined;
-    if (opts.purpose !== undefined && !k.purposes.includes(opts.purpose)) return undefined;
-    return { alg: k.alg, publicJwk: k.publicJwk, notBefore: k.notBefore, notAfter: k.notAfter, status: k.status };
+    return k && usable(k) ? info(k) : undefined;
   };
+  // Signatures without a key id (cosign's) are tried against the pack's unrevoked keys.
+  return Object.assign(resolve, {
+    candidates: () => rootpack.keys.filter((k) => usable(k) && k.status !== 'revoked').map((k) => [k.kid, info(k)] as const),
+  });
 }
 
 /**
