@@ -131,11 +131,18 @@ describe('signed requirements (the default policy)', () => {
     expect(g.missing?.command).toContain('--force');
   });
 
-  it('the scan gate counts a signed vulnerability report; unknown severity blocks like high by default', () => {
+  it('the scan gate counts a signed vulnerability report; unknown severity blocks by default, warns, is ignored or counts as a severity', () => {
     const p = policy('requirements:\n  - kind: scan-report\n    thresholds: { critical: 0, high: 0 }\n');
     const r = req(p, 'scan-report');
     const c = [stmt('v', VULNS_V02, BUILDER)];
-    const g = scanGate(r, facts(c, { v: verified(VULNS_V02, vulns(['', '', 'low']), [BUILDER]) }), MAX, NOW);
+    const blocked = scanGate(r, facts(c, { v: verified(VULNS_V02, vulns(['', '', 'low']), [BUILDER]) }), MAX, NOW);
+    expect(blocked).toMatchObject({ passed: false, violation: true, evidenceId: 'v' });
+    expect(blocked.detail).toMatch(/exceeds thresholds: 2 of unknown severity \(policy unknownSeverity: block\)$/);
+    expect(blocked.rule).toContain('unknown severity blocks');
+    const warned = scanGate({ ...r, unknownSeverity: 'warn' }, facts(c, { v: verified(VULNS_V02, vulns(['', 'low']), [BUILDER]) }), MAX, NOW);
+    expect(warned.passed).toBe(true);
+    expect(warned.detail).toMatch(/warning: 1 finding\(s\) of unknown severity \(policy unknownSeverity: warn\)$/);
+    const g = scanGate({ ...r, unknownSeverity: 'high' }, facts(c, { v: verified(VULNS_V02, vulns(['', '', 'low']), [BUILDER]) }), MAX, NOW);
     expect(g).toMatchObject({ passed: false, violation: true, evidenceId: 'v' });
     expect(g.detail).toMatch(/exceeds thresholds: 2 high \(max 0, including 2 of unknown severity\)$/);
     const ignoring = scanGate({ ...r, unknownSeverity: 'ignore' }, facts(c, { v: verified(VULNS_V02, vulns(['', 'low']), [BUILDER]) }), MAX, NOW);
@@ -158,7 +165,9 @@ describe('signed requirements (the default policy)', () => {
       },
     };
     expect(vulnCounts(pred)).toEqual({ critical: 1, high: 1, medium: 2, low: 0, unknown: 1 });
-    expect(overThresholds({ ...scanReq, thresholds: { high: 0 } }, { high: 0, unknown: 1 })).toEqual(['1 high (max 0, including 1 of unknown severity)']);
+    expect(overThresholds({ ...scanReq, unknownSeverity: 'high', thresholds: { high: 0 } }, { high: 0, unknown: 1 })).toEqual([
+      '1 high (max 0, including 1 of unknown severity)',
+    ]);
   });
 
   it('SLSA provenance: builder id and source repository are checked as slsa-verifier does', () => {
@@ -263,7 +272,7 @@ describe('policy and documentsToRead', () => {
 
   it('the default names signers; legacy trustedSigner folds into them', () => {
     expect(sbomReq.signers).toEqual(['stella', 'rootpack']);
-    expect(scanReq).toMatchObject({ signers: ['stella', 'rootpack'], unknownSeverity: 'high', predicateType: VULNS_V02 });
+    expect(scanReq).toMatchObject({ signers: ['stella', 'rootpack'], unknownSeverity: 'block', predicateType: VULNS_V02 });
     expect(provReq.signers).toEqual(['rootpack']);
     expect(req(policy('requirements:\n  - kind: attestation\n    trustedSigner: false\n'), 'attestation').signers).toEqual([]);
     expect(() => policy('requirements:\n  - kind: sbom\n    signers: [somebody]\n')).toThrow(/signers\.0/);

@@ -35,7 +35,7 @@ describe('promotion policy documents', () => {
         name: 'vulnerability-scan',
         required: true,
         thresholds: { critical: 0 },
-        unknownSeverity: 'high',
+        unknownSeverity: 'block',
         predicateType: VULNS_V02,
         signers: ['stella', 'rootpack'],
       },

@@ -234,14 +234,14 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
     await put(statements.provenance(d1), 'attestation', builder, d1);
     expect((await gates(d1)).provenance!.passed).toBe(true);
 
-    // Unknown severity blocks like high: through the workflow, a violation fails the promotion at once.
+    // Unknown severity blocks (policy default): through the workflow, a violation fails the promotion at once.
     const d2 = artifact();
     await put(statements.sbom(d2), 'sbom', builder, d2);
     await put(statements.vulns(d2, { unknown: 2 }), 'scan-report', builder, d2);
     await put(statements.provenance(d2), 'attestation', builder, d2);
     const failed = await api('POST', '/promotions?wait=30', { artifact: d2, to: 'prod-slsa' });
     expect(failed.body).toMatchObject({ final: true, state: 'failed' });
-    expect(failed.body.reason).toContain('2 high (max 0, including 2 of unknown severity)');
+    expect(failed.body.reason).toContain('2 of unknown severity (policy unknownSeverity: block)');
 
     // A key revoked after its evidence was stored no longer counts.
     const d3 = artifact();

@@ -15,6 +15,7 @@ import { parseDuration } from '../../lib/format';
 import type { GateCandidate } from '../evidence/queries/promotion';
 import { type PolicySigner, type PromotionPolicy, pemSignerKey, type Requirement, signerLabel } from './policy';
 import type { ConsideredEvidence, GateResult, MissingEvidence } from './types';
+import { applyVex, parseVex, type VexStatement } from '../../scanner/vex';
 
 /** What a statement check (signature and/or parse) found in an envelope. */
 export type StatementCheck =
@@ -32,7 +33,7 @@ export type StatementCheck =
 /** What the documents say, for the candidates a gate needs to read (see documentsToRead). */
 export type DocumentFact =
   | { kind: 'sbom'; cyclonedx: boolean }
-  | { kind: 'scan-report'; counts: unknown; error?: undefined }
+  | { kind: 'scan-report'; counts: unknown; findings?: ReportFinding[]; error?: undefined }
   | { kind: 'scan-report'; error: string }
   | { kind: 'attestation'; unsigned: StatementCheck; trusted?: StatementCheck };
 
@@ -51,6 +52,14 @@ type SbomReq = Extract<Requirement, { kind: 'sbom' }>;
 type ScanReq = Extract<Requirement, { kind: 'scan-report' }>;
 type AttestationReq = Extract<Requirement, { kind: 'attestation' }>;
 type Severity = 'critical' | 'high' | 'medium' | 'low' | 'unknown';
+
+/** A finding as the vulnerability gate sees it (from a scan report or a signed vulnerability statement). */
+export interface ReportFinding {
+  id: string;
+  aliases?: string[];
+  purl?: string;
+  severity: Severity | 'none';
+}
 type Counts = Record<Severity, number>;
 
 /** The `stella attest create --type` value that produces an attestation of this predicate type. */
@@ -107,6 +116,8 @@ const attestationFor = (req: AttestationReq) => (c: GateCandidate) =>
   // predicate_type may be unset when an envelope was stored without it: those are checked too.
   c.kind === 'attestation' && (c.predicateType === req.predicateType || c.predicateType === null);
 
+const UNKNOWN_RULE: Record<string, string> = { block: 'blocks', warn: 'warns', ignore: 'ignored' };
+
 /** The policy rule a gate applied, as explanations print it. */
 export function ruleOf(req: Requirement, maxAge: number): string {
   const parts: string[] = [`${req.kind} "${req.name}"`];
@@ -116,7 +127,8 @@ export function ruleOf(req: Requirement, maxAge: number): string {
     const t = Object.entries(req.thresholds)
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => `${k}<=${v}`);
-    parts.push(`thresholds ${t.join(',') || 'none'}`, `unknown severity ${req.unknownSeverity === 'ignore' ? 'ignored' : `counts as ${req.unknownSeverity}`}`);
+    parts.push(`thresholds ${t.join(',') || 'none'}`, `unknown severity ${UNKNOWN_RULE[req.unknownSeverity] ?? `counts as ${req.unknownSeverity}`}`);
+    if (req.vexSigners) parts.push(`VEX signers ${req.vexSigners.map(signerLabel).join(' or ') || 'none'}`);
   }
   if (req.kind === 'attestation') {
     if (req.builderIds) parts.push(`builderIds ${req.builderIds.join(',')}`);
@@ -271,12 +283,23 @@ function signedGate(
 
 /** Severity counts of an in-toto vulnerability report (vulns v0.2) predicate. */
 export function vulnCounts(predicate: unknown): Counts {
-  const counts: Counts = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 };
+  return countFindings(vulnFindings(predicate));
+}
+/** The findings of an in-toto vulnerability report (vulns v0.2) predicate: id, purl (annotation), severity. */
+export function vulnFindings(predicate: unknown): ReportFinding[] {
   const results = (predicate as { scanner?: { result?: unknown[] } } | null)?.scanner?.result;
-  for (const r of Array.isArray(results) ? results : []) counts[severityOf(r)]++;
+  return (Array.isArray(results) ? results : []).map((r) => {
+    const x = r as { id?: unknown; annotations?: { purl?: unknown }[] };
+    const purl = (x.annotations ?? []).map((a) => a?.purl).find((p): p is string => typeof p === 'string');
+    return { id: typeof x.id === 'string' ? x.id : '', ...(purl ? { purl } : {}), severity: severityOf(r) };
+  });
+}
+export function countFindings(findings: readonly ReportFinding[]): Counts {
+  const counts: Counts = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 };
+  for (const f of findings) if (f.severity !== 'none') counts[f.severity]++;
   return counts;
 }
-function severityOf(r: unknown): Severity {
+function severityOf(r: unknown): Severity | 'none' {
   const x = r as { annotations?: { severity?: unknown }[]; severity?: { method?: unknown; score?: unknown }[] };
   const named = (v: unknown): Severity | null => {
     const s = typeof v === 'string' ? v.toLowerCase() : '';
@@ -288,6 +311,7 @@ function severityOf(r: unknown): Severity {
   for (const a of x.annotations ?? []) {
     const s = named(a?.severity);
     if (s) return s;
+    if (typeof a?.severity === 'string' && a.severity.toLowerCase() === 'none') return 'none';
   }
   for (const s of x.severity ?? []) {
     const n = named(s?.score);
@@ -299,15 +323,119 @@ function severityOf(r: unknown): Severity {
   return 'unknown';
 }
 
-/** Findings over the thresholds; unknown severity counts as the policy says (default high). */
-export function overThresholds(req: ScanReq, counts: Partial<Counts>): string[] {
+/**
+ * Findings over the thresholds, and unknown severity as the policy says: `block` (default) makes
+ * any finding of unknown severity a violation, `warn` and `ignore` let it pass, a severity name
+ * counts it against that threshold.
+ */
+export function overThresholds(req: Pick<ScanReq, 'thresholds' | 'unknownSeverity'>, counts: Partial<Counts>): string[] {
   const unknown = Number(counts.unknown ?? 0);
   const count = (sev: Severity) => Number(counts[sev] ?? 0) + (req.unknownSeverity === sev ? unknown : 0);
-  return (Object.entries(req.thresholds) as [Severity, number | undefined][])
+  const over = (Object.entries(req.thresholds) as [Severity, number | undefined][])
     .filter(([sev, max]) => max !== undefined && count(sev) > max)
     .map(([sev, max]) => `${count(sev)} ${sev} (max ${max}${req.unknownSeverity === sev && unknown ? `, including ${unknown} of unknown severity` : ''})`);
+  if (req.unknownSeverity === 'block' && unknown > 0) over.push(`${unknown} of unknown severity (policy unknownSeverity: block)`);
+  return over;
 }
+/** The note a passing gate carries about unknown severity (warn). */
+const unknownNote = (req: ScanReq, counts: Partial<Counts>) =>
+  req.unknownSeverity === 'warn' && Number(counts.unknown ?? 0) > 0
+    ? `; warning: ${Number(counts.unknown)} finding(s) of unknown severity (policy unknownSeverity: warn)`
+    : '';
 const summary = (counts: Partial<Counts>) => (['critical', 'high', 'medium', 'low', 'unknown'] as const).map((s) => `${s}=${Number(counts[s] ?? 0)}`).join(' ');
+
+// ---------------------------------------------------------------------------------------
+// VEX
+
+const OPENVEX_NS = 'https://openvex.dev/ns';
+/** VEX evidence: kind vex, or an attestation whose predicate is OpenVEX. */
+export const isVexCandidate = (c: GateCandidate) => c.kind === 'vex' || (c.kind === 'attestation' && !!c.predicateType?.startsWith(OPENVEX_NS));
+/** Who may sign VEX for a vulnerability requirement: `vexSigners`, else the requirement's signers. */
+export const vexSignersOf = (req: Pick<ScanReq, 'signers' | 'vexSigners'>): PolicySigner[] => req.vexSigners ?? req.signers;
+
+/**
+ * The VEX statements a vulnerability requirement trusts: from VEX evidence about the artifact,
+ * signed (DSSE, verified again now) by one of the requirement's VEX signers. Every VEX document
+ * is listed with why it counts or is ignored.
+ */
+export function vexOf(req: Pick<ScanReq, 'signers' | 'vexSigners'>, facts: EvidenceFacts): { statements: VexStatement[]; considered: ConsideredEvidence[] } {
+  const signers = vexSignersOf(req);
+  const list = signers.map(signerLabel).join(' or ');
+  const hex = facts.artifactDigest.slice('sha256:'.length);
+  const statements: VexStatement[] = [];
+  const out: ConsideredEvidence[] = [];
+  for (const c of facts.candidates.filter(isVexCandidate)) {
+    const base = { ...evidenceOf(c), ...(c.signer && facts.keys?.stella.includes(c.signer) ? { stellaKey: true } : {}) };
+    const no = (problem: string) => out.push({ ...base, accepted: false, problem: `VEX ${c.id} ${problem}; ignored` });
+    if (!signers.length) {
+      no('is not applied: the policy names no VEX signers');
+      continue;
+    }
+    if (c.provenance === 'uploaded' || !c.signer) {
+      no(`is unsigned (uploaded); policy trusts VEX signed by ${list}`);
+      continue;
+    }
+    const rule = matchSigner(signers, c, facts.keys);
+    if (!rule) {
+      no(`is ${describe(c, facts.keys)}; policy trusts VEX signed by ${list}`);
+      continue;
+    }
+    const doc = facts.documents[c.id];
+    const check = doc?.kind === 'attestation' ? doc.trusted : undefined;
+    if (!check) {
+      no('was not read');
+      continue;
+    }
+    if (!check.ok) {
+      no(`no longer verifies: ${check.error}`);
+      continue;
+    }
+    if (check.signers && !check.signers.includes(c.signer)) {
+      no(`signature by ${shortKid(c.signer)} no longer verifies (key revoked or outside its validity window)`);
+      continue;
+    }
+    if (!check.subjectSha256.includes(hex)) {
+      no(`does not name ${facts.artifactDigest} as its subject`);
+      continue;
+    }
+    try {
+      const parsed = parseVex(check.predicate, { evidenceId: c.id, signer: c.signer });
+      // A statement without a time is as old as the evidence item.
+      statements.push(...parsed.map((x) => (x.timestamp ? x : { ...x, timestamp: c.createdAt.toISOString() })));
+    } catch (e) {
+      no(`is not VEX: ${(e as Error).message}`);
+      continue;
+    }
+    out.push({ ...base, accepted: true, rule: `VEX signer ${rule}` });
+  }
+  return { statements, considered: out };
+}
+
+/** Findings after VEX: the counts the thresholds see, a note for the gate's detail, and the VEX documents considered. */
+function afterVex(
+  req: ScanReq,
+  facts: EvidenceFacts,
+  findings: ReportFinding[] | undefined,
+  counts: Partial<Counts>,
+): { counts: Partial<Counts>; note: string; considered: ConsideredEvidence[] } {
+  const vex = vexOf(req, facts);
+  const considered = vex.considered.slice(0, 5);
+  const ignored = vex.considered.filter((c) => !c.accepted).length;
+  const ignoredNote = ignored ? `; ${ignored} VEX document(s) ignored (${vex.considered.find((c) => !c.accepted)!.problem}${ignored > 1 ? '; …' : ''})` : '';
+  if (!findings) return { counts, note: vex.statements.length ? `; VEX not applied: the report lists no findings${ignoredNote}` : ignoredNote, considered };
+  const outcomes = applyVex(findings, vex.statements, { digest: facts.artifactDigest, names: facts.imageRef ? [facts.imageRef] : [] });
+  const kept = outcomes.filter((o) => !o.suppressed).map((o) => o.finding);
+  const line = (o: (typeof outcomes)[number]) => {
+    const last = o.statements[o.statements.length - 1]!;
+    return `${o.finding.id}${o.finding.purl ? ` in ${o.finding.purl}` : ''}: ${last.effect} (VEX ${last.statement.source?.evidenceId ?? '?'})`;
+  };
+  const suppressed = outcomes.filter((o) => o.suppressed);
+  const annotated = outcomes.filter((o) => !o.suppressed && o.statements.length);
+  const parts: string[] = [];
+  if (suppressed.length) parts.push(`${suppressed.length} finding(s) suppressed by VEX [${suppressed.slice(0, 5).map(line).join('; ')}]`);
+  if (annotated.length) parts.push(`${annotated.length} annotated by VEX [${annotated.slice(0, 5).map(line).join('; ')}]`);
+  return { counts: countFindings(kept), note: `${parts.length ? `; ${parts.join('; ')}` : ''}${ignoredNote}`, considered };
+}
 
 // ---------------------------------------------------------------------------------------
 // Documents to read
@@ -331,6 +459,8 @@ export function documentsToRead(policy: PromotionPolicy, candidates: GateCandida
   };
   for (const req of policy.requirements) {
     const maxAge = maxAgeOf(policy, req);
+    // VEX about the artifact signed by a trusted VEX signer is read and verified again now (whatever its age).
+    if (req.kind === 'scan-report') for (const c of candidates.filter(isVexCandidate)) if (matchSigner(vexSignersOf(req), c, keys)) add(c, true);
     const fresh = (c: GateCandidate) => ageOf(c, now) <= maxAge;
     if ((req.signers ?? []).length) {
       // Statements whose recorded signer the policy accepts are read and verified again now.
@@ -417,13 +547,20 @@ export function scanGate(req: ScanReq, facts: EvidenceFacts, maxAge: number, now
     const g = signedGate(req, facts, maxAge, now, 'vulnerability report', 'vulnerability scan');
     if (!g.pass) return g.result!;
     const c = g.pass.c;
-    const counts = vulnCounts(g.pass.predicate);
-    const more = { evidenceId: c.id, evidence: evidenceOf(c), considered: considered(g.judged, facts.keys) };
+    const v = afterVex(req, facts, vulnFindings(g.pass.predicate), {});
+    const counts = v.counts;
+    const more = { evidenceId: c.id, evidence: evidenceOf(c), considered: [...considered(g.judged, facts.keys), ...v.considered] };
     const over = overThresholds(req, counts);
     const who = `${describe(c, facts.keys)}, trusted as ${g.pass.rule}`;
     if (over.length)
-      return { ...base, ...more, passed: false, violation: true, detail: `vulnerability scan ${c.id} (${who}) exceeds thresholds: ${over.join(', ')}` };
-    return { ...base, ...more, passed: true, detail: `vulnerability report ${c.id} (${who}): ${summary(counts)}` };
+      return {
+        ...base,
+        ...more,
+        passed: false,
+        violation: true,
+        detail: `vulnerability scan ${c.id} (${who}) exceeds thresholds: ${over.join(', ')}${v.note}`,
+      };
+    return { ...base, ...more, passed: true, detail: `vulnerability report ${c.id} (${who}): ${summary(counts)}${unknownNote(req, counts)}${v.note}` };
   }
   const reports = facts.candidates.filter((c) => c.kind === 'scan-report');
   const fresh = reports.find((c) => ageOf(c, now) <= maxAge);
@@ -438,16 +575,20 @@ export function scanGate(req: ScanReq, facts: EvidenceFacts, maxAge: number, now
   const violation = (detail: string): GateResult => ({ ...base, passed: false, violation: true, detail, evidenceId: fresh.id, evidence: evidenceOf(fresh) });
   if (doc?.kind !== 'scan-report') return violation(`scan report ${fresh.id} is unreadable: not read`);
   if (doc.error !== undefined) return violation(`scan report ${fresh.id} is unreadable: ${doc.error}`);
-  const counts = doc.counts as Partial<Counts> | undefined;
-  if (!counts || typeof counts !== 'object') return violation(`scan report ${fresh.id} has no counts {critical, high, …}`);
+  const reported = doc.counts as Partial<Counts> | undefined;
+  if (!reported || typeof reported !== 'object') return violation(`scan report ${fresh.id} has no counts {critical, high, …}`);
+  const v = afterVex(req, facts, doc.findings, reported);
+  const counts = v.counts;
+  const vexConsidered = v.considered.length ? { considered: v.considered } : {};
   const over = overThresholds(req, counts);
-  if (over.length) return violation(`vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}`);
+  if (over.length) return { ...violation(`vulnerability scan ${fresh.id} exceeds thresholds: ${over.join(', ')}${v.note}`), ...vexConsidered };
   return {
     ...base,
     passed: true,
-    detail: `scan report ${fresh.id} (${describe(fresh, facts.keys)}; policy accepts unsigned): ${summary(counts)}`,
+    detail: `scan report ${fresh.id} (${describe(fresh, facts.keys)}; policy accepts unsigned): ${summary(counts)}${unknownNote(req, counts)}${v.note}`,
     evidenceId: fresh.id,
     evidence: evidenceOf(fresh),
+    ...vexConsidered,
   };
 }
 

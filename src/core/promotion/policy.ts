@@ -57,8 +57,13 @@ const scanReq = z.strictObject({
   required: z.boolean().default(true),
   /** Maximum findings per severity; omitted severities are not limited. */
   thresholds: z.strictObject({ critical: count.optional(), high: count.optional(), medium: count.optional(), low: count.optional() }).prefault({ critical: 0 }),
-  /** Findings of unknown severity count as this severity (default high), or are ignored. */
-  unknownSeverity: z.union([severity, z.literal('ignore')]).default('high'),
+  /**
+   * Findings of unknown severity (after VEX): `block` (default: any one is a violation), `warn`
+   * (pass, named in the result), `ignore`, or count as a severity against its threshold.
+   */
+  unknownSeverity: z.union([z.enum(['block', 'warn', 'ignore']), severity]).default('block'),
+  /** Who may sign VEX that suppresses findings (OpenVEX or CycloneDX VEX about the artifact); default: the requirement's signers. */
+  vexSigners: signers.optional(),
   /** With signers: the signed statement's predicate type (a vulnerability report). */
   predicateType: z.literal(VULNS_V02).default(VULNS_V02),
   signers: signers.default(DEFAULT_SIGNERS),

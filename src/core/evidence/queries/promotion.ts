@@ -4,7 +4,7 @@ import type { Db } from '../../../db/pool';
 /** A present evidence item about an artifact that a promotion gate may look at. */
 export interface GateCandidate {
   id: string;
-  kind: 'sbom' | 'scan-report' | 'attestation';
+  kind: 'sbom' | 'scan-report' | 'attestation' | 'vex';
   mediaType: string;
   predicateType: string | null;
   createdAt: Date;
@@ -14,12 +14,12 @@ export interface GateCandidate {
   signer: string | null;
 }
 
-/** Present SBOMs, scan reports and attestations naming `artifact` as a subject, newest first. */
+/** Present SBOMs, scan reports, attestations and VEX naming `artifact` as a subject, newest first. */
 export async function gateCandidates(db: Db, tenant: string, artifact: string): Promise<GateCandidate[]> {
   const r = await db.query(
     `SELECT i.id, i.kind, i.media_type, i.predicate_type, i.created_at, i.size_bytes, i.provenance, i.signer FROM evidence_items i
      JOIN evidence_subjects s ON s.tenant_id=i.tenant_id AND s.item_id=i.id
-     WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.state='present' AND i.kind IN ('sbom','scan-report','attestation')
+     WHERE i.tenant_id=$1 AND s.artifact_digest=$2 AND i.state='present' AND i.kind IN ('sbom','scan-report','attestation','vex')
      ORDER BY i.created_at DESC, i.id`,
     [tenant, artifact],
   );
