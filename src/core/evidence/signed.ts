@@ -67,7 +67,9 @@ export function looksLikeEnvelope(mediaType: string, kind: string, bytes: Buffer
 function predicateFits(kind: EvidenceKind, predicateType: string): boolean {
   if (kind === 'sbom') return predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`);
   if (kind === 'scan-report') return predicateType === VULNS_V02;
-  if (kind === 'vex') return predicateType.startsWith('https://openvex.dev/ns');
+  // VEX: OpenVEX, or a CycloneDX BOM carrying vulnerabilities[].analysis.
+  if (kind === 'vex')
+    return predicateType.startsWith('https://openvex.dev/ns') || predicateType === CYCLONEDX_BOM || predicateType.startsWith(`${CYCLONEDX_BOM}/v`);
   return true;
 }
 

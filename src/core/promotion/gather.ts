@@ -17,7 +17,7 @@ import type { AppContext } from '../context';
 import { gateCandidates, type GateCandidate } from '../evidence/queries/promotion';
 import { SIGNING_PURPOSE } from '../keys';
 import { imageRefFor } from '../scan/catalogue';
-import { type DocumentFact, type EvidenceFacts, type StatementCheck, documentsToRead } from './decide';
+import { type DocumentFact, type EvidenceFacts, type ReportFinding, type StatementCheck, documentsToRead } from './decide';
 import type { PromotionPolicy } from './policy';
 
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -69,7 +69,25 @@ function documentFact(c: GateCandidate, doc: Read, trusted: boolean, trust: Trus
     return { kind: 'attestation', unsigned, trusted: check(() => verifyStatement(doc.value, trust, c.createdAt)) };
   }
   if (c.kind === 'sbom') return { kind: 'sbom', cyclonedx: doc.ok && (doc.value as { bomFormat?: unknown } | null)?.bomFormat === 'CycloneDX' };
-  return doc.ok ? { kind: 'scan-report', counts: (doc.value as { counts?: unknown } | null)?.counts } : { kind: 'scan-report', error: doc.error };
+  if (!doc.ok) return { kind: 'scan-report', error: doc.error };
+  const findings = reportFindings((doc.value as { findings?: unknown } | null)?.findings);
+  return { kind: 'scan-report', counts: (doc.value as { counts?: unknown } | null)?.counts, ...(findings ? { findings } : {}) };
+}
+
+const SEVERITIES = new Set(['critical', 'high', 'medium', 'low', 'none', 'unknown']);
+/** The findings of a stella scan report (id, aliases, package purl, severity), when it lists them. */
+function reportFindings(v: unknown): ReportFinding[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v.map((f) => {
+    const x = (f ?? {}) as { id?: unknown; aliases?: unknown; package?: { purl?: unknown }; severity?: unknown };
+    const sev = typeof x.severity === 'string' && SEVERITIES.has(x.severity) ? (x.severity as ReportFinding['severity']) : 'unknown';
+    return {
+      id: typeof x.id === 'string' ? x.id : '',
+      aliases: Array.isArray(x.aliases) ? x.aliases.filter((a): a is string => typeof a === 'string') : [],
+      ...(typeof x.package?.purl === 'string' ? { purl: x.package.purl } : {}),
+      severity: sev,
+    };
+  });
 }
 
 function check(parse: () => { statement: Statement; verification?: VerifyResult }): StatementCheck {
