@@ -64,6 +64,15 @@ describe('API errors as RFC 9457 problem details', () => {
     expectProblem(junk, 400, 'BAD_INPUT', '/evidence/holds');
   });
 
+  it('a body in a media type the route does not take is 415 UNSUPPORTED_MEDIA_TYPE, nothing stored', async () => {
+    const auth = { ...(await bearer(h, ['evidence:write', 'evidence:read'])), 'content-type': 'application/xml' };
+    const res = await app.inject({ method: 'POST', url: '/evidence/holds', headers: auth, payload: '<hold reason="INC-1"/>' });
+    expect(expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE', '/evidence/holds').detail).toMatch(/application\/xml/);
+    const holds = await app.inject({ method: 'GET', url: '/evidence/holds', headers: await bearer(h, ['evidence:read']) });
+    expect(holds.statusCode).toBe(200);
+    expect(JSON.stringify(holds.json())).not.toMatch(/INC-1/);
+  });
+
   it('past the per-token rate limit: 429 RATE_LIMITED with Retry-After', async () => {
     const one = await bearer(h, ['evidence:read']);
     let res = await app.inject({ method: 'GET', url: '/evidence/status', headers: one });

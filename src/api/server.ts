@@ -85,14 +85,15 @@ function recordRoutes(app: FastifyInstance) {
   app.decorate('routeList', () => [...routes]);
 }
 
-/** Zod schemas for validation and serialization; evidence uploads reach handlers as the raw stream. */
+/**
+ * Zod schemas for validation and serialization. Bodies are JSON (or text); a route that takes
+ * raw bytes (evidence and image uploads) registers its own catch-all parser in its scope, so
+ * any other media type is a 415 problem rather than an empty body failing validation.
+ */
 function useZodAndRawBodies(app: FastifyInstance) {
   // Routes declare zod schemas (src/contracts) for params, query, body and responses.
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-
-  // Evidence uploads are streamed: any content type reaches the handler as the raw stream.
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 }
 
 /** Authentication (Bearer or DPoP) on each request, then a per-token rate limit. */
@@ -203,6 +204,16 @@ function handleErrors(app: FastifyInstance, deps: ApiDeps) {
     }
     const e = err as { statusCode?: number; message: string; code?: string };
     // Framework and plugin errors (413 body too large, 415, 429 rate limit, bad JSON): a stable code by status.
+    if (e.statusCode === 415) {
+      const type = String(req.headers['content-type'] ?? 'none').split(';')[0];
+      return sendProblem(
+        reply,
+        req,
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        `${req.method} ${req.routeOptions.url ?? req.url} does not take ${type} bodies; send application/json`,
+      );
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return sendProblem(reply, req, e.statusCode, codeForStatus(e.statusCode, e.code), e.message);
     const f = classifyFailure(err, ports);
     deps.ctx.log[f.status >= 500 ? 'error' : 'warn']({ err, url: req.url, reqId: req.id, status: f.status }, 'request failed');
