@@ -7,6 +7,8 @@ export type CryptoErrorCode =
   | 'KEY_ALG_MISMATCH' // the key's type does not fit the algorithm
   | 'MALFORMED_ENVELOPE' // DSSE envelope is not valid JSON / base64 / shape
   | 'MALFORMED_STATEMENT' // in-toto statement does not parse or validate
+  | 'MALFORMED_BUNDLE' // a Sigstore bundle that does not parse or is not a DSSE bundle
+  | 'NO_TRUSTED_ROOT' // a certificate (keyless) Sigstore bundle with no Sigstore trusted root configured
   | 'MALFORMED_DIGEST'
   | 'WRONG_PAYLOAD_TYPE'
   | 'WRONG_PREDICATE_TYPE'
@@ -29,6 +31,8 @@ const CATEGORY: Record<CryptoErrorCode, StellaCode> = {
   KEY_ALG_MISMATCH: 'BAD_INPUT',
   MALFORMED_ENVELOPE: 'BAD_INPUT',
   MALFORMED_STATEMENT: 'BAD_INPUT',
+  MALFORMED_BUNDLE: 'BAD_INPUT',
+  NO_TRUSTED_ROOT: 'BAD_INPUT',
   MALFORMED_DIGEST: 'BAD_INPUT',
   WRONG_PAYLOAD_TYPE: 'BAD_INPUT',
   WRONG_PREDICATE_TYPE: 'BAD_INPUT',

@@ -10,6 +10,8 @@ import { signEnvelope, verifyEnvelope, parseEnvelope, envelopePayload, type Enve
  */
 
 export const STATEMENT_TYPE_V1 = 'https://in-toto.io/Statement/v1';
+/** What cosign (v2.x `attest`, `attest-blob`) still writes: the same fields as v1, read as such; stella writes v1. */
+export const STATEMENT_TYPE_V01 = 'https://in-toto.io/Statement/v0.1';
 export const INTOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 export const CYCLONEDX_BOM = 'https://cyclonedx.org/bom';
@@ -21,7 +23,7 @@ export interface Subject {
 }
 
 export interface Statement<P = unknown> {
-  _type: typeof STATEMENT_TYPE_V1;
+  _type: typeof STATEMENT_TYPE_V1 | typeof STATEMENT_TYPE_V01;
   subject: Subject[];
   predicateType: string;
   predicate: P;
@@ -140,7 +142,7 @@ const VulnsSchema = z.looseObject({
 });
 
 const StatementSchema = z.looseObject({
-  _type: z.literal(STATEMENT_TYPE_V1),
+  _type: z.union([z.literal(STATEMENT_TYPE_V1), z.literal(STATEMENT_TYPE_V01)]),
   subject: z.array(SubjectSchema).min(1),
   predicateType: z.string().min(1),
   predicate: jsonObject,
