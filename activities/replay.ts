@@ -30,6 +30,7 @@ export function createReplayActivities(ctx: AppContext) {
             scanTime: c.scanTime,
             feedDigest: c.feed?.digest ?? null,
             engine: c.engine,
+            ...(c.insecureRegistry ? { insecureRegistry: true } : {}),
           }),
         );
       } finally {

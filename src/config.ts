@@ -196,6 +196,18 @@ const schema = z.object({
   STELLA_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(3600).default(300),
   STELLA_DPOP_NONCE: bool.default(false),
   STELLA_API_RATE_LIMIT: z.coerce.number().int().positive().default(6000),
+  // OCI registries (issue 14): docker config.json with `auths`, hosts spoken to over plain HTTP, the content-addressed layer cache.
+  STELLA_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
+  STELLA_INSECURE_REGISTRIES: z
+    .string()
+    .regex(/^(\s*[^\s,/]+\s*)?(,\s*[^\s,/]+\s*)*$/, 'expected comma-separated host[:port]')
+    .default(''),
+  STELLA_LAYER_CACHE_DIR: z.string().min(1).optional(),
+  STELLA_LAYER_CACHE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024 * 1024),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -240,6 +252,8 @@ export interface StellaConfig {
   trustedRootPack?: string;
   /** Identity (issue 17): `file` is the API's identity file (trusted issuers, trusted publishers); `login` the IdP of `stella auth login`. */
   identity: { file?: string; login: { issuer?: string; clientId: string; scope: string } };
+  /** OCI registries (issue 14): credentials file, plain-HTTP hosts (never implied), the layer cache (off unless a dir is set). */
+  registry: { authFile?: string; insecureRegistries: string[]; layerCacheDir?: string; layerCacheMaxBytes: number };
   /** Evidence Locker backups (issue 9): where they go, and the optional daily schedule. */
   backup: {
     /** An absolute directory, or an s3://bucket[/prefix] URL. */
@@ -400,6 +414,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       tsaCaFile: c.STELLA_TSA_CA_FILE && resolve(c.STELLA_TSA_CA_FILE),
       witnesses,
       witnessQuorum: c.STELLA_WITNESS_QUORUM,
+    },
+    registry: {
+      authFile: c.STELLA_REGISTRY_AUTH_FILE && resolve(c.STELLA_REGISTRY_AUTH_FILE),
+      insecureRegistries: c.STELLA_INSECURE_REGISTRIES.split(',')
+        .map((h) => h.trim())
+        .filter(Boolean),
+      layerCacheDir: c.STELLA_LAYER_CACHE_DIR && resolve(c.STELLA_LAYER_CACHE_DIR),
+      layerCacheMaxBytes: c.STELLA_LAYER_CACHE_MAX_BYTES,
     },
     identity: {
       file: c.STELLA_IDENTITY_FILE && resolve(c.STELLA_IDENTITY_FILE),

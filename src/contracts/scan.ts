@@ -10,7 +10,19 @@ const Counts = z.record(z.string(), z.number());
 
 // ---- scans
 
-export const ScanBody = z.object({ image: z.string().min(1).max(4096), sbomOnly: z.boolean().optional(), force: z.boolean().optional() });
+export const ScanBody = z.object({
+  /** Catalogue name, absolute path on the worker, artifact digest, or registry reference (host/repo:tag, host/repo@sha256:…). */
+  image: z.string().min(1).max(4096),
+  sbomOnly: z.boolean().optional(),
+  force: z.boolean().optional(),
+  /** For a registry reference naming a multi-platform index: os/arch[/variant] (default: linux and the worker's architecture). */
+  platform: z
+    .string()
+    .regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'expected os/arch[/variant], e.g. linux/amd64')
+    .optional(),
+  /** Speak plain HTTP to the reference's registry host (that host only). */
+  insecureRegistry: z.boolean().optional(),
+});
 
 export const ScanStarted = z.looseObject({
   workflowId: z.string(),

@@ -8,6 +8,7 @@ export {
   scanReport,
   ScanReportSchema,
   type Inventory,
+  type ImageSource,
   type InventoryOptions,
   type ScanOptions,
   type ScanReport,

@@ -3,7 +3,7 @@ import { sha256Digest } from '../lib/hash';
 import { buildCycloneDx, sbomBytes as toBytes, validateCycloneDx, type CycloneDxBom } from './cyclonedx';
 import { detectPackages, ECOSYSTEMS, fileExtractor, wantsFile, type Distro, type Ecosystem, type Package, type Unidentified } from './detectors/index';
 import { readImageFilesystem, type LayerLimits, type LayerStat } from './layers';
-import { openImage, type ImageFormat, type Platform } from './oci';
+import { openImage, type ImageFormat, type OpenedImage, type Platform } from './oci';
 import { countBySeverity, loadFeed, matchPackages, type Feed, type Finding, type SeverityCounts } from './osv';
 import { SCANNER_NAME, SCANNER_VERSION } from './version';
 
@@ -76,9 +76,25 @@ export interface ScanResult
   scannedAt: string;
 }
 
-/** Open the image once and read each layer once (stream → gunzip → tar, digests checked on the way). */
-export async function inventoryImage(path: string, opts: InventoryOptions = {}): Promise<Inventory> {
-  const image = await openImage(path, { ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.platform ? { platform: opts.platform } : {}) });
+/**
+ * Where an image comes from: a path (OCI layout dir, OCI archive, docker-save tar), an image
+ * already opened by another reader (a registry, src/registry), or a loader that opens one.
+ * Every source goes through the same one-pass inventory.
+ */
+export type ImageSource = string | OpenedImage | (() => Promise<OpenedImage>);
+
+async function openSource(source: ImageSource, opts: InventoryOptions): Promise<OpenedImage> {
+  if (typeof source === 'function') return source();
+  if (typeof source !== 'string') return source;
+  return openImage(source, { ...(opts.ref !== undefined ? { ref: opts.ref } : {}), ...(opts.platform ? { platform: opts.platform } : {}) });
+}
+
+/**
+ * Open the image once and read each layer once (stream → gunzip → tar, digests checked on the
+ * way). An opened image handed in is closed here too, like one opened from a path.
+ */
+export async function inventoryImage(source: ImageSource, opts: InventoryOptions = {}): Promise<Inventory> {
+  const image = await openSource(source, opts);
   try {
     const fs = await readImageFilesystem(image, { wants: wantsFile, extract: fileExtractor, ...(opts.limits ? { limits: opts.limits } : {}) });
     const { distro, packages, warnings, unidentified } = detectPackages(fs);

@@ -70,30 +70,46 @@ export function registerScanCommands(program: Command): void {
 function scanImageCommand(scan: Command): void {
   scan
     .command('image')
-    .description('scan an image (catalogue name, absolute path on the worker, or a known artifact digest) and attest the results')
-    .requiredOption('--image <ref>', 'catalogue name (stella image list), image path (OCI layout dir, OCI tar, docker-save tar) or sha256 digest')
+    .description('scan an image (catalogue name, absolute path on the worker, registry reference, or a known artifact digest) and attest the results')
+    .requiredOption(
+      '--image <ref>',
+      'catalogue name (stella image list), image path (OCI layout dir, OCI tar, docker-save tar), registry reference (host/repo:tag, host/repo@sha256:…) or sha256 digest',
+    )
+    .option('--platform <os/arch[/variant]>', "for a registry reference naming a multi-platform index (default: linux and the worker's architecture)")
+    .option('--insecure-registry', "speak plain HTTP to the reference's registry host (that host only)")
     .option('--sbom-only', 'stop after storing the SBOM (no advisory matching, no attestations)')
     .option('--force', 'scan again and store fresh evidence even if an identical scan exists (supersedes a running non-forced scan)')
     .option('--no-wait', 'start (or join) the workflow and return')
     .option('--timeout <seconds>', 'how long to wait for the result', '900')
     .action(
-      action(async (o: { image: string; sbomOnly?: boolean; force?: boolean; wait: boolean; timeout: string }, cmd: Command) => {
-        const c = ctxOf(cmd);
-        const api = c.api();
-        const image = await workerImagePath(o.image);
-        const started = await api.call(ScanStarted, 'POST', '/scans', { image, sbomOnly: !!o.sbomOnly, force: !!o.force });
-        if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
-        if (!o.wait) {
-          print(c.format, started, () =>
-            renderKv({ workflow: started.workflowId, run: started.runId, artifact: started.artifactDigest, joined: started.joined }),
-          );
-          return;
-        }
-        const st = await waitForScan(c, api, started, o.timeout);
-        if (!st) return EXIT.PENDING;
-        if (st.status !== 'COMPLETED') throw scanFailure(st);
-        print(c.format, st, () => renderScanDone(st, started, !!o.sbomOnly));
-      }),
+      action(
+        async (
+          o: { image: string; sbomOnly?: boolean; force?: boolean; platform?: string; insecureRegistry?: boolean; wait: boolean; timeout: string },
+          cmd: Command,
+        ) => {
+          const c = ctxOf(cmd);
+          const api = c.api();
+          const image = await workerImagePath(o.image);
+          const started = await api.call(ScanStarted, 'POST', '/scans', {
+            image,
+            sbomOnly: !!o.sbomOnly,
+            force: !!o.force,
+            ...(o.platform ? { platform: o.platform } : {}),
+            ...(o.insecureRegistry ? { insecureRegistry: true } : {}),
+          });
+          if (!c.quiet && c.format !== 'json') process.stderr.write(`${started.message} (artifact ${started.artifactDigest})\n`);
+          if (!o.wait) {
+            print(c.format, started, () =>
+              renderKv({ workflow: started.workflowId, run: started.runId, artifact: started.artifactDigest, joined: started.joined }),
+            );
+            return;
+          }
+          const st = await waitForScan(c, api, started, o.timeout);
+          if (!st) return EXIT.PENDING;
+          if (st.status !== 'COMPLETED') throw scanFailure(st);
+          print(c.format, st, () => renderScanDone(st, started, !!o.sbomOnly));
+        },
+      ),
     );
 }
 

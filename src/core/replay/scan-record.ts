@@ -1,6 +1,7 @@
 /** The replay record of a scan-then-attest run (called by the scanRecordReplay activity). */
 import type { AppContext } from '../context';
 import { runScan } from '../scan/engine';
+import { scanImageSource } from '../scan/registry';
 import type { ScanEngine } from '../scan/external';
 import { loadFeedSnapshot } from '../scan/feeds';
 import { recordReplay } from './record';
@@ -15,6 +16,7 @@ export interface ScanReplaySource {
   scanTime: string;
   feedDigest: string | null;
   engine?: ScanEngine;
+  insecureRegistry?: boolean;
 }
 
 /**
@@ -24,7 +26,13 @@ export interface ScanReplaySource {
  */
 export async function recordScanReplay(ctx: AppContext, c: ScanReplaySource): Promise<{ manifestDigest: string; verdict: string }> {
   const feed = c.feedDigest ? await loadFeedSnapshot(ctx, c.feedDigest) : undefined;
-  const r = await runScan(c.imagePath, { expectedDigest: c.artifactDigest, now: c.scanTime, engine: c.engine, ...(feed ? { feed } : {}) });
+  const r = await runScan(scanImageSource(ctx, c), {
+    label: c.imageRef ?? c.imagePath,
+    expectedDigest: c.artifactDigest,
+    now: c.scanTime,
+    engine: c.engine,
+    ...(feed ? { feed } : {}),
+  });
   const logs = `${[
     `scan ${c.scanId} of ${c.imageRef ?? c.imagePath} (${c.artifactDigest})`,
     `scanner ${r.scannerName} ${r.scannerVersion}`,

@@ -2,9 +2,13 @@ import { isAbsolute, resolve } from 'node:path';
 import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { isDigest } from '../../lib/hash';
-import { badInput, notFound } from '../../lib/errors';
+import { badInput, integrity, notFound } from '../../lib/errors';
 import { identifyImage } from './engine';
+import { isPinnedReference, isRegistryReference, resolveRegistryImage, type RegistryAccess } from './registry';
 import { lastImagePath } from './runs';
+
+/** The run's image format for an image read from a registry. */
+export const REGISTRY_FORMAT = 'registry';
 
 /**
  * Local image catalogue: names → image paths ON THE WORKER'S MACHINE (OCI layout dir, OCI
@@ -75,19 +79,35 @@ export async function listImages(ctx: AppContext, tenant: string): Promise<Catal
 }
 
 export interface ResolvedImage {
+  /** A path on the worker's machine, or for a registry image its pinned `registry/repository@digest`. */
   path: string;
   ref: string | null;
   digest: string;
   format: string;
-  source: 'catalogue' | 'path' | 'previous-scan';
+  source: 'catalogue' | 'path' | 'previous-scan' | 'registry';
+}
+
+/** How a registry reference is resolved: `--platform` for a multi-platform index, `--insecure-registry` for its host. */
+export interface ResolveOptions extends RegistryAccess {
+  platform?: string;
+  /** Resolving in the API before a workflow starts (an unknown registry host is then bad input). */
+  upfront?: boolean;
+}
+
+/** A registry reference resolved to the platform manifest's digest; from here on only the pinned reference is used. */
+async function fromRegistry(ctx: AppContext, image: string, opts: ResolveOptions): Promise<ResolvedImage> {
+  const r = await resolveRegistryImage(ctx, image, opts);
+  return { path: r.pinned, ref: r.pinned, digest: r.digest, format: REGISTRY_FORMAT, source: 'registry' };
 }
 
 /**
- * `--image` is a catalogue name, an absolute path on the worker's machine, or an artifact
- * digest that the catalogue (or an earlier scan) knows a path for. The image is opened to
- * learn its digest, so a workflow id can be derived from it before anything starts.
+ * `--image` is a catalogue name, an absolute path on the worker's machine, a registry
+ * reference (`host/repo:tag`, `host/repo@sha256:…`; a registered catalogue name wins), or an
+ * artifact digest that the catalogue (or an earlier scan) knows a path or reference for. The
+ * image is opened (or its manifest fetched) to learn its digest, so a workflow id can be
+ * derived from it before anything starts.
  */
-export async function resolveImage(ctx: AppContext, tenant: string, image: string): Promise<ResolvedImage> {
+export async function resolveImage(ctx: AppContext, tenant: string, image: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   if (!image || image.length > 4096) throw badInput('--image is required');
   if (isDigest(image)) {
     const c = await ctx.db.query<{ name: string; path: string }>(
@@ -104,6 +124,11 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
       source = 'previous-scan';
     }
     if (!path) throw notFound(`unknown image ${image}: no catalogue entry or earlier scan has a path for this digest (stella image register <name> <path>)`);
+    if (isPinnedReference(path)) {
+      const r = await fromRegistry(ctx, path, opts);
+      if (r.digest !== image) throw integrity(`registry image ${path} resolves to ${r.digest}, not ${image}`);
+      return { ...r, source: 'previous-scan' };
+    }
     const id = await identifyImage(path);
     if (id.digest !== image) throw badInput(`image ${ref ?? path} now hashes to ${id.digest}, not ${image}; re-register it`);
     return { path, ref, digest: id.digest, format: id.format, source };
@@ -114,7 +139,11 @@ export async function resolveImage(ctx: AppContext, tenant: string, image: strin
     const id = await identifyImage(path);
     return { path, ref: name, digest: id.digest, format: id.format, source: 'catalogue' };
   }
-  if (!isAbsolute(image)) throw notFound(`unknown image ${JSON.stringify(image)}: not a catalogue name (stella image list) nor an absolute path`);
+  if (isRegistryReference(image)) return fromRegistry(ctx, image, opts);
+  if (!isAbsolute(image))
+    throw notFound(
+      `unknown image ${JSON.stringify(image)}: not a catalogue name (stella image list), an absolute path nor a registry reference (host/repo:tag, host/repo@sha256:…)`,
+    );
   const id = await identifyImage(resolve(image));
   return { path: resolve(image), ref: id.ref, digest: id.digest, format: id.format, source: 'path' };
 }

@@ -3,16 +3,16 @@ import {
   openImage,
   scanInventory,
   scanReport,
-  ScannerError,
   SCANNER_NAME,
   SCANNER_VERSION,
   type CycloneDxBom,
   type Feed,
+  type ImageSource,
   type Inventory,
   type OpenedImage,
   type ScanResult,
 } from '../../scanner/index';
-import { StellaError, conflict } from '../../lib/errors';
+import { LibraryError, StellaError, badInput, conflict } from '../../lib/errors';
 import { countBySeverity, matchPackages } from '../../scanner/osv';
 import { externalBom, normaliseSbom, type ScanEngine } from './external';
 
@@ -36,10 +36,8 @@ export interface ImageIdentity {
 /** Map a scanner (or fs) error to a StellaError; anything else is rethrown as is (transient). */
 export function toStellaError(e: unknown, what: string): unknown {
   if (e instanceof StellaError) return e;
-  if (e instanceof ScannerError) {
-    const code = e.category;
-    return new StellaError(code, `${what}: ${e.message}`, e.details);
-  }
+  // The scanner's and the registry client's errors (every LibraryError says which stella code it means).
+  if (e instanceof LibraryError) return new StellaError(e.category, `${what}: ${e.message}`, { ...(e.details ?? {}), reason: e.code }, { cause: e });
   const c = (e as NodeJS.ErrnoException).code;
   if (c === 'ENOENT' || c === 'EACCES' || c === 'ENOTDIR' || c === 'EISDIR') return new StellaError('BAD_INPUT', `${what}: ${(e as Error).message}`);
   return e;
@@ -82,17 +80,27 @@ export interface ScanInventory extends Inventory {
  * Read the image once (layers in order, whiteouts, digests verified while streaming, every
  * detector) into an inventory; with an external engine its SBOM is kept alongside.
  */
-export async function readInventory(path: string, opts: { expectedDigest?: string; engine?: ScanEngine; signal?: AbortSignal }): Promise<ScanInventory> {
+export async function readInventory(
+  source: ImageSource,
+  opts: { expectedDigest?: string; engine?: ScanEngine; signal?: AbortSignal; label?: string },
+): Promise<ScanInventory> {
+  const label = opts.label ?? (typeof source === 'string' ? source : 'image');
+  const path = typeof source === 'string' ? source : undefined;
+  // External tools read a file or directory; a registry image streams into the built-in scanner only.
+  if (opts.engine && opts.engine !== 'builtin' && path === undefined)
+    throw badInput(
+      `scanner engine ${opts.engine} reads images on the worker's disk only; scan ${label} with the builtin engine (stella scanner config set engine builtin)`,
+    );
   let inv: Inventory;
   try {
-    inv = await inventoryImage(path);
+    inv = await inventoryImage(source);
   } catch (e) {
-    throw toStellaError(e, `image ${path}`);
+    throw toStellaError(e, `image ${label}`);
   }
   if (opts.expectedDigest && inv.artifactDigest !== opts.expectedDigest) {
-    throw conflict(`image at ${path} is ${inv.artifactDigest}, not the requested artifact ${opts.expectedDigest} (the image changed since it was resolved?)`);
+    throw conflict(`image at ${label} is ${inv.artifactDigest}, not the requested artifact ${opts.expectedDigest} (the image changed since it was resolved?)`);
   }
-  if (!opts.engine || opts.engine === 'builtin') return inv;
+  if (!opts.engine || opts.engine === 'builtin' || path === undefined) return inv;
   // The image was opened and verified above; the configured tool lists the packages.
   const ext = await externalBom(opts.engine, path, inv.format, opts.signal ? { signal: opts.signal } : {});
   return { ...inv, external: ext };
@@ -122,10 +130,10 @@ export function resultFromInventory(inv: ScanInventory, opts: { now: string; fee
 
 /** Read the image and build the result in one go (replay records a run this way). */
 export async function runScan(
-  path: string,
-  opts: { expectedDigest?: string; now: string; feed?: Feed; engine?: ScanEngine; signal?: AbortSignal },
+  source: ImageSource,
+  opts: { expectedDigest?: string; now: string; feed?: Feed; engine?: ScanEngine; signal?: AbortSignal; label?: string },
 ): Promise<ScanResult> {
-  const inv = await readInventory(path, opts);
+  const inv = await readInventory(source, opts);
   return resultFromInventory(inv, { now: opts.now, ...(opts.feed ? { feed: opts.feed } : {}) });
 }
 

@@ -6,6 +6,7 @@ import type { AppContext } from '../context';
 import { audit } from '../audit';
 import { SA, scanWorkflowId } from '../../temporal/names';
 import { resolveImage, type ResolvedImage } from './catalogue';
+import { isPinnedReference } from './registry';
 import type { ScanProgress, ScanThenAttestInput, ScanTrigger } from './types';
 
 /**
@@ -22,6 +23,10 @@ export interface ScanWorkflows {
 
 export interface StartScanRequest {
   image: string;
+  /** For a registry reference naming a multi-platform index: os/arch[/variant]. */
+  platform?: string;
+  /** Speak plain HTTP to this reference's registry host (that host only, this request only). */
+  insecureRegistry?: boolean;
   sbomOnly?: boolean;
   force?: boolean;
   requestedBy: string;
@@ -52,13 +57,25 @@ export interface StartedScan {
  *    --force always scans again and stores fresh evidence.
  */
 export async function startScan(ctx: AppContext, t: ScanWorkflows, tenant: string, req: StartScanRequest): Promise<StartedScan> {
-  const image = await resolveImage(ctx, tenant, req.image);
+  const image = await resolveImage(ctx, tenant, req.image, {
+    ...(req.platform ? { platform: req.platform } : {}),
+    ...(req.insecureRegistry ? { insecure: true } : {}),
+    upfront: true,
+  });
   const workflowId = scanWorkflowId(tenant, image.digest);
   const input: ScanThenAttestInput = {
     tenant,
     artifactDigest: image.digest,
-    // The name or path the caller gave (the worker resolves it the same way); for a digest, its catalogue name.
-    ...(req.image.startsWith('sha256:') ? (image.ref ? { imageRef: image.ref } : {}) : { imageRef: req.image }),
+    // The name or path the caller gave (the worker resolves it the same way); for a digest, its catalogue name;
+    // for a registry image, the pinned registry/repository@digest (a tag is resolved once, here, and never again).
+    ...(image.source === 'registry' || (req.image.startsWith('sha256:') && isPinnedReference(image.path))
+      ? { imageRef: image.path }
+      : req.image.startsWith('sha256:')
+        ? image.ref
+          ? { imageRef: image.ref }
+          : {}
+        : { imageRef: req.image }),
+    ...(req.insecureRegistry && isPinnedReference(image.path) ? { insecureRegistry: true } : {}),
     sbomOnly: !!req.sbomOnly,
     force: !!req.force,
     requestedBy: req.requestedBy,
@@ -133,7 +150,15 @@ export async function requestScan(ctx: AppContext, t: ScanWorkflows, tenant: str
     actor: req.requestedBy,
     action: 'scan.requested',
     target: s.artifactDigest,
-    details: { workflowId: s.workflowId, runId: s.runId, joined: s.joined, force: !!req.force, sbomOnly: !!req.sbomOnly, image: req.image },
+    details: {
+      workflowId: s.workflowId,
+      runId: s.runId,
+      joined: s.joined,
+      force: !!req.force,
+      sbomOnly: !!req.sbomOnly,
+      image: req.image,
+      ...(s.image.source === 'registry' ? { pinned: s.image.path } : {}),
+    },
   });
   return s;
 }

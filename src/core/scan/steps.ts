@@ -11,6 +11,7 @@ import { countPresent } from '../evidence/queries/scan';
 import type { AttestType, ScanFacts } from '../attest/attest';
 import { createAttestation } from '../attest/create';
 import { resolveImage } from './catalogue';
+import { scanImageSource } from './registry';
 import { scannerEngine } from './config';
 import { SCANNER, buildReport, readInventory, resultFromInventory, toStellaError, type ScanInventory } from './engine';
 import { getInventory, saveInventory } from './inventory';
@@ -94,10 +95,11 @@ export async function prepareScan(
 ): Promise<{ ctx: ScanContext; reuse: ScanRun | null }> {
   return mapped('scan', async () => {
     const recorded = await getScanRun(ctx, input.tenant, input.scanId);
-    if (recorded) return { ctx: await contextOfRecorded(ctx, input.tenant, recorded), reuse: null };
+    const insecure = input.insecureRegistry ? { insecureRegistry: true } : {};
+    if (recorded) return { ctx: { ...(await contextOfRecorded(ctx, input.tenant, recorded)), ...insecure }, reuse: null };
     const ref = input.imageRef ?? input.artifactDigest;
     if (!ref) throw badInput('scanThenAttest needs imageRef or artifactDigest');
-    const img = await resolveImage(ctx, input.tenant, ref);
+    const img = await resolveImage(ctx, input.tenant, ref, { insecure: !!input.insecureRegistry });
     if (input.artifactDigest && img.digest !== input.artifactDigest)
       throw badInput(`image ${ref} is ${img.digest}, not the requested artifact ${input.artifactDigest}`);
     const feed = await latestFeed(ctx, input.tenant);
@@ -116,6 +118,7 @@ export async function prepareScan(
       scanTime: input.scanTime,
       feed: feed ? { version: feed.version, digest: feed.digest, records: feed.records, importedAt: feed.importedAt } : null,
       engine: await scannerEngine(ctx, input.tenant),
+      ...insecure,
     };
     const reuse = input.force ? null : await reusableRun(ctx, c);
     await insertRun(ctx, c, SCANNER, reuse);
@@ -137,7 +140,8 @@ async function inventoryOf(ctx: AppContext, c: ScanContext, opts: StepOptions): 
   // Not even --force reads again: the same image and scanner version yield the same inventory.
   const stored = await getInventory(ctx, key);
   if (stored) return stored;
-  const inv = await readInventory(c.imagePath, { expectedDigest: c.artifactDigest, engine: c.engine, ...opts });
+  // A path on the worker's disk, or the pinned registry reference (layers streamed, through the layer cache when set).
+  const inv = await readInventory(scanImageSource(ctx, c), { expectedDigest: c.artifactDigest, engine: c.engine, label: c.imageRef ?? c.imagePath, ...opts });
   return (await saveInventory(ctx, key, inv)) as ScanInventory;
 }
 

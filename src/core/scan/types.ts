@@ -15,6 +15,8 @@ export interface ScanThenAttestInput {
   force?: boolean;
   requestedBy: string;
   trigger?: ScanTrigger;
+  /** The pinned registry reference's host may be spoken to over plain HTTP (`--insecure-registry`). */
+  insecureRegistry?: boolean;
 }
 
 export interface ScanFeedPin {
@@ -40,6 +42,8 @@ export interface ScanContext {
   feed: ScanFeedPin | null;
   /** Which tool lists the packages (scanner config `engine`); pinned for the whole run. */
   engine?: ScanEngine;
+  /** imagePath is a pinned registry reference whose host the request allowed over plain HTTP. */
+  insecureRegistry?: boolean;
 }
 
 export type ScanPhase = 'resolving' | 'scanning' | 'matching' | 'attesting' | 'done' | 'failed' | 'reused';
