@@ -45,6 +45,7 @@ const OWNER: Record<string, string> = {
   scan_events: 'src/core/scan/',
   scan_inventories: 'src/core/scan/',
   advisory_feeds: 'src/core/scan/',
+  advisory_feed_ecosystems: 'src/core/scan/',
   signing_failures: 'src/core/attest/',
   replay_runs: 'src/core/replay/',
   replay_verifications: 'src/core/replay/',
@@ -53,6 +54,7 @@ const OWNER: Record<string, string> = {
   restore_batches: 'src/core/backup/',
   settings: 'src/core/settings/',
   token_revocations: 'src/core/identity/',
+  oci_publications: 'src/core/oci-attest/',
 };
 
 /** Table-agnostic infrastructure allowed to name every table: migrations and the backup dump. */

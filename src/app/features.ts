@@ -15,6 +15,7 @@ import { replayFeature } from './features/replay';
 import { backupFeature } from './features/backup';
 import { tokensFeature } from './features/tokens';
 import { identityFeature } from './features/identity';
+import { ociAttestFeature } from './features/oci-attest';
 
 export const FEATURES: readonly Feature[] = [
   identityFeature,
@@ -27,6 +28,7 @@ export const FEATURES: readonly Feature[] = [
   replayFeature,
   backupFeature,
   tokensFeature,
+  ociAttestFeature,
 ];
 
 export function doctorChecksOf(features: readonly Feature[] = FEATURES): DoctorCheck[] {
