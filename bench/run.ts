@@ -60,6 +60,7 @@ async function issueTable(): Promise<number> {
   }
   await step(rows, 'merkle', () => b.merkleRow(log));
   await step(rows, 'scan', () => b.scanRow(log));
+  await step(rows, 'registry-scan', async () => (await import('./registry-scan')).registryScanRow(log));
   if (!ONLY)
     rows.push({
       what: 'retention purge, one batch at 10k vs 100k items',
