@@ -3,7 +3,7 @@
  * app → edges (api, cli, activities, workflows, workers) → core → libraries → lib.
  * `npm run lint` runs this; a violation names the rule and both files.
  */
-const LIBS = '^src/(merkle|crypto|archive|scanner|blob)/';
+const LIBS = '^src/(merkle|crypto|archive|scanner|blob|registry)/';
 module.exports = {
   forbidden: [
     {
@@ -17,7 +17,7 @@ module.exports = {
     {
       name: 'libraries-import-only-lib',
       severity: 'error',
-      comment: 'merkle/crypto/archive/scanner/blob use src/lib only (and each other where a library composes another)',
+      comment: 'merkle/crypto/archive/scanner/blob/registry use src/lib only (and each other where a library composes another)',
       from: { path: LIBS },
       to: { path: '^(src/(core|api|cli|app|db|dev|temporal)/|src/[^/]+\\.ts$|activities|workflows|workers)' },
     },
