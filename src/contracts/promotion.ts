@@ -130,6 +130,10 @@ export const StartPromotionResponse = PromotionView.partial().extend({
   joined: z.boolean(),
   message: z.string(),
   final: z.boolean().optional(),
+  /** `--image <registry ref>`: the reference as given (the promotion works on its digest, `imageRef` pinned). */
+  resolvedFrom: z.string().optional(),
+  /** The `promote` auto-scan trigger's event, when it queued a scan of this unscanned digest. */
+  scan: z.looseObject({ eventId: z.number(), status: z.string(), reason: z.string().optional(), workflowId: z.string().optional() }).optional(),
 });
 export type StartPromotionResponse = z.infer<typeof StartPromotionResponse>;
 

@@ -23,7 +23,10 @@ import {
   StartPromotionResponse,
   WAIT_MAX_S,
 } from '../../contracts/promotion';
+import { scanProgressQuery, scanThenAttest } from '../../../workflows/scan';
 import { validateDigest } from '../../core/evidence';
+import { handlePromoteTrigger } from '../../core/scan/events';
+import { resolvePromotionTarget } from '../../core/promotion/target';
 import { DEFAULT_POLICY, listPolicies, policyChecksum, resolvePolicy, setPolicy, validateEnv } from '../../core/promotion/policy';
 import { listPromotionRows } from '../../core/promotion/store';
 import { badInput } from '../../lib/errors';
@@ -77,23 +80,41 @@ function startRoute(app: App, deps: ApiDeps) {
       const p = requireScope(req, 'promotion:write');
       const tenant = tenantOf(req);
       const b = req.body;
-      const artifact = b.artifact ?? b.artifactDigest;
       const toEnv = b.to ?? b.toEnv;
-      if (!artifact) throw badInput('artifact (sha256:…) is required');
       if (!toEnv) throw badInput('to (target environment) is required');
-      validateDigest(artifact, 'artifact digest');
+      const given = b.artifact ?? b.artifactDigest;
+      if (given) validateDigest(given, 'artifact digest');
       validateEnv(toEnv, 'target environment');
       const fromEnv = b.from ?? b.fromEnv ?? 'unspecified';
       validateEnv(fromEnv, 'source environment');
       if (fromEnv === toEnv) throw badInput(`source and target environment are both ${toEnv}`);
       const wait = waitSeconds(req.query, b.wait);
-      const input = { tenant, artifactDigest: artifact, fromEnv, toEnv, requestedBy: p.sub, ...(b.imageRef ? { imageRef: b.imageRef } : {}) };
-      const started = await startPromotion(temporalOrThrow(deps), db, input);
+      const temporal = temporalOrThrow(deps);
+      // A registry reference is resolved to its digest here, before anything starts; from then on only the digest gates.
+      const target = await resolvePromotionTarget(deps.ctx, tenant, { ...(given ? { artifact: given } : {}), ...(b.imageRef ? { image: b.imageRef } : {}) });
+      const artifact = target.artifactDigest;
+      const input = { tenant, artifactDigest: artifact, fromEnv, toEnv, requestedBy: p.sub, ...(target.imageRef ? { imageRef: target.imageRef } : {}) };
+      // The `promote` auto-scan trigger: an unscanned digest gets its scan queued (recorded in scan_events).
+      const scanWorkflows = { ...temporal, workflow: scanThenAttest, progress: scanProgressQuery };
+      const scan = await handlePromoteTrigger(deps.ctx, scanWorkflows, tenant, p.sub, {
+        artifactDigest: artifact,
+        ...(target.imageRef ? { image: target.imageRef } : {}),
+      });
+      const started = await startPromotion(temporal, db, input);
       const { workflowId, runId, joined } = started;
       const message = joined
         ? `a promotion of ${artifact} to ${toEnv} is already running (${workflowId}); joined it instead of starting another`
         : `promotion ${workflowId} started`;
-      const base = { id: workflowId, promotionId: runId, workflowId, runId, joined, message };
+      const base = {
+        id: workflowId,
+        promotionId: runId,
+        workflowId,
+        runId,
+        joined,
+        message,
+        ...(target.resolvedFrom ? { resolvedFrom: target.resolvedFrom } : {}),
+        ...(scan ? { scan } : {}),
+      };
       if (!wait) return reply.status(202).send(base);
       const finished = await waitForPromotion(started.handle, wait);
       const status = await promotionView(db, tenant, await locate(tenant, workflowId));

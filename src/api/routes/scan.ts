@@ -11,7 +11,9 @@ import { spoolUpload } from '../../core/evidence/spool';
 import { listImages } from '../../core/scan/catalogue';
 import { autoScanConfig, changeScannerSetting, scannerEngine } from '../../core/scan/config';
 import { SCANNER } from '../../core/scan/engine';
-import { handlePushEvent } from '../../core/scan/events';
+import { handlePushEvent, handleWebhookEvents, type PushEvent } from '../../core/scan/events';
+import { DISTRIBUTION_EVENTS_MEDIA_TYPE, webhookEntries } from '../../core/scan/webhooks';
+import { PushAnswer, PushEventsBody } from '../../contracts/events';
 import { importFeed, listFeeds } from '../../core/scan/feeds';
 import { registerImageForScans } from '../../core/scan/register';
 import { requestScan, type ScanWorkflows } from '../../core/scan/start';
@@ -24,7 +26,6 @@ import {
   FeedImported,
   FeedList,
   ImageList,
-  PushEventBody,
   PushResult,
   RegisteredImage,
   RegisterImageBody,
@@ -148,13 +149,23 @@ function scanRoutes(app: App, deps: ApiDeps) {
   });
 }
 
-/** Registry push events. */
+/**
+ * Registry push events: stella's body (one event; 409 when the image is not the pushed digest),
+ * or a registry's webhook — distribution's notification envelope (its own media type) or
+ * Harbor's payload — answered 202 with one result per event (a registry retries non-2xx answers).
+ */
 function pushEventRoute(app: App, deps: ApiDeps) {
   const { ctx } = deps;
-  app.post('/events/push', { schema: { body: PushEventBody, response: { 202: PushResult, 409: PushResult } } }, async (req, reply) => {
-    const p = requireScope(req, 'evidence:write');
-    const r = await handlePushEvent(ctx, scanWorkflows(deps), tenantOf(req), p.sub, req.body);
-    return reply.status(r.status === 'failed' ? 409 : 202).send(r);
+  return app.register(async (scope) => {
+    scope.addContentTypeParser(DISTRIBUTION_EVENTS_MEDIA_TYPE, { parseAs: 'string' }, scope.getDefaultJsonParser('ignore', 'ignore'));
+    const events = scope.withTypeProvider<ZodTypeProvider>();
+    events.post('/events/push', { schema: { body: PushEventsBody, response: { 202: PushAnswer, 409: PushResult } } }, async (req, reply) => {
+      const p = requireScope(req, 'evidence:write');
+      const entries = webhookEntries(req.body);
+      if (entries) return reply.status(202).send(await handleWebhookEvents(ctx, scanWorkflows(deps), tenantOf(req), p.sub, entries));
+      const r = await handlePushEvent(ctx, scanWorkflows(deps), tenantOf(req), p.sub, req.body as PushEvent);
+      return r.status === 'failed' ? reply.status(409).send({ ...r, code: 'CONFLICT', detail: r.reason }) : reply.status(202).send(r);
+    });
   });
 }
 

@@ -172,11 +172,13 @@ export function registerPromotionCommands(program: Command): void {
   for (const register of [policySetCommand, policyShowCommand]) register(pol);
 }
 
-type StartOptions = { artifact: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string };
+type StartOptions = { artifact?: string; to: string; from?: string; image?: string; wait?: boolean; timeout: string };
 
 /** Checks the start flags (exit 2 on a malformed one); answers the --wait timeout in seconds. */
 function checkStart(o: StartOptions): number {
-  requireDigest(o.artifact, 'artifact digest');
+  if (o.artifact === undefined && o.image === undefined)
+    throw new CliError('give --artifact <digest> or --image <registry ref> (host/repo:tag or host/repo@sha256:…)', EXIT.USAGE);
+  if (o.artifact !== undefined) requireDigest(o.artifact, 'artifact digest');
   for (const [flag, v] of [
     ['--to', o.to],
     ['--from', o.from],
@@ -190,17 +192,25 @@ function checkStart(o: StartOptions): number {
 function startCommand(pr: Command): void {
   pr.command('start')
     .description('start a promotion (joins the running one for the same artifact and target)')
-    .requiredOption('--artifact <digest>', 'artifact digest sha256:…')
+    .option('--artifact <digest>', 'artifact digest sha256:… (optional with --image <registry ref>: the API resolves it)')
     .requiredOption('--to <env>', 'target environment')
     .option('--from <env>', 'source environment')
-    .option('--image <ref>', 'image reference (for generated evidence and hints)')
+    .option(
+      '--image <ref>',
+      'registry reference host/repo:tag or host/repo@sha256:… (resolved to its digest; with --artifact both must agree), or a catalogue name',
+    )
     .option('--wait', 'wait for the final result (exit 0 promoted, 1 failed/aborted, 8 still pending)')
     .option('--timeout <seconds>', 'how long --wait waits (max 300)', '300')
     .action(
       action(async (o: StartOptions, cmd: Command) => {
         const c = ctxOf(cmd);
         const timeout = checkStart(o);
-        const body = { artifact: o.artifact, to: o.to, ...(o.from ? { from: o.from } : {}), ...(o.image ? { imageRef: o.image } : {}) };
+        const body = {
+          ...(o.artifact ? { artifact: o.artifact } : {}),
+          to: o.to,
+          ...(o.from ? { from: o.from } : {}),
+          ...(o.image ? { imageRef: o.image } : {}),
+        };
         const r = await c
           .api()
           .call(StartPromotionResponse, 'POST', `/promotions${o.wait ? qs({ wait: timeout }) : ''}`, body, { timeoutMs: (timeout + 30) * 1000 });

@@ -22,6 +22,9 @@ export async function autoScanConfig(ctx: Pick<AppContext, 'db'>, tenant: string
 /** Whether push events start scans for this tenant. */
 export const acceptsPush = (cfg: AutoScanConfig) => cfg.enabled && cfg.triggers.includes('push');
 
+/** Whether starting a promotion of an unscanned digest queues its scan for this tenant. */
+export const acceptsPromote = (cfg: AutoScanConfig) => cfg.enabled && cfg.triggers.includes('promote');
+
 /** Which tool lists an image's packages: the built-in scanner unless syft/trivy is chosen. */
 export async function scannerEngine(ctx: Pick<AppContext, 'db'>, tenant: string): Promise<ScanEngine> {
   return (await getSetting<{ engine?: ScanEngine }>(ctx.db, tenant, ENGINE_KEY))?.engine ?? 'builtin';

@@ -1,12 +1,16 @@
 /**
- * Registry push events (auto-scan): each is recorded in scan_events with what became of it —
- * ignored (auto-scan off), started (or joined) a scan, failed (digest mismatch), or queued
- * until its image is registered. The only module that runs SQL on scan_events.
+ * Auto-scan events — registry pushes (stella's body or a registry's webhook, src/core/scan/webhooks.ts)
+ * and promotions of unscanned digests (the `promote` trigger): each is recorded in scan_events
+ * with what became of it — ignored (auto-scan off, not a push), started (or joined) a scan,
+ * failed (digest mismatch), or queued until its image is available. The only module that runs
+ * SQL on scan_events.
  */
 import type { AppContext } from '../context';
 import { badInput, StellaError, unavailable } from '../../lib/errors';
-import { acceptsPush, autoScanConfig, type AutoScanConfig } from './config';
+import { acceptsPromote, acceptsPush, autoScanConfig, type AutoScanConfig } from './config';
 import { startScan, type ScanWorkflows } from './start';
+import type { ScanTrigger } from './types';
+import type { WebhookEntry } from './webhooks';
 
 export interface PushEvent {
   repository?: string;
@@ -62,11 +66,21 @@ async function recordEvent(
   ev: PushEvent,
   status: string,
   reason: string | null,
-  extra: { workflowId?: string; digest?: string } = {},
+  extra: { workflowId?: string; digest?: string; trigger?: ScanTrigger } = {},
 ): Promise<number> {
   const r = await ctx.db.query<{ id: string }>(
-    `INSERT INTO scan_events (tenant_id, trigger, repository, tag, artifact_digest, image, status, reason, workflow_id) VALUES ($1,'push',$2,$3,$4,$5,$6,$7,$8) RETURNING id`,
-    [tenant, ev.repository ?? null, ev.tag ?? null, extra.digest ?? ev.digest ?? null, ev.image ?? null, status, reason, extra.workflowId ?? null],
+    `INSERT INTO scan_events (tenant_id, trigger, repository, tag, artifact_digest, image, status, reason, workflow_id) VALUES ($1,$9,$2,$3,$4,$5,$6,$7,$8) RETURNING id`,
+    [
+      tenant,
+      ev.repository ?? null,
+      ev.tag ?? null,
+      extra.digest ?? ev.digest ?? null,
+      ev.image ?? null,
+      status,
+      reason,
+      extra.workflowId ?? null,
+      extra.trigger ?? 'push',
+    ],
   );
   return Number(r.rows[0]!.id);
 }
@@ -98,6 +112,73 @@ export async function handlePushEvent(ctx: AppContext, t: ScanWorkflows | null, 
   }
   const reason = `image not available to the scanner: ${lastErr?.message ?? 'unknown'} (register it: stella image register <name> <path>)`;
   return { eventId: await recordEvent(ctx, tenant, ev, 'queued', reason), status: 'queued', reason };
+}
+
+/** What a registry webhook's events became: each push handled as above, other events recorded as ignored, pulls dropped. */
+export async function handleWebhookEvents(
+  ctx: AppContext,
+  t: ScanWorkflows | null,
+  tenant: string,
+  actor: string,
+  entries: readonly WebhookEntry[],
+): Promise<{ results: PushResult[]; dropped: number }> {
+  const results: PushResult[] = [];
+  let dropped = 0;
+  for (const e of entries) {
+    if (e.kind === 'dropped') dropped++;
+    else if (e.kind === 'ignored') results.push({ eventId: await recordEvent(ctx, tenant, e.event, 'ignored', e.reason), status: 'ignored', reason: e.reason });
+    else results.push(await handlePushEvent(ctx, t, tenant, actor, e.event));
+  }
+  return { results, dropped };
+}
+
+/** Whether stella has scanned (or is scanning) this digest: a completed, reused or running scan run. */
+async function hasScan(ctx: Pick<AppContext, 'db'>, tenant: string, digest: string): Promise<boolean> {
+  const r = await ctx.db.query(`SELECT 1 FROM scan_runs WHERE tenant_id=$1 AND artifact_digest=$2 AND status IN ('completed','reused','running') LIMIT 1`, [
+    tenant,
+    digest,
+  ]);
+  return r.rows.length > 0;
+}
+
+/**
+ * The `promote` trigger: with auto-scan on and `promote` among its triggers, a promotion of a
+ * digest stella never scanned starts (or joins) scanThenAttest for it, trigger 'promote', and
+ * records the event. Null when the trigger is off or the digest has a scan already. The image
+ * is the promotion's pinned reference (or catalogue name), else the digest's catalogue entry;
+ * when neither is available to the scanner the event is queued with the reason.
+ */
+export async function handlePromoteTrigger(
+  ctx: AppContext,
+  t: ScanWorkflows,
+  tenant: string,
+  actor: string,
+  p: { artifactDigest: string; image?: string },
+): Promise<PushResult | null> {
+  if (!acceptsPromote(await autoScanConfig(ctx, tenant))) return null;
+  if (await hasScan(ctx, tenant, p.artifactDigest)) return null;
+  const ev: PushEvent = { digest: p.artifactDigest, ...(p.image ? { image: p.image } : {}) };
+  let lastErr: StellaError | undefined;
+  for (const image of [p.image, p.artifactDigest].filter((x): x is string => !!x)) {
+    try {
+      const s = await startScan(ctx, t, tenant, { image, requestedBy: `promote:${actor}`, trigger: 'promote' });
+      if (s.artifactDigest !== p.artifactDigest) {
+        lastErr = badInput(`image ${image} is ${s.artifactDigest}, not the promoted digest ${p.artifactDigest}`);
+        continue;
+      }
+      const eventId = await recordEvent(ctx, tenant, ev, 'started', s.joined ? 'joined a running scan' : null, {
+        workflowId: s.workflowId,
+        digest: s.artifactDigest,
+        trigger: 'promote',
+      });
+      return { eventId, status: 'started', workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, joined: s.joined };
+    } catch (e) {
+      if (!(e instanceof StellaError) || (e.code !== 'NOT_FOUND' && e.code !== 'BAD_INPUT')) throw e;
+      lastErr = e;
+    }
+  }
+  const reason = `image not available to the scanner: ${lastErr?.message ?? 'unknown'} (give --image <registry ref> or stella image register <name> <path>)`;
+  return { eventId: await recordEvent(ctx, tenant, ev, 'queued', reason, { trigger: 'promote' }), status: 'queued', reason };
 }
 
 /**
