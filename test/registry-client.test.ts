@@ -319,11 +319,17 @@ describe('authentication', () => {
     const proxy = await startProxy(reg.url);
     const issued = new Set<string>();
     const tokenRequests: string[] = [];
-    proxy.intercept = (req, res) => {
+    proxy.intercept = (req, res, body) => {
       const u = new URL(req.url ?? '/', proxy.url);
       if (u.pathname === '/token') {
-        tokenRequests.push(u.searchParams.get('scope') ?? '');
-        if (req.headers.authorization !== `Basic ${Buffer.from('robot:tok-pass').toString('base64')}`) {
+        // GET with basic credentials, or POST with an OAuth2 refresh token (docker's identitytoken).
+        const form = new URLSearchParams(body.toString());
+        tokenRequests.push(req.method === 'POST' ? `refresh ${form.get('scope')}` : (u.searchParams.get('scope') ?? ''));
+        const ok =
+          req.method === 'POST'
+            ? form.get('grant_type') === 'refresh_token' && form.get('refresh_token') === 'refresh-abc' && form.get('service') === 'test-registry'
+            : req.headers.authorization === `Basic ${Buffer.from('robot:tok-pass').toString('base64')}`;
+        if (!ok) {
           res.writeHead(401).end();
           return true;
         }
@@ -348,6 +354,11 @@ describe('authentication', () => {
       expect((await c.resolve(`${proxy.host}/app:1.0`)).digest).toBe(fx.digest);
       expect((await c.getBlob(`${proxy.host}/app`, fx.configDigest)).length).toBeGreaterThan(0);
       expect(tokenRequests).toEqual(['repository:app:pull']);
+
+      const fi = join(tmp, 'auth-identity.json');
+      await writeFile(fi, JSON.stringify({ auths: { [proxy.host]: { auth: Buffer.from('<token>:').toString('base64'), identitytoken: 'refresh-abc' } } }));
+      expect((await createRegistryClient({ authFile: fi, insecureRegistries: [proxy.host] }).resolve(`${proxy.host}/app:1.0`)).digest).toBe(fx.digest);
+      expect(tokenRequests).toEqual(['repository:app:pull', 'refresh repository:app:pull']);
 
       const noCreds = await expectRegistryError(
         createRegistryClient(insecure(proxy)).resolve(`${proxy.host}/app:1.0`),
@@ -423,6 +434,26 @@ describe('integrity and limits (proxy altering a real registry)', () => {
       expect(u.retryable).toBe(true);
     } finally {
       proxy.intercept = undefined;
+    }
+  });
+
+  it('a registry that stalls mid-blob fails the stream as retryable instead of hanging', async () => {
+    const layer = fx.layerDigests[0]!;
+    const held: ServerResponse[] = [];
+    proxy.intercept = (req, res) => {
+      if (!req.url?.includes(`/blobs/${layer}`)) return false;
+      res.writeHead(200, { 'content-length': String(1 << 20), 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(64 << 10));
+      held.push(res);
+      return true;
+    };
+    try {
+      const c = createRegistryClient({ ...insecure(proxy), timeoutMs: 300 });
+      const e = await expectRegistryError(c.openBlob(`${proxy.host}/app`, layer).then(sha256Stream), 'UNREACHABLE', layer, 'did not answer in time');
+      expect(e.retryable).toBe(true);
+    } finally {
+      proxy.intercept = undefined;
+      for (const r of held) r.destroy();
     }
   });
 

@@ -108,8 +108,8 @@ async function drain(res: Response): Promise<void> {
   }
 }
 
-/** Read a response body, refusing (and cancelling) as soon as it exceeds `max`. */
-async function readBounded(res: Response, max: number, what: string): Promise<Buffer> {
+/** Read a response body, refusing (and cancelling) as soon as it exceeds `max`; a body that stalls for `idleMs` or breaks off is UNREACHABLE. */
+async function readBounded(res: Response, max: number, what: string, idleMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
   const cl = res.headers.get('content-length');
   if (cl !== null && Number(cl) > max) {
     await drain(res);
@@ -120,8 +120,23 @@ async function readBounded(res: Response, max: number, what: string): Promise<Bu
   if (res.body) {
     const reader = res.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+      let timer: NodeJS.Timeout | undefined;
+      let step: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        step = await Promise.race([
+          reader.read(),
+          new Promise<never>((_, rej) => {
+            timer = setTimeout(() => rej(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })), idleMs);
+          }),
+        ]);
+      } catch (e) {
+        await reader.cancel().catch(() => undefined);
+        throw networkError(e, new URL(res.url || 'http://registry').host, `${what} (while reading the answer)`);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (step.done) break;
+      const value = step.value;
       total += value.byteLength;
       if (total > max) {
         await reader.cancel().catch(() => undefined);
@@ -583,9 +598,24 @@ export class OciRegistryClient implements RegistryClient {
     const verifier = new DigestVerifier(digest, size, what);
     const source = res.body ? Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>) : Readable.from([]);
     source.on('error', (e) => verifier.destroy(networkError(e, ref.registry, `${what} (while streaming)`)));
+    // A registry that stops sending mid-blob fails the stream (retryable) rather than hanging the
+    // reader; time spent waiting on a slow reader (backpressure) does not count.
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (source.readableEnded || verifier.destroyed) return;
+        if (verifier.writableNeedDrain || source.isPaused()) return arm();
+        verifier.destroy(networkError(Object.assign(new Error('timeout'), { code: 'TIMEOUT' }), ref.registry, `${what} (while streaming)`));
+      }, this.timeoutMs);
+    };
+    source.on('data', arm);
+    source.on('end', () => clearTimeout(idle));
     verifier.on('close', () => {
+      clearTimeout(idle);
       if (!source.destroyed) source.destroy();
     });
+    arm();
     source.pipe(verifier);
     return verifier;
   }
