@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveImage } from '../src/core/scan/catalogue';
 import { runScan } from '../src/core/scan/engine';
-import { registryImageSource } from '../src/core/scan/registry';
+import { isPinnedReference, isRegistryReference, registryImageSource } from '../src/core/scan/registry';
 import { inventoryImage } from '../src/scanner/index';
 import { scanWorkflowId } from '../src/temporal/names';
 import { runStella, cliEnvFor } from './support/cli';
@@ -143,6 +143,31 @@ async function activityAttempts(workflowId: string, runId: string): Promise<Reco
   }
   return out;
 }
+
+describe('which --image values are registry references (after the catalogue)', () => {
+  const D = `sha256:${'ab'.repeat(32)}`;
+  it.each([
+    ['registry.example.com/team/app:1', true],
+    ['127.0.0.1:5000/app', true],
+    ['localhost/app:1', true],
+    [`team/app@${D}`, true],
+    [`alpine@${D}`, true],
+    // Catalogue-style names, paths and bare digests keep their meaning.
+    ['app:1', false],
+    ['team/app:1', false],
+    ['localhost:5000', false],
+    ['/images/app.tar', false],
+    ['./layout', false],
+    [D, false],
+  ])('%s → %s', (image, expected) => {
+    expect(isRegistryReference(image)).toBe(expected);
+  });
+  it('only host/repo@sha256:… counts as pinned', () => {
+    expect(isPinnedReference(`127.0.0.1:5000/app@${D}`)).toBe(true);
+    expect(isPinnedReference('127.0.0.1:5000/app:1')).toBe(false);
+    expect(isPinnedReference('/images/app.tar')).toBe(false);
+  });
+});
 
 describe('scan image --image <registry ref>', () => {
   it('resolves the tag to its digest first, scans the pinned host/repo@digest streamed from the registry, and yields what the OCI layout yields', async () => {
