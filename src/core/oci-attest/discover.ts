@@ -11,8 +11,9 @@ import { importAttestation } from '../attest/attest';
 import { evidenceTrust, verifyEvidenceEnvelope } from '../evidence/signed';
 import { asStellaError } from '../../lib/errors';
 import { registryTarget, type RegistryTarget } from './client';
-import { envelopeOfBundle } from './formats';
-import { cosignAttTag, type DocumentFormat, formatOf, layersOf, MAX_DOCUMENT_BYTES, sha256 } from './layout';
+import { envelopeForImport } from '../attest/external';
+import { cosignAttestationTag } from '../../crypto/cosign';
+import { type DocumentFormat, formatOf, layersOf, MAX_DOCUMENT_BYTES, sha256 } from './layout';
 
 export type FoundStatus = 'verified' | 'failed' | 'unsigned' | 'unsupported';
 
@@ -34,10 +35,11 @@ export type Discovery = {
   items: FoundDocument[];
 };
 
-interface Found extends FoundDocument {
-  /** The DSSE envelope to store (verified ones). */
+type Found = FoundDocument & {
+  /** Verified ones: the document as the registry holds it (what import takes) and the DSSE envelope it is or carries. */
+  document?: Buffer;
   envelope?: Buffer;
-}
+};
 
 interface Layer {
   source: FoundDocument['source'];
@@ -68,7 +70,7 @@ async function layersFor(t: RegistryTarget, digest: string): Promise<Layer[]> {
       });
   }
   try {
-    const m = await t.client.getManifest(`${t.repository}:${cosignAttTag(digest)}`);
+    const m = await t.client.getManifest(`${t.repository}:${cosignAttestationTag(digest)}`);
     for (const l of layersOf(m.json).layers)
       out.push({ source: 'cosign-tag', manifestDigest: m.digest, layerDigest: l.digest, size: l.size, format: formatOf(l.mediaType) });
   } catch (e) {
@@ -78,7 +80,14 @@ async function layersFor(t: RegistryTarget, digest: string): Promise<Layer[]> {
 }
 
 /** Reads one layer and decides what it is worth: verified (with its envelope), failed, unsigned, unsupported. */
-async function examine(t: RegistryTarget, digest: string, l: Layer, trust: Awaited<ReturnType<typeof evidenceTrust>>): Promise<Found> {
+async function examine(
+  ctx: AppContext,
+  tenant: string,
+  t: RegistryTarget,
+  digest: string,
+  l: Layer,
+  trust: Awaited<ReturnType<typeof evidenceTrust>>,
+): Promise<Found> {
   const base = { source: l.source, manifestDigest: l.manifestDigest, layerDigest: l.layerDigest, format: l.format, predicateType: null, signer: null };
   const fail = (status: FoundStatus, reason: string): Found => ({ ...base, status, reason });
   if (l.subject !== undefined && l.subject !== digest)
@@ -94,15 +103,18 @@ async function examine(t: RegistryTarget, digest: string, l: Layer, trust: Await
     if (s && s.code !== 'UNAVAILABLE') return fail('failed', s.message);
     throw e;
   }
+  // A keyed Sigstore bundle carries the DSSE envelope that is verified and stored (src/core/attest/external.ts).
   let envelope = bytes;
   if (l.format === 'sigstore-bundle') {
-    const b = envelopeOfBundle(bytes);
-    if ('reason' in b) return fail('failed', b.reason);
-    envelope = b.envelope;
+    try {
+      envelope = (await envelopeForImport(ctx, tenant, bytes)).envelope;
+    } catch (e) {
+      return fail('failed', (e as Error).message.replace(/; nothing stored$/, ''));
+    }
   }
   try {
     const v = verifyEvidenceEnvelope(envelope, trust, { kind: 'attestation', subjects: [digest] });
-    return { ...base, predicateType: v.predicateType, status: 'verified', signer: v.provenance.signer, reason: null, envelope };
+    return { ...base, predicateType: v.predicateType, status: 'verified', signer: v.provenance.signer, reason: null, document: bytes, envelope };
   } catch (e) {
     return fail('failed', (e as Error).message.replace(/; nothing stored$/, ''));
   }
@@ -119,7 +131,7 @@ async function discoverFound(
   const items: Found[] = [];
   const seen = new Set<string>();
   for (const l of await layersFor(t, resolved.digest)) {
-    const f = await examine(t, resolved.digest, l, trust);
+    const f = await examine(ctx, tenant, t, resolved.digest, l, trust);
     // The same envelope reachable twice (a referrer and the .att tag) is listed once.
     const key = f.envelope ? sha256(f.envelope) : `${l.manifestDigest}/${l.layerDigest}`;
     if (seen.has(key)) continue;
@@ -132,7 +144,7 @@ async function discoverFound(
 /** `stella attest discover --image <ref>`: what the registry holds for the image's digest, each with its verification status. */
 export async function discoverAttestations(ctx: AppContext, tenant: string, req: { image: string; insecure?: boolean }): Promise<Discovery> {
   const d = await discoverFound(ctx, tenant, req);
-  return { ...d, items: d.items.map(({ envelope: _e, ...rest }) => rest) };
+  return { ...d, items: d.items.map(({ envelope: _e, document: _d, ...rest }) => rest) };
 }
 
 export type ImportedDocument = FoundDocument & {
@@ -149,13 +161,13 @@ export async function importFromRegistry(
 ): Promise<Omit<Discovery, 'items'> & { items: ImportedDocument[]; imported: number; failed: number }> {
   const d = await discoverFound(ctx, tenant, req);
   const items: ImportedDocument[] = [];
-  for (const { envelope, ...f } of d.items) {
-    if (f.status !== 'verified' || !envelope) {
+  for (const { envelope: _e, document, ...f } of d.items) {
+    if (f.status !== 'verified' || !document) {
       items.push({ ...f, evidenceId: null, created: false });
       continue;
     }
     try {
-      const r = await importAttestation(ctx, tenant, envelope, { actor: req.actor });
+      const r = await importAttestation(ctx, tenant, document, { actor: req.actor });
       items.push({ ...f, signer: r.signer, evidenceId: r.id, created: r.created });
     } catch (e) {
       items.push({ ...f, status: 'failed', reason: (e as Error).message, evidenceId: null, created: false });

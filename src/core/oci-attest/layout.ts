@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../lib/canonical';
+import { cosignAttestationLayer } from '../../crypto/cosign';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -14,8 +15,6 @@ export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
 export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
 export const DSSE_LAYER = 'application/vnd.dsse.envelope.v1+json';
-/** cosign's annotation on a signature/attestation layer (empty for attestations: the signature is inside the DSSE envelope). */
-export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 /** The largest document (envelope, bundle, SBOM) read from a registry. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
@@ -39,17 +38,12 @@ export const descriptorOf = (mediaType: string, bytes: Buffer, extra: Partial<De
 export const EMPTY_CONFIG_BYTES = Buffer.from('{}');
 export const EMPTY_CONFIG: Descriptor = descriptorOf(OCI_EMPTY, EMPTY_CONFIG_BYTES);
 
-/** cosign's tag for the attestations of an image digest: `sha256-<hex>.att`. */
-export function cosignAttTag(digest: string): string {
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new Error(`not a sha256 digest: ${digest}`);
-  return `${digest.replace(':', '-')}.att`;
-}
-
 // ---------------------------------------------------------------------------------------
 // Referrers (OCI 1.1)
 
 /**
- * An OCI 1.1 artifact manifest for one document about `subject`. Deterministic (no creation
+ * An OCI 1.1 artifact manifest for one document about `subject` (the SBOM; attestations go out
+ * as Sigstore-bundle referrers, src/crypto/cosign.ts). Deterministic (no creation
  * time), so pushing the same document again writes the same manifest digest.
  */
 export function referrerManifest(a: { artifactType: string; layer: Descriptor; subject: Descriptor; annotations?: Record<string, string> }): Buffer {
@@ -67,7 +61,7 @@ export function referrerManifest(a: { artifactType: string; layer: Descriptor; s
 }
 
 // ---------------------------------------------------------------------------------------
-// cosign's tag scheme
+// cosign's tag scheme (the layer and manifest formats: src/crypto/cosign.ts)
 
 export interface AttLayer {
   /** The DSSE envelope bytes as cosign stores them (the layer blob). */
@@ -79,47 +73,18 @@ export interface AttLayer {
  * The layers of the `.att` manifest after appending `incoming` to what the tag holds: layers
  * already there (same digest) are not added again, so a re-push writes nothing new.
  */
-export function planAttLayers(existing: readonly Descriptor[], incoming: readonly AttLayer[]): { layers: Descriptor[]; added: AttLayer[] } {
+export function planAttLayers<L extends AttLayer>(existing: readonly Descriptor[], incoming: readonly L[]): { layers: Descriptor[]; added: L[] } {
   const have = new Set(existing.map((l) => l.digest));
   const layers = [...existing];
-  const added: AttLayer[] = [];
+  const added: L[] = [];
   for (const l of incoming) {
-    const d = sha256(l.bytes);
-    if (have.has(d)) continue;
-    have.add(d);
-    layers.push(descriptorOf(DSSE_LAYER, l.bytes, { annotations: { [COSIGN_SIGNATURE_ANNOTATION]: '', predicateType: l.predicateType } }));
+    const { descriptor } = cosignAttestationLayer(l.bytes, l.predicateType);
+    if (have.has(descriptor.digest)) continue;
+    have.add(descriptor.digest);
+    layers.push(descriptor);
     added.push(l);
   }
   return { layers, added };
-}
-
-/**
- * The config cosign writes for its signature/attestation images: an image config whose rootfs
- * lists the (uncompressed) layers, with zero times, so go-containerregistry reads it as an image.
- */
-export function attConfig(layers: readonly Descriptor[]): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      architecture: '',
-      created: '0001-01-01T00:00:00Z',
-      history: [{ created: '0001-01-01T00:00:00Z' }],
-      os: '',
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-      config: {},
-    }),
-  );
-}
-
-/** The `.att` manifest (OCI image manifest, cosign's layout) over these layers and config. */
-export function attManifest(config: Buffer, layers: readonly Descriptor[]): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: descriptorOf('application/vnd.oci.image.config.v1+json', config),
-      layers,
-    }),
-  );
 }
 
 // ---------------------------------------------------------------------------------------

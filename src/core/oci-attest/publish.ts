@@ -13,13 +13,12 @@ import { badInput, notFound, asStellaError } from '../../lib/errors';
 import { parseEnvelope } from '../../crypto/dsse';
 import { parseStatement } from '../../crypto/intoto';
 import { registryTarget, type RegistryTarget } from './client';
+import { cosignAttestationManifest, cosignAttestationTag, sigstoreBundleReferrer } from '../../crypto/cosign';
 import {
-  attConfig,
-  attManifest,
   type AttLayer,
   CYCLONEDX_JSON,
-  cosignAttTag,
   type Descriptor,
+  DSSE_LAYER,
   descriptorOf,
   EMPTY_CONFIG_BYTES,
   layersOf,
@@ -29,7 +28,8 @@ import {
   SIGSTORE_BUNDLE,
   sha256,
 } from './layout';
-import { sigstoreBundleOf } from './formats';
+import { sigstoreBundleOf } from '../../crypto/sigstore-bundle';
+import { canonicalJson } from '../../lib/canonical';
 import { recordPublications } from './store';
 
 export type PublishMethod = 'referrers' | 'cosign-tag';
@@ -92,9 +92,7 @@ async function pushReferrers(t: RegistryTarget, subject: Descriptor, docs: { att
   const present = new Set((await t.client.referrers(t.repository, subject.digest)).map((d) => d.digest));
   await t.client.pushBlob(t.repository, EMPTY_CONFIG_BYTES);
   const out: PublishedItem[] = [];
-  const put = async (d: Doc, kind: PublishedItem['kind'], artifactType: string, layerBytes: Buffer, annotations: Record<string, string>) => {
-    const layer = descriptorOf(artifactType, layerBytes);
-    const manifest = referrerManifest({ artifactType, layer, subject, annotations });
+  const put = async (d: Doc, kind: PublishedItem['kind'], artifactType: string, layerBytes: Buffer, manifest: Buffer) => {
     const digest = sha256(manifest);
     const pushed = !present.has(digest);
     if (pushed) {
@@ -104,13 +102,15 @@ async function pushReferrers(t: RegistryTarget, subject: Descriptor, docs: { att
     out.push({ evidenceId: d.item.id, kind, artifactType, predicateType: d.predicateType, manifestDigest: digest, tag: null, pushed });
   };
   for (const d of docs.attestations) {
-    const annotations = {
-      'dev.sigstore.bundle.content': 'dsse-envelope',
-      ...(d.predicateType ? { 'dev.sigstore.bundle.predicateType': d.predicateType } : {}),
-    };
-    await put(d, 'attestation', SIGSTORE_BUNDLE, sigstoreBundleOf(d.bytes), annotations);
+    const env = parseEnvelope(d.bytes);
+    const bundle = Buffer.from(canonicalJson(sigstoreBundleOf(env, env.signatures[0]?.keyid || d.item.signer || '')));
+    const r = sigstoreBundleReferrer(bundle, subject, predicateOf(d));
+    await put(d, 'attestation', SIGSTORE_BUNDLE, r.layer.bytes, r.manifest);
   }
-  if (docs.sbom) await put(docs.sbom, 'sbom', CYCLONEDX_JSON, docs.sbom.bytes, {});
+  if (docs.sbom) {
+    const manifest = referrerManifest({ artifactType: CYCLONEDX_JSON, layer: descriptorOf(CYCLONEDX_JSON, docs.sbom.bytes), subject });
+    await put(docs.sbom, 'sbom', CYCLONEDX_JSON, docs.sbom.bytes, manifest);
+  }
   return out;
 }
 
@@ -121,7 +121,7 @@ function predicateOf(d: Doc): string {
 }
 
 async function pushCosignTag(t: RegistryTarget, artifact: string, docs: Doc[]): Promise<PublishedItem[]> {
-  const tag = cosignAttTag(artifact);
+  const tag = cosignAttestationTag(artifact);
   const ref = `${t.repository}:${tag}`;
   let existing: Descriptor[] = [];
   let current: string | null = null;
@@ -136,16 +136,16 @@ async function pushCosignTag(t: RegistryTarget, artifact: string, docs: Doc[]): 
   const plan = planAttLayers(existing, incoming);
   let digest = current;
   if (plan.added.length || !current) {
-    const config = attConfig(plan.layers);
+    const { manifest, config } = cosignAttestationManifest(plan.layers);
     for (const l of plan.added) await t.client.pushBlob(t.repository, l.bytes);
-    await t.client.pushBlob(t.repository, config);
-    digest = await t.client.putManifest(ref, attManifest(config, plan.layers), OCI_MANIFEST);
+    await t.client.pushBlob(t.repository, config.bytes);
+    digest = await t.client.putManifest(ref, manifest, OCI_MANIFEST);
   }
   const added = new Set(plan.added.map((l) => sha256(l.bytes)));
   return incoming.map((l) => ({
     evidenceId: l.doc.item.id,
     kind: 'attestation',
-    artifactType: 'application/vnd.dsse.envelope.v1+json',
+    artifactType: DSSE_LAYER,
     predicateType: l.predicateType,
     manifestDigest: digest!,
     tag,
