@@ -355,12 +355,16 @@ function renderVerifiedAttestation(r: VerifiedAttestationView): string {
 
 function attestImportCommand(attest: Command): void {
   attest
-    .command('import <file>')
+    .command('import [file]')
     .description('store an external DSSE attestation; refused (nothing stored) unless signed by a key the RootPack trusts')
     .option('--attests <id...>', 'evidence items the attestation is about (edges)')
+    .option('--image <ref>', "instead of a file: import the attestations a registry holds for the image's digest (those that verify)")
+    .option('--insecure-registry', "with --image: speak plain HTTP to the image's registry")
     .action(
-      action(async (file: string, o: { attests?: string[] }, cmd: Command) => {
+      action(async (file: string | undefined, o: { attests?: string[]; image?: string; insecureRegistry?: boolean }, cmd: Command) => {
         const c = ctxOf(cmd);
+        if (o.image) return (await import('./oci-attest')).importFromImage(c, { image: o.image, ...(o.insecureRegistry ? { insecureRegistry: true } : {}) });
+        if (!file) throw new CliError('give an attestation file or --image <ref>', EXIT.USAGE);
         for (const a of o.attests ?? []) requireDigest(a, 'attested item id');
         const body = await fsp.readFile(file).catch(() => {
           throw new CliError(`${file}: no such file`, EXIT.USAGE);
