@@ -1,78 +1,108 @@
 /**
- * CVSS base scores from vector strings, to bucket advisories that carry a vector but
- * no textual severity. v3.0/v3.1 per the FIRST specification (incl. the v3.1 Roundup
- * that avoids floating-point artefacts) and v2 for old records. v4 needs the
- * MacroVector lookup tables and is not scored here.
+ * CVSS base scores from vector strings, to bucket advisories that carry a vector but no
+ * textual severity. Scoring is done by ae-cvss-calculator (metaeffekt's implementation of
+ * the FIRST specifications: v2, v3.0, v3.1 with its Roundup, and v4.0 with the MacroVector
+ * tables). The library scores whatever it is given, so vectors are checked here first: a
+ * known prefix, every mandatory base metric present once with a value the specification
+ * allows; anything else throws and the caller ignores that vector.
  */
+import cvssLib from 'ae-cvss-calculator';
+
+const { Cvss2, Cvss3P0, Cvss3P1, Cvss4P0 } = cvssLib as unknown as typeof import('ae-cvss-calculator');
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'none' | 'unknown';
+export type CvssVersion = '2.0' | '3.0' | '3.1' | '4.0';
 
-function metrics(parts: string[], required: string[], what: string): Record<string, string> {
-  const m: Record<string, string> = {};
+type Allowed = Record<string, readonly string[]>;
+
+const V2_BASE: Allowed = { AV: ['L', 'A', 'N'], AC: ['H', 'M', 'L'], Au: ['M', 'S', 'N'], C: ['N', 'P', 'C'], I: ['N', 'P', 'C'], A: ['N', 'P', 'C'] };
+const V3_BASE: Allowed = {
+  AV: ['N', 'A', 'L', 'P'],
+  AC: ['L', 'H'],
+  PR: ['N', 'L', 'H'],
+  UI: ['N', 'R'],
+  S: ['U', 'C'],
+  C: ['H', 'L', 'N'],
+  I: ['H', 'L', 'N'],
+  A: ['H', 'L', 'N'],
+};
+const V4_BASE: Allowed = {
+  AV: ['N', 'A', 'L', 'P'],
+  AC: ['L', 'H'],
+  AT: ['N', 'P'],
+  PR: ['N', 'L', 'H'],
+  UI: ['N', 'P', 'A'],
+  VC: ['H', 'L', 'N'],
+  VI: ['H', 'L', 'N'],
+  VA: ['H', 'L', 'N'],
+  SC: ['H', 'L', 'N'],
+  SI: ['H', 'L', 'N'],
+  SA: ['H', 'L', 'N'],
+};
+
+/** Check the base metrics of a vector's metric list (without the "CVSS:x.y" prefix). */
+function checkMetrics(parts: readonly string[], base: Allowed, what: string): void {
+  const seen = new Set<string>();
   for (const p of parts) {
     const [k, v, extra] = p.split(':');
-    if (!k || v === undefined || extra !== undefined) throw new Error(`malformed ${what} vector component ${JSON.stringify(p)}`);
-    if (k in m) throw new Error(`duplicate ${what} metric ${k}`);
-    m[k] = v;
+    if (!k || !v || extra !== undefined) throw new Error(`malformed ${what} vector component ${JSON.stringify(p)}`);
+    if (seen.has(k)) throw new Error(`duplicate ${what} metric ${k}`);
+    seen.add(k);
+    const allowed = base[k];
+    if (allowed && !allowed.includes(v)) throw new Error(`bad value ${JSON.stringify(v)} for ${what} metric ${k}`);
   }
-  for (const r of required) if (!(r in m)) throw new Error(`${what} vector lacks ${r}`);
-  return m;
+  for (const k of Object.keys(base)) if (!seen.has(k)) throw new Error(`${what} vector lacks ${k}`);
 }
 
-function pick(table: Record<string, number>, v: string | undefined, name: string): number {
-  const x = v === undefined ? undefined : table[v];
-  if (x === undefined) throw new Error(`bad value ${JSON.stringify(v)} for CVSS metric ${name}`);
-  return x;
+/** Which CVSS version a vector string is, checked; throws when it is not a well-formed vector. */
+export function cvssVersion(vector: string): CvssVersion {
+  const v = vector.trim();
+  const parts = v.split('/');
+  const head = parts[0];
+  if (head === 'CVSS:4.0') {
+    checkMetrics(parts.slice(1), V4_BASE, 'CVSS v4.0');
+    return '4.0';
+  }
+  if (head === 'CVSS:3.1' || head === 'CVSS:3.0') {
+    checkMetrics(parts.slice(1), V3_BASE, `CVSS v${head.slice(5)}`);
+    return head === 'CVSS:3.1' ? '3.1' : '3.0';
+  }
+  const v2 = v.replace(/^\(|\)$/g, '').replace(/^CVSS:2\.0\//, '');
+  checkMetrics(v2.split('/'), V2_BASE, 'CVSS v2');
+  return '2.0';
 }
 
-/** CVSS v3.1 Roundup: smallest one-decimal number >= x, computed on integers. */
-function roundup31(x: number): number {
-  const i = Math.round(x * 100000);
-  return i % 10000 === 0 ? i / 100000 : (Math.floor(i / 10000) + 1) / 10;
+function score(vector: string, version: CvssVersion): number {
+  const v = vector.trim();
+  const s =
+    version === '4.0'
+      ? new Cvss4P0(v).calculateScores().base
+      : version === '3.1'
+        ? new Cvss3P1(v).calculateScores().base
+        : version === '3.0'
+          ? new Cvss3P0(v).calculateScores().base
+          : new Cvss2(v.replace(/^\(|\)$/g, '').replace(/^CVSS:2\.0\//, '')).calculateScores().base;
+  if (typeof s !== 'number' || !Number.isFinite(s)) throw new Error(`CVSS v${version} vector ${v} has no base score`);
+  return s;
 }
 
 export function cvss3BaseScore(vector: string): number {
-  const parts = vector.trim().split('/');
-  const head = parts.shift();
-  if (head !== 'CVSS:3.0' && head !== 'CVSS:3.1') throw new Error(`not a CVSS v3 vector: ${vector}`);
-  const m = metrics(parts, ['AV', 'AC', 'PR', 'UI', 'S', 'C', 'I', 'A'], 'CVSS v3');
-  const changed = pick({ U: 0, C: 1 }, m.S, 'S') === 1;
-  const av = pick({ N: 0.85, A: 0.62, L: 0.55, P: 0.2 }, m.AV, 'AV');
-  const ac = pick({ L: 0.77, H: 0.44 }, m.AC, 'AC');
-  const pr = pick(changed ? { N: 0.85, L: 0.68, H: 0.5 } : { N: 0.85, L: 0.62, H: 0.27 }, m.PR, 'PR');
-  const ui = pick({ N: 0.85, R: 0.62 }, m.UI, 'UI');
-  const cia = { H: 0.56, L: 0.22, N: 0 };
-  const c = pick(cia, m.C, 'C');
-  const i = pick(cia, m.I, 'I');
-  const a = pick(cia, m.A, 'A');
-  const iss = 1 - (1 - c) * (1 - i) * (1 - a);
-  const impact = changed ? 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 : 6.42 * iss;
-  const exploitability = 8.22 * av * ac * pr * ui;
-  if (impact <= 0) return 0;
-  const round = head === 'CVSS:3.1' ? roundup31 : (x: number) => Math.ceil(x * 10) / 10;
-  return changed ? round(Math.min(1.08 * (impact + exploitability), 10)) : round(Math.min(impact + exploitability, 10));
+  const version = cvssVersion(vector);
+  if (version !== '3.0' && version !== '3.1') throw new Error(`not a CVSS v3 vector: ${vector}`);
+  return score(vector, version);
+}
+
+export function cvss4BaseScore(vector: string): number {
+  if (cvssVersion(vector) !== '4.0') throw new Error(`not a CVSS v4.0 vector: ${vector}`);
+  return score(vector, '4.0');
 }
 
 export function cvss2BaseScore(vector: string): number {
-  const v = vector
-    .trim()
-    .replace(/^\(|\)$/g, '')
-    .replace(/^CVSS:2\.0\//, '');
-  const m = metrics(v.split('/'), ['AV', 'AC', 'Au', 'C', 'I', 'A'], 'CVSS v2');
-  const av = pick({ L: 0.395, A: 0.646, N: 1.0 }, m.AV, 'AV');
-  const ac = pick({ H: 0.35, M: 0.61, L: 0.71 }, m.AC, 'AC');
-  const au = pick({ M: 0.45, S: 0.56, N: 0.704 }, m.Au, 'Au');
-  const cia = { N: 0, P: 0.275, C: 0.66 };
-  const c = pick(cia, m.C, 'C');
-  const i = pick(cia, m.I, 'I');
-  const a = pick(cia, m.A, 'A');
-  const impact = 10.41 * (1 - (1 - c) * (1 - i) * (1 - a));
-  const exploitability = 20 * av * ac * au;
-  const f = impact === 0 ? 0 : 1.176;
-  return Math.round((0.6 * impact + 0.4 * exploitability - 1.5) * f * 10) / 10;
+  if (cvssVersion(vector) !== '2.0') throw new Error(`not a CVSS v2 vector: ${vector}`);
+  return score(vector, '2.0');
 }
 
-/** CVSS v3 qualitative rating scale. */
+/** CVSS v3 (and v4.0, which uses the same bands) qualitative rating scale. */
 export function bucketCvss3(score: number): Severity {
   if (score === 0) return 'none';
   if (score < 4) return 'low';
@@ -81,11 +111,50 @@ export function bucketCvss3(score: number): Severity {
   return 'critical';
 }
 
+export const bucketCvss4 = bucketCvss3;
+
 /** CVSS v2 has no "critical" or "none" band (NVD convention). */
 export function bucketCvss2(score: number): Severity {
   if (score < 4) return 'low';
   if (score < 7) return 'medium';
   return 'high';
+}
+
+export interface CvssRating {
+  version: CvssVersion;
+  score: number;
+  vector: string;
+  severity: Severity;
+}
+
+/** Score and rate one vector of any version; throws when it is malformed. */
+export function rateCvss(vector: string): CvssRating {
+  const version = cvssVersion(vector);
+  const s = score(vector, version);
+  return { version, score: s, vector: vector.trim(), severity: version === '2.0' ? bucketCvss2(s) : bucketCvss3(s) };
+}
+
+/**
+ * The rating to go by among an advisory's severity entries (OSV `severity[]`: type
+ * CVSS_V4 / CVSS_V3 / CVSS_V2 and a vector): the newest CVSS version present wins (v4.0,
+ * else v3.x, else v2), and within it the highest score. Malformed vectors are skipped.
+ */
+export function preferredCvss(entries: ReadonlyArray<{ type?: string; score?: string }>): CvssRating | undefined {
+  for (const kind of ['CVSS_V4', 'CVSS_V3', 'CVSS_V2'] as const) {
+    let best: CvssRating | undefined;
+    for (const e of entries) {
+      if (e.type !== kind || typeof e.score !== 'string') continue;
+      try {
+        const r = rateCvss(e.score);
+        if (kind === 'CVSS_V4' ? r.version !== '4.0' : kind === 'CVSS_V3' ? !r.version.startsWith('3') : r.version !== '2.0') continue;
+        if (!best || r.score > best.score) best = r;
+      } catch {
+        // A malformed vector is ignored rather than failing the scan.
+      }
+    }
+    if (best) return best;
+  }
+  return undefined;
 }
 
 /** Map a textual severity (GHSA "MODERATE", Ubuntu "negligible", ...) to our scale. */

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { Contrib, Enums, Models, Serialize, Spec, Types } from '@cyclonedx/cyclonedx-library';
+import spdxExpressionParse from 'spdx-expression-parse';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
 import { sha256Hex } from '../lib/hash';
@@ -6,10 +8,14 @@ import type { Distro, Package } from './detectors/types';
 import { SCANNER_NAME, SCANNER_VERSION } from './version';
 
 /**
- * CycloneDX 1.6 JSON SBOM. Output is a pure function of its input: components are
- * sorted by purl, properties sorted, the timestamp is supplied by the caller and the
- * serial number is a name-based UUID over the artifact digest and the BOM content, so
- * the canonical bytes of the same scan are identical every time.
+ * CycloneDX 1.6 JSON SBOM, modelled and normalised with the OWASP CycloneDX library
+ * (@cyclonedx/cyclonedx-library): components with purls, SPDX licence ids or one SPDX
+ * expression, CPEs, the dependency graph (the image depends on every component; packages on
+ * the packages they declare, where the detector knows them), and stella as the tool.
+ *
+ * Output is a pure function of its input: lists are sorted by the library, the timestamp is
+ * supplied by the caller and the serial number is a name-based UUID over the artifact digest
+ * and the BOM content, so the canonical bytes of the same scan are identical every time.
  */
 
 export interface CdxProperty {
@@ -17,31 +23,36 @@ export interface CdxProperty {
   value: string;
 }
 
+export type CdxLicense = { license: { id: string } | { name: string } } | { expression: string };
+
+/** The normalised JSON of a component, as the library writes it (the fields stella uses). */
 export interface CdxComponent {
-  type: 'library' | 'operating-system' | 'container';
-  'bom-ref': string;
+  type: string;
+  'bom-ref'?: string;
   name: string;
   version?: string;
   description?: string;
   purl?: string;
   cpe?: string;
-  hashes?: Array<{ alg: 'SHA-256'; content: string }>;
-  licenses?: Array<{ license: { name: string } } | { expression: string }>;
+  hashes?: Array<{ alg: string; content: string }>;
+  licenses?: CdxLicense[];
   properties?: CdxProperty[];
 }
 
 export interface CycloneDxBom {
+  $schema?: string;
   bomFormat: 'CycloneDX';
   specVersion: '1.6';
   serialNumber: string;
-  version: 1;
+  version: number;
   metadata: {
     timestamp: string;
-    tools: { components: Array<{ type: 'application'; name: string; version: string }> };
+    tools: { components: CdxComponent[] };
     component: CdxComponent;
     properties?: CdxProperty[];
   };
   components: CdxComponent[];
+  dependencies?: Array<{ ref: string; dependsOn?: string[] }>;
 }
 
 export interface SbomInput {
@@ -74,15 +85,74 @@ export function uuidV5(name: string, namespace = SERIAL_NAMESPACE): string {
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-const sortProps = (p: CdxProperty[]) => p.sort((a, b) => cmp(a.name, b.name) || cmp(a.value, b.value));
 
-function licenses(ls: readonly string[] | undefined): CdxComponent['licenses'] {
-  if (!ls?.length) return undefined;
-  // Without the SPDX list at hand, names are recorded verbatim; only obvious expressions use `expression`.
-  return ls.map((l) => (/\s(AND|OR|WITH)\s/.test(l) ? { expression: l } : { license: { name: l } }));
+const licenseFactory = new Contrib.License.Factories.LicenseFactory((s: string) => {
+  spdxExpressionParse(s);
+});
+
+/** A valid SPDX expression (a single id, `X WITH Y`, or a compound) — not merely a name. */
+function isSpdxExpression(s: string): boolean {
+  try {
+    spdxExpressionParse(s);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-function component(p: Package): CdxComponent {
+/**
+ * CycloneDX admits either licence entries (SPDX id or name) or exactly one expression. One
+ * compound expression is written as such; several licences that are all valid SPDX join into
+ * one `AND` expression when any of them is compound; otherwise each is its own entry, by SPDX
+ * id when it is one, else by name.
+ */
+export function cdxLicenses(ls: readonly string[] | undefined): Models.LicenseRepository {
+  const repo = new Models.LicenseRepository();
+  const list = [...new Set(ls ?? [])].filter((l) => l.trim() !== '').sort(cmp);
+  if (!list.length) return repo;
+  const compound = (l: string) => /\s(AND|OR|WITH)\s/i.test(l) && isSpdxExpression(l);
+  if (list.some(compound)) {
+    if (list.length === 1) {
+      repo.add(licenseFactory.makeExpression(list[0]));
+      return repo;
+    }
+    if (list.every(isSpdxExpression)) {
+      repo.add(licenseFactory.makeExpression(list.map((l) => (compound(l) ? `(${l})` : l)).join(' AND ')));
+      return repo;
+    }
+  }
+  for (const l of list) repo.add(licenseFactory.makeDisjunctive(l));
+  return repo;
+}
+
+/**
+ * The purl string as the detectors wrote it (purl.ts encodes versions strictly, e.g. deb
+ * epochs as `1%3A2.38.1`); the library only calls toString() on it when normalising.
+ */
+function purlOf(purl: string): NonNullable<Models.Component['purl']> {
+  return { toString: () => purl } as unknown as NonNullable<Models.Component['purl']>;
+}
+
+/**
+ * A CPE 2.3 formatted string as the schema admits it. Detectors build CPEs from raw names and
+ * versions (`cpe:2.3:a:zlib:zlib:1.2.13+dfsg:…`); the binding requires every character other
+ * than letters, digits, '-', '.' and '_' to be backslash-escaped, so raw values are escaped
+ * here. Undefined when the string is not 13 colon-separated fields.
+ */
+export function formattedCpe(cpe: string): string | undefined {
+  const isCpe = (s: string): boolean => Types.isCPE(s);
+  if (isCpe(cpe)) return cpe;
+  const parts = cpe.split(':');
+  if (parts.length !== 13 || parts[0] !== 'cpe' || parts[1] !== '2.3') return undefined;
+  const escaped = parts.map((v, i) => (i < 3 || v === '*' || v === '-' ? v : v.replace(/[^A-Za-z0-9\-._]/g, (c) => `\\${c}`))).join(':');
+  return isCpe(escaped) ? escaped : undefined;
+}
+
+function properties(list: CdxProperty[]): Models.PropertyRepository {
+  return new Models.PropertyRepository(list.map((p) => new Models.Property(p.name, p.value)));
+}
+
+function component(p: Package): Models.Component {
   const props: CdxProperty[] = [
     { name: 'stella:package:ecosystem', value: p.ecosystem },
     ...p.locations.map((l) => ({ name: 'stella:package:location', value: l })),
@@ -92,19 +162,19 @@ function component(p: Package): CdxComponent {
   if (p.dev) props.push({ name: 'stella:npm:dev', value: 'true' });
   if (p.layer) props.push({ name: 'stella:package:layer', value: p.layer });
   // CycloneDX has one cpe per component; further candidates go in properties.
-  for (const c of p.cpes?.slice(1) ?? []) props.push({ name: 'stella:package:cpe', value: c });
-  const lic = licenses(p.licenses);
-  return {
-    type: 'library',
-    'bom-ref': p.purl,
-    name: p.name,
+  const cpes = (p.cpes ?? []).map(formattedCpe).filter((c): c is string => c !== undefined);
+  for (const c of cpes.slice(1)) props.push({ name: 'stella:package:cpe', value: c });
+  return new Models.Component(Enums.ComponentType.Library, p.name, {
+    bomRef: p.purl,
     version: p.version,
-    purl: p.purl,
-    ...(p.cpes?.length ? { cpe: p.cpes[0] } : {}),
-    ...(lic ? { licenses: lic } : {}),
-    properties: sortProps(props),
-  };
+    purl: purlOf(p.purl),
+    ...(cpes.length ? { cpe: cpes[0] } : {}),
+    licenses: cdxLicenses(p.licenses),
+    properties: properties(props),
+  });
 }
+
+const serializer = new Serialize.JsonSerializer(new Serialize.JSON.Normalize.Factory(Spec.Spec1dot6));
 
 export function buildCycloneDx(input: SbomInput): CycloneDxBom {
   const timestamp = new Date(input.timestamp);
@@ -119,46 +189,60 @@ export function buildCycloneDx(input: SbomInput): CycloneDxBom {
   if (plat) imageProps.push({ name: 'stella:image:platform', value: plat });
   if (input.imageRef) imageProps.push({ name: 'stella:image:ref', value: input.imageRef });
 
-  const components = input.packages.map(component);
+  const image = new Models.Component(Enums.ComponentType.Container, input.imageRef ?? input.artifactDigest, {
+    bomRef: input.artifactDigest,
+    version: input.artifactDigest,
+    hashes: new Models.HashDictionary([[Enums.HashAlgorithm['SHA-256'], input.artifactDigest.replace(/^sha256:/, '')]]),
+    properties: properties(imageProps),
+  });
+  const bom = new Models.Bom({
+    version: 1,
+    metadata: new Models.Metadata({
+      timestamp,
+      tools: new Models.Tools({
+        components: new Models.ComponentRepository([new Models.Component(Enums.ComponentType.Application, tool.name, { version: tool.version })]),
+      }),
+      component: image,
+    }),
+  });
+
+  const byPurl = new Map<string, Models.Component>();
+  for (const p of input.packages) {
+    if (byPurl.has(p.purl)) throw new Error(`duplicate bom-ref ${p.purl}`);
+    const c = component(p);
+    byPurl.set(p.purl, c);
+    bom.components.add(c);
+    image.dependencies.add(c.bomRef);
+  }
+  // Package → package edges the detectors know (dangling references are dropped).
+  for (const p of input.packages) {
+    const c = byPurl.get(p.purl)!;
+    for (const d of p.dependsOn ?? []) {
+      const dep = byPurl.get(d);
+      if (dep && dep !== c) c.dependencies.add(dep.bomRef);
+    }
+  }
   if (input.distro) {
     const d = input.distro;
-    components.push({
-      type: 'operating-system',
-      'bom-ref': `os:${d.id}${d.versionId ? `@${d.versionId}` : ''}`,
-      name: d.id,
+    const ref = `os:${d.id}${d.versionId ? `@${d.versionId}` : ''}`;
+    if (byPurl.has(ref)) throw new Error(`duplicate bom-ref ${ref}`);
+    const os = new Models.Component(Enums.ComponentType.OperatingSystem, d.id, {
+      bomRef: ref,
       ...(d.versionId ? { version: d.versionId } : {}),
       ...(d.prettyName ? { description: d.prettyName } : {}),
-      properties: sortProps([
+      properties: properties([
         { name: 'stella:os:location', value: d.location },
         ...(d.versionCodename ? [{ name: 'stella:os:codename', value: d.versionCodename }] : []),
       ]),
     });
-  }
-  components.sort((a, b) => cmp(a['bom-ref'], b['bom-ref']));
-  const refs = new Set<string>();
-  for (const c of components) {
-    if (refs.has(c['bom-ref'])) throw new Error(`duplicate bom-ref ${c['bom-ref']}`);
-    refs.add(c['bom-ref']);
+    bom.components.add(os);
+    image.dependencies.add(os.bomRef);
   }
 
-  const body: Omit<CycloneDxBom, 'serialNumber'> = {
-    bomFormat: 'CycloneDX',
-    specVersion: '1.6',
-    version: 1,
-    metadata: {
-      timestamp: timestamp.toISOString(),
-      tools: { components: [{ type: 'application', name: tool.name, version: tool.version }] },
-      component: {
-        type: 'container',
-        'bom-ref': input.artifactDigest,
-        name: input.imageRef ?? input.artifactDigest,
-        version: input.artifactDigest,
-        hashes: [{ alg: 'SHA-256', content: input.artifactDigest.replace(/^sha256:/, '') }],
-        ...(imageProps.length ? { properties: sortProps(imageProps) } : {}),
-      },
-    },
-    components,
-  };
+  const body = JSON.parse(serializer.serialize(bom, { sortLists: true })) as Omit<CycloneDxBom, 'serialNumber'>;
+  // The library sorts by its own comparators; stella's order is by bom-ref, stable across versions of it.
+  body.components = [...(body.components ?? [])].sort((a, b) => cmp(a['bom-ref'] ?? '', b['bom-ref'] ?? ''));
+  body.components ??= [];
   const serialNumber = `urn:uuid:${uuidV5(`${input.artifactDigest}\n${sha256Hex(canonicalJson(body))}`)}`;
   return { ...body, serialNumber } as CycloneDxBom;
 }
@@ -193,7 +277,10 @@ const ComponentSchema = z.looseObject({
     .array(z.object({ alg: z.string(), content: z.string().regex(/^([a-fA-F0-9]{32}|[a-fA-F0-9]{40}|[a-fA-F0-9]{64}|[a-fA-F0-9]{96}|[a-fA-F0-9]{128})$/) }))
     .optional(),
   licenses: z
-    .array(z.union([z.object({ license: z.union([z.object({ id: z.string() }), z.object({ name: z.string() })]) }), z.object({ expression: z.string() })]))
+    .union([
+      z.array(z.object({ license: z.union([z.looseObject({ id: z.string() }), z.looseObject({ name: z.string() })]) })),
+      z.tuple([z.looseObject({ expression: z.string() })]),
+    ])
     .optional(),
   properties: z.array(PropertySchema).optional(),
 });
@@ -208,19 +295,26 @@ const BomSchema = z.looseObject({
     component: ComponentSchema.refine((c) => c.type === 'container', 'metadata.component must be a container'),
   }),
   components: z.array(ComponentSchema),
+  dependencies: z.array(z.object({ ref: z.string().min(1), dependsOn: z.array(z.string().min(1)).optional() })).optional(),
 });
 
-/** Structural validation against the parts of the CycloneDX 1.6 schema we produce. */
+/**
+ * Quick structural check of the parts of CycloneDX 1.6 that stella produces (run on every
+ * scan); the tests validate the same output against the official JSON schema as well.
+ */
 export function validateCycloneDx(bom: unknown): { valid: boolean; errors: string[] } {
   const r = BomSchema.safeParse(bom);
   const errors = r.success ? [] : r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
   if (r.success) {
-    const seen = new Set<string>();
+    const seen = new Set<string>([r.data.metadata.component['bom-ref'] ?? '']);
     for (const c of r.data.components) {
       const ref = c['bom-ref'];
       if (ref === undefined) continue;
       if (seen.has(ref)) errors.push(`components: duplicate bom-ref ${ref}`);
       seen.add(ref);
+    }
+    for (const d of r.data.dependencies ?? []) {
+      for (const ref of [d.ref, ...(d.dependsOn ?? [])]) if (!seen.has(ref)) errors.push(`dependencies: unknown bom-ref ${ref}`);
     }
   }
   return { valid: errors.length === 0, errors };

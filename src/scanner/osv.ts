@@ -4,7 +4,7 @@ import yauzl from 'yauzl';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
 import { walkFiles, type WalkedFile } from '../lib/walk';
-import { bucketCvss2, bucketCvss3, cvss2BaseScore, cvss3BaseScore, normaliseSeverityText, type Severity } from './cvss';
+import { normaliseSeverityText, preferredCvss, type Severity } from './cvss';
 import type { Distro, Ecosystem, Package } from './detectors/types';
 import { FeedError, ScanLimitError } from './errors';
 import { COMPARATORS, normalizePypiName, type VersionComparator } from './versions/index';
@@ -275,7 +275,7 @@ export interface SeverityInfo {
   vector?: string;
 }
 
-/** Textual database severity first (GHSA, Ubuntu), else the highest CVSS v3, else v2. */
+/** Textual database severity first (GHSA, Ubuntu), else CVSS (v4.0, else the highest v3.x, else v2). */
 export function severityOf(record: OsvRecord, affected?: OsvAffected): SeverityInfo {
   const textSources = [
     (affected?.database_specific as { severity?: unknown } | undefined)?.severity,
@@ -284,20 +284,10 @@ export function severityOf(record: OsvRecord, affected?: OsvAffected): SeverityI
   ];
   const text = textSources.map(normaliseSeverityText).find((s) => s !== undefined);
   const entries = [...(affected?.severity ?? []), ...(record.severity ?? [])];
-  let best: { score: number; vector: string; severity: Severity } | undefined;
-  for (const kind of ['CVSS_V3', 'CVSS_V2'] as const) {
-    for (const s of entries.filter((x) => x.type === kind)) {
-      try {
-        const score = kind === 'CVSS_V3' ? cvss3BaseScore(s.score) : cvss2BaseScore(s.score);
-        if (!best || score > best.score) best = { score, vector: s.score, severity: kind === 'CVSS_V3' ? bucketCvss3(score) : bucketCvss2(score) };
-      } catch {
-        // A malformed vector is ignored rather than failing the scan.
-      }
-    }
-    if (best) break;
-  }
+  // CVSS v4.0 when present, else the highest v3.x, else v2 (malformed vectors are skipped).
+  const best = preferredCvss(entries);
   if (text) return { severity: text, ...(best ? { score: best.score, vector: best.vector } : {}) };
-  if (best) return best;
+  if (best) return { severity: best.severity, score: best.score, vector: best.vector };
   const ubuntu = entries.map((x) => (x.type === 'Ubuntu' ? normaliseSeverityText(x.score) : undefined)).find((s) => s !== undefined);
   return { severity: ubuntu ?? 'unknown' };
 }
@@ -467,4 +457,64 @@ export function countBySeverity(findings: readonly Finding[]): SeverityCounts {
   const c: SeverityCounts = { critical: 0, high: 0, medium: 0, low: 0, none: 0, unknown: 0 };
   for (const f of findings) c[f.severity]++;
   return c;
+}
+
+// ---------------------------------------------------------------------------
+// Explaining a match
+
+export type RangeExplanation = {
+  type: string;
+  events: OsvRange['events'];
+  /** Whether this range contains the version (undefined: the scheme cannot place it, e.g. GIT ranges). */
+  contains?: boolean;
+  fixed?: string;
+};
+
+export type MatchExplanation = {
+  advisory: { id: string; ecosystem: string; name: string; summary: string; aliases: string[]; modified?: string; published?: string };
+  version: string;
+  scheme: string;
+  ranges: RangeExplanation[];
+  /** Versions the advisory lists explicitly, and whether the version is one of them. */
+  versions: { listed: number; contains: boolean };
+};
+
+const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', pypi: 'pep440', npm: 'semver' };
+
+/** Which of an advisory's ranges for `advisory` (ecosystem, name) contain `version`: what `stella scan explain` shows. */
+export function explainMatch(record: OsvRecord, advisory: { ecosystem: string; name: string }, version: string, pkgEcosystem: Ecosystem): MatchExplanation {
+  const scheme = COMPARATORS[SCHEME_OF[pkgEcosystem] ?? 'semver'];
+  const ranges: RangeExplanation[] = [];
+  let listed = 0;
+  let contains = false;
+  for (const a of record.affected ?? []) {
+    if (a.package?.ecosystem !== advisory.ecosystem || a.package?.name !== advisory.name) continue;
+    for (const range of a.ranges ?? []) {
+      const cmp = range.type === 'SEMVER' ? COMPARATORS.semver.compare : range.type === 'ECOSYSTEM' ? scheme.compare : undefined;
+      let r: RangeResult | undefined;
+      try {
+        r = cmp ? evaluateRange(version, range, cmp) : undefined;
+      } catch {
+        r = undefined;
+      }
+      ranges.push({ type: range.type, events: range.events, ...(r ? { contains: r.affected } : {}), ...(r?.affected && r.fixed ? { fixed: r.fixed } : {}) });
+    }
+    listed += a.versions?.length ?? 0;
+    if (a.versions?.includes(version)) contains = true;
+  }
+  return {
+    advisory: {
+      id: record.id,
+      ecosystem: advisory.ecosystem,
+      name: advisory.name,
+      summary: summaryOf(record),
+      aliases: [...(record.aliases ?? [])].sort(cmpStr),
+      ...(record.modified ? { modified: record.modified } : {}),
+      ...(record.published ? { published: record.published } : {}),
+    },
+    version,
+    scheme: scheme.scheme,
+    ranges,
+    versions: { listed, contains },
+  };
 }

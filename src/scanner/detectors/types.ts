@@ -31,6 +31,8 @@ export interface Package {
   dev?: boolean;
   /** CPE 2.3 names derived from the package's identity (for NVD-keyed advisories). */
   cpes?: string[];
+  /** Purls of the packages in this image it declares it depends on (SBOM dependency graph), sorted. */
+  dependsOn?: string[];
   /** Digest of the layer that last wrote the package's first location (filled by detectPackages). */
   layer?: string;
 }
