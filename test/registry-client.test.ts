@@ -11,6 +11,7 @@ import {
   defaultPlatform,
   MEDIA_TYPES,
   openRegistryImage,
+  parseChallenge,
   parseReference,
   RegistryError,
   type RegistryClientOptions,
@@ -161,6 +162,17 @@ describe('parseReference', () => {
   ])('refuses %j with a reason', (input, why) => {
     expect(() => parseReference(input)).toThrow(RegistryError);
     expect(() => parseReference(input)).toThrow(why);
+  });
+});
+
+describe('parseChallenge', () => {
+  it('reads the scheme and quoted or bare parameters', () => {
+    expect(parseChallenge('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example.com/token', service: 'registry.example.com', scope: 'repository:a/b:pull,push' },
+    });
+    expect(parseChallenge('Basic realm=stella-test')).toEqual({ scheme: 'basic', params: { realm: 'stella-test' } });
+    expect(parseChallenge(null)).toBeUndefined();
   });
 });
 
@@ -369,6 +381,45 @@ describe('authentication', () => {
       expect(noCreds.category).toBe('FORBIDDEN');
     } finally {
       await proxy.stop();
+    }
+  });
+});
+
+describe('redirects', () => {
+  it('follows a blob redirect to another host without sending it the credentials', async () => {
+    // Storage host: serves the blob from the real registry, records what Authorization it was sent.
+    const seen: Array<string | undefined> = [];
+    const storage = await startProxy(reg.url);
+    storage.intercept = (req) => {
+      seen.push(req.headers.authorization);
+      return false;
+    };
+    const front = await startProxy(reg.url);
+    const basic = `Basic ${Buffer.from('ci:pw').toString('base64')}`;
+    front.intercept = (req, res) => {
+      if (req.headers.authorization !== basic) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="front"' }).end();
+        return true;
+      }
+      if (req.url?.includes('/blobs/')) {
+        res.writeHead(307, { location: `${storage.url}${req.url}` }).end();
+        return true;
+      }
+      return false;
+    };
+    try {
+      const f = join(tmp, 'auth-front.json');
+      await writeFile(f, JSON.stringify({ auths: { [front.host]: { username: 'ci', password: 'pw' } } }));
+      const c = createRegistryClient({ authFile: f, insecureRegistries: [front.host, storage.host] });
+      const layer = fx.layerDigests[1]!;
+      expect((await sha256Stream(await c.openBlob(`${front.host}/app`, layer))).digest).toBe(layer);
+      expect(seen).toEqual([undefined]);
+      // A redirect to a plain-HTTP host that is not listed is refused.
+      const c2 = createRegistryClient({ authFile: f, insecureRegistries: [front.host] });
+      await expectRegistryError(c2.openBlob(`${front.host}/app`, layer).then(sha256Stream), 'INSECURE', layer, storage.host);
+    } finally {
+      await front.stop();
+      await storage.stop();
     }
   });
 });

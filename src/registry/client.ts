@@ -273,7 +273,7 @@ export class OciRegistryClient implements RegistryClient {
       const next = new URL(loc, current);
       if (next.protocol !== 'https:' && next.protocol !== 'http:')
         throw new RegistryError('PROTOCOL', `${what}: redirect to unsupported URL scheme ${next.protocol}`, { host });
-      if (next.protocol === 'http:' && current.protocol === 'https:' && !this.insecure.has(next.host)) {
+      if (next.protocol === 'http:' && !this.insecure.has(next.host)) {
         throw new RegistryError('INSECURE', `${what}: registry ${host} redirected to plain HTTP (${next.host}), which is not listed as an insecure registry`, {
           host,
         });
