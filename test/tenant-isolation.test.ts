@@ -135,6 +135,7 @@ const PROBES: Record<string, Probe> = {
   'GET /attestations': { query: { subject: 'artifact' } },
   'GET /attestations/status': {},
   'GET /attestations/:id': { path: { id: 'attestation' } },
+  'GET /attestations/registry/publications': { query: { artifact: 'artifact' } },
   'POST /attestations': { body: (id) => ({ subject: id('artifact'), type: 'sbom' }), expect: 404 },
   'GET /replay/runs': { query: { artifact: 'artifact' } },
   'GET /replay/runs/:scanId': { path: { scanId: 'replayScan' } },
@@ -206,6 +207,9 @@ const NOT_PROBED: Record<string, string> = {
   'POST /images': 'registers an image in the caller’s tenant',
   'POST /feeds': 'imports an advisory feed into the caller’s tenant',
   'POST /attestations/import': 'imports an attestation into the caller’s tenant',
+  'POST /attestations/registry/push': 'pushes the caller’s own attestations to a registry; takes an image reference',
+  'GET /attestations/registry/discover': 'reads a registry; takes an image reference, no id',
+  'POST /attestations/registry/import': 'imports from a registry into the caller’s tenant; takes an image reference',
   'POST /replay/sync': 'records offline verification results for the caller’s own runs',
 };
 
