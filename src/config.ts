@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
-import { loadClientConfigProfile, type ClientConfigProfile } from '@temporalio/envconfig';
+import { createRequire } from 'node:module';
+import type { ClientConfigProfile } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { parseDuration } from './lib/format';
 
@@ -276,6 +277,9 @@ export type TemporalProfile = Pick<ClientConfigProfile, 'apiKey' | 'tls' | 'grpc
 function temporalProfile(env: NodeJS.ProcessEnv): ClientConfigProfile & { name?: string } {
   const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== ''));
   try {
+    // Loaded on first use, not at import: it costs ~30-100 ms of every CLI call, and API-client
+    // commands (which never talk to Temporal) import this module for the data directory only.
+    const { loadClientConfigProfile } = createRequire(import.meta.url)('@temporalio/envconfig') as typeof import('@temporalio/envconfig');
     return { ...loadClientConfigProfile({ overrideEnvVars: vars }), name: vars.TEMPORAL_PROFILE };
   } catch (e) {
     const variable = vars.TEMPORAL_PROFILE ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE';
