@@ -554,6 +554,9 @@ describe('openRegistryImage and the layer cache', () => {
       const image = await openRegistryImage(c, `${proxy.host}/app:1.0`, { cache });
       expect(image).toMatchObject({ digest: fx.digest, configDigest: fx.configDigest, platform: { os: 'linux', architecture: 'amd64' } });
       expect(image.layers.map((l) => l.digest)).toEqual(fx.layerDigests);
+      // peek (compression sniffing) asks for the first bytes only
+      expect((await image.peekLayer(image.layers[0]!, 2)).toString('hex')).toBe('1f8b');
+      expect((await image.peekLayer(image.layers[1]!, 4)).length).toBe(4);
       const fs = await readImageFilesystem(image, { wants: (p) => p === '/etc/os-release' });
       expect(fs.readFile('/etc/os-release')?.toString()).toContain('ID=alpine');
       expect(fs.exists('/srv/second.bin')).toBe(true);

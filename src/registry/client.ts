@@ -620,6 +620,40 @@ export class OciRegistryClient implements RegistryClient {
     return verifier;
   }
 
+  /**
+   * The first `n` bytes of a blob, unverified (for sniffing compression before the verified
+   * stream): a Range request, or the start of the whole blob when the registry ignores Range.
+   */
+  async peekBlob(repo: string | ImageReference, digest: string, n: number): Promise<Buffer> {
+    const ref = toReference(repo);
+    this.checkDigest(ref, digest);
+    const what = this.blobWhat(ref, digest);
+    const res = await this.request(ref, what, `/v2/${ref.repository}/blobs/${digest}`, { headers: { Range: `bytes=0-${Math.max(0, n - 1)}` } });
+    if (res.status === 416) {
+      await drain(res);
+      return Buffer.alloc(0);
+    }
+    if (!res.ok) throw await this.statusError(res, ref.registry, what);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    if (res.body) {
+      const reader = res.body.getReader();
+      try {
+        while (total < n) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+          total += value.byteLength;
+        }
+      } catch (e) {
+        throw networkError(e, ref.registry, `${what} (while reading)`);
+      } finally {
+        await reader.cancel().catch(() => undefined);
+      }
+    }
+    return Buffer.concat(chunks).subarray(0, n);
+  }
+
   async getBlob(repo: string | ImageReference, digest: string, maxBytes = DEFAULT_MAX_BLOB_BYTES): Promise<Buffer> {
     const ref = toReference(repo);
     const what = this.blobWhat(ref, digest);

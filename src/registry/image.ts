@@ -153,7 +153,9 @@ export async function openRegistryImage(client: RegistryClient, refIn: string | 
       if (cache && layer.digest && (await cache.lookup(layer.digest))) return readN(cache.read(layer.digest, layer.size, layerWhat(layer)), n);
       // Only the first bytes are needed (compression sniffing): read them and drop the connection.
       if (!layer.digest) throw new RegistryError('PROTOCOL', `${pinned}: layer ${layer.index} has no digest`);
-      return readN(await client.openBlob(ref, layer.digest, layer.size), n).catch((e: unknown) => Promise.reject(inImage(e, pinned)));
+      const digest = layer.digest;
+      const head = client instanceof OciRegistryClient ? client.peekBlob(ref, digest, n) : client.openBlob(ref, digest, layer.size).then((s) => readN(s, n));
+      return head.catch((e: unknown) => Promise.reject(inImage(e, pinned)));
     },
     close: async () => {},
   };
