@@ -183,6 +183,8 @@ const schema = z.object({
     .default('30 3 * * *'),
   // The RootPack file offline verification (evidence packs, replay kits) trusts when no --rootpack is given.
   STELLA_TRUSTED_ROOTPACK: z.string().min(1).optional(),
+  // A Sigstore trusted_root.json: certificate (keyless) Sigstore bundles and transparency-log entries verify against it.
+  STELLA_SIGSTORE_TRUSTED_ROOT: z.string().min(1).optional(),
   // Identity (issue 17): the API's trusted issuers and trusted publishers; the IdP `stella auth login` uses.
   STELLA_IDENTITY_FILE: z.string().min(1).optional(),
   STELLA_OIDC_ISSUER: z.url().optional(),
@@ -251,6 +253,8 @@ export interface StellaConfig {
   auth: { publicUrl?: string; dpopIatWindowSeconds: number; dpopNonce: boolean; rateLimitPerMinute: number };
   /** Offline verification trusts only this RootPack (or --rootpack); never one carried by a pack. */
   trustedRootPack?: string;
+  /** A Sigstore trusted_root.json (certificate bundles, Rekor entries); none configured: such bundles are refused with that reason. */
+  sigstoreTrustedRoot?: string;
   /** Identity (issue 17): `file` is the API's identity file (trusted issuers, trusted publishers); `login` the IdP of `stella auth login`. */
   identity: { file?: string; login: { issuer?: string; clientId: string; scope: string } };
   /** OCI registries (issue 14): credentials file, plain-HTTP hosts (never implied), the layer cache (off unless a dir is set). */
@@ -412,6 +416,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
       replayLatestN: c.STELLA_REPLAY_VERIFY_LATEST_N,
     },
     trustedRootPack: c.STELLA_TRUSTED_ROOTPACK && resolve(c.STELLA_TRUSTED_ROOTPACK),
+    sigstoreTrustedRoot: c.STELLA_SIGSTORE_TRUSTED_ROOT && resolve(c.STELLA_SIGSTORE_TRUSTED_ROOT),
     anchoring: {
       origin: c.STELLA_CHECKPOINT_ORIGIN,
       tsaUrl: c.STELLA_TSA_URL,

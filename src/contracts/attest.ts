@@ -67,7 +67,24 @@ export const ImportedAttestation = z.looseObject({
   predicateType: z.string(),
   subject: z.string(),
   signer: z.string(),
+  /** What was uploaded: a DSSE envelope, or a Sigstore bundle v0.3 (its envelope is what is stored). */
+  format: z.enum(['dsse', 'sigstore-bundle']).optional(),
 });
+
+export const ATTESTATION_FORMATS = ['sigstore-bundle', 'dsse'] as const;
+/** `?format=`: a Sigstore bundle v0.3 (default; keyed, no Rekor entry) or the bare DSSE envelope. */
+export const ExportAttestationQuery = z.looseObject({ format: z.enum(ATTESTATION_FORMATS).default('sigstore-bundle') });
+export const DsseEnvelopeJson = z.looseObject({
+  payloadType: z.string(),
+  payload: z.string(),
+  signatures: z.array(z.looseObject({ keyid: z.string().optional(), sig: z.string() })),
+});
+export const SigstoreBundleJson = z.looseObject({
+  mediaType: z.string(),
+  verificationMaterial: z.looseObject({ publicKey: z.looseObject({ hint: z.string() }).optional() }),
+  dsseEnvelope: DsseEnvelopeJson,
+});
+export const ExportedAttestation = z.union([SigstoreBundleJson, DsseEnvelopeJson]);
 
 export const SignerStatus = z.looseObject({
   healthy: z.boolean(),

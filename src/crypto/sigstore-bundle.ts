@@ -103,7 +103,8 @@ export function sigstoreBundleOf(env: Envelope, keyHint: string): KeyedBundleJso
   const dsseEnvelope: SerializedEnvelope = {
     payload: e.payload,
     payloadType: e.payloadType,
-    signatures: e.signatures.map((s) => ({ sig: s.sig, keyid: s.keyid })),
+    // The key is named by the hint; sigstore-go (cosign) rejects a bundle whose DSSE signature carries a keyid of its own.
+    signatures: e.signatures.map((s) => ({ sig: s.sig, keyid: '' })),
   };
   const bundle: KeyedBundleJson = {
     mediaType: BUNDLE_V03_MEDIA_TYPE,
@@ -115,11 +116,11 @@ export function sigstoreBundleOf(env: Envelope, keyHint: string): KeyedBundleJso
 }
 
 /** The JSON of a keyed DSSE bundle as stella writes it. */
-export interface KeyedBundleJson {
+export type KeyedBundleJson = {
   mediaType: string;
   verificationMaterial: { publicKey: { hint: string }; tlogEntries: []; timestampVerificationData: { rfc3161Timestamps: [] } };
   dsseEnvelope: SerializedEnvelope;
-}
+};
 
 export interface BundleVerification {
   /** The signature verifies and its signer is trusted (keyed: a trusted key; certificate: the trusted root's CA and logs). */

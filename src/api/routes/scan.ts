@@ -20,6 +20,7 @@ import { requestScan, type ScanWorkflows } from '../../core/scan/start';
 import { listRunsWithStatus, scanQueue, scanStatus } from '../../core/scan/status';
 import { ensureKnownType, importAttestation, importTrust, listAttestations, signerStatus, trustedRootPack, verifyAttestation } from '../../core/attest/attest';
 import { attestSubject } from '../../core/attest/create';
+import { exportAttestation } from '../../core/attest/external';
 import { generateKey, rotateKey } from '../../core/keys';
 import { exportRootPack } from '../../crypto/rootpack';
 import {
@@ -47,6 +48,8 @@ import {
   AttestationsQuery,
   CreateAttestationBody,
   CreatedAttestation,
+  ExportAttestationQuery,
+  ExportedAttestation,
   ImportAttestationQuery,
   ImportedAttestation,
   SignerStatus,
@@ -258,6 +261,15 @@ function attestationRoutes(app: App, { ctx }: ApiDeps) {
     requireScope(req, 'evidence:read');
     return verifyAttestation(ctx, tenantOf(req), req.params.id);
   });
+
+  app.get(
+    '/attestations/:id/export',
+    { schema: { params: AttestationIdParams, querystring: ExportAttestationQuery, response: { 200: ExportedAttestation } } },
+    async (req) => {
+      requireScope(req, 'evidence:read');
+      return exportAttestation(ctx, tenantOf(req), req.params.id, req.query.format);
+    },
+  );
 }
 
 /** Keys and RootPack. */

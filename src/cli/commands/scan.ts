@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -23,13 +24,16 @@ import {
 } from '../../contracts/scan';
 import {
   ATTEST_TYPE_NAMES,
+  ATTESTATION_FORMATS,
   AttestationList,
   type AttestationView,
   CreatedAttestation,
+  ExportedAttestation,
   ImportedAttestation,
   SignerStatus,
   VerifiedAttestation,
 } from '../../contracts/attest';
+import { RootPack } from '../../contracts/keys';
 
 const ATTEST_TYPES: readonly string[] = ATTEST_TYPE_NAMES;
 
@@ -54,7 +58,11 @@ const GROUPS: [name: string, description: string, commands: Register[]][] = [
   ['scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)', [scanImageCommand]],
   ['image', 'the local image catalogue (names for image paths on the worker machine)', [imageRegisterCommand, imageListCommand]],
   ['feeds', 'OSV advisory feeds (versioned snapshots)', [feedsImportCommand, feedsListCommand]],
-  ['attest', 'in-toto/DSSE attestations', [attestCreateCommand, attestListCommand, attestVerifyCommand, attestImportCommand, attestStatusCommand]],
+  [
+    'attest',
+    'in-toto/DSSE attestations',
+    [attestCreateCommand, attestListCommand, attestVerifyCommand, attestImportCommand, attestExportCommand, attestStatusCommand],
+  ],
   ['scanner', 'scan jobs, queue and auto-scan configuration', [scannerJobsCommand, scannerQueueCommand, scannerConfigCommands]],
 ];
 
@@ -356,7 +364,9 @@ function renderVerifiedAttestation(r: VerifiedAttestationView): string {
 function attestImportCommand(attest: Command): void {
   attest
     .command('import [file]')
-    .description('store an external DSSE attestation; refused (nothing stored) unless signed by a key the RootPack trusts')
+    .description(
+      'store an external attestation — a DSSE envelope (cosign\'s keyid "" too) or a Sigstore bundle v0.3 — refused (nothing stored) unless signed by a key the RootPack or a promotion policy\'s {pem} trusts',
+    )
     .option('--attests <id...>', 'evidence items the attestation is about (edges)')
     .option('--image <ref>', "instead of a file: import the attestations a registry holds for the image's digest (those that verify)")
     .option('--insecure-registry', "with --image: speak plain HTTP to the image's registry")
@@ -381,6 +391,45 @@ function attestImportCommand(attest: Command): void {
           r,
           () => `${r.created ? 'stored' : 'already present'}: attestation ${r.id} (${r.predicateType}) for ${r.subject}, signed by ${r.signer}`,
         );
+      }),
+    );
+}
+
+function attestExportCommand(attest: Command): void {
+  attest
+    .command('export <id>')
+    .description(
+      'a stored attestation as a Sigstore bundle v0.3 (publicKey hint = signer kid, no Rekor entry) or its bare DSSE envelope, for cosign / sigstore-js / policy-controller',
+    )
+    .option('--as <format>', `document format: ${ATTESTATION_FORMATS.join(', ')}`, 'sigstore-bundle')
+    .option('--output <file>', 'write the document to this file instead of stdout')
+    .option('--public-key <file>', "also write the signer's public key (PEM, from the trusted RootPack) for cosign verify-blob-attestation --key")
+    .action(
+      action(async (id: string, o: { as: string; output?: string; publicKey?: string }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        requireDigest(id, 'attestation id');
+        if (!(ATTESTATION_FORMATS as readonly string[]).includes(o.as))
+          throw new CliError(`--as ${o.as}: expected one of ${ATTESTATION_FORMATS.join(', ')}`, EXIT.USAGE);
+        const r = await c.api().call(ExportedAttestation, 'GET', `/attestations/${id}/export${qs({ format: o.as })}`);
+        if (o.publicKey) {
+          const doc = r as {
+            verificationMaterial?: { publicKey?: { hint?: string } };
+            dsseEnvelope?: { signatures: { keyid?: string }[] };
+            signatures?: { keyid?: string }[];
+          };
+          const kid = doc.verificationMaterial?.publicKey?.hint || (doc.dsseEnvelope?.signatures ?? doc.signatures ?? [])[0]?.keyid;
+          const pack = await c.api().call(RootPack, 'GET', '/rootpack');
+          const key = pack.keys.find((k) => k.kid === kid);
+          if (!key)
+            throw new CliError(`the signer ${kid || '(no key id)'} of attestation ${id} is not in the trusted RootPack; no public key written`, EXIT.NOT_FOUND);
+          const { kty, crv, x, y } = key.publicJwk as Record<string, string>;
+          const pem = createPublicKey({ key: { kty, crv, x, ...(y ? { y } : {}) }, format: 'jwk' }).export({ format: 'pem', type: 'spki' });
+          await fsp.writeFile(o.publicKey, pem, { mode: 0o644 });
+        }
+        const text = `${JSON.stringify(r)}\n`;
+        if (!o.output) return void process.stdout.write(text);
+        await fsp.writeFile(o.output, text, { mode: 0o644 });
+        print(c.format, { id, format: o.as, output: o.output }, () => `wrote ${o.as} of attestation ${id} to ${o.output}`);
       }),
     );
 }

@@ -9,7 +9,7 @@ import { asStellaError, badInput, integrity, StellaError } from '../../lib/error
 import { SIGNING_PURPOSE } from '../keys';
 import type { EvidenceItem } from '../evidence';
 import { ensureEdges, findAttestationByStatement } from '../evidence/queries/scan';
-import { pae, parseEnvelope, rawSign, rawVerify, publicKeyFromJwk, verifyEnvelope, type Envelope } from '../../crypto/dsse';
+import { combineTrust, type KeyInfo, pae, parseEnvelope, rawSign, rawVerify, publicKeyFromJwk, verifyEnvelope, type Envelope } from '../../crypto/dsse';
 import {
   CYCLONEDX_BOM,
   INTOTO_PAYLOAD_TYPE,
@@ -28,7 +28,14 @@ import {
 } from '../../crypto/intoto';
 import { importRootPack, readRootPackFile, rootPackResolver, writeRootPackFile, type RootPack } from '../../crypto/rootpack';
 import type { Provenance } from '../evidence';
-import { evidenceTrust, trustedRootPack as evidenceRootPack, trustFile as evidenceTrustFile, verifyEvidenceEnvelope } from '../evidence/signed';
+import { type AttestationFormat, envelopeForImport } from './external';
+import {
+  evidenceTrust,
+  evidenceTrustKeys,
+  trustedRootPack as evidenceRootPack,
+  trustFile as evidenceTrustFile,
+  verifyEvidenceEnvelope,
+} from '../evidence/signed';
 
 /**
  * Attestations: in-toto v1 statements about an artifact, DSSE-signed with the active
@@ -302,6 +309,8 @@ export function verifyEnvelopeBytes(
   pack: RootPack,
   signedAt: Date,
   now = new Date(),
+  /** Further trusted keys by kid: the tenant's policy PEM keys (a pipeline's cosign key). */
+  extra: ReadonlyMap<string, KeyInfo> = new Map(),
 ): { valid: boolean; trustedNow: boolean; signatures: SignatureView[]; statement: Statement | null; error?: string } {
   let env: Envelope;
   try {
@@ -309,12 +318,12 @@ export function verifyEnvelopeBytes(
   } catch (e) {
     return { valid: false, trustedNow: false, signatures: [], statement: null, error: (e as Error).message };
   }
-  const resolver = rootPackResolver(pack, { purpose: SIGNING_PURPOSE });
+  const resolver = combineTrust(rootPackResolver(pack, { purpose: SIGNING_PURPOSE }), extra);
   const at = verifyEnvelope(env, resolver, signedAt);
   const nowR = verifyEnvelope(env, resolver, now);
   const signatures = at.signatures.map((s, i) => ({
     keyid: s.keyid,
-    alg: pack.keys.find((k) => k.kid === s.keyid)?.alg ?? null,
+    alg: pack.keys.find((k) => k.kid === s.keyid)?.alg ?? extra.get(s.keyid)?.alg ?? null,
     valid: s.valid,
     trustedAtSigning: s.trusted,
     trustedNow: nowR.signatures[i]!.trusted,
@@ -362,18 +371,19 @@ export async function verifyAttestation(
   const item = await ctx.evidence.get(tenant, id);
   if (item.kind !== 'attestation') throw badInput(`evidence ${id} is a ${item.kind}, not an attestation`);
   const bytes = await ctx.evidence.read(tenant, id);
-  const v = verifyEnvelopeBytes(bytes, pack ?? (await trustedRootPack(ctx)), new Date(item.createdAt));
+  const { pem } = await evidenceTrustKeys(ctx, tenant);
+  const v = verifyEnvelopeBytes(bytes, pack ?? (await trustedRootPack(ctx)), new Date(item.createdAt), new Date(), pem);
   return { ...viewOf(item, v), statement: v.statement };
 }
 
 export async function listAttestations(ctx: AppContext, tenant: string, subjectDigest: string): Promise<AttestationView[]> {
-  const pack = await trustedRootPack(ctx);
+  const { pack, pem } = await evidenceTrustKeys(ctx, tenant);
   const { items } = await ctx.evidence.list({ tenant, artifact: subjectDigest, kind: 'attestation', limit: 1000 });
   const out: AttestationView[] = [];
   for (const item of items) {
     try {
       const bytes = await ctx.evidence.read(tenant, item.id);
-      out.push(viewOf(item, verifyEnvelopeBytes(bytes, pack, new Date(item.createdAt))));
+      out.push(viewOf(item, verifyEnvelopeBytes(bytes, pack, new Date(item.createdAt), new Date(), pem)));
     } catch (e) {
       out.push({ ...viewOf(item, { valid: false, trustedNow: false, signatures: [], statement: null }), error: (e as Error).message });
     }
@@ -388,10 +398,14 @@ export async function listAttestations(ctx: AppContext, tenant: string, subjectD
 export async function importAttestation(
   ctx: AppContext,
   tenant: string,
-  bytes: Buffer,
+  upload: Buffer,
   opts: { actor: string; attests?: string[] },
-): Promise<{ id: string; created: boolean; predicateType: string; subject: string; signer: string }> {
-  // The same verification as a signed upload (src/core/evidence/signed.ts): RootPack + policy PEM keys.
+): Promise<{ id: string; created: boolean; predicateType: string; subject: string; signer: string; format: AttestationFormat }> {
+  // A Sigstore bundle is stored as the DSSE envelope it carries (src/core/attest/external.ts).
+  const { envelope, format } = await envelopeForImport(ctx, tenant, upload);
+  const bytes = envelope;
+  // The same verification as a signed upload (src/core/evidence/signed.ts): RootPack + policy PEM
+  // keys, which a signature without a key id (cosign's) is tried against.
   const v = verifyEvidenceEnvelope(bytes, await evidenceTrust(ctx, tenant), { kind: 'attestation', subjects: [] });
   const subjects = v.statement.subject
     .map((s) => s.digest.sha256)
@@ -409,16 +423,20 @@ export async function importAttestation(
     subjects,
     parents: (opts.attests ?? []).map((id) => ({ id, relation: 'attests' })),
     producer: { type: 'import', actor: opts.actor },
-    labels: { 'stella.statement': sha256Digest(serializeStatement(v.statement)), 'stella.signer': signer },
+    labels: {
+      'stella.statement': sha256Digest(serializeStatement(v.statement)),
+      'stella.signer': signer,
+      ...(format === 'dsse' ? {} : { 'stella.imported-as': format }),
+    },
     provenance: v.provenance,
   });
-  const out = { id: r.id, created: r.created, predicateType: v.predicateType, subject: subjects[0]!, signer };
+  const out = { id: r.id, created: r.created, predicateType: v.predicateType, subject: subjects[0]!, signer, format };
   await audit(ctx.db, {
     tenant,
     actor: opts.actor,
     action: 'attestation.import',
     target: out.id,
-    details: { subject: out.subject, signer: out.signer, created: out.created },
+    details: { subject: out.subject, signer: out.signer, created: out.created, format },
   });
   return out;
 }

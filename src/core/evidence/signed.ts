@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../../db/pool';
-import { type Envelope, type KeyInfo, parseEnvelope, type TrustResolver, verifyEnvelope } from '../../crypto/dsse';
+import { combineTrust, type Envelope, type KeyInfo, parseEnvelope, type TrustResolver, verifyEnvelope } from '../../crypto/dsse';
 import { CYCLONEDX_BOM, INTOTO_PAYLOAD_TYPE, parseStatement, type Statement, VULNS_V02 } from '../../crypto/intoto';
 import type { KeyStore } from '../../crypto/keys';
 import { exportRootPack, importRootPack, readRootPackFile, type RootPack, rootPackResolver } from '../../crypto/rootpack';
@@ -40,11 +40,22 @@ export async function trustedRootPack(keys: KeyStore, dataDir: string, now = new
   return (await importRootPack(own, await readRootPackFile(f), { now })).pack;
 }
 
-/** What evidence signatures are checked against for a tenant: the RootPack, then the policies' PEM keys. */
-export async function evidenceTrust(deps: { db: Db; keys: KeyStore; cfg: { dataDir: string } }, tenant: string): Promise<TrustResolver> {
+/** The keys evidence signatures are checked against for a tenant: the trusted RootPack and the policies' PEM keys (by kid). */
+export async function evidenceTrustKeys(
+  deps: { db: Db; keys: KeyStore; cfg: { dataDir: string } },
+  tenant: string,
+): Promise<{ pack: RootPack; pem: Map<string, KeyInfo> }> {
   const [pack, pem] = await Promise.all([trustedRootPack(deps.keys, deps.cfg.dataDir), policySignerKeys(deps.db, tenant)]);
-  const fromPack = rootPackResolver(pack, { purpose: SIGNING });
-  return (kid: string): KeyInfo | undefined => fromPack(kid) ?? pem.get(kid);
+  return { pack, pem };
+}
+
+/**
+ * What evidence signatures are checked against for a tenant: the RootPack, then the policies' PEM
+ * keys. A signature without a key id (cosign's `keyid: ""`) is tried against those same keys.
+ */
+export async function evidenceTrust(deps: { db: Db; keys: KeyStore; cfg: { dataDir: string } }, tenant: string): Promise<TrustResolver> {
+  const { pack, pem } = await evidenceTrustKeys(deps, tenant);
+  return combineTrust(rootPackResolver(pack, { purpose: SIGNING }), pem);
 }
 
 /**

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyStore } from '../../crypto/keys';
 import { rootPackResolver, type RootPack } from '../../crypto/rootpack';
-import type { TrustResolver, VerifyResult } from '../../crypto/dsse';
+import { combineTrust, type TrustResolver, type VerifyResult } from '../../crypto/dsse';
 import { statementFromEnvelope, verifyStatement, type Statement } from '../../crypto/intoto';
 import { trustedRootPack, trustFile } from '../evidence/signed';
 import { pemKeysOf } from './policy';
@@ -45,7 +45,7 @@ export async function gatherEvidence(ctx: AppContext, q: GatherQuery): Promise<E
   // Signatures are checked again now against the RootPack and the policy's PEM keys (a key revoked since ingest no longer counts).
   const pem = pemKeysOf([q.policy]);
   const fromPack = rootPackResolver(pack, { purpose: SIGNING_PURPOSE });
-  const trust: TrustResolver = (kid) => fromPack(kid) ?? pem.get(kid);
+  const trust: TrustResolver = combineTrust(fromPack, pem); // also tries them for signatures without a key id (cosign's)
   const toRead = documentsToRead(q.policy, candidates, q.now, keys);
   const facts = await mapLimit(toRead, READ_CONCURRENCY, async ({ candidate, trusted }) => {
     const doc = await readJson(ctx, q.tenant, candidate).then(
