@@ -61,15 +61,25 @@ function dyingAfter(blobs: BlobStores, okPuts: number): BlobStores {
   return { ...blobs, primary };
 }
 
-/** A database whose connection "dies" right after the index commit, before the leaves are numbered. */
+/** A database whose connection "dies" right after the index commit, before the leaves are numbered (the lock, or the check for waiting leaves). */
 function dyingBeforeNumbering(db: Db): Db {
+  const dies = (text: unknown) => typeof text === 'string' && (text.includes('FROM evidence_log_pending') || text.includes('pg_advisory_xact_lock'));
+  const failing = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(t, k, r) {
+        if (k === 'query')
+          return (text: unknown, ...a: unknown[]) => {
+            if (dies(text)) return Promise.reject(new Error('simulated crash before numbering'));
+            return (Reflect.get(t, k, r) as (...x: unknown[]) => unknown).call(t, text, ...a);
+          };
+        return Reflect.get(t, k, r);
+      },
+    });
   return new Proxy(db, {
     get(t, k, r) {
-      if (k === 'query')
-        return (text: unknown, ...a: unknown[]) => {
-          if (typeof text === 'string' && text.includes('FROM evidence_log_pending')) return Promise.reject(new Error('simulated crash before numbering'));
-          return (t.query as (...x: unknown[]) => unknown).call(t, text, ...a);
-        };
+      if (k === 'query') return Reflect.get(failing(t), k, r);
+      // Transactions: the index commit's client is unharmed until it asks for the log's lock.
+      if (k === 'connect') return async () => failing(await t.connect());
       return Reflect.get(t, k, r);
     },
   });

@@ -5,7 +5,7 @@ import { sha256Digest, sha256Stream } from '../lib/hash';
 import { join, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { BlobNotFoundError, DigestMismatchError, type BlobStat, type BlobStore, type PutFileOptions, type PutResult } from './types';
+import { BlobNotFoundError, DigestMismatchError, type BlobStat, type BlobStore, type PutFileOptions, type PutOptions, type PutResult } from './types';
 import { hexOf, VerifyingStream } from './hashing';
 
 /**
@@ -13,6 +13,9 @@ import { hexOf, VerifyingStream } from './hashing';
  * are fsynced, verified and renamed into place, so a crash never leaves a half blob under
  * its final name, and the directory entry is fsynced so the rename survives power loss.
  */
+/** Fan-out directories digests() lists concurrently. */
+const LIST_AHEAD = 16;
+
 /** Blobs up to this size are hashed from one read instead of a stream. */
 const SMALL_BLOB = 1 << 20;
 
@@ -34,14 +37,37 @@ export class FsBlobStore implements BlobStore {
   }
 
   private async tmpPath(): Promise<string> {
-    await fsp.mkdir(this.tmpDir(), { recursive: true });
+    await this.ensureDir(this.tmpDir());
     return join(this.tmpDir(), `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}.part`);
   }
 
-  private async commit(tmp: string, digest: string, size: number): Promise<PutResult> {
+  /**
+   * Directories this process created or found: not created again on every write (the fan-out
+   * directories are never removed; a rename into one that vanished anyway recreates it and retries).
+   */
+  private readonly knownDirs = new Set<string>();
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true });
+    if (this.knownDirs.size >= 70_000) this.knownDirs.clear();
+    this.knownDirs.add(dir);
+  }
+
+  private async renameInto(tmp: string, final: string): Promise<void> {
+    try {
+      await fsp.rename(tmp, final);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !this.knownDirs.delete(dirname(final))) throw e;
+      await this.ensureDir(dirname(final));
+      await fsp.rename(tmp, final);
+    }
+  }
+
+  private async commit(tmp: string, digest: string, size: number, opts: PutFileOptions = {}): Promise<PutResult> {
     const final = this.pathFor(digest);
-    await fsp.mkdir(dirname(final), { recursive: true });
-    const existing = await this.stat(digest);
+    await this.ensureDir(dirname(final));
+    const existing = opts.absent ? null : await this.stat(digest);
     if (existing) {
       // Same content already present (content addressing makes this a no-op), unless the
       // stored copy is damaged: then the verified new copy replaces it.
@@ -51,16 +77,20 @@ export class FsBlobStore implements BlobStore {
         return { digest, size, created: false };
       }
     }
-    await fsp.rename(tmp, final);
-    await fsyncDir(dirname(final));
+    await this.renameInto(tmp, final);
+    if (opts.syncDir !== false) await fsyncDir(dirname(final));
     return { digest, size, created: !existing };
   }
 
-  async put(digest: string, data: Buffer): Promise<PutResult> {
+  async syncDirs(digests: readonly string[]): Promise<void> {
+    await Promise.all([...new Set(digests.map((d) => dirname(this.pathFor(d))))].map(fsyncDir));
+  }
+
+  async put(digest: string, data: Buffer, opts: PutOptions = {}): Promise<PutResult> {
     hexOf(digest);
     const actual = sha256Digest(data);
     if (actual !== digest) throw new DigestMismatchError(digest, actual);
-    if (await this.stat(digest)) {
+    if (!opts.absent && (await this.stat(digest))) {
       const h = await this.hash(digest);
       if (h?.actual === digest) return { digest, size: data.length, created: false };
     }
@@ -72,19 +102,17 @@ export class FsBlobStore implements BlobStore {
     } finally {
       await fh.close();
     }
-    return this.commit(tmp, digest, data.length);
+    return this.commit(tmp, digest, data.length, opts);
   }
 
   async putFile(digest: string, path: string, opts: PutFileOptions = {}): Promise<PutResult> {
     hexOf(digest);
     if (opts.trusted && opts.move) {
       // The caller's fsynced, hashed temp file becomes the blob by rename: no second read or write.
-      const size = await fsp
-        .chmod(path, 0o444)
-        .then(() => fsp.stat(path))
-        .then((st) => st.size);
+      await fsp.chmod(path, 0o444);
+      const size = opts.size ?? (await fsp.stat(path)).size;
       try {
-        return await this.commit(path, digest, size);
+        return await this.commit(path, digest, size, opts);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
         // Another filesystem: copied (and verified) below.
@@ -101,7 +129,7 @@ export class FsBlobStore implements BlobStore {
       await fsp.rm(tmp, { force: true });
       throw e;
     }
-    return this.commit(tmp, digest, verify.bytes);
+    return this.commit(tmp, digest, verify.bytes, opts);
   }
 
   async get(digest: string): Promise<Readable> {
@@ -113,10 +141,13 @@ export class FsBlobStore implements BlobStore {
     return fh.createReadStream().pipe(new VerifyingStream(digest));
   }
 
-  async getBuffer(digest: string): Promise<Buffer> {
+  async getBuffer(digest: string, expectedSize?: number): Promise<Buffer> {
     let data: Buffer;
     try {
-      data = await fsp.readFile(this.pathFor(digest));
+      data =
+        expectedSize !== undefined && expectedSize <= SMALL_BLOB
+          ? await readExpected(this.pathFor(digest), expectedSize)
+          : await fsp.readFile(this.pathFor(digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(digest);
       throw e;
@@ -176,12 +207,25 @@ export class FsBlobStore implements BlobStore {
 
   async *digests(): AsyncIterable<string> {
     const base = join(this.root, 'sha256');
-    for (const a of (await fsp.readdir(base).catch(() => [] as string[])).sort()) {
-      for (const b of (await fsp.readdir(join(base, a)).catch(() => [] as string[])).sort()) {
-        const entries = await fsp.readdir(join(base, a, b), { withFileTypes: true }).catch(() => []);
-        for (const e of entries.sort((x, y) => (x.name < y.name ? -1 : 1))) if (e.isFile() && /^[0-9a-f]{64}$/.test(e.name)) yield `sha256:${e.name}`;
-      }
+    const leafDirs = async function* () {
+      for (const a of (await fsp.readdir(base).catch(() => [] as string[])).sort())
+        for (const b of (await fsp.readdir(join(base, a)).catch(() => [] as string[])).sort()) yield join(base, a, b);
+    };
+    const list = async (dir: string) => {
+      const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
+      return entries
+        .filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name))
+        .map((e) => e.name)
+        .sort();
+    };
+    // Up to LIST_AHEAD fan-out directories listed at once (in order): most hold one or two blobs,
+    // so one readdir after another waited on each round trip to the thread pool in turn.
+    const ahead: Promise<string[]>[] = [];
+    for await (const dir of leafDirs()) {
+      ahead.push(list(dir));
+      if (ahead.length >= LIST_AHEAD) for (const f of await ahead.shift()!) yield `sha256:${f}`;
     }
+    while (ahead.length) for (const f of await ahead.shift()!) yield `sha256:${f}`;
   }
 
   async delete(digest: string): Promise<boolean> {
@@ -230,6 +274,22 @@ export class FsBlobStore implements BlobStore {
       if (!dryRun) await fsp.rm(p, { force: true });
     }
     return { removed, bytes };
+  }
+}
+
+/**
+ * A small file read with one read call (open, read, close: no stat, no read to find the end);
+ * a file longer than expected is read whole, so the digest check sees all of it.
+ */
+async function readExpected(path: string, size: number): Promise<Buffer> {
+  const fh = await fsp.open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    const { bytesRead } = await fh.read(buf, 0, size + 1, 0);
+    if (bytesRead <= size) return buf.subarray(0, bytesRead);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }
 

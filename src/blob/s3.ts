@@ -208,6 +208,9 @@ export class S3BlobStore implements BlobStore {
     await this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.keyFor(digest), Body: data, ContentLength: data.length }));
   }
 
+  /** An S3 PUT is durable when it returns: nothing to sync. */
+  async syncDirs(_digests: readonly string[]): Promise<void> {}
+
   withPrefix(prefix: string): BlobStore {
     return new S3BlobStore(this.client, { ...this.opts, prefix: `${this.prefix}${prefix}` });
   }

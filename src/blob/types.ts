@@ -17,7 +17,19 @@ export interface PutFileOptions {
   trusted?: boolean;
   /** The file is the caller's private temp file: a store on the same filesystem renames it into place instead of copying. */
   move?: boolean;
+  /** With `trusted`: the file's size, as the caller counted it while writing (saves a stat). */
+  size?: number;
+  /** The caller just found the blob absent: no second existence check before it is written. */
+  absent?: boolean;
+  /**
+   * false: the caller makes the new directory entry durable itself, for a whole batch at once,
+   * with syncDirs() before it reports the blob stored (default true: each write syncs its directory).
+   */
+  syncDir?: boolean;
 }
+
+/** How put may treat the write (see PutFileOptions). */
+export type PutOptions = Pick<PutFileOptions, 'absent' | 'syncDir'>;
 
 export interface PutResult {
   digest: string;
@@ -34,13 +46,18 @@ export interface BlobStore {
   /** Human-readable location, e.g. a path or s3://bucket/prefix. */
   readonly location: string;
   /** Stores bytes under `digest`; refuses content that hashes otherwise. Idempotent. */
-  put(digest: string, data: Buffer): Promise<PutResult>;
+  put(digest: string, data: Buffer, opts?: PutOptions): Promise<PutResult>;
   /** Stores a local file (streamed) under `digest`; refuses content that hashes otherwise (unless `trusted`). */
   putFile(digest: string, path: string, opts?: PutFileOptions): Promise<PutResult>;
   /** Streams the blob; the stream errors with DigestMismatchError at its end if content is wrong. */
   get(digest: string): Promise<Readable>;
-  /** Whole blob in memory, verified. */
-  getBuffer(digest: string): Promise<Buffer>;
+  /** Whole blob in memory, verified. `expectedSize` (the index's size) lets a small blob be read in one call. */
+  getBuffer(digest: string, expectedSize?: number): Promise<Buffer>;
+  /**
+   * Makes the blobs written with `syncDir: false` durable under their names: each distinct
+   * directory holding them synced once (a no-op for stores whose writes are durable when they return).
+   */
+  syncDirs(digests: readonly string[]): Promise<void>;
   /** Hashes the stored bytes without trusting them (for verify); null when absent. */
   hash(digest: string): Promise<{ actual: string; size: number } | null>;
   stat(digest: string): Promise<BlobStat | null>;

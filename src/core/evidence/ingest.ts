@@ -59,8 +59,16 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
     throw e;
   }
   // Every row of the batch: a re-run after a crash between the two commits numbers its leftovers.
-  await numberPendingLeaves(db, [...new Set(prepared.map((p) => p.key))]);
-  const seqOf = await logSeqs(db, prepared);
+  // A batch that created rows has leaves waiting (unless a concurrent ingest numbered them first),
+  // so it goes straight to the lock; the numbering returns the seqs it gave.
+  const keys = [...new Set(prepared.map((p) => p.key))];
+  const seqOf = await numberLeaves(
+    db,
+    keys,
+    results.some((r) => r.created),
+  );
+  const unknown = prepared.filter((p) => !seqOf.has(p.key));
+  if (unknown.length) for (const [k, v] of await logSeqs(db, unknown)) seqOf.set(k, v);
   return results.map((r, i) => ({ ...r, logSeq: seqOf.get(prepared[i]!.key) ?? null }));
 }
 
@@ -181,25 +189,33 @@ async function checkParents(db: Db, prepared: Prepared[]): Promise<void> {
  * the index write fails).
  */
 async function writeBlobs(db: Db, blobs: BlobStores, prepared: Prepared[], concurrency: number): Promise<string[]> {
-  const present = await presentKeys(db, prepared);
   const byId = new Map<string, Prepared[]>();
   for (const p of prepared) byId.set(p.id, [...(byId.get(p.id) ?? []), p]);
+  const groups = [...byId.values()];
+  const existed = await mapLimit(groups, concurrency, async (g) => !!(await blobs.primary.stat(g[0]!.id)));
+  // Only a blob already in the store can be skipped, so only those need their index rows looked up.
+  const present = await presentKeys(db, groups.filter((_, i) => existed[i]).flat());
   const fresh: string[] = [];
-  await mapLimit([...byId.values()], concurrency, async (group) => {
+  const synced = await mapLimit(groups, concurrency, async (group, i) => {
     const first = group[0]!;
-    const existed = await blobs.primary.stat(first.id);
-    if (existed && group.every((p) => present.has(p.key))) return;
+    if (existed[i] && group.every((p) => present.has(p.key))) return [];
+    const opts = { ...(first.input.spooled ? { trusted: true, size: first.size } : {}), ...(existed[i] ? {} : { absent: true }), syncDir: false };
     const put = (s: BlobStore, last: boolean) =>
-      first.data ? s.put(first.id, first.data) : s.putFile(first.id, first.input.filePath!, first.input.spooled ? { trusted: true, move: last } : undefined);
+      first.data ? s.put(first.id, first.data, opts) : s.putFile(first.id, first.input.filePath!, { ...opts, move: last && !!first.input.spooled });
     // A spooled upload is moved into the last store it goes to (renamed, not copied) and read no more.
     if (blobs.replica) await put(blobs.replica, false);
     await put(blobs.primary, true);
-    if (!existed) fresh.push(first.id);
+    if (!existed[i]) fresh.push(first.id);
+    return [first.id];
   });
+  // The renames of the batch made durable: one fsync per fan-out directory, not one per file.
+  const ids = synced.flat();
+  await Promise.all([blobs.primary.syncDirs(ids), blobs.replica?.syncDirs(ids)]);
   return fresh;
 }
 
 async function presentKeys(db: Db, prepared: Prepared[]): Promise<Set<string>> {
+  if (!prepared.length) return new Set();
   const r = await db.query<{ tenant_id: string; id: string }>(
     `SELECT i.tenant_id, i.id FROM evidence_items i JOIN unnest($1::text[], $2::text[]) AS k(t, id) ON i.tenant_id = k.t AND i.id = k.id
       WHERE i.state = 'present'`,
@@ -298,23 +314,32 @@ const LOG_APPEND_LOCK = 0x5354_4c4c; // "STLL"
  * without it any waiting leaf is numbered. Returns how many leaves this call numbered.
  */
 export async function numberPendingLeaves(db: Db, mine?: readonly string[]): Promise<number> {
-  if (!(await anyPending(db, mine))) return 0;
+  return (await numberLeaves(db, mine, false)).size;
+}
+
+/**
+ * numberPendingLeaves, returning the seq each leaf numbered by this call got (by `tenant NUL id`).
+ * `expectMine`: the caller just committed leaves of `mine`, so the check before the lock is skipped.
+ */
+async function numberLeaves(db: Db, mine: readonly string[] | undefined, expectMine: boolean): Promise<Map<string, number>> {
+  const none = new Map<string, number>();
+  if (!expectMine && !(await anyPending(db, mine))) return none;
   return withTransaction(db, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
     // New statements after the lock: their snapshot sees every leaf committed before we got it.
-    if (!(await anyPending(tx, mine))) return 0;
-    const r = await tx.query<{ n: string }>(
+    if (!(await anyPending(tx, mine))) return none;
+    const r = await tx.query<{ tenant_id: string; item_id: string; seq: string }>(
       `WITH base AS (SELECT size FROM log_state WHERE id),
             moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
             ins AS (INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash)
                     SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY n) - 1, m.tenant_id, m.item_id, m.leaf, m.leaf_hash FROM moved m
                      -- an item that already has its leaf (its row was re-created) keeps that one
                      WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
-                    RETURNING seq),
+                    RETURNING seq, tenant_id, item_id),
             upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id RETURNING size)
-       SELECT (SELECT count(*) FROM ins) AS n, (SELECT size FROM upd) AS size`,
+       SELECT tenant_id, item_id, seq FROM ins, upd`,
     );
-    return Number(r.rows[0]!.n);
+    return new Map(r.rows.map((x) => [keyOf(x.tenant_id, x.item_id), Number(x.seq)]));
   });
 }
 
