@@ -2,9 +2,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeJwt } from 'jose';
 import { StellaError } from '../lib/errors';
-import { authorizationToken, verifyToken, TokenError, TOKEN_ISSUER } from '../crypto/tokens';
+import { authorizationToken, verifyToken, TokenError, TOKEN_ISSUER, type VerifiedToken } from '../crypto/tokens';
 import { DpopError, DpopNonces, ReplayCache, verifyDpopProof, DPOP_ALGS, type VerifiedProof } from '../crypto/dpop';
-import { revokedSet } from '../core/identity/revocation';
+import { revokedSet, type RevokedSet } from '../core/identity/revocation';
 import type { ApiDeps, Principal } from './deps';
 
 export interface DpopSettings {
@@ -106,8 +106,7 @@ async function verifyPrincipal(token: string, deps: ApiDeps): Promise<Principal>
   }
   const revoked = await revokedSet(deps.ctx.db);
   const jwks = await deps.tokenKeys();
-  const live = { keys: jwks.keys.filter((k) => !revoked.kids.has(String(k.kid))) };
-  const claims = await verifyToken(token, live as never);
+  const claims = await verifiedClaims(token, jwks, revoked);
   if (claims.jti && revoked.jtis.has(claims.jti)) throw new TokenError('invalid_claims', `token ${claims.jti} is revoked`);
   return {
     sub: claims.sub,
@@ -117,6 +116,29 @@ async function verifyPrincipal(token: string, deps: ApiDeps): Promise<Principal>
     ...(claims.jti ? { jti: claims.jti } : {}),
     ...(claims.jkt ? { jkt: claims.jkt } : {}),
   };
+}
+
+/**
+ * Tokens whose signature and claims verified, by the token itself: a client sends the same token
+ * with every request, and the signature check (ECDSA) was the largest CPU cost of a GET. A hit
+ * still needs its signing key among the live keys (not removed, not revoked: a key revocation
+ * bites at once) and an unexpired token; a revoked jti is checked by the caller on every request.
+ * Per key source (one API process), bounded.
+ */
+const verifiedTokens = new WeakMap<object, Map<string, VerifiedToken>>();
+const MAX_CACHED_TOKENS = 10_000;
+
+async function verifiedClaims(token: string, jwks: { keys: Record<string, unknown>[] }, revoked: RevokedSet): Promise<VerifiedToken> {
+  let cache = verifiedTokens.get(jwks);
+  if (!cache) verifiedTokens.set(jwks, (cache = new Map()));
+  const hit = cache.get(token);
+  if (hit && !revoked.kids.has(hit.kid) && hit.expiresAt.getTime() > Date.now()) return hit;
+  if (hit) cache.delete(token);
+  const live = { keys: jwks.keys.filter((k) => !revoked.kids.has(String(k.kid))) };
+  const claims = await verifyToken(token, live as never);
+  if (cache.size >= MAX_CACHED_TOKENS) cache.clear();
+  cache.set(token, claims);
+  return claims;
 }
 
 /**

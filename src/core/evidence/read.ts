@@ -183,7 +183,7 @@ export async function openBlob(blobs: BlobStores, item: EvidenceHead): Promise<R
 export async function readBlob(blobs: BlobStores, item: EvidenceHead): Promise<Buffer> {
   if (item.state === 'purged') throw notFound(`evidence ${item.id} was purged`);
   try {
-    return await storeOfTier(blobs, item.tier).getBuffer(item.id);
+    return await storeOfTier(blobs, item.tier).getBuffer(item.id, item.size);
   } catch (e) {
     if (e instanceof BlobNotFoundError) throw integrity(`evidence ${item.id} is indexed but its blob is missing`, undefined, { cause: e });
     if ((e as { code?: string }).code === 'DIGEST_MISMATCH')
