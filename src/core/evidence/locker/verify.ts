@@ -170,20 +170,28 @@ export async function verifyBatch(
   // A resumed batch starts from what its previous attempt had done, so its counts cover the whole page.
   const out: BatchOutcome = { nextAfter: null, checked: resume?.checked ?? 0, ok: resume?.ok ?? 0, failed: 0, failures: [...(resume?.failures ?? [])] };
   const rows = r.rows as { id: string; size: number; cold: boolean }[];
-  // Several blobs hashed at once: per-blob latency (open, read, close) dominates small evidence.
+  // Several blobs hashed at once (a sliding window, not rounds that wait for their slowest read):
+  // per-blob latency (open, read, close) dominates small evidence. Results are taken in id order,
+  // so the progress reported (the last id done) always covers every id before it.
   const CONCURRENCY = 8;
-  for (let i = 0; i < rows.length; i += CONCURRENCY) {
-    const chunk = rows.slice(i, i + CONCURRENCY);
-    const checks = await Promise.all(
-      chunk.map(async (row) => {
-        if (input.mode !== 'full' && !inSample(input.runId, row.id, input.sampleRate)) return null;
-        // Items moved to the cold tier by retention live under the primary store's `cold` namespace.
-        return { row, h: await (row.cold ? ctx.blobs.primary.withPrefix('cold') : ctx.blobs.primary).hash(row.id) };
-      }),
-    );
-    for (const c of checks) {
-      if (!c) continue;
-      const { row, h } = c;
+  const cold = ctx.blobs.primary.withPrefix('cold');
+  const check = async (row: (typeof rows)[number]) => {
+    if (input.mode !== 'full' && !inSample(input.runId, row.id, input.sampleRate)) return { sampled: false as const };
+    // Items moved to the cold tier by retention live under the primary store's `cold` namespace.
+    return { sampled: true as const, h: await (row.cold ? cold : ctx.blobs.primary).hash(row.id) };
+  };
+  const inFlight: Promise<Awaited<ReturnType<typeof check>>>[] = [];
+  let next = 0;
+  for (let i = 0; i < rows.length; i++) {
+    while (next < rows.length && next < i + CONCURRENCY) {
+      const p = check(rows[next++]!);
+      p.catch(() => {}); // awaited in order below; a failure is thrown there, not reported as unhandled
+      inFlight.push(p);
+    }
+    const row = rows[i]!;
+    const c = await inFlight.shift()!;
+    if (c.sampled) {
+      const { h } = c;
       out.checked++;
       if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
       else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
@@ -191,7 +199,7 @@ export async function verifyBatch(
         out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
       else out.ok++;
     }
-    onProgress({ lastId: chunk[chunk.length - 1]!.id, checked: out.checked, ok: out.ok, failures: out.failures });
+    if ((i + 1) % CONCURRENCY === 0 || i === rows.length - 1) onProgress({ lastId: row.id, checked: out.checked, ok: out.ok, failures: out.failures });
   }
   const lastRow = r.rows[r.rows.length - 1] as { id: string } | undefined;
   // A resumed page's last id: the page ends where it ends whichever attempt read it.
