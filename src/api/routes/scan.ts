@@ -15,6 +15,9 @@ import { handlePushEvent, handleWebhookEvents, type PushEvent } from '../../core
 import { DISTRIBUTION_EVENTS_MEDIA_TYPE, webhookEntries } from '../../core/scan/webhooks';
 import { PushAnswer, PushEventsBody } from '../../contracts/events';
 import { importFeed, listFeeds } from '../../core/scan/feeds';
+import { syncFeed } from '../../core/scan/feeds-sync';
+import { FeedSynced } from '../../contracts/scan-feeds';
+import { scanFeedRoutes } from './scan-feeds';
 import { registerImageForScans } from '../../core/scan/register';
 import { requestScan, type ScanWorkflows } from '../../core/scan/start';
 import { listRunsWithStatus, scanQueue, scanStatus } from '../../core/scan/status';
@@ -115,6 +118,7 @@ const ROUTES: readonly ((app: App, deps: ApiDeps) => unknown)[] = [
   imageRoutes,
   rawBodyRoutes,
   feedListRoute,
+  scanFeedRoutes,
   attestationRoutes,
   keyRoutes,
 ];
@@ -217,6 +221,12 @@ function rawBodyRoutes(app: App, { ctx }: ApiDeps) {
       const source = (req.headers['x-stella-feed-source'] as string | undefined)?.slice(0, 1024);
       const lim = { bytes: maxUploadBytes, variable: 'STELLA_MAX_UPLOAD_BYTES', serial: true };
       return withBody(ctx, req, lim, (body) => importFeed(ctx, tenant, body, { actor: p.sub, ...(source ? { source } : {}) }));
+    });
+    scope.post('/feeds/sync', { schema: { response: { 200: FeedSynced } } }, async (req) => {
+      const p = requireScope(req, 'evidence:write');
+      const tenant = tenantOf(req);
+      const lim = { bytes: maxUploadBytes, variable: 'STELLA_MAX_UPLOAD_BYTES', serial: true };
+      return withBody(ctx, req, lim, (body) => syncFeed(ctx, tenant, body, p.sub));
     });
     scope.post('/attestations/import', { schema: { querystring: ImportAttestationQuery, response: { 200: ImportedAttestation } } }, async (req) => {
       const p = requireScope(req, 'evidence:write');

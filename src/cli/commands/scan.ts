@@ -7,6 +7,8 @@ import { CliError, EXIT, API_CODE_TO_EXIT } from '../exit';
 import { type Column, print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
 import { type ApiClient, qs } from '../client';
 import { loadFeed, ScannerError } from '../../scanner/index';
+import { feedsStatusCommand, feedsSyncCommand } from './feeds-sync';
+import { scanExplainCommand } from './scan-explain';
 import type { z } from 'zod';
 import { formatZodError } from '../../lib/zod';
 import {
@@ -55,9 +57,9 @@ type Register = (g: Command) => void;
 
 /** The command groups this module owns, in the order they appear in `stella --help`. */
 const GROUPS: [name: string, description: string, commands: Register[]][] = [
-  ['scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)', [scanImageCommand]],
+  ['scan', 'scan container images: SBOM, advisories, signed attestations (durable workflow)', [scanImageCommand, scanExplainCommand]],
   ['image', 'the local image catalogue (names for image paths on the worker machine)', [imageRegisterCommand, imageListCommand]],
-  ['feeds', 'OSV advisory feeds (versioned snapshots)', [feedsImportCommand, feedsListCommand]],
+  ['feeds', 'OSV advisory feeds (versioned snapshots)', [feedsImportCommand, feedsSyncCommand, feedsListCommand, feedsStatusCommand]],
   [
     'attest',
     'in-toto/DSSE attestations',

@@ -72,6 +72,16 @@ export async function importFeed(
     throw badInput('feed upload is not valid JSON (expected an array of OSV records)');
   }
   if (!Array.isArray(raw)) throw badInput('feed upload must be a JSON array of OSV records');
+  return importRecords(ctx, tenant, raw, opts);
+}
+
+/** Import a set of OSV records as a feed version (the same set is the same version). */
+export async function importRecords(
+  ctx: AppContext,
+  tenant: string,
+  raw: readonly unknown[],
+  opts: { source?: string; actor: string },
+): Promise<FeedVersion & { created: boolean }> {
   let feed: Feed;
   try {
     feed = feedFromRecords(raw, opts.source ?? 'upload');
