@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -570,6 +570,23 @@ describe('openRegistryImage and the layer cache', () => {
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('a cache entry corrupted on disk is refused and removed; the next read comes from the registry again', async () => {
+    const c = createRegistryClient(insecure(reg));
+    const cache = createLayerCache({ dir: join(tmp, 'cache-rot'), maxBytes: 64 << 20 });
+    const image = await openRegistryImage(c, `${reg.host}/app:1.0`, { cache });
+    const layer = image.layers[1]!;
+    await sha256Stream(image.openLayer(layer));
+    const path = (await cache.lookup(layer.digest!))!;
+    const bytes = await readFile(path);
+    bytes[100]! ^= 0xff;
+    await writeFile(path, bytes);
+    await expectRegistryError(sha256Stream(image.openLayer(layer)), 'DIGEST_MISMATCH', 'layer cache', layer.digest!);
+    for (let i = 0; i < 100 && (await cache.lookup(layer.digest!)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await cache.lookup(layer.digest!)).toBeUndefined();
+    expect((await sha256Stream(image.openLayer(layer))).digest).toBe(layer.digest);
+    expect(await cache.lookup(layer.digest!)).toBeDefined();
   });
 
   it('evicts the least recently used layers beyond the size limit', async () => {

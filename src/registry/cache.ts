@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { type FileHandle, mkdir, open as openFile, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { DigestVerifier } from './client';
@@ -28,6 +28,8 @@ export interface LayerCache {
   lookup(digest: string): Promise<string | undefined>;
   /** A cached blob's bytes, verified again while read (a corrupt entry errors and is removed). */
   read(digest: string, size: number | undefined, what: string): Readable;
+  /** The cached blob opened (marked as used) and read verified, or undefined when not cached; an entry evicted after it is opened still reads in full. */
+  open(digest: string, size: number | undefined, what: string): Promise<Readable | undefined>;
   /** A pass-through that stores what flows through it under `digest` once it ends; destroyed early, it stores nothing. Place it after a DigestVerifier. */
   writer(digest: string, size?: number): Transform;
   /** Remove least recently used entries until the cache is within maxBytes. */
@@ -178,6 +180,26 @@ class DirLayerCache implements LayerCache {
     return src.pipe(v);
   }
 
+  async open(digest: string, size: number | undefined, what: string): Promise<Readable | undefined> {
+    const p = this.entryPath(digest);
+    let fh: FileHandle;
+    try {
+      fh = await openFile(p, 'r');
+    } catch {
+      return undefined;
+    }
+    const now = new Date();
+    await utimes(p, now, now).catch(() => undefined);
+    const v = new DigestVerifier(digest, size, `${what} (layer cache)`);
+    const src = fh.createReadStream({ highWaterMark: 1 << 20 });
+    src.on('error', (e) => v.destroy(e));
+    v.on('error', (e) => {
+      if (e instanceof RegistryError && e.code === 'DIGEST_MISMATCH') unlink(p).catch(() => undefined);
+    });
+    v.on('close', () => src.destroy());
+    return src.pipe(v);
+  }
+
   writer(digest: string, size?: number): Transform {
     const tmp = join(this.dir, 'tmp', `${hexOf(digest)}.${process.pid}.${randomBytes(6).toString('hex')}`);
     const w = new CacheWriter(this, digest, tmp, size, this.init());
@@ -200,9 +222,21 @@ class DirLayerCache implements LayerCache {
     return out;
   }
 
+  /** Temp files a crashed process left behind (older than a day: a live download touches its file as it writes). */
+  private async removeStaleTemp(): Promise<void> {
+    const dir = join(this.dir, 'tmp');
+    const cutoff = Date.now() - 24 * 3600 * 1000;
+    for (const n of await readdir(dir).catch(() => [] as string[])) {
+      const p = join(dir, n);
+      const st = await stat(p).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) await unlink(p).catch(() => undefined);
+    }
+  }
+
   evict(): Promise<void> {
     // One eviction at a time; a caller arriving meanwhile waits for it and runs its own.
     const run = async () => {
+      await this.removeStaleTemp();
       const list = await this.entries();
       let total = list.reduce((a, e) => a + e.size, 0);
       list.sort((a, b) => a.used - b.used);

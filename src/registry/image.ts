@@ -126,7 +126,8 @@ export async function openRegistryImage(client: RegistryClient, refIn: string | 
     lazyStream(async () => {
       const digest = layer.digest;
       if (!digest) throw new RegistryError('PROTOCOL', `${pinned}: layer ${layer.index} has no digest`);
-      if (cache && (await cache.lookup(digest))) return cache.read(digest, layer.size, layerWhat(layer));
+      const cached = cache ? await cache.open(digest, layer.size, layerWhat(layer)) : undefined;
+      if (cached) return cached;
       const net = await client.openBlob(ref, digest, layer.size);
       if (!cache || (layer.size !== undefined && layer.size > cache.maxBytes)) return net;
       const w = cache.writer(digest, layer.size);
@@ -150,7 +151,8 @@ export async function openRegistryImage(client: RegistryClient, refIn: string | 
     layers,
     openLayer,
     peekLayer: async (layer, n) => {
-      if (cache && layer.digest && (await cache.lookup(layer.digest))) return readN(cache.read(layer.digest, layer.size, layerWhat(layer)), n);
+      const cached = cache && layer.digest ? await cache.open(layer.digest, layer.size, layerWhat(layer)) : undefined;
+      if (cached) return readN(cached, n);
       // Only the first bytes are needed (compression sniffing): read them and drop the connection.
       if (!layer.digest) throw new RegistryError('PROTOCOL', `${pinned}: layer ${layer.index} has no digest`);
       const digest = layer.digest;
