@@ -4,7 +4,7 @@
  * Sizes come from env (defaults keep `npm run bench` near ten minutes on 2 cores):
  *   STELLA_BENCH_ITEMS (API/bulk ingest, verify, GET; 1000), STELLA_BENCH_CLI_RUNS (15),
  *   STELLA_BENCH_GETS (4000), STELLA_BENCH_PROMOTIONS (100), STELLA_BENCH_MERKLE_LEAVES (1000000),
- *   STELLA_BENCH_SCAN_MB (24).
+ *   STELLA_BENCH_SCAN_MB (24), STELLA_BENCH_PURGE_LARGE (100000).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -383,4 +383,50 @@ export async function scanRow(log: (s: string) => void): Promise<Row> {
   } finally {
     await fx.cleanup();
   }
+}
+
+/**
+ * Retention purge: the cost of one 500-item batch in a tenant of 10k expired items and in one of
+ * 100k (index rows inserted in bulk, 1000 days old; no blobs, so the batch is the index work:
+ * eligibility, tombstones, audit). Flat means the keyset over expiry works: ratio 100k/10k ≈ 1.
+ */
+export async function purgeRow(stack: Stack, log: (s: string) => void): Promise<Row> {
+  const { startRun } = await import('../src/core/retention/runs');
+  const { purgeBatch } = await import('../src/core/retention/purge');
+  const ctx = stack.running.ctx;
+  const sizes = [10_000, Number(process.env.STELLA_BENCH_PURGE_LARGE ?? 100_000)];
+  const batch = 500;
+  const perSize: number[] = [];
+  for (const n of sizes) {
+    const tenant = `bench-purge-${n}-${randomBytes(3).toString('hex')}`;
+    await ctx.db.query(
+      `INSERT INTO evidence_items (tenant_id, id, media_type, kind, size_bytes, created_at)
+       SELECT $1, 'sha256:' || encode(sha256(convert_to($1 || '/' || g, 'UTF8')), 'hex'), 'application/octet-stream', 'log', 100,
+              now() - interval '1000 days' + g * interval '1 second'
+         FROM generate_series(1, $2::int) AS g`,
+      [tenant, n],
+    );
+    await ctx.db.query('ANALYZE evidence_items');
+    const runId = `bench-purge-${n}-${randomBytes(3).toString('hex')}`;
+    await startRun(ctx.db, { runId, tenant, kind: 'purge', actor: 'bench' });
+    // One batch to warm up, then three timed ones: each decides the next 500 due items.
+    const times: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const t = performance.now();
+      const r = await purgeBatch(ctx, runId, { batchSize: batch });
+      if (r.purged !== batch) throw new Error(`purge batch ${i} at ${n} items purged ${r.purged}, expected ${batch}`);
+      if (i > 0) times.push((performance.now() - t) / 1000);
+    }
+    perSize.push(median(times));
+    log(`purge: one ${batch}-item batch at ${n} items: ${(median(times) * 1000).toFixed(0)} ms (median of ${times.length})`);
+  }
+  const [small, large] = perSize as [number, number];
+  return {
+    what: `retention purge, one ${batch}-item batch at 10k vs ${sizes[1]! / 1000}k items`,
+    measured: `${r2(large * 1000)} ms at ${sizes[1]! / 1000}k`,
+    baseline: `the same batch at 10k: ${r2(small * 1000)} ms`,
+    ratio: r2(large / small),
+    target: '≤ 1.2 (100k/10k: flat)',
+    why: 'eligibility is a keyset walk over (tenant, created_at, id); what grows with the tenant is index depth',
+  };
 }

@@ -54,6 +54,7 @@ async function issueTable(): Promise<number> {
       await step(rows, 'get', () => b.getRow(stack, ids, paths, log));
     }
     await step(rows, 'promotion', () => b.promotionRow(stack, log));
+    await step(rows, 'purge', () => b.purgeRow(stack, log));
   } finally {
     await stack.stop();
     rmSync(scratch, { recursive: true, force: true });
@@ -61,15 +62,6 @@ async function issueTable(): Promise<number> {
   await step(rows, 'merkle', () => b.merkleRow(log));
   await step(rows, 'scan', () => b.scanRow(log));
   await step(rows, 'registry-scan', async () => (await import('./registry-scan')).registryScanRow(log));
-  if (!ONLY)
-    rows.push({
-      what: 'retention purge, one batch at 10k vs 100k items',
-      measured: 'not measured',
-      baseline: '-',
-      ratio: null,
-      target: 'ratio 100k/10k ≤ 1.2 (flat)',
-      why: 'purge is being rewritten (keyset over expiry, issue 15 part B); its bench belongs with it',
-    });
   process.stdout.write(`\n${renderTable(rows)}\n`);
   return rows.some((r) => r.measured === 'failed') ? 1 : 0;
 }
