@@ -267,6 +267,27 @@ describe('triggers', () => {
     expect(runs.rows).toEqual([{ trigger: 'push', image_ref: `${reg.host}/lib/harbored@${b.digest}` }]);
   });
 
+  it("a real docker-registry's notifications (endpoint with an evidence:write token) start the scan of what was pushed", async () => {
+    await call('PUT', '/scanner/config', { key: 'auto_scan.enabled', value: 'true' });
+    await call('PUT', '/scanner/config', { key: 'auto_scan.triggers', value: 'push' });
+    const { authorization } = await bearer(h, ['evidence:write']);
+    const notifying = await startRegistry({ notify: { url: `${env.STELLA_API_URL}/events/push`, authorization } });
+    try {
+      // the API speaks plain HTTP to this registry only when told: this test's context lists it
+      h.ctx.cfg.registry.insecureRegistries.push(notifying.host);
+      const { digest } = await pushed('team/notified:1', notifying);
+      let rows: { trigger: string; status: string; image: string }[] = [];
+      for (let i = 0; i < 300 && !rows.some((r) => r.status === 'started'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        rows = await eventsOf(digest);
+      }
+      expect(rows).toContainEqual(expect.objectContaining({ trigger: 'push', status: 'started', image: `${notifying.host}/team/notified@${digest}` }));
+      expect(await h.client.workflow.getHandle(scanWorkflowId('default', digest)).result()).toMatchObject({ phase: 'done' });
+    } finally {
+      await notifying.stop();
+    }
+  });
+
   it('stella events push <ref>: started (exit 0), digest mismatch (exit 7), ignored when auto-scan is off (exit 1)', async () => {
     await call('PUT', '/scanner/config', { key: 'auto_scan.enabled', value: 'true' });
     await call('PUT', '/scanner/config', { key: 'auto_scan.triggers', value: 'push' });

@@ -71,8 +71,14 @@ function stopper(child: ChildProcess, dir?: string): () => Promise<void> {
   };
 }
 
-/** Debian's docker-registry (distribution 2.8.2) on a free port; `auth` turns on htpasswd (basic) auth. */
-export async function startRegistry(opts: { auth?: { user: string; password: string } } = {}): Promise<TestRegistry> {
+/**
+ * Debian's docker-registry (distribution 2.8.2) on a free port; `auth` turns on htpasswd (basic)
+ * auth; `notify` sends its notification envelopes to that URL with that Authorization header
+ * (`notifications.endpoints`, blob events left out), as an operator would configure it.
+ */
+export async function startRegistry(
+  opts: { auth?: { user: string; password: string }; notify?: { url: string; authorization: string } } = {},
+): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'stella-registry-'));
   const port = await freePort();
   let authBlock = '';
@@ -95,6 +101,20 @@ export async function startRegistry(opts: { auth?: { user: string; password: str
     'http:',
     `  addr: 127.0.0.1:${port}`,
     authBlock,
+    ...(opts.notify
+      ? [
+          'notifications:',
+          '  endpoints:',
+          '    - name: stella',
+          `      url: ${opts.notify.url}`,
+          '      headers:',
+          `        Authorization: [${JSON.stringify(opts.notify.authorization)}]`,
+          '      timeout: 5s',
+          '      threshold: 3',
+          '      backoff: 1s',
+          '      ignoredmediatypes: [application/octet-stream]',
+        ]
+      : []),
   ].join('\n');
   await writeFile(join(dir, 'config.yml'), config);
   const child = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
