@@ -109,7 +109,7 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
     // No trusted key yet: refused, one line, nothing stored.
     const before = await itemCount();
     const refused = await runStella(cli, 'attest', 'import', envFile);
-    expect(refused.code).not.toBe(0);
+    expect(refused.code).toBe(4); // integrity
     expect(refused.stderr).toMatch(
       /signature refused: no valid signature by a trusted key.*\(no keyid\): signature has no keyid and verifies under none of the \d+ trusted keys/,
     );
