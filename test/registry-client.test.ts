@@ -650,6 +650,25 @@ describe('push and referrers', () => {
     }
   });
 
+  it('follows the referrers API paging (Link rel="next")', async () => {
+    const proxy = await startProxy(reg.url);
+    const d = (x: string) => ({ mediaType: MEDIA_TYPES.ociManifest, digest: sha256Digest(x), size: x.length, artifactType });
+    proxy.intercept = (req, res) => {
+      if (!req.url?.includes('/referrers/')) return false;
+      const second = req.url.includes('page=2');
+      res
+        .writeHead(200, { 'content-type': MEDIA_TYPES.ociIndex, ...(second ? {} : { link: `</v2/app/referrers/${fx.digest}?page=2>; rel="next"` }) })
+        .end(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: [d(second ? 'two' : 'one')] }));
+      return true;
+    };
+    try {
+      const refs = await createRegistryClient(insecure(proxy)).referrers(`${proxy.host}/app`, fx.digest);
+      expect(refs.map((r) => r.digest)).toEqual([sha256Digest('one'), sha256Digest('two')]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('referrers tag fallback (sha256-<hex> index) where the registry lacks the API (distribution 2.8)', async () => {
     const c = createRegistryClient(insecure(reg));
     const repo = `${reg.host}/app`;

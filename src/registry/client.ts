@@ -711,15 +711,25 @@ export class OciRegistryClient implements RegistryClient {
       const res = await this.request(ref, what, `/v2/${ref.repository}/referrers/${digest}${q}`, { headers: { Accept: MEDIA_TYPES.ociIndex } });
       if (res.ok) {
         this.referrersSupport.set(ref.registry, true);
-        const bytes = await readBounded(res, this.maxManifestBytes, what);
-        let json: unknown;
-        try {
-          json = JSON.parse(bytes.toString('utf8'));
-        } catch {
-          throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not JSON`);
+        const all: OciDescriptor[] = [];
+        // The answer may be paged with `Link: <…>; rel="next"`.
+        for (let page: Response | undefined = res, n = 0; page; n++) {
+          const bytes = await readBounded(page, this.maxManifestBytes, what);
+          let json: unknown;
+          try {
+            json = JSON.parse(bytes.toString('utf8'));
+          } catch {
+            throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not JSON`);
+          }
+          if (!isObject(json)) throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not an image index`);
+          all.push(...indexChildren({ json } as FetchedManifest, what));
+          const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(page.headers.get('link') ?? '')?.[1];
+          if (!next) break;
+          if (n >= 50) throw new RegistryError('PROTOCOL', `${what}: more than 50 pages of referrers`);
+          page = await this.request(ref, what, new URL(next, page.url || this.base(ref.registry)).toString(), { headers: { Accept: MEDIA_TYPES.ociIndex } });
+          if (!page.ok) throw await this.statusError(page, ref.registry, what);
         }
-        if (!isObject(json)) throw new RegistryError('PROTOCOL', `${what}: the referrers answer is not an image index`);
-        return filter(indexChildren({ json } as FetchedManifest, what));
+        return filter(all);
       }
       if (res.status !== 404) throw await this.statusError(res, ref.registry, what);
       const text = (await readBounded(res, 16 << 10, what).catch(() => Buffer.alloc(0))).toString('utf8');
