@@ -321,6 +321,19 @@ interface Target {
 
 const any = () => true;
 
+/** OSV ecosystem (lowercased base) of each RPM distribution's /etc/os-release ID. */
+const RPM_ECOSYSTEMS: Record<string, string> = {
+  rhel: 'red hat',
+  centos: 'red hat',
+  rocky: 'rocky linux',
+  almalinux: 'almalinux',
+  sles: 'suse',
+  sled: 'suse',
+  sles_sap: 'suse',
+  'opensuse-leap': 'opensuse',
+  'opensuse-tumbleweed': 'opensuse',
+};
+
 /** How a detected package is looked up in OSV: ecosystem base, advisory name, version, release filter. */
 function targetFor(pkg: Package, distro: Distro | undefined): Target | undefined {
   switch (pkg.ecosystem) {
@@ -341,6 +354,21 @@ function targetFor(pkg: Package, distro: Distro | undefined): Target | undefined
       const mm = id === 'alpine' ? /^(\d+)\.(\d+)/.exec(distro?.versionId ?? '') : null;
       const release = mm ? (s: string) => s === `v${mm[1]}.${mm[2]}` : any;
       return { base: id, name: pkg.source?.name ?? pkg.name, version: pkg.version, release, scheme: COMPARATORS.apk };
+    }
+    case 'rpm': {
+      // OSV names RPM advisories by distribution: "Red Hat:enterprise_linux:9::appstream", "Rocky Linux:9", "AlmaLinux:9", "SUSE:…", "openSUSE:…".
+      const id = distro?.id ?? '';
+      const like = distro?.idLike ?? [];
+      const base = RPM_ECOSYSTEMS[id] ?? (like.includes('rhel') || like.includes('fedora') ? 'red hat' : like.includes('suse') ? 'suse' : 'red hat');
+      const major = /^(\d+)/.exec(distro?.versionId ?? '')?.[1];
+      const release = !major
+        ? any
+        : base === 'red hat'
+          ? (s: string) => s.split(':').includes(major)
+          : base === 'rocky linux' || base === 'almalinux'
+            ? (s: string) => s.split('.')[0] === major
+            : any;
+      return { base, name: pkg.name, version: pkg.version, release, scheme: COMPARATORS.rpm };
     }
     case 'npm':
       return { base: 'npm', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.semver };
@@ -479,7 +507,7 @@ export type MatchExplanation = {
   versions: { listed: number; contains: boolean };
 };
 
-const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', pypi: 'pep440', npm: 'semver' };
+const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', rpm: 'rpm', pypi: 'pep440', npm: 'semver' };
 
 /** Which of an advisory's ranges for `advisory` (ecosystem, name) contain `version`: what `stella scan explain` shows. */
 export function explainMatch(record: OsvRecord, advisory: { ecosystem: string; name: string }, version: string, pkgEcosystem: Ecosystem): MatchExplanation {

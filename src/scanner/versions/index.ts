@@ -1,14 +1,16 @@
 import { compareApk, isValidApkVersion } from './apk';
 import { compareDpkg, isValidDpkgVersion } from './dpkg';
 import { comparePep440, isValidPep440 } from './pypi';
+import { compareRpm, isValidRpmVersion } from './rpm';
 import { compareSemver, isValidSemver } from './semver';
 
 export { compareApk, isValidApkVersion } from './apk';
 export { compareDpkg, isValidDpkgVersion, parseDpkgVersion } from './dpkg';
 export { comparePep440, isValidPep440, normalizePypiName } from './pypi';
+export { compareRpm, isValidRpmVersion, parseRpmVersion, rpmvercmp } from './rpm';
 export { compareSemver, isValidSemver } from './semver';
 
-export type VersionScheme = 'dpkg' | 'apk' | 'semver' | 'pep440';
+export type VersionScheme = 'dpkg' | 'apk' | 'rpm' | 'semver' | 'pep440';
 
 export interface VersionComparator {
   scheme: VersionScheme;
@@ -19,6 +21,7 @@ export interface VersionComparator {
 export const COMPARATORS: Record<VersionScheme, VersionComparator> = {
   dpkg: { scheme: 'dpkg', compare: compareDpkg, valid: isValidDpkgVersion },
   apk: { scheme: 'apk', compare: compareApk, valid: isValidApkVersion },
+  rpm: { scheme: 'rpm', compare: compareRpm, valid: isValidRpmVersion },
   semver: { scheme: 'semver', compare: compareSemver, valid: isValidSemver },
   pep440: { scheme: 'pep440', compare: comparePep440, valid: isValidPep440 },
 };
