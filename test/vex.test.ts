@@ -240,7 +240,7 @@ describe('VEX in the promotion vulnerability gate (real Temporal, PostgreSQL)', 
     expect(g2.considered).toContainEqual(expect.objectContaining({ id: trusted.id, kind: 'vex', accepted: true, rule: `VEX signer key ${vendor.kid}` }));
   });
 
-  it('unsigned VEX never suppresses; unknown severity blocks by default', async () => {
+  it('unsigned VEX never suppresses; a signed CycloneDX VEX does; unknown severity blocks by default', async () => {
     const d = sha256Digest(`registry.example/app@${randomBytes(8).toString('hex')}`);
     await signedUpload(report(d), 'scan-report', builder, d);
     const raw = await app.inject({
@@ -254,6 +254,18 @@ describe('VEX in the promotion vulnerability gate (real Temporal, PostgreSQL)', 
     expect(r.body.state).toBe('failed');
     const g = gateOf((await api('GET', `/promotions/${r.body.id}`)).body);
     expect(g.detail).toContain(`VEX ${raw.json().id} is unsigned (uploaded); policy trusts VEX signed by key ${vendor.kid}; ignored`);
+
+    // CycloneDX VEX (vulnerabilities[].analysis), signed by the vendor as a CycloneDX statement of kind vex: applied the same way.
+    const cdx = makeStatement([subject('registry.example/app', d)], 'https://cyclonedx.org/bom', {
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      components: [{ 'bom-ref': 'ossl', type: 'library', name: 'openssl', purl: 'pkg:deb/debian/openssl@3.0.11-1~deb12u2' }],
+      vulnerabilities: [{ id: 'CVE-2026-0001', analysis: { state: 'not_affected', justification: 'code_not_reachable' }, affects: [{ ref: 'ossl' }] }],
+    });
+    const signedCdx = await signedUpload(cdx, 'vex', vendor, d);
+    const ok = await promote(d);
+    expect(ok.body.state, JSON.stringify(ok.body)).toBe('promoted');
+    expect(gateOf((await api('GET', `/promotions/${ok.body.id}`)).body).detail).toContain(`not affected (code_not_reachable) (VEX ${signedCdx.id})`);
 
     // A finding of unknown severity (no severity anywhere) blocks under the default policy field.
     const d2 = sha256Digest(`registry.example/app@${randomBytes(8).toString('hex')}`);
