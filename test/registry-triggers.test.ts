@@ -172,6 +172,8 @@ describe('triggers', () => {
     expect(s.status, JSON.stringify(s.body)).toBe(202);
     expect(s.body.scan).toMatchObject({ status: 'started', workflowId: scanWorkflowId('default', digest) });
     expect(await eventsOf(digest)).toEqual([{ trigger: 'promote', status: 'started', image: `${reg.host}/team/unscanned@${digest}`, reason: null }]);
+    const audited = await h.ctx.db.query(`SELECT actor, details->>'trigger' AS trigger FROM audit_log WHERE action='scan.requested' AND target=$1`, [digest]);
+    expect(audited.rows).toEqual([{ actor: 'test-admin', trigger: 'promote' }]);
     const scan = await h.client.workflow.getHandle(s.body.scan.workflowId).result();
     expect(scan).toMatchObject({ phase: 'done' });
     const run = await h.ctx.db.query(`SELECT trigger, status FROM scan_runs WHERE artifact_digest=$1`, [digest]);

@@ -6,6 +6,7 @@
  * SQL on scan_events.
  */
 import type { AppContext } from '../context';
+import { audit } from '../audit';
 import { badInput, StellaError, unavailable } from '../../lib/errors';
 import { acceptsPromote, acceptsPush, autoScanConfig, type AutoScanConfig } from './config';
 import { startScan, type ScanWorkflows } from './start';
@@ -170,6 +171,13 @@ export async function handlePromoteTrigger(
         workflowId: s.workflowId,
         digest: s.artifactDigest,
         trigger: 'promote',
+      });
+      await audit(ctx.db, {
+        tenant,
+        actor,
+        action: 'scan.requested',
+        target: s.artifactDigest,
+        details: { trigger: 'promote', eventId, workflowId: s.workflowId, runId: s.runId, joined: s.joined, image },
       });
       return { eventId, status: 'started', workflowId: s.workflowId, runId: s.runId, artifactDigest: s.artifactDigest, joined: s.joined };
     } catch (e) {
