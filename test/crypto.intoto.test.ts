@@ -136,12 +136,21 @@ describe('in-toto statements', () => {
     );
     bad(() =>
       parseStatement({
-        _type: 'https://in-toto.io/Statement/v0.1',
+        _type: 'https://in-toto.io/Statement/v2',
         subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }],
         predicateType: 'x',
         predicate: {},
       }),
     );
+    // cosign v2 still writes Statement/v0.1 (the same fields): read as v1.
+    expect(
+      parseStatement({
+        _type: 'https://in-toto.io/Statement/v0.1',
+        subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }],
+        predicateType: 'x',
+        predicate: {},
+      }).predicateType,
+    ).toBe('x');
     bad(() => parseStatement('not json'));
     // Foreign predicate types pass with any object predicate.
     expect(
