@@ -184,6 +184,10 @@ describe('triggers', () => {
     const view = await call('GET', `/promotions/${s.body.workflowId}`);
     const gates = Object.fromEntries(view.body.gates.map((g: { name: string; passed: boolean }) => [g.name, g.passed]));
     expect(gates).toMatchObject({ sbom: true });
+    // a digest the scanner cannot reach (no reference, no catalogue entry): queued with the reason
+    const unknown = await call('POST', '/promotions', { artifact: D('9'), to: 'prod' });
+    expect(unknown.body.scan).toMatchObject({ status: 'queued', reason: expect.stringContaining('image not available to the scanner') });
+    expect(await eventsOf(D('9'))).toEqual([expect.objectContaining({ trigger: 'promote', status: 'queued' })]);
     // scanned now: a second promotion does not queue another scan
     const again = await call('POST', '/promotions', { imageRef: ref, to: 'qa' });
     expect(again.body.scan).toBeUndefined();
