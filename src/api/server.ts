@@ -44,7 +44,8 @@ export async function buildApi(deps: ApiDeps, featureRoutes: readonly RegisterRo
   recordRoutes(app);
   useZodAndRawBodies(app);
   await authenticateRequests(app, deps);
-  traceRequests(app);
+  // Without an OTLP endpoint every span is a no-op: the per-request hooks would only cost time.
+  if (deps.ctx.cfg.telemetry.otlpEndpoint) traceRequests(app);
   countRequests(app, deps);
   handleErrors(app, deps);
   answerUnknownRoutes(app);
