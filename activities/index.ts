@@ -8,6 +8,7 @@ import { createPromotionActivities } from './promotion';
 import { createAnchoringActivities } from './anchoring';
 import { createScanActivities } from './scan';
 import { createBackupActivities } from './backup';
+import { createOciAttestActivities } from './oci-attest';
 
 /** Every activity the worker registers; workflows type their proxies from this. */
 export function createActivities(ctx: AppContext) {
@@ -21,6 +22,7 @@ export function createActivities(ctx: AppContext) {
     ...createAnchoringActivities(ctx),
     ...createScanActivities(ctx),
     ...createBackupActivities(ctx),
+    ...createOciAttestActivities(ctx),
   };
 }
 

@@ -9,10 +9,12 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { resolvePolicy, setPolicy } from '../src/core/promotion/policy';
+import { publishDecision } from '../src/core/oci-attest/auto';
 import { formatOf, layersOf, planAttLayers } from '../src/core/oci-attest/layout';
 import { cosignAttestationLayer } from '../src/crypto/cosign';
 import { createRegistryClient } from '../src/registry/index';
 import { apiFor } from './support/api';
+import { waitFor } from './support/promotion';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
@@ -102,10 +104,11 @@ function pemOf(jwk: unknown): string {
 }
 
 beforeAll(async () => {
-  h = await harness({ blob: 'fs' });
+  [plain, referrers, locked] = await Promise.all([startRegistry(), startReferrersRegistry(), startRegistry({ auth: { user: 'u', password: 'p' } })]);
+  // The promotion resolves its --image with the process's registry settings: the plain test registry is listed as insecure.
+  h = await harness({ blob: 'fs', env: { STELLA_INSECURE_REGISTRIES: plain.host } });
   app = await apiFor(h);
   cli = await cliEnvFor(h, app, 'registry-attest');
-  [plain, referrers, locked] = await Promise.all([startRegistry(), startReferrersRegistry(), startRegistry({ auth: { user: 'u', password: 'p' } })]);
   work = mkdtempSync(join(tmpdir(), 'stella-cosign-'));
   const rec = await h.ctx.keys.active('signing');
   await writeFile(join(work, 'stella.pub'), pemOf(rec.publicJwk));
@@ -147,6 +150,14 @@ describe('layout decisions (pure)', () => {
     expect(formatOf('application/octet-stream')).toBe('other');
     // Malformed layer entries are dropped, not trusted.
     expect(layersOf({ layers: [{ mediaType: 'x', digest: 'sha256:zz', size: 1 }, null] }).layers).toEqual([]);
+    // Publishing on promotion: only opted-in environments, only registry references.
+    const cfg = { environments: ['prod'], insecure: false };
+    expect(publishDecision(cfg, 'prod', 'registry.example/team/app@sha256:x')).toEqual({ publish: true });
+    expect(publishDecision(cfg, 'prod', 'localhost:5000/app')).toEqual({ publish: true });
+    expect(publishDecision(cfg, 'staging', 'registry.example/team/app')).toMatchObject({ publish: false, reason: expect.stringContaining('staging') });
+    expect(publishDecision(cfg, 'prod', 'app')).toMatchObject({ publish: false, reason: 'app is not a registry reference' });
+    expect(publishDecision(cfg, 'prod', 'team/app')).toMatchObject({ publish: false });
+    expect(publishDecision(cfg, 'prod', null)).toMatchObject({ publish: false });
   });
 });
 
@@ -298,6 +309,43 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
     },
     120_000,
   );
+});
+
+describe('publishing on promotion (opt-in per environment)', () => {
+  it("a promotion to an opted-in environment pushes stella's attestations to the image's registry; others do not", async () => {
+    const digest = await pushImage(plain, 'team/promo');
+    const attId = await stellaAttestation(digest);
+    const image = `${plain.host}/team/promo:1`;
+    await setPolicy(h.ctx.db, { tenant: TENANT, env: 'edge', text: 'requirements: []\n', actor: 'test' });
+    await setPolicy(h.ctx.db, { tenant: TENANT, env: 'lab', text: 'requirements: []\n', actor: 'test' });
+    expect(await json('attest', 'push-config')).toEqual({ environments: [], insecure: false });
+    expect(await json('attest', 'push-config', '--environments', 'edge', '--insecure-registry')).toEqual({ environments: ['edge'], insecure: true });
+    const bad = await stella('attest', 'push-config', '--environments', 'Not An Env');
+    expect(bad.code).toBe(2);
+
+    const promote = async (to: string) => {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/promotions',
+        headers: { authorization: `Bearer ${cli.STELLA_TOKEN}` },
+        payload: { artifact: digest, from: 'staging', to, imageRef: image },
+      });
+      expect(r.statusCode, r.body).toBeLessThan(300);
+      const id = r.json().id as string;
+      const get = async () => (await app.inject({ method: 'GET', url: `/promotions/${id}`, headers: { authorization: `Bearer ${cli.STELLA_TOKEN}` } })).json();
+      await waitFor(get, (s) => s.state === 'promoted', `promotion to ${to}`, 60_000);
+    };
+    const rows = async () => (await h.ctx.db.query('SELECT evidence_id, method, repository FROM oci_publications WHERE artifact_digest=$1', [digest])).rows;
+    await promote('lab');
+    expect(await rows()).toEqual([]);
+    await promote('edge');
+    const published = await waitFor(rows, (r) => r.length > 0, 'the publish step', 60_000);
+    expect(published).toEqual([{ evidence_id: attId, method: 'cosign-tag', repository: `${plain.host}/team/promo` }]);
+    const att = (await (
+      await fetch(`${plain.url}/v2/team/promo/manifests/${digest.replace(':', '-')}.att`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+    ).json()) as any;
+    expect(att.layers.map((l: { digest: string }) => l.digest)).toEqual([attId]);
+  }, 180_000);
 });
 
 describe('bad input', () => {

@@ -136,6 +136,7 @@ const PROBES: Record<string, Probe> = {
   'GET /attestations/status': {},
   'GET /attestations/:id': { path: { id: 'attestation' } },
   'GET /attestations/registry/publications': { query: { artifact: 'artifact' } },
+  'GET /attestations/registry/config': {},
   'POST /attestations': { body: (id) => ({ subject: id('artifact'), type: 'sbom' }), expect: 404 },
   'GET /replay/runs': { query: { artifact: 'artifact' } },
   'GET /replay/runs/:scanId': { path: { scanId: 'replayScan' } },
@@ -210,6 +211,7 @@ const NOT_PROBED: Record<string, string> = {
   'POST /attestations/registry/push': 'pushes the caller’s own attestations to a registry; takes an image reference',
   'GET /attestations/registry/discover': 'reads a registry; takes an image reference, no id',
   'POST /attestations/registry/import': 'imports from a registry into the caller’s tenant; takes an image reference',
+  'PUT /attestations/registry/config': 'admin only; the caller’s tenant settings',
   'POST /replay/sync': 'records offline verification results for the caller’s own runs',
 };
 

@@ -66,6 +66,13 @@ const localOptions: LocalActivityOptions = {
 };
 const acts = proxyLocalActivities<Activities>(localOptions);
 
+/**
+ * publish (opt-in per environment, src/core/oci-attest/auto.ts): after `promoted`, stella's
+ * attestations go to the image's registry. Runs that started before it replay without the step.
+ */
+const PUBLISH_ATTESTATIONS = 'stella-publish-attestations';
+const publishActs = proxyLocalActivities<Activities>({ ...localOptions, retry: { ...localOptions.retry, maximumAttempts: 3 } });
+
 /** What to do after an evaluation: the runbook's branches. */
 type NextStep = { kind: 'promote' } | { kind: 'violation'; gates: GateResult[] } | { kind: 'generate' } | { kind: 'wait'; kinds: string[] };
 
@@ -151,6 +158,7 @@ class PromotionRun {
         if (stopped) return stopped;
       }
       await this.finish('promoted', null, input.requestedBy);
+      if (patched(PUBLISH_ATTESTATIONS)) await this.publishAttestations();
       return st;
     } catch (e) {
       // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
@@ -284,6 +292,24 @@ class PromotionRun {
     const args = { tenant: this.input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals };
     if (this.ui) await acts.promotionSetState.executeWithOptions({ ...localOptions, summary: `record state ${state}` }, [args]);
     else await acts.promotionSetState(args);
+  }
+
+  /** publish: push the attestations when the environment opted in; a failure is logged, the promotion stands. */
+  private async publishAttestations(): Promise<void> {
+    const { input, st } = this;
+    try {
+      const r = await publishActs.publishAfterPromotion({
+        tenant: input.tenant,
+        artifactDigest: input.artifactDigest,
+        imageRef: st.imageRef,
+        toEnv: input.toEnv,
+        actor: input.requestedBy,
+      });
+      if (r.published) log.info('attestations published to the registry', { repository: r.repository, pushed: r.pushed });
+    } catch (e) {
+      const message = ((e as { cause?: Error }).cause?.message ?? (e as Error).message) || String(e);
+      log.warn('publishing attestations to the registry failed; the promotion stands', { error: message });
+    }
   }
 
   /** record: the final row, audit entry and timeline event. */

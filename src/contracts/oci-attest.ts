@@ -76,3 +76,7 @@ export const PublicationList = z.looseObject({
     }),
   ),
 });
+
+/** Publishing on promotion (opt-in per environment): the tenant's `registry.publish` setting. */
+export const PublishConfigBody = z.object({ environments: z.array(z.string()).max(64), insecure: z.boolean().default(false) });
+export const PublishConfigView = z.looseObject({ environments: z.array(z.string()), insecure: z.boolean() });

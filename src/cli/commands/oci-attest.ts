@@ -5,11 +5,11 @@ import { action, type Ctx, ctxOf, group, requireDigest } from '../common';
 import { EXIT } from '../exit';
 import { type Column, print, renderTable, shortDigest } from '../output';
 import { qs } from '../client';
-import { Discovery, type FoundDocument, PUBLISH_METHODS, PublicationList, Published, RegistryImport } from '../../contracts/oci-attest';
+import { Discovery, type FoundDocument, PUBLISH_METHODS, PublicationList, PublishConfigView, Published, RegistryImport } from '../../contracts/oci-attest';
 
 export function registerOciAttestCommands(program: Command): void {
   const g = group(program, 'attest', 'in-toto/DSSE attestations');
-  for (const register of [pushCommand, discoverCommand, publishedCommand]) register(g);
+  for (const register of [pushCommand, discoverCommand, publishedCommand, pushConfigCommand]) register(g);
 }
 
 const insecureOption = () => new Option('--insecure-registry', "speak plain HTTP to the image's registry (never implied)");
@@ -126,4 +126,32 @@ export async function importFromImage(c: Ctx, o: { image: string; insecureRegist
   );
   if (r.failed) process.stderr.write(`${r.failed} attestation(s) in ${r.repository} failed verification; see REASON\n`);
   return r.failed ? EXIT.INTEGRITY : r.imported ? EXIT.OK : EXIT.NOT_FOUND;
+}
+
+function pushConfigCommand(attest: Command): void {
+  attest
+    .command('push-config')
+    .description(
+      "which environments publish on promotion (a promotion to one pushes stella's attestations to the image's registry); shows the setting without options",
+    )
+    .option('--environments <env...>', 'replace the list of publishing environments')
+    .option('--none', 'no environment publishes')
+    .addOption(insecureOption())
+    .action(
+      action(async (o: { environments?: string[]; none?: boolean; insecureRegistry?: boolean }, cmd: Command) => {
+        const c = ctxOf(cmd);
+        const set = o.none || o.environments;
+        const r = set
+          ? await c.api().call(PublishConfigView, 'PUT', '/attestations/registry/config', {
+              environments: o.none ? [] : o.environments!.flatMap((e) => e.split(',')).filter(Boolean),
+              insecure: !!o.insecureRegistry,
+            })
+          : await c.api().call(PublishConfigView, 'GET', '/attestations/registry/config');
+        print(
+          c.format,
+          r,
+          () => `publish on promotion to: ${r.environments.length ? r.environments.join(', ') : '(none)'}${r.insecure ? ' (plain HTTP allowed)' : ''}`,
+        );
+      }),
+    );
 }

@@ -1,5 +1,7 @@
-/** The registry client the publish/discover paths use: one per request, plain HTTP only for a host the caller names. */
-import { createRegistryClient, parseReference } from '../../registry/index';
+/** The registry an image reference names, with the process's client (registry settings; plain HTTP to that host only when asked). */
+import type { AppContext } from '../context';
+import { registryClient } from '../scan/registry';
+import { parseReference } from '../../registry/index';
 import type { ImageReference, RegistryClient } from '../../registry/types';
 import { badInput } from '../../lib/errors';
 
@@ -10,14 +12,13 @@ export interface RegistryTarget {
   client: RegistryClient;
 }
 
-/** Parses `image` and makes a client for its registry; `insecure` allows plain HTTP to that host only. */
-export function registryTarget(image: string, opts: { insecure?: boolean } = {}): RegistryTarget {
+/** Parses `image` and picks the client for its registry (the scan feature's, so auth and settings are one). */
+export function registryTarget(ctx: AppContext, image: string, opts: { insecure?: boolean } = {}): RegistryTarget {
   let ref: ImageReference;
   try {
     ref = parseReference(image);
   } catch (e) {
     throw badInput(`malformed image reference ${JSON.stringify(image)}: ${(e as Error).message}`, undefined, { cause: e });
   }
-  const client = createRegistryClient({ ...(opts.insecure ? { insecureRegistries: [ref.registry] } : {}) });
-  return { ref, repository: `${ref.registry}/${ref.repository}`, client };
+  return { ref, repository: `${ref.registry}/${ref.repository}`, client: registryClient(ctx, opts.insecure ? ref.registry : undefined) };
 }

@@ -125,7 +125,7 @@ async function discoverFound(
   tenant: string,
   req: { image: string; insecure?: boolean },
 ): Promise<Omit<Discovery, 'items'> & { items: Found[] }> {
-  const t = registryTarget(req.image, { insecure: req.insecure });
+  const t = registryTarget(ctx, req.image, { insecure: req.insecure });
   const resolved = await t.client.resolve(t.ref);
   const trust = await evidenceTrust(ctx, tenant);
   const items: Found[] = [];

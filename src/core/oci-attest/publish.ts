@@ -155,7 +155,7 @@ async function pushCosignTag(t: RegistryTarget, artifact: string, docs: Doc[]): 
 
 /** `stella attest push`: push what stella signed about `artifact` to the image's repository (audited, recorded). */
 export async function publishAttestations(ctx: AppContext, tenant: string, req: PublishRequest, target?: RegistryTarget): Promise<PublishResult> {
-  const t = target ?? registryTarget(req.image, { insecure: req.insecure });
+  const t = target ?? registryTarget(ctx, req.image, { insecure: req.insecure });
   if (t.ref.digest && t.ref.digest !== req.artifact)
     throw badInput(`image ${req.image} names digest ${t.ref.digest}, not the artifact ${req.artifact}; give the repository (or the same digest)`);
   const docs = await gatherDocs(ctx, tenant, req.artifact);
