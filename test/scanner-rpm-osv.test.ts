@@ -75,3 +75,47 @@ describe('Red Hat / Rocky advisories from OSV', () => {
     expect(why).toMatchObject({ scheme: 'rpm', ranges: [{ type: 'ECOSYSTEM', contains: true, fixed: '1:3.0.7-25.el9_3' }] });
   });
 });
+
+describe('Go modules, the Go toolchain and Rust crates from OSV', () => {
+  const feed = feedFromRecords([
+    {
+      id: 'GO-2026-0001',
+      affected: [{ package: { ecosystem: 'Go', name: 'golang.org/x/net' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '0' }, { fixed: '0.23.0' }] }] }],
+    },
+    {
+      id: 'GO-2026-0002',
+      affected: [{ package: { ecosystem: 'Go', name: 'stdlib' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '1.21.0-0' }, { fixed: '1.21.9' }] }] }],
+    },
+    {
+      id: 'RUSTSEC-2026-0001',
+      affected: [
+        { package: { ecosystem: 'crates.io', name: 'smallvec' }, ranges: [{ type: 'SEMVER', events: [{ introduced: '1.0.0' }, { fixed: '1.6.1' }] }] },
+      ],
+    },
+  ]);
+  const p = (ecosystem: 'golang' | 'cargo', name: string, version: string): Package => ({
+    ecosystem,
+    name,
+    version,
+    purl: `pkg:${ecosystem}/${name}@${version}`,
+    locations: ['app'],
+  });
+  it('matches module paths with a v-prefixed version, the toolchain by its go version, and crates', () => {
+    const found = matchPackages(
+      [
+        p('golang', 'golang.org/x/net', 'v0.22.0'),
+        p('golang', 'golang.org/x/net', 'v0.23.0'),
+        p('golang', 'stdlib', 'go1.21.5'),
+        p('golang', 'stdlib', 'go1.22'),
+        p('cargo', 'smallvec', '1.6.0'),
+        p('cargo', 'smallvec', '1.6.1'),
+      ],
+      feed,
+    );
+    expect(found.map((f) => `${f.id} ${f.package.name}@${f.package.version} fixed ${f.fixedVersion}`).sort()).toEqual([
+      'GO-2026-0001 golang.org/x/net@v0.22.0 fixed 0.23.0',
+      'GO-2026-0002 stdlib@go1.21.5 fixed 1.21.9',
+      'RUSTSEC-2026-0001 smallvec@1.6.0 fixed 1.6.1',
+    ]);
+  });
+});

@@ -321,6 +321,13 @@ interface Target {
 
 const any = () => true;
 
+/** A Go toolchain version as semver: go1.21 → 1.21.0, go1.21.5 → 1.21.5, go1.22rc2 → 1.22.0-rc.2. */
+export function goToolchainSemver(v: string): string {
+  const m = /^(?:go)?(\d+)\.(\d+)(?:\.(\d+))?(?:(rc|beta)(\d+))?$/.exec(v.trim());
+  if (!m) return v;
+  return `${m[1]}.${m[2]}.${m[3] ?? '0'}${m[4] ? `-${m[4]}.${m[5]}` : ''}`;
+}
+
 /** OSV ecosystem (lowercased base) of each RPM distribution's /etc/os-release ID. */
 const RPM_ECOSYSTEMS: Record<string, string> = {
   rhel: 'red hat',
@@ -370,6 +377,17 @@ function targetFor(pkg: Package, distro: Distro | undefined): Target | undefined
             : any;
       return { base, name: pkg.name, version: pkg.version, release, scheme: COMPARATORS.rpm };
     }
+    case 'golang':
+      // OSV "Go": modules by path (SEMVER ranges, no "v"); the toolchain as "stdlib" (go1.21.5 → 1.21.5).
+      return {
+        base: 'go',
+        name: pkg.name,
+        version: pkg.name === 'stdlib' ? goToolchainSemver(pkg.version) : pkg.version,
+        release: any,
+        scheme: COMPARATORS.semver,
+      };
+    case 'cargo':
+      return { base: 'crates.io', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.semver };
     case 'npm':
       return { base: 'npm', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.semver };
     case 'pypi':
