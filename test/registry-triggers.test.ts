@@ -188,6 +188,14 @@ describe('triggers', () => {
     const unknown = await call('POST', '/promotions', { artifact: D('9'), to: 'prod' });
     expect(unknown.body.scan).toMatchObject({ status: 'queued', reason: expect.stringContaining('image not available to the scanner') });
     expect(await eventsOf(D('9'))).toEqual([expect.objectContaining({ trigger: 'promote', status: 'queued' })]);
+    // ...and registering an image with that digest starts it: the fixture's own digest, registered by name in the catalogue
+    const later = await pushed('team/later:1');
+    const blocked = await call('POST', '/promotions', { artifact: later.digest, to: 'prod' });
+    expect(blocked.body.scan).toMatchObject({ status: 'queued' });
+    const registered = await call('POST', '/images', { name: 'later:1', path: later.fx.dir });
+    expect(registered.body.queuedScans, JSON.stringify(registered.body)).toMatchObject({ workflowId: scanWorkflowId('default', later.digest) });
+    expect((await eventsOf(later.digest)).map((e) => [e.trigger, e.status])).toEqual([['promote', 'started']]);
+    await h.client.workflow.getHandle(registered.body.queuedScans.workflowId).result();
     // scanned now: a second promotion does not queue another scan
     const again = await call('POST', '/promotions', { imageRef: ref, to: 'qa' });
     expect(again.body.scan).toBeUndefined();

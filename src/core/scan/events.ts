@@ -191,7 +191,9 @@ export async function handlePromoteTrigger(
 
 /**
  * Push events that arrived before their image was available to the scanner wait as
- * `queued`; registering the image starts them (once, joining one run per artifact).
+ * `queued`, and so do promote-trigger events of a digest the scanner could not reach;
+ * registering the image starts them (once, joining one run per artifact; a push's trigger
+ * wins when both wait).
  */
 export async function startQueuedPushScans(
   ctx: AppContext,
@@ -200,14 +202,17 @@ export async function startQueuedPushScans(
   image: { name: string; digest: string },
   actor: string,
 ): Promise<{ eventIds: number[]; workflowId: string } | null> {
-  if (!acceptsPush(await autoScanConfig(ctx, tenant)) || !t) return null;
-  const q = await ctx.db.query<{ id: string }>(
-    `SELECT id FROM scan_events WHERE tenant_id=$1 AND status='queued' AND trigger='push'
+  const cfg = await autoScanConfig(ctx, tenant);
+  const triggers = [...(acceptsPush(cfg) ? ['push'] : []), ...(acceptsPromote(cfg) ? ['promote'] : [])];
+  if (!triggers.length || !t) return null;
+  const q = await ctx.db.query<{ id: string; trigger: ScanTrigger }>(
+    `SELECT id, trigger FROM scan_events WHERE tenant_id=$1 AND status='queued' AND trigger = ANY($4)
        AND (image=$2 OR repository=$2 OR repository || ':' || tag = $2 OR artifact_digest=$3)`,
-    [tenant, image.name, image.digest],
+    [tenant, image.name, image.digest, triggers],
   );
   if (!q.rows.length) return null;
-  const started = await startScan(ctx, t, tenant, { image: image.name, requestedBy: `push:${actor}`, trigger: 'push' });
+  const trigger: ScanTrigger = q.rows.some((x) => x.trigger === 'push') ? 'push' : 'promote';
+  const started = await startScan(ctx, t, tenant, { image: image.name, requestedBy: `${trigger}:${actor}`, trigger });
   const ids = q.rows.map((x) => Number(x.id));
   await ctx.db.query(`UPDATE scan_events SET status='started', workflow_id=$3, artifact_digest=$4, reason=$5 WHERE tenant_id=$1 AND id = ANY($2)`, [
     tenant,
