@@ -191,6 +191,10 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
     expect(bundle).toMatchObject({ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', verificationMaterial: { publicKey: { hint: stored.kid } } });
     expect(pemSignerKey(readFileSync(pub, 'utf8'))!.kid).toBe(stored.kid);
     expect((await runStella(cli, 'attest', 'export', stored.id, '--as', 'dsse', '--output', envFile)).code).toBe(0);
+    // The bundle imports back as the very envelope stored (the hint names the key): no second item.
+    const back = await runStella(cli, 'attest', 'import', bundleFile, '--format', 'json');
+    expect(back.code, back.stderr).toBe(0);
+    expect(JSON.parse(back.stdout)).toMatchObject({ id: stored.id, created: false, signer: stored.kid, format: 'sigstore-bundle' });
 
     const asBundle = await cosign(
       'verify-blob-attestation',

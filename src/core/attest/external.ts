@@ -52,7 +52,12 @@ export async function envelopeForImport(
     if (v.verification?.ok && !v.ok) throw badInput(`Sigstore bundle refused: ${v.reason}; nothing stored`);
     tlog = v.tlog;
   }
-  return { envelope: Buffer.from(canonicalJson(p.envelope)), format: 'sigstore-bundle', tlog };
+  // The hint names the key when the signature does not (stella's bundles; cosign's hint is no kid):
+  // a bundle of a stored envelope so imports back as that same envelope.
+  const sig = p.envelope.signatures[0]!;
+  const hinted = !sig.keyid && p.key.hint && (await evidenceTrust(ctx, tenant))(p.key.hint);
+  const envelope = hinted ? { ...p.envelope, signatures: [{ keyid: p.key.hint, sig: sig.sig }] } : p.envelope;
+  return { envelope: Buffer.from(canonicalJson(envelope)), format: 'sigstore-bundle', tlog };
 }
 
 /** A stored attestation (a DSSE envelope) as a keyed Sigstore bundle v0.3: publicKey hint = its signer's kid, no Rekor entry. */
