@@ -327,7 +327,9 @@ async function numberLeaves(db: Db, mine: readonly string[] | undefined, expectM
   return withTransaction(db, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
     // New statements after the lock: their snapshot sees every leaf committed before we got it.
-    if (!(await anyPending(tx, mine))) return none;
+    // A caller expecting its own leaves numbers whatever is waiting (nothing, if a concurrent
+    // ingest numbered them meanwhile: the statement then changes nothing) without asking first.
+    if (!expectMine && !(await anyPending(tx, mine))) return none;
     const r = await tx.query<{ tenant_id: string; item_id: string; seq: string }>(
       `WITH base AS (SELECT size FROM log_state WHERE id),
             moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
@@ -336,7 +338,7 @@ async function numberLeaves(db: Db, mine: readonly string[] | undefined, expectM
                      -- an item that already has its leaf (its row was re-created) keeps that one
                      WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
                     RETURNING seq, tenant_id, item_id),
-            upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id RETURNING size)
+            upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id AND EXISTS (SELECT 1 FROM ins) RETURNING size)
        SELECT tenant_id, item_id, seq FROM ins, upd`,
     );
     return new Map(r.rows.map((x) => [keyOf(x.tenant_id, x.item_id), Number(x.seq)]));
