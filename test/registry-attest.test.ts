@@ -294,7 +294,8 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
     expect(byFormat.cyclonedx).toMatchObject({ source: 'referrer', status: 'unsigned' });
     // Importing stella's own bundle back finds the stored envelope (the same bytes, nothing new).
     const imported = await json('attest', 'import', '--image', `${repo}:1`, '--insecure-registry');
-    expect(imported.items.find((i: { format: string }) => i.format === 'sigstore-bundle')).toMatchObject({ evidenceId: attId, created: false });
+    const bundle = imported.items.find((i: { format: string }) => i.format === 'sigstore-bundle');
+    expect(bundle, JSON.stringify(imported.items)).toMatchObject({ evidenceId: attId, created: false });
   }, 120_000);
 
   it.skipIf(!COSIGN)(
