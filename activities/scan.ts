@@ -32,7 +32,7 @@ export function createScanActivities(ctx: AppContext) {
     },
 
     /** Scan the image into a CycloneDX SBOM and store it. */
-    scanSbom(c: ScanContext): Promise<{ sbomId: string; components: number; packages: number; warnings: string[]; created: boolean }> {
+    scanSbom(c: ScanContext): Promise<{ sbomId: string; spdxId?: string; components: number; packages: number; warnings: string[]; created: boolean }> {
       return classified(() =>
         beating(
           (signal) => storeSbom(ctx, c, { signal }),

@@ -15,7 +15,11 @@ import { buildCycloneDx, cdxLicenses, formattedCpe } from '../src/scanner/cyclon
 import { feedFromRecords, matchPackages, severityOf } from '../src/scanner/osv';
 import { inventoryImage, type Inventory, scanInventory } from '../src/scanner/scan';
 import { buildSpdx, spdxBytes } from '../src/scanner/spdx';
+import type { FastifyInstance } from 'fastify';
+import { cliEnvFor, runStella } from './support/cli';
+import { harness, type Harness } from './support/context';
 import { buildOciFixture, type OciFixture, REPO_ROOT, realSystemLayer } from './support/oci-fixture';
+import { api } from './support/scan';
 
 /**
  * Standard models: stella's SBOMs validated against the official CycloneDX 1.6 JSON schema
@@ -204,5 +208,62 @@ describe('CVSS v3.1 and v4.0 (ae-cvss-calculator)', () => {
     ]);
     const [f] = matchPackages([{ ecosystem: 'npm', name: 'left', version: '1.0.0', purl: 'pkg:npm/left@1.0.0', locations: ['/x'] }], feed);
     expect(f).toMatchObject({ id: 'GHSA-v4only', severity: 'medium', cvssVector: v4.score });
+  });
+});
+
+describe('stella scan image --sbom-format spdx (real CLI, API, workflow)', () => {
+  let h: Harness;
+  let app: FastifyInstance;
+  let fx: OciFixture;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    h = await harness({ blob: 'fs' });
+    app = await api(h);
+    env = await cliEnvFor(h, app);
+    fx = await buildOciFixture({
+      ref: 'spdx:1',
+      archives: false,
+      layers: [
+        [
+          { path: 'etc/os-release', content: 'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.3"\n' },
+          { path: 'var/lib/rpm/rpmdb.sqlite', content: fixture('rpmdb.sqlite') },
+          { path: 'opt/app/lib/commons-cli-1.6.0.jar', content: fixture('commons-cli-1.6.0.jar') },
+        ],
+      ],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await app?.close();
+    await fx?.cleanup();
+    await h?.close();
+  });
+
+  it('stores an SPDX 2.3 document beside the CycloneDX SBOM; spdx-tools validates it', async () => {
+    const r = await runStella(env, 'scan', 'image', '--image', fx.dir, '--sbom-only', '--sbom-format', 'spdx', '--format', 'json');
+    expect(r.code, r.stderr).toBe(0);
+    const st = JSON.parse(r.stdout) as { progress: { sbomId: string; spdxId?: string } };
+    expect(st.progress.spdxId).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const item = await h.ctx.evidence.get('default', st.progress.spdxId!);
+    expect(item).toMatchObject({ kind: 'sbom', mediaType: 'application/spdx+json', subjects: [fx.digest] });
+    const bytes = await h.ctx.evidence.read('default', st.progress.spdxId!);
+    const doc = JSON.parse(bytes.toString('utf8'));
+    expect(doc).toMatchObject({ spdxVersion: 'SPDX-2.3', SPDXID: 'SPDXRef-DOCUMENT' });
+    expect(doc.packages.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['stella-hello', 'stella-tools', 'commons-cli']));
+    expect(await spdxTools(bytes)).toBe('');
+    // The CycloneDX SBOM is still the scan's SBOM.
+    expect(await h.ctx.evidence.get('default', st.progress.sbomId)).toMatchObject({ mediaType: 'application/vnd.cyclonedx+json' });
+  }, 300_000);
+
+  it('an unknown format is a usage error (exit 2) and starts nothing', async () => {
+    const r = await runStella(env, 'scan', 'image', '--image', fx.dir, '--sbom-format', 'swid');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--sbom-format must be cyclonedx or spdx/);
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/scans',
+      headers: { authorization: `Bearer ${env.STELLA_TOKEN}` },
+      payload: { image: fx.dir, sbomFormat: 'swid' },
+    });
+    expect(bad.statusCode).toBe(400);
   });
 });

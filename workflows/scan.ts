@@ -50,7 +50,7 @@ export async function scanThenAttest(input: ScanThenAttestInput): Promise<ScanPr
 
     p.phase = 'scanning';
     const sbom = await heavy().scanSbom(ctx);
-    Object.assign(p, { sbomId: sbom.sbomId, components: sbom.components });
+    Object.assign(p, { sbomId: sbom.sbomId, components: sbom.components, ...(sbom.spdxId ? { spdxId: sbom.spdxId } : {}) });
     p.warnings.push(...sbom.warnings.slice(0, 20));
     const finishedAt = ctx.sbomOnly ? undefined : await matchAttestRecord(ctx, sbom.sbomId, p);
     // finishedAt is what the statements carry, so `attest create` later rebuilds identical statements (and reuses them).

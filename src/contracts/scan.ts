@@ -14,6 +14,8 @@ export const ScanBody = z.object({
   /** Catalogue name, absolute path on the worker, artifact digest, or registry reference (host/repo:tag, host/repo@sha256:…). */
   image: z.string().min(1).max(4096),
   sbomOnly: z.boolean().optional(),
+  /** `spdx`: also store the SBOM as an SPDX 2.3 JSON document (the CycloneDX 1.6 SBOM is always stored). */
+  sbomFormat: z.enum(['cyclonedx', 'spdx']).optional(),
   force: z.boolean().optional(),
   /** For a registry reference naming a multi-platform index: os/arch[/variant] (default: linux and the worker's architecture). */
   platform: z
@@ -42,6 +44,7 @@ export const ScanProgress = z.looseObject({
   artifactDigest: z.string().nullable(),
   imageRef: z.string().nullable(),
   sbomId: z.string().nullable(),
+  spdxId: z.string().nullable().optional(),
   reportId: z.string().nullable(),
   attestationIds: z.array(z.string()),
   components: z.number().nullable(),

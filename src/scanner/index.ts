@@ -36,6 +36,7 @@ export {
   type Unidentified,
 } from './detectors/index';
 export { buildCycloneDx, sbomBytes, validateCycloneDx, type CycloneDxBom, type SbomInput } from './cyclonedx';
+export { buildSpdx, spdxBytes, spdxFromResult, type SpdxDocument } from './spdx';
 export {
   countBySeverity,
   evaluateRange,

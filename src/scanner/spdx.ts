@@ -185,3 +185,20 @@ export function buildSpdx(input: SbomInput): SpdxDocument {
 export function spdxBytes(doc: SpdxDocument): Buffer {
   return Buffer.from(canonicalJson(doc), 'utf8');
 }
+
+/** The SPDX document of a scan result (same image, packages, OS and scan time as its CycloneDX SBOM). */
+export function spdxFromResult(r: {
+  artifactDigest: string;
+  imageRef: string | null;
+  packages: readonly Package[];
+  distro: SbomInput['distro'] | null;
+  scannedAt: string;
+}): SpdxDocument {
+  return buildSpdx({
+    artifactDigest: r.artifactDigest,
+    ...(r.imageRef ? { imageRef: r.imageRef } : {}),
+    packages: r.packages,
+    ...(r.distro ? { distro: r.distro } : {}),
+    timestamp: r.scannedAt,
+  });
+}

@@ -88,21 +88,34 @@ function scanImageCommand(scan: Command): void {
     .option('--platform <os/arch[/variant]>', "for a registry reference naming a multi-platform index (default: linux and the worker's architecture)")
     .option('--insecure-registry', "speak plain HTTP to the reference's registry host (that host only)")
     .option('--sbom-only', 'stop after storing the SBOM (no advisory matching, no attestations)')
+    .option('--sbom-format <format>', 'cyclonedx (CycloneDX 1.6, always stored) or spdx (also store an SPDX 2.3 JSON document)', 'cyclonedx')
     .option('--force', 'scan again and store fresh evidence even if an identical scan exists (supersedes a running non-forced scan)')
     .option('--no-wait', 'start (or join) the workflow and return')
     .option('--timeout <seconds>', 'how long to wait for the result', '900')
     .action(
       action(
         async (
-          o: { image: string; sbomOnly?: boolean; force?: boolean; platform?: string; insecureRegistry?: boolean; wait: boolean; timeout: string },
+          o: {
+            image: string;
+            sbomOnly?: boolean;
+            sbomFormat: string;
+            force?: boolean;
+            platform?: string;
+            insecureRegistry?: boolean;
+            wait: boolean;
+            timeout: string;
+          },
           cmd: Command,
         ) => {
+          if (o.sbomFormat !== 'cyclonedx' && o.sbomFormat !== 'spdx')
+            throw new CliError(`--sbom-format must be cyclonedx or spdx, not ${JSON.stringify(o.sbomFormat)}`, EXIT.USAGE);
           const c = ctxOf(cmd);
           const api = c.api();
           const image = await workerImagePath(o.image);
           const started = await api.call(ScanStarted, 'POST', '/scans', {
             image,
             sbomOnly: !!o.sbomOnly,
+            ...(o.sbomFormat === 'spdx' ? { sbomFormat: 'spdx' } : {}),
             force: !!o.force,
             ...(o.platform ? { platform: o.platform } : {}),
             ...(o.insecureRegistry ? { insecureRegistry: true } : {}),
@@ -167,6 +180,7 @@ function renderScanDone(st: ScanStatus, started: ScanStarted, sbomOnly: boolean)
     renderKv({
       scan: st.runId,
       sbom: p?.sbomId,
+      ...(p?.spdxId ? { 'sbom (spdx)': p.spdxId } : {}),
       components: p?.components,
       report: p?.reportId ?? (sbomOnly ? '(--sbom-only)' : '-'),
       findings: countsLine(p?.counts),

@@ -7,7 +7,7 @@ import { audit } from '../audit';
 import { SA, scanWorkflowId } from '../../temporal/names';
 import { resolveImage, type ResolvedImage } from './catalogue';
 import { isPinnedReference } from './registry';
-import type { ScanProgress, ScanThenAttestInput, ScanTrigger } from './types';
+import type { SbomFormat, ScanProgress, ScanThenAttestInput, ScanTrigger } from './types';
 
 /**
  * The Temporal side of scanning, handed in by the edge that owns the workflow module: the
@@ -28,6 +28,7 @@ export interface StartScanRequest {
   /** Speak plain HTTP to this reference's registry host (that host only, this request only). */
   insecureRegistry?: boolean;
   sbomOnly?: boolean;
+  sbomFormat?: SbomFormat;
   force?: boolean;
   requestedBy: string;
   trigger?: ScanTrigger;
@@ -77,6 +78,7 @@ export async function startScan(ctx: AppContext, t: ScanWorkflows, tenant: strin
         : { imageRef: req.image }),
     ...(req.insecureRegistry && isPinnedReference(image.path) ? { insecureRegistry: true } : {}),
     sbomOnly: !!req.sbomOnly,
+    ...(req.sbomFormat === 'spdx' ? { sbomFormat: 'spdx' as const } : {}),
     force: !!req.force,
     requestedBy: req.requestedBy,
     trigger: req.trigger ?? 'manual',

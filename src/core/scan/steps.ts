@@ -6,6 +6,7 @@
 import type { AppContext } from '../context';
 import { timelineEvent } from '../audit';
 import { canonicalJson } from '../../lib/canonical';
+import { spdxBytes, spdxFromResult } from '../../scanner/spdx';
 import { badInput, integrity } from '../../lib/errors';
 import { countPresent } from '../evidence/queries/scan';
 import type { AttestType, ScanFacts } from '../attest/attest';
@@ -33,6 +34,7 @@ import {
 import type { ReportCounts, ScanContext, ScanThenAttestInput } from './types';
 
 export const SBOM_MEDIA_TYPE = 'application/vnd.cyclonedx+json';
+export const SPDX_MEDIA_TYPE = 'application/spdx+json';
 export const REPORT_MEDIA_TYPE = 'application/json';
 
 /** Options a long step gets from its runner: aborting kills an external tool it started. */
@@ -96,7 +98,8 @@ export async function prepareScan(
   return mapped('scan', async () => {
     const recorded = await getScanRun(ctx, input.tenant, input.scanId);
     const insecure = input.insecureRegistry ? { insecureRegistry: true } : {};
-    if (recorded) return { ctx: { ...(await contextOfRecorded(ctx, input.tenant, recorded)), ...insecure }, reuse: null };
+    const spdx = input.sbomFormat === 'spdx' ? { sbomFormat: 'spdx' as const } : {};
+    if (recorded) return { ctx: { ...(await contextOfRecorded(ctx, input.tenant, recorded)), ...insecure, ...spdx }, reuse: null };
     const ref = input.imageRef ?? input.artifactDigest;
     if (!ref) throw badInput('scanThenAttest needs imageRef or artifactDigest');
     const img = await resolveImage(ctx, input.tenant, ref, { insecure: !!input.insecureRegistry });
@@ -119,8 +122,10 @@ export async function prepareScan(
       feed: feed ? { version: feed.version, digest: feed.digest, records: feed.records, importedAt: feed.importedAt } : null,
       engine: await scannerEngine(ctx, input.tenant),
       ...insecure,
+      ...spdx,
     };
-    const reuse = input.force ? null : await reusableRun(ctx, c);
+    // An SPDX document is stored by the SBOM step, so a run asking for one scans (from the stored inventory) rather than reusing.
+    const reuse = input.force || c.sbomFormat === 'spdx' ? null : await reusableRun(ctx, c);
     await insertRun(ctx, c, SCANNER, reuse);
     return { ctx: c, reuse };
   });
@@ -145,12 +150,16 @@ async function inventoryOf(ctx: AppContext, c: ScanContext, opts: StepOptions): 
   return (await saveInventory(ctx, key, inv)) as ScanInventory;
 }
 
-/** Scan the image into a CycloneDX SBOM and store it. Same scan time → same bytes → idempotent ingest. */
+/**
+ * Scan the image into a CycloneDX SBOM and store it; with `--sbom-format spdx` also store the same
+ * inventory as an SPDX 2.3 JSON document (derived from the CycloneDX SBOM, which stays the one the
+ * report and attestations name). Same scan time → same bytes → idempotent ingest.
+ */
 export async function storeSbom(
   ctx: AppContext,
   c: ScanContext,
   opts: StepOptions = {},
-): Promise<{ sbomId: string; components: number; packages: number; warnings: string[]; created: boolean }> {
+): Promise<{ sbomId: string; spdxId?: string; components: number; packages: number; warnings: string[]; created: boolean }> {
   return mapped(`scan of ${c.imageRef ?? c.imagePath}`, async () => {
     const r = resultFromInventory(await inventoryOf(ctx, c, opts), { now: c.scanTime });
     const components = r.sbom.components.length;
@@ -165,9 +174,25 @@ export async function storeSbom(
       // Made by stella's scanner in its scan-then-attest workflow (signed by the attestations that follow).
       provenance: { kind: 'produced-by-stella', signer: null },
     });
+    let spdxId: string | undefined;
+    if (c.sbomFormat === 'spdx') {
+      const doc = spdxFromResult(r);
+      const spdx = await ctx.evidence.ingest({
+        tenant: c.tenant,
+        data: spdxBytes(doc),
+        kind: 'sbom',
+        mediaType: SPDX_MEDIA_TYPE,
+        subjects: [c.artifactDigest],
+        parents: [{ id: stored.id, relation: 'derived-from' }],
+        producer: { type: 'scanner', name: SCANNER.name, version: SCANNER.version, scanId: c.scanId, workflowId: c.workflowId },
+        labels: { 'stella.scan-id': c.scanId, 'stella.sbom-format': 'SPDX-2.3' },
+        provenance: { kind: 'produced-by-stella', signer: null },
+      });
+      spdxId = spdx.id;
+    }
     const warnings = r.warnings.slice(0, 100);
     await recordSbom(ctx, c.tenant, c.scanId, { sbomId: stored.id, components, warnings });
-    return { sbomId: stored.id, components, packages: r.packages.length, warnings, created: stored.created };
+    return { sbomId: stored.id, ...(spdxId ? { spdxId } : {}), components, packages: r.packages.length, warnings, created: stored.created };
   });
 }
 

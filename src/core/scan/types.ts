@@ -7,11 +7,16 @@ import type { ScanEngine } from './external';
 
 export type ScanTrigger = 'promote' | 'push' | 'manual';
 
+/** SBOM formats a scan stores: CycloneDX 1.6 always; `spdx` also stores an SPDX 2.3 JSON document. */
+export type SbomFormat = 'cyclonedx' | 'spdx';
+
 export interface ScanThenAttestInput {
   tenant: string;
   artifactDigest?: string;
   imageRef?: string;
   sbomOnly?: boolean;
+  /** `spdx`: also store the SBOM as an SPDX 2.3 JSON document (the CycloneDX one stays the scan's SBOM). */
+  sbomFormat?: SbomFormat;
   force?: boolean;
   requestedBy: string;
   trigger?: ScanTrigger;
@@ -37,6 +42,8 @@ export interface ScanContext {
   trigger: string;
   requestedBy: string;
   sbomOnly: boolean;
+  /** From the request (not recorded in the run row): `spdx` also stores an SPDX 2.3 document. */
+  sbomFormat?: SbomFormat;
   force: boolean;
   scanTime: string;
   feed: ScanFeedPin | null;
@@ -54,6 +61,8 @@ export type ScanProgress = {
   artifactDigest: string | null;
   imageRef: string | null;
   sbomId: string | null;
+  /** The SPDX 2.3 document stored beside the CycloneDX SBOM (--sbom-format spdx). */
+  spdxId?: string | null;
   reportId: string | null;
   attestationIds: string[];
   components: number | null;
