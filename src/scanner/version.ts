@@ -4,4 +4,4 @@
  * (image, feed, version, timestamp) must reproduce byte-identical output.
  */
 export const SCANNER_NAME = 'stella-scanner';
-export const SCANNER_VERSION = '1.1.0';
+export const SCANNER_VERSION = '1.2.0';
