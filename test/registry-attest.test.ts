@@ -294,6 +294,36 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
     expect(byFormat.cyclonedx).toMatchObject({ source: 'referrer', status: 'unsigned' });
     // Importing stella's own bundle back finds the stored envelope (the same bytes, nothing new).
     const imported = await json('attest', 'import', '--image', `${repo}:1`, '--insecure-registry');
+    // cosign v2.4+ reads the referrer bundles with --new-bundle-format; keyed, no tlog: an empty trusted root (no CAs, no logs) suffices.
+    if (COSIGN) {
+      await writeFile(
+        join(work, 'empty-root.json'),
+        JSON.stringify({
+          mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+          tlogs: [],
+          certificateAuthorities: [],
+          ctlogs: [],
+          timestampAuthorities: [],
+        }),
+      );
+      const v = await cosign([
+        'verify-attestation',
+        '--new-bundle-format',
+        '--trusted-root',
+        'empty-root.json',
+        '--key',
+        'stella.pub',
+        '--insecure-ignore-tlog',
+        '--allow-insecure-registry',
+        '--type',
+        'cyclonedx',
+        `${repo}@${digest}`,
+      ]);
+      expect(v.code, v.stderr).toBe(0);
+      expect(JSON.parse(Buffer.from(JSON.parse(v.stdout.trim().split('\n')[0]!).payload, 'base64').toString('utf8')).subject[0].digest.sha256).toBe(
+        digest.slice(7),
+      );
+    }
     const bundle = imported.items.find((i: { format: string }) => i.format === 'sigstore-bundle');
     expect(bundle, JSON.stringify(imported.items)).toMatchObject({ evidenceId: attId, created: false });
   }, 120_000);
