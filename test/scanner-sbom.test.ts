@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/lib/canonical';
 import { isDigest, sha256Digest } from '../src/lib/hash';
 import { buildCycloneDx, validateCycloneDx } from '../src/scanner/cyclonedx';
+import { parseDpkgStatus } from '../src/scanner/detectors/dpkg';
 import { feedFromRecords, loadFeed } from '../src/scanner/osv';
 import { SCANNER_NAME, SCANNER_VERSION, scanImage, scanReport, ScanReportSchema, type ScanResult } from '../src/scanner/scan';
 import { buildOciFixture, dpkgStanza, realSystemLayer, REPO_ROOT, type OciFixture } from './support/oci-fixture';
@@ -128,5 +129,33 @@ describe('scanImage with a feed, and the scan report', () => {
     expect(empty.digest).toBe(sha256Digest('[]'));
     expect((await scanImage(fx.dir, { now: NOW, feed: empty })).counts.high).toBe(0);
     await expect(scanImage(fx.dir, { now: 'not a date' })).rejects.toThrow(/invalid now/);
+  });
+});
+
+describe('the dependency graph from dpkg status', () => {
+  const stanza = (name: string, extra: string) => `Package: ${name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.0-1\n${extra}`;
+  const status = [
+    stanza('app', 'Pre-Depends: libc6 (>= 2.36)\nDepends: mail-transport-agent | postfix, zlib1g:any (>= 1:1.2), missing-lib\n'),
+    stanza('libc6', ''),
+    stanza('zlib1g', 'Depends: libc6\n'),
+    stanza('exim4', 'Provides: mail-transport-agent\n'),
+  ].join('\n');
+  const pkgs = parseDpkgStatus(status, '/var/lib/dpkg/status', { distro: { id: 'debian', versionId: '12', idLike: [], location: '/etc/os-release' } });
+  const purl = (n: string) => pkgs.find((p) => p.name === n)!.purl;
+
+  it('resolves Depends/Pre-Depends to installed packages: versions and :arch dropped, virtual names through Provides, missing ones left out', () => {
+    expect(pkgs.find((p) => p.name === 'app')!.dependsOn).toEqual([purl('exim4'), purl('libc6'), purl('zlib1g')].sort());
+    expect(pkgs.find((p) => p.name === 'zlib1g')!.dependsOn).toEqual([purl('libc6')]);
+    expect(pkgs.find((p) => p.name === 'libc6')!.dependsOn).toBeUndefined();
+  });
+
+  it('becomes the CycloneDX dependencies (image → every component, package → its dependencies); epochs stay percent-encoded', () => {
+    const bom = buildCycloneDx({ artifactDigest: `sha256:${'a'.repeat(64)}`, packages: pkgs, timestamp: NOW });
+    expect(validateCycloneDx(bom)).toEqual({ valid: true, errors: [] });
+    const deps = new Map((bom.dependencies ?? []).map((d) => [d.ref, d.dependsOn ?? []]));
+    expect(deps.get(purl('app'))).toEqual([purl('exim4'), purl('libc6'), purl('zlib1g')].sort());
+    expect(deps.get(`sha256:${'a'.repeat(64)}`)).toHaveLength(4);
+    expect(purl('libc6')).toBe('pkg:deb/debian/libc6@1%3A1.0-1?arch=amd64&distro=debian-12');
+    expect(bom.components.map((c) => c.purl)).toContain(purl('libc6'));
   });
 });

@@ -15,8 +15,44 @@ function upstreamVersion(v: string): string {
   return dash > 0 ? noEpoch.slice(0, dash) : noEpoch;
 }
 
+/** Package names in a Depends/Pre-Depends/Provides field: one array of alternatives per comma group. */
+function relationNames(field: string | undefined): string[][] {
+  if (!field) return [];
+  return field
+    .split(',')
+    .map((group) =>
+      group
+        .split('|')
+        .map((alt) => alt.trim().split(/[\s(:[]/)[0]!)
+        .filter(Boolean),
+    )
+    .filter((g) => g.length > 0);
+}
+
+/**
+ * The dependency graph among the packages of one status file: each package's Depends and
+ * Pre-Depends resolved to installed packages (by name, or through a package that Provides the
+ * name); for alternatives (`a | b`) the first one installed. Unresolvable names are left out.
+ */
+function withDependencies(pkgs: Array<{ p: Package; depends: string[][]; provides: string[] }>): Package[] {
+  const byName = new Map<string, string>();
+  for (const { p, provides } of pkgs) {
+    byName.set(p.name, p.purl);
+    for (const v of provides) if (!byName.has(v)) byName.set(v, p.purl);
+  }
+  for (const { p } of pkgs) byName.set(p.name, p.purl); // a real package wins over a virtual one of the same name
+  return pkgs.map(({ p, depends }) => {
+    const deps = new Set<string>();
+    for (const group of depends) {
+      const hit = group.map((n) => byName.get(n)).find((x) => x !== undefined);
+      if (hit && hit !== p.purl) deps.add(hit);
+    }
+    return deps.size ? { ...p, dependsOn: [...deps].sort() } : p;
+  });
+}
+
 export function parseDpkgStatus(text: string, location: string, ctx: Pick<DetectContext, 'distro'>): Package[] {
-  const out: Package[] = [];
+  const out: Array<{ p: Package; depends: string[][]; provides: string[] }> = [];
   const namespace = ctx.distro && ['debian', 'ubuntu'].includes(ctx.distro.id) ? ctx.distro.id : ctx.distro?.idLike.includes('ubuntu') ? 'ubuntu' : 'debian';
   for (const st of parseStanzas(text)) {
     const name = st.get('package');
@@ -27,7 +63,9 @@ export function parseDpkgStatus(text: string, location: string, ctx: Pick<Detect
     if (status !== undefined && !PRESENT.has(status.split(/\s+/)[2] ?? '')) continue;
     const arch = st.get('architecture');
     const src = /^(\S+)(?:\s+\((\S+)\))?/.exec(st.get('source') ?? '');
-    out.push({
+    const depends = [...relationNames(st.get('pre-depends')), ...relationNames(st.get('depends'))];
+    const provides = relationNames(st.get('provides')).flat();
+    const p: Package = {
       ecosystem: 'deb',
       name,
       version,
@@ -36,9 +74,10 @@ export function parseDpkgStatus(text: string, location: string, ctx: Pick<Detect
       ...(arch ? { arch } : {}),
       source: { name: src?.[1] ?? name, version: src?.[2] ?? version },
       cpes: [`cpe:2.3:a:${name}:${name}:${upstreamVersion(version)}:*:*:*:*:*:*:*`],
-    });
+    };
+    out.push({ p, depends, provides });
   }
-  return out;
+  return withDependencies(out);
 }
 
 const COPYRIGHT_RE = /^\/usr\/share\/doc\/[^/]+\/copyright$/;

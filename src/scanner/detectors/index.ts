@@ -74,6 +74,7 @@ export function detectPackages(fs: ImageFilesystem): Detection {
       prev.locations = [...new Set([...prev.locations, ...p.locations])];
       if (p.cpes?.length) prev.cpes = [...new Set([...(prev.cpes ?? []), ...p.cpes])];
       if (p.licenses?.length) prev.licenses = [...new Set([...(prev.licenses ?? []), ...p.licenses])];
+      if (p.dependsOn?.length) prev.dependsOn = [...new Set([...(prev.dependsOn ?? []), ...p.dependsOn])].sort(cmp);
       // A package seen anywhere as a non-dev dependency is not dev-only.
       if (prev.dev && !p.dev) delete prev.dev;
     }
