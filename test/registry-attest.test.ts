@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { resolvePolicy, setPolicy } from '../src/core/promotion/policy';
 import { publishDecision } from '../src/core/oci-attest/auto';
-import { formatOf, layersOf, planAttLayers } from '../src/core/oci-attest/layout';
+import { DSSE_LAYER, descriptorOf, EMPTY_CONFIG_BYTES, formatOf, layersOf, planAttLayers, referrerManifest, sha256 } from '../src/core/oci-attest/layout';
 import { cosignAttestationLayer } from '../src/crypto/cosign';
 import { createRegistryClient } from '../src/registry/index';
 import { apiFor } from './support/api';
@@ -383,6 +383,7 @@ describe('bad input', () => {
   it('a tampered attestation is reported with its reason and not stored; registry errors name the reference; nothing pushed without evidence', async () => {
     const digest = await pushImage(plain, 'team/bad');
     const repo = `${plain.host}/team/bad`;
+    const other = `sha256:${'ab'.repeat(32)}`;
     // A cosign-layout .att whose envelope's payload was altered after signing.
     const attId = await stellaAttestation(digest);
     const env = JSON.parse((await h.ctx.evidence.read(TENANT, attId)).toString('utf8'));
@@ -410,6 +411,30 @@ describe('bad input', () => {
     expect(out.items.find((i: { status: string }) => i.status === 'verified')).toMatchObject({ evidenceId: attId, created: false });
     expect(await itemCount()).toBe(before);
 
+    // A referrer (through the referrers tag schema) whose manifest is about another image: failed, named, not stored.
+    const good = await h.ctx.evidence.read(TENANT, attId);
+    const liar = referrerManifest({
+      artifactType: DSSE_LAYER,
+      layer: descriptorOf(DSSE_LAYER, good),
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: other, size: 2 },
+    });
+    await client.pushBlob(repo, EMPTY_CONFIG_BYTES);
+    const liarDigest = await client.putManifest(`${repo}@${sha256(liar)}`, liar, 'application/vnd.oci.image.manifest.v1+json');
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: liarDigest, size: liar.length, artifactType: DSSE_LAYER }],
+      }),
+    );
+    await client.putManifest(`${repo}:${digest.replace(':', '-')}`, index, 'application/vnd.oci.image.index.v1+json');
+    const lied = await json('attest', 'discover', '--image', `${repo}@${digest}`, '--insecure-registry');
+    expect(lied.items.find((i: { source: string }) => i.source === 'referrer')).toMatchObject({
+      status: 'failed',
+      manifestDigest: liarDigest,
+      reason: `referrer ${liarDigest} is about ${other}, not ${digest}`,
+    });
+
     // 401 from the registry: a clear 4xx naming the registry, not a 500.
     const denied = await stella('attest', 'discover', '--image', `${locked.host}/team/app:1`, '--insecure-registry');
     expect(denied.code).toBe(6);
@@ -419,7 +444,6 @@ describe('bad input', () => {
     expect([2, 5]).toContain(unknown.code);
     expect(unknown.stderr).toContain('registry.invalid');
     // A digest that is not in the repository, and an image naming another digest than the artifact.
-    const other = `sha256:${'ab'.repeat(32)}`;
     const missing = await stella('attest', 'push', '--artifact', digest, '--image', `${plain.host}/team/none`, '--insecure-registry');
     expect(missing.code, missing.stderr).toBe(3);
     expect(missing.stderr).toContain(`${plain.host}/team/none`);
