@@ -28,7 +28,9 @@ import { pushFixture, startReferrersRegistry, startRegistry, type TestRegistry }
  * imported and meets a provenance gate.
  */
 const run = promisify(execFile);
-const COSIGN = ['/root/go/bin/cosign', join(process.env.GOPATH ?? join(process.env.HOME ?? '/root', 'go'), 'bin', 'cosign')].find((p) => existsSync(p));
+const COSIGN = [process.env.COSIGN_BIN ?? '', '/root/go/bin/cosign', join(process.env.GOPATH ?? join(process.env.HOME ?? '/root', 'go'), 'bin', 'cosign')].find(
+  (p) => !!p && existsSync(p),
+);
 const TENANT = 'default';
 const PASSWORD = 'pipeline-secret';
 
