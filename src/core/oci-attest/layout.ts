@@ -60,6 +60,20 @@ export function referrerManifest(a: { artifactType: string; layer: Descriptor; s
   );
 }
 
+/** The referrers tag schema's tag for `subject` (OCI 1.1, registries without the API): `sha256-<hex>`. */
+export const referrersTag = (subject: string) => subject.replace(':', '-');
+
+/**
+ * The referrers tag schema's index after adding `added` to what it lists (registries without the
+ * referrers API: the client keeps this index itself). Each manifest listed once; null when nothing is new.
+ */
+export function referrersIndex(existing: readonly Descriptor[], added: readonly Descriptor[]): Buffer | null {
+  const have = new Set(existing.map((d) => d.digest));
+  const fresh = added.filter((d) => !have.has(d.digest) && have.add(d.digest));
+  if (!fresh.length) return null;
+  return Buffer.from(canonicalJson({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...existing, ...fresh] }));
+}
+
 // ---------------------------------------------------------------------------------------
 // cosign's tag scheme (the layer and manifest formats: src/crypto/cosign.ts)
 

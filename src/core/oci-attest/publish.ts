@@ -22,8 +22,11 @@ import {
   descriptorOf,
   EMPTY_CONFIG_BYTES,
   layersOf,
+  OCI_INDEX,
   OCI_MANIFEST,
   planAttLayers,
+  referrersIndex,
+  referrersTag,
   referrerManifest,
   SIGSTORE_BUNDLE,
   sha256,
@@ -92,12 +95,14 @@ async function pushReferrers(t: RegistryTarget, subject: Descriptor, docs: { att
   const present = new Set((await t.client.referrers(t.repository, subject.digest)).map((d) => d.digest));
   await t.client.pushBlob(t.repository, EMPTY_CONFIG_BYTES);
   const out: PublishedItem[] = [];
+  const listed: Descriptor[] = [];
   const put = async (d: Doc, kind: PublishedItem['kind'], artifactType: string, layerBytes: Buffer, manifest: Buffer) => {
     const digest = sha256(manifest);
     const pushed = !present.has(digest);
     if (pushed) {
       await t.client.pushBlob(t.repository, layerBytes);
       await t.client.putManifest(`${t.repository}@${digest}`, manifest, OCI_MANIFEST);
+      listed.push({ mediaType: OCI_MANIFEST, digest, size: manifest.length, artifactType });
     }
     out.push({ evidenceId: d.item.id, kind, artifactType, predicateType: d.predicateType, manifestDigest: digest, tag: null, pushed });
   };
@@ -111,7 +116,22 @@ async function pushReferrers(t: RegistryTarget, subject: Descriptor, docs: { att
     const manifest = referrerManifest({ artifactType: CYCLONEDX_JSON, layer: descriptorOf(CYCLONEDX_JSON, docs.sbom.bytes), subject });
     await put(docs.sbom, 'sbom', CYCLONEDX_JSON, docs.sbom.bytes, manifest);
   }
+  if (listed.length && !(await t.client.supportsReferrers(t.repository))) await listInReferrersTag(t, subject.digest, listed);
   return out;
+}
+
+/** Without the referrers API the pusher keeps the `sha256-<hex>` index of the subject's referrers (OCI 1.1 fallback). */
+async function listInReferrersTag(t: RegistryTarget, subject: string, added: Descriptor[]): Promise<void> {
+  const ref = `${t.repository}:${referrersTag(subject)}`;
+  let existing: Descriptor[] = [];
+  try {
+    const m = (await t.client.getManifest(ref, { accept: [OCI_INDEX] })).json as { manifests?: Descriptor[] };
+    existing = Array.isArray(m.manifests) ? m.manifests : [];
+  } catch (e) {
+    if (asStellaError(e)?.code !== 'NOT_FOUND') throw e;
+  }
+  const index = referrersIndex(existing, added);
+  if (index) await t.client.putManifest(ref, index, OCI_INDEX);
 }
 
 /** The predicate type cosign annotates a layer with: the signed statement's (the stored label may be absent). */
