@@ -399,6 +399,38 @@ describe('publishing on promotion (opt-in per environment)', () => {
   }, 180_000);
 });
 
+describe('evidence missing: the promotion looks in the registry', () => {
+  it.skipIf(!COSIGN)(
+    'a promotion of an image whose pipeline attached cosign provenance imports it and promotes without a manual import',
+    async () => {
+      const digest = await pushImage(plain, 'team/gated');
+      await pipelineAttest(`${plain.host}/team/gated@${digest}`);
+      const pub = await readFile(join(work, 'cosign.pub'), 'utf8');
+      const policy = `requirements:\n  - kind: attestation\n    signers:\n      - pem: |\n${pub
+        .trim()
+        .split('\n')
+        .map((l) => `          ${l}`)
+        .join('\n')}\n`;
+      await setPolicy(h.ctx.db, { tenant: TENANT, env: 'gated', text: policy, actor: 'test' });
+      const r = await app.inject({
+        method: 'POST',
+        url: '/promotions',
+        headers: { authorization: `Bearer ${cli.STELLA_TOKEN}` },
+        payload: { artifact: digest, from: 'staging', to: 'gated', imageRef: `${plain.host}/team/gated:1` },
+      });
+      expect(r.statusCode, r.body).toBeLessThan(300);
+      const get = async () =>
+        (await app.inject({ method: 'GET', url: `/promotions/${r.json().id}`, headers: { authorization: `Bearer ${cli.STELLA_TOKEN}` } })).json();
+      const done = await waitFor(get, (s) => s.state === 'promoted' || s.state === 'failed', 'the promotion', 60_000);
+      expect(done.state, JSON.stringify(done.gates)).toBe('promoted');
+      expect(done.gates[0]).toMatchObject({ passed: true, evidence: { provenance: 'signed' } });
+      const audit = await h.ctx.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action='attestation.registry-import' AND target=$1`, [digest]);
+      expect(audit.rows[0].n).toBe(1);
+    },
+    120_000,
+  );
+});
+
 describe('bad input', () => {
   it('a tampered attestation is reported with its reason and not stored; registry errors name the reference; nothing pushed without evidence', async () => {
     const digest = await pushImage(plain, 'team/bad');

@@ -71,6 +71,8 @@ const acts = proxyLocalActivities<Activities>(localOptions);
  * attestations go to the image's registry. Runs that started before it replay without the step.
  */
 const PUBLISH_ATTESTATIONS = 'stella-publish-attestations';
+/** Evidence missing: once per promotion, import the verified attestations the image's registry holds (src/core/oci-attest/auto.ts). */
+const REGISTRY_EVIDENCE = 'stella-registry-evidence';
 const publishActs = proxyLocalActivities<Activities>({ ...localOptions, retry: { ...localOptions.retry, maximumAttempts: 3 } });
 
 /** What to do after an evaluation: the runbook's branches. */
@@ -117,6 +119,8 @@ class PromotionRun {
   private ui = false;
   private shownMemo = '';
   private shownMissing = '';
+  /** The registry was searched for missing evidence (REGISTRY_EVIDENCE patch; once per promotion). */
+  private lookedInRegistry = false;
 
   constructor(private readonly input: PromotionInput) {
     this.st = {
@@ -203,6 +207,7 @@ class PromotionRun {
         continue;
       }
 
+      if (!this.lookedInRegistry && patched(REGISTRY_EVIDENCE) && (await this.importRegistryEvidence())) continue;
       await this.setState('waiting-evidence', `waiting for evidence: ${next.kinds.join(', ')} (stella promotion evidence --missing)`, true);
       const remaining = this.deadlineMs - Date.now();
       const woke =
@@ -292,6 +297,24 @@ class PromotionRun {
     const args = { tenant: this.input.tenant, promotionId: st.promotionId, state, reason, approvals: st.approvals };
     if (this.ui) await acts.promotionSetState.executeWithOptions({ ...localOptions, summary: `record state ${state}` }, [args]);
     else await acts.promotionSetState(args);
+  }
+
+  /** Looks in the image's registry for the missing evidence (once); true when something new was imported (evaluate again). */
+  private async importRegistryEvidence(): Promise<boolean> {
+    this.lookedInRegistry = true;
+    try {
+      const r = await publishActs.importRegistryEvidence({
+        tenant: this.input.tenant,
+        artifactDigest: this.input.artifactDigest,
+        imageRef: this.st.imageRef,
+        actor: this.input.requestedBy,
+      });
+      return r.imported > 0;
+    } catch (e) {
+      const message = ((e as { cause?: Error }).cause?.message ?? (e as Error).message) || String(e);
+      log.warn('looking for evidence in the registry failed', { error: message });
+      return false;
+    }
   }
 
   /** publish: push the attestations when the environment opted in; a failure is logged, the promotion stands. */

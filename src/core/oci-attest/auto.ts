@@ -9,6 +9,7 @@ import { audit } from '../audit';
 import { getSetting, putSetting } from '../settings/settings';
 import { badInput } from '../../lib/errors';
 import { isRegistryReference } from '../scan/registry';
+import { importFromRegistry } from './discover';
 import { publishAttestations, type PublishResult } from './publish';
 
 export const PUBLISH_SETTING = 'registry.publish';
@@ -59,4 +60,22 @@ export async function publishAfterPromotion(
   if (!d.publish) return { published: false, reason: d.reason, result: null };
   const result = await publishAttestations(ctx, q.tenant, { artifact: q.artifactDigest, image: q.imageRef!, insecure: cfg.insecure, actor: q.actor });
   return { published: true, reason: null, result };
+}
+
+/**
+ * The promotion's look in the registry when evidence is missing: the attestations attached to the
+ * image (referrers, cosign `.att`) that verify are imported, so a pipeline's cosign provenance
+ * meets the gate without a manual `attest import`. Only for registry references; nothing is stored
+ * for what fails verification.
+ */
+export async function importForPromotion(
+  ctx: AppContext,
+  q: { tenant: string; artifactDigest: string; imageRef: string | null; actor: string },
+): Promise<{ imported: number; failed: number; reason: string | null }> {
+  if (!q.imageRef || !isRegistryReference(q.imageRef) || q.imageRef.startsWith('sha256:'))
+    return { imported: 0, failed: 0, reason: 'the promotion names no registry image' };
+  const image = q.imageRef.includes('@') ? q.imageRef : q.imageRef.replace(/(:[^/:]+)?$/, `@${q.artifactDigest}`);
+  const r = await importFromRegistry(ctx, q.tenant, { image, actor: q.actor });
+  if (r.digest !== q.artifactDigest) return { imported: 0, failed: 0, reason: `${image} is ${r.digest}, not ${q.artifactDigest}` };
+  return { imported: r.items.filter((i) => i.created).length, failed: r.failed, reason: null };
 }
