@@ -25,7 +25,8 @@ RUN npm run build \
 FROM node:22.23.3-bookworm-slim
 # The commit stella_build_info reports: docker build --build-arg STELLA_BUILD_COMMIT=$(git rev-parse HEAD) .
 ARG STELLA_BUILD_COMMIT=unknown
-ENV NODE_ENV=production STELLA_DATA_DIR=/var/lib/stella STELLA_BUILD_COMMIT=${STELLA_BUILD_COMMIT}
+# libuv's pool serves file and crypto work (ingest, GET, verify); its default of 4 queues them.
+ENV NODE_ENV=production STELLA_DATA_DIR=/var/lib/stella STELLA_BUILD_COMMIT=${STELLA_BUILD_COMMIT} UV_THREADPOOL_SIZE=16
 WORKDIR /app
 RUN groupadd --system --gid 10001 stella \
  && useradd --system --uid 10001 --gid stella --home-dir /var/lib/stella --shell /usr/sbin/nologin stella \

@@ -57,6 +57,8 @@ const podSpecs = (docs: K8s[]) =>
 // src/config.ts hands to @temporalio/envconfig (the names that library reads).
 const configSrc = readFileSync(`${root}src/config.ts`, 'utf8');
 const settings = new Set([...configSrc.slice(configSrc.indexOf('const schema = z.object({')).matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]!));
+// Read by Node itself: libuv's thread pool size (file and crypto work).
+const RUNTIME_ENV = new Set(['UV_THREADPOOL_SIZE']);
 const ENVCONFIG = `${root}node_modules/@temporalio/envconfig/lib`;
 const envconfigNames = configSrc.includes("from '@temporalio/envconfig'")
   ? new Set(
@@ -177,7 +179,10 @@ describe('Helm chart deploy/helm/stella', () => {
 
   it('resolves every Secret reference to a rendered Secret key or to an existing Secret named in values', () => {
     const cases: [K8s[], string[]][] = [
-      [full, [fullValues.keys.existingSecret, fullValues.temporal.tls.existingSecret, fullValues.temporal.apiKey.existingSecret]],
+      [
+        full,
+        [fullValues.keys.existingSecret, fullValues.temporal.tls.existingSecret, fullValues.temporal.apiKey.existingSecret, fullValues.registry.authSecret],
+      ],
       [minimal, [minimalValues.keys.existingSecret, minimalValues.postgres.existingSecret]],
     ];
     for (const [docs, existing] of cases) {
@@ -237,11 +242,32 @@ describe('Helm chart deploy/helm/stella', () => {
     expect(plain.env.map((e: { name: string }) => e.name).filter((n: string) => n.startsWith('TEMPORAL_'))).toEqual([]);
   });
 
+  it('pulls from registries with a dockerconfigjson Secret as the auth file, plain HTTP only for listed hosts, and a bounded layer cache', () => {
+    for (const name of ['rel-stella-worker', 'rel-stella-heavy-worker', 'rel-stella-api']) {
+      const spec = one(full, 'Deployment', name).spec.template.spec;
+      const c = spec.containers[0];
+      const envOf = (n: string) => c.env.find((e: { name: string }) => e.name === n)?.value;
+      const mount = c.volumeMounts.find((m: { name: string }) => m.name === 'registry-auth');
+      expect(envOf('STELLA_REGISTRY_AUTH_FILE')).toBe(`${mount.mountPath}/config.json`);
+      const vol = spec.volumes.find((v: { name: string }) => v.name === 'registry-auth');
+      expect(vol.secret).toMatchObject({ secretName: 'registry-credentials', items: [{ key: '.dockerconfigjson', path: 'config.json' }] });
+      expect(envOf('STELLA_INSECURE_REGISTRIES')).toBe('registry.internal:5000');
+      expect(envOf('STELLA_LAYER_CACHE_DIR')?.startsWith('/var/lib/stella/')).toBe(true);
+      expect(Number(envOf('STELLA_LAYER_CACHE_MAX_BYTES'))).toBeGreaterThan(0);
+    }
+    // Without registry values: anonymous pulls, https only.
+    const plain = one(minimal, 'Deployment', 'rel-stella-worker').spec.template.spec;
+    const names = plain.containers[0].env.map((e: { name: string }) => e.name);
+    expect(names).not.toContain('STELLA_REGISTRY_AUTH_FILE');
+    expect(names).not.toContain('STELLA_INSECURE_REGISTRIES');
+    expect(plain.volumes.map((v: { name: string }) => v.name)).not.toContain('registry-auth');
+  });
+
   it('sets only environment variables stella reads', () => {
     for (const [name, spec] of podSpecs(full)) {
       for (const c of spec.containers) {
         for (const e of c.env) {
-          const known = settings.has(e.name) || envconfigNames.has(e.name);
+          const known = settings.has(e.name) || envconfigNames.has(e.name) || RUNTIME_ENV.has(e.name);
           expect(known, `${name}/${c.name}: ${e.name} is not read by stella`).toBe(true);
         }
       }

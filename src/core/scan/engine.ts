@@ -37,7 +37,12 @@ export interface ImageIdentity {
 export function toStellaError(e: unknown, what: string): unknown {
   if (e instanceof StellaError) return e;
   // The scanner's and the registry client's errors (every LibraryError says which stella code it means).
-  if (e instanceof LibraryError) return new StellaError(e.category, `${what}: ${e.message}`, { ...(e.details ?? {}), reason: e.code }, { cause: e });
+  if (e instanceof LibraryError) {
+    // Registry image errors already name the (pinned) image: "image <host/repo@digest>: …"; don't say it twice.
+    const named = e.message.startsWith(`${what}:`) || (what.startsWith('image ') && e.message.startsWith('image '));
+    const message = named ? e.message : `${what}: ${e.message}`;
+    return new StellaError(e.category, message, { ...(e.details ?? {}), reason: e.code }, { cause: e });
+  }
   const c = (e as NodeJS.ErrnoException).code;
   if (c === 'ENOENT' || c === 'EACCES' || c === 'ENOTDIR' || c === 'EISDIR') return new StellaError('BAD_INPUT', `${what}: ${(e as Error).message}`);
   return e;

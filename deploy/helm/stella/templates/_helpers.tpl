@@ -100,6 +100,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       name: {{ include "stella.s3Secret" . }}
       key: {{ .Values.s3.secretAccessKeyKey }}
 {{- end }}
+{{- if .Values.registry.authSecret }}
+- name: STELLA_REGISTRY_AUTH_FILE
+  value: /etc/stella/registry/config.json
+{{- end }}
+{{- with .Values.registry.insecure }}
+- name: STELLA_INSECURE_REGISTRIES
+  value: {{ . | quote }}
+{{- end }}
+{{- if and .Values.registry.layerCacheMaxBytes (ne (toString .Values.registry.layerCacheMaxBytes) "0") }}
+- name: STELLA_LAYER_CACHE_DIR
+  value: /var/lib/stella/layer-cache
+- name: STELLA_LAYER_CACHE_MAX_BYTES
+  value: {{ .Values.registry.layerCacheMaxBytes | quote }}
+{{- end }}
 {{- range $k, $v := .Values.config }}
 - name: {{ $k }}
   value: {{ $v | quote }}
@@ -146,6 +160,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   secret:
     secretName: {{ .Values.keys.existingSecret }}
     defaultMode: 0440
+{{- if .Values.registry.authSecret }}
+- name: registry-auth
+  secret:
+    secretName: {{ .Values.registry.authSecret }}
+    defaultMode: 0440
+    items:
+      - key: .dockerconfigjson
+        path: config.json
+{{- end }}
 {{- if and .Values.temporal.tls.enabled .Values.temporal.tls.existingSecret }}
 - name: temporal-tls
   secret:
@@ -159,6 +182,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   mountPath: /var/lib/stella
 - name: tmp
   mountPath: /tmp
+{{- if .Values.registry.authSecret }}
+- name: registry-auth
+  mountPath: /etc/stella/registry
+  readOnly: true
+{{- end }}
 {{- if and .Values.temporal.tls.enabled .Values.temporal.tls.existingSecret }}
 - name: temporal-tls
   mountPath: /etc/stella/temporal-tls
