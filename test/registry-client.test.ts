@@ -159,6 +159,7 @@ describe('parseReference', () => {
     ['reg.example.com/app:bad!tag', 'malformed tag'],
     ['reg.example.com//app', 'empty repository path'],
     ['reg.example.com:99999/app', 'out of range'],
+    [`sha256:${'a'.repeat(64)}`, 'names no repository'],
   ])('refuses %j with a reason', (input, why) => {
     expect(() => parseReference(input)).toThrow(RegistryError);
     expect(() => parseReference(input)).toThrow(why);

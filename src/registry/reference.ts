@@ -36,6 +36,8 @@ export function parseReference(input: string): ImageReference {
   if (typeof input !== 'string' || input.trim() === '') throw bad(String(input), 'empty');
   if (input !== input.trim() || /\s/.test(input)) throw bad(input, 'contains whitespace');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) throw bad(input, 'a reference has no scheme (write host/repo:tag, not https://…)');
+  // `sha256:…` alone would parse as docker.io/library/sha256 with a tag: almost surely a digest given where an image was meant.
+  if (/^sha256:/i.test(input)) throw bad(input, 'a digest alone names no repository (write host/repo@sha256:…)');
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf('@');
