@@ -5,20 +5,59 @@
  * digest or signature is taken over JSON, so equal values always give equal bytes.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error('canonical JSON cannot encode non-finite numbers');
-    return JSON.stringify(value);
-  }
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
-  if (typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') return canonicalJson((obj as { toJSON: () => unknown }).toJSON());
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  // One accumulating string (V8 ropes) instead of a map/join per level: the SBOM of a large
+  // image is a megabyte of JSON canonicalised on every scan.
+  const out = { s: '' };
+  writeCanonical(value, out);
+  return out.s;
+}
+
+function writeCanonical(value: unknown, out: { s: string }): void {
+  switch (typeof value) {
+    case 'string':
+      out.s += JSON.stringify(value);
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) throw new Error('canonical JSON cannot encode non-finite numbers');
+      out.s += JSON.stringify(value);
+      return;
+    case 'boolean':
+      out.s += value ? 'true' : 'false';
+      return;
+    case 'object': {
+      if (value === null) {
+        out.s += 'null';
+        return;
+      }
+      if (Array.isArray(value)) {
+        out.s += '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out.s += ',';
+          const v: unknown = value[i];
+          writeCanonical(v === undefined ? null : v, out);
+        }
+        out.s += ']';
+        return;
+      }
+      const obj = value as Record<string, unknown>;
+      if (typeof (obj as { toJSON?: unknown }).toJSON === 'function') {
+        writeCanonical((obj as { toJSON: () => unknown }).toJSON(), out);
+        return;
+      }
+      out.s += '{';
+      let first = true;
+      for (const k of Object.keys(obj).sort()) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        if (!first) out.s += ',';
+        first = false;
+        out.s += JSON.stringify(k);
+        out.s += ':';
+        writeCanonical(v, out);
+      }
+      out.s += '}';
+      return;
+    }
   }
   throw new Error(`canonical JSON cannot encode ${typeof value}`);
 }

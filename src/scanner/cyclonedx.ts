@@ -239,11 +239,14 @@ export function buildCycloneDx(input: SbomInput): CycloneDxBom {
     image.dependencies.add(os.bomRef);
   }
 
-  const body = JSON.parse(serializer.serialize(bom, { sortLists: true })) as Omit<CycloneDxBom, 'serialNumber'>;
+  const serialized = serializer.serialize(bom, { sortLists: true });
+  const body = JSON.parse(serialized) as Omit<CycloneDxBom, 'serialNumber'>;
   // The library sorts by its own comparators; stella's order is by bom-ref, stable across versions of it.
   body.components = [...(body.components ?? [])].sort((a, b) => cmp(a['bom-ref'] ?? '', b['bom-ref'] ?? ''));
   body.components ??= [];
-  const serialNumber = `urn:uuid:${uuidV5(`${input.artifactDigest}\n${sha256Hex(canonicalJson(body))}`)}`;
+  // Derived from the library's sorted output (deterministic for one inventory and one pinned library
+  // version, which SCANNER_VERSION covers), so the document is canonicalised once, when it is stored.
+  const serialNumber = `urn:uuid:${uuidV5(`${input.artifactDigest}\n${sha256Hex(serialized)}`)}`;
   return { ...body, serialNumber } as CycloneDxBom;
 }
 

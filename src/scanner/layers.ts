@@ -262,6 +262,9 @@ function classify(header: TarRawEntry, label: string, wants: (p: string) => bool
   }
 }
 
+/** Output chunk of the layer gunzip: zlib's 16 KiB default costs a thread-pool round trip per 16 KiB. */
+const GUNZIP_CHUNK = 256 * 1024;
+
 /** Hand a file to the extractor if its first bytes interest it; otherwise its body is skipped unread. */
 async function sniff(entry: TarRawEntry, path: string, extractor: FileExtractor): Promise<unknown> {
   const it = entry.data[Symbol.asyncIterator]();
@@ -332,7 +335,7 @@ async function readLayer(
   // The one tar codec (src/archive) reads the uncompressed stream: it checks every header
   // checksum, requires the end-of-archive marker and refuses data after it. Pre-POSIX (v7)
   // headers are accepted. Unread bodies are skipped.
-  const done = pipeline([image.openLayer(layer), tap.stored, ...(compression === 'gzip' ? [createGunzip()] : []), tap.tar]);
+  const done = pipeline([image.openLayer(layer), tap.stored, ...(compression === 'gzip' ? [createGunzip({ chunkSize: GUNZIP_CHUNK })] : []), tap.tar]);
 
   const pending: Pending[] = [];
   let failure = await readEntries(tap, label, { wants, limits, extractor }, pending);
