@@ -102,6 +102,35 @@ describe('matching', () => {
     ).toEqual(['2.31-13+deb11u9']);
   });
 
+  it('matches Maven advisories by groupId:artifactId with Maven version order (Log4Shell shape)', () => {
+    const feed = feedFromRecords([
+      {
+        id: 'GHSA-jfh8-c2jp-5v3q',
+        aliases: ['CVE-2021-44228'],
+        affected: [
+          {
+            package: { ecosystem: 'Maven', name: 'org.apache.logging.log4j:log4j-core' },
+            ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '2.0-beta9' }, { fixed: '2.15.0' }] }],
+            database_specific: { severity: 'CRITICAL' },
+          },
+        ],
+      },
+    ]);
+    const jar = (group: string, version: string): Package => ({
+      ecosystem: 'maven',
+      name: 'log4j-core',
+      version,
+      purl: `pkg:maven/${group}/log4j-core@${version}`,
+      locations: ['/app/lib/app.jar'],
+    });
+    const hits = (p: Package) => matchPackages([p], feed, debian12).map((f) => [f.id, f.fixedVersion, f.severity]);
+    expect(hits(jar('org.apache.logging.log4j', '2.14.1'))).toEqual([['GHSA-jfh8-c2jp-5v3q', '2.15.0', 'critical']]);
+    expect(hits(jar('org.apache.logging.log4j', '2.15.0-rc1'))).toHaveLength(1); // a release candidate precedes the release
+    expect(hits(jar('org.apache.logging.log4j', '2.15.0'))).toEqual([]);
+    expect(hits(jar('org.apache.logging.log4j', '2.0-alpha1'))).toEqual([]); // before 2.0-beta9
+    expect(hits(jar('com.example.fork', '2.14.1'))).toEqual([]); // another group is another package
+  });
+
   it('matches Alpine advisories by origin and vMAJOR.MINOR release', async () => {
     const feed = await loadFeed(FEED_DIR);
     const apk = (v: string): Package => ({

@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareApk, compareDpkg, comparePep440, compareSemver, isValidApkVersion, isValidDpkgVersion, normalizePypiName } from '../src/scanner/versions/index';
+import {
+  compareApk,
+  compareDpkg,
+  compareMaven,
+  comparePep440,
+  compareSemver,
+  isValidApkVersion,
+  isValidDpkgVersion,
+  normalizePypiName,
+} from '../src/scanner/versions/index';
 
 type Table = Array<[string, '<' | '=' | '>', string]>;
 
@@ -131,5 +140,53 @@ describe('npm (semver) versions', () => {
       ['2.0.0', '>', '1.99.99'],
     ]);
     expect(() => compareSemver('1.0', '1.0.0')).toThrow(/invalid semver/);
+  });
+});
+
+describe('Maven versions (ComparableVersion order)', () => {
+  const ascending = (list: string[]) => {
+    for (let i = 0; i + 1 < list.length; i++) check(compareMaven, [[list[i]!, '<', list[i + 1]!]]);
+  };
+  it('orders qualifiers: alpha < beta < milestone < rc = cr < snapshot < release < sp < other', () => {
+    // Vectors from Maven's own ComparableVersionTest.
+    ascending(['1-alpha2snapshot', '1-alpha2', '1-alpha-123', '1-beta-2', '1-beta123', '1-m2', '1-m11', '1-rc', '1-cr2', '1-rc123', '1-SNAPSHOT', '1']);
+    ascending(['1', '1-sp', '1-sp2', '1-sp123', '1-abc', '1-def', '1-pom-1', '1-1-snapshot', '1-1', '1-2', '1-123']);
+  });
+  it('orders numbers, with trailing zeros and release words ignored', () => {
+    ascending([
+      '2.0',
+      '2.0.2',
+      '2.0.123',
+      '2.1.0',
+      '2.1-a',
+      '2.1b',
+      '2.1-c',
+      '2.1-1',
+      '2.1.0.1',
+      '2.2',
+      '2.123',
+      '11.a2',
+      '11.a11',
+      '11.b2',
+      '11.b11',
+      '11.m2',
+      '11.m11',
+      '11',
+      '11.a',
+      '11b',
+      '11c',
+      '11m',
+    ]);
+    check(compareMaven, [
+      ['1', '=', '1.0.0'],
+      ['1-a1', '=', '1-alpha-1'],
+      ['1ga', '=', '1'],
+      ['1final', '=', '1'],
+      ['1cr', '=', '1rc'],
+      ['2.15.0-rc1', '<', '2.15.0'],
+      ['2.0-beta9', '<', '2.0'],
+      ['2.14.1', '<', '2.15.0'],
+      ['12345678901234567890.1', '>', '12345678901234567889.9'],
+    ]);
   });
 });

@@ -390,6 +390,12 @@ function targetFor(pkg: Package, distro: Distro | undefined): Target | undefined
       return { base: 'crates.io', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.semver };
     case 'npm':
       return { base: 'npm', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.semver };
+    case 'maven': {
+      // OSV names Maven packages groupId:artifactId; the group is the purl's namespace.
+      const group = /^pkg:maven\/([^/@?#]+)\//.exec(pkg.purl)?.[1];
+      if (!group) return undefined;
+      return { base: 'maven', name: `${decodeURIComponent(group)}:${pkg.name}`, version: pkg.version, release: any, scheme: COMPARATORS.maven };
+    }
     case 'pypi':
       return { base: 'pypi', name: normalizePypiName(pkg.name), version: pkg.version, release: any, scheme: COMPARATORS.pep440 };
   }
@@ -525,7 +531,7 @@ export type MatchExplanation = {
   versions: { listed: number; contains: boolean };
 };
 
-const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', rpm: 'rpm', pypi: 'pep440', npm: 'semver' };
+const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', rpm: 'rpm', pypi: 'pep440', npm: 'semver', maven: 'maven' };
 
 /** Which of an advisory's ranges for `advisory` (ecosystem, name) contain `version`: what `stella scan explain` shows. */
 export function explainMatch(record: OsvRecord, advisory: { ecosystem: string; name: string }, version: string, pkgEcosystem: Ecosystem): MatchExplanation {
