@@ -131,6 +131,32 @@ describe('matching', () => {
     expect(hits(jar('com.example.fork', '2.14.1'))).toEqual([]); // another group is another package
   });
 
+  it('matches RubyGems, NuGet (case-insensitive id) and Packagist advisories in their own version order', () => {
+    const adv = (id: string, ecosystem: string, name: string, fixed: string) => ({
+      id,
+      affected: [{ package: { ecosystem, name }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed }] }] }],
+    });
+    const feed = feedFromRecords([
+      adv('GHSA-gem', 'RubyGems', 'rack', '2.2.6.3'),
+      adv('GHSA-nuget', 'NuGet', 'Newtonsoft.Json', '13.0.1'),
+      adv('GHSA-php', 'Packagist', 'guzzlehttp/guzzle', '7.4.5'),
+    ]);
+    const p = (ecosystem: Package['ecosystem'], name: string, version: string): Package => ({
+      ecosystem,
+      name,
+      version,
+      purl: `pkg:${ecosystem}/${name}@${version}`,
+      locations: ['/app'],
+    });
+    const ids = (pkg: Package) => matchPackages([pkg], feed, debian12).map((f) => f.id);
+    expect(ids(p('gem', 'rack', '2.2.6.2'))).toEqual(['GHSA-gem']);
+    expect(ids(p('gem', 'rack', '2.2.10'))).toEqual([]); // 10 > 6.3 numerically
+    expect(ids(p('nuget', 'newtonsoft.json', '12.0.3'))).toEqual(['GHSA-nuget']);
+    expect(ids(p('nuget', 'Newtonsoft.Json', '13.0.1'))).toEqual([]);
+    expect(ids(p('composer', 'guzzlehttp/guzzle', '7.4.5-RC1'))).toEqual(['GHSA-php']);
+    expect(ids(p('composer', 'guzzlehttp/guzzle', 'v7.4.5'))).toEqual([]);
+  });
+
   it('matches Alpine advisories by origin and vMAJOR.MINOR release', async () => {
     const feed = await loadFeed(FEED_DIR);
     const apk = (v: string): Package => ({

@@ -2,8 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   compareApk,
+  compareComposer,
   compareDpkg,
+  compareGem,
   compareMaven,
+  compareNuget,
   comparePep440,
   compareSemver,
   isValidApkVersion,
@@ -187,6 +190,42 @@ describe('Maven versions (ComparableVersion order)', () => {
       ['2.0-beta9', '<', '2.0'],
       ['2.14.1', '<', '2.15.0'],
       ['12345678901234567890.1', '>', '12345678901234567889.9'],
+    ]);
+  });
+});
+
+describe('RubyGems, NuGet and Composer versions', () => {
+  it('RubyGems: Gem::Version order (letters are prereleases, trailing zeros ignored)', () => {
+    check(compareGem, [
+      ['1.0', '=', '1.0.0'],
+      ['1.0.a', '<', '1.0'],
+      ['2.0.0.rc1', '<', '2.0.0'],
+      ['1.0-rc1', '<', '1.0'],
+      ['1.9.3', '<', '1.10'],
+      ['1.0.0.pre', '<', '1.0.0.rc'],
+      ['6.1.7.3', '<', '6.1.7.10'],
+    ]);
+  });
+  it('NuGet: four numeric parts, then case-insensitive SemVer prerelease; metadata ignored', () => {
+    check(compareNuget, [
+      ['1.0', '=', '1.0.0.0'],
+      ['1.0.0-beta', '<', '1.0.0'],
+      ['1.0.0-Beta.2', '<', '1.0.0-beta.11'],
+      ['1.2.3.4', '>', '1.2.3'],
+      ['1.0.0+abc', '=', '1.0.0'],
+      ['13.0.1', '<', '13.0.3'],
+    ]);
+    expect(() => compareNuget('not a version', '1.0')).toThrow(/invalid NuGet version/);
+  });
+  it('Composer: version_compare order (dev < alpha < beta < RC < release < pl; v prefix dropped)', () => {
+    check(compareComposer, [
+      ['1.0.0-dev', '<', '1.0.0-alpha'],
+      ['1.0.0-beta', '<', '1.0.0-RC1'],
+      ['1.0.0-RC1', '<', '1.0.0'],
+      ['1.0.0', '<', '1.0.0-pl1'],
+      ['v5.4.1', '<', '5.4.2'],
+      ['2.10', '>', '2.9'],
+      ['1.0.0-alpha2', '<', '1.0.0-alpha10'],
     ]);
   });
 });

@@ -396,6 +396,13 @@ function targetFor(pkg: Package, distro: Distro | undefined): Target | undefined
       if (!group) return undefined;
       return { base: 'maven', name: `${decodeURIComponent(group)}:${pkg.name}`, version: pkg.version, release: any, scheme: COMPARATORS.maven };
     }
+    case 'gem':
+      return { base: 'rubygems', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.rubygems };
+    case 'nuget':
+      // NuGet ids are case-insensitive (advisory names are lowered the same way when the feed is indexed).
+      return { base: 'nuget', name: pkg.name.toLowerCase(), version: pkg.version, release: any, scheme: COMPARATORS.nuget };
+    case 'composer':
+      return { base: 'packagist', name: pkg.name, version: pkg.version, release: any, scheme: COMPARATORS.composer };
     case 'pypi':
       return { base: 'pypi', name: normalizePypiName(pkg.name), version: pkg.version, release: any, scheme: COMPARATORS.pep440 };
   }
@@ -423,7 +430,7 @@ function indexOf(feed: Feed): Map<string, IndexEntry[]> {
     for (const affected of record.affected ?? []) {
       if (!affected.package) continue;
       const { base, suffix } = splitEcosystem(affected.package.ecosystem);
-      const name = base === 'pypi' ? normalizePypiName(affected.package.name) : affected.package.name;
+      const name = base === 'pypi' ? normalizePypiName(affected.package.name) : base === 'nuget' ? affected.package.name.toLowerCase() : affected.package.name;
       const key = `${base}\0${name}`;
       const list = idx.get(key) ?? [];
       list.push({ record, affected, suffix });
@@ -531,7 +538,17 @@ export type MatchExplanation = {
   versions: { listed: number; contains: boolean };
 };
 
-const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = { deb: 'dpkg', apk: 'apk', rpm: 'rpm', pypi: 'pep440', npm: 'semver', maven: 'maven' };
+const SCHEME_OF: Partial<Record<Ecosystem, keyof typeof COMPARATORS>> = {
+  deb: 'dpkg',
+  apk: 'apk',
+  rpm: 'rpm',
+  pypi: 'pep440',
+  npm: 'semver',
+  maven: 'maven',
+  gem: 'rubygems',
+  nuget: 'nuget',
+  composer: 'composer',
+};
 
 /** Which of an advisory's ranges for `advisory` (ecosystem, name) contain `version`: what `stella scan explain` shows. */
 export function explainMatch(record: OsvRecord, advisory: { ecosystem: string; name: string }, version: string, pkgEcosystem: Ecosystem): MatchExplanation {
