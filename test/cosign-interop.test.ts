@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,10 +23,11 @@ import { mintToken } from '../src/crypto/tokens';
 import { apiFor } from './support/api';
 import { runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
+import { COSIGN_BIN, runCosign } from './support/cosign';
 import { statements } from './support/promotion';
 
 const run = promisify(execFile);
-const COSIGN = process.env.COSIGN_BIN ?? (existsSync('/root/go/bin/cosign') ? '/root/go/bin/cosign' : 'cosign');
+const COSIGN = COSIGN_BIN ?? 'cosign';
 const haveCosign = await run(COSIGN, ['version']).then(
   () => true,
   () => false,
@@ -47,10 +48,7 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
   let cosignKid: string;
 
   const cosign = (...args: string[]) =>
-    run(COSIGN, args, { cwd: dir, env: { ...process.env, COSIGN_PASSWORD: PASSWORD, TUF_ROOT: join(dir, 'tuf') } }).then(
-      (r) => ({ code: 0, out: `${r.stdout}${r.stderr}` }),
-      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
-    );
+    runCosign(args, { cwd: dir, password: PASSWORD, env: { TUF_ROOT: join(dir, 'tuf') } }).then((r) => ({ code: r.code, out: `${r.stdout}${r.stderr}` }));
   /** A fresh blob (the "artifact") and its sha256 digest. */
   const blob = () => {
     const bytes = randomBytes(64);

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateGates } from '../src/core/promotion/evaluate';
@@ -17,6 +15,7 @@ import { apiFor } from './support/api';
 import { waitFor } from './support/promotion';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
+import { attestLikeAPipeline, COSIGN_BIN, runCosign } from './support/cosign';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
 import { pushFixture, startReferrersRegistry, startRegistry, type TestRegistry } from './support/registry';
 
@@ -27,10 +26,6 @@ import { pushFixture, startReferrersRegistry, startRegistry, type TestRegistry }
  * with `cosign verify-attestation --key`, and a pipeline's `cosign attest` is discovered,
  * imported and meets a provenance gate.
  */
-const run = promisify(execFile);
-const COSIGN = [process.env.COSIGN_BIN ?? '', '/root/go/bin/cosign', join(process.env.GOPATH ?? join(process.env.HOME ?? '/root', 'go'), 'bin', 'cosign')].find(
-  (p) => !!p && existsSync(p),
-);
 const TENANT = 'default';
 const PASSWORD = 'pipeline-secret';
 
@@ -72,32 +67,11 @@ async function stellaAttestation(digest: string): Promise<string> {
   return a.id as string;
 }
 
-async function cosign(args: string[], cwd = work) {
-  return run(COSIGN!, args, { cwd, env: { ...process.env, COSIGN_PASSWORD: PASSWORD, COSIGN_YES: 'true' }, maxBuffer: 8 << 20 }).then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
-  );
-}
+const cosign = (args: string[], cwd = work) => runCosign(args, { cwd, password: PASSWORD });
 
 /** The pipeline's SLSA v1 provenance about `digest`, attested with cosign into the registry (`.att` tag). */
 async function pipelineAttest(ref: string): Promise<void> {
-  const predicate = {
-    buildDefinition: { buildType: 'https://example.com/pipeline/v1', externalParameters: { repository: 'https://git.example/app' } },
-    runDetails: { builder: { id: 'https://ci.example/builder' } },
-  };
-  await writeFile(join(work, 'p.json'), JSON.stringify(predicate));
-  const r = await cosign([
-    'attest',
-    '--key',
-    'cosign.key',
-    '--type',
-    'slsaprovenance1',
-    '--predicate',
-    'p.json',
-    '--tlog-upload=false',
-    '--allow-insecure-registry',
-    ref,
-  ]);
+  const r = await attestLikeAPipeline(ref, { cwd: work, password: PASSWORD, repository: 'https://git.example/app' });
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -114,7 +88,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'stella-cosign-'));
   const rec = await h.ctx.keys.active('signing');
   await writeFile(join(work, 'stella.pub'), pemOf(rec.publicJwk));
-  if (COSIGN) expect((await cosign(['generate-key-pair'])).code).toBe(0);
+  if (COSIGN_BIN) expect((await cosign(['generate-key-pair'])).code).toBe(0);
 }, 120_000);
 
 afterAll(async () => {
@@ -196,7 +170,7 @@ describe("cosign's tag scheme (docker-registry, no referrers API)", () => {
     expect(found.digest).toBe(digest);
     expect(found.items).toEqual([expect.objectContaining({ source: 'cosign-tag', format: 'dsse', status: 'verified', layerDigest: attId })]);
 
-    if (COSIGN) {
+    if (COSIGN_BIN) {
       const v = await cosign([
         'verify-attestation',
         '--key',
@@ -245,7 +219,7 @@ describe("cosign's tag scheme (docker-registry, no referrers API)", () => {
     ]);
   }, 120_000);
 
-  it.skipIf(!COSIGN)(
+  it.skipIf(!COSIGN_BIN)(
     "a pipeline's cosign attestation is discovered, refused while its key is untrusted, then imported and meets the provenance gate",
     async () => {
       const digest = await pushImage(plain, 'team/pipeline');
@@ -315,7 +289,7 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
     // Importing stella's own bundle back finds the stored envelope (the same bytes, nothing new).
     const imported = await json('attest', 'import', '--image', `${repo}:1`, '--insecure-registry');
     // cosign v2.4+ reads the referrer bundles with --new-bundle-format; keyed, no tlog: an empty trusted root (no CAs, no logs) suffices.
-    if (COSIGN) {
+    if (COSIGN_BIN) {
       await writeFile(
         join(work, 'empty-root.json'),
         JSON.stringify({
@@ -348,7 +322,7 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
     expect(bundle, JSON.stringify(imported.items)).toMatchObject({ evidenceId: attId, created: false });
   }, 120_000);
 
-  it.skipIf(!COSIGN)(
+  it.skipIf(!COSIGN_BIN)(
     "a pipeline's cosign attestation in a referrers-capable registry is imported too",
     async () => {
       const digest = await pushImage(referrers, 'team/pipeline');
@@ -400,7 +374,7 @@ describe('publishing on promotion (opt-in per environment)', () => {
 });
 
 describe('evidence missing: the promotion looks in the registry', () => {
-  it.skipIf(!COSIGN)(
+  it.skipIf(!COSIGN_BIN)(
     'a promotion of an image whose pipeline attached cosign provenance imports it and promotes without a manual import',
     async () => {
       const digest = await pushImage(plain, 'team/gated');

@@ -1,15 +1,14 @@
-import { execFile } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiFor } from './support/api';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
+import { attestLikeAPipeline, COSIGN_BIN, runCosign } from './support/cosign';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
 import { pushFixture, startRegistry, type TestRegistry } from './support/registry';
 
@@ -21,8 +20,6 @@ import { pushFixture, startRegistry, type TestRegistry } from './support/registr
  * the registry is discovered and imported and meets the provenance gate; stella's attestations,
  * pushed to the registry, verify with `cosign verify-attestation`; the promotion completes.
  */
-const run = promisify(execFile);
-const COSIGN = ['/root/go/bin/cosign', join(process.env.GOPATH ?? join(process.env.HOME ?? '/root', 'go'), 'bin', 'cosign')].find((p) => existsSync(p));
 const PASSWORD = 'pipeline-secret';
 
 let h: Harness;
@@ -38,12 +35,7 @@ const json = async (...args: string[]) => {
   expect(r.code, `stella ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return JSON.parse(r.stdout);
 };
-async function cosign(args: string[]) {
-  return run(COSIGN!, args, { cwd: work, env: { ...process.env, COSIGN_PASSWORD: PASSWORD, COSIGN_YES: 'true' }, maxBuffer: 8 << 20 }).then(
-    (r) => ({ code: 0, ...r }),
-    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
-  );
-}
+const cosign = (args: string[]) => runCosign(args, { cwd: work, password: PASSWORD });
 
 beforeAll(async () => {
   reg = await startRegistry();
@@ -73,7 +65,7 @@ afterAll(async () => {
 });
 
 describe('the runbook story against an image in a real registry', () => {
-  it.skipIf(!COSIGN)(
+  it.skipIf(!COSIGN_BIN)(
     'push → promotion blocks → scan by reference → cosign provenance imported → stella attestations verify with cosign → promoted',
     async () => {
       // The pipeline pushes the image and attests its provenance with its own cosign key.
@@ -81,23 +73,7 @@ describe('the runbook story against an image in a real registry', () => {
       const repo = `${reg.host}/team/shop`;
       const ref = `${repo}:1.0`;
       expect((await cosign(['generate-key-pair'])).code).toBe(0);
-      const predicate = {
-        buildDefinition: { buildType: 'https://ci.example/pipeline/v1', externalParameters: { repository: 'https://git.example/shop' } },
-        runDetails: { builder: { id: 'https://ci.example/builder' } },
-      };
-      await writeFile(join(work, 'provenance.json'), JSON.stringify(predicate));
-      const attested = await cosign([
-        'attest',
-        '--key',
-        'cosign.key',
-        '--type',
-        'slsaprovenance1',
-        '--predicate',
-        'provenance.json',
-        '--tlog-upload=false',
-        '--allow-insecure-registry',
-        `${repo}@${digest}`,
-      ]);
+      const attested = await attestLikeAPipeline(`${repo}@${digest}`, { cwd: work, password: PASSWORD, repository: 'https://git.example/shop' });
       expect(attested.code, attested.stderr).toBe(0);
 
       // The operator: prod trusts the pipeline's key for provenance; an advisory feed is loaded.
