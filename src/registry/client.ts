@@ -12,17 +12,11 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { sha256Digest } from '../lib/hash';
 import { AuthFile, basicHeader, type Challenge, type Credentials, parseChallenge, type Token, TokenCache } from './auth';
 import { RegistryError } from './errors';
+import { MEDIA_TYPES } from '../scanner/oci';
 import { isSha256Digest, manifestTarget, pinnedReference, toReference, withTarget } from './reference';
 import type { FetchedManifest, ImageReference, OciDescriptor, RegistryClient, RegistryClientOptions, ResolvedReference } from './types';
 
-export const MEDIA_TYPES = {
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-} as const;
+export { MEDIA_TYPES };
 const INDEX_TYPES = new Set<string>([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList]);
 const MANIFEST_ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.dockerList];
 

@@ -4,6 +4,7 @@ import spdxExpressionParse from 'spdx-expression-parse';
 import { z } from 'zod';
 import { canonicalJson } from '../lib/canonical';
 import { sha256Hex } from '../lib/hash';
+import { isSpdxExpression } from './detectors/licenses';
 import type { Distro, Package } from './detectors/types';
 import { SCANNER_NAME, SCANNER_VERSION } from './version';
 
@@ -89,16 +90,6 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const licenseFactory = new Contrib.License.Factories.LicenseFactory((s: string) => {
   spdxExpressionParse(s);
 });
-
-/** A valid SPDX expression (a single id, `X WITH Y`, or a compound) — not merely a name. */
-function isSpdxExpression(s: string): boolean {
-  try {
-    spdxExpressionParse(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * CycloneDX admits either licence entries (SPDX id or name) or exactly one expression. One

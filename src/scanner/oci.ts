@@ -64,7 +64,8 @@ export interface OpenImageOptions {
   maxJsonBytes?: number;
 }
 
-const MT = {
+/** Manifest, index and config media types of OCI images and Docker's v2 schema (the registry client reads the same). */
+export const MEDIA_TYPES = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
   ociConfig: 'application/vnd.oci.image.config.v1+json',
@@ -73,9 +74,9 @@ const MT = {
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLegacy: 'application/vnd.docker.legacy-save+json',
 };
-const INDEX_TYPES = new Set([MT.ociIndex, MT.dockerList]);
-const MANIFEST_TYPES = new Set([MT.ociManifest, MT.dockerManifest]);
-const CONFIG_TYPES = new Set([MT.ociConfig, MT.dockerConfig]);
+const INDEX_TYPES = new Set([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList]);
+const MANIFEST_TYPES = new Set([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
+const CONFIG_TYPES = new Set([MEDIA_TYPES.ociConfig, MEDIA_TYPES.dockerConfig]);
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const DEFAULT_MAX_JSON = 8 << 20;
@@ -313,7 +314,9 @@ async function resolveOci(src: BlobSource, opts: OpenImageOptions, maxJson: numb
     const { json, digest } = await readVerified(src, blobName(desc.digest), desc, `manifest ${desc.digest}`, maxJson);
     if (!isObject(json)) throw new ImageFormatError(`manifest ${digest}: not a JSON object`);
     const mediaType =
-      (typeof json.mediaType === 'string' ? json.mediaType : undefined) ?? desc.mediaType ?? (Array.isArray(json.manifests) ? MT.ociIndex : MT.ociManifest);
+      (typeof json.mediaType === 'string' ? json.mediaType : undefined) ??
+      desc.mediaType ??
+      (Array.isArray(json.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest);
     if (INDEX_TYPES.has(mediaType) || (Array.isArray(json.manifests) && !Array.isArray(json.layers))) {
       const children = (Array.isArray(json.manifests) ? json.manifests : []).map((m, i) => asDescriptor(m, `index ${digest} manifests[${i}]`));
       // BuildKit attaches attestation manifests with platform unknown/unknown: never images.
@@ -437,7 +440,7 @@ async function openDockerLegacy(src: BlobSource, path: string, opts: OpenImageOp
     return { index: i, name, diffId: diffIds[i], ...(blob ? { digest: `sha256:${blob[1]}` } : {}) };
   });
   const refs = [...new Set(chosen.flatMap((e) => e.tags))].sort();
-  return finish(src, path, 'docker-archive', configDigest, 'config', MT.dockerLegacy, refs, opts.ref ?? entry.tags[0], configDigest, config, layers);
+  return finish(src, path, 'docker-archive', configDigest, 'config', MEDIA_TYPES.dockerLegacy, refs, opts.ref ?? entry.tags[0], configDigest, config, layers);
 }
 
 function finish(

@@ -1,4 +1,4 @@
-import spdxExpressionParse from 'spdx-expression-parse';
+import { isSpdxExpression } from './detectors/licenses';
 import { canonicalJson } from '../lib/canonical';
 import { sha256Hex } from '../lib/hash';
 import { formattedCpe, type SbomInput, uuidV5 } from './cyclonedx';
@@ -49,15 +49,6 @@ export interface SpdxDocument {
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-function isSpdxExpression(s: string): boolean {
-  try {
-    spdxExpressionParse(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `SPDXRef-` + idstring ([A-Za-z0-9.-]+), unique per purl. */
 function packageId(p: Package): string {

@@ -3,6 +3,8 @@
  * copyright files) mostly uses SPDX ids already; the common Debian/Fedora short names are mapped.
  * Anything unknown is kept verbatim rather than guessed.
  */
+import spdxExpressionParse from 'spdx-expression-parse';
+
 const ALIASES: Record<string, string> = {
   'gpl-1': 'GPL-1.0-only',
   'gpl-1+': 'GPL-1.0-or-later',
@@ -80,6 +82,16 @@ const URLS: Array<[RegExp, string]> = [
   [/^https?:\/\/(?:www\.)?eclipse\.org\/legal\/epl-2\.0\/?$/i, 'EPL-2.0'],
   [/^https?:\/\/(?:www\.)?eclipse\.org\/legal\/epl-v10\.html$/i, 'EPL-1.0'],
 ];
+
+/** A valid SPDX expression (a single id, `X WITH Y`, or a compound) — not merely a name. */
+export function isSpdxExpression(s: string): boolean {
+  try {
+    spdxExpressionParse(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A licence field (`GPL-2+ or Artistic`, `MIT and BSD`, `(MIT OR Apache-2.0)`) → the distinct
