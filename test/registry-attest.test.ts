@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { resolvePolicy, setPolicy } from '../src/core/promotion/policy';
 import { publishDecision } from '../src/core/oci-attest/auto';
-import { DSSE_LAYER, descriptorOf, EMPTY_CONFIG_BYTES, formatOf, layersOf, planAttLayers, referrerManifest, sha256 } from '../src/core/oci-attest/layout';
+import { DSSE_LAYER, descriptorOf, EMPTY_CONFIG_BYTES, formatOf, layersOf, planAttLayers, referrerManifest } from '../src/core/oci-attest/layout';
+import { sha256Digest } from '../src/lib/hash';
 import { cosignAttestationLayer } from '../src/crypto/cosign';
 import { createRegistryClient } from '../src/registry/index';
 import { apiFor } from './support/api';
@@ -445,7 +446,7 @@ describe('bad input', () => {
       subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: other, size: 2 },
     });
     await client.pushBlob(repo, EMPTY_CONFIG_BYTES);
-    const liarDigest = await client.putManifest(`${repo}@${sha256(liar)}`, liar, 'application/vnd.oci.image.manifest.v1+json');
+    const liarDigest = await client.putManifest(`${repo}@${sha256Digest(liar)}`, liar, 'application/vnd.oci.image.manifest.v1+json');
     const index = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,

@@ -13,8 +13,8 @@
  * Manifests are canonical JSON (sorted keys, no creation time), so the same content always has
  * the same digest and a re-push writes nothing new.
  */
-import { createHash } from 'node:crypto';
 import { canonicalJson } from '../lib/canonical';
+import { sha256Digest } from '../lib/hash';
 import { parseEnvelope } from './dsse';
 import { CryptoError } from './errors';
 import { SIGSTORE_BUNDLE_V03 } from './sigstore-bundle';
@@ -42,7 +42,6 @@ export interface OciBlob {
   bytes: Buffer;
 }
 
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
 /** cosign's tag for the attestations of an image digest: `sha256-<hex>.att`. */
@@ -58,7 +57,7 @@ export function cosignAttestationLayer(envelope: Buffer, predicateType: string):
     bytes: envelope,
     descriptor: {
       mediaType: DSSE_ENVELOPE_LAYER,
-      digest: sha256(envelope),
+      digest: sha256Digest(envelope),
       size: envelope.length,
       annotations: { [COSIGN_SIGNATURE_ANNOTATION]: '', [PREDICATE_TYPE_ANNOTATION]: predicateType },
     },
@@ -83,7 +82,7 @@ export function cosignAttestationManifest(layers: OciDescriptor[]): { manifest: 
       rootfs: { type: 'layers', diff_ids: unique.map((l) => l.digest) },
     }),
   );
-  const config: OciBlob = { bytes: configBytes, descriptor: { mediaType: OCI_IMAGE_CONFIG, digest: sha256(configBytes), size: configBytes.length } };
+  const config: OciBlob = { bytes: configBytes, descriptor: { mediaType: OCI_IMAGE_CONFIG, digest: sha256Digest(configBytes), size: configBytes.length } };
   const manifest = Buffer.from(canonicalJson({ schemaVersion: 2, mediaType: OCI_IMAGE_MANIFEST, config: config.descriptor, layers: unique }));
   return { manifest, config };
 }
@@ -116,8 +115,8 @@ export function parseCosignAttestationManifest(manifest: Buffer | string): Attes
 export function sigstoreBundleReferrer(bundle: Buffer, subject: OciDescriptor, predicateType: string): { manifest: Buffer; layer: OciBlob; config: OciBlob } {
   if (!DIGEST_RE.test(subject.digest)) throw new CryptoError('MALFORMED_DIGEST', `subject digest is not sha256: ${subject.digest}`);
   const configBytes = Buffer.from('{}');
-  const config: OciBlob = { bytes: configBytes, descriptor: { mediaType: OCI_EMPTY_CONFIG, digest: sha256(configBytes), size: configBytes.length } };
-  const layer: OciBlob = { bytes: bundle, descriptor: { mediaType: SIGSTORE_BUNDLE_V03, digest: sha256(bundle), size: bundle.length } };
+  const config: OciBlob = { bytes: configBytes, descriptor: { mediaType: OCI_EMPTY_CONFIG, digest: sha256Digest(configBytes), size: configBytes.length } };
+  const layer: OciBlob = { bytes: bundle, descriptor: { mediaType: SIGSTORE_BUNDLE_V03, digest: sha256Digest(bundle), size: bundle.length } };
   const manifest = Buffer.from(
     canonicalJson({
       schemaVersion: 2,

@@ -7,6 +7,7 @@
  * call names the digest, so a tag moving under us never changes what we scan or gate.
  */
 import type { Readable } from 'node:stream';
+import type { OciDescriptor as CosignDescriptor } from '../crypto/cosign';
 
 /** `host[:port]/repo/path[:tag][@sha256:…]`, normalised (docker.io defaults applied). */
 export interface ImageReference {
@@ -20,12 +21,8 @@ export interface ImageReference {
   toString(): string;
 }
 
-export interface OciDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
+/** A descriptor as the cosign/referrer layouts write it, plus the platform an index entry names. */
+export interface OciDescriptor extends CosignDescriptor {
   platform?: { os?: string; architecture?: string; variant?: string };
 }
 

@@ -13,7 +13,8 @@ import { asStellaError } from '../../lib/errors';
 import { registryTarget, type RegistryTarget } from './client';
 import { envelopeForImport } from '../attest/external';
 import { cosignAttestationTag } from '../../crypto/cosign';
-import { type DocumentFormat, formatOf, layersOf, MAX_DOCUMENT_BYTES, sha256 } from './layout';
+import { type DocumentFormat, formatOf, layersOf, MAX_DOCUMENT_BYTES } from './layout';
+import { sha256Digest } from '../../lib/hash';
 
 export type FoundStatus = 'verified' | 'failed' | 'unsigned' | 'unsupported';
 
@@ -133,7 +134,7 @@ async function discoverFound(
   for (const l of await layersFor(t, resolved.digest)) {
     const f = await examine(ctx, tenant, t, resolved.digest, l, trust);
     // The same envelope reachable twice (a referrer and the .att tag) is listed once.
-    const key = f.envelope ? sha256(f.envelope) : `${l.manifestDigest}/${l.layerDigest}`;
+    const key = f.envelope ? sha256Digest(f.envelope) : `${l.manifestDigest}/${l.layerDigest}`;
     if (seen.has(key)) continue;
     seen.add(key);
     items.push(f);

@@ -4,32 +4,28 @@
  * there, and what a manifest found in a registry holds. No I/O here; publish.ts and discover.ts
  * move the bytes.
  */
-import { createHash } from 'node:crypto';
 import { canonicalJson } from '../../lib/canonical';
-import { cosignAttestationLayer } from '../../crypto/cosign';
+import { sha256Digest } from '../../lib/hash';
+import { cosignAttestationLayer, DSSE_ENVELOPE_LAYER, OCI_EMPTY_CONFIG, OCI_IMAGE_MANIFEST, type OciDescriptor } from '../../crypto/cosign';
+import { SIGSTORE_BUNDLE_V03 } from '../../crypto/sigstore-bundle';
+import { MEDIA_TYPES } from '../../registry/index';
 
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-export const OCI_EMPTY = 'application/vnd.oci.empty.v1+json';
-export const SIGSTORE_BUNDLE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+// The media types the layouts use, under this module's short names (one definition each).
+export const OCI_MANIFEST = OCI_IMAGE_MANIFEST;
+export const OCI_INDEX = MEDIA_TYPES.ociIndex;
+export const DOCKER_MANIFEST = MEDIA_TYPES.dockerManifest;
+export const OCI_EMPTY = OCI_EMPTY_CONFIG;
+export const SIGSTORE_BUNDLE = SIGSTORE_BUNDLE_V03;
 export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
-export const DSSE_LAYER = 'application/vnd.dsse.envelope.v1+json';
+export const DSSE_LAYER = DSSE_ENVELOPE_LAYER;
 /** The largest document (envelope, bundle, SBOM) read from a registry. */
 export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
+export type Descriptor = OciDescriptor;
 
-export const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 export const descriptorOf = (mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {}): Descriptor => ({
   mediaType,
-  digest: sha256(bytes),
+  digest: sha256Digest(bytes),
   size: bytes.length,
   ...extra,
 });

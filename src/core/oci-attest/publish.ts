@@ -29,8 +29,8 @@ import {
   referrersTag,
   referrerManifest,
   SIGSTORE_BUNDLE,
-  sha256,
 } from './layout';
+import { sha256Digest } from '../../lib/hash';
 import { sigstoreBundleOf } from '../../crypto/sigstore-bundle';
 import { canonicalJson } from '../../lib/canonical';
 import { recordPublications } from './store';
@@ -97,7 +97,7 @@ async function pushReferrers(t: RegistryTarget, subject: Descriptor, docs: { att
   const out: PublishedItem[] = [];
   const listed: Descriptor[] = [];
   const put = async (d: Doc, kind: PublishedItem['kind'], artifactType: string, layerBytes: Buffer, manifest: Buffer) => {
-    const digest = sha256(manifest);
+    const digest = sha256Digest(manifest);
     const pushed = !present.has(digest);
     if (pushed) {
       await t.client.pushBlob(t.repository, layerBytes);
@@ -161,7 +161,7 @@ async function pushCosignTag(t: RegistryTarget, artifact: string, docs: Doc[]): 
     await t.client.pushBlob(t.repository, config.bytes);
     digest = await t.client.putManifest(ref, manifest, OCI_MANIFEST);
   }
-  const added = new Set(plan.added.map((l) => sha256(l.bytes)));
+  const added = new Set(plan.added.map((l) => sha256Digest(l.bytes)));
   return incoming.map((l) => ({
     evidenceId: l.doc.item.id,
     kind: 'attestation',
@@ -169,7 +169,7 @@ async function pushCosignTag(t: RegistryTarget, artifact: string, docs: Doc[]): 
     predicateType: l.predicateType,
     manifestDigest: digest!,
     tag,
-    pushed: added.has(sha256(l.bytes)),
+    pushed: added.has(sha256Digest(l.bytes)),
   }));
 }
 
