@@ -22,7 +22,7 @@ import { findTemporalBin, startTemporalDevServer } from '../src/dev/temporal';
 import { freePort, stopPid } from '../src/dev/proc';
 import { ensureSearchAttributes } from '../src/temporal/client';
 import { sha256Digest } from '../src/lib/hash';
-import { createPromotionActivities } from '../activities/promotion';
+import { createActivities } from '../activities';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { DEFAULT_POLICY } from '../src/core/promotion/policy';
 import { currentRootPack } from '../src/core/promotion/gather';
@@ -128,7 +128,9 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
     }
     lat.sort((x, y) => x - y);
 
-    // Worker with only the promotion workflows (bundled from workflows/promotion.ts) and activities.
+    // Worker with only the promotion workflows (bundled from workflows/promotion.ts) and the activities
+    // the production worker registers (workers/worker.ts: createActivities), so the local activities the
+    // promotion calls (evaluateGates, promotionFinalize, publishAfterPromotion, …) all run as in production.
     try {
       Runtime.install({
         logger: new DefaultLogger('WARN'),
@@ -147,7 +149,7 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
       connection: native,
       taskQueue,
       workflowBundle: bundle,
-      activities: createPromotionActivities(ctx),
+      activities: createActivities(ctx),
       maxConcurrentWorkflowTaskExecutions: 40,
       maxConcurrentLocalActivityExecutions: 40,
     });
