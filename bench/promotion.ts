@@ -8,7 +8,7 @@
  *   STELLA_BENCH_PROMOTIONS=300 STELLA_BENCH_CONCURRENCY=30 …
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -50,12 +50,40 @@ async function pool(total: number, concurrency: number, job: (i: number) => Prom
   return (performance.now() - t) / 1000;
 }
 
+/** CPU seconds (user+system) of a process and all its descendants, from /proc (Linux); 0 when unreadable. */
+function treeCpuSeconds(root: number): number {
+  const kids = new Map<number, number[]>();
+  const cpu = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(f[1]);
+      cpu.set(Number(d), (Number(f[11]) + Number(f[12])) / 100);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* exited */
+    }
+  }
+  let total = 0;
+  const todo = [root];
+  while (todo.length) {
+    const p = todo.pop()!;
+    total += cpu.get(p) ?? 0;
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return total;
+}
+
 export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<Record<string, number | string>> {
   const n = opts.promotions ?? Number(process.env.STELLA_BENCH_PROMOTIONS ?? 200);
   const concurrency = opts.concurrency ?? Number(process.env.STELLA_BENCH_CONCURRENCY ?? 20);
   const cleanups: (() => Promise<void> | void)[] = [];
   const scratch = mkdtempSync(join(tmpdir(), 'stella-bench-promo-'));
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  /** Processes whose CPU is counted per phase (only the servers this bench started). */
+  const servers: { postgres?: number; temporal?: number } = {};
   try {
     // Servers: the ones given, else our own (as test/support/global-setup.ts does).
     let dbUrl = opts.databaseUrl ?? process.env.STELLA_BENCH_DATABASE_URL;
@@ -79,6 +107,7 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
       const dir = join('/tmp', `stella-bench-pg-${randomBytes(4).toString('hex')}`);
       const local = await startLocalPostgres({ dir, port: await freePort(), database: dbName });
       dbUrl = local.url;
+      servers.postgres = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
       cleanups.push(() => {
         stopLocalPostgres(dir);
         rmSync(dir, { recursive: true, force: true });
@@ -93,6 +122,7 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
         logFile: join(scratch, 'temporal.log'),
       });
       address = t.address;
+      servers.temporal = t.pid;
       cleanups.push(() => stopPid(t.pid));
     }
 
@@ -115,6 +145,10 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
     // All evidence present for every artifact (SBOM, scan report, signed SLSA provenance).
     const artifacts = Array.from({ length: n + 20 }, (_, i) => sha256Digest(`bench/app@${i}-${randomBytes(6).toString('hex')}`));
     for (const a of artifacts) await storeAllEvidence(ctx, 'default', a);
+    // Planner statistics, as autovacuum keeps them on a running server: on a fresh database the
+    // tables are new and unanalyzed until autovacuum's next round (a minute), and whether it ran
+    // before or during the measurement changed the evidence lookup's plan (1 ms vs 115 ms a query).
+    await ctx.db.query('ANALYZE');
 
     // Gate-evaluation latency, measured directly (same code the activity runs).
     // Own keys plus imported trust (the builder key signing the bench evidence), as the promotion activity uses.
@@ -179,11 +213,27 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
     const round = Math.max(concurrency, Math.ceil(n / 4));
     let noopSeconds = 0;
     let promoSeconds = 0;
+    // CPU seconds per phase: this process (client + worker), the Temporal server, PostgreSQL.
+    const cpuNow = () => ({
+      node: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      temporal: servers.temporal ? treeCpuSeconds(servers.temporal) : 0,
+      postgres: servers.postgres ? treeCpuSeconds(servers.postgres) : 0,
+    });
+    const cpu = { noop: { node: 0, temporal: 0, postgres: 0 }, promo: { node: 0, temporal: 0, postgres: 0 } };
+    const timed = async (into: typeof cpu.noop, f: () => Promise<number>) => {
+      const a = cpuNow();
+      const secs = await f();
+      const b = cpuNow();
+      for (const k of ['node', 'temporal', 'postgres'] as const) into[k] += b[k] - a[k];
+      return secs;
+    };
     for (let done = 0; done < n; done += round) {
       const m = Math.min(round, n - done);
-      noopSeconds += await pool(m, concurrency, (i) => noop(done + i, 'run'));
-      promoSeconds += await pool(m, concurrency, () => promote());
+      noopSeconds += await timed(cpu.noop, () => pool(m, concurrency, (i) => noop(done + i, 'run')));
+      promoSeconds += await timed(cpu.promo, () => pool(m, concurrency, () => promote()));
     }
+    const perRun = (c: typeof cpu.noop) =>
+      `node ${r2((c.node * 1000) / n)} | temporal ${r2((c.temporal * 1000) / n)} | postgres ${r2((c.postgres * 1000) / n)}`;
 
     const rows = await ctx.db.query(`SELECT count(*)::int AS n FROM promotions WHERE state='promoted'`);
     const noopRate = n / noopSeconds;
@@ -200,6 +250,7 @@ export async function benchPromotion(opts: PromotionBenchOptions = {}): Promise<
       gateEvalP50Ms: r2(pct(lat, 50)),
       gateEvalP95Ms: r2(pct(lat, 95)),
       gateEvalMaxMs: r2(lat[lat.length - 1]!),
+      ...(servers.temporal ? { cpuMsPerEmptyWorkflow: perRun(cpu.noop), cpuMsPerPromotion: perRun(cpu.promo) } : {}),
     };
   } finally {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
