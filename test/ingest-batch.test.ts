@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore, BlobStores } from '../src/blob';
 import type { Db } from '../src/db/pool';
 import { ingestBatch } from '../src/core/evidence';
-import type { IngestInput } from '../src/core/evidence/model';
+import { evidenceLeaf, type IngestInput } from '../src/core/evidence/model';
 import { sha256Digest } from '../src/lib/hash';
+import { leafHash } from '../src/merkle/hash';
 import { decodeLeaf } from '../src/merkle/leaf';
 import { apiFor, bearer } from './support/api';
 import { type Harness, harness } from './support/context';
@@ -61,7 +62,7 @@ function dyingAfter(blobs: BlobStores, okPuts: number): BlobStores {
   return { ...blobs, primary };
 }
 
-/** A database whose connection "dies" right after the index commit, before the leaves are numbered (the lock, or the check for waiting leaves). */
+/** A database whose connection "dies" when the batch asks for the log's lock to number its leaves (or checks for waiting ones). */
 function dyingBeforeNumbering(db: Db): Db {
   const dies = (text: unknown) => typeof text === 'string' && (text.includes('FROM evidence_log_pending') || text.includes('pg_advisory_xact_lock'));
   const failing = <T extends object>(target: T): T =>
@@ -78,7 +79,7 @@ function dyingBeforeNumbering(db: Db): Db {
   return new Proxy(db, {
     get(t, k, r) {
       if (k === 'query') return Reflect.get(failing(t), k, r);
-      // Transactions: the index commit's client is unharmed until it asks for the log's lock.
+      // Transactions: the client is unharmed until it asks for the log's lock.
       if (k === 'connect') return async () => failing(await t.connect());
       return Reflect.get(t, k, r);
     },
@@ -117,7 +118,7 @@ describe.each(['fs', 's3'] as const)('batched ingest on PostgreSQL + Temporal + 
     await expectBlobsIndexed(h, t);
   });
 
-  it('a crash between the index commit and the numbering leaves waiting leaves that the re-run numbers', async () => {
+  it('a crash while numbering the leaves rolls the batch back (no row, no leaf, no new blob); the re-run converges', async () => {
     const t = `crash2-${randomBytes(3).toString('hex')}`;
     const batch = contents(20).map((d) => item(t, d));
     await expect(ingestBatch(dyingBeforeNumbering(h.ctx.db), h.ctx.blobs, batch)).rejects.toThrow(/before numbering/);
@@ -126,12 +127,33 @@ describe.each(['fs', 's3'] as const)('batched ingest on PostgreSQL + Temporal + 
               (SELECT count(*) FROM evidence_log WHERE tenant_id = $1)::int AS logged`,
       [t],
     );
-    expect(mid.rows[0]).toEqual({ items: 20, pending: 20, logged: 0 });
+    expect(mid.rows[0]).toEqual({ items: 0, pending: 0, logged: 0 });
     const r = await ingestBatch(h.ctx.db, h.ctx.blobs, batch);
-    expect(r.every((x) => !x.created && x.logSeq !== null)).toBe(true);
+    expect(r.every((x) => x.created && x.logSeq !== null)).toBe(true);
     expect(new Set(r.map((x) => x.logSeq)).size).toBe(20);
     await expectLogConsistent(h.ctx.db);
     await expectBlobsIndexed(h, t);
+  });
+
+  it('leaves an earlier version left waiting (crash between its two commits) are numbered by the next ingest of them', async () => {
+    const t = `leftover-${randomBytes(3).toString('hex')}`;
+    const batch = contents(5).map((d) => item(t, d));
+    // What the two-commit ingest left behind: blobs stored, rows committed, their leaves still waiting.
+    for (const b of batch) {
+      const id = sha256Digest(b.data!);
+      await h.ctx.blobs.primary.put(id, b.data!);
+      const row = await h.ctx.db.query(
+        `INSERT INTO evidence_items (tenant_id, id, media_type, kind, size_bytes) VALUES ($1, $2, 'application/octet-stream', 'other', $3) RETURNING created_at`,
+        [t, id, b.data!.length],
+      );
+      await h.ctx.db.query('INSERT INTO evidence_subjects (tenant_id, item_id, artifact_digest) VALUES ($1, $2, $3)', [t, id, ART]);
+      const leaf = evidenceLeaf({ id, kind: 'other', subjects: [ART], tenant: t, time: new Date(row.rows[0].created_at).toISOString() });
+      await h.ctx.db.query('INSERT INTO evidence_log_pending (tenant_id, item_id, leaf, leaf_hash) VALUES ($1, $2, $3, $4)', [t, id, leaf, leafHash(leaf)]);
+    }
+    const again = await ingestBatch(h.ctx.db, h.ctx.blobs, batch);
+    expect(again.every((x) => !x.created && x.logSeq !== null)).toBe(true);
+    expect(new Set(again.map((x) => x.logSeq)).size).toBe(5);
+    await expectLogConsistent(h.ctx.db);
   });
 
   it('concurrent duplicates: the same content in 6 parallel batches is one item with one leaf', async () => {

@@ -188,7 +188,13 @@ describe.each(['fs', 's3'] as const)('evidence locker operations on %s with a re
     const art = sha256Digest(`tar-${rnd()}`);
     const res = await call('POST', '/evidence/ingest', { path: tar, artifact: art, kind: 'scan-report' });
     expect(res.statusCode).toBe(202);
-    const r = await h.client.workflow.getHandle(res.json().workflowId).result();
+    const workflowId = res.json().workflowId;
+    // `?wait=` answers once the ingest has ended (the CLI's follow loop), result included.
+    const waited = await call('GET', `/evidence/ingest/${workflowId}?wait=30`);
+    expect(waited.statusCode).toBe(200);
+    expect(waited.json()).toMatchObject({ status: 'COMPLETED', result: { total: 5, created: 5 } });
+    expect((await call('GET', `/evidence/ingest/${workflowId}?wait=31`)).statusCode).toBe(400);
+    const r = await h.client.workflow.getHandle(workflowId).result();
     expect(r).toMatchObject({ total: 5, created: 5 });
     const listed = await h.ctx.evidence.list({ tenant: TENANT, artifact: art });
     expect(listed.items.map((i) => i.id).sort()).toEqual(files.map((f) => sha256Digest(f.data)).sort());

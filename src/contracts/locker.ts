@@ -364,6 +364,9 @@ export const BulkIngestStatus = z.object({
   errorCode: z.string().nullable().optional(),
 });
 
+/** `wait`: seconds to wait for the ingest to end before answering with its progress (0–30). */
+export const BulkIngestStatusQuery = z.object({ wait: z.coerce.number().int().min(0).max(30).optional() });
+
 export const LatestOpQuery = z.object({ op: z.enum(['index.refresh', 'index.rebuild', 'index.optimize', 'retry-store']), tenant: Tenant });
 export const LatestOp = z.looseObject({
   id: z.string().optional(),
@@ -417,5 +420,6 @@ export type BulkIngestBody = z.infer<typeof BulkIngestBody>;
 export type BulkIngestStarted = z.infer<typeof BulkIngestStarted>;
 export type BulkIngestProgress = z.infer<typeof BulkIngestProgress>;
 export type BulkIngestStatus = z.infer<typeof BulkIngestStatus>;
+export type BulkIngestStatusQuery = z.infer<typeof BulkIngestStatusQuery>;
 export type LatestOpQuery = z.infer<typeof LatestOpQuery>;
 export type LatestOp = z.infer<typeof LatestOp>;

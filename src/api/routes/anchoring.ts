@@ -43,6 +43,7 @@ import { anchorManualWorkflowId } from '../../temporal/names';
 import { requireScope, temporalOrThrow, tenantOf, type ApiDeps } from '../deps';
 import type { App } from './evidence';
 import { anchorStandardsRoutes, tlogRoutes } from './anchoring-tlog';
+import { statusWithin } from '../../temporal/wait';
 
 /** Anchoring routes, registered in this order (the OpenAPI document lists them so). */
 const ROUTES: readonly ((app: App, deps: ApiDeps) => void)[] = [
@@ -83,7 +84,7 @@ function createAnchorRoute(app: App, deps: ApiDeps) {
         args: [{ reason: b.reason ?? 'manual', force: b.force ?? false, actor: p.sub }],
       });
       const wait = req.query.wait ?? ANCHOR_WAIT_DEFAULT_S;
-      const status = await statusWithin(handle, wait * 1000);
+      const status = await statusWithin(t.client, handle, wait * 1000);
       if (status === 'RUNNING') {
         const statusUrl = `/evidence/anchors/runs/${workflowId}`;
         const message = `anchoring ${workflowId} has not finished within ${wait}s (is a Temporal worker polling task queue ${t.taskQueue}?); follow it at ${statusUrl}`;
@@ -173,14 +174,4 @@ function inspectRecoverProofRoutes(app: App, { ctx }: ApiDeps) {
     requireScope(req, 'evidence:read');
     return inclusionProofFor(ctx, tenantOf(req), req.params.id, req.query.anchor || undefined);
   });
-}
-
-/** The workflow's status once it left RUNNING, or RUNNING when `ms` passed first (describe polls, no dangling long poll). */
-async function statusWithin(handle: { describe(): Promise<{ status: { name: string } }> }, ms: number): Promise<string> {
-  const until = Date.now() + ms;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-    const status = (await handle.describe()).status.name;
-    if (status !== 'RUNNING' || Date.now() >= until) return status;
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))));
-  }
 }

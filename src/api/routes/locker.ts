@@ -14,6 +14,7 @@ import {
   BulkIngestBody,
   BulkIngestStarted,
   BulkIngestStatus,
+  BulkIngestStatusQuery,
   Chain,
   ChainQuery,
   IdParams,
@@ -58,6 +59,7 @@ import { spoolWorkDir, storageAnalyze, storageCheck, storageTest, storageStats, 
 import { badInput, notFound, StellaError } from '../../lib/errors';
 import { indexRebuildWorkflowId, ingestWorkflowId, isIngestWorkflowId } from '../../temporal/names';
 import { liveProgress } from '../../temporal/progress';
+import { statusWithin } from '../../temporal/wait';
 import { type ApiDeps, requireScope, temporalOrThrow, tenantOf, viewerOf } from '../deps';
 import type { App } from './evidence';
 
@@ -212,20 +214,27 @@ function ingestRoutes(app: App, deps: ApiDeps) {
     }
     return reply.status(202).send({ workflowId });
   });
-  app.get('/evidence/ingest/:workflowId', { schema: { params: WorkflowIdParams, response: { 200: BulkIngestStatus } } }, async (req) => {
-    requireScope(req, 'evidence:read');
-    const { workflowId } = req.params;
-    if (!isIngestWorkflowId(workflowId)) throw badInput('not an ingest workflow id');
-    const op = await getOp(deps.ctx.db, viewerOf(req), 'ingest', workflowId, 'ingest');
-    const h = temporalOrThrow(deps).client.workflow.getHandle<typeof bulkIngest>(workflowId);
-    const status = await describeStatus(deps, workflowId, `ingest ${workflowId} not found`);
-    const running = status === 'RUNNING';
-    const progress = running ? await liveProgress(h, bulkIngestProgressQuery) : null;
-    const result = status === 'COMPLETED' ? await h.result() : null;
-    const failure = running || status === 'COMPLETED' ? null : await failureOf(h.result());
-    if (op.status === 'running' && !running) await settleOp(deps.ctx.db, workflowId, status === 'COMPLETED' ? 'succeeded' : 'failed');
-    return { workflowId, status, progress, result, error: failure?.message ?? null, errorCode: failure?.code ?? null };
-  });
+  // `?wait=N`: answer as soon as the ingest ends, or after N seconds with its progress (the CLI's follow loop).
+  app.get(
+    '/evidence/ingest/:workflowId',
+    { schema: { params: WorkflowIdParams, querystring: BulkIngestStatusQuery, response: { 200: BulkIngestStatus } } },
+    async (req) => {
+      requireScope(req, 'evidence:read');
+      const { workflowId } = req.params;
+      if (!isIngestWorkflowId(workflowId)) throw badInput('not an ingest workflow id');
+      const op = await getOp(deps.ctx.db, viewerOf(req), 'ingest', workflowId, 'ingest');
+      const t = temporalOrThrow(deps);
+      const h = t.client.workflow.getHandle<typeof bulkIngest>(workflowId);
+      let status = await describeStatus(deps, workflowId, `ingest ${workflowId} not found`);
+      if (status === 'RUNNING' && req.query.wait) status = await statusWithin(t.client, h, req.query.wait * 1000);
+      const running = status === 'RUNNING';
+      const progress = running ? await liveProgress(h, bulkIngestProgressQuery) : null;
+      const result = status === 'COMPLETED' ? await h.result() : null;
+      const failure = running || status === 'COMPLETED' ? null : await failureOf(h.result());
+      if (op.status === 'running' && !running) await settleOp(deps.ctx.db, workflowId, status === 'COMPLETED' ? 'succeeded' : 'failed');
+      return { workflowId, status, progress, result, error: failure?.message ?? null, errorCode: failure?.code ?? null };
+    },
+  );
 }
 
 /** A workflow's status name, or NOT_FOUND with `missing`. */

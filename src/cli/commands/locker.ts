@@ -714,7 +714,9 @@ function ingestCommand(ev: Command): void {
 async function followIngest(api: ApiClient, workflowId: string, quiet: boolean) {
   const bar = progressBar('ingest', quiet);
   for (;;) {
-    const st = await api.call(BulkIngestStatus, 'GET', `/evidence/ingest/${workflowId}`);
+    const asked = Date.now();
+    // The API answers when the ingest ends (or after a second, with its progress for the bar).
+    const st = await api.call(BulkIngestStatus, 'GET', `/evidence/ingest/${workflowId}?wait=1`);
     if (st.progress) bar.update(st.progress.done, st.progress.total);
     if (st.status === 'COMPLETED') {
       bar.stop();
@@ -725,6 +727,7 @@ async function followIngest(api: ApiClient, workflowId: string, quiet: boolean) 
       const exit = (st.errorCode && API_CODE_TO_EXIT[st.errorCode]) || EXIT.FAILURE;
       throw new CliError(`ingest ${workflowId} ${st.status.toLowerCase()}${st.error ? `: ${st.error}` : ''}`, exit);
     }
-    await sleep(500);
+    // An API without `wait` answers at once: ask again in half a second, not in a busy loop.
+    await sleep(Math.max(0, 500 - (Date.now() - asked)));
   }
 }

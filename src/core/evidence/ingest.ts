@@ -1,15 +1,13 @@
 /**
  * The one evidence ingest: a single item is a batch of one (API upload, CLI, bulk-ingest
  * workflow, scan/attest/replay outputs). Blobs first (verified, fsynced, atomic, replica too,
- * bounded concurrency), then the index rows, subjects, edges and pending Merkle leaves of the
- * whole batch in one transaction (one multi-row statement per table), then a short transaction
- * that takes the log_state lock only to number the waiting leaves: parallel ingests never queue
+ * bounded concurrency), then one transaction for the whole batch: index rows, subjects, edges
+ * and Merkle leaves (one multi-row statement per table), the leaves numbered last under the
+ * log's append lock, which is held only through that commit, so parallel ingests never queue
  * behind each other's blob or index I/O. If the index write fails (PostgreSQL down mid-upload),
  * the blobs this call newly wrote are removed again; a crash between blobs and index leaves an
  * unindexed blob that the full verify reports and `index rebuild` adopts (re-running the ingest
- * converges), a crash between index and numbering leaves pending leaves that the next ingest
- * numbers; never an index row without its blob.
- */
+ * converges); never an index row without its blob or its leaf. */
 import { promises as fsp } from 'node:fs';
 import type { BlobStore, BlobStores } from '../../blob';
 import type { Db, DbClient } from '../../db/pool';
@@ -40,9 +38,9 @@ const keyOf = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 /**
  * Ingests `inputs` (bytes or local files). Results are in input order; a digest repeated within
  * the batch is stored once (the second occurrence reports created=false). Rows are inserted in
- * (tenant, id) order so two concurrent batches can't deadlock on each other's unique keys; the
- * log's append lock is taken only after the index commit, to number the leaves. A purged item whose bytes come back is
- * present again, hot, with its blob in the hot store.
+ * (tenant, id) order so two concurrent batches can't deadlock on each other's unique keys, and
+ * the log's append lock only after all of them. A purged item whose bytes come back is present
+ * again, hot, with its blob in the hot store.
  */
 export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly IngestInput[], opts: { concurrency?: number } = {}): Promise<IngestResult[]> {
   for (const input of inputs) validateIngestInput(input);
@@ -51,22 +49,28 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   if (!prepared.length) return [];
   await checkParents(db, prepared);
   const written = await writeBlobs(db, blobs, prepared, concurrency);
+  // The index rows and their Merkle leaves commit together (one commit per batch): the log's
+  // append lock is taken last, after every row of the batch is written, and held only through
+  // the commit, so concurrent batches overlap everything but the numbering and its commit.
+  const keys = [...new Set(prepared.map((p) => p.key))];
   let results: IngestResult[];
+  let seqOf: Map<string, number>;
   try {
-    results = await withTransaction(db, (tx) => indexBatch(tx, prepared));
+    [results, seqOf] = await withTransaction(db, async (tx) => {
+      const r = await indexBatch(tx, prepared);
+      return [
+        r,
+        await numberLeaves(
+          tx,
+          keys,
+          r.some((x) => x.created),
+        ),
+      ] as const;
+    });
   } catch (e) {
     await removeWritten(blobs, written);
     throw e;
   }
-  // Every row of the batch: a re-run after a crash between the two commits numbers its leftovers.
-  // A batch that created rows has leaves waiting (unless a concurrent ingest numbered them first),
-  // so it goes straight to the lock; the numbering returns the seqs it gave.
-  const keys = [...new Set(prepared.map((p) => p.key))];
-  const seqOf = await numberLeaves(
-    db,
-    keys,
-    results.some((r) => r.created),
-  );
   const unknown = prepared.filter((p) => !seqOf.has(p.key));
   if (unknown.length) for (const [k, v] of await logSeqs(db, unknown)) seqOf.set(k, v);
   return results.map((r, i) => ({ ...r, logSeq: seqOf.get(prepared[i]!.key) ?? null }));
@@ -305,48 +309,31 @@ async function insertPendingLeaves(tx: DbClient, inOrder: Prepared[], createdAt:
 const LOG_APPEND_LOCK = 0x5354_4c4c; // "STLL"
 
 /**
- * Numbers every committed pending leaf (dense seqs after log_state.size, in the order they were
- * committed) under the log's append lock: one statement and a commit, nothing else held. Whoever
- * takes the lock first numbers the leaves of every ingest that committed before it, so an ingest
- * whose leaves were numbered meanwhile finds nothing of its own left and commits nothing: N
- * concurrent ingests share a few numbering commits instead of queueing one each. `mine` (the
- * batch's `tenant NUL id` keys) limits the wait to batches that still have leaves waiting;
- * without it any waiting leaf is numbered. Returns how many leaves this call numbered.
+ * Numbers every waiting leaf (dense seqs after log_state.size, in the order they were queued)
+ * under the log's append lock, inside `tx`: the batch's own leaves and any an earlier version
+ * left waiting after a crash between its two commits. `expectMine`: the batch just queued leaves
+ * of `mine`, so the lock is taken without asking first; otherwise only when one of `mine` still
+ * waits (an idempotent re-run takes no lock). Returns the seq each leaf numbered here got (by
+ * `tenant NUL id`).
  */
-export async function numberPendingLeaves(db: Db, mine?: readonly string[]): Promise<number> {
-  return (await numberLeaves(db, mine, false)).size;
+async function numberLeaves(tx: DbClient, mine: readonly string[], expectMine: boolean): Promise<Map<string, number>> {
+  if (!expectMine && !(await anyPending(tx, mine))) return new Map();
+  await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
+  const r = await tx.query<{ tenant_id: string; item_id: string; seq: string }>(
+    `WITH base AS (SELECT size FROM log_state WHERE id),
+          moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
+          ins AS (INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash)
+                  SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY n) - 1, m.tenant_id, m.item_id, m.leaf, m.leaf_hash FROM moved m
+                   -- an item that already has its leaf (its row was re-created) keeps that one
+                   WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
+                  RETURNING seq, tenant_id, item_id),
+          upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id AND EXISTS (SELECT 1 FROM ins) RETURNING size)
+     SELECT tenant_id, item_id, seq FROM ins, upd`,
+  );
+  return new Map(r.rows.map((x) => [keyOf(x.tenant_id, x.item_id), Number(x.seq)]));
 }
 
-/**
- * numberPendingLeaves, returning the seq each leaf numbered by this call got (by `tenant NUL id`).
- * `expectMine`: the caller just committed leaves of `mine`, so the check before the lock is skipped.
- */
-async function numberLeaves(db: Db, mine: readonly string[] | undefined, expectMine: boolean): Promise<Map<string, number>> {
-  const none = new Map<string, number>();
-  if (!expectMine && !(await anyPending(db, mine))) return none;
-  return withTransaction(db, async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
-    // New statements after the lock: their snapshot sees every leaf committed before we got it.
-    // A caller expecting its own leaves numbers whatever is waiting (nothing, if a concurrent
-    // ingest numbered them meanwhile: the statement then changes nothing) without asking first.
-    if (!expectMine && !(await anyPending(tx, mine))) return none;
-    const r = await tx.query<{ tenant_id: string; item_id: string; seq: string }>(
-      `WITH base AS (SELECT size FROM log_state WHERE id),
-            moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
-            ins AS (INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash)
-                    SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY n) - 1, m.tenant_id, m.item_id, m.leaf, m.leaf_hash FROM moved m
-                     -- an item that already has its leaf (its row was re-created) keeps that one
-                     WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
-                    RETURNING seq, tenant_id, item_id),
-            upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id AND EXISTS (SELECT 1 FROM ins) RETURNING size)
-       SELECT tenant_id, item_id, seq FROM ins, upd`,
-    );
-    return new Map(r.rows.map((x) => [keyOf(x.tenant_id, x.item_id), Number(x.seq)]));
-  });
-}
-
-async function anyPending(q: Db | DbClient, mine?: readonly string[]): Promise<boolean> {
-  if (!mine) return !!(await q.query('SELECT 1 FROM evidence_log_pending LIMIT 1')).rowCount;
+async function anyPending(q: DbClient, mine: readonly string[]): Promise<boolean> {
   if (!mine.length) return false;
   const split = mine.map((k) => k.split('\u0000'));
   const r = await q.query(
