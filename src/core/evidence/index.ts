@@ -6,7 +6,7 @@ import { notFound } from '../../lib/errors';
 import { audit } from '../audit';
 import { Coalescer, ingestBatch } from './ingest';
 import type { EvidenceHead, EvidenceItem, IngestInput, IngestResult } from './model';
-import { findItem, headItem, type ListQuery, listItems, openBlob, readBlob, storeOfTier } from './read';
+import { findItem, HeadLookup, type ListQuery, listItems, openBlob, readBlob, storeOfTier } from './read';
 import { type ItemState, transitionItems } from './state';
 
 export { ingestBatch } from './ingest';
@@ -18,12 +18,14 @@ const ALL_STATES: readonly ItemState[] = ['present', 'corrupted', 'quarantined',
 
 export class EvidenceService {
   private readonly coalesced: Coalescer;
+  private readonly heads: HeadLookup;
 
   constructor(
     private readonly db: Db,
     private readonly blobs: BlobStores,
   ) {
     this.coalesced = new Coalescer((inputs) => ingestBatch(this.db, this.blobs, inputs));
+    this.heads = new HeadLookup(db);
   }
 
   /**
@@ -54,9 +56,12 @@ export class EvidenceService {
     return listItems(this.db, q);
   }
 
-  /** What retrieval needs, in one query (no subjects or edges): the hot path of GET /evidence/:id. */
+  /**
+   * What retrieval needs (no subjects or edges): the hot path of GET /evidence/:id. Concurrent
+   * lookups share one query (HeadLookup); each is still read after it was asked.
+   */
   head(tenant: string, id: string): Promise<EvidenceHead> {
-    return headItem(this.db, tenant, id);
+    return this.heads.get(tenant, id);
   }
 
   /** Streams a present item's bytes; the stream fails at the end if the blob is damaged. */

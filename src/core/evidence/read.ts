@@ -150,16 +150,86 @@ async function withLinks(db: Db, tenant: string, rows: ItemRow[]): Promise<Evide
   );
 }
 
-/** What retrieval needs, in one query (no subjects or edges): the hot path of GET /evidence/:id. */
+const HEAD_COLUMNS = 'tenant_id, id, kind, media_type, size_bytes, state, state_reason, tier';
+
+function toHead(x: ItemRow): EvidenceHead {
+  return { id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier };
+}
+
+/** What retrieval needs, in one query (no subjects or edges). */
 export async function headItem(db: Db, tenant: string, id: string): Promise<EvidenceHead> {
   validateDigest(id, 'evidence id');
-  const r = await db.query<ItemRow>('SELECT id, kind, media_type, size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$1 AND id=$2', [
-    tenant,
-    id,
-  ]);
+  const r = await db.query<ItemRow>({
+    name: 'evidence-head',
+    text: `SELECT ${HEAD_COLUMNS} FROM evidence_items WHERE tenant_id=$1 AND id=$2`,
+    values: [tenant, id],
+  });
   const x = r.rows[0];
   if (!x) throw notFound(`evidence ${id} not found`);
-  return { id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier };
+  return toHead(x);
+}
+
+interface HeadWaiter {
+  tenant: string;
+  id: string;
+  resolve: (h: EvidenceHead) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Most lookups one query serves (a full batch is sent at once). */
+const HEAD_BATCH_MAX = 256;
+
+/**
+ * The index lookups of GET /evidence/:id, batched: lookups made in the same turn of the event
+ * loop share one query (a named statement, parsed and planned once per connection). Per request,
+ * the PostgreSQL round trip (the socket write and the backend's work) cost more CPU than reading
+ * and hashing the blob. This is not a cache: each lookup is sent after its request arrived, so a
+ * purge committed before then is always seen. Each waiter gets only the row of its own (tenant, id).
+ */
+export class HeadLookup {
+  private waiting: HeadWaiter[] = [];
+
+  constructor(private readonly db: Db) {}
+
+  get(tenant: string, id: string): Promise<EvidenceHead> {
+    validateDigest(id, 'evidence id');
+    return new Promise((resolve, reject) => {
+      const n = this.waiting.push({ tenant, id, resolve, reject });
+      if (n === 1) setImmediate(() => this.flush());
+      else if (n >= HEAD_BATCH_MAX) this.flush();
+    });
+  }
+
+  private flush(): void {
+    const batch = this.waiting;
+    if (!batch.length) return;
+    this.waiting = [];
+    this.lookup(batch).catch((e) => {
+      for (const w of batch) w.reject(e);
+    });
+  }
+
+  private async lookup(batch: HeadWaiter[]): Promise<void> {
+    if (batch.length === 1) {
+      const w = batch[0]!;
+      return headItem(this.db, w.tenant, w.id).then(w.resolve, w.reject);
+    }
+    // Both primary-key columns by = ANY (one plan whatever the batch's size); rows of pairs the
+    // batch did not ask for (another tenant's copy of an id) are dropped below.
+    const tenants = [...new Set(batch.map((w) => w.tenant))];
+    const ids = [...new Set(batch.map((w) => w.id))];
+    const r = await this.db.query<ItemRow>({
+      name: 'evidence-heads',
+      text: `SELECT ${HEAD_COLUMNS} FROM evidence_items WHERE tenant_id = ANY($1::text[]) AND id = ANY($2::text[])`,
+      values: [tenants, ids],
+    });
+    const rows = new Map(r.rows.map((x) => [`${x.tenant_id} ${x.id}`, x]));
+    for (const w of batch) {
+      const x = rows.get(`${w.tenant} ${w.id}`);
+      if (x) w.resolve(toHead(x));
+      else w.reject(notFound(`evidence ${w.id} not found`));
+    }
+  }
 }
 
 /** Cold-tier items live under the `cold` namespace of the primary store (retention tier move). */
