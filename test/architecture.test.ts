@@ -23,6 +23,7 @@ const OWNER: Record<string, string> = {
   verify_runs: 'src/core/evidence/',
   verify_results: 'src/core/evidence/',
   verify_batches: 'src/core/evidence/',
+  verify_store_dirs: 'src/core/evidence/',
   integrity_acks: 'src/core/evidence/',
   audit_log: 'src/core/audit/',
   timeline_events: 'src/core/audit/',

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp, constants as FS } from 'node:fs';
+import { type BigIntStats, createReadStream, createWriteStream, type Dirent, promises as fsp, readdirSync, statSync, constants as FS } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { sha256Digest, sha256Stream } from '../lib/hash';
@@ -228,6 +228,61 @@ export class FsBlobStore implements BlobStore {
     while (ahead.length) for (const f of await ahead.shift()!) yield `sha256:${f}`;
   }
 
+  /**
+   * The fan-out directories compared with what a previous scan remembered (`known`: directory →
+   * stamp), listing only the leaf directories that are new or changed. A directory's stamp is its
+   * inode, mtime and ctime in ns: adding, removing or renaming an entry changes its mtime and
+   * ctime, and nothing can set a ctime back, so an unchanged stamp means unchanged entries. Like
+   * git's racy-index rule, a stamp within RACY_NS of this scan's start (read from the store's own
+   * clock) is not trusted: it is returned as null and the directory is listed again next time, so
+   * an entry added in the same clock tick as the stat is never missed.
+   */
+  async scanDirs(known: ReadonlyMap<string, string | null>): Promise<DirScan> {
+    const base = join(this.root, 'sha256');
+    const clock = await this.clockNs();
+    const stampOf = (s: BigIntStats) => (s.mtimeNs >= clock - RACY_NS || s.ctimeNs >= clock - RACY_NS ? null : `${s.ino}:${s.mtimeNs}:${s.ctimeNs}`);
+    const children = new Map<string, string[]>();
+    for (const dir of known.keys()) {
+      const cut = dir.lastIndexOf('/');
+      const parent = dir === '' ? null : cut < 0 ? '' : dir.slice(0, cut);
+      if (parent === null) continue;
+      const list = children.get(parent) ?? children.set(parent, []).get(parent)!;
+      list.push(cut < 0 ? dir : dir.slice(cut + 1));
+    }
+    const out: DirScan = { stamps: new Map(), listed: new Map(), unchanged: [] };
+    let level = [''];
+    for (let depth = 0; depth <= 2; depth++) {
+      const next: string[][] = [];
+      await eachMeta(level, async (io, dir) => {
+        const abs = dir ? join(base, dir) : base;
+        const s = await io.stat(abs);
+        if (!s?.isDirectory()) return;
+        const stamp = stampOf(s);
+        out.stamps.set(dir, stamp);
+        const same = stamp !== null && known.get(dir) === stamp;
+        const sub = (n: string) => (dir ? `${dir}/${n}` : n);
+        if (depth === 2) {
+          if (same) out.unchanged.push(dir);
+          else
+            out.listed.set(
+              dir,
+              (await io.readdir(abs)).filter((e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name)).map((e) => `sha256:${e.name}`),
+            );
+        } else next.push((same ? (children.get(dir) ?? []) : (await io.readdir(abs)).map((e) => e.name)).map(sub));
+      });
+      level = next.flat().sort();
+    }
+    return out;
+  }
+
+  /** Now, by the store's filesystem clock (a file's mtime), which may differ from this host's. */
+  private async clockNs(): Promise<bigint> {
+    await this.ensureDir(this.tmpDir());
+    const p = join(this.tmpDir(), 'scan-clock');
+    await fsp.writeFile(p, `${process.pid} ${Date.now()}`);
+    return (await fsp.stat(p, { bigint: true })).mtimeNs;
+  }
+
   async delete(digest: string): Promise<boolean> {
     try {
       await fsp.unlink(this.pathFor(digest));
@@ -302,4 +357,59 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** A stamp within this of a scan's start is racy (2 s: coarse clocks, e.g. FAT's, and a network store's skew). */
+const RACY_NS = 2_000_000_000n;
+
+/** What FsBlobStore.scanDirs saw. */
+export interface DirScan {
+  /** Every fan-out directory seen ('' = sha256/, 'ab', 'ab/cd') and its stamp; null = racy, list again next time. */
+  stamps: Map<string, string | null>;
+  /** Leaf directories listed by this scan (new, changed or racy) and the blobs in each. */
+  listed: Map<string, string[]>;
+  /** Leaf directories whose stamp is the one remembered: not listed. */
+  unchanged: string[];
+}
+
+/** stat/readdir, either synchronous (small metadata calls on cached inodes) or through the thread pool. */
+interface MetaIo {
+  stat(p: string): BigIntStats | null | Promise<BigIntStats | null>;
+  readdir(p: string): Dirent[] | Promise<Dirent[]>;
+}
+const syncIo: MetaIo = {
+  stat: (p) => statSync(p, { bigint: true, throwIfNoEntry: false }) ?? null,
+  readdir: (p) => {
+    try {
+      return readdirSync(p, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+  },
+};
+const asyncIo: MetaIo = {
+  stat: (p) => fsp.stat(p, { bigint: true }).catch(() => null),
+  readdir: (p) => fsp.readdir(p, { withFileTypes: true }).catch(() => []),
+};
+
+/**
+ * Runs `fn` over `items` with synchronous metadata calls in slices of 256 between event-loop
+ * turns: a stat of a cached inode takes microseconds, while a thread-pool round trip per
+ * directory cost ~3x the whole walk (65,536 directories at most). If a slice takes longer than
+ * 20 ms (inodes not in memory, a slow network store), the rest goes through the thread pool, 16
+ * at a time, so the event loop is never held longer than that.
+ */
+async function eachMeta(items: readonly string[], fn: (io: MetaIo, item: string) => Promise<void>): Promise<void> {
+  let i = 0;
+  while (i < items.length) {
+    const t = performance.now();
+    for (const end = Math.min(items.length, i + 256); i < end; ) await fn(syncIo, items[i++]!);
+    if (performance.now() - t > 20) break;
+    await new Promise<void>((r) => setImmediate(r));
+  }
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (i < items.length) await fn(asyncIo, items[i++]!);
+    }),
+  );
 }

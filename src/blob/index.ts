@@ -4,7 +4,7 @@ import { S3BlobStore } from './s3';
 import type { BlobStore } from './types';
 
 export * from './types';
-export { FsBlobStore } from './fs';
+export { type DirScan, FsBlobStore } from './fs';
 export { S3BlobStore } from './s3';
 
 export interface BlobStores {

@@ -3,6 +3,7 @@ import type { AppContext } from '../../context';
 import { notFound } from '../../../lib/errors';
 import { type Viewer, visibleTenants } from '../viewer';
 import { mapLimit } from '../../../lib/concurrency';
+import { FsBlobStore } from '../../../blob';
 import { replayArea, replayCopyPage } from '../../replay/queries/evidence';
 
 export type VerifyMode = 'quick' | 'full';
@@ -36,16 +37,6 @@ export interface BatchOutcome {
   ok: number;
   failed: number;
   failures: { id: string; result: VerifyResult; detail: string }[];
-}
-
-/** Failures an operator acknowledged (open integrity_acks rows) within the run's tenant ('*': any tenant). */
-async function acknowledgedIds(ctx: AppContext, tenant: string, ids: string[]): Promise<Set<string>> {
-  if (!ids.length) return new Set();
-  const r = await ctx.db.query(`SELECT DISTINCT item_id FROM integrity_acks WHERE item_id = ANY($1) AND resolved_at IS NULL AND ($2 = '*' OR tenant_id = $2)`, [
-    ids,
-    tenant,
-  ]);
-  return new Set(r.rows.map((x) => x.item_id as string));
 }
 
 /** Deterministic sample: the same run id picks the same items, so a retried batch checks the same set. */
@@ -105,37 +96,38 @@ export async function verifyRunOf(ctx: AppContext, viewer: Viewer, runId: string
  * it), and its counts under its key (a retried or resumed batch replaces its own counts, never
  * adds them twice); the run's counters are the sums over its batches, so
  * checked = ok + failed + acknowledged whatever was retried. Acknowledged failures are listed but
- * do not fail the run.
+ * do not fail the run. One statement (one round trip) per batch.
  */
 async function record(ctx: AppContext, runId: string, batch: string, failures: BatchOutcome['failures'], checked: number, ok: number): Promise<number> {
-  const run = await ctx.db.query('SELECT tenant_id FROM verify_runs WHERE id=$1', [runId]);
-  const acked = await acknowledgedIds(
-    ctx,
-    (run.rows[0]?.tenant_id as string | undefined) ?? '*',
-    failures.map((f) => f.id),
-  );
-  for (const f of failures) {
-    await ctx.db.query(
-      `INSERT INTO verify_results (run_id, item_id, result, detail, acknowledged) VALUES ($1,$2,$3,$4,$5)
-       ON CONFLICT (run_id, item_id) DO UPDATE SET result = EXCLUDED.result, detail = EXCLUDED.detail, acknowledged = EXCLUDED.acknowledged`,
-      [runId, f.id, f.result, f.detail, acked.has(f.id)],
-    );
-  }
-  const failed = failures.length - acked.size;
-  await ctx.db.query(
-    `WITH b AS (
-       INSERT INTO verify_batches (run_id, batch, checked, ok, failed, acknowledged) VALUES ($1,$2,$3,$4,$5,$6)
+  // An id listed twice (a blob name in two directories) is one result row; the last one wins.
+  const byId = new Map(failures.map((f) => [f.id, f]));
+  const r = await ctx.db.query(
+    `WITH t AS (SELECT coalesce((SELECT tenant_id FROM verify_runs WHERE id = $1), '*') AS tenant),
+     f AS (SELECT * FROM unnest($6::text[], $7::text[], $8::text[]) AS f(item_id, result, detail)),
+     acked AS (
+       SELECT DISTINCT a.item_id FROM integrity_acks a, t
+       WHERE a.item_id IN (SELECT item_id FROM f) AND a.resolved_at IS NULL AND (t.tenant = '*' OR a.tenant_id = t.tenant)
+     ), res AS (
+       INSERT INTO verify_results (run_id, item_id, result, detail, acknowledged)
+       SELECT $1, f.item_id, f.result, f.detail, f.item_id IN (SELECT item_id FROM acked) FROM f
+       ON CONFLICT (run_id, item_id) DO UPDATE SET result = EXCLUDED.result, detail = EXCLUDED.detail, acknowledged = EXCLUDED.acknowledged
+     ), b AS (
+       INSERT INTO verify_batches (run_id, batch, checked, ok, failed, acknowledged)
+       SELECT $1, $2, $3, $4, $5 - n, n FROM (SELECT count(*)::int AS n FROM acked) c
        ON CONFLICT (run_id, batch) DO UPDATE SET checked = EXCLUDED.checked, ok = EXCLUDED.ok, failed = EXCLUDED.failed, acknowledged = EXCLUDED.acknowledged
-       RETURNING 1
+       RETURNING failed, acknowledged
      ), others AS (
        SELECT coalesce(sum(checked), 0)::int AS checked, coalesce(sum(ok), 0)::int AS ok, coalesce(sum(failed), 0)::int AS failed,
               coalesce(sum(acknowledged), 0)::int AS acknowledged
        FROM verify_batches WHERE run_id = $1 AND batch <> $2
+     ), upd AS (
+       UPDATE verify_runs r SET checked = o.checked + $3, ok = o.ok + $4, failed = o.failed + b.failed, acknowledged = o.acknowledged + b.acknowledged
+       FROM others o, b WHERE r.id = $1
      )
-     UPDATE verify_runs r SET checked = o.checked + $3, ok = o.ok + $4, failed = o.failed + $5, acknowledged = o.acknowledged + $6 FROM others o WHERE r.id = $1`,
-    [runId, batch, checked, ok, failed, acked.size],
+     SELECT failed FROM b`,
+    [runId, batch, checked, ok, failures.length, [...byId.keys()], [...byId.values()].map((f) => f.result), [...byId.values()].map((f) => f.detail)],
   );
-  return failed;
+  return r.rows[0].failed as number;
 }
 
 /** What a batch had done when its worker last heartbeated: resumed from, its counts kept. */
@@ -146,9 +138,29 @@ export interface BatchProgress {
   failures: BatchOutcome['failures'];
 }
 
+/** Blobs read and hashed at once (the concurrency raw read+sha256 is compared with). */
+const CONCURRENCY = 8;
+/** The first ids of a page, read alone so hashing starts while the rest of the page arrives. */
+const PAGE_HEAD = 64;
+
+type PageRow = { id: string; size: number; cold: boolean };
+
+/** Up to `limit` distinct evidence ids after `after`, in id order. */
+async function pageOf(ctx: AppContext, input: VerifyRunInput, after: string, limit: number): Promise<PageRow[]> {
+  const params: unknown[] = [];
+  const where = scope(input, params);
+  params.push(after, limit);
+  const r = await ctx.db.query(
+    `SELECT i.id, max(i.size_bytes) AS size, bool_and(i.tier = 'cold') AS cold FROM evidence_items i WHERE ${where} AND i.id > $${params.length - 1}
+     GROUP BY i.id ORDER BY i.id LIMIT $${params.length}`,
+    params,
+  );
+  return r.rows as PageRow[];
+}
+
 /**
- * Checks one keyset page of distinct evidence ids. `onProgress` is called after each item with
- * the last id done, so an activity can heartbeat it and resume mid-batch after a crash.
+ * Checks one keyset page of distinct evidence ids. `onProgress` is called as items are done with
+ * the last id of the done prefix, so an activity can heartbeat it and resume mid-batch after a crash.
  */
 export async function verifyBatch(
   ctx: AppContext,
@@ -157,53 +169,71 @@ export async function verifyBatch(
   resume: BatchProgress | null,
   onProgress: (done: BatchProgress) => void,
 ): Promise<BatchOutcome> {
-  const params: unknown[] = [];
-  const where = scope(input, params);
-  params.push(resume?.lastId ?? after ?? '');
   const limit = input.batchSize ?? 500;
-  params.push(limit);
-  const r = await ctx.db.query(
-    `SELECT i.id, max(i.size_bytes) AS size, bool_and(i.tier = 'cold') AS cold FROM evidence_items i WHERE ${where} AND i.id > $${params.length - 1}
-     GROUP BY i.id ORDER BY i.id LIMIT $${params.length}`,
-    params,
-  );
+  const from = resume?.lastId ?? after ?? '';
+  const head = await pageOf(ctx, input, from, Math.min(limit, PAGE_HEAD));
+  let rows = head;
+  let complete = head.length < PAGE_HEAD || limit <= PAGE_HEAD;
+  const rest = complete
+    ? Promise.resolve()
+    : pageOf(ctx, input, head[head.length - 1]!.id, limit - PAGE_HEAD).then((more) => {
+        rows = head.concat(more);
+        complete = true;
+      });
+  rest.catch(() => {}); // awaited by the pool below; a failure is thrown there, not reported as unhandled
   // A resumed batch starts from what its previous attempt had done, so its counts cover the whole page.
   const out: BatchOutcome = { nextAfter: null, checked: resume?.checked ?? 0, ok: resume?.ok ?? 0, failed: 0, failures: [...(resume?.failures ?? [])] };
-  const rows = r.rows as { id: string; size: number; cold: boolean }[];
-  // Several blobs hashed at once (a sliding window, not rounds that wait for their slowest read):
-  // per-blob latency (open, read, close) dominates small evidence. Results are taken in id order,
-  // so the progress reported (the last id done) always covers every id before it.
-  const CONCURRENCY = 8;
   const cold = ctx.blobs.primary.withPrefix('cold');
-  const check = async (row: (typeof rows)[number]) => {
+  const check = async (row: PageRow) => {
     if (input.mode !== 'full' && !inSample(input.runId, row.id, input.sampleRate)) return { sampled: false as const };
     // Items moved to the cold tier by retention live under the primary store's `cold` namespace.
     return { sampled: true as const, h: await (row.cold ? cold : ctx.blobs.primary).hash(row.id) };
   };
-  const inFlight: Promise<Awaited<ReturnType<typeof check>>>[] = [];
+  // A pool of CONCURRENCY reads (one starts as soon as any finishes; per-blob latency - open,
+  // read, close - dominates small evidence). Results are taken in id order, so the progress
+  // reported (the last id done) always covers every id before it.
+  const done: (Awaited<ReturnType<typeof check>> | undefined)[] = [];
   let next = 0;
-  for (let i = 0; i < rows.length; i++) {
-    while (next < rows.length && next < i + CONCURRENCY) {
-      const p = check(rows[next++]!);
-      p.catch(() => {}); // awaited in order below; a failure is thrown there, not reported as unhandled
-      inFlight.push(p);
+  let taken = 0;
+  const take = () => {
+    for (; done[taken] !== undefined; taken++) {
+      const row = rows[taken]!;
+      const c = done[taken]!;
+      done[taken] = undefined;
+      if (c.sampled) {
+        const { h } = c;
+        out.checked++;
+        if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
+        else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
+        else if (h.size !== Number(row.size))
+          out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
+        else out.ok++;
+      }
+      if ((taken + 1) % CONCURRENCY === 0) onProgress({ lastId: row.id, checked: out.checked, ok: out.ok, failures: [...out.failures] });
     }
-    const row = rows[i]!;
-    const c = await inFlight.shift()!;
-    if (c.sampled) {
-      const { h } = c;
-      out.checked++;
-      if (!h) out.failures.push({ id: row.id, result: 'missing-blob', detail: `indexed but absent from ${ctx.blobs.primary.location}` });
-      else if (h.actual !== row.id) out.failures.push({ id: row.id, result: 'hash-mismatch', detail: `content hashes to ${h.actual}` });
-      else if (h.size !== Number(row.size))
-        out.failures.push({ id: row.id, result: 'size-mismatch', detail: `index says ${row.size} bytes, store has ${h.size}` });
-      else out.ok++;
+  };
+  let stopped = false;
+  const worker = async () => {
+    try {
+      while (!stopped) {
+        if (next < rows.length) {
+          const i = next++;
+          done[i] = await check(rows[i]!);
+          if (!stopped) take();
+        } else if (complete) return;
+        else await rest;
+      }
+    } catch (e) {
+      stopped = true; // the batch fails (and is retried or resumed): no more reads, no more heartbeats
+      throw e;
     }
-    if ((i + 1) % CONCURRENCY === 0 || i === rows.length - 1) onProgress({ lastId: row.id, checked: out.checked, ok: out.ok, failures: out.failures });
-  }
-  const lastRow = r.rows[r.rows.length - 1] as { id: string } | undefined;
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await rest;
+  const lastRow = rows[rows.length - 1];
+  if (lastRow && taken % CONCURRENCY !== 0) onProgress({ lastId: lastRow.id, checked: out.checked, ok: out.ok, failures: [...out.failures] });
   // A resumed page's last id: the page ends where it ends whichever attempt read it.
-  out.nextAfter = r.rows.length === limit ? lastRow!.id : null;
+  out.nextAfter = rows.length === limit ? lastRow!.id : null;
   out.failed = await record(ctx, input.runId, `items:${after ?? ''}`, out.failures, out.checked, out.ok);
   return out;
 }
@@ -211,37 +241,87 @@ export async function verifyBatch(
 /**
  * Full mode, after the items: blobs in the store that no index row names, then every copy in
  * the replay area (what replay reads) re-hashed. Returns the failures that count (not acknowledged).
+ * `fullListing` lists every directory of a filesystem store, whatever the last listing saw.
  */
-export async function findUnindexed(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
-  return (await findUnindexedBlobs(ctx, runId, onProgress)) + (await verifyReplayCopies(ctx, runId, onProgress));
+export async function findUnindexed(ctx: AppContext, runId: string, onProgress: () => void, opts: { fullListing?: boolean } = {}): Promise<number> {
+  return (await findUnindexedBlobs(ctx, runId, onProgress, opts.fullListing ?? false)) + (await verifyReplayCopies(ctx, runId, onProgress));
 }
 
-async function findUnindexedBlobs(ctx: AppContext, runId: string, onProgress: () => void): Promise<number> {
-  let found = 0;
+async function findUnindexedBlobs(ctx: AppContext, runId: string, onProgress: () => void, fullListing: boolean): Promise<number> {
+  const store = ctx.blobs.primary;
+  const unindexed =
+    store instanceof FsBlobStore ? await unindexedInFsStore(ctx, store, onProgress, fullListing) : await notIndexed(ctx, store.digests(), onProgress);
+  // The phase's failures are one batch, 'unindexed': a retried activity (which may list less, the
+  // listing state being saved) replaces it; pages recorded by an older worker ('unindexed:<first>') go.
+  await ctx.db.query(`DELETE FROM verify_batches WHERE run_id = $1 AND batch LIKE 'unindexed:%'`, [runId]);
+  // Each unindexed blob is checked and failed: the run's checked = ok + failed holds.
+  const detail = `present in ${store.location} but not in the index`;
+  return record(
+    ctx,
+    runId,
+    'unindexed',
+    unindexed.map((id) => ({ id, result: 'unindexed-blob' as const, detail })),
+    unindexed.length,
+    0,
+  );
+}
+
+/** The digests no index row names (any tenant, any state), looked up 1000 at a time. */
+async function notIndexed(ctx: AppContext, digests: Iterable<string> | AsyncIterable<string>, onProgress: () => void): Promise<string[]> {
+  const out: string[] = [];
   let page: string[] = [];
   const flush = async () => {
     if (!page.length) return;
     const r = await ctx.db.query('SELECT DISTINCT id FROM evidence_items WHERE id = ANY($1)', [page]);
     const known = new Set(r.rows.map((x) => x.id as string));
-    const missing = page.filter((d) => !known.has(d));
-    // Each unindexed blob is checked and failed: the run's checked = ok + failed holds.
-    found += await record(
-      ctx,
-      runId,
-      `unindexed:${page[0]}`,
-      missing.map((id) => ({ id, result: 'unindexed-blob' as const, detail: `present in ${ctx.blobs.primary.location} but not in the index` })),
-      missing.length,
-      0,
-    );
+    out.push(...page.filter((d) => !known.has(d)));
     page = [];
     onProgress();
   };
-  for await (const d of ctx.blobs.primary.digests()) {
+  for await (const d of digests) {
     page.push(d);
     if (page.length >= 1000) await flush();
   }
   await flush();
-  return found;
+  return out;
+}
+
+/**
+ * A filesystem store's unindexed blobs without listing every fan-out directory each run: only
+ * directories whose stamp changed since the last listing (FsBlobStore.scanDirs: inode, mtime and
+ * ctime, with git's racy-window rule) are listed and their blobs looked up; an unchanged
+ * directory holds the blobs it held then, so only those that were unindexed then are looked up
+ * again (index rows are never deleted, so nothing else in it can have become unindexed). The
+ * listing state (verify_store_dirs) is saved after the results, so a crash re-lists.
+ */
+async function unindexedInFsStore(ctx: AppContext, store: FsBlobStore, onProgress: () => void, fullListing: boolean): Promise<string[]> {
+  const saved = await ctx.db.query('SELECT dir, stamp, unindexed FROM verify_store_dirs WHERE store = $1', [store.location]);
+  const before = new Map(saved.rows.map((r) => [r.dir as string, { stamp: r.stamp as string | null, unindexed: r.unindexed as string[] }]));
+  const scan = await store.scanDirs(fullListing ? new Map() : new Map([...before].map(([dir, v]) => [dir, v.stamp])));
+  onProgress();
+  const candidates = [...scan.listed.values(), ...scan.unchanged.map((dir) => before.get(dir)?.unindexed ?? [])].flat();
+  const unindexed = new Set(await notIndexed(ctx, candidates, onProgress));
+  const dirs: string[] = [];
+  const stamps: (string | null)[] = [];
+  const lists: string[] = [];
+  for (const [dir, stamp] of [...scan.stamps].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const now = (scan.listed.get(dir) ?? before.get(dir)?.unindexed ?? []).filter((d) => unindexed.has(d)).join(' ');
+    const was = before.get(dir);
+    if (was && was.stamp === stamp && was.unindexed.join(' ') === now) continue;
+    dirs.push(dir);
+    stamps.push(stamp);
+    lists.push(now);
+  }
+  const gone = [...before.keys()].filter((dir) => !scan.stamps.has(dir));
+  if (dirs.length || gone.length)
+    await ctx.db.query(
+      `WITH gone AS (DELETE FROM verify_store_dirs WHERE store = $1 AND dir = ANY($2::text[]))
+       INSERT INTO verify_store_dirs (store, dir, stamp, unindexed)
+       SELECT $1, d, s, string_to_array(u, ' ') FROM unnest($3::text[], $4::text[], $5::text[]) AS x(d, s, u)
+       ON CONFLICT (store, dir) DO UPDATE SET stamp = EXCLUDED.stamp, unindexed = EXCLUDED.unindexed`,
+      [store.location, gone, dirs, stamps, lists],
+    );
+  return [...unindexed];
 }
 
 /**
