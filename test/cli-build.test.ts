@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -29,28 +29,64 @@ describe('lazy command loading', () => {
   it('`evidence status` (built) loads neither the AWS SDK nor the Temporal worker', () => {
     // The build global-setup made from this run's sources (bin/stella.mjs would run the sources
     // instead if another edit landed since; this checks the built code itself).
-    const info = JSON.parse(readFileSync(join(ROOT, 'dist', 'cli.json'), 'utf8')) as { dir: string };
-    const hooks = join(tmp, 'hooks.mjs');
+    const info = JSON.parse(readFileSync(join(ROOT, 'dist', 'cli.json'), 'utf8')) as { dir: string; inputs: string[] };
+    // Every input is a file bin/stella.mjs can stat (else it would take the build for stale, always).
+    for (const f of info.inputs) expect(existsSync(join(ROOT, f)), f).toBe(true);
+    // The build is one CommonJS script: every package it loads goes through Module._resolveFilename.
+    const hooks = join(tmp, 'hooks.cjs');
     writeFileSync(
       hooks,
-      `export async function resolve(s, c, next) { const r = await next(s, c); const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(r.url); if (m) process.stderr.write('LOADED ' + m[1] + '\\n'); return r; }\n`,
+      `const M = require('node:module'); const orig = M._resolveFilename; M._resolveFilename = function (...a) { const r = orig.apply(this, a); const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(r); if (m) process.stderr.write('LOADED ' + m[1] + '\\n'); return r; };\n`,
     );
-    const reg = join(tmp, 'reg.mjs');
-    writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', reg, join(ROOT, 'dist', info.dir, 'main.js'), ...args], {
+      spawnSync(process.execPath, ['--require', hooks, join(ROOT, 'dist', info.dir, 'main.js'), ...args], {
         env: { ...process.env, STELLA_API_URL: 'http://127.0.0.1:9', STELLA_TOKEN: 'x', STELLA_DATA_DIR: tmp },
         encoding: 'utf8',
       });
     const r = run('evidence', 'status');
     expect(r.stderr).toContain('cannot reach the stella API'); // it did run the command
+    expect(r.status).toBe(5);
     const loaded = new Set([...r.stderr.matchAll(/^LOADED (\S+)$/gm)].map((m) => m[1]));
-    expect(loaded.has('commander')).toBe(true);
-    for (const heavy of ['@aws-sdk/client-s3', '@temporalio/worker', '@temporalio/client', 'fastify', 'pg', 'tsx'])
+    for (const heavy of ['@aws-sdk/client-s3', '@temporalio/worker', '@temporalio/client', '@temporalio/envconfig', 'fastify', 'pg', 'tsx'])
       expect(loaded.has(heavy), heavy).toBe(false);
-    // Help loads every module, so it still lists every command.
+    // Help loads every module, so it still lists every command (and does load the packages they import).
     const help = run('--help');
     expect(help.stdout).toMatch(/evidence[\s\S]*promotion[\s\S]*scan[\s\S]*completion/);
+    expect(help.stderr).toContain('LOADED @aws-sdk/client-s3');
+  });
+});
+
+describe("the build's code cache", () => {
+  it('is written on the first run, used on the next, and never runs code other than the script it was made from', () => {
+    const info = JSON.parse(readFileSync(join(ROOT, 'dist', 'cli.json'), 'utf8')) as { dir: string };
+    // A copy at the same depth as the real build (its sources find package.json by relative path).
+    const copy = join(ROOT, 'dist', 'cli', `test-${process.pid}`);
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(join(ROOT, 'dist', info.dir), copy, { recursive: true, filter: (f) => !f.endsWith('.v8cache') });
+    try {
+      const run = (...args: string[]) => spawnSync(process.execPath, [join(copy, 'main.js'), ...args], { encoding: 'utf8' });
+      const first = run('--help');
+      expect(first.status).toBe(0);
+      const cache = readFileSync(join(copy, 'cli.cjs.v8cache'));
+      expect(cache.subarray(0, 17).toString()).toBe('stella-v8cache 1 ');
+      const again = run('--help');
+      expect(again.stdout).toBe(first.stdout);
+      expect(again.stderr).toBe('');
+      expect(readFileSync(join(copy, 'cli.cjs.v8cache'))).toEqual(cache); // accepted, not rewritten
+
+      // The same script with one word changed, same length: V8 alone would take the old bytecode.
+      const cli = readFileSync(join(copy, 'cli.cjs'), 'utf8');
+      const word = 'Evidence locker and release orchestrator for container supply-chain evidence';
+      expect(cli).toContain(word);
+      writeFileSync(join(copy, 'cli.cjs'), cli.replace(word, word.toUpperCase()));
+      const edited = run('--help');
+      expect(edited.status).toBe(0);
+      expect(edited.stdout).toContain(word.toUpperCase());
+      expect(readFileSync(join(copy, 'cli.cjs.v8cache'))).not.toEqual(cache); // made anew for the new script
+      expect(run('--help').stdout).toContain(word.toUpperCase());
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 });
 

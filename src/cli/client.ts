@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { type IncomingMessage, type RequestOptions, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { z } from 'zod';
@@ -77,25 +78,23 @@ export class ApiClient {
   }
 
   private async send(method: string, url: string, init: { body?: string | Uint8Array | Readable; headers?: Record<string, string>; timeoutMs?: number }) {
-    const res = await fetch(url, {
-      method,
-      headers: await this.headers(method, url, init.headers),
-      body: init.body as never,
-      signal: AbortSignal.timeout(init.timeoutMs ?? 600_000),
-      ...(init.body instanceof Readable ? { duplex: 'half' } : {}),
-    } as RequestInit);
+    const res = await httpSend(method, url, await this.headers(method, url, init.headers), init.body, init.timeoutMs ?? 600_000);
     const nonce = res.headers.get('dpop-nonce');
     const wantsNonce = res.status === 401 && /error="use_dpop_nonce"/.test(res.headers.get('www-authenticate') ?? '');
     if (nonce) this.nonce = nonce;
-    return { res, retry: wantsNonce && nonce !== null && !(init.body instanceof Readable) };
+    if (wantsNonce && nonce !== null && !(init.body instanceof Readable)) {
+      res.body.resume(); // the retry replaces this answer
+      return { res, retry: true };
+    }
+    return { res, retry: false };
   }
 
   async raw(
     method: string,
     path: string,
     init: { body?: string | Uint8Array | Readable; headers?: Record<string, string>; timeoutMs?: number } = {},
-  ): Promise<Response> {
-    let res: Response;
+  ): Promise<ApiResponse> {
+    let res: ApiResponse;
     try {
       const url = `${this.conn.apiUrl}${path}`;
       const first = await this.send(method, url, init);
@@ -103,7 +102,7 @@ export class ApiClient {
       res = first.retry ? (await this.send(method, url, init)).res : first.res;
     } catch (e) {
       if (e instanceof CliError) throw e;
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      const cause = (e as { code?: string }).code ?? (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
       throw new CliError(`cannot reach the stella API at ${this.conn.apiUrl} (${cause}); is the stack up? (stella dev up)`, EXIT.UNAVAILABLE);
     }
     if (!res.ok) {
@@ -150,6 +149,98 @@ export class ApiClient {
   post<T = unknown>(path: string, body: unknown = {}, opts?: { timeoutMs?: number }) {
     return this.json<T>('POST', path, body, opts);
   }
+}
+
+/**
+ * An answer of the API: status, headers, and the body as a Node stream (read once, with json(),
+ * text() or by piping `body`).
+ */
+export interface ApiResponse {
+  status: number;
+  statusText: string;
+  ok: boolean;
+  headers: { get(name: string): string | null };
+  body: Readable;
+  json(): Promise<unknown>;
+  text(): Promise<string>;
+}
+
+/** How fetch() words a request that ran out of time; kept so messages stay the same. */
+const TIMEOUT_MESSAGE = 'The operation was aborted due to timeout';
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * One HTTP request with node:http (node:https for https URLs). The CLI makes one or two calls per
+ * run, and fetch() would first load and initialise undici (and compile its llhttp wasm), which
+ * costs more than the call: node:http is already part of Node's start-up snapshot. Behaves like the
+ * fetch() it replaces where the CLI can tell: follows redirects (not with a streamed body, and
+ * without credentials to another origin), one timeout for the whole exchange including the body.
+ */
+async function httpSend(
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body: string | Uint8Array | Readable | undefined,
+  timeoutMs: number,
+  redirects = 0,
+): Promise<ApiResponse> {
+  const u = new URL(url);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('fetch failed'); // fetch()'s words for it
+  const request = u.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  const h: Record<string, string> = { accept: '*/*', ...headers };
+  const payload = typeof body === 'string' ? Buffer.from(body) : body;
+  if (payload && !(payload instanceof Readable)) h['content-length'] = String(payload.byteLength);
+  const options: RequestOptions = { method, headers: h };
+  const msg = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(u, options, resolve);
+    // Like AbortSignal.timeout(): the whole exchange, body included, fails with the same message.
+    let answer: IncomingMessage | undefined;
+    const timer = setTimeout(() => (answer ?? req).destroy(Object.assign(new Error(TIMEOUT_MESSAGE), { name: 'TimeoutError' })), timeoutMs);
+    timer.unref();
+    req.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.once('response', (res: IncomingMessage) => {
+      answer = res;
+      res.once('close', () => clearTimeout(timer));
+    });
+    if (payload instanceof Readable) {
+      payload.once('error', (e) => req.destroy(e));
+      payload.pipe(req);
+    } else req.end(payload);
+  });
+  const status = msg.statusCode ?? 0;
+  const location = msg.headers.location;
+  if (REDIRECTS.has(status) && location && !(body instanceof Readable)) {
+    msg.resume();
+    if (redirects >= 20) throw new Error('redirect count exceeded');
+    const next = new URL(location, u);
+    const toGet = status === 303 || ((status === 301 || status === 302) && method === 'POST');
+    const nextHeaders = { ...headers };
+    if (toGet) for (const k of Object.keys(nextHeaders)) if (/^content-/i.test(k)) delete nextHeaders[k];
+    if (next.origin !== u.origin) for (const k of Object.keys(nextHeaders)) if (/^(authorization|dpop|cookie)$/i.test(k)) delete nextHeaders[k];
+    return httpSend(toGet ? 'GET' : method, next.href, nextHeaders, toGet ? undefined : body, timeoutMs, redirects + 1);
+  }
+  const text = async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of msg) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  return {
+    status,
+    statusText: msg.statusMessage ?? '',
+    ok: status >= 200 && status < 300,
+    headers: {
+      get: (name) => {
+        const v = msg.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    body: msg,
+    text,
+    json: async () => JSON.parse(await text()),
+  };
 }
 
 export function qs(params: Record<string, string | number | boolean | undefined | null>): string {

@@ -1,7 +1,6 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
 import { API_CODE_TO_EXIT, CliError, EXIT } from '../exit';
@@ -237,7 +236,7 @@ function exportCommand(ev: Command): void {
         const out = resolve(o.output);
         await fsp.mkdir(dirname(out), { recursive: true });
         const tmp = `${out}.part`;
-        await pipeline(Readable.fromWeb(res.body as never), createWriteStream(tmp));
+        await pipeline(res.body, createWriteStream(tmp));
         await fsp.rename(tmp, out);
         const r = {
           output: out,

@@ -76,7 +76,7 @@ function getCommand(ev: Command): void {
         const c = ctxOf(cmd);
         requireDigest(id, 'evidence id');
         const res = await c.api().raw('GET', `/evidence/${id}`);
-        const body = Readable.fromWeb(res.body as never);
+        const body = res.body;
         if (o.output) {
           const tmp = `${o.output}.part`;
           await pipeline(body, createWriteStream(tmp));

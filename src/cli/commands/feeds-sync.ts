@@ -6,11 +6,12 @@ import { FeedEcosystems, FeedSynced } from '../../contracts/scan-feeds';
 import { formatZodError } from '../../lib/zod';
 import { ScannerError } from '../../scanner/errors';
 import { readOsvMirror } from '../../scanner/osv-mirror';
+import type { ApiResponse } from '../client';
 import { action, ctxOf } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderTable } from '../output';
 
-async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
+async function parsed<S extends z.ZodType>(schema: S, res: ApiResponse, what: string): Promise<z.infer<S>> {
   const r = schema.safeParse(await res.json());
   if (!r.success) throw new CliError(`unexpected answer from ${what}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
   return r.data;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { action, ctxOf, group } from '../common';
 import { CliError, EXIT } from '../exit';
 import { print, renderKv, renderTable } from '../output';
-import { qs } from '../client';
+import { type ApiResponse, qs } from '../client';
 import type { z } from 'zod';
 import { formatZodError } from '../../lib/zod';
 import { KeyList, KeyRecord, RootPack, RootPackImported, RotatedKeys } from '../../contracts/keys';
@@ -23,7 +23,7 @@ async function writePack(path: string, pack: unknown) {
 }
 
 /** Parses the JSON answer of a raw upload with its contract schema. */
-async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
+async function parsed<S extends z.ZodType>(schema: S, res: ApiResponse, what: string): Promise<z.infer<S>> {
   const r = schema.safeParse(await res.json());
   if (!r.success) throw new CliError(`unexpected answer from ${what}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
   return r.data;

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { action, ctxOf, group, requireDigest, type Ctx } from '../common';
@@ -424,7 +424,7 @@ async function downloadArchive(c: Ctx, days: number, out: string, compress: bool
       cb(null, chunk);
     },
   });
-  const body = Readable.fromWeb(res.body as never).pipe(meter);
+  const body = res.body.pipe(meter);
   try {
     await writeStreamAtomically(
       out,

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { action, type Ctx, ctxOf, group, requireDigest } from '../common';
 import { CliError, EXIT, API_CODE_TO_EXIT } from '../exit';
 import { type Column, print, renderKv, renderTable, shortDigest, humanBytes } from '../output';
-import { type ApiClient, qs } from '../client';
+import { type ApiClient, type ApiResponse, qs } from '../client';
 import { loadFeed, ScannerError } from '../../scanner/index';
 import { feedsStatusCommand, feedsSyncCommand } from './feeds-sync';
 import { scanExplainCommand } from './scan-explain';
@@ -44,7 +44,7 @@ type SignerStatusView = z.infer<typeof SignerStatus>;
 type ScanQueueView = z.infer<typeof ScanQueue>;
 
 /** Parses the JSON answer of a raw upload with its contract schema. */
-async function parsed<S extends z.ZodType>(schema: S, res: Response, what: string): Promise<z.infer<S>> {
+async function parsed<S extends z.ZodType>(schema: S, res: ApiResponse, what: string): Promise<z.infer<S>> {
   const r = schema.safeParse(await res.json());
   if (!r.success) throw new CliError(`unexpected answer from ${what}: ${formatZodError(r.error, 'response')}`, EXIT.FAILURE);
   return r.data;
