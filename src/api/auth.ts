@@ -175,9 +175,13 @@ export async function authenticate(req: FastifyRequest, deps: ApiDeps): Promise<
 
 /** Registers the DPoP guard and its response headers (DPoP-Nonce, WWW-Authenticate) on the app. */
 export function registerDpop(app: FastifyInstance, settings: DpopSettings): void {
-  app.decorate('dpop', createDpopGuard(settings));
-  app.addHook('onSend', async (req, reply) => {
-    const nonces = app.dpop.nonces;
-    if (nonces && (req.headers.dpop !== undefined || reply.statusCode === 401)) reply.header('dpop-nonce', nonces.issue());
+  const guard = createDpopGuard(settings);
+  app.decorate('dpop', guard);
+  // Only when nonces are required: otherwise the hook would cost every response a step for nothing.
+  const nonces = guard.nonces;
+  if (!nonces) return;
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (req.headers.dpop !== undefined || reply.statusCode === 401) reply.header('dpop-nonce', nonces.issue());
+    done(null, payload);
   });
 }

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import type { Counter, Histogram } from 'prom-client';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { asStellaError, type StellaError } from '../lib/errors';
 import type { ApiDeps, RegisterRoutes } from './deps';
@@ -128,16 +129,36 @@ async function authenticateRequests(app: FastifyInstance, deps: ApiDeps) {
  * random paths cannot create unbounded series.
  */
 function countRequests(app: FastifyInstance, deps: ApiDeps) {
-  app.addHook('onResponse', async (req, reply) => {
+  // The label-bound series of each (route, method, status), made once: prom-client hashes a label
+  // object on every inc/observe otherwise. Bounded: route templates, methods and statuses are few.
+  const series = new Map<string, { count: Counter.Internal; duration: Histogram.Internal<string> }>();
+  const seriesOf = (route: string, method: string, status: number) => {
+    const key = `${status} ${method} ${route}`;
+    let s = series.get(key);
+    if (!s) {
+      s = {
+        count: deps.metrics.httpRequests.labels({ route, method, status: String(status) }),
+        duration: deps.metrics.httpDuration.labels({ route, method, status_class: `${Math.floor(status / 100)}xx` }),
+      };
+      series.set(key, s);
+    }
+    return s;
+  };
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
-    const seconds = reply.elapsedTime / 1000;
-    deps.metrics.httpRequests.inc({ route, method: req.method, status: String(status) });
-    deps.metrics.httpDuration.observe({ route, method: req.method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
-    req.log[status >= 500 ? 'warn' : 'info'](
-      { reqId: req.id, method: req.method, route, url: req.url.split('?')[0], status, durationMs: Math.round(reply.elapsedTime * 10) / 10 },
-      'request completed',
-    );
+    const s = seriesOf(route, req.method, status);
+    s.count.inc();
+    s.duration.observe(reply.elapsedTime / 1000);
+    const level = status >= 500 ? 'warn' : 'info';
+    // The access line's object is built only when the line is written (pino's isLevelEnabled).
+    const log = req.log as typeof req.log & { isLevelEnabled?: (l: string) => boolean };
+    if (log.isLevelEnabled?.(level) ?? true)
+      log[level](
+        { reqId: req.id, method: req.method, route, url: req.url.split('?')[0], status, durationMs: Math.round(reply.elapsedTime * 10) / 10 },
+        'request completed',
+      );
+    done();
   });
 }
 
