@@ -1,4 +1,4 @@
-import { type BigIntStats, createReadStream, createWriteStream, type Dirent, promises as fsp, readdirSync, statSync, constants as FS } from 'node:fs';
+import { createReadStream, createWriteStream, type Dirent, promises as fsp, readdirSync, type Stats, statSync, constants as FS } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { sha256Digest, sha256Stream } from '../lib/hash';
@@ -231,16 +231,18 @@ export class FsBlobStore implements BlobStore {
   /**
    * The fan-out directories compared with what a previous scan remembered (`known`: directory →
    * stamp), listing only the leaf directories that are new or changed. A directory's stamp is its
-   * inode, mtime and ctime in ns: adding, removing or renaming an entry changes its mtime and
+   * inode, mtime and ctime: adding, removing or renaming an entry changes its mtime and
    * ctime, and nothing can set a ctime back, so an unchanged stamp means unchanged entries. Like
-   * git's racy-index rule, a stamp within RACY_NS of this scan's start (read from the store's own
+   * git's racy-index rule, a stamp within RACY_MS of this scan's start (read from the store's own
    * clock) is not trusted: it is returned as null and the directory is listed again next time, so
    * an entry added in the same clock tick as the stat is never missed.
    */
   async scanDirs(known: ReadonlyMap<string, string | null>): Promise<DirScan> {
     const base = join(this.root, 'sha256');
-    const clock = await this.clockNs();
-    const stampOf = (s: BigIntStats) => (s.mtimeNs >= clock - RACY_NS || s.ctimeNs >= clock - RACY_NS ? null : `${s.ino}:${s.mtimeNs}:${s.ctimeNs}`);
+    // Milliseconds as doubles (sub-microsecond resolution): a change after the stat is at least
+    // RACY_MS later than a trusted stamp, so the nanoseconds add nothing but BigInt costs.
+    const racyFrom = (await this.clockMs()) - RACY_MS;
+    const stampOf = (s: Stats) => (s.mtimeMs >= racyFrom || s.ctimeMs >= racyFrom ? null : `${s.ino}:${s.mtimeMs}:${s.ctimeMs}`);
     const children = new Map<string, string[]>();
     for (const dir of known.keys()) {
       const cut = dir.lastIndexOf('/');
@@ -276,11 +278,11 @@ export class FsBlobStore implements BlobStore {
   }
 
   /** Now, by the store's filesystem clock (a file's mtime), which may differ from this host's. */
-  private async clockNs(): Promise<bigint> {
+  private async clockMs(): Promise<number> {
     await this.ensureDir(this.tmpDir());
     const p = join(this.tmpDir(), 'scan-clock');
     await fsp.writeFile(p, `${process.pid} ${Date.now()}`);
-    return (await fsp.stat(p, { bigint: true })).mtimeNs;
+    return (await fsp.stat(p)).mtimeMs;
   }
 
   async delete(digest: string): Promise<boolean> {
@@ -360,7 +362,7 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** A stamp within this of a scan's start is racy (2 s: coarse clocks, e.g. FAT's, and a network store's skew). */
-const RACY_NS = 2_000_000_000n;
+const RACY_MS = 2000;
 
 /** What FsBlobStore.scanDirs saw. */
 export interface DirScan {
@@ -374,11 +376,11 @@ export interface DirScan {
 
 /** stat/readdir, either synchronous (small metadata calls on cached inodes) or through the thread pool. */
 interface MetaIo {
-  stat(p: string): BigIntStats | null | Promise<BigIntStats | null>;
+  stat(p: string): Stats | null | Promise<Stats | null>;
   readdir(p: string): Dirent[] | Promise<Dirent[]>;
 }
 const syncIo: MetaIo = {
-  stat: (p) => statSync(p, { bigint: true, throwIfNoEntry: false }) ?? null,
+  stat: (p) => statSync(p, { throwIfNoEntry: false }) ?? null,
   readdir: (p) => {
     try {
       return readdirSync(p, { withFileTypes: true });
@@ -388,7 +390,7 @@ const syncIo: MetaIo = {
   },
 };
 const asyncIo: MetaIo = {
-  stat: (p) => fsp.stat(p, { bigint: true }).catch(() => null),
+  stat: (p) => fsp.stat(p).catch(() => null),
   readdir: (p) => fsp.readdir(p, { withFileTypes: true }).catch(() => []),
 };
 
