@@ -72,148 +72,156 @@ const bool = z
   .transform((s) => ['1', 'true', 'yes', 'on'].includes(s));
 const duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 15m, 6h or 1d');
 
-const schema = z.object({
-  STELLA_DATA_DIR: z.string().min(1),
-  STELLA_TENANT: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ -')
-    .default('default'),
-  STELLA_TEMPORAL_ADDRESS: z
-    .string()
-    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
-    .optional(),
-  // Unset: TEMPORAL_NAMESPACE / the Temporal profile, else `default` (see temporalProfile below).
-  STELLA_TEMPORAL_NAMESPACE: z.string().min(1).optional(),
-  // The control queue (workflows, light activities); heavy activities go to `<queue>-heavy`.
-  STELLA_TASK_QUEUE: z.string().min(1).default('stella'),
-  // Which queues this process's worker polls (`stella serve --queues`), and activity slots per queue.
-  STELLA_WORKER_QUEUES: z
-    .string()
-    .regex(/^(control|heavy)(,(control|heavy))*$/, 'expected control, heavy or control,heavy')
-    .default('control,heavy'),
-  STELLA_WORKER_CONTROL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
-  STELLA_WORKER_HEAVY_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(2),
-  // Worker Versioning (Temporal server 1.28+): set a deployment name to turn it on; the build id defaults to the package version.
-  STELLA_WORKER_DEPLOYMENT: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ -')
-    .optional(),
-  STELLA_WORKER_BUILD_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9._+-]{1,200}$/, 'letters, digits, . _ + -')
-    .optional(),
-  // Base URL of the Temporal Web UI that `stella promotion status` links to (the dev server's UI by default).
-  STELLA_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
-    .optional(),
-  STELLA_BLOB_KIND: z.enum(['fs', 's3']).default('fs'),
-  STELLA_BLOB_PATH: z.string().min(1).optional(),
-  STELLA_REPLICA_PATH: z.string().min(1).optional(),
-  STELLA_REPLICA_BUCKET: z.string().min(3).optional(),
-  STELLA_S3_BUCKET: z.string().min(3).optional(),
-  STELLA_S3_ENDPOINT: z.url().optional(),
-  STELLA_S3_REGION: z.string().min(1).default('us-east-1'),
-  STELLA_S3_ACCESS_KEY_ID: z.string().optional(),
-  STELLA_S3_SECRET_ACCESS_KEY: z.string().optional(),
-  STELLA_S3_FORCE_PATH_STYLE: bool.default(true),
-  STELLA_API_HOST: z.string().min(1).default('127.0.0.1'),
-  STELLA_API_PORT: port.default(8787),
-  STELLA_API_URL: z.url().optional(),
-  STELLA_TOKEN: z.string().optional(),
-  STELLA_KEYS_DIR: z.string().min(1).optional(),
-  STELLA_MAX_UPLOAD_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024 * 1024),
-  // Signed documents parsed in memory (attestation import, RootPack import): a smaller cap.
-  STELLA_MAX_DOCUMENT_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(8 * 1024 * 1024),
-  // Deadline of the API's Temporal calls that do not wait by design (describe, query, list, start, signal).
-  STELLA_TEMPORAL_RPC_TIMEOUT: duration.default('5s'),
-  STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  // Telemetry (issue 16): DB-backed gauges recomputed at most this often; the worker-only process's
-  // /healthz + /metrics listener; the Temporal SDK's Prometheus endpoint (off unless set); OTLP traces (off unless set).
-  STELLA_METRICS_CACHE_SECONDS: z.coerce.number().min(0).max(3600).default(15),
-  STELLA_WORKER_HTTP_PORT: port.default(8788),
-  STELLA_SDK_METRICS_ADDRESS: z
-    .string()
-    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
-    .optional(),
-  STELLA_OTLP_ENDPOINT: z
-    .string()
-    .regex(/^https?:\/\//, 'expected an http(s):// URL of an OTLP/HTTP collector')
-    .optional(),
-  STELLA_ANCHOR_INTERVAL: duration.default('6h'),
-  // Anchors as C2SP checkpoints (issue 18): the log's origin line (and note key name), an optional RFC 3161
-  // TSA and the CA certificate its tokens chain to, witness vkeys (comma-separated) and how many must cosign.
-  STELLA_CHECKPOINT_ORIGIN: z
-    .string()
-    .regex(/^[^\s+]+$/, 'one word without spaces or "+", e.g. stella.example.com/evidence-log')
-    .default('stella.local/evidence-log'),
-  STELLA_TSA_URL: z.url().optional(),
-  STELLA_TSA_CA_FILE: z.string().min(1).optional(),
-  STELLA_WITNESS_KEYS: z
-    .string()
-    .regex(
-      /^(\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)?(,\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)*$/,
-      'expected comma-separated vkeys <name>+<8 hex>+<base64>',
-    )
-    .default(''),
-  STELLA_WITNESS_QUORUM: z.coerce.number().int().min(0).max(64).default(0),
-  STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
-  STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
-  STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
-  STELLA_SCHEDULES: bool.default(true),
-  // A directory, or s3://bucket[/prefix] (endpoint, region and credentials from STELLA_S3_*).
-  STELLA_BACKUP_DIR: z
-    .string()
-    .min(1)
-    .refine((s) => !/^s3:/i.test(s) || S3_URL_RE.test(s), 'expected a directory or s3://<bucket>[/<prefix>]')
-    .optional(),
-  STELLA_BACKUP_SCHEDULE: bool.default(false),
-  STELLA_BACKUP_CRON: z
-    .string()
-    .regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression')
-    .default('30 3 * * *'),
-  // The RootPack file offline verification (evidence packs, replay kits) trusts when no --rootpack is given.
-  STELLA_TRUSTED_ROOTPACK: z.string().min(1).optional(),
-  // A Sigstore trusted_root.json: certificate (keyless) Sigstore bundles and transparency-log entries verify against it.
-  STELLA_SIGSTORE_TRUSTED_ROOT: z.string().min(1).optional(),
-  // Identity (issue 17): the API's trusted issuers and trusted publishers; the IdP `stella auth login` uses.
-  STELLA_IDENTITY_FILE: z.string().min(1).optional(),
-  STELLA_OIDC_ISSUER: z.url().optional(),
-  STELLA_OIDC_CLIENT_ID: z.string().min(1).default('stella-cli'),
-  STELLA_OIDC_SCOPE: z.string().min(1).default('openid'),
-  STELLA_TEMPORAL_BIN: z.string().optional(),
-  STELLA_DEV_TEMPORAL_PORT: port.default(7233),
-  STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
-  STELLA_DEV_PG_PORT: port.default(55432),
-  // API access tokens (issue 17): public base URL for DPoP htu checks, proof iat window, server nonces, per-token rate limit.
-  STELLA_API_PUBLIC_URL: z.url().optional(),
-  STELLA_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(3600).default(300),
-  STELLA_DPOP_NONCE: bool.default(false),
-  STELLA_API_RATE_LIMIT: z.coerce.number().int().positive().default(6000),
-  // OCI registries (issue 14): docker config.json with `auths`, hosts spoken to over plain HTTP, the content-addressed layer cache.
-  STELLA_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
-  STELLA_INSECURE_REGISTRIES: z
-    .string()
-    .regex(/^(\s*[^\s,/]+\s*)?(,\s*[^\s,/]+\s*)*$/, 'expected comma-separated host[:port]')
-    .default(''),
-  STELLA_LAYER_CACHE_DIR: z.string().min(1).optional(),
-  STELLA_LAYER_CACHE_MAX_BYTES: z.coerce
-    .number()
-    .int()
-    .positive()
-    .default(10 * 1024 * 1024 * 1024),
-});
+/**
+ * The settings' schema, built on first use (loadConfig, `config set`): most CLI commands import this
+ * module only for the data directory, and building it is a good part of their start-up.
+ */
+function buildSchema() {
+  return z.object({
+    STELLA_DATA_DIR: z.string().min(1),
+    STELLA_TENANT: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, . _ -')
+      .default('default'),
+    STELLA_TEMPORAL_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+      .optional(),
+    // Unset: TEMPORAL_NAMESPACE / the Temporal profile, else `default` (see temporalProfile below).
+    STELLA_TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+    // The control queue (workflows, light activities); heavy activities go to `<queue>-heavy`.
+    STELLA_TASK_QUEUE: z.string().min(1).default('stella'),
+    // Which queues this process's worker polls (`stella serve --queues`), and activity slots per queue.
+    STELLA_WORKER_QUEUES: z
+      .string()
+      .regex(/^(control|heavy)(,(control|heavy))*$/, 'expected control, heavy or control,heavy')
+      .default('control,heavy'),
+    STELLA_WORKER_CONTROL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
+    STELLA_WORKER_HEAVY_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(2),
+    // Worker Versioning (Temporal server 1.28+): set a deployment name to turn it on; the build id defaults to the package version.
+    STELLA_WORKER_DEPLOYMENT: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ -')
+      .optional(),
+    STELLA_WORKER_BUILD_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._+-]{1,200}$/, 'letters, digits, . _ + -')
+      .optional(),
+    // Base URL of the Temporal Web UI that `stella promotion status` links to (the dev server's UI by default).
+    STELLA_TEMPORAL_UI_URL: z.url().default('http://127.0.0.1:8233'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+      .optional(),
+    STELLA_BLOB_KIND: z.enum(['fs', 's3']).default('fs'),
+    STELLA_BLOB_PATH: z.string().min(1).optional(),
+    STELLA_REPLICA_PATH: z.string().min(1).optional(),
+    STELLA_REPLICA_BUCKET: z.string().min(3).optional(),
+    STELLA_S3_BUCKET: z.string().min(3).optional(),
+    STELLA_S3_ENDPOINT: z.url().optional(),
+    STELLA_S3_REGION: z.string().min(1).default('us-east-1'),
+    STELLA_S3_ACCESS_KEY_ID: z.string().optional(),
+    STELLA_S3_SECRET_ACCESS_KEY: z.string().optional(),
+    STELLA_S3_FORCE_PATH_STYLE: bool.default(true),
+    STELLA_API_HOST: z.string().min(1).default('127.0.0.1'),
+    STELLA_API_PORT: port.default(8787),
+    STELLA_API_URL: z.url().optional(),
+    STELLA_TOKEN: z.string().optional(),
+    STELLA_KEYS_DIR: z.string().min(1).optional(),
+    STELLA_MAX_UPLOAD_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024 * 1024),
+    // Signed documents parsed in memory (attestation import, RootPack import): a smaller cap.
+    STELLA_MAX_DOCUMENT_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(8 * 1024 * 1024),
+    // Deadline of the API's Temporal calls that do not wait by design (describe, query, list, start, signal).
+    STELLA_TEMPORAL_RPC_TIMEOUT: duration.default('5s'),
+    STELLA_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    // Telemetry (issue 16): DB-backed gauges recomputed at most this often; the worker-only process's
+    // /healthz + /metrics listener; the Temporal SDK's Prometheus endpoint (off unless set); OTLP traces (off unless set).
+    STELLA_METRICS_CACHE_SECONDS: z.coerce.number().min(0).max(3600).default(15),
+    STELLA_WORKER_HTTP_PORT: port.default(8788),
+    STELLA_SDK_METRICS_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+      .optional(),
+    STELLA_OTLP_ENDPOINT: z
+      .string()
+      .regex(/^https?:\/\//, 'expected an http(s):// URL of an OTLP/HTTP collector')
+      .optional(),
+    STELLA_ANCHOR_INTERVAL: duration.default('6h'),
+    // Anchors as C2SP checkpoints (issue 18): the log's origin line (and note key name), an optional RFC 3161
+    // TSA and the CA certificate its tokens chain to, witness vkeys (comma-separated) and how many must cosign.
+    STELLA_CHECKPOINT_ORIGIN: z
+      .string()
+      .regex(/^[^\s+]+$/, 'one word without spaces or "+", e.g. stella.example.com/evidence-log')
+      .default('stella.local/evidence-log'),
+    STELLA_TSA_URL: z.url().optional(),
+    STELLA_TSA_CA_FILE: z.string().min(1).optional(),
+    STELLA_WITNESS_KEYS: z
+      .string()
+      .regex(
+        /^(\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)?(,\s*[^+\s,]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\s*)*$/,
+        'expected comma-separated vkeys <name>+<8 hex>+<base64>',
+      )
+      .default(''),
+    STELLA_WITNESS_QUORUM: z.coerce.number().int().min(0).max(64).default(0),
+    STELLA_VERIFY_SCHEDULE_MODE: z.enum(['quick', 'full']).default('quick'),
+    STELLA_VERIFY_SAMPLE_RATE: z.coerce.number().gt(0).max(1).default(0.1),
+    STELLA_REPLAY_VERIFY_LATEST_N: z.coerce.number().int().positive().default(20),
+    STELLA_SCHEDULES: bool.default(true),
+    // A directory, or s3://bucket[/prefix] (endpoint, region and credentials from STELLA_S3_*).
+    STELLA_BACKUP_DIR: z
+      .string()
+      .min(1)
+      .refine((s) => !/^s3:/i.test(s) || S3_URL_RE.test(s), 'expected a directory or s3://<bucket>[/<prefix>]')
+      .optional(),
+    STELLA_BACKUP_SCHEDULE: bool.default(false),
+    STELLA_BACKUP_CRON: z
+      .string()
+      .regex(/^\S+( \S+){4}$/, 'expected a 5-field cron expression')
+      .default('30 3 * * *'),
+    // The RootPack file offline verification (evidence packs, replay kits) trusts when no --rootpack is given.
+    STELLA_TRUSTED_ROOTPACK: z.string().min(1).optional(),
+    // A Sigstore trusted_root.json: certificate (keyless) Sigstore bundles and transparency-log entries verify against it.
+    STELLA_SIGSTORE_TRUSTED_ROOT: z.string().min(1).optional(),
+    // Identity (issue 17): the API's trusted issuers and trusted publishers; the IdP `stella auth login` uses.
+    STELLA_IDENTITY_FILE: z.string().min(1).optional(),
+    STELLA_OIDC_ISSUER: z.url().optional(),
+    STELLA_OIDC_CLIENT_ID: z.string().min(1).default('stella-cli'),
+    STELLA_OIDC_SCOPE: z.string().min(1).default('openid'),
+    STELLA_TEMPORAL_BIN: z.string().optional(),
+    STELLA_DEV_TEMPORAL_PORT: port.default(7233),
+    STELLA_DEV_TEMPORAL_UI_PORT: port.default(8233),
+    STELLA_DEV_PG_PORT: port.default(55432),
+    // API access tokens (issue 17): public base URL for DPoP htu checks, proof iat window, server nonces, per-token rate limit.
+    STELLA_API_PUBLIC_URL: z.url().optional(),
+    STELLA_DPOP_IAT_WINDOW: z.coerce.number().int().min(5).max(3600).default(300),
+    STELLA_DPOP_NONCE: bool.default(false),
+    STELLA_API_RATE_LIMIT: z.coerce.number().int().positive().default(6000),
+    // OCI registries (issue 14): docker config.json with `auths`, hosts spoken to over plain HTTP, the content-addressed layer cache.
+    STELLA_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
+    STELLA_INSECURE_REGISTRIES: z
+      .string()
+      .regex(/^(\s*[^\s,/]+\s*)?(,\s*[^\s,/]+\s*)*$/, 'expected comma-separated host[:port]')
+      .default(''),
+    STELLA_LAYER_CACHE_DIR: z.string().min(1).optional(),
+    STELLA_LAYER_CACHE_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(10 * 1024 * 1024 * 1024),
+  });
+}
+let schemaMemo: ReturnType<typeof buildSchema> | undefined;
+const configSchema = () => (schemaMemo ??= buildSchema());
 
-export type RawConfig = z.infer<typeof schema>;
+export type RawConfig = z.infer<ReturnType<typeof buildSchema>>;
 
 export interface StellaConfig {
   dataDir: string;
@@ -317,6 +325,7 @@ export function readConfigFile(dataDir: string): Record<string, string> {
 /** `stella config set`: validate the key and value, then write the file atomically. */
 export function writeConfigValue(dataDir: string, key: string, value: string): { key: string; variable: string } {
   const variable = CONFIG_KEY_ALIASES[key] ?? key;
+  const schema = configSchema();
   if (!(variable in schema.shape)) {
     throw new ConfigError(key, `unknown setting; known: ${Object.keys(CONFIG_KEY_ALIASES).join(', ')} or any STELLA_* variable`);
   }
@@ -336,6 +345,7 @@ export function writeConfigValue(dataDir: string, key: string, value: string): {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): StellaConfig {
   const dataDir = defaultDataDir(env);
   const merged: Record<string, string | undefined> = { ...readConfigFile(dataDir) };
+  const schema = configSchema();
   for (const key of Object.keys(schema.shape)) if (env[key] !== undefined && env[key] !== '') merged[key] = env[key];
   merged.STELLA_DATA_DIR = dataDir;
   const parsed = schema.safeParse(merged);

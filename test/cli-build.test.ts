@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMMAND_MODULES, commandNameOf } from '../src/cli/commands';
+import { COMMAND_MODULES, commandNameOf, modulesFor } from '../src/cli/commands';
 import { prebuiltWorkflowBundle } from '../workers/workflow-bundle';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -12,12 +12,28 @@ const tmp = mkdtempSync(join(tmpdir(), 'stella-cli-build-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('lazy command loading', () => {
-  it('each command module declares exactly the top-level commands it registers', async () => {
+  it('each command module declares exactly the top-level commands it registers, and its subcommands of groups shared with other modules', async () => {
+    const shared = new Set(COMMAND_MODULES.flatMap((m) => m.commands).filter((c, i, all) => all.indexOf(c) !== i));
+    expect([...shared].sort()).toEqual(['attest', 'auth', 'evidence', 'keys']);
     for (const m of COMMAND_MODULES) {
       const program = new Command('stella');
       (await m.load())(program);
       expect(program.commands.map((c) => c.name()).sort(), String(m.load)).toEqual([...m.commands].sort());
+      const subs = Object.fromEntries(program.commands.filter((c) => shared.has(c.name())).map((c) => [c.name(), c.commands.map((s) => s.name()).sort()]));
+      expect(subs, String(m.load)).toEqual(Object.fromEntries(Object.entries(m.subcommands ?? {}).map(([g, l]) => [g, [...l].sort()])));
     }
+  });
+
+  it('a subcommand of a shared group loads only the modules that add it; help and unknown words load the whole group', () => {
+    // Each entry's module, by the file name its load() imports.
+    const loads = (...args: string[]) => modulesFor(args).map((m) => /([a-z-]+)(?:\.ts)?['"]\)/.exec(String(m.load))?.[1]);
+    expect(loads('evidence', 'status', '--format', 'json')).toEqual(['locker']);
+    expect(loads('--format', 'json', 'evidence', 'policy', 'show')).toEqual(['retention', 'evidence-policy']);
+    expect(loads('evidence', 'storage', 'check')).toEqual(['locker', 'backup']);
+    expect(loads('evidence', '--help')).toEqual(['evidence', 'locker', 'backup', 'retention', 'anchoring', 'evidence-policy']);
+    expect(loads('evidence', 'no-such')).toHaveLength(6);
+    expect(loads('promotion', 'status')).toEqual(['promotion']);
+    expect(loads('--help')).toHaveLength(COMMAND_MODULES.length);
   });
 
   it('finds the command name past root options', () => {

@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { config as zodConfig } from 'zod';
 import { CliError, EXIT } from './exit';
 import { ConfigError } from '../config';
 import { registerFor } from './commands';
 
 // No top-level await: the build is one CommonJS script (see scripts/build.mjs), which V8 can cache.
 async function main(): Promise<void> {
+  // A run parses an answer or two: compiling a fast path for each schema first (zod's JIT) costs more.
+  zodConfig({ jitless: true });
   // The version is package.json's, so `stella --version` always matches what was installed.
   const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
