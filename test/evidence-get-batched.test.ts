@@ -75,6 +75,12 @@ describe('GET /evidence/:id, batched index lookups', () => {
     expect(queries).toBe(1);
     expect(results.slice(0, 5).map((r) => (r.status === 'fulfilled' ? r.value.id : r.reason))).toEqual(items.map((i) => i.id));
     expect(results.slice(5).map((r) => r.status === 'rejected' && (r.reason as { code?: string }).code)).toEqual(['NOT_FOUND', 'NOT_FOUND']);
+    // More lookups than one batch holds, the same id asked twice: every one answered with its row.
+    queries = 0;
+    const many = [...items, ...items, ...items, ...items, ...items, ...items, ...items, ...items];
+    const all = await Promise.all(many.map((i) => heads.get('tb-q', i.id)));
+    expect(all.map((x) => x.id)).toEqual(many.map((i) => i.id));
+    expect(queries).toBe(2);
     // A failed query fails every lookup of its batch (none is left waiting).
     const broken = new HeadLookup({ query: async () => Promise.reject(new Error('connection lost')) } as unknown as Db);
     const failed = await Promise.allSettled([broken.get('tb-q', items[0]!.id), broken.get('tb-q', items[1]!.id)]);

@@ -150,23 +150,8 @@ async function withLinks(db: Db, tenant: string, rows: ItemRow[]): Promise<Evide
   );
 }
 
-const HEAD_COLUMNS = 'tenant_id, id, kind, media_type, size_bytes, state, state_reason, tier';
-
 function toHead(x: ItemRow): EvidenceHead {
   return { id: x.id, kind: x.kind, mediaType: x.media_type, size: Number(x.size_bytes), state: x.state, stateReason: x.state_reason, tier: x.tier };
-}
-
-/** What retrieval needs, in one query (no subjects or edges). */
-export async function headItem(db: Db, tenant: string, id: string): Promise<EvidenceHead> {
-  validateDigest(id, 'evidence id');
-  const r = await db.query<ItemRow>({
-    name: 'evidence-head',
-    text: `SELECT ${HEAD_COLUMNS} FROM evidence_items WHERE tenant_id=$1 AND id=$2`,
-    values: [tenant, id],
-  });
-  const x = r.rows[0];
-  if (!x) throw notFound(`evidence ${id} not found`);
-  return toHead(x);
 }
 
 interface HeadWaiter {
@@ -176,15 +161,29 @@ interface HeadWaiter {
   reject: (e: unknown) => void;
 }
 
-/** Most lookups one query serves (a full batch is sent at once). */
-const HEAD_BATCH_MAX = 256;
+/** Most lookups one query serves (a full batch is sent at once); also bounds the statements prepared per connection. */
+const HEAD_BATCH_MAX = 32;
+
+/**
+ * One primary-key lookup per (tenant, id) pair, UNION ALL: each arm is planned as a unique-index
+ * probe whatever the table's statistics say (`= ANY` on both columns or a join with unnest was
+ * planned as a scan of the tenant's rows while the statistics were stale, at 3–6× the backend's CPU).
+ */
+const headsSql = Array.from({ length: HEAD_BATCH_MAX + 1 }, (_, n) =>
+  Array.from(
+    { length: n },
+    (_, k) =>
+      `SELECT tenant_id, id, kind, media_type, size_bytes, state, state_reason, tier FROM evidence_items WHERE tenant_id=$${2 * k + 1} AND id=$${2 * k + 2}`,
+  ).join(' UNION ALL '),
+);
 
 /**
  * The index lookups of GET /evidence/:id, batched: lookups made in the same turn of the event
- * loop share one query (a named statement, parsed and planned once per connection). Per request,
- * the PostgreSQL round trip (the socket write and the backend's work) cost more CPU than reading
- * and hashing the blob. This is not a cache: each lookup is sent after its request arrived, so a
- * purge committed before then is always seen. Each waiter gets only the row of its own (tenant, id).
+ * loop share one query (a named statement per batch size, parsed and planned once per
+ * connection). Per request, the PostgreSQL round trip (the socket write, the reply's parsing and
+ * the backend's work) cost more CPU than reading and hashing the blob. This is not a cache: each
+ * lookup is sent after its request arrived, so a purge committed before then is always seen.
+ * Each waiter gets only the row of its own (tenant, id).
  */
 export class HeadLookup {
   private waiting: HeadWaiter[] = [];
@@ -210,19 +209,9 @@ export class HeadLookup {
   }
 
   private async lookup(batch: HeadWaiter[]): Promise<void> {
-    if (batch.length === 1) {
-      const w = batch[0]!;
-      return headItem(this.db, w.tenant, w.id).then(w.resolve, w.reject);
-    }
-    // Both primary-key columns by = ANY (one plan whatever the batch's size); rows of pairs the
-    // batch did not ask for (another tenant's copy of an id) are dropped below.
-    const tenants = [...new Set(batch.map((w) => w.tenant))];
-    const ids = [...new Set(batch.map((w) => w.id))];
-    const r = await this.db.query<ItemRow>({
-      name: 'evidence-heads',
-      text: `SELECT ${HEAD_COLUMNS} FROM evidence_items WHERE tenant_id = ANY($1::text[]) AND id = ANY($2::text[])`,
-      values: [tenants, ids],
-    });
+    const pairs = new Map(batch.map((w) => [`${w.tenant} ${w.id}`, [w.tenant, w.id]]));
+    const n = pairs.size;
+    const r = await this.db.query<ItemRow>({ name: `evidence-heads-${n}`, text: headsSql[n]!, values: [...pairs.values()].flat() });
     const rows = new Map(r.rows.map((x) => [`${x.tenant_id} ${x.id}`, x]));
     for (const w of batch) {
       const x = rows.get(`${w.tenant} ${w.id}`);
