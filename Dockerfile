@@ -18,8 +18,11 @@ COPY activities ./activities
 COPY workers ./workers
 COPY migrations ./migrations
 COPY schemas ./schemas
+# The first CLI run writes V8's code cache next to the build (dist/cli/<id>/cli.cjs.v8cache); the
+# runtime user cannot write there, so one run here (help loads every command module) does it.
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --no-audit --no-fund \
+ && node bin/stella.mjs --help > /dev/null
 
 # --- runtime: production dependencies only (no @temporalio/testing, vitest, biome), non-root
 FROM node:22.23.3-bookworm-slim
