@@ -51,6 +51,7 @@ export async function cliRow(stack: Stack, log: (s: string) => void): Promise<Ro
   // The build made at the start of this run, run directly: other edits to the sources during the
   // run would make bin/stella.mjs fall back to them. Its freshness check is timed separately below.
   const { main, inputs } = builtCli();
+  // The two discarded runs include the build's first, which writes V8's code cache (dist/cli/<id>/cli.cjs.v8cache).
   for (let i = 0; i < runs + 2; i++) {
     const c = await timeRun([main, 'evidence', 'status'], stack.cliEnv);
     if (c.code !== 0) throw new Error(`stella evidence status exited ${c.code}: ${c.stderr.trim()}`);
