@@ -197,20 +197,24 @@ async function httpSend(
     let answer: IncomingMessage | undefined;
     const timer = setTimeout(() => (answer ?? req).destroy(Object.assign(new Error(TIMEOUT_MESSAGE), { name: 'TimeoutError' })), timeoutMs);
     timer.unref();
-    req.once('error', (e) => {
+    // on, not once: an upload can fail after the answer came (a second error must not be unhandled).
+    req.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
     req.once('response', (res: IncomingMessage) => {
       answer = res;
+      res.on('error', () => {}); // whoever reads the body sees its errors; one nobody reads must not crash the CLI
       res.once('close', () => clearTimeout(timer));
     });
     if (payload instanceof Readable) {
-      payload.once('error', (e) => req.destroy(e));
+      payload.on('error', (e) => req.destroy(e));
       payload.pipe(req);
     } else req.end(payload);
   });
   const status = msg.statusCode ?? 0;
+  // A body nobody reads keeps its socket busy, and a busy socket keeps the CLI from exiting.
+  if (status === 204 || status === 304) msg.resume();
   const location = msg.headers.location;
   if (REDIRECTS.has(status) && location && !(body instanceof Readable)) {
     msg.resume();
