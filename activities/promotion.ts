@@ -2,7 +2,8 @@
 import type { AppContext } from '../src/core/context';
 import { type ActionRequest, type ActionVerdict, verifyPromotionAction } from '../src/core/promotion/actions';
 import { evaluatePromotion } from '../src/core/promotion/evaluate';
-import { type FinalizePromotion, finalizePromotion, setPromotionState } from '../src/core/promotion/store';
+import { type RecordOutcome, recordOutcome } from '../src/core/promotion/outcome';
+import { setPromotionState } from '../src/core/promotion/store';
 import type { Approval, EvaluateGatesInput, EvaluateGatesResult, PromotionStateName } from '../src/core/promotion/types';
 import { classified } from './failure';
 
@@ -29,8 +30,9 @@ export function createPromotionActivities(ctx: AppContext) {
       return classified(() => verifyPromotionAction(ctx, r));
     },
 
-    async promotionFinalize(f: FinalizePromotion): Promise<{ changed: boolean }> {
-      return classified(() => finalizePromotion(ctx.db, f));
+    /** The final record; for `promoted`, whether the target environment publishes (the workflow skips its publish step when not). */
+    async promotionFinalize(f: RecordOutcome): Promise<{ changed: boolean; publish?: boolean }> {
+      return classified(() => recordOutcome(ctx, f));
     },
   };
 }

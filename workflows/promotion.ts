@@ -68,7 +68,8 @@ const acts = proxyLocalActivities<Activities>(localOptions);
 
 /**
  * publish (opt-in per environment, src/core/oci-attest/auto.ts): after `promoted`, stella's
- * attestations go to the image's registry. Runs that started before it replay without the step.
+ * attestations go to the image's registry. Runs that started before it replay without the step;
+ * runs whose finalize result says the environment does not publish skip it (and this marker).
  */
 const PUBLISH_ATTESTATIONS = 'stella-publish-attestations';
 /** Evidence missing: once per promotion, import the verified attestations the image's registry holds (src/core/oci-attest/auto.ts). */
@@ -161,8 +162,11 @@ class PromotionRun {
         const stopped = await this.awaitApproval(gated.policy.waitDeadlineMs);
         if (stopped) return stopped;
       }
-      await this.finish('promoted', null, input.requestedBy);
-      if (patched(PUBLISH_ATTESTATIONS)) await this.publishAttestations();
+      const outcome = await this.finish('promoted', null, input.requestedBy);
+      // Only when the environment publishes: the finalize result says so (`publish`, recorded in history).
+      // Results recorded before it have no `publish` and keep the step, so their histories replay;
+      // a run that skips it records neither the marker nor the step.
+      if (outcome.publish !== false && patched(PUBLISH_ATTESTATIONS)) await this.publishAttestations();
       return st;
     } catch (e) {
       // Unexpected failures (e.g. an invalid stored policy) still leave a final record.
@@ -335,17 +339,29 @@ class PromotionRun {
     }
   }
 
-  /** record: the final row, audit entry and timeline event. */
-  private async finish(state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string): Promise<void> {
+  /** record: the final row, audit entry and timeline event; for `promoted`, whether the environment publishes. */
+  private async finish(state: 'promoted' | 'failed' | 'aborted', reason: string | null, actor: string): Promise<{ publish?: boolean }> {
     const st = this.st;
     st.state = state;
     st.reason = reason;
     upsertSearchAttributes([{ key: SA.promotionState, value: state }]);
     this.showDetails();
-    const args = { tenant: this.input.tenant, promotionId: st.promotionId, state, actor, reason, gates: st.gates, approvals: st.approvals };
-    if (this.ui) await acts.promotionFinalize.executeWithOptions({ ...localOptions, summary: `record the outcome: ${state}` }, [args]);
-    else await acts.promotionFinalize(args);
+    const args = {
+      tenant: this.input.tenant,
+      promotionId: st.promotionId,
+      state,
+      actor,
+      reason,
+      gates: st.gates,
+      approvals: st.approvals,
+      toEnv: this.input.toEnv,
+      imageRef: st.imageRef,
+    };
+    const r = this.ui
+      ? await acts.promotionFinalize.executeWithOptions({ ...localOptions, summary: `record the outcome: ${state}` }, [args])
+      : await acts.promotionFinalize(args);
     await condition(allHandlersFinished);
+    return r;
   }
 
   private async fail(message: string, type: string): Promise<never> {

@@ -153,12 +153,25 @@ export function assertKeyMatchesAlg(alg: SigAlg, key: KeyObject): void {
   }
 }
 
-/** Public KeyObject from a JWK; private members, if present, are ignored. */
+/** Imported public keys by their public members (a KeyObject is immutable); bounded, oldest dropped first. */
+const importedKeys = new Map<string, KeyObject>();
+const MAX_IMPORTED_KEYS = 512;
+
+/**
+ * Public KeyObject from a JWK; private members, if present, are ignored. Imported once per key
+ * (the import costs more than an Ed25519 verification; gates and verify check the same few keys).
+ */
 export function publicKeyFromJwk(jwk: JWK): KeyObject {
   const { kty, crv, x, y } = jwk;
   const pub: Record<string, string> = {};
   for (const [k, v] of Object.entries({ kty, crv, x, y })) if (typeof v === 'string') pub[k] = v;
-  return createPublicKey({ key: pub, format: 'jwk' });
+  const id = JSON.stringify(pub);
+  const hit = importedKeys.get(id);
+  if (hit) return hit;
+  const key = createPublicKey({ key: pub, format: 'jwk' });
+  if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.delete(importedKeys.keys().next().value!);
+  importedKeys.set(id, key);
+  return key;
 }
 
 export async function signEnvelope(payloadType: string, payload: Uint8Array, signers: Signer[]): Promise<Envelope> {

@@ -34,9 +34,12 @@ export async function evaluateGates(ctx: AppContext, g: GateContext): Promise<Ga
 export async function evaluatePromotion(ctx: AppContext, req: EvaluateGatesInput & { startedAt: string }): Promise<EvaluateGatesResult & { deadline: string }> {
   const t0 = performance.now();
   const { input } = req;
-  const resolved = await resolvePolicy(ctx.db, input.tenant, input.toEnv);
+  // Independent lookups, side by side (a promotion's latency is mostly round trips).
+  const [resolved, imageRef] = await Promise.all([
+    resolvePolicy(ctx.db, input.tenant, input.toEnv),
+    input.imageRef ?? lookupImageRef(ctx, input.tenant, input.artifactDigest),
+  ]);
   const { waitDeadlineMs } = policyTimings(resolved.policy);
-  const imageRef = input.imageRef ?? (await lookupImageRef(ctx, input.tenant, input.artifactDigest));
   const deadline = new Date(Date.parse(req.startedAt) + waitDeadlineMs).toISOString();
   const gates = await evaluateGates(ctx, { tenant: input.tenant, artifactDigest: input.artifactDigest, imageRef, policy: resolved.policy });
   await recordEvaluation(ctx.db, {

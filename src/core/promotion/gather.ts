@@ -113,7 +113,11 @@ function problemText(e: unknown): string {
 
 async function readJson(ctx: AppContext, tenant: string, c: GateCandidate): Promise<unknown> {
   if (c.size > MAX_JSON_BYTES) throw new Error(`${c.id} is ${c.size} bytes, too large to evaluate`);
-  return JSON.parse((await ctx.evidence.read(tenant, c.id)).toString('utf8'));
+  // The candidate query just read the item as present: its row is the head the read needs (no second lookup).
+  const known = c.tier
+    ? { id: c.id, kind: c.kind, mediaType: c.mediaType, size: c.size, state: 'present' as const, stateReason: null, tier: c.tier }
+    : undefined;
+  return JSON.parse((await ctx.evidence.read(tenant, c.id, known)).toString('utf8'));
 }
 
 const packCache = new WeakMap<KeyStore, { stamp: string; pack: Promise<RootPack> }>();

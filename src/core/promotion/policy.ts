@@ -161,6 +161,8 @@ export interface ResolvedPolicy {
   policy: PromotionPolicy;
 }
 
+let builtInChecksum: string | undefined;
+
 /** The policy that applies to promotions into `env` (env-specific, else '*', else built-in). */
 export async function resolvePolicy(db: Db, tenant: string, env: string): Promise<ResolvedPolicy> {
   validateEnv(env);
@@ -175,7 +177,7 @@ export async function resolvePolicy(db: Db, tenant: string, env: string): Promis
       source: 'built-in',
       policyEnv: 'built-in',
       version: null,
-      checksum: policyChecksum(DEFAULT_POLICY),
+      checksum: (builtInChecksum ??= policyChecksum(DEFAULT_POLICY)),
       createdAt: null,
       createdBy: null,
       policy: DEFAULT_POLICY,
