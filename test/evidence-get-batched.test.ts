@@ -68,7 +68,12 @@ describe('GET /evidence/:id, batched index lookups', () => {
     const items = await Promise.all(Array.from({ length: 5 }, () => put('tb-q', randomBytes(64))));
     let queries = 0;
     const db = h.ctx.db as unknown as { query: (...a: unknown[]) => unknown };
-    const counting = { query: (...args: unknown[]) => (queries++, db.query(...args)) } as unknown as Db;
+    const counting = {
+      query: (...args: unknown[]) => {
+        queries++;
+        return db.query(...args);
+      },
+    } as unknown as Db;
     const heads = new HeadLookup(counting);
     const missing = sha256Digest('never stored');
     const results = await Promise.allSettled([...items.map((i) => heads.get('tb-q', i.id)), heads.get('tb-q', missing), heads.get('tb-other', items[0]!.id)]);
