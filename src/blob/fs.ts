@@ -157,7 +157,7 @@ export class FsBlobStore implements BlobStore {
     return data;
   }
 
-  async hash(digest: string): Promise<{ actual: string; size: number } | null> {
+  async hash(digest: string, expectedSize?: number): Promise<{ actual: string; size: number } | null> {
     let fh: FileHandle;
     try {
       fh = await fsp.open(this.pathFor(digest), 'r');
@@ -166,12 +166,13 @@ export class FsBlobStore implements BlobStore {
       throw e;
     }
     try {
-      const expected = (await fh.stat()).size;
+      // The index's size when the caller has it (verify): open, read, close, no stat.
+      const expected = expectedSize !== undefined && expectedSize <= SMALL_BLOB ? expectedSize : (await fh.stat()).size;
       // Most evidence is small: one exact read. A 1 MiB-buffered stream per 4 KiB blob costs ~15x the hashing.
       const buf = expected <= SMALL_BLOB ? Buffer.allocUnsafe(expected + 1) : null;
       const { bytesRead } = buf ? await fh.read(buf, 0, expected + 1, 0) : { bytesRead: -1 };
       if (buf && bytesRead === expected) return { actual: sha256Digest(buf.subarray(0, bytesRead)), size: bytesRead };
-      // Large, or changed since the stat: stream it from the start in large reads.
+      // Large, or not the size expected: stream it from the start in large reads.
       const { digest, size } = await sha256Stream(fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false, start: 0 }));
       return { actual: digest, size };
     } finally {

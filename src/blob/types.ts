@@ -58,8 +58,11 @@ export interface BlobStore {
    * directory holding them synced once (a no-op for stores whose writes are durable when they return).
    */
   syncDirs(digests: readonly string[]): Promise<void>;
-  /** Hashes the stored bytes without trusting them (for verify); null when absent. */
-  hash(digest: string): Promise<{ actual: string; size: number } | null>;
+  /**
+   * Hashes the stored bytes without trusting them (for verify); null when absent. `expectedSize`
+   * (the index's size) lets a small blob be read in one call; any other size is still hashed whole.
+   */
+  hash(digest: string, expectedSize?: number): Promise<{ actual: string; size: number } | null>;
   stat(digest: string): Promise<BlobStat | null>;
   list(): AsyncIterable<BlobStat>;
   /** Just the digests stored, cheaper than list() where sizes are not needed (no per-blob stat). */
