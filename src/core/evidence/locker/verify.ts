@@ -4,6 +4,7 @@ import { notFound } from '../../../lib/errors';
 import { type Viewer, visibleTenants } from '../viewer';
 import { mapLimit } from '../../../lib/concurrency';
 import { FsBlobStore } from '../../../blob';
+import { withTransaction } from '../../../db/pool';
 import { replayArea, replayCopyPage } from '../../replay/queries/evidence';
 
 export type VerifyMode = 'quick' | 'full';
@@ -87,7 +88,12 @@ async function freshStatistics(ctx: AppContext): Promise<void> {
     `SELECT n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, reltuples) AS stale
      FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid WHERE s.relid = 'evidence_items'::regclass`,
   );
-  if (r.rows[0]?.stale) await ctx.db.query('ANALYZE evidence_items');
+  if (!r.rows[0]?.stale) return;
+  // Never worth waiting for: behind a manual VACUUM the run goes on with the old statistics.
+  await withTransaction(ctx.db, async (tx) => {
+    await tx.query(`SET LOCAL lock_timeout = '1s'`);
+    await tx.query('ANALYZE evidence_items');
+  }).catch(() => {});
 }
 
 export async function startVerifyRun(ctx: AppContext, input: VerifyRunInput, workflowId: string): Promise<{ total: number }> {
