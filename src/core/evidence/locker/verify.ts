@@ -328,8 +328,12 @@ async function notIndexed(ctx: AppContext, digests: Iterable<string> | AsyncIter
  * listing state (verify_store_dirs) is saved after the results, so a crash re-lists.
  */
 async function unindexedInFsStore(ctx: AppContext, store: FsBlobStore, onProgress: () => void, fullListing: boolean): Promise<string[]> {
-  const saved = await ctx.db.query('SELECT dir, stamp, unindexed FROM verify_store_dirs WHERE store = $1', [store.location]);
-  const before = new Map(saved.rows.map((r) => [r.dir as string, { stamp: r.stamp as string | null, unindexed: r.unindexed as string[] }]));
+  // Most directories remember no unindexed blob: NULL rather than '{}', so 65,536 rows parse no arrays.
+  const saved = await ctx.db.query(
+    `SELECT dir, stamp, CASE WHEN cardinality(unindexed) > 0 THEN unindexed END AS unindexed FROM verify_store_dirs WHERE store = $1`,
+    [store.location],
+  );
+  const before = new Map(saved.rows.map((r) => [r.dir as string, { stamp: r.stamp as string | null, unindexed: (r.unindexed as string[] | null) ?? [] }]));
   const scan = await store.scanDirs(fullListing ? new Map() : new Map([...before].map(([dir, v]) => [dir, v.stamp])));
   onProgress();
   const candidates = [...scan.listed.values(), ...scan.unchanged.map((dir) => before.get(dir)?.unindexed ?? [])].flat();
