@@ -360,12 +360,25 @@ describe('publishing on promotion (opt-in per environment)', () => {
       const id = r.json().id as string;
       const get = async () => (await app.inject({ method: 'GET', url: `/promotions/${id}`, headers: { authorization: `Bearer ${cli.STELLA_TOKEN}` } })).json();
       await waitFor(get, (s) => s.state === 'promoted', `promotion to ${to}`, 60_000);
+      return id;
+    };
+    /** The local activities a promotion ran, from its Temporal history (each is a marker naming its type). */
+    const steps = async (id: string) => {
+      const handle = h.client.workflow.getHandle(id);
+      await handle.result();
+      const events = (await handle.fetchHistory()).events ?? [];
+      return events
+        .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+        .map((e) => JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details!.data!.payloads![0]!.data!).toString('utf8')).activity_type);
     };
     const rows = async () => (await h.ctx.db.query('SELECT evidence_id, method, repository FROM oci_publications WHERE artifact_digest=$1', [digest])).rows;
-    await promote('lab');
+    const lab = await promote('lab');
     expect(await rows()).toEqual([]);
-    await promote('edge');
+    // An environment that does not publish runs no publish step at all (the finalize result says so).
+    expect(await steps(lab)).toEqual(['evaluateGates', 'promotionFinalize']);
+    const edge = await promote('edge');
     const published = await waitFor(rows, (r) => r.length > 0, 'the publish step', 60_000);
+    expect(await steps(edge)).toEqual(['evaluateGates', 'promotionFinalize', 'publishAfterPromotion']);
     expect(published).toEqual([{ evidence_id: attId, method: 'cosign-tag', repository: `${plain.host}/team/promo` }]);
     const att = (await (
       await fetch(`${plain.url}/v2/team/promo/manifests/${digest.replace(':', '-')}.att`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
