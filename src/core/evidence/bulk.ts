@@ -4,7 +4,7 @@ import { extname, join } from 'node:path';
 import { badInput } from '../../lib/errors';
 import { walkFiles } from '../../lib/walk';
 import type { EvidenceService } from './index';
-import type { EvidenceKind, IngestResult } from './model';
+import type { EvidenceKind } from './model';
 
 export interface BulkIngestSource {
   tenant: string;
@@ -26,10 +26,8 @@ const MEDIA_BY_EXT: Record<string, string> = { '.json': 'application/json', '.tx
 
 /** Files per ingest commit inside one activity batch (also the heartbeat/resume granularity). */
 const CHUNK = 50;
-/** Blob writes in flight per chunk: enough concurrent fsyncs for the filesystem journal to group them. */
+/** Blob writes in flight: enough concurrent fsyncs for the filesystem journal to group them. */
 const WRITES_IN_FLIGHT = 32;
-/** Chunks ingested at once (each its own commit). */
-const CHUNKS_IN_FLIGHT = 2;
 
 /**
  * The regular files under `dir`, relative, sorted (so batches are stable across retries).
@@ -66,11 +64,10 @@ export async function ingestFiles(
 ): Promise<BulkBatchResult> {
   const start = resume?.next ?? 0;
   const out: BulkBatchResult = { created: resume?.created ?? 0, present: resume?.present ?? 0, bytes: resume?.bytes ?? 0, ids: [...(resume?.ids ?? [])] };
-  const starts: number[] = [];
-  for (let i = start; i < files.length; i += CHUNK) starts.push(i);
-  const ingestChunk = (i: number) =>
-    evidence.ingestMany(
-      files.slice(i, i + CHUNK).map((rel) => ({
+  for (let i = start; i < files.length; i += CHUNK) {
+    const chunk = files.slice(i, i + CHUNK);
+    const results = await evidence.ingestMany(
+      chunk.map((rel) => ({
         tenant: src.tenant,
         filePath: join(src.dir, rel),
         kind: src.kind,
@@ -80,32 +77,13 @@ export async function ingestFiles(
       })),
       { concurrency: WRITES_IN_FLIGHT },
     );
-  // CHUNKS_IN_FLIGHT chunks at once, so one chunk's index commit overlaps the next one's blob
-  // writes; progress is reported in file order, so a resume never skips an unfinished chunk.
-  const inFlight = new Map<number, Promise<IngestResult[]>>();
-  const launch = (k: number) => {
-    if (k >= starts.length) return;
-    const p = ingestChunk(starts[k]!);
-    p.catch(() => {}); // awaited below, in order; a later chunk's failure must not go unhandled meanwhile
-    inFlight.set(k, p);
-  };
-  for (let k = 0; k < CHUNKS_IN_FLIGHT; k++) launch(k);
-  try {
-    for (let k = 0; k < starts.length; k++) {
-      const results = await inFlight.get(k)!;
-      inFlight.delete(k);
-      launch(k + CHUNKS_IN_FLIGHT);
-      for (const r of results) {
-        if (r.created) out.created++;
-        else out.present++;
-        out.bytes += r.size;
-        out.ids.push(r.id);
-      }
-      onProgress({ ...out, next: Math.min(starts[k]! + CHUNK, files.length) });
+    for (const r of results) {
+      if (r.created) out.created++;
+      else out.present++;
+      out.bytes += r.size;
+      out.ids.push(r.id);
     }
-  } finally {
-    // A failed chunk ends the batch only after the ones still writing settled (a retry starts clean).
-    await Promise.allSettled(inFlight.values());
+    onProgress({ ...out, next: i + chunk.length });
   }
   return out;
 }
