@@ -361,7 +361,7 @@ export async function promotionRow(stack: Stack, log: (s: string) => void): Prom
     baseline: `empty workflow, same dev server: ${r.emptyWorkflowsPerSec}/s`,
     ratio: Number(r.ratio),
     target: '≥ 0.8',
-    why: "CPU-bound on 2 cores: besides the empty workflow's one task a promotion runs 2 local activities (gates: 4 queries, 3 blob reads, DSSE verify; finalize: 5-statement transaction), 3 sandbox activations, 5 search-attribute/memo upserts; CPU/run 80-90 vs 50-54 ms (node 34-38 vs 13-14, Temporal 38-49 vs 35-41, PostgreSQL 4 vs 0)",
+    why: "CPU-bound on 2 cores: besides the empty workflow's one task a promotion runs 2 local activities (gates: 4 queries, 3 blob reads, DSSE verify; finalize: 5-statement transaction), 3 sandbox activations, 5 search-attribute/memo upserts; CPU per run 70-79 vs 43-46 ms (node 33-36 vs 13-14, Temporal server 35-40 vs 28-32, PostgreSQL 3-4 vs 0)",
   };
 }
 
