@@ -284,7 +284,7 @@ export async function verifyRows(stack: Stack, ids: string[], paths: string[], l
 }
 
 /** GET /evidence/:id through the API vs a bare node:http server reading + hashing the same files; 8 keep-alive connections. */
-export async function getRow(stack: Stack, ids: string[], paths: string[], log: (s: string) => void): Promise<Row> {
+export async function getRow(stack: Stack, ids: string[], paths: string[], log: (s: string) => void): Promise<Row[]> {
   const requests = envInt('STELLA_BENCH_GETS', 4000);
   const bare = http.createServer((req, res) => {
     const i = Number((req.url ?? '/0').slice(1));
@@ -338,14 +338,27 @@ export async function getRow(stack: Stack, ids: string[], paths: string[], log: 
   const a = best(rounds.api);
   const b = best(rounds.bare);
   log(`GET: API ${a.rps.toFixed(0)} req/s p99 ${a.p99.toFixed(1)} ms; bare ${b.rps.toFixed(0)} req/s p99 ${b.p99.toFixed(1)} ms`);
-  return {
-    what: `GET /evidence/:id (8 connections, ${requests} requests): p99 | throughput`,
-    measured: `p99 ${r2(a.p99)} ms | ${r2(a.rps)} req/s`,
-    baseline: `bare node:http read+hash: p99 ${r2(b.p99)} ms | ${r2(b.rps)} req/s`,
-    ratio: r2(a.p99 / b.p99),
-    target: `≤ 1.5 (p99); throughput ratio ${r2(a.rps / b.rps)} vs ≥ 0.7`,
-    why: 'on top of read+hash, per GET: the index lookup (batched, ~0.3 PostgreSQL round trips a request; each costs the loopback socket write, the reply parsing and ~60 µs of backend CPU on the same 2 cores), fastify routing and validation, the (cached) token check, rate limit and metrics, 5–20 µs each',
-  };
+  const why =
+    'on top of read+hash, per GET: the index lookup (batched, ~0.3 PostgreSQL round trips a request; each costs the loopback socket write, the reply parsing and ~60 µs of backend CPU on the same 2 cores), fastify routing and validation, the (cached) token check, rate limit and metrics, 5–20 µs each';
+  // Two rows, so each target is judged on its own.
+  return [
+    {
+      what: `GET /evidence/:id p99 latency (8 connections, ${requests} requests)`,
+      measured: `p99 ${r2(a.p99)} ms`,
+      baseline: `bare node:http read+hash: p99 ${r2(b.p99)} ms`,
+      ratio: r2(a.p99 / b.p99),
+      target: '≤ 1.5',
+      why,
+    },
+    {
+      what: `GET /evidence/:id throughput (8 connections, ${requests} requests)`,
+      measured: `${r2(a.rps)} req/s`,
+      baseline: `bare node:http read+hash: ${r2(b.rps)} req/s`,
+      ratio: r2(a.rps / b.rps),
+      target: '≥ 0.7',
+      why,
+    },
+  ];
 }
 
 export async function promotionRow(stack: Stack, log: (s: string) => void): Promise<Row> {
