@@ -1,7 +1,7 @@
 /**
  * Issue 15's table: each figure next to a baseline measured in the same run, on the same files,
  * with the same concurrency and cache state, so the ratio means something on a noisy machine.
- * Sizes come from env (defaults keep `npm run bench` near ten minutes on 2 cores):
+ * Sizes come from env (defaults keep `npm run bench` at a few minutes on 2 cores):
  *   STELLA_BENCH_ITEMS (API/bulk ingest, verify, GET; 1000), STELLA_BENCH_CLI_RUNS (15),
  *   STELLA_BENCH_GETS (4000), STELLA_BENCH_PROMOTIONS (100), STELLA_BENCH_MERKLE_LEAVES (1000000),
  *   STELLA_BENCH_SCAN_MB (53, the size the issue measured), STELLA_BENCH_PURGE_LARGE (100000).

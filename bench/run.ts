@@ -3,7 +3,7 @@
  * sha256, write+fsync, a bare node:http server, an empty workflow, `node -e 0`), so results
  * compare across machines; nothing here asserts a timing.
  *
- *   npm run bench                 # issue 15's table: builds, starts the stack, ~10 min on 2 cores
+ *   npm run bench                 # issue 15's table: builds, starts the stack, a few minutes on 2 cores
  *   npm run bench -- merkle scanner evidence promotion backup   # the detailed per-area benches
  */
 import { execFileSync } from 'node:child_process';
