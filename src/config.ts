@@ -221,6 +221,11 @@ function buildSchema() {
 let schemaMemo: ReturnType<typeof buildSchema> | undefined;
 const configSchema = () => (schemaMemo ??= buildSchema());
 
+/** Every setting stella reads from the environment (the schema's keys). */
+export function settingNames(): string[] {
+  return Object.keys(configSchema().shape);
+}
+
 export type RawConfig = z.infer<ReturnType<typeof buildSchema>>;
 
 export interface StellaConfig {

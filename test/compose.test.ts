@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Ajv from 'ajv';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { settingNames } from '../src/config';
 
 // docker-compose.yml, checked without Docker: pinned maintained images, a depends_on graph that
 // names real services, health checks on stella's services, and stella env names that are settings.
@@ -25,9 +26,7 @@ const services = Object.entries(compose.services);
 const stella = services.filter(([name]) => name.startsWith('stella-'));
 
 // The keys of config.ts's zod schema: every setting stella reads from the environment.
-const configSrc = readFileSync(`${root}src/config.ts`, 'utf8');
-const schemaBody = configSrc.slice(configSrc.indexOf('const schema = z.object({'), configSrc.indexOf('export type RawConfig'));
-const settings = new Set([...schemaBody.matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+const settings = new Set(settingNames());
 
 describe('docker-compose.yml', () => {
   it('has the services of the stack', () => {

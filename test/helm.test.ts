@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import pg from 'pg';
 import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { settingNames } from '../src/config';
 import { freshDatabase } from './support/context';
 import { runStella } from './support/cli';
 
@@ -56,7 +57,7 @@ const podSpecs = (docs: K8s[]) =>
 // Settings stella reads: config.ts's schema keys, and TEMPORAL_* connection variables, which
 // src/config.ts hands to @temporalio/envconfig (the names that library reads).
 const configSrc = readFileSync(`${root}src/config.ts`, 'utf8');
-const settings = new Set([...configSrc.slice(configSrc.indexOf('const schema = z.object({')).matchAll(/^ {2}([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]!));
+const settings = new Set(settingNames());
 // Read by Node itself: libuv's thread pool size (file and crypto work).
 const RUNTIME_ENV = new Set(['UV_THREADPOOL_SIZE']);
 const ENVCONFIG = `${root}node_modules/@temporalio/envconfig/lib`;
