@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, promises as fsp } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -147,6 +147,23 @@ async function durableChain(db: AppContext['db'], dir: string, payloads: readonl
   }
 }
 
+/** POSTs the files from a separate process (bench/post-load.mjs); the wall seconds of the posting alone. */
+function postLoad(stack: Stack, artifact: string, paths: readonly string[], connections: number): Promise<{ seconds: number }> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [join(import.meta.dirname, 'post-load.mjs')], {
+      env: { ...process.env, URL: stack.apiUrl, TOKEN: stack.token, ARTIFACT: artifact, CONNECTIONS: String(connections) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', rej);
+    p.on('close', (code) => (code === 0 ? res(JSON.parse(out) as { seconds: number }) : rej(new Error(`post-load exited ${code}: ${err.trim()}`))));
+    p.stdin.end(paths.join('\0'));
+  });
+}
+
 /** API ingest (POST /evidence, 8 connections) vs write+fsync, 8 in flight; bulk ingest (CLI → workflow, 32 writes in flight) vs write+fsync, 32 in flight. */
 export async function ingestRows(stack: Stack, scratch: string, log: (s: string) => void): Promise<Row[]> {
   const n = envInt('STELLA_BENCH_ITEMS', 1000);
@@ -156,29 +173,16 @@ export async function ingestRows(stack: Stack, scratch: string, log: (s: string)
   const base1 = await fsyncBaseline(join(scratch, 'fsync-a'), apiPayloads, 8);
   const chain1 = await durableChain(stack.running.ctx.db, join(scratch, 'chain-a'), apiPayloads, 8);
   const artifact = sha256Digest(`bench-${randomBytes(4).toString('hex')}`);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const url = new URL(stack.apiUrl);
-  const post = (body: Buffer) =>
-    new Promise<void>((res, rej) => {
-      const req = http.request(
-        {
-          agent,
-          host: url.hostname,
-          port: url.port,
-          method: 'POST',
-          path: `/evidence?kind=other&artifact=${artifact}`,
-          headers: { authorization: `Bearer ${stack.token}`, 'content-type': 'application/octet-stream', 'content-length': body.length },
-        },
-        (r) => {
-          r.resume();
-          r.on('end', () => (r.statusCode === 201 || r.statusCode === 200 ? res() : rej(new Error(`POST /evidence: HTTP ${r.statusCode}`))));
-        },
-      );
-      req.on('error', rej);
-      req.end(body);
-    });
-  const api = await pool(n, 8, (i) => post(apiPayloads[i]!));
-  agent.destroy();
+  // The uploads come from another process (bench/post-load.mjs), as a pipeline's would: the
+  // client's own work does not share the API's event loop.
+  const apiDir = join(scratch, 'api-payloads');
+  mkdirSync(apiDir);
+  const apiPaths = apiPayloads.map((b, i) => {
+    const p = join(apiDir, `p${i}`);
+    writeFileSync(p, b);
+    return p;
+  });
+  const api = await postLoad(stack, artifact, apiPaths, 8);
   const apiRate = n / api.seconds;
   log(
     `API ingest: ${n} × 4 KiB in ${api.seconds.toFixed(2)} s = ${apiRate.toFixed(0)}/s; write+fsync ${base1.toFixed(0)}/s; durable minimum ${chain1.toFixed(0)}/s`,
