@@ -15,13 +15,11 @@ import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signAndStore } from '../src/core/attest/attest';
-import { TOKEN_PURPOSE } from '../src/core/keys';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { pemSignerKey, resolvePolicy, setPolicy } from '../src/core/promotion/policy';
 import { makeStatement, SLSA_PROVENANCE_V1, subject } from '../src/crypto/intoto';
-import { mintToken } from '../src/crypto/tokens';
 import { apiFor } from './support/api';
-import { runStella } from './support/cli';
+import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { COSIGN_BIN, runCosign } from './support/cosign';
 import { statements } from './support/promotion';
@@ -49,6 +47,18 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
 
   const cosign = (...args: string[]) =>
     runCosign(args, { cwd: dir, password: PASSWORD, env: { TUF_ROOT: join(dir, 'tuf') } }).then((r) => ({ code: r.code, out: `${r.stdout}${r.stderr}` }));
+  /** cosign verify-blob-attestation of `file` with `key`: a DSSE envelope, or a Sigstore bundle (against the empty trusted root: keyed, no tlog). */
+  const verifyBlobAttestation = (key: string, att: { envelope: string } | { bundle: string }, file: string) =>
+    cosign(
+      'verify-blob-attestation',
+      '--key',
+      key,
+      ...('bundle' in att ? ['--bundle', att.bundle, '--new-bundle-format', '--trusted-root', 'trusted_root.json'] : ['--signature', att.envelope]),
+      '--type',
+      'slsaprovenance1',
+      '--insecure-ignore-tlog',
+      file,
+    );
   /** A fresh blob (the "artifact") and its sha256 digest. */
   const blob = () => {
     const bytes = randomBytes(64);
@@ -82,11 +92,8 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
     dir = mkdtempSync(join(tmpdir(), 'cosign-'));
     h = await harness({ blob: 'fs' });
     app = await apiFor(h);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const port = (app.server.address() as { port: number }).port;
-    const token = await mintToken(h.ctx.keys, { sub: 'ci-pipeline', tenant: TENANT, scopes: ['admin'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
-    auth = { authorization: `Bearer ${token}` };
-    cli = { STELLA_API_URL: `http://127.0.0.1:${port}`, STELLA_TOKEN: token, STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'cli-')), STELLA_TENANT: '' };
+    cli = await cliEnvFor(h, app, 'ci-pipeline');
+    auth = { authorization: `Bearer ${cli.STELLA_TOKEN}` };
     expect((await cosign('generate-key-pair')).code).toBe(0);
     expect((await cosign('generate-key-pair', '--output-key-prefix', 'other')).code).toBe(0);
     writeFileSync(join(dir, 'trusted_root.json'), JSON.stringify(EMPTY_TRUSTED_ROOT));
@@ -194,60 +201,17 @@ describe.skipIf(!haveCosign)('cosign interop (real cosign binary, stella API and
     expect(back.code, back.stderr).toBe(0);
     expect(JSON.parse(back.stdout)).toMatchObject({ id: stored.id, created: false, signer: stored.kid, format: 'sigstore-bundle' });
 
-    const asBundle = await cosign(
-      'verify-blob-attestation',
-      '--key',
-      pub,
-      '--bundle',
-      bundleFile,
-      '--new-bundle-format',
-      '--trusted-root',
-      'trusted_root.json',
-      '--type',
-      'slsaprovenance1',
-      '--insecure-ignore-tlog',
-      b.file,
-    );
+    const asBundle = await verifyBlobAttestation(pub, { bundle: bundleFile }, b.file);
     expect(asBundle.code, asBundle.out).toBe(0);
     expect(asBundle.out).toContain('Verified OK');
-    const asEnvelope = await cosign(
-      'verify-blob-attestation',
-      '--key',
-      pub,
-      '--signature',
-      envFile,
-      '--type',
-      'slsaprovenance1',
-      '--insecure-ignore-tlog',
-      b.file,
-    );
+    const asEnvelope = await verifyBlobAttestation(pub, { envelope: envFile }, b.file);
     expect(asEnvelope.code, asEnvelope.out).toBe(0);
     expect(asEnvelope.out).toContain('Verified OK');
 
     // The independent verifier is not a rubber stamp: another key, or another blob, fails.
-    const wrongKey = await cosign(
-      'verify-blob-attestation',
-      '--key',
-      'cosign.pub',
-      '--signature',
-      envFile,
-      '--type',
-      'slsaprovenance1',
-      '--insecure-ignore-tlog',
-      b.file,
-    );
+    const wrongKey = await verifyBlobAttestation('cosign.pub', { envelope: envFile }, b.file);
     expect(wrongKey.code).not.toBe(0);
-    const wrongBlob = await cosign(
-      'verify-blob-attestation',
-      '--key',
-      pub,
-      '--signature',
-      envFile,
-      '--type',
-      'slsaprovenance1',
-      '--insecure-ignore-tlog',
-      blob().file,
-    );
+    const wrongBlob = await verifyBlobAttestation(pub, { envelope: envFile }, blob().file);
     expect(wrongBlob.code).not.toBe(0);
   });
 });

@@ -1,19 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { doctorChecksOf } from '../src/app/features';
 import { runDoctor } from '../src/core/doctor';
-import { TOKEN_PURPOSE } from '../src/core/keys';
 import { evaluateGates } from '../src/core/promotion/evaluate';
 import { resolvePolicy, setPolicy } from '../src/core/promotion/policy';
 import { CYCLONEDX_BOM, SLSA_PROVENANCE_V1, type Statement } from '../src/crypto/intoto';
-import { mintToken } from '../src/crypto/tokens';
 import { sha256Digest } from '../src/lib/hash';
 import { apiFor } from './support/api';
-import { runStella } from './support/cli';
+import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
 import { BUILDER_ID, builderKey, envelopeOf, freshKey, statements, type TestKey, trustKey, waitFor } from './support/promotion';
 
@@ -53,11 +48,8 @@ describe('evidence provenance and signer policy (real Temporal, PostgreSQL, CLI)
   beforeAll(async () => {
     h = await harness({ blob: 'fs' });
     app = await apiFor(h);
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const port = (app.server.address() as { port: number }).port;
-    const token = await mintToken(h.ctx.keys, { sub: 'ci-pipeline', tenant: TENANT, scopes: ['admin'], ttlSeconds: 3600 }, { purpose: TOKEN_PURPOSE });
-    auth = { authorization: `Bearer ${token}` };
-    cli = { STELLA_API_URL: `http://127.0.0.1:${port}`, STELLA_TOKEN: token, STELLA_DATA_DIR: mkdtempSync(join(tmpdir(), 'cli-')), STELLA_TENANT: '' };
+    cli = await cliEnvFor(h, app, 'ci-pipeline');
+    auth = { authorization: `Bearer ${cli.STELLA_TOKEN}` };
     builder = await builderKey(h.ctx);
   });
   afterAll(async () => {

@@ -16,7 +16,7 @@ import { apiFor } from './support/api';
 import { waitFor } from './support/promotion';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
-import { attestLikeAPipeline, COSIGN_BIN, runCosign } from './support/cosign';
+import { attestLikeAPipeline, COSIGN_BIN, runCosign, verifyAttestation } from './support/cosign';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
 import { pushFixture, startReferrersRegistry, startRegistry, type TestRegistry } from './support/registry';
 
@@ -172,34 +172,11 @@ describe("cosign's tag scheme (docker-registry, no referrers API)", () => {
     expect(found.items).toEqual([expect.objectContaining({ source: 'cosign-tag', format: 'dsse', status: 'verified', layerDigest: attId })]);
 
     if (COSIGN_BIN) {
-      const v = await cosign([
-        'verify-attestation',
-        '--key',
-        'stella.pub',
-        '--insecure-ignore-tlog',
-        '--allow-insecure-registry',
-        '--type',
-        'cyclonedx',
-        `${repo}@${digest}`,
-      ]);
+      const v = await verifyAttestation(`${repo}@${digest}`, { cwd: work, password: PASSWORD, key: 'stella.pub', type: 'cyclonedx' });
       expect(v.code, v.stderr).toBe(0);
-      const payload = JSON.parse(Buffer.from(JSON.parse(v.stdout.trim().split('\n')[0]!).payload, 'base64').toString('utf8'));
-      expect(payload.subject[0].digest.sha256).toBe(digest.slice(7));
+      expect(v.statement!.subject[0]!.digest.sha256).toBe(digest.slice(7));
       // ...and a key that did not sign it is refused by cosign.
-      expect(
-        (
-          await cosign([
-            'verify-attestation',
-            '--key',
-            'cosign.pub',
-            '--insecure-ignore-tlog',
-            '--allow-insecure-registry',
-            '--type',
-            'cyclonedx',
-            `${repo}@${digest}`,
-          ])
-        ).code,
-      ).not.toBe(0);
+      expect((await verifyAttestation(`${repo}@${digest}`, { cwd: work, password: PASSWORD, key: 'cosign.pub', type: 'cyclonedx' })).code).not.toBe(0);
     } else console.warn('cosign binary not found (go install github.com/sigstore/cosign/v2/cmd/cosign): skipping the cosign verification');
 
     // cosign 2.6 prefers referrer bundles once there are any (then it needs --new-bundle-format and a trusted root), so this comes last.
@@ -301,23 +278,15 @@ describe('OCI 1.1 referrers (go-containerregistry registry)', () => {
           timestampAuthorities: [],
         }),
       );
-      const v = await cosign([
-        'verify-attestation',
-        '--new-bundle-format',
-        '--trusted-root',
-        'empty-root.json',
-        '--key',
-        'stella.pub',
-        '--insecure-ignore-tlog',
-        '--allow-insecure-registry',
-        '--type',
-        'cyclonedx',
-        `${repo}@${digest}`,
-      ]);
+      const v = await verifyAttestation(`${repo}@${digest}`, {
+        cwd: work,
+        password: PASSWORD,
+        key: 'stella.pub',
+        type: 'cyclonedx',
+        trustedRoot: 'empty-root.json',
+      });
       expect(v.code, v.stderr).toBe(0);
-      expect(JSON.parse(Buffer.from(JSON.parse(v.stdout.trim().split('\n')[0]!).payload, 'base64').toString('utf8')).subject[0].digest.sha256).toBe(
-        digest.slice(7),
-      );
+      expect(v.statement!.subject[0]!.digest.sha256).toBe(digest.slice(7));
     }
     const bundle = imported.items.find((i: { format: string }) => i.format === 'sigstore-bundle');
     expect(bundle, JSON.stringify(imported.items)).toMatchObject({ evidenceId: attId, created: false });

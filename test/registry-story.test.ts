@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiFor } from './support/api';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
-import { attestLikeAPipeline, COSIGN_BIN, runCosign } from './support/cosign';
+import { attestLikeAPipeline, COSIGN_BIN, runCosign, verifyAttestation } from './support/cosign';
 import { buildOciFixture, type OciFixture } from './support/oci-fixture';
 import { pushFixture, startRegistry, type TestRegistry } from './support/registry';
 
@@ -146,19 +146,9 @@ describe('the runbook story against an image in a real registry', () => {
         join(work, 'stella.pub'),
         createPublicKey({ key: rec.publicJwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string,
       );
-      const verified = await cosign([
-        'verify-attestation',
-        '--key',
-        'stella.pub',
-        '--insecure-ignore-tlog',
-        '--allow-insecure-registry',
-        '--type',
-        'cyclonedx',
-        `${repo}@${digest}`,
-      ]);
+      const verified = await verifyAttestation(`${repo}@${digest}`, { cwd: work, password: PASSWORD, key: 'stella.pub', type: 'cyclonedx' });
       expect(verified.code, verified.stderr).toBe(0);
-      const statement = JSON.parse(Buffer.from(JSON.parse(verified.stdout.trim().split('\n')[0]!).payload, 'base64').toString('utf8'));
-      expect(statement.subject[0].digest.sha256).toBe(digest.slice(7));
+      expect(verified.statement!.subject[0]!.digest.sha256).toBe(digest.slice(7));
 
       // 5. The promotion completes.
       const retried = await stella('--format', 'json', 'promotion', 'retry', id);

@@ -5,7 +5,6 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +17,7 @@ import { buildSpdx, spdxBytes } from '../src/scanner/spdx';
 import type { FastifyInstance } from 'fastify';
 import { cliEnvFor, runStella } from './support/cli';
 import { harness, type Harness } from './support/context';
-import { buildOciFixture, type OciFixture, REPO_ROOT, realSystemLayer } from './support/oci-fixture';
+import { buildOciFixture, ecosystemsLayer, type OciFixture, REPO_ROOT, realSystemLayer } from './support/oci-fixture';
 import { api } from './support/scan';
 
 /**
@@ -72,15 +71,7 @@ describe('SBOMs of real images against the official schemas', () => {
     eco = await buildOciFixture({
       archives: false,
       ref: 'eco',
-      layers: [
-        [
-          { path: 'etc/os-release', content: 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n' },
-          { path: 'var/lib/rpm/rpmdb.sqlite', content: fixture('rpmdb.sqlite') },
-          { path: 'usr/local/bin/gohello', content: gunzipSync(fixture('gohello.gz')), mode: 0o755 },
-          { path: 'usr/local/bin/rusthello', content: gunzipSync(fixture('rusthello.gz')), mode: 0o755 },
-          { path: 'opt/app/lib/commons-cli-1.6.0.jar', content: fixture('commons-cli-1.6.0.jar') },
-        ],
-      ],
+      layers: [ecosystemsLayer()],
     });
     sys = await buildOciFixture({ archives: false, ref: 'sys', layers: [await realSystemLayer()] });
     inv.eco = await inventoryImage(eco.dir);

@@ -2,12 +2,11 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import { PackageURL } from 'packageurl-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECOSYSTEMS, type Ecosystem } from '../src/scanner/detectors/types';
 import { inventoryImage } from '../src/scanner/scan';
-import { buildOciFixture, type FixtureEntry, type OciFixture, REPO_ROOT, realSystemLayer } from './support/oci-fixture';
+import { buildOciFixture, ecosystemsLayer, type FixtureEntry, type OciFixture, REPO_ROOT, realSystemLayer } from './support/oci-fixture';
 
 /**
  * Agreement with an independent scanner (issue 19): syft v1.57.2 and stella scan the same OCI
@@ -185,8 +184,6 @@ function nodeModulesEntries(): FixtureEntry[] {
 }
 
 describe.skipIf(!SYFT)(`agreement with syft v${SYFT_VERSION} per ecosystem`, () => {
-  const FIX = join(REPO_ROOT, 'test/fixtures/scanner-ecosystems');
-  const fixture = (name: string) => readFileSync(join(FIX, name));
   const images: Array<{ name: string; fx: OciFixture }> = [];
 
   beforeAll(async () => {
@@ -194,15 +191,7 @@ describe.skipIf(!SYFT)(`agreement with syft v${SYFT_VERSION} per ecosystem`, () 
       name: 'ecosystems (rpm, Go, Rust, Java)',
       fx: await buildOciFixture({
         archives: false,
-        layers: [
-          [
-            { path: 'etc/os-release', content: 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n' },
-            { path: 'var/lib/rpm/rpmdb.sqlite', content: fixture('rpmdb.sqlite') },
-            { path: 'usr/local/bin/gohello', content: gunzipSync(fixture('gohello.gz')), mode: 0o755 },
-            { path: 'usr/local/bin/rusthello', content: gunzipSync(fixture('rusthello.gz')), mode: 0o755 },
-            { path: 'opt/app/lib/commons-cli-1.6.0.jar', content: fixture('commons-cli-1.6.0.jar') },
-          ],
-        ],
+        layers: [ecosystemsLayer()],
       }),
     });
     const system = (await realSystemLayer()).filter((e) => e.path !== 'app/package-lock.json'); // syft reads lock files only in directory scans

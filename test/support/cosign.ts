@@ -47,3 +47,28 @@ export async function attestLikeAPipeline(ref: string, opts: { cwd: string; pass
     opts,
   );
 }
+
+/** The in-toto statement cosign printed, the first of its verified attestations. */
+export interface VerifiedStatement {
+  subject: { digest: Record<string, string> }[];
+  [k: string]: unknown;
+}
+
+/**
+ * `cosign verify-attestation --key <key> --type <type>` of `ref` (host/repo@digest) in a local
+ * registry without Rekor; with `trustedRoot`, the referrer bundles (`--new-bundle-format`). The
+ * result carries the first verified statement, decoded, when cosign accepted.
+ */
+export async function verifyAttestation(
+  ref: string,
+  opts: { cwd: string; password: string; key: string; type: string; trustedRoot?: string },
+): Promise<CosignResult & { statement?: VerifiedStatement }> {
+  const bundles = opts.trustedRoot ? ['--new-bundle-format', '--trusted-root', opts.trustedRoot] : [];
+  const r = await runCosign(
+    ['verify-attestation', ...bundles, '--key', opts.key, '--insecure-ignore-tlog', '--allow-insecure-registry', '--type', opts.type, ref],
+    opts,
+  );
+  if (r.code !== 0) return r;
+  const envelope = JSON.parse(r.stdout.trim().split('\n')[0]!) as { payload: string };
+  return { ...r, statement: JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) as VerifiedStatement };
+}

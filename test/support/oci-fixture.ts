@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -374,6 +375,21 @@ export function synthPackageLock(n: number): string {
     packages[`node_modules/${name}`] = { version: `${i % 4}.${i % 9}.${i % 11}`, license: 'MIT', ...(i % 6 === 0 ? { dev: true } : {}) };
   }
   return JSON.stringify({ name: 'synth-app', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2);
+}
+
+/**
+ * A layer of the committed ecosystem fixtures (test/fixtures/scanner-ecosystems): a Rocky Linux
+ * os-release and rpmdb.sqlite, a Go and a Rust executable, a Java jar.
+ */
+export function ecosystemsLayer(): FixtureEntry[] {
+  const fixture = (name: string) => readFileSync(join(REPO_ROOT, 'test/fixtures/scanner-ecosystems', name));
+  return [
+    { path: 'etc/os-release', content: 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n' },
+    { path: 'var/lib/rpm/rpmdb.sqlite', content: fixture('rpmdb.sqlite') },
+    { path: 'usr/local/bin/gohello', content: gunzipSync(fixture('gohello.gz')), mode: 0o755 },
+    { path: 'usr/local/bin/rusthello', content: gunzipSync(fixture('rusthello.gz')), mode: 0o755 },
+    { path: 'opt/app/lib/commons-cli-1.6.0.jar', content: fixture('commons-cli-1.6.0.jar') },
+  ];
 }
 
 /**
