@@ -1,13 +1,14 @@
 /**
  * The one evidence ingest: a single item is a batch of one (API upload, CLI, bulk-ingest
  * workflow, scan/attest/replay outputs). Blobs first (verified, fsynced, atomic, replica too,
- * bounded concurrency), then one transaction for the whole batch: index rows, subjects, edges
- * and Merkle leaves (one multi-row statement per table), the leaves numbered last under the
- * log's append lock, which is held only through that commit, so parallel ingests never queue
+ * bounded concurrency), then one transaction for the whole batch: index rows, subjects and edges
+ * (one multi-row statement per table), then its Merkle leaves appended under the log's append
+ * lock, which is held only through that commit, so parallel ingests never queue
  * behind each other's blob or index I/O. If the index write fails (PostgreSQL down mid-upload),
  * the blobs this call newly wrote are removed again; a crash between blobs and index leaves an
  * unindexed blob that the full verify reports and `index rebuild` adopts (re-running the ingest
- * converges); never an index row without its blob or its leaf. */
+ * converges); never an index row without its blob or its leaf.
+ */
 import { promises as fsp } from 'node:fs';
 import type { BlobStore, BlobStores } from '../../blob';
 import type { Db, DbClient } from '../../db/pool';
@@ -51,21 +52,14 @@ export async function ingestBatch(db: Db, blobs: BlobStores, inputs: readonly In
   const written = await writeBlobs(db, blobs, prepared, concurrency);
   // The index rows and their Merkle leaves commit together (one commit per batch): the log's
   // append lock is taken last, after every row of the batch is written, and held only through
-  // the commit, so concurrent batches overlap everything but the numbering and its commit.
+  // the commit, so concurrent batches overlap everything but the append and its commit.
   const keys = [...new Set(prepared.map((p) => p.key))];
   let results: IngestResult[];
   let seqOf: Map<string, number>;
   try {
     [results, seqOf] = await withTransaction(db, async (tx) => {
-      const r = await indexBatch(tx, prepared);
-      return [
-        r,
-        await numberLeaves(
-          tx,
-          keys,
-          r.some((x) => x.created),
-        ),
-      ] as const;
+      const { results, leaves } = await indexBatch(tx, prepared);
+      return [results, await appendLeaves(tx, keys, leaves)] as const;
     });
   } catch (e) {
     await removeWritten(blobs, written);
@@ -229,7 +223,7 @@ async function presentKeys(db: Db, prepared: Prepared[]): Promise<Set<string>> {
 }
 
 /** Index rows, revivals, subjects, edges and log leaves of one batch, inside `tx`. */
-async function indexBatch(tx: DbClient, prepared: Prepared[]): Promise<IngestResult[]> {
+async function indexBatch(tx: DbClient, prepared: Prepared[]): Promise<{ results: IngestResult[]; leaves: NewLeaf[] }> {
   const unique = new Map<string, Prepared>();
   for (const p of prepared) if (!unique.has(p.key)) unique.set(p.key, p);
   const inOrder = [...unique.values()];
@@ -238,13 +232,13 @@ async function indexBatch(tx: DbClient, prepared: Prepared[]): Promise<IngestRes
   const notCreated = rows.filter((r) => !createdAt.has(r.key));
   await revivePurged(tx, notCreated);
   await insertSubjectsAndEdges(tx, prepared);
-  await insertPendingLeaves(tx, inOrder, createdAt);
   const seen = new Set<string>();
-  return prepared.map((p) => {
+  const results = prepared.map((p) => {
     const created = createdAt.has(p.key) && !seen.has(p.key);
     seen.add(p.key);
     return { id: p.id, size: p.size, created, alreadyPresent: !created, logSeq: null };
   });
+  return { results, leaves: newLeaves(inOrder, createdAt) };
 }
 
 /** Inserts the rows not yet indexed; returns their creation times by key. */
@@ -293,42 +287,51 @@ async function insertSubjectsAndEdges(tx: DbClient, prepared: Prepared[]): Promi
   }
 }
 
-/** Merkle log leaves of the new rows, in input order, waiting for their seq (no lock taken). */
-async function insertPendingLeaves(tx: DbClient, inOrder: Prepared[], createdAt: Map<string, string>): Promise<void> {
-  const fresh = inOrder.filter((p) => createdAt.has(p.key));
-  if (!fresh.length) return;
-  const leaves = fresh.map((p) => evidenceLeaf({ id: p.id, kind: p.input.kind, subjects: p.input.subjects, tenant: p.tenant, time: createdAt.get(p.key)! }));
-  await tx.query(
-    `INSERT INTO evidence_log_pending (tenant_id, item_id, leaf, leaf_hash)
-     SELECT t, id, leaf, h FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS x(t, id, leaf, h, ord) ORDER BY ord`,
-    [fresh.map((p) => p.tenant), fresh.map((p) => p.id), leaves, leaves.map((l) => leafHash(l))],
-  );
+/** A new row's Merkle leaf, to be appended to the log. */
+interface NewLeaf {
+  tenant: string;
+  id: string;
+  leaf: Buffer;
+}
+
+/** The Merkle log leaves of the rows just created, in input order. */
+function newLeaves(inOrder: Prepared[], createdAt: Map<string, string>): NewLeaf[] {
+  return inOrder
+    .filter((p) => createdAt.has(p.key))
+    .map((p) => ({
+      tenant: p.tenant,
+      id: p.id,
+      leaf: evidenceLeaf({ id: p.id, kind: p.input.kind, subjects: p.input.subjects, tenant: p.tenant, time: createdAt.get(p.key)! }),
+    }));
 }
 
 /** The log's append lock (an advisory lock: waiting for it writes nothing, unlike a row lock). */
 const LOG_APPEND_LOCK = 0x5354_4c4c; // "STLL"
 
 /**
- * Numbers every waiting leaf (dense seqs after log_state.size, in the order they were queued)
- * under the log's append lock, inside `tx`: the batch's own leaves and any an earlier version
- * left waiting after a crash between its two commits. `expectMine`: the batch just queued leaves
- * of `mine`, so the lock is taken without asking first; otherwise only when one of `mine` still
- * waits (an idempotent re-run takes no lock). Returns the seq each leaf numbered here got (by
- * `tenant NUL id`).
+ * Appends the batch's new leaves to the log under its append lock, inside `tx` (dense seqs after
+ * log_state.size, in input order), after any leaves an earlier version left waiting in
+ * evidence_log_pending (a crash between its two commits). A batch with no new leaf takes the lock
+ * only when one of `mine` (its `tenant NUL id` keys) still waits there, so an idempotent re-run
+ * takes none. Returns the seq each leaf appended here got (by `tenant NUL id`).
  */
-async function numberLeaves(tx: DbClient, mine: readonly string[], expectMine: boolean): Promise<Map<string, number>> {
-  if (!expectMine && !(await anyPending(tx, mine))) return new Map();
+async function appendLeaves(tx: DbClient, mine: readonly string[], fresh: readonly NewLeaf[]): Promise<Map<string, number>> {
+  if (!fresh.length && !(await anyPending(tx, mine))) return new Map();
   await tx.query('SELECT pg_advisory_xact_lock($1)', [LOG_APPEND_LOCK]);
   const r = await tx.query<{ tenant_id: string; item_id: string; seq: string }>(
     `WITH base AS (SELECT size FROM log_state WHERE id),
           moved AS (DELETE FROM evidence_log_pending RETURNING n, tenant_id, item_id, leaf, leaf_hash),
+          queued AS (SELECT 0 AS src, n AS ord, tenant_id, item_id, leaf, leaf_hash FROM moved
+                     UNION ALL
+                     SELECT 1, x.ord, x.t, x.id, x.leaf, x.h FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) WITH ORDINALITY AS x(t, id, leaf, h, ord)),
           ins AS (INSERT INTO evidence_log (seq, tenant_id, item_id, leaf, leaf_hash)
-                  SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY n) - 1, m.tenant_id, m.item_id, m.leaf, m.leaf_hash FROM moved m
+                  SELECT (SELECT size FROM base) + row_number() OVER (ORDER BY q.src, q.ord) - 1, q.tenant_id, q.item_id, q.leaf, q.leaf_hash FROM queued q
                    -- an item that already has its leaf (its row was re-created) keeps that one
-                   WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = m.tenant_id AND l.item_id = m.item_id)
+                   WHERE NOT EXISTS (SELECT 1 FROM evidence_log l WHERE l.tenant_id = q.tenant_id AND l.item_id = q.item_id)
                   RETURNING seq, tenant_id, item_id),
           upd AS (UPDATE log_state SET size = (SELECT size FROM base) + (SELECT count(*) FROM ins) WHERE id AND EXISTS (SELECT 1 FROM ins) RETURNING size)
      SELECT tenant_id, item_id, seq FROM ins, upd`,
+    [fresh.map((l) => l.tenant), fresh.map((l) => l.id), fresh.map((l) => l.leaf), fresh.map((l) => leafHash(l.leaf))],
   );
   return new Map(r.rows.map((x) => [keyOf(x.tenant_id, x.item_id), Number(x.seq)]));
 }
